@@ -1,0 +1,68 @@
+// `npm run bench`: whole-process timings of the CLI, each measured beside the
+// bare `node` start-up it cannot beat, in the same run, and reported as a ratio.
+// Figures are medians of interleaved runs after a warm-up; goals come from the issues.
+
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 25);
+const node = process.execPath;
+const fixture = 'test/fixtures/hosts/i5-8500t-gvt';
+
+interface Case {
+  name: string;
+  args: string[];
+  goalMs?: number;
+}
+
+const peer: Case = { name: 'node -e 0 (bare start-up, the peer)', args: ['-e', '0'] };
+const cases: Case[] = [
+  { name: 'igpu-split --help', args: ['bin/igpu-split.js', '--help'], goalMs: 150 },
+  {
+    name: 'igpu-split doctor --root <fixture>',
+    args: ['bin/igpu-split.js', 'doctor', '--root', fixture],
+    goalMs: 400,
+  },
+  {
+    name: 'igpu-split doctor --root <fixture> --json',
+    args: ['bin/igpu-split.js', 'doctor', '--root', fixture, '--json'],
+    goalMs: 400,
+  },
+];
+
+function once(args: string[]): number {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(node, args, { stdio: 'ignore' });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0 && result.status !== 1)
+    throw new Error(`${args.join(' ')} exited ${result.status}`);
+  return ms;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+};
+
+const all = [peer, ...cases];
+for (const c of all) once(c.args); // warm-up: page cache, compile cache
+const samples = new Map<Case, number[]>(all.map((c) => [c, []]));
+for (let i = 0; i < RUNS; i++) for (const c of all) samples.get(c)?.push(once(c.args));
+
+const peerMs = median(samples.get(peer) ?? []);
+console.log(
+  `igpu-split bench — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${RUNS} runs each\n`,
+);
+console.log('| command | median ms | ratio to bare node | goal |');
+console.log('|---|---:|---:|---|');
+console.log(`| ${peer.name} | ${peerMs.toFixed(1)} | 1.00 | |`);
+let missed = 0;
+for (const c of cases) {
+  const ms = median(samples.get(c) ?? []);
+  const met = c.goalMs === undefined || ms <= c.goalMs;
+  if (!met) missed++;
+  console.log(
+    `| ${c.name} | ${ms.toFixed(1)} | ${(ms / peerMs).toFixed(2)} | ≤ ${c.goalMs} ms ${met ? 'met' : 'MISSED'} |`,
+  );
+}
+console.log(missed === 0 ? '\nall goals met' : `\n${missed} goal(s) missed`);

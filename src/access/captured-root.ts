@@ -1,0 +1,138 @@
+// A host read from a captured tree (`--root DIR`): host paths resolve under DIR,
+// symbolic links resolve inside DIR as they would on the host, and nothing runs.
+
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { TargetError } from '../core/errors.ts';
+import { type DirEntry, type EntryType, type HostAccess, HostError, type HostErrorCode } from './host.ts';
+
+const MAX_LINK_HOPS = 40;
+
+export class CapturedRoot implements HostAccess {
+  readonly target: string;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = posix.resolve(root);
+    this.target = this.root === '/' ? 'localhost' : `root:${this.root}`;
+  }
+
+  /** Fails with a clear message when DIR is not a directory at all. */
+  async open(): Promise<this> {
+    const info = await lstat(this.root).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new TargetError(`${this.root} is not a directory`, {
+        target: this.target,
+        fix: 'point --root at the unpacked capture (the folder that holds proc/ and sys/)',
+      });
+    }
+    return this;
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const real = await this.resolve(path, true);
+    return readFile(real).catch((error: unknown) => {
+      throw toHostError(error, path);
+    });
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    const real = await this.resolve(path, true);
+    const entries = await readdir(real, { withFileTypes: true }).catch((error: unknown) => {
+      throw toHostError(error, path);
+    });
+    return entries
+      .map((entry) => ({ name: entry.name, type: entryTypeOf(entry) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async readLink(path: string): Promise<string> {
+    const real = await this.resolve(path, false);
+    return readlink(real).catch((error: unknown) => {
+      throw toHostError(error, path);
+    });
+  }
+
+  async entryType(path: string): Promise<EntryType | undefined> {
+    try {
+      const info = await lstat(await this.resolve(path, false));
+      return entryTypeOf(info);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async run(command: string): Promise<never> {
+    throw new HostError('EUNSUPPORTED', '', `a captured tree cannot run commands (asked: ${command})`);
+  }
+
+  async writeFileAtomic(path: string, _data: string | Buffer): Promise<never> {
+    throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
+  }
+
+  async close(): Promise<void> {}
+
+  /**
+   * Maps a host path to a path under the root, following links inside the root
+   * (absolute link targets are taken relative to the root, never the real /).
+   * The last component is followed only when `followLast` is set.
+   */
+  private async resolve(hostPath: string, followLast: boolean): Promise<string> {
+    if (!hostPath.startsWith('/'))
+      throw new HostError('ENOENT', hostPath, `not an absolute path: ${hostPath}`);
+    let pending = hostPath.split('/').filter(Boolean);
+    let resolved: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift() as string;
+      if (part === '.') continue;
+      if (part === '..') {
+        resolved.pop();
+        continue;
+      }
+      const candidate = [...resolved, part];
+      const isLast = pending.length === 0;
+      if (isLast && !followLast) {
+        resolved = candidate;
+        break;
+      }
+      const real = posix.join(this.root, ...candidate);
+      const info = await lstat(real).catch(() => undefined);
+      if (info?.isSymbolicLink()) {
+        if (++hops > MAX_LINK_HOPS)
+          throw new HostError('EIO', hostPath, `too many symbolic links in ${hostPath}`);
+        const link = await readlink(real);
+        if (link.startsWith('/')) resolved = [];
+        pending = [...link.split('/').filter(Boolean), ...pending];
+        continue;
+      }
+      resolved = candidate;
+    }
+    return posix.join(this.root, ...resolved);
+  }
+}
+
+function entryTypeOf(info: {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}): EntryType {
+  if (info.isSymbolicLink()) return 'link';
+  if (info.isDirectory()) return 'dir';
+  if (info.isFile()) return 'file';
+  return 'other';
+}
+
+const errnoCodes: Record<string, HostErrorCode> = {
+  ENOENT: 'ENOENT',
+  ENOTDIR: 'ENOTDIR',
+  EACCES: 'EACCES',
+  EPERM: 'EACCES',
+  EISDIR: 'EISDIR',
+};
+
+function toHostError(error: unknown, path: string): HostError {
+  const code = errnoCodes[(error as NodeJS.ErrnoException).code ?? ''] ?? 'EIO';
+  const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(error);
+  return new HostError(code, path, `${path}: ${reason}`, error);
+}

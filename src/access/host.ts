@@ -1,0 +1,58 @@
+// "A host we can read and later change". Everything that touches a Proxmox host
+// goes through this interface, so the same gather/plan/apply code runs against a
+// captured tree, a live host over SSH, or a test host.
+
+export type EntryType = 'file' | 'dir' | 'link' | 'other';
+
+export interface DirEntry {
+  name: string;
+  type: EntryType;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface WriteOptions {
+  /** Mode for a new file; an existing file keeps its mode and owner. */
+  mode?: number;
+}
+
+/** Why a host operation failed, in the errno vocabulary both fs and SFTP map onto. */
+export type HostErrorCode = 'ENOENT' | 'EACCES' | 'ENOTDIR' | 'EISDIR' | 'EUNSUPPORTED' | 'EIO';
+
+export class HostError extends Error {
+  readonly code: HostErrorCode;
+  readonly path: string;
+  constructor(code: HostErrorCode, path: string, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'HostError';
+    this.code = code;
+    this.path = path;
+  }
+}
+
+export interface HostAccess {
+  /** How messages name this host, e.g. `ssh://root@pve1:22` or `root:/tmp/capture`. */
+  readonly target: string;
+  /** Reads a whole file (also /proc and /sys files whose size reads as 0 or 4096). */
+  readFile(path: string): Promise<Buffer>;
+  /** Entries of a directory, without `.` and `..`, sorted by name. */
+  list(path: string): Promise<DirEntry[]>;
+  /** Target of a symbolic link, as stored. */
+  readLink(path: string): Promise<string>;
+  /** What is at `path` (links are not followed), or undefined when nothing is. */
+  entryType(path: string): Promise<EntryType | undefined>;
+  /** Runs a shell command; rejects with EUNSUPPORTED where nothing can be executed. */
+  run(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult>;
+  /** Temp file + fsync + rename next to `path`, keeping an existing file's mode and owner. */
+  writeFileAtomic(path: string, data: string | Buffer, options?: WriteOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** True when the error says the path is simply not there. */
+export function isMissing(error: unknown): boolean {
+  return error instanceof HostError && (error.code === 'ENOENT' || error.code === 'ENOTDIR');
+}

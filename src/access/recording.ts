@@ -1,0 +1,58 @@
+// Wraps a HostAccess and remembers what was read, so `capture` packs exactly the
+// files a gather looked at and nothing else.
+
+import type { CommandResult, DirEntry, EntryType, HostAccess } from './host.ts';
+
+export interface Recorded {
+  files: Map<string, Buffer>;
+  links: Map<string, string>;
+  dirs: Map<string, DirEntry[]>;
+  entries: Map<string, EntryType>;
+}
+
+export class RecordingHost implements HostAccess {
+  readonly target: string;
+  readonly recorded: Recorded = { files: new Map(), links: new Map(), dirs: new Map(), entries: new Map() };
+  private readonly inner: HostAccess;
+
+  constructor(inner: HostAccess) {
+    this.inner = inner;
+    this.target = inner.target;
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const data = await this.inner.readFile(path);
+    this.recorded.files.set(path, data);
+    return data;
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    const entries = await this.inner.list(path);
+    this.recorded.dirs.set(path, entries);
+    return entries;
+  }
+
+  async readLink(path: string): Promise<string> {
+    const target = await this.inner.readLink(path);
+    this.recorded.links.set(path, target);
+    return target;
+  }
+
+  async entryType(path: string): Promise<EntryType | undefined> {
+    const type = await this.inner.entryType(path);
+    if (type) this.recorded.entries.set(path, type);
+    return type;
+  }
+
+  run(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult> {
+    return this.inner.run(command, options);
+  }
+
+  writeFileAtomic(): Promise<void> {
+    throw new Error('a recording host is read-only');
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

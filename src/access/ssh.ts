@@ -1,0 +1,335 @@
+// A live host over SSH (ssh2). One connection per host, reused for every read and
+// command; files move over one SFTP session so reads pipeline and writes can be
+// made atomic (temp file, fsync, rename) without a shell on the far side.
+
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { posix } from 'node:path';
+import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { TargetError } from '../core/errors.ts';
+import {
+  type CommandResult,
+  type DirEntry,
+  type EntryType,
+  type HostAccess,
+  HostError,
+  type WriteOptions,
+} from './host.ts';
+import {
+  fingerprint,
+  keyTypeOf,
+  knownHostName,
+  knownHostsLine,
+  knownKeyTypes,
+  parseKnownHosts,
+  verifyHostKey,
+} from './known-hosts.ts';
+import { parseSshTarget, type SshTarget } from './target.ts';
+
+export interface SshOptions {
+  /** ssh://user@host[:port] */
+  url: string;
+  /** Private key file; otherwise keys come from ssh-agent ($SSH_AUTH_SOCK). */
+  identityFile?: string;
+  /** Default ~/.ssh/known_hosts. */
+  knownHostsFile?: string;
+  /** Trust and record a host key we have never seen (never a changed one). */
+  acceptNewHostKey?: boolean;
+  agentSocket?: string;
+  connectTimeoutMs?: number;
+}
+
+// SFTP status codes (draft-ietf-secsh-filexfer-02, section 7).
+const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
+const READ_CHUNK = 32 * 1024;
+
+export async function connectSsh(options: SshOptions): Promise<SshHost> {
+  const target = parseSshTarget(options.url);
+  const knownHostsFile = options.knownHostsFile ?? posix.join(homedir(), '.ssh', 'known_hosts');
+  const knownText = await readFile(knownHostsFile, 'utf8').catch(() => '');
+  const known = parseKnownHosts(knownText);
+  const name = knownHostName(target.host, target.port);
+
+  const config: ConnectConfig = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    readyTimeout: options.connectTimeoutMs ?? 15_000,
+    keepaliveInterval: 15_000,
+  };
+  const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
+  if (agent) config.agent = agent;
+  if (options.identityFile) {
+    config.privateKey = await readFile(options.identityFile).catch((error: unknown) => {
+      throw new TargetError(
+        `cannot read identity file ${options.identityFile}: ${(error as Error).message}`,
+        {
+          target: target.url,
+          fix: 'pass --identity with a readable private key file',
+        },
+      );
+    });
+  }
+  if (!agent && !options.identityFile) {
+    throw new TargetError('no SSH key available', {
+      target: target.url,
+      fix: 'start ssh-agent and add your key (ssh-add), or pass --identity FILE',
+    });
+  }
+  // Ask the server for a key type we can check, as OpenSSH does.
+  const types = knownKeyTypes(known, name);
+  if (types.length > 0) config.algorithms = { serverHostKey: types as never };
+
+  let refusal: TargetError | undefined;
+  let newKey: Buffer | undefined;
+  config.hostVerifier = (key: Buffer): boolean => {
+    const verdict = verifyHostKey(known, name, key);
+    const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
+    if (verdict.kind === 'match') return true;
+    if (verdict.kind === 'unknown' && options.acceptNewHostKey) {
+      newKey = key;
+      return true;
+    }
+    refusal =
+      verdict.kind === 'unknown'
+        ? new TargetError(`host key not known (offered ${offered})`, {
+            target: target.url,
+            fix: `check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then rerun with --accept-new-host-key or add it to ${knownHostsFile}`,
+          })
+        : verdict.kind === 'revoked'
+          ? new TargetError(
+              `host key is marked @revoked in ${knownHostsFile}:${verdict.line} (offered ${offered})`,
+              {
+                target: target.url,
+                fix: 'the host must get a new key; do not connect until it has one',
+              },
+            )
+          : new TargetError(
+              `host key changed: offered ${offered}, ${knownHostsFile}:${verdict.line} has ${verdict.knownFingerprint}`,
+              {
+                target: target.url,
+                fix: `if the host was reinstalled, remove the old key (ssh-keygen -R '${name}') and reconnect; otherwise treat this as an attack`,
+              },
+            );
+    return false;
+  };
+
+  const client = new Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', (error: Error & { level?: string; code?: string }) => {
+      reject(refusal ?? describeConnectError(error, target, config.readyTimeout ?? 0));
+    });
+    client.connect(config);
+  });
+  if (newKey) {
+    await mkdir(posix.dirname(knownHostsFile), { recursive: true, mode: 0o700 });
+    const prefix = knownText === '' || knownText.endsWith('\n') ? '' : '\n';
+    await appendFile(knownHostsFile, `${prefix}${knownHostsLine(name, newKey)}\n`, { mode: 0o600 });
+  }
+  return new SshHost(client, target);
+}
+
+function describeConnectError(
+  error: Error & { level?: string; code?: string },
+  target: SshTarget,
+  timeoutMs: number,
+) {
+  const where = `${target.host}:${target.port}`;
+  if (error.level === 'client-authentication') {
+    return new TargetError(`authentication failed for user ${target.user}`, {
+      target: target.url,
+      fix: `make sure the key in ssh-agent or --identity is in ~${target.user}/.ssh/authorized_keys on the host`,
+    });
+  }
+  if (error.level === 'client-timeout' || error.code === 'ETIMEDOUT') {
+    return new TargetError(`no SSH answer from ${where} within ${Math.round(timeoutMs / 1000)} s`, {
+      target: target.url,
+      fix: 'check that the host is up and the address and port are right',
+    });
+  }
+  if (error.code === 'ECONNREFUSED') {
+    return new TargetError(`connection refused by ${where}`, {
+      target: target.url,
+      fix: 'check that sshd runs on the host and listens on that port',
+    });
+  }
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
+    return new TargetError(`cannot resolve host name ${target.host}`, {
+      target: target.url,
+      fix: 'check the name, or use the address',
+    });
+  }
+  return new TargetError(`SSH connection failed: ${error.message}`, {
+    target: target.url,
+    fix: 'check the host address, port and network path',
+  });
+}
+
+export class SshHost implements HostAccess {
+  readonly target: string;
+  private readonly client: Client;
+  private sftpSession: Promise<SFTPWrapper> | undefined;
+
+  constructor(client: Client, target: SshTarget) {
+    this.client = client;
+    this.target = target.url;
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    this.sftpSession ??= new Promise((resolve, reject) => {
+      this.client.sftp((error, sftp) => {
+        if (error)
+          reject(new HostError('EIO', '', `cannot open SFTP on ${this.target}: ${error.message}`, error));
+        else resolve(sftp);
+      });
+    });
+    return this.sftpSession;
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const sftp = await this.sftp();
+    const handle = await call<Buffer>((cb) => sftp.open(path, 'r', cb), path);
+    try {
+      // Read until EOF: /proc and /sys files report sizes of 0 or 4096 that mean nothing.
+      const chunks: Buffer[] = [];
+      let position = 0;
+      for (;;) {
+        const buffer = Buffer.alloc(READ_CHUNK);
+        const bytes = await new Promise<number>((resolve, reject) => {
+          sftp.read(handle, buffer, 0, READ_CHUNK, position, (error, count) => {
+            // ssh2 reports EOF as an error with code 1 (SSH_FX_EOF).
+            if (error && (error as { code?: number }).code === 1) resolve(0);
+            else if (error) reject(toHostError(error, path));
+            else resolve(count);
+          });
+        });
+        if (bytes === 0) break;
+        chunks.push(buffer.subarray(0, bytes));
+        position += bytes;
+      }
+      return Buffer.concat(chunks);
+    } finally {
+      await call<void>((cb) => sftp.close(handle, cb), path).catch(() => undefined);
+    }
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    const sftp = await this.sftp();
+    const entries = await call<{ filename: string; attrs: { mode: number } }[]>(
+      (cb) => sftp.readdir(path, cb),
+      path,
+    );
+    return entries
+      .filter((entry) => entry.filename !== '.' && entry.filename !== '..')
+      .map((entry) => ({ name: entry.filename, type: typeOfMode(entry.attrs.mode) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async readLink(path: string): Promise<string> {
+    const sftp = await this.sftp();
+    return call<string>((cb) => sftp.readlink(path, cb), path);
+  }
+
+  async entryType(path: string): Promise<EntryType | undefined> {
+    const sftp = await this.sftp();
+    try {
+      const stats = await call<{ mode: number }>((cb) => sftp.lstat(path, cb), path);
+      return typeOfMode(stats.mode);
+    } catch {
+      return undefined;
+    }
+  }
+
+  run(command: string, options: { stdin?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (error, stream) => {
+        if (error)
+          return reject(new HostError('EIO', '', `cannot run a command on ${this.target}: ${error.message}`));
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        const timer =
+          options.timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                stream.close();
+                reject(
+                  new HostError(
+                    'EIO',
+                    '',
+                    `command timed out after ${options.timeoutMs} ms on ${this.target}`,
+                  ),
+                );
+              }, options.timeoutMs);
+        stream.on('data', (chunk: Buffer) => out.push(chunk));
+        stream.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+        stream.on('close', (code: number | null) => {
+          if (timer) clearTimeout(timer);
+          resolve({
+            code: code ?? -1,
+            stdout: Buffer.concat(out).toString(),
+            stderr: Buffer.concat(err).toString(),
+          });
+        });
+        if (options.stdin !== undefined) stream.end(options.stdin);
+        else stream.end();
+      });
+    });
+  }
+
+  async writeFileAtomic(path: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    const sftp = await this.sftp();
+    const existing = await call<{ mode: number; uid: number; gid: number }>(
+      (cb) => sftp.stat(path, cb),
+      path,
+    ).catch(() => undefined);
+    const temp = posix.join(
+      posix.dirname(path),
+      `.${posix.basename(path)}.igpu-split-${randomBytes(4).toString('hex')}`,
+    );
+    const mode = existing ? existing.mode & 0o7777 : (options.mode ?? 0o644);
+    const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode }, cb), temp);
+    try {
+      const body = typeof data === 'string' ? Buffer.from(data) : data;
+      await call<void>((cb) => sftp.write(handle, body, 0, body.length, 0, cb), temp);
+      if (existing) await call<void>((cb) => sftp.fchown(handle, existing.uid, existing.gid, cb), temp);
+      await call<void>((cb) => sftp.fchmod(handle, mode, cb), temp);
+      await call<unknown>((cb) => sftp.ext_openssh_fsync(handle, cb), temp);
+      await call<void>((cb) => sftp.close(handle, cb), temp);
+      await call<void>((cb) => sftp.ext_openssh_rename(temp, path, cb), path);
+    } catch (error) {
+      await call<void>((cb) => sftp.unlink(temp, cb), temp).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.end();
+  }
+}
+
+function typeOfMode(mode: number): EntryType {
+  const kind = mode & 0o170000;
+  if (kind === 0o040000) return 'dir';
+  if (kind === 0o120000) return 'link';
+  if (kind === 0o100000) return 'file';
+  return 'other';
+}
+
+function toHostError(error: Error & { code?: number }, path: string): HostError {
+  if (error.code === SFTP_NO_SUCH_FILE) return new HostError('ENOENT', path, `${path}: no such file`, error);
+  if (error.code === SFTP_PERMISSION_DENIED)
+    return new HostError('EACCES', path, `${path}: permission denied`, error);
+  return new HostError('EIO', path, `${path}: ${error.message}`, error);
+}
+
+function call<T>(
+  start: (callback: (error: Error | undefined | null, value: T) => void) => void,
+  path: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    start((error, value) => (error ? reject(toHostError(error, path)) : resolve(value)));
+  });
+}

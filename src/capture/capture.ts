@@ -1,0 +1,82 @@
+// `capture`: the exact files `doctor` reads, packed so `doctor --root` on the
+// unpacked tree gives the same answer. Nothing else goes in: no other files, no
+// owners, no timestamps beyond the archive's own.
+
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { create } from 'tar';
+import type { HostAccess } from '../access/host.ts';
+import { type Recorded, RecordingHost } from '../access/recording.ts';
+import { gatherHostFacts } from '../host/gather.ts';
+
+export interface CaptureResult {
+  /** Folder name inside the archive. */
+  folder: string;
+  files: number;
+}
+
+export const MANIFEST = 'igpu-split-capture.json';
+
+export async function captureHost(
+  host: HostAccess,
+  outFile: string,
+  toolVersion: string,
+): Promise<CaptureResult> {
+  const recording = new RecordingHost(host);
+  await gatherHostFacts(recording);
+  const folder = 'igpu-split-capture';
+  const work = await mkdtemp(join(tmpdir(), 'igpu-split-capture-'));
+  try {
+    const root = join(work, folder);
+    const files = await materialize(recording.recorded, root);
+    const manifest = {
+      tool: 'igpu-split',
+      version: toolVersion,
+      target: host.target,
+      capturedAt: new Date().toISOString(),
+      files,
+    };
+    await writeFile(join(root, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    await create({ gzip: true, file: outFile, cwd: work, portable: true }, [folder]);
+    return { folder, files: files.length };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Writes the recorded reads as a tree under `root`; returns the host paths written. */
+async function materialize(recorded: Recorded, root: string): Promise<string[]> {
+  const under = (path: string) => join(root, ...path.split('/').filter(Boolean));
+  const dirs = new Set<string>();
+  // Listed entries and existence checks become empty folders (or files) unless read below;
+  // sysfs links we did not read through are stored as plain folders.
+  for (const [dir, entries] of recorded.dirs) {
+    dirs.add(dir);
+    for (const entry of entries) if (entry.type !== 'file') dirs.add(posix.join(dir, entry.name));
+  }
+  for (const [path, type] of recorded.entries) if (type !== 'file') dirs.add(path);
+  for (const path of [...recorded.files.keys(), ...recorded.links.keys()]) dirs.delete(path);
+  for (const dir of [...dirs].sort()) await mkdir(under(dir), { recursive: true });
+
+  const written: string[] = [];
+  for (const [path, data] of recorded.files) {
+    await mkdir(posix.dirname(under(path)), { recursive: true });
+    await writeFile(under(path), data);
+    written.push(path);
+  }
+  for (const [path, type] of recorded.entries) {
+    if (type === 'file' && !recorded.files.has(path)) {
+      // Existence is all we used (e.g. the ACPI DMAR table): an empty file says as much.
+      await mkdir(posix.dirname(under(path)), { recursive: true });
+      await writeFile(under(path), '');
+      written.push(path);
+    }
+  }
+  for (const [path, target] of recorded.links) {
+    await mkdir(posix.dirname(under(path)), { recursive: true });
+    await symlink(target, under(path));
+    written.push(path);
+  }
+  return written.sort();
+}

@@ -1,0 +1,30 @@
+// igpu-split capture: pack the files doctor reads, for a bug report.
+
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+
+export function registerCapture(program: Command, version: string): void {
+  const command = program
+    .command('capture')
+    .description(
+      'pack exactly the files doctor reads into a .tar.gz (for bug reports; `doctor --root` reads it back)',
+    )
+    .requiredOption('--out <file>', 'archive to write, e.g. pve1.tar.gz');
+  addHostOptions(command, true).action(async (options: HostOptions & { out: string }) => {
+    if (!/\.(tar\.gz|tgz)$/.test(options.out)) {
+      throw new UsageError(`--out must name a .tar.gz file, not ${options.out}`);
+    }
+    const { captureHost } = await import('../capture/capture.ts');
+    const host = await openHost(options);
+    try {
+      const result = await captureHost(host, options.out, version);
+      process.stdout.write(
+        `captured ${result.files} files from ${host.target} into ${options.out}\n` +
+          `read it back with: tar xzf ${options.out} && igpu-split doctor --root ${result.folder}\n`,
+      );
+    } finally {
+      await host.close();
+    }
+  });
+}

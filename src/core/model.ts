@@ -1,0 +1,49 @@
+// The shape every layer shares so one engine can run them all:
+//   gather (facts, no side effects) → plan (steps) → apply (run steps) → verify (checks).
+// Only `gather` and `verify` have users yet (doctor); plan/apply arrive with the host layer.
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+
+/** One verdict line: what was checked, what we saw, and what to do when it is not a pass. */
+export interface Check {
+  /** Stable dotted id, e.g. `gvt.enabled`; scripts may match on it. */
+  id: string;
+  status: CheckStatus;
+  /** What we saw, in one line, naming the file or value it came from. */
+  evidence: string;
+  /** What to change; present whenever status is not `pass`. */
+  fix?: string;
+}
+
+/** What a step disturbs while it runs; the engine orders drains and reboots from this. */
+export type Disturbance = 'host-reboot' | 'vm-restart' | 'node-drain';
+
+export interface Step {
+  /** Stable id, unique within a plan, e.g. `host/pve1/kernel-cmdline`. */
+  id: string;
+  /** The host, VM, guest or cluster object the step acts on. */
+  target: string;
+  description: string;
+  /** Unified diff when the step edits a file or a config. */
+  diff?: string;
+  disturbs: Disturbance[];
+  /** Ids of steps that must finish first. */
+  needs: string[];
+}
+
+/** A layer of the chain (host, mapping, vm, guest, cluster). */
+export interface Layer<Facts, Desired> {
+  readonly name: string;
+  gather(): Promise<Facts>;
+  plan(desired: Desired, facts: Facts): Step[];
+  apply(steps: readonly Step[]): Promise<void>;
+  verify(facts: Facts): Check[];
+}
+
+const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
+
+export function worstStatus(checks: readonly Check[]): CheckStatus {
+  let worst: CheckStatus = 'pass';
+  for (const check of checks) if (severity[check.status] > severity[worst]) worst = check.status;
+  return worst;
+}

@@ -1,0 +1,82 @@
+// Host facts: everything the host layer plans from, read without side effects.
+// This is the stable shape `doctor --json` reports on; keep additions backwards compatible.
+
+export interface CpuFacts {
+  vendor: string;
+  family: number;
+  model: number;
+  stepping: number | undefined;
+  modelName: string;
+  /** VT-x (Intel `vmx`) or AMD-V (`svm`) offered to the kernel. */
+  vmx: boolean;
+  svm: boolean;
+  logicalCpus: number;
+}
+
+export interface MdevTypeFacts {
+  /** Directory name under mdev_supported_types, e.g. `i915-GVTg_V5_4`. */
+  id: string;
+  /** The `name` attribute, e.g. `GVTg_V5_4`. */
+  name: string | undefined;
+  lowGmMiB: number | undefined;
+  highGmMiB: number | undefined;
+  fences: number | undefined;
+  resolution: string | undefined;
+  weight: number | undefined;
+  availableInstances: number | undefined;
+  /** Mediated devices of this type that exist now (entries of its `devices/`). */
+  instancesInUse: number;
+}
+
+export interface DisplayDeviceFacts {
+  /** `0000:00:02.0` */
+  bdf: string;
+  vendorId: number;
+  deviceId: number;
+  subsystemVendorId: number | undefined;
+  subsystemDeviceId: number | undefined;
+  classCode: number;
+  driver: string | undefined;
+  iommuGroup: number | undefined;
+  /** BAR 2 (GMADR) of an Intel iGPU: the CPU-visible graphics aperture. */
+  apertureBytes: number | undefined;
+  mdevTypes: MdevTypeFacts[];
+  sriov: { totalVfs: number; numVfs: number } | undefined;
+  /** True for SR-IOV virtual functions (they carry a `physfn` link). */
+  virtualFunction: boolean;
+}
+
+export interface IommuFacts {
+  /** ACPI DMAR (Intel VT-d) or IVRS (AMD-Vi) table present: the firmware offers an IOMMU. */
+  firmwareTable: 'DMAR' | 'IVRS' | undefined;
+  /** Entries of /sys/class/iommu, e.g. dmar0: the kernel runs the IOMMU. */
+  units: string[];
+  groupCount: number;
+}
+
+export type BootloaderFacts =
+  | { kind: 'grub'; files: { path: string; content: string }[] }
+  | { kind: 'systemd-boot'; espUuids: string[]; cmdline: string | undefined }
+  | { kind: 'unknown' };
+
+export interface HostFacts {
+  target: string;
+  kernelRelease: string | undefined;
+  /** /proc/cmdline: what the running kernel was booted with. */
+  cmdline: string | undefined;
+  cpu: CpuFacts | undefined;
+  displayDevices: DisplayDeviceFacts[];
+  iommu: IommuFacts;
+  /** Present when i915 is loaded (its parameters directory exists). */
+  i915:
+    | { enableGvt: boolean | undefined; enableGuc: number | undefined; maxVfs: number | undefined }
+    | undefined;
+  /** Loaded modules from /proc/modules, or from /sys/module when that file is absent. */
+  modules: string[];
+  bootloader: BootloaderFacts;
+  proxmox: { version: string | undefined; release: string | undefined } | undefined;
+  os: { id: string | undefined; versionId: string | undefined; prettyName: string | undefined } | undefined;
+  firmware: { uefi: boolean; secureBoot: boolean | undefined };
+  /** Files that exist but could not be read, so a check can say its evidence is incomplete. */
+  unreadable: { path: string; error: string }[];
+}

@@ -1,0 +1,357 @@
+// Reads a host's facts through HostAccess. Only reads; reads run concurrently so
+// an SSH host answers in a few round trips instead of one per file.
+
+import { type HostAccess, HostError, isMissing } from '../access/host.ts';
+import { TargetError } from '../core/errors.ts';
+import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
+import { parseCpuinfo } from './parse/cpuinfo.ts';
+import { parseMdevDescription } from './parse/mdev.ts';
+import { isDisplayClass, parseHexId, parseResource } from './parse/pci.ts';
+import {
+  parseModuleParam,
+  parseModules,
+  parseOsRelease,
+  parsePveCfg,
+  parseSecureBootVar,
+} from './parse/small-files.ts';
+
+export const PATHS = {
+  cpuinfo: '/proc/cpuinfo',
+  cmdline: '/proc/cmdline',
+  osrelease: '/proc/sys/kernel/osrelease',
+  modules: '/proc/modules',
+  pciDevices: '/sys/bus/pci/devices',
+  iommuClass: '/sys/class/iommu',
+  iommuGroups: '/sys/kernel/iommu_groups',
+  acpiTables: '/sys/firmware/acpi/tables',
+  efi: '/sys/firmware/efi',
+  // EFI global variable GUID 8be4df61-93ca-11d2-aa0d-00e098032b8c (UEFI spec, "Globally Defined Variables").
+  secureBoot: '/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c',
+  sysModule: '/sys/module',
+  i915Params: '/sys/module/i915/parameters',
+  grubDefault: '/etc/default/grub',
+  grubDropins: '/etc/default/grub.d',
+  bootUuids: '/etc/kernel/proxmox-boot-uuids',
+  kernelCmdline: '/etc/kernel/cmdline',
+  pveCfg: '/usr/share/perl5/PVE/pvecfg.pm',
+  osRelease: '/etc/os-release',
+} as const;
+
+/** Modules looked up under /sys/module when /proc/modules is not there. */
+const MODULES_OF_INTEREST = [
+  'i915',
+  'xe',
+  'kvmgt',
+  'mdev',
+  'vfio',
+  'vfio_pci',
+  'vfio_iommu_type1',
+  'kvm_intel',
+];
+
+const INTEL = 0x8086;
+
+/** Reads every fact; throws TargetError only when the target is not a Linux host at all. */
+export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
+  const unreadable: HostFacts['unreadable'] = [];
+  const read = async (path: string): Promise<string | undefined> => {
+    const data = await readOptional(host, path, unreadable);
+    return data?.toString('utf8');
+  };
+
+  const [cpuinfoText, pciEntries, firmware] = await Promise.all([
+    read(PATHS.cpuinfo),
+    listOptional(host, PATHS.pciDevices, unreadable),
+    gatherFirmware(host, unreadable),
+  ]);
+  if (cpuinfoText === undefined && pciEntries === undefined) {
+    throw new TargetError(
+      'does not look like a Linux host: neither /proc/cpuinfo nor /sys/bus/pci/devices is there',
+      {
+        target: host.target,
+        fix: 'point --root at the unpacked capture (the folder holding proc/ and sys/), or --host at a Linux host',
+      },
+    );
+  }
+  const cpu = cpuinfoText === undefined ? undefined : parseCpuinfo(cpuinfoText);
+  if (cpuinfoText !== undefined && cpu === undefined) {
+    unreadable.push({
+      path: PATHS.cpuinfo,
+      error: 'garbled or truncated: no processor block with vendor, family and model',
+    });
+  }
+
+  const [kernelRelease, cmdline, modules, displayDevices, iommu, i915, bootloader, pveCfg, osRelease] =
+    await Promise.all([
+      read(PATHS.osrelease).then((text) => text?.trim() || undefined),
+      read(PATHS.cmdline).then((text) => text?.trim()),
+      gatherModules(host, read),
+      gatherDisplayDevices(host, pciEntries ?? [], read, unreadable),
+      gatherIommu(host, unreadable),
+      gatherI915(host, read),
+      gatherBootloader(host, firmware.uefi, read, unreadable),
+      read(PATHS.pveCfg),
+      read(PATHS.osRelease),
+    ]);
+
+  const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
+  const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);
+  return {
+    target: host.target,
+    kernelRelease,
+    cmdline,
+    cpu: cpu && {
+      vendor: cpu.vendor,
+      family: cpu.family,
+      model: cpu.model,
+      stepping: cpu.stepping,
+      modelName: cpu.modelName,
+      vmx: cpu.flags.includes('vmx'),
+      svm: cpu.flags.includes('svm'),
+      logicalCpus: cpu.logicalCpus,
+    },
+    displayDevices,
+    iommu,
+    i915,
+    modules,
+    bootloader,
+    proxmox: pve && { version: pve.version, release: pve.release },
+    os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
+    firmware,
+    unreadable,
+  };
+}
+
+type Read = (path: string) => Promise<string | undefined>;
+
+async function readOptional(host: HostAccess, path: string, unreadable: HostFacts['unreadable']) {
+  try {
+    return await host.readFile(path);
+  } catch (error) {
+    if (!isMissing(error)) unreadable.push({ path, error: describe(error) });
+    return undefined;
+  }
+}
+
+async function listOptional(host: HostAccess, path: string, unreadable: HostFacts['unreadable']) {
+  try {
+    return await host.list(path);
+  } catch (error) {
+    if (!isMissing(error)) unreadable.push({ path, error: describe(error) });
+    return undefined;
+  }
+}
+
+async function linkName(host: HostAccess, path: string): Promise<string | undefined> {
+  try {
+    const target = await host.readLink(path);
+    return target.split('/').filter(Boolean).pop();
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof HostError) return error.code === 'EACCES' ? 'permission denied' : error.message;
+  return String(error);
+}
+
+async function gatherModules(host: HostAccess, read: Read): Promise<string[]> {
+  const text = await read(PATHS.modules);
+  if (text !== undefined) return parseModules(text);
+  const present = await Promise.all(
+    MODULES_OF_INTEREST.map(async (name) =>
+      (await host.entryType(`${PATHS.sysModule}/${name}`)) ? name : undefined,
+    ),
+  );
+  return present.filter((name): name is string => name !== undefined);
+}
+
+async function gatherDisplayDevices(
+  host: HostAccess,
+  entries: { name: string }[],
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<DisplayDeviceFacts[]> {
+  // Read every device's class first; only display devices get the full treatment.
+  const classes = await Promise.all(
+    entries.map(async (entry) => ({
+      bdf: entry.name,
+      classCode: parseHexId(await read(`${PATHS.pciDevices}/${entry.name}/class`)),
+    })),
+  );
+  const display = classes.filter(
+    (device) => device.classCode !== undefined && isDisplayClass(device.classCode),
+  );
+  const devices = await Promise.all(
+    display.map((device) =>
+      gatherDisplayDevice(host, device.bdf, device.classCode as number, read, unreadable),
+    ),
+  );
+  return devices.filter((device): device is DisplayDeviceFacts => device !== undefined);
+}
+
+async function gatherDisplayDevice(
+  host: HostAccess,
+  bdf: string,
+  classCode: number,
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<DisplayDeviceFacts | undefined> {
+  const dir = `${PATHS.pciDevices}/${bdf}`;
+  const [vendor, device, subVendor, subDevice, driver, group, physfn] = await Promise.all([
+    read(`${dir}/vendor`),
+    read(`${dir}/device`),
+    read(`${dir}/subsystem_vendor`),
+    read(`${dir}/subsystem_device`),
+    linkName(host, `${dir}/driver`),
+    linkName(host, `${dir}/iommu_group`),
+    host.entryType(`${dir}/physfn`),
+  ]);
+  const vendorId = parseHexId(vendor);
+  const deviceId = parseHexId(device);
+  if (vendorId === undefined || deviceId === undefined) return undefined;
+  const isIntel = vendorId === INTEL;
+  const [resource, mdevTypes, totalVfs, numVfs] = isIntel
+    ? await Promise.all([
+        read(`${dir}/resource`),
+        gatherMdevTypes(host, `${dir}/mdev_supported_types`, read, unreadable),
+        read(`${dir}/sriov_totalvfs`),
+        read(`${dir}/sriov_numvfs`),
+      ])
+    : [undefined, [], undefined, undefined];
+  const groupNumber = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
+  const aperture = resource === undefined ? undefined : parseResource(resource)[2];
+  return {
+    bdf,
+    vendorId,
+    deviceId,
+    subsystemVendorId: parseHexId(subVendor),
+    subsystemDeviceId: parseHexId(subDevice),
+    classCode,
+    driver,
+    iommuGroup: groupNumber,
+    apertureBytes: aperture || undefined,
+    mdevTypes,
+    sriov:
+      totalVfs !== undefined && /^\d+$/.test(totalVfs.trim())
+        ? { totalVfs: Number(totalVfs.trim()), numVfs: Number(numVfs?.trim() || 0) || 0 }
+        : undefined,
+    virtualFunction: physfn !== undefined,
+  };
+}
+
+async function gatherMdevTypes(
+  host: HostAccess,
+  dir: string,
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<MdevTypeFacts[]> {
+  const types = await listOptional(host, dir, unreadable);
+  if (!types) return [];
+  return Promise.all(
+    types.map(async ({ name: id }) => {
+      const [name, description, available, devices] = await Promise.all([
+        read(`${dir}/${id}/name`),
+        read(`${dir}/${id}/description`),
+        read(`${dir}/${id}/available_instances`),
+        listOptional(host, `${dir}/${id}/devices`, unreadable),
+      ]);
+      const parsed = parseMdevDescription(description ?? '');
+      const availableText = available?.trim();
+      return {
+        id,
+        name: name?.trim() || undefined,
+        ...parsed,
+        availableInstances: availableText && /^\d+$/.test(availableText) ? Number(availableText) : undefined,
+        instancesInUse: devices?.length ?? 0,
+      };
+    }),
+  );
+}
+
+async function gatherIommu(host: HostAccess, unreadable: HostFacts['unreadable']): Promise<IommuFacts> {
+  const [dmar, ivrs, units, groups] = await Promise.all([
+    host.entryType(`${PATHS.acpiTables}/DMAR`),
+    host.entryType(`${PATHS.acpiTables}/IVRS`),
+    listOptional(host, PATHS.iommuClass, unreadable),
+    listOptional(host, PATHS.iommuGroups, unreadable),
+  ]);
+  return {
+    firmwareTable: dmar ? 'DMAR' : ivrs ? 'IVRS' : undefined,
+    units: (units ?? []).map((entry) => entry.name),
+    groupCount: groups?.length ?? 0,
+  };
+}
+
+async function gatherI915(host: HostAccess, read: Read): Promise<HostFacts['i915']> {
+  if (!(await host.entryType(PATHS.i915Params))) return undefined;
+  const [gvt, guc, vfs] = await Promise.all([
+    read(`${PATHS.i915Params}/enable_gvt`),
+    read(`${PATHS.i915Params}/enable_guc`),
+    read(`${PATHS.i915Params}/max_vfs`),
+  ]);
+  const enableGvt = parseModuleParam(gvt);
+  const enableGuc = parseModuleParam(guc);
+  const maxVfs = parseModuleParam(vfs);
+  return {
+    enableGvt:
+      typeof enableGvt === 'boolean'
+        ? enableGvt
+        : typeof enableGvt === 'number'
+          ? enableGvt !== 0
+          : undefined,
+    enableGuc: typeof enableGuc === 'number' ? enableGuc : undefined,
+    maxVfs: typeof maxVfs === 'number' ? maxVfs : undefined,
+  };
+}
+
+/**
+ * proxmox-boot-tool keeps the ESPs it manages in /etc/kernel/proxmox-boot-uuids;
+ * an entry without the `grub` marker on a UEFI boot means systemd-boot, whose
+ * kernel command line is /etc/kernel/cmdline. Everything else boots with GRUB,
+ * configured in /etc/default/grub plus /etc/default/grub.d/*.cfg.
+ */
+async function gatherBootloader(
+  host: HostAccess,
+  uefi: boolean,
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<BootloaderFacts> {
+  const [uuidsText, cmdline, grub, dropins] = await Promise.all([
+    read(PATHS.bootUuids),
+    read(PATHS.kernelCmdline),
+    read(PATHS.grubDefault),
+    listOptional(host, PATHS.grubDropins, unreadable),
+  ]);
+  const entries = (uuidsText ?? '')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[0] && !fields[0].startsWith('#'));
+  const sdboot = entries.filter((fields) => fields[1] !== 'grub').map((fields) => fields[0] as string);
+  if (uefi && sdboot.length > 0) {
+    return { kind: 'systemd-boot', espUuids: sdboot, cmdline: cmdline?.trim() };
+  }
+  const cfgs = (dropins ?? []).filter((entry) => entry.name.endsWith('.cfg') && entry.type !== 'dir');
+  const files = await Promise.all(
+    cfgs.map(async (entry) => {
+      const path = `${PATHS.grubDropins}/${entry.name}`;
+      return { path, content: (await read(path)) ?? '' };
+    }),
+  );
+  if (grub === undefined && files.length === 0) return { kind: 'unknown' };
+  return {
+    kind: 'grub',
+    files: [...(grub === undefined ? [] : [{ path: PATHS.grubDefault, content: grub }]), ...files],
+  };
+}
+
+async function gatherFirmware(
+  host: HostAccess,
+  unreadable: HostFacts['unreadable'],
+): Promise<HostFacts['firmware']> {
+  const uefi = (await host.entryType(PATHS.efi)) !== undefined;
+  if (!uefi) return { uefi, secureBoot: undefined };
+  const data = await readOptional(host, PATHS.secureBoot, unreadable);
+  return { uefi, secureBoot: data === undefined ? undefined : parseSecureBootVar(data) };
+}

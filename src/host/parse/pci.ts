@@ -1,0 +1,33 @@
+// sysfs PCI attribute files: ids are `0x%04x`, class is `0x%06x`, and `resource`
+// has one `start end flags` line per region (BARs 0–5, then the ROM), all hex.
+
+/** `0x8086\n` → 0x8086; undefined for anything else. */
+export function parseHexId(text: string | undefined): number | undefined {
+  const trimmed = text?.trim();
+  if (!trimmed || !/^0x[0-9a-f]+$/i.test(trimmed)) return undefined;
+  return Number.parseInt(trimmed.slice(2), 16);
+}
+
+/** Size in bytes of each region in a `resource` file (0 for unused ones). */
+export function parseResource(text: string): number[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [start, end] = line
+        .trim()
+        .split(/\s+/)
+        .map((field) => BigInt(/^0x[0-9a-f]+$/i.test(field) ? field : '0'));
+      if (start === undefined || end === undefined || end <= start) return 0;
+      return Number(end - start + 1n);
+    });
+}
+
+/** PCI base class 0x03 is "display controller" (VGA 0x0300, XGA 0x0301, 3D 0x0302, other 0x0380). */
+export function isDisplayClass(classCode: number): boolean {
+  return classCode >> 16 === 0x03;
+}
+
+export function hex4(id: number): string {
+  return id.toString(16).padStart(4, '0');
+}

@@ -1,0 +1,570 @@
+// What a host's hardware can do (mode) and what stands in the way (checks), from facts alone.
+//
+// Decisions, written down because no issue settles them:
+// - `mode` is what the silicon and firmware allow, not what is configured today: a Coffee
+//   Lake host without i915.enable_gvt=1 is still `gvt-g`, with a failing check saying so.
+// - `none` when there is no Intel iGPU, or when the only route left (passthrough, SR-IOV)
+//   needs an IOMMU and the firmware offers none (no ACPI DMAR table): only a BIOS change helps.
+// - VT-x being off in the BIOS is a failing check, not a different mode: it is one switch.
+// - Warnings do not fail doctor; they mark things that work but cost capacity or safety.
+
+import type { Check } from '../core/model.ts';
+import { coreGenerationFromModelName, lookupIntelCpuModel } from '../knowledge/cpu-models.ts';
+import { describeChoices, type GvtPrediction, predictGvtTypes } from '../knowledge/gvt.ts';
+import { lookupIgpu } from '../knowledge/igpu-ids.ts';
+import { IGPU_PLATFORMS, type IgpuPlatformInfo } from '../knowledge/igpu-platforms.ts';
+import type { DisplayDeviceFacts, HostFacts } from './facts.ts';
+import { hex4 } from './parse/pci.ts';
+import { splitCmdline } from './parse/small-files.ts';
+
+export type Mode = 'gvt-g' | 'sriov' | 'passthrough' | 'none';
+
+export interface HostVerdict {
+  mode: Mode;
+  /** One sentence: why this mode. */
+  modeReason: string;
+  cpu: {
+    vendor: string;
+    family: number;
+    model: number;
+    stepping: number | null;
+    modelName: string;
+    codename: string | null;
+    coreGeneration: number | null;
+    vmx: boolean;
+  } | null;
+  gpu: {
+    bdf: string;
+    vendorId: string;
+    deviceId: string;
+    subsystemId: string | null;
+    platform: string | null;
+    platformName: string | null;
+    graphicsVer: number | null;
+    driver: string | null;
+    iommuGroup: number | null;
+    apertureMiB: number | null;
+  } | null;
+  vgpu: { predicted: Record<string, number>; live: Record<string, number> };
+  checks: Check[];
+}
+
+const MiB = 1024 * 1024;
+
+export function hostVerdict(facts: HostFacts): HostVerdict {
+  const checks: Check[] = [];
+  const igpu = primaryIntelGpu(facts);
+  const known = igpu ? lookupIgpu(igpu.deviceId) : undefined;
+  const platform = known ? IGPU_PLATFORMS[known.platform] : undefined;
+  const cmdline = splitCmdline(facts.cmdline ?? '');
+
+  checks.push(...readabilityChecks(facts), cpuCheck(facts));
+  const { mode, reason } = decideMode(facts, igpu, platform);
+  checks.push(gpuCheck(facts, igpu, platform));
+
+  let vgpu: HostVerdict['vgpu'] = { predicted: {}, live: {} };
+  if (mode !== 'none') checks.push(...iommuChecks(facts, igpu, mode, cmdline));
+  if (igpu && platform && mode === 'gvt-g') {
+    const gvt = gvtChecks(facts, igpu, platform, cmdline);
+    checks.push(...gvt.checks);
+    vgpu = gvt.vgpu;
+  } else if (igpu && mode === 'sriov') {
+    const sriov = sriovChecks(facts, igpu);
+    checks.push(...sriov.checks);
+    vgpu = sriov.vgpu;
+  } else if (igpu && mode === 'passthrough') {
+    checks.push(passthroughCheck(igpu));
+    vgpu = { predicted: { passthrough: 1 }, live: {} };
+  }
+  checks.push(...platformChecks(facts, mode));
+
+  const cpuModel =
+    facts.cpu && facts.cpu.vendor === 'GenuineIntel'
+      ? lookupIntelCpuModel(facts.cpu.family, facts.cpu.model, facts.cpu.stepping)
+      : undefined;
+  return {
+    mode,
+    modeReason: reason,
+    cpu: facts.cpu
+      ? {
+          vendor: facts.cpu.vendor,
+          family: facts.cpu.family,
+          model: facts.cpu.model,
+          stepping: facts.cpu.stepping ?? null,
+          modelName: facts.cpu.modelName,
+          codename: cpuModel?.codename ?? null,
+          coreGeneration:
+            cpuModel?.coreGeneration ?? coreGenerationFromModelName(facts.cpu.modelName) ?? null,
+          vmx: facts.cpu.vmx,
+        }
+      : null,
+    gpu: igpu
+      ? {
+          bdf: igpu.bdf,
+          vendorId: hex4(igpu.vendorId),
+          deviceId: hex4(igpu.deviceId),
+          subsystemId:
+            igpu.subsystemVendorId !== undefined && igpu.subsystemDeviceId !== undefined
+              ? `${hex4(igpu.subsystemVendorId)}:${hex4(igpu.subsystemDeviceId)}`
+              : null,
+          platform: known?.platform ?? null,
+          platformName: platform ? withVariant(platform.name, known?.variant) : null,
+          graphicsVer: platform?.graphicsVer ?? null,
+          driver: igpu.driver ?? null,
+          iommuGroup: igpu.iommuGroup ?? null,
+          apertureMiB: igpu.apertureBytes === undefined ? null : Math.round(igpu.apertureBytes / MiB),
+        }
+      : null,
+    vgpu,
+    checks,
+  };
+}
+
+function withVariant(name: string, variant: string | undefined): string {
+  return variant && !variant.startsWith('GT') ? `${name} (${variant})` : name;
+}
+
+/** The Intel iGPU: an Intel display-class physical function, preferring 00:02.0 where iGPUs live. */
+function primaryIntelGpu(facts: HostFacts): DisplayDeviceFacts | undefined {
+  const intel = facts.displayDevices.filter((d) => d.vendorId === 0x8086 && !d.virtualFunction);
+  return (
+    intel.find((d) => d.bdf.endsWith(':00:02.0')) ?? intel.find((d) => lookupIgpu(d.deviceId)) ?? intel[0]
+  );
+}
+
+function decideMode(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts | undefined,
+  platform: IgpuPlatformInfo | undefined,
+): { mode: Mode; reason: string } {
+  if (!igpu) {
+    const others = facts.displayDevices.map((d) => `${hex4(d.vendorId)}:${hex4(d.deviceId)}`).join(', ');
+    return {
+      mode: 'none',
+      reason: `no Intel integrated GPU on this host${others ? ` (display devices: ${others})` : ''}; only a host with an Intel iGPU can be split`,
+    };
+  }
+  const firmwareIommu = facts.iommu.firmwareTable !== undefined || facts.iommu.units.length > 0;
+  if (platform?.gvt) {
+    return { mode: 'gvt-g', reason: `${platform.name} iGPU: GVT-g mediated devices share it between VMs` };
+  }
+  if (platform?.sriov) {
+    if (!firmwareIommu) return noIommu(`${platform.name} iGPU: SR-IOV virtual functions`);
+    return { mode: 'sriov', reason: `${platform.name} iGPU: SR-IOV virtual functions share it between VMs` };
+  }
+  const what = platform
+    ? `${platform.name} iGPU`
+    : `Intel display device ${hex4(igpu.deviceId)} (not in our tables)`;
+  if (!firmwareIommu) return noIommu(`${what}: whole-device passthrough`);
+  return {
+    mode: 'passthrough',
+    reason: `${what} supports neither GVT-g nor SR-IOV: the whole device can go to one VM`,
+  };
+}
+
+function noIommu(route: string): { mode: Mode; reason: string } {
+  return {
+    mode: 'none',
+    reason: `${route} would need VT-d, and the firmware offers no IOMMU (no ACPI DMAR table): enable VT-d in the BIOS to make it possible`,
+  };
+}
+
+function readabilityChecks(facts: HostFacts): Check[] {
+  return facts.unreadable.map((entry) => ({
+    id: 'host.readable',
+    status: 'warn' as const,
+    evidence: `${entry.path}: ${entry.error}`,
+    fix: 'run as root (or capture as root) so every file can be read; verdicts below may miss facts',
+  }));
+}
+
+function cpuCheck(facts: HostFacts): Check {
+  const cpu = facts.cpu;
+  if (!cpu) {
+    return {
+      id: 'cpu.virtualization',
+      status: 'fail',
+      evidence: '/proc/cpuinfo missing or unreadable',
+      fix: 'capture again from a running Linux host',
+    };
+  }
+  if (cpu.vmx || cpu.svm) {
+    return {
+      id: 'cpu.virtualization',
+      status: 'pass',
+      evidence: `${cpu.modelName}: ${cpu.vmx ? 'vmx' : 'svm'} flag set`,
+    };
+  }
+  return {
+    id: 'cpu.virtualization',
+    status: 'fail',
+    evidence: `${cpu.modelName}: no vmx/svm flag in /proc/cpuinfo`,
+    fix: 'enable Intel VT-x (Virtualization Technology) in the BIOS',
+  };
+}
+
+function gpuCheck(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts | undefined,
+  platform: IgpuPlatformInfo | undefined,
+): Check {
+  if (!igpu) {
+    const others = facts.displayDevices
+      .map((d) => `${d.bdf} ${hex4(d.vendorId)}:${hex4(d.deviceId)}`)
+      .join(', ');
+    return {
+      id: 'gpu.intel-igpu',
+      status: 'fail',
+      evidence: others ? `no Intel display device; found ${others}` : 'no display-class PCI device at all',
+      fix: 'use a host whose CPU has Intel integrated graphics (and keep it enabled in the BIOS)',
+    };
+  }
+  const id = `${igpu.bdf} 8086:${hex4(igpu.deviceId)}`;
+  if (!platform) {
+    return {
+      id: 'gpu.intel-igpu',
+      status: 'warn',
+      evidence: `${id} is not in our device table (Linux i915/xe PCI id lists)`,
+      fix: 'treated as passthrough-only; report the id so the table can learn it',
+    };
+  }
+  return {
+    id: 'gpu.intel-igpu',
+    status: 'pass',
+    evidence: `${id} ${platform.name}, graphics version ${platform.graphicsVer}, driver ${igpu.driver ?? 'none'}`,
+  };
+}
+
+function has(cmdline: readonly string[], parameter: string): string | undefined {
+  const name = parameter.split('=')[0] as string;
+  return [...cmdline].reverse().find((p) => p === parameter || p.split('=')[0] === name);
+}
+
+function iommuChecks(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts | undefined,
+  mode: Mode,
+  cmdline: string[],
+): Check[] {
+  const checks: Check[] = [];
+  const intel = facts.cpu?.vendor !== 'AuthenticAMD';
+  // GVT-g mediated devices are pinned by the mdev driver and do not need the IOMMU; the
+  // other routes hand a PCI function to the VM through VFIO, which does.
+  const needed = mode !== 'gvt-g';
+  const missing = needed ? 'fail' : 'warn';
+  if (!facts.iommu.firmwareTable && facts.iommu.units.length === 0) {
+    checks.push({
+      id: 'iommu.firmware',
+      status: missing,
+      evidence: 'no ACPI DMAR table (/sys/firmware/acpi/tables/DMAR): VT-d is off or absent in the firmware',
+      fix: 'enable VT-d (Intel Virtualization Technology for Directed I/O) in the BIOS',
+    });
+    return checks;
+  }
+  checks.push({
+    id: 'iommu.firmware',
+    status: 'pass',
+    evidence: `ACPI ${facts.iommu.firmwareTable ?? 'IOMMU'} table present`,
+  });
+  if (facts.iommu.units.length > 0 && facts.iommu.groupCount > 0) {
+    checks.push({
+      id: 'iommu.kernel',
+      status: 'pass',
+      evidence: `IOMMU active: ${facts.iommu.units.join(', ')}, ${facts.iommu.groupCount} groups`,
+    });
+  } else {
+    const off = has(cmdline, intel ? 'intel_iommu' : 'amd_iommu');
+    checks.push({
+      id: 'iommu.kernel',
+      status: missing,
+      evidence: off
+        ? `IOMMU not active; the kernel command line has ${off}`
+        : 'IOMMU not active: /sys/class/iommu is empty and there are no IOMMU groups',
+      fix: off
+        ? `replace ${off} with ${intel ? 'intel_iommu=on' : 'amd_iommu=on'} on the kernel command line and reboot`
+        : `add ${intel ? 'intel_iommu=on' : 'amd_iommu=on'} iommu=pt to the kernel command line and reboot`,
+    });
+  }
+  if (igpu && needed && igpu.iommuGroup === undefined && facts.iommu.groupCount > 0) {
+    checks.push({
+      id: 'iommu.gpu-group',
+      status: 'warn',
+      evidence: `${igpu.bdf} has no iommu_group link`,
+      fix: 'check dmesg for DMAR errors about the graphics device (some BIOSes exclude it: igfx_off)',
+    });
+  }
+  return checks;
+}
+
+function gvtChecks(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts,
+  platform: IgpuPlatformInfo,
+  cmdline: string[],
+): { checks: Check[]; vgpu: HostVerdict['vgpu'] } {
+  const checks: Check[] = [];
+  const params = facts.i915;
+
+  if (igpu.driver !== 'i915') {
+    checks.push({
+      id: 'gvt.i915-bound',
+      status: 'fail',
+      evidence: `${igpu.bdf} is bound to ${igpu.driver ?? 'no driver'}`,
+      fix:
+        igpu.driver === 'vfio-pci'
+          ? 'GVT-g needs the host i915 driver: remove the vfio-pci ids/blacklist for the iGPU and reboot'
+          : 'load i915 on the host (check it is not blacklisted in /etc/modprobe.d) and reboot',
+    });
+  } else {
+    checks.push({ id: 'gvt.i915-bound', status: 'pass', evidence: `${igpu.bdf} is bound to i915` });
+  }
+
+  // enable_guc: -1 auto, bit 0 GuC submission, bit 1 HuC loading. GVT-g refuses to run
+  // with GuC submission (i915 turns enable_gvt off and logs so).
+  const guc = params?.enableGuc;
+  const gucOnCmdline = has(cmdline, 'i915.enable_guc');
+  if (guc !== undefined && guc > 0 && (guc & 1) === 1) {
+    checks.push({
+      id: 'gvt.guc-submission',
+      status: 'fail',
+      evidence: `i915 enable_guc=${guc} (GuC submission on)${gucOnCmdline ? `, set by ${gucOnCmdline}` : ''}`,
+      fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : 'set i915.enable_guc=0 on'} the kernel command line and reboot`,
+    });
+  } else {
+    checks.push({
+      id: 'gvt.guc-submission',
+      status: 'pass',
+      evidence:
+        guc === undefined
+          ? 'i915 not loaded: GuC setting unknown'
+          : `i915 enable_guc=${guc} (no GuC submission)`,
+    });
+  }
+
+  const enabled = params?.enableGvt === true;
+  const gvtParam = has(cmdline, 'i915.enable_gvt');
+  const asked = gvtParam !== undefined && !/=(0|n|no|off)$/i.test(gvtParam);
+  checks.push(
+    enabled
+      ? { id: 'gvt.enabled', status: 'pass', evidence: 'i915 enable_gvt=Y' }
+      : {
+          id: 'gvt.enabled',
+          status: 'fail',
+          evidence: `${params ? 'i915 enable_gvt=N' : 'i915 is not loaded'}${gvtParam ? ` although the kernel command line has ${gvtParam}` : ''}`,
+          fix: asked
+            ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
+            : gvtParam
+              ? `replace ${gvtParam} with i915.enable_gvt=1 on the kernel command line and reboot`
+              : 'add i915.enable_gvt=1 to the kernel command line and reboot (igpu-split apply does this)',
+        },
+  );
+
+  const kvmgt = facts.modules.includes('kvmgt');
+  checks.push(
+    kvmgt
+      ? { id: 'gvt.kvmgt', status: 'pass', evidence: 'kvmgt module loaded' }
+      : {
+          id: 'gvt.kvmgt',
+          status: 'fail',
+          evidence: 'kvmgt module not loaded',
+          fix: 'load kvmgt at boot (a line "kvmgt" in /etc/modules-load.d/) and reboot',
+        },
+  );
+
+  const live: Record<string, number> = {};
+  for (const type of igpu.mdevTypes)
+    if (type.availableInstances !== undefined) live[type.id] = type.availableInstances;
+
+  if (igpu.apertureBytes === undefined) {
+    checks.push({
+      id: 'gvt.aperture',
+      status: 'warn',
+      evidence: `${igpu.bdf}: BAR 2 (aperture) not readable from its resource file`,
+      fix: 'capture again as root so the vGPU count can be predicted',
+    });
+    return { checks, vgpu: { predicted: {}, live } };
+  }
+  const apertureMiB = Math.round(igpu.apertureBytes / MiB);
+  const fresh = predictGvtTypes({ apertureMiB, graphicsVer: platform.graphicsVer });
+  const predicted = Object.fromEntries(fresh.map((p) => [p.id, p.instances]));
+  checks.push(apertureCheck(apertureMiB, platform.graphicsVer, fresh));
+
+  if (enabled) {
+    if (igpu.mdevTypes.length === 0) {
+      checks.push({
+        id: 'gvt.mdev-types',
+        status: 'fail',
+        evidence: `enable_gvt=Y but ${igpu.bdf} has no mdev_supported_types`,
+        fix: kvmgt
+          ? 'check dmesg for "gvt:" errors (GuC submission, unsupported aperture)'
+          : 'load kvmgt and reboot',
+      });
+    } else {
+      checks.push({
+        id: 'gvt.mdev-types',
+        status: 'pass',
+        evidence: `${igpu.mdevTypes.length} types: ${igpu.mdevTypes.map((t) => t.id).join(', ')}`,
+      });
+      checks.push(instancesCheck(igpu, apertureMiB, platform.graphicsVer));
+    }
+  }
+  return { checks, vgpu: { predicted, live } };
+}
+
+function apertureCheck(apertureMiB: number, graphicsVer: number, fresh: GvtPrediction[]): Check {
+  const choices = describeChoices(fresh);
+  if (fresh.every((p) => p.instances === 0)) {
+    return {
+      id: 'gvt.aperture',
+      status: 'fail',
+      evidence: `${apertureMiB} MB aperture leaves no room for a vGPU after the host's 128 MB`,
+      fix: 'raise "Aperture Size" in the BIOS graphics settings to 512 MB or more (DVMT pre-allocation does not matter)',
+    };
+  }
+  const largest = fresh.filter((p) => p.instances > 0).at(-1) as GvtPrediction;
+  const bigger = apertureMiB < 1024 ? apertureMiB * 2 : undefined;
+  const better = bigger
+    ? predictGvtTypes({ apertureMiB: bigger, graphicsVer }).find((p) => p.id === largest.id)
+    : undefined;
+  const hint =
+    bigger && better && better.instances > largest.instances
+      ? `; ${bigger} MB aperture would give ${better.instances} × ${largest.name.replace('GVTg_', '')}`
+      : '';
+  const evidence = `${apertureMiB} MB aperture → ${choices}${hint}`;
+  if (apertureMiB < 512) {
+    return {
+      id: 'gvt.aperture',
+      status: 'warn',
+      evidence,
+      fix: `raise "Aperture Size" in the BIOS graphics settings to ${bigger} MB or more for more vGPUs (this is the aperture, not DVMT pre-allocated memory)`,
+    };
+  }
+  return { id: 'gvt.aperture', status: 'pass', evidence };
+}
+
+function instancesCheck(igpu: DisplayDeviceFacts, apertureMiB: number, graphicsVer: number): Check {
+  const inUse: Record<string, number> = {};
+  for (const type of igpu.mdevTypes) if (type.instancesInUse > 0) inUse[type.id] = type.instancesInUse;
+  const expected = predictGvtTypes({ apertureMiB, graphicsVer, inUse });
+  const expectedById = new Map(expected.map((p) => [p.id, p.instances]));
+  const used = Object.entries(inUse).map(([id, n]) => `${n} × ${id}`);
+  const usedText = used.length > 0 ? ` with ${used.join(', ')} in use` : '';
+  const differences: string[] = [];
+  for (const type of igpu.mdevTypes) {
+    const want = expectedById.get(type.id);
+    if (want !== type.availableInstances)
+      differences.push(
+        `${type.id} live ${type.availableInstances ?? '?'}, predicted ${want ?? 'no such type'}`,
+      );
+  }
+  for (const p of expected) {
+    if (!igpu.mdevTypes.some((t) => t.id === p.id)) differences.push(`${p.id} predicted but missing`);
+  }
+  if (differences.length === 0) {
+    return {
+      id: 'gvt.instances',
+      status: 'pass',
+      evidence: `live available_instances match the prediction for a ${apertureMiB} MB aperture${usedText}`,
+    };
+  }
+  return {
+    id: 'gvt.instances',
+    status: 'warn',
+    evidence: `live differs from prediction${usedText}: ${differences.join('; ')}`,
+    fix: 'the prediction assumes a 4 GiB global GTT and 32 fences; a smaller GTT (BIOS "GTT size"), another GVT user or a different kernel changes the numbers — check dmesg for "gvt:" lines',
+  };
+}
+
+function sriovChecks(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts,
+): { checks: Check[]; vgpu: HostVerdict['vgpu'] } {
+  const checks: Check[] = [];
+  const predicted: Record<string, number> = {};
+  const live: Record<string, number> = {};
+  if (!igpu.sriov) {
+    checks.push({
+      id: 'sriov.driver',
+      status: 'fail',
+      evidence: `${igpu.bdf} has no sriov_totalvfs: the running ${igpu.driver ?? 'no'} driver does not offer SR-IOV`,
+      fix: 'install an SR-IOV capable driver for the iGPU (igpu-split will plan this in a later release)',
+    });
+  } else {
+    predicted['sriov-vf'] = igpu.sriov.totalVfs;
+    live['sriov-vf'] = igpu.sriov.numVfs;
+    checks.push({
+      id: 'sriov.driver',
+      status: 'pass',
+      evidence: `${igpu.bdf} sriov_totalvfs=${igpu.sriov.totalVfs}`,
+    });
+    checks.push(
+      igpu.sriov.numVfs > 0
+        ? { id: 'sriov.vfs', status: 'pass', evidence: `${igpu.sriov.numVfs} virtual functions enabled` }
+        : {
+            id: 'sriov.vfs',
+            status: 'warn',
+            evidence: 'sriov_numvfs=0: no virtual functions yet',
+            fix: `write the wanted count (at most ${igpu.sriov.totalVfs}) to /sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs at boot`,
+          },
+    );
+  }
+  if (facts.firmware.secureBoot === true) {
+    checks.push({
+      id: 'sriov.secure-boot',
+      status: 'warn',
+      evidence: 'host Secure Boot is on',
+      fix: 'an out-of-tree (DKMS) driver must be signed with a key enrolled in MOK, or Secure Boot turned off',
+    });
+  }
+  return { checks, vgpu: { predicted, live } };
+}
+
+function passthroughCheck(igpu: DisplayDeviceFacts): Check {
+  if (igpu.iommuGroup === undefined) {
+    return {
+      id: 'passthrough.group',
+      status: 'fail',
+      evidence: `${igpu.bdf} is in no IOMMU group`,
+      fix: 'turn the IOMMU on (see iommu checks) and reboot',
+    };
+  }
+  return {
+    id: 'passthrough.group',
+    status: 'pass',
+    evidence: `${igpu.bdf} in IOMMU group ${igpu.iommuGroup}, driver ${igpu.driver ?? 'none'}`,
+  };
+}
+
+function platformChecks(facts: HostFacts, mode: Mode): Check[] {
+  const checks: Check[] = [];
+  checks.push(
+    facts.proxmox?.version
+      ? { id: 'host.proxmox', status: 'pass', evidence: `Proxmox VE ${facts.proxmox.version}` }
+      : {
+          id: 'host.proxmox',
+          status: 'warn',
+          evidence: `no Proxmox VE found (/usr/share/perl5/PVE/pvecfg.pm)${facts.os?.prettyName ? ` on ${facts.os.prettyName}` : ''}`,
+          fix: 'igpu-split configures Proxmox VE hosts; facts above still describe the hardware',
+        },
+  );
+  if (mode === 'none') return checks;
+  const boot = facts.bootloader;
+  checks.push(
+    boot.kind === 'unknown'
+      ? {
+          id: 'host.bootloader',
+          status: 'warn',
+          evidence: 'neither /etc/default/grub nor proxmox-boot-tool ESPs found',
+          fix: 'kernel parameters must be set by hand for this boot loader',
+        }
+      : {
+          id: 'host.bootloader',
+          status: 'pass',
+          evidence:
+            boot.kind === 'grub'
+              ? `GRUB (${boot.files.map((f) => f.path).join(', ')})`
+              : `systemd-boot via proxmox-boot-tool (${boot.espUuids.length} ESP${boot.espUuids.length === 1 ? '' : 's'}, /etc/kernel/cmdline)`,
+        },
+  );
+  return checks;
+}

@@ -1,0 +1,226 @@
+// One test per captured host: the whole verdict, checked against what a careful
+// person reading the same files would conclude.
+
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CapturedRoot } from '../../src/access/captured-root.ts';
+import type { CheckStatus } from '../../src/core/model.ts';
+import { type DoctorReport, runDoctor } from '../../src/host/doctor.ts';
+import { doctorReportSchema } from '../../src/host/doctor-schema.ts';
+import { fixtureNames, fixturePath } from '../support/fixtures.ts';
+
+async function doctor(tree: string): Promise<DoctorReport> {
+  const report = await runDoctor(await new CapturedRoot(tree).open());
+  doctorReportSchema.parse(report); // the JSON we publish must match its schema
+  return report;
+}
+
+const status = (report: DoctorReport, id: string): CheckStatus | undefined =>
+  report.checks.find((c) => c.id === id)?.status;
+const evidence = (report: DoctorReport, id: string): string =>
+  report.checks.find((c) => c.id === id)?.evidence ?? '';
+
+interface Expectation {
+  mode: DoctorReport['mode'];
+  result: DoctorReport['result'];
+  checks?: Record<string, CheckStatus>;
+  predicted?: Record<string, number>;
+  live?: Record<string, number>;
+  cpu?: Partial<NonNullable<DoctorReport['cpu']>>;
+  gpu?: Partial<NonNullable<DoctorReport['gpu']>> | null;
+  host?: Partial<DoctorReport['host']>;
+  more?: (report: DoctorReport) => void;
+}
+
+const V5 = (n8: number, n4: number, more: Record<string, number> = {}) => ({
+  'i915-GVTg_V5_8': n8,
+  'i915-GVTg_V5_4': n4,
+  ...more,
+});
+
+const expectations: Record<string, Expectation> = {
+  'i5-8500t-before': {
+    mode: 'gvt-g',
+    result: 'fail',
+    cpu: { codename: 'Coffee Lake', coreGeneration: 8, vmx: true },
+    gpu: { deviceId: '3e92', platform: 'coffeelake', apertureMiB: 256, driver: 'i915' },
+    checks: { 'gvt.enabled': 'fail', 'gvt.kvmgt': 'fail', 'gvt.aperture': 'warn', 'iommu.kernel': 'pass' },
+    predicted: V5(2, 1),
+    live: {},
+    host: { bootloader: 'grub', uefi: true, secureBoot: false },
+    more: (r) => {
+      assert.equal(
+        evidence(r, 'gvt.aperture'),
+        '256 MB aperture → 1 × V5_4 or 2 × V5_8; 512 MB aperture would give 3 × V5_4',
+      );
+      assert.match(r.checks.find((c) => c.id === 'gvt.aperture')?.fix ?? '', /not DVMT/);
+      assert.equal(status(r, 'gvt.mdev-types'), undefined, 'no mdev verdict before GVT-g is on');
+    },
+  },
+  'i5-8500t-gvt': {
+    mode: 'gvt-g',
+    result: 'warn',
+    checks: {
+      'gvt.enabled': 'pass',
+      'gvt.kvmgt': 'pass',
+      'gvt.guc-submission': 'pass',
+      'gvt.mdev-types': 'pass',
+      'gvt.instances': 'pass',
+      'gvt.aperture': 'warn',
+    },
+    predicted: V5(2, 1),
+    live: V5(2, 1),
+  },
+  'i7-6700k-sdboot': {
+    mode: 'gvt-g',
+    result: 'pass',
+    cpu: { codename: 'Skylake', coreGeneration: 6 },
+    gpu: { deviceId: '1912', platform: 'skylake', apertureMiB: 512 },
+    predicted: V5(6, 3, { 'i915-GVTg_V5_2': 1 }),
+    live: V5(6, 3, { 'i915-GVTg_V5_2': 1 }),
+    host: { bootloader: 'systemd-boot' },
+    checks: { 'gvt.aperture': 'pass', 'gvt.instances': 'pass', 'host.bootloader': 'pass' },
+  },
+  'i9-9900k-guc': {
+    mode: 'gvt-g',
+    result: 'fail',
+    cpu: { coreGeneration: 9 },
+    gpu: { deviceId: '3e98', platform: 'coffeelake' },
+    checks: { 'gvt.guc-submission': 'fail', 'gvt.enabled': 'fail' },
+    more: (r) => {
+      assert.match(
+        evidence(r, 'gvt.guc-submission'),
+        /enable_guc=3 \(GuC submission on\), set by i915\.enable_guc=3/,
+      );
+      assert.match(evidence(r, 'gvt.enabled'), /although the kernel command line has i915\.enable_gvt=1/);
+      assert.match(r.checks.find((c) => c.id === 'gvt.enabled')?.fix ?? '', /turned GVT-g off/);
+    },
+  },
+  'i5-10500-cometlake': {
+    mode: 'gvt-g',
+    result: 'pass',
+    cpu: { coreGeneration: 10 },
+    gpu: { deviceId: '9bc8', platform: 'cometlake', apertureMiB: 1024 },
+    predicted: V5(7, 5, { 'i915-GVTg_V5_2': 2, 'i915-GVTg_V5_1': 1 }),
+    live: V5(7, 5, { 'i915-GVTg_V5_2': 2, 'i915-GVTg_V5_1': 1 }),
+    host: { bootloader: 'grub' },
+  },
+  'i7-5775c-broadwell': {
+    mode: 'gvt-g',
+    result: 'warn',
+    cpu: { coreGeneration: 5 },
+    gpu: { deviceId: '1622', platform: 'broadwell', graphicsVer: 8 },
+    predicted: { 'i915-GVTg_V4_8': 2, 'i915-GVTg_V4_4': 1 },
+    live: { 'i915-GVTg_V4_8': 2, 'i915-GVTg_V4_4': 1 },
+    host: { uefi: false, secureBoot: null },
+  },
+  'j3455-apollolake': {
+    mode: 'gvt-g',
+    result: 'fail',
+    gpu: { deviceId: '5a85', platform: 'broxton' },
+    checks: { 'gvt.enabled': 'fail' },
+    predicted: V5(2, 1),
+  },
+  'i5-1135g7-tigerlake': {
+    mode: 'passthrough',
+    result: 'pass',
+    cpu: { coreGeneration: 11 },
+    gpu: { deviceId: '9a49', platform: 'tigerlake' },
+    checks: { 'passthrough.group': 'pass', 'iommu.kernel': 'pass' },
+    predicted: { passthrough: 1 },
+    host: { bootloader: 'systemd-boot' },
+  },
+  'n100-sriov': {
+    mode: 'sriov',
+    result: 'pass',
+    gpu: { deviceId: '46d1', platform: 'alderlake-n' },
+    checks: { 'sriov.driver': 'pass', 'sriov.vfs': 'pass' },
+    predicted: { 'sriov-vf': 7 },
+    live: { 'sriov-vf': 7 },
+  },
+  'i5-13500-raptorlake': {
+    mode: 'sriov',
+    result: 'fail',
+    cpu: { coreGeneration: 13 },
+    gpu: { deviceId: 'a780', platform: 'raptorlake-s' },
+    checks: { 'sriov.driver': 'fail' },
+  },
+  'ryzen-5600g-amd': {
+    mode: 'none',
+    result: 'fail',
+    gpu: null,
+    cpu: { vendor: 'AuthenticAMD', codename: null },
+    checks: { 'gpu.intel-igpu': 'fail', 'cpu.virtualization': 'pass' },
+    predicted: {},
+    more: (r) => assert.match(r.modeReason, /no Intel integrated GPU.*1002:1638/),
+  },
+  'xeon-e5-2680v4-nogfx': {
+    mode: 'none',
+    result: 'fail',
+    gpu: null,
+    checks: { 'gpu.intel-igpu': 'fail' },
+    more: (r) => assert.match(evidence(r, 'gpu.intel-igpu'), /1a03:2000/),
+  },
+  'i5-8500t-vtd-off': {
+    mode: 'gvt-g',
+    result: 'warn',
+    checks: { 'iommu.firmware': 'warn', 'gvt.enabled': 'pass', 'gvt.instances': 'pass' },
+    more: (r) => {
+      assert.match(r.checks.find((c) => c.id === 'iommu.firmware')?.fix ?? '', /enable VT-d/);
+      assert.equal(status(r, 'iommu.kernel'), undefined, 'one root cause, one check');
+    },
+  },
+  'i5-8500t-mismatch': {
+    mode: 'gvt-g',
+    result: 'warn',
+    live: V5(0, 0),
+    predicted: V5(2, 1),
+    checks: { 'gvt.instances': 'pass' },
+    more: (r) => assert.match(evidence(r, 'gvt.instances'), /with 1 × i915-GVTg_V5_4 in use/),
+  },
+};
+
+test('every fixture has an expectation and every expectation a fixture', () => {
+  assert.deepEqual(fixtureNames(), Object.keys(expectations).sort());
+});
+
+for (const [name, want] of Object.entries(expectations)) {
+  test(`verdict: ${name}`, async () => {
+    const report = await doctor(fixturePath(name));
+    assert.equal(report.mode, want.mode, report.modeReason);
+    assert.equal(
+      report.result,
+      want.result,
+      JSON.stringify(report.checks.filter((c) => c.status !== 'pass')),
+    );
+    for (const [id, expected] of Object.entries(want.checks ?? {}))
+      assert.equal(status(report, id), expected, id);
+    if (want.predicted) assert.deepEqual(report.vgpu.predicted, want.predicted);
+    if (want.live) assert.deepEqual(report.vgpu.live, want.live);
+    if (want.cpu) assert.deepEqual({ ...report.cpu, ...want.cpu }, report.cpu);
+    if (want.gpu === null) assert.equal(report.gpu, null);
+    else if (want.gpu) assert.deepEqual({ ...report.gpu, ...want.gpu }, report.gpu);
+    if (want.host) assert.deepEqual({ ...report.host, ...want.host }, report.host);
+    for (const check of report.checks)
+      if (check.status !== 'pass') assert.ok(check.fix, `${check.id} needs a fix`);
+    want.more?.(report);
+  });
+}
+
+test('live available_instances that disagree with the formula are explained', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-mismatch-'));
+  try {
+    await cp(fixturePath('i5-8500t-gvt'), tree, { recursive: true, verbatimSymlinks: true });
+    const type = 'sys/bus/pci/devices/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_8';
+    await writeFile(join(tree, type, 'available_instances'), '1\n');
+    const report = await doctor(tree);
+    assert.equal(status(report, 'gvt.instances'), 'warn');
+    assert.match(evidence(report, 'gvt.instances'), /i915-GVTg_V5_8 live 1, predicted 2/);
+    assert.match(report.checks.find((c) => c.id === 'gvt.instances')?.fix ?? '', /GTT/);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+});

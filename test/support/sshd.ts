@@ -1,0 +1,145 @@
+// A real OpenSSH server per fake host, for integration tests. It listens on two
+// loopback ports: one serves a captured tree as the host's root through a chroot
+// (SFTP only, so /proc and /sys are the capture's), the other is a plain session
+// for running commands and writing files. Needs root and openssh-server (.ci/run
+// installs it); outside CI a missing sshd skips the test with the reason.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+const SSHD = '/usr/sbin/sshd';
+// sshd's ChrootDirectory must be root-owned all the way up and not writable by others,
+// which rules out /tmp; /run is root's own.
+const BASE = '/run/igpu-split-test';
+
+export interface TestSshd {
+  host: string;
+  /** Port whose sessions see `tree` as / (SFTP only). */
+  treePort: number;
+  /** Port with an ordinary root session (commands, writes). */
+  shellPort: number;
+  identityFile: string;
+  knownHostsFile: string;
+  hostKeyPub: string;
+  /** Scratch folder on the "host" for write tests. */
+  scratch: string;
+  stop(): Promise<void>;
+}
+
+/** Returns false (after t.skip) when this machine cannot run the test sshd outside CI. */
+export function sshdAvailable(t: TestContext): boolean {
+  const missing = !existsSync(SSHD)
+    ? `${SSHD} is missing (apt-get install openssh-server)`
+    : process.getuid?.() !== 0
+      ? 'the test sshd needs root for its chroot'
+      : undefined;
+  if (!missing) return true;
+  if (process.env.CI) throw new Error(`CI must run the SSH integration tests: ${missing}`);
+  t.skip(missing);
+  return false;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`sshd did not listen on ${port}: ${log()}`);
+}
+
+export async function keygen(file: string): Promise<void> {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'igpu-split-test', '-f', file]);
+}
+
+export async function startSshd(tree: string): Promise<TestSshd> {
+  await mkdir(BASE, { recursive: true, mode: 0o755 });
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const dir = await mkdtemp(join(BASE, 'host-'));
+  await chmod(dir, 0o755);
+  const root = join(dir, 'root');
+  await cp(tree, root, { recursive: true, verbatimSymlinks: true });
+  await chmod(root, 0o755);
+  const keys = join(dir, 'keys');
+  const scratch = join(dir, 'scratch');
+  await mkdir(keys, { mode: 0o700 });
+  await mkdir(scratch);
+  await keygen(join(keys, 'host_ed25519'));
+  await keygen(join(keys, 'client_ed25519'));
+  await writeFile(join(keys, 'authorized_keys'), await readFile(join(keys, 'client_ed25519.pub')));
+  const [treePort, shellPort] = [await freePort(), await freePort()];
+  const config = join(keys, 'sshd_config');
+  await writeFile(
+    config,
+    [
+      `Port ${treePort}`,
+      `Port ${shellPort}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(keys, 'host_ed25519')}`,
+      `PidFile ${join(keys, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      `Match LocalPort ${treePort}`,
+      `  ChrootDirectory ${root}`,
+      '  ForceCommand internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await waitForPort(treePort, child, () => stderr);
+  await waitForPort(shellPort, child, () => stderr);
+  const hostKeyPub = (await readFile(join(keys, 'host_ed25519.pub'), 'utf8')).trim();
+  const [keyType, keyData] = hostKeyPub.split(' ');
+  const knownHostsFile = join(keys, 'known_hosts');
+  await writeFile(
+    knownHostsFile,
+    `[127.0.0.1]:${treePort} ${keyType} ${keyData}\n[127.0.0.1]:${shellPort} ${keyType} ${keyData}\n`,
+  );
+  return {
+    host: '127.0.0.1',
+    treePort,
+    shellPort,
+    identityFile: join(keys, 'client_ed25519'),
+    knownHostsFile,
+    hostKeyPub,
+    scratch,
+    async stop() {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
