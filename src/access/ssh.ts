@@ -117,11 +117,21 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   };
 
   const client = new Client();
+  // ssh2 may emit more than one error (e.g. a timeout, then "connection lost"); an error
+  // event without a listener would crash the process, so one listener stays for good.
+  client.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve);
-    client.once('error', (error: Error & { level?: string; code?: string }) => {
+    const onReady = () => {
+      client.off('error', onError);
+      resolve();
+    };
+    const onError = (error: Error & { level?: string; code?: string }) => {
+      client.off('ready', onReady);
+      client.destroy();
       reject(refusal ?? describeConnectError(error, target, config.readyTimeout ?? 0));
-    });
+    };
+    client.once('ready', onReady);
+    client.once('error', onError);
     client.connect(config);
   });
   if (newKey) {

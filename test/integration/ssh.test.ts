@@ -2,12 +2,13 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chown, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
+import { isMissing } from '../../src/access/host.ts';
 import { connectSsh } from '../../src/access/ssh.ts';
 import { TargetError } from '../../src/core/errors.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
@@ -72,10 +73,32 @@ describe('SSH host access', () => {
     }
   });
 
+  test('files larger than one SFTP read, directories and links come back whole', async (t) => {
+    const s = await server(t);
+    if (!s) return;
+    const big = Buffer.alloc(100_000 + 17, 'x');
+    await writeFile(join(s.scratch, 'big'), big);
+    const host = await connectSsh({
+      url: `ssh://root@127.0.0.1:${s.shellPort}`,
+      identityFile: s.identityFile,
+      knownHostsFile: s.knownHostsFile,
+    });
+    try {
+      assert.ok((await host.readFile(join(s.scratch, 'big'))).equals(big));
+      await assert.rejects(host.readFile(join(s.scratch, 'missing')), (error: unknown) => isMissing(error));
+      assert.equal(await host.entryType(join(s.scratch, 'missing')), undefined);
+      assert.equal(await host.entryType(s.scratch), 'dir');
+    } finally {
+      await host.close();
+    }
+  });
+
   test('atomic writes keep an existing file’s mode and owner and leave no temp file', async (t) => {
     const s = await server(t);
     if (!s) return;
-    const file = join(s.scratch, 'grub');
+    const dir = join(s.scratch, 'atomic');
+    await mkdir(dir);
+    const file = join(dir, 'grub');
     await writeFile(file, 'old\n', { mode: 0o640 });
     await chown(file, 1234, 2345);
     const host = await connectSsh({
@@ -85,7 +108,7 @@ describe('SSH host access', () => {
     });
     try {
       await host.writeFileAtomic(file, 'new\n');
-      await host.writeFileAtomic(join(s.scratch, 'fresh'), 'x', { mode: 0o600 });
+      await host.writeFileAtomic(join(dir, 'fresh'), 'x', { mode: 0o600 });
     } finally {
       await host.close();
     }
@@ -93,8 +116,8 @@ describe('SSH host access', () => {
     assert.equal(await readFile(file, 'utf8'), 'new\n');
     assert.equal(info.mode & 0o7777, 0o640);
     assert.deepEqual([info.uid, info.gid], [1234, 2345]);
-    assert.equal((await stat(join(s.scratch, 'fresh'))).mode & 0o7777, 0o600);
-    assert.deepEqual((await readdir(s.scratch)).sort(), ['fresh', 'grub']);
+    assert.equal((await stat(join(dir, 'fresh'))).mode & 0o7777, 0o600);
+    assert.deepEqual((await readdir(dir)).sort(), ['fresh', 'grub']);
   });
 
   test('an unknown host key is refused with the offered fingerprint, then accepted on request', async (t) => {
