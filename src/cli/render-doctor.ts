@@ -50,6 +50,11 @@ export function renderDoctor(report: DoctorReport): string {
     if (check.fix) lines.push(`        ${' '.repeat(width)}  fix: ${check.fix}`);
   }
   const count = (status: string) => report.checks.filter((c) => c.status === status).length;
-  lines.push('', `  ${count('fail')} failed, ${count('warn')} warnings, ${count('pass')} passed`, '');
+  const warnings = count('warn');
+  lines.push(
+    '',
+    `  ${count('fail')} failed, ${warnings} warning${warnings === 1 ? '' : 's'}, ${count('pass')} passed`,
+    '',
+  );
   return lines.join('\n');
 }

@@ -10,6 +10,8 @@ export interface CpuFacts {
   /** VT-x (Intel `vmx`) or AMD-V (`svm`) offered to the kernel. */
   vmx: boolean;
   svm: boolean;
+  /** The `hypervisor` flag: this "host" is itself a virtual machine. */
+  hypervisor: boolean;
   logicalCpus: number;
 }
 

@@ -108,6 +108,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
       modelName: cpu.modelName,
       vmx: cpu.flags.includes('vmx'),
       svm: cpu.flags.includes('svm'),
+      hypervisor: cpu.flags.includes('hypervisor'),
       logicalCpus: cpu.logicalCpus,
     },
     displayDevices,

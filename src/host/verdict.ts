@@ -93,8 +93,7 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
           stepping: facts.cpu.stepping ?? null,
           modelName: facts.cpu.modelName,
           codename: cpuModel?.codename ?? null,
-          coreGeneration:
-            cpuModel?.coreGeneration ?? coreGenerationFromModelName(facts.cpu.modelName) ?? null,
+          coreGeneration: coreGeneration(facts.cpu.modelName, cpuModel?.coreGeneration),
           vmx: facts.cpu.vmx,
         }
       : null,
@@ -118,6 +117,14 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
     vgpu,
     checks,
   };
+}
+
+/**
+ * The name says it best (i5-8500T is 8th gen); the model table only speaks for parts sold
+ * as Core: a Xeon, Pentium or Celeron on the same silicon has no Core generation.
+ */
+function coreGeneration(modelName: string, fromModel: number | undefined): number | null {
+  return coreGenerationFromModelName(modelName) ?? (/\bCore\b/.test(modelName) ? (fromModel ?? null) : null);
 }
 
 function withVariant(name: string, variant: string | undefined): string {
@@ -198,8 +205,10 @@ function cpuCheck(facts: HostFacts): Check {
   return {
     id: 'cpu.virtualization',
     status: 'fail',
-    evidence: `${cpu.modelName}: no vmx/svm flag in /proc/cpuinfo`,
-    fix: 'enable Intel VT-x (Virtualization Technology) in the BIOS',
+    evidence: `${cpu.modelName}: no vmx/svm flag in /proc/cpuinfo${cpu.hypervisor ? ' (this is a virtual machine)' : ''}`,
+    fix: cpu.hypervisor
+      ? 'run doctor on the Proxmox host itself, not inside a VM'
+      : 'enable Intel VT-x (Virtualization Technology) in the BIOS',
   };
 }
 

@@ -2,7 +2,7 @@
 // person reading the same files would conclude.
 
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -220,6 +220,26 @@ test('live available_instances that disagree with the formula are explained', as
     assert.equal(status(report, 'gvt.instances'), 'warn');
     assert.match(evidence(report, 'gvt.instances'), /i915-GVTg_V5_8 live 1, predicted 2/);
     assert.match(report.checks.find((c) => c.id === 'gvt.instances')?.fix ?? '', /GTT/);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+});
+
+test('VT-x off in the BIOS and a VM without nested virtualization get different fixes', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-vmx-'));
+  try {
+    await cp(fixturePath('i5-8500t-gvt'), tree, { recursive: true, verbatimSymlinks: true });
+    const cpuinfo = join(tree, 'proc/cpuinfo');
+    const original = await readFile(cpuinfo, 'utf8');
+    await writeFile(cpuinfo, original.replaceAll(' vmx ', ' '));
+    const bios = await doctor(tree);
+    assert.equal(status(bios, 'cpu.virtualization'), 'fail');
+    assert.match(bios.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '', /enable Intel VT-x/);
+    assert.equal(bios.mode, 'gvt-g', 'one BIOS switch does not change what the hardware can do');
+    await writeFile(cpuinfo, original.replaceAll(' vmx ', ' ').replaceAll('flags\t\t: ', 'flags\t\t: hypervisor '));
+    const vm = await doctor(tree);
+    assert.match(evidence(vm, 'cpu.virtualization'), /this is a virtual machine/);
+    assert.match(vm.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '', /on the Proxmox host itself/);
   } finally {
     await rm(tree, { recursive: true, force: true });
   }
