@@ -236,10 +236,16 @@ test('VT-x off in the BIOS and a VM without nested virtualization get different 
     assert.equal(status(bios, 'cpu.virtualization'), 'fail');
     assert.match(bios.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '', /enable Intel VT-x/);
     assert.equal(bios.mode, 'gvt-g', 'one BIOS switch does not change what the hardware can do');
-    await writeFile(cpuinfo, original.replaceAll(' vmx ', ' ').replaceAll('flags\t\t: ', 'flags\t\t: hypervisor '));
+    await writeFile(
+      cpuinfo,
+      original.replaceAll(' vmx ', ' ').replaceAll('flags\t\t: ', 'flags\t\t: hypervisor '),
+    );
     const vm = await doctor(tree);
     assert.match(evidence(vm, 'cpu.virtualization'), /this is a virtual machine/);
-    assert.match(vm.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '', /on the Proxmox host itself/);
+    assert.match(
+      vm.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '',
+      /on the Proxmox host itself/,
+    );
   } finally {
     await rm(tree, { recursive: true, force: true });
   }
