@@ -125,23 +125,21 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
 
 type Read = (path: string) => Promise<string | undefined>;
 
-async function readOptional(host: HostAccess, path: string, unreadable: HostFacts['unreadable']) {
+/** Runs one read; a missing path gives undefined, any other failure is recorded and gives undefined. */
+async function optional<T>(path: string, unreadable: HostFacts['unreadable'], read: () => Promise<T>) {
   try {
-    return await host.readFile(path);
+    return await read();
   } catch (error) {
     if (!isMissing(error)) unreadable.push({ path, error: describe(error) });
     return undefined;
   }
 }
 
-async function listOptional(host: HostAccess, path: string, unreadable: HostFacts['unreadable']) {
-  try {
-    return await host.list(path);
-  } catch (error) {
-    if (!isMissing(error)) unreadable.push({ path, error: describe(error) });
-    return undefined;
-  }
-}
+const readOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
+  optional(path, unreadable, () => host.readFile(path));
+
+const listOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
+  optional(path, unreadable, () => host.list(path));
 
 async function linkName(host: HostAccess, path: string): Promise<string | undefined> {
   try {

@@ -282,16 +282,20 @@ function iommuChecks(
       evidence: `IOMMU active: ${facts.iommu.units.join(', ')}, ${facts.iommu.groupCount} groups`,
     });
   } else {
-    const off = has(cmdline, intel ? 'intel_iommu' : 'amd_iommu');
+    const want = intel ? 'intel_iommu=on' : 'amd_iommu=on';
+    const given = has(cmdline, intel ? 'intel_iommu' : 'amd_iommu');
     checks.push({
       id: 'iommu.kernel',
       status: missing,
-      evidence: off
-        ? `IOMMU not active; the kernel command line has ${off}`
+      evidence: given
+        ? `IOMMU not active although the kernel command line has ${given}`
         : 'IOMMU not active: /sys/class/iommu is empty and there are no IOMMU groups',
-      fix: off
-        ? `replace ${off} with ${intel ? 'intel_iommu=on' : 'amd_iommu=on'} on the kernel command line and reboot`
-        : `add ${intel ? 'intel_iommu=on' : 'amd_iommu=on'} iommu=pt to the kernel command line and reboot`,
+      fix:
+        given === want
+          ? 'the kernel rejected the IOMMU: look for DMAR or IOMMU errors in dmesg and update the BIOS'
+          : given
+            ? `replace ${given} with ${want} on the kernel command line and reboot`
+            : `add ${want} iommu=pt to the kernel command line and reboot`,
     });
   }
   if (igpu && needed && igpu.iommuGroup === undefined && facts.iommu.groupCount > 0) {

@@ -2,7 +2,7 @@
 // person reading the same files would conclude.
 
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -245,6 +245,39 @@ test('VT-x off in the BIOS and a VM without nested virtualization get different 
     assert.match(
       vm.checks.find((c) => c.id === 'cpu.virtualization')?.fix ?? '',
       /on the Proxmox host itself/,
+    );
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+});
+
+test('fixtures hold no empty folder (git would drop it and a clean clone would read another host)', async () => {
+  const empty: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    if (entries.length === 0) empty.push(dir);
+    for (const entry of entries) if (entry.isDirectory()) await walk(join(dir, entry.name));
+  };
+  for (const name of fixtureNames()) await walk(fixturePath(name));
+  assert.deepEqual(empty, []);
+});
+
+test('an IOMMU the kernel did not start: the fix depends on what the command line already says', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-iommu-'));
+  try {
+    await cp(fixturePath('i5-8500t-gvt'), tree, { recursive: true, verbatimSymlinks: true });
+    await rm(join(tree, 'sys/class/iommu'), { recursive: true });
+    await rm(join(tree, 'sys/kernel/iommu_groups'), { recursive: true });
+    const asked = await doctor(tree);
+    assert.equal(status(asked, 'iommu.kernel'), 'warn', 'GVT-g works without it, so only a warning');
+    assert.match(evidence(asked, 'iommu.kernel'), /although the kernel command line has intel_iommu=on/);
+    assert.match(asked.checks.find((c) => c.id === 'iommu.kernel')?.fix ?? '', /dmesg/);
+    const cmdline = join(tree, 'proc/cmdline');
+    await writeFile(cmdline, (await readFile(cmdline, 'utf8')).replace('intel_iommu=on', 'intel_iommu=off'));
+    const off = await doctor(tree);
+    assert.match(
+      off.checks.find((c) => c.id === 'iommu.kernel')?.fix ?? '',
+      /replace intel_iommu=off with intel_iommu=on/,
     );
   } finally {
     await rm(tree, { recursive: true, force: true });

@@ -31,6 +31,12 @@ describe('SSH host access', () => {
     await sshd?.stop();
     await rm(work, { recursive: true, force: true });
   });
+  const open = (s: TestSshd, port: number) =>
+    connectSsh({
+      url: `ssh://root@127.0.0.1:${port}`,
+      identityFile: s.identityFile,
+      knownHostsFile: s.knownHostsFile,
+    });
   // One sshd for the whole suite, started by the first test that needs it.
   async function server(t: TestContext): Promise<TestSshd | undefined> {
     if (!sshdAvailable(t)) return undefined;
@@ -41,11 +47,7 @@ describe('SSH host access', () => {
   test('reads a captured tree through the chroot the same as locally', async (t) => {
     const s = await server(t);
     if (!s) return;
-    const host = await connectSsh({
-      url: `ssh://root@127.0.0.1:${s.treePort}`,
-      identityFile: s.identityFile,
-      knownHostsFile: s.knownHostsFile,
-    });
+    const host = await open(s, s.treePort);
     try {
       const remote = await gatherHostFacts(host);
       const local = await gatherHostFacts(new CapturedRoot(fixturePath('i5-8500t-gvt')));
@@ -59,11 +61,7 @@ describe('SSH host access', () => {
   test('runs commands and reports their exit code and output', async (t) => {
     const s = await server(t);
     if (!s) return;
-    const host = await connectSsh({
-      url: `ssh://root@127.0.0.1:${s.shellPort}`,
-      identityFile: s.identityFile,
-      knownHostsFile: s.knownHostsFile,
-    });
+    const host = await open(s, s.shellPort);
     try {
       const result = await host.run('echo out; echo err >&2; exit 3');
       assert.deepEqual(result, { code: 3, stdout: 'out\n', stderr: 'err\n' });
@@ -78,11 +76,7 @@ describe('SSH host access', () => {
     if (!s) return;
     const big = Buffer.alloc(100_000 + 17, 'x');
     await writeFile(join(s.scratch, 'big'), big);
-    const host = await connectSsh({
-      url: `ssh://root@127.0.0.1:${s.shellPort}`,
-      identityFile: s.identityFile,
-      knownHostsFile: s.knownHostsFile,
-    });
+    const host = await open(s, s.shellPort);
     try {
       assert.ok((await host.readFile(join(s.scratch, 'big'))).equals(big));
       await assert.rejects(host.readFile(join(s.scratch, 'missing')), (error: unknown) => isMissing(error));
@@ -101,11 +95,7 @@ describe('SSH host access', () => {
     const file = join(dir, 'grub');
     await writeFile(file, 'old\n', { mode: 0o640 });
     await chown(file, 1234, 2345);
-    const host = await connectSsh({
-      url: `ssh://root@127.0.0.1:${s.shellPort}`,
-      identityFile: s.identityFile,
-      knownHostsFile: s.knownHostsFile,
-    });
+    const host = await open(s, s.shellPort);
     try {
       await host.writeFileAtomic(file, 'new\n');
       await host.writeFileAtomic(join(dir, 'fresh'), 'x', { mode: 0o600 });
