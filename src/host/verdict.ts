@@ -128,7 +128,7 @@ function coreGeneration(modelName: string, fromModel: number | undefined): numbe
 }
 
 function withVariant(name: string, variant: string | undefined): string {
-  return variant && !variant.startsWith('GT') ? `${name} (${variant})` : name;
+  return variant ? `${name} (${variant})` : name;
 }
 
 /** The Intel iGPU: an Intel display-class physical function, preferring 00:02.0 where iGPUs live. */
