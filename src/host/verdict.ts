@@ -257,8 +257,9 @@ function iommuChecks(
 ): Check[] {
   const checks: Check[] = [];
   const intel = facts.cpu?.vendor !== 'AuthenticAMD';
-  // GVT-g mediated devices are pinned by the mdev driver and do not need the IOMMU; the
-  // other routes hand a PCI function to the VM through VFIO, which does.
+  // GVT-g vGPUs register with VFIO as emulated-IOMMU devices (kvmgt.c intel_vgpu_probe:
+  // vfio_register_emulated_iommu_dev), so they work without VT-d: a warning. The other
+  // routes hand a real PCI function to the VM through VFIO, which needs the IOMMU.
   const needed = mode !== 'gvt-g';
   const missing = needed ? 'fail' : 'warn';
   if (!facts.iommu.firmwareTable && facts.iommu.units.length === 0) {

@@ -2,7 +2,11 @@
 // tree must give the same JSON and exit code, for every fixture.
 
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { extract } from 'tar';
 import { runCli } from '../support/cli.ts';
 import { fixtureNames, fixturePath } from '../support/fixtures.ts';
 import { sshdAvailable, startSshd } from '../support/sshd.ts';
@@ -36,3 +40,28 @@ for (const name of fixtureNames()) {
     }
   });
 }
+
+test('capture --host packs what doctor --host reads', async (t) => {
+  if (!sshdAvailable(t)) return;
+  const sshd = await startSshd(fixturePath('i5-8500t-gvt'));
+  const work = await mkdtemp(join(tmpdir(), 'igpu-capture-ssh-'));
+  try {
+    const ssh = ['--host', `ssh://root@127.0.0.1:${sshd.treePort}`, '--identity', sshd.identityFile];
+    const knownHosts = ['--known-hosts', sshd.knownHostsFile];
+    const archive = join(work, 'pve.tar.gz');
+    const captured = await runCli(['capture', ...ssh, ...knownHosts, '--out', archive]);
+    assert.equal(captured.code, 0, captured.stderr);
+    await extract({ file: archive, cwd: work });
+    const [remote, unpacked] = await Promise.all([
+      runCli(['doctor', ...ssh, ...knownHosts, '--json']),
+      runCli(['doctor', '--root', join(work, 'igpu-split-capture'), '--json']),
+    ]);
+    assert.deepEqual(
+      { ...JSON.parse(unpacked.stdout), target: '' },
+      { ...JSON.parse(remote.stdout), target: '' },
+    );
+  } finally {
+    await sshd.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+});

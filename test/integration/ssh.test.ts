@@ -58,6 +58,22 @@ describe('SSH host access', () => {
     }
   });
 
+  test('reads real procfs and sysfs files (sizes 0 and 4096) whole over SFTP', async (t) => {
+    const s = await server(t);
+    if (!s) return;
+    const host = await open(s, s.shellPort);
+    try {
+      const [remote, local] = await Promise.all([
+        gatherHostFacts(host),
+        gatherHostFacts(new CapturedRoot('/')),
+      ]);
+      assert.ok(remote.cmdline && remote.cmdline.length > 0);
+      assert.deepEqual({ ...remote, target: '' }, { ...local, target: '' });
+    } finally {
+      await host.close();
+    }
+  });
+
   test('runs commands and reports their exit code and output', async (t) => {
     const s = await server(t);
     if (!s) return;
