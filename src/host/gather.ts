@@ -119,7 +119,8 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     proxmox: pve && { version: pve.version, release: pve.release },
     os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
     firmware,
-    unreadable,
+    // Reads finish in any order; sort so the same host always gives the same facts.
+    unreadable: unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
 }
 
