@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { posix } from 'node:path';
-import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import ssh2, { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { TargetError } from '../core/errors.ts';
 import {
   type CommandResult,
@@ -62,7 +62,7 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
   if (agent) config.agent = agent;
   if (options.identityFile) {
-    config.privateKey = await readFile(options.identityFile).catch((error: unknown) => {
+    const key = await readFile(options.identityFile).catch((error: unknown) => {
       throw new TargetError(
         `cannot read identity file ${options.identityFile}: ${(error as Error).message}`,
         {
@@ -71,6 +71,15 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
         },
       );
     });
+    // Checked here so a passphrase-protected or foreign file is one clear line, not a parser error.
+    const parsed = ssh2.utils.parseKey(key);
+    if (parsed instanceof Error) {
+      throw new TargetError(`cannot use identity file ${options.identityFile}: ${parsed.message}`, {
+        target: target.url,
+        fix: 'load a passphrase-protected key into ssh-agent (ssh-add) instead of passing --identity',
+      });
+    }
+    config.privateKey = key;
   }
   if (!agent && !options.identityFile) {
     throw new TargetError('no SSH key available', {

@@ -177,6 +177,35 @@ describe('SSH host access', () => {
     );
   });
 
+  test('keys can come from ssh-agent; a passphrase-protected --identity is one clear line', async (t) => {
+    const s = await server(t);
+    if (!s) return;
+    const socket = join(work, 'agent.sock');
+    const agent = execFileSync('ssh-agent', ['-a', socket, '-s']).toString();
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent)?.[1];
+    try {
+      execFileSync('ssh-add', ['-q', s.identityFile], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      const host = await connectSsh({
+        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        agentSocket: socket,
+        knownHostsFile: s.knownHostsFile,
+      });
+      await host.close();
+    } finally {
+      if (pid) process.kill(Number(pid));
+    }
+    const locked = join(work, 'locked');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', locked]);
+    await assert.rejects(
+      connectSsh({
+        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        identityFile: locked,
+        knownHostsFile: s.knownHostsFile,
+      }),
+      rejectsWith(/cannot use identity file .*locked: .*— load a passphrase-protected key into ssh-agent/),
+    );
+  });
+
   test('a key the host does not accept fails authentication with a fix', async (t) => {
     const s = await server(t);
     if (!s) return;
