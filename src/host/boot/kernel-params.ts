@@ -1,0 +1,78 @@
+// Kernel command-line parameters: parsing, the kernel's own equivalences, and which of
+// the parameters we want are missing, already there, or in conflict with the user's.
+//
+// Kernel facts (Linux v6.12): parameter names treat '-' and '_' alike (kernel/params.c
+// parameq); bool parameters accept what kstrtobool accepts (lib/kstrtox.c: 1/y/Y/t/T/on
+// true, 0/n/N/f/F/off false); intel_iommu= and iommu= take comma-separated option lists
+// (drivers/iommu/intel/iommu.c intel_iommu_setup, arch/x86/kernel/pci-dma.c iommu_setup);
+// when a parameter repeats, the last one wins.
+
+export interface Param {
+  /** Name with '-' folded to '_', as the kernel compares it. */
+  name: string;
+  value: string | undefined;
+  raw: string;
+}
+
+export function parseParams(cmdline: string): Param[] {
+  const words = cmdline.match(/(?:[^\s"]+|"[^"]*")+/g) ?? [];
+  return words.map((raw) => {
+    const eq = raw.indexOf('=');
+    const name = (eq < 0 ? raw : raw.slice(0, eq)).replaceAll('-', '_');
+    const value = eq < 0 ? undefined : raw.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+    return { name, value, raw };
+  });
+}
+
+/** kstrtobool: true, false, or undefined when the kernel would reject the value. */
+export function kernelBool(value: string | undefined): boolean | undefined {
+  if (value === undefined) return true; // a bare bool parameter means "on"
+  const v = value.toLowerCase();
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  if ('1yt'.includes(v[0] ?? '')) return true;
+  if ('0nf'.includes(v[0] ?? '')) return false;
+  return undefined;
+}
+
+const options = (value: string | undefined) => (value ?? '').split(',').filter(Boolean);
+
+/** How a parameter's value is judged against the one we want. */
+const SATISFIES: Record<string, (have: string | undefined, want: string) => boolean> = {
+  intel_iommu: (have, want) => {
+    const list = options(have);
+    return list.lastIndexOf(want) > list.lastIndexOf(want === 'on' ? 'off' : 'on');
+  },
+  iommu: (have, want) => options(have).includes(want),
+  'i915.enable_gvt': (have, want) => kernelBool(have) === kernelBool(want),
+  // GuC submission is bit 0; -1 (auto) never enables it on the GVT-g platforms (gen 8/9).
+  'i915.enable_guc': (have) => {
+    const n = Number(have);
+    return Number.isInteger(n) && (n < 0 || (n & 1) === 0);
+  },
+};
+
+export interface ParamPlan {
+  /** Parameters to add (ours). */
+  add: string[];
+  /** Wanted parameters the command line already has, as the user wrote them: never ours to remove. */
+  present: string[];
+  /** The user's value disagrees with ours: changing it needs --force. */
+  conflicts: { have: string; want: string }[];
+}
+
+export function planParams(current: string, wanted: readonly string[]): ParamPlan {
+  const params = parseParams(current);
+  const plan: ParamPlan = { add: [], present: [], conflicts: [] };
+  for (const want of parseParams(wanted.join(' '))) {
+    const have = params.findLast((p) => p.name === want.name);
+    if (!have) {
+      plan.add.push(want.raw);
+      continue;
+    }
+    const judge = SATISFIES[want.name] ?? ((h: string | undefined, w: string) => h === w);
+    if (judge(have.value, want.value ?? '')) plan.present.push(have.raw);
+    else plan.conflicts.push({ have: have.raw, want: want.raw });
+  }
+  return plan;
+}
