@@ -29,6 +29,10 @@ export interface Step {
   disturbs: Disturbance[];
   /** Ids of steps that must finish first. */
   needs: string[];
+  /** The command the step runs on its target, shown in the plan. */
+  command?: string;
+  /** It overrides a value the user set: apply refuses it without --force. */
+  needsForce?: boolean;
 }
 
 /** A layer of the chain (host, mapping, vm, guest, cluster). */

@@ -75,6 +75,8 @@ export interface HostFacts {
     | undefined;
   /** Loaded modules from /proc/modules, or from /sys/module when that file is absent. */
   modules: string[];
+  /** /etc/modules and /etc/modules-load.d/*.conf, as read. */
+  moduleFiles: { path: string; content: string }[];
   bootloader: BootloaderFacts;
   proxmox: { version: string | undefined; release: string | undefined } | undefined;
   os: { id: string | undefined; versionId: string | undefined; prettyName: string | undefined } | undefined;

@@ -34,6 +34,8 @@ export const PATHS = {
   bootUuids: '/etc/kernel/proxmox-boot-uuids',
   kernelCmdline: '/etc/kernel/cmdline',
   pveCfg: '/usr/share/perl5/PVE/pvecfg.pm',
+  modulesFile: '/etc/modules',
+  modulesLoadDir: '/etc/modules-load.d',
   osRelease: '/etc/os-release',
 } as const;
 
@@ -81,18 +83,29 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     });
   }
 
-  const [kernelRelease, cmdline, modules, displayDevices, iommu, i915, bootloader, pveCfg, osRelease] =
-    await Promise.all([
-      read(PATHS.osrelease).then((text) => text?.trim() || undefined),
-      read(PATHS.cmdline).then((text) => text?.trim()),
-      gatherModules(host, read),
-      gatherDisplayDevices(host, pciEntries ?? [], read, unreadable),
-      gatherIommu(host, unreadable),
-      gatherI915(host, read),
-      gatherBootloader(host, firmware.uefi, read, unreadable),
-      read(PATHS.pveCfg),
-      read(PATHS.osRelease),
-    ]);
+  const [
+    kernelRelease,
+    cmdline,
+    modules,
+    displayDevices,
+    iommu,
+    i915,
+    bootloader,
+    pveCfg,
+    osRelease,
+    moduleFiles,
+  ] = await Promise.all([
+    read(PATHS.osrelease).then((text) => text?.trim() || undefined),
+    read(PATHS.cmdline).then((text) => text?.trim()),
+    gatherModules(host, read),
+    gatherDisplayDevices(host, pciEntries ?? [], read, unreadable),
+    gatherIommu(host, unreadable),
+    gatherI915(host, read),
+    gatherBootloader(host, firmware.uefi, read, unreadable),
+    read(PATHS.pveCfg),
+    read(PATHS.osRelease),
+    gatherModuleFiles(host, read, unreadable),
+  ]);
 
   const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
   const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);
@@ -115,6 +128,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     iommu,
     i915,
     modules,
+    moduleFiles,
     bootloader,
     proxmox: pve && { version: pve.version, release: pve.release },
     os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
@@ -165,6 +179,21 @@ async function gatherModules(host: HostAccess, read: Read): Promise<string[]> {
     ),
   );
   return present.filter((name): name is string => name !== undefined);
+}
+
+/** /etc/modules and /etc/modules-load.d/*.conf: what loads at boot, by the files that say so. */
+async function gatherModuleFiles(
+  host: HostAccess,
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<HostFacts['moduleFiles']> {
+  const entries = (await listOptional(host, PATHS.modulesLoadDir, unreadable)) ?? [];
+  const paths = [
+    PATHS.modulesFile,
+    ...entries.filter((e) => e.name.endsWith('.conf')).map((e) => `${PATHS.modulesLoadDir}/${e.name}`),
+  ];
+  const files = await Promise.all(paths.map(async (path) => ({ path, content: await read(path) })));
+  return files.filter((f): f is { path: string; content: string } => f.content !== undefined);
 }
 
 async function gatherDisplayDevices(

@@ -1,0 +1,270 @@
+// Host layer `plan`: desired state for the host's mode, compared with its facts, as
+// steps with diffs. Pure: it reads facts only; apply (next) carries the steps out.
+//
+// Decisions:
+// - Our parameters go at the end of the command line (a GRUB drop-in appending to
+//   GRUB_CMDLINE_LINUX_DEFAULT, or the end of /etc/kernel/cmdline's single line). The
+//   kernel takes the last value of a repeated parameter, so the user's own text is never
+//   edited, and rollback removes exactly what we appended.
+// - A user value that disagrees with ours (intel_iommu=off, i915.enable_gvt=0) is still
+//   planned, marked needsForce: apply refuses it without --force.
+// - kvmgt loads through systemd-modules-load from the root file system, so it needs no
+//   initramfs rebuild; the initramfs step belongs to passthrough's early vfio-pci binding.
+
+import { createTwoFilesPatch } from 'diff';
+import type { Step } from '../core/model.ts';
+import {
+  effectiveGrubCmdline,
+  evaluateGrubDefaults,
+  type GrubFile,
+  sortDropins,
+} from './boot/grub-defaults.ts';
+import { type ParamPlan, planParams } from './boot/kernel-params.ts';
+import type { HostFacts } from './facts.ts';
+import { PATHS } from './gather.ts';
+import { hostVerdict, type Mode } from './verdict.ts';
+
+export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
+export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
+
+/** Module names guides still list that no current kernel has (merged into vfio in Linux 6.2 / mdev in 5.16). */
+const STALE_MODULES: Record<string, string> = {
+  vfio_virqfd: 'part of vfio since Linux 6.2',
+  vfio_mdev: 'part of mdev since Linux 5.16',
+};
+
+export interface HostPlanOptions {
+  /** Allow overriding kernel parameters the user set to other values. */
+  force?: boolean;
+  /** Add pcie_acs_override=downstream,multifunction (weakens IOMMU isolation; never needed for mdev). */
+  acsOverride?: boolean;
+}
+
+export interface HostStep extends Step {
+  /** A file the step writes whole (atomically, after a backup). */
+  write?: { path: string; content: string; mode: number };
+}
+
+export interface HostPlan {
+  target: string;
+  mode: Mode;
+  /** Set when this mode cannot be planned yet, with the reason. */
+  unsupported?: string;
+  params: ParamPlan;
+  staleModules: { path: string; line: number; name: string; why: string }[];
+  /** What stands in the way of applying, or makes the plan less certain, one line each. */
+  problems: string[];
+  steps: HostStep[];
+  /** A reboot is needed for the new state to be live. */
+  reboot: boolean;
+}
+
+interface Desired {
+  params: string[];
+  modules: string[];
+}
+
+function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Desired | string {
+  const acs = options.acsOverride ? ['pcie_acs_override=downstream,multifunction'] : [];
+  if (mode === 'gvt-g') {
+    const params = ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1', ...acs];
+    // GuC submission off only when something turned it on (it blocks GVT-g).
+    const guc = facts.i915?.enableGuc;
+    if (guc !== undefined && guc > 0 && (guc & 1) === 1) params.push('i915.enable_guc=0');
+    return { params, modules: ['kvmgt'] };
+  }
+  if (mode === 'passthrough') {
+    return {
+      params: ['intel_iommu=on', 'iommu=pt', ...acs],
+      modules: ['vfio', 'vfio_iommu_type1', 'vfio_pci'],
+    };
+  }
+  if (mode === 'sriov')
+    return 'SR-IOV hosts are not planned yet: a later release installs the SR-IOV driver and VFs';
+  return 'this host has nothing to share (see igpu-split doctor)';
+}
+
+export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostPlan {
+  const { mode } = hostVerdict(facts);
+  const empty: ParamPlan = { add: [], present: [], conflicts: [] };
+  const problems: string[] = [];
+  const base = {
+    target: facts.target,
+    mode,
+    params: empty,
+    staleModules: staleModules(facts),
+    problems,
+    steps: [],
+    reboot: false,
+  };
+  const desired = desiredFor(mode, facts, options);
+  if (typeof desired === 'string') return { ...base, unsupported: desired };
+
+  const steps: HostStep[] = [];
+  const boot = facts.bootloader;
+  let params = empty;
+  if (boot.kind === 'grub') {
+    const ours = boot.files.find((f) => f.path === GRUB_DROPIN);
+    const others = boot.files.filter((f) => f.path !== GRUB_DROPIN);
+    const evaluated = evaluateGrubDefaults(others);
+    for (const u of evaluated.unsupported) {
+      problems.push(
+        `${u.path}:${u.line}: cannot evaluate "${u.text}" without a shell; apply checks the result with the host's shell`,
+      );
+    }
+    params = planParams(effectiveGrubCmdline(evaluated) ?? '', desired.params);
+    const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
+    const content = wanted.length > 0 ? grubDropin(wanted) : '';
+    if (content !== '') problems.push(...overriddenBy(others, content, desired.params));
+    if (wanted.length > 0 || ours) {
+      if (content !== (ours?.content ?? '')) {
+        steps.push(writeStep(facts.target, 'grub-dropin', GRUB_DROPIN, ours?.content ?? '', content, params));
+        steps.push({
+          id: `host/${facts.target}/update-grub`,
+          target: facts.target,
+          description: 'regenerate /boot/grub/grub.cfg so the next boot uses the new command line',
+          command: 'update-grub',
+          disturbs: [],
+          needs: [`host/${facts.target}/grub-dropin`],
+        });
+      }
+    }
+  } else if (boot.kind === 'systemd-boot') {
+    const line = boot.cmdline ?? '';
+    params = planParams(line, desired.params);
+    const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
+    if (wanted.length > 0) {
+      steps.push(
+        writeStep(
+          facts.target,
+          'kernel-cmdline',
+          PATHS.kernelCmdline,
+          `${line}\n`,
+          `${[line, ...wanted].join(' ').trim()}\n`,
+          params,
+        ),
+      );
+      steps.push({
+        id: `host/${facts.target}/proxmox-boot-tool-refresh`,
+        target: facts.target,
+        description: 'copy the new command line and kernels to every ESP proxmox-boot-tool manages',
+        command: 'proxmox-boot-tool refresh',
+        disturbs: [],
+        needs: [`host/${facts.target}/kernel-cmdline`],
+      });
+    }
+  }
+
+  const modules = modulesStep(facts, desired.modules);
+  if (modules) steps.push(modules);
+
+  // Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded.
+  const running = planParams(facts.cmdline ?? '', desired.params);
+  const notLoaded = desired.modules.filter((m) => !facts.modules.includes(m));
+  const reboot = running.add.length > 0 || running.conflicts.length > 0 || notLoaded.length > 0;
+  if (reboot) {
+    steps.push({
+      id: `host/${facts.target}/reboot`,
+      target: facts.target,
+      description: `reboot to make live: ${[...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded].join(', ')}`,
+      command: 'systemctl reboot',
+      disturbs: ['host-reboot'],
+      needs: steps.map((s) => s.id),
+    });
+  }
+  return { ...base, params, steps, reboot };
+}
+
+/** Drop-ins sorting after ours that set the variable again would undo our parameters. */
+function overriddenBy(others: GrubFile[], content: string, wanted: string[]): string[] {
+  const [main, ...dropins] = others[0]?.path === PATHS.grubDefault ? others : [undefined, ...others];
+  const files = [
+    ...(main ? [main] : []),
+    ...sortDropins([...dropins.filter((f) => f !== undefined), { path: GRUB_DROPIN, content }]),
+  ];
+  const result = effectiveGrubCmdline(evaluateGrubDefaults(files));
+  if (result === undefined) return [];
+  const lost = planParams(result, wanted);
+  if (lost.add.length === 0 && lost.conflicts.length === 0) return [];
+  const later = files.slice(files.findIndex((f) => f.path === GRUB_DROPIN) + 1).map((f) => f.path);
+  return [
+    `${later.join(', ')} set${later.length === 1 ? 's' : ''} the kernel command line again after ${GRUB_DROPIN}, dropping ${[...lost.add, ...lost.conflicts.map((c) => c.want)].join(' ')}: make ${later.length === 1 ? 'it' : 'them'} append ("$GRUB_CMDLINE_LINUX_DEFAULT …") instead`,
+  ];
+}
+
+function grubDropin(params: string[]): string {
+  return [
+    '# Written by igpu-split: kernel parameters for sharing the Intel iGPU.',
+    '# Appended to the value the files before this one set. Delete this file',
+    '# (or run igpu-split rollback) and run update-grub to undo.',
+    `GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT ${params.join(' ')}"`,
+    '',
+  ].join('\n');
+}
+
+function writeStep(
+  target: string,
+  name: string,
+  path: string,
+  before: string,
+  after: string,
+  params: ParamPlan,
+): HostStep {
+  const changes = [
+    ...params.add.map((p) => `add ${p}`),
+    ...params.conflicts.map((c) => `override the user's ${c.have} with ${c.want}`),
+  ];
+  return {
+    id: `host/${target}/${name}`,
+    target,
+    description: after === '' ? `remove ${path}` : `${path}: ${changes.join(', ') || 'rewrite'}`,
+    diff: createTwoFilesPatch(`a${path}`, `b${path}`, before, after),
+    write: { path, content: after, mode: 0o644 },
+    disturbs: [],
+    needs: [],
+    needsForce: params.conflicts.length > 0,
+  };
+}
+
+function configuredModules(facts: HostFacts): Set<string> {
+  const names = new Set<string>();
+  for (const file of facts.moduleFiles) {
+    for (const line of file.content.split('\n')) {
+      const name = line.replace(/#.*/, '').trim().split(/\s+/)[0];
+      if (name) names.add(name.replaceAll('-', '_'));
+    }
+  }
+  return names;
+}
+
+function modulesStep(facts: HostFacts, wanted: string[]): HostStep | undefined {
+  const ours = facts.moduleFiles.find((f) => f.path === MODULES_CONF);
+  const elsewhere = configuredModules({ ...facts, moduleFiles: facts.moduleFiles.filter((f) => f !== ours) });
+  const missing = wanted.filter((m) => !elsewhere.has(m));
+  const content =
+    missing.length > 0
+      ? `# Written by igpu-split: modules the iGPU sharing needs at boot.\n${missing.join('\n')}\n`
+      : '';
+  if (content === (ours?.content ?? '')) return undefined;
+  return {
+    id: `host/${facts.target}/modules-load`,
+    target: facts.target,
+    description: content === '' ? `remove ${MODULES_CONF}` : `load ${missing.join(', ')} at boot`,
+    diff: createTwoFilesPatch(`a${MODULES_CONF}`, `b${MODULES_CONF}`, ours?.content ?? '', content),
+    write: { path: MODULES_CONF, content, mode: 0o644 },
+    disturbs: [],
+    needs: [],
+  };
+}
+
+function staleModules(facts: HostFacts): HostPlan['staleModules'] {
+  const stale: HostPlan['staleModules'] = [];
+  for (const file of facts.moduleFiles) {
+    file.content.split('\n').forEach((line, index) => {
+      const name = line.replace(/#.*/, '').trim().split(/\s+/)[0]?.replaceAll('-', '_');
+      const why = name ? STALE_MODULES[name] : undefined;
+      if (name && why) stale.push({ path: file.path, line: index + 1, name, why });
+    });
+  }
+  return stale;
+}
