@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { IgpuSplitError } from '../core/errors.ts';
 import { registerCapture } from './capture.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerHost } from './host.ts';
 
 export const EXIT = { ok: 0, checkFailed: 1, usage: 2 } as const;
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDoctor(program, version);
   registerCapture(program, version);
+  registerHost(program);
   return program;
 }
 

@@ -34,8 +34,6 @@ const STALE_MODULES: Record<string, string> = {
 };
 
 export interface HostPlanOptions {
-  /** Allow overriding kernel parameters the user set to other values. */
-  force?: boolean;
   /** Add pcie_acs_override=downstream,multifunction (weakens IOMMU isolation; never needed for mdev). */
   acsOverride?: boolean;
 }

@@ -127,3 +127,31 @@ describe('igpu-split', () => {
     }
   });
 });
+
+describe('igpu-split host plan', () => {
+  test('prints steps with diffs and commands, exit 0; changes nothing', async () => {
+    const result = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-before')]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\+GRUB_CMDLINE_LINUX_DEFAULT="\$GRUB_CMDLINE_LINUX_DEFAULT intel_iommu=on/);
+    assert.match(result.stdout, /\$ update-grub/);
+    assert.match(result.stdout, /a reboot is needed/);
+  });
+
+  test('a converged host says so; --json gives the plan object', async () => {
+    const text = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt')]);
+    assert.match(text.stdout, /nothing to do: this host is converged/);
+    const json = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt'), '--json']);
+    assert.deepEqual(JSON.parse(json.stdout).steps, []);
+  });
+
+  test('modes that cannot be planned yet exit 1 with the reason', async () => {
+    const result = await runCli(['host', 'plan', '--root', fixturePath('n100-sriov')]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /not planned: SR-IOV hosts are not planned yet/);
+  });
+
+  test('--acs-override explains the isolation trade-off in its help', async () => {
+    const help = await runCli(['host', 'plan', '--help']);
+    assert.match(help.stdout.replace(/\s+/g, ' '), /--acs-override .*DMA/);
+  });
+});
