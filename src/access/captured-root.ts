@@ -70,6 +70,18 @@ export class CapturedRoot implements HostAccess {
     throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
   }
 
+  async createExclusive(path: string): Promise<never> {
+    throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
+  }
+
+  async makeDir(path: string): Promise<never> {
+    throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
+  }
+
+  async remove(path: string): Promise<never> {
+    throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
+  }
+
   async close(): Promise<void> {}
 
   /**

@@ -21,7 +21,7 @@ export interface WriteOptions {
 }
 
 /** Why a host operation failed, in the errno vocabulary both fs and SFTP map onto. */
-export type HostErrorCode = 'ENOENT' | 'EACCES' | 'ENOTDIR' | 'EISDIR' | 'EUNSUPPORTED' | 'EIO';
+export type HostErrorCode = 'ENOENT' | 'EACCES' | 'ENOTDIR' | 'EISDIR' | 'EEXIST' | 'EUNSUPPORTED' | 'EIO';
 
 export class HostError extends Error {
   readonly code: HostErrorCode;
@@ -49,6 +49,12 @@ export interface HostAccess {
   run(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult>;
   /** Temp file + fsync + rename next to `path`, keeping an existing file's mode and owner. */
   writeFileAtomic(path: string, data: string | Buffer, options?: WriteOptions): Promise<void>;
+  /** Creates a file that must not exist yet (locks); EEXIST when it does. */
+  createExclusive(path: string, data: string, mode: number): Promise<void>;
+  /** Creates a directory and its parents with `mode`; fine when it exists. */
+  makeDir(path: string, mode: number): Promise<void>;
+  /** Removes a file; fine when it is already gone. */
+  remove(path: string): Promise<void>;
   close(): Promise<void>;
 }
 

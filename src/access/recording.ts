@@ -52,6 +52,18 @@ export class RecordingHost implements HostAccess {
     throw new Error('a recording host is read-only');
   }
 
+  createExclusive(): Promise<void> {
+    throw new Error('a recording host is read-only');
+  }
+
+  makeDir(): Promise<void> {
+    throw new Error('a recording host is read-only');
+  }
+
+  remove(): Promise<void> {
+    throw new Error('a recording host is read-only');
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -324,6 +324,41 @@ export class SshHost implements HostAccess {
     }
   }
 
+  async createExclusive(path: string, data: string, mode: number): Promise<void> {
+    const sftp = await this.sftp();
+    const handle = await call<Buffer>((cb) => sftp.open(path, 'wx', { mode }, cb), path).catch(
+      async (error) => {
+        // SFTP v3 has no EEXIST; an existing path is what makes an exclusive open fail.
+        if (await this.entryType(path)) throw new HostError('EEXIST', path, `${path} exists`, error);
+        throw error;
+      },
+    );
+    const body = Buffer.from(data);
+    try {
+      await call<void>((cb) => sftp.write(handle, body, 0, body.length, 0, cb), path);
+      await call<unknown>((cb) => sftp.ext_openssh_fsync(handle, cb), path);
+    } finally {
+      await call<void>((cb) => sftp.close(handle, cb), path).catch(() => undefined);
+    }
+  }
+
+  async makeDir(path: string, mode: number): Promise<void> {
+    const sftp = await this.sftp();
+    let current = '';
+    for (const part of path.split('/').filter(Boolean)) {
+      current += `/${part}`;
+      if ((await this.entryType(current)) === 'dir') continue;
+      await call<void>((cb) => sftp.mkdir(current, { mode }, cb), current);
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    const sftp = await this.sftp();
+    await call<void>((cb) => sftp.unlink(path, cb), path).catch((error: unknown) => {
+      if (!(error instanceof HostError && error.code === 'ENOENT')) throw error;
+    });
+  }
+
   async close(): Promise<void> {
     this.client.end();
   }

@@ -49,6 +49,7 @@ export function renderPlan(plan: HostPlan): string {
     );
   }
   for (const problem of plan.problems) lines.push(`  problem: ${problem}`);
+  for (const note of plan.notes) lines.push(`  note: ${note}`);
   lines.push('');
   if (plan.steps.length === 0) {
     lines.push('  nothing to do: this host is converged');

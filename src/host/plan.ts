@@ -50,8 +50,10 @@ export interface HostPlan {
   unsupported?: string;
   params: ParamPlan;
   staleModules: { path: string; line: number; name: string; why: string }[];
-  /** What stands in the way of applying, or makes the plan less certain, one line each. */
+  /** What stands in the way of applying, one line each. */
   problems: string[];
+  /** What makes the plan less certain; apply checks these on the host. */
+  notes: string[];
   steps: HostStep[];
   /** A reboot is needed for the new state to be live. */
   reboot: boolean;
@@ -86,12 +88,14 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
   const { mode } = hostVerdict(facts);
   const empty: ParamPlan = { add: [], present: [], conflicts: [] };
   const problems: string[] = [];
+  const notes: string[] = [];
   const base = {
     target: facts.target,
     mode,
     params: empty,
     staleModules: staleModules(facts),
     problems,
+    notes,
     steps: [],
     reboot: false,
   };
@@ -106,7 +110,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
     const others = boot.files.filter((f) => f.path !== GRUB_DROPIN);
     const evaluated = evaluateGrubDefaults(others);
     for (const u of evaluated.unsupported) {
-      problems.push(
+      notes.push(
         `${u.path}:${u.line}: cannot evaluate "${u.text}" without a shell; apply checks the result with the host's shell`,
       );
     }

@@ -28,6 +28,9 @@ function denying(inner: HostAccess, denied: (path: string) => boolean): HostAcce
     entryType: (path) => inner.entryType(path),
     run: (command) => inner.run(command),
     writeFileAtomic: (path, data) => inner.writeFileAtomic(path, data),
+    createExclusive: (path, data, mode) => inner.createExclusive(path, data, mode),
+    makeDir: (path, mode) => inner.makeDir(path, mode),
+    remove: (path) => inner.remove(path),
     close: () => inner.close(),
   };
 }

@@ -10,22 +10,11 @@ import { test } from 'node:test';
 import {
   effectiveGrubCmdline,
   evaluateGrubDefaults,
+  GRUB_CMDLINE_SCRIPT,
   type GrubFile,
   sortDropins,
 } from '../../src/host/boot/grub-defaults.ts';
 import { fixtureNames, fixturePath } from '../support/fixtures.ts';
-
-/** grub-mkconfig's own lines (Debian util/grub-mkconfig.in), then 10_linux's join. */
-const MKCONFIG = `sysconfdir="$1"
-if test -f \${sysconfdir}/default/grub ; then
-  . \${sysconfdir}/default/grub
-fi
-for x in \${sysconfdir}/default/grub.d/*.cfg ; do
-  if [ -e "\${x}" ]; then
-    . "\${x}"
-  fi
-done
-printf '%s' "\${GRUB_CMDLINE_LINUX} \${GRUB_CMDLINE_LINUX_DEFAULT}"`;
 
 async function shellCmdline(main: string | undefined, dropins: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'igpu-grub-'));
@@ -34,7 +23,10 @@ async function shellCmdline(main: string | undefined, dropins: Record<string, st
     if (main !== undefined) await writeFile(join(dir, 'default/grub'), main);
     for (const [name, content] of Object.entries(dropins))
       await writeFile(join(dir, 'default/grub.d', name), content);
-    return execFileSync('/bin/sh', ['-c', MKCONFIG, 'sh', dir]).toString().trim().replace(/\s+/g, ' ');
+    return execFileSync('/bin/sh', ['-c', GRUB_CMDLINE_SCRIPT, 'sh', dir])
+      .toString()
+      .trim()
+      .replace(/\s+/g, ' ');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -6,9 +6,9 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 const SSHD = '/usr/sbin/sshd';
@@ -18,7 +18,7 @@ const BASE = '/run/igpu-split-test';
 
 export interface TestSshd {
   host: string;
-  /** Port whose sessions see `tree` as / (SFTP only). */
+  /** Port whose sessions see `tree` as / (SFTP only, or also commands with `shell`). */
   treePort: number;
   /** Port with an ordinary root session (commands, writes). */
   shellPort: number;
@@ -27,6 +27,8 @@ export interface TestSshd {
   hostKeyPub: string;
   /** Scratch folder on the "host" for write tests. */
   scratch: string;
+  /** The chroot: the fake host's / as files on this machine. */
+  root: string;
   stop(): Promise<void>;
 }
 
@@ -75,7 +77,38 @@ export async function keygen(file: string): Promise<void> {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'igpu-split-test', '-f', file]);
 }
 
-export async function startSshd(tree: string): Promise<TestSshd> {
+/** Commands a fake Proxmox host answers with: each records its call and can be told to fail. */
+const STAND_INS = ['update-grub', 'proxmox-boot-tool', 'update-initramfs'];
+export const CALL_LOG = '/var/log/igpu-split-test-calls';
+
+/**
+ * Makes the chroot able to run commands: the machine's bash and dash with their
+ * libraries, and recording stand-ins for the boot loader tools. A stand-in fails
+ * (exit 1) while /etc/igpu-split-test-fail-<name> exists.
+ */
+async function addShell(root: string): Promise<void> {
+  const binaries = ['/bin/bash', '/bin/dash'];
+  const libraries = execFileSync('ldd', binaries)
+    .toString()
+    .split('\n')
+    .map((line) => /(\/\S+\.so[\S]*)/.exec(line)?.[1])
+    .filter((path): path is string => path !== undefined);
+  for (const file of [...binaries, ...new Set(libraries)]) {
+    await mkdir(join(root, dirname(file)), { recursive: true });
+    await copyFile(file, join(root, file));
+    await chmod(join(root, file), 0o755);
+  }
+  await symlink('dash', join(root, 'bin/sh'));
+  await mkdir(join(root, 'usr/sbin'), { recursive: true });
+  await mkdir(join(root, 'var/log'), { recursive: true });
+  await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 });
+  for (const name of STAND_INS) {
+    const script = `#!/bin/sh\necho "${name} $*" >> ${CALL_LOG}\n[ -e /etc/igpu-split-test-fail-${name} ] && { echo "${name}: simulated failure" >&2; exit 1; }\nexit 0\n`;
+    await writeFile(join(root, 'usr/sbin', name), script, { mode: 0o755 });
+  }
+}
+
+export async function startSshd(tree: string, options: { shell?: boolean } = {}): Promise<TestSshd> {
   await mkdir(BASE, { recursive: true, mode: 0o755 });
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(BASE, 'host-'));
@@ -83,6 +116,7 @@ export async function startSshd(tree: string): Promise<TestSshd> {
   const root = join(dir, 'root');
   await cp(tree, root, { recursive: true, verbatimSymlinks: true });
   await chmod(root, 0o755);
+  if (options.shell) await addShell(root);
   const keys = join(dir, 'keys');
   const scratch = join(dir, 'scratch');
   await mkdir(keys, { mode: 0o700 });
@@ -110,7 +144,7 @@ export async function startSshd(tree: string): Promise<TestSshd> {
       'LogLevel ERROR',
       `Match LocalPort ${treePort}`,
       `  ChrootDirectory ${root}`,
-      '  ForceCommand internal-sftp',
+      ...(options.shell ? [] : ['  ForceCommand internal-sftp']),
       '',
     ].join('\n'),
   );
@@ -136,6 +170,7 @@ export async function startSshd(tree: string): Promise<TestSshd> {
     knownHostsFile,
     hostKeyPub,
     scratch,
+    root,
     async stop() {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));

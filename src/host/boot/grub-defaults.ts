@@ -31,6 +31,22 @@ export interface GrubDefaults {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * grub-mkconfig's own sourcing lines, then 10_linux's join of the two variables: run by
+ * /bin/sh with the configuration folder as $1 (/etc on a host), it prints the command line
+ * the next update-grub writes. Apply uses it on the host as the final word.
+ */
+export const GRUB_CMDLINE_SCRIPT = `sysconfdir="$1"
+if test -f \${sysconfdir}/default/grub ; then
+  . \${sysconfdir}/default/grub
+fi
+for x in \${sysconfdir}/default/grub.d/*.cfg ; do
+  if [ -e "\${x}" ]; then
+    . "\${x}"
+  fi
+done
+printf '%s' "\${GRUB_CMDLINE_LINUX} \${GRUB_CMDLINE_LINUX_DEFAULT}"`;
+
 /** Orders drop-ins as the shell's glob does (byte order under grub-mkconfig's C-like locale). */
 export function sortDropins<T extends { path: string }>(files: T[]): T[] {
   return [...files].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));

@@ -1,0 +1,224 @@
+// Host layer `apply`: carries out a plan's file and command steps on one host, safely.
+//
+// - One run per host at a time: a lock file created exclusively under /var/lib/igpu-split.
+// - Every file we change is backed up first (root-only, under /var/lib/igpu-split/backups/<run>/),
+//   then written atomically (temp, fsync, rename, keeping mode and owner).
+// - Before the boot loader is refreshed, the result is checked the way its consumer reads
+//   it: the GRUB files are sourced by the host's /bin/sh exactly as grub-mkconfig does,
+//   /etc/kernel/cmdline must still be one line. A failed check or command restores every
+//   file from its backup and stops.
+// - A state file records what is ours (files we created, parameters and modules we added),
+//   so later runs and rollback touch only that.
+// - Reboots are not done here: the plan's reboot step is reported; the engine drains first.
+
+import { type HostAccess, isMissing } from '../access/host.ts';
+import { TargetError } from '../core/errors.ts';
+import { GRUB_CMDLINE_SCRIPT } from './boot/grub-defaults.ts';
+import { planParams } from './boot/kernel-params.ts';
+import type { HostPlan, HostStep } from './plan.ts';
+import { GRUB_DROPIN } from './plan.ts';
+
+export const STATE_DIR = '/var/lib/igpu-split';
+export const LOCK_FILE = `${STATE_DIR}/lock`;
+export const STATE_FILE = `${STATE_DIR}/state.json`;
+
+export interface HostState {
+  version: 1;
+  /** Files igpu-split created (rollback deletes them) or changed (rollback restores `backup`). */
+  files: Record<string, { created: boolean; backup?: string }>;
+  /** Kernel parameters and modules we added, as written. */
+  params: string[];
+  modules: string[];
+  updatedAt: string;
+}
+
+export interface ApplyOptions {
+  /** Allow steps that override a value the user set. */
+  force?: boolean;
+  /** Names this run's backup folder; defaults to the current time. */
+  runId?: string;
+}
+
+export interface ApplyResult {
+  /** Ids of the steps carried out. */
+  done: string[];
+  /** The reboot the plan needs, left to the caller (and its drain). */
+  rebootNeeded: boolean;
+  backupDir: string | undefined;
+}
+
+export async function applyHostPlan(
+  host: HostAccess,
+  plan: HostPlan,
+  options: ApplyOptions = {},
+): Promise<ApplyResult> {
+  if (plan.unsupported) throw new TargetError(plan.unsupported, { target: host.target });
+  if (plan.problems.length > 0) {
+    throw new TargetError(`the plan has problems: ${plan.problems.join('; ')}`, {
+      target: host.target,
+      fix: 'resolve them (igpu-split host plan lists them), then apply again',
+    });
+  }
+  const forced = plan.steps.filter((s) => s.needsForce);
+  if (forced.length > 0 && !options.force) {
+    const overrides = plan.params.conflicts.map((c) => `${c.have} → ${c.want}`).join(', ');
+    throw new TargetError(`the plan overrides values you set (${overrides})`, {
+      target: host.target,
+      fix: 'rerun with --force to override them, or change them yourself',
+    });
+  }
+  const work = plan.steps.filter((s) => s.write || (s.command && !s.disturbs.includes('host-reboot')));
+  const rebootNeeded = plan.reboot;
+  if (work.length === 0) return { done: [], rebootNeeded, backupDir: undefined };
+
+  await host.makeDir(STATE_DIR, 0o700);
+  await lock(host);
+  const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
+  const backupDir = `${STATE_DIR}/backups/${runId}`;
+  const originals = new Map<string, Buffer | undefined>();
+  const done: string[] = [];
+  try {
+    const state = await readState(host);
+    for (const step of work.filter((s) => s.write)) {
+      await writeStep(host, step, backupDir, originals, state);
+      done.push(step.id);
+    }
+    try {
+      await checkResult(host, plan);
+      for (const step of work.filter((s) => s.command)) {
+        const result = await host.run(step.command as string, { timeoutMs: 300_000 });
+        if (result.code !== 0) {
+          throw new TargetError(
+            `${step.command} failed (exit ${result.code}): ${lastLine(result.stderr || result.stdout)}`,
+            {
+              target: host.target,
+              fix: 'the files were restored; fix the cause and apply again',
+            },
+          );
+        }
+        done.push(step.id);
+      }
+    } catch (error) {
+      await restore(host, originals);
+      throw error;
+    }
+    state.params = [
+      ...new Set([...state.params, ...plan.params.add, ...plan.params.conflicts.map((c) => c.want)]),
+    ];
+    state.updatedAt = new Date().toISOString();
+    await host.writeFileAtomic(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    return { done, rebootNeeded, backupDir: originals.size > 0 ? backupDir : undefined };
+  } finally {
+    await host.remove(LOCK_FILE);
+  }
+}
+
+async function lock(host: HostAccess): Promise<void> {
+  try {
+    await host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString() })}\n`, 0o600);
+  } catch (error) {
+    const holder = await host
+      .readFile(LOCK_FILE)
+      .then((b) => b.toString().trim())
+      .catch(() => 'unknown');
+    throw new TargetError(`another igpu-split run holds ${LOCK_FILE} (${holder})`, {
+      target: host.target,
+      fix: `wait for it to finish; if none is running, remove ${LOCK_FILE} on the host`,
+      cause: error,
+    });
+  }
+}
+
+async function readState(host: HostAccess): Promise<HostState> {
+  try {
+    return JSON.parse((await host.readFile(STATE_FILE)).toString()) as HostState;
+  } catch (error) {
+    if (!isMissing(error))
+      throw new TargetError(`cannot read ${STATE_FILE}`, { target: host.target, cause: error });
+    return { version: 1, files: {}, params: [], modules: [], updatedAt: '' };
+  }
+}
+
+async function writeStep(
+  host: HostAccess,
+  step: HostStep,
+  backupDir: string,
+  originals: Map<string, Buffer | undefined>,
+  state: HostState,
+): Promise<void> {
+  const { path, content, mode } = step.write as NonNullable<HostStep['write']>;
+  const before = await host.readFile(path).catch((error: unknown) => {
+    if (isMissing(error)) return undefined;
+    throw error;
+  });
+  originals.set(path, before);
+  if (before !== undefined) {
+    const backup = `${backupDir}${path}`;
+    await host.makeDir(backup.slice(0, backup.lastIndexOf('/')), 0o700);
+    await host.writeFileAtomic(backup, before, { mode: 0o600 });
+    state.files[path] ??= { created: false, backup };
+  } else {
+    state.files[path] ??= { created: true };
+  }
+  if (content === '') {
+    await host.remove(path);
+    if (state.files[path]?.created) delete state.files[path];
+  } else {
+    await host.makeDir(path.slice(0, path.lastIndexOf('/')), 0o755);
+    await host.writeFileAtomic(path, content, { mode });
+  }
+  if (path.startsWith('/etc/modules-load.d/')) {
+    state.modules = content
+      .split('\n')
+      .map((l) => l.replace(/#.*/, '').trim())
+      .filter(Boolean);
+  }
+}
+
+/** Reads the result back the way its consumer will, before anything is refreshed. */
+async function checkResult(host: HostAccess, plan: HostPlan): Promise<void> {
+  const wanted = [...plan.params.add, ...plan.params.conflicts.map((c) => c.want)];
+  if (wanted.length === 0) return;
+  const grub = plan.steps.some((s) => s.write?.path === GRUB_DROPIN);
+  let line: string;
+  if (grub) {
+    const result = await host.run('/bin/sh -s /etc', { stdin: GRUB_CMDLINE_SCRIPT, timeoutMs: 30_000 });
+    if (result.code !== 0) {
+      throw new TargetError(`the GRUB defaults do not source cleanly: ${lastLine(result.stderr)}`, {
+        target: host.target,
+        fix: 'the files were restored; fix /etc/default/grub (or its grub.d files) so `sh -n` accepts them',
+      });
+    }
+    line = result.stdout;
+  } else {
+    const text = (await host.readFile('/etc/kernel/cmdline')).toString();
+    if (text.trimEnd().includes('\n')) {
+      throw new TargetError('/etc/kernel/cmdline has more than one line', {
+        target: host.target,
+        fix: 'the file was restored; proxmox-boot-tool reads only one line: join them',
+      });
+    }
+    line = text;
+  }
+  const missing = planParams(line, wanted);
+  if (missing.add.length > 0 || missing.conflicts.length > 0) {
+    throw new TargetError(
+      `after writing, the boot configuration still lacks ${[...missing.add, ...missing.conflicts.map((c) => c.want)].join(' ')}`,
+      {
+        target: host.target,
+        fix: 'the files were restored; another file overrides the kernel command line — see igpu-split host plan',
+      },
+    );
+  }
+}
+
+async function restore(host: HostAccess, originals: Map<string, Buffer | undefined>): Promise<void> {
+  for (const [path, content] of originals) {
+    if (content === undefined) await host.remove(path);
+    else await host.writeFileAtomic(path, content);
+  }
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').at(-1) ?? '';
+}

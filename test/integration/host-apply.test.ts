@@ -1,0 +1,176 @@
+// host apply against fake Proxmox hosts: a real sshd whose sessions are chrooted into a
+// copy of a captured host, with a shell and recording stand-ins for update-grub and
+// proxmox-boot-tool.
+
+import assert from 'node:assert/strict';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { connectSsh } from '../../src/access/ssh.ts';
+import { TargetError } from '../../src/core/errors.ts';
+import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
+import { gatherHostFacts } from '../../src/host/gather.ts';
+import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
+import { fixturePath } from '../support/fixtures.ts';
+import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
+
+async function withHost(
+  fixture: string,
+  prepare: (root: string) => Promise<void>,
+  body: (sshd: TestSshd, connect: () => ReturnType<typeof connectSsh>) => Promise<void>,
+) {
+  const sshd = await startSshd(fixturePath(fixture), { shell: true });
+  try {
+    await prepare(sshd.root);
+    const connect = () =>
+      connectSsh({
+        url: `ssh://root@127.0.0.1:${sshd.treePort}`,
+        identityFile: sshd.identityFile,
+        knownHostsFile: sshd.knownHostsFile,
+      });
+    await body(sshd, connect);
+  } finally {
+    await sshd.stop();
+  }
+}
+
+const calls = (root: string) => readFile(join(root, CALL_LOG), 'utf8').catch(() => '');
+const rejectsWith = (pattern: RegExp) => (error: unknown) => {
+  assert.ok(error instanceof TargetError, String(error));
+  assert.match(error.oneLine(), pattern);
+  return true;
+};
+
+test('plan → apply → plan: files written, update-grub once, state recorded, nothing left but the reboot', async (t) => {
+  if (!sshdAvailable(t)) return;
+  await withHost(
+    'i5-8500t-before',
+    async () => {},
+    async (sshd, connect) => {
+      const grubBefore = await readFile(join(sshd.root, 'etc/default/grub'));
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        const result = await applyHostPlan(host, plan, { runId: 'run1' });
+        assert.equal(result.rebootNeeded, true);
+        assert.deepEqual(
+          result.done.map((id) => id.split('/').at(-1)),
+          ['grub-dropin', 'modules-load', 'update-grub'],
+        );
+        assert.match(
+          await readFile(join(sshd.root, GRUB_DROPIN), 'utf8'),
+          /intel_iommu=on iommu=pt i915\.enable_gvt=1"/,
+        );
+        assert.match(await readFile(join(sshd.root, MODULES_CONF), 'utf8'), /^kvmgt$/m);
+        assert.ok(
+          (await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore),
+          'the user’s file is untouched',
+        );
+        assert.equal(await calls(sshd.root), 'update-grub \n');
+        const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
+        assert.deepEqual(state.files, {
+          [GRUB_DROPIN]: { created: true },
+          [MODULES_CONF]: { created: true },
+        });
+        assert.deepEqual(state.params, ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1']);
+        assert.deepEqual(state.modules, ['kvmgt']);
+        assert.equal((await stat(join(sshd.root, STATE_FILE))).mode & 0o777, 0o600);
+        assert.equal((await stat(join(sshd.root, '/var/lib/igpu-split'))).mode & 0o777, 0o700);
+        await assert.rejects(stat(join(sshd.root, LOCK_FILE)), 'the lock is released');
+
+        const again = planHost(await gatherHostFacts(host));
+        assert.deepEqual(
+          again.steps.map((s) => s.id.split('/').at(-1)),
+          ['reboot'],
+        );
+        const second = await applyHostPlan(host, again);
+        assert.deepEqual(second.done, []);
+        assert.equal(await calls(sshd.root), 'update-grub \n', 'no second refresh');
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
+
+test('a failing update-grub restores every file and says what failed', async (t) => {
+  if (!sshdAvailable(t)) return;
+  await withHost(
+    'i5-8500t-before',
+    (root) => writeFile(join(root, 'etc/igpu-split-test-fail-update-grub'), ''),
+    async (sshd, connect) => {
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        await assert.rejects(
+          applyHostPlan(host, plan),
+          rejectsWith(
+            /update-grub failed \(exit 1\): update-grub: simulated failure — the files were restored/,
+          ),
+        );
+        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+        await assert.rejects(stat(join(sshd.root, MODULES_CONF)));
+        await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
+
+test('GRUB defaults a shell cannot source: nothing refreshed, originals intact', async (t) => {
+  if (!sshdAvailable(t)) return;
+  const broken = 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet\n';
+  await withHost(
+    'i5-8500t-before',
+    (root) => writeFile(join(root, 'etc/default/grub'), broken),
+    async (sshd, connect) => {
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        assert.match(plan.notes.join('\n'), /cannot evaluate/);
+        await assert.rejects(applyHostPlan(host, plan), rejectsWith(/do not source cleanly/));
+        assert.equal(await readFile(join(sshd.root, 'etc/default/grub'), 'utf8'), broken);
+        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+        assert.equal(await calls(sshd.root), '');
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
+
+test('a held lock and an unforced override are refused before anything changes', async (t) => {
+  if (!sshdAvailable(t)) return;
+  await withHost(
+    'i9-9900k-guc',
+    async (root) => {
+      await mkdir(join(root, 'var/lib/igpu-split'), { recursive: true, mode: 0o700 });
+      await writeFile(join(root, LOCK_FILE), '{"since":"earlier"}\n');
+    },
+    async (sshd, connect) => {
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        await assert.rejects(
+          applyHostPlan(host, plan),
+          rejectsWith(
+            /overrides values you set \(i915\.enable_guc=3 → i915\.enable_guc=0\) — rerun with --force/,
+          ),
+        );
+        await assert.rejects(
+          applyHostPlan(host, plan, { force: true }),
+          rejectsWith(/another igpu-split run holds .*lock.*since.*earlier/),
+        );
+        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+        await rm(join(sshd.root, LOCK_FILE));
+        const result = await applyHostPlan(host, plan, { force: true });
+        assert.ok(result.done.some((id) => id.endsWith('/grub-dropin')));
+        const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
+        assert.deepEqual(state.params, ['i915.enable_guc=0']);
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
