@@ -113,7 +113,7 @@ export async function applyHostPlan(
   }
 }
 
-async function lock(host: HostAccess): Promise<void> {
+export async function lock(host: HostAccess): Promise<void> {
   try {
     await host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString() })}\n`, 0o600);
   } catch (error) {
@@ -129,7 +129,7 @@ async function lock(host: HostAccess): Promise<void> {
   }
 }
 
-async function readState(host: HostAccess): Promise<HostState> {
+export async function readState(host: HostAccess): Promise<HostState> {
   try {
     return JSON.parse((await host.readFile(STATE_FILE)).toString()) as HostState;
   } catch (error) {

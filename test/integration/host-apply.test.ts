@@ -3,7 +3,7 @@
 // proxmox-boot-tool.
 
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { connectSsh } from '../../src/access/ssh.ts';
@@ -11,6 +11,7 @@ import { TargetError } from '../../src/core/errors.ts';
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
+import { rollbackHost } from '../../src/host/rollback.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -168,6 +169,77 @@ test('a held lock and an unforced override are refused before anything changes',
         assert.ok(result.done.some((id) => id.endsWith('/grub-dropin')));
         const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
         assert.deepEqual(state.params, ['i915.enable_guc=0']);
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
+
+/** Every file under the fake host's /etc, for byte-for-byte comparisons. */
+async function etcSnapshot(root: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(join(root, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.isFile()) files.set(path, (await readFile(join(root, path))).toString('base64'));
+    }
+  };
+  await walk('etc');
+  return files;
+}
+
+test('rollback after apply leaves /etc byte-for-byte as it was (GRUB)', async (t) => {
+  if (!sshdAvailable(t)) return;
+  await withHost(
+    'i5-8500t-before',
+    async () => {},
+    async (sshd, connect) => {
+      const before = await etcSnapshot(sshd.root);
+      const host = await connect();
+      try {
+        await applyHostPlan(host, planHost(await gatherHostFacts(host)));
+        assert.notDeepEqual(await etcSnapshot(sshd.root), before);
+        const result = await rollbackHost(host);
+        assert.deepEqual(result.changed.sort(), [GRUB_DROPIN, MODULES_CONF]);
+        assert.equal(result.refreshed, 'update-grub');
+        assert.equal(result.rebootNeeded, false, 'the running kernel never had our parameters');
+        assert.deepEqual(await etcSnapshot(sshd.root), before);
+        assert.equal(await calls(sshd.root), 'update-grub \nupdate-grub \n');
+        await assert.rejects(stat(join(sshd.root, STATE_FILE)));
+        assert.deepEqual(await rollbackHost(host), {
+          changed: [],
+          refreshed: undefined,
+          rebootNeeded: false,
+        });
+      } finally {
+        await host.close();
+      }
+    },
+  );
+});
+
+test('systemd-boot: apply appends to /etc/kernel/cmdline; rollback keeps the user’s own intel_iommu=on', async (t) => {
+  if (!sshdAvailable(t)) return;
+  const line = 'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on\n';
+  await withHost(
+    'i7-6700k-sdboot',
+    (root) => writeFile(join(root, 'etc/kernel/cmdline'), line),
+    async (sshd, connect) => {
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        assert.deepEqual(plan.params.present, ['intel_iommu=on']);
+        await applyHostPlan(host, plan);
+        assert.equal(
+          await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'),
+          'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt i915.enable_gvt=1\n',
+        );
+        assert.equal(await calls(sshd.root), 'proxmox-boot-tool refresh\n');
+        const result = await rollbackHost(host);
+        assert.equal(result.refreshed, 'proxmox-boot-tool refresh');
+        assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), line);
       } finally {
         await host.close();
       }

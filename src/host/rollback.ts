@@ -1,0 +1,77 @@
+// Host layer `rollback`: removes exactly what apply added, from the host's state file.
+// Files we created are deleted; /etc/kernel/cmdline loses only the parameters we
+// appended (the user's own, even the same ones typed earlier, stay); any other file we
+// changed gets its backup back. Then the boot loader is refreshed once.
+
+import type { HostAccess } from '../access/host.ts';
+import { TargetError } from '../core/errors.ts';
+import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
+import { parseParams } from './boot/kernel-params.ts';
+import { GRUB_DROPIN } from './plan.ts';
+
+const KERNEL_CMDLINE = '/etc/kernel/cmdline';
+
+export interface RollbackResult {
+  /** Files removed or rewritten. */
+  changed: string[];
+  /** Command run to refresh the boot loader, if any. */
+  refreshed: string | undefined;
+  /** Parameters or modules of ours the running system still has: a reboot drops them. */
+  rebootNeeded: boolean;
+}
+
+export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
+  const existing = await readState(host);
+  if (Object.keys(existing.files).length === 0)
+    return { changed: [], refreshed: undefined, rebootNeeded: false };
+  await lock(host);
+  try {
+    const state = await readState(host);
+    const changed: string[] = [];
+    for (const [path, record] of Object.entries(state.files)) {
+      if (path === KERNEL_CMDLINE) {
+        const line = (await host.readFile(path)).toString().trim();
+        await host.writeFileAtomic(path, `${withoutOurs(line, state.params)}\n`);
+      } else if (record.created) {
+        await host.remove(path);
+      } else if (record.backup) {
+        await host.writeFileAtomic(path, await host.readFile(record.backup));
+      }
+      changed.push(path);
+    }
+    const refreshed = state.files[KERNEL_CMDLINE]
+      ? 'proxmox-boot-tool refresh'
+      : state.files[GRUB_DROPIN]
+        ? 'update-grub'
+        : undefined;
+    if (refreshed) {
+      const result = await host.run(refreshed, { timeoutMs: 300_000 });
+      if (result.code !== 0) {
+        throw new TargetError(`${refreshed} failed (exit ${result.code}) after the files were restored`, {
+          target: host.target,
+          fix: `run ${refreshed} on the host by hand before rebooting`,
+        });
+      }
+    }
+    const running = (await host.readFile('/proc/cmdline').catch(() => Buffer.from(''))).toString();
+    const live = new Set(parseParams(running).map((p) => p.raw));
+    const modules = (await host.readFile('/proc/modules').catch(() => Buffer.from(''))).toString();
+    const rebootNeeded =
+      state.params.some((p) => live.has(p)) ||
+      state.modules.some((m) => new RegExp(`^${m} `, 'm').test(modules));
+    await host.remove(STATE_FILE);
+    return { changed, refreshed, rebootNeeded };
+  } finally {
+    await host.remove(LOCK_FILE);
+  }
+}
+
+/** Drops the last occurrence of each of our parameters: apply appended them at the end. */
+function withoutOurs(line: string, ours: HostState['params']): string {
+  const words = parseParams(line).map((p) => p.raw);
+  for (const param of ours) {
+    const at = words.lastIndexOf(param);
+    if (at >= 0) words.splice(at, 1);
+  }
+  return words.join(' ');
+}
