@@ -1,5 +1,6 @@
 // The human form of a doctor report.
 
+import type { Check } from '../core/model.ts';
 import type { DoctorReport } from '../host/doctor.ts';
 
 const LABEL: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
@@ -43,13 +44,19 @@ export function renderDoctor(report: DoctorReport): string {
         .join(', '),
     );
   }
-  lines.push('', '  Checks');
-  const width = Math.max(...report.checks.map((c) => c.id.length));
-  for (const check of report.checks) {
+  lines.push('', renderChecks(report.checks));
+  return lines.join('\n');
+}
+
+/** A check list with its summary line, as doctor and host verify print it. */
+export function renderChecks(checks: readonly Check[]): string {
+  const lines = ['  Checks'];
+  const width = Math.max(...checks.map((c) => c.id.length));
+  for (const check of checks) {
     lines.push(`  ${LABEL[check.status]}  ${check.id.padEnd(width)}  ${check.evidence}`);
     if (check.fix) lines.push(`        ${' '.repeat(width)}  fix: ${check.fix}`);
   }
-  const count = (status: string) => report.checks.filter((c) => c.status === status).length;
+  const count = (status: string) => checks.filter((c) => c.status === status).length;
   const warnings = count('warn');
   lines.push(
     '',

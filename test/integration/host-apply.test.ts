@@ -5,13 +5,15 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connectSsh } from '../../src/access/ssh.ts';
 import { TargetError } from '../../src/core/errors.ts';
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
+import { BOOT_ID } from '../../src/host/reboot.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
+import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -245,4 +247,85 @@ test('systemd-boot: apply appends to /etc/kernel/cmdline; rollback keeps the use
       }
     },
   );
+});
+
+describe('igpu-split host apply/verify/rollback (CLI)', () => {
+  const bootId = async (root: string) => {
+    await mkdir(join(root, 'proc/sys/kernel/random'), { recursive: true });
+    await writeFile(join(root, BOOT_ID), 'first-boot\n');
+  };
+  const args = (sshd: TestSshd) => [
+    '--host',
+    `ssh://root@127.0.0.1:${sshd.treePort}`,
+    '--identity',
+    sshd.identityFile,
+    '--known-hosts',
+    sshd.knownHostsFile,
+  ];
+
+  test('without --yes and without a terminal nothing changes', async (t) => {
+    if (!sshdAvailable(t)) return;
+    await withHost('i5-8500t-before', bootId, async (sshd) => {
+      const result = await runCli(['host', 'apply', ...args(sshd)]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /refusing to change the host without confirmation.*--yes/);
+      await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+    });
+  });
+
+  test('--yes --reboot: apply, reboot, wait for the new boot, verify our parameters are live', async (t) => {
+    if (!sshdAvailable(t)) return;
+    await withHost('i5-8500t-before', bootId, async (sshd) => {
+      const result = await runCli([
+        'host',
+        'apply',
+        ...args(sshd),
+        '--yes',
+        '--reboot',
+        '--reboot-timeout',
+        '20',
+      ]);
+      assert.match(result.stdout, /applied 3 step\(s\)/);
+      assert.match(result.stdout, /rebooting/);
+      assert.match(
+        result.stdout,
+        /PASS\s+host\.cmdline\s+\/proc\/cmdline has intel_iommu=on iommu=pt i915\.enable_gvt=1/,
+      );
+      assert.equal(await calls(sshd.root), 'update-grub \nsystemctl reboot\n');
+      const verify = await runCli(['host', 'verify', ...args(sshd)]);
+      assert.match(verify.stdout, /PASS\s+host\.cmdline/);
+      const rollback = await runCli(['host', 'rollback', ...args(sshd)]);
+      assert.equal(rollback.code, 0, rollback.stderr);
+      assert.match(rollback.stdout, /restored: .*igpu-split\.cfg/);
+      assert.match(rollback.stdout, /a reboot is needed/);
+    });
+  });
+
+  test('a host that never comes back: one line, exit 2, how to resume', async (t) => {
+    if (!sshdAvailable(t)) return;
+    await withHost(
+      'i5-8500t-before',
+      async (root) => {
+        await bootId(root);
+        await writeFile(join(root, 'etc/igpu-split-test-no-reboot'), '');
+      },
+      async (sshd) => {
+        const result = await runCli([
+          'host',
+          'apply',
+          ...args(sshd),
+          '--yes',
+          '--reboot',
+          '--reboot-timeout',
+          '2',
+        ]);
+        assert.equal(result.code, 2);
+        assert.match(
+          result.stderr.trim(),
+          /^igpu-split: ssh:\/\/.*: the host did not come back from its reboot within 2 s — .*host verify/,
+        );
+        assert.equal(result.stderr.trim().split('\n').length, 1);
+      },
+    );
+  });
 });

@@ -10,6 +10,7 @@ import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile }
 import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { GRUB_CMDLINE_SCRIPT } from '../../src/host/boot/grub-defaults.ts';
 
 const SSHD = '/usr/sbin/sshd';
 // sshd's ChrootDirectory must be root-owned all the way up and not writable by others,
@@ -102,6 +103,25 @@ async function addShell(root: string): Promise<void> {
   await mkdir(join(root, 'usr/sbin'), { recursive: true });
   await mkdir(join(root, 'var/log'), { recursive: true });
   await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 });
+  // `systemctl reboot` "boots" the fake host: a new boot id and the command line the boot
+  // loader configuration now gives; /etc/igpu-split-test-no-reboot makes it never come back.
+  await mkdir(join(root, 'usr/lib/igpu-split-test'), { recursive: true });
+  await writeFile(join(root, 'usr/lib/igpu-split-test/grub-cmdline'), GRUB_CMDLINE_SCRIPT);
+  await writeFile(
+    join(root, 'usr/sbin/systemctl'),
+    [
+      '#!/bin/sh',
+      `echo "systemctl $*" >> ${CALL_LOG}`,
+      '[ "$1" = reboot ] || exit 0',
+      '[ -e /etc/igpu-split-test-no-reboot ] && exit 0',
+      'if [ -e /etc/kernel/proxmox-boot-uuids ]; then read -r line < /etc/kernel/cmdline',
+      'else line=$(/bin/sh /usr/lib/igpu-split-test/grub-cmdline /etc); fi',
+      `printf 'BOOT_IMAGE=/boot/vmlinuz-test ro %s\\n' "$line" > /proc/cmdline`,
+      'echo "booted-$$" > /proc/sys/kernel/random/boot_id',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   for (const name of STAND_INS) {
     const script = `#!/bin/sh\necho "${name} $*" >> ${CALL_LOG}\n[ -e /etc/igpu-split-test-fail-${name} ] && { echo "${name}: simulated failure" >&2; exit 1; }\nexit 0\n`;
     await writeFile(join(root, 'usr/sbin', name), script, { mode: 0o755 });

@@ -1,0 +1,95 @@
+// igpu-split host apply: shows the plan, asks (unless --yes), applies it, and with
+// --reboot reboots, waits for the host and verifies.
+
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { ACS_HELP, renderPlan } from './host-plan.ts';
+import { renderChecks } from './render-doctor.ts';
+
+interface ApplyFlags extends HostOptions {
+  yes?: boolean;
+  force?: boolean;
+  acsOverride?: boolean;
+  reboot?: boolean;
+  rebootTimeout: string;
+}
+
+export function registerHostApply(host: Command): void {
+  const command = host
+    .command('apply')
+    .description(
+      'apply the host plan: back up, write atomically, check, refresh the boot loader (reboot only with --reboot)',
+    )
+    .option('--yes', 'do not ask before changing the host')
+    .option('--force', 'override kernel parameters you set to other values (e.g. intel_iommu=off)')
+    .option('--acs-override', ACS_HELP)
+    .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
+    .option('--reboot-timeout <seconds>', 'how long to wait for the host to come back', '600');
+  addHostOptions(command, false).action(async (options: ApplyFlags) => {
+    const timeout = Number(options.rebootTimeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw new UsageError(
+        `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
+      );
+    }
+    if (!options.host)
+      throw new UsageError('host apply needs --host ssh://user@host', { fix: 'name the host to change' });
+    const [
+      { gatherHostFacts },
+      { planHost },
+      { applyHostPlan, readState },
+      { rebootAndWait },
+      { verifyHost },
+    ] = await Promise.all([
+      import('../host/gather.ts'),
+      import('../host/plan.ts'),
+      import('../host/apply.ts'),
+      import('../host/reboot.ts'),
+      import('../host/verify.ts'),
+    ]);
+    let target = await openHost(options);
+    try {
+      const plan = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
+      process.stdout.write(renderPlan(plan));
+      if (plan.unsupported || plan.steps.length === 0) return;
+      if (!options.yes && !(await confirm(`apply this plan to ${target.target}?`))) {
+        process.stdout.write('nothing changed\n');
+        return;
+      }
+      const result = await applyHostPlan(target, plan, { force: options.force === true });
+      process.stdout.write(
+        `applied ${result.done.length} step(s)${result.backupDir ? `; backups in ${result.backupDir}` : ''}\n`,
+      );
+      if (!result.rebootNeeded) return;
+      if (!options.reboot) {
+        process.stdout.write(
+          'a reboot is needed: rerun with --reboot, or reboot the host yourself and run igpu-split host verify\n',
+        );
+        return;
+      }
+      process.stdout.write(`rebooting ${target.target} …\n`);
+      target = await rebootAndWait(target, { reconnect: () => openHost(options), timeoutMs: timeout * 1000 });
+      const checks = verifyHost(await gatherHostFacts(target), await readState(target));
+      process.stdout.write(renderChecks(checks));
+      process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+    } finally {
+      await target.close();
+    }
+  });
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    throw new UsageError('refusing to change the host without confirmation: no terminal to ask', {
+      fix: 'review igpu-split host plan, then rerun with --yes',
+    });
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());
+  } finally {
+    prompt.close();
+  }
+}

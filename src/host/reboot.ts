@@ -1,0 +1,47 @@
+// Rebooting a host and waiting for it: the boot id (/proc/sys/kernel/random/boot_id)
+// tells a new boot from a host that never went down. Bounded by a timeout; the caller
+// drains the host's Kubernetes nodes first through `beforeReboot`.
+
+import type { HostAccess } from '../access/host.ts';
+import { TargetError } from '../core/errors.ts';
+
+export const BOOT_ID = '/proc/sys/kernel/random/boot_id';
+
+export interface RebootOptions {
+  /** Opens a fresh connection to the same host. */
+  reconnect: () => Promise<HostAccess>;
+  timeoutMs: number;
+  pollMs?: number;
+  /** Runs before the reboot: the cluster layer's drain. */
+  beforeReboot?: () => Promise<void>;
+}
+
+async function bootId(host: HostAccess): Promise<string> {
+  return (await host.readFile(BOOT_ID)).toString().trim();
+}
+
+/** Reboots, waits for a new boot, and returns a connection to it. `host` is closed. */
+export async function rebootAndWait(host: HostAccess, options: RebootOptions): Promise<HostAccess> {
+  const before = await bootId(host);
+  await options.beforeReboot?.();
+  // The connection may drop before the command returns; that is the reboot working.
+  await host.run('systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
+  await host.close();
+  const deadline = Date.now() + options.timeoutMs;
+  const pause = options.pollMs ?? Math.min(5_000, options.timeoutMs / 4);
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    const next = await options.reconnect().catch(() => undefined);
+    if (!next) continue;
+    const id = await bootId(next).catch(() => before);
+    if (id !== before) return next;
+    await next.close();
+  }
+  throw new TargetError(
+    `the host did not come back from its reboot within ${Math.round(options.timeoutMs / 1000)} s`,
+    {
+      target: host.target,
+      fix: 'check its console; once it is up, run igpu-split host verify (apply is done, only the check is left)',
+    },
+  );
+}
