@@ -24,7 +24,7 @@ export function registerHostRollback(host: Command): void {
         return;
       }
       process.stdout.write(`restored: ${result.changed.join(', ')}\n`);
-      if (result.refreshed) process.stdout.write(`ran: ${result.refreshed}\n`);
+      for (const command of result.refreshed) process.stdout.write(`ran: ${command}\n`);
       process.stdout.write(
         result.rebootNeeded ? 'a reboot is needed to drop the old settings\n' : 'no reboot needed\n',
       );

@@ -75,7 +75,7 @@ export interface HostFacts {
     | undefined;
   /** Loaded modules from /proc/modules, or from /sys/module when that file is absent. */
   modules: string[];
-  /** /etc/modules and /etc/modules-load.d/*.conf, as read. */
+  /** /etc/modules, /etc/modules-load.d/*.conf and /etc/modprobe.d/igpu-split.conf, as read. */
   moduleFiles: { path: string; content: string }[];
   bootloader: BootloaderFacts;
   proxmox: { version: string | undefined; release: string | undefined } | undefined;

@@ -36,6 +36,7 @@ export const PATHS = {
   pveCfg: '/usr/share/perl5/PVE/pvecfg.pm',
   modulesFile: '/etc/modules',
   modulesLoadDir: '/etc/modules-load.d',
+  ourModprobe: '/etc/modprobe.d/igpu-split.conf',
   osRelease: '/etc/os-release',
 } as const;
 
@@ -181,7 +182,7 @@ async function gatherModules(host: HostAccess, read: Read): Promise<string[]> {
   return present.filter((name): name is string => name !== undefined);
 }
 
-/** /etc/modules and /etc/modules-load.d/*.conf: what loads at boot, by the files that say so. */
+/** /etc/modules, /etc/modules-load.d/*.conf and our modprobe.d file: what loads at boot and how. */
 async function gatherModuleFiles(
   host: HostAccess,
   read: Read,
@@ -190,6 +191,7 @@ async function gatherModuleFiles(
   const entries = (await listOptional(host, PATHS.modulesLoadDir, unreadable)) ?? [];
   const paths = [
     PATHS.modulesFile,
+    PATHS.ourModprobe,
     ...entries.filter((e) => e.name.endsWith('.conf')).map((e) => `${PATHS.modulesLoadDir}/${e.name}`),
   ];
   const files = await Promise.all(paths.map(async (path) => ({ path, content: await read(path) })));

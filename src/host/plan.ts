@@ -26,6 +26,7 @@ import { hostVerdict, type Mode } from './verdict.ts';
 
 export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
 export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
+export const MODPROBE_CONF = '/etc/modprobe.d/igpu-split.conf';
 
 /** Module names guides still list that no current kernel has (merged into vfio in Linux 6.2 / mdev in 5.16). */
 const STALE_MODULES: Record<string, string> = {
@@ -62,6 +63,8 @@ export interface HostPlan {
 interface Desired {
   params: string[];
   modules: string[];
+  /** /etc/modprobe.d content, for passthrough's early vfio-pci binding. */
+  modprobe?: string;
 }
 
 function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Desired | string {
@@ -74,9 +77,17 @@ function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Des
     return { params, modules: ['kvmgt'] };
   }
   if (mode === 'passthrough') {
+    const gpu = hostVerdict(facts).gpu;
     return {
       params: ['intel_iommu=on', 'iommu=pt', ...acs],
       modules: ['vfio', 'vfio_iommu_type1', 'vfio_pci'],
+      // vfio-pci must claim the iGPU before i915 does: by id, and loaded ahead of i915.
+      modprobe: [
+        '# Written by igpu-split: hand the iGPU to vfio-pci for whole-device passthrough.',
+        `options vfio-pci ids=${gpu?.vendorId}:${gpu?.deviceId}`,
+        'softdep i915 pre: vfio-pci',
+        '',
+      ].join('\n'),
     };
   }
   if (mode === 'sriov')
@@ -159,16 +170,21 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
 
   const modules = modulesStep(facts, desired.modules);
   if (modules) steps.push(modules);
+  steps.push(...modprobeSteps(facts, desired.modprobe));
 
   // Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded.
   const running = planParams(facts.cmdline ?? '', desired.params);
   const notLoaded = desired.modules.filter((m) => !facts.modules.includes(m));
-  const reboot = running.add.length > 0 || running.conflicts.length > 0 || notLoaded.length > 0;
+  const gpu = hostVerdict(facts).gpu;
+  const unbound =
+    desired.modprobe !== undefined && gpu?.driver !== 'vfio-pci' ? [`${gpu?.bdf} on vfio-pci`] : [];
+  const live = [...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded, ...unbound];
+  const reboot = live.length > 0;
   if (reboot) {
     steps.push({
       id: `host/${facts.target}/reboot`,
       target: facts.target,
-      description: `reboot to make live: ${[...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded].join(', ')}`,
+      description: `reboot to make live: ${live.join(', ')}`,
       command: 'systemctl reboot',
       disturbs: ['host-reboot'],
       needs: steps.map((s) => s.id),
@@ -230,7 +246,7 @@ function writeStep(
 
 function configuredModules(facts: HostFacts): Set<string> {
   const names = new Set<string>();
-  for (const file of facts.moduleFiles) {
+  for (const file of facts.moduleFiles.filter((f) => f.path !== MODPROBE_CONF)) {
     for (const line of file.content.split('\n')) {
       const name = line.replace(/#.*/, '').trim().split(/\s+/)[0];
       if (name) names.add(name.replaceAll('-', '_'));
@@ -257,6 +273,37 @@ function modulesStep(facts: HostFacts, wanted: string[]): HostStep | undefined {
     disturbs: [],
     needs: [],
   };
+}
+
+/**
+ * modprobe.d is copied into the initramfs, where vfio-pci must already win the iGPU, so
+ * changing it means rebuilding the initramfs for every installed kernel.
+ */
+function modprobeSteps(facts: HostFacts, content: string | undefined): HostStep[] {
+  const ours = facts.moduleFiles.find((f) => f.path === MODPROBE_CONF);
+  const wanted = content ?? '';
+  if (wanted === (ours?.content ?? '')) return [];
+  const id = `host/${facts.target}/modprobe`;
+  return [
+    {
+      id,
+      target: facts.target,
+      description:
+        wanted === '' ? `remove ${MODPROBE_CONF}` : 'bind the iGPU to vfio-pci at boot (before i915)',
+      diff: createTwoFilesPatch(`a${MODPROBE_CONF}`, `b${MODPROBE_CONF}`, ours?.content ?? '', wanted),
+      write: { path: MODPROBE_CONF, content: wanted, mode: 0o644 },
+      disturbs: [],
+      needs: [],
+    },
+    {
+      id: `host/${facts.target}/update-initramfs`,
+      target: facts.target,
+      description: 'rebuild the initramfs of every kernel so the vfio-pci binding applies at early boot',
+      command: 'update-initramfs -u -k all',
+      disturbs: [],
+      needs: [id],
+    },
+  ];
 }
 
 function staleModules(facts: HostFacts): HostPlan['staleModules'] {

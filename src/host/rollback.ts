@@ -1,29 +1,28 @@
 // Host layer `rollback`: removes exactly what apply added, from the host's state file.
 // Files we created are deleted; /etc/kernel/cmdline loses only the parameters we
 // appended (the user's own, even the same ones typed earlier, stay); any other file we
-// changed gets its backup back. Then the boot loader is refreshed once.
+// changed gets its backup back. Then the boot loader (and initramfs) are refreshed once.
 
 import type { HostAccess } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
 import { parseParams } from './boot/kernel-params.ts';
-import { GRUB_DROPIN } from './plan.ts';
+import { GRUB_DROPIN, MODPROBE_CONF } from './plan.ts';
 
 const KERNEL_CMDLINE = '/etc/kernel/cmdline';
 
 export interface RollbackResult {
   /** Files removed or rewritten. */
   changed: string[];
-  /** Command run to refresh the boot loader, if any. */
-  refreshed: string | undefined;
+  /** Commands run to refresh the boot loader and initramfs. */
+  refreshed: string[];
   /** Parameters or modules of ours the running system still has: a reboot drops them. */
   rebootNeeded: boolean;
 }
 
 export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   const existing = await readState(host);
-  if (Object.keys(existing.files).length === 0)
-    return { changed: [], refreshed: undefined, rebootNeeded: false };
+  if (Object.keys(existing.files).length === 0) return { changed: [], refreshed: [], rebootNeeded: false };
   await lock(host);
   try {
     const state = await readState(host);
@@ -39,17 +38,17 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
       }
       changed.push(path);
     }
-    const refreshed = state.files[KERNEL_CMDLINE]
-      ? 'proxmox-boot-tool refresh'
-      : state.files[GRUB_DROPIN]
-        ? 'update-grub'
-        : undefined;
-    if (refreshed) {
-      const result = await host.run(refreshed, { timeoutMs: 300_000 });
+    const refresh = [
+      state.files[KERNEL_CMDLINE] ? 'proxmox-boot-tool refresh' : undefined,
+      state.files[GRUB_DROPIN] ? 'update-grub' : undefined,
+      state.files[MODPROBE_CONF] ? 'update-initramfs -u -k all' : undefined,
+    ].filter((c): c is string => c !== undefined);
+    for (const command of refresh) {
+      const result = await host.run(command, { timeoutMs: 300_000 });
       if (result.code !== 0) {
-        throw new TargetError(`${refreshed} failed (exit ${result.code}) after the files were restored`, {
+        throw new TargetError(`${command} failed (exit ${result.code}) after the files were restored`, {
           target: host.target,
-          fix: `run ${refreshed} on the host by hand before rebooting`,
+          fix: `run ${command} on the host by hand before rebooting`,
         });
       }
     }
@@ -60,7 +59,7 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
       state.params.some((p) => live.has(p)) ||
       state.modules.some((m) => new RegExp(`^${m} `, 'm').test(modules));
     await host.remove(STATE_FILE);
-    return { changed, refreshed, rebootNeeded };
+    return { changed, refreshed: refresh, rebootNeeded };
   } finally {
     await host.remove(LOCK_FILE);
   }

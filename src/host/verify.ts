@@ -9,7 +9,21 @@ import type { HostFacts } from './facts.ts';
 import { hostVerdict } from './verdict.ts';
 
 export function verifyHost(facts: HostFacts, state: HostState | undefined): Check[] {
-  const checks = hostVerdict(facts).checks;
+  const verdict = hostVerdict(facts);
+  const checks = verdict.checks;
+  if (verdict.mode === 'passthrough' && verdict.gpu) {
+    const driver = verdict.gpu.driver;
+    checks.push(
+      driver === 'vfio-pci'
+        ? { id: 'passthrough.driver', status: 'pass', evidence: `${verdict.gpu.bdf} is bound to vfio-pci` }
+        : {
+            id: 'passthrough.driver',
+            status: 'fail',
+            evidence: `${verdict.gpu.bdf} is bound to ${driver ?? 'no driver'}`,
+            fix: 'check that /etc/modprobe.d/igpu-split.conf is in the initramfs (update-initramfs -u -k all) and reboot',
+          },
+    );
+  }
   const ours = state?.params ?? [];
   if (ours.length > 0) {
     const running = planParams(facts.cmdline ?? '', ours);

@@ -119,8 +119,12 @@ test('a user value that disagrees is planned as an override that needs --force',
 test('passthrough hosts get the vfio modules; SR-IOV and no-iGPU hosts are not planned', async () => {
   const tiger = planHost(await facts(fixturePath('i5-1135g7-tigerlake')));
   assert.equal(tiger.mode, 'passthrough');
-  assert.deepEqual(ids(tiger), ['modules-load', 'reboot']);
+  assert.deepEqual(ids(tiger), ['modules-load', 'modprobe', 'update-initramfs', 'reboot']);
   assert.match(tiger.steps[0]?.write?.content ?? '', /^vfio\nvfio_iommu_type1\nvfio_pci\n$/m);
+  assert.match(tiger.steps[1]?.write?.content ?? '', /^options vfio-pci ids=8086:9a49$/m);
+  assert.match(tiger.steps[1]?.write?.content ?? '', /^softdep i915 pre: vfio-pci$/m);
+  assert.equal(tiger.steps[2]?.command, 'update-initramfs -u -k all');
+  assert.match(tiger.steps[3]?.description ?? '', /0000:00:02\.0 on vfio-pci/);
   const n100 = planHost(await facts(fixturePath('n100-sriov')));
   assert.match(n100.unsupported ?? '', /SR-IOV hosts are not planned yet/);
   assert.deepEqual(n100.steps, []);

@@ -205,14 +205,14 @@ test('rollback after apply leaves /etc byte-for-byte as it was (GRUB)', async (t
         assert.notDeepEqual(await etcSnapshot(sshd.root), before);
         const result = await rollbackHost(host);
         assert.deepEqual(result.changed.sort(), [GRUB_DROPIN, MODULES_CONF]);
-        assert.equal(result.refreshed, 'update-grub');
+        assert.deepEqual(result.refreshed, ['update-grub']);
         assert.equal(result.rebootNeeded, false, 'the running kernel never had our parameters');
         assert.deepEqual(await etcSnapshot(sshd.root), before);
         assert.equal(await calls(sshd.root), 'update-grub \nupdate-grub \n');
         await assert.rejects(stat(join(sshd.root, STATE_FILE)));
         assert.deepEqual(await rollbackHost(host), {
           changed: [],
-          refreshed: undefined,
+          refreshed: [],
           rebootNeeded: false,
         });
       } finally {
@@ -240,7 +240,7 @@ test('systemd-boot: apply appends to /etc/kernel/cmdline; rollback keeps the use
         );
         assert.equal(await calls(sshd.root), 'proxmox-boot-tool refresh\n');
         const result = await rollbackHost(host);
-        assert.equal(result.refreshed, 'proxmox-boot-tool refresh');
+        assert.deepEqual(result.refreshed, ['proxmox-boot-tool refresh']);
         assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), line);
       } finally {
         await host.close();
