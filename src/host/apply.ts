@@ -79,11 +79,11 @@ export async function applyHostPlan(
   const done: string[] = [];
   try {
     const state = await readState(host);
-    for (const step of work.filter((s) => s.write)) {
-      await writeStep(host, step, backupDir, originals, state);
-      done.push(step.id);
-    }
     try {
+      for (const step of work.filter((s) => s.write)) {
+        await writeStep(host, step, backupDir, originals, state);
+        done.push(step.id);
+      }
       await checkResult(host, plan);
       for (const step of work.filter((s) => s.command)) {
         const result = await host.run(step.command as string, { timeoutMs: 300_000 });
@@ -100,7 +100,12 @@ export async function applyHostPlan(
       }
     } catch (error) {
       await restore(host, originals);
-      throw error;
+      if (error instanceof TargetError) throw error;
+      throw new TargetError(`applying stopped: ${error instanceof Error ? error.message : String(error)}`, {
+        target: host.target,
+        fix: 'the files were restored; make room or make the file system writable, then apply again',
+        cause: error,
+      });
     }
     state.params = [
       ...new Set([...state.params, ...plan.params.add, ...plan.params.conflicts.map((c) => c.want)]),
