@@ -4,7 +4,15 @@
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { TargetError } from '../core/errors.ts';
-import { type DirEntry, type EntryType, type HostAccess, HostError, type HostErrorCode } from './host.ts';
+import {
+  type CommandResult,
+  type DirEntry,
+  type EntryType,
+  type HostAccess,
+  HostError,
+  type HostErrorCode,
+  type WriteOptions,
+} from './host.ts';
 
 const MAX_LINK_HOPS = 40;
 
@@ -62,23 +70,23 @@ export class CapturedRoot implements HostAccess {
     }
   }
 
-  async run(command: string): Promise<never> {
+  async run(command: string, _options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult> {
     throw new HostError('EUNSUPPORTED', '', `a captured tree cannot run commands (asked: ${command})`);
   }
 
-  async writeFileAtomic(path: string, _data: string | Buffer): Promise<never> {
+  async writeFileAtomic(path: string, _data: string | Buffer, _options?: WriteOptions): Promise<void> {
     throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
   }
 
-  async createExclusive(path: string): Promise<never> {
+  async createExclusive(path: string, _data: string, _mode: number): Promise<void> {
     throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
   }
 
-  async makeDir(path: string): Promise<never> {
+  async makeDir(path: string, _mode: number): Promise<void> {
     throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
   }
 
-  async remove(path: string): Promise<never> {
+  async remove(path: string): Promise<void> {
     throw new HostError('EUNSUPPORTED', path, 'a captured tree is read-only');
   }
 
