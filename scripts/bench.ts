@@ -4,6 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { benchHostLayer, type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const node = process.execPath;
@@ -63,6 +64,30 @@ for (const c of cases) {
   if (!met) missed++;
   console.log(
     `| ${c.name} | ${ms.toFixed(1)} | ${(ms / peerMs).toFixed(2)} | ≤ ${c.goalMs} ms ${met ? 'met' : 'MISSED'} |`,
+  );
+}
+
+// Host layer on 8 fake hosts, against Ansible (the peer), three fresh fleets each.
+const skip = hostLayerSkipReason();
+if (skip) {
+  console.log(`\nhost layer vs Ansible: skipped (${skip})`);
+} else {
+  const runs: HostLayerResult[] = [];
+  for (let i = 0; i < 3; i++) runs.push(await benchHostLayer());
+  const ours = median(runs.map((r) => r.igpuSplitMs));
+  const theirs = median(runs.map((r) => r.ansibleMs));
+  const ratio = theirs / ours;
+  const met = ratio >= 10;
+  if (!met) missed++;
+  console.log(
+    '\n| gather + plan + apply, 8 fake sshd hosts (median of 3 fresh fleets) | ms | speed-up | goal |',
+  );
+  console.log('|---|---:|---:|---|');
+  console.log(
+    `| ansible-playbook bench/peer/host-layer.yml, pipelining, 8 forks (the peer) | ${theirs.toFixed(0)} | 1.0× | |`,
+  );
+  console.log(
+    `| igpu-split (one process, all hosts at once) | ${ours.toFixed(0)} | ${ratio.toFixed(1)}× | ≥ 10× ${met ? 'met' : 'MISSED'} |`,
   );
 }
 console.log(missed === 0 ? '\nall goals met' : `\n${missed} goal(s) missed`);

@@ -103,19 +103,27 @@ async function addShell(root: string): Promise<void> {
   await mkdir(join(root, 'usr/sbin'), { recursive: true });
   await mkdir(join(root, 'var/log'), { recursive: true });
   await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 });
-  // `systemctl reboot` "boots" the fake host: a new boot id and the command line the boot
-  // loader configuration now gives; /etc/igpu-split-test-no-reboot makes it never come back.
-  await mkdir(join(root, 'usr/lib/igpu-split-test'), { recursive: true });
-  await writeFile(join(root, 'usr/lib/igpu-split-test/grub-cmdline'), GRUB_CMDLINE_SCRIPT);
+  await writeStandIns(root, 'usr/sbin');
+}
+
+/**
+ * Recording stand-ins for the boot tools, in `dir` of the fake host. `systemctl reboot`
+ * "boots" the host: a new boot id and the command line the boot loader configuration now
+ * gives; /etc/igpu-split-test-no-reboot makes it never come back.
+ */
+async function writeStandIns(root: string, dir: string): Promise<void> {
+  await mkdir(join(root, dir), { recursive: true });
+  await mkdir(join(root, 'var/lib'), { recursive: true });
+  await writeFile(join(root, 'var/lib/igpu-split-test-grub-cmdline'), GRUB_CMDLINE_SCRIPT);
   await writeFile(
-    join(root, 'usr/sbin/systemctl'),
+    join(root, dir, 'systemctl'),
     [
       '#!/bin/sh',
       `echo "systemctl $*" >> ${CALL_LOG}`,
       '[ "$1" = reboot ] || exit 0',
       '[ -e /etc/igpu-split-test-no-reboot ] && exit 0',
       'if [ -e /etc/kernel/proxmox-boot-uuids ]; then read -r line < /etc/kernel/cmdline',
-      'else line=$(/bin/sh /usr/lib/igpu-split-test/grub-cmdline /etc); fi',
+      'else line=$(/bin/sh /var/lib/igpu-split-test-grub-cmdline /etc); fi',
       `printf 'BOOT_IMAGE=/boot/vmlinuz-test ro %s\\n' "$line" > /proc/cmdline`,
       'echo "booted-$$" > /proc/sys/kernel/random/boot_id',
       '',
@@ -124,11 +132,53 @@ async function addShell(root: string): Promise<void> {
   );
   for (const name of STAND_INS) {
     const script = `#!/bin/sh\necho "${name} $*" >> ${CALL_LOG}\n[ -e /etc/igpu-split-test-fail-${name} ] && { echo "${name}: simulated failure" >&2; exit 1; }\nexit 0\n`;
-    await writeFile(join(root, 'usr/sbin', name), script, { mode: 0o755 });
+    await writeFile(join(root, dir, name), script, { mode: 0o755 });
   }
 }
 
-export async function startSshd(tree: string, options: { shell?: boolean } = {}): Promise<TestSshd> {
+/**
+ * A fuller fake host for peers that need a real system (Ansible needs python3 and
+ * coreutils): the machine's /usr bind-mounted read-only, /bin, /lib as links into it,
+ * device nodes, /tmp, and the stand-ins in /sbin (nothing in /usr/sbin shadows them).
+ * Returns the mount to undo.
+ */
+async function addSystem(root: string): Promise<string> {
+  const usr = join(root, 'usr');
+  await mkdir(usr, { recursive: true });
+  execFileSync('mount', ['--bind', '/usr', usr]);
+  execFileSync('mount', ['-o', 'remount,bind,ro', usr]);
+  // Safety: the bind mount must be read-only before anything could delete through it.
+  const probe = await writeFile(join(usr, '.igpu-split-write-probe'), '').then(
+    () => true,
+    () => false,
+  );
+  if (probe) {
+    execFileSync('umount', [usr]);
+    throw new Error('could not make the /usr bind mount read-only');
+  }
+  for (const link of ['bin', 'lib', 'lib64']) await symlink(`usr/${link}`, join(root, link));
+  await mkdir(join(root, 'dev'), { recursive: true });
+  for (const [name, minor] of [
+    ['null', 3],
+    ['zero', 5],
+    ['random', 8],
+    ['urandom', 9],
+  ] as const) {
+    execFileSync('mknod', ['-m', '666', join(root, 'dev', name), 'c', '1', String(minor)]);
+  }
+  await mkdir(join(root, 'tmp'), { recursive: true, mode: 0o1777 });
+  await chmod(join(root, 'tmp'), 0o1777);
+  await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 });
+  await mkdir(join(root, 'var/lib'), { recursive: true });
+  await mkdir(join(root, 'var/log'), { recursive: true });
+  await writeStandIns(root, 'sbin');
+  return usr;
+}
+
+export async function startSshd(
+  tree: string,
+  options: { shell?: boolean; system?: boolean } = {},
+): Promise<TestSshd> {
   await mkdir(BASE, { recursive: true, mode: 0o755 });
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(BASE, 'host-'));
@@ -137,6 +187,7 @@ export async function startSshd(tree: string, options: { shell?: boolean } = {})
   await cp(tree, root, { recursive: true, verbatimSymlinks: true });
   await chmod(root, 0o755);
   if (options.shell) await addShell(root);
+  const mount = options.system ? await addSystem(root) : undefined;
   const keys = join(dir, 'keys');
   const scratch = join(dir, 'scratch');
   await mkdir(keys, { mode: 0o700 });
@@ -164,7 +215,7 @@ export async function startSshd(tree: string, options: { shell?: boolean } = {})
       'LogLevel ERROR',
       `Match LocalPort ${treePort}`,
       `  ChrootDirectory ${root}`,
-      ...(options.shell ? [] : ['  ForceCommand internal-sftp']),
+      ...(options.shell || options.system ? [] : ['  ForceCommand internal-sftp']),
       '',
     ].join('\n'),
   );
@@ -194,6 +245,8 @@ export async function startSshd(tree: string, options: { shell?: boolean } = {})
     async stop() {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      // Never delete through a mount: only remove the folder once /usr is unmounted.
+      if (mount) execFileSync('umount', [mount]);
       await rm(dir, { recursive: true, force: true });
     },
   };
