@@ -40,6 +40,8 @@ export interface DisplayDeviceFacts {
   classCode: number;
   driver: string | undefined;
   iommuGroup: number | undefined;
+  /** Every PCI function in that IOMMU group (they can only be passed through together). */
+  iommuGroupDevices: string[];
   /** BAR 2 (GMADR) of an Intel iGPU: the CPU-visible graphics aperture. */
   apertureBytes: number | undefined;
   mdevTypes: MdevTypeFacts[];

@@ -252,6 +252,10 @@ async function gatherDisplayDevice(
       ])
     : [undefined, [], undefined, undefined];
   const groupNumber = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
+  const groupDevices =
+    isIntel && groupNumber !== undefined
+      ? await listOptional(host, `${PATHS.iommuGroups}/${groupNumber}/devices`, unreadable)
+      : undefined;
   const aperture = resource === undefined ? undefined : parseResource(resource)[2];
   return {
     bdf,
@@ -262,6 +266,7 @@ async function gatherDisplayDevice(
     classCode,
     driver,
     iommuGroup: groupNumber,
+    iommuGroupDevices: (groupDevices ?? []).map((entry) => entry.name),
     apertureBytes: aperture || undefined,
     mdevTypes,
     sriov:

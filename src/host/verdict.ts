@@ -542,10 +542,21 @@ function passthroughCheck(igpu: DisplayDeviceFacts): Check {
       fix: 'turn the IOMMU on (see iommu checks) and reboot',
     };
   }
+  // Functions of the iGPU's own slot (00:02.x) may share its group; anything else goes along.
+  const slot = igpu.bdf.slice(0, -1);
+  const others = igpu.iommuGroupDevices.filter((bdf) => !bdf.startsWith(slot));
+  if (others.length > 0) {
+    return {
+      id: 'passthrough.group',
+      status: 'warn',
+      evidence: `${igpu.bdf} shares IOMMU group ${igpu.iommuGroup} with ${others.join(', ')}`,
+      fix: 'those devices would go to the VM too; move them to another slot, or accept the risk with --acs-override',
+    };
+  }
   return {
     id: 'passthrough.group',
     status: 'pass',
-    evidence: `${igpu.bdf} in IOMMU group ${igpu.iommuGroup}, driver ${igpu.driver ?? 'none'}`,
+    evidence: `${igpu.bdf} alone in IOMMU group ${igpu.iommuGroup}, driver ${igpu.driver ?? 'none'}`,
   };
 }
 

@@ -2,7 +2,7 @@
 // person reading the same files would conclude.
 
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -279,6 +279,22 @@ test('an IOMMU the kernel did not start: the fix depends on what the command lin
       off.checks.find((c) => c.id === 'iommu.kernel')?.fix ?? '',
       /replace intel_iommu=off with intel_iommu=on/,
     );
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+});
+
+test('passthrough: an iGPU sharing its IOMMU group with other devices is a warning naming them', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-group-'));
+  try {
+    await cp(fixturePath('i5-1135g7-tigerlake'), tree, { recursive: true, verbatimSymlinks: true });
+    await symlink(
+      '../../../../devices/pci0000:00/0000:00:14.0',
+      join(tree, 'sys/kernel/iommu_groups/1/devices/0000:00:14.0'),
+    );
+    const report = await doctor(tree);
+    assert.equal(status(report, 'passthrough.group'), 'warn');
+    assert.match(evidence(report, 'passthrough.group'), /shares IOMMU group 1 with 0000:00:14\.0/);
   } finally {
     await rm(tree, { recursive: true, force: true });
   }

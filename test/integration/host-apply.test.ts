@@ -295,6 +295,12 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
       assert.equal(await calls(sshd.root), 'update-grub \nsystemctl reboot\n');
       const verify = await runCli(['host', 'verify', ...args(sshd)]);
       assert.match(verify.stdout, /PASS\s+host\.cmdline/);
+      const replan = await runCli(['host', 'plan', ...args(sshd)]);
+      assert.match(
+        replan.stdout,
+        /nothing to do: this host is converged/,
+        'after the reboot the plan is empty',
+      );
       const rollback = await runCli(['host', 'rollback', ...args(sshd)]);
       assert.equal(rollback.code, 0, rollback.stderr);
       assert.match(rollback.stdout, /restored: .*igpu-split\.cfg/);
@@ -367,4 +373,27 @@ test('a full file system mid-way: the files already written are restored, one cl
   } finally {
     if (mounted) execFileSync('umount', [mounted]);
   }
+});
+
+test('a multi-line /etc/kernel/cmdline is refused after writing and the file restored', async (t) => {
+  if (!sshdAvailable(t)) return;
+  const twoLines = 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\nquiet\n';
+  await withHost(
+    'i7-6700k-sdboot',
+    (root) => writeFile(join(root, 'etc/kernel/cmdline'), twoLines),
+    async (sshd, connect) => {
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        await assert.rejects(
+          applyHostPlan(host, plan),
+          rejectsWith(/more than one line — the file was restored/),
+        );
+        assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
+        assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
+      } finally {
+        await host.close();
+      }
+    },
+  );
 });

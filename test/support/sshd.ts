@@ -126,6 +126,8 @@ async function writeStandIns(root: string, dir: string): Promise<void> {
       'else line=$(/bin/sh /var/lib/igpu-split-test-grub-cmdline /etc); fi',
       `printf 'BOOT_IMAGE=/boot/vmlinuz-test ro %s\\n' "$line" > /proc/cmdline`,
       'echo "booted-$$" > /proc/sys/kernel/random/boot_id',
+      // Modules configured to load at boot are loaded after it.
+      'for f in /etc/modules-load.d/*.conf; do [ -e "$f" ] || continue; while read -r m; do case "$m" in ""|"#"*) ;; *) echo "$m 16384 0 - Live 0x0000000000000000" >> /proc/modules ;; esac; done < "$f"; done',
       '',
     ].join('\n'),
     { mode: 0o755 },
