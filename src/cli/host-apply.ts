@@ -9,6 +9,7 @@ import { ACS_HELP, renderPlan } from './host-plan.ts';
 import { renderChecks } from './render-doctor.ts';
 
 interface ApplyFlags extends HostOptions {
+  json?: boolean;
   yes?: boolean;
   force?: boolean;
   acsOverride?: boolean;
@@ -23,6 +24,7 @@ export function registerHostApply(host: Command): void {
       'apply the host plan: back up, write atomically, check, refresh the boot loader (reboot only with --reboot)',
     )
     .option('--yes', 'do not ask before changing the host')
+    .option('--json', 'print {plan, applied, checks} as JSON at the end (needs --yes)')
     .option('--force', 'override kernel parameters you set to other values (e.g. intel_iommu=off)')
     .option('--acs-override', ACS_HELP)
     .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
@@ -34,8 +36,15 @@ export function registerHostApply(host: Command): void {
         `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
       );
     }
-    if (!options.host)
+    if (!options.host) {
       throw new UsageError('host apply needs --host ssh://user@host', { fix: 'name the host to change' });
+    }
+    if (options.json && !options.yes)
+      throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+    const report: Record<string, unknown> = {};
+    const say = (text: string) => {
+      if (!options.json) process.stdout.write(text);
+    };
     const [
       { gatherHostFacts },
       { planHost },
@@ -52,30 +61,34 @@ export function registerHostApply(host: Command): void {
     let target = await openHost(options);
     try {
       const plan = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
-      process.stdout.write(renderPlan(plan));
+      report.plan = plan;
+      say(renderPlan(plan));
       if (plan.unsupported || plan.steps.length === 0) return;
       if (!options.yes && !(await confirm(`apply this plan to ${target.target}?`))) {
-        process.stdout.write('nothing changed\n');
+        say('nothing changed\n');
         return;
       }
       const result = await applyHostPlan(target, plan, { force: options.force === true });
-      process.stdout.write(
+      report.applied = result;
+      say(
         `applied ${result.done.length} step(s)${result.backupDir ? `; backups in ${result.backupDir}` : ''}\n`,
       );
       if (!result.rebootNeeded) return;
       if (!options.reboot) {
-        process.stdout.write(
+        say(
           'a reboot is needed: rerun with --reboot, or reboot the host yourself and run igpu-split host verify\n',
         );
         return;
       }
-      process.stdout.write(`rebooting ${target.target} …\n`);
+      say(`rebooting ${target.target} …\n`);
       target = await rebootAndWait(target, { reconnect: () => openHost(options), timeoutMs: timeout * 1000 });
       const checks = verifyHost(await gatherHostFacts(target), await readState(target));
-      process.stdout.write(renderChecks(checks));
+      report.checks = checks;
+      say(renderChecks(checks));
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
     } finally {
       await target.close();
+      if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     }
   });
 }

@@ -9,25 +9,29 @@ export function registerHostRollback(host: Command): void {
     .command('rollback')
     .description(
       'remove what igpu-split added to the host (its state file says what), refresh the boot loader',
-    );
-  addHostOptions(command, false).action(async (options: HostOptions) => {
-    if (!options.host)
+    )
+    .option('--json', 'print the result as JSON');
+  addHostOptions(command, false).action(async (options: HostOptions & { json?: boolean }) => {
+    if (!options.host) {
       throw new UsageError('host rollback needs --host ssh://user@host', { fix: 'name the host' });
+    }
     const { rollbackHost } = await import('../host/rollback.ts');
     const target = await openHost(options);
     try {
       const result = await rollbackHost(target);
-      if (result.changed.length === 0) {
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      } else if (result.changed.length === 0) {
         process.stdout.write(
           `nothing to roll back on ${target.target}: igpu-split has changed nothing there\n`,
         );
-        return;
+      } else {
+        process.stdout.write(`restored: ${result.changed.join(', ')}\n`);
+        for (const command of result.refreshed) process.stdout.write(`ran: ${command}\n`);
+        process.stdout.write(
+          result.rebootNeeded ? 'a reboot is needed to drop the old settings\n' : 'no reboot needed\n',
+        );
       }
-      process.stdout.write(`restored: ${result.changed.join(', ')}\n`);
-      for (const command of result.refreshed) process.stdout.write(`ran: ${command}\n`);
-      process.stdout.write(
-        result.rebootNeeded ? 'a reboot is needed to drop the old settings\n' : 'no reboot needed\n',
-      );
     } finally {
       await target.close();
     }
