@@ -70,7 +70,7 @@ export async function benchHostLayer(): Promise<HostLayerResult> {
       'bench/apply-fleet.ts',
       identity,
       knownHosts,
-      ...ours.map((h) => String(h.treePort)),
+      ...ours.map((h) => `${h.host}:${h.treePort}`),
     ]);
     await assertConverged(ours, 'igpu-split');
 
@@ -79,7 +79,7 @@ export async function benchHostLayer(): Promise<HostLayerResult> {
       inventory,
       [
         '[pve]',
-        ...peer.map((h, i) => `pve${i} ansible_host=127.0.0.1 ansible_port=${h.treePort}`),
+        ...peer.map((h, i) => `pve${i} ansible_host=${h.host} ansible_port=${h.treePort}`),
         '[pve:vars]',
         'ansible_user=root',
         `ansible_ssh_private_key_file=${identity}`,

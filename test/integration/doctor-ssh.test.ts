@@ -16,7 +16,7 @@ for (const name of fixtureNames()) {
     if (!sshdAvailable(t)) return;
     const sshd = await startSshd(fixturePath(name));
     try {
-      const url = `ssh://root@127.0.0.1:${sshd.treePort}`;
+      const url = `ssh://root@${sshd.host}:${sshd.treePort}`;
       const [remote, local] = await Promise.all([
         runCli([
           'doctor',
@@ -46,7 +46,7 @@ test('capture --host packs what doctor --host reads', async (t) => {
   const sshd = await startSshd(fixturePath('i5-8500t-gvt'));
   const work = await mkdtemp(join(tmpdir(), 'igpu-capture-ssh-'));
   try {
-    const ssh = ['--host', `ssh://root@127.0.0.1:${sshd.treePort}`, '--identity', sshd.identityFile];
+    const ssh = ['--host', `ssh://root@${sshd.host}:${sshd.treePort}`, '--identity', sshd.identityFile];
     const knownHosts = ['--known-hosts', sshd.knownHostsFile];
     const archive = join(work, 'pve.tar.gz');
     const captured = await runCli(['capture', ...ssh, ...knownHosts, '--out', archive]);

@@ -3,7 +3,6 @@
 // proxmox-boot-tool.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -28,7 +27,7 @@ async function withHost(
     await prepare(sshd.root);
     const connect = () =>
       connectSsh({
-        url: `ssh://root@127.0.0.1:${sshd.treePort}`,
+        url: `ssh://root@${sshd.host}:${sshd.treePort}`,
         identityFile: sshd.identityFile,
         knownHostsFile: sshd.knownHostsFile,
       });
@@ -257,7 +256,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
   };
   const args = (sshd: TestSshd) => [
     '--host',
-    `ssh://root@127.0.0.1:${sshd.treePort}`,
+    `ssh://root@${sshd.host}:${sshd.treePort}`,
     '--identity',
     sshd.identityFile,
     '--known-hosts',
@@ -348,40 +347,37 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
 
 test('a full file system mid-way: the files already written are restored, one clear error', async (t) => {
   if (!sshdAvailable(t)) return;
-  let mounted: string | undefined;
-  try {
-    await withHost(
-      'i5-8500t-before',
-      async (root) => {
-        // A tiny file system where the second file goes, filled up: its write fails after the first succeeded.
-        mounted = join(root, 'etc/modules-load.d');
-        await mkdir(mounted, { recursive: true });
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'igpu-split-test-full', mounted]);
-        await writeFile(join(mounted, 'filler'), Buffer.alloc(4096)).catch(() => undefined);
-      },
-      async (sshd, connect) => {
-        const grubBefore = await readFile(join(sshd.root, 'etc/default/grub'));
-        const host = await connect();
-        try {
-          const plan = planHost(await gatherHostFacts(host));
-          await assert.rejects(
-            applyHostPlan(host, plan),
-            rejectsWith(/applying stopped: .*— the files were restored/),
-          );
-          await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)), 'the first file is gone again');
-          assert.ok((await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore));
-          assert.equal(await calls(sshd.root), '', 'no boot loader refresh');
-          await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
-        } finally {
-          await host.close();
-          if (mounted) execFileSync('umount', [mounted]);
-          mounted = undefined;
-        }
-      },
-    );
-  } finally {
-    if (mounted) execFileSync('umount', [mounted]);
-  }
+  await withHost(
+    'i5-8500t-before',
+    async (root) => {
+      await mkdir(join(root, 'etc/modules-load.d'), { recursive: true });
+    },
+    async (sshd, connect) => {
+      // A tiny, full file system where the second file goes, mounted where sshd's sessions
+      // see it (its own mount namespace): that write fails after the first succeeded.
+      const full = join(sshd.root, 'etc/modules-load.d');
+      sshd.inHost([
+        'sh',
+        '-c',
+        `mount -t tmpfs -o size=4k igpu-split-test-full ${full} && head -c 4096 /dev/zero > ${full}/filler`,
+      ]);
+      const grubBefore = await readFile(join(sshd.root, 'etc/default/grub'));
+      const host = await connect();
+      try {
+        const plan = planHost(await gatherHostFacts(host));
+        await assert.rejects(
+          applyHostPlan(host, plan),
+          rejectsWith(/applying stopped: .*— the files were restored/),
+        );
+        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)), 'the first file is gone again');
+        assert.ok((await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore));
+        assert.equal(await calls(sshd.root), '', 'no boot loader refresh');
+        await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
+      } finally {
+        await host.close();
+      }
+    },
+  );
 });
 
 test('a multi-line /etc/kernel/cmdline is refused after writing and the file restored', async (t) => {

@@ -33,7 +33,7 @@ describe('SSH host access', () => {
   });
   const open = (s: TestSshd, port: number) =>
     connectSsh({
-      url: `ssh://root@127.0.0.1:${port}`,
+      url: `ssh://root@${s.host}:${port}`,
       identityFile: s.identityFile,
       knownHostsFile: s.knownHostsFile,
     });
@@ -52,7 +52,7 @@ describe('SSH host access', () => {
       const remote = await gatherHostFacts(host);
       const local = await gatherHostFacts(new CapturedRoot(fixturePath('i5-8500t-gvt')));
       assert.deepEqual({ ...remote, target: '' }, { ...local, target: '' });
-      assert.equal(remote.target, `ssh://root@127.0.0.1:${s.treePort}`);
+      assert.equal(remote.target, `ssh://root@${s.host}:${s.treePort}`);
     } finally {
       await host.close();
     }
@@ -133,7 +133,7 @@ describe('SSH host access', () => {
     const offered = execFileSync('ssh-keygen', ['-lf', '-'], { input: s.hostKeyPub })
       .toString()
       .split(' ')[1] as string;
-    const url = `ssh://root@127.0.0.1:${s.treePort}`;
+    const url = `ssh://root@${s.host}:${s.treePort}`;
     await assert.rejects(
       connectSsh({ url, identityFile: s.identityFile, knownHostsFile: knownHosts }),
       rejectsWith(
@@ -151,7 +151,7 @@ describe('SSH host access', () => {
     await host.close();
     assert.match(
       await readFile(knownHosts, 'utf8'),
-      new RegExp(`^\\[127\\.0\\.0\\.1\\]:${s.treePort} ssh-ed25519 `),
+      new RegExp(`^\\[${s.host.replaceAll('.', '\\.')}\\]:${s.treePort} ssh-ed25519 `),
     );
     const again = await connectSsh({ url, identityFile: s.identityFile, knownHostsFile: knownHosts });
     await again.close();
@@ -163,10 +163,10 @@ describe('SSH host access', () => {
     await keygen(join(work, 'other_host'));
     const [type, data] = (await readFile(join(work, 'other_host.pub'), 'utf8')).split(' ');
     const knownHosts = join(work, 'known_hosts_changed');
-    await writeFile(knownHosts, `[127.0.0.1]:${s.treePort} ${type} ${data}\n`);
+    await writeFile(knownHosts, `[${s.host}]:${s.treePort} ${type} ${data}\n`);
     await assert.rejects(
       connectSsh({
-        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        url: `ssh://root@${s.host}:${s.treePort}`,
         identityFile: s.identityFile,
         knownHostsFile: knownHosts,
         acceptNewHostKey: true,
@@ -186,7 +186,7 @@ describe('SSH host access', () => {
     try {
       execFileSync('ssh-add', ['-q', s.identityFile], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
       const host = await connectSsh({
-        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        url: `ssh://root@${s.host}:${s.treePort}`,
         agentSocket: socket,
         knownHostsFile: s.knownHostsFile,
       });
@@ -198,7 +198,7 @@ describe('SSH host access', () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', locked]);
     await assert.rejects(
       connectSsh({
-        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        url: `ssh://root@${s.host}:${s.treePort}`,
         identityFile: locked,
         knownHostsFile: s.knownHostsFile,
       }),
@@ -212,7 +212,7 @@ describe('SSH host access', () => {
     await keygen(join(work, 'stranger'));
     await assert.rejects(
       connectSsh({
-        url: `ssh://root@127.0.0.1:${s.treePort}`,
+        url: `ssh://root@${s.host}:${s.treePort}`,
         identityFile: join(work, 'stranger'),
         knownHostsFile: s.knownHostsFile,
       }),

@@ -1,13 +1,14 @@
-// A real OpenSSH server per fake host, for integration tests. It listens on two
-// loopback ports: one serves a captured tree as the host's root through a chroot
-// (SFTP only, so /proc and /sys are the capture's), the other is a plain session
-// for running commands and writing files. Needs root and openssh-server (.ci/run
-// installs it); outside CI a missing sshd skips the test with the reason.
+// A real OpenSSH server per fake host, for integration tests, in a network namespace
+// of its own (its own address, reached over a veth pair). It listens on two ports: one
+// serves a captured tree as the host's root through a chroot (SFTP only, so /proc and
+// /sys are the capture's; with `shell` or `system` also commands), the other is a plain
+// session for running commands and writing files. Needs root, openssh-server and
+// iproute2 (.ci/run installs them); outside CI a missing piece skips the test with the reason.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { GRUB_CMDLINE_SCRIPT } from '../../src/host/boot/grub-defaults.ts';
@@ -30,6 +31,8 @@ export interface TestSshd {
   scratch: string;
   /** The chroot: the fake host's / as files on this machine. */
   root: string;
+  /** Runs a command in the sshd's own mount and network namespaces (e.g. to mount there). */
+  inHost(command: string[]): void;
   stop(): Promise<void>;
 }
 
@@ -37,32 +40,65 @@ export interface TestSshd {
 export function sshdAvailable(t: TestContext): boolean {
   const missing = !existsSync(SSHD)
     ? `${SSHD} is missing (apt-get install openssh-server)`
-    : process.getuid?.() !== 0
-      ? 'the test sshd needs root for its chroot'
-      : undefined;
+    : !existsSync('/usr/sbin/ip') && !existsSync('/usr/bin/ip') && !existsSync('/sbin/ip')
+      ? 'ip is missing (apt-get install iproute2)'
+      : process.getuid?.() !== 0
+        ? 'the test sshd needs root for its chroot'
+        : undefined;
   if (!missing) return true;
   if (process.env.CI) throw new Error(`CI must run the SSH integration tests: ${missing}`);
   t.skip(missing);
   return false;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+/**
+ * Each fake host lives in a network namespace of its own, reached over a veth pair:
+ * 10.254.<P>.<4n+1> here, 10.254.<P>.<4n+2> inside, where P comes from this process's
+ * pid (so test files running side by side get different subnets) and n counts hosts.
+ * Traffic never leaves the machine. Namespaces of test processes that died are removed.
+ */
+let hostCounter = 0;
+async function hostNetwork(): Promise<{ namespace: string; address: string }> {
+  for (const name of execFileSync('ip', ['netns', 'list']).toString().split('\n')) {
+    const pid = /^igs-(\d+)-\d+/.exec(name)?.[1];
+    if (pid && !alive(Number(pid))) execFileSync('ip', ['netns', 'del', name.split(' ')[0] as string]);
+  }
+  const n = hostCounter++;
+  if (n >= 63) throw new Error('too many fake hosts in one test process');
+  const subnet = `10.254.${(process.pid % 250) + 1}`;
+  const namespace = `igs-${process.pid}-${n}`;
+  const outside = `igs${process.pid % 100000}h${n}`.slice(0, 15);
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  ip('netns', 'add', namespace);
+  ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', namespace);
+  ip('addr', 'add', `${subnet}.${4 * n + 1}/30`, 'dev', outside);
+  ip('link', 'set', outside, 'up');
+  ip('-n', namespace, 'addr', 'add', `${subnet}.${4 * n + 2}/30`, 'dev', 'eth0');
+  ip('-n', namespace, 'link', 'set', 'eth0', 'up');
+  ip('-n', namespace, 'link', 'set', 'lo', 'up');
+  return { namespace, address: `${subnet}.${4 * n + 2}` };
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForPort(
+  host: string,
+  port: number,
+  child: ChildProcess,
+  log: () => string,
+): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${log()}`);
     const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      const socket = createConnection({ host, port }, () => {
         socket.destroy();
         resolve(true);
       });
@@ -197,14 +233,15 @@ export async function startSshd(
   await keygen(join(keys, 'host_ed25519'));
   await keygen(join(keys, 'client_ed25519'));
   await writeFile(join(keys, 'authorized_keys'), await readFile(join(keys, 'client_ed25519.pub')));
-  const [treePort, shellPort] = [await freePort(), await freePort()];
+  const net = await hostNetwork();
+  const [treePort, shellPort] = [2201, 2202];
   const config = join(keys, 'sshd_config');
   await writeFile(
     config,
     [
       `Port ${treePort}`,
       `Port ${shellPort}`,
-      'ListenAddress 127.0.0.1',
+      `ListenAddress ${net.address}`,
       `HostKey ${join(keys, 'host_ed25519')}`,
       `PidFile ${join(keys, 'sshd.pid')}`,
       `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
@@ -221,22 +258,24 @@ export async function startSshd(
       '',
     ].join('\n'),
   );
-  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', net.namespace, SSHD, '-D', '-e', '-f', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  await waitForPort(treePort, child, () => stderr);
-  await waitForPort(shellPort, child, () => stderr);
+  await waitForPort(net.address, treePort, child, () => stderr);
+  await waitForPort(net.address, shellPort, child, () => stderr);
   const hostKeyPub = (await readFile(join(keys, 'host_ed25519.pub'), 'utf8')).trim();
   const [keyType, keyData] = hostKeyPub.split(' ');
   const knownHostsFile = join(keys, 'known_hosts');
   await writeFile(
     knownHostsFile,
-    `[127.0.0.1]:${treePort} ${keyType} ${keyData}\n[127.0.0.1]:${shellPort} ${keyType} ${keyData}\n`,
+    `[${net.address}]:${treePort} ${keyType} ${keyData}\n[${net.address}]:${shellPort} ${keyType} ${keyData}\n`,
   );
   return {
-    host: '127.0.0.1',
+    host: net.address,
     treePort,
     shellPort,
     identityFile: join(keys, 'client_ed25519'),
@@ -244,9 +283,13 @@ export async function startSshd(
     hostKeyPub,
     scratch,
     root,
+    inHost(command: string[]) {
+      execFileSync('nsenter', ['-t', String(child.pid), '-m', '-n', ...command]);
+    },
     async stop() {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      execFileSync('ip', ['netns', 'del', net.namespace]);
       // Never delete through a mount: only remove the folder once /usr is unmounted.
       if (mount) execFileSync('umount', [mount]);
       await rm(dir, { recursive: true, force: true });
