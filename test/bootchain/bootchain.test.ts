@@ -3,14 +3,14 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cp, readFile, rm } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { applyHostPlan } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { planHost } from '../../src/host/plan.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
-import { bootchainAvailable, bootchainHost, linuxLines } from '../support/bootchain.ts';
+import { bootchainAvailable, bootchainHost, bootctlList, linuxLines } from '../support/bootchain.ts';
 import { ChrootHost } from '../support/chroot-host.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
@@ -58,6 +58,24 @@ test('passthrough: update-initramfs puts our vfio-pci binding into every initram
 
     await rollbackHost(host);
     assert.doesNotMatch(listing(), /igpu-split\.conf/);
+  } finally {
+    await remove();
+  }
+});
+
+test('systemd-boot: the ESP entries bootctl reads carry our parameters after the user’s; rollback restores them', async (t) => {
+  if (!bootchainAvailable(t)) return;
+  const { root, remove } = await bootchainHost(fixturePath('i7-6700k-sdboot'));
+  try {
+    await writeFile(join(root, 'etc/kernel/cmdline'), 'root=ZFS=rpool/ROOT/pve-1 boot=zfs quiet\n');
+    const host = await new ChrootHost(root).open();
+    await applyHostPlan(host, planHost(await gatherHostFacts(host)));
+    assert.match(
+      bootctlList(root),
+      /options: root=ZFS=rpool\/ROOT\/pve-1 boot=zfs quiet intel_iommu=on iommu=pt i915\.enable_gvt=1\n/,
+    );
+    await rollbackHost(host);
+    assert.match(bootctlList(root), /options: root=ZFS=rpool\/ROOT\/pve-1 boot=zfs quiet\n/);
   } finally {
     await remove();
   }

@@ -4,15 +4,28 @@
 // elsewhere a machine without debootstrap skips these tests and says why.
 
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const CACHE = fileURLToPath(new URL('../../.cache/bootchain/', import.meta.url));
-const ROOT = join(CACHE, 'bookworm');
-const PACKAGES = ['grub2-common', 'grub-pc-bin', 'initramfs-tools', 'linux-image-cloud-amd64', 'kmod'];
+const PACKAGES = [
+  'grub2-common',
+  'grub-pc-bin',
+  'initramfs-tools',
+  'linux-image-cloud-amd64',
+  'kmod',
+  'systemd-boot',
+];
+// The cache is named after its contents, so changing the package list builds a new root.
+const ROOT = join(
+  CACHE,
+  `bookworm-${createHash('sha256').update(PACKAGES.join(',')).digest('hex').slice(0, 8)}`,
+);
+export const ESP = '/boot/efi';
 
 // grub-probe asks the kernel which block device holds /; a chroot on a directory has
 // none, so this stand-in answers for a plain ext4 root on /dev/sda1 and every real
@@ -28,6 +41,24 @@ case "$target" in
   drive) echo '(hd0,msdos1)' ;;
   compatibility_hint) echo hd0,msdos1 ;;
 esac
+`;
+
+// proxmox-boot-tool comes with Proxmox, not Debian. For systemd-boot ESPs its refresh
+// copies each kernel to the ESP and writes a Boot Loader Specification entry whose
+// options are /etc/kernel/cmdline; this stand-in does that much, and the real bootctl
+// then reads the entries.
+const PROXMOX_BOOT_TOOL = `#!/bin/sh
+[ "$1" = refresh ] || { echo "proxmox-boot-tool stand-in: only refresh" >&2; exit 2; }
+read -r cmdline < /etc/kernel/cmdline
+mkdir -p ${ESP}/loader/entries
+for kernel in /boot/vmlinuz-*; do
+  version=\${kernel#/boot/vmlinuz-}
+  mkdir -p ${ESP}/EFI/proxmox/$version
+  cp "$kernel" ${ESP}/EFI/proxmox/$version/vmlinuz-$version
+  cp /boot/initrd.img-$version ${ESP}/EFI/proxmox/$version/initrd.img-$version
+  printf 'title Proxmox Virtual Environment\\nversion %s\\nlinux /EFI/proxmox/%s/vmlinuz-%s\\ninitrd /EFI/proxmox/%s/initrd.img-%s\\noptions %s\\n' \\
+    "$version" "$version" "$version" "$version" "$version" "$cmdline" > ${ESP}/loader/entries/proxmox-$version.conf
+done
 `;
 
 export function bootchainAvailable(t: TestContext): boolean {
@@ -61,8 +92,16 @@ async function ensureRoot(): Promise<void> {
   await writeFile(join(partial, 'usr/sbin/grub-probe'), GRUB_PROBE);
   await chmod(join(partial, 'usr/sbin/grub-probe'), 0o755);
   await mkdir(join(partial, 'boot/grub'), { recursive: true });
+  await mkdir(join(partial, ESP.slice(1)), { recursive: true });
+  await writeFile(join(partial, 'usr/sbin/proxmox-boot-tool'), PROXMOX_BOOT_TOOL);
+  await chmod(join(partial, 'usr/sbin/proxmox-boot-tool'), 0o755);
   await rm(ROOT, { recursive: true, force: true });
   await rename(partial, ROOT);
+  // Roots built from an older package list are of no more use.
+  for (const name of await readdir(CACHE)) {
+    if (name.startsWith('bookworm') && join(CACHE, name) !== ROOT)
+      await rm(join(CACHE, name), { recursive: true });
+  }
 }
 
 /** A fresh copy of the Debian root with a captured host's files laid over it. */
@@ -74,6 +113,17 @@ export async function bootchainHost(
   execFileSync('cp', ['-a', `${ROOT}/.`, root]);
   execFileSync('cp', ['-a', `${fixtureTree}/.`, root]);
   return { root, remove: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** `bootctl list` of the root's ESP (bind-mounted onto itself: bootctl wants a mount point). */
+export function bootctlList(root: string): string {
+  const esp = join(root, ESP);
+  return execFileSync('unshare', [
+    '-m',
+    'sh',
+    '-c',
+    `mount --bind "${esp}" "${esp}" && chroot "${root}" env SYSTEMD_RELAX_ESP_CHECKS=1 bootctl --esp-path=${ESP} --no-variables list`,
+  ]).toString();
 }
 
 /** The `linux` lines grub-mkconfig wrote. */
