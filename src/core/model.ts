@@ -1,6 +1,5 @@
 // The shape every layer shares so one engine can run them all:
 //   gather (facts, no side effects) → plan (steps) → apply (run steps) → verify (checks).
-// Only `gather` and `verify` have users yet (doctor); plan/apply arrive with the host layer.
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -35,13 +34,16 @@ export interface Step {
   needsForce?: boolean;
 }
 
-/** A layer of the chain (host, mapping, vm, guest, cluster). */
-export interface Layer<Facts, Desired> {
+/**
+ * A layer of the chain (host, mapping, vm, guest, cluster), bound to its target. The
+ * engine runs every layer the same way: gather → plan → (show, confirm) → apply → verify.
+ */
+export interface Layer<Facts, Plan extends { steps: Step[] }, ApplyOptions, Result> {
   readonly name: string;
   gather(): Promise<Facts>;
-  plan(desired: Desired, facts: Facts): Step[];
-  apply(steps: readonly Step[]): Promise<void>;
-  verify(facts: Facts): Check[];
+  plan(facts: Facts): Plan;
+  apply(plan: Plan, options: ApplyOptions): Promise<Result>;
+  verify(facts: Facts): Promise<Check[]>;
 }
 
 const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };

@@ -22,7 +22,7 @@ import {
 import { type ParamPlan, planParams } from './boot/kernel-params.ts';
 import type { HostFacts } from './facts.ts';
 import { PATHS } from './gather.ts';
-import { hostVerdict, type Mode } from './verdict.ts';
+import { type HostVerdict, hostVerdict, type Mode } from './verdict.ts';
 
 export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
 export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
@@ -67,7 +67,8 @@ interface Desired {
   modprobe?: string;
 }
 
-function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Desired | string {
+function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOptions): Desired | string {
+  const mode = verdict.mode;
   const acs = options.acsOverride ? ['pcie_acs_override=downstream,multifunction'] : [];
   if (mode === 'gvt-g') {
     const params = ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1', ...acs];
@@ -77,7 +78,7 @@ function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Des
     return { params, modules: ['kvmgt'] };
   }
   if (mode === 'passthrough') {
-    const gpu = hostVerdict(facts).gpu;
+    const gpu = verdict.gpu;
     return {
       params: ['intel_iommu=on', 'iommu=pt', ...acs],
       modules: ['vfio', 'vfio_iommu_type1', 'vfio_pci'],
@@ -96,7 +97,8 @@ function desiredFor(mode: Mode, facts: HostFacts, options: HostPlanOptions): Des
 }
 
 export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostPlan {
-  const { mode } = hostVerdict(facts);
+  const verdict = hostVerdict(facts);
+  const mode = verdict.mode;
   const empty: ParamPlan = { add: [], present: [], conflicts: [] };
   const problems: string[] = [];
   const notes: string[] = [];
@@ -110,7 +112,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
     steps: [],
     reboot: false,
   };
-  const desired = desiredFor(mode, facts, options);
+  const desired = desiredFor(verdict, facts, options);
   if (typeof desired === 'string') return { ...base, unsupported: desired };
 
   const steps: HostStep[] = [];
@@ -175,7 +177,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
   // Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded.
   const running = planParams(facts.cmdline ?? '', desired.params);
   const notLoaded = desired.modules.filter((m) => !facts.modules.includes(m));
-  const gpu = hostVerdict(facts).gpu;
+  const gpu = verdict.gpu;
   const unbound =
     desired.modprobe !== undefined && gpu?.driver !== 'vfio-pci' ? [`${gpu?.bdf} on vfio-pci`] : [];
   const live = [...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded, ...unbound];

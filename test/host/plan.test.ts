@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import type { HostFacts } from '../../src/host/facts.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
+import { hostLayer } from '../../src/host/layer.ts';
 import { GRUB_DROPIN, type HostPlan, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
@@ -152,5 +153,19 @@ test('a later drop-in that resets the command line is named as a problem', async
   assert.match(
     plan.problems.join('\n'),
     /zz-serial\.cfg sets the kernel command line again after .*igpu-split\.cfg/,
+  );
+});
+
+test('the host layer object runs the same gather, plan and verify', async () => {
+  const host = await new CapturedRoot(fixturePath('i5-8500t-before')).open();
+  const layer = hostLayer(host);
+  const facts = await layer.gather();
+  assert.deepEqual(layer.plan(facts), planHost(facts));
+  const checks = await layer.verify(facts);
+  assert.equal(checks.find((c) => c.id === 'gvt.enabled')?.status, 'fail');
+  assert.equal(
+    checks.find((c) => c.id === 'host.cmdline'),
+    undefined,
+    'nothing applied yet, nothing of ours to look for',
   );
 });
