@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import type { HostAccess } from '../../src/access/host.ts';
 import { connectSsh } from '../../src/access/ssh.ts';
 import { TargetError } from '../../src/core/errors.ts';
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
@@ -20,18 +21,21 @@ import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/ss
 async function withHost(
   fixture: string,
   prepare: (root: string) => Promise<void>,
-  body: (sshd: TestSshd, connect: () => ReturnType<typeof connectSsh>) => Promise<void>,
+  body: (sshd: TestSshd, host: HostAccess) => Promise<void>,
 ) {
   const sshd = await startSshd(fixturePath(fixture), { shell: true });
   try {
     await prepare(sshd.root);
-    const connect = () =>
-      connectSsh({
-        url: `ssh://root@${sshd.host}:${sshd.treePort}`,
-        identityFile: sshd.identityFile,
-        knownHostsFile: sshd.knownHostsFile,
-      });
-    await body(sshd, connect);
+    const host = await connectSsh({
+      url: `ssh://root@${sshd.host}:${sshd.treePort}`,
+      identityFile: sshd.identityFile,
+      knownHostsFile: sshd.knownHostsFile,
+    });
+    try {
+      await body(sshd, host);
+    } finally {
+      await host.close();
+    }
   } finally {
     await sshd.stop();
   }
@@ -49,49 +53,44 @@ test('plan → apply → plan: files written, update-grub once, state recorded, 
   await withHost(
     'i5-8500t-before',
     async () => {},
-    async (sshd, connect) => {
+    async (sshd, host) => {
       const grubBefore = await readFile(join(sshd.root, 'etc/default/grub'));
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        const result = await applyHostPlan(host, plan, { runId: 'run1' });
-        assert.equal(result.rebootNeeded, true);
-        assert.deepEqual(
-          result.done.map((id) => id.split('/').at(-1)),
-          ['grub-dropin', 'modules-load', 'update-grub'],
-        );
-        assert.match(
-          await readFile(join(sshd.root, GRUB_DROPIN), 'utf8'),
-          /intel_iommu=on iommu=pt i915\.enable_gvt=1"/,
-        );
-        assert.match(await readFile(join(sshd.root, MODULES_CONF), 'utf8'), /^kvmgt$/m);
-        assert.ok(
-          (await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore),
-          'the user’s file is untouched',
-        );
-        assert.equal(await calls(sshd.root), 'update-grub \n');
-        const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
-        assert.deepEqual(state.files, {
-          [GRUB_DROPIN]: { created: true },
-          [MODULES_CONF]: { created: true },
-        });
-        assert.deepEqual(state.params, ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1']);
-        assert.deepEqual(state.modules, ['kvmgt']);
-        assert.equal((await stat(join(sshd.root, STATE_FILE))).mode & 0o777, 0o600);
-        assert.equal((await stat(join(sshd.root, '/var/lib/igpu-split'))).mode & 0o777, 0o700);
-        await assert.rejects(stat(join(sshd.root, LOCK_FILE)), 'the lock is released');
+      const plan = planHost(await gatherHostFacts(host));
+      const result = await applyHostPlan(host, plan, { runId: 'run1' });
+      assert.equal(result.rebootNeeded, true);
+      assert.deepEqual(
+        result.done.map((id) => id.split('/').at(-1)),
+        ['grub-dropin', 'modules-load', 'update-grub'],
+      );
+      assert.match(
+        await readFile(join(sshd.root, GRUB_DROPIN), 'utf8'),
+        /intel_iommu=on iommu=pt i915\.enable_gvt=1"/,
+      );
+      assert.match(await readFile(join(sshd.root, MODULES_CONF), 'utf8'), /^kvmgt$/m);
+      assert.ok(
+        (await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore),
+        'the user’s file is untouched',
+      );
+      assert.equal(await calls(sshd.root), 'update-grub \n');
+      const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
+      assert.deepEqual(state.files, {
+        [GRUB_DROPIN]: { created: true },
+        [MODULES_CONF]: { created: true },
+      });
+      assert.deepEqual(state.params, ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1']);
+      assert.deepEqual(state.modules, ['kvmgt']);
+      assert.equal((await stat(join(sshd.root, STATE_FILE))).mode & 0o777, 0o600);
+      assert.equal((await stat(join(sshd.root, '/var/lib/igpu-split'))).mode & 0o777, 0o700);
+      await assert.rejects(stat(join(sshd.root, LOCK_FILE)), 'the lock is released');
 
-        const again = planHost(await gatherHostFacts(host));
-        assert.deepEqual(
-          again.steps.map((s) => s.id.split('/').at(-1)),
-          ['reboot'],
-        );
-        const second = await applyHostPlan(host, again);
-        assert.deepEqual(second.done, []);
-        assert.equal(await calls(sshd.root), 'update-grub \n', 'no second refresh');
-      } finally {
-        await host.close();
-      }
+      const again = planHost(await gatherHostFacts(host));
+      assert.deepEqual(
+        again.steps.map((s) => s.id.split('/').at(-1)),
+        ['reboot'],
+      );
+      const second = await applyHostPlan(host, again);
+      assert.deepEqual(second.done, []);
+      assert.equal(await calls(sshd.root), 'update-grub \n', 'no second refresh');
     },
   );
 });
@@ -101,22 +100,17 @@ test('a failing update-grub restores every file and says what failed', async (t)
   await withHost(
     'i5-8500t-before',
     (root) => writeFile(join(root, 'etc/igpu-split-test-fail-update-grub'), ''),
-    async (sshd, connect) => {
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        await assert.rejects(
-          applyHostPlan(host, plan),
-          rejectsWith(
-            /update-grub failed \(exit 1\): update-grub: simulated failure — the files were restored/,
-          ),
-        );
-        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
-        await assert.rejects(stat(join(sshd.root, MODULES_CONF)));
-        await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
-      } finally {
-        await host.close();
-      }
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      await assert.rejects(
+        applyHostPlan(host, plan),
+        rejectsWith(
+          /update-grub failed \(exit 1\): update-grub: simulated failure — the files were restored/,
+        ),
+      );
+      await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+      await assert.rejects(stat(join(sshd.root, MODULES_CONF)));
+      await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
     },
   );
 });
@@ -127,18 +121,13 @@ test('GRUB defaults a shell cannot source: nothing refreshed, originals intact',
   await withHost(
     'i5-8500t-before',
     (root) => writeFile(join(root, 'etc/default/grub'), broken),
-    async (sshd, connect) => {
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        assert.match(plan.notes.join('\n'), /cannot evaluate/);
-        await assert.rejects(applyHostPlan(host, plan), rejectsWith(/do not source cleanly/));
-        assert.equal(await readFile(join(sshd.root, 'etc/default/grub'), 'utf8'), broken);
-        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
-        assert.equal(await calls(sshd.root), '');
-      } finally {
-        await host.close();
-      }
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      assert.match(plan.notes.join('\n'), /cannot evaluate/);
+      await assert.rejects(applyHostPlan(host, plan), rejectsWith(/do not source cleanly/));
+      assert.equal(await readFile(join(sshd.root, 'etc/default/grub'), 'utf8'), broken);
+      await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+      assert.equal(await calls(sshd.root), '');
     },
   );
 });
@@ -151,29 +140,24 @@ test('a held lock and an unforced override are refused before anything changes',
       await mkdir(join(root, 'var/lib/igpu-split'), { recursive: true, mode: 0o700 });
       await writeFile(join(root, LOCK_FILE), '{"since":"earlier"}\n');
     },
-    async (sshd, connect) => {
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        await assert.rejects(
-          applyHostPlan(host, plan),
-          rejectsWith(
-            /overrides values you set \(i915\.enable_guc=3 → i915\.enable_guc=0\) — rerun with --force/,
-          ),
-        );
-        await assert.rejects(
-          applyHostPlan(host, plan, { force: true }),
-          rejectsWith(/another igpu-split run holds .*lock.*since.*earlier/),
-        );
-        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
-        await rm(join(sshd.root, LOCK_FILE));
-        const result = await applyHostPlan(host, plan, { force: true });
-        assert.ok(result.done.some((id) => id.endsWith('/grub-dropin')));
-        const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
-        assert.deepEqual(state.params, ['i915.enable_guc=0']);
-      } finally {
-        await host.close();
-      }
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      await assert.rejects(
+        applyHostPlan(host, plan),
+        rejectsWith(
+          /overrides values you set \(i915\.enable_guc=3 → i915\.enable_guc=0\) — rerun with --force/,
+        ),
+      );
+      await assert.rejects(
+        applyHostPlan(host, plan, { force: true }),
+        rejectsWith(/another igpu-split run holds .*lock.*since.*earlier/),
+      );
+      await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)));
+      await rm(join(sshd.root, LOCK_FILE));
+      const result = await applyHostPlan(host, plan, { force: true });
+      assert.ok(result.done.some((id) => id.endsWith('/grub-dropin')));
+      const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
+      assert.deepEqual(state.params, ['i915.enable_guc=0']);
     },
   );
 });
@@ -197,27 +181,22 @@ test('rollback after apply leaves /etc byte-for-byte as it was (GRUB)', async (t
   await withHost(
     'i5-8500t-before',
     async () => {},
-    async (sshd, connect) => {
+    async (sshd, host) => {
       const before = await etcSnapshot(sshd.root);
-      const host = await connect();
-      try {
-        await applyHostPlan(host, planHost(await gatherHostFacts(host)));
-        assert.notDeepEqual(await etcSnapshot(sshd.root), before);
-        const result = await rollbackHost(host);
-        assert.deepEqual(result.changed.sort(), [GRUB_DROPIN, MODULES_CONF]);
-        assert.deepEqual(result.refreshed, ['update-grub']);
-        assert.equal(result.rebootNeeded, false, 'the running kernel never had our parameters');
-        assert.deepEqual(await etcSnapshot(sshd.root), before);
-        assert.equal(await calls(sshd.root), 'update-grub \nupdate-grub \n');
-        await assert.rejects(stat(join(sshd.root, STATE_FILE)));
-        assert.deepEqual(await rollbackHost(host), {
-          changed: [],
-          refreshed: [],
-          rebootNeeded: false,
-        });
-      } finally {
-        await host.close();
-      }
+      await applyHostPlan(host, planHost(await gatherHostFacts(host)));
+      assert.notDeepEqual(await etcSnapshot(sshd.root), before);
+      const result = await rollbackHost(host);
+      assert.deepEqual(result.changed.sort(), [GRUB_DROPIN, MODULES_CONF]);
+      assert.deepEqual(result.refreshed, ['update-grub']);
+      assert.equal(result.rebootNeeded, false, 'the running kernel never had our parameters');
+      assert.deepEqual(await etcSnapshot(sshd.root), before);
+      assert.equal(await calls(sshd.root), 'update-grub \nupdate-grub \n');
+      await assert.rejects(stat(join(sshd.root, STATE_FILE)));
+      assert.deepEqual(await rollbackHost(host), {
+        changed: [],
+        refreshed: [],
+        rebootNeeded: false,
+      });
     },
   );
 });
@@ -228,23 +207,18 @@ test('systemd-boot: apply appends to /etc/kernel/cmdline; rollback keeps the use
   await withHost(
     'i7-6700k-sdboot',
     (root) => writeFile(join(root, 'etc/kernel/cmdline'), line),
-    async (sshd, connect) => {
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        assert.deepEqual(plan.params.present, ['intel_iommu=on']);
-        await applyHostPlan(host, plan);
-        assert.equal(
-          await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'),
-          'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt i915.enable_gvt=1\n',
-        );
-        assert.equal(await calls(sshd.root), 'proxmox-boot-tool refresh\n');
-        const result = await rollbackHost(host);
-        assert.deepEqual(result.refreshed, ['proxmox-boot-tool refresh']);
-        assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), line);
-      } finally {
-        await host.close();
-      }
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      assert.deepEqual(plan.params.present, ['intel_iommu=on']);
+      await applyHostPlan(host, plan);
+      assert.equal(
+        await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'),
+        'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt i915.enable_gvt=1\n',
+      );
+      assert.equal(await calls(sshd.root), 'proxmox-boot-tool refresh\n');
+      const result = await rollbackHost(host);
+      assert.deepEqual(result.refreshed, ['proxmox-boot-tool refresh']);
+      assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), line);
     },
   );
 });
@@ -352,7 +326,7 @@ test('a full file system mid-way: the files already written are restored, one cl
     async (root) => {
       await mkdir(join(root, 'etc/modules-load.d'), { recursive: true });
     },
-    async (sshd, connect) => {
+    async (sshd, host) => {
       // A tiny, full file system where the second file goes, mounted where sshd's sessions
       // see it (its own mount namespace): that write fails after the first succeeded.
       const full = join(sshd.root, 'etc/modules-load.d');
@@ -362,20 +336,15 @@ test('a full file system mid-way: the files already written are restored, one cl
         `mount -t tmpfs -o size=4k igpu-split-test-full ${full} && head -c 4096 /dev/zero > ${full}/filler`,
       ]);
       const grubBefore = await readFile(join(sshd.root, 'etc/default/grub'));
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        await assert.rejects(
-          applyHostPlan(host, plan),
-          rejectsWith(/applying stopped: .*— the files were restored/),
-        );
-        await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)), 'the first file is gone again');
-        assert.ok((await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore));
-        assert.equal(await calls(sshd.root), '', 'no boot loader refresh');
-        await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
-      } finally {
-        await host.close();
-      }
+      const plan = planHost(await gatherHostFacts(host));
+      await assert.rejects(
+        applyHostPlan(host, plan),
+        rejectsWith(/applying stopped: .*— the files were restored/),
+      );
+      await assert.rejects(stat(join(sshd.root, GRUB_DROPIN)), 'the first file is gone again');
+      assert.ok((await readFile(join(sshd.root, 'etc/default/grub'))).equals(grubBefore));
+      assert.equal(await calls(sshd.root), '', 'no boot loader refresh');
+      await assert.rejects(stat(join(sshd.root, LOCK_FILE)));
     },
   );
 });
@@ -386,19 +355,14 @@ test('a multi-line /etc/kernel/cmdline is refused after writing and the file res
   await withHost(
     'i7-6700k-sdboot',
     (root) => writeFile(join(root, 'etc/kernel/cmdline'), twoLines),
-    async (sshd, connect) => {
-      const host = await connect();
-      try {
-        const plan = planHost(await gatherHostFacts(host));
-        await assert.rejects(
-          applyHostPlan(host, plan),
-          rejectsWith(/more than one line — the file was restored/),
-        );
-        assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
-        assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
-      } finally {
-        await host.close();
-      }
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      await assert.rejects(
+        applyHostPlan(host, plan),
+        rejectsWith(/more than one line — the file was restored/),
+      );
+      assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
+      assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
     },
   );
 });
