@@ -77,6 +77,7 @@ export async function applyHostPlan(
   const backupDir = `${STATE_DIR}/backups/${runId}`;
   const originals = new Map<string, Buffer | undefined>();
   const done: string[] = [];
+  const refreshed: string[] = [];
   try {
     const state = await readState(host);
     try {
@@ -97,9 +98,13 @@ export async function applyHostPlan(
           );
         }
         done.push(step.id);
+        refreshed.push(step.command as string);
       }
     } catch (error) {
       await restore(host, originals);
+      // A refresh that already ran (update-grub before a failing update-initramfs) saw our
+      // files: run it again so the boot configuration matches the restored ones.
+      for (const command of refreshed) await host.run(command, { timeoutMs: 300_000 }).catch(() => undefined);
       if (error instanceof TargetError) throw error;
       throw new TargetError(`applying stopped: ${error instanceof Error ? error.message : String(error)}`, {
         target: host.target,

@@ -115,7 +115,13 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
   const desired = desiredFor(verdict, facts, options);
   if (typeof desired === 'string') return { ...base, unsupported: desired };
 
+  // Modules and the initramfs come first: proxmox-boot-tool refresh copies the initramfs
+  // to the ESPs, so it must see the rebuilt one.
   const steps: HostStep[] = [];
+  const modules = modulesStep(facts, desired.modules);
+  if (modules) steps.push(modules);
+  steps.push(...modprobeSteps(facts, desired.modprobe));
+  const initramfs = steps.find((s) => s.command?.startsWith('update-initramfs'));
   const boot = facts.bootloader;
   let params = empty;
   if (boot.kind === 'grub') {
@@ -140,7 +146,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
           description: 'regenerate /boot/grub/grub.cfg so the next boot uses the new command line',
           command: 'update-grub',
           disturbs: [],
-          needs: [`host/${facts.target}/grub-dropin`],
+          needs: [`host/${facts.target}/grub-dropin`, ...(initramfs ? [initramfs.id] : [])],
         });
       }
     }
@@ -165,14 +171,10 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
         description: 'copy the new command line and kernels to every ESP proxmox-boot-tool manages',
         command: 'proxmox-boot-tool refresh',
         disturbs: [],
-        needs: [`host/${facts.target}/kernel-cmdline`],
+        needs: [`host/${facts.target}/kernel-cmdline`, ...(initramfs ? [initramfs.id] : [])],
       });
     }
   }
-
-  const modules = modulesStep(facts, desired.modules);
-  if (modules) steps.push(modules);
-  steps.push(...modprobeSteps(facts, desired.modprobe));
 
   // Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded.
   const running = planParams(facts.cmdline ?? '', desired.params);

@@ -46,14 +46,14 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
   const before = await facts(fixturePath('i5-8500t-before'));
   const plan = planHost(before);
   assert.equal(plan.mode, 'gvt-g');
-  assert.deepEqual(ids(plan), ['grub-dropin', 'update-grub', 'modules-load', 'reboot']);
-  const dropin = plan.steps[0];
+  assert.deepEqual(ids(plan), ['modules-load', 'grub-dropin', 'update-grub', 'reboot']);
+  const dropin = plan.steps[1];
   assert.equal(dropin?.write?.path, GRUB_DROPIN);
   assert.match(
     dropin?.diff ?? '',
     /\+GRUB_CMDLINE_LINUX_DEFAULT="\$GRUB_CMDLINE_LINUX_DEFAULT intel_iommu=on iommu=pt i915\.enable_gvt=1"/,
   );
-  assert.equal(plan.steps[1]?.command, 'update-grub');
+  assert.equal(plan.steps[2]?.command, 'update-grub');
   assert.ok(
     !plan.steps.some((s) => s.command?.includes('proxmox-boot-tool')),
     'no proxmox-boot-tool on GRUB hosts',
@@ -62,7 +62,7 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
     !plan.steps.some((s) => s.write?.path === '/etc/default/grub'),
     'the user’s file is never edited',
   );
-  assert.equal(plan.steps[2]?.write?.content.split('\n').at(1), 'kvmgt');
+  assert.equal(plan.steps[0]?.write?.content.split('\n').at(1), 'kvmgt');
   assert.deepEqual(plan.steps[3]?.disturbs, ['host-reboot']);
   assert.equal(plan.reboot, true);
   assert.deepEqual(plan.problems, []);
@@ -136,7 +136,7 @@ test('pcie_acs_override only when asked for', async () => {
   const before = await facts(fixturePath('i5-8500t-before'));
   assert.ok(!JSON.stringify(planHost(before)).includes('pcie_acs_override'));
   assert.match(
-    planHost(before, { acsOverride: true }).steps[0]?.diff ?? '',
+    planHost(before, { acsOverride: true }).steps[1]?.diff ?? '',
     /pcie_acs_override=downstream,multifunction/,
   );
 });

@@ -60,7 +60,7 @@ test('plan → apply → plan: files written, update-grub once, state recorded, 
       assert.equal(result.rebootNeeded, true);
       assert.deepEqual(
         result.done.map((id) => id.split('/').at(-1)),
-        ['grub-dropin', 'modules-load', 'update-grub'],
+        ['modules-load', 'grub-dropin', 'update-grub'],
       );
       assert.match(
         await readFile(join(sshd.root, GRUB_DROPIN), 'utf8'),
@@ -363,6 +363,29 @@ test('a multi-line /etc/kernel/cmdline is refused after writing and the file res
       );
       assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
       assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
+    },
+  );
+});
+
+test('a refresh that ran before a later one failed runs again on the restored files', async (t) => {
+  if (!sshdAvailable(t)) return;
+  await withHost(
+    'i5-1135g7-tigerlake',
+    async (root) => {
+      await writeFile(join(root, 'etc/kernel/cmdline'), 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n');
+      await writeFile(join(root, 'etc/igpu-split-test-fail-proxmox-boot-tool'), '');
+    },
+    async (sshd, host) => {
+      const plan = planHost(await gatherHostFacts(host));
+      await assert.rejects(applyHostPlan(host, plan), rejectsWith(/proxmox-boot-tool refresh failed/));
+      assert.equal(
+        await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'),
+        'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n',
+      );
+      assert.equal(
+        await calls(sshd.root),
+        'update-initramfs -u -k all\nproxmox-boot-tool refresh\nupdate-initramfs -u -k all\n',
+      );
     },
   );
 });
