@@ -24,10 +24,22 @@ export interface ParamSpec extends KeySpec {
   format?: PropertyStringSpec;
 }
 
+/**
+ * The privilege check Proxmox makes before running an endpoint: `privileges` on `path`
+ * (with `{vmid}`-style placeholders), all of them or — with `any` — one of them.
+ * Absent when every authenticated user may call it.
+ */
+export interface PermissionSpec {
+  path: string;
+  privileges: string[];
+  any: boolean;
+}
+
 export interface EndpointSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   params: Record<string, ParamSpec>;
+  permission?: PermissionSpec;
 }
 
 const req = (type: ValueType): KeySpec => ({ type, optional: false });
@@ -67,17 +79,51 @@ export const PCI_MAP_ENTRY: PropertyStringSpec = {
   },
 };
 
+/** `machine` of a VM: the type (q35 or i440fx, possibly versioned) and the vIOMMU. */
+export const MACHINE: PropertyStringSpec = {
+  name: 'machine',
+  defaultKey: 'type',
+  keys: {
+    type: opt('string'),
+    'aw-bits': opt('number'),
+    'enable-s3': opt('boolean'),
+    'enable-s4': opt('boolean'),
+    viommu: opt('string'),
+  },
+};
+
+/** `efidisk0`: the OVMF variable store; `pre-enrolled-keys=1` turns Secure Boot on. */
+export const EFIDISK: PropertyStringSpec = {
+  name: 'efidisk',
+  defaultKey: 'file',
+  keys: {
+    file: req('string'),
+    efitype: opt('string'),
+    format: opt('string'),
+    'import-from': opt('string'),
+    'ms-cert': opt('string'),
+    'pre-enrolled-keys': opt('boolean'),
+    size: opt('string'),
+  },
+};
+
 const node = req('string');
 const vmid = req('integer');
 
 export const ENDPOINTS: readonly EndpointSpec[] = [
   { method: 'GET', path: '/version', params: {} },
   { method: 'GET', path: '/nodes', params: {} },
-  { method: 'GET', path: '/nodes/{node}/hardware/pci', params: { node } },
+  {
+    method: 'GET',
+    path: '/nodes/{node}/hardware/pci',
+    params: { node },
+    permission: { path: '/', privileges: ['Sys.Audit', 'Sys.Modify'], any: true },
+  },
   {
     method: 'GET',
     path: '/nodes/{node}/hardware/pci/{pci-id-or-mapping}/mdev',
     params: { node, 'pci-id-or-mapping': req('string') },
+    permission: { path: '/', privileges: ['Sys.Audit', 'Sys.Modify'], any: true },
   },
   { method: 'GET', path: '/cluster/mapping/pci', params: { 'check-node': opt('string') } },
   {
@@ -89,8 +135,18 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
       mdev: opt('boolean'),
       description: opt('string'),
     },
+    permission: { path: '/mapping/pci', privileges: ['Mapping.Modify'], any: false },
   },
-  { method: 'GET', path: '/cluster/mapping/pci/{id}', params: { id: req('string') } },
+  {
+    method: 'GET',
+    path: '/cluster/mapping/pci/{id}',
+    params: { id: req('string') },
+    permission: {
+      path: '/mapping/pci/{id}',
+      privileges: ['Mapping.Use', 'Mapping.Modify', 'Mapping.Audit'],
+      any: true,
+    },
+  },
   {
     method: 'PUT',
     path: '/cluster/mapping/pci/{id}',
@@ -102,15 +158,24 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
       digest: opt('string'),
       delete: opt('string'),
     },
+    permission: { path: '/mapping/pci/{id}', privileges: ['Mapping.Modify'], any: false },
   },
-  { method: 'DELETE', path: '/cluster/mapping/pci/{id}', params: { id: req('string') } },
+  {
+    method: 'DELETE',
+    path: '/cluster/mapping/pci/{id}',
+    params: { id: req('string') },
+    permission: { path: '/mapping/pci', privileges: ['Mapping.Modify'], any: false },
+  },
   {
     method: 'GET',
     path: '/nodes/{node}/qemu/{vmid}/config',
     params: { node, vmid, current: opt('boolean') },
+    permission: { path: '/vms/{vmid}', privileges: ['VM.Audit'], any: false },
   },
   {
-    method: 'PUT',
+    // The asynchronous variant (returns a task): the one Proxmox advises when a
+    // change allocates storage, as recreating the EFI disk does.
+    method: 'POST',
     path: '/nodes/{node}/qemu/{vmid}/config',
     params: {
       node,
@@ -118,26 +183,81 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
       digest: opt('string'),
       delete: opt('string'),
       'hostpci[n]': { ...opt('string'), format: HOSTPCI },
-      machine: opt('string'),
+      machine: { ...opt('string'), format: MACHINE },
       bios: opt('string'),
+      efidisk0: { ...opt('string'), format: EFIDISK },
+    },
+    permission: {
+      path: '/vms/{vmid}',
+      privileges: [
+        'VM.Config.Disk',
+        'VM.Config.CDROM',
+        'VM.Config.CPU',
+        'VM.Config.Memory',
+        'VM.Config.Network',
+        'VM.Config.HWType',
+        'VM.Config.Options',
+        'VM.Config.Cloudinit',
+      ],
+      any: true,
     },
   },
-  { method: 'GET', path: '/nodes/{node}/qemu/{vmid}/status/current', params: { node, vmid } },
+  {
+    method: 'GET',
+    path: '/nodes/{node}/qemu/{vmid}/status/current',
+    params: { node, vmid },
+    permission: { path: '/vms/{vmid}', privileges: ['VM.Audit'], any: false },
+  },
   {
     method: 'POST',
     path: '/nodes/{node}/qemu/{vmid}/status/start',
     params: { node, vmid, timeout: opt('integer') },
+    permission: { path: '/vms/{vmid}', privileges: ['VM.PowerMgmt'], any: false },
   },
   {
     method: 'POST',
     path: '/nodes/{node}/qemu/{vmid}/status/shutdown',
     params: { node, vmid, timeout: opt('integer'), forceStop: opt('boolean') },
+    permission: { path: '/vms/{vmid}', privileges: ['VM.PowerMgmt'], any: false },
   },
   {
     method: 'POST',
     path: '/nodes/{node}/qemu/{vmid}/status/stop',
     params: { node, vmid, timeout: opt('integer') },
+    permission: { path: '/vms/{vmid}', privileges: ['VM.PowerMgmt'], any: false },
   },
   { method: 'GET', path: '/nodes/{node}/tasks/{upid}/status', params: { node, upid: req('string') } },
   { method: 'GET', path: '/access/permissions', params: { path: opt('string'), userid: opt('string') } },
 ];
+
+/**
+ * What a config change needs beyond the endpoint's own check, per key. Proxmox checks
+ * these in code, not in the schema (qemu-server PVE/API2/Qemu.pm,
+ * check_vm_modify_config_perm: `machine` is a hardware-type option, `bios` a general
+ * one, hostpci needs VM.Config.HWType plus Mapping.Use on the mapping it names, a new
+ * disk needs VM.Config.Disk and Datastore.AllocateSpace on its storage).
+ */
+export function configPrivileges(
+  vmid: number,
+  key: string,
+  value?: string,
+): { path: string; privilege: string }[] {
+  const vm = `/vms/${vmid}`;
+  if (/^hostpci\d+$/.test(key)) {
+    const mapping = value ? /(?:^|,)mapping=([^,]+)/.exec(value)?.[1] : undefined;
+    return [
+      { path: vm, privilege: 'VM.Config.HWType' },
+      ...(mapping ? [{ path: `/mapping/pci/${mapping}`, privilege: 'Mapping.Use' }] : []),
+    ];
+  }
+  if (key === 'machine') return [{ path: vm, privilege: 'VM.Config.HWType' }];
+  if (key === 'bios') return [{ path: vm, privilege: 'VM.Config.Options' }];
+  if (/^efidisk\d$/.test(key)) {
+    const storage = value ? /^(?:file=)?([^:,]+):/.exec(value)?.[1] : undefined;
+    return [
+      { path: vm, privilege: 'VM.Config.Disk' },
+      ...(storage ? [{ path: `/storage/${storage}`, privilege: 'Datastore.AllocateSpace' }] : []),
+    ];
+  }
+  return [];
+}

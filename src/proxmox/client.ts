@@ -111,7 +111,8 @@ export class ProxmoxClient {
     if ('fingerprint' in tls) {
       // Pinning: the chain is not checked, the exact certificate is.
       const pin = normalizeFingerprint(tls.fingerprint);
-      const base = buildConnector({ rejectUnauthorized: false });
+      // No TLS session resumption: a resumed session carries no certificate to compare.
+      const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
       const target = this.target;
       this.dispatcher = new Agent({
         connect: (options, callback) => {
@@ -196,7 +197,7 @@ export class ProxmoxClient {
     });
     const text = await response.text();
     const where = `${method} ${path}`;
-    if (!response.ok) throw this.httpError(response.status, response.statusText, where);
+    if (!response.ok) throw this.httpError(response.status, response.statusText, where, text);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -209,7 +210,7 @@ export class ProxmoxClient {
     return (parsed as { data: T }).data;
   }
 
-  private httpError(status: number, reason: string, where: string): ProxmoxApiError {
+  private httpError(status: number, reason: string, where: string, body: string): ProxmoxApiError {
     const target = this.target;
     if (status === 401) {
       return new ProxmoxApiError(
@@ -235,7 +236,16 @@ export class ProxmoxClient {
         },
       );
     }
-    return new ProxmoxApiError(status, `${where}: HTTP ${status} ${reason}`.trim(), {
+    // A 400 lists the offending parameters in `errors`.
+    let details = '';
+    try {
+      const errors = (JSON.parse(body) as { errors?: Record<string, string> }).errors;
+      if (errors)
+        details = ` (${Object.entries(errors)
+          .map(([key, message]) => `${key}: ${message}`)
+          .join('; ')})`;
+    } catch {}
+    return new ProxmoxApiError(status, `${where}: HTTP ${status} ${reason}${details}`.trim(), {
       target,
       fix:
         status >= 500

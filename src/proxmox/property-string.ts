@@ -82,5 +82,9 @@ function convert(raw: string, type: string, what: string): string | number | boo
     if (!/^-?\d+$/.test(raw)) throw new PropertyStringError(`${what}: "${raw}" is not an integer`);
     return Number(raw);
   }
+  if (type === 'number') {
+    if (!/^-?\d+(\.\d+)?$/.test(raw)) throw new PropertyStringError(`${what}: "${raw}" is not a number`);
+    return Number(raw);
+  }
   return raw;
 }

@@ -10,6 +10,7 @@ import {
   HOSTPCI,
   type KeySpec,
   PCI_MAP_ENTRY,
+  type PermissionSpec,
   type PropertyStringSpec,
 } from '../../src/proxmox/api-spec.ts';
 
@@ -21,10 +22,14 @@ interface OfficialParam {
   format?: string | Record<string, OfficialParam>;
   items?: OfficialParam;
   typetext?: string;
+  alias?: string;
 }
 interface OfficialNode {
   path: string;
-  info: Record<string, { parameters?: { properties?: Record<string, OfficialParam> }; returns?: unknown }>;
+  info: Record<
+    string,
+    { parameters?: { properties?: Record<string, OfficialParam> }; returns?: unknown; permissions?: unknown }
+  >;
   children?: OfficialNode[];
 }
 
@@ -63,7 +68,13 @@ function typetextKeys(typetext: string): Map<string, boolean> {
 
 function sameFormat(ours: PropertyStringSpec, official: OfficialParam, where: string) {
   if (typeof official.format === 'object') {
-    assert.deepEqual(Object.keys(ours.keys).sort(), Object.keys(official.format).sort(), `${where}: keys`);
+    // Aliases (efidisk's `volume` for `file`) are other spellings of a key we have.
+    const officialKeys = Object.entries(official.format).filter(([, spec]) => !spec.alias);
+    assert.deepEqual(
+      Object.keys(ours.keys).sort(),
+      officialKeys.map(([key]) => key).sort(),
+      `${where}: keys`,
+    );
     for (const [key, spec] of Object.entries(ours.keys))
       sameKey(spec, official.format[key] as OfficialParam, `${where}.${key}`);
   } else {
@@ -100,8 +111,41 @@ test('every endpoint, parameter and property-string key we use exists in the off
   }
 });
 
+/** Our PermissionSpec from the schema's `check`: perm (all, or any), or an `or` of perms on one path. */
+function officialPermission(permissions: unknown): PermissionSpec | undefined {
+  const check = (permissions as { check?: unknown[] } | undefined)?.check;
+  if (!check) return undefined;
+  if (check[0] === 'perm') {
+    return { path: check[1] as string, privileges: check[2] as string[], any: check[3] === 'any' };
+  }
+  if (check[0] === 'or') {
+    const perms = check.slice(1) as [string, string, string[]][];
+    const paths = new Set(perms.map((perm) => perm[1]));
+    assert.equal(paths.size, 1, 'an or-check over several paths');
+    return { path: perms[0]?.[1] as string, privileges: perms.flatMap((perm) => perm[2]), any: true };
+  }
+  throw new Error(`unknown check ${JSON.stringify(check)}`);
+}
+
+test('every endpoint names the privilege check the official schema makes', { skip }, () => {
+  for (const endpoint of ENDPOINTS) {
+    const method = schema?.get(endpoint.path)?.info[endpoint.method];
+    const official = officialPermission(method?.permissions);
+    const where = `${endpoint.method} ${endpoint.path}`;
+    if (!official) {
+      assert.equal(endpoint.permission, undefined, `${where}: the schema makes no check`);
+      continue;
+    }
+    assert.ok(endpoint.permission, `${where}: the schema checks ${JSON.stringify(official)}`);
+    assert.equal(endpoint.permission.path, official.path, `${where}: path`);
+    // A single privilege is the same check whether it says `any` or not.
+    if (official.privileges.length > 1) assert.equal(endpoint.permission.any, official.any, `${where}: any`);
+    assert.deepEqual(endpoint.permission.privileges, official.privileges, `${where}: privileges`);
+  }
+});
+
 test('hostpci and the mapping entry formats match the official key sets', { skip }, () => {
-  const config = schema?.get('/nodes/{node}/qemu/{vmid}/config')?.info.PUT?.parameters?.properties ?? {};
+  const config = schema?.get('/nodes/{node}/qemu/{vmid}/config')?.info.POST?.parameters?.properties ?? {};
   sameFormat(HOSTPCI, config['hostpci[n]'] as OfficialParam, 'hostpci[n]');
   const mapping = schema?.get('/cluster/mapping/pci')?.info.POST?.parameters?.properties ?? {};
   sameFormat(PCI_MAP_ENTRY, mapping.map?.items as OfficialParam, 'map');

@@ -1,0 +1,269 @@
+// The Proxmox VE endpoints igpu-split uses, typed: every answer is parsed with zod so a
+// changed or broken response becomes one clear line instead of an undefined deep in a
+// layer. Tasks (UPIDs) are waited for here, and missing privileges are explained before
+// a change is attempted.
+
+import { z } from 'zod';
+import { TargetError } from '../core/errors.ts';
+
+/** What the API layer needs from an HTTP client; ProxmoxClient is one, tests may wrap it. */
+export interface ProxmoxTransport {
+  readonly target: string;
+  get<T>(path: string, query?: Record<string, string | number | boolean>): Promise<T>;
+  post<T>(path: string, body?: Record<string, unknown>): Promise<T>;
+  put<T>(path: string, body?: Record<string, unknown>): Promise<T>;
+  delete<T>(path: string): Promise<T>;
+  close(): Promise<void>;
+}
+
+// Proxmox's JSON writes booleans as 0/1 in places.
+const flag = z.union([z.boolean(), z.number()]).transform((value) => Boolean(value));
+
+export const VersionSchema = z.object({ version: z.string(), release: z.string(), repoid: z.string() });
+
+export const NodeSchema = z.object({
+  node: z.string(),
+  status: z.enum(['unknown', 'online', 'offline']),
+});
+
+export const PciDeviceSchema = z.object({
+  id: z.string(),
+  class: z.string(),
+  vendor: z.string(),
+  device: z.string(),
+  subsystem_vendor: z.string().optional(),
+  subsystem_device: z.string().optional(),
+  iommugroup: z.number().int(),
+  mdev: flag.optional(),
+});
+export type PciDevice = z.infer<typeof PciDeviceSchema>;
+
+export const MdevTypeSchema = z.object({
+  type: z.string(),
+  available: z.number().int(),
+  description: z.string(),
+  name: z.string().optional(),
+});
+export type MdevType = z.infer<typeof MdevTypeSchema>;
+
+export const MappingSchema = z.object({
+  id: z.string(),
+  description: z.string().optional(),
+  map: z.array(z.string()),
+  mdev: flag.optional(),
+  checks: z.array(z.object({ severity: z.enum(['warning', 'error']), message: z.string() })).optional(),
+});
+export type Mapping = z.infer<typeof MappingSchema>;
+
+const MappingConfigSchema = MappingSchema.omit({ id: true, checks: true }).extend({
+  digest: z.string().optional(),
+});
+
+/** A VM config: every value as the string Proxmox stores; `digest` taken apart. */
+export const VmConfigSchema = z.record(z.string(), z.union([z.string(), z.number()])).transform((raw) => {
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) if (key !== 'digest') values[key] = String(value);
+  return { digest: typeof raw.digest === 'string' ? raw.digest : '', values };
+});
+export type VmConfig = z.infer<typeof VmConfigSchema>;
+
+export const VmStatusSchema = z.object({
+  status: z.enum(['running', 'stopped']),
+  qmpstatus: z.string().optional(),
+  lock: z.string().optional(),
+});
+
+export const TaskStatusSchema = z.object({
+  upid: z.string(),
+  status: z.enum(['running', 'stopped']),
+  exitstatus: z.string().optional(),
+  type: z.string(),
+  node: z.string(),
+});
+
+const PermissionsSchema = z.record(z.string(), z.record(z.string(), flag));
+
+const UpidSchema = z.string().regex(/^UPID:[^:]+:/, 'not a task id (UPID)');
+
+export interface Privilege {
+  path: string;
+  privilege: string;
+}
+
+export class ProxmoxApi {
+  readonly transport: ProxmoxTransport;
+  /** The token id (USER@REALM!NAME) the transport authenticates as; named in errors. */
+  readonly identity: string;
+
+  constructor(transport: ProxmoxTransport, identity: string) {
+    this.transport = transport;
+    this.identity = identity;
+  }
+
+  get target(): string {
+    return this.transport.target;
+  }
+
+  version() {
+    return this.read('/version', VersionSchema);
+  }
+
+  nodes() {
+    return this.read('/nodes', z.array(NodeSchema));
+  }
+
+  pciDevices(node: string) {
+    return this.read(`/nodes/${enc(node)}/hardware/pci`, z.array(PciDeviceSchema));
+  }
+
+  mdevTypes(node: string, pciId: string) {
+    return this.read(`/nodes/${enc(node)}/hardware/pci/${enc(pciId)}/mdev`, z.array(MdevTypeSchema));
+  }
+
+  /** With `checkNode`, Proxmox adds drift checks (`checks`) for that node's entries. */
+  mappings(checkNode?: string) {
+    return this.read(
+      '/cluster/mapping/pci',
+      z.array(MappingSchema),
+      checkNode ? { 'check-node': checkNode } : {},
+    );
+  }
+
+  mapping(id: string) {
+    return this.read(`/cluster/mapping/pci/${enc(id)}`, MappingConfigSchema);
+  }
+
+  async createMapping(mapping: { id: string; map: string[]; mdev: boolean; description?: string }) {
+    await this.transport.post('/cluster/mapping/pci', { ...mapping, mdev: mapping.mdev ? 1 : 0 });
+  }
+
+  async updateMapping(id: string, change: { map: string[]; mdev?: boolean; digest?: string }) {
+    const body: Record<string, unknown> = { map: change.map };
+    if (change.mdev !== undefined) body.mdev = change.mdev ? 1 : 0;
+    if (change.digest) body.digest = change.digest;
+    await this.transport.put(`/cluster/mapping/pci/${enc(id)}`, body);
+  }
+
+  async deleteMapping(id: string) {
+    await this.transport.delete(`/cluster/mapping/pci/${enc(id)}`);
+  }
+
+  vmConfig(node: string, vmid: number) {
+    return this.read(`/nodes/${enc(node)}/qemu/${vmid}/config`, VmConfigSchema);
+  }
+
+  /** Changes a VM's config (the asynchronous POST) and waits for its task. */
+  async updateVmConfig(
+    node: string,
+    vmid: number,
+    change: { set: Record<string, string>; delete?: string[]; digest?: string },
+    timeoutMs = 120_000,
+  ): Promise<void> {
+    const body: Record<string, unknown> = { ...change.set };
+    if (change.delete?.length) body.delete = change.delete.join(',');
+    if (change.digest) body.digest = change.digest;
+    const upid = await this.transport.post<unknown>(`/nodes/${enc(node)}/qemu/${vmid}/config`, body);
+    // The POST answers null when nothing needed a worker task.
+    if (upid !== null && upid !== undefined) await this.waitTask(this.parseUpid(upid, 'config'), timeoutMs);
+  }
+
+  vmStatus(node: string, vmid: number) {
+    return this.read(`/nodes/${enc(node)}/qemu/${vmid}/status/current`, VmStatusSchema);
+  }
+
+  /** start | shutdown | stop; returns the task id (wait for it with waitTask). */
+  async vmPower(
+    node: string,
+    vmid: number,
+    action: 'start' | 'shutdown' | 'stop',
+    params: Record<string, unknown> = {},
+  ): Promise<string> {
+    const upid = await this.transport.post<unknown>(
+      `/nodes/${enc(node)}/qemu/${vmid}/status/${action}`,
+      params,
+    );
+    return this.parseUpid(upid, action);
+  }
+
+  /** Polls a task until it stops; a task that ended in anything but OK is an error naming its exit status. */
+  async waitTask(upid: string, timeoutMs: number, pollMs = 250): Promise<void> {
+    const node = upid.split(':')[1] as string;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const task = await this.read(`/nodes/${enc(node)}/tasks/${enc(upid)}/status`, TaskStatusSchema);
+      if (task.status === 'stopped') {
+        if (task.exitstatus === 'OK') return;
+        throw new TargetError(`task ${task.type} on ${node} failed: ${task.exitstatus ?? 'no exit status'}`, {
+          target: this.target,
+          fix: `read the task log in the Proxmox GUI (${node} → Task History) or pvenode task log ${upid}`,
+        });
+      }
+      if (Date.now() > deadline) {
+        throw new TargetError(
+          `task ${task.type} on ${node} still running after ${Math.round(timeoutMs / 1000)} s`,
+          {
+            target: this.target,
+            fix: `watch it with pvenode task status ${upid}; rerun apply once it has ended`,
+          },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  /** Effective privileges on each path (Proxmox resolves inheritance and token privilege separation). */
+  async privileges(path: string): Promise<Set<string>> {
+    const dump = await this.read('/access/permissions', PermissionsSchema, { path });
+    return new Set(Object.keys(dump[path] ?? {}));
+  }
+
+  /**
+   * Fails before any change when the token lacks a privilege the plan needs, naming all
+   * that are missing and the command that grants them.
+   */
+  async requirePrivileges(needs: readonly Privilege[]): Promise<void> {
+    const byPath = new Map<string, Set<string>>();
+    for (const need of needs) byPath.set(need.path, (byPath.get(need.path) ?? new Set()).add(need.privilege));
+    const missing: Privilege[] = [];
+    for (const [path, wanted] of byPath) {
+      const held = await this.privileges(path);
+      for (const privilege of wanted) if (!held.has(privilege)) missing.push({ path, privilege });
+    }
+    if (missing.length === 0) return;
+    const list = missing.map((m) => `${m.privilege} on ${m.path}`).join(', ');
+    const first = missing[0] as Privilege;
+    throw new TargetError(`token ${this.identity} lacks ${list}`, {
+      target: this.target,
+      fix: `grant them, e.g. pveum acl modify ${first.path} --tokens '${this.identity}' --roles IgpuSplit (the role's privileges are listed in the README)`,
+    });
+  }
+
+  private async read<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    query: Record<string, string> = {},
+  ): Promise<z.output<S>> {
+    const data = await this.transport.get<unknown>(path, query);
+    const parsed = schema.safeParse(data);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new TargetError(
+      `GET ${path}: unexpected answer (${issue?.path.join('.') || 'top level'}: ${issue?.message})`,
+      {
+        target: this.target,
+        fix: 'check that the endpoint is a Proxmox VE 8 or newer API; report the answer if it is',
+      },
+    );
+  }
+
+  private parseUpid(value: unknown, what: string): string {
+    const parsed = UpidSchema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    throw new TargetError(`${what}: expected a task id, got ${JSON.stringify(value)?.slice(0, 60)}`, {
+      target: this.target,
+      fix: 'check that the endpoint is a Proxmox VE 8 or newer API',
+    });
+  }
+}
+
+const enc = encodeURIComponent;
