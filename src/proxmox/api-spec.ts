@@ -186,6 +186,7 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
       machine: { ...opt('string'), format: MACHINE },
       bios: opt('string'),
       efidisk0: { ...opt('string'), format: EFIDISK },
+      description: opt('string'),
     },
     permission: {
       path: '/vms/{vmid}',
@@ -234,7 +235,7 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
  * What a config change needs beyond the endpoint's own check, per key. Proxmox checks
  * these in code, not in the schema (qemu-server PVE/API2/Qemu.pm,
  * check_vm_modify_config_perm: `machine` is a hardware-type option, `bios` a general
- * one, hostpci needs VM.Config.HWType plus Mapping.Use on the mapping it names, a new
+ * one (as is `description`), hostpci needs VM.Config.HWType plus Mapping.Use on the mapping it names, a new
  * disk needs VM.Config.Disk and Datastore.AllocateSpace on its storage).
  */
 export function configPrivileges(
@@ -251,7 +252,7 @@ export function configPrivileges(
     ];
   }
   if (key === 'machine') return [{ path: vm, privilege: 'VM.Config.HWType' }];
-  if (key === 'bios') return [{ path: vm, privilege: 'VM.Config.Options' }];
+  if (key === 'bios' || key === 'description') return [{ path: vm, privilege: 'VM.Config.Options' }];
   if (/^efidisk\d$/.test(key)) {
     const storage = value ? /^(?:file=)?([^:,]+):/.exec(value)?.[1] : undefined;
     return [
@@ -260,4 +261,9 @@ export function configPrivileges(
     ];
   }
   return [];
+}
+
+/** Proxmox names a VM's mdev by hostpci index and vmid (qemu-server PCI.pm, generate_mdev_uuid). */
+export function mdevUuid(vmid: number, index: number): string {
+  return `${String(index).padStart(8, '0')}-0000-0000-0000-${String(vmid).padStart(12, '0')}`;
 }

@@ -94,10 +94,12 @@ export class ProxmoxApi {
   readonly transport: ProxmoxTransport;
   /** The token id (USER@REALM!NAME) the transport authenticates as; named in errors. */
   readonly identity: string;
+  private readonly pollMs: number;
 
-  constructor(transport: ProxmoxTransport, identity: string) {
+  constructor(transport: ProxmoxTransport, identity: string, options: { pollMs?: number } = {}) {
     this.transport = transport;
     this.identity = identity;
+    this.pollMs = options.pollMs ?? 250;
   }
 
   get target(): string {
@@ -186,7 +188,7 @@ export class ProxmoxApi {
   }
 
   /** Polls a task until it stops; a task that ended in anything but OK is an error naming its exit status. */
-  async waitTask(upid: string, timeoutMs: number, pollMs = 250): Promise<void> {
+  async waitTask(upid: string, timeoutMs: number): Promise<void> {
     const node = upid.split(':')[1] as string;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -207,7 +209,7 @@ export class ProxmoxApi {
           },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      await new Promise((resolve) => setTimeout(resolve, this.pollMs));
     }
   }
 

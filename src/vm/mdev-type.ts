@@ -21,25 +21,61 @@ function share(type: string): number {
   return Number(/_(\d+)$/.exec(type)?.[1] ?? Number.NaN);
 }
 
-export function chooseMdevType(
-  live: readonly LiveType[],
-  vmCount: number,
-  host: { apertureMiB?: number; graphicsVer?: number } = {},
-): MdevChoice {
+/** How many new instances of a type the plan needs (VMs already holding one need none). */
+export type Need = number | ((type: string) => number);
+
+export interface HostHints {
+  apertureMiB?: number;
+  graphicsVer?: number;
+}
+
+export function chooseMdevType(live: readonly LiveType[], need: Need, host: HostHints = {}): MdevChoice {
+  const needOf = typeof need === 'number' ? () => need : need;
   // Largest vGPU first: _1 (a whole GPU's worth) before _2, _4, _8.
   const bySize = [...live]
     .filter((t) => Number.isFinite(share(t.type)))
     .sort((a, b) => share(a.type) - share(b.type));
-  const fit = bySize.find((t) => t.available >= vmCount);
+  const fit = bySize.find((t) => t.available >= needOf(t.type));
   if (fit) return { ok: true, type: fit.type, available: fit.available };
+  const vmCount = Math.max(0, ...bySize.map((t) => needOf(t.type)), typeof need === 'number' ? need : 0);
+  return refusal(bySize, vmCount, host);
+}
 
+/** A type the user named: it fits, or the refusal says what would (a smaller type first). */
+export function checkMdevType(
+  live: readonly LiveType[],
+  type: string,
+  need: Need,
+  host: HostHints = {},
+): MdevChoice {
+  const needOf = typeof need === 'number' ? () => need : need;
+  const named = live.find((t) => t.type === type);
+  if (!named) {
+    return {
+      ok: false,
+      reason: `this GPU offers no mdev type ${type} (it has: ${live.map((t) => t.type).join(', ') || 'none'})`,
+      suggestions: ['use vgpu: auto, or one of the listed types'],
+    };
+  }
+  if (named.available >= needOf(type)) return { ok: true, type, available: named.available };
+  const refused = refusal([named], needOf(type), host);
+  if (refused.ok) return refused;
+  const smaller = chooseMdevType(live, need);
+  if (smaller.ok)
+    refused.suggestions.unshift(`use the smaller ${smaller.type} (${smaller.available} free), or vgpu: auto`);
+  return refused;
+}
+
+function refusal(bySize: readonly LiveType[], vmCount: number, host: HostHints): MdevChoice {
   const best = bySize.reduce<LiveType | undefined>(
     (most, t) => (!most || t.available > most.available ? t : most),
     undefined,
   );
   const suggestions: string[] = [];
   if (best && best.available > 0)
-    suggestions.push(`plan at most ${best.available} VMs here (${best.type} has ${best.available} free)`);
+    suggestions.push(
+      `plan at most ${best.available} VM${best.available === 1 ? '' : 's'} here (${best.type} has ${best.available} free)`,
+    );
   if (host.apertureMiB !== undefined && host.graphicsVer !== undefined) {
     for (const aperture of [512, 1024].filter((a) => a > (host.apertureMiB as number))) {
       const predicted: GvtPrediction | undefined = predictGvtTypes({
@@ -55,6 +91,10 @@ export function chooseMdevType(
         break;
       }
     }
+  } else {
+    suggestions.push(
+      'raise the iGPU aperture in the BIOS (e.g. to 512 MB or 1024 MB): more and larger vGPUs',
+    );
   }
   const counts = bySize.map((t) => `${t.type} ${t.available}`).join(', ') || 'no mdev types';
   return {

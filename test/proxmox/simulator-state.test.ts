@@ -4,13 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type Caller,
-  type MdevEvent,
-  mdevUuid,
-  SimError,
-  SimulatorState,
-} from '../../src/proxmox/simulator/state.ts';
+import { mdevUuid } from '../../src/proxmox/api-spec.ts';
+import { type Caller, type MdevEvent, SimError, SimulatorState } from '../../src/proxmox/simulator/state.ts';
 
 const GPU = {
   bdf: '0000:00:02.0',

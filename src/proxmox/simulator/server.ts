@@ -39,7 +39,7 @@ const ROUTES: Route[] = ENDPOINTS.map((spec) => {
   return { spec, pattern: new RegExp(`^${source}$`), names };
 });
 
-type Params = Record<string, unknown>;
+export type Params = Record<string, unknown>;
 
 export async function startSimulator(
   state: SimulatorState,
@@ -96,21 +96,43 @@ async function handle(state: SimulatorState, req: IncomingMessage, res: ServerRe
   const caller = authenticate(state, req.headers.authorization);
   if (!caller) return answer(res, 401, 'authentication failure', null);
   if (!url.pathname.startsWith('/api2/json/')) return answer(res, 501, 'Method not implemented', null);
-  const path = url.pathname.slice('/api2/json'.length);
-  const route = ROUTES.find((r) => r.spec.method === req.method && r.pattern.test(path));
-  if (!route) return answer(res, 501, `Method '${req.method} ${path}' not implemented`, null);
+  const given = req.method === 'GET' ? Object.fromEntries(url.searchParams) : await readBody(req);
+  const reply =
+    given === undefined
+      ? { status: 400, reason: 'Parameter verification failed.', data: null, errors: { body: 'not JSON' } }
+      : simulate(state, caller, req.method ?? 'GET', url.pathname.slice('/api2/json'.length), given);
+  answer(res, reply.status, reply.reason, reply.data, reply.errors ? { errors: reply.errors } : {});
+}
+
+export interface SimReply {
+  status: number;
+  reason: string;
+  data: unknown;
+  errors?: Record<string, string>;
+}
+
+/**
+ * One API call against the state, as Proxmox answers it; the HTTPS front and the
+ * in-process transport (transport.ts) both go through here.
+ */
+export function simulate(
+  state: SimulatorState,
+  caller: Caller,
+  method: string,
+  path: string,
+  given: Params,
+): SimReply {
+  const route = ROUTES.find((r) => r.spec.method === method && r.pattern.test(path));
+  if (!route) return { status: 501, reason: `Method '${method} ${path}' not implemented`, data: null };
   const match = route.pattern.exec(path) as RegExpExecArray;
   const params: Params = {};
   route.names.forEach((name, i) => {
     params[name] = decodeURIComponent(match[i + 1] as string);
   });
-  const given = req.method === 'GET' ? Object.fromEntries(url.searchParams) : await readBody(req);
-  if (given === undefined)
-    return answer(res, 400, 'Parameter verification failed.', null, { errors: { body: 'not JSON' } });
   Object.assign(params, given);
   const errors = validate(route.spec, params);
   if (Object.keys(errors).length > 0)
-    return answer(res, 400, 'Parameter verification failed.', null, { errors });
+    return { status: 400, reason: 'Parameter verification failed.', data: null, errors };
   try {
     if (route.spec.permission) {
       const permPath = route.spec.permission.path.replace(/\{([^}]+)\}/g, (_, n: string) =>
@@ -118,9 +140,13 @@ async function handle(state: SimulatorState, req: IncomingMessage, res: ServerRe
       );
       state.check(caller, permPath, route.spec.permission.privileges, route.spec.permission.any);
     }
-    answer(res, 200, 'OK', dispatch(state, caller, `${route.spec.method} ${route.spec.path}`, params));
+    return {
+      status: 200,
+      reason: 'OK',
+      data: dispatch(state, caller, `${route.spec.method} ${route.spec.path}`, params),
+    };
   } catch (error) {
-    if (error instanceof SimError) return answer(res, error.status, error.message, null);
+    if (error instanceof SimError) return { status: error.status, reason: error.message, data: null };
     throw error;
   }
 }
@@ -180,6 +206,15 @@ function validate(spec: EndpointSpec, params: Params): Record<string, string> {
   }
   return errors;
 }
+
+/** The privileges our endpoints and config keys can ask for. */
+const ALL_PRIVILEGES = [
+  ...new Set([
+    ...ENDPOINTS.flatMap((e) => e.permission?.privileges ?? []),
+    'Mapping.Use',
+    'Datastore.AllocateSpace',
+  ]),
+];
 
 const bool = (value: unknown) => value === true || value === 1 || value === '1' || value === 'true';
 const list = (value: unknown) => (value === undefined ? undefined : ([value].flat() as string[]));
@@ -277,11 +312,13 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
         p.path === undefined
           ? [...(state.acl.get(`${caller.user}!${caller.token}`)?.keys() ?? [])]
           : [String(p.path)];
+      // root@pam holds every privilege; Proxmox lists them by name.
+      const named = (path: string) => {
+        const held = state.privileges(caller, path);
+        return held.has('*') ? ALL_PRIVILEGES : [...held];
+      };
       return Object.fromEntries(
-        paths.map((path) => [
-          path,
-          Object.fromEntries([...state.privileges(caller, path)].map((priv) => [priv, 1])),
-        ]),
+        paths.map((path) => [path, Object.fromEntries(named(path).map((priv) => [priv, 1]))]),
       );
     }
   }

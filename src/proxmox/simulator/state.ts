@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { predictGvtTypes } from '../../knowledge/gvt.ts';
-import { configPrivileges, EFIDISK, HOSTPCI, MACHINE, PCI_MAP_ENTRY } from '../api-spec.ts';
+import { configPrivileges, EFIDISK, HOSTPCI, MACHINE, mdevUuid, PCI_MAP_ENTRY } from '../api-spec.ts';
 import { type PropertyStringError, type PropertyValues, parsePropertyString } from '../property-string.ts';
 
 export interface SimGpu {
@@ -73,11 +73,6 @@ export interface SimulatorOptions {
 }
 
 const HOSTPCI_KEY = /^hostpci(\d+)$/;
-
-/** Proxmox names a VM's mdev by hostpci index and vmid (qemu-server, generate_mdev_uuid). */
-export function mdevUuid(vmid: number, index: number): string {
-  return `${String(index).padStart(8, '0')}-0000-0000-0000-${String(vmid).padStart(12, '0')}`;
-}
 
 export class SimulatorState {
   readonly gpus = new Map<string, SimGpu>();
@@ -264,6 +259,10 @@ export class SimulatorState {
     }
     for (const [key, value] of Object.entries(changes)) {
       vm.config[key] = /^efidisk\d$/.test(key) ? this.allocateEfiDisk(vmid, value) : value;
+      // A volume attached again leaves the unused list, as in Proxmox.
+      const volume = volumeOf(vm.config[key] as string);
+      for (const [unused, held] of Object.entries(vm.config))
+        if (/^unused\d+$/.test(unused) && held === volume) delete vm.config[unused];
     }
     const listed = [
       ...Object.entries(changes).map(([k, v]) => `${k}=${v}`),
@@ -399,6 +398,8 @@ export class SimulatorState {
         iommugroup: gpu.iommuGroup,
       };
       for (const prop of ['id', 'subsystem-id', 'iommugroup'] as const) {
+        // A device without an IOMMU group (-1) expects none in the entry.
+        if (prop === 'iommugroup' && gpu.iommuGroup < 0 && entry[prop] === undefined) continue;
         if (entry[prop] === undefined)
           checks.push({
             severity: 'error',

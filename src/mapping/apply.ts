@@ -1,0 +1,53 @@
+// Applying and rolling back the mapping plan through the API: one create or one update
+// guarded by the digest read at plan time (someone else's edit in between is refused,
+// not overwritten). Rollback removes only entries marked as ours, and the mapping
+// itself only when we created it and nothing else is left in it.
+
+import { IgpuSplitError } from '../core/errors.ts';
+import type { ProxmoxApi } from '../proxmox/api.ts';
+import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
+import { parsePropertyString } from '../proxmox/property-string.ts';
+import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION } from './plan.ts';
+
+export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Promise<{ changed: boolean }> {
+  const blocking = plan.checks.filter((c) => c.status === 'fail');
+  if (blocking.length > 0) {
+    throw new IgpuSplitError(`mapping ${plan.name} cannot be applied: ${blocking[0]?.evidence}`, {
+      target: api.target,
+      fix: blocking[0]?.fix,
+    });
+  }
+  if (plan.steps.length === 0) return { changed: false };
+  if (plan.create) {
+    await api.requirePrivileges([{ path: '/mapping/pci', privilege: 'Mapping.Modify' }]);
+    await api.createMapping({
+      id: plan.name,
+      map: plan.map,
+      mdev: true,
+      description: OUR_MAPPING_DESCRIPTION,
+    });
+  } else {
+    await api.requirePrivileges([{ path: `/mapping/pci/${plan.name}`, privilege: 'Mapping.Modify' }]);
+    await api.updateMapping(plan.name, {
+      map: plan.map,
+      ...(plan.setMdev ? { mdev: true } : {}),
+      digest: plan.digest,
+    });
+  }
+  return { changed: true };
+}
+
+export async function rollbackMapping(api: ProxmoxApi, name: string): Promise<string[]> {
+  if (!(await api.mappings()).some((m) => m.id === name)) return [];
+  const mapping = await api.mapping(name);
+  const kept = mapping.map.filter(
+    (entry) => parsePropertyString(entry, PCI_MAP_ENTRY).description !== OUR_ENTRY,
+  );
+  if (kept.length === mapping.map.length) return [];
+  if (kept.length === 0 && mapping.description === OUR_MAPPING_DESCRIPTION) {
+    await api.deleteMapping(name);
+    return [`deleted mapping ${name}`];
+  }
+  await api.updateMapping(name, { map: kept, digest: mapping.digest });
+  return [`removed ${mapping.map.length - kept.length} igpu-split entry(ies) from mapping ${name}`];
+}

@@ -1,0 +1,160 @@
+// The mapping layer: one cluster PCI mapping (default `iGPU`, `mdev=1`) with an entry
+// for the iGPU of every GPU host, so API tokens can attach vGPUs (Proxmox lets only a
+// root@pam session name a raw PCI address). Facts come from Proxmox's own view of the
+// hardware (/nodes/{node}/hardware/pci) — the same view it checks mappings against.
+// Entries igpu-split writes carry `description=igpu-split`; entries without it are the
+// user's and are kept as they are.
+
+import type { Check, Step } from '../core/model.ts';
+import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
+import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
+import {
+  formatPropertyString,
+  type PropertyValues,
+  parsePropertyString,
+} from '../proxmox/property-string.ts';
+
+export const DEFAULT_MAPPING = 'iGPU';
+export const OUR_ENTRY = 'igpu-split';
+export const OUR_MAPPING_DESCRIPTION = 'igpu-split: Intel iGPU, mediated devices (GVT-g)';
+
+export interface MappingFacts {
+  name: string;
+  /** The mapping as Proxmox has it, when it exists. */
+  existing?: { map: string[]; mdev: boolean; description?: string; digest?: string };
+  /** Per GPU host: the iGPU Proxmox sees, and Proxmox's checks of the mapping for it. */
+  nodes: { node: string; gpu?: PciDevice; checks: { severity: string; message: string }[] }[];
+}
+
+export interface MappingPlan {
+  name: string;
+  checks: Check[];
+  steps: Step[];
+  /** The map as it will be after apply (the user's entries first, as they were). */
+  map: string[];
+  create: boolean;
+  setMdev: boolean;
+  digest?: string;
+}
+
+/** The integrated GPU: Intel, display class, at 00:02.0 where Intel always puts it. */
+export function findIgpu(devices: readonly PciDevice[]): PciDevice | undefined {
+  return devices.find(
+    (d) => d.vendor.toLowerCase() === '0x8086' && /^0x03/.test(d.class) && /00:02\.0$/.test(d.id),
+  );
+}
+
+export async function gatherMappingFacts(
+  api: ProxmoxApi,
+  name: string,
+  nodes: readonly string[],
+): Promise<MappingFacts> {
+  const existingList = await api.mappings();
+  const existing = existingList.some((m) => m.id === name) ? await api.mapping(name) : undefined;
+  const perNode = await Promise.all(
+    nodes.map(async (node) => {
+      const gpu = findIgpu(await api.pciDevices(node));
+      const checks = existing
+        ? ((await api.mappings(node)).find((m: Mapping) => m.id === name)?.checks ?? [])
+        : [];
+      return { node, gpu, checks };
+    }),
+  );
+  return {
+    name,
+    existing: existing && {
+      map: existing.map,
+      mdev: existing.mdev ?? false,
+      description: existing.description,
+      digest: existing.digest,
+    },
+    nodes: perNode,
+  };
+}
+
+export function desiredEntry(node: string, gpu: PciDevice): string {
+  const hex = (value: string | undefined) => value?.replace(/^0x/i, '').toLowerCase();
+  const values: PropertyValues = {
+    node,
+    path: gpu.id,
+    id: `${hex(gpu.vendor)}:${hex(gpu.device)}`,
+    description: OUR_ENTRY,
+  };
+  if (gpu.subsystem_vendor && gpu.subsystem_device)
+    values['subsystem-id'] = `${hex(gpu.subsystem_vendor)}:${hex(gpu.subsystem_device)}`;
+  // -1: no IOMMU (GVT-g without VT-d); Proxmox then expects no group in the entry.
+  if (gpu.iommugroup >= 0) values.iommugroup = gpu.iommugroup;
+  return formatPropertyString(values, PCI_MAP_ENTRY);
+}
+
+const entryNode = (entry: string) => String(parsePropertyString(entry, PCI_MAP_ENTRY).node);
+const isOurs = (entry: string) => parsePropertyString(entry, PCI_MAP_ENTRY).description === OUR_ENTRY;
+
+export function planMapping(facts: MappingFacts): MappingPlan {
+  const checks: Check[] = [];
+  const map = [...(facts.existing?.map ?? [])];
+  const changes: string[] = [];
+  for (const { node, gpu, checks: drift } of facts.nodes) {
+    if (!gpu) {
+      checks.push({
+        id: `mapping.${node}.gpu`,
+        status: 'fail',
+        evidence: `Proxmox lists no Intel iGPU at 00:02.0 on ${node} (/nodes/${node}/hardware/pci)`,
+        fix: `run igpu-split doctor on ${node}; the iGPU may be disabled in the BIOS or bound to vfio-pci`,
+      });
+      continue;
+    }
+    const want = desiredEntry(node, gpu);
+    const index = map.findIndex((entry) => entryNode(entry) === node);
+    if (index < 0) {
+      map.push(want);
+      changes.push(`+ ${want}`);
+    } else if (map[index] !== want && isOurs(map[index] as string)) {
+      changes.push(`- ${map[index]}`, `+ ${want}`);
+      map[index] = want;
+    } else if (map[index] !== want) {
+      // The user's entry: kept; Proxmox's own checks say whether it still matches.
+      const errors = drift.filter((c) => c.severity === 'error');
+      checks.push({
+        id: `mapping.${node}.entry`,
+        status: errors.length > 0 ? 'fail' : 'pass',
+        evidence: `${node} has your entry ${map[index]}${errors.length > 0 ? `; Proxmox: ${errors.map((e) => e.message).join('; ')}` : ''}`,
+        ...(errors.length > 0
+          ? {
+              fix: `edit it in Datacenter → Resource Mappings to match: ${want.replace(`,description=${OUR_ENTRY}`, '')}`,
+            }
+          : {}),
+      });
+    }
+    for (const warning of drift.filter((c) => c.severity === 'warning')) {
+      checks.push({
+        id: `mapping.${node}.drift`,
+        status: 'warn',
+        evidence: `Proxmox: ${warning.message}`,
+        fix: 'check the entry for that node',
+      });
+    }
+  }
+  const create = !facts.existing;
+  const setMdev = !create && !facts.existing?.mdev;
+  const steps: Step[] = [];
+  if (create || changes.length > 0 || setMdev) {
+    const verb = create ? 'create' : 'update';
+    const what = [
+      ...(create || setMdev ? ['mdev=1 (mediated devices)'] : []),
+      ...(changes.length > 0 ? [`${changes.filter((c) => c.startsWith('+')).length} entry(ies)`] : []),
+    ].join(', ');
+    steps.push({
+      id: `mapping/${facts.name}`,
+      target: `mapping ${facts.name}`,
+      description: `${verb} cluster PCI mapping ${facts.name}: ${what}`,
+      diff: changes.join('\n'),
+      disturbs: [],
+      needs: [],
+      command: create
+        ? `pvesh create /cluster/mapping/pci --id ${facts.name} --mdev 1 ${map.map((m) => `--map '${m}'`).join(' ')}`
+        : `pvesh set /cluster/mapping/pci/${facts.name}${setMdev ? ' --mdev 1' : ''} ${map.map((m) => `--map '${m}'`).join(' ')}`,
+    });
+  }
+  return { name: facts.name, checks, steps, map, create, setMdev, digest: facts.existing?.digest };
+}

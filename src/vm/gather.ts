@@ -1,0 +1,71 @@
+// What the VM layer reads before planning: each node VM's config (with its digest) and
+// power state, and per Proxmox node the iGPU and its live mdev types.
+
+import { findIgpu } from '../mapping/plan.ts';
+import type { PciDevice, ProxmoxApi, VmConfig } from '../proxmox/api.ts';
+import type { LiveType } from './mdev-type.ts';
+
+export interface DesiredVm {
+  vmid: number;
+  /** The Proxmox node it runs on. */
+  node: string;
+  /** An mdev type such as `i915-GVTg_V5_4`, or `auto`. */
+  vgpu: string;
+}
+
+export interface VmFacts {
+  vmid: number;
+  node: string;
+  config: VmConfig;
+  status: 'running' | 'stopped';
+}
+
+export interface NodeGpuFacts {
+  node: string;
+  gpu?: PciDevice;
+  types: LiveType[];
+}
+
+export interface VmLayerFacts {
+  vms: VmFacts[];
+  nodes: NodeGpuFacts[];
+  /** Whether the cluster mapping exists and is marked for mediated devices. */
+  mapping?: { name: string; exists: boolean; mdev: boolean };
+}
+
+export async function gatherVmFacts(
+  api: ProxmoxApi,
+  desired: readonly DesiredVm[],
+  mappingName: string | undefined,
+): Promise<VmLayerFacts> {
+  const nodeNames = [...new Set(desired.map((vm) => vm.node))];
+  const [vms, nodes, mappings] = await Promise.all([
+    Promise.all(
+      desired.map(async (vm) => {
+        const [config, status] = await Promise.all([
+          api.vmConfig(vm.node, vm.vmid),
+          api.vmStatus(vm.node, vm.vmid),
+        ]);
+        return { vmid: vm.vmid, node: vm.node, config, status: status.status };
+      }),
+    ),
+    Promise.all(
+      nodeNames.map(async (node) => {
+        const gpu = findIgpu(await api.pciDevices(node));
+        const types = gpu
+          ? (await api.mdevTypes(node, gpu.id)).map((t) => ({ type: t.type, available: t.available }))
+          : [];
+        return { node, gpu, types };
+      }),
+    ),
+    mappingName ? api.mappings() : Promise.resolve([]),
+  ]);
+  // The list does not promise the mdev flag; the mapping's own config does.
+  const listed = mappingName ? mappings.find((m) => m.id === mappingName) : undefined;
+  const mdev = listed && mappingName ? ((await api.mapping(mappingName)).mdev ?? false) : false;
+  return {
+    vms,
+    nodes,
+    mapping: mappingName ? { name: mappingName, exists: listed !== undefined, mdev } : undefined,
+  };
+}

@@ -1,0 +1,425 @@
+// The VM layer's plan: for each node VM, the checks (machine q35 without vIOMMU, OVMF,
+// Secure Boot keys, what is already on the iGPU) and the config change that gives it a
+// vGPU — `hostpciN: mapping=<name>,mdev=<type>,pcie=1` on the first free index, or the
+// raw address for a root@pam session without a mapping — plus the stop and start it
+// needs. `vgpu: auto` picks, per Proxmox node, the largest type every VM there fits.
+
+import type { Check, Step } from '../core/model.ts';
+import { EFIDISK, HOSTPCI, MACHINE } from '../proxmox/api-spec.ts';
+import {
+  formatPropertyString,
+  type PropertyValues,
+  parsePropertyString,
+} from '../proxmox/property-string.ts';
+import type { DesiredVm, VmFacts, VmLayerFacts } from './gather.ts';
+import { checkMdevType, chooseMdevType, type HostHints } from './mdev-type.ts';
+
+/** qemu-server allows hostpci0 … hostpci15 (PVE/QemuServer/PCI.pm, MAX_HOSTPCI_DEVICES). */
+export const MAX_HOSTPCI = 16;
+/** The line in a VM's description that records what igpu-split changed, for rollback. */
+export const MARKER = 'igpu-split: ';
+
+export interface VmPlanOptions {
+  /** The cluster mapping to attach through; undefined = raw PCI address (root@pam session only). */
+  mapping?: string;
+  /** Who calls the API: a token can never attach a raw address, even root@pam's. */
+  identity: { user: string; token?: string };
+  /** Consent to change the machine type (q35, vIOMMU off). */
+  changeMachine?: boolean;
+  /** Consent to recreate the EFI disk without pre-enrolled keys (Secure Boot off). */
+  resetEfiKeys?: boolean;
+  /** The mapping does not exist yet but the mapping layer will create it first. */
+  mappingPlanned?: boolean;
+  /** Per Proxmox node, what the host layer knows (for the aperture suggestion). */
+  hostHints?: Record<string, HostHints>;
+}
+
+/** What rollback needs to undo, stored in the VM's description. */
+export interface VmMarker {
+  /** The hostpci key we added, or changed (then `was` holds its old value). */
+  key: string;
+  was?: string;
+  machine?: string;
+  efidisk0?: string;
+}
+
+export interface VmChange {
+  vmid: number;
+  node: string;
+  wasRunning: boolean;
+  digest: string;
+  /** The config values to set (hostpci, machine, description), one call. */
+  set: Record<string, string>;
+  /** Recreate the EFI disk: delete it (it stays as unusedN) and allocate this one. */
+  efidisk?: string;
+  marker: VmMarker;
+  steps: Step[];
+}
+
+export interface VmPlan {
+  checks: Check[];
+  changes: VmChange[];
+  /** The mdev type chosen for each Proxmox node. */
+  types: Record<string, string>;
+  /** Why nothing can be applied, when that is so. */
+  refused?: string;
+}
+
+export const SECURE_BOOT_TRADE =
+  'recreates the EFI disk with pre-enrolled-keys=0: Secure Boot off in the guest, and the NVRAM is reset ' +
+  '(boot entries and firmware settings; the old disk is kept as unusedN). With Secure Boot on, kernels and ' +
+  'modules not signed by the enrolled keys are refused — Talos factory images with the i915 extension do not ' +
+  'boot and DKMS-built modules do not load';
+
+const HOSTPCI_KEY = /^hostpci(\d+)$/;
+
+/** A hostpci value that points at the iGPU: our mapping, or its raw address. */
+function onIgpu(value: PropertyValues, mapping: string | undefined, bdf: string): boolean {
+  if (value.mapping !== undefined) return value.mapping === mapping;
+  const host = String(value.host ?? '');
+  return host === bdf || `0000:${host}` === bdf || host === bdf.replace(/\.0$/, '');
+}
+
+export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], options: VmPlanOptions): VmPlan {
+  const checks: Check[] = [];
+  const types: Record<string, string> = {};
+  const raw = options.mapping === undefined;
+  const rootSession = options.identity.user === 'root@pam' && !options.identity.token;
+
+  if (raw && !rootSession) {
+    return refuse(checks, {
+      id: 'vm.attach',
+      status: 'fail',
+      evidence: `${describeIdentity(options)} cannot attach a raw PCI address (Proxmox allows that to a root@pam session only)`,
+      fix: 'attach through the cluster mapping (mapping: iGPU, created by igpu-split mapping apply)',
+    });
+  }
+  if (!raw && facts.mapping && (!facts.mapping.exists || !facts.mapping.mdev) && !options.mappingPlanned) {
+    return refuse(checks, {
+      id: 'vm.mapping',
+      status: 'fail',
+      evidence: facts.mapping.exists
+        ? `mapping ${options.mapping} is not marked for mediated devices (mdev=0)`
+        : `cluster mapping ${options.mapping} does not exist`,
+      fix: 'run igpu-split mapping apply first',
+    });
+  }
+
+  // The vGPU type per node: VMs that already hold an instance of a type need no new one.
+  for (const node of new Set(desired.map((vm) => vm.node))) {
+    const nodeFacts = facts.nodes.find((n) => n.node === node);
+    if (!nodeFacts?.gpu) {
+      checks.push({
+        id: `vm.${node}.gpu`,
+        status: 'fail',
+        evidence: `Proxmox lists no Intel iGPU at 00:02.0 on ${node}`,
+        fix: `run igpu-split doctor and host apply on ${node}`,
+      });
+      continue;
+    }
+    const onNode = desired.filter((vm) => vm.node === node);
+    const need = (type: string) =>
+      onNode.filter((vm) => {
+        const current = facts.vms.find((f) => f.vmid === vm.vmid);
+        return !(
+          current?.status === 'running' &&
+          heldType(current, options.mapping, nodeFacts.gpu?.id ?? '') === type
+        );
+      }).length;
+    const named = [...new Set(onNode.map((vm) => vm.vgpu).filter((t) => t !== 'auto'))];
+    if (named.length > 1 || (named.length === 1 && onNode.some((vm) => vm.vgpu === 'auto'))) {
+      checks.push({
+        id: `vm.${node}.vgpu`,
+        status: 'fail',
+        evidence: `VMs on ${node} ask for different vGPU types (${[...new Set(onNode.map((vm) => vm.vgpu))].join(', ')})`,
+        fix: 'give every VM on one host the same type, or auto (mixed GVT-g types share the aperture unevenly)',
+      });
+      continue;
+    }
+    const hints = options.hostHints?.[node];
+    const choice =
+      named.length === 1
+        ? checkMdevType(nodeFacts.types, named[0] as string, need, hints)
+        : chooseMdevType(nodeFacts.types, need, hints);
+    if (!choice.ok) {
+      checks.push({
+        id: `vm.${node}.vgpu`,
+        status: 'fail',
+        evidence: `${node}: ${choice.reason}`,
+        fix: choice.suggestions.join('; or '),
+      });
+      continue;
+    }
+    types[node] = choice.type;
+    checks.push({
+      id: `vm.${node}.vgpu`,
+      status: 'pass',
+      evidence: `${node}: ${choice.type} for ${onNode.length} VM(s), ${choice.available} free`,
+    });
+  }
+
+  const changes: VmChange[] = [];
+  for (const vm of desired) {
+    const current = facts.vms.find((f) => f.vmid === vm.vmid);
+    const type = types[vm.node];
+    const bdf = facts.nodes.find((n) => n.node === vm.node)?.gpu?.id;
+    if (!current || !type || !bdf) continue;
+    const change = planOne(current, type, bdf, options, checks);
+    if (change) changes.push(change);
+  }
+  const blocking = checks.find((c) => c.status === 'fail');
+  return { checks, changes, types, ...(blocking ? { refused: blocking.evidence } : {}) };
+}
+
+function refuse(checks: Check[], check: Check): VmPlan {
+  checks.push(check);
+  return { checks, changes: [], types: {}, refused: check.evidence };
+}
+
+function describeIdentity(options: VmPlanOptions): string {
+  return options.identity.token
+    ? `API token ${options.identity.user}!${options.identity.token}`
+    : options.identity.user;
+}
+
+/** The mdev type a VM's config already puts on the iGPU, if any. */
+function heldType(vm: VmFacts, mapping: string | undefined, bdf: string): string | undefined {
+  for (const [key, value] of Object.entries(vm.config.values)) {
+    if (!HOSTPCI_KEY.test(key)) continue;
+    const parsed = parsePropertyString(value, HOSTPCI);
+    if (onIgpu(parsed, mapping, bdf) && typeof parsed.mdev === 'string') return parsed.mdev;
+  }
+  return undefined;
+}
+
+function planOne(
+  vm: VmFacts,
+  type: string,
+  bdf: string,
+  options: VmPlanOptions,
+  checks: Check[],
+): VmChange | undefined {
+  const id = `vm.${vm.vmid}`;
+  const config = vm.config.values;
+  const set: Record<string, string> = {};
+  const marker: VmMarker = { key: '' };
+  const steps: Step[] = [];
+  const diff: string[] = [];
+
+  // Machine: pcie=1 needs q35; a guest vIOMMU in front of a mediated device is not supported.
+  const machine = parsePropertyString(config.machine ?? 'pc', MACHINE);
+  const machineType = String(machine.type ?? 'pc');
+  const q35 = /q35/.test(machineType);
+  let machineChange: string | undefined;
+  if (!q35 || machine.viommu !== undefined) {
+    const next: PropertyValues = { ...machine, type: q35 ? machineType : 'q35' };
+    delete next.viommu;
+    machineChange = formatPropertyString(next, MACHINE);
+    const why = [
+      ...(q35 ? [] : [`machine ${machineType} is i440fx; the vGPU is attached as PCIe, which needs q35`]),
+      ...(machine.viommu !== undefined
+        ? [`a guest vIOMMU (${machine.viommu}) is not supported in front of a mediated device`]
+        : []),
+    ].join('; ');
+    checks.push({
+      id: `${id}.machine`,
+      status: options.changeMachine ? 'warn' : 'fail',
+      evidence: `VM ${vm.vmid}: ${why}`,
+      fix: options.changeMachine
+        ? `machine becomes ${machineChange}; the guest sees new PCI addresses (network interface names may change)`
+        : `rerun with --change-machine to set machine: ${machineChange} (the guest's PCI addresses change; interface names may too)`,
+    });
+  } else {
+    checks.push({
+      id: `${id}.machine`,
+      status: 'pass',
+      evidence: `VM ${vm.vmid}: machine ${machineType}, no vIOMMU`,
+    });
+  }
+
+  const bios = config.bios ?? 'seabios';
+  checks.push(
+    bios === 'ovmf'
+      ? { id: `${id}.bios`, status: 'pass', evidence: `VM ${vm.vmid}: OVMF (UEFI)` }
+      : {
+          id: `${id}.bios`,
+          status: 'warn',
+          evidence: `VM ${vm.vmid}: ${bios} firmware; igpu-split is built and tested for OVMF guests`,
+          fix: 'render-only use works without it; switching an installed guest to OVMF needs an EFI system partition in the guest first, so igpu-split does not change it',
+        },
+  );
+
+  // Secure Boot: OVMF with Microsoft/distribution keys enrolled.
+  let efidisk: string | undefined;
+  if (bios === 'ovmf' && config.efidisk0) {
+    const disk = parsePropertyString(config.efidisk0, EFIDISK);
+    if (disk['pre-enrolled-keys'] === true) {
+      if (options.resetEfiKeys) {
+        const storage = String(disk.file).split(':')[0];
+        efidisk = formatPropertyString(
+          { file: `${storage}:1`, efitype: String(disk.efitype ?? '4m'), 'pre-enrolled-keys': false },
+          EFIDISK,
+        );
+        checks.push({
+          id: `${id}.secure-boot`,
+          status: 'warn',
+          evidence: `VM ${vm.vmid}: Secure Boot keys enrolled; --reset-efi-keys given`,
+          fix: SECURE_BOOT_TRADE,
+        });
+      } else {
+        checks.push({
+          id: `${id}.secure-boot`,
+          status: 'fail',
+          evidence: `VM ${vm.vmid}: efidisk0 has pre-enrolled-keys=1 (Secure Boot on in the guest)`,
+          fix: `turn Secure Boot off in the VM's firmware setup (Device Manager → Secure Boot Configuration), or rerun with --reset-efi-keys, which ${SECURE_BOOT_TRADE}`,
+        });
+      }
+    } else {
+      checks.push({
+        id: `${id}.secure-boot`,
+        status: 'pass',
+        evidence: `VM ${vm.vmid}: no pre-enrolled Secure Boot keys`,
+      });
+    }
+  }
+
+  // What is already on the iGPU, and the index we will use.
+  const want = formatPropertyString(
+    options.mapping === undefined
+      ? { host: bdf, mdev: type, pcie: true }
+      : { mapping: options.mapping, mdev: type, pcie: true },
+    HOSTPCI,
+  );
+  let key: string | undefined;
+  for (const [name, value] of Object.entries(config)) {
+    if (!HOSTPCI_KEY.test(name)) continue;
+    const parsed = parsePropertyString(value, HOSTPCI);
+    if (!onIgpu(parsed, options.mapping, bdf)) continue;
+    if (parsed.mdev === undefined) {
+      checks.push({
+        id: `${id}.hostpci`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: ${name}: ${value} passes the whole iGPU through; it cannot also be shared`,
+        fix: `remove ${name} (qm set ${vm.vmid} --delete ${name}) or leave this VM out of the plan`,
+      });
+      return undefined;
+    }
+    key = name;
+    if (value !== want) {
+      set[name] = want;
+      marker.was = value;
+      diff.push(`- ${name}: ${value}`, `+ ${name}: ${want}`);
+    }
+  }
+  if (!key) {
+    const free = Array.from({ length: MAX_HOSTPCI }, (_, i) => `hostpci${i}`).find(
+      (k) => config[k] === undefined,
+    );
+    if (!free) {
+      checks.push({
+        id: `${id}.hostpci`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: all ${MAX_HOSTPCI} hostpci slots are in use`,
+        fix: 'free one',
+      });
+      return undefined;
+    }
+    key = free;
+    set[free] = want;
+    diff.push(`+ ${free}: ${want}`);
+  }
+  marker.key = key;
+  // A later apply (another type, say) keeps what the first one recorded as the user's.
+  const earlier = readMarker(config.description);
+  if (earlier?.key === key) marker.was = earlier.was;
+  checks.push({
+    id: `${id}.hostpci`,
+    status: 'pass',
+    evidence: set[key] ? `VM ${vm.vmid}: ${key} gets ${want}` : `VM ${vm.vmid}: ${key} already has ${want}`,
+  });
+
+  if (earlier?.machine !== undefined) marker.machine = earlier.machine;
+  if (earlier?.efidisk0 !== undefined) marker.efidisk0 = earlier.efidisk0;
+  if (machineChange) {
+    set.machine = machineChange;
+    marker.machine ??= config.machine ?? '';
+    diff.unshift(`- machine: ${config.machine ?? '(default: pc, i440fx)'}`, `+ machine: ${machineChange}`);
+  }
+  if (efidisk) {
+    marker.efidisk0 ??= config.efidisk0;
+    diff.push(`- efidisk0: ${config.efidisk0} (kept as unusedN)`, `+ efidisk0: ${efidisk}`);
+  }
+  if (Object.keys(set).length === 0 && !efidisk) return undefined;
+  set.description = withMarker(config.description, marker);
+
+  const target = `VM ${vm.vmid} on ${vm.node}`;
+  const prefix = `vm/${vm.vmid}`;
+  if (vm.status === 'running') {
+    steps.push({
+      id: `${prefix}/stop`,
+      target,
+      description: `shut down VM ${vm.vmid} (the config change needs it stopped)`,
+      disturbs: ['node-drain', 'vm-restart'],
+      needs: [],
+      command: `qm shutdown ${vm.vmid} --timeout 180`,
+    });
+  }
+  const args = Object.entries(set)
+    .filter(([k]) => k !== 'description')
+    .map(([k, v]) => `--${k} ${v}`)
+    .join(' ');
+  steps.push({
+    id: `${prefix}/config`,
+    target,
+    description: `attach vGPU ${type} to VM ${vm.vmid}${machineChange ? `, machine ${machineChange}` : ''}${efidisk ? ', EFI disk without Secure Boot keys' : ''}`,
+    diff: diff.join('\n'),
+    disturbs: [],
+    needs: steps.map((s) => s.id),
+    command: `qm set ${vm.vmid} ${args}${efidisk ? ` && qm set ${vm.vmid} --delete efidisk0 && qm set ${vm.vmid} --efidisk0 ${efidisk}` : ''}`,
+    ...(machineChange && !options.changeMachine ? { consent: '--change-machine' } : {}),
+  });
+  if (vm.status === 'running') {
+    steps.push({
+      id: `${prefix}/start`,
+      target,
+      description: `start VM ${vm.vmid} and wait until it runs (Proxmox creates the vGPU now)`,
+      disturbs: [],
+      needs: [`${prefix}/config`],
+      command: `qm start ${vm.vmid}`,
+    });
+  } else {
+    checks.push({
+      id: `${id}.power`,
+      status: 'warn',
+      evidence: `VM ${vm.vmid} is stopped; apply changes its config and leaves it stopped`,
+      fix: `start it (qm start ${vm.vmid}); Proxmox creates the vGPU then`,
+    });
+  }
+  return {
+    vmid: vm.vmid,
+    node: vm.node,
+    wasRunning: vm.status === 'running',
+    digest: vm.config.digest,
+    set,
+    efidisk,
+    marker,
+    steps,
+  };
+}
+
+/** The description with our marker line replaced (rollback reads it back). */
+export function withMarker(description: string | undefined, marker: VmMarker | undefined): string {
+  const lines = (description ?? '').split('\n').filter((line) => line !== '' && !line.startsWith(MARKER));
+  if (marker) lines.push(`${MARKER}${JSON.stringify(marker)}`);
+  return lines.join('\n');
+}
+
+export function readMarker(description: string | undefined): VmMarker | undefined {
+  const line = (description ?? '').split('\n').find((l) => l.startsWith(MARKER));
+  if (!line) return undefined;
+  try {
+    return JSON.parse(line.slice(MARKER.length)) as VmMarker;
+  } catch {
+    return undefined;
+  }
+}

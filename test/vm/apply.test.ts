@@ -1,0 +1,159 @@
+// VM apply and verify against the simulator, beyond the golden cases: a start that
+// fails puts the config back and the VM running; a guest that ignores shutdown; the
+// digest guard; verify with and without a sysfs probe; missing privileges up front.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IgpuSplitError } from '../../src/core/errors.ts';
+import { ProxmoxApi } from '../../src/proxmox/api.ts';
+import { mdevUuid } from '../../src/proxmox/api-spec.ts';
+import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
+import { applyVmPlan } from '../../src/vm/apply.ts';
+import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
+import { planVms } from '../../src/vm/plan.ts';
+import { verifyVms } from '../../src/vm/verify.ts';
+
+const ENTRY = 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1';
+const GRANTS = {
+  '/': ['Sys.Audit'],
+  '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
+  '/mapping/pci': ['Mapping.Use', 'Mapping.Audit'],
+};
+
+function lab(grants: Record<string, string[]> = GRANTS) {
+  const mdevs = new Set<string>();
+  const state = new SimulatorState({
+    taskMs: 1,
+    secondMs: 1,
+    onMdev: (e) => (e.action === 'create' ? mdevs.add(e.uuid) : mdevs.delete(e.uuid)),
+  });
+  state.addNode('pve1', {
+    bdf: '0000:00:02.0',
+    vendorDevice: '8086:3e92',
+    subsystem: '1028:0869',
+    iommuGroup: 1,
+    apertureMiB: 256,
+    graphicsVer: 9,
+  });
+  state.mappings.set('iGPU', { mdev: true, map: [ENTRY] });
+  state.addVm({
+    vmid: 101,
+    node: 'pve1',
+    status: 'stopped',
+    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
+  });
+  state.start(101);
+  state.addToken('igpu@pve!split', 's', grants);
+  state.calls.length = 0;
+  const api = new ProxmoxApi(
+    new SimulatorTransport(state, { user: 'igpu@pve', token: 'split' }),
+    'igpu@pve!split',
+    {
+      pollMs: 1,
+    },
+  );
+  return { state, api, mdevs };
+}
+
+/** The error's one line (message, target and fix) must match. */
+async function failsWith(promise: Promise<unknown>, pattern: RegExp) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof IgpuSplitError, String(error));
+    assert.match(error.oneLine(), pattern);
+    return true;
+  });
+}
+
+const desired: DesiredVm[] = [{ vmid: 101, node: 'pve1', vgpu: 'auto' }];
+const options = { mapping: 'iGPU', identity: { user: 'igpu@pve', token: 'split' } };
+const planFor = async (api: ProxmoxApi) =>
+  planVms(await gatherVmFacts(api, desired, 'iGPU'), desired, options);
+
+test('apply then verify: the hook order, and the mdev Proxmox created is found in sysfs', async () => {
+  const { api, mdevs } = lab();
+  const events: string[] = [];
+  const result = await applyVmPlan(api, await planFor(api), {
+    beforeStop: async (vm) => void events.push(`drain ${vm.vmid}`),
+    afterStart: async (vm) => void events.push(`uncordon ${vm.vmid}`),
+    progress: (line) => events.push(line),
+  });
+  assert.deepEqual(result.changed, [101]);
+  assert.deepEqual(events, [
+    'drain 101',
+    'VM 101: stopped',
+    'VM 101: config changed (hostpci0)',
+    'VM 101: running with its vGPU',
+    'uncordon 101',
+  ]);
+  const probe = async (_node: string, uuid: string) => mdevs.has(uuid);
+  const checks = await verifyVms(api, desired, { mapping: 'iGPU', probe });
+  assert.deepEqual(
+    checks.map((c) => `${c.id} ${c.status}`),
+    ['vm.101.vgpu pass', 'vm.101.mdev pass'],
+  );
+  assert.match(checks[1]?.evidence ?? '', new RegExp(mdevUuid(101, 0)));
+  mdevs.clear();
+  const missing = await verifyVms(api, desired, { mapping: 'iGPU', probe });
+  assert.equal(missing[1]?.status, 'fail');
+});
+
+test('a start that fails restores the old config and starts the VM again', async () => {
+  const { state, api } = lab();
+  const plan = await planFor(api);
+  // Someone else takes the last instance between plan and start.
+  state.addVm({
+    vmid: 300,
+    node: 'pve1',
+    status: 'stopped',
+    config: { machine: 'q35', hostpci0: `mapping=iGPU,mdev=${plan.types.pve1}` },
+  });
+  state.start(300);
+  await failsWith(
+    applyVmPlan(api, plan),
+    /VM 101: task qmstart on pve1 failed: pci device '0000:00:02.0' has no available instances.*its config was restored, it runs again without a vGPU/,
+  );
+  assert.equal(state.vm(101).status, 'running');
+  assert.deepEqual(state.vm(101).config, { name: 'k3s-1', machine: 'q35', bios: 'ovmf' });
+});
+
+test('a guest that ignores shutdown: a clear error and the VM untouched, or powered off with --force-stop', async () => {
+  const { state, api } = lab();
+  state.vm(101).ignoresShutdown = true;
+  const plan = await planFor(api);
+  await failsWith(
+    applyVmPlan(api, plan, { shutdownTimeoutSeconds: 3 }),
+    /VM 101 did not shut down within 3 s: task qmshutdown on pve1 failed: VM quit\/powerdown failed - got timeout.*--force-stop/,
+  );
+  assert.equal(state.vm(101).status, 'running');
+  assert.equal(state.vm(101).config.hostpci0, undefined);
+  await applyVmPlan(api, plan, { shutdownTimeoutSeconds: 3, forceStop: true });
+  assert.equal(state.vm(101).status, 'running');
+  assert.match(state.vm(101).config.hostpci0 ?? '', /mdev=/);
+});
+
+test('a config edited after the plan is refused, not overwritten', async () => {
+  const { state, api } = lab();
+  const plan = await planFor(api);
+  state.vm(101).config.memory = '8192';
+  await failsWith(applyVmPlan(api, plan), /VM 101's config changed since the plan was made/);
+  assert.equal(state.vm(101).status, 'running');
+});
+
+test('missing privileges are named before anything is stopped', async () => {
+  const { state, api } = lab({ ...GRANTS, '/vms': ['VM.Audit', 'VM.Config.HWType'] });
+  await failsWith(
+    applyVmPlan(api, await planFor(api)),
+    /lacks VM.Config.Options on \/vms\/101, VM.PowerMgmt on \/vms\/101/,
+  );
+  assert.equal(state.vm(101).status, 'running');
+  assert.deepEqual(state.calls, []);
+});
+
+test('a step that needs consent is refused without the option', async () => {
+  const { state, api } = lab();
+  state.vm(101).config.machine = 'pc-i440fx-9.0';
+  const plan = planVms(await gatherVmFacts(api, desired, 'iGPU'), desired, options);
+  // Even a plan whose checks were overridden keeps its consent requirement.
+  await failsWith(applyVmPlan(api, { ...plan, refused: undefined }), /needs your consent.*--change-machine/);
+});
