@@ -2,10 +2,12 @@
 // from the zod schemas so the two cannot drift (a test compares them).
 
 import { z } from 'zod';
+import { LabSchema } from './config/lab.ts';
 import { doctorReportSchema } from './host/doctor-schema.ts';
 
 export const PUBLISHED_SCHEMAS = {
   'doctor-report.schema.json': doctorReportSchema,
+  'lab.schema.json': LabSchema,
 } as const;
 
 export function jsonSchemaText(schema: z.ZodType): string {

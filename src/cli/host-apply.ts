@@ -1,9 +1,9 @@
 // igpu-split host apply: shows the plan, asks (unless --yes), applies it, and with
 // --reboot reboots, waits for the host and verifies.
 
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
 import { renderChecks } from './render-doctor.ts';
@@ -64,7 +64,7 @@ export function registerHostApply(host: Command): void {
       report.plan = plan;
       say(renderPlan(plan));
       if (plan.unsupported || plan.steps.length === 0) return;
-      if (!options.yes && !(await confirm(`apply this plan to ${target.target}?`))) {
+      if (!options.yes && !(await confirm(`apply this plan to ${target.target}?`, 'igpu-split host plan'))) {
         say('nothing changed\n');
         return;
       }
@@ -91,18 +91,4 @@ export function registerHostApply(host: Command): void {
       if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     }
   });
-}
-
-async function confirm(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) {
-    throw new UsageError('refusing to change the host without confirmation: no terminal to ask', {
-      fix: 'review igpu-split host plan, then rerun with --yes',
-    });
-  }
-  const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());
-  } finally {
-    prompt.close();
-  }
 }

@@ -8,6 +8,8 @@ import { IgpuSplitError } from '../core/errors.ts';
 import { registerCapture } from './capture.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerHost } from './host.ts';
+import { registerMapping } from './mapping.ts';
+import { registerVm } from './vm.ts';
 
 export const EXIT = { ok: 0, checkFailed: 1, usage: 2 } as const;
 
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerDoctor(program, version);
   registerCapture(program, version);
   registerHost(program);
+  registerMapping(program);
+  registerVm(program);
   return program;
 }
 

@@ -242,7 +242,10 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
     await withHost('i5-8500t-before', bootId, async (sshd) => {
       const result = await runCli(['host', 'apply', ...args(sshd)]);
       assert.equal(result.code, 2);
-      assert.match(result.stderr, /refusing to change the host without confirmation.*--yes/);
+      assert.match(
+        result.stderr,
+        /refusing to change anything without confirmation: no terminal to ask — review igpu-split host plan, then rerun with --yes/,
+      );
       const json = await runCli(['host', 'apply', ...args(sshd), '--json']);
       assert.equal(json.code, 2);
       assert.match(json.stderr, /--json needs --yes/);

@@ -142,3 +142,18 @@ test('the secret comes from a file or a variable, and errors name the source, no
   await fails(loadTokenSecret({ env: 'IGPU_TEST_SECRET' }), /IGPU_TEST_SECRET .* is not set/);
   assert.equal(normalizeFingerprint(`sha256 ${'ab'.repeat(32)}`), Array(32).fill('AB').join(':'));
 });
+
+test('an answer of the wrong shape is one clear line from the typed API, not a crash later', async () => {
+  const { ProxmoxApi } = await import('../../src/proxmox/api.ts');
+  const url = await serve((req, res) => {
+    const body = req.url?.includes('/nodes/pve1/qemu/101/status/start')
+      ? { data: 'started' }
+      : { data: [{ node: 'pve1', status: 'sleeping' }] };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  });
+  const api = new ProxmoxApi(client(url, { caFile: certs.caFile }), 'igpu@pve!split');
+  await fails(api.nodes(), /GET \/nodes: unexpected answer \(0\.status: Invalid option: expected one of/);
+  await fails(api.vmPower('pve1', 101, 'start'), /start: expected a task id, got "started"/);
+  await api.transport.close();
+});

@@ -1,0 +1,68 @@
+// What the Proxmox-side commands share: --lab (the lab file), --vm to narrow the VMs,
+// and opening the API with the file's token and TLS trust.
+
+import type { Command } from 'commander';
+import type { Lab } from '../config/lab.ts';
+import { UsageError } from '../core/errors.ts';
+import type { ProxmoxApi } from '../proxmox/api.ts';
+import type { DesiredVm } from '../vm/gather.ts';
+
+export interface LabOptions {
+  lab: string;
+  vm?: string[];
+  json?: boolean;
+}
+
+export function addLabOptions(command: Command): Command {
+  return command
+    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+    .option('--json', 'print the result as JSON');
+}
+
+export function addVmFilter(command: Command): Command {
+  return command.option('--vm <vmid...>', 'only these VMs of the lab file');
+}
+
+export interface OpenLab {
+  lab: Lab;
+  api: ProxmoxApi;
+  close(): Promise<void>;
+}
+
+export async function openLab(options: LabOptions): Promise<OpenLab> {
+  const [{ loadLab }, { loadTokenSecret, ProxmoxClient }, { ProxmoxApi }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../proxmox/client.ts'),
+    import('../proxmox/api.ts'),
+  ]);
+  const lab = await loadLab(options.lab);
+  const p = lab.proxmox;
+  const secret = await loadTokenSecret(
+    p.tokenSecretFile ? { file: p.tokenSecretFile } : { env: p.tokenSecretEnv as string },
+  );
+  const client = new ProxmoxClient({
+    baseUrl: p.url,
+    tokenId: p.token,
+    secret,
+    tls: p.caFile ? { caFile: p.caFile } : p.fingerprint ? { fingerprint: p.fingerprint } : { system: true },
+  });
+  return { lab, api: new ProxmoxApi(client, p.token), close: () => client.close() };
+}
+
+/** The lab's node VMs, narrowed by --vm (every named VM must be in the file). */
+export function desiredVms(lab: Lab, only?: string[]): DesiredVm[] {
+  const all = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }));
+  if (!only) return all;
+  for (const id of only) {
+    if (!all.some((vm) => String(vm.vmid) === id))
+      throw new UsageError(`--vm ${id}: no such VM in the lab file`, {
+        fix: `VMs are: ${all.map((vm) => vm.vmid).join(', ')}`,
+      });
+  }
+  return all.filter((vm) => only.includes(String(vm.vmid)));
+}
+
+export function identityOf(tokenId: string): { user: string; token?: string } {
+  const [user, token] = tokenId.split('!');
+  return { user: user as string, token };
+}

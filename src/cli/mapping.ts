@@ -1,0 +1,112 @@
+// igpu-split mapping …: the cluster PCI mapping the node VMs attach their vGPU through.
+
+import type { Command } from 'commander';
+import { confirm } from './confirm.ts';
+import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
+import { renderLayerPlan } from './render-plan.ts';
+
+export function registerMapping(program: Command): void {
+  const mapping = program
+    .command('mapping')
+    .description(
+      'the cluster PCI mapping (Datacenter → Resource Mappings) that API tokens attach vGPUs through',
+    );
+  registerMappingPlan(mapping);
+  registerMappingApply(mapping);
+  registerMappingRollback(mapping);
+}
+
+async function planFromLab(options: LabOptions) {
+  const [{ gatherMappingFacts, planMapping }, opened] = await Promise.all([
+    import('../mapping/plan.ts'),
+    openLab(options),
+  ]);
+  const hosts = [...new Set(opened.lab.vms.map((vm) => vm.host))];
+  const plan = planMapping(
+    await gatherMappingFacts(
+      opened.api,
+      opened.lab.mapping,
+      hosts.length > 0 ? hosts : opened.lab.hosts.map((h) => h.node),
+    ),
+  );
+  return { plan, ...opened };
+}
+
+function registerMappingPlan(mapping: Command): void {
+  addLabOptions(
+    mapping
+      .command('plan')
+      .description('show the entries apply would add or repair, and Proxmox drift checks; changes nothing'),
+  ).action(async (options: LabOptions) => {
+    const { plan, close } = await planFromLab(options);
+    try {
+      process.stdout.write(
+        options.json
+          ? `${JSON.stringify(plan, null, 2)}\n`
+          : renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
+      );
+      process.exitCode = plan.checks.some((c) => c.status === 'fail') ? 1 : 0;
+    } finally {
+      await close();
+    }
+  });
+}
+
+function registerMappingApply(mapping: Command): void {
+  addLabOptions(mapping.command('apply').description('create or update the mapping (asks unless --yes)'))
+    .option('--yes', 'do not ask')
+    .action(async (options: LabOptions & { yes?: boolean }) => {
+      const { plan, api, close } = await planFromLab(options);
+      try {
+        if (!options.json)
+          process.stdout.write(
+            renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
+          );
+        if (plan.steps.length === 0) return;
+        if (!options.yes && !(await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan')))
+          return;
+        const { applyMappingPlan } = await import('../mapping/apply.ts');
+        const result = await applyMappingPlan(api, plan);
+        process.stdout.write(
+          options.json
+            ? `${JSON.stringify({ plan, ...result }, null, 2)}\n`
+            : `mapping ${plan.name} ${plan.create ? 'created' : 'updated'}\n`,
+        );
+      } finally {
+        await close();
+      }
+    });
+}
+
+function registerMappingRollback(mapping: Command): void {
+  addLabOptions(
+    mapping
+      .command('rollback')
+      .description(
+        "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it)",
+      ),
+  )
+    .option('--yes', 'do not ask')
+    .action(async (options: LabOptions & { yes?: boolean }) => {
+      const opened = await openLab(options);
+      try {
+        if (
+          !options.yes &&
+          !(await confirm(
+            `remove igpu-split's entries from mapping ${opened.lab.mapping}?`,
+            'igpu-split mapping plan',
+          ))
+        )
+          return;
+        const { rollbackMapping } = await import('../mapping/apply.ts');
+        const done = await rollbackMapping(opened.api, opened.lab.mapping);
+        process.stdout.write(
+          options.json
+            ? `${JSON.stringify(done)}\n`
+            : `${done.length > 0 ? done.join('\n') : 'nothing of ours in the mapping'}\n`,
+        );
+      } finally {
+        await opened.close();
+      }
+    });
+}

@@ -1,0 +1,63 @@
+// igpu-split vm apply: shows the plan, asks (unless --yes), then per VM: shut down,
+// change the config, start, wait — one VM at a time.
+
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { confirm } from './confirm.ts';
+import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
+import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
+
+interface ApplyFlags extends LabOptions, ConsentFlags {
+  yes?: boolean;
+  forceStop?: boolean;
+  shutdownTimeout: string;
+}
+
+export function registerVmApply(vm: Command): void {
+  addConsentFlags(
+    addVmFilter(
+      addLabOptions(
+        vm
+          .command('apply')
+          .description('attach the vGPUs: shut down, change, start each VM in turn (asks unless --yes)'),
+      ),
+    ),
+  )
+    .option('--yes', 'do not ask')
+    .option('--shutdown-timeout <seconds>', 'how long a guest gets to shut down', '180')
+    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .action(async (options: ApplyFlags) => {
+      const seconds = Number(options.shutdownTimeout);
+      if (!Number.isInteger(seconds) || seconds <= 0)
+        throw new UsageError(
+          `--shutdown-timeout must be a whole number of seconds, not ${options.shutdownTimeout}`,
+        );
+      if (options.json && !options.yes)
+        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const { plan, opened } = await planFromLab(options);
+      try {
+        if (!options.json) process.stdout.write(renderVmPlan(plan));
+        if (plan.refused) {
+          process.exitCode = 1;
+          return;
+        }
+        if (plan.changes.length === 0) return;
+        if (!options.yes && !(await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan')))
+          return;
+        const { applyVmPlan } = await import('../vm/apply.ts');
+        const consents = [
+          options.changeMachine ? '--change-machine' : '',
+          options.resetEfiKeys ? '--reset-efi-keys' : '',
+        ].filter(Boolean);
+        const result = await applyVmPlan(opened.api, plan, {
+          consents,
+          shutdownTimeoutSeconds: seconds,
+          forceStop: options.forceStop === true,
+          progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+        });
+        if (options.json) process.stdout.write(`${JSON.stringify({ plan, ...result }, null, 2)}\n`);
+      } finally {
+        await opened.close();
+      }
+    });
+}

@@ -1,0 +1,80 @@
+// igpu-split vm plan: the checks and config changes for each node VM; changes nothing.
+
+import type { Command } from 'commander';
+import type { VmPlan, VmPlanOptions } from '../vm/plan.ts';
+import {
+  addLabOptions,
+  addVmFilter,
+  desiredVms,
+  identityOf,
+  type LabOptions,
+  type OpenLab,
+  openLab,
+} from './lab-options.ts';
+import { renderLayerPlan } from './render-plan.ts';
+
+export interface ConsentFlags {
+  changeMachine?: boolean;
+  resetEfiKeys?: boolean;
+}
+
+export const CHANGE_MACHINE_HELP =
+  'allow changing the machine type to q35 and removing a guest vIOMMU (the guest sees new PCI addresses)';
+export const RESET_EFI_HELP =
+  'allow recreating an EFI disk that has Secure Boot keys enrolled, without them: Secure Boot off, NVRAM boot entries reset (the old disk is kept as unusedN)';
+
+export function addConsentFlags(command: Command): Command {
+  return command.option('--change-machine', CHANGE_MACHINE_HELP).option('--reset-efi-keys', RESET_EFI_HELP);
+}
+
+export async function planFromLab(
+  options: LabOptions & ConsentFlags,
+): Promise<{ plan: VmPlan; opened: OpenLab }> {
+  const [{ gatherVmFacts }, { planVms }] = await Promise.all([
+    import('../vm/gather.ts'),
+    import('../vm/plan.ts'),
+  ]);
+  const opened = await openLab(options);
+  try {
+    const desired = desiredVms(opened.lab, options.vm);
+    const planOptions: VmPlanOptions = {
+      mapping: opened.lab.mapping,
+      identity: identityOf(opened.lab.proxmox.token),
+      changeMachine: options.changeMachine === true,
+      resetEfiKeys: options.resetEfiKeys === true,
+    };
+    const plan = planVms(await gatherVmFacts(opened.api, desired, opened.lab.mapping), desired, planOptions);
+    return { plan, opened };
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+}
+
+export function renderVmPlan(plan: VmPlan): string {
+  return renderLayerPlan(
+    'igpu-split vm plan',
+    plan.checks,
+    plan.changes.flatMap((c) => c.steps),
+  );
+}
+
+export function registerVmPlan(vm: Command): void {
+  addConsentFlags(
+    addVmFilter(
+      addLabOptions(
+        vm
+          .command('plan')
+          .description('show what vm apply would change; changes nothing (exit 1 when it cannot be applied)'),
+      ),
+    ),
+  ).action(async (options: LabOptions & ConsentFlags) => {
+    const { plan, opened } = await planFromLab(options);
+    try {
+      process.stdout.write(options.json ? `${JSON.stringify(plan, null, 2)}\n` : renderVmPlan(plan));
+      process.exitCode = plan.refused ? 1 : 0;
+    } finally {
+      await opened.close();
+    }
+  });
+}

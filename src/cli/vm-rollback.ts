@@ -1,0 +1,43 @@
+// igpu-split vm rollback: undo what vm apply recorded in each VM's description.
+
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { confirm } from './confirm.ts';
+import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
+
+export function registerVmRollback(vm: Command): void {
+  addVmFilter(
+    addLabOptions(
+      vm
+        .command('rollback')
+        .description('remove the vGPUs igpu-split added and put back what it changed (asks unless --yes)'),
+    ),
+  )
+    .option('--yes', 'do not ask')
+    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .action(async (options: LabOptions & { yes?: boolean; forceStop?: boolean }) => {
+      if (options.json && !options.yes)
+        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const opened = await openLab(options);
+      try {
+        const vms = desiredVms(opened.lab, options.vm);
+        if (
+          !options.yes &&
+          !(await confirm(
+            `roll back ${vms.length} VM(s)? running ones are restarted`,
+            'igpu-split vm verify',
+          ))
+        )
+          return;
+        const { rollbackVms } = await import('../vm/apply.ts');
+        const result = await rollbackVms(opened.api, vms, {
+          forceStop: options.forceStop === true,
+          progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+        });
+        if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else if (result.changed.length === 0) process.stdout.write('nothing of ours on these VMs\n');
+      } finally {
+        await opened.close();
+      }
+    });
+}

@@ -1,0 +1,23 @@
+// igpu-split vm verify: each node VM has its vGPU in the config, runs, and holds the mdev.
+
+import type { Command } from 'commander';
+import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
+import { renderChecks } from './render-doctor.ts';
+
+export function registerVmVerify(vm: Command): void {
+  addVmFilter(
+    addLabOptions(vm.command('verify').description('check each node VM has its vGPU and runs with it')),
+  ).action(async (options: LabOptions) => {
+    const { verifyVms } = await import('../vm/verify.ts');
+    const opened = await openLab(options);
+    try {
+      const checks = await verifyVms(opened.api, desiredVms(opened.lab, options.vm), {
+        mapping: opened.lab.mapping,
+      });
+      process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+      process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+    } finally {
+      await opened.close();
+    }
+  });
+}

@@ -1,0 +1,114 @@
+// The lab file (igpu-split.yaml): where the Proxmox API is and how to trust it, the GPU
+// hosts, the cluster mapping, and the node VMs that get a vGPU. One zod schema is the
+// source of truth: the loader validates with it and docs/schemas/lab.schema.json (for
+// editor completion) is generated from it.
+
+import { z } from 'zod';
+
+const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
+export const VGPU_TYPE = /^i915-GVTg_V\d+_\d+$/;
+
+export const ProxmoxEndpointSchema = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^https$/, error: 'must be an https:// URL, e.g. https://pve1.lan:8006' })
+      .describe('The API of any cluster node, e.g. https://pve1.lan:8006'),
+    token: z
+      .string()
+      .regex(TOKEN_ID, 'must be an API token id USER@REALM!TOKENID, e.g. igpu-split@pve!lab')
+      .describe('API token id (not secret): USER@REALM!TOKENID'),
+    tokenSecretFile: z.string().min(1).optional().describe('File holding only the token secret (chmod 600)'),
+    tokenSecretEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe('Environment variable holding the token secret'),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('CA certificate to verify the API with (/etc/pve/pve-root-ca.pem)'),
+    fingerprint: z
+      .string()
+      .regex(
+        /^(sha256[:\s]*)?([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/,
+        'must be a SHA-256 fingerprint AB:CD:… (64 hex digits)',
+      )
+      .optional()
+      .describe('SHA-256 fingerprint of the node certificate, as the GUI shows it'),
+  })
+  .refine((p) => (p.tokenSecretFile === undefined) !== (p.tokenSecretEnv === undefined), {
+    error: 'give exactly one of tokenSecretFile or tokenSecretEnv (the secret is never written in this file)',
+    path: ['tokenSecretFile'],
+  })
+  .refine((p) => p.caFile === undefined || p.fingerprint === undefined, {
+    error: 'give caFile or fingerprint, not both',
+    path: ['fingerprint'],
+  });
+
+export const HostSchema = z.strictObject({
+  node: z.string().min(1).describe('Proxmox node name'),
+  ssh: z
+    .string()
+    .regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must be ssh://user@host[:port]')
+    .optional()
+    .describe('How to reach the host for the host layer: ssh://root@pve1.lan'),
+  mode: z.enum(['auto', 'gvt-g', 'sr-iov', 'passthrough']).default('auto'),
+});
+
+export const NodeVmSchema = z.strictObject({
+  vmid: z.int().min(100).max(999_999_999).describe('Proxmox VM id'),
+  host: z.string().min(1).describe('The Proxmox node (hosts[].node) the VM runs on'),
+  os: z.enum(['ubuntu', 'talos']),
+  vgpu: z
+    .union([
+      z.literal('auto'),
+      z.string().regex(VGPU_TYPE, 'must be auto or a GVT-g type such as i915-GVTg_V5_4'),
+    ])
+    .default('auto'),
+  kubernetesNode: z.string().min(1).optional().describe('The Kubernetes node name of this VM'),
+  guest: z
+    .string()
+    .regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must be ssh://user@host[:port]')
+    .optional(),
+});
+
+export const LabSchema = z
+  .strictObject({
+    proxmox: ProxmoxEndpointSchema,
+    mapping: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'letters, digits, - and _; starting with a letter')
+      .default('iGPU')
+      .describe('Cluster PCI mapping the VMs attach through'),
+    hosts: z.array(HostSchema).min(1),
+    vms: z.array(NodeVmSchema).default([]),
+  })
+  .superRefine((lab, ctx) => {
+    const nodes = lab.hosts.map((h) => h.node);
+    lab.vms.forEach((vm, index) => {
+      if (!nodes.includes(vm.host))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vms', index, 'host'],
+          message: `no such host; hosts are: ${nodes.join(', ')}`,
+        });
+      if (lab.vms.findIndex((other) => other.vmid === vm.vmid) !== index)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vms', index, 'vmid'],
+          message: `vmid ${vm.vmid} is listed twice`,
+        });
+    });
+    lab.hosts.forEach((host, index) => {
+      if (nodes.indexOf(host.node) !== index)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', index, 'node'],
+          message: `host ${host.node} is listed twice`,
+        });
+    });
+  });
+
+export type Lab = z.output<typeof LabSchema>;
+export type ProxmoxEndpoint = z.output<typeof ProxmoxEndpointSchema>;
