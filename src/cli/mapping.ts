@@ -99,7 +99,8 @@ function registerMappingRollback(mapping: Command): void {
         )
           return;
         const { rollbackMapping } = await import('../mapping/apply.ts');
-        const done = await rollbackMapping(opened.api, opened.lab.mapping);
+        const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
+        const done = await rollbackMapping(opened.api, opened.lab.mapping, vms);
         process.stdout.write(
           options.json
             ? `${JSON.stringify(done)}\n`

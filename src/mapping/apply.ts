@@ -37,8 +37,28 @@ export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Prom
   return { changed: true };
 }
 
-export async function rollbackMapping(api: ProxmoxApi, name: string): Promise<string[]> {
+/**
+ * Rollback of the mapping; refused while one of the given VMs still attaches through
+ * it (a VM whose mapping entry is gone would not start).
+ */
+export async function rollbackMapping(
+  api: ProxmoxApi,
+  name: string,
+  vms: readonly { vmid: number; node: string }[] = [],
+): Promise<string[]> {
   if (!(await api.mappings()).some((m) => m.id === name)) return [];
+  for (const vm of vms) {
+    const config = await api.vmConfig(vm.node, vm.vmid);
+    const user = Object.entries(config.values).find(
+      ([key, value]) => /^hostpci\d+$/.test(key) && new RegExp(`(^|,)mapping=${name}(,|$)`).test(value),
+    );
+    if (user) {
+      throw new IgpuSplitError(`VM ${vm.vmid} still attaches through mapping ${name} (${user[0]})`, {
+        target: api.target,
+        fix: 'run igpu-split vm rollback first',
+      });
+    }
+  }
   const mapping = await api.mapping(name);
   const kept = mapping.map.filter(
     (entry) => parsePropertyString(entry, PCI_MAP_ENTRY).description !== OUR_ENTRY,

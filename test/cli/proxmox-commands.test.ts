@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
 import { runCli } from '../support/cli.ts';
+import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
 
 const SECRET = '7f3e1c2a-cli-secret-never-shown';
 let state: SimulatorState;
@@ -22,14 +23,7 @@ before(async () => {
     ['pve1', 1],
     ['pve2', 0],
   ] as const) {
-    state.addNode(node, {
-      bdf: '0000:00:02.0',
-      vendorDevice: '8086:3e92',
-      subsystem: '1028:0869',
-      iommuGroup: group,
-      apertureMiB: 256,
-      graphicsVer: 9,
-    });
+    state.addNode(node, { ...UHD630, iommuGroup: group });
   }
   state.addVm({
     vmid: 101,
@@ -45,11 +39,7 @@ before(async () => {
   });
   state.start(101);
   state.start(102);
-  state.addToken('igpu-split@pve!lab', SECRET, {
-    '/': ['Sys.Audit'],
-    '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
-    '/mapping/pci': ['Mapping.Modify', 'Mapping.Use', 'Mapping.Audit'],
-  });
+  state.addToken('igpu-split@pve!lab', SECRET, LAYER_GRANTS);
   sim = await startSimulator(state);
   dir = await mkdtemp(join(tmpdir(), 'igpu-cli-pve-'));
   await writeFile(join(dir, 'token'), `${SECRET}\n`, { mode: 0o600 });
@@ -87,7 +77,7 @@ test('mapping plan → apply → plan says converged', async () => {
   assert.match(plan.stdout, /create cluster PCI mapping iGPU: mdev=1 \(mediated devices\), 2 entry\(ies\)/);
   assert.match(
     plan.stdout,
-    /\+ node=pve2,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=0,description=igpu-split/,
+    /\+ node=pve2,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=0,description=igpu-split/,
   );
   const refused = await cli('mapping', 'apply');
   assert.equal(refused.code, 2);
@@ -120,6 +110,12 @@ test('vm plan refuses the i440fx VM without consent; apply with it, verify, roll
   assert.equal(rollback.code, 0, rollback.stderr);
   assert.match(rollback.stdout, /VM 102: hostpci0 removed, machine put back/);
   assert.equal(state.vm(102).config.machine, 'pc-i440fx-9.0');
+  const early = await cli('mapping', 'rollback', '--yes');
+  assert.equal(early.code, 2);
+  assert.match(
+    early.stderr,
+    /VM 101 still attaches through mapping iGPU \(hostpci0\) — run igpu-split vm rollback first/,
+  );
   const after = await cli('vm', 'verify');
   assert.equal(after.code, 1);
   assert.match(

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyMappingPlan, rollbackMapping } from '../../src/mapping/apply.ts';
 import { gatherMappingFacts, planMapping } from '../../src/mapping/plan.ts';
-import { ProxmoxApi } from '../../src/proxmox/api.ts';
+import type { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
+import { tokenApi } from '../support/simulator.ts';
 
 function lab(
   grants: Record<string, string[]> = {
@@ -16,15 +16,12 @@ function lab(
   },
 ) {
   const state = new SimulatorState();
-  const gpu = { bdf: '0000:00:02.0', subsystem: '1028:0869', apertureMiB: 256, graphicsVer: 9 };
+  const gpu = { bdf: '0000:00:02.0', subsystem: '17aa:3136', apertureMiB: 256, graphicsVer: 9 };
   state.addNode('pve1', { ...gpu, vendorDevice: '8086:3e92', iommuGroup: 1 });
   state.addNode('pve2', { ...gpu, vendorDevice: '8086:3e92', iommuGroup: 0 });
   state.addNode('pve3', { ...gpu, vendorDevice: '8086:1912', subsystem: '1462:7a12', iommuGroup: -1 });
   state.addToken('igpu@pve!split', 's', grants);
-  const api = new ProxmoxApi(
-    new SimulatorTransport(state, { user: 'igpu@pve', token: 'split' }),
-    'igpu@pve!split',
-  );
+  const api = tokenApi(state);
   return { state, api };
 }
 
@@ -36,8 +33,8 @@ test('a missing mapping is created with mdev=1 and one entry per host; then noth
   const first = await plan(api);
   assert.equal(first.create, true);
   assert.deepEqual(first.map, [
-    'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1,description=igpu-split',
-    'node=pve2,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=0,description=igpu-split',
+    'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=1,description=igpu-split',
+    'node=pve2,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=0,description=igpu-split',
     // No IOMMU (GVT-g without VT-d): no group in the entry, as Proxmox expects.
     'node=pve3,path=0000:00:02.0,id=8086:1912,subsystem-id=1462:7a12,description=igpu-split',
   ]);
@@ -57,13 +54,13 @@ test("the user's entries are kept, drift in them is a failing check naming Proxm
   const { state, api } = lab();
   state.mappings.set('iGPU', {
     mdev: false,
-    map: ['node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=4'],
+    map: ['node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=4'],
     description: 'mine',
   });
   const result = await plan(api, ['pve1', 'pve2']);
   assert.equal(result.create, false);
   assert.equal(result.setMdev, true);
-  assert.equal(result.map[0], 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=4');
+  assert.equal(result.map[0], 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=4');
   assert.match(result.map[1] ?? '', /^node=pve2,/);
   const drift = result.checks.find((c) => c.id === 'mapping.pve1.entry');
   assert.equal(drift?.status, 'fail');

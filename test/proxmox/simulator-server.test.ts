@@ -11,23 +11,17 @@ import { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { ProxmoxClient, type TlsTrust } from '../../src/proxmox/client.ts';
 import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { UHD630, uhd630Entry } from '../support/simulator.ts';
 
 const SECRET = '0d7c6a52-simulator-secret';
-const ENTRY = 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1';
+const ENTRY = uhd630Entry('pve1');
 let state: SimulatorState;
 let sim: RunningSimulator;
 let dir: string;
 
 before(async () => {
   state = new SimulatorState({ taskMs: 2, secondMs: 2 });
-  state.addNode('pve1', {
-    bdf: '0000:00:02.0',
-    vendorDevice: '8086:3e92',
-    subsystem: '1028:0869',
-    iommuGroup: 1,
-    apertureMiB: 256,
-    graphicsVer: 9,
-  });
+  state.addNode('pve1', { ...UHD630 });
   state.addVm({
     vmid: 101,
     node: 'pve1',

@@ -6,22 +6,15 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mdevUuid } from '../../src/proxmox/api-spec.ts';
 import { type Caller, type MdevEvent, SimError, SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { UHD630, uhd630Entry } from '../support/simulator.ts';
 
-const GPU = {
-  bdf: '0000:00:02.0',
-  vendorDevice: '8086:3e92',
-  subsystem: '1028:0869',
-  iommuGroup: 1,
-  apertureMiB: 256,
-  graphicsVer: 9,
-};
-const ENTRY = 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1';
+const ENTRY = uhd630Entry('pve1');
 const TOKEN: Caller = { user: 'igpu@pve', token: 'split' };
 const ROOT: Caller = { user: 'root@pam' };
 
 function lab(events: MdevEvent[] = []): SimulatorState {
   const state = new SimulatorState({ taskMs: 1, secondMs: 1, onMdev: (e) => events.push(e) });
-  state.addNode('pve1', GPU);
+  state.addNode('pve1', { ...UHD630 });
   state.mappings.set('iGPU', { mdev: true, map: [ENTRY] });
   state.addToken('igpu@pve!split', 'secret', {
     '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Disk', 'VM.Config.Options', 'VM.PowerMgmt'],

@@ -5,16 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
-import { ProxmoxApi } from '../../src/proxmox/api.ts';
+import type { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { mdevUuid } from '../../src/proxmox/api-spec.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
 import { applyVmPlan } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
 import { planVms } from '../../src/vm/plan.ts';
 import { verifyVms } from '../../src/vm/verify.ts';
+import { tokenApi, UHD630, uhd630Entry } from '../support/simulator.ts';
 
-const ENTRY = 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1';
 const GRANTS = {
   '/': ['Sys.Audit'],
   '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
@@ -28,15 +27,8 @@ function lab(grants: Record<string, string[]> = GRANTS) {
     secondMs: 1,
     onMdev: (e) => (e.action === 'create' ? mdevs.add(e.uuid) : mdevs.delete(e.uuid)),
   });
-  state.addNode('pve1', {
-    bdf: '0000:00:02.0',
-    vendorDevice: '8086:3e92',
-    subsystem: '1028:0869',
-    iommuGroup: 1,
-    apertureMiB: 256,
-    graphicsVer: 9,
-  });
-  state.mappings.set('iGPU', { mdev: true, map: [ENTRY] });
+  state.addNode('pve1', { ...UHD630 });
+  state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
   state.addVm({
     vmid: 101,
     node: 'pve1',
@@ -46,13 +38,7 @@ function lab(grants: Record<string, string[]> = GRANTS) {
   state.start(101);
   state.addToken('igpu@pve!split', 's', grants);
   state.calls.length = 0;
-  const api = new ProxmoxApi(
-    new SimulatorTransport(state, { user: 'igpu@pve', token: 'split' }),
-    'igpu@pve!split',
-    {
-      pollMs: 1,
-    },
-  );
+  const api = tokenApi(state);
   return { state, api, mdevs };
 }
 

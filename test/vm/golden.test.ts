@@ -16,9 +16,9 @@ import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
 import { applyVmPlan, rollbackVms } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
 import { planVms, type VmPlan, type VmPlanOptions } from '../../src/vm/plan.ts';
+import { UHD630, uhd630Entry } from '../support/simulator.ts';
 
 const DIR = fileURLToPath(new URL('./golden/', import.meta.url));
-const ENTRY = 'node=pve1,path=0000:00:02.0,id=8086:3e92,subsystem-id=1028:0869,iommugroup=1';
 
 interface Case {
   identity: Caller;
@@ -39,15 +39,8 @@ interface Case {
 
 function lab(spec: Case) {
   const state = new SimulatorState({ taskMs: 1, secondMs: 1 });
-  state.addNode('pve1', {
-    bdf: '0000:00:02.0',
-    vendorDevice: '8086:3e92',
-    subsystem: '1028:0869',
-    iommuGroup: 1,
-    apertureMiB: spec.aperture ?? 256,
-    graphicsVer: 9,
-  });
-  state.mappings.set('iGPU', { mdev: true, map: [ENTRY] });
+  state.addNode('pve1', { ...UHD630, apertureMiB: spec.aperture ?? 256 });
+  state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
   for (const other of spec.others ?? []) {
     state.addVm({ vmid: other.vmid, node: 'pve1', status: 'stopped', config: { ...other.config } });
     state.start(other.vmid);
