@@ -9,7 +9,7 @@ export function renderLayerPlan(title: string, checks: readonly Check[], steps: 
   if (checks.length > 0) lines.push(renderChecks(checks));
   if (steps.length === 0) lines.push('  nothing to do: converged');
   steps.forEach((step, index) => {
-    const consent = step.consent ? `  [needs ${step.consent}]` : '';
+    const consent = step.consents?.length ? `  [needs ${step.consents.join(' ')}]` : '';
     const disturbs = step.disturbs.length > 0 ? `  [disturbs: ${step.disturbs.join(', ')}]` : '';
     lines.push(`  ${index + 1}. ${step.description}${consent}${disturbs}`);
     if (step.command) lines.push(`       $ ${step.command}`);

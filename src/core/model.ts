@@ -32,8 +32,8 @@ export interface Step {
   command?: string;
   /** It overrides a value the user set: apply refuses it without --force. */
   needsForce?: boolean;
-  /** It changes something the user must agree to: apply refuses it without this option. */
-  consent?: string;
+  /** It changes something the user must agree to: apply refuses it without these options. */
+  consents?: string[];
 }
 
 /**

@@ -187,6 +187,25 @@ export class ProxmoxApi {
     return this.parseUpid(upid, action);
   }
 
+  /** Polls the VM's status until it is `want` (an HA-managed VM stops after its task ends). */
+  async waitStatus(
+    node: string,
+    vmid: number,
+    want: 'running' | 'stopped',
+    timeoutMs: number,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.vmStatus(node, vmid)).status !== want) {
+      if (Date.now() > deadline) {
+        throw new TargetError(`VM ${vmid} is not ${want} after ${Math.round(timeoutMs / 1000)} s`, {
+          target: this.target,
+          fix: `check the VM on ${node} (HA state, task log); rerun apply once it is ${want}`,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.pollMs));
+    }
+  }
+
   /** Polls a task until it stops; a task that ended in anything but OK is an error naming its exit status. */
   async waitTask(upid: string, timeoutMs: number): Promise<void> {
     const node = upid.split(':')[1] as string;

@@ -2,11 +2,19 @@
 // written against a PropertyStringSpec, so every string we send names only keys the
 // format has, with values of the right type, in a stable order.
 
+import { IgpuSplitError } from '../core/errors.ts';
 import type { PropertyStringSpec } from './api-spec.ts';
 
 export type PropertyValues = Record<string, string | number | boolean>;
 
-export class PropertyStringError extends Error {}
+/** A value that does not fit its format: one line, with what to do. */
+export class PropertyStringError extends IgpuSplitError {
+  constructor(message: string) {
+    super(message, {
+      fix: 'if Proxmox wrote this value, it may be newer than igpu-split knows: report it with the value',
+    });
+  }
+}
 
 const BOOL: Record<string, boolean> = {
   1: true,

@@ -1,9 +1,10 @@
 // Applying the VM plan one VM at a time (so a cluster loses at most one node at once):
 // privileges checked up front for every VM, then per VM — the config re-read and compared
 // with the digest the plan was made from, graceful shutdown (the cluster layer drains
-// first through a hook), one config change guarded by the digest, the EFI disk recreated
-// when consented, start and wait. A start that fails puts the old config back and starts
-// the VM again, so a VM that was running is never left stopped by us without saying so.
+// first through a hook) and a wait until the VM is really stopped, one config change
+// guarded by the digest, the EFI disk recreated when consented, start and wait. When a
+// step fails, what was written is put back (only while it still holds our values) and a
+// VM that was running is started again, so we never leave one stopped without saying so.
 
 import { IgpuSplitError, TargetError } from '../core/errors.ts';
 import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
@@ -11,18 +12,23 @@ import { configPrivileges } from '../proxmox/api-spec.ts';
 import { readMarker, type VmChange, type VmMarker, type VmPlan, withMarker } from './plan.ts';
 
 export interface VmApplyOptions {
-  /** Options the user gave, matched against steps' `consent`. */
+  /** Options the user gave, matched against steps' `consents`. */
   consents?: readonly string[];
   shutdownTimeoutSeconds?: number;
   /** Power the VM off when the guest ignores the shutdown request. */
   forceStop?: boolean;
   /** Before a VM is stopped: the cluster layer drains its Kubernetes node here. */
-  beforeStop?: (vm: { vmid: number; node: string }) => Promise<void>;
-  /** After it runs again: the cluster layer uncordons here. */
-  afterStart?: (vm: { vmid: number; node: string }) => Promise<void>;
+  beforeStop?: (vm: VmRef) => Promise<void>;
+  /** After it runs again (or when stopping it failed): the cluster layer uncordons here. */
+  afterStart?: (vm: VmRef) => Promise<void>;
   taskTimeoutMs?: number;
   /** One line per action, for the CLI's progress. */
   progress?: (line: string) => void;
+}
+
+export interface VmRef {
+  vmid: number;
+  node: string;
 }
 
 export interface VmApplyResult {
@@ -31,12 +37,23 @@ export interface VmApplyResult {
   log: string[];
 }
 
-export function privilegesFor(change: VmChange): Privilege[] {
-  const needs = Object.entries(change.set).flatMap(([key, value]) =>
-    configPrivileges(change.vmid, key, value),
-  );
-  if (change.efidisk) needs.push(...configPrivileges(change.vmid, 'efidisk0', change.efidisk));
-  if (change.wasRunning) needs.push({ path: `/vms/${change.vmid}`, privilege: 'VM.PowerMgmt' });
+interface ConfigCall {
+  set: Record<string, string>;
+  delete: string[];
+}
+
+function privileges(
+  vmid: number,
+  call: ConfigCall,
+  efidisk: string | undefined,
+  power: boolean,
+): Privilege[] {
+  const needs = [
+    ...Object.entries(call.set).flatMap(([key, value]) => configPrivileges(vmid, key, value)),
+    ...call.delete.flatMap((key) => configPrivileges(vmid, key)),
+  ];
+  if (efidisk) needs.push(...configPrivileges(vmid, 'efidisk0', efidisk));
+  if (power) needs.push({ path: `/vms/${vmid}`, privilege: 'VM.PowerMgmt' });
   return needs;
 }
 
@@ -53,15 +70,18 @@ export async function applyVmPlan(
     });
   }
   for (const change of plan.changes) {
-    const step = change.steps.find((s) => s.consent && !options.consents?.includes(s.consent));
-    if (step) {
+    for (const step of change.steps) {
+      const missing = (step.consents ?? []).filter((c) => !options.consents?.includes(c));
+      if (missing.length === 0) continue;
       throw new IgpuSplitError(`${step.description}: needs your consent`, {
         target: step.target,
-        fix: `rerun with ${step.consent} after reading the plan's reason`,
+        fix: `rerun with ${missing.join(' ')} after reading the plan's reason`,
       });
     }
   }
-  await api.requirePrivileges(plan.changes.flatMap(privilegesFor));
+  await api.requirePrivileges(
+    plan.changes.flatMap((c) => privileges(c.vmid, { set: c.set, delete: [] }, c.efidisk, c.wasRunning)),
+  );
   const result: VmApplyResult = { changed: [], log: [] };
   const say = (line: string) => {
     result.log.push(line);
@@ -74,84 +94,24 @@ export async function applyVmPlan(
   return result;
 }
 
-async function applyOne(
-  api: ProxmoxApi,
-  change: VmChange,
-  options: VmApplyOptions,
-  say: (line: string) => void,
-): Promise<void> {
-  const { vmid, node } = change;
-  const timeout = options.taskTimeoutMs ?? 300_000;
-  const fresh = await api.vmConfig(node, vmid);
-  if (fresh.digest !== change.digest) {
-    throw new TargetError(`VM ${vmid}'s config changed since the plan was made`, {
-      target: `VM ${vmid} on ${node}`,
-      fix: 'run plan again and review it',
-    });
-  }
-  if (change.wasRunning) {
-    await options.beforeStop?.({ vmid, node });
-    await shutdown(api, change, options, timeout);
-    say(`VM ${vmid}: stopped`);
-  }
-  const restore = undoFor(fresh.values, change);
-  try {
-    await api.updateVmConfig(node, vmid, { set: change.set, digest: fresh.digest }, timeout);
-    if (change.efidisk) {
-      await api.updateVmConfig(node, vmid, { set: {}, delete: ['efidisk0'] }, timeout);
-      await api.updateVmConfig(node, vmid, { set: { efidisk0: change.efidisk } }, timeout);
-    }
-    say(
-      `VM ${vmid}: config changed (${Object.keys(change.set)
-        .filter((k) => k !== 'description')
-        .join(', ')}${change.efidisk ? ', efidisk0' : ''})`,
-    );
-    if (change.wasRunning) {
-      await api.waitTask(await api.vmPower(node, vmid, 'start'), timeout);
-      say(`VM ${vmid}: running with its vGPU`);
-      await options.afterStart?.({ vmid, node });
-    }
-  } catch (error) {
-    // Put back what we changed (a recreated EFI disk stays: the old one is unusedN) and
-    // start the VM again if it was running.
-    const notes: string[] = [];
-    try {
-      await api.updateVmConfig(node, vmid, restore, timeout);
-      notes.push('its config was restored');
-      if (change.wasRunning && (await api.vmStatus(node, vmid)).status === 'stopped') {
-        await api.waitTask(await api.vmPower(node, vmid, 'start'), timeout);
-        notes.push('it runs again without a vGPU');
-      }
-    } catch (undoError) {
-      notes.push(`restoring failed too (${(undoError as Error).message}); it may be stopped`);
-    }
-    const reason = error instanceof IgpuSplitError ? error.message : String(error);
-    throw new TargetError(`VM ${vmid}: ${reason}; ${notes.join(', ')}`, {
-      target: `VM ${vmid} on ${node}`,
-      fix:
-        error instanceof IgpuSplitError && error.fix
-          ? error.fix
-          : 'read the task log on the node, then run plan again',
-      cause: error,
-    });
-  }
-}
-
-async function shutdown(api: ProxmoxApi, change: VmChange, options: VmApplyOptions, timeout: number) {
+/** Drain hook, shutdown, and a wait until the VM is stopped; on failure the drain is undone. */
+async function stopVm(api: ProxmoxApi, vm: VmRef, options: VmApplyOptions, timeout: number): Promise<void> {
+  await options.beforeStop?.(vm);
   const seconds = options.shutdownTimeoutSeconds ?? 180;
   try {
-    await api.waitTask(
-      await api.vmPower(change.node, change.vmid, 'shutdown', {
-        timeout: seconds,
-        ...(options.forceStop ? { forceStop: 1 } : {}),
-      }),
-      Math.max(timeout, (seconds + 30) * 1000),
-    );
+    const upid = await api.vmPower(vm.node, vm.vmid, 'shutdown', {
+      timeout: seconds,
+      ...(options.forceStop ? { forceStop: 1 } : {}),
+    });
+    await api.waitTask(upid, Math.max(timeout, (seconds + 30) * 1000));
+    // An HA-managed VM's task only files the request: wait for the VM itself.
+    await api.waitStatus(vm.node, vm.vmid, 'stopped', (seconds + 30) * 1000);
   } catch (error) {
+    await options.afterStart?.(vm);
     throw new TargetError(
-      `VM ${change.vmid} did not shut down within ${seconds} s: ${(error as Error).message}`,
+      `VM ${vm.vmid} did not shut down within ${seconds} s: ${(error as Error).message}`,
       {
-        target: `VM ${change.vmid} on ${change.node}`,
+        target: `VM ${vm.vmid} on ${vm.node}`,
         fix: 'check the guest answers ACPI shutdown (qemu-guest-agent or acpid); or rerun with --force-stop to power it off after the timeout',
         cause: error,
       },
@@ -159,86 +119,193 @@ async function shutdown(api: ProxmoxApi, change: VmChange, options: VmApplyOptio
   }
 }
 
-/** The config call that puts back the values a change replaces. */
-function undoFor(
-  before: Record<string, string>,
+async function startVm(api: ProxmoxApi, vm: VmRef, timeout: number): Promise<void> {
+  await api.waitTask(await api.vmPower(vm.node, vm.vmid, 'start'), timeout);
+}
+
+/** Recreate or restore efidisk0: the current one becomes unusedN, `value` is attached. */
+async function replaceEfiDisk(api: ProxmoxApi, vm: VmRef, value: string, timeout: number): Promise<void> {
+  if ((await api.vmConfig(vm.node, vm.vmid)).values.efidisk0 !== undefined)
+    await api.updateVmConfig(vm.node, vm.vmid, { set: {}, delete: ['efidisk0'] }, timeout);
+  await api.updateVmConfig(vm.node, vm.vmid, { set: { efidisk0: value } }, timeout);
+}
+
+async function applyOne(
+  api: ProxmoxApi,
   change: VmChange,
-): { set: Record<string, string>; delete: string[] } {
-  const set: Record<string, string> = {};
-  const remove: string[] = [];
-  for (const key of Object.keys(change.set)) {
-    if (before[key] === undefined) remove.push(key);
-    else set[key] = before[key];
+  options: VmApplyOptions,
+  say: (line: string) => void,
+): Promise<void> {
+  const vm = { vmid: change.vmid, node: change.node };
+  const timeout = options.taskTimeoutMs ?? 300_000;
+  const fresh = await api.vmConfig(vm.node, vm.vmid);
+  if (fresh.digest !== change.digest) {
+    throw new TargetError(`VM ${vm.vmid}'s config changed since the plan was made`, {
+      target: `VM ${vm.vmid} on ${vm.node}`,
+      fix: 'run plan again and review it',
+    });
   }
-  return { set, delete: remove };
+  // What counts is the power state now, not at plan time.
+  const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
+  if (running) {
+    await stopVm(api, vm, options, timeout);
+    say(`VM ${vm.vmid}: stopped`);
+  }
+  let written = false;
+  let efiTouched = false;
+  try {
+    await api.updateVmConfig(vm.node, vm.vmid, { set: change.set, digest: fresh.digest }, timeout);
+    written = true;
+    if (change.efidisk) {
+      efiTouched = true;
+      await replaceEfiDisk(api, vm, change.efidisk, timeout);
+    }
+    say(
+      `VM ${vm.vmid}: config changed (${Object.keys(change.set)
+        .filter((k) => k !== 'description')
+        .join(', ')}${change.efidisk ? ', efidisk0' : ''})`,
+    );
+    if (running) {
+      await startVm(api, vm, timeout);
+      say(`VM ${vm.vmid}: running with its vGPU`);
+    }
+  } catch (error) {
+    const notes = await putBack(api, vm, fresh.values, change, { written, efiTouched, running, timeout });
+    if (running) await options.afterStart?.(vm);
+    const reason = error instanceof IgpuSplitError ? error.message : String(error);
+    throw new TargetError(`VM ${vm.vmid}: ${reason}; ${notes.join(', ')}`, {
+      target: `VM ${vm.vmid} on ${vm.node}`,
+      fix:
+        error instanceof IgpuSplitError && error.fix
+          ? error.fix
+          : 'read the task log on the node, then run plan again',
+      cause: error,
+    });
+  }
+  if (running) await options.afterStart?.(vm);
 }
 
 /**
- * Rollback: for each VM whose description carries our marker, remove the hostpci we
- * added (or put back the one we changed), the machine type and EFI disk we replaced,
- * and the marker itself — stopping and restarting the VM around it when it runs.
+ * After a failed apply: the EFI disk and the values we set go back to what they were —
+ * values only while they still hold ours (someone else's edit in the meantime is kept,
+ * and said) — and a VM that was running is started again.
+ */
+async function putBack(
+  api: ProxmoxApi,
+  vm: VmRef,
+  before: Record<string, string>,
+  change: VmChange,
+  state: { written: boolean; efiTouched: boolean; running: boolean; timeout: number },
+): Promise<string[]> {
+  const notes: string[] = [];
+  try {
+    if (state.efiTouched && before.efidisk0 !== undefined)
+      await replaceEfiDisk(api, vm, before.efidisk0, state.timeout);
+    if (state.written) {
+      const now = await api.vmConfig(vm.node, vm.vmid);
+      const ours = Object.keys(change.set).filter((key) => now.values[key] === change.set[key]);
+      const call: ConfigCall = { set: {}, delete: [] };
+      for (const key of ours) {
+        if (before[key] === undefined) call.delete.push(key);
+        else call.set[key] = before[key];
+      }
+      await api.updateVmConfig(vm.node, vm.vmid, { ...call, digest: now.digest }, state.timeout);
+      notes.push(
+        ours.length === Object.keys(change.set).length
+          ? 'its config was restored'
+          : `its config was restored except ${Object.keys(change.set)
+              .filter((k) => !ours.includes(k))
+              .join(', ')} (changed by someone else meanwhile)`,
+      );
+    } else {
+      notes.push('its config was not changed');
+    }
+  } catch (undoError) {
+    notes.push(`restoring failed too (${(undoError as Error).message})`);
+  }
+  if (state.running) {
+    try {
+      if ((await api.vmStatus(vm.node, vm.vmid)).status === 'stopped') await startVm(api, vm, state.timeout);
+      notes.push('it runs again');
+    } catch (startError) {
+      notes.push(`it is STOPPED: starting it again failed (${(startError as Error).message})`);
+    }
+  }
+  return notes;
+}
+
+/**
+ * Rollback: for each VM whose description carries our marker, put back the EFI disk,
+ * remove the hostpci we added (or restore the one we changed) and the machine type, and
+ * last remove the marker — so a rollback that fails half-way can be run again. A running
+ * VM is stopped around it and started again whatever happens.
  */
 export async function rollbackVms(
   api: ProxmoxApi,
-  vms: readonly { vmid: number; node: string }[],
+  vms: readonly VmRef[],
   options: VmApplyOptions = {},
 ): Promise<VmApplyResult> {
   const result: VmApplyResult = { changed: [], log: [] };
   const timeout = options.taskTimeoutMs ?? 300_000;
-  for (const { vmid, node } of vms) {
-    const config = await api.vmConfig(node, vmid);
+  for (const vm of vms) {
+    const config = await api.vmConfig(vm.node, vm.vmid);
     const marker = readMarker(config.values.description);
     if (!marker) continue;
-    const { set, remove } = undoMarker(config.values, marker);
-    const running = (await api.vmStatus(node, vmid)).status === 'running';
-    const change: VmChange = {
-      vmid,
-      node,
-      wasRunning: running,
-      digest: config.digest,
-      set,
-      marker,
-      steps: [],
-    };
-    await api.requirePrivileges(privilegesFor(change));
-    if (running) {
-      await options.beforeStop?.({ vmid, node });
-      await shutdown(api, change, options, timeout);
+    const call = undoMarker(config.values, marker);
+    const description = withMarker(config.values.description, undefined);
+    const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
+    await api.requirePrivileges([
+      ...privileges(vm.vmid, call, marker.efidisk0, running),
+      ...configPrivileges(vm.vmid, 'description'),
+    ]);
+    if (running) await stopVm(api, vm, options, timeout);
+    try {
+      if (marker.efidisk0) await replaceEfiDisk(api, vm, marker.efidisk0, timeout);
+      const now = await api.vmConfig(vm.node, vm.vmid);
+      await api.updateVmConfig(vm.node, vm.vmid, { ...call, digest: now.digest }, timeout);
+      await api.updateVmConfig(
+        vm.node,
+        vm.vmid,
+        description ? { set: { description } } : { set: {}, delete: ['description'] },
+        timeout,
+      );
+      if (running) await startVm(api, vm, timeout);
+    } catch (error) {
+      const notes: string[] = [];
+      if (running) {
+        try {
+          if ((await api.vmStatus(vm.node, vm.vmid)).status === 'stopped') await startVm(api, vm, timeout);
+          notes.push('it runs again');
+        } catch (startError) {
+          notes.push(`it is STOPPED: starting it again failed (${(startError as Error).message})`);
+        }
+        await options.afterStart?.(vm);
+      }
+      throw new TargetError(
+        `VM ${vm.vmid}: rollback failed: ${(error as Error).message}${notes.length ? `; ${notes.join(', ')}` : ''}`,
+        {
+          target: `VM ${vm.vmid} on ${vm.node}`,
+          fix: 'fix the cause and run rollback again (the igpu-split line in the VM notes is kept until it succeeds)',
+          cause: error,
+        },
+      );
     }
-    await api.updateVmConfig(node, vmid, { set, delete: remove, digest: config.digest }, timeout);
-    if (marker.efidisk0) {
-      // Ours becomes unusedN; the original volume (unusedN since apply) is attached again
-      // with its old options — Proxmox drops it from the unused list itself. Deleting an
-      // unusedN would destroy the volume, so we never do.
-      await api.updateVmConfig(node, vmid, { set: {}, delete: ['efidisk0'] }, timeout);
-      await api.updateVmConfig(node, vmid, { set: { efidisk0: marker.efidisk0 } }, timeout);
-    }
-    if (running) {
-      await api.waitTask(await api.vmPower(node, vmid, 'start'), timeout);
-      await options.afterStart?.({ vmid, node });
-    }
-    const line = `VM ${vmid}: ${marker.was ? `${marker.key} put back` : `${marker.key} removed`}${marker.machine !== undefined ? ', machine put back' : ''}${marker.efidisk0 ? ', original EFI disk put back' : ''}`;
+    if (running) await options.afterStart?.(vm);
+    const line = `VM ${vm.vmid}: ${marker.was ? `${marker.key} put back` : `${marker.key} removed`}${marker.machine !== undefined ? ', machine put back' : ''}${marker.efidisk0 ? ', original EFI disk put back' : ''}`;
     result.log.push(line);
     options.progress?.(line);
-    result.changed.push(vmid);
+    result.changed.push(vm.vmid);
   }
   return result;
 }
 
-function undoMarker(
-  values: Record<string, string>,
-  marker: VmMarker,
-): { set: Record<string, string>; remove: string[] } {
-  const set: Record<string, string> = {};
-  const remove: string[] = [];
-  if (marker.was) set[marker.key] = marker.was;
-  else if (values[marker.key] !== undefined) remove.push(marker.key);
+function undoMarker(values: Record<string, string>, marker: VmMarker): ConfigCall {
+  const call: ConfigCall = { set: {}, delete: [] };
+  if (marker.was) call.set[marker.key] = marker.was;
+  else if (values[marker.key] !== undefined) call.delete.push(marker.key);
   if (marker.machine !== undefined) {
-    if (marker.machine === '') remove.push('machine');
-    else set.machine = marker.machine;
+    if (marker.machine === '') call.delete.push('machine');
+    else call.set.machine = marker.machine;
   }
-  const description = withMarker(values.description, undefined);
-  if (description) set.description = description;
-  else remove.push('description');
-  return { set, remove };
+  return call;
 }

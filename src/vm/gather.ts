@@ -1,6 +1,7 @@
 // What the VM layer reads before planning: each node VM's config (with its digest) and
 // power state, and per Proxmox node the iGPU and its live mdev types.
 
+import { parseMdevDescription } from '../host/parse/mdev.ts';
 import { findIgpu } from '../mapping/plan.ts';
 import type { PciDevice, ProxmoxApi, VmConfig } from '../proxmox/api.ts';
 import type { LiveType } from './mdev-type.ts';
@@ -53,7 +54,16 @@ export async function gatherVmFacts(
       nodeNames.map(async (node) => {
         const gpu = findIgpu(await api.pciDevices(node));
         const types = gpu
-          ? (await api.mdevTypes(node, gpu.id)).map((t) => ({ type: t.type, available: t.available }))
+          ? (await api.mdevTypes(node, gpu.id)).map((t) => {
+              const sizes = parseMdevDescription(t.description);
+              return {
+                type: t.type,
+                available: t.available,
+                lowGmMiB: sizes.lowGmMiB,
+                highGmMiB: sizes.highGmMiB,
+                fences: sizes.fences,
+              };
+            })
           : [];
         return { node, gpu, types };
       }),

@@ -10,6 +10,34 @@ export interface LiveType {
   /** e.g. `i915-GVTg_V5_4` */
   type: string;
   available: number;
+  /** From the type's description (kvmgt.c description_show), when known. */
+  lowGmMiB?: number;
+  highGmMiB?: number;
+  fences?: number;
+}
+
+/**
+ * The counts once instances of `released` types are given back (VMs we stop to change
+ * their type). The kernel counts a type's instances as the least of free low GM, high
+ * GM and fences divided by the type's share (gvt/vgpu.c, intel_gvt_update_vgpu_types),
+ * so the live counts only give lower bounds of what is free: the estimate never
+ * promises more than the kernel will give. Without sizes, nothing is added.
+ */
+export function afterRelease(live: readonly LiveType[], released: readonly string[]): LiveType[] {
+  const sized = live.every((t) => t.lowGmMiB && t.highGmMiB && t.fences);
+  if (!sized || released.length === 0) return [...live];
+  const resources = ['lowGmMiB', 'highGmMiB', 'fences'] as const;
+  const free = Object.fromEntries(
+    resources.map((r) => [r, Math.max(0, ...live.map((t) => t.available * (t[r] as number)))]),
+  ) as Record<(typeof resources)[number], number>;
+  for (const type of released) {
+    const back = live.find((t) => t.type === type);
+    if (back) for (const r of resources) free[r] += back[r] as number;
+  }
+  return live.map((t) => ({
+    ...t,
+    available: Math.min(...resources.map((r) => Math.floor(free[r] / (t[r] as number)))),
+  }));
 }
 
 export type MdevChoice =
@@ -61,8 +89,7 @@ export function checkMdevType(
   const refused = refusal([named], needOf(type), host);
   if (refused.ok) return refused;
   const smaller = chooseMdevType(live, need);
-  if (smaller.ok)
-    refused.suggestions.unshift(`use the smaller ${smaller.type} (${smaller.available} free), or vgpu: auto`);
+  if (smaller.ok) refused.suggestions.unshift(`use the smaller ${smaller.type}, which fits (or vgpu: auto)`);
   return refused;
 }
 

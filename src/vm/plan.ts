@@ -12,7 +12,7 @@ import {
   parsePropertyString,
 } from '../proxmox/property-string.ts';
 import type { DesiredVm, VmFacts, VmLayerFacts } from './gather.ts';
-import { checkMdevType, chooseMdevType, type HostHints } from './mdev-type.ts';
+import { afterRelease, checkMdevType, chooseMdevType, type HostHints } from './mdev-type.ts';
 
 /** qemu-server allows hostpci0 … hostpci15 (PVE/QemuServer/PCI.pm, MAX_HOSTPCI_DEVICES). */
 export const MAX_HOSTPCI = 16;
@@ -76,15 +76,22 @@ const HOSTPCI_KEY = /^hostpci(\d+)$/;
 /** A hostpci value that points at the iGPU: our mapping, or its raw address. */
 function onIgpu(value: PropertyValues, mapping: string | undefined, bdf: string): boolean {
   if (value.mapping !== undefined) return value.mapping === mapping;
-  const host = String(value.host ?? '');
-  return host === bdf || `0000:${host}` === bdf || host === bdf.replace(/\.0$/, '');
+  // `00:02`, `00:02.0`, `0000:00:02.0`: with no function, the whole device (all functions);
+  // `;` separates alternatives.
+  const full = (id: string) => (/^[0-9a-f]{4,}:/i.test(id) ? id : `0000:${id}`).toLowerCase();
+  return String(value.host ?? '')
+    .split(';')
+    .some((id) => {
+      const host = full(id);
+      return host === bdf.toLowerCase() || `${host}.0` === bdf.toLowerCase();
+    });
 }
 
 export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], options: VmPlanOptions): VmPlan {
   const checks: Check[] = [];
   const types: Record<string, string> = {};
   const raw = options.mapping === undefined;
-  const rootSession = options.identity.user === 'root@pam' && !options.identity.token;
+  const rootSession = isRootSession(options);
 
   if (raw && !rootSession) {
     return refuse(checks, {
@@ -136,11 +143,25 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
       });
       continue;
     }
+    // Running VMs that change type give their instance back when we stop them.
+    const held = onNode
+      .map((vm) => facts.vms.find((f) => f.vmid === vm.vmid))
+      .filter((f): f is VmFacts => f?.status === 'running')
+      .map((f) => heldType(f, options.mapping, nodeFacts.gpu?.id ?? ''))
+      .filter((t): t is string => t !== undefined);
+    const live = nodeFacts.types.map((t) => ({
+      ...t,
+      available:
+        afterRelease(
+          nodeFacts.types,
+          held.filter((h) => h !== t.type),
+        ).find((a) => a.type === t.type)?.available ?? t.available,
+    }));
     const hints = options.hostHints?.[node];
     const choice =
       named.length === 1
-        ? checkMdevType(nodeFacts.types, named[0] as string, need, hints)
-        : chooseMdevType(nodeFacts.types, need, hints);
+        ? checkMdevType(live, named[0] as string, need, hints)
+        : chooseMdevType(live, need, hints);
     if (!choice.ok) {
       checks.push({
         id: `vm.${node}.vgpu`,
@@ -169,6 +190,10 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   }
   const blocking = checks.find((c) => c.status === 'fail');
   return { checks, changes, types, ...(blocking ? { refused: blocking.evidence } : {}) };
+}
+
+function isRootSession(options: VmPlanOptions): boolean {
+  return options.identity.user === 'root@pam' && !options.identity.token;
 }
 
 function refuse(checks: Check[], check: Check): VmPlan {
@@ -304,6 +329,16 @@ function planOne(
       });
       return undefined;
     }
+    if (parsed.host !== undefined && value !== want && !isRootSession(options)) {
+      // Proxmox checks the old value too: a raw address can only be changed by root@pam.
+      checks.push({
+        id: `${id}.hostpci`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: ${name}: ${value} names the raw address; only a root@pam session may change it`,
+        fix: `as root: qm set ${vm.vmid} --${name} ${want}`,
+      });
+      return undefined;
+    }
     key = name;
     if (value !== want) {
       set[name] = want;
@@ -376,7 +411,15 @@ function planOne(
     disturbs: [],
     needs: steps.map((s) => s.id),
     command: `qm set ${vm.vmid} ${args}${efidisk ? ` && qm set ${vm.vmid} --delete efidisk0 && qm set ${vm.vmid} --efidisk0 ${efidisk}` : ''}`,
-    ...(machineChange && !options.changeMachine ? { consent: '--change-machine' } : {}),
+    // Carried whether or not the option was given, so a library caller cannot skip it.
+    ...(machineChange || efidisk
+      ? {
+          consents: [
+            ...(machineChange ? ['--change-machine'] : []),
+            ...(efidisk ? ['--reset-efi-keys'] : []),
+          ],
+        }
+      : {}),
   });
   if (vm.status === 'running') {
     steps.push({
@@ -407,11 +450,15 @@ function planOne(
   };
 }
 
-/** The description with our marker line replaced (rollback reads it back). */
+/** The description with our marker line replaced (rollback reads it back); the user's lines stay as they are. */
 export function withMarker(description: string | undefined, marker: VmMarker | undefined): string {
-  const lines = (description ?? '').split('\n').filter((line) => line !== '' && !line.startsWith(MARKER));
-  if (marker) lines.push(`${MARKER}${JSON.stringify(marker)}`);
-  return lines.join('\n');
+  const lines = (description ?? '').split('\n');
+  const at = lines.findIndex((line) => line.startsWith(MARKER));
+  if (at >= 0) lines.splice(at, 1);
+  const base = lines.join('\n');
+  if (!marker) return base;
+  const line = `${MARKER}${JSON.stringify(marker)}`;
+  return base === '' ? line : `${base}\n${line}`;
 }
 
 export function readMarker(description: string | undefined): VmMarker | undefined {

@@ -129,15 +129,23 @@ test('VM: config with digest, stop, change, start through tasks, status', async 
   const before = await client.vmConfig('pve1', 101);
   assert.equal(before.values.name, 'k3s-1');
   assert.match(before.digest, /^[0-9a-f]{40}$/);
+  // A running VM's hostpci cannot be hot-plugged: Proxmox keeps the change pending.
+  await client.updateVmConfig('pve1', 101, { set: { hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_8' } });
+  assert.equal((await client.vmConfig('pve1', 101)).values.hostpci0, 'mapping=iGPU,mdev=i915-GVTg_V5_8');
+  const current = await client.transport.get<Record<string, unknown>>('/nodes/pve1/qemu/101/config', {
+    current: 1,
+  });
+  assert.equal(current.hostpci0, undefined);
   await fails(
-    client.updateVmConfig('pve1', 101, { set: { hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1' } }),
-    /VM 101 is running/,
+    client.updateVmConfig('pve1', 101, { set: { description: 'x' }, digest: before.digest }),
+    /detected modified configuration/,
   );
   await client.waitTask(await client.vmPower('pve1', 101, 'shutdown', { timeout: 60 }), 5_000);
   assert.equal((await client.vmStatus('pve1', 101)).status, 'stopped');
+  const stopped = await client.vmConfig('pve1', 101);
   await client.updateVmConfig('pve1', 101, {
     set: { hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1' },
-    digest: before.digest,
+    digest: stopped.digest,
   });
   await client.waitTask(await client.vmPower('pve1', 101, 'start'), 5_000);
   assert.equal((await client.vmStatus('pve1', 101)).status, 'running');

@@ -10,7 +10,7 @@ import { mdevUuid } from '../../src/proxmox/api-spec.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
 import { applyVmPlan } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
-import { planVms } from '../../src/vm/plan.ts';
+import { planVms, readMarker, withMarker } from '../../src/vm/plan.ts';
 import { verifyVms } from '../../src/vm/verify.ts';
 import { tokenApi, UHD630, uhd630Entry } from '../support/simulator.ts';
 
@@ -97,7 +97,7 @@ test('a start that fails restores the old config and starts the VM again', async
   state.start(300);
   await failsWith(
     applyVmPlan(api, plan),
-    /VM 101: task qmstart on pve1 failed: pci device '0000:00:02.0' has no available instances.*its config was restored, it runs again without a vGPU/,
+    /VM 101: task qmstart on pve1 failed: pci device '0000:00:02.0' has no available instances.*its config was restored, it runs again/,
   );
   assert.equal(state.vm(101).status, 'running');
   assert.deepEqual(state.vm(101).config, { name: 'k3s-1', machine: 'q35', bios: 'ovmf' });
@@ -142,4 +142,72 @@ test('a step that needs consent is refused without the option', async () => {
   const plan = planVms(await gatherVmFacts(api, desired, 'iGPU'), desired, options);
   // Even a plan whose checks were overridden keeps its consent requirement.
   await failsWith(applyVmPlan(api, { ...plan, refused: undefined }), /needs your consent.*--change-machine/);
+});
+
+test('an HA-managed VM: apply waits until it has really stopped, so nothing is left pending', async () => {
+  const { state, api } = lab();
+  state.vm(101).haStopDelayMs = 30;
+  await applyVmPlan(api, await planFor(api));
+  assert.ok(!state.calls.some((call) => call.includes('(pending)')), state.calls.join('\n'));
+  assert.equal(state.vm(101).status, 'running');
+  assert.match(state.vm(101).config.hostpci0 ?? '', /mdev=i915-GVTg_V5_4/);
+});
+
+test('a failed start after an EFI reset puts the original EFI disk back as well', async () => {
+  const { state, api } = lab({
+    ...GRANTS,
+    '/vms': [...(GRANTS['/vms'] ?? []), 'VM.Config.Disk'],
+    '/storage': ['Datastore.AllocateSpace'],
+  });
+  const original = 'local-lvm:vm-101-disk-0,efitype=4m,pre-enrolled-keys=1,size=4M';
+  state.vm(101).config.efidisk0 = original;
+  const plan = planVms(await gatherVmFacts(api, desired, 'iGPU'), desired, {
+    ...options,
+    resetEfiKeys: true,
+  });
+  state.addVm({
+    vmid: 300,
+    node: 'pve1',
+    status: 'stopped',
+    config: { machine: 'q35', hostpci0: `mapping=iGPU,mdev=${plan.types.pve1}` },
+  });
+  state.start(300);
+  await failsWith(
+    applyVmPlan(api, plan, { consents: ['--reset-efi-keys'] }),
+    /its config was restored, it runs again/,
+  );
+  const config = state.vm(101).config;
+  assert.equal(config.efidisk0, original);
+  assert.equal(config.hostpci0, undefined);
+  assert.equal(config.description, undefined);
+  // The new disk is kept, unattached (deleting an unusedN would destroy it).
+  assert.deepEqual(
+    Object.entries(config).filter(([key]) => key.startsWith('unused')),
+    [['unused1', 'local-lvm:vm-101-disk-1']],
+  );
+  assert.equal(state.vm(101).status, 'running');
+});
+
+test('when the shutdown fails, the drain is undone through the afterStart hook', async () => {
+  const { state, api } = lab();
+  state.vm(101).ignoresShutdown = true;
+  const events: string[] = [];
+  await failsWith(
+    applyVmPlan(api, await planFor(api), {
+      shutdownTimeoutSeconds: 2,
+      beforeStop: async () => void events.push('drain'),
+      afterStart: async () => void events.push('uncordon'),
+    }),
+    /did not shut down/,
+  );
+  assert.deepEqual(events, ['drain', 'uncordon']);
+});
+
+test("the notes line keeps the user's own text exactly, blank lines included", () => {
+  const notes = 'Para one\n\nPara two';
+  const marked = withMarker(notes, { key: 'hostpci0' });
+  assert.equal(marked, 'Para one\n\nPara two\nigpu-split: {"key":"hostpci0"}');
+  assert.deepEqual(readMarker(marked), { key: 'hostpci0' });
+  assert.equal(withMarker(marked, undefined), notes);
+  assert.equal(withMarker(undefined, undefined), '');
 });

@@ -75,7 +75,9 @@ function render(plan: VmPlan): string[] {
   );
   for (const change of plan.changes) {
     for (const step of change.steps) {
-      lines.push(`  step ${step.id}: ${step.description}${step.consent ? ` [needs ${step.consent}]` : ''}`);
+      lines.push(
+        `  step ${step.id}: ${step.description}${step.consents?.length ? ` [needs ${step.consents.join(' ')}]` : ''}`,
+      );
       if (step.command) lines.push(`    $ ${step.command}`);
       for (const line of (step.diff ?? '').split('\n').filter(Boolean)) lines.push(`    ${line}`);
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseMdevType } from '../../src/vm/mdev-type.ts';
+import { afterRelease, chooseMdevType } from '../../src/vm/mdev-type.ts';
 
 const live256 = [
   { type: 'i915-GVTg_V5_8', available: 2 },
@@ -34,4 +34,19 @@ test('when nothing fits: the reason, fewer VMs, and the aperture that would do',
   const none = chooseMdevType([], 1);
   assert.equal(none.ok, false);
   assert.match(none.ok ? '' : none.reason, /no mdev types/);
+});
+
+test('instances a VM gives back when it changes type are counted, never more than the kernel gives', () => {
+  // UHD 630, 256 MB aperture, one V5_4 in use (sizes as kvmgt describes them).
+  const live = [
+    { type: 'i915-GVTg_V5_8', available: 0, lowGmMiB: 64, highGmMiB: 384, fences: 4 },
+    { type: 'i915-GVTg_V5_4', available: 0, lowGmMiB: 128, highGmMiB: 512, fences: 4 },
+  ];
+  assert.deepEqual(
+    afterRelease(live, ['i915-GVTg_V5_4']).map((t) => t.available),
+    [1, 1],
+  );
+  assert.deepEqual(afterRelease(live, []), live);
+  // Without the sizes nothing can be said: the live counts stand.
+  assert.deepEqual(afterRelease(live256, ['i915-GVTg_V5_4']), live256);
 });

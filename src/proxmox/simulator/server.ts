@@ -268,7 +268,8 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
       state.deleteMapping(String(p.id));
       return null;
     case 'GET /nodes/{node}/qemu/{vmid}/config':
-      return { ...vmOn().config, digest: state.digest(vmid) };
+      vmOn();
+      return { ...state.configOf(vmid, bool(p.current)), digest: state.digest(vmid) };
     case 'POST /nodes/{node}/qemu/{vmid}/config': {
       vmOn();
       const { node: _n, vmid: _v, digest, delete: del, ...changes } = p;

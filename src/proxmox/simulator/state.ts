@@ -27,6 +27,13 @@ export interface SimVm {
   config: Record<string, string>;
   /** A guest that ignores the ACPI power button (no agent, hung): shutdown times out. */
   ignoresShutdown?: boolean;
+  /**
+   * An HA-managed VM: the shutdown task only files the request and ends OK at once; the
+   * VM stops this many ms later.
+   */
+  haStopDelayMs?: number;
+  /** Changes Proxmox keeps for the next start (hostpci of a running VM cannot be hot-plugged). */
+  pending?: { set: Record<string, string>; delete: string[] };
 }
 
 /** Who is calling: a user, or one of its API tokens. */
@@ -183,10 +190,12 @@ export class SimulatorState {
     }));
   }
 
+  /** Proxmox digests the whole pci.cfg: any mapping's change changes every digest. */
   mappingDigest(id: string): string {
-    const mapping = this.mappings.get(id);
-    if (!mapping) throw new SimError(500, `PCI mapping '${id}' does not exist`);
-    return createHash('sha1').update(JSON.stringify(mapping)).digest('hex');
+    if (!this.mappings.has(id)) throw new SimError(500, `PCI mapping '${id}' does not exist`);
+    return createHash('sha1')
+      .update(JSON.stringify([...this.mappings]))
+      .digest('hex');
   }
 
   createMapping(id: string, body: { map: string[]; mdev?: boolean; description?: string }): void {
@@ -225,7 +234,10 @@ export class SimulatorState {
       .sort()
       .map((key) => `${key}: ${vm.config[key]}`)
       .join('\n');
-    return createHash('sha1').update(text).digest('hex');
+    // The file holds the pending section too.
+    return createHash('sha1')
+      .update(`${text}\n${JSON.stringify(vm.pending ?? null)}`)
+      .digest('hex');
   }
 
   /** POST /nodes/{node}/qemu/{vmid}/config, with the checks Proxmox makes for what we send. */
@@ -243,14 +255,43 @@ export class SimulatorState {
     for (const key of [...Object.keys(changes), ...deleted]) {
       for (const need of configPrivileges(vmid, key, changes[key] ?? vm.config[key]))
         this.check(caller, need.path, [need.privilege]);
-      if (HOSTPCI_KEY.test(key) && vm.status === 'running')
-        throw new SimError(
-          500,
-          `VM ${vmid} is running - cannot change '${key}' of a running VM (hotplug not possible)`,
-        );
+      // Proxmox checks the value being replaced too: a raw address is root@pam's to change.
+      if (HOSTPCI_KEY.test(key) && vm.config[key] && isRaw(vm.config[key]) && !isRootSession(caller))
+        throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
     }
     const machine = changes.machine ?? vm.config.machine ?? '';
     for (const [key, value] of Object.entries(changes)) this.checkValue(vmid, key, value, caller, machine);
+    const listed = [
+      ...Object.entries(changes).map(([k, v]) => `${k}=${v}`),
+      ...deleted.map((k) => `delete ${k}`),
+    ];
+    if (vm.status === 'running' && [...Object.keys(changes), ...deleted].some((k) => HOSTPCI_KEY.test(k))) {
+      // Not hot-pluggable: Proxmox keeps the change as pending until the next start.
+      vm.pending = {
+        set: { ...vm.pending?.set, ...changes },
+        delete: [...(vm.pending?.delete ?? []), ...deleted],
+      };
+      this.calls.push(`config ${vmid} (pending): ${listed.join(' ')}`);
+      return;
+    }
+    // A stopped VM gets every pending change applied along with this one.
+    if (vm.pending) this.write(vm, vm.pending.set, vm.pending.delete);
+    vm.pending = undefined;
+    this.write(vm, changes, deleted);
+    this.calls.push(`config ${vmid}: ${listed.join(' ')}`);
+  }
+
+  /** GET …/config: with pending changes folded in, unless `current`. */
+  configOf(vmid: number, current: boolean): Record<string, string> {
+    const vm = this.vm(vmid);
+    if (current || !vm.pending) return { ...vm.config };
+    const merged = { ...vm.config, ...vm.pending.set };
+    for (const key of vm.pending.delete) delete merged[key];
+    return merged;
+  }
+
+  private write(vm: SimVm, changes: Record<string, string>, deleted: string[]): void {
+    const vmid = vm.vmid;
     for (const key of deleted) {
       // A deleted disk is kept as unusedN, as Proxmox does.
       if (/^efidisk\d$/.test(key) && vm.config[key])
@@ -264,17 +305,16 @@ export class SimulatorState {
       for (const [unused, held] of Object.entries(vm.config))
         if (/^unused\d+$/.test(unused) && held === volume) delete vm.config[unused];
     }
-    const listed = [
-      ...Object.entries(changes).map(([k, v]) => `${k}=${v}`),
-      ...deleted.map((k) => `delete ${k}`),
-    ];
-    this.calls.push(`config ${vmid}: ${listed.join(' ')}`);
   }
 
   /** POST …/status/start: takes the VM's mdev instances or fails like Proxmox does. */
   start(vmid: number): void {
     const vm = this.vm(vmid);
     if (vm.status === 'running') return;
+    if (vm.pending) {
+      this.write(vm, vm.pending.set, vm.pending.delete);
+      vm.pending = undefined;
+    }
     const wanted = this.mdevsOf(vm);
     const available = new Map(this.mdevTypes(vm.node).map((t) => [t.type, t.available]));
     const gpu = this.node(vm.node);
@@ -361,6 +401,11 @@ export class SimulatorState {
   /** A graceful shutdown: ends in time unless the guest ignores it; then stops only with forceStop. */
   shutdownTask(vmid: number, caller: Caller, timeoutSeconds = 180, forceStop = false): string {
     const vm = this.vm(vmid);
+    if (vm.haStopDelayMs !== undefined) {
+      return this.runTask(vm.node, 'hastop', String(vmid), caller, () => {
+        setTimeout(() => this.stop(vmid, 'shutdown'), vm.haStopDelayMs).unref();
+      });
+    }
     if (!vm.ignoresShutdown)
       return this.runTask(vm.node, 'qmshutdown', String(vmid), caller, () => this.stop(vmid, 'shutdown'));
     return this.runTask(
@@ -448,7 +493,7 @@ export class SimulatorState {
           400,
           `Parameter verification failed. ${key}: Either 'host' or 'mapping' must be set.`,
         );
-      if (parsed.host !== undefined && (caller.user !== 'root@pam' || caller.token))
+      if (parsed.host !== undefined && !isRootSession(caller))
         throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
       if (parsed.mapping !== undefined) {
         const mapping = this.mappings.get(String(parsed.mapping));
@@ -515,4 +560,16 @@ function volumeOf(disk: string): string {
 /** `00:02.0` and `0000:00:02.0` name the same device. */
 function normalizeBdf(path: string): string {
   return /^[0-9a-f]{4}:/i.test(path) ? path : `0000:${path}`;
+}
+
+function isRaw(value: string): boolean {
+  try {
+    return parsePropertyString(value, HOSTPCI).host !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function isRootSession(caller: Caller): boolean {
+  return caller.user === 'root@pam' && !caller.token;
 }
