@@ -14,8 +14,16 @@ export interface HostOptions {
 }
 
 export function addHostOptions(command: Command, allowRoot: boolean): Command {
-  command
-    .option('--host <url>', 'read a live host over SSH: ssh://user@host[:port]')
+  command.option('--host <url>', 'read a live host over SSH: ssh://user@host[:port]');
+  addSshOptions(command);
+  if (allowRoot)
+    command.option('--root <dir>', 'read a captured tree instead of a live host (nothing is executed)');
+  return command;
+}
+
+/** How SSH connections are made and trusted (hosts and Ubuntu guests alike). */
+export function addSshOptions(command: Command): Command {
+  return command
     .option('--identity <file>', 'SSH private key (default: keys in ssh-agent)')
     .option(
       '--known-hosts <file>',
@@ -26,9 +34,6 @@ export function addHostOptions(command: Command, allowRoot: boolean): Command {
       'trust and record a host key never seen before (a changed key is always refused)',
     )
     .option('--connect-timeout <seconds>', 'give up connecting after this long', '15');
-  if (allowRoot)
-    command.option('--root <dir>', 'read a captured tree instead of a live host (nothing is executed)');
-  return command;
 }
 
 /** Opens the host the options name; without --host or --root, this machine's own files. */

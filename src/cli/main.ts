@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { IgpuSplitError } from '../core/errors.ts';
 import { registerCapture } from './capture.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerGuest } from './guest.ts';
 import { registerHost } from './host.ts';
 import { registerMapping } from './mapping.ts';
 import { registerVm } from './vm.ts';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerHost(program);
   registerMapping(program);
   registerVm(program);
+  registerGuest(program);
   return program;
 }
 

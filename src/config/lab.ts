@@ -56,6 +56,33 @@ export const HostSchema = z.strictObject({
   mode: z.enum(['auto', 'gvt-g', 'sr-iov', 'passthrough']).default('auto'),
 });
 
+export const TALOS_VERSION = /^v1\.\d+\.\d+$/;
+
+export const TalosNodeSchema = z.strictObject({
+  node: z.string().min(1).describe('Address talosctl reaches the node at (--nodes)'),
+  version: z
+    .string()
+    .regex(TALOS_VERSION, 'must be a Talos release such as v1.10.9')
+    .describe('Talos version the node runs'),
+  extensions: z
+    .array(
+      z
+        .string()
+        .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be an official extension such as siderolabs/iscsi-tools'),
+    )
+    .default([])
+    .describe('System extensions the node already has (kept in the new schematic)'),
+  kernelArgs: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('Extra kernel arguments the node already has (kept)'),
+  qemuGuestAgent: z.boolean().default(false).describe('Add siderolabs/qemu-guest-agent'),
+  secureBoot: z
+    .boolean()
+    .default(false)
+    .describe('The node boots the Secure Boot installer (refused for the vGPU path)'),
+});
+
 export const NodeVmSchema = z.strictObject({
   vmid: z.int().min(100).max(999_999_999).describe('Proxmox VM id'),
   host: z.string().min(1).describe('The Proxmox node (hosts[].node) the VM runs on'),
@@ -70,7 +97,9 @@ export const NodeVmSchema = z.strictObject({
   guest: z
     .string()
     .regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must be ssh://user@host[:port]')
-    .optional(),
+    .optional()
+    .describe('Ubuntu: how to reach the guest over SSH'),
+  talos: TalosNodeSchema.optional().describe('Talos: how to reach the node and what it runs'),
 });
 
 export const LabSchema = z
@@ -83,10 +112,22 @@ export const LabSchema = z
       .describe('Cluster PCI mapping the VMs attach through'),
     hosts: z.array(HostSchema).min(1),
     vms: z.array(NodeVmSchema).default([]),
+    imageFactory: z
+      .url({ protocol: /^https?$/ })
+      .default('https://factory.talos.dev')
+      .describe('Talos Image Factory that builds the schematic'),
   })
   .superRefine((lab, ctx) => {
     const nodes = lab.hosts.map((h) => h.node);
     lab.vms.forEach((vm, index) => {
+      if (vm.os === 'talos' && vm.guest)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vms', index, 'guest'],
+          message: 'Talos has no SSH: use talos: { node, version }',
+        });
+      if (vm.os === 'ubuntu' && vm.talos)
+        ctx.addIssue({ code: 'custom', path: ['vms', index, 'talos'], message: 'only for os: talos' });
       if (!nodes.includes(vm.host))
         ctx.addIssue({
           code: 'custom',

@@ -15,7 +15,7 @@ export interface Check {
 }
 
 /** What a step disturbs while it runs; the engine orders drains and reboots from this. */
-export type Disturbance = 'host-reboot' | 'vm-restart' | 'node-drain';
+export type Disturbance = 'host-reboot' | 'vm-restart' | 'guest-reboot' | 'node-drain';
 
 export interface Step {
   /** Stable id, unique within a plan, e.g. `host/pve1/kernel-cmdline`. */

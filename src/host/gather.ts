@@ -198,6 +198,14 @@ async function gatherModuleFiles(
   return files.filter((f): f is { path: string; content: string } => f.content !== undefined);
 }
 
+/** The PCI display devices of any Linux machine (a host, or a guest looking for its vGPU). */
+export async function readDisplayDevices(host: HostAccess): Promise<DisplayDeviceFacts[]> {
+  const unreadable: HostFacts['unreadable'] = [];
+  const entries = (await listOptional(host, PATHS.pciDevices, unreadable)) ?? [];
+  const read = async (path: string) => (await readOptional(host, path, unreadable))?.toString('utf8');
+  return gatherDisplayDevices(host, entries, read, unreadable);
+}
+
 async function gatherDisplayDevices(
   host: HostAccess,
   entries: { name: string }[],

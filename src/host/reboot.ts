@@ -14,6 +14,10 @@ export interface RebootOptions {
   pollMs?: number;
   /** Runs before the reboot: the cluster layer's drain. */
   beforeReboot?: () => Promise<void>;
+  /** The reboot command (a guest logged in as a user reboots through sudo). */
+  command?: string;
+  /** What to tell the user when the machine does not come back. */
+  fix?: string;
 }
 
 async function bootId(host: HostAccess): Promise<string> {
@@ -25,7 +29,7 @@ export async function rebootAndWait(host: HostAccess, options: RebootOptions): P
   const before = await bootId(host);
   await options.beforeReboot?.();
   // The connection may drop before the command returns; that is the reboot working.
-  await host.run('systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
+  await host.run(options.command ?? 'systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
   await host.close();
   const deadline = Date.now() + options.timeoutMs;
   const pause = options.pollMs ?? Math.min(5_000, options.timeoutMs / 4);
@@ -38,10 +42,12 @@ export async function rebootAndWait(host: HostAccess, options: RebootOptions): P
     await next.close();
   }
   throw new TargetError(
-    `the host did not come back from its reboot within ${Math.round(options.timeoutMs / 1000)} s`,
+    `the machine did not come back from its reboot within ${Math.round(options.timeoutMs / 1000)} s`,
     {
       target: host.target,
-      fix: 'check its console; once it is up, run igpu-split host verify (apply is done, only the check is left)',
+      fix:
+        options.fix ??
+        'check its console; once it is up, run igpu-split host verify (apply is done, only the check is left)',
     },
   );
 }

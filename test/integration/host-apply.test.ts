@@ -314,7 +314,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
         assert.equal(result.code, 2);
         assert.match(
           result.stderr.trim(),
-          /^igpu-split: ssh:\/\/.*: the host did not come back from its reboot within 2 s — .*host verify/,
+          /^igpu-split: ssh:\/\/.*: the machine did not come back from its reboot within 2 s — .*host verify/,
         );
         assert.equal(result.stderr.trim().split('\n').length, 1);
       },

@@ -1,0 +1,99 @@
+// Talos Image Factory client: which Talos versions it builds, and the id of a schematic
+// (POST /schematics; the id is the content's hash, so posting the same schematic again
+// gives the same id). The installer reference is <factory host>/installer/<id>:<version>;
+// the Secure Boot variant (installer-secureboot) is never used here.
+
+import { fetch } from 'undici';
+import { z } from 'zod';
+import { TargetError } from '../../core/errors.ts';
+import { type Schematic, schematicYaml } from './schematic.ts';
+
+const SchematicIdSchema = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, 'not a schematic id') });
+const VersionsSchema = z.array(z.string());
+
+export class ImageFactory {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+
+  constructor(baseUrl: string, options: { timeoutMs?: number } = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Talos versions the factory builds, e.g. `v1.10.9`. */
+  async versions(): Promise<string[]> {
+    return this.call('GET', '/versions', undefined, VersionsSchema);
+  }
+
+  async schematicId(schematic: Schematic): Promise<string> {
+    return (await this.call('POST', '/schematics', schematicYaml(schematic), SchematicIdSchema)).id;
+  }
+
+  /** Fails with the versions it knows when the factory does not build `version`. */
+  async requireVersion(version: string): Promise<void> {
+    const known = await this.versions();
+    if (known.includes(version)) return;
+    const recent = known.filter((v) => /^v\d+\.\d+\.\d+$/.test(v)).slice(-3);
+    throw new TargetError(`unknown Talos version ${version}: the Image Factory does not build it`, {
+      target: this.baseUrl,
+      fix: `use the version the node runs (talosctl version); the factory's newest are ${recent.join(', ') || 'none'}`,
+    });
+  }
+
+  installerImage(id: string, version: string): string {
+    return `${new URL(this.baseUrl).host}/installer/${id}:${version}`;
+  }
+
+  private async call<S extends z.ZodType>(
+    method: string,
+    path: string,
+    body: string | undefined,
+    schema: S,
+  ): Promise<z.output<S>> {
+    const where = `${method} ${path}`;
+    let response: Awaited<ReturnType<typeof fetch>>;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        body,
+        headers: body ? { 'content-type': 'application/yaml' } : {},
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw new TargetError(
+        `${where}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`,
+        {
+          target: this.baseUrl,
+          fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
+        },
+      );
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      throw new TargetError(`${where}: HTTP ${response.status} ${text.trim().slice(0, 120)}`, {
+        target: this.baseUrl,
+        fix:
+          response.status >= 500
+            ? 'the factory had an error; retry later'
+            : 'check the schematic (extension names) and the Talos version',
+      });
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new TargetError(`${where}: the answer is not JSON (${text.slice(0, 40).replace(/\s+/g, ' ')}…)`, {
+        target: this.baseUrl,
+        fix: 'check that imageFactory points at a Talos Image Factory',
+      });
+    }
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) {
+      throw new TargetError(`${where}: unexpected answer (${parsed.error.issues[0]?.message})`, {
+        target: this.baseUrl,
+        fix: 'check that imageFactory points at a Talos Image Factory',
+      });
+    }
+    return parsed.data;
+  }
+}

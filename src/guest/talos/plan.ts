@@ -1,0 +1,194 @@
+// The Talos guest layer: gather (extensions and /dev/dri through talosctl, when it is
+// there), plan (schematic → installer, machine-config patch, upgrade), apply (talosctl
+// patch + upgrade, or the files and exact commands when talosctl is absent), verify.
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TargetError } from '../../core/errors.ts';
+import type { Check, Step } from '../../core/model.ts';
+import type { ImageFactory } from './factory.ts';
+import { machinePatch, patchYaml } from './patch.ts';
+import {
+  desiredSchematic,
+  I915_EXTENSION,
+  parseTalosVersion,
+  type Schematic,
+  schematicYaml,
+  type TalosNodeSpec,
+  UCODE_EXTENSION,
+} from './schematic.ts';
+import { parseExtensions, parseListing, type Talosctl } from './talosctl.ts';
+
+export interface TalosFacts {
+  node: string;
+  /** Extension names the node runs (`i915`, `intel-ucode`), when talosctl could tell. */
+  extensions: string[] | undefined;
+  /** /dev/dri entries, when talosctl could tell. */
+  dri: string[] | undefined;
+}
+
+export interface TalosPlan {
+  node: string;
+  schematic: Schematic;
+  schematicId: string;
+  installer: string;
+  patch: Record<string, unknown>;
+  steps: Step[];
+  /** The commands apply runs, with `<dir>` where the files go. */
+  commands: string[];
+}
+
+/** Extension names as the node reports them: the part after `siderolabs/`. */
+const shortName = (extension: string) => extension.split('/').pop() as string;
+
+export async function gatherTalosFacts(node: string, talosctl: Talosctl | undefined): Promise<TalosFacts> {
+  if (!talosctl) return { node, extensions: undefined, dri: undefined };
+  const extensions = await talosctl(['get', 'extensions', '--nodes', node, '-o', 'yaml']);
+  if (extensions.code !== 0) {
+    throw new TargetError(`talosctl get extensions failed: ${firstLine(extensions.stderr)}`, {
+      target: `talos ${node}`,
+      fix: 'check talosctl reaches the node (talosconfig, endpoints) with talosctl version --nodes',
+    });
+  }
+  const dri = await talosctl(['ls', '/dev/dri', '--nodes', node]);
+  return {
+    node,
+    extensions: parseExtensions(extensions.stdout),
+    dri: dri.code === 0 ? parseListing(dri.stdout) : [],
+  };
+}
+
+export async function planTalos(
+  spec: TalosNodeSpec,
+  facts: TalosFacts,
+  factory: ImageFactory,
+): Promise<TalosPlan> {
+  parseTalosVersion(spec.version);
+  const schematic = desiredSchematic(spec);
+  await factory.requireVersion(spec.version);
+  const schematicId = await factory.schematicId(schematic);
+  const installer = factory.installerImage(schematicId, spec.version);
+  const patch = machinePatch(installer);
+  const converged =
+    facts.extensions !== undefined &&
+    schematic.customization.systemExtensions.officialExtensions.every((e) =>
+      facts.extensions?.includes(shortName(e)),
+    );
+  const target = `talos ${spec.node}`;
+  const commands = [
+    `talosctl patch machineconfig --nodes ${spec.node} --patch @<dir>/machine-patch.yaml`,
+    `talosctl upgrade --nodes ${spec.node} --image ${installer}`,
+  ];
+  const steps: Step[] = converged
+    ? []
+    : [
+        {
+          id: `guest/${spec.node}/patch`,
+          target,
+          description: `patch the machine config: install image ${installer}, GPU node label`,
+          disturbs: [],
+          needs: [],
+          command: commands[0],
+        },
+        {
+          id: `guest/${spec.node}/upgrade`,
+          target,
+          description: `upgrade to the installer with ${I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)`,
+          disturbs: ['node-drain', 'guest-reboot'],
+          needs: [`guest/${spec.node}/patch`],
+          command: commands[1],
+        },
+      ];
+  return { node: spec.node, schematic, schematicId, installer, patch, steps, commands };
+}
+
+/** The files a user would commit: the schematic and the patch. */
+export async function writeTalosFiles(plan: TalosPlan, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files = [
+    [
+      join(dir, 'schematic.yaml'),
+      `# igpu-split: Image Factory schematic, id ${plan.schematicId}\n${schematicYaml(plan.schematic)}`,
+    ],
+    [join(dir, 'machine-patch.yaml'), patchYaml(plan.patch)],
+  ] as const;
+  for (const [file, text] of files) await writeFile(file, text);
+  return files.map(([file]) => file);
+}
+
+export interface TalosApplyResult {
+  /** False when talosctl is absent: the files were written and `commands` are for the user. */
+  applied: boolean;
+  files: string[];
+  commands: string[];
+}
+
+export async function applyTalosPlan(
+  plan: TalosPlan,
+  talosctl: Talosctl | undefined,
+  dir: string,
+  progress?: (line: string) => void,
+): Promise<TalosApplyResult> {
+  if (plan.steps.length === 0) return { applied: true, files: [], commands: [] };
+  const files = await writeTalosFiles(plan, dir);
+  const commands = plan.commands.map((c) => c.replace('<dir>', dir));
+  if (!talosctl) return { applied: false, files, commands };
+  const run = async (args: string[], what: string) => {
+    progress?.(`talos ${plan.node}: ${what}`);
+    const result = await talosctl(args);
+    if (result.code !== 0) {
+      throw new TargetError(`talosctl ${args[0]} failed: ${firstLine(result.stderr || result.stdout)}`, {
+        target: `talos ${plan.node}`,
+        fix: `run it by hand to see more: talosctl ${args.join(' ')}`,
+      });
+    }
+  };
+  await run(
+    ['patch', 'machineconfig', '--nodes', plan.node, '--patch', `@${join(dir, 'machine-patch.yaml')}`],
+    'patching the machine config',
+  );
+  await run(['upgrade', '--nodes', plan.node, '--image', plan.installer], `upgrading to ${plan.installer}`);
+  return { applied: true, files, commands };
+}
+
+export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec): Check[] {
+  if (facts.extensions === undefined) {
+    return [
+      {
+        id: `guest.${spec.node}.talosctl`,
+        status: 'warn',
+        evidence: 'talosctl is not installed here, so the node cannot be asked',
+        fix: `install talosctl, or check by hand: talosctl get extensions --nodes ${spec.node}`,
+      },
+    ];
+  }
+  const wanted = desiredSchematic(spec).customization.systemExtensions.officialExtensions.map(shortName);
+  const missing = wanted.filter((name) => !facts.extensions?.includes(name));
+  const render = (facts.dri ?? []).filter((name) => /^renderD\d+$/.test(name));
+  return [
+    missing.length === 0
+      ? {
+          id: `guest.${spec.node}.extensions`,
+          status: 'pass',
+          evidence: `extensions running: ${wanted.join(', ')}`,
+        }
+      : {
+          id: `guest.${spec.node}.extensions`,
+          status: 'fail',
+          evidence: `missing extensions: ${missing.join(', ')} (running: ${facts.extensions.join(', ') || 'none'})`,
+          fix: 'run igpu-split guest apply (upgrade to the factory installer)',
+        },
+    render.length > 0
+      ? { id: `guest.${spec.node}.dri`, status: 'pass', evidence: `/dev/dri has ${render.join(', ')}` }
+      : {
+          id: `guest.${spec.node}.dri`,
+          status: 'fail',
+          evidence: `/dev/dri has no render node (${(facts.dri ?? []).join(', ') || 'empty'})`,
+          fix: 'check the VM has its vGPU (igpu-split vm verify) and talosctl dmesg --nodes for i915',
+        },
+  ];
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.slice(0, 200) || 'no output';
+}

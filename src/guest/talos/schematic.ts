@@ -1,0 +1,74 @@
+// The Image Factory schematic a Talos node VM needs for its vGPU. Since Talos 1.9 the
+// i915 driver and its firmware ship only as the `siderolabs/i915` system extension, so
+// the node must run an installer built from a schematic that has it (plus
+// `siderolabs/intel-ucode`; `siderolabs/qemu-guest-agent` when asked). The extensions
+// and kernel arguments the node already has are kept.
+
+import { stringify } from 'yaml';
+import { UsageError } from '../../core/errors.ts';
+
+export const I915_EXTENSION = 'siderolabs/i915';
+export const UCODE_EXTENSION = 'siderolabs/intel-ucode';
+export const GUEST_AGENT_EXTENSION = 'siderolabs/qemu-guest-agent';
+/** The first Talos release whose i915 comes only from the extension. */
+export const FIRST_EXTENSION_RELEASE = [1, 9] as const;
+
+export interface TalosNodeSpec {
+  node: string;
+  version: string;
+  extensions: string[];
+  kernelArgs: string[];
+  qemuGuestAgent: boolean;
+  secureBoot: boolean;
+}
+
+export interface Schematic {
+  customization: {
+    extraKernelArgs?: string[];
+    systemExtensions: { officialExtensions: string[] };
+  };
+}
+
+export function desiredSchematic(spec: TalosNodeSpec): Schematic {
+  if (spec.secureBoot) {
+    throw new UsageError(
+      `node ${spec.node} boots the Secure Boot installer (installer-secureboot), which only runs with Secure Boot on; the vGPU path turns it off in the VM (vm apply --reset-efi-keys)`,
+      {
+        fix: 'reinstall the node from the plain installer (metal/nocloud image, not -secureboot), then set secureBoot: false in the lab file',
+      },
+    );
+  }
+  const wanted = [I915_EXTENSION, UCODE_EXTENSION, ...(spec.qemuGuestAgent ? [GUEST_AGENT_EXTENSION] : [])];
+  const extensions = [...new Set([...spec.extensions, ...wanted])].sort();
+  return {
+    customization: {
+      ...(spec.kernelArgs.length > 0 ? { extraKernelArgs: [...spec.kernelArgs] } : {}),
+      systemExtensions: { officialExtensions: extensions },
+    },
+  };
+}
+
+export function schematicYaml(schematic: Schematic): string {
+  return stringify(schematic);
+}
+
+/** v1.10.9 → [1, 10, 9]; refuses what is not a Talos release or predates the extension. */
+export function parseTalosVersion(version: string): [number, number, number] {
+  const match = /^v(\d+)\.(\d+)\.(\d+)$/.exec(version);
+  if (!match) {
+    throw new UsageError(`unknown Talos version ${JSON.stringify(version)}`, {
+      fix: 'give the version the node runs, as talosctl version shows it (e.g. v1.10.9)',
+    });
+  }
+  const parsed = [Number(match[1]), Number(match[2]), Number(match[3])] as [number, number, number];
+  const [major, minor] = FIRST_EXTENSION_RELEASE;
+  if (parsed[0] < major || (parsed[0] === major && parsed[1] < minor)) {
+    throw new UsageError(
+      `Talos ${version} predates the i915 system extension path igpu-split sets up (v1.9 and later)`,
+      {
+        fix: 'upgrade the node to a current Talos release first',
+      },
+    );
+  }
+  return parsed;
+}

@@ -1,0 +1,50 @@
+// talosctl, when it is installed: found on PATH, run with arguments (never a shell), its
+// answers parsed. Without it the Talos path writes the files and prints the commands.
+
+import { execFile } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { CommandResult } from '../../access/host.ts';
+
+export type Talosctl = (args: string[]) => Promise<CommandResult>;
+
+export async function findTalosctl(path = process.env.PATH ?? ''): Promise<string | undefined> {
+  for (const dir of path.split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, 'talosctl');
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
+  }
+  return undefined;
+}
+
+export function talosctlAt(bin: string, timeoutMs = 15 * 60_000): Talosctl {
+  return (args) =>
+    new Promise((resolve) => {
+      execFile(bin, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+}
+
+/** `talosctl get extensions -o yaml`: one document per extension, its name in spec.metadata.name. */
+export function parseExtensions(yamlText: string): string[] {
+  return parseAllDocuments(yamlText)
+    .map((doc) => (doc.toJS() as { spec?: { metadata?: { name?: string } } } | null)?.spec?.metadata?.name)
+    .filter((name): name is string => typeof name === 'string');
+}
+
+/** `talosctl ls <dir>`: a header line, then NODE and NAME columns. */
+export function parseListing(text: string): string[] {
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/)[1])
+    .filter((name): name is string => name !== undefined && name !== '.' && name !== '');
+}

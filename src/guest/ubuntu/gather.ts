@@ -1,0 +1,133 @@
+// What an Ubuntu node VM has for its vGPU, read over SSH (files only; nothing runs):
+// the running kernel and whether its module tree has i915, the packages installed,
+// the Intel display device the guest sees and the driver bound to it, the DRM nodes
+// and which render node is the Intel one, Secure Boot, and K3s.
+
+import { type HostAccess, isMissing } from '../../access/host.ts';
+import { TargetError } from '../../core/errors.ts';
+import type { DisplayDeviceFacts } from '../../host/facts.ts';
+import { PATHS, readDisplayDevices } from '../../host/gather.ts';
+import { parseOsRelease, parseSecureBootVar } from '../../host/parse/small-files.ts';
+import { BOOT_ID } from '../../host/reboot.ts';
+
+export const INTEL = 0x8086;
+
+export interface DrmNode {
+  /** `card1`, `renderD129` */
+  name: string;
+  /** The PCI device behind it (from /sys/class/drm/<name>/device). */
+  bdf: string | undefined;
+  /** /dev/dri/<name> exists. */
+  devNode: boolean;
+}
+
+export interface UbuntuGuestFacts {
+  target: string;
+  os: { id: string | undefined; versionId: string | undefined; prettyName: string | undefined };
+  kernel: { release: string; flavour: string };
+  /** Installed packages (dpkg status "install ok installed"), name → version. */
+  packages: Map<string, string>;
+  /** The running kernel's module tree has i915 (linux-modules-extra on Ubuntu). */
+  i915Available: boolean;
+  i915Loaded: boolean;
+  /** Kernel releases under /lib/modules that have i915 (e.g. installed but not booted yet). */
+  kernelsWithI915: string[];
+  display: DisplayDeviceFacts[];
+  drm: DrmNode[];
+  secureBoot: boolean | undefined;
+  k3s: boolean;
+  bootId: string | undefined;
+}
+
+const I915_DIR = (release: string) => `/lib/modules/${release}/kernel/drivers/gpu/drm/i915`;
+
+export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestFacts> {
+  const read = async (path: string) => {
+    try {
+      return (await guest.readFile(path)).toString('utf8');
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  };
+  const [osText, release, status, secureBootRaw, bootId, modulesRoot, display, drmEntries] =
+    await Promise.all([
+      read(PATHS.osRelease),
+      read(PATHS.osrelease),
+      read('/var/lib/dpkg/status'),
+      guest.readFile(PATHS.secureBoot).catch(() => undefined),
+      read(BOOT_ID),
+      guest.list('/lib/modules').catch(() => []),
+      readDisplayDevices(guest),
+      guest.list('/sys/class/drm').catch(() => []),
+    ]);
+  if (!release) {
+    throw new TargetError('not a Linux guest: /proc/sys/kernel/osrelease is missing', {
+      target: guest.target,
+      fix: 'point --guest at the node VM (ssh://user@vm)',
+    });
+  }
+  const kernelRelease = release.trim();
+  const os = parseOsRelease(osText ?? '');
+  const withI915 = await Promise.all(
+    modulesRoot.map(async (entry) =>
+      (await guest.entryType(I915_DIR(entry.name))) ? entry.name : undefined,
+    ),
+  );
+  const drm = await Promise.all(
+    drmEntries
+      .filter((entry) => /^(card\d+|renderD\d+)$/.test(entry.name))
+      .map(async (entry) => ({
+        name: entry.name,
+        bdf: (await guest.readLink(`/sys/class/drm/${entry.name}/device`).catch(() => undefined))
+          ?.split('/')
+          .pop(),
+        devNode: (await guest.entryType(`/dev/dri/${entry.name}`)) !== undefined,
+      })),
+  );
+  const [i915Loaded, k3sBinary, k3sServer, k3sAgent] = await Promise.all([
+    guest.entryType('/sys/module/i915'),
+    guest.entryType('/usr/local/bin/k3s'),
+    guest.entryType('/etc/systemd/system/k3s.service'),
+    guest.entryType('/etc/systemd/system/k3s-agent.service'),
+  ]);
+  return {
+    target: guest.target,
+    os: { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
+    kernel: { release: kernelRelease, flavour: kernelRelease.split('-').pop() ?? '' },
+    packages: parseDpkgStatus(status ?? ''),
+    i915Available: withI915.includes(kernelRelease),
+    i915Loaded: i915Loaded !== undefined,
+    kernelsWithI915: withI915.filter((r): r is string => r !== undefined).sort(),
+    display,
+    drm: drm.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true })),
+    secureBoot: secureBootRaw === undefined ? undefined : parseSecureBootVar(secureBootRaw),
+    k3s: Boolean(k3sBinary || k3sServer || k3sAgent),
+    bootId: bootId?.trim(),
+  };
+}
+
+/** /var/lib/dpkg/status: stanzas of `Field: value`; only fully installed packages count. */
+export function parseDpkgStatus(text: string): Map<string, string> {
+  const installed = new Map<string, string>();
+  for (const stanza of text.split(/\n\s*\n/)) {
+    const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(stanza)?.[1]?.trim();
+    const name = field('Package');
+    if (name && field('Status') === 'install ok installed') installed.set(name, field('Version') ?? '');
+  }
+  return installed;
+}
+
+/** The guest's Intel display device (the vGPU) and the DRM nodes that belong to it. */
+export function intelGpu(
+  facts: UbuntuGuestFacts,
+): { device: DisplayDeviceFacts; card?: DrmNode; render?: DrmNode } | undefined {
+  const device = facts.display.find((d) => d.vendorId === INTEL);
+  if (!device) return undefined;
+  const own = facts.drm.filter((node) => node.bdf === device.bdf);
+  return {
+    device,
+    card: own.find((n) => n.name.startsWith('card')),
+    render: own.find((n) => n.name.startsWith('renderD')),
+  };
+}

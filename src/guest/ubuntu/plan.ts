@@ -1,0 +1,183 @@
+// The Ubuntu guest's plan: what stands between the vGPU and a render node a pod can
+// use, and the steps that close the gap — the kernel package that carries i915, then a
+// reboot into it.
+//
+// Package choice: `linux-generic`. Ubuntu 24.04 cloud images install linux-image-virtual,
+// whose kernel comes without linux-modules-extra, where i915 lives. linux-generic pulls
+// the generic kernel with its modules-extra and linux-firmware (the GuC/HuC/DMC blobs)
+// and keeps both through kernel updates; installing only linux-modules-extra-$(uname -r)
+// would work until the next kernel update and then lose i915 again.
+
+import type { Check, Step } from '../../core/model.ts';
+import { intelGpu, type UbuntuGuestFacts } from './gather.ts';
+
+export const KERNEL_PACKAGE = 'linux-generic';
+export const INSTALL_COMMAND = `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${KERNEL_PACKAGE}`;
+
+export interface UbuntuPlan {
+  target: string;
+  checks: Check[];
+  steps: Step[];
+  install: boolean;
+  reboot: boolean;
+  /** Set when this is no Ubuntu guest: nothing is planned. */
+  unsupported?: string;
+}
+
+export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
+  const target = facts.target;
+  if (facts.os.id !== 'ubuntu') {
+    return {
+      target,
+      checks: [],
+      steps: [],
+      install: false,
+      reboot: false,
+      unsupported: `${facts.os.prettyName ?? facts.os.id ?? 'this OS'} is not Ubuntu; the Ubuntu guest path does not apply`,
+    };
+  }
+  const checks = ubuntuChecks(facts);
+  const install = !facts.i915Available && facts.kernelsWithI915.length === 0;
+  const reboot = !facts.i915Available;
+  const steps: Step[] = [];
+  if (install) {
+    steps.push({
+      id: `guest/${target}/kernel`,
+      target,
+      description: `install ${KERNEL_PACKAGE}: the generic kernel with linux-modules-extra (i915) and linux-firmware, kept through kernel updates (the running ${facts.kernel.release} has no i915)`,
+      disturbs: [],
+      needs: [],
+      command: INSTALL_COMMAND,
+    });
+  }
+  if (reboot) {
+    steps.push({
+      id: `guest/${target}/reboot`,
+      target,
+      description: `reboot into the kernel with i915${install ? '' : ` (${facts.kernelsWithI915.at(-1)} is installed, ${facts.kernel.release} runs)`}`,
+      disturbs: ['node-drain', 'guest-reboot'],
+      needs: install ? [`guest/${target}/kernel`] : [],
+      command: 'systemctl reboot',
+    });
+  }
+  return { target, checks, steps, install, reboot };
+}
+
+/** The checks plan and verify share; after a good apply every one passes or warns. */
+export function ubuntuChecks(facts: UbuntuGuestFacts): Check[] {
+  const checks: Check[] = [];
+  checks.push(
+    facts.os.versionId === '24.04'
+      ? { id: 'guest.os', status: 'pass', evidence: `${facts.os.prettyName} (/etc/os-release)` }
+      : {
+          id: 'guest.os',
+          status: 'warn',
+          evidence: `${facts.os.prettyName ?? 'unknown release'}: igpu-split is built and tested on Ubuntu 24.04`,
+          fix: 'expect the same steps to work on other Ubuntu releases; report what differs',
+        },
+  );
+  const gpu = intelGpu(facts);
+  if (!gpu) {
+    checks.push({
+      id: 'guest.gpu',
+      status: 'fail',
+      evidence: `no Intel display device in /sys/bus/pci/devices (seen: ${facts.display.map((d) => `${d.bdf} ${hex(d.vendorId)}:${hex(d.deviceId)}`).join(', ') || 'none'})`,
+      fix: 'give the VM its vGPU first: igpu-split vm apply, then vm verify',
+    });
+  } else {
+    checks.push({
+      id: 'guest.gpu',
+      status: 'pass',
+      evidence: `Intel display device ${gpu.device.bdf} (${hex(gpu.device.vendorId)}:${hex(gpu.device.deviceId)})`,
+    });
+  }
+  checks.push(
+    facts.i915Available
+      ? {
+          id: 'guest.kernel',
+          status: 'pass',
+          evidence: `${facts.kernel.release} has i915 (/lib/modules/${facts.kernel.release}/kernel/drivers/gpu/drm/i915)`,
+        }
+      : {
+          id: 'guest.kernel',
+          status: 'fail',
+          evidence: `${facts.kernel.release} has no i915 module${facts.packages.has('linux-image-virtual') ? ' (the cloud image kernel, without linux-modules-extra)' : ''}`,
+          fix:
+            facts.kernelsWithI915.length > 0
+              ? `reboot into ${facts.kernelsWithI915.at(-1)}, which has it`
+              : `install ${KERNEL_PACKAGE} and reboot (igpu-split guest apply)`,
+        },
+  );
+  if (gpu) {
+    checks.push(
+      gpu.device.driver === 'i915'
+        ? {
+            id: 'guest.driver',
+            status: 'pass',
+            evidence: `i915 is bound to ${gpu.device.bdf} (/sys/bus/pci/devices/${gpu.device.bdf}/driver)`,
+          }
+        : {
+            id: 'guest.driver',
+            status: 'fail',
+            evidence: `${gpu.device.bdf} has ${gpu.device.driver ? `driver ${gpu.device.driver}` : 'no driver bound'}`,
+            fix: facts.i915Available
+              ? 'check `journalctl -k | grep i915` for why it did not bind (a blacklist in /etc/modprobe.d, or i915.enable_guc set)'
+              : 'the kernel step above gives it i915',
+          },
+    );
+    checks.push(renderCheck(facts, gpu));
+  }
+  checks.push(
+    facts.secureBoot
+      ? {
+          id: 'guest.secure-boot',
+          status: 'pass',
+          evidence: "Secure Boot is on; Ubuntu's i915 is signed by Canonical and loads with it",
+        }
+      : {
+          id: 'guest.secure-boot',
+          status: 'pass',
+          evidence:
+            facts.secureBoot === false ? 'Secure Boot is off' : 'no UEFI Secure Boot variable (BIOS boot)',
+        },
+  );
+  checks.push(
+    facts.k3s
+      ? { id: 'guest.k3s', status: 'pass', evidence: 'K3s is installed (/usr/local/bin/k3s)' }
+      : {
+          id: 'guest.k3s',
+          status: 'warn',
+          evidence: 'no K3s here',
+          fix: 'the cluster layer expects this VM to be a Kubernetes node',
+        },
+  );
+  return checks;
+}
+
+function renderCheck(facts: UbuntuGuestFacts, gpu: NonNullable<ReturnType<typeof intelGpu>>): Check {
+  if (!gpu.render?.devNode) {
+    return {
+      id: 'guest.render',
+      status: 'fail',
+      evidence: `no render node for ${gpu.device.bdf} in /sys/class/drm and /dev/dri`,
+      fix: 'it appears once i915 is bound to the device',
+    };
+  }
+  const byPath = `/dev/dri/by-path/pci-${gpu.device.bdf}-render`;
+  if (gpu.render.name === 'renderD128') {
+    return {
+      id: 'guest.render',
+      status: 'pass',
+      evidence: `Intel render node /dev/dri/renderD128 (${byPath})`,
+    };
+  }
+  const first = facts.drm.find((n) => n.name === 'renderD128');
+  return {
+    id: 'guest.render',
+    status: 'warn',
+    evidence: `the Intel GPU is /dev/dri/${gpu.render.name}${gpu.card ? ` (${gpu.card.name})` : ''}; renderD128 is ${first?.bdf ?? 'another device'} (the VM's virtual display)`,
+    fix: `point applications at /dev/dri/${gpu.render.name} or ${byPath} (e.g. Jellyfin's VA-API device), or set the VM's display to none/std so the Intel GPU comes first`,
+  };
+}
+
+const hex = (n: number) => n.toString(16).padStart(4, '0');

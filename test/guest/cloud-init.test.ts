@@ -1,0 +1,88 @@
+// Every generated user-data file passes `cloud-init schema` (Debian's cloud-init).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { NEEDS_REBOOT, ubuntuUserData } from '../../src/guest/ubuntu/cloud-init.ts';
+
+const CLOUD_INIT = '/usr/bin/cloud-init';
+
+function available(t: { skip(message: string): void }): boolean {
+  if (existsSync(CLOUD_INIT)) return true;
+  if (process.env.CI) throw new Error('CI must validate user-data: apt-get install cloud-init');
+  t.skip('cloud-init is missing (apt-get install cloud-init)');
+  return false;
+}
+
+const variants = {
+  plain: ubuntuUserData(),
+  full: ubuntuUserData({
+    hostname: 'k3s-1',
+    sshAuthorizedKeys: [
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3RrZXl0ZXN0a2V5dGVzdGtleXRlc3RrZXk0 op@lab',
+    ],
+    qemuGuestAgent: true,
+  }),
+};
+
+test('user-data installs linux-generic and reboots only when the running kernel lacks i915', () => {
+  const config = parse(variants.full) as Record<string, unknown>;
+  assert.ok(variants.full.startsWith('#cloud-config\n'));
+  assert.deepEqual(config.packages, ['linux-generic', 'qemu-guest-agent']);
+  assert.deepEqual(config.power_state, {
+    mode: 'reboot',
+    message: 'igpu-split: rebooting into the kernel with i915',
+    condition: NEEDS_REBOOT,
+  });
+  // The condition is true on the cloud image kernel and false once i915 is there.
+  const dir = execFileSync('mktemp', ['-d']).toString().trim();
+  const shell = (modules: string) =>
+    Number(
+      execFileSync('sh', ['-c', `${NEEDS_REBOOT.replace('/lib/modules', `${modules}`)}; echo $?`])
+        .toString()
+        .trim(),
+    );
+  assert.equal(shell(dir), 0);
+  execFileSync('mkdir', [
+    '-p',
+    `${dir}/${execFileSync('uname', ['-r']).toString().trim()}/kernel/drivers/gpu/drm/i915`,
+  ]);
+  assert.equal(shell(dir), 1);
+  execFileSync('rm', ['-r', dir]);
+});
+
+for (const [name, text] of Object.entries(variants)) {
+  test(`cloud-init schema accepts the ${name} user-data`, async (t) => {
+    if (!available(t)) return;
+    const dir = await mkdtemp(join(tmpdir(), 'igpu-ci-'));
+    try {
+      const file = join(dir, 'user-data.yaml');
+      await writeFile(file, text);
+      const out = execFileSync(CLOUD_INIT, ['schema', '--config-file', file], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).toString();
+      assert.match(out, /Valid (schema|cloud-config)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('cloud-init schema refuses a broken file, so the check above can fail', async (t) => {
+  if (!available(t)) return;
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-ci-'));
+  try {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, variants.plain.replace('mode: reboot', 'mode: explode'));
+    assert.throws(() =>
+      execFileSync(CLOUD_INIT, ['schema', '--config-file', file], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,90 @@
+// A local stand-in for the Talos Image Factory on loopback: GET /versions, and POST
+// /schematics answering {"id"} as the content's SHA-256 (the real factory's ids are
+// content hashes too, so the same schematic always gets the same id). It can be told
+// to fail or to answer garbage.
+
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parse, stringify } from 'yaml';
+
+export interface FakeFactory {
+  url: string;
+  /** Schematics posted, parsed. */
+  posted: unknown[];
+  mode: 'ok' | 'error' | 'garbage';
+  close(): Promise<void>;
+}
+
+export async function startImageFactory(
+  versions = ['v1.9.6', 'v1.10.8', 'v1.10.9', 'v1.11.3'],
+): Promise<FakeFactory> {
+  const factory: Partial<FakeFactory> & { posted: unknown[]; mode: FakeFactory['mode'] } = {
+    posted: [],
+    mode: 'ok',
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (factory.mode === 'error') {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error: registry unavailable\n');
+        return;
+      }
+      if (factory.mode === 'garbage') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>maintenance</body></html>');
+        return;
+      }
+      if (req.method === 'GET' && req.url === '/versions') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(versions));
+        return;
+      }
+      if (req.method === 'POST' && req.url === '/schematics') {
+        let schematic: { customization?: { systemExtensions?: { officialExtensions?: string[] } } };
+        try {
+          schematic = parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          res.writeHead(400).end('invalid schematic');
+          return;
+        }
+        const unknown = (schematic.customization?.systemExtensions?.officialExtensions ?? []).filter(
+          (e) => !e.startsWith('siderolabs/'),
+        );
+        if (unknown.length > 0) {
+          res.writeHead(400).end(`unknown extension: ${unknown[0]}`);
+          return;
+        }
+        factory.posted.push(schematic);
+        const id = createHash('sha256').update(stringify(schematic)).digest('hex');
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id }));
+        return;
+      }
+      res.writeHead(404).end('not found');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  factory.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  factory.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return factory as FakeFactory;
+}
+
+/**
+ * A recording talosctl on PATH: logs each call, and answers get extensions / ls
+ * /dev/dri from its state (before or after the upgrade). TALOSCTL_FAIL=<verb> fails one.
+ */
+export const TALOSCTL_STAND_IN = `#!/bin/sh
+dir=$(dirname "$0")
+echo "talosctl $*" >> "$dir/calls"
+[ "$TALOSCTL_FAIL" = "$1" ] && { echo "error: rpc error: code = Unavailable desc = connection refused" >&2; exit 1; }
+case "$1" in
+  upgrade) touch "$dir/upgraded" ;;
+  patch) ;;
+  get)
+    for e in iscsi-tools; do printf 'node: 10.0.0.5\\nmetadata:\\n  type: ExtensionStatuses.runtime.talos.dev\\nspec:\\n  metadata:\\n    name: %s\\n---\\n' "$e"; done
+    if [ -e "$dir/upgraded" ]; then for e in i915 intel-ucode; do printf 'node: 10.0.0.5\\nspec:\\n  metadata:\\n    name: %s\\n---\\n' "$e"; done; fi ;;
+  ls)
+    echo "NODE       NAME"; echo "10.0.0.5   ."
+    if [ -e "$dir/upgraded" ]; then echo "10.0.0.5   by-path"; echo "10.0.0.5   card0"; echo "10.0.0.5   renderD128"; fi ;;
+esac
+exit 0
+`;
