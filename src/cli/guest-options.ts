@@ -96,7 +96,12 @@ export async function planGuest(
 }
 
 export function workChecks(work: GuestWork): Check[] {
-  return work.kind === 'ubuntu' ? work.plan.checks : [];
+  return work.plan.checks;
+}
+
+/** Why a VM's plan cannot be applied, when that is so. */
+export function workRefused(work: GuestWork): string | undefined {
+  return work.kind === 'ubuntu' ? work.plan.unsupported : work.plan.refused;
 }
 
 export function workSteps(work: GuestWork): Step[] {

@@ -11,6 +11,7 @@ import {
   loadGuests,
   planGuest,
   workChecks,
+  workRefused,
   workSteps,
   workTitle,
 } from './guest-options.ts';
@@ -34,7 +35,7 @@ export function registerGuestPlan(guest: Command): void {
             'talosctl is not installed: apply will write the files and print the commands\n',
           );
       }
-      process.exitCode = works.some((w) => w.kind === 'ubuntu' && w.plan.unsupported) ? 1 : 0;
+      process.exitCode = works.some((w) => workRefused(w) !== undefined) ? 1 : 0;
     } finally {
       for (const work of works) await closeWork(work);
     }

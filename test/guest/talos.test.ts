@@ -201,9 +201,52 @@ test('talosctl failing is one line naming the node and the command to rerun', as
     );
     await fails(
       applyTalosPlan(plan, talosctl, join(dir, 'failing')),
-      /talos 10.0.0.5: talosctl upgrade failed: error: rpc error: code = Unavailable.*run it by hand/,
+      /talos 10.0.0.5: talosctl upgrade failed: error: rpc error: code = Unavailable desc = connection refused; done before it: patching the machine config — run it by hand/,
     );
   } finally {
     delete process.env.TALOSCTL_FAIL;
   }
+});
+
+test('an extension the node runs but the lab file does not list would be dropped: refused, naming it', async () => {
+  const bin = join(dir, 'bin');
+  const talosctl = talosctlAt(join(bin, 'talosctl'));
+  const plan = await planTalos(
+    { ...NODE, extensions: [] },
+    await gatherTalosFacts(NODE.node, talosctl),
+    new ImageFactory(factory.url),
+  );
+  assert.match(
+    plan.refused ?? '',
+    /the node runs iscsi-tools, which the lab file's talos.extensions does not list/,
+  );
+  assert.match(plan.checks[0]?.fix ?? '', /add siderolabs\/iscsi-tools/);
+  await fails(applyTalosPlan(plan, talosctl, join(dir, 'refused')), /would drop it/);
+});
+
+test('guest render writes what a GitOps user commits: user-data, schematic, patch', async () => {
+  const { renderGuests } = await import('../../src/guest/render.ts');
+  const { parseLab } = await import('../../src/config/load.ts');
+  const lab = parseLab(
+    `proxmox: { url: https://127.0.0.1:8006, token: a@pve!b, tokenSecretEnv: S }
+imageFactory: ${factory.url}
+hosts: [{ node: pve1 }]
+vms:
+  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1 }
+  - { vmid: 102, host: pve1, os: talos, kubernetesNode: talos-1, talos: { node: 10.0.0.6, version: v1.10.9 } }
+`,
+    'lab.yaml',
+  );
+  const out = join(dir, 'render');
+  const files = await renderGuests(lab, out);
+  assert.deepEqual(
+    files.map((f) => f.slice(out.length + 1)),
+    ['k3s-1/user-data.yaml', 'talos-1/schematic.yaml', 'talos-1/machine-patch.yaml'],
+  );
+  assert.match(
+    await readFile(join(out, 'k3s-1/user-data.yaml'), 'utf8'),
+    /^#cloud-config\n[\s\S]*hostname: k3s-1/,
+  );
+  const patch = parse(await readFile(join(out, 'talos-1/machine-patch.yaml'), 'utf8'));
+  assert.match(patch.machine.install.image, /\/installer\/[0-9a-f]{64}:v1\.10\.9$/);
 });

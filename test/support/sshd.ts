@@ -124,17 +124,7 @@ export const CALL_LOG = '/var/log/igpu-split-test-calls';
  * (exit 1) while /etc/igpu-split-test-fail-<name> exists.
  */
 async function addShell(root: string): Promise<void> {
-  const binaries = ['/bin/bash', '/bin/dash'];
-  const libraries = execFileSync('ldd', binaries)
-    .toString()
-    .split('\n')
-    .map((line) => /(\/\S+\.so[\S]*)/.exec(line)?.[1])
-    .filter((path): path is string => path !== undefined);
-  for (const file of [...binaries, ...new Set(libraries)]) {
-    await mkdir(join(root, dirname(file)), { recursive: true });
-    await copyFile(file, join(root, file));
-    await chmod(join(root, file), 0o755);
-  }
+  await copyBinaries(root, ['/bin/bash', '/bin/dash']);
   await symlink('dash', join(root, 'bin/sh'));
   await mkdir(join(root, 'usr/sbin'), { recursive: true });
   await mkdir(join(root, 'var/log'), { recursive: true });
@@ -213,10 +203,39 @@ async function addSystem(root: string): Promise<string> {
   return usr;
 }
 
-export async function startSshd(
-  tree: string,
-  options: { shell?: boolean; system?: boolean } = {},
-): Promise<TestSshd> {
+/** Where a guest's stand-ins find the few coreutils they use (copied with their libraries). */
+export const TEST_TOOLS = '/usr/lib/igpu-split-test/bin';
+
+async function copyBinaries(root: string, binaries: string[], into?: string): Promise<void> {
+  const libraries = execFileSync('ldd', binaries)
+    .toString()
+    .split('\n')
+    .map((line) => /(\/\S+\.so[\S]*)/.exec(line)?.[1])
+    .filter((path): path is string => path !== undefined);
+  for (const file of binaries) {
+    const target = into ? join(root, into, file.split('/').pop() as string) : join(root, file);
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(file, target);
+    await chmod(target, 0o755);
+  }
+  for (const file of new Set(libraries)) {
+    await mkdir(join(root, dirname(file)), { recursive: true });
+    await copyFile(file, join(root, file));
+    // The dynamic loader is among them, and the kernel only runs it when it is executable.
+    await chmod(join(root, file), 0o755);
+  }
+}
+
+export interface SshdOptions {
+  shell?: boolean;
+  system?: boolean;
+  /** cp, ln, mkdir, rm in TEST_TOOLS, for stand-ins that change the tree. */
+  tools?: boolean;
+  /** Extra or replacing stand-ins: name → script, written to /usr/sbin. */
+  standIns?: Record<string, string>;
+}
+
+export async function startSshd(tree: string, options: SshdOptions = {}): Promise<TestSshd> {
   await mkdir(BASE, { recursive: true, mode: 0o755 });
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(BASE, 'host-'));
@@ -225,6 +244,11 @@ export async function startSshd(
   await cp(tree, root, { recursive: true, verbatimSymlinks: true });
   await chmod(root, 0o755);
   if (options.shell) await addShell(root);
+  if (options.tools) await copyBinaries(root, ['/bin/cp', '/bin/ln', '/bin/mkdir', '/bin/rm'], TEST_TOOLS);
+  for (const [name, script] of Object.entries(options.standIns ?? {})) {
+    await mkdir(join(root, 'usr/sbin'), { recursive: true });
+    await writeFile(join(root, 'usr/sbin', name), script, { mode: 0o755 });
+  }
   const mount = options.system ? await addSystem(root) : undefined;
   const keys = join(dir, 'keys');
   const scratch = join(dir, 'scratch');

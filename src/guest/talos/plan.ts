@@ -29,6 +29,9 @@ export interface TalosFacts {
 
 export interface TalosPlan {
   node: string;
+  checks: Check[];
+  /** Why it cannot be applied, when that is so. */
+  refused?: string;
   schematic: Schematic;
   schematicId: string;
   installer: string;
@@ -75,6 +78,20 @@ export async function planTalos(
       facts.extensions?.includes(shortName(e)),
     );
   const target = `talos ${spec.node}`;
+  // A new installer carries only the schematic's extensions: any other the node runs would go.
+  const keep = schematic.customization.systemExtensions.officialExtensions.map(shortName);
+  const dropped = (facts.extensions ?? []).filter((name) => !keep.includes(name));
+  const checks: Check[] =
+    dropped.length > 0
+      ? [
+          {
+            id: `guest.${spec.node}.extensions-kept`,
+            status: 'fail',
+            evidence: `the node runs ${dropped.join(', ')}, which the lab file's talos.extensions does not list: the new installer would drop ${dropped.length === 1 ? 'it' : 'them'}`,
+            fix: `add ${dropped.map((name) => `siderolabs/${name}`).join(', ')} (or the extension's full name) to talos.extensions`,
+          },
+        ]
+      : [];
   const commands = [
     `talosctl patch machineconfig --nodes ${spec.node} --patch @<dir>/machine-patch.yaml`,
     `talosctl upgrade --nodes ${spec.node} --image ${installer}`,
@@ -99,7 +116,18 @@ export async function planTalos(
           command: commands[1],
         },
       ];
-  return { node: spec.node, schematic, schematicId, installer, patch, steps, commands };
+  const refused = checks.find((c) => c.status === 'fail')?.evidence;
+  return {
+    node: spec.node,
+    checks,
+    ...(refused ? { refused } : {}),
+    schematic,
+    schematicId,
+    installer,
+    patch,
+    steps,
+    commands,
+  };
 }
 
 /** The files a user would commit: the schematic and the patch. */
@@ -129,19 +157,31 @@ export async function applyTalosPlan(
   dir: string,
   progress?: (line: string) => void,
 ): Promise<TalosApplyResult> {
+  if (plan.refused) {
+    throw new TargetError(plan.refused, {
+      target: `talos ${plan.node}`,
+      fix: plan.checks.find((c) => c.status === 'fail')?.fix,
+    });
+  }
   if (plan.steps.length === 0) return { applied: true, files: [], commands: [] };
   const files = await writeTalosFiles(plan, dir);
   const commands = plan.commands.map((c) => c.replace('<dir>', dir));
   if (!talosctl) return { applied: false, files, commands };
+  const done: string[] = [];
   const run = async (args: string[], what: string) => {
     progress?.(`talos ${plan.node}: ${what}`);
     const result = await talosctl(args);
     if (result.code !== 0) {
-      throw new TargetError(`talosctl ${args[0]} failed: ${firstLine(result.stderr || result.stdout)}`, {
-        target: `talos ${plan.node}`,
-        fix: `run it by hand to see more: talosctl ${args.join(' ')}`,
-      });
+      const before = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
+      throw new TargetError(
+        `talosctl ${args[0]} failed: ${firstLine(result.stderr || result.stdout)}${before}`,
+        {
+          target: `talos ${plan.node}`,
+          fix: `run it by hand to see more: talosctl ${args.join(' ')}`,
+        },
+      );
     }
+    done.push(what);
   };
   await run(
     ['patch', 'machineconfig', '--nodes', plan.node, '--patch', `@${join(dir, 'machine-patch.yaml')}`],
