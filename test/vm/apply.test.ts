@@ -51,6 +51,17 @@ async function failsWith(promise: Promise<unknown>, pattern: RegExp) {
   });
 }
 
+/** Another VM starts with the type between plan and apply and takes the last instance. */
+function takeLastInstance(state: SimulatorState, type: string) {
+  state.addVm({
+    vmid: 300,
+    node: 'pve1',
+    status: 'stopped',
+    config: { machine: 'q35', hostpci0: `mapping=iGPU,mdev=${type}` },
+  });
+  state.start(300);
+}
+
 const desired: DesiredVm[] = [{ vmid: 101, node: 'pve1', vgpu: 'auto' }];
 const options = { mapping: 'iGPU', identity: { user: 'igpu@pve', token: 'split' } };
 const planFor = async (api: ProxmoxApi) =>
@@ -87,14 +98,7 @@ test('apply then verify: the hook order, and the mdev Proxmox created is found i
 test('a start that fails restores the old config and starts the VM again', async () => {
   const { state, api } = lab();
   const plan = await planFor(api);
-  // Someone else takes the last instance between plan and start.
-  state.addVm({
-    vmid: 300,
-    node: 'pve1',
-    status: 'stopped',
-    config: { machine: 'q35', hostpci0: `mapping=iGPU,mdev=${plan.types.pve1}` },
-  });
-  state.start(300);
+  takeLastInstance(state, plan.types.pve1 as string);
   await failsWith(
     applyVmPlan(api, plan),
     /VM 101: task qmstart on pve1 failed: pci device '0000:00:02.0' has no available instances.*its config was restored, it runs again/,
@@ -165,13 +169,7 @@ test('a failed start after an EFI reset puts the original EFI disk back as well'
     ...options,
     resetEfiKeys: true,
   });
-  state.addVm({
-    vmid: 300,
-    node: 'pve1',
-    status: 'stopped',
-    config: { machine: 'q35', hostpci0: `mapping=iGPU,mdev=${plan.types.pve1}` },
-  });
-  state.start(300);
+  takeLastInstance(state, plan.types.pve1 as string);
   await failsWith(
     applyVmPlan(api, plan, { consents: ['--reset-efi-keys'] }),
     /its config was restored, it runs again/,
