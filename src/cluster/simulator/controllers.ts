@@ -1,0 +1,289 @@
+// What the simulated cluster does on its own after each change: the Intel GPU device
+// plugin's pods on matching nodes (from our DaemonSet, or from a GpuDevicePlugin when the
+// operator is "installed") and the gpu.intel.com/i915 they advertise, Pod Security
+// refusing privileged pods in a namespace that does not allow them, the scheduler
+// (with its Insufficient … message), and the smoke pod's run and log.
+
+import { SMOKE_MARK } from '../smoke.ts';
+import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
+
+export const RESOURCE = 'gpu.intel.com/i915';
+const kind = (name: string) => KINDS.find((k) => k.kind === name) as ResourceKind;
+export const K = {
+  Namespace: kind('Namespace'),
+  Node: kind('Node'),
+  Pod: kind('Pod'),
+  DaemonSet: kind('DaemonSet'),
+  PodDisruptionBudget: kind('PodDisruptionBudget'),
+  CRD: kind('CustomResourceDefinition'),
+  GpuDevicePlugin: kind('GpuDevicePlugin'),
+};
+
+export interface ClusterBehaviour {
+  /** Pod Security level namespaces get when they say nothing (Talos enforces baseline). */
+  defaultPodSecurity: 'privileged' | 'baseline';
+  /** Intel GPUs (vGPUs) per node name. */
+  gpus: Record<string, number>;
+  /** The smoke image has vainfo and a working media driver. */
+  vainfo: boolean;
+}
+
+type Spec = Record<string, unknown>;
+const spec = (o: KubeObject) => (o.spec ?? {}) as Spec;
+
+function matches(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
+  return Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+}
+
+/** -shared-dev-num=N (or the CR's sharedDevNum); the plugin's default is 1. */
+function sharedDevNum(args: string[]): number {
+  for (const [i, arg] of args.entries()) {
+    const inline = /^--?shared-dev-num=(\d+)$/.exec(arg);
+    if (inline) return Number(inline[1]);
+    if (/^--?shared-dev-num$/.test(arg) && /^\d+$/.test(args[i + 1] ?? '')) return Number(args[i + 1]);
+  }
+  return 1;
+}
+
+interface PluginSource {
+  name: string;
+  namespace: string;
+  uid?: string;
+  kind: string;
+  nodeSelector?: Record<string, string>;
+  shared: number;
+  hostPath: boolean;
+}
+
+function pluginSources(store: KubeStore): PluginSource[] {
+  const sources: PluginSource[] = [];
+  for (const ds of store.list(K.DaemonSet)) {
+    const template = (spec(ds).template ?? {}) as {
+      spec?: {
+        containers?: { image?: string; args?: string[] }[];
+        nodeSelector?: Record<string, string>;
+        volumes?: { hostPath?: unknown }[];
+      };
+    };
+    const container = template.spec?.containers?.find((c) => c.image?.includes('intel-gpu-plugin'));
+    if (!container) continue;
+    sources.push({
+      name: ds.metadata.name,
+      namespace: ds.metadata.namespace ?? 'default',
+      uid: ds.metadata.uid,
+      kind: 'DaemonSet',
+      nodeSelector: template.spec?.nodeSelector,
+      shared: sharedDevNum(container.args ?? []),
+      hostPath: (template.spec?.volumes ?? []).some((v) => v.hostPath !== undefined),
+    });
+  }
+  if (store.served(K.GpuDevicePlugin)) {
+    for (const cr of store.list(K.GpuDevicePlugin)) {
+      sources.push({
+        name: `intel-gpu-plugin-${cr.metadata.name}`,
+        namespace: 'inteldeviceplugins-system',
+        uid: cr.metadata.uid,
+        kind: 'GpuDevicePlugin',
+        nodeSelector: spec(cr).nodeSelector as Record<string, string> | undefined,
+        shared: Number(spec(cr).sharedDevNum ?? 1),
+        hostPath: true,
+      });
+    }
+  }
+  return sources;
+}
+
+function podSecurity(store: KubeStore, behaviour: ClusterBehaviour, namespace: string): string {
+  return (
+    store.get(K.Namespace, undefined, namespace)?.metadata.labels?.['pod-security.kubernetes.io/enforce'] ??
+    behaviour.defaultPodSecurity
+  );
+}
+
+export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
+  const nodes = store.list(K.Node);
+  const sources = pluginSources(store);
+  const advertised = new Map<string, number>();
+  const wantedPods = new Set<string>();
+  for (const source of sources) {
+    let ready = 0;
+    let desired = 0;
+    for (const node of nodes) {
+      if (!matches(source.nodeSelector, node.metadata.labels)) continue;
+      desired++;
+      // hostPath volumes violate the baseline Pod Security level: the pod is refused.
+      if (source.hostPath && podSecurity(store, behaviour, source.namespace) !== 'privileged') continue;
+      const name = `${source.name}-${node.metadata.name}`;
+      wantedPods.add(`${source.namespace}/${name}`);
+      ready++;
+      if (!store.get(K.Pod, source.namespace, name)) {
+        store.update(K.Pod, {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name,
+            namespace: source.namespace,
+            labels: { app: 'intel-gpu-plugin' },
+            ownerReferences: [{ kind: source.kind, name: source.name, uid: source.uid }],
+          },
+          spec: {
+            nodeName: node.metadata.name,
+            containers: [{ name: 'intel-gpu-plugin', image: 'intel/intel-gpu-plugin' }],
+          },
+          status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+        });
+      }
+      const gpus = behaviour.gpus[node.metadata.name] ?? 0;
+      if (gpus > 0) advertised.set(node.metadata.name, gpus * source.shared);
+    }
+    if (source.kind === 'DaemonSet') {
+      const ds = store.get(K.DaemonSet, source.namespace, source.name);
+      const status = { desiredNumberScheduled: desired, numberReady: ready, currentNumberScheduled: ready };
+      if (ds && JSON.stringify(ds.status) !== JSON.stringify(status))
+        store.update(K.DaemonSet, { ...ds, status });
+    }
+  }
+  // Plugin pods whose source is gone (or no longer allowed) go away.
+  for (const pod of store.list(K.Pod)) {
+    if (
+      pod.metadata.labels?.app === 'intel-gpu-plugin' &&
+      !wantedPods.has(`${pod.metadata.namespace}/${pod.metadata.name}`)
+    )
+      store.delete(K.Pod, pod.metadata.namespace, pod.metadata.name);
+  }
+  for (const node of nodes) {
+    const status = (node.status ?? {}) as {
+      allocatable?: Record<string, string>;
+      capacity?: Record<string, string>;
+    };
+    const count = advertised.get(node.metadata.name);
+    const current = status.allocatable?.[RESOURCE];
+    if ((count === undefined ? undefined : String(count)) === current) continue;
+    const allocatable = { ...status.allocatable };
+    const capacity = { ...status.capacity };
+    if (count === undefined) {
+      delete allocatable[RESOURCE];
+      delete capacity[RESOURCE];
+    } else {
+      allocatable[RESOURCE] = String(count);
+      capacity[RESOURCE] = String(count);
+    }
+    store.update(K.Node, { ...node, status: { ...status, allocatable, capacity } });
+  }
+  schedule(store, behaviour);
+}
+
+function gpuRequest(pod: KubeObject): number {
+  const containers = (spec(pod).containers ?? []) as {
+    resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
+  }[];
+  return containers.reduce(
+    (sum, c) => sum + Number(c.resources?.limits?.[RESOURCE] ?? c.resources?.requests?.[RESOURCE] ?? 0),
+    0,
+  );
+}
+
+function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
+  const nodes = store.list(K.Node);
+  for (const pod of store.list(K.Pod)) {
+    const status = (pod.status ?? {}) as { phase?: string };
+    if (spec(pod).nodeName || (status.phase && status.phase !== 'Pending')) continue;
+    const need = gpuRequest(pod);
+    let insufficient = 0;
+    let mismatch = 0;
+    let cordoned = 0;
+    const fit = nodes.find((node) => {
+      if (!matches(spec(pod).nodeSelector as Record<string, string> | undefined, node.metadata.labels))
+        return !++mismatch;
+      if (spec(node).unschedulable) return !++cordoned;
+      const allocatable = Number(
+        (node.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+      );
+      const used = store
+        .list(K.Pod)
+        .filter(
+          (p) =>
+            spec(p).nodeName === node.metadata.name &&
+            !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
+        )
+        .reduce((sum, p) => sum + gpuRequest(p), 0);
+      if (need > allocatable - used) return !++insufficient;
+      return true;
+    });
+    if (!fit) {
+      const reasons = [
+        insufficient ? `${insufficient} Insufficient ${RESOURCE}` : '',
+        mismatch ? `${mismatch} node(s) didn't match Pod's node affinity/selector` : '',
+        cordoned ? `${cordoned} node(s) were unschedulable` : '',
+      ].filter(Boolean);
+      const message = `0/${nodes.length} nodes are available: ${reasons.join(', ')}.`;
+      const conditions = [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }];
+      if (JSON.stringify((pod.status as { conditions?: unknown })?.conditions) !== JSON.stringify(conditions))
+        store.update(K.Pod, { ...pod, status: { phase: 'Pending', conditions } });
+      continue;
+    }
+    const smoke = pod.metadata.labels?.['app.kubernetes.io/component'] === 'smoke';
+    store.update(K.Pod, {
+      ...pod,
+      spec: { ...spec(pod), nodeName: fit.metadata.name },
+      status: smoke
+        ? { phase: 'Succeeded', conditions: [{ type: 'PodScheduled', status: 'True' }] }
+        : { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    if (smoke) store.logs.set(`${pod.metadata.namespace}/${pod.metadata.name}`, smokeLog(behaviour, need));
+  }
+}
+
+/** What the smoke script prints on a node whose plugin gave it one GPU. */
+function smokeLog(behaviour: ClusterBehaviour, gpus: number): string {
+  const dri = gpus > 0 ? 'by-path card0 renderD128 ' : '';
+  const lines = [`${SMOKE_MARK} dri: ${dri}`];
+  if (behaviour.vainfo && gpus > 0) {
+    lines.push(
+      `${SMOKE_MARK} vainfo /dev/dri/renderD128`,
+      `${SMOKE_MARK} | vainfo: VA-API version: 1.20 (libva 2.20.0)`,
+      `${SMOKE_MARK} | vainfo: Driver version: Intel iHD driver for Intel(R) Gen Graphics - 24.1.0 ()`,
+      `${SMOKE_MARK} | vainfo: Supported profile and entrypoints`,
+      `${SMOKE_MARK} |       VAProfileH264Main               :	VAEntrypointVLD`,
+      `${SMOKE_MARK} |       VAProfileH264Main               :	VAEntrypointEncSliceLP`,
+      `${SMOKE_MARK} |       VAProfileHEVCMain               :	VAEntrypointVLD`,
+    );
+  } else {
+    lines.push(`${SMOKE_MARK} vainfo: not in this image`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** POST …/pods/{name}/eviction: refused while a PodDisruptionBudget would be violated. */
+export function evict(store: KubeStore, namespace: string, name: string): void {
+  const pod = store.get(K.Pod, namespace, name);
+  if (!pod) throw Object.assign(new Error(`pods "${name}" not found`), { code: 404 });
+  for (const pdb of store.list(K.PodDisruptionBudget, namespace)) {
+    const selector = ((spec(pdb).selector ?? {}) as { matchLabels?: Record<string, string> }).matchLabels;
+    if (!matches(selector, pod.metadata.labels)) continue;
+    const healthy = store
+      .list(K.Pod, namespace)
+      .filter(
+        (p) => matches(selector, p.metadata.labels) && (p.status as { phase?: string })?.phase === 'Running',
+      ).length;
+    const minAvailable = Number(spec(pdb).minAvailable ?? 0);
+    if (healthy - 1 < minAvailable) {
+      throw Object.assign(new Error("Cannot evict pod as it would violate the pod's disruption budget."), {
+        code: 429,
+        reason: 'TooManyRequests',
+        details: {
+          causes: [
+            {
+              reason: 'DisruptionBudget',
+              message: `The disruption budget ${pdb.metadata.name} needs ${minAvailable} healthy pods and has ${healthy} currently`,
+            },
+          ],
+        },
+      });
+    }
+  }
+  store.delete(K.Pod, namespace, name);
+}

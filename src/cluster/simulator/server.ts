@@ -1,0 +1,406 @@
+// The project's Kubernetes API server, for tests and the demo lab: HTTPS on loopback
+// with a certificate made at start (the kubeconfig it writes carries that CA, so TLS is
+// verified), bearer-token auth, RBAC refusals on request, discovery, get/list/watch,
+// create, server-side apply and merge patches, delete, pod eviction and logs — enough
+// for @kubernetes/client-node and kubectl to talk to it as to a real cluster.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { generate } from 'selfsigned';
+import { parse as parseYaml } from 'yaml';
+import { type ClusterBehaviour, evict, K, reconcile } from './controllers.ts';
+import {
+  apiVersionOf,
+  KINDS,
+  KubeError,
+  type KubeObject,
+  KubeStore,
+  notFound,
+  type ResourceKind,
+} from './store.ts';
+
+export interface SimNode {
+  name: string;
+  labels?: Record<string, string>;
+  /** Intel GPUs (vGPUs) the node's VM has. */
+  gpus?: number;
+}
+
+export interface KubeSimulatorOptions {
+  nodes: SimNode[];
+  /** Pod Security level for namespaces without a label (Talos enforces baseline). */
+  defaultPodSecurity?: 'privileged' | 'baseline';
+  vainfo?: boolean;
+  /** CRDs present from the start (e.g. the GPU operator's, cert-manager's). */
+  crds?: string[];
+  /** Refused requests, as `verb resource` (e.g. `patch nodes`): 403 like RBAC. */
+  forbidden?: string[];
+}
+
+export interface RunningKubeSimulator {
+  url: string;
+  token: string;
+  /** A kubeconfig (context `igpu-sim`) trusting the server's certificate. */
+  kubeconfig: string;
+  store: KubeStore;
+  behaviour: ClusterBehaviour;
+  forbidden: Set<string>;
+  close(): Promise<void>;
+}
+
+const TOKEN = 'igpu-sim-token-not-a-secret';
+const USER = 'system:serviceaccount:kube-system:igpu-split';
+
+export async function startKubeSimulator(options: KubeSimulatorOptions): Promise<RunningKubeSimulator> {
+  const store = new KubeStore();
+  const behaviour: ClusterBehaviour = {
+    defaultPodSecurity: options.defaultPodSecurity ?? 'privileged',
+    gpus: Object.fromEntries(options.nodes.map((n) => [n.name, n.gpus ?? 0])),
+    vainfo: options.vainfo ?? false,
+  };
+  const forbidden = new Set(options.forbidden ?? []);
+  for (const node of options.nodes) {
+    store.update(K.Node, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: node.name,
+        labels: {
+          'kubernetes.io/hostname': node.name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          ...node.labels,
+        },
+      },
+      spec: {},
+      status: {
+        allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
+        capacity: { cpu: '4', memory: '8Gi', pods: '110' },
+        conditions: [{ type: 'Ready', status: 'True' }],
+      },
+    });
+  }
+  for (const name of ['default', 'kube-system'])
+    store.update(K.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  for (const crd of options.crds ?? []) {
+    store.update(K.CRD, {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: crd },
+    });
+  }
+  let reconciling = false;
+  store.onChange = () => {
+    if (reconciling) return;
+    reconciling = true;
+    try {
+      reconcile(store, behaviour);
+    } finally {
+      reconciling = false;
+    }
+  };
+  store.onChange();
+
+  const pems = await generate([{ name: 'commonName', value: 'kube-simulator' }], {
+    keyType: 'ec',
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'basicConstraints', cA: true },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
+    ],
+  });
+  const server: Server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
+    handle(store, forbidden, req, res).catch((error: unknown) =>
+      status(res, 500, 'InternalError', String(error)),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const kubeconfig = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: igpu-sim\n  cluster:\n    server: ${url}\n    certificate-authority-data: ${Buffer.from(pems.cert).toString('base64')}`,
+    'users:',
+    `- name: igpu-sim\n  user:\n    token: ${TOKEN}`,
+    'contexts:',
+    '- name: igpu-sim\n  context:\n    cluster: igpu-sim\n    user: igpu-sim',
+    'current-context: igpu-sim',
+    '',
+  ].join('\n');
+  return {
+    url,
+    token: TOKEN,
+    kubeconfig,
+    store,
+    behaviour,
+    forbidden,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function status(res: ServerResponse, code: number, reason: string, message: string, details?: unknown): void {
+  send(res, code, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+    ...(details ? { details } : {}),
+  });
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text) return {};
+  return /yaml/.test(req.headers['content-type'] ?? '') ? parseYaml(text) : JSON.parse(text);
+}
+
+function discovery(url: string, store: KubeStore): unknown {
+  if (url === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] };
+  if (url === '/version')
+    return { major: '1', minor: '32', gitVersion: 'v1.32.4-igpu-sim', platform: 'linux/amd64' };
+  const served = KINDS.filter((k) => store.served(k));
+  if (url === '/apis') {
+    const groups = [...new Set(served.filter((k) => k.group).map((k) => `${k.group}/${k.version}`))].map(
+      (gv) => {
+        const [name, version] = gv.split('/') as [string, string];
+        return {
+          name,
+          versions: [{ groupVersion: gv, version }],
+          preferredVersion: { groupVersion: gv, version },
+        };
+      },
+    );
+    return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+  }
+  const match = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(url);
+  if (!match) return undefined;
+  const [group, version] = match[1] ? ['', 'v1'] : [match[2] as string, match[3] as string];
+  const kinds = served.filter((k) => k.group === group && k.version === version);
+  if (kinds.length === 0) return undefined;
+  const resources = kinds.flatMap((k) => [
+    {
+      name: k.plural,
+      singularName: k.kind.toLowerCase(),
+      namespaced: k.namespaced,
+      kind: k.kind,
+      verbs: k.verbs,
+      shortNames: k.shortNames ?? [],
+    },
+    ...(k.kind === 'Pod'
+      ? [
+          {
+            name: 'pods/eviction',
+            singularName: '',
+            namespaced: true,
+            kind: 'Eviction',
+            group: 'policy',
+            version: 'v1',
+            verbs: ['create'],
+          },
+          { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+        ]
+      : []),
+  ]);
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group ? `${group}/${version}` : 'v1',
+    resources,
+  };
+}
+
+interface Target {
+  kind: ResourceKind;
+  namespace?: string;
+  name?: string;
+  sub?: string;
+}
+
+function route(path: string): Target | undefined {
+  const m = /^\/(?:api\/v1|apis\/([^/]+)\/([^/]+))\/(.*)$/.exec(path);
+  if (!m) return undefined;
+  const group = m[1] ?? '';
+  const version = m[2] ?? 'v1';
+  const parts = (m[3] as string).split('/').filter(Boolean).map(decodeURIComponent);
+  let namespace: string | undefined;
+  if (parts[0] === 'namespaces' && parts.length >= 3) {
+    namespace = parts[1];
+    parts.splice(0, 2);
+  }
+  const kind = KINDS.find((k) => k.group === group && k.version === version && k.plural === parts[0]);
+  if (!kind) return undefined;
+  return { kind, namespace: kind.namespaced ? namespace : undefined, name: parts[1], sub: parts[2] };
+}
+
+const VERBS: Record<string, string> = {
+  GET: 'get',
+  POST: 'create',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+
+async function handle(
+  store: KubeStore,
+  forbidden: Set<string>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (req.headers.authorization !== `Bearer ${TOKEN}`)
+    return status(res, 401, 'Unauthorized', 'Unauthorized');
+  const url = new URL(req.url ?? '/', 'https://localhost');
+  const found = discovery(url.pathname, store);
+  if (found) return send(res, 200, found);
+  const target = route(url.pathname);
+  if (!target || !store.served(target.kind)) {
+    return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+  }
+  const { kind, namespace, name, sub } = target;
+  let verb = VERBS[req.method ?? 'GET'] ?? 'get';
+  if (verb === 'get' && !name) verb = url.searchParams.get('watch') ? 'watch' : 'list';
+  const resource = sub ? `${kind.plural}/${sub}` : kind.plural;
+  if (forbidden.has(`${verb} ${resource}`)) {
+    const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
+    return status(
+      res,
+      403,
+      'Forbidden',
+      `${resource}${name ? ` "${name}"` : ''} is forbidden: User "${USER}" cannot ${verb} resource "${resource}" in API group "${kind.group}" ${scope}`,
+    );
+  }
+  try {
+    if (verb === 'watch') return watch(store, kind, namespace, url, req, res);
+    if (verb === 'list') {
+      const selector = url.searchParams.get('labelSelector');
+      const fields = url.searchParams.get('fieldSelector');
+      const items = store
+        .list(kind, namespace)
+        .filter((o) => labelsMatch(selector, o) && fieldsMatch(fields, o));
+      return send(res, 200, {
+        apiVersion: apiVersionOf(kind),
+        kind: `${kind.kind}List`,
+        metadata: { resourceVersion: store.resourceVersion },
+        items,
+      });
+    }
+    if (sub === 'log' && verb === 'get') {
+      if (!store.get(kind, namespace, name as string)) throw notFound(kind, name as string);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(store.logs.get(`${namespace}/${name}`) ?? '');
+      return;
+    }
+    if (sub === 'eviction' && verb === 'create') {
+      try {
+        evict(store, namespace as string, name as string);
+      } catch (error) {
+        const e = error as { code?: number; reason?: string; details?: unknown; message: string };
+        return status(res, e.code ?? 500, e.reason ?? 'NotFound', e.message, e.details);
+      }
+      return send(res, 201, { kind: 'Status', apiVersion: 'v1', status: 'Success', code: 201 });
+    }
+    if (verb === 'get') {
+      const object = store.get(kind, namespace, name as string);
+      if (!object) throw notFound(kind, name as string);
+      return send(res, 200, object);
+    }
+    if (verb === 'delete') return send(res, 200, store.delete(kind, namespace, name as string));
+    const input = (await body(req)) as KubeObject;
+    if (verb === 'create') {
+      const created = store.create(kind, { ...input, metadata: { ...input.metadata, namespace } });
+      return send(res, 201, created);
+    }
+    if (verb === 'patch') {
+      const type = req.headers['content-type'] ?? '';
+      if (type.startsWith('application/apply-patch')) {
+        const manager = url.searchParams.get('fieldManager');
+        if (!manager)
+          return status(
+            res,
+            422,
+            'Invalid',
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+          );
+        return send(res, 200, store.apply(kind, namespace, name as string, input, manager));
+      }
+      return send(
+        res,
+        200,
+        store.mergePatch(kind, namespace, name as string, input as Record<string, unknown>),
+      );
+    }
+    if (verb === 'update')
+      return send(res, 200, store.update(kind, { ...input, metadata: { ...input.metadata, namespace } }));
+    return status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);
+  } catch (error) {
+    if (error instanceof KubeError)
+      return status(res, error.code, error.reason, error.message, error.details);
+    throw error;
+  }
+}
+
+function labelsMatch(selector: string | null, object: KubeObject): boolean {
+  if (!selector) return true;
+  return selector.split(',').every((term) => {
+    const [key, value] = term.split('=') as [string, string | undefined];
+    return value === undefined
+      ? key in (object.metadata.labels ?? {})
+      : object.metadata.labels?.[key] === value;
+  });
+}
+
+function fieldsMatch(selector: string | null, object: KubeObject): boolean {
+  if (!selector) return true;
+  return selector.split(',').every((term) => {
+    const [key, value] = term.split('=') as [string, string];
+    if (key === 'spec.nodeName')
+      return (object.spec as { nodeName?: string } | undefined)?.nodeName === value;
+    if (key === 'metadata.name') return object.metadata.name === value;
+    return true;
+  });
+}
+
+function watch(
+  store: KubeStore,
+  kind: ResourceKind,
+  namespace: string | undefined,
+  url: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+  const write = (event: unknown) => res.write(`${JSON.stringify(event)}\n`);
+  for (const object of store.list(kind, namespace)) write({ type: 'ADDED', object });
+  const stop = store.watch(kind, namespace, write);
+  const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 300) * 1000;
+  const timer = setTimeout(() => res.end(), timeout);
+  timer.unref();
+  req.on('close', () => {
+    stop();
+    clearTimeout(timer);
+  });
+}
+
+export type { ClusterBehaviour };
+export { K };
