@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { IgpuSplitError } from '../core/errors.ts';
 import { registerCapture } from './capture.ts';
+import { registerCluster } from './cluster.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerGuest } from './guest.ts';
 import { registerHost } from './host.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerMapping(program);
   registerVm(program);
   registerGuest(program);
+  registerCluster(program);
   return program;
 }
 

@@ -48,8 +48,8 @@ export function smokeCheck(node: string, log: string): Check {
     return {
       id,
       status: 'fail',
-      evidence: `the smoke pod on ${node} printed no /dev/dri line`,
-      fix: 'read its log: kubectl logs (the pod is kept when this happens)',
+      evidence: `the smoke pod on ${node} printed no /dev/dri line (its log: ${log.trim().slice(0, 80) || 'empty'})`,
+      fix: 'check the smoke image has sh and ls (smokeImage in the lab file)',
     };
   }
   const render = result.dri.filter((n) => /^renderD\d+$/.test(n));

@@ -102,6 +102,55 @@ export const NodeVmSchema = z.strictObject({
   talos: TalosNodeSchema.optional().describe('Talos: how to reach the node and what it runs'),
 });
 
+/** The GPU plugin and where it goes (cluster layer). */
+export const KubernetesSchema = z.strictObject({
+  kubeconfig: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('kubeconfig file (default: $KUBECONFIG or ~/.kube/config)'),
+  context: z.string().min(1).optional().describe('kubeconfig context (default: its current-context)'),
+  namespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default('igpu-split'),
+  plugin: z
+    .strictObject({
+      mode: z.enum(['daemonset', 'operator', 'helm-values']).default('daemonset'),
+      image: z.string().min(1).default('intel/intel-gpu-plugin'),
+      // Release v0.37.2 of intel/intel-device-plugins-for-kubernetes (GitHub releases, 2025-11-26).
+      version: z
+        .string()
+        .regex(/^[0-9A-Za-z._-]+$/)
+        .default('0.37.2'),
+      sharedDevNum: z.int().min(1).max(100).default(1).describe('containers that may share one vGPU'),
+      allocationPolicy: z.enum(['none', 'balanced', 'packed']).default('none'),
+      nodeSelector: z
+        .record(z.string(), z.string())
+        .default({ 'intel.feature.node.kubernetes.io/gpu': 'true' }),
+      tolerations: z
+        .array(
+          z.strictObject({
+            key: z.string().optional(),
+            operator: z.enum(['Exists', 'Equal']).optional(),
+            value: z.string().optional(),
+            effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+          }),
+        )
+        .default([]),
+      nodeFeatureRule: z
+        .boolean()
+        .default(false)
+        .describe('also install the NFD rule that labels i915/xe nodes'),
+    })
+    .prefault({}),
+  smokeImage: z
+    .string()
+    .min(1)
+    .default('busybox:1.36')
+    .describe('image of the smoke pod; one with vainfo (e.g. a Jellyfin image) also tests VA-API'),
+});
+
 export const LabSchema = z
   .strictObject({
     proxmox: ProxmoxEndpointSchema,
@@ -112,6 +161,7 @@ export const LabSchema = z
       .describe('Cluster PCI mapping the VMs attach through'),
     hosts: z.array(HostSchema).min(1),
     vms: z.array(NodeVmSchema).default([]),
+    kubernetes: KubernetesSchema.prefault({}),
     imageFactory: z
       .url({ protocol: /^https?$/ })
       .default('https://factory.talos.dev')
@@ -153,3 +203,4 @@ export const LabSchema = z
 
 export type Lab = z.output<typeof LabSchema>;
 export type ProxmoxEndpoint = z.output<typeof ProxmoxEndpointSchema>;
+export type KubernetesSettings = z.output<typeof KubernetesSchema>;

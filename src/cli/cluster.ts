@@ -1,0 +1,199 @@
+// igpu-split cluster …: node labels, the namespace and the Intel GPU plugin, the
+// allocatable check and smoke pods, drain/uncordon, rollback, and the GitOps render.
+
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { confirm } from './confirm.ts';
+import { renderChecks } from './render-doctor.ts';
+import { renderLayerPlan } from './render-plan.ts';
+
+interface ClusterOptions {
+  lab: string;
+  json?: boolean;
+  node?: string[];
+}
+
+const addOptions = (command: Command) =>
+  command
+    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+    .option('--json', 'print the result as JSON');
+
+async function open(options: ClusterOptions) {
+  const [{ loadLab }, { openKube }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../cluster/kube.ts'),
+  ]);
+  const lab = await loadLab(options.lab);
+  const gpuNodes = lab.vms
+    .filter((vm) => vm.kubernetesNode)
+    .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }))
+    .filter((node) => !options.node || options.node.includes(node.name));
+  for (const name of options.node ?? []) {
+    if (!gpuNodes.some((n) => n.name === name))
+      throw new UsageError(`--node ${name}: no VM of the lab file has kubernetesNode ${name}`, {
+        fix: 'check the lab file',
+      });
+  }
+  if (gpuNodes.length === 0)
+    throw new UsageError('no VM in the lab file names its kubernetesNode', {
+      fix: 'add kubernetesNode to each node VM',
+    });
+  return {
+    lab,
+    settings: lab.kubernetes,
+    gpuNodes,
+    kube: openKube({ kubeconfig: lab.kubernetes.kubeconfig, context: lab.kubernetes.context }),
+  };
+}
+
+async function plan(options: ClusterOptions) {
+  const { gatherClusterFacts, planCluster } = await import('../cluster/plan.ts');
+  const opened = await open(options);
+  const result = planCluster(
+    await gatherClusterFacts(opened.kube, opened.settings, opened.gpuNodes),
+    opened.settings,
+    opened.gpuNodes,
+  );
+  return { ...opened, plan: result };
+}
+
+export function registerCluster(program: Command): void {
+  const cluster = program
+    .command('cluster')
+    .description(
+      'the Kubernetes side: GPU node labels, the Intel GPU plugin, allocatable and smoke pods, drain',
+    );
+
+  addOptions(
+    cluster.command('plan').description('show the objects and labels apply would write; changes nothing'),
+  ).action(async (options: ClusterOptions) => {
+    const { plan: result } = await plan(options);
+    process.stdout.write(
+      options.json
+        ? `${JSON.stringify(result, null, 2)}\n`
+        : renderLayerPlan('igpu-split cluster plan', result.checks, result.steps),
+    );
+    process.exitCode = result.refused ? 1 : 0;
+  });
+
+  addOptions(
+    cluster
+      .command('apply')
+      .description('apply them with server-side apply as igpu-split (asks unless --yes)'),
+  )
+    .option('--yes', 'do not ask')
+    .action(async (options: ClusterOptions & { yes?: boolean }) => {
+      if (options.json && !options.yes)
+        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const { plan: result, kube, settings } = await plan(options);
+      if (!options.json)
+        process.stdout.write(renderLayerPlan('igpu-split cluster plan', result.checks, result.steps));
+      if (result.refused) {
+        process.exitCode = 1;
+        return;
+      }
+      if (
+        result.steps.length > 0 &&
+        !options.yes &&
+        !(await confirm(
+          `apply ${result.steps.length} change(s) to ${kube.target}?`,
+          'igpu-split cluster plan',
+        ))
+      )
+        return;
+      const { applyClusterPlan } = await import('../cluster/apply.ts');
+      const done = await applyClusterPlan(
+        kube,
+        result,
+        options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+      );
+      if (settings.plugin.mode === 'helm-values' && !options.json)
+        process.stdout.write(
+          `  helm-values mode: install Intel's chart with the values from igpu-split cluster render --out DIR\n`,
+        );
+      if (options.json) process.stdout.write(`${JSON.stringify({ plan: result, done }, null, 2)}\n`);
+    });
+
+  addOptions(
+    cluster
+      .command('verify')
+      .description('plugin ready, allocatable = vGPUs × sharedDevNum, and a smoke pod per GPU node'),
+  )
+    .option('--node <name...>', 'only these Kubernetes nodes')
+    .option('--no-smoke', 'skip the smoke pods')
+    .option('--timeout <seconds>', 'how long a smoke pod may take', '120')
+    .action(async (options: ClusterOptions & { smoke?: boolean; timeout: string }) => {
+      const seconds = Number(options.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new UsageError(`--timeout must be a positive number of seconds, not ${options.timeout}`);
+      const { verifyCluster } = await import('../cluster/verify.ts');
+      const { kube, settings, gpuNodes } = await open(options);
+      const checks = await verifyCluster(kube, settings, gpuNodes, {
+        smoke: options.smoke !== false,
+        timeoutMs: seconds * 1000,
+      });
+      process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+      process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+    });
+
+  addOptions(
+    cluster
+      .command('rollback')
+      .description('delete the objects igpu-split made and release its node labels (asks unless --yes)'),
+  )
+    .option('--yes', 'do not ask')
+    .action(async (options: ClusterOptions & { yes?: boolean }) => {
+      const { kube, settings, gpuNodes } = await open(options);
+      if (
+        !options.yes &&
+        !(await confirm(
+          `remove igpu-split's objects and labels from ${kube.target}?`,
+          'igpu-split cluster verify',
+        ))
+      )
+        return;
+      const { rollbackCluster } = await import('../cluster/apply.ts');
+      const done = await rollbackCluster(kube, settings, gpuNodes);
+      process.stdout.write(
+        options.json
+          ? `${JSON.stringify(done)}\n`
+          : `${done.join('\n') || 'nothing of ours in the cluster'}\n`,
+      );
+    });
+
+  cluster
+    .command('render')
+    .description('write the same objects as a kustomize directory (and the Helm values in helm-values mode)')
+    .requiredOption('--out <dir>', 'the folder to write into')
+    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+    .action(async (options: { out: string; lab: string }) => {
+      const [{ loadLab }, { renderCluster }] = await Promise.all([
+        import('../config/load.ts'),
+        import('../cluster/render.ts'),
+      ]);
+      const lab = await loadLab(options.lab);
+      const nodes = lab.vms
+        .filter((vm) => vm.kubernetesNode)
+        .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
+      const files = await renderCluster(lab.kubernetes, nodes, options.out);
+      process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
+    });
+
+  for (const [verb, help] of [
+    ['drain', 'cordon a node and evict its pods, honouring PodDisruptionBudgets'],
+    ['uncordon', 'let pods be scheduled on a node again'],
+  ] as const) {
+    addOptions(cluster.command(verb).description(help))
+      .requiredOption('--node <name...>', 'the Kubernetes node(s)')
+      .option('--timeout <seconds>', 'how long a drain may take', '300')
+      .action(async (options: ClusterOptions & { timeout: string }) => {
+        const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
+        const { kube } = await open(options);
+        for (const node of options.node ?? []) {
+          if (verb === 'drain') await drainNode(kube, node, { timeoutMs: Number(options.timeout) * 1000 });
+          else await uncordonNode(kube, node);
+          process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
+        }
+      });
+  }
+}

@@ -1,0 +1,111 @@
+// Applying the cluster plan (server-side apply as igpu-split: objects and node labels),
+// rolling it back (delete exactly our objects, release our node labels), and draining a
+// node for the other layers (cordon, evictions that honour PodDisruptionBudgets, a
+// bounded wait naming the budget that blocks) and uncordoning it.
+
+import type { KubernetesSettings } from '../config/lab.ts';
+import { IgpuSplitError, TargetError } from '../core/errors.ts';
+import type { KubeApi } from './kube.ts';
+import { allObjects, OURS } from './objects.ts';
+import type { ClusterPlan, GpuNode } from './plan.ts';
+
+export async function applyClusterPlan(
+  kube: KubeApi,
+  plan: ClusterPlan,
+  progress?: (line: string) => void,
+): Promise<string[]> {
+  if (plan.refused) {
+    throw new IgpuSplitError(`the cluster plan cannot be applied: ${plan.refused}`, {
+      target: kube.target,
+      fix: plan.checks.find((c) => c.status === 'fail')?.fix,
+    });
+  }
+  const done: string[] = [];
+  for (const step of plan.steps) {
+    if (step.object) await kube.apply(step.object);
+    if (step.node && step.labels) {
+      await kube.apply({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: step.node, labels: step.labels },
+      });
+    }
+    progress?.(step.description);
+    done.push(step.id);
+  }
+  return done;
+}
+
+/** Deletes the objects we own (labelled ours) and releases the node labels we set. */
+export async function rollbackCluster(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+): Promise<string[]> {
+  const done: string[] = [];
+  for (const node of gpuNodes) {
+    if (!(await kube.get('v1', 'Node', node.name))) continue;
+    // Applying nothing as our field manager gives up our labels; a label someone else
+    // also set stays, as server-side apply keeps fields other managers own.
+    await kube.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name } });
+    done.push(`released igpu-split's labels on node ${node.name}`);
+  }
+  for (const object of allObjects(settings).reverse()) {
+    const live = await kube
+      .get(object.apiVersion, object.kind, object.metadata.name, object.metadata.namespace)
+      .catch(() => undefined);
+    if (
+      !live ||
+      live.metadata.labels?.['app.kubernetes.io/managed-by'] !== OURS['app.kubernetes.io/managed-by']
+    )
+      continue;
+    await kube.delete(object.apiVersion, object.kind, object.metadata.name, object.metadata.namespace);
+    done.push(`deleted ${object.kind} ${object.metadata.name}`);
+  }
+  return [...new Set(done)];
+}
+
+export interface DrainOptions {
+  timeoutMs?: number;
+  pollMs?: number;
+}
+
+/** Cordon, then evict every pod but DaemonSet and mirror pods; retried until the deadline. */
+export async function drainNode(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 300_000);
+  const pause = options.pollMs ?? 2_000;
+  await kube.setUnschedulable(node, true);
+  for (;;) {
+    const pods = (await kube.list('v1', 'Pod', { fieldSelector: `spec.nodeName=${node}` })).filter((pod) => {
+      const owners = (pod.metadata.ownerReferences ?? []) as { kind?: string }[];
+      const annotations = (pod.metadata.annotations ?? {}) as Record<string, string>;
+      const phase = (pod.status as { phase?: string } | undefined)?.phase;
+      return (
+        !owners.some((o) => o.kind === 'DaemonSet') &&
+        !annotations['kubernetes.io/config.mirror'] &&
+        phase !== 'Succeeded' &&
+        phase !== 'Failed'
+      );
+    });
+    if (pods.length === 0) return;
+    const blocked: string[] = [];
+    for (const pod of pods) {
+      const result = await kube.evict(pod.metadata.namespace as string, pod.metadata.name);
+      if (result.blocked) blocked.push(`${pod.metadata.namespace}/${pod.metadata.name}: ${result.blocked}`);
+    }
+    if (Date.now() > deadline) {
+      throw new TargetError(
+        `node ${node} did not drain in time${blocked.length ? `: ${blocked[0]}` : `: ${pods.length} pod(s) still there`}`,
+        {
+          target: kube.target,
+          fix: `the node stays cordoned; scale up or relax the disruption budget, or move the pod, then rerun (or kubectl uncordon ${node} to give up)`,
+        },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+export async function uncordonNode(kube: KubeApi, node: string): Promise<void> {
+  await kube.setUnschedulable(node, false);
+}

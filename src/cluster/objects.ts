@@ -1,0 +1,191 @@
+// The Kubernetes objects the cluster layer owns, generated from the lab file: the
+// namespace (Pod Security `privileged`, which the plugin's hostPath mounts need — Talos
+// enforces `baseline` by default), the Intel GPU plugin as our own DaemonSet, a
+// GpuDevicePlugin for Intel's operator, or a values file for Intel's Helm chart, and
+// optionally the NFD rule that labels nodes where i915 or xe is loaded. Every object is
+// labelled as ours; the mounts, security context and environment follow Intel's
+// reference DaemonSet (deployments/gpu_plugin/base/intel-gpu-plugin.yaml).
+
+import { stringify } from 'yaml';
+import type { KubernetesSettings } from '../config/lab.ts';
+
+export const FIELD_MANAGER = 'igpu-split';
+export const OURS = { 'app.kubernetes.io/managed-by': 'igpu-split' } as const;
+export const PLUGIN_NAME = 'intel-gpu-plugin';
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+export function pluginArgs(settings: KubernetesSettings): string[] {
+  return [
+    `-shared-dev-num=${settings.plugin.sharedDevNum}`,
+    ...(settings.plugin.allocationPolicy === 'none'
+      ? []
+      : [`-allocation-policy=${settings.plugin.allocationPolicy}`]),
+  ];
+}
+
+export function namespaceObject(settings: KubernetesSettings): Manifest {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: settings.namespace,
+      labels: {
+        ...OURS,
+        'pod-security.kubernetes.io/enforce': 'privileged',
+        'pod-security.kubernetes.io/audit': 'privileged',
+        'pod-security.kubernetes.io/warn': 'privileged',
+      },
+    },
+  };
+}
+
+export function pluginDaemonSet(settings: KubernetesSettings): Manifest {
+  const labels = { app: PLUGIN_NAME, ...OURS };
+  const volume = (name: string, path: string, type?: string) => ({
+    name,
+    hostPath: { path, ...(type ? { type } : {}) },
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: PLUGIN_NAME, namespace: settings.namespace, labels },
+    spec: {
+      selector: { matchLabels: { app: PLUGIN_NAME } },
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeSelector: { 'kubernetes.io/arch': 'amd64', ...settings.plugin.nodeSelector },
+          ...(settings.plugin.tolerations.length > 0 ? { tolerations: settings.plugin.tolerations } : {}),
+          containers: [
+            {
+              name: PLUGIN_NAME,
+              image: `${settings.plugin.image}:${settings.plugin.version}`,
+              imagePullPolicy: 'IfNotPresent',
+              args: pluginArgs(settings),
+              env: [
+                { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+              ],
+              securityContext: {
+                seLinuxOptions: { type: 'container_device_plugin_t' },
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              resources: {
+                requests: { memory: '45Mi', cpu: '40m' },
+                limits: { memory: '90Mi', cpu: '100m' },
+              },
+              volumeMounts: [
+                { name: 'devfs', mountPath: '/dev/dri', readOnly: true },
+                { name: 'sysfsdrm', mountPath: '/sys/class/drm', readOnly: true },
+                { name: 'kubeletsockets', mountPath: '/var/lib/kubelet/device-plugins' },
+                { name: 'cdipath', mountPath: '/var/run/cdi' },
+              ],
+            },
+          ],
+          volumes: [
+            volume('devfs', '/dev/dri'),
+            volume('sysfsdrm', '/sys/class/drm'),
+            volume('kubeletsockets', '/var/lib/kubelet/device-plugins'),
+            volume('cdipath', '/var/run/cdi', 'DirectoryOrCreate'),
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** For Intel's operator (deviceplugin.intel.com/v1); cluster-scoped. */
+export function gpuDevicePlugin(settings: KubernetesSettings): Manifest {
+  return {
+    apiVersion: 'deviceplugin.intel.com/v1',
+    kind: 'GpuDevicePlugin',
+    metadata: { name: 'igpu-split', labels: { ...OURS } },
+    spec: {
+      image: `${settings.plugin.image}:${settings.plugin.version}`,
+      sharedDevNum: settings.plugin.sharedDevNum,
+      preferredAllocationPolicy: settings.plugin.allocationPolicy,
+      nodeSelector: settings.plugin.nodeSelector,
+      ...(settings.plugin.tolerations.length > 0 ? { tolerations: settings.plugin.tolerations } : {}),
+    },
+  };
+}
+
+/** Values for Intel's `intel-device-plugins-gpu` chart (intel/helm-charts). */
+export function helmValues(settings: KubernetesSettings): string {
+  return `# igpu-split: values for helm install gpu intel/intel-device-plugins-gpu -n ${settings.namespace}\n${stringify(
+    {
+      name: 'igpu-split',
+      image: {
+        hub: settings.plugin.image.split('/').slice(0, -1).join('/') || 'intel',
+        tag: settings.plugin.version,
+      },
+      sharedDevNum: settings.plugin.sharedDevNum,
+      allocationPolicy: settings.plugin.allocationPolicy,
+      nodeSelector: settings.plugin.nodeSelector,
+      tolerations: settings.plugin.tolerations,
+      nodeFeatureRule: settings.plugin.nodeFeatureRule,
+    },
+  )}`;
+}
+
+/**
+ * The NFD rule for the GPU label: an Intel display device, and i915 or xe loaded — or
+ * built in and enabled, as on Talos (kernel.enabledmodule), from Intel's node-feature-rules.
+ */
+export function nodeFeatureRule(): Manifest {
+  const module = (feature: string, name: string) => ({
+    matchFeatures: [{ feature, matchExpressions: { [name]: { op: 'Exists' } } }],
+  });
+  return {
+    apiVersion: 'nfd.k8s-sigs.io/v1alpha1',
+    kind: 'NodeFeatureRule',
+    metadata: { name: 'igpu-split-gpu', labels: { ...OURS } },
+    spec: {
+      rules: [
+        {
+          name: 'igpu-split.gpu',
+          labels: { 'intel.feature.node.kubernetes.io/gpu': 'true' },
+          matchFeatures: [
+            {
+              feature: 'pci.device',
+              matchExpressions: {
+                vendor: { op: 'In', value: ['8086'] },
+                class: { op: 'In', value: ['0300', '0380'] },
+              },
+            },
+          ],
+          matchAny: [
+            module('kernel.loadedmodule', 'i915'),
+            module('kernel.enabledmodule', 'i915'),
+            module('kernel.loadedmodule', 'xe'),
+            module('kernel.enabledmodule', 'xe'),
+          ],
+        },
+      ],
+    },
+  };
+}
+
+/** Every object igpu-split may have made, whatever the mode (rollback looks for all). */
+export function allObjects(settings: KubernetesSettings): Manifest[] {
+  return [namespaceObject(settings), pluginDaemonSet(settings), gpuDevicePlugin(settings), nodeFeatureRule()];
+}
+
+/** Everything the lab file asks the cluster to hold, in apply order. */
+export function desiredObjects(settings: KubernetesSettings): Manifest[] {
+  const objects = [namespaceObject(settings)];
+  if (settings.plugin.mode === 'daemonset') objects.push(pluginDaemonSet(settings));
+  if (settings.plugin.mode === 'operator') objects.push(gpuDevicePlugin(settings));
+  if (settings.plugin.nodeFeatureRule) objects.push(nodeFeatureRule());
+  return objects;
+}

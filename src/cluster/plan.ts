@@ -1,0 +1,170 @@
+// The cluster layer's gather and plan: the GPU nodes the lab file names (each VM is one
+// vGPU), the objects we own as they are in the cluster, the CRDs operator and NFD modes
+// need; then the node labels and objects to apply. An object is up to date when every
+// field we set has our value (other fields — status, defaults — do not count).
+
+import type { KubernetesSettings } from '../config/lab.ts';
+import type { Check, Step } from '../core/model.ts';
+import type { KubeApi, KubeObject } from './kube.ts';
+import { desiredObjects, type Manifest } from './objects.ts';
+
+export interface GpuNode {
+  name: string;
+  /** vGPUs on it: one per node VM. */
+  vgpus: number;
+}
+
+export interface ClusterFacts {
+  nodes: Record<string, KubeObject | undefined>;
+  objects: { desired: Manifest; live: KubeObject | undefined }[];
+  crds: Record<string, boolean>;
+}
+
+export interface ClusterPlan {
+  checks: Check[];
+  steps: (Step & { object?: Manifest; node?: string; labels?: Record<string, string> })[];
+  refused?: string;
+}
+
+export const CRDS = {
+  gpuDevicePlugin: 'gpudeviceplugins.deviceplugin.intel.com',
+  certManager: 'certificates.cert-manager.io',
+  nodeFeatureRule: 'nodefeaturerules.nfd.k8s-sigs.io',
+};
+
+const CRD_API = 'apiextensions.k8s.io/v1';
+
+export async function gatherClusterFacts(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+): Promise<ClusterFacts> {
+  const crdNames = [
+    ...(settings.plugin.mode === 'operator' ? [CRDS.gpuDevicePlugin, CRDS.certManager] : []),
+    ...(settings.plugin.nodeFeatureRule ? [CRDS.nodeFeatureRule] : []),
+  ];
+  const crds = Object.fromEntries(
+    await Promise.all(
+      crdNames.map(
+        async (name) =>
+          [name, (await kube.get(CRD_API, 'CustomResourceDefinition', name)) !== undefined] as const,
+      ),
+    ),
+  );
+  const nodes = Object.fromEntries(
+    await Promise.all(
+      gpuNodes.map(async (node) => [node.name, await kube.get('v1', 'Node', node.name)] as const),
+    ),
+  );
+  const wanted = desiredObjects(settings).filter(
+    (o) =>
+      !(o.kind === 'GpuDevicePlugin' && !crds[CRDS.gpuDevicePlugin]) &&
+      !(o.kind === 'NodeFeatureRule' && !crds[CRDS.nodeFeatureRule]),
+  );
+  const objects = await Promise.all(
+    wanted.map(async (desired) => ({
+      desired,
+      live: await kube.get(
+        desired.apiVersion,
+        desired.kind,
+        desired.metadata.name,
+        desired.metadata.namespace,
+      ),
+    })),
+  );
+  return { nodes, objects, crds };
+}
+
+/** Every leaf of `want` has the same value in `have`. */
+export function covers(have: unknown, want: unknown): boolean {
+  if (want === null || typeof want !== 'object') return have === want;
+  if (Array.isArray(want)) {
+    return (
+      Array.isArray(have) && have.length === want.length && want.every((item, i) => covers(have[i], item))
+    );
+  }
+  if (!have || typeof have !== 'object') return false;
+  return Object.entries(want as Record<string, unknown>).every(([key, value]) =>
+    covers((have as Record<string, unknown>)[key], value),
+  );
+}
+
+export function planCluster(
+  facts: ClusterFacts,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+): ClusterPlan {
+  const checks: Check[] = [];
+  const steps: ClusterPlan['steps'] = [];
+  if (settings.plugin.mode === 'operator') {
+    if (!facts.crds[CRDS.gpuDevicePlugin]) {
+      checks.push({
+        id: 'cluster.operator',
+        status: 'fail',
+        evidence: `CRD ${CRDS.gpuDevicePlugin} is not installed: Intel's device plugin operator is missing`,
+        fix: facts.crds[CRDS.certManager]
+          ? 'install the operator: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace'
+          : 'install cert-manager first (the operator needs it), then: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace; or use plugin mode daemonset',
+      });
+    } else if (!facts.crds[CRDS.certManager]) {
+      checks.push({
+        id: 'cluster.cert-manager',
+        status: 'fail',
+        evidence: `CRD ${CRDS.certManager} is not installed: the operator's webhook needs cert-manager`,
+        fix: 'install cert-manager (https://cert-manager.io/docs/installation/)',
+      });
+    } else {
+      checks.push({
+        id: 'cluster.operator',
+        status: 'pass',
+        evidence: "Intel's operator and cert-manager are installed",
+      });
+    }
+  }
+  if (settings.plugin.nodeFeatureRule && !facts.crds[CRDS.nodeFeatureRule]) {
+    checks.push({
+      id: 'cluster.nfd',
+      status: 'fail',
+      evidence: `CRD ${CRDS.nodeFeatureRule} is not installed: Node Feature Discovery is missing`,
+      fix: 'install NFD (kubectl apply -k https://github.com/kubernetes-sigs/node-feature-discovery/deployment/overlays/default), or set nodeFeatureRule: false',
+    });
+  }
+  for (const { desired, live } of facts.objects) {
+    if (live && covers(live, desired)) continue;
+    steps.push({
+      id: `cluster/${desired.kind.toLowerCase()}/${desired.metadata.name}`,
+      target: `${desired.kind} ${desired.metadata.namespace ? `${desired.metadata.namespace}/` : ''}${desired.metadata.name}`,
+      description: `${live ? 'update' : 'create'} ${desired.kind} ${desired.metadata.name} (server-side apply as igpu-split)`,
+      disturbs: [],
+      needs: [],
+      object: desired,
+    });
+  }
+  for (const node of gpuNodes) {
+    const live = facts.nodes[node.name];
+    if (!live) {
+      checks.push({
+        id: `cluster.${node.name}.node`,
+        status: 'fail',
+        evidence: `Kubernetes has no node ${node.name}`,
+        fix: 'check kubernetesNode in the lab file against kubectl get nodes (and that the VM has joined)',
+      });
+      continue;
+    }
+    const missing = Object.entries(settings.plugin.nodeSelector).filter(
+      ([k, v]) => live.metadata.labels?.[k] !== v,
+    );
+    if (missing.length === 0) continue;
+    steps.push({
+      id: `cluster/node/${node.name}/labels`,
+      target: `node ${node.name}`,
+      description: `label node ${node.name}: ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}`,
+      disturbs: [],
+      needs: [],
+      node: node.name,
+      labels: settings.plugin.nodeSelector,
+    });
+  }
+  const refused = checks.find((c) => c.status === 'fail')?.evidence;
+  return { checks, steps, ...(refused ? { refused } : {}) };
+}

@@ -1,0 +1,153 @@
+// Verifying the cluster layer: the plugin's pod is ready on every GPU node, each node
+// advertises vGPUs × sharedDevNum of gpu.intel.com/i915, and a smoke pod per GPU node
+// gets one, sees the render node (and runs vainfo when the image has it). The smoke pod
+// is deleted afterwards; one that cannot be scheduled is reported with the scheduler's
+// reason.
+
+import type { KubernetesSettings } from '../config/lab.ts';
+import type { Check } from '../core/model.ts';
+import type { KubeApi, KubeObject } from './kube.ts';
+import { OURS } from './objects.ts';
+import type { GpuNode } from './plan.ts';
+import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
+
+export const RESOURCE = 'gpu.intel.com/i915';
+const PLUGIN_NAMESPACE_OPERATOR = 'inteldeviceplugins-system';
+
+export interface VerifyOptions {
+  smoke?: boolean;
+  timeoutMs?: number;
+  pollMs?: number;
+}
+
+export async function verifyCluster(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+  options: VerifyOptions = {},
+): Promise<Check[]> {
+  const checks: Check[] = [];
+  const namespace = settings.plugin.mode === 'operator' ? PLUGIN_NAMESPACE_OPERATOR : settings.namespace;
+  const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app=intel-gpu-plugin' });
+  for (const node of gpuNodes) {
+    const live = await kube.get('v1', 'Node', node.name);
+    if (!live) {
+      checks.push({
+        id: `cluster.${node.name}.node`,
+        status: 'fail',
+        evidence: `Kubernetes has no node ${node.name}`,
+        fix: 'check kubernetesNode in the lab file',
+      });
+      continue;
+    }
+    const pod = pods.find((p) => p.spec?.nodeName === node.name);
+    const ready = ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
+      (c) => c.type === 'Ready' && c.status === 'True',
+    );
+    checks.push(
+      ready
+        ? {
+            id: `cluster.${node.name}.plugin`,
+            status: 'pass',
+            evidence: `plugin pod ${pod?.metadata.name} is ready on ${node.name}`,
+          }
+        : {
+            id: `cluster.${node.name}.plugin`,
+            status: 'fail',
+            evidence: pod
+              ? `plugin pod ${pod.metadata.name} on ${node.name} is not ready`
+              : `no plugin pod on ${node.name} (namespace ${namespace})`,
+            fix: pod
+              ? `kubectl -n ${namespace} logs ${pod.metadata.name}`
+              : `check the node has the labels ${Object.entries(settings.plugin.nodeSelector)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(',')} and the namespace allows privileged pods (kubectl -n ${namespace} get events)`,
+          },
+    );
+    const want = node.vgpus * settings.plugin.sharedDevNum;
+    const have = Number(
+      (live.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+    );
+    checks.push(
+      have === want
+        ? {
+            id: `cluster.${node.name}.allocatable`,
+            status: 'pass',
+            evidence: `${node.name} advertises ${RESOURCE}: ${have} (${node.vgpus} vGPU × ${settings.plugin.sharedDevNum})`,
+          }
+        : {
+            id: `cluster.${node.name}.allocatable`,
+            status: have === 0 ? 'fail' : 'warn',
+            evidence: `${node.name} advertises ${RESOURCE}: ${have}, expected ${want} (${node.vgpus} vGPU × sharedDevNum ${settings.plugin.sharedDevNum})`,
+            fix:
+              have === 0
+                ? 'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM'
+                : 'the plugin runs with another sharedDevNum: apply the cluster plan again',
+          },
+    );
+    if (options.smoke !== false && ready && have > 0)
+      checks.push(await smoke(kube, settings, node.name, options));
+  }
+  return checks;
+}
+
+async function smoke(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  node: string,
+  options: VerifyOptions,
+): Promise<Check> {
+  const name = `igpu-split-smoke-${node}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 63);
+  const namespace = settings.namespace;
+  await kube.delete('v1', 'Pod', name, namespace);
+  await kube.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { ...OURS, 'app.kubernetes.io/component': 'smoke' } },
+    spec: {
+      restartPolicy: 'Never',
+      nodeSelector: { 'kubernetes.io/hostname': node },
+      containers: [
+        {
+          name: 'smoke',
+          image: settings.smokeImage,
+          command: ['sh', '-c', SMOKE_SCRIPT],
+          resources: { limits: { [RESOURCE]: '1' } },
+        },
+      ],
+    },
+  });
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  let pod: KubeObject | undefined;
+  try {
+    for (;;) {
+      pod = await kube.get('v1', 'Pod', name, namespace);
+      const phase = (pod?.status as { phase?: string } | undefined)?.phase;
+      if (phase === 'Succeeded' || phase === 'Failed') break;
+      if (Date.now() > deadline) {
+        const scheduled = (
+          (pod?.status?.conditions ?? []) as { type: string; status: string; message?: string }[]
+        ).find((c) => c.type === 'PodScheduled');
+        return {
+          id: `cluster.${node}.smoke`,
+          status: 'fail',
+          evidence:
+            scheduled?.status === 'False'
+              ? `the smoke pod on ${node} stayed Pending: ${scheduled.message ?? 'unschedulable'}`
+              : `the smoke pod on ${node} did not finish in ${Math.round((options.timeoutMs ?? 120_000) / 1000)} s (${phase ?? 'no status'})`,
+          fix:
+            scheduled?.status === 'False'
+              ? `the node has no free ${RESOURCE}: raise sharedDevNum or free a device`
+              : `kubectl -n ${namespace} describe pod ${name}`,
+        };
+      }
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1_000));
+    }
+    return smokeCheck(node, await kube.logs(namespace, name));
+  } finally {
+    await kube.delete('v1', 'Pod', name, namespace);
+  }
+}

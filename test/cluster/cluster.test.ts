@@ -1,0 +1,267 @@
+// The cluster layer against the project's Kubernetes API server (over HTTPS, through
+// @kubernetes/client-node): plan → apply → verify with smoke pods → second plan empty →
+// rollback; Pod Security on Talos; drain with a PodDisruptionBudget; and the bad cases
+// (no kubeconfig, unreachable, RBAC, CRD missing, node not found, a smoke pod that stays
+// Pending). kubectl, pointed at the same server, checks it speaks the protocol.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { applyClusterPlan, drainNode, rollbackCluster, uncordonNode } from '../../src/cluster/apply.ts';
+import { openKube } from '../../src/cluster/kube.ts';
+import { type GpuNode, gatherClusterFacts, planCluster } from '../../src/cluster/plan.ts';
+import {
+  type KubeSimulatorOptions,
+  type RunningKubeSimulator,
+  startKubeSimulator,
+} from '../../src/cluster/simulator/server.ts';
+import { verifyCluster } from '../../src/cluster/verify.ts';
+import { KubernetesSchema } from '../../src/config/lab.ts';
+import { IgpuSplitError } from '../../src/core/errors.ts';
+
+const run = promisify(execFile);
+let dir: string;
+const sims: RunningKubeSimulator[] = [];
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'igpu-kube-'));
+});
+after(async () => {
+  for (const sim of sims) await sim.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const NODES: KubeSimulatorOptions['nodes'] = [
+  { name: 'k3s-1', gpus: 1 },
+  { name: 'talos-1', gpus: 1 },
+  { name: 'cp-1' },
+];
+const GPU_NODES: GpuNode[] = [
+  { name: 'k3s-1', vgpus: 1 },
+  { name: 'talos-1', vgpus: 1 },
+];
+
+async function cluster(options: Partial<KubeSimulatorOptions> = {}) {
+  const sim = await startKubeSimulator({ nodes: NODES, ...options });
+  sims.push(sim);
+  const file = join(dir, `kubeconfig-${sims.length}`);
+  await writeFile(file, sim.kubeconfig);
+  return { sim, file, kube: openKube({ kubeconfig: file }) };
+}
+
+async function fails(promise: Promise<unknown>, pattern: RegExp) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof IgpuSplitError, String(error));
+    assert.match(error.oneLine(), pattern);
+    return true;
+  });
+}
+
+const fast = { pollMs: 5, timeoutMs: 2_000 };
+
+test('plan → apply → verify (smoke pods) → plan empty → rollback leaves nothing of ours', async () => {
+  const { sim, kube } = await cluster({ vainfo: true });
+  const settings = KubernetesSchema.parse({
+    plugin: { sharedDevNum: 2 },
+    smokeImage: 'jellyfin/jellyfin:10.10',
+  });
+  const plan = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
+  assert.deepEqual(
+    plan.steps.map((s) => s.id),
+    [
+      'cluster/namespace/igpu-split',
+      'cluster/daemonset/intel-gpu-plugin',
+      'cluster/node/k3s-1/labels',
+      'cluster/node/talos-1/labels',
+    ],
+  );
+  await applyClusterPlan(kube, plan);
+  const checks = await verifyCluster(kube, settings, GPU_NODES, fast);
+  assert.deepEqual(
+    checks.map((c) => `${c.id} ${c.status}`),
+    [
+      'cluster.k3s-1.plugin pass',
+      'cluster.k3s-1.allocatable pass',
+      'cluster.k3s-1.smoke pass',
+      'cluster.talos-1.plugin pass',
+      'cluster.talos-1.allocatable pass',
+      'cluster.talos-1.smoke pass',
+    ],
+  );
+  assert.match(checks[1]?.evidence ?? '', /gpu\.intel\.com\/i915: 2 \(1 vGPU × 2\)/);
+  assert.match(checks[2]?.evidence ?? '', /sees renderD128; vainfo: Intel iHD driver .* with 3 profiles/);
+  assert.deepEqual(
+    sim.store
+      .list({ ...(await import('../../src/cluster/simulator/controllers.ts')).K.Pod }, 'igpu-split')
+      .filter((p) => p.metadata.name.startsWith('igpu-split-smoke')),
+    [],
+    'smoke pods deleted',
+  );
+  const again = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
+  assert.deepEqual(again.steps, []);
+  const done = await rollbackCluster(kube, settings, GPU_NODES);
+  assert.deepEqual(done, [
+    "released igpu-split's labels on node k3s-1",
+    "released igpu-split's labels on node talos-1",
+    'deleted DaemonSet intel-gpu-plugin',
+    'deleted Namespace igpu-split',
+  ]);
+  const node = await kube.get('v1', 'Node', 'k3s-1');
+  assert.equal(node?.metadata.labels?.['intel.feature.node.kubernetes.io/gpu'], undefined);
+  assert.equal(node?.metadata.labels?.['kubernetes.io/hostname'], 'k3s-1', 'labels that are not ours stay');
+  const allocatable = (node?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable;
+  assert.equal(allocatable?.['gpu.intel.com/i915'], undefined);
+});
+
+test('Talos enforces baseline: without our privileged namespace the plugin pods are refused, and verify says where to look', async () => {
+  const { kube } = await cluster({ defaultPodSecurity: 'baseline' });
+  const settings = KubernetesSchema.parse({});
+  const plan = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
+  // Apply the DaemonSet into a namespace we did not label (the user's own, say).
+  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'igpu-split' } });
+  for (const step of plan.steps.filter((s) => !s.id.startsWith('cluster/namespace')))
+    await applyClusterPlan(kube, { ...plan, steps: [step] });
+  const failing = await verifyCluster(kube, settings, GPU_NODES, { ...fast, smoke: false });
+  assert.match(failing[0]?.evidence ?? '', /no plugin pod on k3s-1/);
+  assert.match(failing[0]?.fix ?? '', /allows privileged pods/);
+  await applyClusterPlan(
+    kube,
+    planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES),
+  );
+  assert.ok((await verifyCluster(kube, settings, GPU_NODES, fast)).every((c) => c.status === 'pass'));
+});
+
+test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, then the node drains and uncordons', async () => {
+  const { sim, kube } = await cluster();
+  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  for (const name of ['web-1', 'web-2']) {
+    sim.store.update(K.Pod, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default', labels: { app: 'web' } },
+      spec: { nodeName: 'k3s-1', containers: [{ name: 'web', image: 'nginx' }] },
+      status: { phase: 'Running' },
+    });
+  }
+  sim.store.update(K.PodDisruptionBudget, {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: 'web-pdb', namespace: 'default' },
+    spec: { minAvailable: 2, selector: { matchLabels: { app: 'web' } } },
+  });
+  await fails(
+    drainNode(kube, 'k3s-1', { timeoutMs: 50, pollMs: 10 }),
+    /node k3s-1 did not drain in time: default\/web-1: The disruption budget web-pdb needs 2 healthy pods and has 2 currently — the node stays cordoned/,
+  );
+  assert.equal((await kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, true);
+  sim.store.delete(K.PodDisruptionBudget, 'default', 'web-pdb');
+  await drainNode(kube, 'k3s-1', { timeoutMs: 1_000, pollMs: 10 });
+  assert.deepEqual(await kube.list('v1', 'Pod', { namespace: 'default' }), []);
+  await uncordonNode(kube, 'k3s-1');
+  assert.equal((await kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
+});
+
+test('operator mode: a missing operator (and cert-manager) is a failing check with how to install', async () => {
+  const { kube } = await cluster();
+  const settings = KubernetesSchema.parse({ plugin: { mode: 'operator' } });
+  const plan = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
+  assert.match(plan.refused ?? '', /CRD gpudeviceplugins.deviceplugin.intel.com is not installed/);
+  assert.match(plan.checks[0]?.fix ?? '', /install cert-manager first/);
+  await fails(applyClusterPlan(kube, plan), /cannot be applied/);
+  // With both installed, the GpuDevicePlugin is applied and the plugin runs.
+  const ready = await cluster({
+    crds: ['gpudeviceplugins.deviceplugin.intel.com', 'certificates.cert-manager.io'],
+  });
+  const ok = planCluster(await gatherClusterFacts(ready.kube, settings, GPU_NODES), settings, GPU_NODES);
+  assert.deepEqual(ok.steps.map((s) => s.id).slice(0, 2), [
+    'cluster/namespace/igpu-split',
+    'cluster/gpudeviceplugin/igpu-split',
+  ]);
+  await applyClusterPlan(ready.kube, ok);
+  assert.ok((await verifyCluster(ready.kube, settings, GPU_NODES, fast)).every((c) => c.status === 'pass'));
+  // Asking the API for a kind whose CRD is gone is one line naming the fix.
+  await fails(
+    kube.apply({ apiVersion: 'deviceplugin.intel.com/v1', kind: 'GpuDevicePlugin', metadata: { name: 'x' } }),
+    /does not know this kind.*install Intel's device plugin operator/,
+  );
+});
+
+test('bad input: node not found, RBAC refusal naming verb and resource, a smoke pod left Pending', async () => {
+  const { sim, kube } = await cluster({ forbidden: ['patch nodes'] });
+  const settings = KubernetesSchema.parse({});
+  const nodes = [...GPU_NODES, { name: 'ghost', vgpus: 1 }];
+  const plan = planCluster(await gatherClusterFacts(kube, settings, nodes), settings, nodes);
+  assert.match(plan.refused ?? '', /Kubernetes has no node ghost/);
+  await fails(
+    applyClusterPlan(kube, { ...plan, refused: undefined }),
+    /apply Node k3s-1: forbidden: cannot patch nodes — grant the kubeconfig's user "patch" on "nodes"/,
+  );
+  sim.forbidden.clear();
+  await applyClusterPlan(kube, { ...plan, refused: undefined });
+  // Another pod holds the only device: the smoke pod cannot be scheduled.
+  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  sim.store.update(K.Pod, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'jellyfin', namespace: 'default' },
+    spec: {
+      nodeName: 'k3s-1',
+      containers: [{ name: 'j', image: 'jellyfin', resources: { limits: { 'gpu.intel.com/i915': '1' } } }],
+    },
+    status: { phase: 'Running' },
+  });
+  const checks = await verifyCluster(kube, settings, GPU_NODES, { pollMs: 5, timeoutMs: 100 });
+  const smoke = checks.find((c) => c.id === 'cluster.k3s-1.smoke');
+  assert.equal(smoke?.status, 'fail');
+  assert.match(
+    smoke?.evidence ?? '',
+    /stayed Pending: 0\/3 nodes are available: 1 Insufficient gpu.intel.com\/i915, 2 node\(s\) didn't match Pod's node affinity\/selector\./,
+  );
+});
+
+test('no kubeconfig, an unknown context, an unreachable server: one line each', async () => {
+  assert.throws(() => openKube({ kubeconfig: join(dir, 'nope') }), /no kubeconfig at .*nope/);
+  const { file, sim } = await cluster();
+  assert.throws(
+    () => openKube({ kubeconfig: file, context: 'prod' }),
+    (error: unknown) =>
+      error instanceof IgpuSplitError && /has no context prod — use one of: igpu-sim/.test(error.oneLine()),
+  );
+  await sim.close();
+  await fails(openKube({ kubeconfig: file }).list('v1', 'Node'), /the API server is unreachable/);
+});
+
+test('kubectl, pointed at the same server, lists the nodes and the objects igpu-split applied', {
+  skip: existsSync('/usr/bin/kubectl') ? false : 'kubectl is not installed',
+}, async () => {
+  const { file, kube } = await cluster();
+  const settings = KubernetesSchema.parse({});
+  await applyClusterPlan(
+    kube,
+    planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES),
+  );
+  const kubectl = async (...args: string[]) => (await run('kubectl', ['--kubeconfig', file, ...args])).stdout;
+  assert.match(
+    await kubectl('get', 'nodes', '-l', 'intel.feature.node.kubernetes.io/gpu=true', '-o', 'name'),
+    /^node\/k3s-1\nnode\/talos-1\n$/,
+  );
+  assert.match(
+    await kubectl(
+      '-n',
+      'igpu-split',
+      'get',
+      'ds',
+      '-o',
+      'jsonpath={.items[0].spec.template.spec.containers[0].image}',
+    ),
+    /^intel\/intel-gpu-plugin:0\.37\.2$/,
+  );
+  assert.match(
+    await kubectl('get', 'node', 'k3s-1', '-o', "jsonpath={.status.allocatable['gpu\\.intel\\.com/i915']}"),
+    /^1$/,
+  );
+});
