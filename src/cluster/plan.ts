@@ -143,12 +143,7 @@ export function planCluster(
   for (const node of gpuNodes) {
     const live = facts.nodes[node.name];
     if (!live) {
-      checks.push({
-        id: `cluster.${node.name}.node`,
-        status: 'fail',
-        evidence: `Kubernetes has no node ${node.name}`,
-        fix: 'check kubernetesNode in the lab file against kubectl get nodes (and that the VM has joined)',
-      });
+      checks.push(missingNode(node.name));
       continue;
     }
     const missing = Object.entries(settings.plugin.nodeSelector).filter(
@@ -167,4 +162,13 @@ export function planCluster(
   }
   const refused = checks.find((c) => c.status === 'fail')?.evidence;
   return { checks, steps, ...(refused ? { refused } : {}) };
+}
+
+export function missingNode(name: string): Check {
+  return {
+    id: `cluster.${name}.node`,
+    status: 'fail',
+    evidence: `Kubernetes has no node ${name}`,
+    fix: 'check kubernetesNode in the lab file against kubectl get nodes (and that the VM has joined)',
+  };
 }

@@ -8,7 +8,7 @@ import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { OURS } from './objects.ts';
-import type { GpuNode } from './plan.ts';
+import { type GpuNode, missingNode } from './plan.ts';
 import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
 
 export const RESOURCE = 'gpu.intel.com/i915';
@@ -32,12 +32,7 @@ export async function verifyCluster(
   for (const node of gpuNodes) {
     const live = await kube.get('v1', 'Node', node.name);
     if (!live) {
-      checks.push({
-        id: `cluster.${node.name}.node`,
-        status: 'fail',
-        evidence: `Kubernetes has no node ${node.name}`,
-        fix: 'check kubernetesNode in the lab file',
-      });
+      checks.push(missingNode(node.name));
       continue;
     }
     const pod = pods.find((p) => p.spec?.nodeName === node.name);

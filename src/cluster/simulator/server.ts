@@ -7,8 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { generate } from 'selfsigned';
 import { parse as parseYaml } from 'yaml';
+import { loopbackCertificate } from '../../core/loopback-tls.ts';
 import { type ClusterBehaviour, evict, K, reconcile } from './controllers.ts';
 import {
   apiVersionOf,
@@ -102,21 +102,8 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
   };
   store.onChange();
 
-  const pems = await generate([{ name: 'commonName', value: 'kube-simulator' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  });
-  const server: Server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
+  const pems = await loopbackCertificate('kube-simulator');
+  const server: Server = createServer(pems, (req, res) => {
     handle(store, forbidden, req, res).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );

@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { generate } from 'selfsigned';
+import { loopbackCertificate } from '../../core/loopback-tls.ts';
 import { ENDPOINTS, type EndpointSpec, type ParamSpec } from '../api-spec.ts';
 import { normalizeFingerprint } from '../client.ts';
 import { type Caller, SimError, type SimulatorState } from './state.ts';
@@ -45,22 +45,7 @@ export async function startSimulator(
   state: SimulatorState,
   options: { port?: number; tls?: { key: string; cert: string } } = {},
 ): Promise<RunningSimulator> {
-  const tls: { key: string; cert: string } =
-    options.tls ??
-    (await generate([{ name: 'commonName', value: 'pve-simulator' }], {
-      keyType: 'ec',
-      algorithm: 'sha256',
-      extensions: [
-        { name: 'basicConstraints', cA: false },
-        {
-          name: 'subjectAltName',
-          altNames: [
-            { type: 2, value: 'localhost' },
-            { type: 7, ip: '127.0.0.1' },
-          ],
-        },
-      ],
-    }).then((pems) => ({ key: pems.private, cert: pems.cert })));
+  const tls: { key: string; cert: string } = options.tls ?? (await loopbackCertificate('pve-simulator'));
   const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     handle(state, req, res).catch((error: unknown) => answer(res, 500, String(error), null));
   });
