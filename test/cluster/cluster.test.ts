@@ -265,3 +265,32 @@ test('kubectl, pointed at the same server, lists the nodes and the objects igpu-
     /^1$/,
   );
 });
+
+test('watch: the server streams what exists, then each change', async () => {
+  const { file } = await cluster();
+  const { KubeConfig, Watch } = await import('@kubernetes/client-node');
+  const config = new KubeConfig();
+  config.loadFromFile(file);
+  const seen: string[] = [];
+  const gotTwo = new Promise<void>((resolve) => {
+    void new Watch(config)
+      .watch(
+        '/api/v1/nodes',
+        {},
+        (phase, node) => {
+          seen.push(`${phase} ${node.metadata.name}`);
+          if (seen.includes('MODIFIED k3s-1')) resolve();
+        },
+        () => undefined,
+      )
+      .then((controller) => {
+        after(() => controller.abort());
+      });
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const kube = openKube({ kubeconfig: file });
+  await kube.setUnschedulable('k3s-1', true);
+  await gotTwo;
+  assert.deepEqual(seen.slice(0, 3), ['ADDED cp-1', 'ADDED k3s-1', 'ADDED talos-1']);
+  assert.ok(seen.includes('MODIFIED k3s-1'));
+});
