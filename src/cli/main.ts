@@ -5,12 +5,18 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { IgpuSplitError } from '../core/errors.ts';
+import { registerApply } from './apply.ts';
 import { registerCapture } from './capture.ts';
 import { registerCluster } from './cluster.ts';
+import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerGuest } from './guest.ts';
 import { registerHost } from './host.ts';
 import { registerMapping } from './mapping.ts';
+import { registerPlan } from './plan.ts';
+import { registerRollback } from './rollback.ts';
+import { registerStatus } from './status.ts';
+import { registerVerify } from './verify.ts';
 import { registerVm } from './vm.ts';
 
 export const EXIT = { ok: 0, checkFailed: 1, usage: 2 } as const;
@@ -28,6 +34,12 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces of errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerDemo(program);
+  registerPlan(program);
+  registerApply(program);
+  registerVerify(program);
+  registerStatus(program);
+  registerRollback(program);
   registerDoctor(program, version);
   registerCapture(program, version);
   registerHost(program);

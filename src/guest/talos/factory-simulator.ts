@@ -1,4 +1,4 @@
-// A local stand-in for the Talos Image Factory on loopback: GET /versions, and POST
+// A Talos Image Factory of the project's own on loopback, for the tests and the demo lab: GET /versions, and POST
 // /schematics answering {"id"} as the content's SHA-256 (the real factory's ids are
 // content hashes too, so the same schematic always gets the same id). It can be told
 // to fail or to answer garbage.
@@ -67,24 +67,3 @@ export async function startImageFactory(
   factory.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return factory as FakeFactory;
 }
-
-/**
- * A recording talosctl on PATH: logs each call, and answers get extensions / ls
- * /dev/dri from its state (before or after the upgrade). TALOSCTL_FAIL=<verb> fails one.
- */
-export const TALOSCTL_STAND_IN = `#!/bin/sh
-dir=$(dirname "$0")
-echo "talosctl $*" >> "$dir/calls"
-[ "$TALOSCTL_FAIL" = "$1" ] && { echo "error: rpc error: code = Unavailable desc = connection refused" >&2; exit 1; }
-case "$1" in
-  upgrade) touch "$dir/upgraded" ;;
-  patch) ;;
-  get)
-    for e in iscsi-tools; do printf 'node: 10.0.0.5\\nmetadata:\\n  type: ExtensionStatuses.runtime.talos.dev\\nspec:\\n  metadata:\\n    name: %s\\n---\\n' "$e"; done
-    if [ -e "$dir/upgraded" ]; then for e in i915 intel-ucode; do printf 'node: 10.0.0.5\\nspec:\\n  metadata:\\n    name: %s\\n---\\n' "$e"; done; fi ;;
-  ls)
-    echo "NODE       NAME"; echo "10.0.0.5   ."
-    if [ -e "$dir/upgraded" ]; then echo "10.0.0.5   by-path"; echo "10.0.0.5   card0"; echo "10.0.0.5   renderD128"; fi ;;
-esac
-exit 0
-`;

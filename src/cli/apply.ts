@@ -1,0 +1,93 @@
+// igpu-split apply: shows the whole plan, asks (unless --yes), takes the lab lock, and
+// runs it in the rolling order with progress per host; the journal lets --resume
+// continue after an interruption. A converged lab: nothing is done, and it says so.
+
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { confirm } from './confirm.ts';
+import {
+  addLabRunOptions,
+  type LabRunOptions,
+  openLabRun,
+  parallelOf,
+  renderChains,
+  renderLabPlan,
+  runWithProgress,
+} from './lab-run.ts';
+import { addConsentFlags } from './vm-plan.ts';
+
+interface ApplyFlags extends LabRunOptions {
+  yes?: boolean;
+  resume?: boolean;
+  forceStop?: boolean;
+  rebootTimeout: string;
+  verify?: boolean;
+}
+
+export function registerApply(program: Command): void {
+  addConsentFlags(
+    addLabRunOptions(
+      program.command('apply').description('apply the whole plan, host by host (asks unless --yes)'),
+    ),
+  )
+    .option('--yes', 'do not ask')
+    .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
+    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .option('--reboot-timeout <seconds>', 'how long a host or guest gets to come back', '900')
+    .option('--no-verify', 'skip the end-to-end verify afterwards')
+    .action(async (options: ApplyFlags) => {
+      const seconds = Number(options.rebootTimeout);
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new UsageError(
+          `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
+        );
+      if (options.json && !options.yes)
+        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const [{ planLab, planIsEmpty, planRefusal }, { applyStages, Journal }, { verifyLab, worstOfChains }] =
+        await Promise.all([
+          import('../engine/plan.ts'),
+          import('../engine/apply.ts'),
+          import('../engine/verify.ts'),
+        ]);
+      const parallel = parallelOf(options);
+      const { lab, connections } = await openLabRun(options);
+      const journal = new Journal(options.lab);
+      try {
+        await journal.lock(options.resume === true);
+        const plan = await planLab(lab, connections, { ...options, parallel: parallel * 8 });
+        if (!options.json) process.stdout.write(`${await renderLabPlan(plan)}\n`);
+        const refused = planRefusal(plan);
+        if (refused)
+          throw new UsageError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
+        if (planIsEmpty(plan)) {
+          await journal.finish();
+          if (!options.json) process.stdout.write('the lab is converged: nothing to do\n');
+          else process.stdout.write(`${JSON.stringify({ plan, done: [] })}\n`);
+          return;
+        }
+        if (!options.yes && !(await confirm('apply this plan?', 'igpu-split plan'))) return;
+        const done = await journal.start(options.resume === true);
+        const consents = [
+          options.changeMachine ? '--change-machine' : '',
+          options.resetEfiKeys ? '--reset-efi-keys' : '',
+        ].filter(Boolean);
+        const stages = applyStages(lab, plan, connections, {
+          consents,
+          forceStop: options.forceStop,
+          rebootTimeoutMs: seconds * 1000,
+          done,
+        });
+        await runWithProgress(stages, journal, parallel, options.json === true);
+        await journal.finish();
+        if (options.verify !== false) {
+          const chains = await verifyLab(lab, connections);
+          if (!options.json) process.stdout.write(`\n${renderChains(chains)}`);
+          else process.stdout.write(`${JSON.stringify({ plan, chains }, null, 2)}\n`);
+          process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
+        }
+      } finally {
+        await journal.unlock();
+        await connections.close();
+      }
+    });
+}

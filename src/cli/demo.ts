@@ -1,0 +1,111 @@
+// igpu-split demo (what `npm start` runs without a lab file): the built-in demo lab —
+// the Proxmox simulator and the Kubernetes API server in this process, three captured
+// hosts, an Ubuntu and a Talos node VM — taken through doctor → plan → apply → verify →
+// status, visibly, and then what to change to point it at a real lab.
+
+import type { Command } from 'commander';
+import { renderChains, renderLabPlan, runWithProgress } from './lab-run.ts';
+
+const say = (text: string) => process.stdout.write(text);
+const heading = (text: string) => say(`\n━━ ${text} ${'━'.repeat(Math.max(3, 72 - text.length))}\n\n`);
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'run the whole chain against the built-in demo lab (simulators on this machine; nothing else is touched)',
+    )
+    .option('--keep', 'keep the demo lab folder afterwards (its lab file shows what a real one looks like)')
+    .action(async (options: { keep?: boolean }) => {
+      const started = Date.now();
+      const [
+        { startDemoLab },
+        { planLab },
+        { applyStages, Journal },
+        { verifyLab, worstOfChains },
+        { labStatus, renderStatus },
+        { gatherHostFacts },
+        { hostVerdict },
+      ] = await Promise.all([
+        import('../demo/lab.ts'),
+        import('../engine/plan.ts'),
+        import('../engine/apply.ts'),
+        import('../engine/verify.ts'),
+        import('../engine/status.ts'),
+        import('../host/gather.ts'),
+        import('../host/verdict.ts'),
+      ]);
+      const demo = await startDemoLab();
+      try {
+        say(
+          `igpu-split demo — a lab of 3 Proxmox hosts, 2 node VMs (Ubuntu + K3s, Talos) and a 3-node cluster,\nall simulated on this machine. Lab file: ${demo.labFile}\n`,
+        );
+        heading('1. doctor: what each host can do');
+        for (const host of demo.lab.hosts) {
+          const access = await demo.connections.host(host.node);
+          const verdict = hostVerdict(await gatherHostFacts(access));
+          const predicted = Object.entries(verdict.vgpu.predicted).map(
+            ([type, n]) => `${n} × ${type.replace(/^i915-GVTg_/, '')}`,
+          );
+          say(
+            `  ${host.node}  ${verdict.cpu?.modelName ?? 'unknown CPU'}, ${verdict.gpu?.platformName ?? 'no iGPU'} ${verdict.gpu ? `(${verdict.gpu.vendorId}:${verdict.gpu.deviceId}, ${verdict.gpu.apertureMiB} MB aperture)` : ''}\n`,
+          );
+          say(
+            `         mode ${verdict.mode}: ${verdict.modeReason}${predicted.length ? `; vGPUs: ${predicted.join(' or ')}` : ''}\n`,
+          );
+        }
+        heading('2. plan: what apply will change');
+        const plan = await planLab(demo.lab, demo.connections);
+        say(await renderLabPlan(plan));
+        heading('3. apply: host by host (drain → host → reboot → VM → guest → uncordon), then the cluster');
+        const journal = new Journal(demo.labFile);
+        await journal.lock(false);
+        await journal.start(false);
+        await runWithProgress(
+          applyStages(demo.lab, plan, demo.connections, { pollMs: 20, rebootTimeoutMs: 20_000 }),
+          journal,
+          1,
+          false,
+        );
+        await journal.finish();
+        await journal.unlock();
+        heading('4. verify: every link from host to pod');
+        const chains = await verifyLab(demo.lab, demo.connections, { pollMs: 20, timeoutMs: 20_000 });
+        say(renderChains(chains));
+        heading('5. status (with a Jellyfin pod holding one of the GPUs)');
+        await demo.connections.kube.create({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'jellyfin', namespace: 'default' },
+          spec: {
+            nodeSelector: { 'kubernetes.io/hostname': 'k3s-1' },
+            containers: [
+              {
+                name: 'jellyfin',
+                image: 'jellyfin/jellyfin:10.10.7',
+                resources: { limits: { 'gpu.intel.com/i915': '1' } },
+              },
+            ],
+          },
+        });
+        say(renderStatus(await labStatus(demo.lab, demo.connections)));
+        heading('what next');
+        say(
+          [
+            `Done in ${((Date.now() - started) / 1000).toFixed(1)} s; the chain is ${worstOfChains(chains) === 'fail' ? 'BROKEN (see verify)' : 'complete'}.`,
+            `To run it on your lab: take the demo's lab file (igpu-split demo --keep leaves it at ${demo.labFile}),`,
+            'save it as ./igpu-split.yaml and change the proxmox',
+            "url, fingerprint and token (its secret in a file or variable), each host's ssh:, each VM's",
+            'guest: or talos:, and kubernetes.kubeconfig; then igpu-split plan, apply, verify.',
+            'The README lists the Proxmox privileges and what each command changes.',
+            '',
+          ].join('\n'),
+        );
+        process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
+      } finally {
+        if (options.keep) say(`kept ${demo.dir}\n`);
+        await (options.keep ? Promise.resolve() : demo.close());
+        if (options.keep) await demo.connections.close();
+      }
+    });
+}

@@ -1,0 +1,132 @@
+// What the lab-wide commands (plan, apply, verify, status, rollback, demo) share: their
+// options, opening the lab's connections, and rendering plans, stages and chains.
+
+import type { Command } from 'commander';
+import type { Lab } from '../config/lab.ts';
+import { UsageError } from '../core/errors.ts';
+import type { Journal, Stage } from '../engine/apply.ts';
+import type { LabConnections } from '../engine/connections.ts';
+import type { LabPlan } from '../engine/plan.ts';
+import type { VmChain } from '../engine/verify.ts';
+import { addSshOptions, type HostOptions } from './host-options.ts';
+import { renderChecks } from './render-doctor.ts';
+import { renderLayerPlan } from './render-plan.ts';
+
+export interface LabRunOptions extends HostOptions {
+  lab: string;
+  json?: boolean;
+  parallel: string;
+  changeMachine?: boolean;
+  resetEfiKeys?: boolean;
+}
+
+export function addLabRunOptions(command: Command): Command {
+  command
+    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+    .option('--json', 'print the result as JSON')
+    .option('--parallel <n>', 'hosts worked on at once (reads are always parallel, bounded)', '1');
+  return addSshOptions(command);
+}
+
+export function parallelOf(options: LabRunOptions): number {
+  const n = Number(options.parallel);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new UsageError(`--parallel must be a whole number from 1 to 64, not ${options.parallel}`);
+  return n;
+}
+
+export async function openLabRun(options: LabRunOptions): Promise<{ lab: Lab; connections: LabConnections }> {
+  const [{ loadLab }, { connectLab }, { dirname, join }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../engine/connections.ts'),
+    import('node:path'),
+  ]);
+  const lab = await loadLab(options.lab);
+  const seconds = Number(options.connectTimeout ?? '15');
+  const connections = await connectLab(
+    lab,
+    {
+      identity: options.identity,
+      knownHosts: options.knownHosts,
+      acceptNewHostKey: options.acceptNewHostKey,
+      connectTimeoutSeconds: Number.isFinite(seconds) && seconds > 0 ? seconds : 15,
+    },
+    join(dirname(options.lab), 'igpu-split-talos'),
+  );
+  return { lab, connections };
+}
+
+export async function renderLabPlan(plan: LabPlan): Promise<string> {
+  const { planSections } = await import('../engine/plan.ts');
+  return planSections(plan)
+    .map((section) => {
+      const text = renderLayerPlan(
+        section.title,
+        section.checks.filter((c) => c.status !== 'pass'),
+        section.steps,
+      );
+      return section.refused ? `${text}  not applicable: ${section.refused}\n` : text;
+    })
+    .join('\n');
+}
+
+/** Runs the stages with listr2: a task per host group (plain lines when not a terminal). */
+export async function runWithProgress(
+  stages: Stage[],
+  journal: Journal,
+  parallel: number,
+  quiet: boolean,
+): Promise<void> {
+  const [{ Listr }, { runStage, stageGroups }] = await Promise.all([
+    import('listr2'),
+    import('../engine/apply.ts'),
+  ]);
+  const groups = stageGroups(stages);
+  const task = (group: { group: string; stages: Stage[] }) => ({
+    title:
+      group.group === 'lab' ? 'lab: mapping' : group.group === 'lab-end' ? 'cluster' : `host ${group.group}`,
+    task: (_: unknown, parent: { newListr: (tasks: unknown[], options?: unknown) => unknown }) =>
+      parent.newListr(
+        group.stages.map((stage) => ({
+          title: stage.title,
+          skip: () => (journal.has(stage.id) ? 'done by an earlier run' : false),
+          task: async (_ctx: unknown, t: { output: string }) => {
+            await runStage(stage, journal, (line) => {
+              t.output = line;
+            });
+          },
+        })),
+        { concurrent: false, exitOnError: true },
+      ),
+  });
+  const list = new Listr(
+    [
+      ...groups.filter((g) => g.group === 'lab').map(task),
+      {
+        title: `hosts, one at a time${parallel > 1 ? ` (${parallel} at once)` : ''}`,
+        enabled: groups.some((g) => !g.group.startsWith('lab')),
+        task: (_: unknown, parent: { newListr: (tasks: unknown[], options?: unknown) => unknown }) =>
+          parent.newListr(groups.filter((g) => !g.group.startsWith('lab')).map(task), {
+            concurrent: parallel,
+            exitOnError: true,
+          }),
+      },
+      ...groups.filter((g) => g.group === 'lab-end').map(task),
+    ] as never,
+    {
+      renderer: quiet ? 'silent' : 'default',
+      fallbackRenderer: 'simple',
+      rendererOptions: { collapseSubtasks: false },
+      exitOnError: true,
+    } as never,
+  );
+  await list.run();
+}
+
+export function renderChains(chains: readonly VmChain[]): string {
+  return chains
+    .map(
+      (chain) => `VM ${chain.vmid}${chain.node ? ` → node ${chain.node}` : ''}\n${renderChecks(chain.links)}`,
+    )
+    .join('\n');
+}

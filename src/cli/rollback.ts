@@ -1,0 +1,28 @@
+// igpu-split rollback: every layer's rollback in reverse order (asks unless --yes).
+
+import type { Command } from 'commander';
+import { confirm } from './confirm.ts';
+import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
+
+export function registerRollback(program: Command): void {
+  addLabRunOptions(
+    program.command('rollback').description('undo everything igpu-split did in the lab, last layer first'),
+  )
+    .option('--yes', 'do not ask')
+    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .action(async (options: LabRunOptions & { yes?: boolean; forceStop?: boolean }) => {
+      const { rollbackLab } = await import('../engine/rollback.ts');
+      const { lab, connections } = await openLabRun(options);
+      try {
+        if (
+          !options.yes &&
+          !(await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status'))
+        )
+          return;
+        const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
+        process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
+      } finally {
+        await connections.close();
+      }
+    });
+}

@@ -1,0 +1,30 @@
+// igpu-split status: host → VM → Kubernetes node → pods holding a GPU, with what is used
+// and free at each level; --mermaid for a graph.
+
+import type { Command } from 'commander';
+import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
+
+export function registerStatus(program: Command): void {
+  addLabRunOptions(
+    program
+      .command('status')
+      .description('the lab as a tree: vGPU slots per host, device shares per node, pods'),
+  )
+    .option('--mermaid', 'print a Mermaid graph instead')
+    .action(async (options: LabRunOptions & { mermaid?: boolean }) => {
+      const { labStatus, renderMermaid, renderStatus } = await import('../engine/status.ts');
+      const { lab, connections } = await openLabRun(options);
+      try {
+        const hosts = await labStatus(lab, connections);
+        process.stdout.write(
+          options.json
+            ? `${JSON.stringify(hosts, null, 2)}\n`
+            : options.mermaid
+              ? renderMermaid(hosts)
+              : renderStatus(hosts),
+        );
+      } finally {
+        await connections.close();
+      }
+    });
+}

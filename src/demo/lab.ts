@@ -1,0 +1,190 @@
+// The built-in demo lab, modelled on a real one: three Proxmox hosts (two i5-8500T with
+// UHD 630 8086:3e92, one i7-6700K with HD 530 8086:1912, all at a 256 MB aperture), a
+// K3s-on-Ubuntu node VM and a Talos node VM, a three-node Kubernetes cluster. The
+// Proxmox simulator and the Kubernetes API server run in this process over HTTPS on
+// loopback; hosts and guests are captured trees that behave like the machines.
+// The lab file it writes is a real one: point it at a real lab by changing it.
+
+import { randomUUID } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DirectoryHost } from '../access/directory-host.ts';
+import { openKube } from '../cluster/kube.ts';
+import { type RunningKubeSimulator, startKubeSimulator } from '../cluster/simulator/server.ts';
+import type { Lab } from '../config/lab.ts';
+import { parseLab } from '../config/load.ts';
+import type { LabConnections } from '../engine/connections.ts';
+import { ImageFactory } from '../guest/talos/factory.ts';
+import { type FakeFactory, startImageFactory } from '../guest/talos/factory-simulator.ts';
+import { ProxmoxApi } from '../proxmox/api.ts';
+import { ProxmoxClient } from '../proxmox/client.ts';
+import { type RunningSimulator, startSimulator } from '../proxmox/simulator/server.ts';
+import { SimulatorState } from '../proxmox/simulator/state.ts';
+import { proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+const TOKEN_ID = 'igpu-split@pve!demo';
+export const DEMO_SECRET_ENV = 'IGPU_SPLIT_DEMO_TOKEN';
+
+export interface DemoLab {
+  dir: string;
+  labFile: string;
+  lab: Lab;
+  connections: LabConnections;
+  proxmox: SimulatorState;
+  kube: RunningKubeSimulator;
+  close(): Promise<void>;
+}
+
+const HOSTS = [
+  { node: 'pve1', before: 'i5-8500t-before', after: 'i5-8500t-gvt' },
+  { node: 'pve2', before: 'i5-8500t-before', after: 'i5-8500t-gvt' },
+  { node: 'pve3', before: 'i7-6700k-sdboot', after: undefined },
+] as const;
+
+/** The i7-6700K capture has a 512 MB aperture; the demo host has 256 MB, as the real one. */
+async function apertureTo256(root: string): Promise<void> {
+  const dev = join(root, 'sys/bus/pci/devices/0000:00:02.0');
+  const lines = (await readFile(join(dev, 'resource'), 'utf8')).split('\n');
+  lines[2] = '0x0000000090000000 0x000000009fffffff 0x000000000014220c';
+  await writeFile(join(dev, 'resource'), lines.join('\n'));
+  const types = join(dev, 'mdev_supported_types');
+  await rm(join(types, 'i915-GVTg_V5_2'), { recursive: true, force: true });
+  await writeFile(join(types, 'i915-GVTg_V5_4/available_instances'), '1\n');
+  await writeFile(join(types, 'i915-GVTg_V5_8/available_instances'), '2\n');
+}
+
+export async function startDemoLab(): Promise<DemoLab> {
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-split-demo-'));
+  const roots: Record<string, string> = {};
+  for (const host of HOSTS) {
+    roots[host.node] = join(dir, 'machines', host.node);
+    await cp(join(FIXTURES, 'hosts', host.before), roots[host.node] as string, {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+  }
+  await apertureTo256(roots.pve3 as string);
+  // Captures carry no boot id; a running machine has one.
+  for (const root of Object.values(roots)) {
+    await mkdir(join(root, 'proc/sys/kernel/random'), { recursive: true });
+    await writeFile(join(root, 'proc/sys/kernel/random/boot_id'), `${randomUUID()}\n`);
+  }
+  const ubuntuRoot = join(dir, 'machines', 'k3s-1');
+  await cp(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-before'), ubuntuRoot, {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+
+  const state = new SimulatorState({ taskMs: 20, secondMs: 20 });
+  const gpu = { bdf: '0000:00:02.0', iommuGroup: 1, apertureMiB: 256, graphicsVer: 9 };
+  state.addNode('pve1', { ...gpu, vendorDevice: '8086:3e92', subsystem: '17aa:3136' });
+  state.addNode('pve2', { ...gpu, vendorDevice: '8086:3e92', subsystem: '17aa:3136' });
+  state.addNode('pve3', { ...gpu, vendorDevice: '8086:1912', subsystem: '1462:7978' });
+  const vm = (name: string) => ({
+    name,
+    machine: 'q35',
+    bios: 'ovmf',
+    efidisk0: 'local-lvm:vm-disk-efi,efitype=4m,size=4M',
+    scsi0: 'local-lvm:vm-disk-0,size=32G',
+    net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr0',
+  });
+  state.addVm({ vmid: 101, node: 'pve1', status: 'stopped', config: vm('k3s-1') });
+  state.addVm({ vmid: 102, node: 'pve2', status: 'stopped', config: vm('talos-1') });
+  state.start(101);
+  state.start(102);
+  const secret = `demo-${Math.random().toString(36).slice(2)}`;
+  process.env[DEMO_SECRET_ENV] = secret;
+  state.addToken(TOKEN_ID, secret, {
+    '/': ['Sys.Audit'],
+    '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
+    '/mapping/pci': ['Mapping.Audit', 'Mapping.Use', 'Mapping.Modify'],
+  });
+  const proxmox = await startSimulator(state);
+  const kube = await startKubeSimulator({
+    nodes: [
+      { name: 'cp-1', labels: { 'node-role.kubernetes.io/control-plane': '' } },
+      { name: 'k3s-1', gpus: 1 },
+      { name: 'talos-1', gpus: 1 },
+    ],
+    defaultPodSecurity: 'baseline',
+    vainfo: true,
+  });
+  const factory: FakeFactory = await startImageFactory();
+  const kubeconfig = join(dir, 'kubeconfig');
+  await writeFile(kubeconfig, kube.kubeconfig, { mode: 0o600 });
+  const labFile = join(dir, 'igpu-split.yaml');
+  await writeFile(labFile, labText(proxmox, kubeconfig, factory.url));
+  const lab = parseLab(await readFile(labFile, 'utf8'), labFile);
+
+  const client = new ProxmoxClient({
+    baseUrl: proxmox.url,
+    tokenId: TOKEN_ID,
+    secret,
+    tls: { fingerprint: proxmox.fingerprint },
+  });
+  const talos = talosNode();
+  const guestMachine = ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after'));
+  const connections: LabConnections = {
+    proxmox: new ProxmoxApi(client, TOKEN_ID, { pollMs: 20 }),
+    host: async (node) => {
+      const spec = HOSTS.find((h) => h.node === node);
+      const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
+      return new DirectoryHost(roots[node] as string, proxmoxHost(after), `ssh://root@${node}.demo`).open();
+    },
+    guest: async () => new DirectoryHost(ubuntuRoot, guestMachine, 'ssh://root@k3s-1.demo').open(),
+    talosctl: talos,
+    factory: new ImageFactory(factory.url),
+    kube: openKube({ kubeconfig }),
+    talosOut: join(dir, 'talos'),
+    close: () => client.close(),
+  };
+  return {
+    dir,
+    labFile,
+    lab,
+    connections,
+    proxmox: state,
+    kube,
+    close: async () => {
+      await connections.close();
+      await Promise.all([proxmox.close(), kube.close(), factory.close()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function labText(proxmox: RunningSimulator, kubeconfig: string, factory: string): string {
+  return `# igpu-split demo lab — every address below is a simulator on this machine.
+# To use a real lab, change: proxmox.url and fingerprint (Datacenter → node →
+# Certificates), the token and its secret variable or file, each host's ssh: and each
+# VM's guest: or talos:, and kubernetes.kubeconfig. See the README, "Using it on a real lab".
+proxmox:
+  url: ${proxmox.url}
+  token: ${TOKEN_ID}
+  tokenSecretEnv: ${DEMO_SECRET_ENV}
+  fingerprint: "${proxmox.fingerprint}"
+mapping: iGPU
+hosts:
+  - { node: pve1, ssh: "ssh://root@pve1.demo" }   # i5-8500T, UHD 630
+  - { node: pve2, ssh: "ssh://root@pve2.demo" }   # i5-8500T, UHD 630
+  - { node: pve3, ssh: "ssh://root@pve3.demo" }   # i7-6700K, HD 530, already set up
+vms:
+  - vmid: 101
+    host: pve1
+    os: ubuntu
+    kubernetesNode: k3s-1
+    guest: "ssh://root@k3s-1.demo"
+  - vmid: 102
+    host: pve2
+    os: talos
+    kubernetesNode: talos-1
+    talos: { node: 10.0.0.6, version: v1.10.9 }
+imageFactory: ${factory}
+kubernetes:
+  kubeconfig: ${kubeconfig}
+  smokeImage: jellyfin/jellyfin:10.10.7   # has vainfo: the smoke pod also proves VA-API
+`;
+}

@@ -1,0 +1,110 @@
+// The demo lab's machines: captured trees copied into a temp folder, answering the few
+// commands igpu-split runs the way the real machines change — update-grub and friends
+// succeed, a reboot boots into the state the "after" capture shows (GVT-g live on a
+// host; the new kernel with i915 on a guest) — and a talosctl that upgrades a node in
+// memory. Nothing leaves this machine.
+
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
+import type { CommandResult } from '../access/host.ts';
+import type { Talosctl } from '../guest/talos/talosctl.ts';
+import { BOOT_ID } from '../host/reboot.ts';
+
+const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
+
+/** `cp -a` (captured sysfs has links that point outside the capture, which fs.cp refuses). */
+function overlay(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile('cp', ['-a', `${from}/.`, to], (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+/** Copies parts of the "after" capture over the machine: what it looks like once booted. */
+async function boot(host: DirectoryHost, after: string, parts: string[]): Promise<void> {
+  for (const part of parts) await overlay(join(after, part), host.under(part));
+  await writeFile(
+    host.under(BOOT_ID),
+    `${randomUUID()}
+`,
+  );
+}
+
+/** Sources the GRUB files with this machine's /bin/sh, as apply asks the host's own shell to. */
+function sourceGrub(host: DirectoryHost, script: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile('/bin/sh', ['-s', host.under('/etc')], (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(script);
+  });
+}
+
+/** A Proxmox host: boot-loader tools succeed; a reboot makes `after`'s /proc and /sys live. */
+export function proxmoxHost(after: string | undefined): CommandHandler {
+  return async (command, host, stdin) => {
+    if (command === '/bin/sh -s /etc') return sourceGrub(host, stdin ?? '');
+    if (/^(update-grub|proxmox-boot-tool refresh|update-initramfs -u -k all)$/.test(command)) return ok();
+    if (command === 'systemctl reboot') {
+      if (after) await boot(host, after, ['proc', 'sys']);
+      else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
+      return ok();
+    }
+    return { code: 127, stdout: '', stderr: `demo host: ${command}: not emulated` };
+  };
+}
+
+/** An Ubuntu guest: apt-get installs `after`'s kernel and packages; the reboot boots it. */
+export function ubuntuGuest(after: string): CommandHandler {
+  let installed = false;
+  return async (command, host) => {
+    if (command === 'echo "$EUID"') return ok('0\n');
+    if (command.includes('apt-get install') && command.includes('linux-generic')) {
+      await overlay(join(after, 'lib'), host.under('lib'));
+      await overlay(join(after, 'var'), host.under('var'));
+      installed = true;
+      return ok('Setting up linux-generic (6.8.0-88.89) ...\n');
+    }
+    if (command === 'systemctl reboot') {
+      if (installed) await boot(host, after, ['proc', 'sys', 'dev']);
+      else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
+      return ok();
+    }
+    return { code: 127, stdout: '', stderr: `demo guest: ${command}: not emulated` };
+  };
+}
+
+/** talosctl for one Talos node: no extensions until the upgrade, i915 and intel-ucode after. */
+export function talosNode(): Talosctl {
+  let upgraded = false;
+  return async (args) => {
+    const [verb] = args;
+    if (verb === 'upgrade') {
+      upgraded = true;
+      return ok('watching nodes: [10.0.0.6]\n    * 10.0.0.6: post check passed\n');
+    }
+    if (verb === 'patch')
+      return ok(
+        'patched MachineConfigs.config.talos.dev/v1alpha1 at the node 10.0.0.6\nApplied configuration without a reboot\n',
+      );
+    if (verb === 'get' && args[1] === 'extensions') {
+      const names = upgraded ? ['i915', 'intel-ucode'] : [];
+      return ok(
+        names
+          .map(
+            (name) =>
+              `---\n${stringify({ node: '10.0.0.6', spec: { metadata: { name, version: '20250812' } } })}`,
+          )
+          .join(''),
+      );
+    }
+    if (verb === 'ls')
+      return ok(
+        `NODE       NAME\n10.0.0.6   .\n${upgraded ? '10.0.0.6   by-path\n10.0.0.6   card0\n10.0.0.6   renderD128\n' : ''}`,
+      );
+    return { code: 1, stdout: '', stderr: `demo talosctl: ${args.join(' ')}: not emulated` };
+  };
+}

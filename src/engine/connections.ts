@@ -1,0 +1,81 @@
+// Everything the engine talks to, opened from the lab file: the Proxmox API, each host
+// and Ubuntu guest over SSH, talosctl, the Image Factory and the Kubernetes API. The demo
+// lab supplies the same interface with its in-process machines and simulators.
+
+import type { HostAccess } from '../access/host.ts';
+import { type KubeApi, openKube } from '../cluster/kube.ts';
+import type { Lab } from '../config/lab.ts';
+import { UsageError } from '../core/errors.ts';
+import { ImageFactory } from '../guest/talos/factory.ts';
+import { findTalosctl, type Talosctl, talosctlAt } from '../guest/talos/talosctl.ts';
+import { ProxmoxApi } from '../proxmox/api.ts';
+import { loadTokenSecret, ProxmoxClient } from '../proxmox/client.ts';
+
+export type LabVm = Lab['vms'][number];
+
+export interface LabConnections {
+  proxmox: ProxmoxApi;
+  /** Opens a Proxmox node's shell (host layer); a new connection each call. */
+  host(node: string): Promise<HostAccess>;
+  /** Opens an Ubuntu guest's shell. */
+  guest(vm: LabVm): Promise<HostAccess>;
+  talosctl: Talosctl | undefined;
+  factory: ImageFactory;
+  kube: KubeApi;
+  /** Where Talos files are written when talosctl is absent. */
+  talosOut: string;
+  close(): Promise<void>;
+}
+
+export interface SshSettings {
+  identity?: string;
+  knownHosts?: string;
+  acceptNewHostKey?: boolean;
+  connectTimeoutSeconds?: number;
+}
+
+export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): Promise<LabConnections> {
+  const p = lab.proxmox;
+  const secret = await loadTokenSecret(
+    p.tokenSecretFile ? { file: p.tokenSecretFile } : { env: p.tokenSecretEnv as string },
+  );
+  const client = new ProxmoxClient({
+    baseUrl: p.url,
+    tokenId: p.token,
+    secret,
+    tls: p.caFile ? { caFile: p.caFile } : p.fingerprint ? { fingerprint: p.fingerprint } : { system: true },
+  });
+  const { connectSsh } = await import('../access/ssh.ts');
+  const open = (url: string) =>
+    connectSsh({
+      url,
+      identityFile: ssh.identity,
+      knownHostsFile: ssh.knownHosts,
+      acceptNewHostKey: ssh.acceptNewHostKey === true,
+      connectTimeoutMs: (ssh.connectTimeoutSeconds ?? 15) * 1000,
+    });
+  const bin = await findTalosctl();
+  return {
+    proxmox: new ProxmoxApi(client, p.token),
+    host: (node) => {
+      const url = lab.hosts.find((h) => h.node === node)?.ssh;
+      if (!url)
+        throw new UsageError(`host ${node} has no ssh: in the lab file`, {
+          fix: 'add ssh: ssh://root@<address>',
+        });
+      return open(url);
+    },
+    guest: (vm) => {
+      if (!vm.guest)
+        throw new UsageError(`VM ${vm.vmid} has no guest: in the lab file`, {
+          fix: 'add guest: ssh://user@<address>',
+        });
+      return open(vm.guest);
+    },
+    talosctl: bin ? talosctlAt(bin) : undefined,
+    factory: new ImageFactory(lab.imageFactory),
+    kube: openKube({ kubeconfig: lab.kubernetes.kubeconfig, context: lab.kubernetes.context }),
+    talosOut,
+    close: () => client.close(),
+  };
+}

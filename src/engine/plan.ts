@@ -1,0 +1,218 @@
+// One plan across the layers. Every target is gathered read-only, in parallel with a
+// bound; each layer plans its part; the result is grouped by Proxmox host (host, its
+// VMs, their guests) plus the lab-wide mapping and cluster parts, each step saying what
+// it disturbs. The engine applies it in the rolling order (apply.ts).
+
+import type { HostAccess } from '../access/host.ts';
+import { type ClusterPlan, type GpuNode, gatherClusterFacts, planCluster } from '../cluster/plan.ts';
+import type { Lab } from '../config/lab.ts';
+import type { Check, Step } from '../core/model.ts';
+import { gatherTalosFacts, planTalos, type TalosPlan } from '../guest/talos/plan.ts';
+import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
+import { planUbuntu, type UbuntuPlan } from '../guest/ubuntu/plan.ts';
+import { gatherHostFacts } from '../host/gather.ts';
+import { type HostPlan, planHost } from '../host/plan.ts';
+import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/plan.ts';
+import { type DesiredVm, gatherVmFacts } from '../vm/gather.ts';
+import { planVms, type VmPlan } from '../vm/plan.ts';
+import type { LabConnections, LabVm } from './connections.ts';
+
+export interface GuestPart {
+  vm: LabVm;
+  ubuntu?: UbuntuPlan;
+  talos?: TalosPlan;
+}
+
+export interface HostPart {
+  node: string;
+  /** Absent when the lab file gives the host no SSH address (its host layer is not managed). */
+  host?: HostPlan;
+  vmids: number[];
+  guests: GuestPart[];
+}
+
+export interface LabPlan {
+  mapping: MappingPlan;
+  vms: VmPlan;
+  hosts: HostPart[];
+  cluster: ClusterPlan;
+  gpuNodes: GpuNode[];
+}
+
+export interface PlanOptions {
+  changeMachine?: boolean;
+  resetEfiKeys?: boolean;
+  /** How many targets are read at once. */
+  parallel?: number;
+}
+
+/** Runs `work` over `items`, at most `limit` at a time, keeping the order of results. */
+export async function bounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  });
+  await Promise.all(runners);
+  return results;
+}
+
+export function desiredVmsOf(lab: Lab): DesiredVm[] {
+  return lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }));
+}
+
+export function gpuNodesOf(lab: Lab): GpuNode[] {
+  return lab.vms
+    .filter((vm) => vm.kubernetesNode)
+    .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
+}
+
+async function withAccess<T>(
+  open: () => Promise<HostAccess>,
+  work: (access: HostAccess) => Promise<T>,
+): Promise<T> {
+  const access = await open();
+  try {
+    return await work(access);
+  } finally {
+    await access.close();
+  }
+}
+
+export async function planLab(
+  lab: Lab,
+  connections: LabConnections,
+  options: PlanOptions = {},
+): Promise<LabPlan> {
+  const limit = options.parallel ?? 8;
+  const gpuNodes = gpuNodesOf(lab);
+  const usedHosts = lab.hosts.filter((h) => lab.vms.some((vm) => vm.host === h.node) || h.ssh);
+  const [hostPlans, mappingFacts, vmFacts, guests, clusterFacts] = await Promise.all([
+    bounded(usedHosts, limit, async (h) =>
+      h.ssh
+        ? withAccess(
+            () => connections.host(h.node),
+            async (access) => planHost(await gatherHostFacts(access)),
+          )
+        : undefined,
+    ),
+    gatherMappingFacts(connections.proxmox, lab.mapping, [...new Set(lab.vms.map((vm) => vm.host))]),
+    gatherVmFacts(connections.proxmox, desiredVmsOf(lab), lab.mapping),
+    bounded(lab.vms, limit, async (vm): Promise<GuestPart> => {
+      if (vm.os === 'ubuntu' && vm.guest)
+        return {
+          vm,
+          ubuntu: await withAccess(
+            () => connections.guest(vm),
+            async (g) => planUbuntu(await gatherUbuntuFacts(g)),
+          ),
+        };
+      if (vm.os === 'talos' && vm.talos)
+        return {
+          vm,
+          talos: await planTalos(
+            vm.talos,
+            await gatherTalosFacts(vm.talos.node, connections.talosctl),
+            connections.factory,
+          ),
+        };
+      return { vm };
+    }),
+    gatherClusterFacts(connections.kube, lab.kubernetes, gpuNodes),
+  ]);
+  const mapping = planMapping(mappingFacts);
+  const vms = planVms(vmFacts, desiredVmsOf(lab), {
+    mapping: lab.mapping,
+    identity: identityOf(lab.proxmox.token),
+    changeMachine: options.changeMachine,
+    resetEfiKeys: options.resetEfiKeys,
+    mappingPlanned: mapping.steps.length > 0,
+  });
+  const hosts: HostPart[] = usedHosts.map((h, i) => ({
+    node: h.node,
+    host: hostPlans[i],
+    vmids: lab.vms.filter((vm) => vm.host === h.node).map((vm) => vm.vmid),
+    guests: guests.filter((g) => g.vm.host === h.node),
+  }));
+  return { mapping, vms, hosts, cluster: planCluster(clusterFacts, lab.kubernetes, gpuNodes), gpuNodes };
+}
+
+export function identityOf(tokenId: string): { user: string; token?: string } {
+  const [user, token] = tokenId.split('!');
+  return { user: user as string, token };
+}
+
+/** A flat view for printing and JSON: each target with its checks and steps, host by host. */
+export interface PlanSection {
+  title: string;
+  checks: Check[];
+  steps: Step[];
+  refused?: string;
+}
+
+export function planSections(plan: LabPlan): PlanSection[] {
+  const sections: PlanSection[] = [
+    { title: `mapping ${plan.mapping.name}`, checks: plan.mapping.checks, steps: plan.mapping.steps },
+  ];
+  for (const part of plan.hosts) {
+    if (part.host) {
+      sections.push({
+        title: `host ${part.node}`,
+        checks: [],
+        steps: part.host.steps,
+        refused: part.host.unsupported ?? (part.host.problems[0] ? part.host.problems.join('; ') : undefined),
+      });
+    }
+    for (const vmid of part.vmids) {
+      const change = plan.vms.changes.find((c) => c.vmid === vmid);
+      sections.push({
+        title: `VM ${vmid} on ${part.node}`,
+        checks: plan.vms.checks.filter(
+          (c) => c.id.startsWith(`vm.${vmid}.`) || c.id === `vm.${part.node}.vgpu`,
+        ),
+        steps: change?.steps ?? [],
+      });
+    }
+    for (const guest of part.guests) {
+      const title = `guest of VM ${guest.vm.vmid} (${guest.vm.os}${guest.vm.kubernetesNode ? `, ${guest.vm.kubernetesNode}` : ''})`;
+      if (guest.ubuntu)
+        sections.push({
+          title,
+          checks: guest.ubuntu.checks,
+          steps: guest.ubuntu.steps,
+          refused: guest.ubuntu.unsupported,
+        });
+      else if (guest.talos)
+        sections.push({
+          title,
+          checks: guest.talos.checks,
+          steps: guest.talos.steps,
+          refused: guest.talos.refused,
+        });
+    }
+  }
+  sections.push({
+    title: 'cluster',
+    checks: plan.cluster.checks,
+    steps: plan.cluster.steps,
+    refused: plan.cluster.refused,
+  });
+  return sections;
+}
+
+/** Why nothing can be applied, when some part refuses. */
+export function planRefusal(plan: LabPlan): string | undefined {
+  const refused = planSections(plan).find((s) => s.refused)?.refused;
+  return plan.vms.refused ?? refused;
+}
+
+export function planIsEmpty(plan: LabPlan): boolean {
+  return planSections(plan).every((s) => s.steps.length === 0);
+}

@@ -1,0 +1,39 @@
+// Every layer's rollback, in reverse order: cluster objects and labels, the VMs' vGPUs
+// (with the machine type and EFI disk they had), the mapping entries, then each host's
+// files (one boot-loader refresh; the reboot is left to the user, and said). Guests keep
+// their kernel package: it does no harm without a vGPU, and removing a kernel is the
+// user's call.
+
+import { rollbackCluster } from '../cluster/apply.ts';
+import type { Lab } from '../config/lab.ts';
+import { rollbackHost } from '../host/rollback.ts';
+import { rollbackMapping } from '../mapping/apply.ts';
+import { rollbackVms } from '../vm/apply.ts';
+import type { LabConnections } from './connections.ts';
+import { gpuNodesOf } from './plan.ts';
+
+export async function rollbackLab(
+  lab: Lab,
+  connections: LabConnections,
+  options: { forceStop?: boolean } = {},
+): Promise<string[]> {
+  const log: string[] = [];
+  log.push(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
+  const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
+  log.push(...(await rollbackVms(connections.proxmox, vms, { forceStop: options.forceStop })).log);
+  log.push(...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
+  for (const host of lab.hosts.filter((h) => h.ssh)) {
+    const access = await connections.host(host.node);
+    try {
+      const result = await rollbackHost(access);
+      if (result.changed.length > 0)
+        log.push(
+          `host ${host.node}: removed ${result.changed.join(', ')}${result.rebootNeeded ? ' (reboot to make it live)' : ''}`,
+        );
+    } finally {
+      await access.close();
+    }
+  }
+  log.push('guests keep their kernel package (linux-generic, the Talos extensions): harmless without a vGPU');
+  return log;
+}

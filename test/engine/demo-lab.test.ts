@@ -1,0 +1,147 @@
+// The whole chain against the demo lab, in this process: plan → apply → a second plan
+// with nothing to do → verify with every link passing (warnings allowed) → status →
+// rollback → verify showing the links rollback took away. Then an apply interrupted
+// between stages and resumed from its journal, and the lab lock.
+
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { IgpuSplitError } from '../../src/core/errors.ts';
+import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
+import { applyStages, Journal, runStages } from '../../src/engine/apply.ts';
+import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
+import { rollbackLab } from '../../src/engine/rollback.ts';
+import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
+import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
+
+const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
+
+async function withDemo(body: (demo: DemoLab) => Promise<void>) {
+  const demo = await startDemoLab();
+  try {
+    await body(demo);
+  } finally {
+    await demo.close();
+  }
+}
+
+async function applyAll(
+  demo: DemoLab,
+  journal = new Journal(demo.labFile),
+  afterStage?: (id: string) => Promise<void>,
+) {
+  const plan = await planLab(demo.lab, demo.connections);
+  await journal.lock(false);
+  await journal.start(false);
+  return runStages(applyStages(demo.lab, plan, demo.connections, fast), journal, { afterStage });
+}
+
+test('plan → apply → nothing left → verify passes → status → rollback → verify fails where rollback took things away', async () => {
+  await withDemo(async (demo) => {
+    const plan = await planLab(demo.lab, demo.connections);
+    assert.equal(planRefusal(plan), undefined);
+    assert.deepEqual(
+      planSections(plan).map((s) => `${s.title}: ${s.steps.length}`),
+      [
+        'mapping iGPU: 1',
+        'host pve1: 4',
+        'VM 101 on pve1: 3',
+        'guest of VM 101 (ubuntu, k3s-1): 2',
+        'host pve2: 4',
+        'VM 102 on pve2: 3',
+        'guest of VM 102 (talos, talos-1): 2',
+        'host pve3: 0',
+        'cluster: 4',
+      ],
+    );
+    const { done } = await applyAll(demo);
+    assert.deepEqual(done, [
+      'lab/mapping',
+      'pve1/drain',
+      'pve1/host',
+      'pve1/vms',
+      'pve1/guest/101',
+      'pve1/uncordon',
+      'pve2/drain',
+      'pve2/host',
+      'pve2/vms',
+      'pve2/guest/102',
+      'pve2/uncordon',
+      'lab/cluster',
+    ]);
+    // Converged: the second plan has nothing to do (and so reboots nothing).
+    assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)));
+    const chains = await verifyLab(demo.lab, demo.connections, { pollMs: 10, timeoutMs: 5_000 });
+    assert.notEqual(worstOfChains(chains), 'fail');
+    for (const chain of chains) {
+      assert.deepEqual(
+        chain.links.map((l) => l.link),
+        ['host', 'mapping', 'vm', 'guest', 'cluster', 'smoke'],
+      );
+      assert.ok(
+        chain.links.slice(1).every((l) => l.status === 'pass'),
+        JSON.stringify(chain.links),
+      );
+    }
+    const status = await labStatus(demo.lab, demo.connections);
+    assert.match(
+      renderStatus(status),
+      /pve1 {2}vGPU slots: V5_4 1 used \/ 0 free\n└─ VM 101 k3s-1 {2}i915-GVTg_V5_4, running\n {3}└─ node k3s-1 {2}gpu.intel.com\/i915: 0 used \/ 1 free/,
+    );
+    assert.match(renderMermaid(status), /host_pve1 --> vm_101\n.*vm_101 --> node_k3s_1/s);
+    const log = await rollbackLab(demo.lab, demo.connections);
+    assert.ok(log.includes('deleted mapping iGPU'), log.join('\n'));
+    const after = await verifyLab(demo.lab, demo.connections, { smoke: false });
+    for (const chain of after) {
+      const status = Object.fromEntries(chain.links.map((l) => [l.link, l.status]));
+      assert.deepEqual(status, { host: 'warn', mapping: 'fail', vm: 'fail', guest: 'pass', cluster: 'fail' });
+    }
+  });
+});
+
+test('an apply interrupted between stages resumes from its journal and converges; the lock guards it', async () => {
+  await withDemo(async (demo) => {
+    const journal = new Journal(demo.labFile);
+    await assert.rejects(
+      applyAll(demo, journal, async (id) => {
+        if (id === 'pve1/guest/101') throw new Error('interrupted');
+      }),
+      /interrupted/,
+    );
+    assert.deepEqual(JSON.parse(await readFile(journal.file, 'utf8')).done, [
+      'lab/mapping',
+      'pve1/drain',
+      'pve1/host',
+      'pve1/vms',
+      'pve1/guest/101',
+    ]);
+    assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, true);
+    // The process that held the lock is gone (as after a kill).
+    await writeFile(join(journal.dir, 'lock'), '999999\n');
+    await assert.rejects(journal.lock(false), (error: unknown) => {
+      assert.ok(error instanceof IgpuSplitError);
+      assert.match(
+        error.oneLine(),
+        /an earlier apply \(pid 999999\) stopped without finishing — continue it with igpu-split apply --resume/,
+      );
+      return true;
+    });
+    await journal.lock(true);
+    const done = await journal.start(true);
+    const plan = await planLab(demo.lab, demo.connections);
+    const result = await runStages(applyStages(demo.lab, plan, demo.connections, { ...fast, done }), journal);
+    // What the first run finished is not done again; pve1 has nothing left but k3s-1,
+    // drained then, is uncordoned.
+    assert.ok(!result.done.includes('pve1/host') && !result.done.includes('pve1/drain'));
+    assert.ok(result.done.includes('pve1/uncordon'), result.done.join(' '));
+    assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
+    assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)));
+    // While this run holds the lock, a second apply is refused.
+    await assert.rejects(
+      new Journal(demo.labFile).lock(true),
+      /another igpu-split apply \(pid \d+\) holds the lab lock/,
+    );
+    await journal.unlock();
+  });
+});
