@@ -12,6 +12,7 @@ import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerGuest } from './guest.ts';
 import { registerHost } from './host.ts';
+import { registerInit } from './init.ts';
 import { registerMapping } from './mapping.ts';
 import { registerPlan } from './plan.ts';
 import { registerRollback } from './rollback.ts';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerDemo(program);
+  registerInit(program);
   registerPlan(program);
   registerApply(program);
   registerVerify(program);

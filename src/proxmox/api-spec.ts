@@ -166,6 +166,8 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
     params: { id: req('string') },
     permission: { path: '/mapping/pci', privileges: ['Mapping.Modify'], any: false },
   },
+  // Lists only the VMs the caller has VM.Audit on.
+  { method: 'GET', path: '/nodes/{node}/qemu', params: { node } },
   {
     method: 'GET',
     path: '/nodes/{node}/qemu/{vmid}/config',

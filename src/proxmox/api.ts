@@ -150,6 +150,14 @@ export class ProxmoxApi {
     await this.transport.delete(`/cluster/mapping/pci/${enc(id)}`);
   }
 
+  /** The node's VMs the token may see (VM.Audit). */
+  vms(node: string) {
+    return this.read(
+      `/nodes/${enc(node)}/qemu`,
+      z.array(z.object({ vmid: z.coerce.number().int(), name: z.string().optional(), status: z.string() })),
+    );
+  }
+
   vmConfig(node: string, vmid: number) {
     return this.read(`/nodes/${enc(node)}/qemu/${vmid}/config`, VmConfigSchema);
   }

@@ -141,3 +141,41 @@ test('bad input: no lab file, a wrong fingerprint, an unknown --vm', async () =>
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--vm 999: no such VM in the lab file — VMs are: 101, 102/);
 });
+
+test('init writes a commented lab file from what Proxmox shows, which the loader accepts', async () => {
+  const out = join(dir, 'new.yaml');
+  const args = [
+    'init',
+    '--url',
+    sim.url,
+    '--token',
+    'igpu-split@pve!lab',
+    '--token-secret-file',
+    join(dir, 'token'),
+    '--fingerprint',
+    sim.fingerprint,
+    '--out',
+    out,
+  ];
+  const result = await runCli([...args, '--vm', '101:ubuntu', '102:talos']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /wrote .*new\.yaml: 2 host\(s\) with an iGPU, 2 node VM\(s\)/);
+  const { readFile } = await import('node:fs/promises');
+  const { parseLab } = await import('../../src/config/load.ts');
+  const text = await readFile(out, 'utf8');
+  assert.ok(!text.includes(SECRET));
+  assert.match(text, /- \{ node: pve1, ssh: "ssh:\/\/root@pve1" \} {3}# 8086:3e92 at 0000:00:02\.0/);
+  const lab = parseLab(text, out);
+  assert.deepEqual(
+    lab.vms.map((vm) => [vm.vmid, vm.host, vm.os, vm.kubernetesNode]),
+    [
+      [101, 'pve1', 'ubuntu', 'k3s-1'],
+      [102, 'pve2', 'talos', 'talos-1'],
+    ],
+  );
+  const again = await runCli(args);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /new\.yaml exists — pass --force/);
+  const bad = await runCli([...args, '--force', '--vm', '999:ubuntu']);
+  assert.match(bad.stderr, /--vm 999:ubuntu: not VMID:ubuntu\|talos of a VM Proxmox shows — VMs: 101, 102/);
+});

@@ -252,6 +252,15 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
     case 'DELETE /cluster/mapping/pci/{id}':
       state.deleteMapping(String(p.id));
       return null;
+    case 'GET /nodes/{node}/qemu':
+      state.node(node);
+      return [...state.vms.values()]
+        .filter((vm) => vm.node === node)
+        .filter((vm) => {
+          const held = state.privileges(caller, `/vms/${vm.vmid}`);
+          return held.has('*') || held.has('VM.Audit');
+        })
+        .map((vm) => ({ vmid: vm.vmid, name: vm.config.name, status: vm.status }));
     case 'GET /nodes/{node}/qemu/{vmid}/config':
       vmOn();
       return { ...state.configOf(vmid, bool(p.current)), digest: state.digest(vmid) };
