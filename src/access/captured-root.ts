@@ -20,6 +20,9 @@ export class CapturedRoot implements HostAccess {
   readonly target: string;
   readonly root: string;
 
+  /** Links seen while resolving paths: a captured tree does not change under us. */
+  protected links: Map<string, Promise<string | undefined>> | undefined = new Map();
+
   constructor(root: string) {
     this.root = posix.resolve(root);
     this.target = this.root === '/' ? 'localhost' : `root:${this.root}`;
@@ -117,11 +120,10 @@ export class CapturedRoot implements HostAccess {
         break;
       }
       const real = posix.join(this.root, ...candidate);
-      const info = await lstat(real).catch(() => undefined);
-      if (info?.isSymbolicLink()) {
+      const link = await this.linkAt(real);
+      if (link !== undefined) {
         if (++hops > MAX_LINK_HOPS)
           throw new HostError('EIO', hostPath, `too many symbolic links in ${hostPath}`);
-        const link = await readlink(real);
         if (link.startsWith('/')) resolved = [];
         pending = [...link.split('/').filter(Boolean), ...pending];
         continue;
@@ -129,6 +131,18 @@ export class CapturedRoot implements HostAccess {
       resolved = candidate;
     }
     return posix.join(this.root, ...resolved);
+  }
+
+  /** Where a path component links to, or undefined; remembered while the tree is read-only. */
+  private linkAt(real: string): Promise<string | undefined> {
+    const cached = this.links?.get(real);
+    if (cached) return cached;
+    const probe = lstat(real).then(
+      (info) => (info.isSymbolicLink() ? readlink(real) : undefined),
+      () => undefined,
+    );
+    this.links?.set(real, probe);
+    return probe;
   }
 }
 

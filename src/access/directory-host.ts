@@ -16,6 +16,8 @@ export class DirectoryHost extends CapturedRoot {
 
   constructor(root: string, commands?: CommandHandler, target?: string) {
     super(root);
+    // Written to (a reboot may replace links): never remember what a path resolved to.
+    this.links = undefined;
     this.commands = commands;
     if (target) (this as { target: string }).target = target;
   }

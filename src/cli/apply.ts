@@ -43,7 +43,7 @@ export function registerApply(program: Command): void {
         );
       if (options.json && !options.yes)
         throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
-      const [{ planLab, planIsEmpty, planRefusal }, { applyStages, Journal }, { verifyLab, worstOfChains }] =
+      const [{ planLab, planRefusal }, { applyStages, Journal }, { verifyLab, worstOfChains }] =
         await Promise.all([
           import('../engine/plan.ts'),
           import('../engine/apply.ts'),
@@ -52,21 +52,23 @@ export function registerApply(program: Command): void {
       const parallel = parallelOf(options);
       const { lab, connections } = await openLabRun(options);
       const journal = new Journal(options.lab);
+      // The lock is taken outside the try: a refused apply must not release another's lock.
       try {
         await journal.lock(options.resume === true);
+      } catch (error) {
+        await connections.close();
+        throw error;
+      }
+      let finished = false;
+      try {
+        // The journal first: an interrupted run may have left nodes cordoned even when the
+        // plan is now empty.
+        const done = await journal.start(options.resume === true);
         const plan = await planLab(lab, connections, { ...options, parallel: parallel * 8 });
         if (!options.json) process.stdout.write(`${await renderLabPlan(plan)}\n`);
         const refused = planRefusal(plan);
         if (refused)
           throw new UsageError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
-        if (planIsEmpty(plan)) {
-          await journal.finish();
-          if (!options.json) process.stdout.write('the lab is converged: nothing to do\n');
-          else process.stdout.write(`${JSON.stringify({ plan, done: [] })}\n`);
-          return;
-        }
-        if (!options.yes && !(await confirm('apply this plan?', 'igpu-split plan'))) return;
-        const done = await journal.start(options.resume === true);
         const consents = [
           options.changeMachine ? '--change-machine' : '',
           options.resetEfiKeys ? '--reset-efi-keys' : '',
@@ -77,16 +79,31 @@ export function registerApply(program: Command): void {
           rebootTimeoutMs: seconds * 1000,
           done,
         });
+        if (stages.length === 0) {
+          finished = true;
+          if (!options.json) process.stdout.write('the lab is converged: nothing to do\n');
+          else process.stdout.write(`${JSON.stringify({ plan, done: [] })}\n`);
+          return;
+        }
+        if (!options.yes && !(await confirm('apply this plan?', 'igpu-split plan'))) {
+          finished = !options.resume;
+          return;
+        }
         await runWithProgress(stages, journal, parallel, options.json === true);
-        await journal.finish();
+        finished = true;
         if (options.verify !== false) {
-          const chains = await verifyLab(lab, connections);
+          // A fresh plugin needs a moment to pull its image and register its devices.
+          const chains = await verifyLab(lab, connections, { settleMs: 180_000 });
           if (!options.json) process.stdout.write(`\n${renderChains(chains)}`);
           else process.stdout.write(`${JSON.stringify({ plan, chains }, null, 2)}\n`);
           process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
         }
       } finally {
-        await journal.unlock();
+        // A run that stopped half-way keeps its lock and journal, for apply --resume.
+        if (finished) {
+          await journal.finish();
+          await journal.unlock();
+        }
         await connections.close();
       }
     });

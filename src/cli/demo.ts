@@ -103,9 +103,8 @@ export function registerDemo(program: Command): void {
         );
         process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
       } finally {
-        if (options.keep) say(`kept ${demo.dir}\n`);
-        await (options.keep ? Promise.resolve() : demo.close());
-        if (options.keep) await demo.connections.close();
+        if (options.keep) say(`kept ${demo.dir} (its simulators are stopped; the lab file is an example)\n`);
+        await demo.close({ keepFiles: options.keep === true });
       }
     });
 }

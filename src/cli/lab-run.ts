@@ -70,46 +70,58 @@ export async function renderLabPlan(plan: LabPlan): Promise<string> {
     .join('\n');
 }
 
-/** Runs the stages with listr2: a task per host group (plain lines when not a terminal). */
+/**
+ * Runs the stages with listr2: a task per host group (plain lines when not a terminal).
+ * After a failure no stage starts, and the run waits for the ones in flight.
+ */
 export async function runWithProgress(
   stages: Stage[],
   journal: Journal,
   parallel: number,
   quiet: boolean,
 ): Promise<void> {
-  const [{ Listr }, { runStage, stageGroups }] = await Promise.all([
+  const [{ Listr }, { RunState, runStage, stageGroups }] = await Promise.all([
     import('listr2'),
     import('../engine/apply.ts'),
   ]);
+  const state = new RunState();
   const groups = stageGroups(stages);
+  type Parent = { newListr: (tasks: unknown[], options?: unknown) => unknown };
   const task = (group: { group: string; stages: Stage[] }) => ({
     title:
-      group.group === 'lab' ? 'lab: mapping' : group.group === 'lab-end' ? 'cluster' : `host ${group.group}`,
-    task: (_: unknown, parent: { newListr: (tasks: unknown[], options?: unknown) => unknown }) =>
+      group.group === 'lab'
+        ? 'lab: mapping'
+        : group.group === 'lab-end'
+          ? 'cluster'
+          : `host ${group.group.slice('host:'.length)}`,
+    task: (_: unknown, parent: Parent) =>
       parent.newListr(
         group.stages.map((stage) => ({
           title: stage.title,
-          skip: () => (journal.has(stage.id) ? 'done by an earlier run' : false),
+          skip: () => (journal.has(stage) ? 'done by an earlier run' : false),
           task: async (_ctx: unknown, t: { output: string }) => {
-            await runStage(stage, journal, (line) => {
-              t.output = line;
-            });
+            await runStage(
+              stage,
+              journal,
+              (line) => {
+                t.output = line;
+              },
+              state,
+            );
           },
         })),
         { concurrent: false, exitOnError: true },
       ),
   });
+  const hosts = groups.filter((g) => g.group.startsWith('host:'));
   const list = new Listr(
     [
       ...groups.filter((g) => g.group === 'lab').map(task),
       {
-        title: `hosts, one at a time${parallel > 1 ? ` (${parallel} at once)` : ''}`,
-        enabled: groups.some((g) => !g.group.startsWith('lab')),
-        task: (_: unknown, parent: { newListr: (tasks: unknown[], options?: unknown) => unknown }) =>
-          parent.newListr(groups.filter((g) => !g.group.startsWith('lab')).map(task), {
-            concurrent: parallel,
-            exitOnError: true,
-          }),
+        title: parallel > 1 ? `hosts, ${parallel} at a time` : 'hosts, one at a time',
+        enabled: hosts.length > 0,
+        task: (_: unknown, parent: Parent) =>
+          parent.newListr(hosts.map(task), { concurrent: parallel, exitOnError: true }),
       },
       ...groups.filter((g) => g.group === 'lab-end').map(task),
     ] as never,
@@ -120,7 +132,11 @@ export async function runWithProgress(
       exitOnError: true,
     } as never,
   );
-  await list.run();
+  try {
+    await list.run();
+  } finally {
+    await state.settle();
+  }
 }
 
 export function renderChains(chains: readonly VmChain[]): string {

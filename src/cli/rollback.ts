@@ -11,8 +11,19 @@ export function registerRollback(program: Command): void {
     .option('--yes', 'do not ask')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: LabRunOptions & { yes?: boolean; forceStop?: boolean }) => {
-      const { rollbackLab } = await import('../engine/rollback.ts');
+      const [{ rollbackLab }, { Journal }] = await Promise.all([
+        import('../engine/rollback.ts'),
+        import('../engine/apply.ts'),
+      ]);
       const { lab, connections } = await openLabRun(options);
+      const journal = new Journal(options.lab);
+      try {
+        // Never beside an apply: the same lab-wide lock.
+        await journal.lock(false);
+      } catch (error) {
+        await connections.close();
+        throw error;
+      }
       try {
         if (
           !options.yes &&
@@ -22,6 +33,7 @@ export function registerRollback(program: Command): void {
         const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
         process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
       } finally {
+        await journal.unlock();
         await connections.close();
       }
     });

@@ -88,6 +88,17 @@ export async function drainNode(kube: KubeApi, node: string, options: DrainOptio
       );
     });
     if (pods.length === 0) return;
+    // A pod no controller owns would be gone for good, as kubectl drain also refuses.
+    const bare = pods.filter((pod) => ((pod.metadata.ownerReferences ?? []) as unknown[]).length === 0);
+    if (bare.length > 0) {
+      throw new TargetError(
+        `node ${node} runs pods no controller owns (${bare.map((p) => `${p.metadata.namespace}/${p.metadata.name}`).join(', ')}): evicting them would lose them`,
+        {
+          target: kube.target,
+          fix: `move or delete them yourself (the node stays cordoned), then apply --resume; or kubectl uncordon ${node} to give up`,
+        },
+      );
+    }
     const blocked: string[] = [];
     for (const pod of pods) {
       const result = await kube.evict(pod.metadata.namespace as string, pod.metadata.name);
@@ -103,6 +114,27 @@ export async function drainNode(kube: KubeApi, node: string, options: DrainOptio
       );
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+/** Waits, bounded, until the node reports Ready (after its VM or guest rebooted). */
+export async function waitNodeReady(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 600_000);
+  for (;;) {
+    const live = await kube.get('v1', 'Node', node);
+    const conditions =
+      (live?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
+    if (conditions.some((c) => c.type === 'Ready' && c.status === 'True')) return;
+    if (Date.now() > deadline) {
+      throw new TargetError(
+        `node ${node} is not Ready after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
+        {
+          target: kube.target,
+          fix: `check the kubelet on it; it stays cordoned (kubectl uncordon ${node} once it is back), then apply --resume`,
+        },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2_000));
   }
 }
 

@@ -51,11 +51,9 @@ export async function gatherClusterFacts(
       ),
     ),
   );
-  const nodes = Object.fromEntries(
-    await Promise.all(
-      gpuNodes.map(async (node) => [node.name, await kube.get('v1', 'Node', node.name)] as const),
-    ),
-  );
+  // One list instead of a read per node: a fleet has thousands.
+  const listed = new Map((await kube.list('v1', 'Node')).map((node) => [node.metadata.name, node]));
+  const nodes = Object.fromEntries(gpuNodes.map((node) => [node.name, listed.get(node.name)] as const));
   const wanted = desiredObjects(settings).filter(
     (o) =>
       !(o.kind === 'GpuDevicePlugin' && !crds[CRDS.gpuDevicePlugin]) &&
@@ -131,6 +129,25 @@ export function planCluster(
   }
   for (const { desired, live } of facts.objects) {
     if (live && covers(live, desired)) continue;
+    if (
+      desired.kind === 'Namespace' &&
+      live &&
+      live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'igpu-split'
+    ) {
+      // The user's namespace: used as it is, never taken over (rollback would delete it).
+      const level = live.metadata.labels?.['pod-security.kubernetes.io/enforce'];
+      checks.push({
+        id: 'cluster.namespace',
+        status: level === 'privileged' ? 'pass' : 'warn',
+        evidence: `namespace ${desired.metadata.name} exists and is not igpu-split's: used as it is${level === 'privileged' ? '' : ` (Pod Security enforce: ${level ?? 'the cluster default'})`}`,
+        ...(level === 'privileged'
+          ? {}
+          : {
+              fix: `the plugin mounts host paths: label it pod-security.kubernetes.io/enforce=privileged, or pick a namespace of igpu-split's own`,
+            }),
+      });
+      continue;
+    }
     steps.push({
       id: `cluster/${desired.kind.toLowerCase()}/${desired.metadata.name}`,
       target: `${desired.kind} ${desired.metadata.namespace ? `${desired.metadata.namespace}/` : ''}${desired.metadata.name}`,

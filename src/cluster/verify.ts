@@ -16,6 +16,8 @@ const PLUGIN_NAMESPACE_OPERATOR = 'inteldeviceplugins-system';
 
 export interface VerifyOptions {
   smoke?: boolean;
+  /** Right after apply: wait up to this long for the plugin to run and advertise on every GPU node. */
+  settleMs?: number;
   timeoutMs?: number;
   pollMs?: number;
 }
@@ -28,6 +30,7 @@ export async function verifyCluster(
 ): Promise<Check[]> {
   const checks: Check[] = [];
   const namespace = settings.plugin.mode === 'operator' ? PLUGIN_NAMESPACE_OPERATOR : settings.namespace;
+  if (options.settleMs) await settle(kube, namespace, gpuNodes, options.settleMs, options.pollMs ?? 2_000);
   const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app=intel-gpu-plugin' });
   for (const node of gpuNodes) {
     const live = await kube.get('v1', 'Node', node.name);
@@ -92,16 +95,26 @@ async function smoke(
   node: string,
   options: VerifyOptions,
 ): Promise<Check> {
-  const name = `igpu-split-smoke-${node}`
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-    .slice(0, 63);
   const namespace = settings.namespace;
-  await kube.delete('v1', 'Pod', name, namespace);
+  const nodeLabel = node
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .slice(0, 63);
+  // Leftovers of an earlier run go first; a fresh name never meets one still terminating.
+  const leftovers = await kube.list('v1', 'Pod', {
+    namespace,
+    labelSelector: `app.kubernetes.io/component=smoke,igpu-split.io/node=${nodeLabel}`,
+  });
+  for (const old of leftovers) await kube.delete('v1', 'Pod', old.metadata.name, namespace);
+  const name = `${`igpu-split-smoke-${nodeLabel}`.slice(0, 56).replace(/[-.]+$/, '')}-${Math.random().toString(36).slice(2, 7)}`;
   await kube.create({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace, labels: { ...OURS, 'app.kubernetes.io/component': 'smoke' } },
+    metadata: {
+      name,
+      namespace,
+      labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': nodeLabel },
+    },
     spec: {
       restartPolicy: 'Never',
       nodeSelector: { 'kubernetes.io/hostname': node },
@@ -144,5 +157,33 @@ async function smoke(
     return smokeCheck(node, await kube.logs(namespace, name));
   } finally {
     await kube.delete('v1', 'Pod', name, namespace);
+  }
+}
+
+/** Waits (bounded) until every GPU node has a ready plugin pod and advertises the resource. */
+async function settle(
+  kube: KubeApi,
+  namespace: string,
+  gpuNodes: readonly GpuNode[],
+  settleMs: number,
+  pollMs: number,
+) {
+  const deadline = Date.now() + settleMs;
+  while (Date.now() < deadline) {
+    const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app=intel-gpu-plugin' });
+    const nodes = await kube.list('v1', 'Node');
+    const ready = gpuNodes.every((node) => {
+      const pod = pods.find((p) => p.spec?.nodeName === node.name);
+      const live = nodes.find((n) => n.metadata.name === node.name);
+      const podReady = ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
+        (c) => c.type === 'Ready' && c.status === 'True',
+      );
+      const advertised = Number(
+        (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+      );
+      return !live || (podReady && advertised > 0);
+    });
+    if (ready) return;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }

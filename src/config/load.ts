@@ -44,7 +44,13 @@ export function parseLab(text: string, file: string): Lab {
       doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`),
     );
   }
-  const result = LabSchema.safeParse(doc.toJS() ?? {});
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (error) {
+    throw new ConfigError(file, [`${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`]);
+  }
+  const result = LabSchema.safeParse(value ?? {});
   if (result.success) return result.data;
   throw new ConfigError(
     file,

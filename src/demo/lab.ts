@@ -35,7 +35,8 @@ export interface DemoLab {
   connections: LabConnections;
   proxmox: SimulatorState;
   kube: RunningKubeSimulator;
-  close(): Promise<void>;
+  /** Stops the simulators; the folder goes too unless `keepFiles`. */
+  close(options?: { keepFiles?: boolean }): Promise<void>;
 }
 
 const HOSTS = [
@@ -148,10 +149,10 @@ export async function startDemoLab(): Promise<DemoLab> {
     connections,
     proxmox: state,
     kube,
-    close: async () => {
+    close: async (options = {}) => {
       await connections.close();
       await Promise.all([proxmox.close(), kube.close(), factory.close()]);
-      await rm(dir, { recursive: true, force: true });
+      if (!options.keepFiles) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,11 +4,13 @@
 // cluster objects last. Each stage is journalled when it ends, so `apply --resume`
 // continues after an interruption; a lab-wide lock keeps two applies apart.
 
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
-import { applyClusterPlan, drainNode, uncordonNode } from '../cluster/apply.ts';
+import { applyClusterPlan, drainNode, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
 import type { Lab } from '../config/lab.ts';
+import { bounded } from '../core/bounded.ts';
 import { IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
 import { applyTalosPlan } from '../guest/talos/plan.ts';
 import { applyUbuntuPlan } from '../guest/ubuntu/apply.ts';
@@ -23,8 +25,10 @@ import type { HostPart, LabPlan } from './plan.ts';
 
 export interface Stage {
   id: string;
-  /** The host group it belongs to (`lab` for lab-wide stages). */
+  /** `lab` (first), `host:<node>` (in host order), `lab-end` (last). */
   group: string;
+  /** What the stage will do: a journal entry for a different plan does not count. */
+  fingerprint: string;
   title: string;
   run(say: (line: string) => void): Promise<void>;
 }
@@ -52,6 +56,7 @@ export function applyStages(
     stages.push({
       id: 'lab/mapping',
       group: 'lab',
+      fingerprint: fingerprintOf(plan.mapping.steps.map((s) => s.id + (s.diff ?? ''))),
       title: `mapping ${plan.mapping.name}`,
       run: async (say) => {
         await applyMappingPlan(connections.proxmox, plan.mapping);
@@ -64,6 +69,7 @@ export function applyStages(
     stages.push({
       id: 'lab/cluster',
       group: 'lab-end',
+      fingerprint: fingerprintOf(plan.cluster.steps.map((s) => s.id)),
       title: 'cluster objects and node labels',
       run: async (say) => void (await applyClusterPlan(connections.kube, plan.cluster, say)),
     });
@@ -79,7 +85,8 @@ function hostStages(
   options: ApplyOptions,
 ): Stage[] {
   const stages: Stage[] = [];
-  const group = part.node;
+  const group = `host:${part.node}`;
+  const id = (name: string) => `${part.node}/${name}`;
   const vmChanges = plan.vms.changes.filter((c) => part.vmids.includes(c.vmid));
   const guestWork = part.guests.filter(
     (g) => (g.ubuntu?.steps.length ?? 0) + (g.talos?.steps.length ?? 0) > 0,
@@ -87,27 +94,30 @@ function hostStages(
   const hostWork = (part.host?.steps.length ?? 0) > 0;
   // A run interrupted between drain and uncordon left nodes cordoned: uncordon them even
   // when nothing else is left to do on this host.
-  const leftCordoned =
-    options.done?.includes(`${group}/drain`) && !options.done.includes(`${group}/uncordon`);
+  const leftCordoned = options.done?.includes(id('drain')) === true && !options.done.includes(id('uncordon'));
   if (!hostWork && vmChanges.length === 0 && guestWork.length === 0 && !leftCordoned) return stages;
   const disturbing =
-    part.host?.reboot || vmChanges.some((c) => c.wasRunning) || guestWork.length > 0 || leftCordoned;
+    part.host?.reboot === true || vmChanges.some((c) => c.wasRunning) || guestWork.length > 0 || leftCordoned;
   const nodes = lab.vms
     .filter((vm) => vm.host === part.node && vm.kubernetesNode)
     .map((vm) => vm.kubernetesNode as string)
     .filter((name) => plan.gpuNodes.some((n) => n.name === name));
-  const drainable = async () => {
-    const present: string[] = [];
-    for (const name of nodes) if (await connections.kube.get('v1', 'Node', name)) present.push(name);
-    return present;
+  const present = async () => {
+    const found: string[] = [];
+    for (const name of nodes) if (await connections.kube.get('v1', 'Node', name)) found.push(name);
+    return found;
   };
+  // Nodes someone had cordoned before this run stay cordoned after it.
+  const cordonedBefore = new Set<string>();
   if (disturbing && nodes.length > 0) {
     stages.push({
-      id: `${group}/drain`,
+      id: id('drain'),
       group,
+      fingerprint: nodes.join(','),
       title: `drain ${nodes.join(', ')}`,
       run: async (say) => {
-        for (const name of await drainable()) {
+        for (const name of await present()) {
+          if ((await connections.kube.get('v1', 'Node', name))?.spec?.unschedulable) cordonedBefore.add(name);
           await drainNode(connections.kube, name, {
             timeoutMs: options.drainTimeoutMs,
             pollMs: options.pollMs,
@@ -120,8 +130,9 @@ function hostStages(
   if (hostWork && part.host) {
     const hostPlan = part.host;
     stages.push({
-      id: `${group}/host`,
+      id: id('host'),
       group,
+      fingerprint: fingerprintOf(hostPlan.steps.map((s) => s.id + (s.diff ?? ''))),
       title: `host ${part.node}: ${hostPlan.steps.length} change(s)${hostPlan.reboot ? ', reboot' : ''}`,
       run: async (say) => {
         let host: HostAccess = await connections.host(part.node);
@@ -135,6 +146,7 @@ function hostStages(
               pollMs: options.pollMs,
             });
             say(`host ${part.node}: rebooted`);
+            await restartVms(part, plan, vmChanges, connections, say);
           }
           const failed = verifyHost(await gatherHostFacts(host), await readState(host)).filter(
             (c) => c.status === 'fail',
@@ -153,8 +165,9 @@ function hostStages(
   }
   if (vmChanges.length > 0) {
     stages.push({
-      id: `${group}/vms`,
+      id: id('vms'),
       group,
+      fingerprint: fingerprintOf(vmChanges.flatMap((c) => c.steps.map((s) => s.id + (s.diff ?? '')))),
       title: `VMs ${vmChanges.map((c) => c.vmid).join(', ')}: vGPU`,
       run: async (say) =>
         void (await applyVmPlan(
@@ -171,8 +184,9 @@ function hostStages(
   }
   for (const guest of guestWork) {
     stages.push({
-      id: `${group}/guest/${guest.vm.vmid}`,
+      id: id(`guest/${guest.vm.vmid}`),
       group,
+      fingerprint: fingerprintOf((guest.ubuntu?.steps ?? guest.talos?.steps ?? []).map((s) => s.id)),
       title: `guest of VM ${guest.vm.vmid} (${guest.vm.os})`,
       run: async (say) => {
         if (guest.ubuntu) {
@@ -203,11 +217,21 @@ function hostStages(
   }
   if (disturbing && nodes.length > 0) {
     stages.push({
-      id: `${group}/uncordon`,
+      id: id('uncordon'),
       group,
+      fingerprint: nodes.join(','),
       title: `uncordon ${nodes.join(', ')}`,
       run: async (say) => {
-        for (const name of await drainable()) {
+        for (const name of await present()) {
+          if (cordonedBefore.has(name)) {
+            say(`${name} was cordoned before this run: left so`);
+            continue;
+          }
+          // The next host is drained only once this one's nodes serve again.
+          await waitNodeReady(connections.kube, name, {
+            timeoutMs: options.rebootTimeoutMs ?? 900_000,
+            pollMs: options.pollMs,
+          });
           await uncordonNode(connections.kube, name);
           say(`uncordoned ${name}`);
         }
@@ -215,6 +239,22 @@ function hostStages(
     });
   }
   return stages;
+}
+
+/** After a host reboot, the VMs that ran before run again (whatever their onboot says); the VM stage starts the ones it changes. */
+async function restartVms(
+  part: HostPart,
+  plan: LabPlan,
+  vmChanges: readonly { vmid: number }[],
+  connections: LabConnections,
+  say: (line: string) => void,
+) {
+  for (const vmid of part.vmids) {
+    if (!plan.vms.running.includes(vmid) || vmChanges.some((c) => c.vmid === vmid)) continue;
+    if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running') continue;
+    await connections.proxmox.waitTask(await connections.proxmox.vmPower(part.node, vmid, 'start'), 300_000);
+    say(`VM ${vmid}: started again after the reboot`);
+  }
 }
 
 /** The journal and lock live next to the lab file, in .igpu-split/. */
@@ -268,15 +308,21 @@ export class Journal {
       this.done = new Set();
       await this.save();
     }
-    return [...this.done];
+    return this.ids();
   }
 
-  has(id: string): boolean {
-    return this.done.has(id);
+  /** Done by an earlier run with the same content (the plan may have changed since). */
+  has(stage: Pick<Stage, 'id' | 'fingerprint'>): boolean {
+    return this.done.has(`${stage.id}@${stage.fingerprint}`);
   }
 
-  async record(id: string): Promise<void> {
-    this.done.add(id);
+  /** The ids of the stages done, whatever their content. */
+  ids(): string[] {
+    return [...this.done].map((key) => key.slice(0, key.lastIndexOf('@')));
+  }
+
+  async record(stage: Pick<Stage, 'id' | 'fingerprint'>): Promise<void> {
+    this.done.add(`${stage.id}@${stage.fingerprint}`);
     await this.save();
   }
 
@@ -301,15 +347,40 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Shared by the stages of one run: once one fails no other starts, and the run waits for those in flight. */
+export class RunState {
+  failed: unknown;
+  private readonly running = new Set<Promise<unknown>>();
+
+  track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    return work.finally(() => this.running.delete(work));
+  }
+
+  async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}
+
 /** Runs one stage unless the journal has it, and journals it when it ends. */
 export async function runStage(
   stage: Stage,
   journal: Journal,
   say: (line: string) => void,
+  state?: RunState,
 ): Promise<'done' | 'skipped'> {
-  if (journal.has(stage.id)) return 'skipped';
-  await stage.run(say);
-  await journal.record(stage.id);
+  if (journal.has(stage)) return 'skipped';
+  if (state?.failed !== undefined) {
+    throw new IgpuSplitError(`${stage.title}: not started, another host failed`, {
+      fix: 'fix that failure, then apply --resume',
+    });
+  }
+  const work = stage.run(say).catch((error: unknown) => {
+    if (state && state.failed === undefined) state.failed = error;
+    throw error;
+  });
+  await (state ? state.track(work) : work);
+  await journal.record(stage);
   return 'done';
 }
 
@@ -318,7 +389,7 @@ export function stageGroups(stages: readonly Stage[]): { group: string; stages: 
   const names = [...new Set(stages.map((s) => s.group))];
   const order = [
     ...names.filter((n) => n === 'lab'),
-    ...names.filter((n) => !n.startsWith('lab')),
+    ...names.filter((n) => n.startsWith('host:')),
     ...names.filter((n) => n === 'lab-end'),
   ];
   return order.map((group) => ({ group, stages: stages.filter((s) => s.group === group) }));
@@ -326,7 +397,8 @@ export function stageGroups(stages: readonly Stage[]): { group: string; stages: 
 
 /**
  * Runs the stages: the lab-wide ones alone, host groups `parallel` at a time (each in
- * order), and journals each as it ends. `afterStage` sees every finished stage.
+ * order), journalling each as it ends. After a failure no stage starts and the run waits
+ * for the ones in flight before it reports. `afterStage` sees every finished stage.
  */
 export async function runStages(
   stages: Stage[],
@@ -340,21 +412,34 @@ export async function runStages(
   const say = options.say ?? (() => {});
   const done: string[] = [];
   const skipped: string[] = [];
+  const state = new RunState();
   const runGroup = async ({ stages: list }: { stages: Stage[] }) => {
     for (const stage of list) {
-      const result = await runStage(stage, journal, (line) => say(`${stage.group}: ${line}`));
+      const result = await runStage(
+        stage,
+        journal,
+        (line) => say(`${stage.group.replace(/^host:/, '')}: ${line}`),
+        state,
+      );
       (result === 'done' ? done : skipped).push(stage.id);
       await options.afterStage?.(stage.id);
     }
   };
   const groups = stageGroups(stages);
-  const { bounded } = await import('./plan.ts');
   for (const group of groups.filter((g) => g.group === 'lab')) await runGroup(group);
-  await bounded(
-    groups.filter((g) => !g.group.startsWith('lab')),
-    options.parallel ?? 1,
-    runGroup,
-  );
+  try {
+    await bounded(
+      groups.filter((g) => g.group.startsWith('host:')),
+      options.parallel ?? 1,
+      runGroup,
+    );
+  } finally {
+    await state.settle();
+  }
   for (const group of groups.filter((g) => g.group === 'lab-end')) await runGroup(group);
   return { done, skipped };
+}
+
+function fingerprintOf(parts: readonly string[]): string {
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 12);
 }

@@ -6,6 +6,7 @@
 import type { HostAccess } from '../access/host.ts';
 import { type ClusterPlan, type GpuNode, gatherClusterFacts, planCluster } from '../cluster/plan.ts';
 import type { Lab } from '../config/lab.ts';
+import { bounded } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
 import { gatherTalosFacts, planTalos, type TalosPlan } from '../guest/talos/plan.ts';
 import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
@@ -44,24 +45,6 @@ export interface PlanOptions {
   resetEfiKeys?: boolean;
   /** How many targets are read at once. */
   parallel?: number;
-}
-
-/** Runs `work` over `items`, at most `limit` at a time, keeping the order of results. */
-export async function bounded<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const runners = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  });
-  await Promise.all(runners);
-  return results;
 }
 
 export function desiredVmsOf(lab: Lab): DesiredVm[] {

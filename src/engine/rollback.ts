@@ -4,7 +4,7 @@
 // their kernel package: it does no harm without a vGPU, and removing a kernel is the
 // user's call.
 
-import { rollbackCluster } from '../cluster/apply.ts';
+import { drainNode, rollbackCluster, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
@@ -20,7 +20,25 @@ export async function rollbackLab(
   const log: string[] = [];
   log.push(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
-  log.push(...(await rollbackVms(connections.proxmox, vms, { forceStop: options.forceStop })).log);
+  // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
+  const nodeOf = async (vmid: number) => {
+    const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+    return name && (await connections.kube.get('v1', 'Node', name).catch(() => undefined)) ? name : undefined;
+  };
+  const rolled = await rollbackVms(connections.proxmox, vms, {
+    forceStop: options.forceStop,
+    beforeStop: async (vm) => {
+      const name = await nodeOf(vm.vmid);
+      if (name) await drainNode(connections.kube, name);
+    },
+    afterStart: async (vm) => {
+      const name = await nodeOf(vm.vmid);
+      if (!name) return;
+      await waitNodeReady(connections.kube, name);
+      await uncordonNode(connections.kube, name);
+    },
+  });
+  log.push(...rolled.log);
   log.push(...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
   for (const host of lab.hosts.filter((h) => h.ssh)) {
     const access = await connections.host(host.node);

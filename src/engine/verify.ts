@@ -5,6 +5,7 @@
 
 import { verifyCluster } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
+import { bounded } from '../core/bounded.ts';
 import { type Check, worstStatus } from '../core/model.ts';
 import { gatherTalosFacts, verifyTalos } from '../guest/talos/plan.ts';
 import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
@@ -15,7 +16,7 @@ import { verifyHost } from '../host/verify.ts';
 import { gatherMappingFacts, planMapping } from '../mapping/plan.ts';
 import { verifyVms } from '../vm/verify.ts';
 import type { LabConnections, LabVm } from './connections.ts';
-import { bounded, gpuNodesOf } from './plan.ts';
+import { gpuNodesOf } from './plan.ts';
 
 export interface ChainLink extends Check {
   link: 'host' | 'mapping' | 'vm' | 'guest' | 'cluster' | 'smoke';
@@ -48,7 +49,7 @@ function link(vmid: number, name: ChainLink['link'], checks: Check[], summary: s
 export async function verifyLab(
   lab: Lab,
   connections: LabConnections,
-  options: { smoke?: boolean; pollMs?: number; timeoutMs?: number } = {},
+  options: { smoke?: boolean; pollMs?: number; timeoutMs?: number; settleMs?: number } = {},
 ): Promise<VmChain[]> {
   const hostChecks = new Map<string, Check[]>();
   await bounded(
@@ -70,6 +71,7 @@ export async function verifyLab(
     smoke: options.smoke,
     pollMs: options.pollMs,
     timeoutMs: options.timeoutMs,
+    settleMs: options.settleMs,
   });
   return bounded(lab.vms, 8, async (vm): Promise<VmChain> => {
     const links: ChainLink[] = [];

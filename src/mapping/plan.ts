@@ -5,6 +5,7 @@
 // Entries igpu-split writes carry `description=igpu-split`; entries without it are the
 // user's and are kept as they are.
 
+import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
 import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
 import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
@@ -51,15 +52,14 @@ export async function gatherMappingFacts(
 ): Promise<MappingFacts> {
   const existingList = await api.mappings();
   const existing = existingList.some((m) => m.id === name) ? await api.mapping(name) : undefined;
-  const perNode = await Promise.all(
-    nodes.map(async (node) => {
-      const gpu = findIgpu(await api.pciDevices(node));
-      const checks = existing
-        ? ((await api.mappings(node)).find((m: Mapping) => m.id === name)?.checks ?? [])
-        : [];
-      return { node, gpu, checks };
-    }),
-  );
+  // With check-node Proxmox checks one node's entries; without an existing mapping there is nothing to check.
+  const perNode = await bounded(nodes, READ_CONCURRENCY, async (node) => {
+    const gpu = findIgpu(await api.pciDevices(node));
+    const checks = existing
+      ? ((await api.mappings(node)).find((m: Mapping) => m.id === name)?.checks ?? [])
+      : [];
+    return { node, gpu, checks };
+  });
   return {
     name,
     existing: existing && {

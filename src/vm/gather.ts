@@ -1,6 +1,7 @@
 // What the VM layer reads before planning: each node VM's config (with its digest) and
 // power state, and per Proxmox node the iGPU and its live mdev types.
 
+import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import { parseMdevDescription } from '../host/parse/mdev.ts';
 import { findIgpu } from '../mapping/plan.ts';
 import type { PciDevice, ProxmoxApi, VmConfig } from '../proxmox/api.ts';
@@ -41,33 +42,29 @@ export async function gatherVmFacts(
 ): Promise<VmLayerFacts> {
   const nodeNames = [...new Set(desired.map((vm) => vm.node))];
   const [vms, nodes, mappings] = await Promise.all([
-    Promise.all(
-      desired.map(async (vm) => {
-        const [config, status] = await Promise.all([
-          api.vmConfig(vm.node, vm.vmid),
-          api.vmStatus(vm.node, vm.vmid),
-        ]);
-        return { vmid: vm.vmid, node: vm.node, config, status: status.status };
-      }),
-    ),
-    Promise.all(
-      nodeNames.map(async (node) => {
-        const gpu = findIgpu(await api.pciDevices(node));
-        const types = gpu
-          ? (await api.mdevTypes(node, gpu.id)).map((t) => {
-              const sizes = parseMdevDescription(t.description);
-              return {
-                type: t.type,
-                available: t.available,
-                lowGmMiB: sizes.lowGmMiB,
-                highGmMiB: sizes.highGmMiB,
-                fences: sizes.fences,
-              };
-            })
-          : [];
-        return { node, gpu, types };
-      }),
-    ),
+    bounded(desired, READ_CONCURRENCY, async (vm) => {
+      const [config, status] = await Promise.all([
+        api.vmConfig(vm.node, vm.vmid),
+        api.vmStatus(vm.node, vm.vmid),
+      ]);
+      return { vmid: vm.vmid, node: vm.node, config, status: status.status };
+    }),
+    bounded(nodeNames, READ_CONCURRENCY, async (node) => {
+      const gpu = findIgpu(await api.pciDevices(node));
+      const types = gpu
+        ? (await api.mdevTypes(node, gpu.id)).map((t) => {
+            const sizes = parseMdevDescription(t.description);
+            return {
+              type: t.type,
+              available: t.available,
+              lowGmMiB: sizes.lowGmMiB,
+              highGmMiB: sizes.highGmMiB,
+              fences: sizes.fences,
+            };
+          })
+        : [];
+      return { node, gpu, types };
+    }),
     mappingName ? api.mappings() : Promise.resolve([]),
   ]);
   // The list does not promise the mdev flag; the mapping's own config does.

@@ -59,6 +59,8 @@ export interface VmChange {
 export interface VmPlan {
   checks: Check[];
   changes: VmChange[];
+  /** The VMs that ran when the plan was made (a host reboot must not leave them off). */
+  running: number[];
   /** The mdev type chosen for each Proxmox node. */
   types: Record<string, string>;
   /** Why nothing can be applied, when that is so. */
@@ -189,7 +191,8 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
     if (change) changes.push(change);
   }
   const blocking = checks.find((c) => c.status === 'fail');
-  return { checks, changes, types, ...(blocking ? { refused: blocking.evidence } : {}) };
+  const running = facts.vms.filter((vm) => vm.status === 'running').map((vm) => vm.vmid);
+  return { checks, changes, running, types, ...(blocking ? { refused: blocking.evidence } : {}) };
 }
 
 function isRootSession(options: VmPlanOptions): boolean {
@@ -198,7 +201,7 @@ function isRootSession(options: VmPlanOptions): boolean {
 
 function refuse(checks: Check[], check: Check): VmPlan {
   checks.push(check);
-  return { checks, changes: [], types: {}, refused: check.evidence };
+  return { checks, changes: [], running: [], types: {}, refused: check.evidence };
 }
 
 function describeIdentity(options: VmPlanOptions): string {

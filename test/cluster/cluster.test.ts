@@ -117,22 +117,40 @@ test('plan → apply → verify (smoke pods) → plan empty → rollback leaves 
   assert.equal(allocatable?.['gpu.intel.com/i915'], undefined);
 });
 
-test('Talos enforces baseline: without our privileged namespace the plugin pods are refused, and verify says where to look', async () => {
+test("Talos enforces baseline: our namespace allows privileged pods; the user's own namespace is never taken over", async () => {
   const { kube } = await cluster({ defaultPodSecurity: 'baseline' });
   const settings = KubernetesSchema.parse({});
-  const plan = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
-  // Apply the DaemonSet into a namespace we did not label (the user's own, say).
-  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'igpu-split' } });
-  for (const step of plan.steps.filter((s) => !s.id.startsWith('cluster/namespace')))
-    await applyClusterPlan(kube, { ...plan, steps: [step] });
-  const failing = await verifyCluster(kube, settings, GPU_NODES, { ...fast, smoke: false });
-  assert.match(failing[0]?.evidence ?? '', /no plugin pod on k3s-1/);
-  assert.match(failing[0]?.fix ?? '', /allows privileged pods/);
   await applyClusterPlan(
     kube,
     planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES),
   );
   assert.ok((await verifyCluster(kube, settings, GPU_NODES, fast)).every((c) => c.status === 'pass'));
+
+  // A namespace the user made: used as it is, with a warning; pods refused until it allows them.
+  const { sim: other, kube: theirs } = await cluster({ defaultPodSecurity: 'baseline' });
+  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  other.store.update(K.Namespace, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'media', labels: { team: 'media' } },
+  });
+  const inMedia = KubernetesSchema.parse({ namespace: 'media' });
+  const plan = planCluster(await gatherClusterFacts(theirs, inMedia, GPU_NODES), inMedia, GPU_NODES);
+  assert.ok(!plan.steps.some((s) => s.id === 'cluster/namespace/media'), 'no takeover');
+  assert.match(
+    plan.checks.find((c) => c.id === 'cluster.namespace')?.evidence ?? '',
+    /namespace media exists and is not igpu-split's: used as it is \(Pod Security enforce: the cluster default\)/,
+  );
+  await applyClusterPlan(theirs, plan);
+  const failing = await verifyCluster(theirs, inMedia, GPU_NODES, { ...fast, smoke: false });
+  assert.match(failing[0]?.evidence ?? '', /no plugin pod on k3s-1/);
+  assert.match(failing[0]?.fix ?? '', /allows privileged pods/);
+  other.store.mergePatch(K.Namespace, undefined, 'media', {
+    metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } },
+  });
+  assert.ok((await verifyCluster(theirs, inMedia, GPU_NODES, fast)).every((c) => c.status === 'pass'));
+  await rollbackCluster(theirs, inMedia, GPU_NODES);
+  assert.ok(await theirs.get('v1', 'Namespace', 'media'), "rollback leaves the user's namespace");
 });
 
 test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, then the node drains and uncordons', async () => {
@@ -142,7 +160,12 @@ test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, th
     sim.store.update(K.Pod, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name, namespace: 'default', labels: { app: 'web' } },
+      metadata: {
+        name,
+        namespace: 'default',
+        labels: { app: 'web' },
+        ownerReferences: [{ kind: 'ReplicaSet', name: 'web-5d8f' }],
+      },
       spec: { nodeName: 'k3s-1', containers: [{ name: 'web', image: 'nginx' }] },
       status: { phase: 'Running' },
     });
@@ -163,6 +186,18 @@ test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, th
   assert.deepEqual(await kube.list('v1', 'Pod', { namespace: 'default' }), []);
   await uncordonNode(kube, 'k3s-1');
   assert.equal((await kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
+  // A pod no controller owns would be lost: drain refuses and names it.
+  sim.store.update(K.Pod, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'debug', namespace: 'default' },
+    spec: { nodeName: 'k3s-1', containers: [{ name: 'sh', image: 'busybox' }] },
+    status: { phase: 'Running' },
+  });
+  await fails(
+    drainNode(kube, 'k3s-1', { timeoutMs: 50, pollMs: 10 }),
+    /runs pods no controller owns \(default\/debug\)/,
+  );
 });
 
 test('operator mode: a missing operator (and cert-manager) is a failing check with how to install', async () => {

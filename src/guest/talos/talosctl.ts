@@ -35,9 +35,19 @@ export function talosctlAt(bin: string, timeoutMs = 15 * 60_000): Talosctl {
 
 /** `talosctl get extensions -o yaml`: one document per extension, its name in spec.metadata.name. */
 export function parseExtensions(yamlText: string): string[] {
-  return parseAllDocuments(yamlText)
-    .map((doc) => (doc.toJS() as { spec?: { metadata?: { name?: string } } } | null)?.spec?.metadata?.name)
-    .filter((name): name is string => typeof name === 'string');
+  const names: string[] = [];
+  for (const doc of parseAllDocuments(yamlText)) {
+    // A document that does not even resolve (a dangling alias) names no extension.
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch {
+      continue;
+    }
+    const name = (value as { spec?: { metadata?: { name?: unknown } } } | null)?.spec?.metadata?.name;
+    if (typeof name === 'string') names.push(name);
+  }
+  return names;
 }
 
 /** `talosctl ls <dir>`: a header line, then NODE and NAME columns. */

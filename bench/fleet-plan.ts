@@ -1,0 +1,89 @@
+// Plan for a simulated fleet of 500 Proxmox hosts and 2,000 node VMs (4 per host, each a
+// Kubernetes node with an Ubuntu guest): the Proxmox simulator and the Kubernetes API
+// server run here; the planner runs in a child process (bench/fleet-plan-child.ts) so its
+// wall time and peak memory are its own. Hosts and guests are read from captured trees.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKubeSimulator } from '../src/cluster/simulator/server.ts';
+import { startSimulator } from '../src/proxmox/simulator/server.ts';
+import { SimulatorState } from '../src/proxmox/simulator/state.ts';
+
+export const HOSTS = 500;
+export const VMS_PER_HOST = 4;
+
+export interface FleetPlanResult {
+  ms: number;
+  peakRssMiB: number;
+  steps: number;
+}
+
+export async function benchFleetPlan(): Promise<FleetPlanResult> {
+  const state = new SimulatorState();
+  const token = 'igpu-split@pve!bench';
+  const secret = 'bench-secret';
+  const nodes: string[] = [];
+  const vms: { vmid: number; node: string; name: string }[] = [];
+  for (let h = 0; h < HOSTS; h++) {
+    const node = `pve${h + 1}`;
+    nodes.push(node);
+    // 1024 MB aperture: 7 × V5_8, so four VMs per host fit.
+    state.addNode(node, {
+      bdf: '0000:00:02.0',
+      vendorDevice: '8086:3e92',
+      subsystem: '17aa:3136',
+      iommuGroup: 1,
+      apertureMiB: 1024,
+      graphicsVer: 9,
+    });
+    for (let v = 0; v < VMS_PER_HOST; v++) {
+      const vmid = 1000 + h * VMS_PER_HOST + v;
+      const name = `k8s-${vmid}`;
+      vms.push({ vmid, node, name });
+      state.addVm({ vmid, node, status: 'running', config: { name, machine: 'q35', bios: 'ovmf' } });
+    }
+  }
+  state.addToken(token, secret, {
+    '/': ['Sys.Audit'],
+    '/vms': ['VM.Audit'],
+    '/mapping/pci': ['Mapping.Audit'],
+  });
+  const pve = await startSimulator(state);
+  const kube = await startKubeSimulator({ nodes: vms.map((vm) => ({ name: vm.name, gpus: 1 })) });
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-fleet-'));
+  try {
+    await writeFile(join(dir, 'kubeconfig'), kube.kubeconfig);
+    const lab = [
+      `proxmox: { url: ${pve.url}, token: "${token}", tokenSecretEnv: FLEET_SECRET, fingerprint: "${pve.fingerprint}" }`,
+      'hosts:',
+      ...nodes.map((node) => `  - { node: ${node}, ssh: "ssh://root@${node}" }`),
+      'vms:',
+      ...vms.map(
+        (vm) =>
+          `  - { vmid: ${vm.vmid}, host: ${vm.node}, os: ubuntu, kubernetesNode: ${vm.name}, guest: "ssh://root@${vm.name}" }`,
+      ),
+      `kubernetes: { kubeconfig: ${join(dir, 'kubeconfig')} }`,
+      '',
+    ].join('\n');
+    await writeFile(join(dir, 'igpu-split.yaml'), lab);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        // The same V8 flag bin/igpu-split.js runs with.
+        ['--max-semi-space-size=8', 'bench/fleet-plan-child.ts', join(dir, 'igpu-split.yaml')],
+        { env: { ...process.env, FLEET_SECRET: secret }, maxBuffer: 1 << 24 },
+        (error, stdout, stderr) =>
+          error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    return JSON.parse(out.trim().split('\n').pop() as string) as FleetPlanResult;
+  } finally {
+    await pve.close();
+    await kube.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await benchFleetPlan());

@@ -1,0 +1,80 @@
+// The stage runner on its own: group order (a host may be called lab1), the journal
+// keyed by what a stage does, and a failing host stopping the others from starting
+// while the ones in flight finish before the run reports.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Journal, runStages, type Stage, stageGroups } from '../../src/engine/apply.ts';
+
+const stage = (id: string, group: string, run: Stage['run'] = async () => {}, fingerprint = 'f'): Stage => ({
+  id,
+  group,
+  title: id,
+  fingerprint,
+  run,
+});
+
+async function journal() {
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-stages-'));
+  const j = new Journal(join(dir, 'igpu-split.yaml'));
+  await j.lock(false);
+  await j.start(false);
+  return { j, dir };
+}
+
+test('lab-wide stages come first and last; every host group between, whatever the host is called', () => {
+  const groups = stageGroups([
+    stage('lab1/host', 'host:lab1'),
+    stage('lab/cluster', 'lab-end'),
+    stage('pve2/host', 'host:pve2'),
+    stage('lab/mapping', 'lab'),
+  ]);
+  assert.deepEqual(
+    groups.map((g) => g.group),
+    ['lab', 'host:lab1', 'host:pve2', 'lab-end'],
+  );
+});
+
+test('the journal counts a stage as done only for the same content', async () => {
+  const { j, dir } = await journal();
+  try {
+    await runStages([stage('pve1/vms', 'host:pve1')], j);
+    assert.equal(j.has(stage('pve1/vms', 'host:pve1')), true);
+    assert.equal(j.has(stage('pve1/vms', 'host:pve1', async () => {}, 'another plan')), false);
+    assert.deepEqual(j.ids(), ['pve1/vms']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('with --parallel, a failing host stops new stages; the run waits for those in flight', async () => {
+  const { j, dir } = await journal();
+  const events: string[] = [];
+  try {
+    await assert.rejects(
+      runStages(
+        [
+          stage('a/1', 'host:a', async () => {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            throw new Error('a failed');
+          }),
+          stage('b/1', 'host:b', async () => {
+            await new Promise((resolve) => setTimeout(resolve, 40));
+            events.push('b/1 finished');
+          }),
+          stage('b/2', 'host:b', async () => void events.push('b/2 started')),
+        ],
+        j,
+        { parallel: 2 },
+      ),
+      /a failed/,
+    );
+    assert.deepEqual(events, ['b/1 finished'], 'b/1 finished before the run reported; b/2 never started');
+    assert.deepEqual(j.ids(), ['b/1']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
