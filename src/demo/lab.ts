@@ -28,10 +28,24 @@ const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url))
 const TOKEN_ID = 'igpu-split@pve!demo';
 export const DEMO_SECRET_ENV = 'IGPU_SPLIT_DEMO_TOKEN';
 
+/** Where the demo lab's parts are: enough for another process to drive the same lab. */
+export interface DemoDescription {
+  dir: string;
+  labFile: string;
+  roots: Record<string, string>;
+  ubuntuRoot: string;
+  proxmoxUrl: string;
+  fingerprint: string;
+  secret: string;
+  kubeconfig: string;
+  factoryUrl: string;
+}
+
 export interface DemoLab {
   dir: string;
   labFile: string;
   lab: Lab;
+  description: DemoDescription;
   connections: LabConnections;
   proxmox: SimulatorState;
   kube: RunningKubeSimulator;
@@ -120,32 +134,23 @@ export async function startDemoLab(): Promise<DemoLab> {
   await writeFile(labFile, labText(proxmox, kubeconfig, factory.url));
   const lab = parseLab(await readFile(labFile, 'utf8'), labFile);
 
-  const client = new ProxmoxClient({
-    baseUrl: proxmox.url,
-    tokenId: TOKEN_ID,
+  const description: DemoDescription = {
+    dir,
+    labFile,
+    roots,
+    ubuntuRoot,
+    proxmoxUrl: proxmox.url,
+    fingerprint: proxmox.fingerprint,
     secret,
-    tls: { fingerprint: proxmox.fingerprint },
-  });
-  const talos = talosNode();
-  const guestMachine = ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after'));
-  const connections: LabConnections = {
-    proxmox: new ProxmoxApi(client, TOKEN_ID, { pollMs: 20 }),
-    host: async (node) => {
-      const spec = HOSTS.find((h) => h.node === node);
-      const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
-      return new DirectoryHost(roots[node] as string, proxmoxHost(after), `ssh://root@${node}.demo`).open();
-    },
-    guest: async () => new DirectoryHost(ubuntuRoot, guestMachine, 'ssh://root@k3s-1.demo').open(),
-    talosctl: talos,
-    factory: new ImageFactory(factory.url),
-    kube: openKube({ kubeconfig }),
-    talosOut: join(dir, 'talos'),
-    close: () => client.close(),
+    kubeconfig,
+    factoryUrl: factory.url,
   };
+  const connections = demoConnections(description);
   return {
     dir,
     labFile,
     lab,
+    description,
     connections,
     proxmox: state,
     kube,
@@ -154,6 +159,31 @@ export async function startDemoLab(): Promise<DemoLab> {
       await Promise.all([proxmox.close(), kube.close(), factory.close()]);
       if (!options.keepFiles) await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Connections to a running demo lab's machines and simulators (from this process or another). */
+export function demoConnections(d: DemoDescription): LabConnections {
+  const client = new ProxmoxClient({
+    baseUrl: d.proxmoxUrl,
+    tokenId: TOKEN_ID,
+    secret: d.secret,
+    tls: { fingerprint: d.fingerprint },
+  });
+  const guestMachine = ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after'));
+  return {
+    proxmox: new ProxmoxApi(client, TOKEN_ID, { pollMs: 20 }),
+    host: async (node) => {
+      const spec = HOSTS.find((h) => h.node === node);
+      const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
+      return new DirectoryHost(d.roots[node] as string, proxmoxHost(after), `ssh://root@${node}.demo`).open();
+    },
+    guest: async () => new DirectoryHost(d.ubuntuRoot, guestMachine, 'ssh://root@k3s-1.demo').open(),
+    talosctl: talosNode(join(d.dir, 'talos-node-state')),
+    factory: new ImageFactory(d.factoryUrl),
+    kube: openKube({ kubeconfig: d.kubeconfig }),
+    talosOut: join(d.dir, 'talos'),
+    close: () => client.close(),
   };
 }
 

@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
@@ -59,17 +59,24 @@ export function proxmoxHost(after: string | undefined): CommandHandler {
 
 /** An Ubuntu guest: apt-get installs `after`'s kernel and packages; the reboot boots it. */
 export function ubuntuGuest(after: string): CommandHandler {
-  let installed = false;
+  // Kept on the machine's disk, so another process can drive the same machine.
+  const marker = (host: DirectoryHost) => host.under('/var/lib/igpu-split-demo-installed');
   return async (command, host) => {
     if (command === 'echo "$EUID"') return ok('0\n');
     if (command.includes('apt-get install') && command.includes('linux-generic')) {
       await overlay(join(after, 'lib'), host.under('lib'));
       await overlay(join(after, 'var'), host.under('var'));
-      installed = true;
+      await writeFile(marker(host), '');
       return ok('Setting up linux-generic (6.8.0-88.89) ...\n');
     }
     if (command === 'systemctl reboot') {
-      if (installed) await boot(host, after, ['proc', 'sys', 'dev']);
+      if (
+        await access(marker(host)).then(
+          () => true,
+          () => false,
+        )
+      )
+        await boot(host, after, ['proc', 'sys', 'dev']);
       else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
       return ok();
     }
@@ -78,12 +85,16 @@ export function ubuntuGuest(after: string): CommandHandler {
 }
 
 /** talosctl for one Talos node: no extensions until the upgrade, i915 and intel-ucode after. */
-export function talosNode(): Talosctl {
-  let upgraded = false;
+export function talosNode(stateFile: string): Talosctl {
+  // The node's state lives in a file, so another process can drive the same node.
   return async (args) => {
+    const upgraded = await access(stateFile).then(
+      () => true,
+      () => false,
+    );
     const [verb] = args;
     if (verb === 'upgrade') {
-      upgraded = true;
+      await writeFile(stateFile, 'upgraded\n');
       return ok('watching nodes: [10.0.0.6]\n    * 10.0.0.6: post check passed\n');
     }
     if (verb === 'patch')

@@ -137,7 +137,11 @@ function hostStages(
       run: async (say) => {
         let host: HostAccess = await connections.host(part.node);
         try {
-          const result = await applyHostPlan(host, hostPlan, { force: false });
+          // Resuming: a lock on the host is the one the interrupted run left.
+          const result = await applyHostPlan(host, hostPlan, {
+            force: false,
+            takeOverLock: options.done !== undefined && options.done.length > 0,
+          });
           say(`host ${part.node}: ${result.done.length} step(s) applied`);
           if (result.rebootNeeded) {
             host = await rebootAndWait(host, {

@@ -37,6 +37,8 @@ export interface ApplyOptions {
   force?: boolean;
   /** Names this run's backup folder; defaults to the current time. */
   runId?: string;
+  /** Resuming an interrupted run: the host lock it left is taken over. */
+  takeOverLock?: boolean;
 }
 
 export interface ApplyResult {
@@ -72,7 +74,7 @@ export async function applyHostPlan(
   if (work.length === 0) return { done: [], rebootNeeded, backupDir: undefined };
 
   await host.makeDir(STATE_DIR, 0o700);
-  await lock(host);
+  await lock(host, options.takeOverLock === true);
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const backupDir = `${STATE_DIR}/backups/${runId}`;
   const originals = new Map<string, Buffer | undefined>();
@@ -81,6 +83,11 @@ export async function applyHostPlan(
   try {
     const state = await readState(host);
     try {
+      // What is ours is recorded before each file is written (an intent log), so a run
+      // killed between two writes still knows every file and parameter it added.
+      state.params = [
+        ...new Set([...state.params, ...plan.params.add, ...plan.params.conflicts.map((c) => c.want)]),
+      ];
       for (const step of work.filter((s) => s.write)) {
         await writeStep(host, step, backupDir, originals, state);
         done.push(step.id);
@@ -112,18 +119,19 @@ export async function applyHostPlan(
         cause: error,
       });
     }
-    state.params = [
-      ...new Set([...state.params, ...plan.params.add, ...plan.params.conflicts.map((c) => c.want)]),
-    ];
-    state.updatedAt = new Date().toISOString();
-    await host.writeFileAtomic(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    await saveState(host, state);
     return { done, rebootNeeded, backupDir: originals.size > 0 ? backupDir : undefined };
   } finally {
     await host.remove(LOCK_FILE);
   }
 }
 
-export async function lock(host: HostAccess): Promise<void> {
+/**
+ * Takes the host's lock. `takeOver` is for a run that resumes an interrupted one of the
+ * same lab (its journal says so): the lock that run left is removed first.
+ */
+export async function lock(host: HostAccess, takeOver = false): Promise<void> {
+  if (takeOver) await host.remove(LOCK_FILE);
   try {
     await host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString() })}\n`, 0o600);
   } catch (error) {
@@ -170,6 +178,13 @@ async function writeStep(
   } else {
     state.files[path] ??= { created: true };
   }
+  if (path.startsWith('/etc/modules-load.d/')) {
+    state.modules = content
+      .split('\n')
+      .map((l) => l.replace(/#.*/, '').trim())
+      .filter(Boolean);
+  }
+  await saveState(host, state);
   if (content === '') {
     await host.remove(path);
     if (state.files[path]?.created) delete state.files[path];
@@ -177,12 +192,11 @@ async function writeStep(
     await host.makeDir(path.slice(0, path.lastIndexOf('/')), 0o755);
     await host.writeFileAtomic(path, content, { mode });
   }
-  if (path.startsWith('/etc/modules-load.d/')) {
-    state.modules = content
-      .split('\n')
-      .map((l) => l.replace(/#.*/, '').trim())
-      .filter(Boolean);
-  }
+}
+
+async function saveState(host: HostAccess, state: HostState): Promise<void> {
+  state.updatedAt = new Date().toISOString();
+  await host.writeFileAtomic(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** Reads the result back the way its consumer will, before anything is refreshed. */

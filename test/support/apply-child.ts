@@ -1,0 +1,52 @@
+// A separate process that applies the demo lab another process serves (its simulators
+// and machine folders), so the fault tests can kill it for real: KILL_AT_STAGE=<stage id>
+// dies right after that stage is journalled; KILL_AT_WRITE=<n> dies in the middle of
+// the n-th file write on a host (the temp file half written, never renamed) — SIGKILL,
+// no cleanup. RESUME=1 continues from the journal. It prints the stages it finished and
+// the count of host file writes.
+
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseLab } from '../../src/config/load.ts';
+import { type DemoDescription, demoConnections } from '../../src/demo/lab.ts';
+import { applyStages, Journal, runStages } from '../../src/engine/apply.ts';
+import { planLab } from '../../src/engine/plan.ts';
+
+const description = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as DemoDescription;
+const lab = parseLab(readFileSync(description.labFile, 'utf8'), description.labFile);
+const connections = demoConnections(description);
+const killAtWrite = Number(process.env.KILL_AT_WRITE ?? 0);
+let writes = 0;
+const openHost = connections.host;
+connections.host = async (node) => {
+  const host = await openHost(node);
+  const write = host.writeFileAtomic.bind(host);
+  host.writeFileAtomic = async (path, data, options) => {
+    writes++;
+    if (writes === killAtWrite) {
+      // What a kill leaves mid-write: the temp file beside the target, half written.
+      const under = join((host as unknown as { root: string }).root, dirname(path), `.killed-${writes}.tmp`);
+      await writeFile(under, String(data).slice(0, Math.ceil(String(data).length / 2)));
+      process.kill(process.pid, 'SIGKILL');
+    }
+    return write(path, data, options);
+  };
+  return host;
+};
+
+const resume = process.env.RESUME === '1';
+const journal = new Journal(description.labFile);
+await journal.lock(resume);
+const done = await journal.start(resume);
+const plan = await planLab(lab, connections);
+const stages = applyStages(lab, plan, connections, { pollMs: 10, rebootTimeoutMs: 10_000, done });
+const result = await runStages(stages, journal, {
+  afterStage: async (id) => {
+    if (id === process.env.KILL_AT_STAGE) process.kill(process.pid, 'SIGKILL');
+  },
+});
+await journal.finish();
+await journal.unlock();
+await connections.close();
+console.log(JSON.stringify({ done: result.done, writes }));
