@@ -89,7 +89,14 @@ export function registerApply(program: Command): void {
           finished = !options.resume;
           return;
         }
-        await runWithProgress(stages, journal, parallel, options.json === true);
+        try {
+          await runWithProgress(stages, journal, parallel, options.json === true);
+        } catch (error) {
+          process.stderr.write(
+            `igpu-split: the finished stages are journalled in ${journal.dir}; fix the cause below, then: igpu-split apply --resume\n`,
+          );
+          throw error;
+        }
         finished = true;
         if (options.verify !== false) {
           // A fresh plugin needs a moment to pull its image and register its devices.

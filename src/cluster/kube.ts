@@ -36,7 +36,9 @@ export interface KubeApi {
   logs(namespace: string, name: string): Promise<string>;
 }
 
-export function openKube(options: { kubeconfig?: string; context?: string } = {}): KubeApi {
+export function openKube(
+  options: { kubeconfig?: string; context?: string; attempts?: number; backoffMs?: number } = {},
+): KubeApi {
   const config = new KubeConfig();
   const file =
     options.kubeconfig ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
@@ -56,16 +58,20 @@ export function openKube(options: { kubeconfig?: string; context?: string } = {}
       });
     config.setCurrentContext(options.context);
   }
-  return new ClientNodeKube(config);
+  return new ClientNodeKube(config, { attempts: options.attempts, backoffMs: options.backoffMs });
 }
 
 class ClientNodeKube implements KubeApi {
   readonly target: string;
+  private readonly attempts: number;
+  private readonly backoffMs: number;
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, retry: { attempts?: number; backoffMs?: number } = {}) {
     this.target = config.getCurrentCluster()?.server ?? 'kubernetes';
+    this.attempts = retry.attempts ?? 4;
+    this.backoffMs = retry.backoffMs ?? 500;
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
   }
@@ -83,12 +89,14 @@ class ClientNodeKube implements KubeApi {
     name: string,
     namespace?: string,
   ): Promise<KubeObject | undefined> {
-    try {
-      return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as KubeObject;
-    } catch (error) {
-      if (error instanceof ApiException && error.code === 404 && !crdMissing(error)) return undefined;
-      throw this.explain(error, `get ${kind} ${name}`);
-    }
+    return this.call(`get ${kind} ${name}`, async () => {
+      try {
+        return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as KubeObject;
+      } catch (error) {
+        if (error instanceof ApiException && error.code === 404 && !crdMissing(error)) return undefined;
+        throw error;
+      }
+    });
   }
 
   async list(
@@ -168,11 +176,25 @@ class ClientNodeKube implements KubeApi {
     ) as Promise<string>;
   }
 
+  /**
+   * Every call igpu-split makes is safe to repeat (reads, server-side apply, merge patches,
+   * create of a named object): an unreachable server or a 5xx is retried, bounded, before
+   * it becomes the error.
+   */
   private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      throw this.explain(error, what);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        const transient =
+          (error instanceof ApiException && error.code >= 500) ||
+          (!(error instanceof ApiException) &&
+            /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|fetch failed|socket hang up/i.test(
+              String((error as { cause?: unknown })?.cause ?? error),
+            ));
+        if (!transient || attempt >= this.attempts) throw this.explain(error, what);
+        await new Promise((resolve) => setTimeout(resolve, this.backoffMs * 2 ** (attempt - 1)));
+      }
     }
   }
 

@@ -48,6 +48,8 @@ export interface DemoLab {
   description: DemoDescription;
   connections: LabConnections;
   proxmox: SimulatorState;
+  /** The Proxmox simulator's HTTPS front (fault injection). */
+  proxmoxServer: RunningSimulator;
   kube: RunningKubeSimulator;
   /** Stops the simulators; the folder goes too unless `keepFiles`. */
   close(options?: { keepFiles?: boolean }): Promise<void>;
@@ -153,6 +155,7 @@ export async function startDemoLab(): Promise<DemoLab> {
     description,
     connections,
     proxmox: state,
+    proxmoxServer: proxmox,
     kube,
     close: async (options = {}) => {
       await connections.close();

@@ -281,7 +281,8 @@ export class Journal {
     const handle = await open(lockFile, 'wx', 0o600).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
       const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
-      const alive = Number.isInteger(pid) && pid > 0 && processAlive(pid);
+      // This very process (a run that failed earlier in it) counts as gone.
+      const alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid);
       if (alive) {
         throw new UsageError(`another igpu-split apply (pid ${pid}) holds the lab lock ${lockFile}`, {
           fix: 'wait for it to finish',
@@ -380,8 +381,17 @@ export async function runStage(
     });
   }
   const work = stage.run(say).catch((error: unknown) => {
-    if (state && state.failed === undefined) state.failed = error;
-    throw error;
+    // Whatever broke, it is reported as one line naming the stage.
+    const reported =
+      error instanceof IgpuSplitError
+        ? error
+        : new TargetError(`${stage.title}: ${(error as Error)?.message ?? String(error)}`, {
+            target: stage.group.replace(/^host:/, ''),
+            fix: 'fix the cause, then igpu-split apply --resume',
+            cause: error,
+          });
+    if (state && state.failed === undefined) state.failed = reported;
+    throw reported;
   });
   await (state ? state.track(work) : work);
   await journal.record(stage);

@@ -108,10 +108,28 @@ export async function applyHostPlan(
         refreshed.push(step.command as string);
       }
     } catch (error) {
-      await restore(host, originals);
+      const restored = await restore(host, originals).then(
+        () => true,
+        () => false,
+      );
       // A refresh that already ran (update-grub before a failing update-initramfs) saw our
       // files: run it again so the boot configuration matches the restored ones.
-      for (const command of refreshed) await host.run(command, { timeoutMs: 300_000 }).catch(() => undefined);
+      if (restored)
+        for (const command of refreshed)
+          await host.run(command, { timeoutMs: 300_000 }).catch(() => undefined);
+      if (!restored) {
+        // The connection itself is gone: nothing could be put back, nothing was refreshed
+        // after the failure; the boot configuration still is the one before this run unless
+        // a refresh had already run.
+        throw new TargetError(
+          `applying stopped and the files could not be restored: ${error instanceof Error ? error.message : String(error)}`,
+          {
+            target: host.target,
+            fix: `the host keeps every original in ${backupDir}; once it is reachable, igpu-split apply --resume finishes the change (or host rollback undoes it)`,
+            cause: error,
+          },
+        );
+      }
       if (error instanceof TargetError) throw error;
       throw new TargetError(`applying stopped: ${error instanceof Error ? error.message : String(error)}`, {
         target: host.target,
@@ -122,7 +140,8 @@ export async function applyHostPlan(
     await saveState(host, state);
     return { done, rebootNeeded, backupDir: originals.size > 0 ? backupDir : undefined };
   } finally {
-    await host.remove(LOCK_FILE);
+    // Over a connection that just died this fails too; the lock stays, and a resumed run takes it over.
+    await host.remove(LOCK_FILE).catch(() => undefined);
   }
 }
 

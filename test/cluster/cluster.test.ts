@@ -267,7 +267,10 @@ test('no kubeconfig, an unknown context, an unreachable server: one line each', 
       error instanceof IgpuSplitError && /has no context prod — use one of: igpu-sim/.test(error.oneLine()),
   );
   await sim.close();
-  await fails(openKube({ kubeconfig: file }).list('v1', 'Node'), /the API server is unreachable/);
+  await fails(
+    openKube({ kubeconfig: file, attempts: 2, backoffMs: 5 }).list('v1', 'Node'),
+    /the API server is unreachable/,
+  );
 });
 
 test('kubectl, pointed at the same server, lists the nodes and the objects igpu-split applied', {
@@ -328,4 +331,18 @@ test('watch: the server streams what exists, then each change', async () => {
   await gotTwo;
   assert.deepEqual(seen.slice(0, 3), ['ADDED cp-1', 'ADDED k3s-1', 'ADDED talos-1']);
   assert.ok(seen.includes('MODIFIED k3s-1'));
+});
+
+test('the API server away during a drain: short outages are retried, a long one is one line naming it', async () => {
+  const { sim, file } = await cluster();
+  const kube = openKube({ kubeconfig: file, attempts: 3, backoffMs: 5 });
+  sim.unavailable.count = 2;
+  await drainNode(kube, 'k3s-1', { timeoutMs: 1_000, pollMs: 5 });
+  assert.equal((await kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, true);
+  sim.unavailable.count = 100;
+  await fails(
+    uncordonNode(kube, 'k3s-1'),
+    /uncordon node k3s-1: HTTP 503 the server is currently unable to handle the request/,
+  );
+  sim.unavailable.count = 0;
 });

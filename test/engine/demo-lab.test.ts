@@ -131,10 +131,11 @@ test('an apply interrupted between stages resumes from its journal and converges
     assert.ok(result.done.includes('pve1/uncordon'), result.done.join(' '));
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
     assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)));
-    // While this run holds the lock, a second apply is refused.
+    // While another live process holds the lock (here: the test runner), an apply is refused.
+    await writeFile(join(journal.dir, 'lock'), `${process.ppid}\n`);
     await assert.rejects(
       new Journal(demo.labFile).lock(true),
-      /another igpu-split apply \(pid \d+\) holds the lab lock/,
+      new RegExp(`another igpu-split apply \\(pid ${process.ppid}\\) holds the lab lock`),
     );
     await journal.unlock();
   });

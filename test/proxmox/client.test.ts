@@ -157,3 +157,23 @@ test('an answer of the wrong shape is one clear line from the typed API, not a c
   await fails(api.vmPower('pve1', 101, 'start'), /start: expected a task id, got "started"/);
   await api.transport.close();
 });
+
+test('a node that never answers: bounded attempts, then one line naming it', async () => {
+  const url = await serve(() => {
+    // Never answers.
+  });
+  const slow = new ProxmoxClient({
+    baseUrl: url,
+    tokenId: 'igpu@pve!split',
+    secret: SECRET,
+    tls: { caFile: certs.caFile },
+    timeoutMs: 50,
+    attempts: 2,
+    backoffMs: 1,
+  });
+  await fails(
+    slow.get('/version'),
+    /GET \/version failed: .*(timeout|aborted).*— check the address, that port 8006 is reachable/,
+  );
+  await slow.close();
+});

@@ -46,6 +46,8 @@ export interface RunningKubeSimulator {
   store: KubeStore;
   behaviour: ClusterBehaviour;
   forbidden: Set<string>;
+  /** Fault injection: this many next requests are answered 503 (an API server restarting). */
+  unavailable: { count: number };
   close(): Promise<void>;
 }
 
@@ -103,7 +105,12 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
   store.onChange();
 
   const pems = await loopbackCertificate('kube-simulator');
+  const unavailable = { count: 0 };
   const server: Server = createServer(pems, (req, res) => {
+    if (unavailable.count > 0) {
+      unavailable.count--;
+      return status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
+    }
     handle(store, forbidden, req, res).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );
@@ -129,6 +136,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
     store,
     behaviour,
     forbidden,
+    unavailable,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

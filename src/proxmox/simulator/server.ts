@@ -21,6 +21,8 @@ export interface RunningSimulator {
   fingerprint: string;
   /** The certificate (PEM), usable as a CA file. */
   certificate: string;
+  /** Fault injection: this many next requests are answered 503 (pveproxy restarting). */
+  unavailable: { count: number };
   close(): Promise<void>;
 }
 
@@ -46,7 +48,12 @@ export async function startSimulator(
   options: { port?: number; tls?: { key: string; cert: string } } = {},
 ): Promise<RunningSimulator> {
   const tls: { key: string; cert: string } = options.tls ?? (await loopbackCertificate('pve-simulator'));
+  const unavailable = { count: 0 };
   const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    if (unavailable.count > 0) {
+      unavailable.count--;
+      return answer(res, 503, 'Service Unavailable', null);
+    }
     handle(state, req, res).catch((error: unknown) => answer(res, 500, String(error), null));
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
@@ -55,6 +62,7 @@ export async function startSimulator(
     url: `https://127.0.0.1:${port}`,
     fingerprint: normalizeFingerprint(new X509Certificate(tls.cert).fingerprint256),
     certificate: tls.cert,
+    unavailable,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
