@@ -78,6 +78,8 @@ export function registerApply(program: Command): void {
           forceStop: options.forceStop,
           rebootTimeoutMs: seconds * 1000,
           done,
+          stoppedVms: journal.stoppedVms(),
+          journal,
         });
         if (stages.length === 0) {
           finished = true;

@@ -42,6 +42,10 @@ export interface ApplyOptions {
   drainTimeoutMs?: number;
   /** Stage ids an interrupted run finished (from its journal). */
   done?: readonly string[];
+  /** VMs an interrupted run stopped and did not start again (from its journal). */
+  stoppedVms?: readonly number[];
+  /** Where VM stops and starts are recorded as they happen. */
+  journal?: Journal;
 }
 
 /** The stages of an apply, in order; stages of one group run in sequence. */
@@ -92,10 +96,22 @@ function hostStages(
     (g) => (g.ubuntu?.steps.length ?? 0) + (g.talos?.steps.length ?? 0) > 0,
   );
   const hostWork = (part.host?.steps.length ?? 0) > 0;
+  // VMs an interrupted run stopped: those with a change are started by the VM stage;
+  // the others (stopped after their change was made) get a stage of their own.
+  const leftStopped = (options.stoppedVms ?? []).filter(
+    (vmid) => part.vmids.includes(vmid) && !vmChanges.some((c) => c.vmid === vmid),
+  );
   // A run interrupted between drain and uncordon left nodes cordoned: uncordon them even
   // when nothing else is left to do on this host.
   const leftCordoned = options.done?.includes(id('drain')) === true && !options.done.includes(id('uncordon'));
-  if (!hostWork && vmChanges.length === 0 && guestWork.length === 0 && !leftCordoned) return stages;
+  if (
+    !hostWork &&
+    vmChanges.length === 0 &&
+    guestWork.length === 0 &&
+    !leftCordoned &&
+    leftStopped.length === 0
+  )
+    return stages;
   const disturbing =
     part.host?.reboot === true || vmChanges.some((c) => c.wasRunning) || guestWork.length > 0 || leftCordoned;
   const nodes = lab.vms
@@ -182,8 +198,30 @@ function hostStages(
             shutdownTimeoutSeconds: options.shutdownTimeoutSeconds,
             forceStop: options.forceStop,
             progress: say,
+            stoppedEarlier: options.stoppedVms,
+            onStopped: async (vmid) => options.journal?.markStopped(vmid, true),
+            onStarted: async (vmid) => options.journal?.markStopped(vmid, false),
           },
         )),
+    });
+  }
+  if (leftStopped.length > 0) {
+    stages.push({
+      id: id('start'),
+      group,
+      fingerprint: leftStopped.join(','),
+      title: `start VMs ${leftStopped.join(', ')} (stopped by an interrupted run)`,
+      run: async (say) => {
+        for (const vmid of leftStopped) {
+          if ((await connections.proxmox.vmStatus(part.node, vmid)).status !== 'running')
+            await connections.proxmox.waitTask(
+              await connections.proxmox.vmPower(part.node, vmid, 'start'),
+              300_000,
+            );
+          await options.journal?.markStopped(vmid, false);
+          say(`VM ${vmid}: running again`);
+        }
+      },
     });
   }
   for (const guest of guestWork) {
@@ -323,11 +361,24 @@ export class Journal {
 
   /** The ids of the stages done, whatever their content. */
   ids(): string[] {
-    return [...this.done].map((key) => key.slice(0, key.lastIndexOf('@')));
+    return [...this.done].filter((key) => key.includes('@')).map((key) => key.slice(0, key.lastIndexOf('@')));
   }
 
   async record(stage: Pick<Stage, 'id' | 'fingerprint'>): Promise<void> {
     this.done.add(`${stage.id}@${stage.fingerprint}`);
+    await this.save();
+  }
+
+  /** VMs this lab's runs stopped and have not started again (a kill in between leaves them). */
+  stoppedVms(): number[] {
+    return [...this.done]
+      .filter((k) => k.startsWith('stopped:'))
+      .map((k) => Number(k.slice('stopped:'.length)));
+  }
+
+  async markStopped(vmid: number, stopped: boolean): Promise<void> {
+    if (stopped) this.done.add(`stopped:${vmid}`);
+    else this.done.delete(`stopped:${vmid}`);
     await this.save();
   }
 

@@ -24,6 +24,11 @@ export interface VmApplyOptions {
   taskTimeoutMs?: number;
   /** One line per action, for the CLI's progress. */
   progress?: (line: string) => void;
+  /** VMs an interrupted run stopped: started after their change, as if they had been running. */
+  stoppedEarlier?: readonly number[];
+  /** Told when a VM is stopped by us and when it runs again (the engine journals it). */
+  onStopped?: (vmid: number) => Promise<void>;
+  onStarted?: (vmid: number) => Promise<void>;
 }
 
 export interface VmRef {
@@ -145,9 +150,12 @@ async function applyOne(
       fix: 'run plan again and review it',
     });
   }
-  // What counts is the power state now, not at plan time.
-  const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
-  if (running) {
+  // What counts is the power state now, not at plan time — or that an interrupted run
+  // of ours stopped it.
+  const runningNow = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
+  const running = runningNow || options.stoppedEarlier?.includes(vm.vmid) === true;
+  if (runningNow) {
+    await options.onStopped?.(vm.vmid);
     await stopVm(api, vm, options, timeout);
     say(`VM ${vm.vmid}: stopped`);
   }
@@ -167,10 +175,13 @@ async function applyOne(
     );
     if (running) {
       await startVm(api, vm, timeout);
+      await options.onStarted?.(vm.vmid);
       say(`VM ${vm.vmid}: running with its vGPU`);
     }
   } catch (error) {
     const notes = await putBack(api, vm, fresh.values, change, { written, efiTouched, running, timeout });
+    if (running && (await api.vmStatus(vm.node, vm.vmid).catch(() => undefined))?.status === 'running')
+      await options.onStarted?.(vm.vmid);
     if (running) await options.afterStart?.(vm);
     const reason = error instanceof IgpuSplitError ? error.message : String(error);
     throw new TargetError(`VM ${vm.vmid}: ${reason}; ${notes.join(', ')}`, {

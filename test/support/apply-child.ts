@@ -1,7 +1,8 @@
 // A separate process that applies the demo lab another process serves (its simulators
 // and machine folders), so the fault tests can kill it for real: KILL_AT_STAGE=<stage id>
 // dies right after that stage is journalled; KILL_AT_WRITE=<n> dies in the middle of
-// the n-th file write on a host (the temp file half written, never renamed) — SIGKILL,
+// the n-th file write on a host (the temp file half written, never renamed); KILL_AT_CALL=<n>
+// right after the n-th change sent to Proxmox (between a VM's stop, config and start) — SIGKILL,
 // no cleanup. RESUME=1 continues from the journal. It prints the stages it finished and
 // the count of host file writes.
 
@@ -35,12 +36,33 @@ connections.host = async (node) => {
   return host;
 };
 
+// KILL_AT_CALL=<n>: die right after the n-th change sent to Proxmox (a VM stop, config or start).
+const killAtCall = Number(process.env.KILL_AT_CALL ?? 0);
+let calls = 0;
+const api = connections.proxmox;
+const vmPower = api.vmPower.bind(api);
+const updateVmConfig = api.updateVmConfig.bind(api);
+const counted = async <T>(work: Promise<T>): Promise<T> => {
+  const result = await work;
+  calls++;
+  if (calls === killAtCall) process.kill(process.pid, 'SIGKILL');
+  return result;
+};
+api.vmPower = (...args) => counted(vmPower(...args));
+api.updateVmConfig = (...args) => counted(updateVmConfig(...args));
+
 const resume = process.env.RESUME === '1';
 const journal = new Journal(description.labFile);
 await journal.lock(resume);
 const done = await journal.start(resume);
 const plan = await planLab(lab, connections);
-const stages = applyStages(lab, plan, connections, { pollMs: 10, rebootTimeoutMs: 10_000, done });
+const stages = applyStages(lab, plan, connections, {
+  pollMs: 10,
+  rebootTimeoutMs: 10_000,
+  done,
+  stoppedVms: journal.stoppedVms(),
+  journal,
+});
 const result = await runStages(stages, journal, {
   afterStage: async (id) => {
     if (id === process.env.KILL_AT_STAGE) process.kill(process.pid, 'SIGKILL');
@@ -49,4 +71,4 @@ const result = await runStages(stages, journal, {
 await journal.finish();
 await journal.unlock();
 await connections.close();
-console.log(JSON.stringify({ done: result.done, writes }));
+console.log(JSON.stringify({ done: result.done, writes, calls }));
