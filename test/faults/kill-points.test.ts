@@ -1,6 +1,7 @@
 // Kill points: apply on the demo lab runs in a child process that is killed (SIGKILL, no
 // cleanup) at every stage boundary and in the middle of every host file write — one run
-// per kill point, and right after every change sent to Proxmox — then rerun with --resume. Every run must converge; no host file may be
+// per kill point, right after every change sent to Proxmox and after every boot-loader refresh or
+// reboot on a host — then rerun with --resume. Every run must converge; no host file may be
 // corrupted or lost (each equals the uninterrupted run's, the user's files untouched);
 // no VM may be left stopped unless the journal says its stage is not done.
 
@@ -78,12 +79,13 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     const before = await snapshot(demo);
     const run = await child(file, {});
     assert.equal(run.code, 0, run.out);
-    const { done, writes, calls } = JSON.parse(run.out.trim().split('\n').pop() as string) as {
+    const { done, writes, calls, commands } = JSON.parse(run.out.trim().split('\n').pop() as string) as {
       done: string[];
       writes: number;
       calls: number;
+      commands: number;
     };
-    return { done, writes, calls, before, after: await snapshot(demo) };
+    return { done, writes, calls, commands, before, after: await snapshot(demo) };
   });
   const points = [
     ...reference.done.map((id) => ({ name: `after stage ${id}`, env: { KILL_AT_STAGE: id } })),
@@ -94,6 +96,10 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     ...Array.from({ length: reference.calls }, (_, i) => ({
       name: `after Proxmox change ${i + 1}`,
       env: { KILL_AT_CALL: String(i + 1) },
+    })),
+    ...Array.from({ length: reference.commands }, (_, i) => ({
+      name: `after host command ${i + 1}`,
+      env: { KILL_AT_COMMAND: String(i + 1) },
     })),
   ];
   let survived = 0;
@@ -146,7 +152,7 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     });
   });
   t.diagnostic(
-    `kill points survived: ${survived} / ${points.length} (${reference.done.length} stage boundaries, ${reference.writes} mid-write, ${reference.calls} between VM steps)`,
+    `kill points survived: ${survived} / ${points.length} (${reference.done.length} stage boundaries, ${reference.writes} mid-write, ${reference.calls} between VM steps, ${reference.commands} after a boot-loader refresh or reboot)`,
   );
   assert.equal(survived, points.length);
 });

@@ -2,7 +2,8 @@
 // and machine folders), so the fault tests can kill it for real: KILL_AT_STAGE=<stage id>
 // dies right after that stage is journalled; KILL_AT_WRITE=<n> dies in the middle of
 // the n-th file write on a host (the temp file half written, never renamed); KILL_AT_CALL=<n>
-// right after the n-th change sent to Proxmox (between a VM's stop, config and start) — SIGKILL,
+// right after the n-th change sent to Proxmox; KILL_AT_COMMAND=<n> right after the n-th
+// boot-loader refresh or reboot on a host (between a VM's stop, config and start) — SIGKILL,
 // no cleanup. RESUME=1 continues from the journal. It prints the stages it finished and
 // the count of host file writes.
 
@@ -18,10 +19,22 @@ const description = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) 
 const lab = parseLab(readFileSync(description.labFile, 'utf8'), description.labFile);
 const connections = demoConnections(description);
 const killAtWrite = Number(process.env.KILL_AT_WRITE ?? 0);
+const killAtCommand = Number(process.env.KILL_AT_COMMAND ?? 0);
 let writes = 0;
+let commands = 0;
 const openHost = connections.host;
 connections.host = async (node) => {
   const host = await openHost(node);
+  const run = host.run.bind(host);
+  host.run = async (command, options) => {
+    const result = await run(command, options);
+    // Boot-loader refreshes and reboots are steps of their own: die right after one.
+    if (/update-grub|proxmox-boot-tool|update-initramfs|systemctl reboot/.test(command)) {
+      commands++;
+      if (commands === killAtCommand) process.kill(process.pid, 'SIGKILL');
+    }
+    return result;
+  };
   const write = host.writeFileAtomic.bind(host);
   host.writeFileAtomic = async (path, data, options) => {
     writes++;
@@ -71,4 +84,4 @@ const result = await runStages(stages, journal, {
 await journal.finish();
 await journal.unlock();
 await connections.close();
-console.log(JSON.stringify({ done: result.done, writes, calls }));
+console.log(JSON.stringify({ done: result.done, writes, calls, commands }));
