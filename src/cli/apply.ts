@@ -14,6 +14,7 @@ import {
   renderLabPlan,
   runWithProgress,
 } from './lab-run.ts';
+import { jsonNeedsYes, secondsOption } from './option-checks.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
 interface ApplyFlags extends LabRunOptions {
@@ -36,13 +37,8 @@ export function registerApply(program: Command): void {
     .option('--reboot-timeout <seconds>', 'how long a host or guest gets to come back', '900')
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
-      const seconds = Number(options.rebootTimeout);
-      if (!Number.isFinite(seconds) || seconds <= 0)
-        throw new UsageError(
-          `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
-        );
-      if (options.json && !options.yes)
-        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const seconds = secondsOption(options.rebootTimeout, '--reboot-timeout') / 1000;
+      jsonNeedsYes(options);
       const [{ planLab, planRefusal }, { applyStages, Journal }, { verifyLab, worstOfChains }] =
         await Promise.all([
           import('../engine/plan.ts'),

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { jsonNeedsYes, secondsOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -83,8 +84,7 @@ export function registerCluster(program: Command): void {
   )
     .option('--yes', 'do not ask')
     .action(async (options: ClusterOptions & { yes?: boolean }) => {
-      if (options.json && !options.yes)
-        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      jsonNeedsYes(options);
       const { plan: result, kube, settings } = await plan(options);
       if (!options.json)
         process.stdout.write(renderLayerPlan('igpu-split cluster plan', result.checks, result.steps));
@@ -123,9 +123,7 @@ export function registerCluster(program: Command): void {
     .option('--no-smoke', 'skip the smoke pods')
     .option('--timeout <seconds>', 'how long a smoke pod may take', '120')
     .action(async (options: ClusterOptions & { smoke?: boolean; timeout: string }) => {
-      const seconds = Number(options.timeout);
-      if (!Number.isFinite(seconds) || seconds <= 0)
-        throw new UsageError(`--timeout must be a positive number of seconds, not ${options.timeout}`);
+      const seconds = secondsOption(options.timeout, '--timeout') / 1000;
       const { verifyCluster } = await import('../cluster/verify.ts');
       const { kube, settings, gpuNodes } = await open(options);
       const checks = await verifyCluster(kube, settings, gpuNodes, {
@@ -190,7 +188,8 @@ export function registerCluster(program: Command): void {
         const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
         const { kube } = await open(options);
         for (const node of options.node ?? []) {
-          if (verb === 'drain') await drainNode(kube, node, { timeoutMs: Number(options.timeout) * 1000 });
+          if (verb === 'drain')
+            await drainNode(kube, node, { timeoutMs: secondsOption(options.timeout, '--timeout') });
           else await uncordonNode(kube, node);
           process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
         }

@@ -3,7 +3,6 @@
 // or write the files and print the commands when talosctl is absent — and verifies.
 
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import {
   addGuestOptions,
@@ -17,6 +16,7 @@ import {
   workSteps,
   workTitle,
 } from './guest-options.ts';
+import { jsonNeedsYes, secondsOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -34,13 +34,8 @@ export function registerGuestApply(guest: Command): void {
     .option('--out <dir>', 'where Talos files are written', 'igpu-split-talos')
     .option('--reboot-timeout <seconds>', 'how long to wait for a guest to come back', '600')
     .action(async (options: ApplyFlags) => {
-      const seconds = Number(options.rebootTimeout);
-      if (!Number.isFinite(seconds) || seconds <= 0)
-        throw new UsageError(
-          `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
-        );
-      if (options.json && !options.yes)
-        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      const seconds = secondsOption(options.rebootTimeout, '--reboot-timeout') / 1000;
+      jsonNeedsYes(options);
       const { lab, vms, talosctl } = await loadGuests(options);
       const say = (text: string) => {
         if (!options.json) process.stdout.write(text);

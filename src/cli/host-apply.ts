@@ -6,6 +6,7 @@ import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
+import { jsonNeedsYes, secondsOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 
 interface ApplyFlags extends HostOptions {
@@ -30,17 +31,11 @@ export function registerHostApply(host: Command): void {
     .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
     .option('--reboot-timeout <seconds>', 'how long to wait for the host to come back', '600');
   addHostOptions(command, false).action(async (options: ApplyFlags) => {
-    const timeout = Number(options.rebootTimeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) {
-      throw new UsageError(
-        `--reboot-timeout must be a positive number of seconds, not ${options.rebootTimeout}`,
-      );
-    }
+    const timeout = secondsOption(options.rebootTimeout, '--reboot-timeout') / 1000;
     if (!options.host) {
       throw new UsageError('host apply needs --host ssh://user@host', { fix: 'name the host to change' });
     }
-    if (options.json && !options.yes)
-      throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+    jsonNeedsYes(options);
     const report: Record<string, unknown> = {};
     const say = (text: string) => {
       if (!options.json) process.stdout.write(text);

@@ -30,23 +30,13 @@ export interface OpenLab {
 }
 
 export async function openLab(options: LabOptions): Promise<OpenLab> {
-  const [{ loadLab }, { loadTokenSecret, ProxmoxClient }, { ProxmoxApi }] = await Promise.all([
+  const [{ loadLab }, { openProxmox }] = await Promise.all([
     import('../config/load.ts'),
-    import('../proxmox/client.ts'),
-    import('../proxmox/api.ts'),
+    import('../engine/connections.ts'),
   ]);
   const lab = await loadLab(options.lab);
-  const p = lab.proxmox;
-  const secret = await loadTokenSecret(
-    p.tokenSecretFile ? { file: p.tokenSecretFile } : { env: p.tokenSecretEnv as string },
-  );
-  const client = new ProxmoxClient({
-    baseUrl: p.url,
-    tokenId: p.token,
-    secret,
-    tls: p.caFile ? { caFile: p.caFile } : p.fingerprint ? { fingerprint: p.fingerprint } : { system: true },
-  });
-  return { lab, api: new ProxmoxApi(client, p.token), close: () => client.close() };
+  const { api, close } = await openProxmox(lab);
+  return { lab, api, close };
 }
 
 /** The lab's node VMs, narrowed by --vm (every named VM must be in the file). */

@@ -2,9 +2,9 @@
 // change the config, start, wait — one VM at a time.
 
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
+import { jsonNeedsYes, secondsOption } from './option-checks.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
 interface ApplyFlags extends LabOptions, ConsentFlags {
@@ -27,13 +27,9 @@ export function registerVmApply(vm: Command): void {
     .option('--shutdown-timeout <seconds>', 'how long a guest gets to shut down', '180')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: ApplyFlags) => {
-      const seconds = Number(options.shutdownTimeout);
-      if (!Number.isInteger(seconds) || seconds <= 0)
-        throw new UsageError(
-          `--shutdown-timeout must be a whole number of seconds, not ${options.shutdownTimeout}`,
-        );
-      if (options.json && !options.yes)
-        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      // Proxmox takes whole seconds.
+      const seconds = Math.ceil(secondsOption(options.shutdownTimeout, '--shutdown-timeout') / 1000);
+      jsonNeedsYes(options);
       const { plan, opened } = await planFromLab(options);
       try {
         if (!options.json) process.stdout.write(renderVmPlan(plan));

@@ -1,9 +1,9 @@
 // igpu-split vm rollback: undo what vm apply recorded in each VM's description.
 
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
+import { jsonNeedsYes } from './option-checks.ts';
 
 export function registerVmRollback(vm: Command): void {
   addVmFilter(
@@ -16,8 +16,7 @@ export function registerVmRollback(vm: Command): void {
     .option('--yes', 'do not ask')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: LabOptions & { yes?: boolean; forceStop?: boolean }) => {
-      if (options.json && !options.yes)
-        throw new UsageError('--json needs --yes: there is no prompt in JSON mode');
+      jsonNeedsYes(options);
       const opened = await openLab(options);
       try {
         const vms = desiredVms(opened.lab, options.vm);

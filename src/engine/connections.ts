@@ -34,7 +34,8 @@ export interface SshSettings {
   connectTimeoutSeconds?: number;
 }
 
-export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): Promise<LabConnections> {
+/** The Proxmox API of the lab file: its token secret loaded, its TLS trust applied. */
+export async function openProxmox(lab: Lab): Promise<{ api: ProxmoxApi; close(): Promise<void> }> {
   const p = lab.proxmox;
   const secret = await loadTokenSecret(
     p.tokenSecretFile ? { file: p.tokenSecretFile } : { env: p.tokenSecretEnv as string },
@@ -45,6 +46,11 @@ export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): 
     secret,
     tls: p.caFile ? { caFile: p.caFile } : p.fingerprint ? { fingerprint: p.fingerprint } : { system: true },
   });
+  return { api: new ProxmoxApi(client, p.token), close: () => client.close() };
+}
+
+export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): Promise<LabConnections> {
+  const proxmox = await openProxmox(lab);
   const { connectSsh } = await import('../access/ssh.ts');
   const open = (url: string) =>
     connectSsh({
@@ -56,7 +62,7 @@ export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): 
     });
   const bin = await findTalosctl();
   return {
-    proxmox: new ProxmoxApi(client, p.token),
+    proxmox: proxmox.api,
     host: (node) => {
       const url = lab.hosts.find((h) => h.node === node)?.ssh;
       if (!url)
@@ -76,6 +82,6 @@ export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): 
     factory: new ImageFactory(lab.imageFactory),
     kube: openKube({ kubeconfig: lab.kubernetes.kubeconfig, context: lab.kubernetes.context }),
     talosOut,
-    close: () => client.close(),
+    close: () => proxmox.close(),
   };
 }
