@@ -76,6 +76,7 @@ export function registerApply(program: Command): void {
           done,
           stoppedVms: journal.stoppedVms(),
           journal,
+          resuming: options.resume === true,
         });
         if (stages.length === 0) {
           finished = true;

@@ -120,7 +120,20 @@ class ClientNodeKube implements KubeApi {
   }
 
   async create(object: Manifest): Promise<KubeObject> {
-    return this.call(`create ${describe(object)}`, () => this.objects.create(object)) as Promise<KubeObject>;
+    let attempt = 0;
+    return this.call(`create ${describe(object)}`, async () => {
+      attempt++;
+      try {
+        return (await this.objects.create(object)) as KubeObject;
+      } catch (error) {
+        // A retry after a create that did land (the answer was lost) finds it there.
+        if (attempt > 1 && error instanceof ApiException && error.code === 409) {
+          const existing = await this.objects.read(object);
+          if (existing) return existing as KubeObject;
+        }
+        throw error;
+      }
+    }) as Promise<KubeObject>;
   }
 
   async delete(apiVersion: string, kind: string, name: string, namespace?: string): Promise<void> {

@@ -107,30 +107,30 @@ async function smoke(
   });
   for (const old of leftovers) await kube.delete('v1', 'Pod', old.metadata.name, namespace);
   const name = `${`igpu-split-smoke-${nodeLabel}`.slice(0, 56).replace(/[-.]+$/, '')}-${Math.random().toString(36).slice(2, 7)}`;
-  await kube.create({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name,
-      namespace,
-      labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': nodeLabel },
-    },
-    spec: {
-      restartPolicy: 'Never',
-      nodeSelector: { 'kubernetes.io/hostname': node },
-      containers: [
-        {
-          name: 'smoke',
-          image: settings.smokeImage,
-          command: ['sh', '-c', SMOKE_SCRIPT],
-          resources: { limits: { [RESOURCE]: '1' } },
-        },
-      ],
-    },
-  });
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   let pod: KubeObject | undefined;
   try {
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace,
+        labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': nodeLabel },
+      },
+      spec: {
+        restartPolicy: 'Never',
+        nodeSelector: { 'kubernetes.io/hostname': node },
+        containers: [
+          {
+            name: 'smoke',
+            image: settings.smokeImage,
+            command: ['sh', '-c', SMOKE_SCRIPT],
+            resources: { limits: { [RESOURCE]: '1' } },
+          },
+        ],
+      },
+    });
     for (;;) {
       pod = await kube.get('v1', 'Pod', name, namespace);
       const phase = (pod?.status as { phase?: string } | undefined)?.phase;

@@ -5,7 +5,7 @@
 // continues after an interruption; a lab-wide lock keeps two applies apart.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
 import { applyClusterPlan, drainNode, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
@@ -46,6 +46,8 @@ export interface ApplyOptions {
   stoppedVms?: readonly number[];
   /** Where VM stops and starts are recorded as they happen. */
   journal?: Journal;
+  /** This run resumes an interrupted one (apply --resume). */
+  resuming?: boolean;
 }
 
 /** The stages of an apply, in order; stages of one group run in sequence. */
@@ -123,8 +125,9 @@ function hostStages(
     for (const name of nodes) if (await connections.kube.get('v1', 'Node', name)) found.push(name);
     return found;
   };
-  // Nodes someone had cordoned before this run stay cordoned after it.
-  const cordonedBefore = new Set<string>();
+  // Nodes someone had cordoned before the first drain stay cordoned after the run; the
+  // journal keeps that across an interruption.
+  const journal = options.journal;
   if (disturbing && nodes.length > 0) {
     stages.push({
       id: id('drain'),
@@ -133,7 +136,11 @@ function hostStages(
       title: `drain ${nodes.join(', ')}`,
       run: async (say) => {
         for (const name of await present()) {
-          if ((await connections.kube.get('v1', 'Node', name))?.spec?.unschedulable) cordonedBefore.add(name);
+          if (!journal?.marked(`drained:${name}`)) {
+            const before = (await connections.kube.get('v1', 'Node', name))?.spec?.unschedulable === true;
+            await journal?.mark(`cordoned-before:${name}`, before);
+            await journal?.mark(`drained:${name}`, true);
+          }
           await drainNode(connections.kube, name, {
             timeoutMs: options.drainTimeoutMs,
             pollMs: options.pollMs,
@@ -156,17 +163,24 @@ function hostStages(
           // Resuming: a lock on the host is the one the interrupted run left.
           const result = await applyHostPlan(host, hostPlan, {
             force: false,
-            takeOverLock: options.done !== undefined && options.done.length > 0,
+            // The host lock names this lab's runs: a resumed run takes over its own, never another's.
+            lockOwner: `lab ${journal?.dir ?? 'igpu-split'}`,
+            takeOverLock: options.resuming === true,
           });
           say(`host ${part.node}: ${result.done.length} step(s) applied`);
           if (result.rebootNeeded) {
+            // The reboot stops the host's VMs: the journal says they ran, so they run again
+            // even if this run is interrupted before it starts them.
+            for (const vmid of part.vmids)
+              if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running')
+                await journal?.markStopped(vmid, true);
             host = await rebootAndWait(host, {
               reconnect: () => connections.host(part.node),
               timeoutMs: options.rebootTimeoutMs ?? 900_000,
               pollMs: options.pollMs,
             });
             say(`host ${part.node}: rebooted`);
-            await restartVms(part, plan, vmChanges, connections, say);
+            await restartVms(part, plan, vmChanges, connections, say, journal);
           }
           const failed = verifyHost(await gatherHostFacts(host), await readState(host)).filter(
             (c) => c.status === 'fail',
@@ -198,7 +212,7 @@ function hostStages(
             shutdownTimeoutSeconds: options.shutdownTimeoutSeconds,
             forceStop: options.forceStop,
             progress: say,
-            stoppedEarlier: options.stoppedVms,
+            stoppedEarlier: journal?.stoppedVms() ?? options.stoppedVms,
             onStopped: async (vmid) => options.journal?.markStopped(vmid, true),
             onStarted: async (vmid) => options.journal?.markStopped(vmid, false),
           },
@@ -265,7 +279,7 @@ function hostStages(
       title: `uncordon ${nodes.join(', ')}`,
       run: async (say) => {
         for (const name of await present()) {
-          if (cordonedBefore.has(name)) {
+          if (journal?.marked(`cordoned-before:${name}`)) {
             say(`${name} was cordoned before this run: left so`);
             continue;
           }
@@ -275,6 +289,7 @@ function hostStages(
             pollMs: options.pollMs,
           });
           await uncordonNode(connections.kube, name);
+          await journal?.mark(`drained:${name}`, false);
           say(`uncordoned ${name}`);
         }
       },
@@ -290,12 +305,18 @@ async function restartVms(
   vmChanges: readonly { vmid: number }[],
   connections: LabConnections,
   say: (line: string) => void,
+  journal: Journal | undefined,
 ) {
   for (const vmid of part.vmids) {
     if (!plan.vms.running.includes(vmid) || vmChanges.some((c) => c.vmid === vmid)) continue;
-    if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running') continue;
-    await connections.proxmox.waitTask(await connections.proxmox.vmPower(part.node, vmid, 'start'), 300_000);
-    say(`VM ${vmid}: started again after the reboot`);
+    if ((await connections.proxmox.vmStatus(part.node, vmid)).status !== 'running') {
+      await connections.proxmox.waitTask(
+        await connections.proxmox.vmPower(part.node, vmid, 'start'),
+        300_000,
+      );
+      say(`VM ${vmid}: started again after the reboot`);
+    }
+    await journal?.markStopped(vmid, false);
   }
 }
 
@@ -303,6 +324,8 @@ async function restartVms(
 export class Journal {
   readonly dir: string;
   private done = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
+  private saves = 0;
 
   constructor(labFile: string) {
     this.dir = join(labFile, '..', '.igpu-split');
@@ -369,6 +392,17 @@ export class Journal {
     await this.save();
   }
 
+  /** A fact an interrupted run must hand to the next (`cordoned-before:<node>`, `drained:<node>`). */
+  marked(key: string): boolean {
+    return this.done.has(`mark:${key}`);
+  }
+
+  async mark(key: string, on: boolean): Promise<void> {
+    if (on) this.done.add(`mark:${key}`);
+    else this.done.delete(`mark:${key}`);
+    await this.save();
+  }
+
   /** VMs this lab's runs stopped and have not started again (a kill in between leaves them). */
   stoppedVms(): number[] {
     return [...this.done]
@@ -386,11 +420,15 @@ export class Journal {
     await rm(this.file, { force: true });
   }
 
-  private async save(): Promise<void> {
-    const temp = `${this.file}.tmp`;
-    await writeFile(temp, `${JSON.stringify({ done: [...this.done] }, null, 2)}\n`, { mode: 0o600 });
-    const { rename } = await import('node:fs/promises');
-    await rename(temp, this.file);
+  /** Saves one after another (hosts run in parallel), each through its own temp file. */
+  private save(): Promise<void> {
+    const next = this.saving.then(async () => {
+      const temp = `${this.file}.${process.pid}.${++this.saves}.tmp`;
+      await writeFile(temp, `${JSON.stringify({ done: [...this.done] }, null, 2)}\n`, { mode: 0o600 });
+      await rename(temp, this.file);
+    });
+    this.saving = next.catch(() => undefined);
+    return next;
   }
 }
 

@@ -29,6 +29,8 @@ export interface HostState {
   /** Kernel parameters and modules we added, as written. */
   params: string[];
   modules: string[];
+  /** Boot-loader refreshes a run wrote files for but had not run when it stopped. */
+  refreshPending?: string[];
   updatedAt: string;
 }
 
@@ -37,8 +39,10 @@ export interface ApplyOptions {
   force?: boolean;
   /** Names this run's backup folder; defaults to the current time. */
   runId?: string;
-  /** Resuming an interrupted run: the host lock it left is taken over. */
+  /** Resuming an interrupted run: the host lock it left is taken over (only one naming `lockOwner`). */
   takeOverLock?: boolean;
+  /** Who takes the lock (the lab's runs name themselves, so a resume takes over only its own). */
+  lockOwner?: string;
 }
 
 export interface ApplyResult {
@@ -71,10 +75,13 @@ export async function applyHostPlan(
   }
   const work = plan.steps.filter((s) => s.write || (s.command && !s.disturbs.includes('host-reboot')));
   const rebootNeeded = plan.reboot;
-  if (work.length === 0) return { done: [], rebootNeeded, backupDir: undefined };
+  // An interrupted run may have written our files and stopped before refreshing the boot
+  // loader: its state says so, and this run refreshes (the plan sees nothing left to write).
+  const pending = (await readState(host)).refreshPending ?? [];
+  if (work.length === 0 && pending.length === 0) return { done: [], rebootNeeded, backupDir: undefined };
 
   await host.makeDir(STATE_DIR, 0o700);
-  await lock(host, options.takeOverLock === true);
+  await lock(host, options.lockOwner ?? 'igpu-split host apply', options.takeOverLock === true);
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const backupDir = `${STATE_DIR}/backups/${runId}`;
   const originals = new Map<string, Buffer | undefined>();
@@ -82,9 +89,17 @@ export async function applyHostPlan(
   const refreshed: string[] = [];
   try {
     const state = await readState(host);
+    const before = structuredClone(state);
+    const commands = [
+      ...new Set([
+        ...(state.refreshPending ?? []),
+        ...work.filter((s) => s.command).map((s) => s.command as string),
+      ]),
+    ];
     try {
       // What is ours is recorded before each file is written (an intent log), so a run
-      // killed between two writes still knows every file and parameter it added.
+      // killed between two writes still knows every file, parameter and pending refresh.
+      state.refreshPending = commands;
       state.params = [
         ...new Set([...state.params, ...plan.params.add, ...plan.params.conflicts.map((c) => c.want)]),
       ];
@@ -92,9 +107,14 @@ export async function applyHostPlan(
         await writeStep(host, step, backupDir, originals, state);
         done.push(step.id);
       }
-      await checkResult(host, plan);
-      for (const step of work.filter((s) => s.command)) {
-        const result = await host.run(step.command as string, { timeoutMs: 300_000 });
+      await checkResult(host, plan, state);
+      await saveState(host, state);
+      for (const command of commands) {
+        const step = work.find((s) => s.command === command) ?? {
+          id: `host/${host.target}/refresh`,
+          command,
+        };
+        const result = await host.run(command, { timeoutMs: 300_000 });
         if (result.code !== 0) {
           throw new TargetError(
             `${step.command} failed (exit ${result.code}): ${lastLine(result.stderr || result.stdout)}`,
@@ -107,6 +127,7 @@ export async function applyHostPlan(
         done.push(step.id);
         refreshed.push(step.command as string);
       }
+      delete state.refreshPending;
     } catch (error) {
       const restored = await restore(host, originals).then(
         () => true,
@@ -114,9 +135,12 @@ export async function applyHostPlan(
       );
       // A refresh that already ran (update-grub before a failing update-initramfs) saw our
       // files: run it again so the boot configuration matches the restored ones.
-      if (restored)
+      if (restored) {
         for (const command of refreshed)
           await host.run(command, { timeoutMs: 300_000 }).catch(() => undefined);
+        // Nothing of this run is left on the host: neither is it in the state.
+        await saveState(host, before).catch(() => undefined);
+      }
       if (!restored) {
         // The connection itself is gone: nothing could be put back, nothing was refreshed
         // after the failure; the boot configuration still is the one before this run unless
@@ -149,16 +173,35 @@ export async function applyHostPlan(
  * Takes the host's lock. `takeOver` is for a run that resumes an interrupted one of the
  * same lab (its journal says so): the lock that run left is removed first.
  */
-export async function lock(host: HostAccess, takeOver = false): Promise<void> {
-  if (takeOver) await host.remove(LOCK_FILE);
-  try {
-    await host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString() })}\n`, 0o600);
-  } catch (error) {
-    const holder = await host
+/**
+ * Takes the host's lock, naming its owner. With `takeOver` (a resumed lab run), a lock
+ * the same owner left behind is removed first; anyone else's is never touched.
+ */
+export async function lock(host: HostAccess, owner = 'igpu-split', takeOver = false): Promise<void> {
+  const holder = async () =>
+    host
       .readFile(LOCK_FILE)
       .then((b) => b.toString().trim())
       .catch(() => 'unknown');
-    throw new TargetError(`another igpu-split run holds ${LOCK_FILE} (${holder})`, {
+  const take = () =>
+    host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString(), owner })}\n`, 0o600);
+  try {
+    await take();
+  } catch (error) {
+    const held = await holder();
+    const heldBy = (() => {
+      try {
+        return (JSON.parse(held) as { owner?: string }).owner;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (takeOver && heldBy === owner) {
+      await host.remove(LOCK_FILE);
+      await take();
+      return;
+    }
+    throw new TargetError(`another igpu-split run holds ${LOCK_FILE} (${held})`, {
       target: host.target,
       fix: `wait for it to finish; if none is running, remove ${LOCK_FILE} on the host`,
       cause: error,
@@ -219,10 +262,12 @@ async function saveState(host: HostAccess, state: HostState): Promise<void> {
 }
 
 /** Reads the result back the way its consumer will, before anything is refreshed. */
-async function checkResult(host: HostAccess, plan: HostPlan): Promise<void> {
+async function checkResult(host: HostAccess, plan: HostPlan, state: HostState): Promise<void> {
   const wanted = [...plan.params.add, ...plan.params.conflicts.map((c) => c.want)];
   if (wanted.length === 0) return;
-  const grub = plan.steps.some((s) => s.write?.path === GRUB_DROPIN);
+  // GRUB when this run writes our drop-in, or an interrupted run of ours wrote it.
+  const grub =
+    plan.steps.some((s) => s.write?.path === GRUB_DROPIN) || state.files[GRUB_DROPIN] !== undefined;
   let line: string;
   if (grub) {
     const result = await host.run('/bin/sh -s /etc', { stdin: GRUB_CMDLINE_SCRIPT, timeoutMs: 30_000 });

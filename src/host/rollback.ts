@@ -23,7 +23,7 @@ export interface RollbackResult {
 export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   const existing = await readState(host);
   if (Object.keys(existing.files).length === 0) return { changed: [], refreshed: [], rebootNeeded: false };
-  await lock(host);
+  await lock(host, 'igpu-split host rollback');
   try {
     const state = await readState(host);
     const changed: string[] = [];

@@ -175,7 +175,6 @@ async function applyOne(
     );
     if (running) {
       await startVm(api, vm, timeout);
-      await options.onStarted?.(vm.vmid);
       say(`VM ${vm.vmid}: running with its vGPU`);
     }
   } catch (error) {
@@ -193,6 +192,8 @@ async function applyOne(
       cause: error,
     });
   }
+  // Outside the try: a failure to record the start must not undo a change that worked.
+  if (running) await options.onStarted?.(vm.vmid);
   if (running) await options.afterStart?.(vm);
 }
 

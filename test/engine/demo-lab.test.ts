@@ -34,7 +34,9 @@ async function applyAll(
   const plan = await planLab(demo.lab, demo.connections);
   await journal.lock(false);
   await journal.start(false);
-  return runStages(applyStages(demo.lab, plan, demo.connections, fast), journal, { afterStage });
+  return runStages(applyStages(demo.lab, plan, demo.connections, { ...fast, journal }), journal, {
+    afterStage,
+  });
 }
 
 test('plan → apply → nothing left → verify passes → status → rollback → verify fails where rollback took things away', async () => {
@@ -124,7 +126,10 @@ test('an apply interrupted between stages resumes from its journal and converges
     await journal.lock(true);
     const done = await journal.start(true);
     const plan = await planLab(demo.lab, demo.connections);
-    const result = await runStages(applyStages(demo.lab, plan, demo.connections, { ...fast, done }), journal);
+    const result = await runStages(
+      applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: true }),
+      journal,
+    );
     // What the first run finished is not done again; pve1 has nothing left but k3s-1,
     // drained then, is uncordoned.
     assert.ok(!result.done.includes('pve1/host') && !result.done.includes('pve1/drain'));
@@ -137,6 +142,29 @@ test('an apply interrupted between stages resumes from its journal and converges
       new Journal(demo.labFile).lock(true),
       new RegExp(`another igpu-split apply \\(pid ${process.ppid}\\) holds the lab lock`),
     );
+    await journal.unlock();
+  });
+});
+
+test('a node the user had cordoned before the run stays cordoned, also across an interrupted run', async () => {
+  await withDemo(async (demo) => {
+    await demo.connections.kube.setUnschedulable('talos-1', true);
+    const journal = new Journal(demo.labFile);
+    await assert.rejects(
+      applyAll(demo, journal, async (id) => {
+        if (id === 'pve2/drain') throw new Error('interrupted');
+      }),
+      /interrupted/,
+    );
+    await journal.lock(true);
+    const done = await journal.start(true);
+    const plan = await planLab(demo.lab, demo.connections);
+    await runStages(
+      applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: true }),
+      journal,
+    );
+    assert.equal((await demo.connections.kube.get('v1', 'Node', 'talos-1'))?.spec?.unschedulable, true);
+    assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
     await journal.unlock();
   });
 });

@@ -17,7 +17,10 @@ async function apply(demo: DemoLab, resume: boolean) {
   await journal.lock(resume);
   const done = await journal.start(resume);
   const plan = await planLab(demo.lab, demo.connections);
-  await runStages(applyStages(demo.lab, plan, demo.connections, { ...fast, done }), journal);
+  await runStages(
+    applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: resume }),
+    journal,
+  );
   await journal.finish();
   await journal.unlock();
 }

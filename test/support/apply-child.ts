@@ -75,6 +75,7 @@ const stages = applyStages(lab, plan, connections, {
   done,
   stoppedVms: journal.stoppedVms(),
   journal,
+  resuming: resume,
 });
 const result = await runStages(stages, journal, {
   afterStage: async (id) => {
