@@ -2,6 +2,7 @@
 // allocatable check and smoke pods, drain/uncordon, rollback, and the GitOps render.
 
 import type { Command } from 'commander';
+import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { jsonNeedsYes, secondsOption } from './option-checks.ts';
@@ -25,10 +26,7 @@ async function open(options: ClusterOptions) {
     import('../cluster/kube.ts'),
   ]);
   const lab = await loadLab(options.lab);
-  const gpuNodes = lab.vms
-    .filter((vm) => vm.kubernetesNode)
-    .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }))
-    .filter((node) => !options.node || options.node.includes(node.name));
+  const gpuNodes = gpuNodesOf(lab).filter((node) => !options.node || options.node.includes(node.name));
   for (const name of options.node ?? []) {
     if (!gpuNodes.some((n) => n.name === name))
       throw new UsageError(`--node ${name}: no VM of the lab file has kubernetesNode ${name}`, {
@@ -170,10 +168,7 @@ export function registerCluster(program: Command): void {
         import('../cluster/render.ts'),
       ]);
       const lab = await loadLab(options.lab);
-      const nodes = lab.vms
-        .filter((vm) => vm.kubernetesNode)
-        .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
-      const files = await renderCluster(lab.kubernetes, nodes, options.out);
+      const files = await renderCluster(lab.kubernetes, gpuNodesOf(lab), options.out);
       process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
     });
 

@@ -12,8 +12,6 @@ import {
   loadGuests,
   openGuest,
   planGuest,
-  workChecks,
-  workSteps,
   workTitle,
 } from './guest-options.ts';
 import { jsonNeedsYes, secondsOption } from './option-checks.ts';
@@ -44,7 +42,7 @@ export function registerGuestApply(guest: Command): void {
       const report: unknown[] = [];
       try {
         for (const vm of vms) works.push(await planGuest(vm, lab, options, talosctl));
-        for (const work of works) say(renderLayerPlan(workTitle(work), workChecks(work), workSteps(work)));
+        for (const work of works) say(renderLayerPlan(workTitle(work), work.plan.checks, work.plan.steps));
         const todo = works.filter((w) => w.plan.steps.length > 0);
         if (todo.length === 0) return;
         if (!options.yes && !(await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan')))

@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import type { HostAccess } from '../access/host.ts';
 import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
-import type { Check, Step } from '../core/model.ts';
 import type { TalosFacts, TalosPlan } from '../guest/talos/plan.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import type { UbuntuGuestFacts } from '../guest/ubuntu/gather.ts';
@@ -95,17 +94,9 @@ export async function planGuest(
   return { vm, kind: 'talos', facts, plan: await planTalos(spec, facts, new ImageFactory(lab.imageFactory)) };
 }
 
-export function workChecks(work: GuestWork): Check[] {
-  return work.plan.checks;
-}
-
 /** Why a VM's plan cannot be applied, when that is so. */
 export function workRefused(work: GuestWork): string | undefined {
   return work.kind === 'ubuntu' ? work.plan.unsupported : work.plan.refused;
-}
-
-export function workSteps(work: GuestWork): Step[] {
-  return work.plan.steps;
 }
 
 export function workTitle(work: GuestWork): string {

@@ -10,9 +10,7 @@ import {
   type GuestWork,
   loadGuests,
   planGuest,
-  workChecks,
   workRefused,
-  workSteps,
   workTitle,
 } from './guest-options.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -29,7 +27,7 @@ export function registerGuestPlan(guest: Command): void {
         process.stdout.write(`${JSON.stringify(works.map(jsonOf), null, 2)}\n`);
       } else {
         for (const work of works)
-          process.stdout.write(renderLayerPlan(workTitle(work), workChecks(work), workSteps(work)));
+          process.stdout.write(renderLayerPlan(workTitle(work), work.plan.checks, work.plan.steps));
         if (!talosctl && works.some((w) => w.kind === 'talos'))
           process.stdout.write(
             'talosctl is not installed: apply will write the files and print the commands\n',

@@ -2,6 +2,7 @@
 // and opening the API with the file's token and TLS trust.
 
 import type { Command } from 'commander';
+import { desiredVmsOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
@@ -41,7 +42,7 @@ export async function openLab(options: LabOptions): Promise<OpenLab> {
 
 /** The lab's node VMs, narrowed by --vm (every named VM must be in the file). */
 export function desiredVms(lab: Lab, only?: string[]): DesiredVm[] {
-  const all = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }));
+  const all = desiredVmsOf(lab);
   if (!only) return all;
   for (const id of only) {
     if (!all.some((vm) => String(vm.vmid) === id))
@@ -50,9 +51,4 @@ export function desiredVms(lab: Lab, only?: string[]): DesiredVm[] {
       });
   }
   return all.filter((vm) => only.includes(String(vm.vmid)));
-}
-
-export function identityOf(tokenId: string): { user: string; token?: string } {
-  const [user, token] = tokenId.split('!');
-  return { user: user as string, token };
 }

@@ -1,12 +1,12 @@
 // igpu-split vm plan: the checks and config changes for each node VM; changes nothing.
 
 import type { Command } from 'commander';
+import { identityOf } from '../config/derived.ts';
 import type { VmPlan, VmPlanOptions } from '../vm/plan.ts';
 import {
   addLabOptions,
   addVmFilter,
   desiredVms,
-  identityOf,
   type LabOptions,
   type OpenLab,
   openLab,

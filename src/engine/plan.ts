@@ -5,6 +5,7 @@
 
 import type { HostAccess } from '../access/host.ts';
 import { type ClusterPlan, type GpuNode, gatherClusterFacts, planCluster } from '../cluster/plan.ts';
+import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
@@ -13,8 +14,9 @@ import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
 import { planUbuntu, type UbuntuPlan } from '../guest/ubuntu/plan.ts';
 import { gatherHostFacts } from '../host/gather.ts';
 import { type HostPlan, planHost } from '../host/plan.ts';
+import { hostVerdict } from '../host/verdict.ts';
 import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/plan.ts';
-import { type DesiredVm, gatherVmFacts } from '../vm/gather.ts';
+import { gatherVmFacts } from '../vm/gather.ts';
 import { planVms, type VmPlan } from '../vm/plan.ts';
 import type { LabConnections, LabVm } from './connections.ts';
 
@@ -47,16 +49,6 @@ export interface PlanOptions {
   parallel?: number;
 }
 
-export function desiredVmsOf(lab: Lab): DesiredVm[] {
-  return lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }));
-}
-
-export function gpuNodesOf(lab: Lab): GpuNode[] {
-  return lab.vms
-    .filter((vm) => vm.kubernetesNode)
-    .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
-}
-
 async function withAccess<T>(
   open: () => Promise<HostAccess>,
   work: (access: HostAccess) => Promise<T>,
@@ -82,7 +74,10 @@ export async function planLab(
       h.ssh
         ? withAccess(
             () => connections.host(h.node),
-            async (access) => planHost(await gatherHostFacts(access)),
+            async (access) => {
+              const facts = await gatherHostFacts(access);
+              return { plan: planHost(facts), gpu: hostVerdict(facts).gpu };
+            },
           )
         : undefined,
     ),
@@ -117,19 +112,24 @@ export async function planLab(
     changeMachine: options.changeMachine,
     resetEfiKeys: options.resetEfiKeys,
     mappingPlanned: mapping.steps.length > 0,
+    // What the host layer read lets a refusal say which BIOS aperture would fit.
+    hostHints: Object.fromEntries(
+      usedHosts.map((h, i) => {
+        const gpu = hostPlans[i]?.gpu;
+        return [
+          h.node,
+          { apertureMiB: gpu?.apertureMiB ?? undefined, graphicsVer: gpu?.graphicsVer ?? undefined },
+        ];
+      }),
+    ),
   });
   const hosts: HostPart[] = usedHosts.map((h, i) => ({
     node: h.node,
-    host: hostPlans[i],
+    host: hostPlans[i]?.plan,
     vmids: lab.vms.filter((vm) => vm.host === h.node).map((vm) => vm.vmid),
     guests: guests.filter((g) => g.vm.host === h.node),
   }));
   return { mapping, vms, hosts, cluster: planCluster(clusterFacts, lab.kubernetes, gpuNodes), gpuNodes };
-}
-
-export function identityOf(tokenId: string): { user: string; token?: string } {
-  const [user, token] = tokenId.split('!');
-  return { user: user as string, token };
 }
 
 /** A flat view for printing and JSON: each target with its checks and steps, host by host. */

@@ -5,12 +5,12 @@
 // user's call.
 
 import { drainNode, rollbackCluster, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
+import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
 import { rollbackVms } from '../vm/apply.ts';
 import type { LabConnections } from './connections.ts';
-import { gpuNodesOf } from './plan.ts';
 
 export async function rollbackLab(
   lab: Lab,

@@ -4,7 +4,8 @@
 
 import { RESOURCE } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
-import { HOSTPCI } from '../proxmox/api-spec.ts';
+import { findIgpu } from '../mapping/plan.ts';
+import { HOSTPCI, HOSTPCI_KEY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import type { LabConnections } from './connections.ts';
 
@@ -35,7 +36,7 @@ export async function labStatus(lab: Lab, connections: LabConnections): Promise<
     const vms = lab.vms.filter((vm) => vm.host === host.node);
     if (vms.length === 0) continue;
     const devices = await connections.proxmox.pciDevices(host.node);
-    const gpu = devices.find((d) => d.vendor === '0x8086' && /00:02\.0$/.test(d.id));
+    const gpu = findIgpu(devices);
     const types = gpu
       ? (await connections.proxmox.mdevTypes(host.node, gpu.id)).map((t) => ({
           type: t.type,
@@ -49,7 +50,7 @@ export async function labStatus(lab: Lab, connections: LabConnections): Promise<
         connections.proxmox.vmStatus(vm.host, vm.vmid),
       ]);
       const vgpu = Object.entries(config.values)
-        .filter(([key]) => /^hostpci\d+$/.test(key))
+        .filter(([key]) => HOSTPCI_KEY.test(key))
         .map(([, value]) => parsePropertyString(value, HOSTPCI).mdev)
         .find((mdev): mdev is string => typeof mdev === 'string');
       const running = status.status === 'running';

@@ -4,6 +4,7 @@
 // the exit code follows the worst link.
 
 import { verifyCluster } from '../cluster/verify.ts';
+import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { type Check, worstStatus } from '../core/model.ts';
@@ -16,7 +17,6 @@ import { verifyHost } from '../host/verify.ts';
 import { gatherMappingFacts, planMapping } from '../mapping/plan.ts';
 import { verifyVms } from '../vm/verify.ts';
 import type { LabConnections, LabVm } from './connections.ts';
-import { gpuNodesOf } from './plan.ts';
 
 export interface ChainLink extends Check {
   link: 'host' | 'mapping' | 'vm' | 'guest' | 'cluster' | 'smoke';

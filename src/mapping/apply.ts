@@ -5,7 +5,7 @@
 
 import { IgpuSplitError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
-import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
+import { HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION } from './plan.ts';
 
@@ -50,7 +50,7 @@ export async function rollbackMapping(
   for (const vm of vms) {
     const config = await api.vmConfig(vm.node, vm.vmid);
     const user = Object.entries(config.values).find(
-      ([key, value]) => /^hostpci\d+$/.test(key) && new RegExp(`(^|,)mapping=${name}(,|$)`).test(value),
+      ([key, value]) => HOSTPCI_KEY.test(key) && new RegExp(`(^|,)mapping=${name}(,|$)`).test(value),
     );
     if (user) {
       throw new IgpuSplitError(`VM ${vm.vmid} still attaches through mapping ${name} (${user[0]})`, {

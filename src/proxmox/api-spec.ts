@@ -45,6 +45,9 @@ export interface EndpointSpec {
 const req = (type: ValueType): KeySpec => ({ type, optional: false });
 const opt = (type: ValueType): KeySpec => ({ type, optional: true });
 
+/** The config keys of a VM's PCI passthrough slots, `hostpci0`…; group 1 is the index. */
+export const HOSTPCI_KEY = /^hostpci(\d+)$/;
+
 /** `hostpciN` of a VM: a raw PCI address (root@pam only) or a cluster mapping, with an mdev type. */
 export const HOSTPCI: PropertyStringSpec = {
   name: 'pve-qm-hostpci',
@@ -246,7 +249,7 @@ export function configPrivileges(
   value?: string,
 ): { path: string; privilege: string }[] {
   const vm = `/vms/${vmid}`;
-  if (/^hostpci\d+$/.test(key)) {
+  if (HOSTPCI_KEY.test(key)) {
     const mapping = value ? /(?:^|,)mapping=([^,]+)/.exec(value)?.[1] : undefined;
     return [
       { path: vm, privilege: 'VM.Config.HWType' },

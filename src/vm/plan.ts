@@ -5,7 +5,7 @@
 // needs. `vgpu: auto` picks, per Proxmox node, the largest type every VM there fits.
 
 import type { Check, Step } from '../core/model.ts';
-import { EFIDISK, HOSTPCI, MACHINE } from '../proxmox/api-spec.ts';
+import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
 import {
   formatPropertyString,
   type PropertyValues,
@@ -70,10 +70,8 @@ export interface VmPlan {
 export const SECURE_BOOT_TRADE =
   'recreates the EFI disk with pre-enrolled-keys=0: Secure Boot off in the guest, and the NVRAM is reset ' +
   '(boot entries and firmware settings; the old disk is kept as unusedN). With Secure Boot on, kernels and ' +
-  'modules not signed by the enrolled keys are refused — Talos factory images with the i915 extension do not ' +
-  'boot and DKMS-built modules do not load';
-
-const HOSTPCI_KEY = /^hostpci(\d+)$/;
+  'modules not signed by the enrolled keys are refused — the standard (non-Secure-Boot) Talos installer that ' +
+  'the guest layer uses does not boot and DKMS-built modules do not load';
 
 /** A hostpci value that points at the iGPU: our mapping, or its raw address. */
 function onIgpu(value: PropertyValues, mapping: string | undefined, bdf: string): boolean {

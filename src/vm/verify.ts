@@ -5,7 +5,7 @@
 
 import type { Check } from '../core/model.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
-import { HOSTPCI, mdevUuid } from '../proxmox/api-spec.ts';
+import { HOSTPCI, HOSTPCI_KEY, mdevUuid } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import type { DesiredVm } from './gather.ts';
 
@@ -25,7 +25,7 @@ export async function verifyVms(
       api.vmStatus(vm.node, vm.vmid),
     ]);
     const attached = Object.entries(config.values)
-      .filter(([key]) => /^hostpci\d+$/.test(key))
+      .filter(([key]) => HOSTPCI_KEY.test(key))
       .map(([key, value]) => ({
         key,
         index: Number(key.slice(7)),

@@ -396,6 +396,3 @@ function watch(
     clearTimeout(timer);
   });
 }
-
-export type { ClusterBehaviour };
-export { K };

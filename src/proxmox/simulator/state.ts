@@ -6,7 +6,15 @@
 
 import { createHash } from 'node:crypto';
 import { predictGvtTypes } from '../../knowledge/gvt.ts';
-import { configPrivileges, EFIDISK, HOSTPCI, MACHINE, mdevUuid, PCI_MAP_ENTRY } from '../api-spec.ts';
+import {
+  configPrivileges,
+  EFIDISK,
+  HOSTPCI,
+  HOSTPCI_KEY,
+  MACHINE,
+  mdevUuid,
+  PCI_MAP_ENTRY,
+} from '../api-spec.ts';
 import { type PropertyStringError, type PropertyValues, parsePropertyString } from '../property-string.ts';
 
 export interface SimGpu {
@@ -78,8 +86,6 @@ export interface SimulatorOptions {
   /** Called when Proxmox would create or remove a mediated device in sysfs (the demo lab mirrors it on fake hosts). */
   onMdev?: (event: MdevEvent) => void;
 }
-
-const HOSTPCI_KEY = /^hostpci(\d+)$/;
 
 export class SimulatorState {
   readonly gpus = new Map<string, SimGpu>();
