@@ -46,7 +46,9 @@ export async function benchDisruptions(): Promise<DisruptionResult> {
       await journal.lock(false);
       await journal.start(false);
       await runStages(
-        applyStages(demo.lab, await planLab(demo.lab, demo.connections), demo.connections, { pollMs: 10 }),
+        applyStages(demo.lab, await planLab(demo.lab, demo.connections), demo.connections, journal, {
+          pollMs: 10,
+        }),
         journal,
       );
       await journal.finish();

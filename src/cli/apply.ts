@@ -59,7 +59,7 @@ export function registerApply(program: Command): void {
       try {
         // The journal first: an interrupted run may have left nodes cordoned even when the
         // plan is now empty.
-        const done = await journal.start(options.resume === true);
+        await journal.start(options.resume === true);
         const plan = await planLab(lab, connections, { ...options, parallel: parallel * 8 });
         if (!options.json) process.stdout.write(`${await renderLabPlan(plan)}\n`);
         const refused = planRefusal(plan);
@@ -69,14 +69,10 @@ export function registerApply(program: Command): void {
           options.changeMachine ? '--change-machine' : '',
           options.resetEfiKeys ? '--reset-efi-keys' : '',
         ].filter(Boolean);
-        const stages = applyStages(lab, plan, connections, {
+        const stages = applyStages(lab, plan, connections, journal, {
           consents,
           forceStop: options.forceStop,
           rebootTimeoutMs: seconds * 1000,
-          done,
-          stoppedVms: journal.stoppedVms(),
-          journal,
-          resuming: options.resume === true,
         });
         if (stages.length === 0) {
           finished = true;

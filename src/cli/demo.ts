@@ -62,7 +62,7 @@ export function registerDemo(program: Command): void {
         await journal.lock(false);
         await journal.start(false);
         await runWithProgress(
-          applyStages(demo.lab, plan, demo.connections, { pollMs: 20, rebootTimeoutMs: 20_000 }),
+          applyStages(demo.lab, plan, demo.connections, journal, { pollMs: 20, rebootTimeoutMs: 20_000 }),
           journal,
           1,
           false,

@@ -40,21 +40,17 @@ export interface ApplyOptions {
   shutdownTimeoutSeconds?: number;
   forceStop?: boolean;
   drainTimeoutMs?: number;
-  /** Stage ids an interrupted run finished (from its journal). */
-  done?: readonly string[];
-  /** VMs an interrupted run stopped and did not start again (from its journal). */
-  stoppedVms?: readonly number[];
-  /** Where VM stops and starts are recorded as they happen. */
-  journal?: Journal;
-  /** This run resumes an interrupted one (apply --resume). */
-  resuming?: boolean;
 }
 
-/** The stages of an apply, in order; stages of one group run in sequence. */
+/**
+ * The stages of an apply, in order; stages of one group run in sequence. The journal
+ * (started) says what an interrupted run left: stages done, nodes cordoned, VMs stopped.
+ */
 export function applyStages(
   lab: Lab,
   plan: LabPlan,
   connections: LabConnections,
+  journal: Journal,
   options: ApplyOptions = {},
 ): Stage[] {
   const stages: Stage[] = [];
@@ -70,7 +66,7 @@ export function applyStages(
       },
     });
   }
-  for (const part of plan.hosts) stages.push(...hostStages(lab, plan, part, connections, options));
+  for (const part of plan.hosts) stages.push(...hostStages(lab, plan, part, connections, journal, options));
   if (plan.cluster.steps.length > 0) {
     stages.push({
       id: 'lab/cluster',
@@ -88,6 +84,7 @@ function hostStages(
   plan: LabPlan,
   part: HostPart,
   connections: LabConnections,
+  journal: Journal,
   options: ApplyOptions,
 ): Stage[] {
   const stages: Stage[] = [];
@@ -100,12 +97,12 @@ function hostStages(
   const hostWork = (part.host?.steps.length ?? 0) > 0;
   // VMs an interrupted run stopped: those with a change are started by the VM stage;
   // the others (stopped after their change was made) get a stage of their own.
-  const leftStopped = (options.stoppedVms ?? []).filter(
-    (vmid) => part.vmids.includes(vmid) && !vmChanges.some((c) => c.vmid === vmid),
-  );
+  const notChanged = part.vmids.filter((vmid) => !vmChanges.some((c) => c.vmid === vmid));
+  const leftStopped = journal.stoppedVms().filter((vmid) => notChanged.includes(vmid));
   // A run interrupted between drain and uncordon left nodes cordoned: uncordon them even
   // when nothing else is left to do on this host.
-  const leftCordoned = options.done?.includes(id('drain')) === true && !options.done.includes(id('uncordon'));
+  const done = journal.ids();
+  const leftCordoned = done.includes(id('drain')) && !done.includes(id('uncordon'));
   if (
     !hostWork &&
     vmChanges.length === 0 &&
@@ -127,7 +124,6 @@ function hostStages(
   };
   // Nodes someone had cordoned before the first drain stay cordoned after the run; the
   // journal keeps that across an interruption.
-  const journal = options.journal;
   if (disturbing && nodes.length > 0) {
     stages.push({
       id: id('drain'),
@@ -136,10 +132,10 @@ function hostStages(
       title: `drain ${nodes.join(', ')}`,
       run: async (say) => {
         for (const name of await present()) {
-          if (!journal?.marked(`drained:${name}`)) {
+          if (!journal.marked(`drained:${name}`)) {
             const before = (await connections.kube.get('v1', 'Node', name))?.spec?.unschedulable === true;
-            await journal?.mark(`cordoned-before:${name}`, before);
-            await journal?.mark(`drained:${name}`, true);
+            await journal.mark(`cordoned-before:${name}`, before);
+            await journal.mark(`drained:${name}`, true);
           }
           await drainNode(connections.kube, name, {
             timeoutMs: options.drainTimeoutMs,
@@ -164,8 +160,8 @@ function hostStages(
           const result = await applyHostPlan(host, hostPlan, {
             force: false,
             // The host lock names this lab's runs: a resumed run takes over its own, never another's.
-            lockOwner: `lab ${journal?.dir ?? 'igpu-split'}`,
-            takeOverLock: options.resuming === true,
+            lockOwner: `lab ${journal.dir}`,
+            takeOverLock: journal.resumed,
           });
           say(`host ${part.node}: ${result.done.length} step(s) applied`);
           if (result.rebootNeeded) {
@@ -173,14 +169,15 @@ function hostStages(
             // even if this run is interrupted before it starts them.
             for (const vmid of part.vmids)
               if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running')
-                await journal?.markStopped(vmid, true);
+                await journal.markStopped(vmid, true);
             host = await rebootAndWait(host, {
               reconnect: () => connections.host(part.node),
               timeoutMs: options.rebootTimeoutMs ?? 900_000,
               pollMs: options.pollMs,
             });
             say(`host ${part.node}: rebooted`);
-            await restartVms(part, plan, vmChanges, connections, say, journal);
+            // The VM stage starts the ones it changes.
+            await startStoppedVms(part.node, notChanged, connections, journal, say);
           }
           const failed = verifyHost(await gatherHostFacts(host), await readState(host)).filter(
             (c) => c.status === 'fail',
@@ -212,9 +209,7 @@ function hostStages(
             shutdownTimeoutSeconds: options.shutdownTimeoutSeconds,
             forceStop: options.forceStop,
             progress: say,
-            stoppedEarlier: journal?.stoppedVms() ?? options.stoppedVms,
-            onStopped: async (vmid) => options.journal?.markStopped(vmid, true),
-            onStarted: async (vmid) => options.journal?.markStopped(vmid, false),
+            stops: journal,
           },
         )),
     });
@@ -225,17 +220,7 @@ function hostStages(
       group,
       fingerprint: leftStopped.join(','),
       title: `start VMs ${leftStopped.join(', ')} (stopped by an interrupted run)`,
-      run: async (say) => {
-        for (const vmid of leftStopped) {
-          if ((await connections.proxmox.vmStatus(part.node, vmid)).status !== 'running')
-            await connections.proxmox.waitTask(
-              await connections.proxmox.vmPower(part.node, vmid, 'start'),
-              300_000,
-            );
-          await options.journal?.markStopped(vmid, false);
-          say(`VM ${vmid}: running again`);
-        }
-      },
+      run: (say) => startStoppedVms(part.node, leftStopped, connections, journal, say),
     });
   }
   for (const guest of guestWork) {
@@ -279,7 +264,7 @@ function hostStages(
       title: `uncordon ${nodes.join(', ')}`,
       run: async (say) => {
         for (const name of await present()) {
-          if (journal?.marked(`cordoned-before:${name}`)) {
+          if (journal.marked(`cordoned-before:${name}`)) {
             say(`${name} was cordoned before this run: left so`);
             continue;
           }
@@ -289,7 +274,7 @@ function hostStages(
             pollMs: options.pollMs,
           });
           await uncordonNode(connections.kube, name);
-          await journal?.mark(`drained:${name}`, false);
+          await journal.mark(`drained:${name}`, false);
           say(`uncordoned ${name}`);
         }
       },
@@ -298,32 +283,43 @@ function hostStages(
   return stages;
 }
 
-/** After a host reboot, the VMs that ran before run again (whatever their onboot says); the VM stage starts the ones it changes. */
-async function restartVms(
-  part: HostPart,
-  plan: LabPlan,
-  vmChanges: readonly { vmid: number }[],
+/**
+ * Starts the given VMs that the journal says our runs stopped — by a host reboot or an
+ * interrupted VM stage — whatever their onboot says, and clears the record.
+ */
+async function startStoppedVms(
+  node: string,
+  vmids: readonly number[],
   connections: LabConnections,
+  journal: Journal,
   say: (line: string) => void,
-  journal: Journal | undefined,
 ) {
-  for (const vmid of part.vmids) {
-    if (!plan.vms.running.includes(vmid) || vmChanges.some((c) => c.vmid === vmid)) continue;
-    if ((await connections.proxmox.vmStatus(part.node, vmid)).status !== 'running') {
-      await connections.proxmox.waitTask(
-        await connections.proxmox.vmPower(part.node, vmid, 'start'),
-        300_000,
-      );
-      say(`VM ${vmid}: started again after the reboot`);
+  for (const vmid of journal.stoppedVms().filter((v) => vmids.includes(v))) {
+    if ((await connections.proxmox.vmStatus(node, vmid)).status !== 'running') {
+      await connections.proxmox.waitTask(await connections.proxmox.vmPower(node, vmid, 'start'), 300_000);
+      say(`VM ${vmid}: running again`);
     }
-    await journal?.markStopped(vmid, false);
+    await journal.markStopped(vmid, false);
   }
+}
+
+/** What a journal file holds: what an interrupted run hands to the next. */
+interface JournalState {
+  /** Stages done, as `<id>@<fingerprint>`. */
+  stages: string[];
+  /** Facts about nodes: `cordoned-before:<node>`, `drained:<node>`. */
+  marks: string[];
+  /** VMs our runs stopped and have not started again. */
+  stopped: number[];
 }
 
 /** The journal and lock live next to the lab file, in .igpu-split/. */
 export class Journal {
   readonly dir: string;
-  private done = new Set<string>();
+  private stages = new Set<string>();
+  private marks = new Set<string>();
+  private stopped = new Set<number>();
+  private resumedRun = false;
   private saving: Promise<void> = Promise.resolve();
   private saves = 0;
 
@@ -333,6 +329,11 @@ export class Journal {
 
   get file(): string {
     return join(this.dir, 'journal.json');
+  }
+
+  /** This run continues an interrupted one (apply --resume). */
+  get resumed(): boolean {
+    return this.resumedRun;
   }
 
   /** Takes the lab-wide lock; a lock whose process is gone is taken over only with `resume`. */
@@ -366,53 +367,50 @@ export class Journal {
   }
 
   /** Loads what an interrupted run finished (resume), or starts empty. */
-  async start(resume: boolean): Promise<string[]> {
-    if (resume) {
-      const text = await readFile(this.file, 'utf8').catch(() => undefined);
-      this.done = new Set(text ? (JSON.parse(text) as { done: string[] }).done : []);
-    } else {
-      this.done = new Set();
-      await this.save();
-    }
-    return this.ids();
+  async start(resume: boolean): Promise<void> {
+    this.resumedRun = resume;
+    const text = resume ? await readFile(this.file, 'utf8').catch(() => undefined) : undefined;
+    const state: Partial<JournalState> = text ? JSON.parse(text) : {};
+    this.stages = new Set(state.stages);
+    this.marks = new Set(state.marks);
+    this.stopped = new Set(state.stopped);
+    if (!resume) await this.save();
   }
 
   /** Done by an earlier run with the same content (the plan may have changed since). */
   has(stage: Pick<Stage, 'id' | 'fingerprint'>): boolean {
-    return this.done.has(`${stage.id}@${stage.fingerprint}`);
+    return this.stages.has(`${stage.id}@${stage.fingerprint}`);
   }
 
   /** The ids of the stages done, whatever their content. */
   ids(): string[] {
-    return [...this.done].filter((key) => key.includes('@')).map((key) => key.slice(0, key.lastIndexOf('@')));
+    return [...this.stages].map((key) => key.slice(0, key.lastIndexOf('@')));
   }
 
   async record(stage: Pick<Stage, 'id' | 'fingerprint'>): Promise<void> {
-    this.done.add(`${stage.id}@${stage.fingerprint}`);
+    this.stages.add(`${stage.id}@${stage.fingerprint}`);
     await this.save();
   }
 
   /** A fact an interrupted run must hand to the next (`cordoned-before:<node>`, `drained:<node>`). */
   marked(key: string): boolean {
-    return this.done.has(`mark:${key}`);
+    return this.marks.has(key);
   }
 
   async mark(key: string, on: boolean): Promise<void> {
-    if (on) this.done.add(`mark:${key}`);
-    else this.done.delete(`mark:${key}`);
+    if (on) this.marks.add(key);
+    else this.marks.delete(key);
     await this.save();
   }
 
   /** VMs this lab's runs stopped and have not started again (a kill in between leaves them). */
   stoppedVms(): number[] {
-    return [...this.done]
-      .filter((k) => k.startsWith('stopped:'))
-      .map((k) => Number(k.slice('stopped:'.length)));
+    return [...this.stopped];
   }
 
   async markStopped(vmid: number, stopped: boolean): Promise<void> {
-    if (stopped) this.done.add(`stopped:${vmid}`);
-    else this.done.delete(`stopped:${vmid}`);
+    if (stopped) this.stopped.add(vmid);
+    else this.stopped.delete(vmid);
     await this.save();
   }
 
@@ -424,7 +422,12 @@ export class Journal {
   private save(): Promise<void> {
     const next = this.saving.then(async () => {
       const temp = `${this.file}.${process.pid}.${++this.saves}.tmp`;
-      await writeFile(temp, `${JSON.stringify({ done: [...this.done] }, null, 2)}\n`, { mode: 0o600 });
+      const state: JournalState = {
+        stages: [...this.stages],
+        marks: [...this.marks],
+        stopped: [...this.stopped],
+      };
+      await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
       await rename(temp, this.file);
     });
     this.saving = next.catch(() => undefined);

@@ -24,11 +24,14 @@ export interface VmApplyOptions {
   taskTimeoutMs?: number;
   /** One line per action, for the CLI's progress. */
   progress?: (line: string) => void;
-  /** VMs an interrupted run stopped: started after their change, as if they had been running. */
-  stoppedEarlier?: readonly number[];
-  /** Told when a VM is stopped by us and when it runs again (the engine journals it). */
-  onStopped?: (vmid: number) => Promise<void>;
-  onStarted?: (vmid: number) => Promise<void>;
+  /** Where the VMs we stop are kept until they run again (the engine's journal). */
+  stops?: StopRecord;
+}
+
+/** The VMs our runs stopped and have not started yet: an interrupted run's stops are the next run's to undo. */
+export interface StopRecord {
+  stoppedVms(): readonly number[];
+  markStopped(vmid: number, stopped: boolean): Promise<void>;
 }
 
 export interface VmRef {
@@ -153,9 +156,9 @@ async function applyOne(
   // What counts is the power state now, not at plan time — or that an interrupted run
   // of ours stopped it.
   const runningNow = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
-  const running = runningNow || options.stoppedEarlier?.includes(vm.vmid) === true;
+  const running = runningNow || options.stops?.stoppedVms().includes(vm.vmid) === true;
   if (runningNow) {
-    await options.onStopped?.(vm.vmid);
+    await options.stops?.markStopped(vm.vmid, true);
     await stopVm(api, vm, options, timeout);
     say(`VM ${vm.vmid}: stopped`);
   }
@@ -180,7 +183,7 @@ async function applyOne(
   } catch (error) {
     const notes = await putBack(api, vm, fresh.values, change, { written, efiTouched, running, timeout });
     if (running && (await api.vmStatus(vm.node, vm.vmid).catch(() => undefined))?.status === 'running')
-      await options.onStarted?.(vm.vmid);
+      await options.stops?.markStopped(vm.vmid, false);
     if (running) await options.afterStart?.(vm);
     const reason = error instanceof IgpuSplitError ? error.message : String(error);
     throw new TargetError(`VM ${vm.vmid}: ${reason}; ${notes.join(', ')}`, {
@@ -193,7 +196,7 @@ async function applyOne(
     });
   }
   // Outside the try: a failure to record the start must not undo a change that worked.
-  if (running) await options.onStarted?.(vm.vmid);
+  if (running) await options.stops?.markStopped(vm.vmid, false);
   if (running) await options.afterStart?.(vm);
 }
 

@@ -34,7 +34,7 @@ async function applyAll(
   const plan = await planLab(demo.lab, demo.connections);
   await journal.lock(false);
   await journal.start(false);
-  return runStages(applyStages(demo.lab, plan, demo.connections, { ...fast, journal }), journal, {
+  return runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal, {
     afterStage,
   });
 }
@@ -124,12 +124,9 @@ test('an apply interrupted between stages resumes from its journal and converges
       return true;
     });
     await journal.lock(true);
-    const done = await journal.start(true);
+    await journal.start(true);
     const plan = await planLab(demo.lab, demo.connections);
-    const result = await runStages(
-      applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: true }),
-      journal,
-    );
+    const result = await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
     // What the first run finished is not done again; pve1 has nothing left but k3s-1,
     // drained then, is uncordoned.
     assert.ok(!result.done.includes('pve1/host') && !result.done.includes('pve1/drain'));
@@ -157,12 +154,9 @@ test('a node the user had cordoned before the run stays cordoned, also across an
       /interrupted/,
     );
     await journal.lock(true);
-    const done = await journal.start(true);
+    await journal.start(true);
     const plan = await planLab(demo.lab, demo.connections);
-    await runStages(
-      applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: true }),
-      journal,
-    );
+    await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'talos-1'))?.spec?.unschedulable, true);
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
     await journal.unlock();

@@ -15,12 +15,9 @@ const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
 async function apply(demo: DemoLab, resume: boolean) {
   const journal = new Journal(demo.labFile);
   await journal.lock(resume);
-  const done = await journal.start(resume);
+  await journal.start(resume);
   const plan = await planLab(demo.lab, demo.connections);
-  await runStages(
-    applyStages(demo.lab, plan, demo.connections, { ...fast, done, journal, resuming: resume }),
-    journal,
-  );
+  await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
   await journal.finish();
   await journal.unlock();
 }

@@ -67,16 +67,9 @@ api.updateVmConfig = (...args) => counted(updateVmConfig(...args));
 const resume = process.env.RESUME === '1';
 const journal = new Journal(description.labFile);
 await journal.lock(resume);
-const done = await journal.start(resume);
+await journal.start(resume);
 const plan = await planLab(lab, connections);
-const stages = applyStages(lab, plan, connections, {
-  pollMs: 10,
-  rebootTimeoutMs: 10_000,
-  done,
-  stoppedVms: journal.stoppedVms(),
-  journal,
-  resuming: resume,
-});
+const stages = applyStages(lab, plan, connections, journal, { pollMs: 10, rebootTimeoutMs: 10_000 });
 const result = await runStages(stages, journal, {
   afterStage: async (id) => {
     if (id === process.env.KILL_AT_STAGE) process.kill(process.pid, 'SIGKILL');
