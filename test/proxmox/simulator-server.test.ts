@@ -11,7 +11,7 @@ import { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { ProxmoxClient, type TlsTrust } from '../../src/proxmox/client.ts';
 import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { UHD630, uhd630Entry } from '../support/simulator.ts';
+import { addPve1WithK3sVm, uhd630Entry } from '../support/simulator.ts';
 
 const SECRET = '0d7c6a52-simulator-secret';
 const ENTRY = uhd630Entry('pve1');
@@ -21,13 +21,7 @@ let dir: string;
 
 before(async () => {
   state = new SimulatorState({ taskMs: 2, secondMs: 2 });
-  state.addNode('pve1', { ...UHD630 });
-  state.addVm({
-    vmid: 101,
-    node: 'pve1',
-    status: 'running',
-    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
-  });
+  addPve1WithK3sVm(state);
   state.addToken('igpu@pve!split', SECRET, {
     '/': ['Sys.Audit'],
     '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.PowerMgmt'],

@@ -12,7 +12,7 @@ import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster
 import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
 import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
 import { runCli } from '../support/cli.ts';
-import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
+import { addPve1WithK3sVm, LAYER_GRANTS } from '../support/simulator.ts';
 
 const SECRET = 'b7a1c2d3-0000-4e5f-9a8b-secret-token';
 let pve: RunningSimulator;
@@ -23,14 +23,7 @@ const outputs: string[] = [];
 
 before(async () => {
   const state = new SimulatorState({ taskMs: 2, secondMs: 2 });
-  state.addNode('pve1', { ...UHD630 });
-  state.addVm({
-    vmid: 101,
-    node: 'pve1',
-    status: 'stopped',
-    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
-  });
-  state.start(101);
+  addPve1WithK3sVm(state);
   state.addToken('igpu-split@pve!lab', SECRET, LAYER_GRANTS);
   pve = await startSimulator(state);
   kube = await startKubeSimulator({ nodes: [{ name: 'k3s-1', gpus: 1 }] });

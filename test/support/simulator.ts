@@ -16,6 +16,18 @@ export const UHD630: Readonly<SimGpu> = {
   graphicsVer: 9,
 };
 
+/** Where the one-host tests start: pve1 with the UHD 630, and VM 101 (k3s-1: q35, OVMF, no vGPU yet) running. */
+export function addPve1WithK3sVm(state: SimulatorState): void {
+  state.addNode('pve1', { ...UHD630 });
+  state.addVm({
+    vmid: 101,
+    node: 'pve1',
+    status: 'stopped',
+    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
+  });
+  state.start(101);
+}
+
 export const uhd630Entry = (node: string) =>
   `node=${node},path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=1`;
 

@@ -12,7 +12,7 @@ import { applyVmPlan } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
 import { planVms, readMarker, withMarker } from '../../src/vm/plan.ts';
 import { verifyVms } from '../../src/vm/verify.ts';
-import { tokenApi, UHD630, uhd630Entry } from '../support/simulator.ts';
+import { addPve1WithK3sVm, tokenApi, uhd630Entry } from '../support/simulator.ts';
 
 const GRANTS = {
   '/': ['Sys.Audit'],
@@ -27,15 +27,8 @@ function lab(grants: Record<string, string[]> = GRANTS) {
     secondMs: 1,
     onMdev: (e) => (e.action === 'create' ? mdevs.add(e.uuid) : mdevs.delete(e.uuid)),
   });
-  state.addNode('pve1', { ...UHD630 });
+  addPve1WithK3sVm(state);
   state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
-  state.addVm({
-    vmid: 101,
-    node: 'pve1',
-    status: 'stopped',
-    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
-  });
-  state.start(101);
   state.addToken('igpu@pve!split', 's', grants);
   state.calls.length = 0;
   const api = tokenApi(state);
