@@ -162,3 +162,23 @@ test('a node the user had cordoned before the run stays cordoned, also across an
     await journal.unlock();
   });
 });
+
+test('a vGPU plan that cannot fit names the BIOS aperture that would, from what the host layer read', async () => {
+  await withDemo(async (demo) => {
+    // pve3 (i7-6700K, 256 MB aperture) offers one V5_4; two VMs there ask for one each.
+    for (const vmid of [301, 302]) {
+      demo.proxmox.addVm({
+        vmid,
+        node: 'pve3',
+        status: 'stopped',
+        config: { name: `extra-${vmid}`, machine: 'q35', bios: 'ovmf' },
+      });
+      demo.lab.vms.push({ vmid, host: 'pve3', os: 'ubuntu', vgpu: 'i915-GVTg_V5_4' });
+    }
+    const plan = await planLab(demo.lab, demo.connections);
+    const check = plan.vms.checks.find((c) => c.id === 'vm.pve3.vgpu');
+    assert.equal(check?.status, 'fail');
+    assert.match(check?.evidence ?? '', /2 VMs need a vGPU each, but free instances are: i915-GVTg_V5_4 1/);
+    assert.match(check?.fix ?? '', /raise the BIOS aperture to 512 MB: 3 × V5_4/);
+  });
+});
