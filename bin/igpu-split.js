@@ -1,6 +1,26 @@
 #!/usr/bin/env node
 // Entry point of the published CLI: the compiled code lives in dist/.
-import { enableCompileCache } from 'node:module';
+
+// Certificates are always verified (README, "Security notes"). Node reads this variable at
+// every TLS connection and would then trust any certificate for Proxmox, Kubernetes and
+// the Image Factory alike; so it is dropped before the first connection (and before a
+// restart below), with one line saying so instead of Node's own warning.
+if (process.env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) {
+  if (process.env.NODE_TLS_REJECT_UNAUTHORIZED === '0')
+    process.stderr.write(
+      'igpu-split: ignoring NODE_TLS_REJECT_UNAUTHORIZED=0: certificates are always verified — give caFile or fingerprint in the lab file, and the cluster CA in the kubeconfig\n',
+    );
+  delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+}
+
+// Node 20 lacks what the compiled code uses; say so in one line instead of a SyntaxError.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `igpu-split: needs Node.js 22 or later, this is ${process.version} — run it through npm start (it installs Node.js 24 into .node/), or install Node.js 24\n`,
+  );
+  process.exit(2);
+}
 
 // The whole-lab commands run with a smaller V8 young generation, which keeps a plan for
 // 500 hosts under 300 MB (BENCHMARKS.md) at a few percent of speed. The flag must be
@@ -8,12 +28,16 @@ import { enableCompileCache } from 'node:module';
 const FLAG = '--max-semi-space-size=8';
 const WHOLE_LAB = new Set(['plan', 'apply', 'verify', 'status', 'rollback']);
 if (WHOLE_LAB.has(process.argv[2] ?? '') && !process.execArgv.includes(FLAG)) {
-  const { spawnSync } = await import('node:child_process');
-  const child = spawnSync(process.execPath, [...process.execArgv, FLAG, ...process.argv.slice(1)], {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [...process.execArgv, FLAG, ...process.argv.slice(1)], {
     stdio: 'inherit',
   });
-  process.exit(child.status ?? (child.signal ? 1 : 0));
+  // A signal meant for this process goes to the child, which says what it leaves behind.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  const code = await new Promise((resolve) => child.once('close', (status) => resolve(status ?? 2)));
+  process.exit(code);
 }
 
+const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 await import('../dist/cli/main.js');

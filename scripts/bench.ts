@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { benchDisruptions } from '../bench/disruptions.ts';
 import { benchFleetPlan, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
 import { benchHostLayer, type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
+import { benchLabLoad } from '../bench/lab-load.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const node = process.execPath;
@@ -122,6 +123,26 @@ console.log(
 console.log(
   `| second run (converged) | ${disruption.second.hostReboots} | ${disruption.second.guestReboots} | ${disruption.second.vmRestarts} | none ${quiet === 0 ? 'met' : 'MISSED'} |`,
 );
+
+// Lab files of 1,000 and 10,000 VMs: loading must grow about linearly (ratio ≤ 15).
+const [small, large] = await benchLabLoad();
+if (small && large) {
+  const warm = large.medianMs / small.medianMs;
+  const cold = large.coldMedianMs / small.coldMedianMs;
+  if (warm > 15 || cold > 15) missed++;
+  const goal = (ratio: number) => `≤ 15 ${ratio <= 15 ? 'met' : 'MISSED'}`;
+  console.log(
+    '\n| load the lab file | size | warm ms (median of 7) | cold process ms (median of 5) | goal |',
+  );
+  console.log('|---|---:|---:|---:|---|');
+  for (const r of [small, large])
+    console.log(
+      `| ${r.vms.toLocaleString('en')} VMs | ${(r.bytes / 1024).toFixed(0)} KB | ${r.medianMs.toFixed(1)} | ${r.coldMedianMs.toFixed(1)} | |`,
+    );
+  console.log(
+    `| ratio 10,000 / 1,000 | | ${warm.toFixed(1)} | ${cold.toFixed(1)} | ${goal(Math.max(warm, cold))} |`,
+  );
+}
 
 // The demo end to end (what `npm start` runs on a fresh machine), a few runs beside bare node.
 const DEMO_RUNS = 5;

@@ -1,12 +1,28 @@
 // The one test command (`npm test`): lint, type check, build, then every test with
 // node's test runner. Fails when any stage fails or when no test ran at all.
+// `npm run test:fast` (--fast) leaves out the slow tiers — real sshd hosts, the boot
+// chain, kill points, the bad-input corpus — for a check after every change.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const bin = (name: string) => join('node_modules', '.bin', name);
+
+/** Every test file but the slow tiers'. */
+function fastFiles(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (path.endsWith('.test.ts') && !SLOW.some((slow) => path.startsWith(slow))) found.push(path);
+    }
+  };
+  walk('test');
+  return found.sort();
+}
 
 function stage(title: string, command: string, args: string[]): void {
   process.stdout.write(`\n== ${title}\n`);
@@ -24,7 +40,9 @@ stage('build (tsc)', bin('tsc'), ['-p', 'tsconfig.build.json']);
 // Spec output for people and CI, TAP into a file whose counts we check.
 const work = mkdtempSync(join(tmpdir(), 'igpu-split-test-'));
 const tap = join(work, 'results.tap');
-const files = process.argv.slice(2);
+const fast = process.argv.includes('--fast');
+const SLOW = ['test/integration/', 'test/bootchain/', 'test/faults/', 'test/bad-input/'];
+const files = process.argv.slice(2).filter((a) => a !== '--fast');
 stage('tests (node --test)', process.execPath, [
   '--test',
   '--test-concurrency=2',
@@ -32,7 +50,7 @@ stage('tests (node --test)', process.execPath, [
   '--test-reporter-destination=stdout',
   '--test-reporter=tap',
   `--test-reporter-destination=${tap}`,
-  ...(files.length > 0 ? files : ['test/**/*.test.ts']),
+  ...(files.length > 0 ? files : fast ? fastFiles() : ['test/**/*.test.ts']),
 ]);
 const counts = readFileSync(tap, 'utf8');
 rmSync(work, { recursive: true, force: true });

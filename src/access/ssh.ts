@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { posix } from 'node:path';
 import ssh2, { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { TargetError } from '../core/errors.ts';
+import { CONNECT_TIMEOUT_MS, WaitWatch, waitVisibly } from '../core/waits.ts';
 import {
   type CommandResult,
   type DirEntry,
@@ -56,8 +57,11 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
     host: target.host,
     port: target.port,
     username: target.user,
-    readyTimeout: options.connectTimeoutMs ?? 15_000,
-    keepaliveInterval: 15_000,
+    // Handshake and login, bounded; a host that goes silent later is noticed within about
+    // 15 s by keepalives (3 unanswered, 5 s apart), which ends every read waiting on it.
+    readyTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    keepaliveInterval: 5_000,
+    keepaliveCountMax: 3,
   };
   const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
   if (agent) config.agent = agent;
@@ -129,7 +133,7 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   // ssh2 may emit more than one error (e.g. a timeout, then "connection lost"); an error
   // event without a listener would crash the process, so one listener stays for good.
   client.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
+  const connected = new Promise<void>((resolve, reject) => {
     const onReady = () => {
       client.off('error', onError);
       resolve();
@@ -143,6 +147,10 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
     client.once('error', onError);
     client.connect(config);
   });
+  await waitVisibly(
+    { target: target.url, what: 'the SSH connection', limitMs: config.readyTimeout },
+    connected,
+  );
   if (newKey) {
     await mkdir(posix.dirname(knownHostsFile), { recursive: true, mode: 0o700 });
     const prefix = knownText === '' || knownText.endsWith('\n') ? '' : '\n';
@@ -190,11 +198,13 @@ function describeConnectError(
 export class SshHost implements HostAccess {
   readonly target: string;
   private readonly client: Client;
+  private readonly watch: WaitWatch;
   private sftpSession: Promise<SFTPWrapper> | undefined;
 
   constructor(client: Client, target: SshTarget) {
     this.client = client;
     this.target = target.url;
+    this.watch = new WaitWatch(target.url);
   }
 
   private sftp(): Promise<SFTPWrapper> {
@@ -208,7 +218,11 @@ export class SshHost implements HostAccess {
     return this.sftpSession;
   }
 
-  async readFile(path: string): Promise<Buffer> {
+  readFile(path: string): Promise<Buffer> {
+    return this.watch.track(`reading ${path}`, this.readFileNow(path));
+  }
+
+  private async readFileNow(path: string): Promise<Buffer> {
     const sftp = await this.sftp();
     const handle = await call<Buffer>((cb) => sftp.open(path, 'r', cb), path);
     try {
@@ -235,7 +249,11 @@ export class SshHost implements HostAccess {
     }
   }
 
-  async list(path: string): Promise<DirEntry[]> {
+  list(path: string): Promise<DirEntry[]> {
+    return this.watch.track(`listing ${path}`, this.listNow(path));
+  }
+
+  private async listNow(path: string): Promise<DirEntry[]> {
     const sftp = await this.sftp();
     const entries = await call<{ filename: string; attrs: { mode: number } }[]>(
       (cb) => sftp.readdir(path, cb),
@@ -247,7 +265,11 @@ export class SshHost implements HostAccess {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  async readLink(path: string): Promise<string> {
+  readLink(path: string): Promise<string> {
+    return this.watch.track(`reading link ${path}`, this.readLinkNow(path));
+  }
+
+  private async readLinkNow(path: string): Promise<string> {
     const sftp = await this.sftp();
     return call<string>((cb) => sftp.readlink(path, cb), path);
   }
@@ -263,6 +285,10 @@ export class SshHost implements HostAccess {
   }
 
   run(command: string, options: { stdin?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+    return this.watch.track(`\`${command.split('\n')[0]}\``, this.runNow(command, options));
+  }
+
+  private runNow(command: string, options: { stdin?: string; timeoutMs?: number }): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
       this.client.exec(command, (error, stream) => {
         if (error)
@@ -298,7 +324,15 @@ export class SshHost implements HostAccess {
     });
   }
 
-  async writeFileAtomic(path: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+  writeFileAtomic(path: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    return this.watch.track(`writing ${path}`, this.writeFileAtomicNow(path, data, options));
+  }
+
+  private async writeFileAtomicNow(
+    path: string,
+    data: string | Buffer,
+    options: WriteOptions,
+  ): Promise<void> {
     const sftp = await this.sftp();
     const existing = await call<{ mode: number; uid: number; gid: number }>(
       (cb) => sftp.stat(path, cb),

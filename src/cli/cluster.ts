@@ -5,25 +5,33 @@ import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
-import { jsonNeedsYes, secondsOption } from './option-checks.ts';
+import {
+  addRequestTimeout,
+  jsonNeedsYes,
+  numberOption,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
-interface ClusterOptions {
+interface ClusterOptions extends TimeoutOptions {
   lab: string;
   json?: boolean;
   node?: string[];
 }
 
 const addOptions = (command: Command) =>
-  command
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--json', 'print the result as JSON');
+  addRequestTimeout(
+    command
+      .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+      .option('--json', 'print the result as JSON'),
+  );
 
 async function open(options: ClusterOptions) {
-  const [{ loadLab }, { openKube }] = await Promise.all([
+  const [{ loadLab }, { openLabKube }] = await Promise.all([
     import('../config/load.ts'),
-    import('../cluster/kube.ts'),
+    import('../engine/connections.ts'),
   ]);
   const lab = await loadLab(options.lab);
   const gpuNodes = gpuNodesOf(lab).filter((node) => !options.node || options.node.includes(node.name));
@@ -41,7 +49,7 @@ async function open(options: ClusterOptions) {
     lab,
     settings: lab.kubernetes,
     gpuNodes,
-    kube: openKube({ kubeconfig: lab.kubernetes.kubeconfig, context: lab.kubernetes.context }),
+    kube: openLabKube(lab, timeoutsOf(options)),
   };
 }
 
@@ -90,15 +98,8 @@ export function registerCluster(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      if (
-        result.steps.length > 0 &&
-        !options.yes &&
-        !(await confirm(
-          `apply ${result.steps.length} change(s) to ${kube.target}?`,
-          'igpu-split cluster plan',
-        ))
-      )
-        return;
+      if (result.steps.length > 0 && !options.yes)
+        await confirm(`apply ${result.steps.length} change(s) to ${kube.target}?`, 'igpu-split cluster plan');
       const { applyClusterPlan } = await import('../cluster/apply.ts');
       const done = await applyClusterPlan(
         kube,
@@ -112,25 +113,30 @@ export function registerCluster(program: Command): void {
       if (options.json) process.stdout.write(`${JSON.stringify({ plan: result, done }, null, 2)}\n`);
     });
 
-  addOptions(
+  const verify = addOptions(
     cluster
       .command('verify')
       .description('plugin ready, allocatable = vGPUs × sharedDevNum, and a smoke pod per GPU node'),
   )
     .option('--node <name...>', 'only these Kubernetes nodes')
-    .option('--no-smoke', 'skip the smoke pods')
-    .option('--timeout <seconds>', 'how long a smoke pod may take', '120')
-    .action(async (options: ClusterOptions & { smoke?: boolean; timeout: string }) => {
-      const seconds = secondsOption(options.timeout, '--timeout') / 1000;
-      const { verifyCluster } = await import('../cluster/verify.ts');
-      const { kube, settings, gpuNodes } = await open(options);
-      const checks = await verifyCluster(kube, settings, gpuNodes, {
-        smoke: options.smoke !== false,
-        timeoutMs: seconds * 1000,
-      });
-      process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
-      process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+    .option('--no-smoke', 'skip the smoke pods');
+  numberOption(
+    verify,
+    '--timeout <seconds>',
+    'how long a smoke pod may take',
+    { min: 1, max: 3600, seconds: true },
+    120,
+  ).action(async (options: ClusterOptions & { smoke?: boolean; timeout: number }) => {
+    const seconds = options.timeout;
+    const { verifyCluster } = await import('../cluster/verify.ts');
+    const { kube, settings, gpuNodes } = await open(options);
+    const checks = await verifyCluster(kube, settings, gpuNodes, {
+      smoke: options.smoke !== false,
+      timeoutMs: seconds * 1000,
     });
+    process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+    process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+  });
 
   addOptions(
     cluster
@@ -140,14 +146,11 @@ export function registerCluster(program: Command): void {
     .option('--yes', 'do not ask')
     .action(async (options: ClusterOptions & { yes?: boolean }) => {
       const { kube, settings, gpuNodes } = await open(options);
-      if (
-        !options.yes &&
-        !(await confirm(
+      if (!options.yes)
+        await confirm(
           `remove igpu-split's objects and labels from ${kube.target}?`,
           'igpu-split cluster verify',
-        ))
-      )
-        return;
+        );
       const { rollbackCluster } = await import('../cluster/apply.ts');
       const done = await rollbackCluster(kube, settings, gpuNodes);
       process.stdout.write(
@@ -176,18 +179,26 @@ export function registerCluster(program: Command): void {
     ['drain', 'cordon a node and evict its pods, honouring PodDisruptionBudgets'],
     ['uncordon', 'let pods be scheduled on a node again'],
   ] as const) {
-    addOptions(cluster.command(verb).description(help))
-      .requiredOption('--node <name...>', 'the Kubernetes node(s)')
-      .option('--timeout <seconds>', 'how long a drain may take', '300')
-      .action(async (options: ClusterOptions & { timeout: string }) => {
-        const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
-        const { kube } = await open(options);
-        for (const node of options.node ?? []) {
-          if (verb === 'drain')
-            await drainNode(kube, node, { timeoutMs: secondsOption(options.timeout, '--timeout') });
-          else await uncordonNode(kube, node);
-          process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
-        }
-      });
+    const command = addOptions(cluster.command(verb).description(help)).requiredOption(
+      '--node <name...>',
+      'the Kubernetes node(s)',
+    );
+    if (verb === 'drain')
+      numberOption(
+        command,
+        '--timeout <seconds>',
+        'how long a drain may take',
+        { min: 1, max: 86_400, seconds: true },
+        300,
+      );
+    command.action(async (options: ClusterOptions & { timeout: number }) => {
+      const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
+      const { kube } = await open(options);
+      for (const node of options.node ?? []) {
+        if (verb === 'drain') await drainNode(kube, node, { timeoutMs: options.timeout * 1000 });
+        else await uncordonNode(kube, node);
+        process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
+      }
+    });
   }
 }

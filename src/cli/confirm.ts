@@ -1,19 +1,34 @@
-// The yes/no question apply commands ask before changing anything; without a terminal
-// there is no one to answer, so the change is refused and --yes named.
+// The yes/no question apply commands ask before changing anything. Without a terminal
+// there is no one to answer, so the change is refused and --yes named. Anything but yes —
+// no, an empty answer, Ctrl-C or end of input at the prompt — stops the command with
+// exit 1 and nothing changed (as apt-get does when its question is declined).
 
 import { createInterface } from 'node:readline/promises';
-import { UsageError } from '../core/errors.ts';
+import { RefusedError, UsageError } from '../core/errors.ts';
 
-export async function confirm(question: string, planCommand = 'the matching plan command'): Promise<boolean> {
+export async function confirm(question: string, planCommand = 'the matching plan command'): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('refusing to change anything without confirmation: no terminal to ask', {
       fix: `review ${planCommand}, then rerun with --yes`,
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());
-  } finally {
-    prompt.close();
+  let cut = false;
+  const answer = await new Promise<string>((resolve) => {
+    const stop = () => {
+      cut = true;
+      resolve('');
+    };
+    prompt.on('SIGINT', stop);
+    prompt.on('close', stop);
+    prompt.question(`${question} [y/N] `).then(resolve, stop);
+  });
+  prompt.close();
+  if (!/^y(es)?$/i.test(answer.trim())) {
+    // The error line should not start on the prompt's line.
+    if (cut) process.stdout.write('\n');
+    throw new RefusedError('not confirmed: nothing was changed', {
+      fix: `review ${planCommand} and run the command again when it is what you want`,
+    });
   }
 }

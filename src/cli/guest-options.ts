@@ -10,8 +10,9 @@ import type { Talosctl } from '../guest/talos/talosctl.ts';
 import type { UbuntuGuestFacts } from '../guest/ubuntu/gather.ts';
 import type { UbuntuPlan } from '../guest/ubuntu/plan.ts';
 import { addSshOptions, type HostOptions, openHost } from './host-options.ts';
+import { addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
-export interface GuestOptions extends HostOptions {
+export interface GuestOptions extends HostOptions, TimeoutOptions {
   lab: string;
   vm?: string[];
   json?: boolean;
@@ -22,7 +23,7 @@ export function addGuestOptions(command: Command): Command {
     .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
     .option('--vm <vmid...>', 'only these VMs of the lab file')
     .option('--json', 'print the result as JSON');
-  return addSshOptions(command);
+  return addRequestTimeout(addSshOptions(command));
 }
 
 export type GuestVm = Lab['vms'][number];
@@ -91,7 +92,12 @@ export async function planGuest(
   ]);
   const spec = vm.talos as NonNullable<GuestVm['talos']>;
   const facts = await gatherTalosFacts(spec.node, talosctl);
-  return { vm, kind: 'talos', facts, plan: await planTalos(spec, facts, new ImageFactory(lab.imageFactory)) };
+  const factory = new ImageFactory(lab.imageFactory, timeoutsOf(options));
+  try {
+    return { vm, kind: 'talos', facts, plan: await planTalos(spec, facts, factory) };
+  } finally {
+    await factory.close();
+  }
 }
 
 /** Why a VM's plan cannot be applied, when that is so. */

@@ -2,11 +2,11 @@
 // --reboot reboots, waits for the host and verifies.
 
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
+import { ManualStepError, UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
-import { jsonNeedsYes, secondsOption } from './option-checks.ts';
+import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 
 interface ApplyFlags extends HostOptions {
@@ -15,7 +15,7 @@ interface ApplyFlags extends HostOptions {
   force?: boolean;
   acsOverride?: boolean;
   reboot?: boolean;
-  rebootTimeout: string;
+  rebootTimeout: number;
 }
 
 export function registerHostApply(host: Command): void {
@@ -28,10 +28,16 @@ export function registerHostApply(host: Command): void {
     .option('--json', 'print {plan, applied, checks} as JSON at the end (needs --yes)')
     .option('--force', 'override kernel parameters you set to other values (e.g. intel_iommu=off)')
     .option('--acs-override', ACS_HELP)
-    .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
-    .option('--reboot-timeout <seconds>', 'how long to wait for the host to come back', '600');
+    .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify');
+  numberOption(
+    command,
+    '--reboot-timeout <seconds>',
+    'how long to wait for the host to come back',
+    { min: 1, max: 7200, seconds: true },
+    600,
+  );
   addHostOptions(command, false).action(async (options: ApplyFlags) => {
-    const timeout = secondsOption(options.rebootTimeout, '--reboot-timeout') / 1000;
+    const timeout = options.rebootTimeout;
     if (!options.host) {
       throw new UsageError('host apply needs --host ssh://user@host', { fix: 'name the host to change' });
     }
@@ -43,7 +49,7 @@ export function registerHostApply(host: Command): void {
     const [
       { gatherHostFacts },
       { planHost },
-      { applyHostPlan, readState },
+      { applyHostPlan, hostPlanRefusal, readState },
       { rebootAndWait },
       { verifyHost },
     ] = await Promise.all([
@@ -58,23 +64,21 @@ export function registerHostApply(host: Command): void {
       const plan = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
       report.plan = plan;
       say(renderPlan(plan));
-      if (plan.unsupported || plan.steps.length === 0) return;
-      if (!options.yes && !(await confirm(`apply this plan to ${target.target}?`, 'igpu-split host plan'))) {
-        say('nothing changed\n');
-        return;
-      }
+      const refused = hostPlanRefusal(plan, { force: options.force === true });
+      if (refused) throw refused;
+      if (plan.steps.length === 0) return;
+      if (!options.yes) await confirm(`apply this plan to ${target.target}?`, 'igpu-split host plan');
       const result = await applyHostPlan(target, plan, { force: options.force === true });
       report.applied = result;
       say(
         `applied ${result.done.length} step(s)${result.backupDir ? `; backups in ${result.backupDir}` : ''}\n`,
       );
       if (!result.rebootNeeded) return;
-      if (!options.reboot) {
-        say(
-          'a reboot is needed: rerun with --reboot, or reboot the host yourself and run igpu-split host verify\n',
-        );
-        return;
-      }
+      if (!options.reboot)
+        throw new ManualStepError('applied; a reboot is needed to make it live', {
+          target: target.target,
+          fix: 'reboot the host (or rerun with --reboot), then run igpu-split host verify',
+        });
       say(`rebooting ${target.target} …\n`);
       target = await rebootAndWait(target, { reconnect: () => openHost(options), timeoutMs: timeout * 1000 });
       const checks = verifyHost(await gatherHostFacts(target), await readState(target));

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { HostAccess } from '../access/host.ts';
 import { UsageError } from '../core/errors.ts';
+import { addConnectTimeout, timeoutsOf } from './option-checks.ts';
 
 export interface HostOptions {
   host?: string;
@@ -10,7 +11,7 @@ export interface HostOptions {
   identity?: string;
   knownHosts?: string;
   acceptNewHostKey?: boolean;
-  connectTimeout?: string;
+  connectTimeout?: number;
 }
 
 export function addHostOptions(command: Command, allowRoot: boolean): Command {
@@ -23,7 +24,7 @@ export function addHostOptions(command: Command, allowRoot: boolean): Command {
 
 /** How SSH connections are made and trusted (hosts and Ubuntu guests alike). */
 export function addSshOptions(command: Command): Command {
-  return command
+  command
     .option('--identity <file>', 'SSH private key (default: keys in ssh-agent)')
     .option(
       '--known-hosts <file>',
@@ -32,8 +33,8 @@ export function addSshOptions(command: Command): Command {
     .option(
       '--accept-new-host-key',
       'trust and record a host key never seen before (a changed key is always refused)',
-    )
-    .option('--connect-timeout <seconds>', 'give up connecting after this long', '15');
+    );
+  return addConnectTimeout(command);
 }
 
 /** Opens the host the options name; without --host or --root, this machine's own files. */
@@ -41,19 +42,13 @@ export async function openHost(options: HostOptions): Promise<HostAccess> {
   if (options.host && options.root)
     throw new UsageError('--host and --root exclude each other', { fix: 'pass one' });
   if (options.host) {
-    const seconds = Number(options.connectTimeout ?? '15');
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new UsageError(
-        `--connect-timeout must be a positive number of seconds, not ${options.connectTimeout}`,
-      );
-    }
     const { connectSsh } = await import('../access/ssh.ts');
     return connectSsh({
       url: options.host,
       identityFile: options.identity,
       knownHostsFile: options.knownHosts,
       acceptNewHostKey: options.acceptNewHostKey === true,
-      connectTimeoutMs: seconds * 1000,
+      connectTimeoutMs: timeoutsOf(options).connectTimeoutMs,
     });
   }
   const { CapturedRoot } = await import('../access/captured-root.ts');

@@ -5,8 +5,9 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
-interface InitOptions {
+interface InitOptions extends TimeoutOptions {
   url: string;
   token: string;
   tokenSecretFile?: string;
@@ -19,7 +20,7 @@ interface InitOptions {
 }
 
 export function registerInit(program: Command): void {
-  program
+  const command = program
     .command('init')
     .description('write a commented lab file from what the Proxmox API shows (asks which VMs are node VMs)')
     .requiredOption('--url <url>', 'the Proxmox API, e.g. https://pve1.lan:8006')
@@ -30,90 +31,115 @@ export function registerInit(program: Command): void {
     .option('--ca-file <file>', 'CA certificate (/etc/pve/pve-root-ca.pem)')
     .option('--vm <vmid:os...>', 'node VMs without prompting, e.g. 101:ubuntu 102:talos')
     .option('--out <file>', 'where to write', 'igpu-split.yaml')
-    .option('--force', 'overwrite an existing file')
-    .action(async (options: InitOptions) => {
-      const [
-        { existsSync },
-        { writeFile },
-        { loadTokenSecret, ProxmoxClient },
-        { ProxmoxApi },
-        { discover, labFileText },
-        { parseLab },
-      ] = await Promise.all([
-        import('node:fs'),
-        import('node:fs/promises'),
-        import('../proxmox/client.ts'),
-        import('../proxmox/api.ts'),
-        import('../config/init.ts'),
-        import('../config/load.ts'),
-      ]);
-      if (existsSync(options.out) && !options.force)
-        throw new UsageError(`${options.out} exists`, {
-          fix: 'pass --force to overwrite it, or --out another file',
-        });
-      if (Boolean(options.tokenSecretFile) === Boolean(options.tokenSecretEnv))
-        throw new UsageError('give one of --token-secret-file or --token-secret-env', {
-          fix: 'the secret never goes on the command line',
-        });
-      const secret = options.tokenSecretFile
-        ? { file: options.tokenSecretFile }
-        : { env: options.tokenSecretEnv as string };
-      const trust = options.fingerprint
-        ? { fingerprint: options.fingerprint }
-        : options.caFile
-          ? { caFile: options.caFile }
-          : { system: true as const };
-      const client = new ProxmoxClient({
-        baseUrl: options.url,
-        tokenId: options.token,
-        secret: await loadTokenSecret(secret),
-        tls: trust,
+    .option('--force', 'overwrite an existing file');
+  addRequestTimeout(addConnectTimeout(command)).action(async (options: InitOptions) => {
+    const [
+      { existsSync },
+      { mkdir, writeFile },
+      { dirname, resolve },
+      { checkProxmoxUrl, loadTokenSecret, ProxmoxClient },
+      { ProxmoxApi },
+      { discover, labFileText },
+      { parseLab },
+      { TOKEN_ID },
+      { pathForLabFile },
+    ] = await Promise.all([
+      import('node:fs'),
+      import('node:fs/promises'),
+      import('node:path'),
+      import('../proxmox/client.ts'),
+      import('../proxmox/api.ts'),
+      import('../config/init.ts'),
+      import('../config/load.ts'),
+      import('../config/lab.ts'),
+      import('../config/paths.ts'),
+    ]);
+    // Everything that can be checked here is, before the secret is read or anything is sent.
+    checkProxmoxUrl(options.url);
+    if (!TOKEN_ID.test(options.token))
+      throw new UsageError(`--token ${options.token} is not an API token id`, {
+        fix: "give it as USER@REALM!TOKENID, e.g. 'igpu-split@pve!lab' (quote it: ! is special in bash)",
       });
-      try {
-        const nodes = await discover(new ProxmoxApi(client, options.token));
-        const all = nodes.flatMap((n) => n.vms.map((vm) => ({ ...vm, node: n.node })));
-        const chosen: { vmid: number; node: string; os: 'ubuntu' | 'talos'; name?: string }[] = [];
-        if (options.vm) {
-          for (const spec of options.vm) {
-            const match = /^(\d+):(ubuntu|talos)$/.exec(spec);
-            const vm = match ? all.find((v) => v.vmid === Number(match[1])) : undefined;
-            if (!match || !vm)
-              throw new UsageError(`--vm ${spec}: not VMID:ubuntu|talos of a VM Proxmox shows`, {
-                fix: `VMs: ${all.map((v) => v.vmid).join(', ') || 'none'}`,
-              });
-            chosen.push({ vmid: vm.vmid, node: vm.node, os: match[2] as 'ubuntu' | 'talos', name: vm.name });
-          }
-        } else if (process.stdin.isTTY) {
-          const prompt = createInterface({ input: process.stdin, output: process.stdout });
-          try {
-            for (const vm of all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu)) {
-              const answer = (
-                await prompt.question(
-                  `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? [u]buntu / [t]alos / [N]o `,
-                )
-              )
-                .trim()
-                .toLowerCase();
-              if (answer.startsWith('u') || answer.startsWith('t'))
-                chosen.push({
-                  vmid: vm.vmid,
-                  node: vm.node,
-                  os: answer.startsWith('u') ? 'ubuntu' : 'talos',
-                  name: vm.name,
-                });
-            }
-          } finally {
-            prompt.close();
-          }
-        }
-        const text = labFileText({ url: options.url, token: options.token, secret, trust }, nodes, chosen);
-        parseLab(text, options.out);
-        await writeFile(options.out, text);
-        process.stdout.write(
-          `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
-        );
-      } finally {
-        await client.close();
-      }
+    if (existsSync(options.out) && !options.force)
+      throw new UsageError(`${options.out} exists`, {
+        fix: 'pass --force to overwrite it, or --out another file',
+      });
+    if (Boolean(options.tokenSecretFile) === Boolean(options.tokenSecretEnv))
+      throw new UsageError('give one of --token-secret-file or --token-secret-env', {
+        fix: 'the secret never goes on the command line',
+      });
+    if (options.fingerprint && options.caFile)
+      throw new UsageError('give --fingerprint or --ca-file, not both', { fix: 'pass one' });
+    const secret: { file: string } | { env: string } = options.tokenSecretFile
+      ? { file: options.tokenSecretFile }
+      : { env: options.tokenSecretEnv as string };
+    const trust: { fingerprint: string } | { caFile: string } | { system: true } = options.fingerprint
+      ? { fingerprint: options.fingerprint }
+      : options.caFile
+        ? { caFile: options.caFile }
+        : { system: true as const };
+    const client = new ProxmoxClient({
+      baseUrl: options.url,
+      tokenId: options.token,
+      secret: await loadTokenSecret(secret),
+      tls: trust,
+      ...timeoutsOf(options),
     });
+    try {
+      const nodes = await discover(new ProxmoxApi(client, options.token));
+      const all = nodes.flatMap((n) => n.vms.map((vm) => ({ ...vm, node: n.node })));
+      const chosen: { vmid: number; node: string; os: 'ubuntu' | 'talos'; name?: string }[] = [];
+      if (options.vm) {
+        for (const spec of options.vm) {
+          const match = /^(\d+):(ubuntu|talos)$/.exec(spec);
+          const vm = match ? all.find((v) => v.vmid === Number(match[1])) : undefined;
+          if (!match || !vm)
+            throw new UsageError(`--vm ${spec}: not VMID:ubuntu|talos of a VM Proxmox shows`, {
+              fix: `VMs: ${all.map((v) => v.vmid).join(', ') || 'none'}`,
+            });
+          chosen.push({ vmid: vm.vmid, node: vm.node, os: match[2] as 'ubuntu' | 'talos', name: vm.name });
+        }
+      } else if (process.stdin.isTTY) {
+        const prompt = createInterface({ input: process.stdin, output: process.stdout });
+        try {
+          for (const vm of all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu)) {
+            const answer = (
+              await prompt.question(
+                `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? [u]buntu / [t]alos / [N]o `,
+              )
+            )
+              .trim()
+              .toLowerCase();
+            if (answer.startsWith('u') || answer.startsWith('t'))
+              chosen.push({
+                vmid: vm.vmid,
+                node: vm.node,
+                os: answer.startsWith('u') ? 'ubuntu' : 'talos',
+                name: vm.name,
+              });
+          }
+        } finally {
+          prompt.close();
+        }
+      }
+      // Paths in a lab file are relative to its folder: written so they name the same files.
+      const written = {
+        secret: 'file' in secret ? { file: pathForLabFile(secret.file, options.out) } : secret,
+        trust: 'caFile' in trust ? { caFile: pathForLabFile(trust.caFile, options.out) } : trust,
+      };
+      const text = labFileText(
+        { url: options.url, token: options.token, secret: written.secret, trust: written.trust },
+        nodes,
+        chosen,
+      );
+      parseLab(text, options.out);
+      await mkdir(dirname(resolve(options.out)), { recursive: true });
+      await writeFile(options.out, text);
+      process.stdout.write(
+        `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
+      );
+    } finally {
+      await client.close();
+    }
+  });
 }

@@ -7,17 +7,19 @@ import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import type { DesiredVm } from '../vm/gather.ts';
+import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
-export interface LabOptions {
+export interface LabOptions extends TimeoutOptions {
   lab: string;
   vm?: string[];
   json?: boolean;
 }
 
 export function addLabOptions(command: Command): Command {
-  return command
+  command
     .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
     .option('--json', 'print the result as JSON');
+  return addRequestTimeout(addConnectTimeout(command));
 }
 
 export function addVmFilter(command: Command): Command {
@@ -36,7 +38,7 @@ export async function openLab(options: LabOptions): Promise<OpenLab> {
     import('../engine/connections.ts'),
   ]);
   const lab = await loadLab(options.lab);
-  const { api, close } = await openProxmox(lab);
+  const { api, close } = await openProxmox(lab, timeoutsOf(options));
   return { lab, api, close };
 }
 

@@ -3,19 +3,19 @@
 
 import type { Command } from 'commander';
 import type { Lab } from '../config/lab.ts';
-import { UsageError } from '../core/errors.ts';
 import type { Journal, Stage } from '../engine/apply.ts';
 import type { LabConnections } from '../engine/connections.ts';
 import type { LabPlan } from '../engine/plan.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
+import { addRequestTimeout, numberOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
-export interface LabRunOptions extends HostOptions {
+export interface LabRunOptions extends HostOptions, TimeoutOptions {
   lab: string;
   json?: boolean;
-  parallel: string;
+  parallel: number;
   changeMachine?: boolean;
   resetEfiKeys?: boolean;
 }
@@ -23,16 +23,15 @@ export interface LabRunOptions extends HostOptions {
 export function addLabRunOptions(command: Command): Command {
   command
     .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--json', 'print the result as JSON')
-    .option('--parallel <n>', 'hosts worked on at once (reads are always parallel, bounded)', '1');
-  return addSshOptions(command);
-}
-
-export function parallelOf(options: LabRunOptions): number {
-  const n = Number(options.parallel);
-  if (!Number.isInteger(n) || n < 1 || n > 64)
-    throw new UsageError(`--parallel must be a whole number from 1 to 64, not ${options.parallel}`);
-  return n;
+    .option('--json', 'print the result as JSON');
+  numberOption(
+    command,
+    '--parallel <n>',
+    'hosts worked on at once (reads are always parallel, bounded)',
+    { min: 1, max: 64, integer: true },
+    1,
+  );
+  return addRequestTimeout(addSshOptions(command));
 }
 
 export async function openLabRun(options: LabRunOptions): Promise<{ lab: Lab; connections: LabConnections }> {
@@ -42,14 +41,13 @@ export async function openLabRun(options: LabRunOptions): Promise<{ lab: Lab; co
     import('node:path'),
   ]);
   const lab = await loadLab(options.lab);
-  const seconds = Number(options.connectTimeout ?? '15');
   const connections = await connectLab(
     lab,
     {
       identity: options.identity,
       knownHosts: options.knownHosts,
       acceptNewHostKey: options.acceptNewHostKey,
-      connectTimeoutSeconds: Number.isFinite(seconds) && seconds > 0 ? seconds : 15,
+      ...timeoutsOf(options),
     },
     join(dirname(options.lab), 'igpu-split-talos'),
   );
@@ -130,6 +128,8 @@ export async function runWithProgress(
       fallbackRenderer: 'simple',
       rendererOptions: { collapseSubtasks: false },
       exitOnError: true,
+      // Interrupts are the CLI's (main.ts): listr2's own handler exits with 127.
+      registerSignalListeners: false,
     } as never,
   );
   try {

@@ -1,59 +1,59 @@
-// The igpu-split command line: a thin layer over the library. Each command lives
-// in its own file; heavy modules (ssh2, tar) load only when a command needs them,
-// so `--help` stays fast.
+// The igpu-split command line: a thin layer over the library (the commands: program.ts).
+//
+// Whatever happens, the user gets one line per problem on stderr and an exit code from
+// README's "Exit codes"; a stack trace only with --debug. Every byte written goes
+// through the secret filter (src/core/secrets.ts) as a last guard.
 
-import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
-import { IgpuSplitError } from '../core/errors.ts';
-import { registerApply } from './apply.ts';
-import { registerCapture } from './capture.ts';
-import { registerCluster } from './cluster.ts';
-import { registerDemo } from './demo.ts';
-import { registerDoctor } from './doctor.ts';
-import { registerGuest } from './guest.ts';
-import { registerHost } from './host.ts';
-import { registerInit } from './init.ts';
-import { registerMapping } from './mapping.ts';
-import { registerPlan } from './plan.ts';
-import { registerRollback } from './rollback.ts';
-import { registerStatus } from './status.ts';
-import { registerVerify } from './verify.ts';
-import { registerVm } from './vm.ts';
+import { CommanderError } from 'commander';
+import { EXIT, IgpuSplitError } from '../core/errors.ts';
+import { redact } from '../core/secrets.ts';
+import { describeWait, onWait } from '../core/waits.ts';
+import { interrupted } from './interrupt.ts';
+import { buildProgram } from './program.ts';
 
-export const EXIT = { ok: 0, checkFailed: 1, usage: 2 } as const;
+export { EXIT };
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+/** Every write to stdout and stderr loses any secret the library has read. */
+function filterOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) =>
+      write(
+        typeof chunk === 'string'
+          ? redact(chunk)
+          : chunk instanceof Uint8Array
+            ? redact(Buffer.from(chunk).toString('utf8'))
+            : chunk,
+        ...rest,
+      )) as typeof stream.write;
+  }
+}
 
-export function buildProgram(): Command {
-  const program = new Command('igpu-split')
-    .description(
-      'Share an Intel iGPU from Proxmox VE hosts into Kubernetes pods: detect, plan, apply, verify.',
-    )
-    .version(version)
-    .option('--debug', 'print stack traces of errors')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  registerDemo(program);
-  registerInit(program);
-  registerPlan(program);
-  registerApply(program);
-  registerVerify(program);
-  registerStatus(program);
-  registerRollback(program);
-  registerDoctor(program, version);
-  registerCapture(program, version);
-  registerHost(program);
-  registerMapping(program);
-  registerVm(program);
-  registerGuest(program);
-  registerCluster(program);
-  return program;
+function printError(error: unknown, debug: boolean): void {
+  process.stderr.write(`igpu-split: ${describeError(error)}\n`);
+  if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {
+  filterOutput();
+  // Node's own warnings (a library's emitWarning) would be lines nobody asked for.
+  process.removeAllListeners('warning');
+  onWait((event) => process.stderr.write(`igpu-split: ${describeWait(event)}\n`));
   const program = buildProgram();
+  const debug = () => program.opts<{ debug?: boolean }>().debug === true || argv.includes('--debug');
+  // Whatever escapes the promise chain (an emitter's error, a late rejection) is still one line.
+  const last = (error: unknown) => {
+    printError(error, debug());
+    process.exit(error instanceof IgpuSplitError ? error.exitCode : EXIT.usage);
+  };
+  process.on('uncaughtException', last);
+  process.on('unhandledRejection', last);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`igpu-split: ${interrupted(signal)}\n`);
+      process.exit(EXIT.usage);
+    });
+  }
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
@@ -62,10 +62,8 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version exit 0; every usage error exits 2 (commander already printed it).
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    const debug = program.opts<{ debug?: boolean }>().debug === true;
-    process.stderr.write(`igpu-split: ${describeError(error)}\n`);
-    if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-    return EXIT.usage;
+    printError(error, debug());
+    return error instanceof IgpuSplitError ? error.exitCode : EXIT.usage;
   }
 }
 
@@ -76,4 +74,6 @@ function describeError(error: unknown): string {
   return String(error);
 }
 
-process.exitCode = await main(process.argv);
+// Exit at once: requests still in flight after a failure (to a server that does not
+// answer, say) must not hold the process; on Linux, writes to pipes and files are synchronous.
+process.exit(await main(process.argv));

@@ -1,6 +1,7 @@
 // igpu-split mapping …: the cluster PCI mapping the node VMs attach their vGPU through.
 
 import type { Command } from 'commander';
+import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -62,9 +63,14 @@ function registerMappingApply(mapping: Command): void {
           process.stdout.write(
             renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
           );
+        const failing = plan.checks.find((c) => c.status === 'fail');
+        if (failing)
+          throw new RefusedError(`mapping ${plan.name} cannot be applied: ${failing.evidence}`, {
+            target: api.target,
+            fix: failing.fix,
+          });
         if (plan.steps.length === 0) return;
-        if (!options.yes && !(await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan')))
-          return;
+        if (!options.yes) await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan');
         const { applyMappingPlan } = await import('../mapping/apply.ts');
         const result = await applyMappingPlan(api, plan);
         process.stdout.write(
@@ -90,14 +96,11 @@ function registerMappingRollback(mapping: Command): void {
     .action(async (options: LabOptions & { yes?: boolean }) => {
       const opened = await openLab(options);
       try {
-        if (
-          !options.yes &&
-          !(await confirm(
+        if (!options.yes)
+          await confirm(
             `remove igpu-split's entries from mapping ${opened.lab.mapping}?`,
             'igpu-split mapping plan',
-          ))
-        )
-          return;
+          );
         const { rollbackMapping } = await import('../mapping/apply.ts');
         const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
         const done = await rollbackMapping(opened.api, opened.lab.mapping, vms);

@@ -2,7 +2,7 @@
 // step disturbs; changes nothing.
 
 import type { Command } from 'commander';
-import { addLabRunOptions, type LabRunOptions, openLabRun, parallelOf, renderLabPlan } from './lab-run.ts';
+import { addLabRunOptions, type LabRunOptions, openLabRun, renderLabPlan } from './lab-run.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
 export function registerPlan(program: Command): void {
@@ -18,7 +18,7 @@ export function registerPlan(program: Command): void {
     const { planLab, planIsEmpty, planRefusal } = await import('../engine/plan.ts');
     const { lab, connections } = await openLabRun(options);
     try {
-      const plan = await planLab(lab, connections, { ...options, parallel: parallelOf(options) * 8 });
+      const plan = await planLab(lab, connections, { ...options, parallel: options.parallel * 8 });
       if (options.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
       else
         process.stdout.write(

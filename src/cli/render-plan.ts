@@ -7,7 +7,13 @@ import { renderChecks } from './render-doctor.ts';
 export function renderLayerPlan(title: string, checks: readonly Check[], steps: readonly Step[]): string {
   const lines = [title, ''];
   if (checks.length > 0) lines.push(renderChecks(checks));
-  if (steps.length === 0) lines.push('  nothing to do: converged');
+  // A plan held up by a failing check is not converged, however empty it is.
+  if (steps.length === 0)
+    lines.push(
+      checks.some((c) => c.status === 'fail')
+        ? '  nothing can be applied until the failing checks above are fixed'
+        : '  nothing to do: converged',
+    );
   steps.forEach((step, index) => {
     const consent = step.consents?.length ? `  [needs ${step.consents.join(' ')}]` : '';
     const disturbs = step.disturbs.length > 0 ? `  [disturbs: ${step.disturbs.join(', ')}]` : '';

@@ -17,23 +17,18 @@ export function registerRollback(program: Command): void {
       ]);
       const { lab, connections } = await openLabRun(options);
       const journal = new Journal(options.lab);
+      let locked = false;
       try {
-        // Never beside an apply: the same lab-wide lock.
+        // Never beside an apply: the same lab-wide lock, taken once the user agreed.
+        const blocked = await journal.refusal(false);
+        if (blocked) throw blocked;
+        if (!options.yes) await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status');
         await journal.lock(false);
-      } catch (error) {
-        await connections.close();
-        throw error;
-      }
-      try {
-        if (
-          !options.yes &&
-          !(await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status'))
-        )
-          return;
+        locked = true;
         const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
         process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
       } finally {
-        await journal.unlock();
+        if (locked) await journal.unlock();
         await connections.close();
       }
     });

@@ -4,17 +4,17 @@
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
-import { jsonNeedsYes, secondsOption } from './option-checks.ts';
+import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
 interface ApplyFlags extends LabOptions, ConsentFlags {
   yes?: boolean;
   forceStop?: boolean;
-  shutdownTimeout: string;
+  shutdownTimeout: number;
 }
 
 export function registerVmApply(vm: Command): void {
-  addConsentFlags(
+  const command = addConsentFlags(
     addVmFilter(
       addLabOptions(
         vm
@@ -22,13 +22,17 @@ export function registerVmApply(vm: Command): void {
           .description('attach the vGPUs: shut down, change, start each VM in turn (asks unless --yes)'),
       ),
     ),
+  ).option('--yes', 'do not ask');
+  // Proxmox takes whole seconds.
+  numberOption(
+    command,
+    '--shutdown-timeout <seconds>',
+    'how long a guest gets to shut down',
+    { min: 1, max: 3600, integer: true, seconds: true },
+    180,
   )
-    .option('--yes', 'do not ask')
-    .option('--shutdown-timeout <seconds>', 'how long a guest gets to shut down', '180')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: ApplyFlags) => {
-      // Proxmox takes whole seconds.
-      const seconds = Math.ceil(secondsOption(options.shutdownTimeout, '--shutdown-timeout') / 1000);
       jsonNeedsYes(options);
       const { plan, opened } = await planFromLab(options);
       try {
@@ -38,8 +42,7 @@ export function registerVmApply(vm: Command): void {
           return;
         }
         if (plan.changes.length === 0) return;
-        if (!options.yes && !(await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan')))
-          return;
+        if (!options.yes) await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan');
         const { applyVmPlan } = await import('../vm/apply.ts');
         const consents = [
           options.changeMachine ? '--change-machine' : '',
@@ -47,7 +50,7 @@ export function registerVmApply(vm: Command): void {
         ].filter(Boolean);
         const result = await applyVmPlan(opened.api, plan, {
           consents,
-          shutdownTimeoutSeconds: seconds,
+          shutdownTimeoutSeconds: options.shutdownTimeout,
           forceStop: options.forceStop === true,
           progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
         });

@@ -20,14 +20,8 @@ export function registerVmRollback(vm: Command): void {
       const opened = await openLab(options);
       try {
         const vms = desiredVms(opened.lab, options.vm);
-        if (
-          !options.yes &&
-          !(await confirm(
-            `roll back ${vms.length} VM(s)? running ones are restarted`,
-            'igpu-split vm verify',
-          ))
-        )
-          return;
+        if (!options.yes)
+          await confirm(`roll back ${vms.length} VM(s)? running ones are restarted`, 'igpu-split vm verify');
         const { rollbackVms } = await import('../vm/apply.ts');
         const result = await rollbackVms(opened.api, vms, {
           forceStop: options.forceStop === true,

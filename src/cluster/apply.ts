@@ -4,9 +4,9 @@
 // bounded wait naming the budget that blocks) and uncordoning it.
 
 import type { KubernetesSettings } from '../config/lab.ts';
-import { IgpuSplitError, TargetError } from '../core/errors.ts';
+import { RefusedError, TargetError } from '../core/errors.ts';
 import type { KubeApi } from './kube.ts';
-import { allObjects, OURS } from './objects.ts';
+import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
 
 export async function applyClusterPlan(
@@ -15,7 +15,7 @@ export async function applyClusterPlan(
   progress?: (line: string) => void,
 ): Promise<string[]> {
   if (plan.refused) {
-    throw new IgpuSplitError(`the cluster plan cannot be applied: ${plan.refused}`, {
+    throw new RefusedError(`the cluster plan cannot be applied: ${plan.refused}`, {
       target: kube.target,
       fix: plan.checks.find((c) => c.status === 'fail')?.fix,
     });
@@ -44,7 +44,13 @@ export async function rollbackCluster(
 ): Promise<string[]> {
   const done: string[] = [];
   for (const node of gpuNodes) {
-    if (!(await kube.get('v1', 'Node', node.name))) continue;
+    const existing = await kube.get('v1', 'Node', node.name);
+    if (!existing) continue;
+    // Only where our field manager holds something: a node we never labelled is left alone.
+    const ours = (existing.metadata as { managedFields?: { manager?: string }[] }).managedFields?.some(
+      (entry) => entry.manager === FIELD_MANAGER,
+    );
+    if (!ours) continue;
     // Applying nothing as our field manager gives up our labels; a label someone else
     // also set stays, as server-side apply keeps fields other managers own.
     await kube.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name } });

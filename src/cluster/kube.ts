@@ -4,17 +4,18 @@
 // naming the cluster and what to do (no kubeconfig, unreachable, RBAC with the verb and
 // resource, a CRD that is not installed).
 
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import {
   ApiException,
   CoreV1Api,
-  KubeConfig,
+  createConfiguration,
+  type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  ServerConfiguration,
 } from '@kubernetes/client-node';
-import { TargetError, UsageError } from '../core/errors.ts';
+import { TargetError } from '../core/errors.ts';
+import { REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
+import { type KubeconfigSource, loadKubeconfig } from './kubeconfig.ts';
 import { FIELD_MANAGER, type Manifest } from './objects.ts';
 
 export type KubeObject = Manifest & { status?: Record<string, unknown>; spec?: Record<string, unknown> };
@@ -36,44 +37,63 @@ export interface KubeApi {
   logs(namespace: string, name: string): Promise<string>;
 }
 
-export function openKube(
-  options: { kubeconfig?: string; context?: string; attempts?: number; backoffMs?: number } = {},
-): KubeApi {
-  const config = new KubeConfig();
-  const file =
-    options.kubeconfig ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
-  if (!existsSync(file)) {
-    throw new UsageError(`no kubeconfig at ${file}`, {
-      fix: 'set kubernetes.kubeconfig in the lab file, or KUBECONFIG (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)',
-    });
+export interface KubeOptions extends KubeconfigSource {
+  attempts?: number;
+  backoffMs?: number;
+  /** One request, connecting included. */
+  requestTimeoutMs?: number;
+}
+
+export function openKube(options: KubeOptions = {}): KubeApi {
+  const { config } = loadKubeconfig(options);
+  return new ClientNodeKube(config, options);
+}
+
+/** The object API on our configuration, with the context's namespace as default (as makeApiClient does). */
+class ObjectApi extends KubernetesObjectApi {
+  static of(
+    config: KubeConfig,
+    configuration: ConstructorParameters<typeof KubernetesObjectApi>[0],
+  ): ObjectApi {
+    const api = new ObjectApi(configuration);
+    api.setDefaultNamespace(config);
+    return api;
   }
-  config.loadFromFile(file);
-  if (options.context) {
-    if (!config.getContexts().some((c) => c.name === options.context))
-      throw new UsageError(`kubeconfig ${file} has no context ${options.context}`, {
-        fix: `use one of: ${config
-          .getContexts()
-          .map((c) => c.name)
-          .join(', ')}`,
-      });
-    config.setCurrentContext(options.context);
-  }
-  return new ClientNodeKube(config, { attempts: options.attempts, backoffMs: options.backoffMs });
 }
 
 class ClientNodeKube implements KubeApi {
   readonly target: string;
   private readonly attempts: number;
   private readonly backoffMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly watch: WaitWatch;
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
 
-  constructor(config: KubeConfig, retry: { attempts?: number; backoffMs?: number } = {}) {
-    this.target = config.getCurrentCluster()?.server ?? 'kubernetes';
-    this.attempts = retry.attempts ?? 4;
-    this.backoffMs = retry.backoffMs ?? 500;
-    this.objects = KubernetesObjectApi.makeApiClient(config);
-    this.core = config.makeApiClient(CoreV1Api);
+  constructor(config: KubeConfig, options: KubeOptions = {}) {
+    const server = config.getCurrentCluster()?.server ?? 'kubernetes';
+    this.target = server;
+    this.attempts = options.attempts ?? 4;
+    this.backoffMs = options.backoffMs ?? 500;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.watch = new WaitWatch(server, this.requestTimeoutMs);
+    // Every request gets its own deadline: client-node sets none.
+    const timeout = this.requestTimeoutMs;
+    const configuration = createConfiguration({
+      baseServer: new ServerConfiguration(server, {}),
+      authMethods: { default: config },
+      promiseMiddleware: [
+        {
+          pre: async (context) => {
+            context.setSignal(AbortSignal.timeout(timeout));
+            return context;
+          },
+          post: async (response) => response,
+        },
+      ],
+    });
+    this.objects = ObjectApi.of(config, configuration);
+    this.core = new CoreV1Api(configuration);
   }
 
   async apply(object: Manifest): Promise<KubeObject> {
@@ -191,22 +211,33 @@ class ClientNodeKube implements KubeApi {
 
   /**
    * Every call igpu-split makes is safe to repeat (reads, server-side apply, merge patches,
-   * create of a named object): an unreachable server or a 5xx is retried, bounded, before
-   * it becomes the error.
+   * create of a named object): a refused or reset connection or a 5xx is retried, bounded,
+   * each retry said, before it becomes the error. A request that ran out of time is not.
    */
   private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run();
+        return await this.watch.track(what, run());
       } catch (error) {
         const transient =
           (error instanceof ApiException && error.code >= 500) ||
           (!(error instanceof ApiException) &&
-            /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|fetch failed|socket hang up/i.test(
+            !timedOut(error) &&
+            /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|socket hang up/i.test(
               String((error as { cause?: unknown })?.cause ?? error),
             ));
-        if (!transient || attempt >= this.attempts) throw this.explain(error, what);
-        await new Promise((resolve) => setTimeout(resolve, this.backoffMs * 2 ** (attempt - 1)));
+        if (!transient || attempt >= this.attempts)
+          throw this.explain(error, attempt > 1 ? `${what} (${attempt} attempts)` : what);
+        const delayMs = this.backoffMs * 2 ** (attempt - 1);
+        reportRetry({
+          target: this.target,
+          what,
+          reason: error instanceof ApiException ? `HTTP ${error.code}` : 'no connection',
+          delayMs,
+          attempt,
+          attempts: this.attempts,
+        });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
   }
@@ -234,8 +265,25 @@ class ClientNodeKube implements KubeApi {
         );
       }
       if (crdMissing(error)) return crdError(what, target);
-      return new TargetError(`${what}: HTTP ${error.code} ${message}`, { target, fix: 'see the message' });
+      if (error.code === 404 && /^(cordon|uncordon) node /.test(what))
+        return new TargetError(`${what}: no such node in the cluster`, {
+          target,
+          fix: 'check kubernetesNode in the lab file against kubectl get nodes',
+        });
+      const reason = status?.message ? clip(status.message) : 'the server gave no reason';
+      return new TargetError(`${what}: HTTP ${error.code} (${reason})`, {
+        target,
+        fix:
+          error.code >= 500
+            ? 'the API server failed; check its log (K3s: journalctl -u k3s; Talos: talosctl logs kube-apiserver), then retry'
+            : 'check the lab file and the cluster state this request depends on',
+      });
     }
+    if (timedOut(error))
+      return new TargetError(`${what}: no answer within ${seconds(this.requestTimeoutMs)}`, {
+        target,
+        fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+      });
     const text = String((error as Error)?.message ?? error);
     if (/Unrecognized API version and kind/i.test(text)) return crdError(what, target);
     const cause = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { code?: string })?.code;
@@ -244,11 +292,32 @@ class ClientNodeKube implements KubeApi {
         target,
         fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
       });
-    return new TargetError(`${what}: ${text.slice(0, 200)}`, {
+    // An answer client-node could not read: HTML from a proxy or login page, or another server.
+    if (
+      error instanceof TypeError ||
+      /Unable to determine type|not supported by ObjectSerializer|Unexpected token|JSON/i.test(text)
+    )
+      return new TargetError(`${what}: the server does not answer like a Kubernetes API server`, {
+        target,
+        fix: "check the kubeconfig's server address: it must be the API server (port 6443), not a proxy or web page",
+      });
+    return new TargetError(`${what}: ${clip(text)}`, {
       target,
       fix: 'rerun with --debug for details',
     });
   }
+}
+
+/** The request ran out of time (our deadline aborted it). */
+function timedOut(error: unknown): boolean {
+  const names = [error, (error as { cause?: unknown })?.cause].map((e) => (e as { name?: string })?.name);
+  return names.includes('TimeoutError') || names.includes('AbortError');
+}
+
+/** A reason from the far side, cut to one short line. */
+function clip(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
 }
 
 function statusOf(

@@ -5,7 +5,16 @@
 
 import { z } from 'zod';
 
-const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
+export const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
+
+/** A file path: `~/…` is the home folder, a relative path is relative to the lab file's folder. */
+const labPath = () =>
+  z
+    .string()
+    .min(1)
+    .refine((path) => path === '~' || !path.startsWith('~') || path.startsWith('~/'), {
+      error: "only ~ and ~/… are expanded (not another user's ~name): write the full path",
+    });
 export const VGPU_TYPE = /^i915-GVTg_V\d+_\d+$/;
 
 export const ProxmoxEndpointSchema = z
@@ -17,17 +26,17 @@ export const ProxmoxEndpointSchema = z
       .string()
       .regex(TOKEN_ID, 'must be an API token id USER@REALM!TOKENID, e.g. igpu-split@pve!lab')
       .describe('API token id (not secret): USER@REALM!TOKENID'),
-    tokenSecretFile: z.string().min(1).optional().describe('File holding only the token secret (chmod 600)'),
+    tokenSecretFile: labPath()
+      .optional()
+      .describe('File holding only the token secret (chmod 600); relative to this file, ~ is home'),
     tokenSecretEnv: z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .optional()
       .describe('Environment variable holding the token secret'),
-    caFile: z
-      .string()
-      .min(1)
+    caFile: labPath()
       .optional()
-      .describe('CA certificate to verify the API with (/etc/pve/pve-root-ca.pem)'),
+      .describe('CA certificate to verify the API with (/etc/pve/pve-root-ca.pem); relative to this file'),
     fingerprint: z
       .string()
       .regex(
@@ -104,11 +113,9 @@ export const NodeVmSchema = z.strictObject({
 
 /** The GPU plugin and where it goes (cluster layer). */
 export const KubernetesSchema = z.strictObject({
-  kubeconfig: z
-    .string()
-    .min(1)
+  kubeconfig: labPath()
     .optional()
-    .describe('kubeconfig file (default: $KUBECONFIG or ~/.kube/config)'),
+    .describe('kubeconfig file (default: $KUBECONFIG or ~/.kube/config); relative to this file'),
   context: z.string().min(1).optional().describe('kubeconfig context (default: its current-context)'),
   namespace: z
     .string()
@@ -168,7 +175,18 @@ export const LabSchema = z
       .describe('Talos Image Factory that builds the schematic'),
   })
   .superRefine((lab, ctx) => {
-    const nodes = lab.hosts.map((h) => h.node);
+    // Sets, not searches: a lab file of 10,000 VMs is checked in linear time.
+    const nodes = new Set<string>();
+    lab.hosts.forEach((host, index) => {
+      if (nodes.has(host.node))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', index, 'node'],
+          message: `host ${host.node} is listed twice`,
+        });
+      nodes.add(host.node);
+    });
+    const vmids = new Set<number>();
     lab.vms.forEach((vm, index) => {
       if (vm.os === 'talos' && vm.guest)
         ctx.addIssue({
@@ -178,29 +196,36 @@ export const LabSchema = z
         });
       if (vm.os === 'ubuntu' && vm.talos)
         ctx.addIssue({ code: 'custom', path: ['vms', index, 'talos'], message: 'only for os: talos' });
-      if (!nodes.includes(vm.host))
+      if (!nodes.has(vm.host))
         ctx.addIssue({
           code: 'custom',
           path: ['vms', index, 'host'],
-          message: `no such host; hosts are: ${nodes.join(', ')}`,
+          message: `no such host; hosts are: ${listed([...nodes])}`,
         });
-      if (lab.vms.findIndex((other) => other.vmid === vm.vmid) !== index)
+      if (vmids.has(vm.vmid))
         ctx.addIssue({
           code: 'custom',
           path: ['vms', index, 'vmid'],
           message: `vmid ${vm.vmid} is listed twice`,
         });
-    });
-    lab.hosts.forEach((host, index) => {
-      if (nodes.indexOf(host.node) !== index)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['hosts', index, 'node'],
-          message: `host ${host.node} is listed twice`,
-        });
+      vmids.add(vm.vmid);
     });
   });
 
-export type Lab = z.output<typeof LabSchema>;
+/** At most a few names, so one message stays one readable line. */
+function listed(names: string[]): string {
+  return names.length <= 8
+    ? names.join(', ')
+    : `${names.slice(0, 8).join(', ')} and ${names.length - 8} more`;
+}
+
+/** Where a loaded lab file came from; its paths are resolved, the written forms kept for messages. */
+export interface LabSource {
+  file: string;
+  /** Resolved path → as written in the file. */
+  written: Record<string, string>;
+}
+
+export type Lab = z.output<typeof LabSchema> & { source?: LabSource };
 export type ProxmoxEndpoint = z.output<typeof ProxmoxEndpointSchema>;
 export type KubernetesSettings = z.output<typeof KubernetesSchema>;

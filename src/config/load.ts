@@ -1,61 +1,237 @@
 // Reading the lab file: YAML parsed keeping positions, validated by LabSchema; every
-// problem becomes `file:line:column: path: message`, all of them at once.
+// problem becomes `file:line:column: path: message`, all of them at once. What is not a
+// lab file at all — too big, not UTF-8, nested without end — is one line saying so. The
+// paths it holds are resolved against its folder (paths.ts).
 
-import { readFile } from 'node:fs/promises';
-import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isCollection, isMap, isPair, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { UsageError } from '../core/errors.ts';
+import { errnoText, UsageError } from '../core/errors.ts';
+import { firstInvalidUtf8, isText } from '../core/text.ts';
 import { type Lab, LabSchema } from './lab.ts';
+import { resolveLabPath } from './paths.ts';
 
 export const DEFAULT_LAB_FILE = 'igpu-split.yaml';
+
+/** A lab file is a few kilobytes; one for ten thousand VMs is under half of this. */
+export const MAX_LAB_BYTES = 1024 * 1024;
+
+/** Deeper than any lab file is (the deepest key is 4 levels down). */
+const MAX_DEPTH = 32;
+
+const SCHEMA_HINT = 'its JSON Schema is docs/schemas/lab.schema.json';
 
 export class ConfigError extends UsageError {
   readonly problems: string[];
   constructor(file: string, problems: string[]) {
-    super(
-      problems.length === 1 ? (problems[0] as string) : `${problems.length} problems: ${problems.join('; ')}`,
-      {
-        fix: `edit ${file} (its JSON Schema is docs/schemas/lab.schema.json)`,
-      },
-    );
+    const shown = problems.slice(0, 10).join('; ');
+    const more = problems.length > 10 ? `; and ${problems.length - 10} more` : '';
+    super(problems.length === 1 ? (problems[0] as string) : `${problems.length} problems: ${shown}${more}`, {
+      fix: `edit ${file} (${SCHEMA_HINT})`,
+    });
     this.problems = problems;
   }
 }
 
 export async function loadLab(file: string): Promise<Lab> {
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read lab file ${file}: ${error.code}`, {
-      fix: `create it (igpu-split init), or name another with --lab`,
+  const info = await stat(file).catch((error: unknown) => {
+    throw new UsageError(`cannot read lab file ${shownLabFile(file)}: ${errnoText(error)}`, {
+      fix: 'create it (igpu-split init), or name another with --lab',
     });
   });
-  return parseLab(text, file);
+  if (info.isDirectory())
+    throw new UsageError(`lab file ${shownLabFile(file)} is a directory`, {
+      fix: 'name the YAML file with --lab',
+    });
+  if (!info.isFile())
+    throw new UsageError(`lab file ${shownLabFile(file)} is not a regular file`, {
+      fix: 'save the lab file to disk and name it with --lab',
+    });
+  if (info.size > MAX_LAB_BYTES) throw tooBig(file, info.size);
+  const bytes = await readFile(file).catch((error: unknown) => {
+    throw new UsageError(`cannot read lab file ${shownLabFile(file)}: ${errnoText(error)}`, {
+      fix: 'check its permissions',
+    });
+  });
+  // It may have grown between the two looks.
+  if (bytes.length > MAX_LAB_BYTES) throw tooBig(file, bytes.length);
+  return parseLab(decodeText(bytes, file), file);
 }
 
+function shownLabFile(file: string): string {
+  const absolute = resolve(file);
+  return absolute === file ? file : `${file} (${absolute})`;
+}
+
+function tooBig(file: string, size: number): UsageError {
+  return new UsageError(
+    `lab file ${file} is ${(size / 1024 / 1024).toFixed(1)} MB; lab files over ${MAX_LAB_BYTES / 1024 / 1024} MB are refused`,
+    { fix: 'a lab file is a few kilobytes: check that --lab names the right file' },
+  );
+}
+
+/** The text of a lab file, which must be UTF-8 (a UTF-8 byte-order mark is fine). */
+export function decodeText(bytes: Uint8Array, file: string): string {
+  const fix = `save ${file} as UTF-8 (most editors: "Save with encoding")`;
+  const starts = (...prefix: number[]) => prefix.every((byte, i) => bytes[i] === byte);
+  if (starts(0xff, 0xfe, 0, 0) || starts(0, 0, 0xfe, 0xff))
+    throw new UsageError(`lab file ${file} is UTF-32, not UTF-8`, { fix });
+  if (starts(0xff, 0xfe) || starts(0xfe, 0xff) || looksUtf16(bytes))
+    throw new UsageError(`lab file ${file} is UTF-16, not UTF-8`, { fix });
+  const nul = bytes.indexOf(0);
+  if (nul >= 0)
+    throw new UsageError(`lab file ${file} holds a NUL byte at offset ${nul}: it is not a text file`, {
+      fix: 'name the YAML lab file with --lab',
+    });
+  const bad = isText(bytes) ? -1 : firstInvalidUtf8(bytes);
+  if (bad >= 0) {
+    const before = Buffer.from(bytes.subarray(0, bad)).toString('utf8');
+    const line = before.split('\n').length;
+    const column = before.length - before.lastIndexOf('\n');
+    throw new UsageError(
+      `lab file ${file}:${line}:${column}: not valid UTF-8 (byte 0x${(bytes[bad] as number).toString(16).padStart(2, '0')} at offset ${bad})`,
+      { fix },
+    );
+  }
+  const text = Buffer.from(bytes).toString('utf8');
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
+}
+
+/** UTF-16 without a byte-order mark: ASCII text with every other byte zero. */
+function looksUtf16(bytes: Uint8Array): boolean {
+  const sample = bytes.subarray(0, 64);
+  if (sample.length < 4) return false;
+  let evenZero = 0;
+  let oddZero = 0;
+  sample.forEach((byte, i) => {
+    if (byte === 0) {
+      if (i % 2 === 0) evenZero++;
+      else oddZero++;
+    }
+  });
+  const half = sample.length / 2;
+  return evenZero >= half * 0.75 || oddZero >= half * 0.75;
+}
+
+/** Parses and validates lab text; paths in it are resolved against `file`'s folder. */
 export function parseLab(text: string, file: string): Lab {
+  if (text.length > MAX_LAB_BYTES) throw tooBig(file, Buffer.byteLength(text));
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const at = (offset: number) => {
     const pos = lines.linePos(offset);
     return `${file}:${pos.line}:${pos.col}`;
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`),
-    );
+  // Brackets nested without end overflow the YAML parser's stack: counted first, without it.
+  const flow = deepFlow(text);
+  if (flow >= 0) {
+    lines.addNewLine(0);
+    for (let i = text.indexOf('\n'); i >= 0 && i < flow; i = text.indexOf('\n', i + 1))
+      lines.addNewLine(i + 1);
+    throw new ConfigError(file, [
+      `${at(flow)}: brackets nested more than ${MAX_DEPTH} levels deep; a lab file needs 4: not a lab file`,
+    ]);
   }
   let value: unknown;
+  let doc: ReturnType<typeof parseDocument>;
   try {
-    value = doc.toJS();
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    if (doc.errors.some((e) => /call stack|stack overflow/i.test(e.message)))
+      throw new ConfigError(file, [`${file}: nested too deeply to read: not a lab file`]);
+    if (doc.errors.length > 0) {
+      throw new ConfigError(
+        file,
+        doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`),
+      );
+    }
+    const deep = deepestNode(doc.contents);
+    if (deep.depth > MAX_DEPTH)
+      throw new ConfigError(file, [
+        `${at(deep.offset)}: nested more than ${MAX_DEPTH} levels deep; a lab file needs 4: not a lab file`,
+      ]);
+    value = doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    if (error instanceof RangeError)
+      throw new ConfigError(file, [`${file}: nested too deeply to read: not a lab file`]);
     throw new ConfigError(file, [`${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`]);
   }
+  if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value)))
+    throw new ConfigError(file, [
+      `${at(0)}: the lab file must be a mapping (proxmox:, hosts:, vms: …), not ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`,
+    ]);
   const result = LabSchema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  throw new ConfigError(
-    file,
-    result.error.issues.map((issue) => `${at(offsetOf(doc.contents, issue))}: ${describe(issue)}`),
-  );
+  if (!result.success)
+    throw new ConfigError(
+      file,
+      result.error.issues.map((issue) => `${at(offsetOf(doc.contents, issue))}: ${describe(issue)}`),
+    );
+  return resolvePaths(result.data, file);
+}
+
+/**
+ * Where `[` and `{` first nest deeper than MAX_DEPTH, or -1. Quotes and comments are
+ * skipped roughly (a bracket inside them only makes the count err on the deep side).
+ */
+function deepFlow(text: string): number {
+  let depth = 0;
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = '';
+      else if (c === '\n') quote = '';
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || /\s/.test(text[i - 1] as string))) {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? text.length : end;
+    } else if (c === '[' || c === '{') {
+      if (++depth > MAX_DEPTH) return i;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return -1;
+}
+
+/** The deepest collection in the document, walked without recursion. */
+function deepestNode(root: unknown): { depth: number; offset: number } {
+  let deepest = { depth: 0, offset: 0 };
+  const stack: { node: unknown; depth: number }[] = [{ node: root, depth: 1 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop() as { node: unknown; depth: number };
+    if (!isCollection(node)) continue;
+    if (depth > deepest.depth) deepest = { depth, offset: node.range?.[0] ?? 0 };
+    if (depth > MAX_DEPTH) break;
+    for (const item of node.items as unknown[]) {
+      if (isPair(item)) {
+        stack.push({ node: item.key, depth: depth + 1 }, { node: item.value, depth: depth + 1 });
+      } else stack.push({ node: item, depth: depth + 1 });
+    }
+  }
+  return deepest;
+}
+
+/** Every path the lab file holds, resolved; the written forms kept for messages. */
+function resolvePaths(lab: Lab, file: string): Lab {
+  const dir = dirname(resolve(file));
+  const written: Record<string, string> = {};
+  const fix = (path: string | undefined) => {
+    if (path === undefined) return undefined;
+    const absolute = resolveLabPath(path, dir);
+    written[absolute] = path;
+    return absolute;
+  };
+  return {
+    ...lab,
+    proxmox: {
+      ...lab.proxmox,
+      tokenSecretFile: fix(lab.proxmox.tokenSecretFile),
+      caFile: fix(lab.proxmox.caFile),
+    },
+    kubernetes: { ...lab.kubernetes, kubeconfig: fix(lab.kubernetes.kubeconfig) },
+    source: { file: resolve(file), written },
+  };
 }
 
 /** Where an issue points: its node, the key for an unknown key, or the nearest parent. */

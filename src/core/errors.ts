@@ -1,9 +1,26 @@
-// Errors the CLI turns into one line and exit code 2. Each names the target it is
-// about and what to do next; a stack trace only appears with --debug.
+// Errors the CLI turns into one line. Each names the target it is about and what to do
+// next; a stack trace only appears with --debug. The class decides the exit code, so the
+// codes mean the same on every command (README, "Exit codes").
+
+/** The exit codes every command keeps (README, "Exit codes"). */
+export const EXIT = {
+  /** Done: nothing failed (warnings allowed). */
+  ok: 0,
+  /** A check failed, or the plan was refused. */
+  checkFailed: 1,
+  /** The command line, an input file or a connection is wrong. */
+  usage: 2,
+  /** The work is waiting for a step the user must take (the message says which). */
+  manualStep: 3,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export class IgpuSplitError extends Error {
   readonly target: string | undefined;
   readonly fix: string | undefined;
+  /** Usage, input and connection problems unless a subclass says otherwise. */
+  readonly exitCode: ExitCode = EXIT.usage;
   constructor(message: string, options: { target?: string; fix?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
@@ -24,3 +41,24 @@ export class UsageError extends IgpuSplitError {}
 
 /** We could not reach or read a target (SSH refused, host key changed, not a Linux tree). */
 export class TargetError extends IgpuSplitError {}
+
+/** The plan was refused: something stands in the way of applying it (exit 1). */
+export class RefusedError extends IgpuSplitError {
+  override readonly exitCode: ExitCode = EXIT.checkFailed;
+}
+
+/** The work stops at a step only the user can take (run printed commands, reboot): exit 3. */
+export class ManualStepError extends IgpuSplitError {
+  override readonly exitCode: ExitCode = EXIT.manualStep;
+}
+
+/** What a failed file operation means, in words (`no such file`, `permission denied`). */
+export function errnoText(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ELOOP') return 'a loop of symbolic links';
+  if (code === 'EISDIR') return 'it is a directory';
+  if (code === 'ENOTDIR') return 'a part of the path is not a directory';
+  return code ?? 'unreadable';
+}

@@ -5,13 +5,14 @@
 // continues after an interruption; a lab-wide lock keeps two applies apart.
 
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
 import { applyClusterPlan, drainNode, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
-import { IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
+import { IgpuSplitError, ManualStepError, TargetError, UsageError } from '../core/errors.ts';
 import { applyTalosPlan } from '../guest/talos/plan.ts';
 import { applyUbuntuPlan } from '../guest/ubuntu/apply.ts';
 import { applyHostPlan, readState } from '../host/apply.ts';
@@ -247,7 +248,7 @@ function hostStages(
             say,
           );
           if (!result.applied) {
-            throw new IgpuSplitError(`talosctl is not installed: wrote ${result.files.join(', ')}`, {
+            throw new ManualStepError(`talosctl is not installed: wrote ${result.files.join(', ')}`, {
               target: `talos ${guest.talos.node}`,
               fix: `run: ${result.commands.join(' && ')}; then igpu-split apply --resume`,
             });
@@ -305,21 +306,33 @@ async function startStoppedVms(
 
 /** What a journal file holds: what an interrupted run hands to the next. */
 interface JournalState {
+  /** When the run that wrote it began, and its process. */
+  startedAt?: string;
+  pid?: number;
   /** Stages done, as `<id>@<fingerprint>`. */
   stages: string[];
+  /** Stages begun and not finished (a kill in the middle leaves them here), by title. */
+  begun: string[];
   /** Facts about nodes: `cordoned-before:<node>`, `drained:<node>`. */
   marks: string[];
   /** VMs our runs stopped and have not started again. */
   stopped: number[];
 }
 
-/** The journal and lock live next to the lab file, in .igpu-split/. */
+/**
+ * The journal and lock live next to the lab file, in .igpu-split/. The journal file exists
+ * only once a run has begun a change: a run that stops before that (refused, declined,
+ * interrupted at the question) leaves no journal and no lock, and the next run needs no
+ * --resume.
+ */
 export class Journal {
   readonly dir: string;
   private stages = new Set<string>();
+  private begun = new Set<string>();
   private marks = new Set<string>();
   private stopped = new Set<number>();
   private resumedRun = false;
+  private startedAt = new Date().toISOString();
   private saving: Promise<void> = Promise.resolve();
   private saves = 0;
 
@@ -331,50 +344,127 @@ export class Journal {
     return join(this.dir, 'journal.json');
   }
 
+  private get lockFile(): string {
+    return join(this.dir, 'lock');
+  }
+
   /** This run continues an interrupted one (apply --resume). */
   get resumed(): boolean {
     return this.resumedRun;
   }
 
-  /** Takes the lab-wide lock; a lock whose process is gone is taken over only with `resume`. */
+  /** This run (or the one it continues) has begun changing the lab. */
+  get changed(): boolean {
+    return this.stages.size + this.begun.size + this.marks.size + this.stopped.size > 0;
+  }
+
+  /**
+   * What an earlier, unfinished run left, in words — undefined when it changed nothing
+   * (or there was none). Reads without taking the lock.
+   */
+  async earlierRun(lockPid?: number): Promise<string | undefined> {
+    const state = await this.readState();
+    if (!state || !hasChanges(state)) return undefined;
+    const done = state.stages.map((key) => key.slice(0, key.lastIndexOf('@')));
+    const parts = [
+      done.length > 0 ? `finished ${done.join(', ')}` : 'finished no stage',
+      ...(state.begun.length > 0 ? [`stopped in the middle of ${state.begun.join(', ')}`] : []),
+      ...(state.stopped.length > 0 ? [`left VM ${state.stopped.join(', ')} stopped`] : []),
+    ];
+    const when = state.startedAt ? `, started ${state.startedAt}` : '';
+    return `an earlier apply (pid ${lockPid || state.pid || '?'}${when}) stopped without finishing: it ${parts.join('; ')}`;
+  }
+
+  /**
+   * Why this run may not take the lab lock now, or undefined: another live apply holds it,
+   * or an earlier one stopped half-way and this run is not its --resume. A lock whose
+   * process is gone and whose run changed nothing is no obstacle.
+   */
+  async refusal(resume: boolean): Promise<UsageError | undefined> {
+    const text = await readFile(this.lockFile, 'utf8').catch(() => undefined);
+    const pid = Number(text?.trim());
+    // This very process (a run that failed earlier in it) counts as gone.
+    if (text !== undefined && Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
+      return new UsageError(`another igpu-split apply (pid ${pid}) holds the lab lock ${this.lockFile}`, {
+        fix: 'wait for it to finish',
+      });
+    const earlier = resume ? undefined : await this.earlierRun(pid);
+    if (earlier)
+      return new UsageError(earlier, {
+        fix: 'continue it with igpu-split apply --resume (its journal says what is done)',
+      });
+    return undefined;
+  }
+
+  /** Takes the lab-wide lock, or fails with `refusal`'s reason. */
   async lock(resume: boolean): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const lockFile = join(this.dir, 'lock');
-    const handle = await open(lockFile, 'wx', 0o600).catch(async (error: NodeJS.ErrnoException) => {
+    const refused = await this.refusal(resume);
+    if (refused) throw refused;
+    const handle = await open(this.lockFile, 'wx', 0o600).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
-      // This very process (a run that failed earlier in it) counts as gone.
-      const alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid);
-      if (alive) {
-        throw new UsageError(`another igpu-split apply (pid ${pid}) holds the lab lock ${lockFile}`, {
-          fix: 'wait for it to finish',
-        });
-      }
-      if (!resume) {
-        throw new UsageError(`an earlier apply (pid ${pid || '?'}) stopped without finishing`, {
-          fix: 'continue it with igpu-split apply --resume (its journal says what is done)',
-        });
-      }
-      await rm(lockFile, { force: true });
-      return open(lockFile, 'wx', 0o600);
+      // A lock left by a process that is gone: take it over (refusal said we may).
+      await rm(this.lockFile, { force: true });
+      return open(this.lockFile, 'wx', 0o600).catch(async () => {
+        throw (
+          (await this.refusal(resume)) ??
+          new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
+            fix: 'wait for it to finish',
+          })
+        );
+      });
     });
     await handle.writeFile(`${process.pid}\n`);
     await handle.close();
   }
 
   async unlock(): Promise<void> {
-    await rm(join(this.dir, 'lock'), { force: true });
+    await rm(this.lockFile, { force: true });
+  }
+
+  /**
+   * Ends the run's hold on the lab: a run that finished, or changed nothing, leaves neither
+   * journal nor lock; one that stopped half-way keeps both, for apply --resume.
+   */
+  async release(finished: boolean): Promise<void> {
+    if (!finished && this.changed) return;
+    await this.saving;
+    await this.finish();
+    await this.unlock();
+  }
+
+  /** `release` for an interrupt: synchronous, as the process ends right after. */
+  releaseNow(): boolean {
+    if (this.changed) return false;
+    rmSync(this.file, { force: true });
+    rmSync(this.lockFile, { force: true });
+    return true;
   }
 
   /** Loads what an interrupted run finished (resume), or starts empty. */
   async start(resume: boolean): Promise<void> {
     this.resumedRun = resume;
-    const text = resume ? await readFile(this.file, 'utf8').catch(() => undefined) : undefined;
-    const state: Partial<JournalState> = text ? JSON.parse(text) : {};
-    this.stages = new Set(state.stages);
-    this.marks = new Set(state.marks);
-    this.stopped = new Set(state.stopped);
-    if (!resume) await this.save();
+    const state = resume ? await this.readState() : undefined;
+    this.stages = new Set(state?.stages);
+    this.begun = new Set(state?.begun);
+    this.marks = new Set(state?.marks);
+    this.stopped = new Set(state?.stopped);
+    this.startedAt = state?.startedAt ?? new Date().toISOString();
+    // A journal an earlier run left with nothing changed says nothing; it goes.
+    if (!resume) await rm(this.file, { force: true });
+  }
+
+  private async readState(): Promise<JournalState | undefined> {
+    const text = await readFile(this.file, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      const raw = JSON.parse(text) as Partial<JournalState>;
+      return { stages: [], begun: [], marks: [], stopped: [], ...raw };
+    } catch {
+      throw new UsageError(`the apply journal ${this.file} is damaged`, {
+        fix: 'run igpu-split plan to see where the lab stands, remove the journal, then apply again',
+      });
+    }
   }
 
   /** Done by an earlier run with the same content (the plan may have changed since). */
@@ -387,8 +477,15 @@ export class Journal {
     return [...this.stages].map((key) => key.slice(0, key.lastIndexOf('@')));
   }
 
-  async record(stage: Pick<Stage, 'id' | 'fingerprint'>): Promise<void> {
+  /** A stage is about to change something: from here on the run is resumable. */
+  async begin(stage: Pick<Stage, 'title'>): Promise<void> {
+    this.begun.add(stage.title);
+    await this.save();
+  }
+
+  async record(stage: Pick<Stage, 'id' | 'fingerprint' | 'title'>): Promise<void> {
     this.stages.add(`${stage.id}@${stage.fingerprint}`);
+    this.begun.delete(stage.title);
     await this.save();
   }
 
@@ -421,9 +518,13 @@ export class Journal {
   /** Saves one after another (hosts run in parallel), each through its own temp file. */
   private save(): Promise<void> {
     const next = this.saving.then(async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
       const temp = `${this.file}.${process.pid}.${++this.saves}.tmp`;
       const state: JournalState = {
+        startedAt: this.startedAt,
+        pid: process.pid,
         stages: [...this.stages],
+        begun: [...this.begun],
         marks: [...this.marks],
         stopped: [...this.stopped],
       };
@@ -433,6 +534,10 @@ export class Journal {
     this.saving = next.catch(() => undefined);
     return next;
   }
+}
+
+function hasChanges(state: JournalState): boolean {
+  return state.stages.length + state.begun.length + state.marks.length + state.stopped.length > 0;
 }
 
 function processAlive(pid: number): boolean {
@@ -472,6 +577,7 @@ export async function runStage(
       fix: 'fix that failure, then apply --resume',
     });
   }
+  await journal.begin(stage);
   const work = stage.run(say).catch((error: unknown) => {
     // Whatever broke, it is reported as one line naming the stage.
     const reported =

@@ -5,6 +5,7 @@
 import type { HostAccess } from '../access/host.ts';
 import { type KubeApi, openKube } from '../cluster/kube.ts';
 import type { Lab } from '../config/lab.ts';
+import { shownPath } from '../config/paths.ts';
 import { UsageError } from '../core/errors.ts';
 import { ImageFactory } from '../guest/talos/factory.ts';
 import { findTalosctl, type Talosctl, talosctlAt } from '../guest/talos/talosctl.ts';
@@ -31,26 +32,54 @@ export interface SshSettings {
   identity?: string;
   knownHosts?: string;
   acceptNewHostKey?: boolean;
-  connectTimeoutSeconds?: number;
+}
+
+/** How long to wait for any server of the lab (README, "Timeouts"). */
+export interface NetworkTimeouts {
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
 /** The Proxmox API of the lab file: its token secret loaded, its TLS trust applied. */
-export async function openProxmox(lab: Lab): Promise<{ api: ProxmoxApi; close(): Promise<void> }> {
+export async function openProxmox(
+  lab: Lab,
+  timeouts: NetworkTimeouts = {},
+): Promise<{ api: ProxmoxApi; close(): Promise<void> }> {
   const p = lab.proxmox;
+  const written = lab.source?.written ?? {};
   const secret = await loadTokenSecret(
-    p.tokenSecretFile ? { file: p.tokenSecretFile } : { env: p.tokenSecretEnv as string },
+    p.tokenSecretFile
+      ? { file: p.tokenSecretFile, shown: shownPath(p.tokenSecretFile, written[p.tokenSecretFile]) }
+      : { env: p.tokenSecretEnv as string },
   );
   const client = new ProxmoxClient({
     baseUrl: p.url,
     tokenId: p.token,
     secret,
     tls: p.caFile ? { caFile: p.caFile } : p.fingerprint ? { fingerprint: p.fingerprint } : { system: true },
+    caFileShown: p.caFile ? shownPath(p.caFile, written[p.caFile]) : undefined,
+    ...timeouts,
   });
   return { api: new ProxmoxApi(client, p.token), close: () => client.close() };
 }
 
-export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): Promise<LabConnections> {
-  const proxmox = await openProxmox(lab);
+/** The lab's Kubernetes API, from the kubeconfig the lab file names (or kubectl's default). */
+export function openLabKube(lab: Lab, timeouts: NetworkTimeouts = {}): KubeApi {
+  const file = lab.kubernetes.kubeconfig;
+  return openKube({
+    kubeconfig: file,
+    kubeconfigShown: file ? lab.source?.written[file] : undefined,
+    context: lab.kubernetes.context,
+    requestTimeoutMs: timeouts.requestTimeoutMs,
+  });
+}
+
+export async function connectLab(
+  lab: Lab,
+  ssh: SshSettings & NetworkTimeouts,
+  talosOut: string,
+): Promise<LabConnections> {
+  const proxmox = await openProxmox(lab, ssh);
   const { connectSsh } = await import('../access/ssh.ts');
   const open = (url: string) =>
     connectSsh({
@@ -58,9 +87,17 @@ export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): 
       identityFile: ssh.identity,
       knownHostsFile: ssh.knownHosts,
       acceptNewHostKey: ssh.acceptNewHostKey === true,
-      connectTimeoutMs: (ssh.connectTimeoutSeconds ?? 15) * 1000,
+      connectTimeoutMs: ssh.connectTimeoutMs,
     });
   const bin = await findTalosctl();
+  let kube: KubeApi;
+  try {
+    kube = openLabKube(lab, ssh);
+  } catch (error) {
+    await proxmox.close();
+    throw error;
+  }
+  const factory = new ImageFactory(lab.imageFactory, ssh);
   return {
     proxmox: proxmox.api,
     host: (node) => {
@@ -79,9 +116,11 @@ export async function connectLab(lab: Lab, ssh: SshSettings, talosOut: string): 
       return open(vm.guest);
     },
     talosctl: bin ? talosctlAt(bin) : undefined,
-    factory: new ImageFactory(lab.imageFactory),
-    kube: openKube({ kubeconfig: lab.kubernetes.kubeconfig, context: lab.kubernetes.context }),
+    factory,
+    kube,
     talosOut,
-    close: () => proxmox.close(),
+    close: async () => {
+      await Promise.all([proxmox.close(), factory.close()]);
+    },
   };
 }

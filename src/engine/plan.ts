@@ -3,6 +3,7 @@
 // VMs, their guests) plus the lab-wide mapping and cluster parts, each step saying what
 // it disturbs. The engine applies it in the rolling order (apply.ts).
 
+import { createHash } from 'node:crypto';
 import type { HostAccess } from '../access/host.ts';
 import { type ClusterPlan, type GpuNode, gatherClusterFacts, planCluster } from '../cluster/plan.ts';
 import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
@@ -194,6 +195,13 @@ export function planSections(plan: LabPlan): PlanSection[] {
 export function planRefusal(plan: LabPlan): string | undefined {
   const refused = planSections(plan).find((s) => s.refused)?.refused;
   return plan.vms.refused ?? refused;
+}
+
+/** What the user was shown, as one value: two plans with the same digest read the same. */
+export function planDigest(plan: LabPlan): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ sections: planSections(plan), refused: planRefusal(plan) }))
+    .digest('hex');
 }
 
 export function planIsEmpty(plan: LabPlan): boolean {

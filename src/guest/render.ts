@@ -9,9 +9,26 @@ import { ImageFactory } from './talos/factory.ts';
 import { planTalos, writeTalosFiles } from './talos/plan.ts';
 import { ubuntuUserData } from './ubuntu/cloud-init.ts';
 
-export async function renderGuests(lab: Lab, out: string): Promise<string[]> {
+export async function renderGuests(
+  lab: Lab,
+  out: string,
+  timeouts: { connectTimeoutMs?: number; requestTimeoutMs?: number } = {},
+): Promise<string[]> {
   const written: string[] = [];
-  const factory = new ImageFactory(lab.imageFactory);
+  const factory = new ImageFactory(lab.imageFactory, timeouts);
+  try {
+    return await renderEach(lab, out, factory, written);
+  } finally {
+    await factory.close();
+  }
+}
+
+async function renderEach(
+  lab: Lab,
+  out: string,
+  factory: ImageFactory,
+  written: string[],
+): Promise<string[]> {
   for (const vm of lab.vms) {
     const dir = join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`);
     if (vm.os === 'ubuntu') {

@@ -12,7 +12,7 @@
 // - Reboots are not done here: the plan's reboot step is reported; the engine drains first.
 
 import { type HostAccess, isMissing } from '../access/host.ts';
-import { TargetError } from '../core/errors.ts';
+import { RefusedError, TargetError } from '../core/errors.ts';
 import { GRUB_CMDLINE_SCRIPT } from './boot/grub-defaults.ts';
 import { planParams } from './boot/kernel-params.ts';
 import type { HostPlan, HostStep } from './plan.ts';
@@ -53,26 +53,35 @@ export interface ApplyResult {
   backupDir: string | undefined;
 }
 
+/** Why the plan may not be applied as it stands (exit 1), or undefined. */
+export function hostPlanRefusal(plan: HostPlan, options: { force?: boolean } = {}): RefusedError | undefined {
+  if (plan.unsupported)
+    return new RefusedError(plan.unsupported, {
+      target: plan.target,
+      fix: 'see igpu-split doctor for what this host can do',
+    });
+  if (plan.problems.length > 0)
+    return new RefusedError(`the plan has problems: ${plan.problems.join('; ')}`, {
+      target: plan.target,
+      fix: 'resolve them (igpu-split host plan lists them), then apply again',
+    });
+  if (plan.steps.some((s) => s.needsForce) && !options.force) {
+    const overrides = plan.params.conflicts.map((c) => `${c.have} → ${c.want}`).join(', ');
+    return new RefusedError(`the plan overrides values you set (${overrides})`, {
+      target: plan.target,
+      fix: 'rerun with --force to override them, or change them yourself',
+    });
+  }
+  return undefined;
+}
+
 export async function applyHostPlan(
   host: HostAccess,
   plan: HostPlan,
   options: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  if (plan.unsupported) throw new TargetError(plan.unsupported, { target: host.target });
-  if (plan.problems.length > 0) {
-    throw new TargetError(`the plan has problems: ${plan.problems.join('; ')}`, {
-      target: host.target,
-      fix: 'resolve them (igpu-split host plan lists them), then apply again',
-    });
-  }
-  const forced = plan.steps.filter((s) => s.needsForce);
-  if (forced.length > 0 && !options.force) {
-    const overrides = plan.params.conflicts.map((c) => `${c.have} → ${c.want}`).join(', ');
-    throw new TargetError(`the plan overrides values you set (${overrides})`, {
-      target: host.target,
-      fix: 'rerun with --force to override them, or change them yourself',
-    });
-  }
+  const refused = hostPlanRefusal(plan, options);
+  if (refused) throw refused;
   const work = plan.steps.filter((s) => s.write || (s.command && !s.disturbs.includes('host-reboot')));
   const rebootNeeded = plan.reboot;
   // An interrupted run may have written our files and stopped before refreshing the boot

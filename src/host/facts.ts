@@ -60,7 +60,12 @@ export interface IommuFacts {
 
 export type BootloaderFacts =
   | { kind: 'grub'; files: { path: string; content: string }[] }
-  | { kind: 'systemd-boot'; espUuids: string[]; cmdline: string | undefined }
+  | {
+      kind: 'systemd-boot';
+      espUuids: string[];
+      /** /etc/kernel/cmdline as read (undefined when absent). */
+      cmdline: string | undefined;
+    }
   | { kind: 'unknown' };
 
 export interface HostFacts {
@@ -83,6 +88,15 @@ export interface HostFacts {
   proxmox: { version: string | undefined; release: string | undefined } | undefined;
   os: { id: string | undefined; versionId: string | undefined; prettyName: string | undefined } | undefined;
   firmware: { uefi: boolean; secureBoot: boolean | undefined };
-  /** Files that exist but could not be read, so a check can say its evidence is incomplete. */
+  /**
+   * PCI functions whose identity (class, vendor or device) could not be read: such a device
+   * is never treated as known, and an iGPU slot holding one is an unknown device.
+   */
+  unidentified: { bdf: string; problem: string }[];
+  /**
+   * Files that exist but could not be read or are not what Linux writes there (a
+   * directory, a link loop, binary data, a malformed id), so checks and plans can say
+   * their evidence is incomplete.
+   */
   unreadable: { path: string; error: string }[];
 }

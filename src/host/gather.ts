@@ -3,10 +3,11 @@
 
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
+import { isText } from '../core/text.ts';
 import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
 import { parseCpuinfo } from './parse/cpuinfo.ts';
 import { parseMdevDescription } from './parse/mdev.ts';
-import { isDisplayClass, parseHexId, parseResource } from './parse/pci.ts';
+import { isDisplayClass, parseResource, parseSysfsId } from './parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
@@ -57,10 +58,8 @@ const INTEL = 0x8086;
 /** Reads every fact; throws TargetError only when the target is not a Linux host at all. */
 export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
   const unreadable: HostFacts['unreadable'] = [];
-  const read = async (path: string): Promise<string | undefined> => {
-    const data = await readOptional(host, path, unreadable);
-    return data?.toString('utf8');
-  };
+  const unidentified: HostFacts['unidentified'] = [];
+  const read = textReader(host, unreadable);
 
   const [cpuinfoText, pciEntries, firmware] = await Promise.all([
     read(PATHS.cpuinfo),
@@ -99,7 +98,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     read(PATHS.osrelease).then((text) => text?.trim() || undefined),
     read(PATHS.cmdline).then((text) => text?.trim()),
     gatherModules(host, read),
-    gatherDisplayDevices(host, pciEntries ?? [], read, unreadable),
+    gatherDisplayDevices(host, pciEntries ?? [], read, unreadable, unidentified),
     gatherIommu(host, unreadable),
     gatherI915(host, read),
     gatherBootloader(host, firmware.uefi, read, unreadable),
@@ -135,40 +134,93 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
     firmware,
     // Reads finish in any order; sort so the same host always gives the same facts.
+    unidentified: unidentified.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0)),
     unreadable: unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
 }
 
 type Read = (path: string) => Promise<string | undefined>;
 
+/**
+ * Reads text files: a missing file is undefined; one that cannot be read, or holds what
+ * no text file does (NUL bytes, broken UTF-8), is recorded as unreadable and undefined.
+ */
+function textReader(host: HostAccess, unreadable: HostFacts['unreadable']): Read {
+  return async (path) => {
+    const data = await readOptional(host, path, unreadable);
+    if (data === undefined) return undefined;
+    if (!isText(data)) {
+      unreadable.push({ path, error: 'not a text file (binary data)' });
+      return undefined;
+    }
+    return data.toString('utf8');
+  };
+}
+
 /** Runs one read; a missing path gives undefined, any other failure is recorded and gives undefined. */
 async function optional<T>(path: string, unreadable: HostFacts['unreadable'], read: () => Promise<T>) {
   try {
     return await read();
   } catch (error) {
-    if (!isMissing(error)) unreadable.push({ path, error: describe(error) });
+    const fileForFolder = error instanceof HostError && /a file, not a folder$/.test(error.message);
+    if (fileForFolder || !isMissing(error)) unreadable.push({ path, error: describe(error) });
     return undefined;
   }
 }
 
+/** A file's bytes; a folder where a file should be is named as such (SFTP only says "Failure"). */
 const readOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
-  optional(path, unreadable, () => host.readFile(path));
+  optional(path, unreadable, async () => {
+    try {
+      return await host.readFile(path);
+    } catch (error) {
+      if (!isMissing(error) && (await host.entryType(path)) === 'dir')
+        throw new HostError('EISDIR', path, `${path}: a directory, not a file`, error);
+      throw error;
+    }
+  });
 
+/** A folder's entries; a plain file where a folder should be is recorded, not taken for absent. */
 const listOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
-  optional(path, unreadable, () => host.list(path));
+  optional(path, unreadable, async () => {
+    try {
+      return await host.list(path);
+    } catch (error) {
+      if (error instanceof HostError && error.code === 'ENOTDIR' && (await host.entryType(path)) === 'file')
+        throw new HostError('ENOTDIR', path, `${path}: a file, not a folder`, error);
+      throw error;
+    }
+  });
 
-async function linkName(host: HostAccess, path: string): Promise<string | undefined> {
-  try {
-    const target = await host.readLink(path);
-    return target.split('/').filter(Boolean).pop();
-  } catch {
+/**
+ * The last part of a sysfs link's target, when the target has the shape the kernel gives
+ * it (`…/<parent>/<name>`, e.g. `../../../bus/pci/drivers/i915`); anything else is recorded.
+ */
+async function linkName(
+  host: HostAccess,
+  path: string,
+  parent: string,
+  unreadable: HostFacts['unreadable'],
+): Promise<string | undefined> {
+  const target = await optional(path, unreadable, () => host.readLink(path));
+  if (target === undefined) return undefined;
+  const parts = target.split('/').filter(Boolean);
+  if (parts.length < 2 || parts[parts.length - 2] !== parent) {
+    unreadable.push({ path, error: `not a link into ${parent}/ (a link loop or a damaged tree)` });
     return undefined;
   }
+  return parts[parts.length - 1];
 }
 
+/** Why a read failed, in words, without repeating the path. */
 function describe(error: unknown): string {
-  if (error instanceof HostError) return error.code === 'EACCES' ? 'permission denied' : error.message;
-  return String(error);
+  if (!(error instanceof HostError)) return String(error);
+  const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (error.code === 'EACCES') return 'permission denied';
+  if (error.code === 'EISDIR' || cause === 'EISDIR') return 'a directory, not a file';
+  if (cause === 'ELOOP' || /too many symbolic links/.test(error.message)) return 'a loop of symbolic links';
+  const prefix = `${error.path}: `;
+  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
 async function gatherModules(host: HostAccess, read: Read): Promise<string[]> {
@@ -202,32 +254,60 @@ async function gatherModuleFiles(
 export async function readDisplayDevices(host: HostAccess): Promise<DisplayDeviceFacts[]> {
   const unreadable: HostFacts['unreadable'] = [];
   const entries = (await listOptional(host, PATHS.pciDevices, unreadable)) ?? [];
-  const read = async (path: string) => (await readOptional(host, path, unreadable))?.toString('utf8');
-  return gatherDisplayDevices(host, entries, read, unreadable);
+  return gatherDisplayDevices(host, entries, textReader(host, unreadable), unreadable, []);
+}
+
+/** One sysfs id file, read strictly; a malformed or missing one is recorded and undefined. */
+async function readId(
+  read: Read,
+  path: string,
+  digits: 4 | 6,
+  unreadable: HostFacts['unreadable'],
+): Promise<{ value?: number; problem?: string }> {
+  const text = await read(path);
+  if (text === undefined) {
+    const recorded = unreadable.find((u) => u.path === path);
+    return { problem: `${path}: ${recorded?.error ?? 'missing'}` };
+  }
+  const parsed = parseSysfsId(text, digits);
+  if (parsed.problem !== undefined) {
+    unreadable.push({ path, error: parsed.problem });
+    return { problem: `${path}: ${parsed.problem}` };
+  }
+  return { value: parsed.value };
 }
 
 async function gatherDisplayDevices(
   host: HostAccess,
-  entries: { name: string }[],
+  entries: { name: string; type: string }[],
   read: Read,
   unreadable: HostFacts['unreadable'],
+  unidentified: HostFacts['unidentified'],
 ): Promise<DisplayDeviceFacts[]> {
+  // Every entry is a link to the device's folder; a plain file there is damage.
+  const devices = entries.filter((entry) => {
+    if (entry.type !== 'file') return true;
+    unreadable.push({ path: `${PATHS.pciDevices}/${entry.name}`, error: 'a file, not a device folder' });
+    unidentified.push({ bdf: entry.name, problem: `${PATHS.pciDevices}/${entry.name} is a file` });
+    return false;
+  });
   // Read every device's class first; only display devices get the full treatment.
   const classes = await Promise.all(
-    entries.map(async (entry) => ({
-      bdf: entry.name,
-      classCode: parseHexId(await read(`${PATHS.pciDevices}/${entry.name}/class`)),
-    })),
+    devices.map(async (entry) => {
+      const read6 = await readId(read, `${PATHS.pciDevices}/${entry.name}/class`, 6, unreadable);
+      if (read6.problem) unidentified.push({ bdf: entry.name, problem: read6.problem });
+      return { bdf: entry.name, classCode: read6.value };
+    }),
   );
   const display = classes.filter(
     (device) => device.classCode !== undefined && isDisplayClass(device.classCode),
   );
-  const devices = await Promise.all(
+  const found = await Promise.all(
     display.map((device) =>
-      gatherDisplayDevice(host, device.bdf, device.classCode as number, read, unreadable),
+      gatherDisplayDevice(host, device.bdf, device.classCode as number, read, unreadable, unidentified),
     ),
   );
-  return devices.filter((device): device is DisplayDeviceFacts => device !== undefined);
+  return found.filter((device): device is DisplayDeviceFacts => device !== undefined);
 }
 
 async function gatherDisplayDevice(
@@ -236,20 +316,25 @@ async function gatherDisplayDevice(
   classCode: number,
   read: Read,
   unreadable: HostFacts['unreadable'],
+  unidentified: HostFacts['unidentified'],
 ): Promise<DisplayDeviceFacts | undefined> {
   const dir = `${PATHS.pciDevices}/${bdf}`;
   const [vendor, device, subVendor, subDevice, driver, group, physfn] = await Promise.all([
-    read(`${dir}/vendor`),
-    read(`${dir}/device`),
+    readId(read, `${dir}/vendor`, 4, unreadable),
+    readId(read, `${dir}/device`, 4, unreadable),
     read(`${dir}/subsystem_vendor`),
     read(`${dir}/subsystem_device`),
-    linkName(host, `${dir}/driver`),
-    linkName(host, `${dir}/iommu_group`),
+    linkName(host, `${dir}/driver`, 'drivers', unreadable),
+    linkName(host, `${dir}/iommu_group`, 'iommu_groups', unreadable),
     host.entryType(`${dir}/physfn`),
   ]);
-  const vendorId = parseHexId(vendor);
-  const deviceId = parseHexId(device);
-  if (vendorId === undefined || deviceId === undefined) return undefined;
+  const vendorId = vendor.value;
+  const deviceId = device.value;
+  if (vendorId === undefined || deviceId === undefined) {
+    // Never a guess: a device we cannot name is not planned for.
+    unidentified.push({ bdf, problem: (vendor.problem ?? device.problem) as string });
+    return undefined;
+  }
   const isIntel = vendorId === INTEL;
   const [resource, mdevTypes, totalVfs, numVfs] = isIntel
     ? await Promise.all([
@@ -269,8 +354,8 @@ async function gatherDisplayDevice(
     bdf,
     vendorId,
     deviceId,
-    subsystemVendorId: parseHexId(subVendor),
-    subsystemDeviceId: parseHexId(subDevice),
+    subsystemVendorId: subVendor === undefined ? undefined : parseSysfsId(subVendor, 4).value,
+    subsystemDeviceId: subDevice === undefined ? undefined : parseSysfsId(subDevice, 4).value,
     classCode,
     driver,
     iommuGroup: groupNumber,
@@ -373,9 +458,7 @@ async function gatherBootloader(
     .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields[0] && !fields[0].startsWith('#'));
   const sdboot = entries.filter((fields) => fields[1] !== 'grub').map((fields) => fields[0] as string);
-  if (uefi && sdboot.length > 0) {
-    return { kind: 'systemd-boot', espUuids: sdboot, cmdline: cmdline?.trim() };
-  }
+  if (uefi && sdboot.length > 0) return { kind: 'systemd-boot', espUuids: sdboot, cmdline };
   const cfgs = (dropins ?? []).filter((entry) => entry.name.endsWith('.cfg') && entry.type !== 'dir');
   const files = await Promise.all(
     cfgs.map(async (entry) => {

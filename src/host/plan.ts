@@ -47,7 +47,10 @@ export interface HostStep extends Step {
 export interface HostPlan {
   target: string;
   mode: Mode;
-  /** Set when this mode cannot be planned yet, with the reason. */
+  /**
+   * Why this host cannot be planned: its mode is not planned yet, or a file the plan
+   * depends on could not be read (nothing is then planned on a guess).
+   */
   unsupported?: string;
   params: ParamPlan;
   staleModules: { path: string; line: number; name: string; why: string }[];
@@ -93,7 +96,50 @@ function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOpt
   }
   if (mode === 'sriov')
     return 'SR-IOV hosts are not planned yet: a later release installs the SR-IOV driver and VFs';
-  return 'this host has nothing to share (see igpu-split doctor)';
+  return `this host has nothing to share: ${verdict.modeReason}`;
+}
+
+/** Files (and folders) whose content the plan is built from. */
+const PLAN_INPUTS = [
+  PATHS.cmdline,
+  PATHS.modules,
+  PATHS.pciDevices,
+  PATHS.grubDefault,
+  PATHS.grubDropins,
+  PATHS.bootUuids,
+  PATHS.kernelCmdline,
+  PATHS.modulesFile,
+  PATHS.modulesLoadDir,
+  PATHS.ourModprobe,
+];
+
+/** The first file the plan depends on that could not be read, as `path: why`. */
+function unreadableInput(facts: HostFacts, gpuBdf: string | undefined): string | undefined {
+  const gpuDir = gpuBdf ? `${PATHS.pciDevices}/${gpuBdf}/` : undefined;
+  const hit = facts.unreadable.find(
+    (u) =>
+      PLAN_INPUTS.some((input) => u.path === input || u.path.startsWith(`${input}/`)) &&
+      // Other PCI devices do not matter to the plan; the iGPU's own files do.
+      (!u.path.startsWith(`${PATHS.pciDevices}/`) || (gpuDir !== undefined && u.path.startsWith(gpuDir))),
+  );
+  return hit && `${hit.path}: ${hit.error}`;
+}
+
+/**
+ * proxmox-boot-tool takes only the first line of /etc/kernel/cmdline and stops when it has
+ * no root= (proxmox-kernel-helper src/proxmox-boot/zz-proxmox-boot and functions
+ * get_first_line, at 8.1.0, commit 7007b33c); without the file it falls back to
+ * /proc/cmdline. Parameters added to a second line would be silently lost.
+ */
+function kernelCmdlineProblem(content: string | undefined): string | undefined {
+  if (content === undefined)
+    return `${PATHS.kernelCmdline} is missing (proxmox-boot-tool then boots with /proc/cmdline): create it from /proc/cmdline without initrd= first, then plan again`;
+  const lines = content.replace(/\n+$/, '').split('\n').length;
+  if (lines > 1)
+    return `${PATHS.kernelCmdline} has ${lines} lines, and proxmox-boot-tool uses only the first: join them into one line, then plan again`;
+  if (!/(^|\s)root=/.test(content))
+    return `${PATHS.kernelCmdline} has no root= parameter, so proxmox-boot-tool refresh would fail: fix it first`;
+  return undefined;
 }
 
 export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostPlan {
@@ -112,8 +158,19 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
     steps: [],
     reboot: false,
   };
+  const unreadable = unreadableInput(facts, verdict.gpu?.bdf);
+  if (unreadable) return { ...base, unsupported: `cannot plan: ${unreadable}` };
   const desired = desiredFor(verdict, facts, options);
   if (typeof desired === 'string') return { ...base, unsupported: desired };
+  if (facts.bootloader.kind === 'systemd-boot') {
+    const problem = kernelCmdlineProblem(facts.bootloader.cmdline);
+    if (problem) return { ...base, unsupported: `cannot plan: ${problem}` };
+  }
+  if (facts.bootloader.kind === 'unknown')
+    return {
+      ...base,
+      unsupported: `cannot plan: no boot loader configuration to change (neither ${PATHS.grubDefault} nor a systemd-boot list in ${PATHS.bootUuids})`,
+    };
 
   // Modules and the initramfs come first: proxmox-boot-tool refresh copies the initramfs
   // to the ESPs, so it must see the rebuilt one.
@@ -151,7 +208,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
       }
     }
   } else if (boot.kind === 'systemd-boot') {
-    const line = boot.cmdline ?? '';
+    const line = (boot.cmdline ?? '').trim();
     params = planParams(line, desired.params);
     const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
     if (wanted.length > 0) {

@@ -59,6 +59,24 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
   const cmdline = splitCmdline(facts.cmdline ?? '');
 
   checks.push(...readabilityChecks(facts), cpuCheck(facts));
+  const unknown = unknownIgpu(facts, igpu);
+  if (unknown) {
+    // Nothing is decided on a guess: a device we cannot name is never a passthrough target.
+    checks.push({
+      id: 'gpu.intel-igpu',
+      status: 'fail',
+      evidence: `unknown device at ${unknown.bdf}: its identity cannot be read (${unknown.problem})`,
+      fix: 'read the host live (doctor --host) or capture it again; a sysfs file that reads wrong on a live host points at a kernel or hardware fault',
+    });
+    return {
+      mode: 'none',
+      modeReason: `unknown device at ${unknown.bdf}: its PCI identity cannot be read, so nothing is planned for it`,
+      cpu: cpuSummary(facts),
+      gpu: null,
+      vgpu: { predicted: {}, live: {} },
+      checks,
+    };
+  }
   const { mode, reason } = decideMode(facts, igpu, platform);
   checks.push(gpuCheck(facts, igpu, platform));
 
@@ -78,25 +96,10 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
   }
   checks.push(...platformChecks(facts, mode));
 
-  const cpuModel =
-    facts.cpu && facts.cpu.vendor === 'GenuineIntel'
-      ? lookupIntelCpuModel(facts.cpu.family, facts.cpu.model, facts.cpu.stepping)
-      : undefined;
   return {
     mode,
     modeReason: reason,
-    cpu: facts.cpu
-      ? {
-          vendor: facts.cpu.vendor,
-          family: facts.cpu.family,
-          model: facts.cpu.model,
-          stepping: facts.cpu.stepping ?? null,
-          modelName: facts.cpu.modelName,
-          codename: cpuModel?.codename ?? null,
-          coreGeneration: coreGeneration(facts.cpu.modelName, cpuModel?.coreGeneration),
-          vmx: facts.cpu.vmx,
-        }
-      : null,
+    cpu: cpuSummary(facts),
     gpu: igpu
       ? {
           bdf: igpu.bdf,
@@ -117,6 +120,39 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
     vgpu,
     checks,
   };
+}
+
+function cpuSummary(facts: HostFacts): HostVerdict['cpu'] {
+  if (!facts.cpu) return null;
+  const cpuModel =
+    facts.cpu.vendor === 'GenuineIntel'
+      ? lookupIntelCpuModel(facts.cpu.family, facts.cpu.model, facts.cpu.stepping)
+      : undefined;
+  return {
+    vendor: facts.cpu.vendor,
+    family: facts.cpu.family,
+    model: facts.cpu.model,
+    stepping: facts.cpu.stepping ?? null,
+    modelName: facts.cpu.modelName,
+    codename: cpuModel?.codename ?? null,
+    coreGeneration: coreGeneration(facts.cpu.modelName, cpuModel?.coreGeneration),
+    vmx: facts.cpu.vmx,
+  };
+}
+
+/**
+ * A device whose identity could not be read, where the iGPU would be: at 00:02.0 (where
+ * Intel iGPUs sit) when no Intel iGPU was identified there, or anywhere when none was
+ * identified at all.
+ */
+function unknownIgpu(
+  facts: HostFacts,
+  igpu: DisplayDeviceFacts | undefined,
+): { bdf: string; problem: string } | undefined {
+  if (igpu?.bdf.endsWith(':00:02.0')) return undefined;
+  const slot = facts.unidentified.find((u) => u.bdf.endsWith(':00:02.0'));
+  if (slot) return slot;
+  return igpu ? undefined : facts.unidentified[0];
 }
 
 /**
@@ -176,12 +212,16 @@ function noIommu(route: string): { mode: Mode; reason: string } {
   };
 }
 
+/** One line per file that could not be read or is not what Linux writes there. */
 function readabilityChecks(facts: HostFacts): Check[] {
   return facts.unreadable.map((entry) => ({
     id: 'host.readable',
     status: 'warn' as const,
     evidence: `${entry.path}: ${entry.error}`,
-    fix: 'run as root (or capture as root) so every file can be read; verdicts below may miss facts',
+    fix:
+      entry.error === 'permission denied'
+        ? 'run as root (or capture as root) so every file can be read; verdicts below may miss facts'
+        : 'this file is damaged or not what Linux writes there: check it on the host, or capture the host again',
   }));
 }
 

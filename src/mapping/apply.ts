@@ -3,7 +3,7 @@
 // not overwritten). Rollback removes only entries marked as ours, and the mapping
 // itself only when we created it and nothing else is left in it.
 
-import { IgpuSplitError } from '../core/errors.ts';
+import { RefusedError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import { HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
@@ -12,7 +12,7 @@ import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION } from './plan.ts'
 export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Promise<{ changed: boolean }> {
   const blocking = plan.checks.filter((c) => c.status === 'fail');
   if (blocking.length > 0) {
-    throw new IgpuSplitError(`mapping ${plan.name} cannot be applied: ${blocking[0]?.evidence}`, {
+    throw new RefusedError(`mapping ${plan.name} cannot be applied: ${blocking[0]?.evidence}`, {
       target: api.target,
       fix: blocking[0]?.fix,
     });
@@ -53,7 +53,7 @@ export async function rollbackMapping(
       ([key, value]) => HOSTPCI_KEY.test(key) && new RegExp(`(^|,)mapping=${name}(,|$)`).test(value),
     );
     if (user) {
-      throw new IgpuSplitError(`VM ${vm.vmid} still attaches through mapping ${name} (${user[0]})`, {
+      throw new RefusedError(`VM ${vm.vmid} still attaches through mapping ${name} (${user[0]})`, {
         target: api.target,
         fix: 'run igpu-split vm rollback first',
       });

@@ -3,10 +3,20 @@
 // idempotent calls, and errors that say what broke and what to do — never the secret.
 
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, fetch } from 'undici';
-import { TargetError } from '../core/errors.ts';
+import { errnoText, TargetError, UsageError } from '../core/errors.ts';
+import { cleanSecret, MAX_SECRET_BYTES, rememberSecret, secretProblem } from '../core/secrets.ts';
+import {
+  CONNECT_TIMEOUT_MS,
+  READ_ATTEMPTS,
+  REQUEST_TIMEOUT_MS,
+  reportRetry,
+  seconds,
+  WaitWatch,
+} from '../core/waits.ts';
 
 export type TlsTrust = { caFile: string } | { fingerprint: string } | { system: true };
 
@@ -18,37 +28,92 @@ export interface ProxmoxClientOptions {
   /** The token's secret, loaded by loadTokenSecret. */
   secret: string;
   tls: TlsTrust;
-  /** Attempts for idempotent calls (GET) on connection errors and 5xx. */
+  /** How the CA file is named in messages (as written in the lab file). */
+  caFileShown?: string;
+  /** Attempts for idempotent calls (GET) on refused connections and 5xx answers. */
   attempts?: number;
-  timeoutMs?: number;
+  /** TCP and TLS set-up. */
+  connectTimeoutMs?: number;
+  /** One request, answer included. */
+  requestTimeoutMs?: number;
   /** Base of the exponential backoff between attempts. */
   backoffMs?: number;
 }
 
-/** The secret comes from a file or an environment variable, never the command line. */
-export async function loadTokenSecret(source: { file: string } | { env: string }): Promise<string> {
-  if ('file' in source) {
-    const text = await readFile(source.file, 'utf8').catch((error: unknown) => {
-      throw new TargetError(
-        `cannot read the API token secret file ${source.file}: ${(error as NodeJS.ErrnoException).code}`,
-        {
-          fix: 'create it with only the secret in it (chmod 600), or name an environment variable instead',
-        },
-      );
+/** Refuses anything but an https:// URL: the token secret never crosses the network in clear. */
+export function checkProxmoxUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`not a URL: ${url}`, { fix: 'give the API as https://pve1.lan:8006' });
+  }
+  if (parsed.protocol !== 'https:')
+    throw new UsageError(`the Proxmox URL ${url} is not https://: the token secret would be sent in clear`, {
+      fix: 'use https://<node>:8006 (Proxmox serves its API only over HTTPS)',
     });
-    const secret = text.trim();
-    if (!secret)
-      throw new TargetError(`the API token secret file ${source.file} is empty`, {
-        fix: 'put the secret in it',
+  if (parsed.username || parsed.password)
+    throw new UsageError('the Proxmox URL must not hold a user or password', {
+      fix: 'give the token id with --token and the secret in a file or variable',
+    });
+  return parsed;
+}
+
+/** A Proxmox API token secret is a UUID (pve-access-control src/PVE/TokenConfig.pm generate_token: UUID::uuid(), commit 5ccd07d9). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The secret comes from a file or an environment variable, never the command line. It is
+ * checked as it is read (one line, printable ASCII) and remembered so that no output can
+ * carry it; a message about it names the file or variable, never its content.
+ */
+export async function loadTokenSecret(
+  source: { file: string; shown?: string } | { env: string },
+): Promise<string> {
+  const fix = 'put only the secret in it, on one line (pveum user token add shows it once)';
+  if ('file' in source) {
+    const name = `the API token secret file ${source.shown ?? source.file}`;
+    const info = await stat(source.file).catch((error: NodeJS.ErrnoException) => {
+      // A secret pasted where its file's name belongs: say so without repeating it.
+      if (error.code === 'ENOENT' && UUID.test(basename(source.file)))
+        throw new UsageError(
+          'tokenSecretFile holds what looks like the token secret itself, not a file name',
+          {
+            fix: 'put the secret in a file (chmod 600) and give that file’s path; rotate the token if the lab file was shared',
+          },
+        );
+      throw new UsageError(`cannot read ${name}: ${errnoText(error)}`, {
+        fix: 'create it with only the secret in it (chmod 600), or name an environment variable instead',
       });
+    });
+    if (!info.isFile())
+      throw new UsageError(`${name} is ${info.isDirectory() ? 'a directory' : 'not a regular file'}`, {
+        fix,
+      });
+    if (info.size > MAX_SECRET_BYTES)
+      throw new UsageError(`${name} is ${info.size} bytes; a token secret is one short line`, { fix });
+    const raw = await readFile(source.file, 'latin1').catch((error: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${name}: ${errnoText(error)}`, { fix: 'check its permissions' });
+    });
+    const problem = secretProblem(raw);
+    if (problem) throw new UsageError(`${name} ${problem}`, { fix });
+    const secret = cleanSecret(raw);
+    rememberSecret(secret);
     return secret;
   }
-  const secret = process.env[source.env]?.trim();
-  if (!secret) {
-    throw new TargetError(`environment variable ${source.env} (the API token secret) is not set`, {
+  const raw = process.env[source.env];
+  if (raw === undefined || raw.trim() === '') {
+    throw new UsageError(`environment variable ${source.env} (the API token secret) is not set`, {
       fix: `export ${source.env}=<secret>, or name a secret file instead`,
     });
   }
+  const problem = secretProblem(raw);
+  if (problem)
+    throw new UsageError(`environment variable ${source.env} (the API token secret) ${problem}`, {
+      fix: `set ${source.env} to the secret alone`,
+    });
+  const secret = cleanSecret(raw);
+  rememberSecret(secret);
   return secret;
 }
 
@@ -65,20 +130,25 @@ export function normalizeFingerprint(text: string): string {
   return hex.match(/../g)?.join(':') ?? hex;
 }
 
-export class ProxmoxApiError extends TargetError {
-  readonly status: number;
-  constructor(status: number, message: string, options: { target: string; fix: string }) {
-    super(message, options);
-    this.status = status;
-  }
-}
-
 export class ProxmoxClient {
-  private readonly options: Required<Omit<ProxmoxClientOptions, 'tls'>> & { tls: TlsTrust };
+  private readonly options: Required<Omit<ProxmoxClientOptions, 'tls' | 'caFileShown'>> & {
+    tls: TlsTrust;
+    caFileShown?: string;
+  };
+  private readonly base: URL;
+  private readonly watch: WaitWatch;
   private dispatcher: Agent | undefined;
 
   constructor(options: ProxmoxClientOptions) {
-    this.options = { attempts: 3, timeoutMs: 30_000, backoffMs: 500, ...options };
+    this.base = checkProxmoxUrl(options.baseUrl);
+    this.options = {
+      attempts: READ_ATTEMPTS,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      backoffMs: 500,
+      ...options,
+    };
+    this.watch = new WaitWatch(this.target, this.options.requestTimeoutMs);
   }
 
   get target(): string {
@@ -101,20 +171,31 @@ export class ProxmoxClient {
     return this.call<T>('DELETE', path, {}, false);
   }
 
+  /** Ends every connection at once: a request still waiting on a silent server is given up. */
   async close(): Promise<void> {
-    await this.dispatcher?.close();
+    await this.dispatcher?.destroy();
   }
 
   private async agent(): Promise<Agent> {
     if (this.dispatcher) return this.dispatcher;
     const tls = this.options.tls;
+    const timeouts = {
+      connectTimeout: this.options.connectTimeoutMs,
+      headersTimeout: this.options.requestTimeoutMs,
+      bodyTimeout: this.options.requestTimeoutMs,
+    };
     if ('fingerprint' in tls) {
       // Pinning: the chain is not checked, the exact certificate is.
       const pin = normalizeFingerprint(tls.fingerprint);
       // No TLS session resumption: a resumed session carries no certificate to compare.
-      const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
+      const base = buildConnector({
+        rejectUnauthorized: false,
+        maxCachedSessions: 0,
+        timeout: this.options.connectTimeoutMs,
+      });
       const target = this.target;
       this.dispatcher = new Agent({
+        ...timeouts,
         connect: (options, callback) => {
           base(options, (error, socket) => {
             if (error || !socket) return callback(error ?? new Error('no socket'), null);
@@ -135,16 +216,29 @@ export class ProxmoxClient {
         },
       });
     } else if ('caFile' in tls) {
-      const ca = await readFile(tls.caFile, 'utf8').catch(() => {
-        throw new TargetError(`cannot read the CA file ${tls.caFile}`, {
+      const shown = this.options.caFileShown ?? tls.caFile;
+      const fix = 'give the cluster CA (/etc/pve/pve-root-ca.pem on any node), or the fingerprint instead';
+      const ca = await readFile(tls.caFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new UsageError(`cannot read the CA file ${shown}: ${errnoText(error)}`, {
           target: this.target,
-          fix: 'give the cluster CA (/etc/pve/pve-root-ca.pem on any node)',
+          fix,
         });
       });
-      new X509Certificate(ca); // a clear error now beats a TLS failure later
-      this.dispatcher = new Agent({ connect: { ca, rejectUnauthorized: true } });
+      try {
+        new X509Certificate(ca); // a clear error now beats a TLS failure later
+      } catch {
+        throw new UsageError(`the CA file ${shown} holds no PEM certificate`, { target: this.target, fix });
+      }
+      // Explicit, so that no environment variable can turn verification off.
+      this.dispatcher = new Agent({
+        ...timeouts,
+        connect: { ca, rejectUnauthorized: true, timeout: this.options.connectTimeoutMs },
+      });
     } else {
-      this.dispatcher = new Agent({ connect: { rejectUnauthorized: true } });
+      this.dispatcher = new Agent({
+        ...timeouts,
+        connect: { rejectUnauthorized: true, timeout: this.options.connectTimeoutMs },
+      });
     }
     return this.dispatcher;
   }
@@ -156,27 +250,34 @@ export class ProxmoxClient {
     idempotent: boolean,
   ): Promise<T> {
     const attempts = idempotent ? this.options.attempts : 1;
+    const what = `${method} ${path}`;
     let last: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    let attempt = 1;
+    for (; ; attempt++) {
       try {
-        return await this.once<T>(method, path, params);
+        return await this.watch.track(what, this.once<T>(method, path, params));
       } catch (error) {
         last = error;
-        const retriable =
-          error instanceof ProxmoxApiError ? error.status >= 500 : !(error instanceof TargetError);
-        if (!retriable || attempt === attempts) break;
-        await new Promise((resolve) => setTimeout(resolve, this.options.backoffMs * 2 ** (attempt - 1)));
+        if (!retriable(error) || attempt >= attempts) break;
+        const delayMs = this.options.backoffMs * 2 ** (attempt - 1);
+        reportRetry({ target: this.target, what, reason: shortReason(error), delayMs, attempt, attempts });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
+    const tries = attempt > 1 ? ` (${attempt} attempts)` : '';
+    if (last instanceof ProxmoxApiError) throw last.withAttempts(tries);
     if (last instanceof TargetError) throw last;
-    throw new TargetError(`${method} ${path} failed: ${describeNetworkError(last)}`, {
+    // A refusal of our own from inside the connection (a pinned fingerprint that differs).
+    const cause = (last as { cause?: unknown })?.cause;
+    if (cause instanceof TargetError) throw cause;
+    throw new TargetError(`${what} failed${tries}: ${describeNetworkError(last, this.options)}`, {
       target: this.target,
-      fix: 'check the address, that port 8006 is reachable, and the TLS settings (ca file or fingerprint)',
+      fix: 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
     });
   }
 
   private async once<T>(method: string, path: string, params: Record<string, unknown>): Promise<T> {
-    const url = new URL(`/api2/json${path}`, this.options.baseUrl);
+    const url = new URL(`/api2/json${path}`, this.base);
     const headers: Record<string, string> = {
       authorization: `PVEAPIToken=${this.options.tokenId}=${this.options.secret}`,
       accept: 'application/json',
@@ -193,7 +294,8 @@ export class ProxmoxClient {
       headers,
       body,
       dispatcher: await this.agent(),
-      signal: AbortSignal.timeout(this.options.timeoutMs),
+      // Connecting and answering have their own timeouts in the agent; this is the backstop.
+      signal: AbortSignal.timeout(this.options.connectTimeoutMs + this.options.requestTimeoutMs),
     });
     const text = await response.text();
     const where = `${method} ${path}`;
@@ -202,11 +304,18 @@ export class ProxmoxClient {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new TargetError(`${where}: the answer is not JSON (${text.slice(0, 60).replace(/\s+/g, ' ')}…)`, {
+      // The body is not quoted: whatever answered may echo what it was sent.
+      const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type';
+      throw new TargetError(`${where}: the answer is not JSON (${type}, ${text.length} bytes)`, {
         target: this.target,
         fix: 'check that the URL points at the Proxmox API (https://host:8006), not a proxy or login page',
       });
     }
+    if (parsed === null || typeof parsed !== 'object' || !('data' in parsed))
+      throw new TargetError(`${where}: the answer has no data field`, {
+        target: this.target,
+        fix: 'check that the URL points at the Proxmox API (https://host:8006)',
+      });
     return (parsed as { data: T }).data;
   }
 
@@ -227,7 +336,7 @@ export class ProxmoxClient {
       const check = /\(([^,)]+),\s*([^)]+)\)/.exec(reason);
       return new ProxmoxApiError(
         status,
-        `${where}: permission denied${check ? ` — ${check[2]} on ${check[1]}` : `: ${reason}`}`,
+        `${where}: permission denied${check ? ` — ${check[2]} on ${check[1]}` : `: ${clip(reason)}`}`,
         {
           target,
           fix: check
@@ -236,36 +345,130 @@ export class ProxmoxClient {
         },
       );
     }
-    // A 400 lists the offending parameters in `errors`.
+    const missing = missingThing(reason);
+    if (missing)
+      return new ProxmoxApiError(status, missing.message, { target, fix: missing.fix, final: true });
+    // A 400 lists the offending parameters in `errors`; 5xx answers carry their reason.
     let details = '';
     try {
-      const errors = (JSON.parse(body) as { errors?: Record<string, string> }).errors;
-      if (errors)
-        details = ` (${Object.entries(errors)
-          .map(([key, message]) => `${key}: ${message}`)
+      const parsed = JSON.parse(body) as { errors?: Record<string, string> } | null;
+      if (parsed?.errors && typeof parsed.errors === 'object')
+        details = ` (${Object.entries(parsed.errors)
+          .map(([key, message]) => `${key}: ${clip(String(message))}`)
           .join('; ')})`;
     } catch {}
-    return new ProxmoxApiError(status, `${where}: HTTP ${status} ${reason}${details}`.trim(), {
+    return new ProxmoxApiError(status, `${where}: HTTP ${status} ${clip(reason)}${details}`.trim(), {
       target,
       fix:
-        status >= 500
-          ? 'the node had an internal error; check its journal (pveproxy, pvedaemon) and retry'
-          : 'check the request',
+        status === 595 || status === 596
+          ? 'Proxmox could not reach that node: check that it is online in the cluster (pvecm status)'
+          : status >= 500
+            ? 'the node answered with an error; check its journal (journalctl -u pveproxy -u pvedaemon), then retry'
+            : 'check the request',
     });
   }
 }
 
-function describeNetworkError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
-  const code = cause?.code ?? (error as { code?: string })?.code;
+export class ProxmoxApiError extends TargetError {
+  readonly status: number;
+  /** An answer that will not change by asking again (a VM or node that does not exist). */
+  readonly final: boolean;
+  constructor(status: number, message: string, options: { target: string; fix: string; final?: boolean }) {
+    super(message, options);
+    this.status = status;
+    this.final = options.final === true;
+  }
+
+  withAttempts(tries: string): ProxmoxApiError {
+    if (!tries) return this;
+    return new ProxmoxApiError(this.status, `${this.message}${tries}`, {
+      target: this.target as string,
+      fix: this.fix as string,
+      final: this.final,
+    });
+  }
+}
+
+/**
+ * A VM or node that does not exist is not an internal error to retry. Proxmox answers
+ * both with HTTP 500 and the reason in the status line:
+ * - a VM: `Configuration file 'nodes/<node>/qemu-server/<vmid>.conf' does not exist`
+ *   (pve-guest-common src/PVE/AbstractConfig.pm load_config, commit 4a8f6cbf; the path
+ *   from qemu-server src/PVE/QemuConfig.pm cfs_config_path, commit e6352be6);
+ * - a node: `hostname lookup '<node>' failed - failed to get address info for: <node>: …`
+ *   (pve-manager PVE/HTTPServer.pm remote_node_ip → pve-cluster PVE::Cluster::remote_node_ip
+ *   → pve-common PVE::Network::get_ip_from_hostname, commits 14a22df3, 7091d92e, f665029e).
+ */
+export function missingThing(reason: string): { message: string; fix: string } | undefined {
+  const vm = /^Configuration file 'nodes\/([^/']+)\/qemu-server\/(\d+)\.conf' does not exist/.exec(reason);
+  if (vm)
+    return {
+      message: `no VM ${vm[2]} on node ${vm[1]}`,
+      fix: 'check vmid and host in the lab file (qm list on the node shows its VMs)',
+    };
+  const node = /^hostname lookup '([^']+)' failed/.exec(reason);
+  if (node)
+    return {
+      message: `no node ${node[1]} in the Proxmox cluster`,
+      fix: 'check the host names in the lab file against pvecm nodes (they are Proxmox node names)',
+    };
+  return undefined;
+}
+
+/** Worth another attempt: a refused or reset connection, or a 5xx answer that may pass. */
+function retriable(error: unknown): boolean {
+  if (error instanceof ProxmoxApiError) return error.status >= 500 && !error.final;
+  if (error instanceof TargetError || error instanceof UsageError) return false;
+  const code = causeCode(error);
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+}
+
+/** The most telling name of a failure: a timeout's name, else the errno-style code of its cause. */
+function causeCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown; name?: string } })?.cause;
+  const name = (error as Error)?.name;
+  if (name === 'TimeoutError' || cause?.name === 'TimeoutError') return 'TimeoutError';
+  const code = cause?.code ?? (error as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : (cause?.name ?? name);
+}
+
+function shortReason(error: unknown): string {
+  if (error instanceof ProxmoxApiError) return `HTTP ${error.status}`;
+  const code = causeCode(error);
+  return code === 'ECONNREFUSED'
+    ? 'connection refused'
+    : code === 'ECONNRESET'
+      ? 'connection reset'
+      : (code ?? 'error');
+}
+
+/** A reason from the far side, cut to one short line. */
+function clip(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
+}
+
+function describeNetworkError(
+  error: unknown,
+  options: { connectTimeoutMs: number; requestTimeoutMs: number },
+): string {
+  const code = causeCode(error);
   if (code === 'CERT_HAS_EXPIRED') return 'the server certificate has expired';
   if (
     code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
     code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
-    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ||
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID'
   ) {
     return `the server certificate is not trusted (${code}): give the cluster CA file or the certificate fingerprint`;
   }
   if (code === 'ECONNREFUSED') return 'connection refused';
-  return cause?.message ?? (error as Error)?.message ?? String(error);
+  if (code === 'ECONNRESET') return 'the connection was reset';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${seconds(options.connectTimeoutMs)}`;
+  if (code === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    return `no answer within ${seconds(options.requestTimeoutMs)}`;
+  const cause = (error as { cause?: { message?: string } })?.cause;
+  return clip(cause?.message ?? (error as Error)?.message ?? String(error));
 }

@@ -6,7 +6,7 @@
 // step fails, what was written is put back (only while it still holds our values) and a
 // VM that was running is started again, so we never leave one stopped without saying so.
 
-import { IgpuSplitError, TargetError } from '../core/errors.ts';
+import { IgpuSplitError, RefusedError, TargetError } from '../core/errors.ts';
 import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
 import { configPrivileges } from '../proxmox/api-spec.ts';
 import { readMarker, type VmChange, type VmMarker, type VmPlan, withMarker } from './plan.ts';
@@ -72,7 +72,7 @@ export async function applyVmPlan(
 ): Promise<VmApplyResult> {
   if (plan.refused) {
     const check = plan.checks.find((c) => c.status === 'fail');
-    throw new IgpuSplitError(`the VM plan cannot be applied: ${plan.refused}`, {
+    throw new RefusedError(`the VM plan cannot be applied: ${plan.refused}`, {
       target: api.target,
       fix: check?.fix,
     });
@@ -81,7 +81,7 @@ export async function applyVmPlan(
     for (const step of change.steps) {
       const missing = (step.consents ?? []).filter((c) => !options.consents?.includes(c));
       if (missing.length === 0) continue;
-      throw new IgpuSplitError(`${step.description}: needs your consent`, {
+      throw new RefusedError(`${step.description}: needs your consent`, {
         target: step.target,
         fix: `rerun with ${missing.join(' ')} after reading the plan's reason`,
       });

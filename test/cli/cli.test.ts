@@ -89,7 +89,7 @@ describe('igpu-split', () => {
     );
     assertOneLineError(
       await runCli(['doctor', '--host', 'ssh://127.0.0.1:1', '--connect-timeout', 'soon']),
-      /--connect-timeout must be a positive number/,
+      /--connect-timeout must be a number of seconds from 1 to 300/,
     );
   });
 

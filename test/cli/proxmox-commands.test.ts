@@ -111,7 +111,7 @@ test('vm plan refuses the i440fx VM without consent; apply with it, verify, roll
   assert.match(rollback.stdout, /VM 102: hostpci0 removed, machine put back/);
   assert.equal(state.vm(102).config.machine, 'pc-i440fx-9.0');
   const early = await cli('mapping', 'rollback', '--yes');
-  assert.equal(early.code, 2);
+  assert.equal(early.code, 1, 'refused: exit 1');
   assert.match(
     early.stderr,
     /VM 101 still attaches through mapping iGPU \(hostpci0\) — run igpu-split vm rollback first/,
@@ -129,7 +129,7 @@ test('bad input: no lab file, a wrong fingerprint, an unknown --vm', async () =>
   assert.equal(missing.code, 2);
   assert.match(
     missing.stderr,
-    /cannot read lab file .*nope\.yaml: ENOENT — create it \(igpu-split init\), or name another with --lab/,
+    /cannot read lab file .*nope\.yaml: no such file — create it \(igpu-split init\), or name another with --lab/,
   );
   const wrongLab = join(dir, 'wrong.yaml');
   const { readFile } = await import('node:fs/promises');

@@ -119,7 +119,7 @@ test('an apply interrupted between stages resumes from its journal and converges
       assert.ok(error instanceof IgpuSplitError);
       assert.match(
         error.oneLine(),
-        /an earlier apply \(pid 999999\) stopped without finishing — continue it with igpu-split apply --resume/,
+        /an earlier apply \(pid 999999, started [^)]+\) stopped without finishing: it finished lab\/mapping, pve1\/drain, pve1\/host, pve1\/vms, pve1\/guest\/101 — continue it with igpu-split apply --resume/,
       );
       return true;
     });

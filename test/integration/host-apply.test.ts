@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { HostAccess } from '../../src/access/host.ts';
 import { connectSsh } from '../../src/access/ssh.ts';
-import { TargetError } from '../../src/core/errors.ts';
+import { IgpuSplitError } from '../../src/core/errors.ts';
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
@@ -43,7 +43,7 @@ async function withHost(
 
 const calls = (root: string) => readFile(join(root, CALL_LOG), 'utf8').catch(() => '');
 const rejectsWith = (pattern: RegExp) => (error: unknown) => {
-  assert.ok(error instanceof TargetError, String(error));
+  assert.ok(error instanceof IgpuSplitError, String(error));
   assert.match(error.oneLine(), pattern);
   return true;
 };
@@ -352,7 +352,7 @@ test('a full file system mid-way: the files already written are restored, one cl
   );
 });
 
-test('a multi-line /etc/kernel/cmdline is refused after writing and the file restored', async (t) => {
+test('a multi-line /etc/kernel/cmdline is refused by the plan, with its line count; nothing is written', async (t) => {
   if (!sshdAvailable(t)) return;
   const twoLines = 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\nquiet\n';
   await withHost(
@@ -360,10 +360,12 @@ test('a multi-line /etc/kernel/cmdline is refused after writing and the file res
     (root) => writeFile(join(root, 'etc/kernel/cmdline'), twoLines),
     async (sshd, host) => {
       const plan = planHost(await gatherHostFacts(host));
-      await assert.rejects(
-        applyHostPlan(host, plan),
-        rejectsWith(/more than one line — the file was restored/),
+      assert.match(
+        plan.unsupported ?? '',
+        /\/etc\/kernel\/cmdline has 2 lines, and proxmox-boot-tool uses only the first/,
       );
+      assert.deepEqual(plan.steps, []);
+      await assert.rejects(applyHostPlan(host, plan), rejectsWith(/cmdline has 2 lines/));
       assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
       assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
     },

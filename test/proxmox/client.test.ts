@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TargetError } from '../../src/core/errors.ts';
+import { IgpuSplitError } from '../../src/core/errors.ts';
 import {
   loadTokenSecret,
   normalizeFingerprint,
@@ -46,10 +46,10 @@ const json =
 const client = (baseUrl: string, tls: TlsTrust) =>
   new ProxmoxClient({ baseUrl, tokenId: 'igpu@pve!split', secret: SECRET, tls, backoffMs: 1 });
 
-/** Expects one TargetError whose line matches, and never the secret in it. */
+/** Expects one error line that matches, and never the secret in it. */
 async function fails(promise: Promise<unknown>, pattern: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof TargetError, String(error));
+    assert.ok(error instanceof IgpuSplitError, String(error));
     assert.match(error.oneLine(), pattern);
     assert.ok(!error.oneLine().includes(SECRET) && !String(error.stack).includes(SECRET), 'secret leaked');
     return true;
@@ -104,7 +104,8 @@ test('401, 403 with the missing privilege, HTML pages and truncated JSON give cl
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end('<html><body>Login</body></html>');
   });
-  await fails(client(html, trust).get('/nodes'), /not JSON \(<html><body>Login/);
+  // The body is not quoted: a proxy may echo what it was sent.
+  await fails(client(html, trust).get('/nodes'), /not JSON \(text\/html, 31 bytes\)/);
   const truncated = await serve((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"data":[{"node":"pve1"');
@@ -134,7 +135,7 @@ test('the secret comes from a file or a variable, and errors name the source, no
   assert.equal(await loadTokenSecret({ file }), SECRET);
   await fails(
     loadTokenSecret({ file: join(certs.dir, 'missing') }),
-    /cannot read the API token secret file .*missing: ENOENT/,
+    /cannot read the API token secret file .*missing: no such file/,
   );
   process.env.IGPU_TEST_SECRET = SECRET;
   assert.equal(await loadTokenSecret({ env: 'IGPU_TEST_SECRET' }), SECRET);
@@ -158,22 +159,44 @@ test('an answer of the wrong shape is one clear line from the typed API, not a c
   await api.transport.close();
 });
 
-test('a node that never answers: bounded attempts, then one line naming it', async () => {
+test('a node that never answers: one attempt within the request timeout, one line naming it', async () => {
+  let requests = 0;
   const url = await serve(() => {
-    // Never answers.
+    requests++; // and never answers
   });
   const slow = new ProxmoxClient({
     baseUrl: url,
     tokenId: 'igpu@pve!split',
     secret: SECRET,
     tls: { caFile: certs.caFile },
-    timeoutMs: 50,
-    attempts: 2,
+    requestTimeoutMs: 300,
+    attempts: 3,
     backoffMs: 1,
   });
+  const started = Date.now();
   await fails(
     slow.get('/version'),
-    /GET \/version failed: .*(timeout|aborted).*— check the address, that port 8006 is reachable/,
+    /GET \/version failed: no answer within 0\.3 s — check the address, that port 8006 is reachable/,
   );
+  assert.ok(Date.now() - started < 2_000, 'bounded by the request timeout');
+  assert.equal(requests, 1, 'a request that ran out of time is not sent again');
   await slow.close();
+});
+
+test('a refused connection is tried three times, and the line counts them', async () => {
+  const { createServer: createTcp } = await import('node:net');
+  const spare = createTcp();
+  await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
+  const port = (spare.address() as { port: number }).port;
+  await new Promise((resolve) => spare.close(resolve));
+  const refused = client(`https://127.0.0.1:${port}`, { caFile: certs.caFile });
+  await fails(refused.get('/nodes'), /GET \/nodes failed \(3 attempts\): connection refused/);
+  await refused.close();
+});
+
+test('an http:// URL is refused before anything is sent', () => {
+  assert.throws(
+    () => client('http://127.0.0.1:8006', { system: true }),
+    /the Proxmox URL http:\/\/127\.0\.0\.1:8006 is not https:\/\/: the token secret would be sent in clear/,
+  );
 });

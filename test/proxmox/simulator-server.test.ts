@@ -196,6 +196,7 @@ test('a wrong secret is 401, an unknown parameter 400 naming it, an unknown VM a
     client.transport.post('/nodes/pve1/qemu/101/config', { hostpci0: 'mapping=iGPU,speed=9' }),
     /unknown key "speed"/,
   );
-  await fails(client.vmConfig('pve1', 999), /qemu-server\/999.conf' does not exist/);
+  await fails(client.vmConfig('pve1', 999), /no VM 999 on node pve1 — check vmid and host in the lab file/);
+  await fails(client.vmConfig('pve9', 101), /no node pve9 in the Proxmox cluster — check the host names/);
   await client.transport.close();
 });

@@ -36,6 +36,8 @@ export interface KubeSimulatorOptions {
   crds?: string[];
   /** Refused requests, as `verb resource` (e.g. `patch nodes`): 403 like RBAC. */
   forbidden?: string[];
+  /** The bearer token it accepts (tests that hunt for leaked secrets plant their own). */
+  token?: string;
 }
 
 export interface RunningKubeSimulator {
@@ -55,6 +57,7 @@ const TOKEN = 'igpu-sim-token-not-a-secret';
 const USER = 'system:serviceaccount:kube-system:igpu-split';
 
 export async function startKubeSimulator(options: KubeSimulatorOptions): Promise<RunningKubeSimulator> {
+  const token = options.token ?? TOKEN;
   const store = new KubeStore();
   const behaviour: ClusterBehaviour = {
     defaultPodSecurity: options.defaultPodSecurity ?? 'privileged',
@@ -111,7 +114,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
       unavailable.count--;
       return status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
     }
-    handle(store, forbidden, req, res).catch((error: unknown) =>
+    handle(store, forbidden, token, req, res).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );
   });
@@ -123,7 +126,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
     'clusters:',
     `- name: igpu-sim\n  cluster:\n    server: ${url}\n    certificate-authority-data: ${Buffer.from(pems.cert).toString('base64')}`,
     'users:',
-    `- name: igpu-sim\n  user:\n    token: ${TOKEN}`,
+    `- name: igpu-sim\n  user:\n    token: ${token}`,
     'contexts:',
     '- name: igpu-sim\n  context:\n    cluster: igpu-sim\n    user: igpu-sim',
     'current-context: igpu-sim',
@@ -131,7 +134,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
   ].join('\n');
   return {
     url,
-    token: TOKEN,
+    token,
     kubeconfig,
     store,
     behaviour,
@@ -260,10 +263,11 @@ const VERBS: Record<string, string> = {
 async function handle(
   store: KubeStore,
   forbidden: Set<string>,
+  token: string,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  if (req.headers.authorization !== `Bearer ${TOKEN}`)
+  if (req.headers.authorization !== `Bearer ${token}`)
     return status(res, 401, 'Unauthorized', 'Unauthorized');
   const url = new URL(req.url ?? '/', 'https://localhost');
   const found = discovery(url.pathname, store);

@@ -3,9 +3,10 @@
 // gives the same id). The installer reference is <factory host>/installer/<id>:<version>;
 // the Secure Boot variant (installer-secureboot) is never used here.
 
-import { fetch } from 'undici';
+import { Agent, fetch } from 'undici';
 import { z } from 'zod';
 import { TargetError } from '../../core/errors.ts';
+import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, seconds, WaitWatch } from '../../core/waits.ts';
 import { type Schematic, schematicYaml } from './schematic.ts';
 
 const SchematicIdSchema = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, 'not a schematic id') });
@@ -14,10 +15,27 @@ const VersionsSchema = z.array(z.string());
 export class ImageFactory {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly watch: WaitWatch;
+  private readonly dispatcher: Agent;
 
-  constructor(baseUrl: string, options: { timeoutMs?: number } = {}) {
+  constructor(baseUrl: string, options: { connectTimeoutMs?: number; requestTimeoutMs?: number } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    this.watch = new WaitWatch(this.baseUrl, this.timeoutMs);
+    // Certificates are checked whatever the environment says; connecting and answering
+    // are bounded apart.
+    this.dispatcher = new Agent({
+      connect: { rejectUnauthorized: true, timeout: this.connectTimeoutMs },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    });
+  }
+
+  /** Ends every connection at once (a request waiting on a silent factory is given up). */
+  async close(): Promise<void> {
+    await this.dispatcher.destroy();
   }
 
   /** Talos versions the factory builds, e.g. `v1.10.9`. */
@@ -52,23 +70,35 @@ export class ImageFactory {
   ): Promise<z.output<S>> {
     const where = `${method} ${path}`;
     let response: Awaited<ReturnType<typeof fetch>>;
+    let text: string;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        body,
-        headers: body ? { 'content-type': 'application/yaml' } : {},
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      throw new TargetError(
-        `${where}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`,
-        {
-          target: this.baseUrl,
-          fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
-        },
+      response = await this.watch.track(
+        where,
+        fetch(`${this.baseUrl}${path}`, {
+          method,
+          body,
+          headers: body ? { 'content-type': 'application/yaml' } : {},
+          dispatcher: this.dispatcher,
+          signal: AbortSignal.timeout(this.connectTimeoutMs + this.timeoutMs),
+        }),
       );
+      text = await response.text();
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const name = (error as Error).name;
+      const reason =
+        name === 'TimeoutError' ||
+        cause?.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+        cause?.code === 'UND_ERR_BODY_TIMEOUT'
+          ? `no answer within ${seconds(this.timeoutMs)}`
+          : cause?.code === 'UND_ERR_CONNECT_TIMEOUT'
+            ? `no connection within ${seconds(this.connectTimeoutMs)}`
+            : (cause?.message ?? (error as Error).message);
+      throw new TargetError(`${where}: ${reason}`, {
+        target: this.baseUrl,
+        fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
+      });
     }
-    const text = await response.text();
     if (!response.ok) {
       throw new TargetError(`${where}: HTTP ${response.status} ${text.trim().slice(0, 120)}`, {
         target: this.baseUrl,
@@ -82,7 +112,7 @@ export class ImageFactory {
     try {
       data = JSON.parse(text);
     } catch {
-      throw new TargetError(`${where}: the answer is not JSON (${text.slice(0, 40).replace(/\s+/g, ' ')}…)`, {
+      throw new TargetError(`${where}: the answer is not JSON (${text.length} bytes)`, {
         target: this.baseUrl,
         fix: 'check that imageFactory points at a Talos Image Factory',
       });

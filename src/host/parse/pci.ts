@@ -1,11 +1,29 @@
 // sysfs PCI attribute files: ids are `0x%04x`, class is `0x%06x`, and `resource`
 // has one `start end flags` line per region (BARs 0–5, then the ROM), all hex.
+// The formats are the kernel's: drivers/pci/pci-sysfs.c pci_config_attr(vendor, "0x%04x\n"),
+// (device, …), (subsystem_vendor, …), (subsystem_device, …) and (class, "0x%06x\n")
+// (torvalds/linux, unchanged from commit f0b433e9 through the sysfs_emit rewrite).
 
 /** `0x8086\n` → 0x8086; undefined for anything else. */
 export function parseHexId(text: string | undefined): number | undefined {
   const trimmed = text?.trim();
   if (!trimmed || !/^0x[0-9a-f]+$/i.test(trimmed)) return undefined;
   return Number.parseInt(trimmed.slice(2), 16);
+}
+
+/**
+ * A sysfs id file exactly as the kernel writes it (`0x` and `digits` hex digits, a
+ * newline): anything else — truncated, padded, garbage — is not an id, and says why.
+ */
+export function parseSysfsId(
+  text: string,
+  digits: 4 | 6,
+): { value: number; problem?: undefined } | { value?: undefined; problem: string } {
+  const match = new RegExp(`^0x([0-9a-f]{${digits}})\n?$`, 'i').exec(text);
+  if (match?.[1]) return { value: Number.parseInt(match[1], 16) };
+  return {
+    problem: `not a PCI ${digits === 4 ? 'id' : 'class'} (the kernel writes 0x and ${digits} hex digits; this holds ${Buffer.byteLength(text)} bytes)`,
+  };
 }
 
 /** Size in bytes of each region in a `resource` file (0 for unused ones). */

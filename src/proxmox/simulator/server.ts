@@ -216,7 +216,9 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
   const vmid = Number(p.vmid);
   const node = String(p.node);
   const vmOn = () => {
-    const vm = state.vm(vmid);
+    // pveproxy sends a node's requests to that node first: an unknown node fails there.
+    state.node(node);
+    const vm = state.vm(vmid, node);
     if (vm.node !== node)
       throw new SimError(500, `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
     return vm;

@@ -146,7 +146,14 @@ export class SimulatorState {
 
   node(name: string): SimGpu {
     const gpu = this.gpus.get(name);
-    if (!gpu) throw new SimError(595, `no such cluster node '${name}'`);
+    // A real pveproxy resolves a node it does not know as a host name, and the lookup fails
+    // (pve-manager PVE/HTTPServer.pm remote_node_ip → pve-common PVE::Network and
+    // PVE::Tools getaddrinfo_all; glibc's text for EAI_NONAME).
+    if (!gpu)
+      throw new SimError(
+        500,
+        `hostname lookup '${name}' failed - failed to get address info for: ${name}: Name or service not known`,
+      );
     return gpu;
   }
 
@@ -227,10 +234,11 @@ export class SimulatorState {
     this.calls.push(`delete mapping ${id}`);
   }
 
-  vm(vmid: number): SimVm {
+  /** The VM; asked on `node` (the node the request went to), a missing one fails as it does there. */
+  vm(vmid: number, node = 'localhost'): SimVm {
     const vm = this.vms.get(vmid);
     if (!vm)
-      throw new SimError(500, `Configuration file 'nodes/localhost/qemu-server/${vmid}.conf' does not exist`);
+      throw new SimError(500, `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
     return vm;
   }
 

@@ -1,0 +1,28 @@
+// What an interrupt (Ctrl-C, SIGTERM, a closed terminal) leaves behind, said in one line.
+// A command that holds something — apply's lab lock — registers how to let go of it and
+// what the user should do next; the handler in main.ts runs them and exits.
+
+/** Runs synchronously at the interrupt; returns what to tell the user, if anything. */
+type Cleanup = () => string | undefined;
+
+const cleanups = new Set<Cleanup>();
+
+/** Registers `cleanup` until the returned function is called. */
+export function onInterrupt(cleanup: Cleanup): () => void {
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+/** Runs every registered cleanup and says what is left to do. */
+export function interrupted(signal: string): string {
+  const hints: string[] = [];
+  for (const cleanup of cleanups) {
+    try {
+      const hint = cleanup();
+      if (hint) hints.push(hint);
+    } catch {
+      // An interrupt must not turn into a crash; what could not be cleaned is said by the next run.
+    }
+  }
+  return `interrupted by ${signal} — ${hints.length > 0 ? hints.join('; ') : 'run the command again when ready (it picks up where things are)'}`;
+}

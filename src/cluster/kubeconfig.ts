@@ -1,0 +1,247 @@
+// Reading the kubeconfig as kubectl does, without ever quoting it: a parse error names the
+// file, line and column, never the text (a kubeconfig holds tokens and keys), and every
+// credential read is remembered so no output can carry it (src/core/secrets.ts).
+//
+// Which files, and how they merge — client-go tools/clientcmd/loader.go and merge.go at
+// v0.34.10 (commit e1a156ee), and the docs page "Organizing Cluster Access Using kubeconfig
+// Files" (kubernetes/website organize-cluster-access-kubeconfig.md, commit 0189ae0f):
+// - the lab file's `kubernetes.kubeconfig`, else each file of $KUBECONFIG (split on `:`,
+//   empty and repeated entries dropped), else ~/.kube/config;
+// - in a $KUBECONFIG list a missing file is skipped (an error only when all are missing);
+//   a file that cannot be read or parsed is an error;
+// - the first file to set current-context, or to define a cluster, user or context of a
+//   given name, wins, and its entry is taken whole;
+// - a relative path in an entry (certificate-authority, client-certificate, client-key,
+//   tokenFile, an exec command holding a `/`) is relative to the file the entry came from;
+// - `~` is not expanded inside a kubeconfig or in $KUBECONFIG (client-go has no such code).
+
+import { readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { shownPath } from '../config/paths.ts';
+import { errnoText, UsageError } from '../core/errors.ts';
+import { rememberSecret } from '../core/secrets.ts';
+
+export interface KubeconfigSource {
+  /** The lab file's kubernetes.kubeconfig, resolved. */
+  kubeconfig?: string;
+  /** As written in the lab file, for messages. */
+  kubeconfigShown?: string;
+  /** kubeconfig context to use instead of its current-context. */
+  context?: string;
+}
+
+type Entry = { name?: unknown; [key: string]: unknown };
+interface Parsed {
+  file: string;
+  clusters: Entry[];
+  users: Entry[];
+  contexts: Entry[];
+  currentContext?: string;
+}
+
+/** Larger than any kubeconfig (a few kilobytes, more with many embedded certificates). */
+const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
+
+const FIX_FILE =
+  'set kubernetes.kubeconfig in the lab file, or KUBECONFIG (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)';
+
+/** The kubeconfig the lab names, loaded and checked; `name` is how messages name it. */
+export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; name: string } {
+  const { files, name, list } = kubeconfigFiles(source);
+  const parsed: Parsed[] = [];
+  for (const file of files) {
+    const one = readKubeconfigFile(file, list ? file : name, list);
+    if (one) parsed.push(one);
+  }
+  if (parsed.length === 0)
+    throw new UsageError(`none of the kubeconfig files in KUBECONFIG (${name}) exists`, { fix: FIX_FILE });
+  const merged = merge(parsed);
+  const config = new KubeConfig();
+  try {
+    // JSON is YAML: client-node reads the merged entries with its own checks.
+    config.loadFromString(
+      JSON.stringify({
+        clusters: merged.clusters,
+        users: merged.users,
+        contexts: merged.contexts,
+        'current-context': merged.currentContext,
+      }),
+    );
+  } catch (error) {
+    // Its messages name fields (`clusters[0].cluster.server is missing`), never values.
+    const missingFile = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    const text = missingFile
+      ? `a file it names cannot be read: ${(error as NodeJS.ErrnoException).path ?? 'unknown'}`
+      : error instanceof Error && /is missing$/.test(error.message)
+        ? error.message
+        : 'not a kubeconfig';
+    throw new UsageError(`kubeconfig ${name}: ${text}`, { fix: 'check it with kubectl config view' });
+  }
+  for (const user of config.getUsers()) {
+    for (const secret of [user.token, user.password, user.keyData])
+      if (typeof secret === 'string') rememberSecret(secret);
+  }
+  if (source.context) {
+    if (!config.getContexts().some((c) => c.name === source.context))
+      throw new UsageError(`kubeconfig ${name} has no context ${source.context}`, {
+        fix: `set kubernetes.context to one of: ${config
+          .getContexts()
+          .map((c) => c.name)
+          .join(', ')}`,
+      });
+    config.setCurrentContext(source.context);
+  }
+  const current = config.getCurrentContext();
+  const context = config.getContextObject(current);
+  if (!current || !context)
+    throw new UsageError(
+      current
+        ? `kubeconfig ${name}: its current-context ${current} is not among its contexts`
+        : `kubeconfig ${name} has no current-context`,
+      {
+        fix: `set kubernetes.context in the lab file to one of: ${config
+          .getContexts()
+          .map((c) => c.name)
+          .join(', ')}`,
+      },
+    );
+  const cluster = config.getCluster(context.cluster);
+  if (!cluster)
+    throw new UsageError(
+      `kubeconfig ${name}: context ${current} names cluster ${context.cluster}, which it does not define`,
+      {
+        fix: 'check it with kubectl config view',
+      },
+    );
+  let server: URL;
+  try {
+    server = new URL(cluster.server);
+  } catch {
+    throw new UsageError(`kubeconfig ${name}: cluster ${cluster.name} has no valid server address`, {
+      fix: 'set its server: to https://<address>:6443',
+    });
+  }
+  if (server.protocol !== 'https:')
+    throw new UsageError(
+      `kubeconfig ${name}: cluster ${cluster.name} is reached over ${server.protocol.replace(':', '')}, not https: its credentials would cross the network in clear`,
+      { fix: 'point server: at the API server over https (K3s and Talos serve it on port 6443)' },
+    );
+  return { config, name };
+}
+
+function kubeconfigFiles(source: KubeconfigSource): { files: string[]; name: string; list: boolean } {
+  if (source.kubeconfig)
+    return {
+      files: [source.kubeconfig],
+      name: shownPath(source.kubeconfig, source.kubeconfigShown),
+      list: false,
+    };
+  const env = process.env.KUBECONFIG;
+  if (env !== undefined && env !== '') {
+    const files = [...new Set(env.split(delimiter).filter((f) => f !== ''))].map((f) => resolve(f));
+    return { files, name: env, list: true };
+  }
+  const home = join(homedir(), '.kube', 'config');
+  return { files: [home], name: home, list: false };
+}
+
+/** One file, parsed and checked; undefined for a missing file of a $KUBECONFIG list. */
+function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed | undefined {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(file);
+  } catch (error) {
+    if (inList && (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, { fix: FIX_FILE });
+  }
+  if (info.isDirectory()) throw new UsageError(`kubeconfig ${name} is a directory`, { fix: FIX_FILE });
+  if (info.size > MAX_KUBECONFIG_BYTES)
+    throw new UsageError(`kubeconfig ${name} is ${info.size} bytes: not a kubeconfig`, { fix: FIX_FILE });
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, { fix: FIX_FILE });
+  }
+  const lines = new LineCounter();
+  const bad = (offset: number, what: string) => {
+    const pos = lines.linePos(offset);
+    return new UsageError(`kubeconfig ${name}:${pos.line}:${pos.col}: ${what}`, {
+      fix: 'check it with kubectl config view (its content is not shown here: it holds credentials)',
+    });
+  };
+  let value: unknown;
+  try {
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    const first = doc.errors[0];
+    // The YAML library's codes say what is wrong without quoting the text.
+    if (first) throw bad(first.pos[0], `not valid YAML (${first.code.toLowerCase().replaceAll('_', ' ')})`);
+    if (doc.contents !== null && !isMap(doc.contents)) throw bad(0, 'not a mapping: not a kubeconfig');
+    for (const key of ['clusters', 'users', 'contexts']) {
+      const node = isMap(doc.contents) ? doc.contents.get(key, true) : undefined;
+      if (node !== undefined && node !== null && !isSeq(node) && (node as { value?: unknown }).value !== null)
+        throw bad((node as { range?: [number] }).range?.[0] ?? 0, `${key} is not a list`);
+    }
+    value = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw bad(0, 'cannot be read as YAML');
+  }
+  const object = value as Record<string, unknown>;
+  const base = dirname(file);
+  const list = (key: string) =>
+    ((object[key] as unknown[] | null | undefined) ?? []).filter(
+      (entry): entry is Entry => entry !== null && typeof entry === 'object',
+    );
+  const clusters = list('clusters').map((entry) =>
+    withPaths(entry, 'cluster', ['certificate-authority'], base),
+  );
+  const users = list('users').map((entry) =>
+    withPaths(entry, 'user', ['client-certificate', 'client-key', 'tokenFile', 'token-file'], base),
+  );
+  const current = object['current-context'];
+  return {
+    file,
+    clusters,
+    users,
+    contexts: list('contexts'),
+    currentContext: typeof current === 'string' && current !== '' ? current : undefined,
+  };
+}
+
+/** The entry with its relative file references resolved against `base` (the file's folder). */
+function withPaths(entry: Entry, field: string, keys: string[], base: string): Entry {
+  const inner = entry[field];
+  if (inner === null || typeof inner !== 'object') return entry;
+  const copy: Record<string, unknown> = { ...(inner as Record<string, unknown>) };
+  for (const key of keys) {
+    const value = copy[key];
+    if (typeof value === 'string' && value !== '' && !isAbsolute(value)) copy[key] = join(base, value);
+  }
+  const exec = copy.exec as { command?: unknown } | undefined;
+  if (exec && typeof exec.command === 'string' && exec.command.includes('/') && !isAbsolute(exec.command))
+    copy.exec = { ...exec, command: join(base, exec.command) };
+  return { ...entry, [field]: copy };
+}
+
+/** kubectl's rule: the first file to define a name, or to set current-context, wins. */
+function merge(files: Parsed[]): Omit<Parsed, 'file'> {
+  const pick = (key: 'clusters' | 'users' | 'contexts') => {
+    const seen = new Map<string, Entry>();
+    for (const file of files)
+      for (const entry of file[key]) {
+        const name = typeof entry.name === 'string' ? entry.name : '';
+        if (!seen.has(name)) seen.set(name, entry);
+      }
+    return [...seen.values()];
+  };
+  return {
+    clusters: pick('clusters'),
+    users: pick('users'),
+    contexts: pick('contexts'),
+    currentContext: files.find((f) => f.currentContext)?.currentContext,
+  };
+}

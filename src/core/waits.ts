@@ -1,0 +1,126 @@
+// Every wait on something outside this process is bounded and visible: the library
+// reports a wait that lasts longer than a few seconds, and each retry, as events; the
+// CLI prints them as one line each on stderr (the library itself prints nothing).
+//
+// Defaults, chosen so that no single unanswering server holds a command much longer than
+// a person waits without wondering (README, "Timeouts"):
+// - connecting (TCP and TLS, or the SSH handshake and login): 10 s;
+// - one request to an API (Proxmox, Kubernetes, Image Factory), answer included: 10 s;
+// - a request that ran out of time is not tried again (a server that is silent for 10 s
+//   rarely answers the second time, and the user would wait three times as long); a
+//   refused or reset connection or a 5xx answer to a read is, 3 attempts in all.
+
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 10_000;
+export const READ_ATTEMPTS = 3;
+
+/** The first "still waiting" line comes after this long, then again every REPEAT_MS. */
+export const NOTICE_AFTER_MS = 3_000;
+const REPEAT_MS = 10_000;
+const TICK_MS = 500;
+
+export interface WaitInfo {
+  /** Who is waited for: `https://pve1:8006`, `ssh://root@pve1:22`. */
+  target: string;
+  /** What for: `GET /nodes`, `the SSH connection`, `the reboot`. */
+  what: string;
+  /** When the wait gives up, if it does. */
+  limitMs?: number;
+}
+
+export type WaitEvent =
+  | ({ kind: 'waiting'; elapsedMs: number } & WaitInfo)
+  | ({ kind: 'retrying'; reason: string; delayMs: number; attempt: number; attempts: number } & WaitInfo);
+
+type Listener = (event: WaitEvent) => void;
+const listeners = new Set<Listener>();
+
+/** Subscribes to wait events; returns the unsubscribe function. */
+export function onWait(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+function emit(event: WaitEvent): void {
+  for (const listener of listeners) listener(event);
+}
+
+/**
+ * Watches the answers still owed by one target. While the oldest has been owed for more
+ * than NOTICE_AFTER_MS, one line says so every REPEAT_MS — one line for the target, however
+ * many requests are in flight.
+ */
+export class WaitWatch {
+  private readonly pending = new Map<number, { what: string; started: number }>();
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private lastNotice = Number.NEGATIVE_INFINITY;
+
+  private readonly target: string;
+  private readonly limitMs: number | undefined;
+
+  constructor(target: string, limitMs?: number) {
+    this.target = target;
+    this.limitMs = limitMs;
+  }
+
+  async track<T>(what: string, work: Promise<T>): Promise<T> {
+    if (listeners.size === 0) return work;
+    const id = this.next++;
+    this.pending.set(id, { what, started: Date.now() });
+    this.timer ??= setInterval(() => this.tick(), TICK_MS).unref();
+    try {
+      return await work;
+    } finally {
+      this.pending.delete(id);
+      if (this.pending.size === 0) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+        this.lastNotice = Number.NEGATIVE_INFINITY;
+      }
+    }
+  }
+
+  private tick(): void {
+    const oldest = this.pending.values().next().value;
+    if (!oldest) return;
+    const now = Date.now();
+    if (now - oldest.started < NOTICE_AFTER_MS || now - this.lastNotice < REPEAT_MS) return;
+    this.lastNotice = now;
+    const others = this.pending.size - 1;
+    emit({
+      kind: 'waiting',
+      target: this.target,
+      what: others > 0 ? `${oldest.what} and ${others} more` : oldest.what,
+      elapsedMs: now - oldest.started,
+      limitMs: this.limitMs,
+    });
+  }
+}
+
+/** Awaits one wait, saying so while it lasts longer than a few seconds. */
+export function waitVisibly<T>(info: WaitInfo, work: Promise<T>): Promise<T> {
+  return new WaitWatch(info.target, info.limitMs).track(info.what, work);
+}
+
+/** Reports that an attempt failed and another follows after `delayMs`. */
+export function reportRetry(
+  info: WaitInfo & { reason: string; delayMs: number; attempt: number; attempts: number },
+): void {
+  emit({ kind: 'retrying', ...info });
+}
+
+/** `12 s` — how waits are spoken of in messages. */
+export function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+}
+
+/** One line for a wait event, as the CLI prints it. */
+export function describeWait(event: WaitEvent): string {
+  if (event.kind === 'waiting') {
+    const limit = event.limitMs === undefined ? '' : `; gives up after ${seconds(event.limitMs)}`;
+    return `${event.target}: still waiting for ${event.what} (${seconds(Math.round(event.elapsedMs / 1000) * 1000)} so far${limit})`;
+  }
+  return `${event.target}: ${event.what} failed (${event.reason}); attempt ${event.attempt + 1} of ${event.attempts} in ${seconds(event.delayMs)}`;
+}

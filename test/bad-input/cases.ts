@@ -1,0 +1,2264 @@
+// The cases of the bad-input corpus: what a user (or an attacker) might feed igpu-split,
+// each with the exit code and the line it must answer with. Grouped by what issue 12
+// asks of them: secrets, paths, damaged hosts, servers that do not answer, size and shape,
+// options, the lab lock — plus one case per command and exit class (README, "Exit codes").
+
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fixturePath } from '../support/fixtures.ts';
+import type { TestSshd } from '../support/sshd.ts';
+import {
+  type CaseLab,
+  ENV_TOKEN_ID,
+  hostCopy,
+  type Misbehaving,
+  SECRET_ENV,
+  type Secrets,
+  TOKEN_ID,
+} from './world.ts';
+
+export type Topic =
+  | 'secrets'
+  | 'paths'
+  | 'damaged-host'
+  | 'servers'
+  | 'size-and-shape'
+  | 'options'
+  | 'lock'
+  | 'exit-codes';
+
+export interface CaseContext {
+  dir: string;
+  home: string;
+  lab?: CaseLab;
+  /** A fake host over real sshd, when the case asks for one. */
+  sshd?: TestSshd;
+  bad: Misbehaving;
+  secrets: Secrets;
+  /** Writes a file of the case's own (never searched for leaks), returning its path. */
+  write(name: string, content: string | Buffer): Promise<string>;
+}
+
+export interface Step {
+  args: string[];
+  env?: Record<string, string | undefined>;
+  /** A signal sent this long after the start (the process must still say what it leaves). */
+  signal?: { name: NodeJS.Signals; afterMs: number };
+  /** Run on a terminal (util-linux script), typing this at the [y/N] question. */
+  answer?: string;
+  code: 0 | 1 | 2 | 3;
+  /** Matched against stdout and stderr together. */
+  line: RegExp;
+  /** More to check after the step; returns what is wrong, if anything. */
+  check?: (context: CaseContext) => Promise<string | undefined>;
+}
+
+export interface CliCase {
+  name: string;
+  topic: Topic;
+  /** Each step's command (as typed after `igpu-split`, e.g. `host plan`) and the exit code it expects. */
+  covers: { command: string; code: number }[];
+  lab?: { i440fx?: boolean; talos?: boolean };
+  /** A captured tree (under test/fixtures) to serve over a real sshd (needs root; skipped, saying so, without). */
+  sshd?: { tree: string; standIns?: Record<string, string> };
+  /** The recording talosctl stand-in on PATH (test/support/talosctl.ts). */
+  talosctl?: boolean;
+  setup?: (context: CaseContext) => Promise<void>;
+  steps: (context: CaseContext) => Step[];
+}
+
+/** Every command and the exit classes it can end in; each pair has a case below. */
+export const EXIT_CLASSES: Record<string, number[]> = {
+  demo: [0, 2],
+  init: [0, 2],
+  plan: [0, 1, 2],
+  apply: [0, 1, 2, 3],
+  verify: [0, 1, 2],
+  status: [0, 2],
+  rollback: [0, 1, 2],
+  doctor: [0, 1, 2],
+  capture: [0, 2],
+  'host plan': [0, 1, 2],
+  'host apply': [0, 1, 2, 3],
+  'host verify': [0, 1, 2],
+  'host rollback': [0, 2],
+  'mapping plan': [0, 1, 2],
+  'mapping apply': [0, 1, 2],
+  'mapping rollback': [0, 1, 2],
+  'vm plan': [0, 1, 2],
+  'vm apply': [0, 1, 2],
+  'vm verify': [0, 1, 2],
+  'vm rollback': [0, 1, 2],
+  'guest plan': [0, 2],
+  'guest apply': [0, 1, 2, 3],
+  'guest verify': [0, 1, 2],
+  'guest render': [0, 2],
+  'cluster plan': [0, 1, 2],
+  'cluster apply': [0, 1, 2],
+  'cluster verify': [0, 1, 2],
+  'cluster rollback': [0, 1, 2],
+  'cluster render': [0, 2],
+  'cluster drain': [0, 2],
+  'cluster uncordon': [0, 2],
+};
+
+// A context with stand-in values, to read each case's exit codes without running it.
+const PLACEHOLDER: CaseContext = {
+  dir: '/case',
+  home: '/case/home',
+  bad: {
+    silentPort: 1,
+    htmlUrl: 'https://127.0.0.1:2',
+    htmlCa: '',
+    httpUrl: 'http://127.0.0.1:3',
+    closedPort: 4,
+    close: async () => {},
+  },
+  secrets: {
+    tokenFile: 'a',
+    tokenEnv: 'b',
+    kubeToken: 'c',
+    clientKeyData: 'd',
+    clientCertData: 'e',
+    password: 'f',
+  },
+  lab: {
+    dir: '/case/lab',
+    labFile: '/case/lab/igpu-split.yaml',
+    tokenFile: '/case/lab/token',
+    kubeconfigFile: '/case/lab/kubeconfig',
+    pve: { url: 'https://127.0.0.1:5', fingerprint: 'AB' },
+    kube: { url: 'https://127.0.0.1:6', kubeconfig: '' },
+    factory: { url: 'http://127.0.0.1:7' },
+    labText: () => '',
+  } as unknown as CaseLab,
+  sshd: {
+    host: '10.254.0.2',
+    treePort: 2201,
+    shellPort: 2202,
+    identityFile: '/case/id',
+    knownHostsFile: '/case/known_hosts',
+  } as unknown as TestSshd,
+  write: async (name) => `/case/${name}`,
+};
+
+const GROUPS = new Set(['host', 'mapping', 'vm', 'guest', 'cluster']);
+
+/** The command a step runs: the first word, or two for a command group (global flags skipped). */
+export function commandOf(args: readonly string[]): string {
+  const words = args.filter((a) => a !== '--debug');
+  const [first, second] = words;
+  return GROUPS.has(first ?? '') ? `${first} ${second}` : (first ?? '');
+}
+
+function kase(item: Omit<CliCase, 'covers'>): CliCase {
+  return {
+    ...item,
+    covers: item.steps(PLACEHOLDER).map((s) => ({ command: commandOf(s.args), code: s.code })),
+  };
+}
+
+const labOf = (c: CaseContext) => c.lab as CaseLab;
+/** The key and known hosts of the case's fake host. */
+const keys = (c: CaseContext) => {
+  const sshd = c.sshd as TestSshd;
+  return ['--identity', sshd.identityFile, '--known-hosts', sshd.knownHostsFile];
+};
+/** The options that reach the case's fake host. */
+const ssh = (c: CaseContext) => {
+  const sshd = c.sshd as TestSshd;
+  return ['--host', `ssh://root@${sshd.host}:${sshd.treePort}`, ...keys(c)];
+};
+const L = (c: CaseContext) => ['--lab', labOf(c).labFile];
+/** A variant of the case's lab file, beside it (so its relative paths still resolve). */
+const variant = (c: CaseContext, name: string, edit: (text: string) => string) =>
+  c.write(`lab/${name}`, labOf(c).labText(edit));
+const fixture = (name: string) => fixturePath(name);
+
+/** The path of a lab file variant written in setup. */
+const at = (c: CaseContext, name: string) => join(c.dir, 'lab', name);
+
+/** No lock and no journal left next to the lab file. */
+const nothingLeft =
+  (file = 'igpu-split.yaml') =>
+  async (c: CaseContext) => {
+    const dir = join(c.dir, 'lab', '.igpu-split');
+    void file;
+    const left = ['lock', 'journal.json'].filter((name) => existsSync(join(dir, name)));
+    return left.length > 0 ? `left behind in .igpu-split/: ${left.join(', ')}` : undefined;
+  };
+
+const ONE_OF_RANGE = /must be a (whole )?(number|number of seconds|whole number of seconds) from \d+ to \d+/;
+
+// ─── secrets ────────────────────────────────────────────────────────────────────────
+
+function secretCases(): CliCase[] {
+  const tokenFileCase = (
+    name: string,
+    content: (s: Secrets) => string | Buffer,
+    line: RegExp,
+    code: 0 | 2 = 2,
+  ) =>
+    kase({
+      name: `token file ${name}`,
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await writeFile(labOf(c).tokenFile, content(c.secrets));
+      },
+      steps: (c) => [{ args: ['plan', ...L(c)], code, line }],
+    });
+  return [
+    tokenFileCase(
+      'with a note on a second line',
+      (s) => `${s.tokenFile}\nfor the lab, made 2026-11\n`,
+      /API token secret file token \(resolved to .*\/token\) has 2 lines/,
+    ),
+    tokenFileCase(
+      'with the pveum table pasted',
+      (s) =>
+        `┌──────────────┬──────────────────────────────────────┐\n│ key          │ value                                │\n│ value        │ ${s.tokenFile} │\n└──────────────┴──────────────────────────────────────┘\n`,
+      /has 4 lines; it must hold only the secret/,
+    ),
+    tokenFileCase(
+      'with a NUL byte',
+      (s) => Buffer.from(`${s.tokenFile}\0\n`),
+      /has a character that cannot be in a token secret at position 37/,
+    ),
+    tokenFileCase('with CRLF and spaces', (s) => `  ${s.tokenFile}  \r\n`, /mapping iGPU/, 0),
+    tokenFileCase('empty', () => '', /API token secret file .* is empty/),
+    tokenFileCase(
+      'of 10 KB',
+      (s) => `${s.tokenFile}\n`.repeat(300),
+      /is 11100 bytes; a token secret is one short line/,
+    ),
+    tokenFileCase(
+      'in Latin-1',
+      (s) => Buffer.concat([Buffer.from(s.tokenFile), Buffer.from([0xe9, 0x0a])]),
+      /has a character that cannot be in a token secret/,
+    ),
+    kase({
+      name: 'token file is a directory',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await rm(labOf(c).tokenFile);
+        await mkdir(labOf(c).tokenFile);
+      },
+      steps: (c) => [
+        { args: ['plan', ...L(c)], code: 2, line: /API token secret file token .* is a directory/ },
+      ],
+    }),
+    kase({
+      name: 'the secret itself pasted as tokenSecretFile',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'pasted.yaml', (t) =>
+          t.replace('tokenSecretFile: token', `tokenSecretFile: ${c.secrets.tokenFile}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'pasted.yaml')],
+          code: 2,
+          line: /tokenSecretFile holds what looks like the token secret itself, not a file name/,
+        },
+      ],
+    }),
+    kase({
+      name: 'the token header pasted as the token id',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'header.yaml', (t) =>
+          t.replace(`token: ${TOKEN_ID}`, `token: "PVEAPIToken=${TOKEN_ID}=${c.secrets.tokenFile}"`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'header.yaml')],
+          code: 2,
+          line: /proxmox\.token: must be an API token id USER@REALM!TOKENID/,
+        },
+      ],
+    }),
+    kase({
+      name: 'token variable with a second line',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'env.yaml', (t) =>
+          t
+            .replace('tokenSecretFile: token', `tokenSecretEnv: ${SECRET_ENV}`)
+            .replace(`token: ${TOKEN_ID}`, `token: ${ENV_TOKEN_ID}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'env.yaml')],
+          env: { [SECRET_ENV]: `${c.secrets.tokenEnv}\nsecond line` },
+          code: 2,
+          line: new RegExp(`environment variable ${SECRET_ENV} \\(the API token secret\\) has 2 lines`),
+        },
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'env.yaml')],
+          code: 0,
+          line: /create cluster PCI mapping iGPU/,
+        },
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'env.yaml')],
+          env: { [SECRET_ENV]: undefined },
+          code: 2,
+          line: new RegExp(`environment variable ${SECRET_ENV} \\(the API token secret\\) is not set`),
+        },
+      ],
+    }),
+    kase({
+      name: 'a wrong secret, with --debug',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await writeFile(labOf(c).tokenFile, `${c.secrets.tokenEnv}\n`);
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', ...L(c)],
+          code: 2,
+          line: /authentication failed for token igpu-split@pve!lab/,
+        },
+        {
+          args: ['--debug', 'vm', 'plan', ...L(c)],
+          code: 2,
+          line: /authentication failed[^\n]*\n[\s\S]*at /,
+        },
+      ],
+    }),
+    kase({
+      name: 'init refuses http:// before sending anything',
+      topic: 'secrets',
+      steps: (c) => [
+        {
+          args: [
+            'init',
+            '--url',
+            c.bad.httpUrl,
+            '--token',
+            TOKEN_ID,
+            '--token-secret-env',
+            SECRET_ENV,
+            '--out',
+            join(c.dir, 'init.yaml'),
+            '--vm',
+            '101:ubuntu',
+          ],
+          code: 2,
+          line: /the Proxmox URL http:\/\/127\.0\.0\.1:\d+ is not https:\/\/: the token secret would be sent in clear/,
+          check: async (c) => (existsSync(join(c.dir, 'init.yaml')) ? 'init wrote a lab file' : undefined),
+        },
+      ],
+    }),
+    kase({
+      name: 'a lab file with an http:// Proxmox URL',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'http.yaml', (t) => t.replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.httpUrl}`));
+      },
+      steps: (c) => [
+        {
+          args: ['status', '--lab', at(c, 'http.yaml')],
+          code: 2,
+          line: /proxmox\.url: must be an https:\/\/ URL/,
+        },
+      ],
+    }),
+    kase({
+      name: 'NODE_TLS_REJECT_UNAUTHORIZED=0 with Proxmox trusted by nothing',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'untrusted.yaml', (t) => t.replace(/ {2}fingerprint: [^\n]+\n/, ''));
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'untrusted.yaml')],
+          env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' },
+          code: 2,
+          line: /ignoring NODE_TLS_REJECT_UNAUTHORIZED=0[\s\S]*the server certificate is not trusted/,
+        },
+      ],
+    }),
+    kase({
+      name: 'NODE_TLS_REJECT_UNAUTHORIZED=0 with a kubeconfig that does not trust the server',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await c.write('lab/kubeconfig-no-ca', text.replace(/ {4}certificate-authority-data: [^\n]+\n/, ''));
+        await variant(c, 'no-ca.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', 'kubeconfig: kubeconfig-no-ca'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'no-ca.yaml')],
+          env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' },
+          code: 2,
+          line: /ignoring NODE_TLS_REJECT_UNAUTHORIZED=0[\s\S]*(self-signed|not trusted|unable to verify)/i,
+        },
+      ],
+    }),
+    kase({
+      name: 'NODE_TLS_REJECT_UNAUTHORIZED=0 with an Image Factory nobody trusts',
+      topic: 'secrets',
+      lab: { talos: true },
+      setup: async (c) => {
+        await variant(c, 'factory.yaml', (t) =>
+          t.replace(/imageFactory: [^\n]+/, `imageFactory: ${c.bad.htmlUrl}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['guest', 'plan', '--vm', '102', '--lab', at(c, 'factory.yaml')],
+          env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' },
+          code: 2,
+          line: /ignoring NODE_TLS_REJECT_UNAUTHORIZED=0[\s\S]*GET \/versions: (self-signed|unable to verify|self signed)/i,
+        },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig that is not YAML, the token on the broken line',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(`token: ${c.secrets.kubeToken}`, `token: ${c.secrets.kubeToken}: [`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 2,
+          line: /kubeconfig kubeconfig \(resolved to .*\):\d+:\d+: not valid YAML/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig broken inside client-key-data',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(
+            `client-key-data: ${c.secrets.clientKeyData}`,
+            `client-key-data: "${c.secrets.clientKeyData}`,
+          ),
+        );
+      },
+      steps: (c) => [
+        { args: ['cluster', 'verify', ...L(c)], code: 2, line: /kubeconfig .*:\d+:\d+: not valid YAML/ },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig whose users are not a list',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await writeFile(labOf(c).kubeconfigFile, `users: { token: ${c.secrets.kubeToken} }\n`);
+      },
+      steps: (c) => [
+        { args: ['cluster', 'plan', ...L(c)], code: 2, line: /kubeconfig .*:1:8: users is not a list/ },
+      ],
+    }),
+    kase({
+      name: 'every command that reads secrets, with --json, prints none',
+      topic: 'secrets',
+      lab: {},
+      steps: (c) => [
+        { args: ['plan', '--json', ...L(c)], code: 0, line: /"mapping"/ },
+        { args: ['apply', '--yes', '--json', '--no-verify', ...L(c)], code: 0, line: /"done"|"plan"/ },
+        { args: ['status', '--json', ...L(c)], code: 0, line: /"node": "pve1"/ },
+        { args: ['verify', '--json', '--no-smoke', ...L(c)], code: 0, line: /"links"/ },
+        { args: ['cluster', 'render', '--out', join(c.dir, 'render'), ...L(c)], code: 0, line: /wrote / },
+        { args: ['rollback', '--yes', '--json', ...L(c)], code: 0, line: /deleted mapping iGPU/ },
+      ],
+    }),
+  ];
+}
+
+// ─── paths ──────────────────────────────────────────────────────────────────────────
+
+function pathCases(): CliCase[] {
+  return [
+    kase({
+      name: 'the README lab file: ~/ paths',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await c.write('home/.config/igpu-split/token', `${c.secrets.tokenFile}\n`);
+        await c.write('home/.kube/config', await readFile(labOf(c).kubeconfigFile));
+        await variant(c, 'tilde.yaml', (t) =>
+          t
+            .replace('tokenSecretFile: token', 'tokenSecretFile: ~/.config/igpu-split/token')
+            .replace('kubeconfig: kubeconfig', 'kubeconfig: ~/.kube/config'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'tilde.yaml')],
+          code: 0,
+          line: /1\. create cluster PCI mapping iGPU/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a ~ path that does not exist is named as written and as resolved',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'tilde-missing.yaml', (t) =>
+          t.replace('tokenSecretFile: token', 'tokenSecretFile: ~/nope/token'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'tilde-missing.yaml')],
+          code: 2,
+          line: /cannot read the API token secret file ~\/nope\/token \(resolved to \/.*\/home\/nope\/token\): no such file/,
+        },
+      ],
+    }),
+    kase({
+      name: "another user's ~name is refused",
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'tilde-user.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', 'kubeconfig: ~root/.kube/config'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'tilde-user.yaml')],
+          code: 2,
+          line: /kubernetes\.kubeconfig: only ~ and ~\/… are expanded/,
+        },
+      ],
+    }),
+    kase({
+      name: 'relative paths are the lab folder’s, from any directory',
+      topic: 'paths',
+      lab: {},
+      steps: (c) => [{ args: ['status', ...L(c)], code: 0, line: /pve1/ }],
+    }),
+    kase({
+      name: 'a relative kubeconfig that is missing',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'kube-missing.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', 'kubeconfig: cluster/admin.conf'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'kube-missing.yaml')],
+          code: 2,
+          line: /cannot read kubeconfig cluster\/admin\.conf \(resolved to \/.*\/lab\/cluster\/admin\.conf\): no such file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a relative CA file that is missing',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'ca-missing.yaml', (t) =>
+          t.replace(/fingerprint: [^\n]+/, 'caFile: pve-root-ca.pem'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'ca-missing.yaml')],
+          code: 2,
+          line: /cannot read the CA file pve-root-ca\.pem \(resolved to .*\/lab\/pve-root-ca\.pem\): no such file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a CA file that holds no certificate',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/ca.pem', 'not a certificate\n');
+        await variant(c, 'ca-bad.yaml', (t) => t.replace(/fingerprint: [^\n]+/, 'caFile: ca.pem'));
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'ca-bad.yaml')],
+          code: 2,
+          line: /the CA file ca\.pem \(resolved to .*\) holds no PEM certificate/,
+        },
+      ],
+    }),
+    kase({
+      name: 'KUBECONFIG lists a missing file, then a good one',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'no-kube.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  namespace: igpu-split\n'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'no-kube.yaml')],
+          env: { KUBECONFIG: `${join(c.dir, 'nope.conf')}:${labOf(c).kubeconfigFile}` },
+          code: 0,
+          line: /igpu-split cluster plan/,
+        },
+      ],
+    }),
+    kase({
+      name: 'KUBECONFIG merged as kubectl does: the first file’s current-context, the second’s context',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        // The first file only points at a context; the second defines it (and another current-context).
+        await c.write('first.conf', 'apiVersion: v1\nkind: Config\ncurrent-context: igpu-sim\n');
+        await c.write('second.conf', text.replace('current-context: igpu-sim', 'current-context: elsewhere'));
+        await variant(c, 'no-kube.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  namespace: igpu-split\n'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'no-kube.yaml')],
+          env: { KUBECONFIG: `${join(c.dir, 'first.conf')}::${join(c.dir, 'second.conf')}` },
+          code: 0,
+          line: /igpu-split cluster plan/,
+        },
+      ],
+    }),
+    kase({
+      name: 'KUBECONFIG whose files are all missing',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'no-kube.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  namespace: igpu-split\n'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'uncordon', '--node', 'k3s-1', '--lab', at(c, 'no-kube.yaml')],
+          env: { KUBECONFIG: `${join(c.dir, 'a.conf')}:${join(c.dir, 'b.conf')}` },
+          code: 2,
+          line: /none of the kubeconfig files in KUBECONFIG \(.*a\.conf:.*b\.conf\) exists/,
+        },
+      ],
+    }),
+    kase({
+      name: 'KUBECONFIG naming a directory',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(join(c.dir, 'kube.d'));
+        await variant(c, 'no-kube.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  namespace: igpu-split\n'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'no-kube.yaml')],
+          env: { KUBECONFIG: `${join(c.dir, 'kube.d')}:${labOf(c).kubeconfigFile}` },
+          code: 2,
+          line: /kubeconfig .*kube\.d is a directory/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig without current-context',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(labOf(c).kubeconfigFile, text.replace('current-context: igpu-sim', ''));
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)],
+          code: 2,
+          line: /kubeconfig kubeconfig \(resolved to .*\) has no current-context — set kubernetes\.context in the lab file to one of: igpu-sim/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig server over plain http',
+      topic: 'paths',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.httpUrl}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 2,
+          line: /cluster igpu-sim is reached over http, not https/,
+        },
+      ],
+    }),
+    kase({
+      name: 'init writes paths that resolve to the same files from the lab folder',
+      topic: 'paths',
+      lab: {},
+      steps: (c) => [
+        {
+          args: [
+            'init',
+            '--url',
+            labOf(c).pve.url,
+            '--token',
+            TOKEN_ID,
+            '--token-secret-file',
+            // Relative to where init runs (the corpus root), not to the new lab file.
+            join(c.dir.split('/').pop() as string, 'lab', 'token'),
+            '--fingerprint',
+            labOf(c).pve.fingerprint,
+            '--out',
+            join(c.dir, 'new', 'igpu-split.yaml'),
+            '--vm',
+            '101:ubuntu',
+          ],
+          code: 0,
+          line: /wrote .*new\/igpu-split\.yaml: 1 host\(s\) with an iGPU, 1 node VM\(s\)/,
+        },
+        {
+          args: ['mapping', 'plan', '--lab', join(c.dir, 'new', 'igpu-split.yaml')],
+          code: 0,
+          line: /create cluster PCI mapping iGPU/,
+        },
+      ],
+    }),
+  ];
+}
+
+// ─── damaged hosts ─────────────────────────────────────────────────────────────────
+
+function damagedHostCases(): CliCase[] {
+  const damaged = (
+    name: string,
+    base: string,
+    damage: (root: string) => Promise<void>,
+    command: 'host plan' | 'doctor' | 'host verify',
+    code: 0 | 1 | 2,
+    line: RegExp,
+  ) =>
+    kase({
+      name,
+      topic: 'damaged-host',
+      setup: async (c) => {
+        await damage(await hostCopy(base, c.dir));
+      },
+      steps: (c) => [{ args: [...command.split(' '), '--root', join(c.dir, base)], code, line }],
+    });
+  const gvt = 'i5-8500t-gvt';
+  const before = 'i5-8500t-before';
+  const sdboot = 'i7-6700k-sdboot';
+  const dev = 'sys/bus/pci/devices/0000:00:02.0';
+  return [
+    damaged(
+      '/etc/default/grub is a directory',
+      before,
+      async (r) => {
+        await rm(join(r, 'etc/default/grub'));
+        await mkdir(join(r, 'etc/default/grub'));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/default\/grub: a directory, not a file/,
+    ),
+    damaged(
+      'grub.d is a symbolic link loop',
+      before,
+      async (r) => {
+        await rm(join(r, 'etc/default/grub.d'), { recursive: true, force: true });
+        await symlink('grub.d', join(r, 'etc/default/grub.d'));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/default\/grub\.d: a loop of symbolic links/,
+    ),
+    damaged(
+      'a grub.d file that loops',
+      before,
+      async (r) => {
+        await mkdir(join(r, 'etc/default/grub.d'), { recursive: true });
+        await symlink('50-loop.cfg', join(r, 'etc/default/grub.d/50-loop.cfg'));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/default\/grub\.d\/50-loop\.cfg: a loop of symbolic links/,
+    ),
+    damaged(
+      '/etc/default/grub is binary',
+      before,
+      async (r) => {
+        await writeFile(join(r, 'etc/default/grub'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/default\/grub: not a text file/,
+    ),
+    damaged(
+      'a two-line /etc/kernel/cmdline',
+      sdboot,
+      async (r) => {
+        const line = (await readFile(join(r, 'etc/kernel/cmdline'), 'utf8')).trim();
+        await writeFile(join(r, 'etc/kernel/cmdline'), `${line}\nquiet splash\n`);
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/kernel\/cmdline has 2 lines, and proxmox-boot-tool uses only the first/,
+    ),
+    damaged(
+      '/etc/kernel/cmdline missing on systemd-boot',
+      sdboot,
+      async (r) => {
+        await rm(join(r, 'etc/kernel/cmdline'));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/kernel\/cmdline is missing/,
+    ),
+    damaged(
+      '/etc/kernel/cmdline without root=',
+      sdboot,
+      async (r) => {
+        await writeFile(join(r, 'etc/kernel/cmdline'), 'quiet\n');
+      },
+      'host plan',
+      1,
+      /has no root= parameter/,
+    ),
+    damaged(
+      'the iGPU device id is 3 bytes',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'device'), '0x3');
+      },
+      'host plan',
+      1,
+      /unknown device at 0000:00:02\.0: its PCI identity cannot be read/,
+    ),
+    damaged(
+      'the iGPU device id is 3 bytes: doctor',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'device'), '0x3');
+      },
+      'doctor',
+      1,
+      /FAIL\s+gpu\.intel-igpu\s+unknown device at 0000:00:02\.0: its identity cannot be read \(\/sys\/bus\/pci\/devices\/0000:00:02\.0\/device: not a PCI id/,
+    ),
+    damaged(
+      'the iGPU vendor file is garbage',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'vendor'), 'intel!\n');
+      },
+      'doctor',
+      1,
+      /WARN\s+host\.readable\s+\/sys\/bus\/pci\/devices\/0000:00:02\.0\/vendor: not a PCI id/,
+    ),
+    damaged(
+      'the iGPU class is unreadable',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'class'), Buffer.from([0, 0, 0]));
+      },
+      'host plan',
+      1,
+      /unknown device at 0000:00:02\.0/,
+    ),
+    damaged(
+      'a device entry that is a file',
+      gvt,
+      async (r) => {
+        await rm(join(r, 'sys/bus/pci/devices/0000:00:1f.0'), { recursive: true, force: true });
+        await writeFile(join(r, 'sys/bus/pci/devices/0000:00:1f.0'), 'oops\n');
+      },
+      'doctor',
+      0,
+      /host\.readable\s+\/sys\/bus\/pci\/devices\/0000:00:1f\.0: a file, not a device folder/,
+    ),
+    damaged(
+      'a driver link that loops',
+      gvt,
+      async (r) => {
+        await rm(join(r, dev, 'driver'), { force: true });
+        await symlink('driver', join(r, dev, 'driver'));
+      },
+      'doctor',
+      1,
+      /host\.readable\s+\/sys\/bus\/pci\/devices\/0000:00:02\.0\/driver: not a link into drivers\//,
+    ),
+    damaged(
+      '/proc/cmdline is binary',
+      before,
+      async (r) => {
+        await writeFile(join(r, 'proc/cmdline'), Buffer.from([0xff, 0xfe, 0, 0x41]));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/proc\/cmdline: not a text file/,
+    ),
+    damaged(
+      '/etc/modules-load.d is a file',
+      before,
+      async (r) => {
+        await rm(join(r, 'etc/modules-load.d'), { recursive: true, force: true });
+        await writeFile(join(r, 'etc/modules-load.d'), 'kvmgt\n');
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/modules-load\.d: a file, not a folder/,
+    ),
+    damaged(
+      'proxmox-boot-uuids is a directory',
+      sdboot,
+      async (r) => {
+        await rm(join(r, 'etc/kernel/proxmox-boot-uuids'), { force: true });
+        await mkdir(join(r, 'etc/kernel/proxmox-boot-uuids'));
+      },
+      'host plan',
+      1,
+      /cannot plan: \/etc\/kernel\/proxmox-boot-uuids: a directory, not a file/,
+    ),
+    damaged(
+      'no boot loader configuration at all',
+      before,
+      async (r) => {
+        await rm(join(r, 'etc/default'), { recursive: true, force: true });
+      },
+      'host plan',
+      1,
+      /cannot plan: no boot loader configuration to change/,
+    ),
+    damaged(
+      'cpuinfo is garbage',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, 'proc/cpuinfo'), 'processor\t: zero\n\0\0\0');
+      },
+      'doctor',
+      1,
+      /\/proc\/cpuinfo: not a text file/,
+    ),
+    damaged(
+      'the resource file of the iGPU is garbage',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'resource'), 'lots of text\n');
+      },
+      'doctor',
+      0,
+      /gvt\.aperture\s+0000:00:02\.0: BAR 2 \(aperture\) not readable/,
+    ),
+    damaged(
+      'a damaged tree: host verify',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, dev, 'device'), 'zzzz\n');
+      },
+      'host verify',
+      1,
+      /unknown device|gpu/,
+    ),
+    kase({
+      name: 'capture of a damaged host reads back the same',
+      topic: 'damaged-host',
+      setup: async (c) => {
+        const root = await hostCopy(gvt, c.dir);
+        await writeFile(join(root, dev, 'device'), '0x3');
+      },
+      steps: (c) => [
+        {
+          args: ['capture', '--root', join(c.dir, gvt), '--out', join(c.dir, 'host.tar.gz')],
+          code: 0,
+          line: /captured \d+ files/,
+        },
+      ],
+    }),
+  ];
+}
+
+// ─── servers that do not answer ────────────────────────────────────────────────────
+
+function serverCases(): CliCase[] {
+  const proxmoxAt = (c: CaseContext, name: string, url: string) =>
+    variant(c, name, (t) => t.replace(/url: https:\/\/[^\n]+/, `url: ${url}`));
+  return [
+    kase({
+      name: 'a Proxmox that accepts and never answers',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await proxmoxAt(c, 'silent.yaml', `https://127.0.0.1:${c.bad.silentPort}`);
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'silent.yaml')],
+          code: 2,
+          line: /still waiting for GET \/[\s\S]*no connection within 10 s — check the address/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a silent Proxmox with shorter timeouts',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await proxmoxAt(c, 'silent.yaml', `https://127.0.0.1:${c.bad.silentPort}`);
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'verify', '--connect-timeout', '2', '--lab', at(c, 'silent.yaml')],
+          code: 2,
+          line: /no connection within 2 s/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox port nothing listens on: retries counted',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await proxmoxAt(c, 'closed.yaml', `https://127.0.0.1:${c.bad.closedPort}`);
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'closed.yaml')],
+          code: 2,
+          line: /attempt 2 of 3[\s\S]*failed \(3 attempts\): connection refused/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox URL that answers a login page',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'html.yaml', (t) =>
+          t
+            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.htmlUrl}`)
+            .replace(/fingerprint: [^\n]+/, 'caFile: html-ca.pem'),
+        );
+        await c.write('lab/html-ca.pem', c.bad.htmlCa);
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'html.yaml')],
+          code: 2,
+          line: /the answer is not JSON \(text\/html, \d+ bytes\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a VM that does not exist',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'vm4242.yaml', (t) => t.replace('vmid: 101', 'vmid: 4242'));
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'vm4242.yaml')],
+          code: 2,
+          line: /no VM 4242 on node pve1 — check vmid and host in the lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a node that is not in the cluster',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'pve9.yaml', (t) => t.replaceAll('pve1', 'pve9'));
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'verify', '--lab', at(c, 'pve9.yaml')],
+          code: 2,
+          line: /no node pve9 in the Proxmox cluster — check the host names in the lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Kubernetes API that never answers',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(/server: https:\/\/[^\n]+/, `server: https://127.0.0.1:${c.bad.silentPort}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'verify', '--request-timeout', '3', ...L(c)],
+          code: 2,
+          line: /no answer within 3 s — check that the API server is up/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Kubernetes API nobody listens on',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(/server: https:\/\/[^\n]+/, `server: https://127.0.0.1:${c.bad.closedPort}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 2,
+          line: /attempt 2 of 4[\s\S]*\(4 attempts\): the API server is unreachable/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig server that answers HTML',
+      topic: 'servers',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text
+            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.htmlUrl}`)
+            .replace(
+              /certificate-authority-data: [^\n]+/,
+              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
+            ),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 2,
+          line: /the server does not answer like a Kubernetes API server/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a drain of a node that does not exist',
+      topic: 'servers',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['cluster', 'drain', '--node', 'k3s-1', '--node', 'ghost', ...L(c)],
+          code: 2,
+          line: /--node ghost: no VM of the lab file has kubernetesNode ghost/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an Image Factory that never answers',
+      topic: 'servers',
+      lab: { talos: true },
+      setup: async (c) => {
+        await variant(c, 'factory.yaml', (t) =>
+          t.replace(/imageFactory: [^\n]+/, `imageFactory: http://127.0.0.1:${c.bad.silentPort}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['guest', 'render', '--out', join(c.dir, 'out'), '--lab', at(c, 'factory.yaml')],
+          code: 2,
+          line: /GET \/versions: no answer within 10 s/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an SSH host that accepts and never answers',
+      topic: 'servers',
+      setup: async (c) => {
+        await c.write('id_ec', sshKey());
+      },
+      steps: (c) => [
+        {
+          args: [
+            'doctor',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.silentPort}`,
+            '--identity',
+            join(c.dir, 'id_ec'),
+            '--connect-timeout',
+            '4',
+          ],
+          code: 2,
+          line: /still waiting for the SSH connection[\s\S]*no SSH answer from 127\.0\.0\.1:\d+ within 4 s/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an SSH port nothing listens on',
+      topic: 'servers',
+      setup: async (c) => {
+        await c.write('id_ec', sshKey());
+      },
+      steps: (c) => [
+        {
+          args: [
+            'capture',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+            '--identity',
+            join(c.dir, 'id_ec'),
+            '--out',
+            join(c.dir, 'x.tar.gz'),
+          ],
+          code: 2,
+          line: /connection refused by 127\.0\.0\.1:\d+ — check that sshd runs/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an SSH host without a key to offer',
+      topic: 'servers',
+      steps: (c) => [
+        {
+          args: ['host', 'rollback', '--host', `ssh://root@127.0.0.1:${c.bad.closedPort}`],
+          env: { SSH_AUTH_SOCK: undefined },
+          code: 2,
+          line: /no SSH key available — start ssh-agent/,
+        },
+      ],
+    }),
+  ];
+}
+
+/** A private key in the PEM form ssh2 reads. */
+function sshKey(): string {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return privateKey.export({ type: 'sec1', format: 'pem' }).toString();
+}
+
+// ─── size and shape ────────────────────────────────────────────────────────────────
+
+function shapeCases(): CliCase[] {
+  const labFile = (
+    name: string,
+    content: (c: CaseContext) => string | Buffer,
+    command: string,
+    line: RegExp,
+    code: 0 | 2 = 2,
+  ) =>
+    kase({
+      name,
+      topic: 'size-and-shape',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/shaped.yaml', content(c));
+      },
+      steps: (c) => [{ args: [...command.split(' '), '--lab', at(c, 'shaped.yaml')], code, line }],
+    });
+  const text = (c: CaseContext) => labOf(c).labText();
+  return [
+    labFile(
+      'a lab file of 2 MB',
+      (c) => `${text(c)}# ${'x'.repeat(2 * 1024 * 1024)}\n`,
+      'plan',
+      /lab file .* is 2\.0 MB; lab files over 1 MB are refused/,
+    ),
+    labFile(
+      'UTF-16 with a byte-order mark',
+      (c) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text(c), 'utf16le')]),
+      'vm plan',
+      /lab file .* is UTF-16, not UTF-8 — save .* as UTF-8/,
+    ),
+    labFile(
+      'UTF-16 without a byte-order mark',
+      (c) => Buffer.from(text(c), 'utf16le'),
+      'mapping plan',
+      /is UTF-16, not UTF-8/,
+    ),
+    labFile(
+      'UTF-16 big-endian',
+      (c) => Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text(c), 'utf16le').swap16()]),
+      'plan',
+      /is UTF-16, not UTF-8/,
+    ),
+    labFile(
+      'Latin-1 bytes',
+      (c) => Buffer.concat([Buffer.from(`${text(c)}# caf`), Buffer.from([0xe9, 0x0a])]),
+      'status',
+      /:\d+:\d+: not valid UTF-8 \(byte 0xe9 at offset \d+\)/,
+    ),
+    labFile(
+      'a NUL byte',
+      (c) => Buffer.concat([Buffer.from(text(c)), Buffer.from([0])]),
+      'plan',
+      /holds a NUL byte at offset \d+: it is not a text file/,
+    ),
+    labFile(
+      'nested ten thousand brackets deep',
+      () => `${'['.repeat(10_000)}${']'.repeat(10_000)}\n`,
+      'plan',
+      /nested (more than 32 levels deep|too deeply)/,
+    ),
+    labFile(
+      'nested mappings forty deep',
+      () => `${Array.from({ length: 40 }, (_, i) => `${'  '.repeat(i)}k${i}:`).join('\n')} x\n`,
+      'vm plan',
+      /nested more than 32 levels deep; a lab file needs 4/,
+    ),
+    labFile(
+      'a list, not a mapping',
+      () => '- proxmox\n- hosts\n',
+      'plan',
+      /the lab file must be a mapping .* not a list/,
+    ),
+    labFile('a lone word', () => 'hello\n', 'plan', /must be a mapping .* not a string/),
+    labFile('empty', () => '', 'plan', /proxmox: required/),
+    labFile(
+      'an alias bomb',
+      () =>
+        `a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`,
+      'plan',
+      /not valid YAML|alias/i,
+    ),
+    labFile(
+      'tabs for indentation',
+      (c) => text(c).replace('  - node: pve1', '\t- node: pve1'),
+      'plan',
+      /not valid YAML/,
+    ),
+    labFile(
+      'a duplicate key',
+      (c) => `${text(c)}hosts: []\n`,
+      'plan',
+      /not valid YAML: Map keys must be unique/,
+    ),
+    labFile(
+      'a duplicate vmid',
+      (c) => text(c).replace('vms:\n', 'vms:\n  - { vmid: 101, host: pve1, os: ubuntu }\n'),
+      'vm plan',
+      /vms\[1\]\.vmid: vmid 101 is listed twice/,
+    ),
+    labFile('an unknown key', (c) => `${text(c)}proxmx: {}\n`, 'plan', /:\d+:1: unknown key proxmx/),
+    labFile(
+      'a UTF-8 byte-order mark and CRLF lines',
+      (c) => `\uFEFF${text(c).replaceAll('\n', '\r\n')}`,
+      'plan',
+      /mapping iGPU/,
+      0,
+    ),
+    kase({
+      name: 'the lab file is a directory',
+      topic: 'size-and-shape',
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', c.dir],
+          code: 2,
+          line: /lab file .* is a directory — name the YAML file with --lab/,
+        },
+      ],
+    }),
+    kase({
+      name: 'no lab file',
+      topic: 'size-and-shape',
+      steps: (c) => [
+        {
+          args: ['status', '--lab', join(c.dir, 'igpu-split.yaml')],
+          code: 2,
+          line: /cannot read lab file .*igpu-split\.yaml: no such file — create it \(igpu-split init\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'ten thousand VMs (under 1 MB) load',
+      topic: 'size-and-shape',
+      lab: {},
+      setup: async (c) => {
+        const hosts = Array.from({ length: 100 }, (_, h) => `  - node: n${h}`).join('\n');
+        const vms = Array.from(
+          { length: 10_000 },
+          (_, i) => `  - { vmid: ${1000 + i}, host: n${i % 100}, os: ubuntu, kubernetesNode: k${i} }`,
+        ).join('\n');
+        await variant(c, 'big.yaml', (t) =>
+          t.replace(/hosts:\n[\s\S]*kubernetes:/, `hosts:\n${hosts}\nvms:\n${vms}\nkubernetes:`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'render', '--out', join(c.dir, 'render'), '--lab', at(c, 'big.yaml')],
+          code: 0,
+          line: /wrote /,
+        },
+      ],
+    }),
+  ];
+}
+
+// ─── options ───────────────────────────────────────────────────────────────────────
+
+function optionCases(): CliCase[] {
+  const bad = (command: string, option: string, value: string, range: RegExp = ONE_OF_RANGE) =>
+    kase({
+      name: `${command} ${option} ${JSON.stringify(value)}`,
+      topic: 'options',
+      steps: () => [
+        {
+          args: [...command.split(' '), option, value],
+          code: 2,
+          line: new RegExp(`${option} must be [^\\n]*${range.source.replace(/^.*?from/, 'from')}`),
+        },
+      ],
+    });
+  return [
+    bad('plan', '--parallel', 'abc'),
+    bad('apply', '--parallel', '0'),
+    bad('verify', '--parallel', '65'),
+    bad('status', '--parallel', '1.5'),
+    bad('rollback', '--parallel', '-1'),
+    bad('plan', '--parallel', '1e2'),
+    bad('plan', '--parallel', '0x10'),
+    bad('doctor', '--connect-timeout', 'NaN'),
+    bad('capture', '--connect-timeout', '0'),
+    bad('host plan', '--connect-timeout', '301'),
+    bad('host apply', '--connect-timeout', ' '),
+    bad('mapping plan', '--connect-timeout', 'soon'),
+    bad('vm apply', '--request-timeout', 'Infinity'),
+    bad('cluster plan', '--request-timeout', '-3'),
+    bad('guest plan', '--request-timeout', '10s'),
+    bad('init', '--request-timeout', '0'),
+    bad('apply', '--reboot-timeout', '0'),
+    bad('host apply', '--reboot-timeout', 'forever'),
+    bad('guest apply', '--reboot-timeout', '1e9'),
+    bad('vm apply', '--shutdown-timeout', '1.5'),
+    bad('vm apply', '--shutdown-timeout', '99999'),
+    bad('cluster verify', '--timeout', '-5'),
+    bad('cluster drain', '--timeout', 'later'),
+    kase({
+      name: 'an unknown option',
+      topic: 'options',
+      steps: () => [{ args: ['demo', '--bogus'], code: 2, line: /unknown option '--bogus' — see --help/ }],
+    }),
+    kase({
+      name: 'a missing required option',
+      topic: 'options',
+      steps: () => [
+        { args: ['cluster', 'render'], code: 2, line: /required option '--out <dir>' not specified/ },
+      ],
+    }),
+    kase({
+      name: '--json without --yes',
+      topic: 'options',
+      steps: () => [
+        {
+          args: ['mapping', 'apply', '--json', '--lab', '/nonexistent.yaml'],
+          code: 2,
+          line: /cannot read lab file|--json needs --yes/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an unknown --vm',
+      topic: 'options',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--vm', '999', ...L(c)],
+          code: 2,
+          line: /--vm 999: no such VM in the lab file — VMs are: 101/,
+        },
+      ],
+    }),
+    kase({
+      name: 'init with a token id that is not one',
+      topic: 'options',
+      steps: (c) => [
+        {
+          args: [
+            'init',
+            '--url',
+            'https://127.0.0.1:1',
+            '--token',
+            'igpu-split',
+            '--token-secret-env',
+            SECRET_ENV,
+            '--out',
+            join(c.dir, 'x.yaml'),
+          ],
+          code: 2,
+          line: /--token igpu-split is not an API token id — give it as USER@REALM!TOKENID/,
+        },
+      ],
+    }),
+    kase({
+      name: '--host and --root together',
+      topic: 'options',
+      steps: () => [
+        {
+          args: ['host', 'plan', '--host', 'ssh://root@x', '--root', '/'],
+          code: 2,
+          line: /--host and --root exclude each other/,
+        },
+      ],
+    }),
+  ];
+}
+
+// ─── the lab lock ──────────────────────────────────────────────────────────────────
+
+function lockCases(): CliCase[] {
+  const journalDir = (c: CaseContext) => join(labOf(c).dir, '.igpu-split');
+  return [
+    kase({
+      name: 'apply without a terminal leaves no lock',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['apply', ...L(c)],
+          code: 2,
+          line: /no terminal to ask — review igpu-split plan, then rerun with --yes/,
+          check: nothingLeft(),
+        },
+        { args: ['apply', ...L(c)], code: 2, line: /no terminal to ask/ },
+      ],
+    }),
+    kase({
+      name: 'a refused plan leaves no lock',
+      topic: 'lock',
+      lab: { i440fx: true },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', ...L(c)],
+          code: 1,
+          line: /the plan cannot be applied: .*i440fx/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'an apply interrupted while it waits leaves no lock',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'silent.yaml', (t) =>
+          t.replace(/url: https:\/\/[^\n]+/, `url: https://127.0.0.1:${c.bad.silentPort}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--lab', at(c, 'silent.yaml')],
+          signal: { name: 'SIGTERM', afterMs: 4000 },
+          code: 2,
+          line: /interrupted by SIGTERM — nothing was changed/,
+          check: async (cc) => {
+            const left = ['lock', 'journal.json'].filter((n) => existsSync(join(journalDir(cc), n)));
+            return left.length > 0 ? `left ${left.join(', ')}` : undefined;
+          },
+        },
+      ],
+    }),
+    kase({
+      name: 'a stale lock of a run that changed nothing is taken over',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(journalDir(c), { recursive: true });
+        await writeFile(join(journalDir(c), 'lock'), '999999\n');
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--no-verify', ...L(c)],
+          code: 0,
+          line: /mapping iGPU created/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'an unfinished apply is offered for --resume, saying what it did',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(journalDir(c), { recursive: true });
+        await writeFile(join(journalDir(c), 'lock'), '999999\n');
+        await writeFile(
+          join(journalDir(c), 'journal.json'),
+          JSON.stringify({
+            startedAt: '2026-11-29T10:00:00.000Z',
+            pid: 999999,
+            stages: ['lab/mapping@abc'],
+            begun: ['VMs 101: vGPU'],
+            marks: [],
+            stopped: [101],
+          }),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', ...L(c)],
+          code: 2,
+          line: /an earlier apply \(pid 999999, started 2026-11-29T10:00:00\.000Z\) stopped without finishing: it finished lab\/mapping; stopped in the middle of VMs 101: vGPU; left VM 101 stopped — continue it with igpu-split apply --resume/,
+        },
+        {
+          args: ['apply', '--yes', '--resume', '--no-verify', ...L(c)],
+          code: 0,
+          line: /VM 101/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'a lock held by a live apply',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(journalDir(c), { recursive: true });
+        await writeFile(join(journalDir(c), 'lock'), `${process.pid}\n`);
+      },
+      steps: (c) => [
+        {
+          args: ['rollback', '--yes', ...L(c)],
+          code: 2,
+          line: new RegExp(`another igpu-split apply \\(pid ${process.pid}\\) holds the lab lock`),
+        },
+      ],
+    }),
+    kase({
+      name: 'a damaged journal',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(journalDir(c), { recursive: true });
+        await writeFile(join(journalDir(c), 'lock'), '999999\n');
+        await writeFile(join(journalDir(c), 'journal.json'), '{"stages": [');
+      },
+      steps: (c) => [
+        { args: ['apply', '--yes', ...L(c)], code: 2, line: /the apply journal .*journal\.json is damaged/ },
+      ],
+    }),
+    kase({
+      name: 'apply --resume with nothing to resume',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--resume', '--no-verify', ...L(c)],
+          code: 0,
+          line: /mapping iGPU created/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'apply answered no at the question, then Ctrl-C: nothing changed, no lock',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['apply', ...L(c)],
+          answer: 'n\r',
+          code: 1,
+          line: /apply this plan\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
+          check: nothingLeft(),
+        },
+        {
+          args: ['apply', ...L(c)],
+          answer: '\x03',
+          code: 1,
+          line: /not confirmed: nothing was changed/,
+          check: nothingLeft(),
+        },
+        { args: ['mapping', 'plan', ...L(c)], code: 0, line: /create cluster PCI mapping iGPU/ },
+      ],
+    }),
+    kase({
+      name: 'rollbacks answered no',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['rollback', ...L(c)],
+          answer: 'no\r',
+          code: 1,
+          line: /not confirmed: nothing was changed/,
+          check: nothingLeft(),
+        },
+        { args: ['vm', 'rollback', ...L(c)], answer: '\r', code: 1, line: /not confirmed/ },
+        { args: ['cluster', 'rollback', ...L(c)], answer: 'nope\r', code: 1, line: /not confirmed/ },
+        { args: ['mapping', 'rollback', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
+        { args: ['cluster', 'apply', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
+        {
+          args: ['vm', 'apply', ...L(c)],
+          answer: 'y\r',
+          code: 1,
+          line: /cluster mapping iGPU does not exist/,
+        },
+      ],
+    }),
+    kase({
+      name: 'rollback without a terminal leaves no lock',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        { args: ['rollback', ...L(c)], code: 2, line: /no terminal to ask/, check: nothingLeft() },
+      ],
+    }),
+  ];
+}
+
+// ─── every command, every exit class ───────────────────────────────────────────────
+
+function exitCodeCases(): CliCase[] {
+  const gvt = fixture('i5-8500t-gvt');
+  return [
+    kase({
+      name: 'demo runs',
+      topic: 'exit-codes',
+      steps: () => [{ args: ['demo'], code: 0, line: /the chain is complete/ }],
+    }),
+    kase({
+      name: 'plan of a fresh lab',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['plan', ...L(c)], code: 0, line: /create cluster PCI mapping iGPU/ }],
+    }),
+    kase({
+      name: 'plan refused: an i440fx VM',
+      topic: 'exit-codes',
+      lab: { i440fx: true },
+      steps: (c) => [{ args: ['plan', ...L(c)], code: 1, line: /not applicable|i440fx/ }],
+    }),
+    kase({
+      name: 'apply, verify, status, rollback of a lab',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        { args: ['verify', '--no-smoke', ...L(c)], code: 1, line: /FAIL/ },
+        { args: ['apply', '--yes', ...L(c)], code: 0, line: /PASS\s+chain\.101\.smoke/ },
+        { args: ['verify', ...L(c)], code: 0, line: /PASS/ },
+        { args: ['status', ...L(c)], code: 0, line: /VM 101 k3s-1/ },
+        { args: ['rollback', '--yes', ...L(c)], code: 0, line: /deleted mapping iGPU/ },
+      ],
+    }),
+    kase({
+      name: 'apply waits for a manual step: Talos without talosctl',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', ...L(c)],
+          code: 3,
+          line: /talosctl is not installed: wrote .*machine-patch\.yaml.* — run: talosctl patch machineconfig/,
+        },
+      ],
+    }),
+    kase({
+      name: 'verify of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        { args: ['verify', '--lab', join(c.dir, 'none.yaml')], code: 2, line: /cannot read lab file/ },
+      ],
+    }),
+    kase({
+      name: 'rollback of a fresh lab',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        { args: ['rollback', '--yes', ...L(c)], code: 0, line: /^guests keep their kernel package/m },
+      ],
+    }),
+    kase({
+      name: 'doctor of a GVT-g host',
+      topic: 'exit-codes',
+      steps: () => [{ args: ['doctor', '--root', gvt], code: 0, line: /Mode\s+gvt-g/ }],
+    }),
+    kase({
+      name: 'doctor of a host before setup',
+      topic: 'exit-codes',
+      steps: () => [
+        { args: ['doctor', '--root', fixture('i5-8500t-before')], code: 1, line: /FAIL\s+gvt\.enabled/ },
+      ],
+    }),
+    kase({
+      name: 'doctor of a folder that is not a host',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['doctor', '--root', join(c.dir, 'nothing')],
+          code: 2,
+          line: /is not a directory — point --root at the unpacked capture/,
+        },
+      ],
+    }),
+    kase({
+      name: 'capture to a zip',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['capture', '--root', gvt, '--out', join(c.dir, 'x.zip')],
+          code: 2,
+          line: /--out must name a \.tar\.gz file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'host plan of a GVT-g host',
+      topic: 'exit-codes',
+      steps: () => [
+        { args: ['host', 'plan', '--root', gvt], code: 0, line: /nothing to do: this host is converged/ },
+      ],
+    }),
+    kase({
+      name: 'host plan of a folder that is not there',
+      topic: 'exit-codes',
+      steps: (c) => [
+        { args: ['host', 'plan', '--root', join(c.dir, 'nothing')], code: 2, line: /is not a directory/ },
+      ],
+    }),
+    kase({
+      name: 'host verify of a GVT-g host',
+      topic: 'exit-codes',
+      steps: () => [{ args: ['host', 'verify', '--root', gvt], code: 0, line: /0 failed/ }],
+    }),
+    kase({
+      name: 'host verify without a target',
+      topic: 'exit-codes',
+      steps: (c) => [
+        { args: ['host', 'verify', '--root', join(c.dir, 'x')], code: 2, line: /is not a directory/ },
+      ],
+    }),
+    kase({
+      name: 'host apply needs --host',
+      topic: 'exit-codes',
+      steps: () => [
+        { args: ['host', 'apply', '--yes'], code: 2, line: /host apply needs --host ssh:\/\/user@host/ },
+      ],
+    }),
+    kase({
+      name: 'host apply over SSH: applied, the reboot left to the user',
+      topic: 'exit-codes',
+      sshd: { tree: 'hosts/i5-8500t-before' },
+      steps: (c) => [
+        { args: ['host', 'plan', ...ssh(c)], code: 0, line: /a reboot is needed/ },
+        {
+          args: ['host', 'apply', '--yes', ...ssh(c)],
+          code: 3,
+          line: /applied; a reboot is needed to make it live — reboot the host \(or rerun with --reboot\)/,
+        },
+        { args: ['host', 'verify', ...ssh(c)], code: 1, line: /FAIL/ },
+        { args: ['host', 'rollback', ...ssh(c)], code: 0, line: /igpu-split|removed|restored/ },
+      ],
+    }),
+    kase({
+      name: 'host apply over SSH on a converged host',
+      topic: 'exit-codes',
+      sshd: { tree: 'hosts/i5-8500t-gvt' },
+      steps: (c) => [
+        {
+          args: ['host', 'apply', '--yes', ...ssh(c)],
+          code: 0,
+          line: /nothing to do: this host is converged/,
+        },
+      ],
+    }),
+    kase({
+      name: 'host apply over SSH refused: nothing to share',
+      topic: 'exit-codes',
+      sshd: { tree: 'hosts/ryzen-5600g-amd' },
+      steps: (c) => [
+        {
+          args: ['host', 'apply', '--yes', ...ssh(c)],
+          code: 1,
+          line: /this host has nothing to share: no Intel integrated GPU/,
+        },
+      ],
+    }),
+    kase({
+      name: 'host rollback over a refused connection',
+      topic: 'exit-codes',
+      setup: async (c) => void (await c.write('id', sshKey())),
+      steps: (c) => [
+        {
+          args: [
+            'host',
+            'rollback',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+            '--identity',
+            join(c.dir, 'id'),
+          ],
+          code: 2,
+          line: /connection refused/,
+        },
+      ],
+    }),
+    kase({
+      name: 'mapping plan, apply, rollback',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        { args: ['mapping', 'plan', ...L(c)], code: 0, line: /create cluster PCI mapping iGPU/ },
+        { args: ['mapping', 'apply', '--yes', ...L(c)], code: 0, line: /mapping iGPU created/ },
+        { args: ['mapping', 'rollback', '--yes', ...L(c)], code: 0, line: /iGPU/ },
+      ],
+    }),
+    kase({
+      name: 'a mapping entry someone else made for other hardware',
+      topic: 'exit-codes',
+      lab: {},
+      setup: async (c) => {
+        labOf(c).state.createMapping('iGPU', {
+          map: ['node=pve1,path=0000:00:02.0,id=8086:1234,iommugroup=1'],
+          mdev: true,
+        });
+      },
+      steps: (c) => [
+        { args: ['mapping', 'plan', ...L(c)], code: 1, line: /FAIL/ },
+        { args: ['mapping', 'apply', '--yes', ...L(c)], code: 1, line: /mapping iGPU cannot be applied/ },
+      ],
+    }),
+    kase({
+      name: 'mapping apply without a terminal',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['mapping', 'apply', ...L(c)], code: 2, line: /no terminal to ask/ }],
+    }),
+    kase({
+      name: 'mapping plan of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        { args: ['mapping', 'plan', '--lab', join(c.dir, 'x.yaml')], code: 2, line: /cannot read lab file/ },
+      ],
+    }),
+    kase({
+      name: 'mapping rollback without a terminal',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['mapping', 'rollback', ...L(c)], code: 2, line: /no terminal to ask/ }],
+    }),
+    kase({
+      name: 'vm apply, verify, rollback; the mapping kept while a VM uses it',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', ...L(c)],
+          code: 1,
+          line: /FAIL\s+vm\.mapping\s+cluster mapping iGPU does not exist/,
+        },
+        { args: ['vm', 'verify', ...L(c)], code: 1, line: /FAIL/ },
+        { args: ['mapping', 'apply', '--yes', ...L(c)], code: 0, line: /created/ },
+        { args: ['vm', 'plan', ...L(c)], code: 0, line: /hostpci0: mapping=iGPU/ },
+        { args: ['vm', 'apply', '--yes', ...L(c)], code: 0, line: /VM 101: running with its vGPU/ },
+        { args: ['vm', 'verify', ...L(c)], code: 0, line: /PASS/ },
+        {
+          args: ['mapping', 'rollback', '--yes', ...L(c)],
+          code: 1,
+          line: /VM 101 still attaches through mapping iGPU/,
+        },
+        { args: ['vm', 'rollback', '--yes', ...L(c)], code: 0, line: /VM 101/ },
+      ],
+    }),
+    kase({
+      name: 'vm plan and apply refused: i440fx',
+      topic: 'exit-codes',
+      lab: { i440fx: true },
+      steps: (c) => [
+        { args: ['mapping', 'apply', '--yes', ...L(c)], code: 0, line: /created/ },
+        { args: ['vm', 'plan', ...L(c)], code: 1, line: /vm\.103\.machine/ },
+        { args: ['vm', 'apply', '--yes', ...L(c)], code: 1, line: /vm\.103\.machine/ },
+      ],
+    }),
+    kase({
+      name: 'vm verify of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        { args: ['vm', 'verify', '--lab', join(c.dir, 'x.yaml')], code: 2, line: /cannot read lab file/ },
+      ],
+    }),
+    kase({
+      name: 'vm rollback without a terminal',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['vm', 'rollback', ...L(c)], code: 2, line: /no terminal to ask/ }],
+    }),
+    kase({
+      name: 'guest plan of a Talos node without talosctl',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      steps: (c) => [{ args: ['guest', 'plan', '--vm', '102', ...L(c)], code: 0, line: /installer/ }],
+    }),
+    kase({
+      name: 'guest plan of an Ubuntu VM without guest:',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['guest', 'plan', ...L(c)],
+          code: 2,
+          line: /VM 101 \(ubuntu\) has no guest: ssh:\/\/user@address in the lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'guest apply of a Talos node without talosctl waits for the user',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      steps: (c) => [
+        {
+          args: ['guest', 'apply', '--yes', '--vm', '102', '--out', join(c.dir, 'talos'), ...L(c)],
+          code: 3,
+          line: /talosctl is not installed: the Talos change for VM 102 is written, not applied — run the printed commands/,
+        },
+      ],
+    }),
+    kase({
+      name: 'guest apply of an Ubuntu VM without guest:',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['guest', 'apply', '--yes', ...L(c)], code: 2, line: /has no guest:/ }],
+    }),
+    kase({
+      name: 'guest verify, apply, verify of a Talos node with talosctl',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      talosctl: true,
+      steps: (c) => [
+        { args: ['guest', 'verify', '--vm', '102', ...L(c)], code: 1, line: /FAIL/ },
+        {
+          args: ['guest', 'apply', '--yes', '--vm', '102', '--out', join(c.dir, 'talos'), ...L(c)],
+          code: 0,
+          line: /PASS/,
+        },
+        { args: ['guest', 'verify', '--vm', '102', ...L(c)], code: 0, line: /0 failed/ },
+      ],
+    }),
+    kase({
+      name: 'guest apply whose Ubuntu guest still has no i915 after its reboot',
+      topic: 'exit-codes',
+      lab: {},
+      sshd: {
+        tree: 'guests/ubuntu-2404-cloud-before',
+        standIns: {
+          // apt-get "succeeds" without installing anything; the reboot only changes the boot id.
+          'apt-get': '#!/bin/sh\nexit 0\n',
+          systemctl:
+            '#!/bin/sh\n[ "$1" = reboot ] || exit 0\necho "booted-$$" > /proc/sys/kernel/random/boot_id\nexit 0\n',
+        },
+      },
+      setup: async (c) => {
+        const sshd = c.sshd as TestSshd;
+        await variant(c, 'guest.yaml', (t) =>
+          t.replace(
+            '  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1 }',
+            `  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1, guest: "ssh://root@${sshd.host}:${sshd.treePort}" }`,
+          ),
+        );
+      },
+      steps: (c) => [
+        { args: ['guest', 'plan', '--lab', at(c, 'guest.yaml'), ...keys(c)], code: 0, line: /linux-generic/ },
+        {
+          args: [
+            'guest',
+            'apply',
+            '--yes',
+            '--reboot-timeout',
+            '20',
+            '--lab',
+            at(c, 'guest.yaml'),
+            ...keys(c),
+          ],
+          code: 1,
+          line: /FAIL/,
+        },
+      ],
+    }),
+    kase({
+      name: 'guest verify of an unknown VM',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['guest', 'verify', '--vm', '7', ...L(c)],
+          code: 2,
+          line: /--vm 7: no such VM in the lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'guest render of a Talos lab',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      steps: (c) => [
+        { args: ['guest', 'render', '--out', join(c.dir, 'gitops'), ...L(c)], code: 0, line: /wrote / },
+      ],
+    }),
+    kase({
+      name: 'guest render of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['guest', 'render', '--out', join(c.dir, 'g'), '--lab', join(c.dir, 'x.yaml')],
+          code: 2,
+          line: /cannot read lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'cluster plan, apply, verify, drain, uncordon, rollback',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        { args: ['cluster', 'verify', '--no-smoke', ...L(c)], code: 1, line: /FAIL/ },
+        { args: ['cluster', 'plan', ...L(c)], code: 0, line: /igpu-split cluster plan/ },
+        { args: ['cluster', 'apply', '--yes', ...L(c)], code: 0, line: /DaemonSet/ },
+        { args: ['cluster', 'verify', '--timeout', '20', ...L(c)], code: 0, line: /PASS/ },
+        { args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)], code: 0, line: /drained k3s-1/ },
+        { args: ['cluster', 'uncordon', '--node', 'k3s-1', ...L(c)], code: 0, line: /uncordoned k3s-1/ },
+        { args: ['cluster', 'rollback', '--yes', ...L(c)], code: 0, line: /DaemonSet|deleted/ },
+      ],
+    }),
+    kase({
+      name: 'cluster plan refused: operator mode without the operator',
+      topic: 'exit-codes',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'operator.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  kubeconfig: kubeconfig\n  plugin: { mode: operator }\n'),
+        );
+      },
+      steps: (c) => [
+        { args: ['cluster', 'plan', '--lab', at(c, 'operator.yaml')], code: 1, line: /operator/ },
+        { args: ['cluster', 'apply', '--yes', '--lab', at(c, 'operator.yaml')], code: 1, line: /operator/ },
+      ],
+    }),
+    kase({
+      name: 'cluster apply without a terminal',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['cluster', 'apply', ...L(c)], code: 2, line: /no terminal to ask/ }],
+    }),
+    kase({
+      name: 'cluster verify of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['cluster', 'verify', '--lab', join(c.dir, 'x.yaml')],
+          code: 2,
+          line: /cannot read lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'cluster rollback without a terminal',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['cluster', 'rollback', ...L(c)], code: 2, line: /no terminal to ask/ }],
+    }),
+    kase({
+      name: 'cluster rollback of a fresh cluster',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        { args: ['cluster', 'rollback', '--yes', ...L(c)], code: 0, line: /nothing of ours in the cluster/ },
+      ],
+    }),
+    kase({
+      name: 'cluster uncordon of a node the lab does not know',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['cluster', 'uncordon', '--node', 'ghost', ...L(c)],
+          code: 2,
+          line: /--node ghost: no VM of the lab file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'status of a fresh lab',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [{ args: ['status', ...L(c)], code: 0, line: /pve1/ }],
+    }),
+    kase({
+      name: 'init from a Proxmox that answers',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: [
+            'init',
+            '--url',
+            labOf(c).pve.url,
+            '--token',
+            ENV_TOKEN_ID,
+            '--token-secret-env',
+            SECRET_ENV,
+            '--fingerprint',
+            labOf(c).pve.fingerprint,
+            '--out',
+            join(c.dir, 'init.yaml'),
+            '--vm',
+            '101:ubuntu',
+          ],
+          code: 0,
+          line: /wrote .*init\.yaml/,
+        },
+        {
+          args: [
+            'init',
+            '--url',
+            labOf(c).pve.url,
+            '--token',
+            ENV_TOKEN_ID,
+            '--token-secret-env',
+            SECRET_ENV,
+            '--out',
+            join(c.dir, 'init.yaml'),
+          ],
+          code: 2,
+          line: /init\.yaml exists — pass --force/,
+        },
+      ],
+    }),
+  ];
+}
+
+export function cases(): CliCase[] {
+  return [
+    ...secretCases(),
+    ...pathCases(),
+    ...damagedHostCases(),
+    ...serverCases(),
+    ...shapeCases(),
+    ...optionCases(),
+    ...lockCases(),
+    ...exitCodeCases(),
+  ];
+}

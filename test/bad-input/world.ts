@@ -1,0 +1,263 @@
+// What the bad-input corpus runs against: for each case its own Proxmox simulator and
+// Kubernetes API server (cases change them, and run side by side), a Talos Image Factory,
+// and servers that misbehave on purpose — one that accepts connections and never answers,
+// one that answers HTML, one with a certificate nobody trusts. Distinct secrets are planted
+// in the token file, the token variable and the kubeconfig (token, client-key-data, and a
+// password of another user), so that every form of each can be hunted for in what the
+// tool prints and writes.
+
+import { randomBytes, randomUUID } from 'node:crypto';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster/simulator/server.ts';
+import { loopbackCertificate } from '../../src/core/loopback-tls.ts';
+import { type FakeFactory, startImageFactory } from '../../src/guest/talos/factory-simulator.ts';
+import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
+import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { fixturePath } from '../support/fixtures.ts';
+import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
+
+export const TOKEN_ID = 'igpu-split@pve!lab';
+export const ENV_TOKEN_ID = 'igpu-split@pve!env';
+export const SECRET_ENV = 'IGPU_SPLIT_CORPUS_SECRET';
+
+/** The secrets planted; none may reach any output or any file the tool writes. */
+export interface Secrets {
+  tokenFile: string;
+  tokenEnv: string;
+  kubeToken: string;
+  /** client-key-data as the kubeconfig holds it (base64 of a PEM key). */
+  clientKeyData: string;
+  /** Its certificate (not a secret). */
+  clientCertData: string;
+  /** The password of a second kubeconfig user. */
+  password: string;
+}
+
+export async function makeSecrets(): Promise<Secrets> {
+  // A real client key and certificate: client-node hands both to TLS.
+  const client = await loopbackCertificate('igpu-split corpus client');
+  return {
+    tokenFile: randomUUID(),
+    tokenEnv: randomUUID(),
+    kubeToken: randomBytes(30).toString('base64url'),
+    clientKeyData: Buffer.from(client.key).toString('base64'),
+    clientCertData: Buffer.from(client.cert).toString('base64'),
+    password: `pw-${randomBytes(12).toString('hex')}`,
+  };
+}
+
+/** Every string that counts as a leak of `secret`: itself, its 8-character pieces, base64, percent-encoding. */
+export function leakForms(secret: string, skipPrefix = 0): string[] {
+  const forms = new Set([
+    secret,
+    Buffer.from(secret).toString('base64'),
+    Buffer.from(secret).toString('base64url'),
+    encodeURIComponent(secret),
+  ]);
+  for (let i = skipPrefix; i + 8 <= secret.length; i++) forms.add(secret.slice(i, i + 8));
+  return [...forms];
+}
+
+export function allLeakForms(secrets: Secrets): { secret: string; forms: string[] }[] {
+  const keyPem = Buffer.from(secrets.clientKeyData, 'base64').toString();
+  const keyBody = keyPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  return [
+    { secret: 'token file', forms: leakForms(secrets.tokenFile) },
+    { secret: 'token variable', forms: leakForms(secrets.tokenEnv) },
+    { secret: 'kubeconfig token', forms: leakForms(secrets.kubeToken) },
+    // Every PEM's base64 starts alike ("-----BEGIN "): its first 20 characters are no secret.
+    { secret: 'kubeconfig client-key-data', forms: leakForms(secrets.clientKeyData, 20) },
+    { secret: 'client key (decoded)', forms: leakForms(keyBody) },
+    { secret: 'kubeconfig password', forms: leakForms(secrets.password) },
+  ];
+}
+
+/** Servers that misbehave, shared by all cases (they keep no state). */
+export interface Misbehaving {
+  /** Accepts TCP connections and never says a word. */
+  silentPort: number;
+  /** HTTPS (certificate trusted through `htmlCa`) answering every request with a login page. */
+  htmlUrl: string;
+  htmlCa: string;
+  /** Plain HTTP answering JSON. */
+  httpUrl: string;
+  /** A port nothing listens on. */
+  closedPort: number;
+  close(): Promise<void>;
+}
+
+export async function startMisbehaving(): Promise<Misbehaving> {
+  const held: Socket[] = [];
+  const silent: Server = createTcpServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const html = await loopbackCertificate('html-server');
+  const htmlServer = createHttpsServer(html, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<html><body><form>Login</form></body></html>');
+  });
+  await new Promise<void>((resolve) => htmlServer.listen(0, '127.0.0.1', resolve));
+  const http: HttpServer = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"data":null}');
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const spare = createTcpServer();
+  await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
+  const closedPort = (spare.address() as { port: number }).port;
+  await new Promise((resolve) => spare.close(resolve));
+  const port = (server: { address(): unknown }) => (server.address() as { port: number }).port;
+  return {
+    silentPort: port(silent),
+    htmlUrl: `https://127.0.0.1:${port(htmlServer)}`,
+    htmlCa: html.cert,
+    httpUrl: `http://127.0.0.1:${port(http)}`,
+    closedPort,
+    close: async () => {
+      for (const socket of held) socket.destroy();
+      htmlServer.closeAllConnections();
+      http.closeAllConnections();
+      await Promise.all(
+        [silent, htmlServer, http].map((s) => new Promise((resolve) => s.close(() => resolve(undefined)))),
+      );
+    },
+  };
+}
+
+/** One case's own lab: simulators, files, and the lab file that names them. */
+export interface CaseLab {
+  dir: string;
+  labFile: string;
+  tokenFile: string;
+  kubeconfigFile: string;
+  state: SimulatorState;
+  pve: RunningSimulator;
+  kube: RunningKubeSimulator;
+  factory: FakeFactory;
+  /** The lab file's text, with `edit` applied to its lines. */
+  labText(edit?: (text: string) => string): string;
+  close(): Promise<void>;
+}
+
+/**
+ * pve1 (UHD 630) with VM 101, an Ubuntu K3s node that is running, and VM 102, a Talos node;
+ * pve2 (UHD 630) with VM 103 on i440fx (refused without --change-machine) when `i440fx`.
+ */
+export async function startCaseLab(
+  dir: string,
+  secrets: Secrets,
+  options: { i440fx?: boolean; talos?: boolean } = {},
+): Promise<CaseLab> {
+  await mkdir(dir, { recursive: true });
+  const state = new SimulatorState({ taskMs: 2, secondMs: 2 });
+  state.addNode('pve1', { ...UHD630 });
+  state.addVm({
+    vmid: 101,
+    node: 'pve1',
+    status: 'running',
+    config: { name: 'k3s-1', machine: 'q35', bios: 'ovmf' },
+  });
+  if (options.talos)
+    state.addVm({
+      vmid: 102,
+      node: 'pve1',
+      status: 'stopped',
+      config: { name: 'talos-1', machine: 'q35', bios: 'ovmf' },
+    });
+  if (options.i440fx) {
+    state.addNode('pve2', { ...UHD630 });
+    state.addVm({
+      vmid: 103,
+      node: 'pve2',
+      status: 'stopped',
+      config: { name: 'old-1', machine: 'pc-i440fx-9.0', bios: 'ovmf' },
+    });
+  }
+  state.addToken(TOKEN_ID, secrets.tokenFile, LAYER_GRANTS);
+  state.addToken(ENV_TOKEN_ID, secrets.tokenEnv, LAYER_GRANTS);
+  const pve = await startSimulator(state);
+  const kube = await startKubeSimulator({
+    nodes: [
+      { name: 'k3s-1', gpus: 1 },
+      { name: 'talos-1', gpus: options.talos ? 1 : 0 },
+    ],
+    token: secrets.kubeToken,
+  });
+  const factory = await startImageFactory();
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, `${secrets.tokenFile}\n`, { mode: 0o600 });
+  const kubeconfigFile = join(dir, 'kubeconfig');
+  await writeFile(kubeconfigFile, kubeconfigWithSecrets(kube, secrets), { mode: 0o600 });
+  const vms = [
+    '  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1 }',
+    ...(options.talos
+      ? [
+          '  - vmid: 102',
+          '    host: pve1',
+          '    os: talos',
+          '    kubernetesNode: talos-1',
+          '    talos: { node: 127.0.0.1, version: v1.10.9, extensions: [siderolabs/iscsi-tools] }',
+        ]
+      : []),
+    ...(options.i440fx ? ['  - { vmid: 103, host: pve2, os: ubuntu }'] : []),
+  ];
+  const base = [
+    'proxmox:',
+    `  url: ${pve.url}`,
+    `  token: ${TOKEN_ID}`,
+    '  tokenSecretFile: token',
+    `  fingerprint: "${pve.fingerprint}"`,
+    'hosts:',
+    '  - node: pve1',
+    ...(options.i440fx ? ['  - node: pve2'] : []),
+    'vms:',
+    ...vms,
+    'kubernetes:',
+    '  kubeconfig: kubeconfig',
+    `imageFactory: ${factory.url}`,
+    '',
+  ].join('\n');
+  const labFile = join(dir, 'igpu-split.yaml');
+  const labText = (edit?: (text: string) => string) => (edit ? edit(base) : base);
+  await writeFile(labFile, base);
+  return {
+    dir,
+    labFile,
+    tokenFile,
+    kubeconfigFile,
+    state,
+    pve,
+    kube,
+    factory,
+    labText,
+    close: async () => {
+      await Promise.all([pve.close(), kube.close(), factory.close()]);
+    },
+  };
+}
+
+/** The simulator's kubeconfig, plus a client certificate and key, and a second user with a password. */
+export function kubeconfigWithSecrets(kube: RunningKubeSimulator, secrets: Secrets): string {
+  return kube.kubeconfig
+    .replace(
+      /^(- name: igpu-sim\n {2}user:\n {4}token: .*)$/m,
+      `$1\n    client-certificate-data: ${secrets.clientCertData}\n    client-key-data: ${secrets.clientKeyData}`,
+    )
+    .replace(
+      /^contexts:/m,
+      `- name: basic-admin\n  user:\n    username: admin\n    password: ${secrets.password}\ncontexts:`,
+    );
+}
+
+/** A copy of a captured host, to damage. */
+export async function hostCopy(fixture: string, dir: string): Promise<string> {
+  const root = join(dir, fixture);
+  await cp(fixturePath(fixture), root, { recursive: true, verbatimSymlinks: true });
+  return root;
+}
