@@ -1,18 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the published CLI: the compiled code lives in dist/.
 
-// Certificates are always verified (README, "Security notes"). Node reads this variable at
-// every TLS connection and would then trust any certificate for Proxmox, Kubernetes and
-// the Image Factory alike; so it is dropped before the first connection (and before a
-// restart below), with one line saying so instead of Node's own warning.
-if (process.env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) {
-  if (process.env.NODE_TLS_REJECT_UNAUTHORIZED === '0')
-    process.stderr.write(
-      'igpu-split: ignoring NODE_TLS_REJECT_UNAUTHORIZED=0: certificates are always verified — give caFile or fingerprint in the lab file, and the cluster CA in the kubeconfig\n',
-    );
-  delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
-}
-
 // Node 20 lacks what the compiled code uses; say so in one line instead of a SyntaxError.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 22) {
@@ -21,6 +9,15 @@ if (major < 22) {
   );
   process.exit(2);
 }
+
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
+
+// Certificates are always verified: NODE_TLS_REJECT_UNAUTHORIZED goes before the first
+// connection and before a restart below (src/cli/insecure-tls.ts says why).
+const { dropInsecureTlsVariable } = await import('../dist/cli/insecure-tls.js');
+const notice = dropInsecureTlsVariable();
+if (notice) process.stderr.write(notice);
 
 // The whole-lab commands run with a smaller V8 young generation, which keeps a plan for
 // 500 hosts under 300 MB (BENCHMARKS.md) at a few percent of speed. The flag must be
@@ -38,6 +35,4 @@ if (WHOLE_LAB.has(process.argv[2] ?? '') && !process.execArgv.includes(FLAG)) {
   process.exit(code);
 }
 
-const { enableCompileCache } = await import('node:module');
-enableCompileCache?.();
 await import('../dist/cli/main.js');

@@ -1,7 +1,7 @@
 // A host read from a captured tree (`--root DIR`): host paths resolve under DIR,
 // symbolic links resolve inside DIR as they would on the host, and nothing runs.
 
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { TargetError } from '../core/errors.ts';
 import {
@@ -28,9 +28,9 @@ export class CapturedRoot implements HostAccess {
     this.target = this.root === '/' ? 'localhost' : `root:${this.root}`;
   }
 
-  /** Fails with a clear message when DIR is not a directory at all. */
+  /** Fails with a clear message when DIR is not a directory at all (a link to one is fine). */
   async open(): Promise<this> {
-    const info = await lstat(this.root).catch(() => undefined);
+    const info = await stat(this.root).catch(() => undefined);
     if (!info?.isDirectory()) {
       throw new TargetError(`${this.root} is not a directory`, {
         target: this.target,

@@ -3,11 +3,12 @@
 // made atomic (temp file, fsync, rename) without a shell on the far side.
 
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { posix } from 'node:path';
 import ssh2, { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { TargetError } from '../core/errors.ts';
+import { errnoText, TargetError } from '../core/errors.ts';
+import { readSmallFile } from '../core/files.ts';
 import { CONNECT_TIMEOUT_MS, WaitWatch, waitVisibly } from '../core/waits.ts';
 import {
   type CommandResult,
@@ -49,7 +50,16 @@ const READ_CHUNK = 32 * 1024;
 export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const target = parseSshTarget(options.url);
   const knownHostsFile = options.knownHostsFile ?? posix.join(homedir(), '.ssh', 'known_hosts');
-  const knownText = await readFile(knownHostsFile, 'utf8').catch(() => '');
+  // No known_hosts yet is fine (every key is then unknown); one that cannot be read is not.
+  const knownText = await readSmallFile(knownHostsFile)
+    .then((data) => data.toString('utf8'))
+    .catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return '';
+      throw new TargetError(`cannot read known_hosts file ${knownHostsFile}: ${errnoText(error)}`, {
+        target: target.url,
+        fix: 'name a readable file with --known-hosts',
+      });
+    });
   const known = parseKnownHosts(knownText);
   const name = knownHostName(target.host, target.port);
 
@@ -66,14 +76,11 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
   if (agent) config.agent = agent;
   if (options.identityFile) {
-    const key = await readFile(options.identityFile).catch((error: unknown) => {
-      throw new TargetError(
-        `cannot read identity file ${options.identityFile}: ${(error as Error).message}`,
-        {
-          target: target.url,
-          fix: 'pass --identity with a readable private key file',
-        },
-      );
+    const key = await readSmallFile(options.identityFile, 1024 * 1024).catch((error: unknown) => {
+      throw new TargetError(`cannot read identity file ${options.identityFile}: ${errnoText(error)}`, {
+        target: target.url,
+        fix: 'pass --identity with a readable private key file',
+      });
     });
     // Checked here so a passphrase-protected or foreign file is one clear line, not a parser error.
     const parsed = ssh2.utils.parseKey(key);

@@ -145,6 +145,7 @@ export function registerCluster(program: Command): void {
   )
     .option('--yes', 'do not ask')
     .action(async (options: ClusterOptions & { yes?: boolean }) => {
+      jsonNeedsYes(options);
       const { kube, settings, gpuNodes } = await open(options);
       if (!options.yes)
         await confirm(

@@ -14,15 +14,21 @@ export async function confirm(question: string, planCommand = 'the matching plan
   }
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
   let cut = false;
+  let answered = false;
   const answer = await new Promise<string>((resolve) => {
     const stop = () => {
+      if (answered) return;
       cut = true;
       resolve('');
     };
     prompt.on('SIGINT', stop);
     prompt.on('close', stop);
-    prompt.question(`${question} [y/N] `).then(resolve, stop);
+    prompt.question(`${question} [y/N] `).then((text) => {
+      answered = true;
+      resolve(text);
+    }, stop);
   });
+  answered = true;
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) {
     // The error line should not start on the prompt's line.

@@ -37,7 +37,9 @@ export function registerHostPlan(host: Command): void {
 
 export function renderPlan(plan: HostPlan): string {
   const lines = [`igpu-split host plan — ${plan.target}`, '', `  mode ${plan.mode}`];
-  if (plan.unsupported) return `${[...lines, `  not planned: ${plan.unsupported}`].join('\n')}\n`;
+  // `cannot plan: …` says it already; a mode that is not planned is said as such.
+  if (plan.unsupported)
+    return `${[...lines, `  ${/^cannot plan/.test(plan.unsupported) ? '' : 'not planned: '}${plan.unsupported}`].join('\n')}\n`;
   if (plan.params.present.length > 0)
     lines.push(`  already on the command line (yours, kept): ${plan.params.present.join(' ')}`);
   for (const stale of plan.staleModules) {

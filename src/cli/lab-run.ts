@@ -124,7 +124,8 @@ export async function runWithProgress(
       ...groups.filter((g) => g.group === 'lab-end').map(task),
     ] as never,
     {
-      renderer: quiet ? 'silent' : 'default',
+      // A terminal that reports no width (a pty nobody sized) wraps every character: plain lines then.
+      renderer: quiet ? 'silent' : process.stdout.isTTY && !process.stdout.columns ? 'simple' : 'default',
       fallbackRenderer: 'simple',
       rendererOptions: { collapseSubtasks: false },
       exitOnError: true,

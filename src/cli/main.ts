@@ -7,7 +7,9 @@
 import { CommanderError } from 'commander';
 import { EXIT, IgpuSplitError } from '../core/errors.ts';
 import { redact } from '../core/secrets.ts';
+import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
+import { dropInsecureTlsVariable } from './insecure-tls.ts';
 import { interrupted } from './interrupt.ts';
 import { buildProgram } from './program.ts';
 
@@ -21,7 +23,7 @@ function filterOutput(): void {
       write(
         typeof chunk === 'string'
           ? redact(chunk)
-          : chunk instanceof Uint8Array
+          : chunk instanceof Uint8Array && isText(chunk)
             ? redact(Buffer.from(chunk).toString('utf8'))
             : chunk,
         ...rest,
@@ -36,6 +38,9 @@ function printError(error: unknown, debug: boolean): void {
 
 export async function main(argv: string[]): Promise<number> {
   filterOutput();
+  // bin/igpu-split.js has done this already; run another way, main does it.
+  const notice = dropInsecureTlsVariable();
+  if (notice) process.stderr.write(notice);
   // Node's own warnings (a library's emitWarning) would be lines nobody asked for.
   process.removeAllListeners('warning');
   onWait((event) => process.stderr.write(`igpu-split: ${describeWait(event)}\n`));

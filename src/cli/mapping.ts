@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
+import { jsonNeedsYes } from './option-checks.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export function registerMapping(program: Command): void {
@@ -57,6 +58,7 @@ function registerMappingApply(mapping: Command): void {
   addLabOptions(mapping.command('apply').description('create or update the mapping (asks unless --yes)'))
     .option('--yes', 'do not ask')
     .action(async (options: LabOptions & { yes?: boolean }) => {
+      jsonNeedsYes(options);
       const { plan, api, close } = await planFromLab(options);
       try {
         if (!options.json)
@@ -94,6 +96,7 @@ function registerMappingRollback(mapping: Command): void {
   )
     .option('--yes', 'do not ask')
     .action(async (options: LabOptions & { yes?: boolean }) => {
+      jsonNeedsYes(options);
       const opened = await openLab(options);
       try {
         if (!options.yes)

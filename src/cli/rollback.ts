@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
+import { jsonNeedsYes } from './option-checks.ts';
 
 export function registerRollback(program: Command): void {
   addLabRunOptions(
@@ -11,6 +12,7 @@ export function registerRollback(program: Command): void {
     .option('--yes', 'do not ask')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: LabRunOptions & { yes?: boolean; forceStop?: boolean }) => {
+      jsonNeedsYes(options);
       const [{ rollbackLab }, { Journal }] = await Promise.all([
         import('../engine/rollback.ts'),
         import('../engine/apply.ts'),

@@ -14,6 +14,7 @@ import {
   ServerConfiguration,
 } from '@kubernetes/client-node';
 import { TargetError } from '../core/errors.ts';
+import { clip } from '../core/text.ts';
 import { REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
 import { type KubeconfigSource, loadKubeconfig } from './kubeconfig.ts';
 import { FIELD_MANAGER, type Manifest } from './objects.ts';
@@ -77,8 +78,11 @@ class ClientNodeKube implements KubeApi {
     this.backoffMs = options.backoffMs ?? 500;
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.watch = new WaitWatch(server, this.requestTimeoutMs);
-    // Every request gets its own deadline: client-node sets none.
+    // Every request gets its own deadline (client-node sets none) and verifies the server's
+    // certificate whatever the environment says (client-node leaves that to
+    // NODE_TLS_REJECT_UNAUTHORIZED unless the kubeconfig skips verification).
     const timeout = this.requestTimeoutMs;
+    const verify = config.getCurrentCluster()?.skipTLSVerify !== true;
     const configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
       authMethods: { default: config },
@@ -86,9 +90,15 @@ class ClientNodeKube implements KubeApi {
         {
           pre: async (context) => {
             context.setSignal(AbortSignal.timeout(timeout));
+            const agent = context.getAgent() as { options?: { rejectUnauthorized?: boolean } } | undefined;
+            if (agent?.options && verify) agent.options.rejectUnauthorized = true;
             return context;
           },
-          post: async (response) => response,
+          post: async (response) => {
+            // A proxy's or login page's HTML is no API answer, whatever its status.
+            if (/text\/html/i.test(String(response.headers['content-type'] ?? ''))) throw new NotKubernetes();
+            return response;
+          },
         },
       ],
     });
@@ -294,8 +304,8 @@ class ClientNodeKube implements KubeApi {
       });
     // An answer client-node could not read: HTML from a proxy or login page, or another server.
     if (
-      error instanceof TypeError ||
-      /Unable to determine type|not supported by ObjectSerializer|Unexpected token|JSON/i.test(text)
+      error instanceof NotKubernetes ||
+      /Unable to determine type|not supported by ObjectSerializer/i.test(text)
     )
       return new TargetError(`${what}: the server does not answer like a Kubernetes API server`, {
         target,
@@ -308,16 +318,13 @@ class ClientNodeKube implements KubeApi {
   }
 }
 
+/** An answer that is not the Kubernetes API's (HTML). */
+class NotKubernetes extends Error {}
+
 /** The request ran out of time (our deadline aborted it). */
 function timedOut(error: unknown): boolean {
   const names = [error, (error as { cause?: unknown })?.cause].map((e) => (e as { name?: string })?.name);
   return names.includes('TimeoutError') || names.includes('AbortError');
-}
-
-/** A reason from the far side, cut to one short line. */
-function clip(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
 }
 
 function statusOf(

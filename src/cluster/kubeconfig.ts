@@ -158,6 +158,8 @@ function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed
     throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, { fix: FIX_FILE });
   }
   if (info.isDirectory()) throw new UsageError(`kubeconfig ${name} is a directory`, { fix: FIX_FILE });
+  if (!info.isFile())
+    throw new UsageError(`kubeconfig ${name} is not a regular file (a pipe or a device)`, { fix: FIX_FILE });
   if (info.size > MAX_KUBECONFIG_BYTES)
     throw new UsageError(`kubeconfig ${name} is ${info.size} bytes: not a kubeconfig`, { fix: FIX_FILE });
   let text: string;

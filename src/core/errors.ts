@@ -60,5 +60,7 @@ export function errnoText(error: unknown): string {
   if (code === 'ELOOP') return 'a loop of symbolic links';
   if (code === 'EISDIR') return 'it is a directory';
   if (code === 'ENOTDIR') return 'a part of the path is not a directory';
+  if (code === 'ENOTREG') return 'not a regular file (a pipe or a device)';
+  if (code === 'EFBIG') return 'far too big for what it should hold';
   return code ?? 'unreadable';
 }

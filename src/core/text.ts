@@ -28,6 +28,12 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   return -1;
 }
 
+/** A reason from the far side (a server's status line, a tool's output), cut to one short line. */
+export function clip(text: string, max = 160): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
 const strict = new TextDecoder('utf-8', { fatal: true });
 
 /** No NUL byte and valid UTF-8: what every text file Linux or an editor writes is. */

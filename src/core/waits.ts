@@ -8,7 +8,8 @@
 // - one request to an API (Proxmox, Kubernetes, Image Factory), answer included: 10 s;
 // - a request that ran out of time is not tried again (a server that is silent for 10 s
 //   rarely answers the second time, and the user would wait three times as long); a
-//   refused or reset connection or a 5xx answer to a read is, 3 attempts in all.
+//   refused or reset connection or a 5xx answer to a read is: 3 attempts in all for
+//   Proxmox, 4 for Kubernetes (whose API server restarts more often under a rollout).
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 10_000;

@@ -21,6 +21,7 @@ import { rebootAndWait } from '../host/reboot.ts';
 import { verifyHost } from '../host/verify.ts';
 import { applyMappingPlan } from '../mapping/apply.ts';
 import { applyVmPlan } from '../vm/apply.ts';
+import { runAsStage, watchChanges } from './changes.ts';
 import type { LabConnections } from './connections.ts';
 import type { HostPart, LabPlan } from './plan.ts';
 
@@ -50,10 +51,12 @@ export interface ApplyOptions {
 export function applyStages(
   lab: Lab,
   plan: LabPlan,
-  connections: LabConnections,
+  labConnections: LabConnections,
   journal: Journal,
   options: ApplyOptions = {},
 ): Stage[] {
+  // Every change a stage makes is reported, so the journal knows which stages began one.
+  const connections = watchChanges(labConnections);
   const stages: Stage[] = [];
   if (plan.mapping.steps.length > 0) {
     stages.push({
@@ -332,6 +335,8 @@ export class Journal {
   private marks = new Set<string>();
   private stopped = new Set<number>();
   private resumedRun = false;
+  /** The journal file is this run's to write and remove (it loaded it, or starts afresh). */
+  private owned = false;
   private startedAt = new Date().toISOString();
   private saving: Promise<void> = Promise.resolve();
   private saves = 0;
@@ -396,26 +401,36 @@ export class Journal {
     return undefined;
   }
 
-  /** Takes the lab-wide lock, or fails with `refusal`'s reason. */
+  /**
+   * Takes the lab-wide lock, or fails with `refusal`'s reason. A stale lock is taken over
+   * by renaming exactly that file away (only one process can), after looking once more
+   * that its process is gone.
+   */
   async lock(resume: boolean): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const refused = await this.refusal(resume);
-    if (refused) throw refused;
-    const handle = await open(this.lockFile, 'wx', 0o600).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      // A lock left by a process that is gone: take it over (refusal said we may).
-      await rm(this.lockFile, { force: true });
-      return open(this.lockFile, 'wx', 0o600).catch(async () => {
-        throw (
-          (await this.refusal(resume)) ??
-          new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
-            fix: 'wait for it to finish',
-          })
-        );
-      });
+    for (let tries = 0; tries < 3; tries++) {
+      const refused = await this.refusal(resume);
+      if (refused) throw refused;
+      try {
+        const handle = await open(this.lockFile, 'wx', 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const stale = `${this.lockFile}.stale.${process.pid}`;
+      const seen = await readFile(this.lockFile, 'utf8').catch(() => undefined);
+      if ((await this.refusal(resume)) || seen === undefined) continue;
+      await rename(this.lockFile, stale).catch(() => undefined);
+      // Someone else's fresh lock may have been moved instead: then it goes back.
+      const moved = await readFile(stale, 'utf8').catch(() => undefined);
+      if (moved !== undefined && moved !== seen) await rename(stale, this.lockFile).catch(() => undefined);
+      else await rm(stale, { force: true });
+    }
+    throw new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
+      fix: 'wait for it to finish',
     });
-    await handle.writeFile(`${process.pid}\n`);
-    await handle.close();
   }
 
   async unlock(): Promise<void> {
@@ -429,14 +444,15 @@ export class Journal {
   async release(finished: boolean): Promise<void> {
     if (!finished && this.changed) return;
     await this.saving;
-    await this.finish();
+    // A journal this run could not read stays for the user to look at.
+    if (this.owned) await this.finish();
     await this.unlock();
   }
 
   /** `release` for an interrupt: synchronous, as the process ends right after. */
   releaseNow(): boolean {
     if (this.changed) return false;
-    rmSync(this.file, { force: true });
+    if (this.owned) rmSync(this.file, { force: true });
     rmSync(this.lockFile, { force: true });
     return true;
   }
@@ -450,6 +466,7 @@ export class Journal {
     this.marks = new Set(state?.marks);
     this.stopped = new Set(state?.stopped);
     this.startedAt = state?.startedAt ?? new Date().toISOString();
+    this.owned = true;
     // A journal an earlier run left with nothing changed says nothing; it goes.
     if (!resume) await rm(this.file, { force: true });
   }
@@ -457,14 +474,29 @@ export class Journal {
   private async readState(): Promise<JournalState | undefined> {
     const text = await readFile(this.file, 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
+    const damaged = new UsageError(`the apply journal ${this.file} is damaged`, {
+      fix: 'run igpu-split plan to see where the lab stands (cordoned nodes, stopped VMs), remove the journal, then apply again',
+    });
+    let raw: Partial<Record<keyof JournalState, unknown>>;
     try {
-      const raw = JSON.parse(text) as Partial<JournalState>;
-      return { stages: [], begun: [], marks: [], stopped: [], ...raw };
+      raw = JSON.parse(text);
     } catch {
-      throw new UsageError(`the apply journal ${this.file} is damaged`, {
-        fix: 'run igpu-split plan to see where the lab stands, remove the journal, then apply again',
-      });
+      throw damaged;
     }
+    const list = <T>(value: unknown, kind: 'string' | 'number'): T[] => {
+      if (value === undefined) return [];
+      if (!Array.isArray(value) || value.some((item) => typeof item !== kind)) throw damaged;
+      return value as T[];
+    };
+    if (raw === null || typeof raw !== 'object') throw damaged;
+    return {
+      startedAt: typeof raw.startedAt === 'string' ? raw.startedAt : undefined,
+      pid: typeof raw.pid === 'number' ? raw.pid : undefined,
+      stages: list(raw.stages, 'string'),
+      begun: list(raw.begun, 'string'),
+      marks: list(raw.marks, 'string'),
+      stopped: list(raw.stopped, 'number'),
+    };
   }
 
   /** Done by an earlier run with the same content (the plan may have changed since). */
@@ -577,8 +609,11 @@ export async function runStage(
       fix: 'fix that failure, then apply --resume',
     });
   }
-  await journal.begin(stage);
-  const work = stage.run(say).catch((error: unknown) => {
+  // The stage counts as begun (resumable) from its first change, not from its start.
+  const work = runAsStage(
+    () => journal.begin(stage),
+    () => stage.run(say),
+  ).catch((error: unknown) => {
     // Whatever broke, it is reported as one line naming the stage.
     const reported =
       error instanceof IgpuSplitError

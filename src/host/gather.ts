@@ -100,7 +100,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     gatherModules(host, read),
     gatherDisplayDevices(host, pciEntries ?? [], read, unreadable, unidentified),
     gatherIommu(host, unreadable),
-    gatherI915(host, read),
+    gatherI915(host, read, unreadable),
     gatherBootloader(host, firmware.uefi, read, unreadable),
     read(PATHS.pveCfg),
     read(PATHS.osRelease),
@@ -157,20 +157,38 @@ function textReader(host: HostAccess, unreadable: HostFacts['unreadable']): Read
   };
 }
 
-/** Runs one read; a missing path gives undefined, any other failure is recorded and gives undefined. */
-async function optional<T>(path: string, unreadable: HostFacts['unreadable'], read: () => Promise<T>) {
+/**
+ * Runs one read; a path that is not there gives undefined, any other failure is recorded
+ * and gives undefined. SFTP says "no such file" for a link loop and for a file where a
+ * folder should be (OpenSSH's sftp-server maps ELOOP and ENOTDIR to it), so a "missing"
+ * path is looked at once more: if something is there, it is damage, not absence.
+ */
+async function optional<T>(
+  host: HostAccess,
+  path: string,
+  kind: 'read' | 'list' | 'link',
+  unreadable: HostFacts['unreadable'],
+  read: () => Promise<T>,
+) {
   try {
     return await read();
   } catch (error) {
-    const fileForFolder = error instanceof HostError && /a file, not a folder$/.test(error.message);
-    if (fileForFolder || !isMissing(error)) unreadable.push({ path, error: describe(error) });
+    if (!isMissing(error)) {
+      unreadable.push({ path, error: describe(error) });
+      return undefined;
+    }
+    const there = await host.entryType(path);
+    if (there === 'link' && kind !== 'link')
+      unreadable.push({ path, error: 'a symbolic link that leads nowhere (a loop, or its target is gone)' });
+    else if (there === 'file' && kind === 'list') unreadable.push({ path, error: 'a file, not a folder' });
+    else if (there === 'dir' && kind === 'read') unreadable.push({ path, error: 'a directory, not a file' });
     return undefined;
   }
 }
 
 /** A file's bytes; a folder where a file should be is named as such (SFTP only says "Failure"). */
 const readOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
-  optional(path, unreadable, async () => {
+  optional(host, path, 'read', unreadable, async () => {
     try {
       return await host.readFile(path);
     } catch (error) {
@@ -182,15 +200,7 @@ const readOptional = (host: HostAccess, path: string, unreadable: HostFacts['unr
 
 /** A folder's entries; a plain file where a folder should be is recorded, not taken for absent. */
 const listOptional = (host: HostAccess, path: string, unreadable: HostFacts['unreadable']) =>
-  optional(path, unreadable, async () => {
-    try {
-      return await host.list(path);
-    } catch (error) {
-      if (error instanceof HostError && error.code === 'ENOTDIR' && (await host.entryType(path)) === 'file')
-        throw new HostError('ENOTDIR', path, `${path}: a file, not a folder`, error);
-      throw error;
-    }
-  });
+  optional(host, path, 'list', unreadable, () => host.list(path));
 
 /**
  * The last part of a sysfs link's target, when the target has the shape the kernel gives
@@ -202,7 +212,7 @@ async function linkName(
   parent: string,
   unreadable: HostFacts['unreadable'],
 ): Promise<string | undefined> {
-  const target = await optional(path, unreadable, () => host.readLink(path));
+  const target = await optional(host, path, 'link', unreadable, () => host.readLink(path));
   if (target === undefined) return undefined;
   const parts = target.split('/').filter(Boolean);
   if (parts.length < 2 || parts[parts.length - 2] !== parent) {
@@ -322,8 +332,8 @@ async function gatherDisplayDevice(
   const [vendor, device, subVendor, subDevice, driver, group, physfn] = await Promise.all([
     readId(read, `${dir}/vendor`, 4, unreadable),
     readId(read, `${dir}/device`, 4, unreadable),
-    read(`${dir}/subsystem_vendor`),
-    read(`${dir}/subsystem_device`),
+    readId(read, `${dir}/subsystem_vendor`, 4, unreadable),
+    readId(read, `${dir}/subsystem_device`, 4, unreadable),
     linkName(host, `${dir}/driver`, 'drivers', unreadable),
     linkName(host, `${dir}/iommu_group`, 'iommu_groups', unreadable),
     host.entryType(`${dir}/physfn`),
@@ -349,23 +359,32 @@ async function gatherDisplayDevice(
     isIntel && groupNumber !== undefined
       ? await listOptional(host, `${PATHS.iommuGroups}/${groupNumber}/devices`, unreadable)
       : undefined;
-  const aperture = resource === undefined ? undefined : parseResource(resource)[2];
+  const regions = resource === undefined ? undefined : parseResource(resource);
+  // The kernel writes 7 or more `start end flags` rows; garbage yields none that parse.
+  if (resource !== undefined && !regions?.some((size) => size > 0))
+    unreadable.push({ path: `${dir}/resource`, error: 'not a PCI resource table (start end flags rows)' });
+  const aperture = regions?.[2];
+  const count = (path: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    if (/^\d+$/.test(text.trim())) return Number(text.trim());
+    unreadable.push({ path, error: 'not a count' });
+    return undefined;
+  };
+  const total = count(`${dir}/sriov_totalvfs`, totalVfs);
+  const enabled = count(`${dir}/sriov_numvfs`, numVfs);
   return {
     bdf,
     vendorId,
     deviceId,
-    subsystemVendorId: subVendor === undefined ? undefined : parseSysfsId(subVendor, 4).value,
-    subsystemDeviceId: subDevice === undefined ? undefined : parseSysfsId(subDevice, 4).value,
+    subsystemVendorId: subVendor.value,
+    subsystemDeviceId: subDevice.value,
     classCode,
     driver,
     iommuGroup: groupNumber,
     iommuGroupDevices: (groupDevices ?? []).map((entry) => entry.name),
     apertureBytes: aperture || undefined,
     mdevTypes,
-    sriov:
-      totalVfs !== undefined && /^\d+$/.test(totalVfs.trim())
-        ? { totalVfs: Number(totalVfs.trim()), numVfs: Number(numVfs?.trim() || 0) || 0 }
-        : undefined,
+    sriov: total === undefined ? undefined : { totalVfs: total, numVfs: enabled ?? 0 },
     virtualFunction: physfn !== undefined,
   };
 }
@@ -387,12 +406,18 @@ async function gatherMdevTypes(
         listOptional(host, `${dir}/${id}/devices`, unreadable),
       ]);
       const parsed = parseMdevDescription(description ?? '');
+      if (description !== undefined && parsed.lowGmMiB === undefined && parsed.fences === undefined)
+        unreadable.push({ path: `${dir}/${id}/description`, error: 'not a GVT-g type description' });
       const availableText = available?.trim();
+      const availableInstances =
+        availableText && /^\d+$/.test(availableText) ? Number(availableText) : undefined;
+      if (available !== undefined && availableInstances === undefined)
+        unreadable.push({ path: `${dir}/${id}/available_instances`, error: 'not a count' });
       return {
         id,
         name: name?.trim() || undefined,
         ...parsed,
-        availableInstances: availableText && /^\d+$/.test(availableText) ? Number(availableText) : undefined,
+        availableInstances,
         instancesInUse: devices?.length ?? 0,
       };
     }),
@@ -413,16 +438,26 @@ async function gatherIommu(host: HostAccess, unreadable: HostFacts['unreadable']
   };
 }
 
-async function gatherI915(host: HostAccess, read: Read): Promise<HostFacts['i915']> {
+async function gatherI915(
+  host: HostAccess,
+  read: Read,
+  unreadable: HostFacts['unreadable'],
+): Promise<HostFacts['i915']> {
   if (!(await host.entryType(PATHS.i915Params))) return undefined;
-  const [gvt, guc, vfs] = await Promise.all([
-    read(`${PATHS.i915Params}/enable_gvt`),
-    read(`${PATHS.i915Params}/enable_guc`),
-    read(`${PATHS.i915Params}/max_vfs`),
+  // Each parameter as the module prints it; one that reads as anything else is named.
+  const param = async (name: string) => {
+    const path = `${PATHS.i915Params}/${name}`;
+    const text = await read(path);
+    const value = parseModuleParam(text);
+    if (text !== undefined && value === undefined)
+      unreadable.push({ path, error: 'not a module parameter value (Y, N or a number)' });
+    return value;
+  };
+  const [enableGvt, enableGuc, maxVfs] = await Promise.all([
+    param('enable_gvt'),
+    param('enable_guc'),
+    param('max_vfs'),
   ]);
-  const enableGvt = parseModuleParam(gvt);
-  const enableGuc = parseModuleParam(guc);
-  const maxVfs = parseModuleParam(vfs);
   return {
     enableGvt:
       typeof enableGvt === 'boolean'

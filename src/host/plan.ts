@@ -22,7 +22,7 @@ import {
 import { type ParamPlan, planParams } from './boot/kernel-params.ts';
 import type { HostFacts } from './facts.ts';
 import { PATHS } from './gather.ts';
-import { type HostVerdict, hostVerdict, type Mode } from './verdict.ts';
+import { type HostVerdict, hostVerdict, type Mode, unreadableIgpu } from './verdict.ts';
 
 export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
 export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
@@ -103,6 +103,7 @@ function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOpt
 const PLAN_INPUTS = [
   PATHS.cmdline,
   PATHS.modules,
+  PATHS.i915Params,
   PATHS.pciDevices,
   PATHS.grubDefault,
   PATHS.grubDropins,
@@ -158,6 +159,12 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
     steps: [],
     reboot: false,
   };
+  const unknown = unreadableIgpu(facts);
+  if (unknown)
+    return {
+      ...base,
+      unsupported: `cannot plan: unknown device at ${unknown.bdf}: ${unknown.problem} (its identity cannot be read)`,
+    };
   const unreadable = unreadableInput(facts, verdict.gpu?.bdf);
   if (unreadable) return { ...base, unsupported: `cannot plan: ${unreadable}` };
   const desired = desiredFor(verdict, facts, options);

@@ -59,7 +59,7 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
   const cmdline = splitCmdline(facts.cmdline ?? '');
 
   checks.push(...readabilityChecks(facts), cpuCheck(facts));
-  const unknown = unknownIgpu(facts, igpu);
+  const unknown = unreadableIgpu(facts);
   if (unknown) {
     // Nothing is decided on a guess: a device we cannot name is never a passthrough target.
     checks.push({
@@ -70,7 +70,7 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
     });
     return {
       mode: 'none',
-      modeReason: `unknown device at ${unknown.bdf}: its PCI identity cannot be read, so nothing is planned for it`,
+      modeReason: `unknown device at ${unknown.bdf}: its PCI identity cannot be read (${unknown.problem}), so nothing is planned for it`,
       cpu: cpuSummary(facts),
       gpu: null,
       vgpu: { predicted: {}, live: {} },
@@ -145,10 +145,8 @@ function cpuSummary(facts: HostFacts): HostVerdict['cpu'] {
  * Intel iGPUs sit) when no Intel iGPU was identified there, or anywhere when none was
  * identified at all.
  */
-function unknownIgpu(
-  facts: HostFacts,
-  igpu: DisplayDeviceFacts | undefined,
-): { bdf: string; problem: string } | undefined {
+export function unreadableIgpu(facts: HostFacts): { bdf: string; problem: string } | undefined {
+  const igpu = primaryIntelGpu(facts);
   if (igpu?.bdf.endsWith(':00:02.0')) return undefined;
   const slot = facts.unidentified.find((u) => u.bdf.endsWith(':00:02.0'));
   if (slot) return slot;

@@ -7,8 +7,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, fetch } from 'undici';
-import { errnoText, TargetError, UsageError } from '../core/errors.ts';
+import { errnoText, IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
+import { readSmallFile } from '../core/files.ts';
 import { cleanSecret, MAX_SECRET_BYTES, rememberSecret, secretProblem } from '../core/secrets.ts';
+import { clip } from '../core/text.ts';
 import {
   CONNECT_TIMEOUT_MS,
   READ_ATTEMPTS,
@@ -218,7 +220,7 @@ export class ProxmoxClient {
     } else if ('caFile' in tls) {
       const shown = this.options.caFileShown ?? tls.caFile;
       const fix = 'give the cluster CA (/etc/pve/pve-root-ca.pem on any node), or the fingerprint instead';
-      const ca = await readFile(tls.caFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      const ca = await readSmallFile(tls.caFile).catch((error: unknown) => {
         throw new UsageError(`cannot read the CA file ${shown}: ${errnoText(error)}`, {
           target: this.target,
           fix,
@@ -266,7 +268,8 @@ export class ProxmoxClient {
     }
     const tries = attempt > 1 ? ` (${attempt} attempts)` : '';
     if (last instanceof ProxmoxApiError) throw last.withAttempts(tries);
-    if (last instanceof TargetError) throw last;
+    // Ours already (a CA file that cannot be read, a refused pin): it says what to do.
+    if (last instanceof IgpuSplitError) throw last;
     // A refusal of our own from inside the connection (a pinned fingerprint that differs).
     const cause = (last as { cause?: unknown })?.cause;
     if (cause instanceof TargetError) throw cause;
@@ -440,12 +443,6 @@ function shortReason(error: unknown): string {
     : code === 'ECONNRESET'
       ? 'connection reset'
       : (code ?? 'error');
-}
-
-/** A reason from the far side, cut to one short line. */
-function clip(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
 }
 
 function describeNetworkError(

@@ -48,6 +48,8 @@ export interface Step {
   signal?: { name: NodeJS.Signals; afterMs: number };
   /** Run on a terminal (util-linux script), typing this at the [y/N] question. */
   answer?: string;
+  /** Done while the question is open, before the answer is typed. */
+  whileAsking?: (context: CaseContext) => Promise<void>;
   code: 0 | 1 | 2 | 3;
   /** Matched against stdout and stderr together. */
   line: RegExp;
@@ -91,7 +93,7 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   'vm apply': [0, 1, 2],
   'vm verify': [0, 1, 2],
   'vm rollback': [0, 1, 2],
-  'guest plan': [0, 2],
+  'guest plan': [0, 1, 2],
   'guest apply': [0, 1, 2, 3],
   'guest verify': [0, 1, 2],
   'guest render': [0, 2],
@@ -181,14 +183,11 @@ const fixture = (name: string) => fixturePath(name);
 const at = (c: CaseContext, name: string) => join(c.dir, 'lab', name);
 
 /** No lock and no journal left next to the lab file. */
-const nothingLeft =
-  (file = 'igpu-split.yaml') =>
-  async (c: CaseContext) => {
-    const dir = join(c.dir, 'lab', '.igpu-split');
-    void file;
-    const left = ['lock', 'journal.json'].filter((name) => existsSync(join(dir, name)));
-    return left.length > 0 ? `left behind in .igpu-split/: ${left.join(', ')}` : undefined;
-  };
+const nothingLeft = () => async (c: CaseContext) => {
+  const dir = join(c.dir, 'lab', '.igpu-split');
+  const left = ['lock', 'journal.json'].filter((name) => existsSync(join(dir, name)));
+  return left.length > 0 ? `left behind in .igpu-split/: ${left.join(', ')}` : undefined;
+};
 
 const ONE_OF_RANGE = /must be a (whole )?(number|number of seconds|whole number of seconds) from \d+ to \d+/;
 
@@ -733,8 +732,8 @@ function pathCases(): CliCase[] {
             '--token',
             TOKEN_ID,
             '--token-secret-file',
-            // Relative to where init runs (the corpus root), not to the new lab file.
-            join(c.dir.split('/').pop() as string, 'lab', 'token'),
+            // Relative to where init runs (the case folder), not to the new lab file.
+            join('lab', 'token'),
             '--fingerprint',
             labOf(c).pve.fingerprint,
             '--out',
@@ -861,7 +860,7 @@ function damagedHostCases(): CliCase[] {
       },
       'host plan',
       1,
-      /unknown device at 0000:00:02\.0: its PCI identity cannot be read/,
+      /cannot plan: unknown device at 0000:00:02\.0: \/sys\/bus\/pci\/devices\/0000:00:02\.0\/device: not a PCI id .*\(its identity cannot be read\)/,
     ),
     damaged(
       'the iGPU device id is 3 bytes: doctor',
@@ -975,7 +974,39 @@ function damagedHostCases(): CliCase[] {
       },
       'doctor',
       0,
-      /gvt\.aperture\s+0000:00:02\.0: BAR 2 \(aperture\) not readable/,
+      /host\.readable\s+\/sys\/bus\/pci\/devices\/0000:00:02\.0\/resource: not a PCI resource table[\s\S]*gvt\.aperture\s+0000:00:02\.0: BAR 2 \(aperture\) not readable/,
+    ),
+    damaged(
+      'the i915 enable_guc parameter is garbage',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, 'sys/module/i915/parameters/enable_guc'), 'garbage\n');
+      },
+      'host plan',
+      1,
+      /cannot plan: \/sys\/module\/i915\/parameters\/enable_guc: not a module parameter value \(Y, N or a number\)/,
+    ),
+    damaged(
+      'the i915 enable_guc parameter is 0x3: doctor names it',
+      gvt,
+      async (r) => {
+        await writeFile(join(r, 'sys/module/i915/parameters/enable_guc'), '0x3\n');
+      },
+      'doctor',
+      0,
+      /host\.readable\s+\/sys\/module\/i915\/parameters\/enable_guc: not a module parameter value/,
+    ),
+    damaged(
+      'an mdev type whose counts are garbage',
+      gvt,
+      async (r) => {
+        const type = join(r, dev, 'mdev_supported_types/i915-GVTg_V5_4');
+        await writeFile(join(type, 'available_instances'), 'many\n');
+        await writeFile(join(type, 'description'), 'a fine GPU\n');
+      },
+      'doctor',
+      0,
+      /i915-GVTg_V5_4\/available_instances: not a count[\s\S]*i915-GVTg_V5_4\/description: not a GVT-g type description|i915-GVTg_V5_4\/description: not a GVT-g type description[\s\S]*available_instances: not a count/,
     ),
     damaged(
       'a damaged tree: host verify',
@@ -985,8 +1016,67 @@ function damagedHostCases(): CliCase[] {
       },
       'host verify',
       1,
-      /unknown device|gpu/,
+      /FAIL\s+gpu\.intel-igpu\s+unknown device at 0000:00:02\.0: its identity cannot be read \(\/sys\/bus\/pci\/devices\/0000:00:02\.0\/device: not a PCI id/,
     ),
+    kase({
+      name: 'a --root that is a symbolic link to the capture',
+      topic: 'damaged-host',
+      setup: async (c) => {
+        await symlink(fixture(gvt), join(c.dir, 'capture-link'));
+      },
+      steps: (c) => [
+        { args: ['doctor', '--root', join(c.dir, 'capture-link')], code: 0, line: /Mode\s+gvt-g/ },
+      ],
+    }),
+    kase({
+      name: 'over SSH: a grub.d link loop and modules-load.d a file are refused, not taken for absent',
+      topic: 'damaged-host',
+      sshd: { tree: 'hosts/i5-8500t-before' },
+      setup: async (c) => {
+        const root = (c.sshd as TestSshd).root;
+        await rm(join(root, 'etc/default/grub.d'), { recursive: true, force: true });
+        await symlink('grub.d', join(root, 'etc/default/grub.d'));
+      },
+      steps: (c) => [
+        {
+          args: ['host', 'plan', ...ssh(c)],
+          code: 1,
+          line: /cannot plan: \/etc\/default\/grub\.d: a symbolic link that leads nowhere/,
+        },
+      ],
+    }),
+    kase({
+      name: 'over SSH: /etc/modules-load.d is a file',
+      topic: 'damaged-host',
+      sshd: { tree: 'hosts/i5-8500t-before' },
+      setup: async (c) => {
+        const root = (c.sshd as TestSshd).root;
+        await rm(join(root, 'etc/modules-load.d'), { recursive: true, force: true });
+        await writeFile(join(root, 'etc/modules-load.d'), 'kvmgt\n');
+      },
+      steps: (c) => [
+        {
+          args: ['host', 'plan', ...ssh(c)],
+          code: 1,
+          line: /cannot plan: \/etc\/modules-load\.d: a file, not a folder/,
+        },
+      ],
+    }),
+    kase({
+      name: 'over SSH: /etc/default/grub is a directory, and the iGPU device id unreadable',
+      topic: 'damaged-host',
+      sshd: { tree: 'hosts/i5-8500t-gvt' },
+      setup: async (c) => {
+        const root = (c.sshd as TestSshd).root;
+        await rm(join(root, 'etc/default/grub'));
+        await mkdir(join(root, 'etc/default/grub'));
+        await writeFile(join(root, 'sys/bus/pci/devices/0000:00:02.0/device'), '0x3');
+      },
+      steps: (c) => [
+        { args: ['host', 'plan', ...ssh(c)], code: 1, line: /cannot plan: unknown device at 0000:00:02\.0/ },
+        { args: ['doctor', ...ssh(c)], code: 1, line: /\/etc\/default\/grub: a directory, not a file/ },
+      ],
+    }),
     kase({
       name: 'capture of a damaged host reads back the same',
       topic: 'damaged-host',
@@ -1287,7 +1377,7 @@ function shapeCases(): CliCase[] {
       'a lab file of 2 MB',
       (c) => `${text(c)}# ${'x'.repeat(2 * 1024 * 1024)}\n`,
       'plan',
-      /lab file .* is 2\.0 MB; lab files over 1 MB are refused/,
+      /lab file .* is 2,097,\d+ bytes; lab files over 1 MB \(1,048,576 bytes\) are refused/,
     ),
     labFile(
       'UTF-16 with a byte-order mark',
@@ -1329,7 +1419,7 @@ function shapeCases(): CliCase[] {
       'nested mappings forty deep',
       () => `${Array.from({ length: 40 }, (_, i) => `${'  '.repeat(i)}k${i}:`).join('\n')} x\n`,
       'vm plan',
-      /nested more than 32 levels deep; a lab file needs 4/,
+      /nested more than 32 levels deep; a lab file needs 5 at most/,
     ),
     labFile(
       'a list, not a mapping',
@@ -1473,13 +1563,23 @@ function optionCases(): CliCase[] {
     kase({
       name: '--json without --yes',
       topic: 'options',
-      steps: () => [
-        {
-          args: ['mapping', 'apply', '--json', '--lab', '/nonexistent.yaml'],
-          code: 2,
-          line: /cannot read lab file|--json needs --yes/,
-        },
-      ],
+      lab: {},
+      steps: (c) =>
+        [
+          ['apply'],
+          ['rollback'],
+          ['mapping', 'apply'],
+          ['mapping', 'rollback'],
+          ['vm', 'apply'],
+          ['vm', 'rollback'],
+          ['cluster', 'apply'],
+          ['cluster', 'rollback'],
+          ['guest', 'apply'],
+        ].map((command) => ({
+          args: [...command, '--json', ...L(c)],
+          code: 2 as const,
+          line: /--json needs --yes: there is no prompt in JSON mode/,
+        })),
     }),
     kase({
       name: 'an unknown --vm',
@@ -1575,10 +1675,7 @@ function lockCases(): CliCase[] {
           signal: { name: 'SIGTERM', afterMs: 4000 },
           code: 2,
           line: /interrupted by SIGTERM — nothing was changed/,
-          check: async (cc) => {
-            const left = ['lock', 'journal.json'].filter((n) => existsSync(join(journalDir(cc), n)));
-            return left.length > 0 ? `left ${left.join(', ')}` : undefined;
-          },
+          check: nothingLeft(),
         },
       ],
     }),
@@ -1694,6 +1791,40 @@ function lockCases(): CliCase[] {
           check: nothingLeft(),
         },
         { args: ['mapping', 'plan', ...L(c)], code: 0, line: /create cluster PCI mapping iGPU/ },
+      ],
+    }),
+    kase({
+      name: 'apply answered yes on a terminal',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['apply', '--no-verify', ...L(c)],
+          answer: 'y\r',
+          code: 0,
+          line: /apply this plan\? \[y\/N\][\s\S]*mapping iGPU created/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'the lab changed while apply asked: refused, nothing changed, no lock',
+      topic: 'lock',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['apply', '--no-verify', ...L(c)],
+          answer: 'y\r',
+          // Someone stops the VM while the question is open: the plan to shut it down is stale.
+          whileAsking: async (cc) => void labOf(cc).state.stop(101),
+          code: 1,
+          line: /the lab changed since the plan was shown: nothing was changed — run igpu-split plan again, then apply/,
+          check: async (cc) => {
+            if (labOf(cc).state.calls.some((call) => /mapping|config|start|shutdown/.test(call)))
+              return `changed Proxmox: ${labOf(cc).state.calls.join('; ')}`;
+            return nothingLeft()(cc);
+          },
+        },
       ],
     }),
     kase({
@@ -1871,7 +2002,11 @@ function exitCodeCases(): CliCase[] {
           line: /applied; a reboot is needed to make it live — reboot the host \(or rerun with --reboot\)/,
         },
         { args: ['host', 'verify', ...ssh(c)], code: 1, line: /FAIL/ },
-        { args: ['host', 'rollback', ...ssh(c)], code: 0, line: /igpu-split|removed|restored/ },
+        {
+          args: ['host', 'rollback', ...ssh(c)],
+          code: 0,
+          line: /removed|restored|\/etc\/default\/grub\.d\/igpu-split\.cfg/,
+        },
       ],
     }),
     kase({
@@ -2012,6 +2147,23 @@ function exitCodeCases(): CliCase[] {
       topic: 'exit-codes',
       lab: { talos: true },
       steps: (c) => [{ args: ['guest', 'plan', '--vm', '102', ...L(c)], code: 0, line: /installer/ }],
+    }),
+    kase({
+      name: 'guest plan refused: a Talos node on the Secure Boot installer',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      setup: async (c) => {
+        await variant(c, 'secureboot.yaml', (t) =>
+          t.replace('version: v1.10.9, extensions', 'version: v1.10.9, secureBoot: true, extensions'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['guest', 'plan', '--vm', '102', '--lab', at(c, 'secureboot.yaml')],
+          code: 1,
+          line: /installer-secureboot/,
+        },
+      ],
     }),
     kase({
       name: 'guest plan of an Ubuntu VM without guest:',

@@ -58,7 +58,12 @@ interface StepResult {
 
 const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
 
-function run(step: Step, cwd: string, env: NodeJS.ProcessEnv): Promise<StepResult> {
+function run(
+  step: Step,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  whileAsking: () => Promise<void>,
+): Promise<StepResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     // A question needs a terminal: util-linux script gives the command one (its output then
@@ -67,7 +72,7 @@ function run(step: Step, cwd: string, env: NodeJS.ProcessEnv): Promise<StepResul
     const child =
       step.answer === undefined
         ? spawn(process.execPath, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('script', ['-qec', argv.map(quote).join(' '), '/dev/null'], {
+        : spawn('script', ['-qec', `stty cols 120 rows 40; exec ${argv.map(quote).join(' ')}`, '/dev/null'], {
             cwd,
             env,
             stdio: ['pipe', 'pipe', 'pipe'],
@@ -80,7 +85,10 @@ function run(step: Step, cwd: string, env: NodeJS.ProcessEnv): Promise<StepResul
       stdout += chunk.toString();
       if (step.answer !== undefined && !answered && stdout.includes('[y/N]')) {
         answered = true;
-        child.stdin?.write(step.answer);
+        whileAsking().then(
+          () => child.stdin?.write(step.answer),
+          (error: unknown) => reject(error),
+        );
       }
     });
     child.stderr.on('data', (chunk: Buffer) => {
@@ -149,6 +157,7 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
   );
   const home = join(dir, 'home');
   await mkdir(home, { recursive: true });
+  await mkdir(join(dir, 'tmp'));
   const lab: CaseLab | undefined = item.lab
     ? await startCaseLab(join(dir, 'lab'), secrets, item.lab)
     : undefined;
@@ -190,11 +199,14 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
         PATH: item.talosctl ? `${bin}:${process.env.PATH}` : process.env.PATH,
         HOME: home,
         LANG: 'C.UTF-8',
+        TMPDIR: join(dir, 'tmp'),
         [SECRET_ENV]: secrets.tokenEnv,
         ...step.env,
       };
       for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
-      const result = await run(step, root, env);
+      // Run from the case's own folder (not the lab file's: relative paths must follow the
+      // lab file), so whatever the tool writes beside it is searched for leaks too.
+      const result = await run(step, dir, env, () => step.whileAsking?.(context) ?? Promise.resolve());
       ms += result.ms;
       const text = `${result.stdout}\n${result.stderr}`;
       outputs.push(`$ igpu-split ${step.args.join(' ')}\n${text}`);
@@ -236,6 +248,11 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
   }
   const files = await writtenFiles(dir, planted);
   const leaks: string[] = [];
+  // The CLI replaces a secret it knows by [secret] as a last guard: the mark itself means
+  // a message tried to carry one.
+  for (const output of outputs)
+    if (output.includes('[secret]'))
+      leaks.push(`a redacted secret in the output of ${output.split('\n')[0]}`);
   for (const { secret, forms } of allLeakForms(secrets)) {
     for (const output of outputs)
       if (forms.some((form) => output.includes(form)))

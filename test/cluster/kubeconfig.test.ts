@@ -152,3 +152,28 @@ test('refusals name the file and never quote it', async () => {
     fails(/kubeconfig k\.conf \(.*none\.conf\) has no current-context/),
   );
 });
+
+test('with NODE_TLS_REJECT_UNAUTHORIZED=0 in the process, a server the kubeconfig does not trust is still refused', async () => {
+  const { startKubeSimulator } = await import('../../src/cluster/simulator/server.ts');
+  const { openKube } = await import('../../src/cluster/kube.ts');
+  const sim = await startKubeSimulator({ nodes: [{ name: 'k3s-1' }] });
+  const file = join(dir, 'no-ca.conf');
+  await writeFile(file, sim.kubeconfig.replace(/ {4}certificate-authority-data: [^\n]+\n/, ''));
+  const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  try {
+    await assert.rejects(
+      openKube({ kubeconfig: file, attempts: 1 }).list('v1', 'Node'),
+      (error: unknown) =>
+        error instanceof IgpuSplitError && /self.signed|unable to verify|certificate/i.test(error.oneLine()),
+    );
+    // The same server, trusted through its CA, answers: the refusal above is the certificate's.
+    const trusted = join(dir, 'ca.conf');
+    await writeFile(trusted, sim.kubeconfig);
+    assert.equal((await openKube({ kubeconfig: trusted }).list('v1', 'Node')).length, 1);
+  } finally {
+    if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+    await sim.close();
+  }
+});

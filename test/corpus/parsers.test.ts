@@ -18,7 +18,7 @@ import { effectiveGrubCmdline, evaluateGrubDefaults } from '../../src/host/boot/
 import { parseParams, planParams } from '../../src/host/boot/kernel-params.ts';
 import { parseCpuinfo } from '../../src/host/parse/cpuinfo.ts';
 import { parseMdevDescription } from '../../src/host/parse/mdev.ts';
-import { parseHexId, parseResource } from '../../src/host/parse/pci.ts';
+import { parseResource, parseSysfsId } from '../../src/host/parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
@@ -35,7 +35,7 @@ const CORPUS = fileURLToPath(new URL('./', import.meta.url));
 const PARSERS: Record<string, (text: string) => unknown> = {
   cpuinfo: parseCpuinfo,
   mdev: parseMdevDescription,
-  'pci-id': parseHexId,
+  'pci-id': (t) => [parseSysfsId(t, 4), parseSysfsId(t, 6)],
   'pci-resource': parseResource,
   modules: parseModules,
   'os-release': parseOsRelease,

@@ -78,3 +78,68 @@ test('with --parallel, a failing host stops new stages; the run waits for those 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a stage is resumable from its first change: one that fails before any leaves no journal and no lock', async () => {
+  const { watchChanges } = await import('../../src/engine/changes.ts');
+  const { existsSync } = await import('node:fs');
+  const applied: string[] = [];
+  // Connections whose Kubernetes side records what is applied; the rest is never touched.
+  const connections = watchChanges({
+    kube: {
+      apply: async (object: { kind: string }) => {
+        applied.push(object.kind);
+        return object;
+      },
+      get: async () => undefined,
+    },
+    proxmox: {},
+    host: async () => ({}),
+    guest: async () => ({}),
+    close: async () => {},
+  } as never);
+  const early = await journal();
+  try {
+    await assert.rejects(
+      runStages(
+        [
+          stage('pve1/drain', 'host:pve1', async () => {
+            await connections.kube.get('v1', 'Node', 'k3s-1'); // a read is no change
+            throw new Error('SSH refused');
+          }),
+        ],
+        early.j,
+      ),
+      /SSH refused/,
+    );
+    assert.equal(early.j.changed, false);
+    await early.j.release(false);
+    assert.ok(!existsSync(join(early.j.dir, 'lock')) && !existsSync(early.j.file), 'nothing left');
+  } finally {
+    await rm(early.dir, { recursive: true, force: true });
+  }
+  const late = await journal();
+  try {
+    await assert.rejects(
+      runStages(
+        [
+          stage('lab/cluster', 'lab-end', async () => {
+            await connections.kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x' } });
+            throw new Error('the API server went away');
+          }),
+        ],
+        late.j,
+      ),
+      /went away/,
+    );
+    assert.deepEqual(applied, ['Namespace']);
+    assert.equal(late.j.changed, true);
+    await late.j.release(false);
+    assert.ok(existsSync(late.j.file), 'the journal stays for --resume');
+    assert.match(
+      (await new Journal(join(late.dir, 'igpu-split.yaml')).earlierRun()) ?? '',
+      /stopped in the middle of lab\/cluster/,
+    );
+  } finally {
+    await rm(late.dir, { recursive: true, force: true });
+  }
+});

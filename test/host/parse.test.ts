@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCpuinfo } from '../../src/host/parse/cpuinfo.ts';
 import { parseMdevDescription } from '../../src/host/parse/mdev.ts';
-import { isDisplayClass, parseHexId, parseResource } from '../../src/host/parse/pci.ts';
+import { isDisplayClass, parseResource, parseSysfsId } from '../../src/host/parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
@@ -40,10 +40,13 @@ test('cpuinfo: garbled, truncated or foreign text gives undefined, not a throw',
   assert.equal(parseCpuinfo('processor\t: 0\nBogoMIPS\t: 48.00\nCPU implementer\t: 0x41\n'), undefined);
 });
 
-test('PCI ids, classes and BAR sizes', () => {
-  assert.equal(parseHexId('0x8086\n'), 0x8086);
-  assert.equal(parseHexId('8086'), undefined);
-  assert.equal(parseHexId(undefined), undefined);
+test('PCI ids and classes exactly as the kernel writes them (0x%04x, 0x%06x), and BAR sizes', () => {
+  assert.equal(parseSysfsId('0x8086\n', 4).value, 0x8086);
+  assert.equal(parseSysfsId('0x030000\n', 6).value, 0x030000);
+  for (const bad of ['8086', '0x3', '0x808', '0x80866', ' 0x8086', '0x8086\n\n', 'intel!', '']) {
+    assert.equal(parseSysfsId(bad, 4).value, undefined, JSON.stringify(bad));
+    assert.match(parseSysfsId(bad, 4).problem ?? '', /not a PCI id \(the kernel writes 0x and 4 hex digits/);
+  }
   assert.ok(isDisplayClass(0x030000));
   assert.ok(isDisplayClass(0x038000));
   assert.ok(!isDisplayClass(0x060400));

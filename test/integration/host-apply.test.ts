@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { HostAccess } from '../../src/access/host.ts';
 import { connectSsh } from '../../src/access/ssh.ts';
-import { IgpuSplitError } from '../../src/core/errors.ts';
+import { type IgpuSplitError, RefusedError, TargetError } from '../../src/core/errors.ts';
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
@@ -42,11 +42,14 @@ async function withHost(
 }
 
 const calls = (root: string) => readFile(join(root, CALL_LOG), 'utf8').catch(() => '');
-const rejectsWith = (pattern: RegExp) => (error: unknown) => {
-  assert.ok(error instanceof IgpuSplitError, String(error));
-  assert.match(error.oneLine(), pattern);
-  return true;
-};
+/** A failure of the given kind (a refusal is exit 1, the rest exit 2) whose line matches. */
+const rejectsWith =
+  (pattern: RegExp, kind: typeof IgpuSplitError = TargetError) =>
+  (error: unknown) => {
+    assert.ok(error instanceof kind, `${kind.name} expected: ${String(error)}`);
+    assert.match(error.oneLine(), pattern);
+    return true;
+  };
 
 test('plan → apply → plan: files written, update-grub once, state recorded, nothing left but the reboot', async (t) => {
   if (!sshdAvailable(t)) return;
@@ -146,6 +149,7 @@ test('a held lock and an unforced override are refused before anything changes',
         applyHostPlan(host, plan),
         rejectsWith(
           /overrides values you set \(i915\.enable_guc=3 → i915\.enable_guc=0\) — rerun with --force/,
+          RefusedError,
         ),
       );
       await assert.rejects(
@@ -365,7 +369,7 @@ test('a multi-line /etc/kernel/cmdline is refused by the plan, with its line cou
         /\/etc\/kernel\/cmdline has 2 lines, and proxmox-boot-tool uses only the first/,
       );
       assert.deepEqual(plan.steps, []);
-      await assert.rejects(applyHostPlan(host, plan), rejectsWith(/cmdline has 2 lines/));
+      await assert.rejects(applyHostPlan(host, plan), rejectsWith(/cmdline has 2 lines/, RefusedError));
       assert.equal(await readFile(join(sshd.root, 'etc/kernel/cmdline'), 'utf8'), twoLines);
       assert.equal(await calls(sshd.root), '', 'proxmox-boot-tool never ran');
     },

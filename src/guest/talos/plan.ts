@@ -4,7 +4,7 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TargetError } from '../../core/errors.ts';
+import { RefusedError, TargetError } from '../../core/errors.ts';
 import type { Check, Step } from '../../core/model.ts';
 import type { ImageFactory } from './factory.ts';
 import { machinePatch, patchYaml } from './patch.ts';
@@ -158,7 +158,7 @@ export async function applyTalosPlan(
   progress?: (line: string) => void,
 ): Promise<TalosApplyResult> {
   if (plan.refused) {
-    throw new TargetError(plan.refused, {
+    throw new RefusedError(plan.refused, {
       target: `talos ${plan.node}`,
       fix: plan.checks.find((c) => c.status === 'fail')?.fix,
     });

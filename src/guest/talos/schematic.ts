@@ -5,7 +5,7 @@
 // and kernel arguments the node already has are kept.
 
 import { stringify } from 'yaml';
-import { UsageError } from '../../core/errors.ts';
+import { RefusedError, UsageError } from '../../core/errors.ts';
 
 export const I915_EXTENSION = 'siderolabs/i915';
 export const UCODE_EXTENSION = 'siderolabs/intel-ucode';
@@ -31,7 +31,8 @@ export interface Schematic {
 
 export function desiredSchematic(spec: TalosNodeSpec): Schematic {
   if (spec.secureBoot) {
-    throw new UsageError(
+    // The lab is sound; what it asks for cannot be done: the plan is refused (exit 1).
+    throw new RefusedError(
       `node ${spec.node} boots the Secure Boot installer (installer-secureboot), which only runs with Secure Boot on; the vGPU path turns it off in the VM (vm apply --reset-efi-keys)`,
       {
         fix: 'reinstall the node from the plain installer (metal/nocloud image, not -secureboot), then set secureBoot: false in the lab file',
@@ -63,7 +64,7 @@ export function parseTalosVersion(version: string): [number, number, number] {
   const parsed = [Number(match[1]), Number(match[2]), Number(match[3])] as [number, number, number];
   const [major, minor] = FIRST_EXTENSION_RELEASE;
   if (parsed[0] < major || (parsed[0] === major && parsed[1] < minor)) {
-    throw new UsageError(
+    throw new RefusedError(
       `Talos ${version} predates the i915 system extension path igpu-split sets up (v1.9 and later)`,
       {
         fix: 'upgrade the node to a current Talos release first',

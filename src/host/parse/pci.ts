@@ -4,13 +4,6 @@
 // (device, …), (subsystem_vendor, …), (subsystem_device, …) and (class, "0x%06x\n")
 // (torvalds/linux, unchanged from commit f0b433e9 through the sysfs_emit rewrite).
 
-/** `0x8086\n` → 0x8086; undefined for anything else. */
-export function parseHexId(text: string | undefined): number | undefined {
-  const trimmed = text?.trim();
-  if (!trimmed || !/^0x[0-9a-f]+$/i.test(trimmed)) return undefined;
-  return Number.parseInt(trimmed.slice(2), 16);
-}
-
 /**
  * A sysfs id file exactly as the kernel writes it (`0x` and `digits` hex digits, a
  * newline): anything else — truncated, padded, garbage — is not an id, and says why.
