@@ -16,12 +16,21 @@ import {
 
 const MAX_LINK_HOPS = 40;
 
+/** What `capture` writes beside the tree: the files it holds and those it could not read. */
+export const MANIFEST = 'igpu-split-capture.json';
+
+/** No file doctor reads is near this; a bigger one (or a device that never ends) is not read. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
 export class CapturedRoot implements HostAccess {
   readonly target: string;
   readonly root: string;
 
   /** Links seen while resolving paths: a captured tree does not change under us. */
   protected links: Map<string, Promise<string | undefined>> | undefined = new Map();
+
+  /** Paths the capture could not read on the host: they fail here the same way. */
+  private failed = new Map<string, { code: HostErrorCode; message: string }>();
 
   constructor(root: string) {
     this.root = posix.resolve(root);
@@ -37,17 +46,43 @@ export class CapturedRoot implements HostAccess {
         fix: 'point --root at the unpacked capture (the folder that holds proc/ and sys/)',
       });
     }
+    const manifest = await readFile(posix.join(this.root, MANIFEST), 'utf8').catch(() => undefined);
+    if (manifest !== undefined) {
+      try {
+        const { unreadable } = JSON.parse(manifest) as {
+          unreadable?: { path: string; code: HostErrorCode; message: string }[];
+        };
+        for (const entry of unreadable ?? []) this.failed.set(entry.path, entry);
+      } catch {
+        // A manifest that does not parse only loses this detail; the tree still reads.
+      }
+    }
     return this;
   }
 
   async readFile(path: string): Promise<Buffer> {
+    this.failIfUnreadable(path);
     const real = await this.resolve(path, true);
+    // Only regular files: a pipe or a device in the tree would block or never end.
+    const info = await stat(real).catch((error: unknown) => {
+      throw toHostError(error, path);
+    });
+    if (info.isDirectory()) throw new HostError('EISDIR', path, `${path}: a directory, not a file`);
+    if (!info.isFile()) throw new HostError('EIO', path, `${path}: not a regular file (a pipe or a device)`);
+    if (info.size > MAX_FILE_BYTES)
+      throw new HostError('EIO', path, `${path}: far too big (${info.size} bytes)`);
     return readFile(real).catch((error: unknown) => {
       throw toHostError(error, path);
     });
   }
 
+  private failIfUnreadable(path: string): void {
+    const failed = this.failed.get(path);
+    if (failed) throw new HostError(failed.code, path, failed.message);
+  }
+
   async list(path: string): Promise<DirEntry[]> {
+    this.failIfUnreadable(path);
     const real = await this.resolve(path, true);
     const entries = await readdir(real, { withFileTypes: true }).catch((error: unknown) => {
       throw toHostError(error, path);
@@ -58,6 +93,7 @@ export class CapturedRoot implements HostAccess {
   }
 
   async readLink(path: string): Promise<string> {
+    this.failIfUnreadable(path);
     const real = await this.resolve(path, false);
     return readlink(real).catch((error: unknown) => {
       throw toHostError(error, path);

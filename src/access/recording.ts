@@ -1,18 +1,34 @@
 // Wraps a HostAccess and remembers what was read, so `capture` packs exactly the
 // files a gather looked at and nothing else.
 
-import type { CommandResult, DirEntry, EntryType, HostAccess } from './host.ts';
+import {
+  type CommandResult,
+  type DirEntry,
+  type EntryType,
+  type HostAccess,
+  HostError,
+  type HostErrorCode,
+  isMissing,
+} from './host.ts';
 
 export interface Recorded {
   files: Map<string, Buffer>;
   links: Map<string, string>;
   dirs: Map<string, DirEntry[]>;
   entries: Map<string, EntryType>;
+  /** Paths that are there but could not be read, and why: a capture keeps that, not an empty file. */
+  failed: Map<string, { code: HostErrorCode; message: string }>;
 }
 
 export class RecordingHost implements HostAccess {
   readonly target: string;
-  readonly recorded: Recorded = { files: new Map(), links: new Map(), dirs: new Map(), entries: new Map() };
+  readonly recorded: Recorded = {
+    files: new Map(),
+    links: new Map(),
+    dirs: new Map(),
+    entries: new Map(),
+    failed: new Map(),
+  };
   private readonly inner: HostAccess;
 
   constructor(inner: HostAccess) {
@@ -21,21 +37,35 @@ export class RecordingHost implements HostAccess {
   }
 
   async readFile(path: string): Promise<Buffer> {
-    const data = await this.inner.readFile(path);
+    const data = await this.noting(path, this.inner.readFile(path));
     this.recorded.files.set(path, data);
     return data;
   }
 
   async list(path: string): Promise<DirEntry[]> {
-    const entries = await this.inner.list(path);
+    const entries = await this.noting(path, this.inner.list(path));
     this.recorded.dirs.set(path, entries);
     return entries;
   }
 
   async readLink(path: string): Promise<string> {
-    const target = await this.inner.readLink(path);
+    const target = await this.noting(path, this.inner.readLink(path));
     this.recorded.links.set(path, target);
     return target;
+  }
+
+  /** Remembers a read that failed for a reason other than absence. */
+  private async noting<T>(path: string, work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (!isMissing(error))
+        this.recorded.failed.set(path, {
+          code: error instanceof HostError ? error.code : 'EIO',
+          message: error instanceof Error ? error.message : String(error),
+        });
+      throw error;
+    }
   }
 
   async entryType(path: string): Promise<EntryType | undefined> {

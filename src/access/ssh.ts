@@ -46,6 +46,29 @@ export interface SshOptions {
 const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
 const READ_CHUNK = 32 * 1024;
+/** No file doctor reads is near this; a bigger one (or a device that never ends) is refused. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** One file operation on the host (a read of a pipe never ends): bounded, then an error. */
+const OPERATION_TIMEOUT_MS = 30_000;
+
+/** `work`, or an error naming `path` once it has taken longer than OPERATION_TIMEOUT_MS. */
+function bounded<T>(path: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HostError(
+            'EIO',
+            path,
+            `${path}: no answer from the host within ${OPERATION_TIMEOUT_MS / 1000} s`,
+          ),
+        ),
+      OPERATION_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
 
 export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const target = parseSshTarget(options.url);
@@ -85,11 +108,23 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
     // Checked here so a passphrase-protected or foreign file is one clear line, not a parser error.
     const parsed = ssh2.utils.parseKey(key);
     if (parsed instanceof Error) {
-      throw new TargetError(`cannot use identity file ${options.identityFile}: ${parsed.message}`, {
-        target: target.url,
-        fix: 'load a passphrase-protected key into ssh-agent (ssh-add) instead of passing --identity',
-      });
+      const encrypted = /passphrase|encrypted/i.test(parsed.message);
+      throw new TargetError(
+        `cannot use identity file ${options.identityFile}: ${encrypted ? 'it is protected by a passphrase' : 'not a private key ssh can read'}`,
+        {
+          target: target.url,
+          fix: encrypted
+            ? 'load it into ssh-agent (ssh-add) instead of passing --identity'
+            : 'pass --identity with your private key file (not the .pub file)',
+        },
+      );
     }
+    const first = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (first && !first.isPrivateKey())
+      throw new TargetError(`identity file ${options.identityFile} holds a public key`, {
+        target: target.url,
+        fix: 'pass --identity the private key (the file without .pub)',
+      });
     config.privateKey = key;
   }
   if (!agent && !options.identityFile) {
@@ -226,7 +261,7 @@ export class SshHost implements HostAccess {
   }
 
   readFile(path: string): Promise<Buffer> {
-    return this.watch.track(`reading ${path}`, this.readFileNow(path));
+    return this.watch.track(`reading ${path}`, bounded(path, this.readFileNow(path)));
   }
 
   private async readFileNow(path: string): Promise<Buffer> {
@@ -249,6 +284,7 @@ export class SshHost implements HostAccess {
         if (bytes === 0) break;
         chunks.push(buffer.subarray(0, bytes));
         position += bytes;
+        if (position > MAX_FILE_BYTES) throw new HostError('EIO', path, `${path}: far too big (over 16 MB)`);
       }
       return Buffer.concat(chunks);
     } finally {
@@ -257,7 +293,7 @@ export class SshHost implements HostAccess {
   }
 
   list(path: string): Promise<DirEntry[]> {
-    return this.watch.track(`listing ${path}`, this.listNow(path));
+    return this.watch.track(`listing ${path}`, bounded(path, this.listNow(path)));
   }
 
   private async listNow(path: string): Promise<DirEntry[]> {
@@ -273,7 +309,7 @@ export class SshHost implements HostAccess {
   }
 
   readLink(path: string): Promise<string> {
-    return this.watch.track(`reading link ${path}`, this.readLinkNow(path));
+    return this.watch.track(`reading link ${path}`, bounded(path, this.readLinkNow(path)));
   }
 
   private async readLinkNow(path: string): Promise<string> {

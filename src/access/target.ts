@@ -35,6 +35,10 @@ export function parseSshTarget(text: string): SshTarget {
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port ? Number(url.port) : 22;
+  if (port < 1 || port > 65_535)
+    throw new UsageError(`port ${port} in ${shown(text)} is not a TCP port`, {
+      fix: 'use a port from 1 to 65535',
+    });
   const user = decodeURIComponent(url.username) || 'root';
   const hostPart = host.includes(':') ? `[${host}]` : host;
   return { user, host, port, url: `ssh://${user}@${hostPart}:${port}` };

@@ -6,8 +6,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { create } from 'tar';
-import type { HostAccess } from '../access/host.ts';
+import { MANIFEST } from '../access/captured-root.ts';
+import type { HostAccess, HostErrorCode } from '../access/host.ts';
 import { type Recorded, RecordingHost } from '../access/recording.ts';
+
 import { gatherHostFacts } from '../host/gather.ts';
 
 export interface CaptureResult {
@@ -16,7 +18,14 @@ export interface CaptureResult {
   files: number;
 }
 
-export const MANIFEST = 'igpu-split-capture.json';
+export interface CaptureManifest {
+  tool: string;
+  version: string;
+  target: string;
+  capturedAt: string;
+  files: string[];
+  unreadable: { path: string; code: HostErrorCode; message: string }[];
+}
 
 export async function captureHost(
   host: HostAccess,
@@ -30,12 +39,16 @@ export async function captureHost(
   try {
     const root = join(work, folder);
     const files = await materialize(recording.recorded, root);
-    const manifest = {
+    const manifest: CaptureManifest = {
       tool: 'igpu-split',
       version: toolVersion,
       target: host.target,
       capturedAt: new Date().toISOString(),
       files,
+      // What could not be read stays unreadable in the capture (doctor --root says so again).
+      unreadable: [...recording.recorded.failed]
+        .map(([path, why]) => ({ path, ...why }))
+        .sort((a, b) => (a.path < b.path ? -1 : 1)),
     };
     await writeFile(join(root, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     await create({ gzip: true, file: outFile, cwd: work, portable: true }, [folder]);
@@ -66,7 +79,7 @@ async function materialize(recorded: Recorded, root: string): Promise<string[]> 
     written.push(path);
   }
   for (const [path, type] of recorded.entries) {
-    if (type === 'file' && !recorded.files.has(path)) {
+    if (type === 'file' && !recorded.files.has(path) && !recorded.failed.has(path)) {
       // Existence is all we used (e.g. the ACPI DMAR table): an empty file says as much.
       await mkdir(posix.dirname(under(path)), { recursive: true });
       await writeFile(under(path), '');

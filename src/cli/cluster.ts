@@ -6,6 +6,7 @@ import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import {
+  addConnectTimeout,
   addRequestTimeout,
   jsonNeedsYes,
   numberOption,
@@ -22,10 +23,12 @@ interface ClusterOptions extends TimeoutOptions {
 }
 
 const addOptions = (command: Command) =>
-  addRequestTimeout(
-    command
-      .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-      .option('--json', 'print the result as JSON'),
+  addConnectTimeout(
+    addRequestTimeout(
+      command
+        .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+        .option('--json', 'print the result as JSON'),
+    ),
   );
 
 async function open(options: ClusterOptions) {

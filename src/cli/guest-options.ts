@@ -10,7 +10,7 @@ import type { Talosctl } from '../guest/talos/talosctl.ts';
 import type { UbuntuGuestFacts } from '../guest/ubuntu/gather.ts';
 import type { UbuntuPlan } from '../guest/ubuntu/plan.ts';
 import { addSshOptions, type HostOptions, openHost } from './host-options.ts';
-import { addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import { addRequestTimeout, addVmOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
 export interface GuestOptions extends HostOptions, TimeoutOptions {
   lab: string;
@@ -21,8 +21,8 @@ export interface GuestOptions extends HostOptions, TimeoutOptions {
 export function addGuestOptions(command: Command): Command {
   command
     .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--vm <vmid...>', 'only these VMs of the lab file')
     .option('--json', 'print the result as JSON');
+  addVmOption(command);
   return addRequestTimeout(addSshOptions(command));
 }
 

@@ -4,7 +4,7 @@
 
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
+import { errnoText, UsageError } from '../core/errors.ts';
 import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
 interface InitOptions extends TimeoutOptions {
@@ -34,7 +34,7 @@ export function registerInit(program: Command): void {
     .option('--force', 'overwrite an existing file');
   addRequestTimeout(addConnectTimeout(command)).action(async (options: InitOptions) => {
     const [
-      { existsSync },
+      { existsSync, statSync },
       { mkdir, writeFile },
       { dirname, resolve },
       { checkProxmoxUrl, loadTokenSecret, ProxmoxClient },
@@ -42,7 +42,7 @@ export function registerInit(program: Command): void {
       { discover, labFileText },
       { parseLab },
       { TOKEN_ID },
-      { pathForLabFile },
+      { pathForLabFile, resolveLabPath },
     ] = await Promise.all([
       import('node:fs'),
       import('node:fs/promises'),
@@ -64,6 +64,9 @@ export function registerInit(program: Command): void {
       throw new UsageError(`${options.out} exists`, {
         fix: 'pass --force to overwrite it, or --out another file',
       });
+    // Only a regular file is overwritten: a pipe or a device would take the text, or block.
+    if (existsSync(options.out) && !statSync(options.out).isFile())
+      throw new UsageError(`${options.out} is not a regular file`, { fix: 'name a file with --out' });
     if (Boolean(options.tokenSecretFile) === Boolean(options.tokenSecretEnv))
       throw new UsageError('give one of --token-secret-file or --token-secret-env', {
         fix: 'the secret never goes on the command line',
@@ -81,8 +84,11 @@ export function registerInit(program: Command): void {
     const client = new ProxmoxClient({
       baseUrl: options.url,
       tokenId: options.token,
-      secret: await loadTokenSecret(secret),
-      tls: trust,
+      // Read by the rule the lab file's paths follow (~/ is home), relative to here.
+      secret: await loadTokenSecret(
+        'file' in secret ? { file: resolveLabPath(secret.file, process.cwd()) } : secret,
+      ),
+      tls: 'caFile' in trust ? { caFile: resolveLabPath(trust.caFile, process.cwd()) } : trust,
       ...timeoutsOf(options),
     });
     try {
@@ -133,8 +139,14 @@ export function registerInit(program: Command): void {
         chosen,
       );
       parseLab(text, options.out);
-      await mkdir(dirname(resolve(options.out)), { recursive: true });
-      await writeFile(options.out, text);
+      try {
+        await mkdir(dirname(resolve(options.out)), { recursive: true });
+        await writeFile(options.out, text);
+      } catch (error) {
+        throw new UsageError(`cannot write ${options.out}: ${errnoText(error)}`, {
+          fix: 'name a file in a folder you can write with --out',
+        });
+      }
       process.stdout.write(
         `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
       );

@@ -7,7 +7,13 @@ import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import type { DesiredVm } from '../vm/gather.ts';
-import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import {
+  addConnectTimeout,
+  addRequestTimeout,
+  addVmOption,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 
 export interface LabOptions extends TimeoutOptions {
   lab: string;
@@ -23,7 +29,7 @@ export function addLabOptions(command: Command): Command {
 }
 
 export function addVmFilter(command: Command): Command {
-  return command.option('--vm <vmid...>', 'only these VMs of the lab file');
+  return addVmOption(command);
 }
 
 export interface OpenLab {

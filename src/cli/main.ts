@@ -5,7 +5,7 @@
 // through the secret filter (src/core/secrets.ts) as a last guard.
 
 import { CommanderError } from 'commander';
-import { EXIT, IgpuSplitError } from '../core/errors.ts';
+import { EXIT, errnoText, IgpuSplitError } from '../core/errors.ts';
 import { redact } from '../core/secrets.ts';
 import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
@@ -33,7 +33,18 @@ function filterOutput(): void {
 
 function printError(error: unknown, debug: boolean): void {
   process.stderr.write(`igpu-split: ${describeError(error)}\n`);
-  if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  if (debug) process.stderr.write(stackOf(error));
+}
+
+/**
+ * --debug adds where the error came from: the stack frames of the error and its causes,
+ * without their messages (a library's message may quote what it was handed).
+ */
+function stackOf(error: unknown, depth = 0): string {
+  if (!(error instanceof Error) || depth > 3) return '';
+  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  const head = depth === 0 ? `${error.name}\n` : `caused by ${error.name}\n`;
+  return `${head}${frames.join('\n')}\n${stackOf(error.cause, depth + 1)}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -53,6 +64,13 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('uncaughtException', last);
   process.on('unhandledRejection', last);
+  // Output that cannot be written (a full disk, a closed pipe) must not pass for success.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    process.stderr.write(
+      `igpu-split: cannot write the output: ${errnoText(error)} — check where stdout goes\n`,
+    );
+    process.exit(EXIT.usage);
+  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       process.stderr.write(`igpu-split: ${interrupted(signal)}\n`);
@@ -81,4 +99,7 @@ function describeError(error: unknown): string {
 
 // Exit at once: requests still in flight after a failure (to a server that does not
 // answer, say) must not hold the process; on Linux, writes to pipes and files are synchronous.
-process.exit(await main(process.argv));
+const code = await main(process.argv);
+// What was written must have gone out (or failed, which the handler above reports) first.
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+process.exit(code);

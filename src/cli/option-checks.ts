@@ -52,6 +52,22 @@ export function numberOption(
     : command.option(flags, help, parse, defaultValue);
 }
 
+/**
+ * `--vm <vmid...>`: each a Proxmox VM id (pve-vmid: 100 to 999999999, pve-common
+ * src/PVE/JSONSchema.pm, commit f665029e), checked like every other number.
+ */
+export function addVmOption(command: Command): Command {
+  const spec: NumberSpec = { min: 100, max: 999_999_999, integer: true };
+  return command.option(
+    '--vm <vmid...>',
+    `only these VMs of the lab file (each ${describeRange(spec)})`,
+    (value: string, previous: string[] | undefined) => [
+      ...(previous ?? []),
+      String(parseNumber('--vm', spec, value)),
+    ],
+  );
+}
+
 /** --connect-timeout: TCP and TLS, or the SSH handshake and login (README, "Timeouts"). */
 export function addConnectTimeout(command: Command): Command {
   return numberOption(

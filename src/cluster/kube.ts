@@ -12,10 +12,13 @@ import {
   KubernetesObjectApi,
   PatchStrategy,
   ServerConfiguration,
+  wrapHttpLibrary,
 } from '@kubernetes/client-node';
 import { TargetError } from '../core/errors.ts';
+import { AnswerTooLarge } from '../core/http-answer.ts';
 import { clip } from '../core/text.ts';
-import { REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
+import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
+import { BoundedKubeHttp, KubeTimeout } from './kube-http.ts';
 import { type KubeconfigSource, loadKubeconfig } from './kubeconfig.ts';
 import { FIELD_MANAGER, type Manifest } from './objects.ts';
 
@@ -41,7 +44,8 @@ export interface KubeApi {
 export interface KubeOptions extends KubeconfigSource {
   attempts?: number;
   backoffMs?: number;
-  /** One request, connecting included. */
+  connectTimeoutMs?: number;
+  /** One request's answer, once connected. */
   requestTimeoutMs?: number;
 }
 
@@ -67,6 +71,7 @@ class ClientNodeKube implements KubeApi {
   private readonly attempts: number;
   private readonly backoffMs: number;
   private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly watch: WaitWatch;
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
@@ -77,23 +82,22 @@ class ClientNodeKube implements KubeApi {
     this.attempts = options.attempts ?? 4;
     this.backoffMs = options.backoffMs ?? 500;
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-    this.watch = new WaitWatch(server, this.requestTimeoutMs);
-    // Every request gets its own deadline (client-node sets none) and verifies the server's
-    // certificate whatever the environment says (client-node leaves that to
-    // NODE_TLS_REJECT_UNAUTHORIZED unless the kubeconfig skips verification).
-    const timeout = this.requestTimeoutMs;
-    const verify = config.getCurrentCluster()?.skipTLSVerify !== true;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    this.watch = new WaitWatch(server, this.connectTimeoutMs + this.requestTimeoutMs);
+    // Requests go out bounded and verifying certificates (kube-http.ts says how).
     const configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
       authMethods: { default: config },
+      httpApi: wrapHttpLibrary(
+        new BoundedKubeHttp({
+          connectTimeoutMs: this.connectTimeoutMs,
+          requestTimeoutMs: this.requestTimeoutMs,
+          verify: config.getCurrentCluster()?.skipTLSVerify !== true,
+        }),
+      ),
       promiseMiddleware: [
         {
-          pre: async (context) => {
-            context.setSignal(AbortSignal.timeout(timeout));
-            const agent = context.getAgent() as { options?: { rejectUnauthorized?: boolean } } | undefined;
-            if (agent?.options && verify) agent.options.rejectUnauthorized = true;
-            return context;
-          },
+          pre: async (context) => context,
           post: async (response) => {
             // A proxy's or login page's HTML is no API answer, whatever its status.
             if (/text\/html/i.test(String(response.headers['content-type'] ?? ''))) throw new NotKubernetes();
@@ -232,7 +236,7 @@ class ClientNodeKube implements KubeApi {
         const transient =
           (error instanceof ApiException && error.code >= 500) ||
           (!(error instanceof ApiException) &&
-            !timedOut(error) &&
+            !(error instanceof KubeTimeout) &&
             /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|socket hang up/i.test(
               String((error as { cause?: unknown })?.cause ?? error),
             ));
@@ -265,7 +269,7 @@ class ClientNodeKube implements KubeApi {
       if (error.code === 403) {
         const rbac = /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"/.exec(message);
         return new TargetError(
-          `${what}: forbidden${rbac ? `: cannot ${rbac[1]} ${rbac[2]}${rbac[3] ? `.${rbac[3]}` : ''}` : `: ${message}`}`,
+          `${what}: forbidden${rbac ? `: cannot ${rbac[1]} ${rbac[2]}${rbac[3] ? `.${rbac[3]}` : ''}` : message.trim() ? `: ${clip(message)}` : ' (the server gave no reason)'}`,
           {
             target,
             fix: rbac
@@ -289,18 +293,45 @@ class ClientNodeKube implements KubeApi {
             : 'check the lab file and the cluster state this request depends on',
       });
     }
-    if (timedOut(error))
-      return new TargetError(`${what}: no answer within ${seconds(this.requestTimeoutMs)}`, {
+    if (error instanceof KubeTimeout)
+      return new TargetError(
+        `${what}: ${error.phase === 'connect' ? 'no connection' : 'no answer'} within ${seconds(error.ms)}`,
+        {
+          target,
+          fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+        },
+      );
+    if (error instanceof AnswerTooLarge)
+      return new TargetError(`${what}: ${error.message}`, {
         target,
-        fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+        fix: "check the kubeconfig's server address: it must be the API server",
       });
     const text = String((error as Error)?.message ?? error);
     if (/Unrecognized API version and kind/i.test(text)) return crdError(what, target);
     const cause = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { code?: string })?.code;
     if (cause === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|fetch failed/.test(text))
-      return new TargetError(`${what}: the API server is unreachable (${cause ?? text.slice(0, 80)})`, {
+      return new TargetError(`${what}: the API server is unreachable (${cause ?? clip(text, 80)})`, {
         target,
         fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
+      });
+    if (cause === 'ECONNRESET' || cause === 'EPROTO' || /ssl|tls|socket hang up/i.test(text))
+      return new TargetError(`${what}: the connection failed before an answer (${cause ?? 'TLS'})`, {
+        target,
+        fix: "check that the kubeconfig's server is the API server's HTTPS port (6443)",
+      });
+    if (cause === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
+      return new TargetError(
+        `${what}: the kubeconfig's credentials hold a character no HTTP header may carry`,
+        {
+          target,
+          fix: "check the user's token in the kubeconfig (a line break pasted into it?)",
+        },
+      );
+    // An exec credential plugin's messages may hold what it was about to hand out: never quoted.
+    if (/exec|credential|plugin|stderr/i.test(text))
+      return new TargetError(`${what}: the kubeconfig's exec credential plugin failed`, {
+        target,
+        fix: 'run the plugin the kubeconfig names by hand to see why (kubectl get nodes shows the same)',
       });
     // An answer client-node could not read: HTML from a proxy or login page, or another server.
     if (
@@ -320,12 +351,6 @@ class ClientNodeKube implements KubeApi {
 
 /** An answer that is not the Kubernetes API's (HTML). */
 class NotKubernetes extends Error {}
-
-/** The request ran out of time (our deadline aborted it). */
-function timedOut(error: unknown): boolean {
-  const names = [error, (error as { cause?: unknown })?.cause].map((e) => (e as { name?: string })?.name);
-  return names.includes('TimeoutError') || names.includes('AbortError');
-}
 
 function statusOf(
   error: ApiException<unknown>,

@@ -23,6 +23,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { shownPath } from '../config/paths.ts';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { rememberSecret } from '../core/secrets.ts';
+import { controlAt } from '../core/text.ts';
 
 export interface KubeconfigSource {
   /** The lab file's kubernetes.kubeconfig, resolved. */
@@ -81,16 +82,24 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
     throw new UsageError(`kubeconfig ${name}: ${text}`, { fix: 'check it with kubectl config view' });
   }
   for (const user of config.getUsers()) {
+    // A token read from a token file keeps its trailing newline in client-node, which no
+    // HTTP header may carry: the surrounding blanks go.
+    if (typeof user.token === 'string') (user as { token: string }).token = user.token.trim();
     for (const secret of [user.token, user.password, user.keyData])
       if (typeof secret === 'string') rememberSecret(secret);
+    // A token goes into an HTTP header: a line break or another control character cannot.
+    if (typeof user.token === 'string' && controlAt(user.token, '') >= 0)
+      throw new UsageError(
+        `kubeconfig ${name}: the token of user ${user.name} holds a line break or another control character`,
+        {
+          fix: 'put the token back on one line (it is not shown here)',
+        },
+      );
   }
   if (source.context) {
     if (!config.getContexts().some((c) => c.name === source.context))
       throw new UsageError(`kubeconfig ${name} has no context ${source.context}`, {
-        fix: `set kubernetes.context to one of: ${config
-          .getContexts()
-          .map((c) => c.name)
-          .join(', ')}`,
+        fix: contextChoice(config),
       });
     config.setCurrentContext(source.context);
   }
@@ -102,10 +111,7 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
         ? `kubeconfig ${name}: its current-context ${current} is not among its contexts`
         : `kubeconfig ${name} has no current-context`,
       {
-        fix: `set kubernetes.context in the lab file to one of: ${config
-          .getContexts()
-          .map((c) => c.name)
-          .join(', ')}`,
+        fix: contextChoice(config),
       },
     );
   const cluster = config.getCluster(context.cluster);
@@ -130,6 +136,14 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
       { fix: 'point server: at the API server over https (K3s and Talos serve it on port 6443)' },
     );
   return { config, name };
+}
+
+/** What to set kubernetes.context to: one of the contexts, or that there are none. */
+function contextChoice(config: KubeConfig): string {
+  const names = config.getContexts().map((c) => c.name);
+  return names.length > 0
+    ? `set kubernetes.context in the lab file to one of: ${names.join(', ')}`
+    : 'the kubeconfig defines no contexts: get a complete one (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)';
 }
 
 function kubeconfigFiles(source: KubeconfigSource): { files: string[]; name: string; list: boolean } {

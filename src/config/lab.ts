@@ -4,6 +4,7 @@
 // editor completion) is generated from it.
 
 import { z } from 'zod';
+import { controlAt } from '../core/text.ts';
 
 export const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
 
@@ -14,7 +15,8 @@ const labPath = () =>
     .min(1)
     .refine((path) => path === '~' || !path.startsWith('~') || path.startsWith('~/'), {
       error: "only ~ and ~/… are expanded (not another user's ~name): write the full path",
-    });
+    })
+    .refine((path) => controlAt(path, '') < 0, { error: 'a path holds no control characters' });
 export const VGPU_TYPE = /^i915-GVTg_V\d+_\d+$/;
 
 export const ProxmoxEndpointSchema = z

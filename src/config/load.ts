@@ -35,6 +35,8 @@ export class ConfigError extends UsageError {
 }
 
 export async function loadLab(file: string): Promise<Lab> {
+  if (file.trim() === '')
+    throw new UsageError('--lab names no file', { fix: 'give the lab file, e.g. --lab igpu-split.yaml' });
   const info = await stat(file).catch((error: unknown) => {
     throw new UsageError(`cannot read lab file ${shownLabFile(file)}: ${errnoText(error)}`, {
       fix: 'create it (igpu-split init), or name another with --lab',
@@ -74,9 +76,9 @@ function tooBig(file: string, size: number): UsageError {
 export function decodeText(bytes: Uint8Array, file: string): string {
   const fix = `save ${file} as UTF-8 (most editors: "Save with encoding")`;
   const starts = (...prefix: number[]) => prefix.every((byte, i) => bytes[i] === byte);
-  if (starts(0xff, 0xfe, 0, 0) || starts(0, 0, 0xfe, 0xff))
+  if (starts(0xff, 0xfe, 0, 0) || starts(0, 0, 0xfe, 0xff) || looksWide(bytes, 4))
     throw new UsageError(`lab file ${file} is UTF-32, not UTF-8`, { fix });
-  if (starts(0xff, 0xfe) || starts(0xfe, 0xff) || looksUtf16(bytes))
+  if (starts(0xff, 0xfe) || starts(0xfe, 0xff) || looksWide(bytes, 2))
     throw new UsageError(`lab file ${file} is UTF-16, not UTF-8`, { fix });
   const nul = bytes.indexOf(0);
   if (nul >= 0)
@@ -97,20 +99,25 @@ export function decodeText(bytes: Uint8Array, file: string): string {
   return text.startsWith('\uFEFF') ? text.slice(1) : text;
 }
 
-/** UTF-16 without a byte-order mark: ASCII text with every other byte zero. */
-function looksUtf16(bytes: Uint8Array): boolean {
-  const sample = bytes.subarray(0, 64);
-  if (sample.length < 4) return false;
-  let evenZero = 0;
-  let oddZero = 0;
-  sample.forEach((byte, i) => {
-    if (byte === 0) {
-      if (i % 2 === 0) evenZero++;
-      else oddZero++;
+/**
+ * Text of `width`-byte units without a byte-order mark: in the first bytes every unit is
+ * one printable ASCII byte and zeros (a binary file has zeros too, but not in that order).
+ */
+function looksWide(bytes: Uint8Array, width: 2 | 4): boolean {
+  const units = Math.floor(Math.min(bytes.length, 64) / width);
+  if (units < 2) return false;
+  const printable = (b: number | undefined) =>
+    b !== undefined && (b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
+  const zeroUnits = (offset: number) => {
+    for (let u = 0; u < units; u++) {
+      const unit = bytes.subarray(u * width, (u + 1) * width);
+      for (let k = 0; k < width; k++) {
+        if (k === offset ? !printable(unit[k]) : unit[k] !== 0) return false;
+      }
     }
-  });
-  const half = sample.length / 2;
-  return evenZero >= half * 0.75 || oddZero >= half * 0.75;
+    return true;
+  };
+  return zeroUnits(0) || zeroUnits(width - 1);
 }
 
 /** Parses and validates lab text; paths in it are resolved against `file`'s folder. */
@@ -131,7 +138,11 @@ export function parseLab(text: string, file: string): Lab {
     if (doc.errors.length > 0) {
       throw new ConfigError(
         file,
-        doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`),
+        doc.errors.map((e) =>
+          e.code === 'MULTIPLE_DOCS'
+            ? `${at(e.pos[0])}: a second YAML document (after ---): a lab file is one`
+            : `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`,
+        ),
       );
     }
     const deep = deepestNode(doc.contents);
@@ -150,7 +161,10 @@ export function parseLab(text: string, file: string): Lab {
     throw new ConfigError(file, [
       `${at(0)}: the lab file must be a mapping (proxmox:, hosts:, vms: …), not ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`,
     ]);
-  const result = LabSchema.safeParse(value ?? {});
+  // A top-level key left with nothing under it (its lines commented out) means its defaults.
+  const sections = { ...((value as Record<string, unknown> | null) ?? {}) };
+  for (const [key, section] of Object.entries(sections)) if (section === null) delete sections[key];
+  const result = LabSchema.safeParse(sections);
   if (!result.success)
     throw new ConfigError(
       file,
@@ -229,5 +243,7 @@ function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') message = `unknown key ${issue.keys.join(', ')}`;
   if (issue.code === 'invalid_type' && /received undefined/.test(issue.message))
     message = `required (${issue.expected})`;
+  if (issue.code === 'invalid_type' && /received null/.test(issue.message))
+    message = 'empty (a key with nothing under it): give it values or remove it';
   return path ? `${path}: ${message}` : message;
 }

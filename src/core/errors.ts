@@ -62,5 +62,9 @@ export function errnoText(error: unknown): string {
   if (code === 'ENOTDIR') return 'a part of the path is not a directory';
   if (code === 'ENOTREG') return 'not a regular file (a pipe or a device)';
   if (code === 'EFBIG') return 'far too big for what it should hold';
+  if (code === 'ENOSPC') return 'no space left on the device';
+  if (code === 'EPIPE') return 'the reader went away (a closed pipe)';
+  if (code === 'EROFS') return 'a read-only file system';
+  if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') return 'not a valid path';
   return code ?? 'unreadable';
 }

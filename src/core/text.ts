@@ -28,10 +28,28 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   return -1;
 }
 
-/** A reason from the far side (a server's status line, a tool's output), cut to one short line. */
+/**
+ * A reason from the far side (a server's status line, a tool's output), cut to one short
+ * line; control characters (a terminal escape, say) become `?`.
+ */
 export function clip(text: string, max = 160): string {
-  const line = text.replace(/\s+/g, ' ').trim();
+  const spaced = text.replace(/\s+/g, ' ').trim();
+  const line = [...spaced].map((c) => (isControl(c) ? '?' : c)).join('');
   return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
+const isControl = (c: string) => c < ' ' || c === '\u007f';
+
+/**
+ * Where the first control character is (a terminal escape, a carriage return, a NUL), or
+ * -1; the characters in `allowed` (tab and newline by default) do not count.
+ */
+export function controlAt(text: string, allowed = '\t\n'): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (isControl(c) && !allowed.includes(c)) return i;
+  }
+  return -1;
 }
 
 const strict = new TextDecoder('utf-8', { fatal: true });

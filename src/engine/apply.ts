@@ -5,14 +5,15 @@
 // continues after an interruption; a lab-wide lock keeps two applies apart.
 
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
 import { applyClusterPlan, drainNode, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
-import { IgpuSplitError, ManualStepError, TargetError, UsageError } from '../core/errors.ts';
+import { errnoText, IgpuSplitError, ManualStepError, TargetError, UsageError } from '../core/errors.ts';
+import { readSmallFile } from '../core/files.ts';
 import { applyTalosPlan } from '../guest/talos/plan.ts';
 import { applyUbuntuPlan } from '../guest/ubuntu/apply.ts';
 import { applyHostPlan, readState } from '../host/apply.ts';
@@ -342,7 +343,14 @@ export class Journal {
   private saves = 0;
 
   constructor(labFile: string) {
-    this.dir = join(labFile, '..', '.igpu-split');
+    // The lab file's real folder: a link to the lab file must find the same lock.
+    let real = labFile;
+    try {
+      real = realpathSync(labFile);
+    } catch {
+      // Not there yet (tests make journals for lab files they never write): as given.
+    }
+    this.dir = join(real, '..', '.igpu-split');
   }
 
   get file(): string {
@@ -386,10 +394,21 @@ export class Journal {
    * process is gone and whose run changed nothing is no obstacle.
    */
   async refusal(resume: boolean): Promise<UsageError | undefined> {
-    const text = await readFile(this.lockFile, 'utf8').catch(() => undefined);
-    const pid = Number(text?.trim());
-    // This very process (a run that failed earlier in it) counts as gone.
-    if (text !== undefined && Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
+    const text = await this.guarded(this.lockFile, () =>
+      readSmallFile(this.lockFile, 4096).then((data) => data.toString('utf8')),
+    );
+    const [pidText, started] = (text ?? '').trim().split(/\s+/);
+    const pid = Number(pidText);
+    // This very process (a run that failed earlier in it) counts as gone; so does a pid
+    // that now belongs to another process (its start time differs from the lock's).
+    if (
+      text !== undefined &&
+      Number.isInteger(pid) &&
+      pid > 0 &&
+      pid !== process.pid &&
+      processAlive(pid) &&
+      (started === undefined || processStart(pid) === undefined || processStart(pid) === started)
+    )
       return new UsageError(`another igpu-split apply (pid ${pid}) holds the lab lock ${this.lockFile}`, {
         fix: 'wait for it to finish',
       });
@@ -407,24 +426,25 @@ export class Journal {
    * that its process is gone.
    */
   async lock(resume: boolean): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.guarded(this.dir, () => mkdir(this.dir, { recursive: true, mode: 0o700 }));
     for (let tries = 0; tries < 3; tries++) {
       const refused = await this.refusal(resume);
       if (refused) throw refused;
       try {
         const handle = await open(this.lockFile, 'wx', 0o600);
-        await handle.writeFile(`${process.pid}\n`);
+        await handle.writeFile(`${process.pid} ${processStart(process.pid) ?? ''}\n`);
         await handle.close();
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+          await this.guarded(this.lockFile, () => Promise.reject(error));
       }
       const stale = `${this.lockFile}.stale.${process.pid}`;
-      const seen = await readFile(this.lockFile, 'utf8').catch(() => undefined);
+      const seen = await readSmallFile(this.lockFile, 4096).then(String, () => undefined);
       if ((await this.refusal(resume)) || seen === undefined) continue;
       await rename(this.lockFile, stale).catch(() => undefined);
       // Someone else's fresh lock may have been moved instead: then it goes back.
-      const moved = await readFile(stale, 'utf8').catch(() => undefined);
+      const moved = await readSmallFile(stale, 4096).then(String, () => undefined);
       if (moved !== undefined && moved !== seen) await rename(stale, this.lockFile).catch(() => undefined);
       else await rm(stale, { force: true });
     }
@@ -471,8 +491,25 @@ export class Journal {
     if (!resume) await rm(this.file, { force: true });
   }
 
+  /**
+   * A file operation on the journal folder: absence is undefined, anything else (a file
+   * where the folder should be, a folder or a pipe where a file should be) one line.
+   */
+  private async guarded<T>(path: string, work: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new UsageError(`cannot use ${path} (the apply journal and lock): ${errnoText(error)}`, {
+        fix: 'move it out of the way; igpu-split keeps only its lock and journal there',
+      });
+    }
+  }
+
   private async readState(): Promise<JournalState | undefined> {
-    const text = await readFile(this.file, 'utf8').catch(() => undefined);
+    const text = await this.guarded(this.file, () =>
+      readSmallFile(this.file, 1024 * 1024).then((data) => data.toString('utf8')),
+    );
     if (text === undefined) return undefined;
     const damaged = new UsageError(`the apply journal ${this.file} is damaged`, {
       fix: 'run igpu-split plan to see where the lab stands (cordoned nodes, stopped VMs), remove the journal, then apply again',
@@ -570,6 +607,17 @@ export class Journal {
 
 function hasChanges(state: JournalState): boolean {
   return state.stages.length + state.begun.length + state.marks.length + state.stopped.length > 0;
+}
+
+/** When a process started (field 22 of /proc/<pid>/stat, in clock ticks since boot), on Linux. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function processAlive(pid: number): boolean {

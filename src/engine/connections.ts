@@ -70,6 +70,7 @@ export function openLabKube(lab: Lab, timeouts: NetworkTimeouts = {}): KubeApi {
     kubeconfig: file,
     kubeconfigShown: file ? lab.source?.written[file] : undefined,
     context: lab.kubernetes.context,
+    connectTimeoutMs: timeouts.connectTimeoutMs,
     requestTimeoutMs: timeouts.requestTimeoutMs,
   });
 }

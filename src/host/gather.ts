@@ -3,7 +3,7 @@
 
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
-import { isText } from '../core/text.ts';
+import { controlAt, isText } from '../core/text.ts';
 import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
 import { parseCpuinfo } from './parse/cpuinfo.ts';
 import { parseMdevDescription } from './parse/mdev.ts';
@@ -153,14 +153,26 @@ function textReader(host: HostAccess, unreadable: HostFacts['unreadable']): Read
       unreadable.push({ path, error: 'not a text file (binary data)' });
       return undefined;
     }
-    return data.toString('utf8');
+    // A terminal escape or a carriage return is no part of a kernel command line or a
+    // config file, and would reach the user's terminal through plans and reports.
+    const text = data.toString('utf8');
+    const control = controlAt(text);
+    if (control >= 0) {
+      unreadable.push({
+        path,
+        error: `holds a control character (0x${text.charCodeAt(control).toString(16).padStart(2, '0')}) at offset ${control}`,
+      });
+      return undefined;
+    }
+    return text;
   };
 }
 
 /**
  * Runs one read; a path that is not there gives undefined, any other failure is recorded
  * and gives undefined. SFTP says "no such file" for a link loop and for a file where a
- * folder should be (OpenSSH's sftp-server maps ELOOP and ENOTDIR to it), so a "missing"
+ * folder should be (errno_to_portable in OpenSSH's sftp-server.c maps ELOOP and ENOTDIR to it;
+ * the SSH damaged-host cases of test/bad-input show it with Debian's sshd), so a "missing"
  * path is looked at once more: if something is there, it is damage, not absence.
  */
 async function optional<T>(

@@ -375,12 +375,22 @@ function gvtChecks(
   // with GuC submission (i915 turns enable_gvt off and logs so).
   const guc = params?.enableGuc;
   const gucOnCmdline = has(cmdline, 'i915.enable_guc');
+  const unreadParam = (name: string) =>
+    facts.unreadable.some((u) => u.path === `/sys/module/i915/parameters/${name}`);
   if (guc !== undefined && guc > 0 && (guc & 1) === 1) {
     checks.push({
       id: 'gvt.guc-submission',
       status: 'fail',
       evidence: `i915 enable_guc=${guc} (GuC submission on)${gucOnCmdline ? `, set by ${gucOnCmdline}` : ''}`,
       fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : 'set i915.enable_guc=0 on'} the kernel command line and reboot`,
+    });
+  } else if (params && guc === undefined && unreadParam('enable_guc')) {
+    // Nothing is made up for a value that could not be read.
+    checks.push({
+      id: 'gvt.guc-submission',
+      status: 'warn',
+      evidence: 'i915 enable_guc could not be read (see host.readable)',
+      fix: 'read the host again; GuC submission would block GVT-g',
     });
   } else {
     checks.push({
@@ -397,18 +407,25 @@ function gvtChecks(
   const gvtParam = has(cmdline, 'i915.enable_gvt');
   const asked = gvtParam !== undefined && !/=(0|n|no|off)$/i.test(gvtParam);
   checks.push(
-    enabled
-      ? { id: 'gvt.enabled', status: 'pass', evidence: 'i915 enable_gvt=Y' }
-      : {
+    params && params.enableGvt === undefined && unreadParam('enable_gvt')
+      ? {
           id: 'gvt.enabled',
           status: 'fail',
-          evidence: `${params ? 'i915 enable_gvt=N' : 'i915 is not loaded'}${gvtParam ? ` although the kernel command line has ${gvtParam}` : ''}`,
-          fix: asked
-            ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
-            : gvtParam
-              ? `replace ${gvtParam} with i915.enable_gvt=1 on the kernel command line and reboot`
-              : 'add i915.enable_gvt=1 to the kernel command line and reboot (igpu-split apply does this)',
-        },
+          evidence: 'i915 enable_gvt could not be read (see host.readable)',
+          fix: 'read the host again; nothing is concluded from a file that does not read',
+        }
+      : enabled
+        ? { id: 'gvt.enabled', status: 'pass', evidence: 'i915 enable_gvt=Y' }
+        : {
+            id: 'gvt.enabled',
+            status: 'fail',
+            evidence: `${params ? 'i915 enable_gvt=N' : 'i915 is not loaded'}${gvtParam ? ` although the kernel command line has ${gvtParam}` : ''}`,
+            fix: asked
+              ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
+              : gvtParam
+                ? `replace ${gvtParam} with i915.enable_gvt=1 on the kernel command line and reboot`
+                : 'add i915.enable_gvt=1 to the kernel command line and reboot (igpu-split apply does this)',
+          },
   );
 
   const kvmgt = facts.modules.includes('kvmgt');
@@ -612,13 +629,22 @@ function platformChecks(facts: HostFacts, mode: Mode): Check[] {
   );
   if (mode === 'none') return checks;
   const boot = facts.bootloader;
+  const unreadBoot = facts.unreadable.find((u) =>
+    ['/etc/default/grub', '/etc/kernel/proxmox-boot-uuids', '/etc/kernel/cmdline'].some(
+      (path) => u.path === path || u.path.startsWith(`${path}.d`),
+    ),
+  );
   checks.push(
     boot.kind === 'unknown'
       ? {
           id: 'host.bootloader',
           status: 'warn',
-          evidence: 'neither /etc/default/grub nor proxmox-boot-tool ESPs found',
-          fix: 'kernel parameters must be set by hand for this boot loader',
+          evidence: unreadBoot
+            ? `the boot loader configuration cannot be read (${unreadBoot.path}: ${unreadBoot.error})`
+            : 'neither /etc/default/grub nor proxmox-boot-tool ESPs found',
+          fix: unreadBoot
+            ? 'see the host.readable check above'
+            : 'kernel parameters must be set by hand for this boot loader',
         }
       : {
           id: 'host.bootloader',

@@ -4,11 +4,11 @@
 
 import { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, fetch } from 'undici';
 import { errnoText, IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
+import { AnswerTooLarge, readAnswer } from '../core/http-answer.ts';
 import { cleanSecret, MAX_SECRET_BYTES, rememberSecret, secretProblem } from '../core/secrets.ts';
 import { clip } from '../core/text.ts';
 import {
@@ -62,7 +62,7 @@ export function checkProxmoxUrl(url: string): URL {
 }
 
 /** A Proxmox API token secret is a UUID (pve-access-control src/PVE/TokenConfig.pm generate_token: UUID::uuid(), commit 5ccd07d9). */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
 /**
  * The secret comes from a file or an environment variable, never the command line. It is
@@ -74,10 +74,15 @@ export async function loadTokenSecret(
 ): Promise<string> {
   const fix = 'put only the secret in it, on one line (pveum user token add shows it once)';
   if ('file' in source) {
-    const name = `the API token secret file ${source.shown ?? source.file}`;
+    // A path that holds a token secret (pasted where the file's name belongs) is never shown.
+    const pasted = UUID.test(source.shown ?? source.file);
+    const name = pasted
+      ? 'the API token secret file (its name looks like a token secret, so it is not shown)'
+      : `the API token secret file ${source.shown ?? source.file}`;
     const info = await stat(source.file).catch((error: NodeJS.ErrnoException) => {
-      // A secret pasted where its file's name belongs: say so without repeating it.
-      if (error.code === 'ENOENT' && UUID.test(basename(source.file)))
+      // A secret pasted where its file's name belongs (alone, in quotes, as user@realm!id=…):
+      // say so without repeating it.
+      if (error.code === 'ENOENT' && pasted)
         throw new UsageError(
           'tokenSecretFile holds what looks like the token secret itself, not a file name',
           {
@@ -150,7 +155,8 @@ export class ProxmoxClient {
       backoffMs: 500,
       ...options,
     };
-    this.watch = new WaitWatch(this.target, this.options.requestTimeoutMs);
+    // A request may take the connect time and then the answer time: that is when it gives up.
+    this.watch = new WaitWatch(this.target, this.options.connectTimeoutMs + this.options.requestTimeoutMs);
   }
 
   get target(): string {
@@ -300,7 +306,7 @@ export class ProxmoxClient {
       // Connecting and answering have their own timeouts in the agent; this is the backstop.
       signal: AbortSignal.timeout(this.options.connectTimeoutMs + this.options.requestTimeoutMs),
     });
-    const text = await response.text();
+    const text = await readAnswer(response);
     const where = `${method} ${path}`;
     if (!response.ok) throw this.httpError(response.status, response.statusText, where, text);
     let parsed: unknown;
@@ -464,8 +470,15 @@ function describeNetworkError(
   if (code === 'ECONNRESET') return 'the connection was reset';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${seconds(options.connectTimeoutMs)}`;
-  if (code === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
-    return `no answer within ${seconds(options.requestTimeoutMs)}`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no answer within ${seconds(options.requestTimeoutMs)}`;
+  if (code === 'UND_ERR_BODY_TIMEOUT')
+    return `the answer stopped coming for ${seconds(options.requestTimeoutMs)}`;
+  if (code === 'TimeoutError')
+    return `no complete answer within ${seconds(options.connectTimeoutMs + options.requestTimeoutMs)}`;
+  if (error instanceof AnswerTooLarge) return error.message;
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') return 'the server closed the connection';
+  if (code === 'EPROTO' || /ssl|tls/i.test(String((error as { cause?: Error })?.cause?.message)))
+    return 'the TLS handshake failed (is this an HTTPS port?)';
   const cause = (error as { cause?: { message?: string } })?.cause;
   return clip(cause?.message ?? (error as Error)?.message ?? String(error));
 }

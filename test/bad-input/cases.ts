@@ -3,6 +3,7 @@
 // asks of them: secrets, paths, damaged hosts, servers that do not answer, size and shape,
 // options, the lab lock — plus one case per command and exit class (README, "Exit codes").
 
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -27,7 +28,8 @@ export type Topic =
   | 'size-and-shape'
   | 'options'
   | 'lock'
-  | 'exit-codes';
+  | 'exit-codes'
+  | 'stranger';
 
 export interface CaseContext {
   dir: string;
@@ -50,6 +52,8 @@ export interface Step {
   answer?: string;
   /** Done while the question is open, before the answer is typed. */
   whileAsking?: (context: CaseContext) => Promise<void>;
+  /** Standard output goes to this file (e.g. /dev/full) instead of being read. */
+  stdoutTo?: string;
   code: 0 | 1 | 2 | 3;
   /** Matched against stdout and stderr together. */
   line: RegExp;
@@ -116,6 +120,9 @@ const PLACEHOLDER: CaseContext = {
     htmlCa: '',
     httpUrl: 'http://127.0.0.1:3',
     closedPort: 4,
+    endlessUrl: 'https://127.0.0.1:8',
+    trickleUrl: 'https://127.0.0.1:9',
+    muteUrl: 'https://127.0.0.1:10',
     close: async () => {},
   },
   secrets: {
@@ -1197,21 +1204,39 @@ function serverCases(): CliCase[] {
       ],
     }),
     kase({
-      name: 'a Kubernetes API that never answers',
+      name: 'a Kubernetes API that never answers, and one that never finishes the handshake',
       topic: 'servers',
       lab: {},
       setup: async (c) => {
         const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
+        await c.write(
+          'lab/mute.conf',
+          text
+            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.muteUrl}`)
+            .replace(
+              /certificate-authority-data: [^\n]+/,
+              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
+            ),
+        );
+        await c.write(
+          'lab/silent.conf',
           text.replace(/server: https:\/\/[^\n]+/, `server: https://127.0.0.1:${c.bad.silentPort}`),
+        );
+        await variant(c, 'mute.yaml', (t) => t.replace('kubeconfig: kubeconfig', 'kubeconfig: mute.conf'));
+        await variant(c, 'silent.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', 'kubeconfig: silent.conf'),
         );
       },
       steps: (c) => [
         {
-          args: ['cluster', 'verify', '--request-timeout', '3', ...L(c)],
+          args: ['cluster', 'verify', '--request-timeout', '3', '--lab', at(c, 'mute.yaml')],
           code: 2,
           line: /no answer within 3 s — check that the API server is up/,
+        },
+        {
+          args: ['cluster', 'plan', '--connect-timeout', '2', '--lab', at(c, 'silent.yaml')],
+          code: 2,
+          line: /no connection within 2 s — check that the API server is up/,
         },
       ],
     }),
@@ -2256,9 +2281,9 @@ function exitCodeCases(): CliCase[] {
       lab: {},
       steps: (c) => [
         {
-          args: ['guest', 'verify', '--vm', '7', ...L(c)],
+          args: ['guest', 'verify', '--vm', '777', ...L(c)],
           code: 2,
-          line: /--vm 7: no such VM in the lab file/,
+          line: /--vm 777: no such VM in the lab file/,
         },
       ],
     }),
@@ -2402,6 +2427,445 @@ function exitCodeCases(): CliCase[] {
   ];
 }
 
+// ─── what a stranger found (second round): pipes, devices, endless answers, pasted secrets ──
+
+function strangerCases(): CliCase[] {
+  const fifo = (path: string) => execFileSync('mkfifo', [path]);
+  return [
+    ...[
+      [
+        'caFile',
+        'mapping plan',
+        (t: string) => t.replace(/fingerprint: [^\n]+/, 'caFile: pipe'),
+        /cannot read the CA file pipe .*: not a regular file \(a pipe or a device\)/,
+      ],
+      [
+        'kubeconfig',
+        'cluster plan',
+        (t: string) => t.replace('kubeconfig: kubeconfig', 'kubeconfig: pipe'),
+        /kubeconfig pipe .* is not a regular file/,
+      ],
+    ].map(([what, command, edit, line]) =>
+      kase({
+        name: `a FIFO as the ${what} does not block`,
+        topic: 'stranger',
+        lab: {},
+        setup: async (c) => {
+          fifo(join(labOf(c).dir, 'pipe'));
+          await variant(c, 'fifo.yaml', edit as (t: string) => string);
+        },
+        steps: (c) => [
+          {
+            args: [...(command as string).split(' '), '--lab', at(c, 'fifo.yaml')],
+            code: 2,
+            line: line as RegExp,
+          },
+        ],
+      }),
+    ),
+    kase({
+      name: 'a FIFO or /dev/zero as --identity does not block',
+      topic: 'stranger',
+      setup: async (c) => void fifo(join(c.dir, 'id-pipe')),
+      steps: (c) => [
+        {
+          args: [
+            'doctor',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+            '--identity',
+            join(c.dir, 'id-pipe'),
+          ],
+          code: 2,
+          line: /cannot read identity file .*id-pipe: not a regular file \(a pipe or a device\)/,
+        },
+        {
+          args: ['doctor', '--host', `ssh://root@127.0.0.1:${c.bad.closedPort}`, '--identity', '/dev/zero'],
+          code: 2,
+          line: /cannot read identity file \/dev\/zero: not a regular file/,
+        },
+      ],
+    }),
+    kase({
+      name: '/dev/zero as the kubeconfig does not eat memory',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'zero.yaml', (t) => t.replace('kubeconfig: kubeconfig', 'kubeconfig: /dev/zero'));
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'zero.yaml')],
+          code: 2,
+          line: /kubeconfig \/dev\/zero is not a regular file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a FIFO and a device in a captured tree are named, not read',
+      topic: 'stranger',
+      setup: async (c) => {
+        const root = await hostCopy('i5-8500t-before', c.dir);
+        await rm(join(root, 'etc/default/grub'));
+        fifo(join(root, 'etc/default/grub'));
+      },
+      steps: (c) => [
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'i5-8500t-before')],
+          code: 1,
+          line: /cannot plan: \/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a FIFO as the apply journal, and the journal folder a file',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(join(labOf(c).dir, '.igpu-split'));
+        fifo(join(labOf(c).dir, '.igpu-split', 'journal.json'));
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', ...L(c)],
+          code: 2,
+          line: /cannot use .*journal\.json \(the apply journal and lock\): not a regular file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'the journal folder is a file',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => void (await c.write('lab/.igpu-split', 'not a folder\n')),
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', ...L(c)],
+          code: 2,
+          line: /cannot use .*\.igpu-split\/lock \(the apply journal and lock\): a part of the path is not a directory/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a lab file reached through a link shares the lock',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(join(labOf(c).dir, '.igpu-split'), { recursive: true });
+        await writeFile(join(labOf(c).dir, '.igpu-split', 'lock'), `${process.pid}\n`);
+        // Paths absolute, so only the lock decides; the link lives in another folder.
+        const lab = labOf(c);
+        await variant(c, 'absolute.yaml', (t) =>
+          t
+            .replace('tokenSecretFile: token', `tokenSecretFile: ${lab.tokenFile}`)
+            .replace('kubeconfig: kubeconfig', `kubeconfig: ${lab.kubeconfigFile}`),
+        );
+        await mkdir(join(c.dir, 'alias'));
+        await symlink(at(c, 'absolute.yaml'), join(c.dir, 'alias', 'igpu-split.yaml'));
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--lab', join(c.dir, 'alias', 'igpu-split.yaml')],
+          code: 2,
+          line: new RegExp(`another igpu-split apply \\(pid ${process.pid}\\) holds the lab lock`),
+        },
+      ],
+    }),
+    kase({
+      name: 'a stale lock whose pid now belongs to another process',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(join(labOf(c).dir, '.igpu-split'), { recursive: true });
+        // pid 1 is alive, but it started long before this lock says its apply did.
+        await writeFile(join(labOf(c).dir, '.igpu-split', 'lock'), '1 999999999\n');
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--no-verify', ...L(c)],
+          code: 0,
+          line: /mapping iGPU created/,
+          check: nothingLeft(),
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox answer that never ends is cut off',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/ca.pem', c.bad.htmlCa);
+        await variant(c, 'endless.yaml', (t) =>
+          t
+            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.endlessUrl}`)
+            .replace(/fingerprint: [^\n]+/, 'caFile: ca.pem'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'endless.yaml')],
+          code: 2,
+          line: /the answer is larger than 16 MB/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox answer that trickles ends with the whole timeout, said the same way throughout',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/ca.pem', c.bad.htmlCa);
+        await variant(c, 'trickle.yaml', (t) =>
+          t
+            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.trickleUrl}`)
+            .replace(/fingerprint: [^\n]+/, 'caFile: ca.pem'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: [
+            'mapping',
+            'plan',
+            '--connect-timeout',
+            '2',
+            '--request-timeout',
+            '3',
+            '--lab',
+            at(c, 'trickle.yaml'),
+          ],
+          code: 2,
+          line: /gives up after 5 s\)[\s\S]*no complete answer within 5 s/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Kubernetes answer that never ends is cut off',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text
+            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.endlessUrl}`)
+            .replace(
+              /certificate-authority-data: [^\n]+/,
+              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
+            ),
+        );
+      },
+      steps: (c) => [
+        { args: ['cluster', 'plan', ...L(c)], code: 2, line: /the answer is larger than 16 MB/ },
+      ],
+    }),
+    ...[
+      ['as user@realm!id=secret', (s: Secrets) => `igpu-split@pve!lab=${s.tokenFile}`],
+      ['with a trailing space', (s: Secrets) => `"${s.tokenFile} "`],
+      ['in braces', (s: Secrets) => `"{${s.tokenFile}}"`],
+      ['after a word', (s: Secrets) => `"token ${s.tokenFile}"`],
+    ].map(([how, value]) =>
+      kase({
+        name: `the secret pasted as tokenSecretFile ${how}`,
+        topic: 'stranger',
+        lab: {},
+        setup: async (c) => {
+          await variant(c, 'pasted.yaml', (t) =>
+            t.replace(
+              'tokenSecretFile: token',
+              `tokenSecretFile: ${(value as (s: Secrets) => string)(c.secrets)}`,
+            ),
+          );
+        },
+        steps: (c) => [
+          {
+            args: ['vm', 'plan', '--lab', at(c, 'pasted.yaml')],
+            code: 2,
+            line: /tokenSecretFile holds what looks like the token secret itself, not a file name/,
+          },
+        ],
+      }),
+    ),
+    kase({
+      name: 'init with the secret pasted as --token-secret-file',
+      topic: 'stranger',
+      lab: {},
+      steps: (c) => [
+        {
+          args: [
+            'init',
+            '--url',
+            labOf(c).pve.url,
+            '--token',
+            TOKEN_ID,
+            '--token-secret-file',
+            `igpu-split@pve!lab=${c.secrets.tokenFile}`,
+            '--out',
+            join(c.dir, 'x.yaml'),
+          ],
+          code: 2,
+          line: /tokenSecretFile holds what looks like the token secret itself/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an exec credential plugin that fails, printing the token, is not quoted',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const plugin = await c.write(
+          'lab/plugin.sh',
+          `#!/bin/sh\necho "stderr says token ${c.secrets.kubeToken}" >&2\nexit 1\n`,
+        );
+        await import('node:fs/promises').then((fs) => fs.chmod(plugin, 0o755));
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(
+            /^(- name: igpu-sim\n {2}user:\n)( {4}token: .*\n)/m,
+            `$1    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./plugin.sh\n      interactiveMode: Never\n`,
+          ),
+        );
+      },
+      steps: (c) => [
+        { args: ['cluster', 'plan', ...L(c)], code: 2, line: /exec credential plugin failed|unauthorized/ },
+      ],
+    }),
+    kase({
+      name: 'a kubeconfig token with a line break in it',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        await writeFile(
+          labOf(c).kubeconfigFile,
+          text.replace(`token: ${c.secrets.kubeToken}`, `token: "${c.secrets.kubeToken}\\nmore"`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 2,
+          line: /the token of user igpu-sim holds a line break or another control character/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a binary and a multi-document file as the lab file',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => void (await c.write('lab/two.yaml', `${labOf(c).labText()}---\nhosts: []\n`)),
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', process.execPath],
+          code: 2,
+          line: /(is 1?[\d,]+ bytes; lab files over 1 MB|holds a NUL byte at offset \d+: it is not a text file)/,
+        },
+        {
+          args: ['plan', '--lab', at(c, 'two.yaml')],
+          code: 2,
+          line: /a second YAML document \(after ---\): a lab file is one/,
+        },
+        { args: ['plan', '--lab', ''], code: 2, line: /--lab names no file/ },
+      ],
+    }),
+    kase({
+      name: 'a section with all its keys commented out means its defaults',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'commented.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  # kubeconfig: kubeconfig\n'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'render', '--out', join(c.dir, 'render'), '--lab', at(c, 'commented.yaml')],
+          code: 0,
+          line: /wrote /,
+        },
+      ],
+    }),
+    kase({
+      name: 'output that cannot be written is not success',
+      topic: 'stranger',
+      steps: () => [
+        {
+          args: ['doctor', '--root', fixture('i5-8500t-gvt')],
+          stdoutTo: '/dev/full',
+          code: 2,
+          line: /cannot write the output: no space left on the device/,
+        },
+      ],
+    }),
+    kase({
+      name: 'control characters in /etc/kernel/cmdline are named, not printed',
+      topic: 'stranger',
+      setup: async (c) => {
+        const root = await hostCopy('i7-6700k-sdboot', c.dir);
+        await writeFile(
+          join(root, 'etc/kernel/cmdline'),
+          'root=ZFS=rpool/ROOT/pve-1 \x1b]0;owned\x07 quiet\n',
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'i7-6700k-sdboot')],
+          code: 1,
+          line: /cannot plan: \/etc\/kernel\/cmdline: holds a control character \(0x1b\) at offset 26/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a public key and a garbage file as --identity',
+      topic: 'stranger',
+      setup: async (c) => {
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(c.dir, 'key')]);
+        await c.write('garbage', 'not a key at all\n');
+      },
+      steps: (c) => [
+        {
+          args: [
+            'doctor',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+            '--identity',
+            join(c.dir, 'key.pub'),
+          ],
+          code: 2,
+          line: /identity file .*key\.pub holds a public key — pass --identity the private key/,
+        },
+        {
+          args: [
+            'doctor',
+            '--host',
+            `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+            '--identity',
+            join(c.dir, 'garbage'),
+          ],
+          code: 2,
+          line: /not a private key ssh can read — pass --identity with your private key file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a --vm that is not a VM id, and SSH port 0',
+      topic: 'stranger',
+      steps: () => [
+        {
+          args: ['vm', 'plan', '--vm', '42'],
+          code: 2,
+          line: /--vm must be a whole number from 100 to 999999999/,
+        },
+        {
+          args: ['doctor', '--host', 'ssh://root@127.0.0.1:0'],
+          code: 2,
+          line: /port 0 .* is not a TCP port/,
+        },
+      ],
+    }),
+  ];
+}
+
 export function cases(): CliCase[] {
   return [
     ...secretCases(),
@@ -2412,5 +2876,6 @@ export function cases(): CliCase[] {
     ...optionCases(),
     ...lockCases(),
     ...exitCodeCases(),
+    ...strangerCases(),
   ];
 }

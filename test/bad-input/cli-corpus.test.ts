@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -71,7 +71,11 @@ function run(
     const argv = [process.execPath, BIN, ...step.args];
     const child =
       step.answer === undefined
-        ? spawn(process.execPath, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+        ? spawn(process.execPath, argv.slice(1), {
+            cwd,
+            env,
+            stdio: ['ignore', step.stdoutTo ? openSync(step.stdoutTo, 'w') : 'pipe', 'pipe'],
+          })
         : spawn('script', ['-qec', `stty cols 120 rows 40; exec ${argv.map(quote).join(' ')}`, '/dev/null'], {
             cwd,
             env,
@@ -81,7 +85,7 @@ function run(
     let stderr = '';
     let hung = false;
     let answered = false;
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (step.answer !== undefined && !answered && stdout.includes('[y/N]')) {
         answered = true;
@@ -91,7 +95,7 @@ function run(
         );
       }
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     const hang = setTimeout(() => {
@@ -190,7 +194,9 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
   const problems: string[] = [];
   let kind: Outcome['kind'] = 'ok';
   let ms = 0;
+  // What the tool printed, and apart (a case may pass a secret on purpose) each command.
   const outputs: string[] = [];
+  const commands: string[] = [];
   try {
     await item.setup?.(context);
     if (lab) for (const file of [lab.labFile, lab.tokenFile, lab.kubeconfigFile]) planted.add(file);
@@ -209,7 +215,8 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
       const result = await run(step, dir, env, () => step.whileAsking?.(context) ?? Promise.resolve());
       ms += result.ms;
       const text = `${result.stdout}\n${result.stderr}`;
-      outputs.push(`$ igpu-split ${step.args.join(' ')}\n${text}`);
+      outputs.push(text);
+      commands.push(`igpu-split ${step.args.join(' ')}`);
       const debug = step.args.includes('--debug');
       if (result.hung) {
         kind = 'hang';
@@ -250,13 +257,14 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
   const leaks: string[] = [];
   // The CLI replaces a secret it knows by [secret] as a last guard: the mark itself means
   // a message tried to carry one.
-  for (const output of outputs)
-    if (output.includes('[secret]'))
-      leaks.push(`a redacted secret in the output of ${output.split('\n')[0]}`);
+  outputs.forEach((output, i) => {
+    if (output.includes('[secret]')) leaks.push(`a redacted secret in the output of ${commands[i]}`);
+  });
   for (const { secret, forms } of allLeakForms(secrets)) {
-    for (const output of outputs)
+    outputs.forEach((output, i) => {
       if (forms.some((form) => output.includes(form)))
-        leaks.push(`${secret} in the output of ${output.split('\n')[0]}`);
+        leaks.push(`${secret} in the output of ${commands[i]}`);
+    });
     for (const file of files)
       if (forms.some((form) => file.text.includes(form)))
         leaks.push(`${secret} in ${relative(dir, file.path)}`);

@@ -87,6 +87,12 @@ export interface Misbehaving {
   httpUrl: string;
   /** A port nothing listens on. */
   closedPort: number;
+  /** HTTPS (trusted through `htmlCa`): 200, then a body that never ends. */
+  endlessUrl: string;
+  /** HTTPS (trusted through `htmlCa`): 200, then one byte every two seconds. */
+  trickleUrl: string;
+  /** HTTPS (trusted through `htmlCa`): the connection is made, the request never answered. */
+  muteUrl: string;
   close(): Promise<void>;
 }
 
@@ -108,6 +114,31 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     res.end('{"data":null}');
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const timers = new Set<NodeJS.Timeout>();
+  const endless = createHttpsServer(html, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"data":[');
+    const chunk = `${'{"node":"pve1","status":"online"},'.repeat(2000)}`;
+    const pump = () => {
+      while (res.write(chunk)) {}
+      res.once('drain', pump);
+    };
+    pump();
+    res.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+  const trickle = createHttpsServer(html, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const timer = setInterval(() => res.write(' '), 2000);
+    timers.add(timer);
+    res.on('close', () => clearInterval(timer));
+    res.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => trickle.listen(0, '127.0.0.1', resolve));
+  const mute = createHttpsServer(html, () => {
+    // Never answers.
+  });
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
   const spare = createTcpServer();
   await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
   const closedPort = (spare.address() as { port: number }).port;
@@ -119,12 +150,17 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     htmlCa: html.cert,
     httpUrl: `http://127.0.0.1:${port(http)}`,
     closedPort,
+    endlessUrl: `https://127.0.0.1:${port(endless)}`,
+    trickleUrl: `https://127.0.0.1:${port(trickle)}`,
+    muteUrl: `https://127.0.0.1:${port(mute)}`,
     close: async () => {
       for (const socket of held) socket.destroy();
-      htmlServer.closeAllConnections();
-      http.closeAllConnections();
+      for (const timer of timers) clearInterval(timer);
+      for (const server of [htmlServer, http, endless, trickle, mute]) server.closeAllConnections();
       await Promise.all(
-        [silent, htmlServer, http].map((s) => new Promise((resolve) => s.close(() => resolve(undefined)))),
+        [silent, htmlServer, http, endless, trickle, mute].map(
+          (s) => new Promise((resolve) => s.close(() => resolve(undefined))),
+        ),
       );
     },
   };

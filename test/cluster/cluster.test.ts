@@ -268,7 +268,9 @@ test('no kubeconfig, an unknown context, an unreachable server: one line each', 
     () => openKube({ kubeconfig: file, context: 'prod' }),
     (error: unknown) =>
       error instanceof IgpuSplitError &&
-      /has no context prod — set kubernetes.context to one of: igpu-sim/.test(error.oneLine()),
+      /has no context prod — set kubernetes.context in the lab file to one of: igpu-sim/.test(
+        error.oneLine(),
+      ),
   );
   await sim.close();
   await fails(

@@ -140,7 +140,7 @@ test('refusals name the file and never quote it', async () => {
   assert.throws(() => loadKubeconfig({ kubeconfig: plain }), fails(/reached over http, not https/));
   assert.throws(
     () => loadKubeconfig({ kubeconfig: plain, context: 'nope' }),
-    fails(/has no context nope — set kubernetes\.context to one of: c/),
+    fails(/has no context nope — set kubernetes\.context in the lab file to one of: c/),
   );
   const none = join(dir, 'none.conf');
   await writeFile(

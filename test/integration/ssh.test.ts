@@ -202,7 +202,9 @@ describe('SSH host access', () => {
         identityFile: locked,
         knownHostsFile: s.knownHostsFile,
       }),
-      rejectsWith(/cannot use identity file .*locked: .*— load a passphrase-protected key into ssh-agent/),
+      rejectsWith(
+        /cannot use identity file .*locked: it is protected by a passphrase — load it into ssh-agent/,
+      ),
     );
   });
 

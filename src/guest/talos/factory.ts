@@ -6,6 +6,8 @@
 import { Agent, fetch } from 'undici';
 import { z } from 'zod';
 import { TargetError } from '../../core/errors.ts';
+import { AnswerTooLarge, readAnswer } from '../../core/http-answer.ts';
+import { clip } from '../../core/text.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, seconds, WaitWatch } from '../../core/waits.ts';
 import { type Schematic, schematicYaml } from './schematic.ts';
 
@@ -23,7 +25,7 @@ export class ImageFactory {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    this.watch = new WaitWatch(this.baseUrl, this.timeoutMs);
+    this.watch = new WaitWatch(this.baseUrl, this.connectTimeoutMs + this.timeoutMs);
     // Certificates are checked whatever the environment says; connecting and answering
     // are bounded apart.
     this.dispatcher = new Agent({
@@ -72,7 +74,8 @@ export class ImageFactory {
     let response: Awaited<ReturnType<typeof fetch>>;
     let text: string;
     try {
-      response = await this.watch.track(
+      // The answer's body is part of the wait: a factory may stall half-way through it.
+      [response, text] = await this.watch.track(
         where,
         fetch(`${this.baseUrl}${path}`, {
           method,
@@ -80,20 +83,23 @@ export class ImageFactory {
           headers: body ? { 'content-type': 'application/yaml' } : {},
           dispatcher: this.dispatcher,
           signal: AbortSignal.timeout(this.connectTimeoutMs + this.timeoutMs),
-        }),
+        }).then(async (answer) => [answer, await readAnswer(answer)] as const),
       );
-      text = await response.text();
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const name = (error as Error).name;
       const reason =
-        name === 'TimeoutError' ||
-        cause?.code === 'UND_ERR_HEADERS_TIMEOUT' ||
-        cause?.code === 'UND_ERR_BODY_TIMEOUT'
-          ? `no answer within ${seconds(this.timeoutMs)}`
-          : cause?.code === 'UND_ERR_CONNECT_TIMEOUT'
-            ? `no connection within ${seconds(this.connectTimeoutMs)}`
-            : (cause?.message ?? (error as Error).message);
+        error instanceof AnswerTooLarge
+          ? error.message
+          : name === 'TimeoutError'
+            ? `no complete answer within ${seconds(this.connectTimeoutMs + this.timeoutMs)}`
+            : cause?.code === 'UND_ERR_HEADERS_TIMEOUT'
+              ? `no answer within ${seconds(this.timeoutMs)}`
+              : cause?.code === 'UND_ERR_BODY_TIMEOUT'
+                ? `the answer stopped coming for ${seconds(this.timeoutMs)}`
+                : cause?.code === 'UND_ERR_CONNECT_TIMEOUT'
+                  ? `no connection within ${seconds(this.connectTimeoutMs)}`
+                  : clip(cause?.message ?? (error as Error).message);
       throw new TargetError(`${where}: ${reason}`, {
         target: this.baseUrl,
         fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
