@@ -3,7 +3,9 @@
 
 import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { z } from 'zod';
 import { TargetError } from '../core/errors.ts';
+import { clip, controlAt } from '../core/text.ts';
 import {
   type CommandResult,
   type DirEntry,
@@ -19,6 +21,40 @@ const MAX_LINK_HOPS = 40;
 /** What `capture` writes beside the tree: the files it holds and those it could not read. */
 export const MANIFEST = 'igpu-split-capture.json';
 
+/** The folder `capture` packs the tree in. */
+export const CAPTURE_FOLDER = 'igpu-split-capture';
+
+const HOST_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EUNSUPPORTED', 'EIO'] as const;
+
+/** A host path as a manifest holds it: absolute, and nothing a terminal would act on. */
+const HostPath = z
+  .string()
+  .startsWith('/')
+  .refine((path) => controlAt(path, '') < 0, 'holds a control character');
+
+/**
+ * The manifest as `capture` writes it (src/capture/capture.ts); `special` is absent in
+ * older ones. An archive may come from anyone: a message is printed only clipped to one
+ * line without control characters.
+ */
+export const ManifestSchema = z.object({
+  tool: z.literal('igpu-split'),
+  version: z.string(),
+  target: z.string(),
+  capturedAt: z.string(),
+  files: z.array(z.string()),
+  unreadable: z.array(
+    z.object({
+      path: HostPath,
+      code: z.enum(HOST_ERROR_CODES),
+      message: z.string().transform((message) => clip(message, 300)),
+    }),
+  ),
+  special: z.array(HostPath).optional(),
+});
+
+const NOT_REGULAR = (path: string) => `${path}: not a regular file (a pipe or a device)`;
+
 /** No file doctor reads is near this; a bigger one (or a device that never ends) is not read. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
@@ -31,6 +67,9 @@ export class CapturedRoot implements HostAccess {
 
   /** Paths the capture could not read on the host: they fail here the same way. */
   private failed = new Map<string, { code: HostErrorCode; message: string }>();
+
+  /** Pipes and devices the host had where a file was expected: the capture holds only their names. */
+  private special = new Set<string>();
 
   constructor(root: string) {
     this.root = posix.resolve(root);
@@ -46,29 +85,62 @@ export class CapturedRoot implements HostAccess {
         fix: 'point --root at the unpacked capture (the folder that holds proc/ and sys/)',
       });
     }
-    const manifest = await readFile(posix.join(this.root, MANIFEST), 'utf8').catch(() => undefined);
-    if (manifest !== undefined) {
-      try {
-        const { unreadable } = JSON.parse(manifest) as {
-          unreadable?: { path: string; code: HostErrorCode; message: string }[];
-        };
-        for (const entry of unreadable ?? []) this.failed.set(entry.path, entry);
-      } catch {
-        // A manifest that does not parse only loses this detail; the tree still reads.
-      }
-    }
+    await this.readManifest();
     return this;
+  }
+
+  /**
+   * The capture's manifest says what could not be read on the host and which entries were
+   * pipes or devices: without it a capture would answer differently (an unreadable file as
+   * absent). A folder named as `capture` names it must hold one; another folder (a mounted
+   * root, a tree built by hand) is read as it is.
+   */
+  private async readManifest(): Promise<void> {
+    const file = posix.join(this.root, MANIFEST);
+    const refuse = (why: string) =>
+      new TargetError(`${file}: ${why}`, {
+        target: this.target,
+        fix: 'unpack the capture archive again, or capture the host again (igpu-split capture)',
+      });
+    let text: string;
+    try {
+      const info = await lstat(file);
+      if (!info.isFile()) throw refuse('not a regular file');
+      if (info.size > MAX_FILE_BYTES) throw refuse(`far too big (${info.size} bytes)`);
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if (error instanceof TargetError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT')
+        throw refuse(code === 'EACCES' ? 'permission denied' : `cannot be read (${code})`);
+      if (posix.basename(this.root) === CAPTURE_FOLDER)
+        throw refuse('missing: without it a file the host could not read would look absent');
+      return;
+    }
+    let parsed: ReturnType<typeof ManifestSchema.safeParse>;
+    try {
+      parsed = ManifestSchema.safeParse(JSON.parse(text));
+    } catch {
+      throw refuse('damaged (not JSON)');
+    }
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw refuse(`damaged (${issue?.path.join('.') || 'top level'}: ${issue?.message})`);
+    }
+    for (const entry of parsed.data.unreadable) this.failed.set(entry.path, entry);
+    for (const path of parsed.data.special ?? []) this.special.add(path);
   }
 
   async readFile(path: string): Promise<Buffer> {
     this.failIfUnreadable(path);
+    if (this.special.has(path)) throw new HostError('EIO', path, NOT_REGULAR(path));
     const real = await this.resolve(path, true);
     // Only regular files: a pipe or a device in the tree would block or never end.
     const info = await stat(real).catch((error: unknown) => {
       throw toHostError(error, path);
     });
     if (info.isDirectory()) throw new HostError('EISDIR', path, `${path}: a directory, not a file`);
-    if (!info.isFile()) throw new HostError('EIO', path, `${path}: not a regular file (a pipe or a device)`);
+    if (!info.isFile()) throw new HostError('EIO', path, NOT_REGULAR(path));
     if (info.size > MAX_FILE_BYTES)
       throw new HostError('EIO', path, `${path}: far too big (${info.size} bytes)`);
     return readFile(real).catch((error: unknown) => {
@@ -87,9 +159,13 @@ export class CapturedRoot implements HostAccess {
     const entries = await readdir(real, { withFileTypes: true }).catch((error: unknown) => {
       throw toHostError(error, path);
     });
-    return entries
-      .map((entry) => ({ name: entry.name, type: entryTypeOf(entry) }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // The capture holds no file for a pipe or device: its name comes from the manifest.
+    const specials = [...this.special]
+      .filter((p) => posix.dirname(p) === posix.join('/', path))
+      .map((p) => ({ name: posix.basename(p), type: 'other' as const }));
+    return [...entries.map((entry) => ({ name: entry.name, type: entryTypeOf(entry) })), ...specials].sort(
+      (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
   }
 
   async readLink(path: string): Promise<string> {
@@ -101,6 +177,7 @@ export class CapturedRoot implements HostAccess {
   }
 
   async entryType(path: string): Promise<EntryType | undefined> {
+    if (this.special.has(path)) return 'other';
     try {
       const info = await lstat(await this.resolve(path, false));
       return entryTypeOf(info);

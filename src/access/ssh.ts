@@ -260,12 +260,34 @@ export class SshHost implements HostAccess {
     return this.sftpSession;
   }
 
+  /**
+   * One SFTP operation, bounded. sftp-server answers one request at a time, so one that
+   * never ends (a pipe opened on a host that changed under us) would hold every later one:
+   * after a timeout the channel is closed and the next operation opens a new one.
+   */
+  private bounded<T>(path: string, work: Promise<T>): Promise<T> {
+    return bounded(path, work).catch(async (error: unknown) => {
+      if (error instanceof HostError && /no answer from the host/.test(error.message)) {
+        const stale = this.sftpSession;
+        this.sftpSession = undefined;
+        await stale?.then((sftp) => sftp.end()).catch(() => undefined);
+      }
+      throw error;
+    });
+  }
+
   readFile(path: string): Promise<Buffer> {
-    return this.watch.track(`reading ${path}`, bounded(path, this.readFileNow(path)));
+    return this.watch.track(`reading ${path}`, this.bounded(path, this.readFileNow(path)));
   }
 
   private async readFileNow(path: string): Promise<Buffer> {
     const sftp = await this.sftp();
+    // Only a regular file is opened: sftp-server would block in open(2) on a pipe, and
+    // a device may never end (stat does not block, and follows links as open would).
+    const stats = await call<{ mode: number }>((cb) => sftp.stat(path, cb), path);
+    const kind = typeOfMode(stats.mode);
+    if (kind === 'dir') throw new HostError('EISDIR', path, `${path}: a directory, not a file`);
+    if (kind !== 'file') throw new HostError('EIO', path, `${path}: not a regular file (a pipe or a device)`);
     const handle = await call<Buffer>((cb) => sftp.open(path, 'r', cb), path);
     try {
       // Read until EOF: /proc and /sys files report sizes of 0 or 4096 that mean nothing.
@@ -293,7 +315,7 @@ export class SshHost implements HostAccess {
   }
 
   list(path: string): Promise<DirEntry[]> {
-    return this.watch.track(`listing ${path}`, bounded(path, this.listNow(path)));
+    return this.watch.track(`listing ${path}`, this.bounded(path, this.listNow(path)));
   }
 
   private async listNow(path: string): Promise<DirEntry[]> {
@@ -309,7 +331,7 @@ export class SshHost implements HostAccess {
   }
 
   readLink(path: string): Promise<string> {
-    return this.watch.track(`reading link ${path}`, bounded(path, this.readLinkNow(path)));
+    return this.watch.track(`reading link ${path}`, this.bounded(path, this.readLinkNow(path)));
   }
 
   private async readLinkNow(path: string): Promise<string> {

@@ -6,10 +6,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { create } from 'tar';
-import { MANIFEST } from '../access/captured-root.ts';
-import type { HostAccess, HostErrorCode } from '../access/host.ts';
+import type { z } from 'zod';
+import { CAPTURE_FOLDER, MANIFEST, type ManifestSchema } from '../access/captured-root.ts';
+import type { EntryType, HostAccess } from '../access/host.ts';
 import { type Recorded, RecordingHost } from '../access/recording.ts';
-
 import { gatherHostFacts } from '../host/gather.ts';
 
 export interface CaptureResult {
@@ -18,14 +18,7 @@ export interface CaptureResult {
   files: number;
 }
 
-export interface CaptureManifest {
-  tool: string;
-  version: string;
-  target: string;
-  capturedAt: string;
-  files: string[];
-  unreadable: { path: string; code: HostErrorCode; message: string }[];
-}
+export type CaptureManifest = z.input<typeof ManifestSchema>;
 
 export async function captureHost(
   host: HostAccess,
@@ -34,11 +27,11 @@ export async function captureHost(
 ): Promise<CaptureResult> {
   const recording = new RecordingHost(host);
   await gatherHostFacts(recording);
-  const folder = 'igpu-split-capture';
+  const folder = CAPTURE_FOLDER;
   const work = await mkdtemp(join(tmpdir(), 'igpu-split-capture-'));
   try {
     const root = join(work, folder);
-    const files = await materialize(recording.recorded, root);
+    const { files, special } = await materialize(recording.recorded, root);
     const manifest: CaptureManifest = {
       tool: 'igpu-split',
       version: toolVersion,
@@ -49,6 +42,7 @@ export async function captureHost(
       unreadable: [...recording.recorded.failed]
         .map(([path, why]) => ({ path, ...why }))
         .sort((a, b) => (a.path < b.path ? -1 : 1)),
+      special,
     };
     await writeFile(join(root, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     await create({ gzip: true, file: outFile, cwd: work, portable: true }, [folder]);
@@ -58,17 +52,28 @@ export async function captureHost(
   }
 }
 
-/** Writes the recorded reads as a tree under `root`; returns the host paths written. */
-async function materialize(recorded: Recorded, root: string): Promise<string[]> {
+/**
+ * Writes the recorded reads as a tree under `root`; returns the host paths written, and the
+ * pipes and devices seen (the archive holds only their names, in the manifest).
+ */
+async function materialize(
+  recorded: Recorded,
+  root: string,
+): Promise<{ files: string[]; special: string[] }> {
   const under = (path: string) => join(root, ...path.split('/').filter(Boolean));
   const dirs = new Set<string>();
-  // Listed entries and existence checks become empty folders (or files) unless read below;
-  // sysfs links we did not read through are stored as plain folders.
+  const special = new Set<string>();
+  const note = (path: string, type: EntryType) => {
+    // Sysfs links we did not read through are stored as plain folders.
+    if (type === 'dir' || type === 'link') dirs.add(path);
+    else if (type === 'other') special.add(path);
+  };
+  // Listed entries and existence checks become empty folders (or files) unless read below.
   for (const [dir, entries] of recorded.dirs) {
     dirs.add(dir);
-    for (const entry of entries) if (entry.type !== 'file') dirs.add(posix.join(dir, entry.name));
+    for (const entry of entries) note(posix.join(dir, entry.name), entry.type);
   }
-  for (const [path, type] of recorded.entries) if (type !== 'file') dirs.add(path);
+  for (const [path, type] of recorded.entries) note(path, type);
   for (const path of [...recorded.files.keys(), ...recorded.links.keys()]) dirs.delete(path);
   for (const dir of [...dirs].sort()) await mkdir(under(dir), { recursive: true });
 
@@ -91,5 +96,5 @@ async function materialize(recorded: Recorded, root: string): Promise<string[]> 
     await symlink(target, under(path));
     written.push(path);
   }
-  return written.sort();
+  return { files: written.sort(), special: [...special].sort() };
 }

@@ -3,7 +3,9 @@
 // hosts, an Ubuntu and a Talos node VM — taken through doctor → plan → apply → verify →
 // status, visibly, and then what to change to point it at a real lab.
 
+import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
+import { onInterrupt } from './interrupt.ts';
 import { renderChains, renderLabPlan, runWithProgress } from './lab-run.ts';
 
 const say = (text: string) => process.stdout.write(text);
@@ -35,7 +37,21 @@ export function registerDemo(program: Command): void {
         import('../host/gather.ts'),
         import('../host/verdict.ts'),
       ]);
-      const demo = await startDemoLab();
+      // Cut short (Ctrl-C, output that cannot be written), the demo still takes its folder away,
+      // from the moment it exists.
+      let folder: string | undefined;
+      const removeFolder = () => {
+        if (folder && !options.keep) rmSync(folder, { recursive: true, force: true });
+        return undefined;
+      };
+      const forget = onInterrupt(removeFolder);
+      const demo = await startDemoLab((dir) => {
+        folder = dir;
+      }).catch((error: unknown) => {
+        forget();
+        removeFolder();
+        throw error;
+      });
       try {
         say(
           `igpu-split demo — a lab of 3 Proxmox hosts, 2 node VMs (Ubuntu + K3s, Talos) and a 3-node cluster,\nall simulated on this machine. Lab file: ${demo.labFile}\n`,
@@ -103,6 +119,7 @@ export function registerDemo(program: Command): void {
         );
         process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
       } finally {
+        forget();
         if (options.keep) say(`kept ${demo.dir} (its simulators are stopped; the lab file is an example)\n`);
         await demo.close({ keepFiles: options.keep === true });
       }

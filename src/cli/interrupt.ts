@@ -1,6 +1,7 @@
-// What an interrupt (Ctrl-C, SIGTERM, a closed terminal) leaves behind, said in one line.
-// A command that holds something — apply's lab lock — registers how to let go of it and
-// what the user should do next; the handler in main.ts runs them and exits.
+// What an interrupt (Ctrl-C, SIGTERM, a closed terminal) or output that cannot be written
+// leaves behind, said in one line. A command that holds something — apply's lab lock, the
+// demo's folder — registers how to let go of it and what the user should do next; the
+// handlers in main.ts run them and exit.
 
 /** Runs synchronously at the interrupt; returns what to tell the user, if anything. */
 type Cleanup = () => string | undefined;
@@ -13,8 +14,8 @@ export function onInterrupt(cleanup: Cleanup): () => void {
   return () => cleanups.delete(cleanup);
 }
 
-/** Runs every registered cleanup and says what is left to do. */
-export function interrupted(signal: string): string {
+/** Runs every registered cleanup (the process is about to end); returns what is left to do. */
+export function letGo(): string[] {
   const hints: string[] = [];
   for (const cleanup of cleanups) {
     try {
@@ -24,5 +25,12 @@ export function interrupted(signal: string): string {
       // An interrupt must not turn into a crash; what could not be cleaned is said by the next run.
     }
   }
+  cleanups.clear();
+  return hints;
+}
+
+/** Lets go of everything held and says what is left to do. */
+export function interrupted(signal: string): string {
+  const hints = letGo();
   return `interrupted by ${signal} — ${hints.length > 0 ? hints.join('; ') : 'run the command again when ready (it picks up where things are)'}`;
 }

@@ -10,7 +10,7 @@ import { redact } from '../core/secrets.ts';
 import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
 import { dropInsecureTlsVariable } from './insecure-tls.ts';
-import { interrupted } from './interrupt.ts';
+import { interrupted, letGo } from './interrupt.ts';
 import { buildProgram } from './program.ts';
 
 export { EXIT };
@@ -32,7 +32,11 @@ function filterOutput(): void {
 }
 
 function printError(error: unknown, debug: boolean): void {
-  process.stderr.write(`igpu-split: ${describeError(error)}\n`);
+  const line = describeError(error);
+  // With --debug on already, the line does not ask for it; the frames follow.
+  process.stderr.write(
+    `igpu-split: ${debug ? line.replace(/\s*(— |\()rerun with --debug( for details)?\)?$/, '') : line}\n`,
+  );
   if (debug) process.stderr.write(stackOf(error));
 }
 
@@ -66,8 +70,9 @@ export async function main(argv: string[]): Promise<number> {
   process.on('unhandledRejection', last);
   // Output that cannot be written (a full disk, a closed pipe) must not pass for success.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    const hints = letGo();
     process.stderr.write(
-      `igpu-split: cannot write the output: ${errnoText(error)} — check where stdout goes\n`,
+      `igpu-split: cannot write the output: ${errnoText(error)} — check where stdout goes${hints.length > 0 ? `; ${hints.join('; ')}` : ''}\n`,
     );
     process.exit(EXIT.usage);
   });
@@ -100,6 +105,9 @@ function describeError(error: unknown): string {
 // Exit at once: requests still in flight after a failure (to a server that does not
 // answer, say) must not hold the process; on Linux, writes to pipes and files are synchronous.
 const code = await main(process.argv);
-// What was written must have gone out (or failed, which the handler above reports) first.
-await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+// What was written must have gone out (or failed, which the handler above reports) first:
+// what is pending is waited for, and a failed write's error, emitted on a later tick, is let
+// through (an empty write to flush would itself fail on a full device).
+if (process.stdout.writableLength > 0) await new Promise((resolve) => process.stdout.once('drain', resolve));
+await new Promise((resolve) => setImmediate(resolve));
 process.exit(code);

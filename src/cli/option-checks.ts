@@ -84,7 +84,7 @@ export function addRequestTimeout(command: Command): Command {
   return numberOption(
     command,
     '--request-timeout <seconds>',
-    'give up on one API request (Proxmox, Kubernetes, Image Factory) after this long',
+    'give up on one API request (Proxmox, Kubernetes, Image Factory) when its answer does not begin, or pauses, this long',
     { min: 1, max: 600, seconds: true },
     REQUEST_TIMEOUT_MS / 1000,
   );

@@ -1,25 +1,85 @@
 // How @kubernetes/client-node's requests go out: over node:https with the agent client-node
 // builds from the kubeconfig (its CA, client certificate, key), but bounded the way every
 // wait in igpu-split is (src/core/waits.ts) — connecting within the connect timeout, the
-// whole answer within the request timeout after that, at most MAX_ANSWER_BYTES of it —
-// and verifying the server's certificate whatever NODE_TLS_REJECT_UNAUTHORIZED says
+// answer beginning within the request timeout after that and never pausing longer, the
+// whole request within both together, at most MAX_ANSWER_BYTES of it — and verifying the server's certificate whatever NODE_TLS_REJECT_UNAUTHORIZED says
 // (client-node leaves it unset, so Node would read the variable) unless the kubeconfig
 // itself skips verification.
 
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import { type PromiseHttpLibrary, type RequestContext, ResponseContext } from '@kubernetes/client-node';
+import {
+  type KubeConfig,
+  type PromiseHttpLibrary,
+  type RequestContext,
+  ResponseContext,
+  type SecurityAuthentication,
+} from '@kubernetes/client-node';
 import { AnswerTooLarge, MAX_ANSWER_BYTES } from '../core/http-answer.ts';
+import { rememberSecret } from '../core/secrets.ts';
 
-/** A Kubernetes request that ran out of time, in which phase. */
+/**
+ * A Kubernetes request that ran out of time, and where: connecting, waiting for the answer
+ * to begin, a pause in the middle of it, or the request as a whole — the same bounds
+ * undici keeps for Proxmox and the Image Factory (connect, headers, body and total).
+ */
 export class KubeTimeout extends Error {
-  readonly phase: 'connect' | 'answer';
+  readonly phase: 'connect' | 'answer' | 'stalled' | 'total';
   readonly ms: number;
-  constructor(phase: 'connect' | 'answer', ms: number) {
-    super(phase === 'connect' ? 'no connection in time' : 'no answer in time');
+  constructor(phase: KubeTimeout['phase'], ms: number) {
+    super(`out of time (${phase})`);
     this.phase = phase;
     this.ms = ms;
+  }
+}
+
+/**
+ * The kubeconfig's credentials could not be had: its exec plugin or auth provider failed
+ * or gave none in time. Its message never carries the plugin's words (they may hold what it
+ * was about to hand out); --debug shows where it failed.
+ */
+export class KubeCredentialError extends Error {
+  readonly ms?: number;
+  constructor(ms?: number, options?: { cause?: unknown }) {
+    super(ms === undefined ? 'the credentials could not be had' : 'no credentials in time', options);
+    this.ms = ms;
+  }
+}
+
+/**
+ * client-node's KubeConfig as the requests' authentication, bounded: an exec plugin that
+ * waits for a login nobody gives (its stdin is a pipe) would otherwise hold the run for
+ * ever. Its failure becomes a KubeCredentialError, without the plugin's output.
+ */
+export class BoundedCredentials implements SecurityAuthentication {
+  private readonly config: KubeConfig;
+  private readonly limitMs: number;
+
+  constructor(config: KubeConfig, limitMs: number) {
+    this.config = config;
+    this.limitMs = limitMs;
+  }
+
+  getName(): string {
+    return 'kubeconfig';
+  }
+
+  async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.config.applySecurityAuthentication(context),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new KubeCredentialError(this.limitMs)), this.limitMs);
+        }),
+      ]);
+    } catch (error) {
+      if (error instanceof KubeCredentialError) throw error;
+      throw new KubeCredentialError(undefined, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -28,6 +88,20 @@ export interface KubeHttpOptions {
   requestTimeoutMs: number;
   /** False only when the kubeconfig says insecure-skip-tls-verify. */
   verify: boolean;
+}
+
+/**
+ * A token an exec plugin or an auth provider hands out exists only in the request: it is
+ * remembered here, as it leaves, so a server that echoes it back (in a Status message, an
+ * error page) cannot get it printed.
+ */
+function rememberCredential(headers: Record<string, string>): void {
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() !== 'authorization') continue;
+    rememberSecret(value);
+    const credential = /^\S+\s+(\S+)$/.exec(value)?.[1];
+    if (credential) rememberSecret(credential);
+  }
 }
 
 export class BoundedKubeHttp implements PromiseHttpLibrary {
@@ -46,35 +120,55 @@ export class BoundedKubeHttp implements PromiseHttpLibrary {
         | undefined;
       if (agent && verify) agent.options.rejectUnauthorized = true;
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method: request.getHttpMethod(), headers: request.getHeaders(), agent });
+      const headers = request.getHeaders();
+      rememberCredential(headers);
+      const body = request.getBody();
+      if (body !== undefined && typeof body !== 'string') {
+        reject(new TypeError('igpu-split sends only text bodies to the Kubernetes API'));
+        return;
+      }
+      const req = send(url, {
+        method: request.getHttpMethod(),
+        headers,
+        agent,
+        ...(verify ? { rejectUnauthorized: true } : {}),
+      });
+      const timers = new Set<NodeJS.Timeout>();
+      const giveUp = (phase: KubeTimeout['phase'], ms: number) => {
+        const timer = setTimeout(() => req.destroy(new KubeTimeout(phase, ms)), ms);
+        timers.add(timer);
+        return timer;
+      };
+      const stop = (timer: NodeJS.Timeout | undefined) => {
+        clearTimeout(timer);
+        if (timer) timers.delete(timer);
+      };
+      giveUp('total', connectTimeoutMs + requestTimeoutMs);
+      const connectTimer = giveUp('connect', connectTimeoutMs);
       let answerTimer: NodeJS.Timeout | undefined;
-      const connectTimer = setTimeout(
-        () => req.destroy(new KubeTimeout('connect', connectTimeoutMs)),
-        connectTimeoutMs,
-      );
       const connected = () => {
-        clearTimeout(connectTimer);
-        answerTimer ??= setTimeout(
-          () => req.destroy(new KubeTimeout('answer', requestTimeoutMs)),
-          requestTimeoutMs,
-        );
+        stop(connectTimer);
+        answerTimer ??= giveUp('answer', requestTimeoutMs);
       };
       req.on('socket', (socket: Socket) => {
         if (!socket.connecting && !socket.destroyed) connected();
         else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', connected);
       });
       const done = () => {
-        clearTimeout(connectTimer);
-        clearTimeout(answerTimer);
+        for (const timer of timers) clearTimeout(timer);
       };
       req.on('error', (error) => {
         done();
         reject(error);
       });
       req.on('response', (response) => {
+        stop(answerTimer);
+        // From here on, a pause longer than the request timeout ends it.
+        const stalled = giveUp('stalled', requestTimeoutMs);
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
+          stalled.refresh();
           size += chunk.length;
           if (size > MAX_ANSWER_BYTES) req.destroy(new AnswerTooLarge(MAX_ANSWER_BYTES));
           else chunks.push(chunk);
@@ -97,8 +191,7 @@ export class BoundedKubeHttp implements PromiseHttpLibrary {
           );
         });
       });
-      const body = request.getBody();
-      req.end(typeof body === 'string' ? body : undefined);
+      req.end(body);
     });
   }
 }

@@ -11,14 +11,16 @@ import {
   type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  type ResponseContext,
   ServerConfiguration,
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 import { TargetError } from '../core/errors.ts';
-import { AnswerTooLarge } from '../core/http-answer.ts';
+import { AnswerTooLarge, MAX_ANSWER_BYTES } from '../core/http-answer.ts';
+import { causeCode, certificateProblem, connectionProblem } from '../core/network-errors.ts';
 import { clip } from '../core/text.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
-import { BoundedKubeHttp, KubeTimeout } from './kube-http.ts';
+import { BoundedCredentials, BoundedKubeHttp, KubeCredentialError, KubeTimeout } from './kube-http.ts';
 import { type KubeconfigSource, loadKubeconfig } from './kubeconfig.ts';
 import { FIELD_MANAGER, type Manifest } from './objects.ts';
 
@@ -87,7 +89,7 @@ class ClientNodeKube implements KubeApi {
     // Requests go out bounded and verifying certificates (kube-http.ts says how).
     const configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
-      authMethods: { default: config },
+      authMethods: { default: new BoundedCredentials(config, this.connectTimeoutMs + this.requestTimeoutMs) },
       httpApi: wrapHttpLibrary(
         new BoundedKubeHttp({
           connectTimeoutMs: this.connectTimeoutMs,
@@ -99,8 +101,7 @@ class ClientNodeKube implements KubeApi {
         {
           pre: async (context) => context,
           post: async (response) => {
-            // A proxy's or login page's HTML is no API answer, whatever its status.
-            if (/text\/html/i.test(String(response.headers['content-type'] ?? ''))) throw new NotKubernetes();
+            if (!(await answersLikeKubernetes(response))) throw new NotKubernetes();
             return response;
           },
         },
@@ -236,17 +237,17 @@ class ClientNodeKube implements KubeApi {
         const transient =
           (error instanceof ApiException && error.code >= 500) ||
           (!(error instanceof ApiException) &&
-            !(error instanceof KubeTimeout) &&
-            /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|socket hang up/i.test(
-              String((error as { cause?: unknown })?.cause ?? error),
-            ));
+            ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH'].includes(causeCode(error) ?? ''));
         if (!transient || attempt >= this.attempts)
           throw this.explain(error, attempt > 1 ? `${what} (${attempt} attempts)` : what);
         const delayMs = this.backoffMs * 2 ** (attempt - 1);
         reportRetry({
           target: this.target,
           what,
-          reason: error instanceof ApiException ? `HTTP ${error.code}` : 'no connection',
+          reason:
+            error instanceof ApiException
+              ? `HTTP ${error.code}`
+              : (connectionProblem(causeCode(error)) ?? 'no connection'),
           delayMs,
           attempt,
           attempts: this.attempts,
@@ -256,11 +257,28 @@ class ClientNodeKube implements KubeApi {
     }
   }
 
+  /** `describe`, marked when the server refused the request before it could change anything. */
   private explain(error: unknown, what: string): TargetError {
+    const described = this.describe(error, what);
+    const refused =
+      (error instanceof ApiException && error.code >= 400 && error.code < 500) ||
+      causeCode(error) === 'ECONNREFUSED';
+    return refused
+      ? new TargetError(described.message, {
+          target: described.target,
+          fix: described.fix,
+          cause: described.cause,
+          nothingChanged: true,
+        })
+      : described;
+  }
+
+  private describe(error: unknown, what: string): TargetError {
     const target = this.target;
     if (error instanceof ApiException) {
       const status = statusOf(error);
-      const message = status?.message ?? String(error.body).slice(0, 200);
+      // The Status message is the server's reason; a body that is not a Status is never quoted.
+      const message = status?.message ?? '';
       if (error.code === 401)
         return new TargetError(`${what}: unauthorized`, {
           target,
@@ -275,6 +293,16 @@ class ClientNodeKube implements KubeApi {
             fix: rbac
               ? `grant the kubeconfig's user "${rbac[1]}" on "${rbac[2]}" (a Role/ClusterRole binding), or use an admin kubeconfig`
               : 'check the kubeconfig user’s RBAC permissions',
+          },
+        );
+      }
+      if (error.code >= 300 && error.code < 400) {
+        const location = error.headers?.location;
+        return new TargetError(
+          `${what}: the server sends us elsewhere (HTTP ${error.code}${location ? ` to ${clip(location, 120)}` : ''})`,
+          {
+            target,
+            fix: "point the kubeconfig's server at the API server itself, not at a proxy or login page",
           },
         );
       }
@@ -294,32 +322,35 @@ class ClientNodeKube implements KubeApi {
       });
     }
     if (error instanceof KubeTimeout)
+      return new TargetError(`${what}: ${TIMEOUT_WORDS[error.phase]} ${seconds(error.ms)}`, {
+        target,
+        fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+      });
+    if (error instanceof KubeCredentialError)
       return new TargetError(
-        `${what}: ${error.phase === 'connect' ? 'no connection' : 'no answer'} within ${seconds(error.ms)}`,
+        `${what}: ${error.ms === undefined ? "the kubeconfig's exec plugin or auth provider gave no credentials" : `the kubeconfig's exec plugin gave no credentials within ${seconds(error.ms)}`}`,
         {
           target,
-          fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+          fix: 'run the plugin the kubeconfig names by hand to see why (kubectl get nodes does the same); its output is not shown here',
+          cause: error,
         },
       );
+    // client-node puts its own words before a message it passes on: the text is ours again.
     if (error instanceof AnswerTooLarge)
-      return new TargetError(`${what}: ${error.message}`, {
+      return new TargetError(`${what}: ${new AnswerTooLarge(MAX_ANSWER_BYTES).message}`, {
         target,
         fix: "check the kubeconfig's server address: it must be the API server",
       });
     const text = String((error as Error)?.message ?? error);
     if (/Unrecognized API version and kind/i.test(text)) return crdError(what, target);
-    const cause = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { code?: string })?.code;
-    if (cause === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|fetch failed/.test(text))
-      return new TargetError(`${what}: the API server is unreachable (${cause ?? clip(text, 80)})`, {
+    const code = causeCode(error);
+    const certificate = certificateProblem(code);
+    if (certificate)
+      return new TargetError(`${what}: ${certificate}`, {
         target,
-        fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
+        fix: "check the cluster's certificate-authority-data in the kubeconfig: it must be the cluster's own CA (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)",
       });
-    if (cause === 'ECONNRESET' || cause === 'EPROTO' || /ssl|tls|socket hang up/i.test(text))
-      return new TargetError(`${what}: the connection failed before an answer (${cause ?? 'TLS'})`, {
-        target,
-        fix: "check that the kubeconfig's server is the API server's HTTPS port (6443)",
-      });
-    if (cause === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
+    if (code === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
       return new TargetError(
         `${what}: the kubeconfig's credentials hold a character no HTTP header may carry`,
         {
@@ -327,27 +358,64 @@ class ClientNodeKube implements KubeApi {
           fix: "check the user's token in the kubeconfig (a line break pasted into it?)",
         },
       );
-    // An exec credential plugin's messages may hold what it was about to hand out: never quoted.
-    if (/exec|credential|plugin|stderr/i.test(text))
-      return new TargetError(`${what}: the kubeconfig's exec credential plugin failed`, {
-        target,
-        fix: 'run the plugin the kubeconfig names by hand to see why (kubectl get nodes shows the same)',
-      });
-    // An answer client-node could not read: HTML from a proxy or login page, or another server.
+    // An answer client-node could not read: HTML from a proxy or login page, JSON or bytes
+    // of another server, or no HTTP at all.
     if (
       error instanceof NotKubernetes ||
+      error instanceof SyntaxError ||
+      (error instanceof TypeError && /Cannot read properties/.test(text)) ||
+      code?.startsWith('HPE_') ||
       /Unable to determine type|not supported by ObjectSerializer/i.test(text)
     )
       return new TargetError(`${what}: the server does not answer like a Kubernetes API server`, {
         target,
         fix: "check the kubeconfig's server address: it must be the API server (port 6443), not a proxy or web page",
       });
-    return new TargetError(`${what}: ${clip(text)}`, {
-      target,
-      fix: 'rerun with --debug for details',
-    });
+    const connection = connectionProblem(code);
+    if (code === 'EPROTO' || code === 'ECONNRESET' || code === 'EPIPE')
+      return new TargetError(`${what}: the connection failed before an answer (${connection})`, {
+        target,
+        fix: "check that the kubeconfig's server is the API server's HTTPS port (6443)",
+      });
+    if (connection)
+      return new TargetError(`${what}: the API server is unreachable (${connection})`, {
+        target,
+        fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
+      });
+    // Anything else is not put in words here: a library's message may quote what it was handed.
+    return new TargetError(
+      `${what}: the request failed (${code ?? (error as Error)?.name ?? 'unknown error'})`,
+      {
+        target,
+        fix: 'rerun with --debug to see where',
+        cause: error,
+      },
+    );
   }
 }
+
+/**
+ * Every answer of the API server's we read is JSON with a `kind` (an object, a list, a
+ * Status), or plain text (a pod's log). HTML, bytes we never asked for (a compressed body:
+ * we send no Accept-Encoding), or JSON without a kind come from something else.
+ */
+async function answersLikeKubernetes(response: ResponseContext): Promise<boolean> {
+  const type = String(response.headers['content-type'] ?? '');
+  if (/text\/html/i.test(type)) return false;
+  const encoding = response.headers['content-encoding'];
+  if (encoding && encoding !== 'identity') return false;
+  if (response.httpStatusCode < 200 || response.httpStatusCode > 299 || !/json/i.test(type)) return true;
+  const text = await response.body.text();
+  return /^\s*\{/.test(text) && /"kind"\s*:\s*"/.test(text);
+}
+
+/** The same words for the same bound as the Proxmox and Image Factory clients (core/network-errors.ts). */
+const TIMEOUT_WORDS: Record<KubeTimeout['phase'], string> = {
+  connect: 'no connection within',
+  answer: 'no answer within',
+  stalled: 'the answer stopped coming for',
+  total: 'no complete answer within',
+};
 
 /** An answer that is not the Kubernetes API's (HTML). */
 class NotKubernetes extends Error {}

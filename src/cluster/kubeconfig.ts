@@ -22,6 +22,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { shownPath } from '../config/paths.ts';
 import { errnoText, UsageError } from '../core/errors.ts';
+import { readSmallFileSync } from '../core/files.ts';
 import { rememberSecret } from '../core/secrets.ts';
 import { controlAt } from '../core/text.ts';
 
@@ -60,6 +61,17 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
   if (parsed.length === 0)
     throw new UsageError(`none of the kubeconfig files in KUBECONFIG (${name}) exists`, { fix: FIX_FILE });
   const merged = merge(parsed);
+  // Only the cluster and user the chosen context names have their files read, as kubectl does.
+  const contextName = source.context ?? merged.currentContext;
+  const context = merged.contexts.find((c) => c.name === contextName)?.context as
+    | { cluster?: unknown; user?: unknown }
+    | undefined;
+  merged.clusters = merged.clusters.map((entry) =>
+    withFilesRead(entry, 'cluster', entry.name === context?.cluster, name),
+  );
+  merged.users = merged.users.map((entry) =>
+    withFilesRead(entry, 'user', entry.name === context?.user, name),
+  );
   const config = new KubeConfig();
   try {
     // JSON is YAML: client-node reads the merged entries with its own checks.
@@ -85,7 +97,11 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
     // A token read from a token file keeps its trailing newline in client-node, which no
     // HTTP header may carry: the surrounding blanks go.
     if (typeof user.token === 'string') (user as { token: string }).token = user.token.trim();
-    for (const secret of [user.token, user.password, user.keyData])
+    // An auth provider's config holds its tokens and client secret: the keys client-node
+    // 1.4.0 reads them from (dist/oidc_auth.js, azure_auth.js, gcp_auth.js).
+    const config: Record<string, unknown> = user.authProvider?.config ?? {};
+    const provider = ['id-token', 'refresh-token', 'client-secret', 'access-token'].map((key) => config[key]);
+    for (const secret of [user.token, user.password, user.keyData, ...provider])
       if (typeof secret === 'string') rememberSecret(secret);
     // A token goes into an HTTP header: a line break or another control character cannot.
     if (typeof user.token === 'string' && controlAt(user.token, '') >= 0)
@@ -104,8 +120,8 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
     config.setCurrentContext(source.context);
   }
   const current = config.getCurrentContext();
-  const context = config.getContextObject(current);
-  if (!current || !context)
+  const currentContext = config.getContextObject(current);
+  if (!current || !currentContext)
     throw new UsageError(
       current
         ? `kubeconfig ${name}: its current-context ${current} is not among its contexts`
@@ -114,10 +130,10 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
         fix: contextChoice(config),
       },
     );
-  const cluster = config.getCluster(context.cluster);
+  const cluster = config.getCluster(currentContext.cluster);
   if (!cluster)
     throw new UsageError(
-      `kubeconfig ${name}: context ${current} names cluster ${context.cluster}, which it does not define`,
+      `kubeconfig ${name}: context ${current} names cluster ${currentContext.cluster}, which it does not define`,
       {
         fix: 'check it with kubectl config view',
       },
@@ -216,7 +232,7 @@ function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed
     withPaths(entry, 'cluster', ['certificate-authority'], base),
   );
   const users = list('users').map((entry) =>
-    withPaths(entry, 'user', ['client-certificate', 'client-key', 'tokenFile', 'token-file'], base),
+    withPaths(entry, 'user', ['client-certificate', 'client-key', 'tokenFile'], base),
   );
   const current = object['current-context'];
   return {
@@ -241,6 +257,60 @@ function withPaths(entry: Entry, field: string, keys: string[], base: string): E
   if (exec && typeof exec.command === 'string' && exec.command.includes('/') && !isAbsolute(exec.command))
     copy.exec = { ...exec, command: join(base, exec.command) };
   return { ...entry, [field]: copy };
+}
+
+/** A bearer token is one short line; a service account's JWT is about a kilobyte. */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+/** A CA bundle, a certificate or a key: a few kilobytes. */
+const MAX_PEM_FILE_BYTES = 1024 * 1024;
+
+/** The file references of an entry, with the `*-data` key each is read into. */
+const CLUSTER_FILES = [['certificate-authority', 'certificate-authority-data']] as const;
+const USER_FILES = [
+  ['client-certificate', 'client-certificate-data'],
+  ['client-key', 'client-key-data'],
+] as const;
+
+/**
+ * The entry with the files it names read in, when it is the one the chosen context uses,
+ * or dropped when it is not (kubectl reads only those). client-node would read them itself,
+ * whole and unchecked, when a request goes out: a pipe there would hang the run, a device
+ * never end. Here each must be a small regular file, and a failure names the entry.
+ *
+ * - certificate-authority, client-certificate, client-key: read into their `*-data` twin
+ *   (a `*-data` already there wins, as client-node lets it);
+ * - tokenFile: read as client-go reads it (tools/clientcmd/client_config.go and
+ *   transport/token_source.go at v0.34.10): blanks around it trimmed, an empty one an
+ *   error, and the file winning over a `token` beside it;
+ * - token-file, client-node's own spelling, which kubectl does not know: ignored.
+ */
+function withFilesRead(entry: Entry, field: 'cluster' | 'user', used: boolean, name: string): Entry {
+  const inner = entry[field];
+  if (inner === null || typeof inner !== 'object') return entry;
+  const { tokenFile, 'token-file': _ignored, ...fields } = inner as Record<string, unknown>;
+  const what = (key: string) => `the ${key} of ${field} ${String(entry.name)}`;
+  const fix = `check it in the kubeconfig (${field === 'user' ? 'its content is not shown here' : 'kubectl config view'})`;
+  const read = (key: string, file: string, maxBytes: number) => {
+    try {
+      return readSmallFileSync(file, maxBytes);
+    } catch (error) {
+      throw new UsageError(`kubeconfig ${name}: cannot read ${what(key)}: ${errnoText(error)}`, { fix });
+    }
+  };
+  for (const [pathKey, dataKey] of field === 'cluster' ? CLUSTER_FILES : USER_FILES) {
+    const file = fields[pathKey];
+    delete fields[pathKey];
+    if (!used || typeof file !== 'string' || file === '' || fields[dataKey] !== undefined) continue;
+    const data = read(pathKey, file, MAX_PEM_FILE_BYTES);
+    if (pathKey === 'client-key') rememberSecret(data.toString('utf8'));
+    fields[dataKey] = data.toString('base64');
+  }
+  if (used && typeof tokenFile === 'string' && tokenFile !== '') {
+    const token = read('tokenFile', tokenFile, MAX_TOKEN_FILE_BYTES).toString('utf8').trim();
+    if (token === '') throw new UsageError(`kubeconfig ${name}: ${what('tokenFile')} is empty`, { fix });
+    fields.token = token;
+  }
+  return { ...entry, [field]: fields };
 }
 
 /** kubectl's rule: the first file to define a name, or to set current-context, wins. */

@@ -17,6 +17,8 @@ const labPath = () =>
       error: "only ~ and ~/… are expanded (not another user's ~name): write the full path",
     })
     .refine((path) => controlAt(path, '') < 0, { error: 'a path holds no control characters' });
+/** What a shell calls a variable name. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const VGPU_TYPE = /^i915-GVTg_V\d+_\d+$/;
 
 export const ProxmoxEndpointSchema = z
@@ -33,7 +35,7 @@ export const ProxmoxEndpointSchema = z
       .describe('File holding only the token secret (chmod 600); relative to this file, ~ is home'),
     tokenSecretEnv: z
       .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .regex(ENV_NAME, 'must be a variable name: letters, digits and _, not starting with a digit')
       .optional()
       .describe('Environment variable holding the token secret'),
     caFile: labPath()

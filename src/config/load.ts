@@ -5,10 +5,19 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isCollection, isMap, isPair, LineCounter, type Node, parseDocument } from 'yaml';
+import {
+  isCollection,
+  isMap,
+  isPair,
+  isScalar,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  parseDocument,
+} from 'yaml';
 import type { z } from 'zod';
 import { errnoText, UsageError } from '../core/errors.ts';
-import { firstInvalidUtf8, isText } from '../core/text.ts';
+import { codePointName, controlAt, firstInvalidUtf8, isText } from '../core/text.ts';
 import { type Lab, LabSchema } from './lab.ts';
 import { resolveLabPath, shownPath } from './paths.ts';
 
@@ -100,24 +109,22 @@ export function decodeText(bytes: Uint8Array, file: string): string {
 }
 
 /**
- * Text of `width`-byte units without a byte-order mark: in the first bytes every unit is
- * one printable ASCII byte and zeros (a binary file has zeros too, but not in that order).
+ * Text of `width`-byte units without a byte-order mark: in the first bytes, nearly every
+ * unit is one non-zero byte and zeros (a letter outside ASCII fills more than one byte of
+ * its unit, so one in ten may); a binary file has zeros too, but not in that order.
  */
 function looksWide(bytes: Uint8Array, width: 2 | 4): boolean {
   const units = Math.floor(Math.min(bytes.length, 64) / width);
   if (units < 2) return false;
-  const printable = (b: number | undefined) =>
-    b !== undefined && (b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
-  const zeroUnits = (offset: number) => {
+  const textLike = (offset: number) => {
+    let fits = 0;
     for (let u = 0; u < units; u++) {
       const unit = bytes.subarray(u * width, (u + 1) * width);
-      for (let k = 0; k < width; k++) {
-        if (k === offset ? !printable(unit[k]) : unit[k] !== 0) return false;
-      }
+      if (unit.every((byte, k) => (k === offset ? byte !== 0 : byte === 0))) fits++;
     }
-    return true;
+    return fits >= Math.ceil(units * 0.9);
   };
-  return zeroUnits(0) || zeroUnits(width - 1);
+  return textLike(0) || textLike(width - 1);
 }
 
 /** Parses and validates lab text; paths in it are resolved against `file`'s folder. */
@@ -135,10 +142,12 @@ export function parseLab(text: string, file: string): Lab {
     // The parser reports running out of stack as an error of the document.
     if (doc.errors.some((e) => /call stack|stack overflow/i.test(e.message)))
       throw new ConfigError(file, [`${file}: nested too deeply to read: not a lab file`]);
-    if (doc.errors.length > 0) {
+    // A `---` with nothing after it (an editor's or a generator's habit) starts no second document.
+    const errors = doc.errors.filter((e) => e.code !== 'MULTIPLE_DOCS' || !onlyEmptyAfterFirst(text));
+    if (errors.length > 0) {
       throw new ConfigError(
         file,
-        doc.errors.map((e) =>
+        errors.map((e) =>
           e.code === 'MULTIPLE_DOCS'
             ? `${at(e.pos[0])}: a second YAML document (after ---): a lab file is one`
             : `${at(e.pos[0])}: not valid YAML: ${e.message.split('\n')[0]}`,
@@ -149,6 +158,11 @@ export function parseLab(text: string, file: string): Lab {
     if (deep.depth > MAX_DEPTH)
       throw new ConfigError(file, [
         `${at(deep.offset)}: nested more than ${MAX_DEPTH} levels deep; a lab file needs 5 at most: not a lab file`,
+      ]);
+    const odd = controlInScalar(doc.contents);
+    if (odd)
+      throw new ConfigError(file, [
+        `${at(odd.offset)}: holds a control character (${odd.name}): lab file values are plain text`,
       ]);
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
@@ -173,6 +187,13 @@ export function parseLab(text: string, file: string): Lab {
   return resolvePaths(result.data, file);
 }
 
+/** Every document after the first is empty (only `---`, comments or blank lines). */
+function onlyEmptyAfterFirst(text: string): boolean {
+  const docs = parseAllDocuments(text);
+  const empty = (contents: unknown) => contents === null || (isScalar(contents) && contents.value === null);
+  return Array.isArray(docs) && docs.slice(1).every((d) => empty(d.contents) && d.errors.length === 0);
+}
+
 /** The deepest collection in the document, walked without recursion. */
 function deepestNode(root: unknown): { depth: number; offset: number } {
   let deepest = { depth: 0, offset: 0 };
@@ -189,6 +210,28 @@ function deepestNode(root: unknown): { depth: number; offset: number } {
     }
   }
   return deepest;
+}
+
+/**
+ * The first key or value holding a control character (a terminal escape, an 8-bit CSI, a
+ * bidi override): it would be printed as it is in plans and messages, and no Proxmox or
+ * Kubernetes name holds one.
+ */
+function controlInScalar(root: unknown): { offset: number; name: string } | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isScalar(node) && typeof node.value === 'string') {
+      const at = controlAt(node.value, '');
+      if (at >= 0) return { offset: node.range?.[0] ?? 0, name: codePointName(node.value, at) };
+    } else if (isCollection(node)) {
+      for (const item of node.items as unknown[]) {
+        if (isPair(item)) stack.push(item.key, item.value);
+        else stack.push(item);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Every path the lab file holds, resolved; the written forms kept for messages. */

@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { UsageError } from '../core/errors.ts';
+import { looksLikeTokenSecret } from '../core/secrets.ts';
 
 /** The absolute path `written` means in a lab file that lives in `labDir`. */
 export function resolveLabPath(written: string, labDir: string): string {
@@ -18,8 +19,12 @@ export function resolveLabPath(written: string, labDir: string): string {
   return isAbsolute(written) ? written : resolve(labDir, written);
 }
 
-/** `~/x (resolved to /home/me/x)`, or just the path when both read the same. */
+/**
+ * `~/x (resolved to /home/me/x)`, or just the path when both read the same; a path that
+ * holds what looks like a token secret (pasted where a file's name belongs) is not shown.
+ */
 export function shownPath(resolved: string, written?: string): string {
+  if (looksLikeTokenSecret(resolved)) return '(a path that looks like a token secret, not shown)';
   return written !== undefined && written !== resolved ? `${written} (resolved to ${resolved})` : resolved;
 }
 

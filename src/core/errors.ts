@@ -19,13 +19,22 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export class IgpuSplitError extends Error {
   readonly target: string | undefined;
   readonly fix: string | undefined;
+  /**
+   * The request was refused before it could change anything (a 4xx answer, a refused
+   * connection): a stage whose first change fails so has not begun.
+   */
+  readonly nothingChanged: boolean;
   /** Usage, input and connection problems unless a subclass says otherwise. */
   readonly exitCode: ExitCode = EXIT.usage;
-  constructor(message: string, options: { target?: string; fix?: string; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { target?: string; fix?: string; cause?: unknown; nothingChanged?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.target = options.target;
     this.fix = options.fix;
+    this.nothingChanged = options.nothingChanged === true;
   }
 
   /** `target: message — fix` on one line. */

@@ -45,6 +45,17 @@ export function redact(text: string): string {
   return cut < 0 ? out : result + out.slice(from);
 }
 
+/** A Proxmox API token secret is a UUID (pve-access-control src/PVE/TokenConfig.pm generate_token: UUID::uuid(), commit 5ccd07d9). */
+const TOKEN_SECRET = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+/**
+ * Text holding what looks like a token secret, e.g. one pasted where a file's name belongs.
+ * Only a path's last part counts: a folder may well be named by a UUID (a udisks mount).
+ */
+export function looksLikeTokenSecret(text: string): boolean {
+  return TOKEN_SECRET.test(text.slice(text.lastIndexOf('/') + 1));
+}
+
 /** The largest secret file we read: a token secret is one short line. */
 export const MAX_SECRET_BYTES = 4096;
 

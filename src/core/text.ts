@@ -1,6 +1,8 @@
 // What makes bytes text: the checks shared by every reader of files a person or the kernel
 // wrote (the lab file, a host's configuration and sysfs files).
 
+import { redact } from './secrets.ts';
+
 /** Offset of the first byte that breaks UTF-8, or -1 (RFC 3629: no overlongs, no surrogates). */
 export function firstInvalidUtf8(bytes: Uint8Array): number {
   let i = 0;
@@ -30,19 +32,28 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
 
 /**
  * A reason from the far side (a server's status line, a tool's output), cut to one short
- * line; control characters (a terminal escape, say) become `?`.
+ * line; control characters (a terminal escape, say) become `?`. A reason that repeats a
+ * secret we hold (a server echoing the credentials it was sent) is not shown at all.
  */
 export function clip(text: string, max = 160): string {
+  if (redact(text) !== text) return 'a reason that repeats a credential, not shown';
   const spaced = text.replace(/\s+/g, ' ').trim();
   const line = [...spaced].map((c) => (isControl(c) ? '?' : c)).join('');
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
-const isControl = (c: string) => c < ' ' || c === '\u007f';
+/**
+ * Characters that change how a terminal or an editor shows text rather than being shown:
+ * Unicode's control (Cc: C0, DEL, C1 such as the 8-bit CSI) and format (Cf: bidi
+ * overrides, zero-width characters) categories and the line and paragraph separators —
+ * as the runtime's Unicode tables class them.
+ */
+const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const isControl = (c: string) => CONTROL.test(c);
 
 /**
- * Where the first control character is (a terminal escape, a carriage return, a NUL), or
- * -1; the characters in `allowed` (tab and newline by default) do not count.
+ * Where the first control character is (a terminal escape, a carriage return, a NUL, a
+ * bidi override), or -1; the characters in `allowed` (tab and newline by default) do not count.
  */
 export function controlAt(text: string, allowed = '\t\n'): number {
   for (let i = 0; i < text.length; i++) {
@@ -50,6 +61,11 @@ export function controlAt(text: string, allowed = '\t\n'): number {
     if (isControl(c) && !allowed.includes(c)) return i;
   }
   return -1;
+}
+
+/** How a message names the character at `index`: U+001B, U+202E. */
+export function codePointName(text: string, index: number): string {
+  return `U+${(text.codePointAt(index) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 const strict = new TextDecoder('utf-8', { fatal: true });

@@ -73,8 +73,10 @@ async function apertureTo256(root: string): Promise<void> {
   await writeFile(join(types, 'i915-GVTg_V5_8/available_instances'), '2\n');
 }
 
-export async function startDemoLab(): Promise<DemoLab> {
+/** Starts the demo lab in a new folder; `made` hears its path at once (to remove it if cut short). */
+export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLab> {
   const dir = await mkdtemp(join(tmpdir(), 'igpu-split-demo-'));
+  made?.(dir);
   const roots: Record<string, string> = {};
   for (const host of HOSTS) {
     roots[host.node] = join(dir, 'machines', host.node);

@@ -6,7 +6,8 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync, rmSync } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
 import { applyClusterPlan, drainNode, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
@@ -14,11 +15,12 @@ import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { errnoText, IgpuSplitError, ManualStepError, TargetError, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
+import { clip } from '../core/text.ts';
 import { applyTalosPlan } from '../guest/talos/plan.ts';
 import { applyUbuntuPlan } from '../guest/ubuntu/apply.ts';
 import { applyHostPlan, readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
-import { rebootAndWait } from '../host/reboot.ts';
+import { BOOT_ID, rebootAndWait } from '../host/reboot.ts';
 import { verifyHost } from '../host/verify.ts';
 import { applyMappingPlan } from '../mapping/apply.ts';
 import { applyVmPlan } from '../vm/apply.ts';
@@ -368,7 +370,8 @@ export class Journal {
 
   /** This run (or the one it continues) has begun changing the lab. */
   get changed(): boolean {
-    return this.stages.size + this.begun.size + this.marks.size + this.stopped.size > 0;
+    // Marks (a node's cordon before the run) are facts for a stage begun, not changes.
+    return this.stages.size + this.begun.size + this.stopped.size > 0;
   }
 
   /**
@@ -394,21 +397,30 @@ export class Journal {
    * process is gone and whose run changed nothing is no obstacle.
    */
   async refusal(resume: boolean): Promise<UsageError | undefined> {
+    // igpu-split writes its lock as a plain file: a link (maybe to nowhere) or a folder there
+    // is someone else's, and neither to be read nor to be taken over.
+    const kind = await this.guarded(this.lockFile, () => lstat(this.lockFile));
+    if (kind && !kind.isFile())
+      return new UsageError(
+        `the lab lock ${this.lockFile} is ${kind.isSymbolicLink() ? 'a symbolic link' : kind.isDirectory() ? 'a folder' : 'not a regular file'}: igpu-split never makes one`,
+        { fix: 'remove it (no igpu-split apply runs with it), then apply again' },
+      );
     const text = await this.guarded(this.lockFile, () =>
       readSmallFile(this.lockFile, 4096).then((data) => data.toString('utf8')),
     );
-    const [pidText, started] = (text ?? '').trim().split(/\s+/);
-    const pid = Number(pidText);
-    // This very process (a run that failed earlier in it) counts as gone; so does a pid
-    // that now belongs to another process (its start time differs from the lock's).
-    if (
-      text !== undefined &&
-      Number.isInteger(pid) &&
-      pid > 0 &&
-      pid !== process.pid &&
-      processAlive(pid) &&
-      (started === undefined || processStart(pid) === undefined || processStart(pid) === started)
-    )
+    const held = text === undefined ? undefined : lockHolder(text);
+    const pid = held?.pid ?? 0;
+    // On another machine (a lab folder shared over NFS), whether the apply still runs cannot
+    // be seen from here: it is held until someone who knows removes it.
+    if (held?.host !== undefined && held.host !== hostname())
+      return new UsageError(
+        `another igpu-split apply on ${clip(held.host, 64)} (pid ${pid}) holds the lab lock ${this.lockFile}`,
+        { fix: `wait for it to finish; if ${clip(held.host, 64)} no longer runs it, remove the lock` },
+      );
+    // Here, it is held while its process runs: not this very process (a run that failed
+    // earlier in it), not after a reboot, not a pid that now belongs to another process
+    // (its start time differs from the lock's).
+    if (held !== undefined && pid !== process.pid && stillRunning(held))
       return new UsageError(`another igpu-split apply (pid ${pid}) holds the lab lock ${this.lockFile}`, {
         fix: 'wait for it to finish',
       });
@@ -430,15 +442,7 @@ export class Journal {
     for (let tries = 0; tries < 3; tries++) {
       const refused = await this.refusal(resume);
       if (refused) throw refused;
-      try {
-        const handle = await open(this.lockFile, 'wx', 0o600);
-        await handle.writeFile(`${process.pid} ${processStart(process.pid) ?? ''}\n`);
-        await handle.close();
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
-          await this.guarded(this.lockFile, () => Promise.reject(error));
-      }
+      if (await this.createLock()) return;
       const stale = `${this.lockFile}.stale.${process.pid}`;
       const seen = await readSmallFile(this.lockFile, 4096).then(String, () => undefined);
       if ((await this.refusal(resume)) || seen === undefined) continue;
@@ -451,6 +455,28 @@ export class Journal {
     throw new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
       fix: 'wait for it to finish',
     });
+  }
+
+  /**
+   * Creates the lock with its content in one step — written aside, then linked into place —
+   * so no other run ever reads it empty (and takes an empty lock for a stale one). False
+   * when a lock is there already.
+   */
+  private async createLock(): Promise<boolean> {
+    const text = `${process.pid} ${processStart(process.pid) ?? '-'} ${hostname()} ${bootId() ?? '-'}\n`;
+    const aside = `${this.lockFile}.${process.pid}.new`;
+    try {
+      await this.guarded(aside, () => writeFile(aside, text, { mode: 0o600 }));
+      await link(aside, this.lockFile);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if (error instanceof UsageError) throw error;
+      await this.guarded(this.lockFile, () => Promise.reject(error));
+      return false;
+    } finally {
+      await rm(aside, { force: true });
+    }
   }
 
   async unlock(): Promise<void> {
@@ -552,6 +578,12 @@ export class Journal {
     await this.save();
   }
 
+  /** The stage's first change was refused outright: it has not begun after all. */
+  async unbegin(stage: Pick<Stage, 'title'>): Promise<void> {
+    this.begun.delete(stage.title);
+    await this.save();
+  }
+
   async record(stage: Pick<Stage, 'id' | 'fingerprint' | 'title'>): Promise<void> {
     this.stages.add(`${stage.id}@${stage.fingerprint}`);
     this.begun.delete(stage.title);
@@ -606,7 +638,7 @@ export class Journal {
 }
 
 function hasChanges(state: JournalState): boolean {
-  return state.stages.length + state.begun.length + state.marks.length + state.stopped.length > 0;
+  return state.stages.length + state.begun.length + state.stopped.length > 0;
 }
 
 /** When a process started (field 22 of /proc/<pid>/stat, in clock ticks since boot), on Linux. */
@@ -615,6 +647,34 @@ function processStart(pid: number): string | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a lock says: `pid start host boot`, `-` for what was unknown (older locks hold only the first two). */
+function lockHolder(text: string): { pid: number; started?: string; host?: string; boot?: string } {
+  const [pid, started, host, boot] = text
+    .trim()
+    .split(/\s+/)
+    .map((field) => (field === '-' || field === '' ? undefined : field));
+  const number = Number(pid);
+  return { pid: Number.isInteger(number) && number > 0 ? number : 0, started, host, boot };
+}
+
+/** The lock's process runs on this machine, in this boot, started when the lock says. */
+function stillRunning(held: ReturnType<typeof lockHolder>): boolean {
+  const boot = bootId();
+  if (held.pid <= 0 || (held.boot !== undefined && boot !== undefined && held.boot !== boot)) return false;
+  if (!processAlive(held.pid)) return false;
+  const started = processStart(held.pid);
+  return held.started === undefined || started === undefined || started === held.started;
+}
+
+/** This machine's boot (Linux: Documentation/admin-guide/sysctl/kernel.rst, "random"). */
+function bootId(): string | undefined {
+  try {
+    return readFileSync(BOOT_ID, 'utf8').trim() || undefined;
   } catch {
     return undefined;
   }
@@ -660,6 +720,7 @@ export async function runStage(
   // The stage counts as begun (resumable) from its first change, not from its start.
   const work = runAsStage(
     () => journal.begin(stage),
+    () => journal.unbegin(stage),
     () => stage.run(say),
   ).catch((error: unknown) => {
     // Whatever broke, it is reported as one line naming the stage.

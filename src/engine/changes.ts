@@ -2,28 +2,58 @@
 // Proxmox or the cluster goes through these wrappers and tells the stage it runs in
 // (found through AsyncLocalStorage, so hosts worked on in parallel are told apart). The
 // journal marks a stage begun only then: a stage that fails before its first change — a
-// refused SSH connection, a missing privilege — leaves nothing to resume.
+// refused SSH connection, a missing privilege — leaves nothing to resume, nor does one whose
+// first change the server refused outright.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { HostAccess } from '../access/host.ts';
 import type { KubeApi } from '../cluster/kube.ts';
+import { IgpuSplitError } from '../core/errors.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import type { LabConnections } from './connections.ts';
 
-const stage = new AsyncLocalStorage<() => Promise<void>>();
-
-/** Runs a stage's work; `changing` runs once, before the first change the work makes. */
-export function runAsStage<T>(changing: () => Promise<void>, work: () => Promise<T>): Promise<T> {
-  let marked: Promise<void> | undefined;
-  return stage.run(() => {
-    marked ??= changing();
-    return marked;
-  }, work);
+/** The stage a change runs in: how to mark it begun, and to take that back. */
+interface StageMarks {
+  begin(): Promise<boolean>;
+  undo(): Promise<void>;
 }
 
-async function beforeChange(): Promise<void> {
-  await stage.getStore()?.();
+const stage = new AsyncLocalStorage<StageMarks>();
+
+/**
+ * Runs a stage's work; `changing` runs once, before the first change the work makes. When
+ * that first change is refused before it could change anything (a 4xx answer, a refused
+ * connection: the error says `nothingChanged`), `unchanged` takes the mark back — until
+ * another change of the stage goes through.
+ */
+export function runAsStage<T>(
+  changing: () => Promise<void>,
+  unchanged: () => Promise<void>,
+  work: () => Promise<T>,
+): Promise<T> {
+  let marked: Promise<void> | undefined;
+  let settled = false;
+  return stage.run(
+    {
+      begin: async () => {
+        if (marked) {
+          await marked;
+          settled = true;
+          return false;
+        }
+        marked = changing();
+        await marked;
+        return true;
+      },
+      undo: async () => {
+        if (settled) return;
+        marked = undefined;
+        await unchanged();
+      },
+    },
+    work,
+  );
 }
 
 /** `target` with the named methods reporting a change before they run. */
@@ -32,12 +62,21 @@ function watched<T extends object>(target: T, changing: readonly string[]): T {
     get(object, key, receiver) {
       const value = Reflect.get(object, key, receiver);
       if (typeof value !== 'function' || !changing.includes(String(key))) return value;
-      return async (...args: unknown[]) => {
-        await beforeChange();
-        return value.apply(receiver, args);
-      };
+      return async (...args: unknown[]) => await asChange(() => value.apply(receiver, args));
     },
   });
+}
+
+/** One change: the stage is begun before it, and un-begun when it was refused outright. */
+async function asChange<T>(call: () => Promise<T>): Promise<T> {
+  const marks = stage.getStore();
+  const first = (await marks?.begin()) === true;
+  try {
+    return await call();
+  } catch (error) {
+    if (first && error instanceof IgpuSplitError && error.nothingChanged) await marks?.undo();
+    throw error;
+  }
 }
 
 const HOST_CHANGES = ['writeFileAtomic', 'createExclusive', 'makeDir', 'remove', 'run'] as const;
@@ -54,9 +93,9 @@ const TALOSCTL_CHANGES = new Set(['patch', 'upgrade', 'apply-config', 'reboot'])
 /** The same connections, each change reported to the stage that makes it. */
 export function watchChanges(connections: LabConnections): LabConnections {
   const talosctl: Talosctl | undefined = connections.talosctl
-    ? async (args) => {
-        if (TALOSCTL_CHANGES.has(args[0] ?? '')) await beforeChange();
-        return (connections.talosctl as Talosctl)(args);
+    ? (args) => {
+        const run = () => (connections.talosctl as Talosctl)(args);
+        return TALOSCTL_CHANGES.has(args[0] ?? '') ? asChange(run) : run();
       }
     : undefined;
   return {

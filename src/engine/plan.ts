@@ -16,7 +16,9 @@ import { planUbuntu, type UbuntuPlan } from '../guest/ubuntu/plan.ts';
 import { gatherHostFacts } from '../host/gather.ts';
 import { type HostPlan, planHost } from '../host/plan.ts';
 import { hostVerdict } from '../host/verdict.ts';
+import { mappingPrivileges } from '../mapping/apply.ts';
 import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/plan.ts';
+import { vmPlanPrivileges } from '../vm/apply.ts';
 import { gatherVmFacts } from '../vm/gather.ts';
 import { planVms, type VmPlan } from '../vm/plan.ts';
 import type { LabConnections, LabVm } from './connections.ts';
@@ -36,6 +38,8 @@ export interface HostPart {
 }
 
 export interface LabPlan {
+  /** The Proxmox privileges the changes need and the token lacks: named before anything changes. */
+  privileges: Check[];
   mapping: MappingPlan;
   vms: VmPlan;
   hosts: HostPart[];
@@ -124,13 +128,28 @@ export async function planLab(
       }),
     ),
   });
+  const missing = await connections.proxmox.missingPrivileges([
+    ...mappingPrivileges(mapping),
+    ...vmPlanPrivileges(vms),
+  ]);
+  const problem = connections.proxmox.privilegeProblem(missing);
+  const privileges: Check[] = problem
+    ? [{ id: 'proxmox.privileges', status: 'fail', evidence: problem.message, fix: problem.fix }]
+    : [];
   const hosts: HostPart[] = usedHosts.map((h, i) => ({
     node: h.node,
     host: hostPlans[i]?.plan,
     vmids: lab.vms.filter((vm) => vm.host === h.node).map((vm) => vm.vmid),
     guests: guests.filter((g) => g.vm.host === h.node),
   }));
-  return { mapping, vms, hosts, cluster: planCluster(clusterFacts, lab.kubernetes, gpuNodes), gpuNodes };
+  return {
+    privileges,
+    mapping,
+    vms,
+    hosts,
+    cluster: planCluster(clusterFacts, lab.kubernetes, gpuNodes),
+    gpuNodes,
+  };
 }
 
 /** A flat view for printing and JSON: each target with its checks and steps, host by host. */
@@ -142,9 +161,15 @@ export interface PlanSection {
 }
 
 export function planSections(plan: LabPlan): PlanSection[] {
-  const sections: PlanSection[] = [
-    { title: `mapping ${plan.mapping.name}`, checks: plan.mapping.checks, steps: plan.mapping.steps },
-  ];
+  const sections: PlanSection[] = [];
+  const lacking = plan.privileges.find((c) => c.status === 'fail');
+  if (lacking)
+    sections.push({ title: 'Proxmox token', checks: plan.privileges, steps: [], refused: lacking.evidence });
+  sections.push({
+    title: `mapping ${plan.mapping.name}`,
+    checks: plan.mapping.checks,
+    steps: plan.mapping.steps,
+  });
   for (const part of plan.hosts) {
     if (part.host) {
       sections.push({

@@ -45,7 +45,8 @@ export interface DisplayDeviceFacts {
   /** BAR 2 (GMADR) of an Intel iGPU: the CPU-visible graphics aperture. */
   apertureBytes: number | undefined;
   mdevTypes: MdevTypeFacts[];
-  sriov: { totalVfs: number; numVfs: number } | undefined;
+  /** `numVfs` is undefined when sriov_numvfs could not be read (never taken for 0). */
+  sriov: { totalVfs: number; numVfs: number | undefined } | undefined;
   /** True for SR-IOV virtual functions (they carry a `physfn` link). */
   virtualFunction: boolean;
 }

@@ -3,7 +3,7 @@
 
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
-import { controlAt, isText } from '../core/text.ts';
+import { codePointName, controlAt, isText } from '../core/text.ts';
 import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
 import { parseCpuinfo } from './parse/cpuinfo.ts';
 import { parseMdevDescription } from './parse/mdev.ts';
@@ -158,9 +158,13 @@ function textReader(host: HostAccess, unreadable: HostFacts['unreadable']): Read
     const text = data.toString('utf8');
     const control = controlAt(text);
     if (control >= 0) {
+      const line = text.slice(0, control).split('\n').length;
       unreadable.push({
         path,
-        error: `holds a control character (0x${text.charCodeAt(control).toString(16).padStart(2, '0')}) at offset ${control}`,
+        error:
+          text.slice(control, control + 2) === '\r\n'
+            ? `has Windows line endings (CR LF) from line ${line}: save it with Unix line endings (LF)`
+            : `holds a control character (${codePointName(text, control)}) at character ${control + 1}`,
       });
       return undefined;
     }
@@ -396,7 +400,7 @@ async function gatherDisplayDevice(
     iommuGroupDevices: (groupDevices ?? []).map((entry) => entry.name),
     apertureBytes: aperture || undefined,
     mdevTypes,
-    sriov: total === undefined ? undefined : { totalVfs: total, numVfs: enabled ?? 0 },
+    sriov: total === undefined ? undefined : { totalVfs: total, numVfs: enabled },
     virtualFunction: physfn !== undefined,
   };
 }

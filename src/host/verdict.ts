@@ -551,30 +551,53 @@ function sriovChecks(
   const checks: Check[] = [];
   const predicted: Record<string, number> = {};
   const live: Record<string, number> = {};
+  // A file that is there but could not be read says nothing about the driver or the count.
+  const unread = (name: string) =>
+    facts.unreadable.find((u) => u.path === `/sys/bus/pci/devices/${igpu.bdf}/${name}`);
+  const unreadTotal = unread('sriov_totalvfs');
+  const unreadCount = unread('sriov_numvfs');
   if (!igpu.sriov) {
-    checks.push({
-      id: 'sriov.driver',
-      status: 'fail',
-      evidence: `${igpu.bdf} has no sriov_totalvfs: the running ${igpu.driver ?? 'no'} driver does not offer SR-IOV`,
-      fix: 'install an SR-IOV capable driver for the iGPU (igpu-split will plan this in a later release)',
-    });
+    checks.push(
+      unreadTotal
+        ? {
+            id: 'sriov.driver',
+            status: 'fail',
+            evidence: `${unreadTotal.path}: ${unreadTotal.error}`,
+            fix: 'check that file on the host (doctor reads it as root); whether the driver offers SR-IOV is unknown until then',
+          }
+        : {
+            id: 'sriov.driver',
+            status: 'fail',
+            evidence: `${igpu.bdf} has no sriov_totalvfs: the running ${igpu.driver ?? 'no'} driver does not offer SR-IOV`,
+            fix: 'install an SR-IOV capable driver for the iGPU (igpu-split will plan this in a later release)',
+          },
+    );
   } else {
     predicted['sriov-vf'] = igpu.sriov.totalVfs;
-    live['sriov-vf'] = igpu.sriov.numVfs;
+    if (igpu.sriov.numVfs !== undefined) live['sriov-vf'] = igpu.sriov.numVfs;
     checks.push({
       id: 'sriov.driver',
       status: 'pass',
       evidence: `${igpu.bdf} sriov_totalvfs=${igpu.sriov.totalVfs}`,
     });
     checks.push(
-      igpu.sriov.numVfs > 0
-        ? { id: 'sriov.vfs', status: 'pass', evidence: `${igpu.sriov.numVfs} virtual functions enabled` }
-        : {
+      igpu.sriov.numVfs === undefined
+        ? {
             id: 'sriov.vfs',
             status: 'warn',
-            evidence: 'sriov_numvfs=0: no virtual functions yet',
-            fix: `write the wanted count (at most ${igpu.sriov.totalVfs}) to /sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs at boot`,
-          },
+            evidence: unreadCount
+              ? `${unreadCount.path}: ${unreadCount.error}`
+              : `/sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs could not be read`,
+            fix: 'check that file on the host; how many virtual functions are enabled is unknown until then',
+          }
+        : igpu.sriov.numVfs > 0
+          ? { id: 'sriov.vfs', status: 'pass', evidence: `${igpu.sriov.numVfs} virtual functions enabled` }
+          : {
+              id: 'sriov.vfs',
+              status: 'warn',
+              evidence: 'sriov_numvfs=0: no virtual functions yet',
+              fix: `write the wanted count (at most ${igpu.sriov.totalVfs}) to /sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs at boot`,
+            },
     );
   }
   if (facts.firmware.secureBoot === true) {

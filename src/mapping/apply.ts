@@ -4,10 +4,16 @@
 // itself only when we created it and nothing else is left in it.
 
 import { RefusedError } from '../core/errors.ts';
-import type { ProxmoxApi } from '../proxmox/api.ts';
+import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
 import { HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION } from './plan.ts';
+
+/** What applying the plan needs the token to hold: creating wants the parent path, updating the mapping's own. */
+export function mappingPrivileges(plan: MappingPlan): Privilege[] {
+  if (plan.steps.length === 0) return [];
+  return [{ path: plan.create ? '/mapping/pci' : `/mapping/pci/${plan.name}`, privilege: 'Mapping.Modify' }];
+}
 
 export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Promise<{ changed: boolean }> {
   const blocking = plan.checks.filter((c) => c.status === 'fail');
@@ -18,8 +24,8 @@ export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Prom
     });
   }
   if (plan.steps.length === 0) return { changed: false };
+  await api.requirePrivileges(mappingPrivileges(plan));
   if (plan.create) {
-    await api.requirePrivileges([{ path: '/mapping/pci', privilege: 'Mapping.Modify' }]);
     await api.createMapping({
       id: plan.name,
       map: plan.map,
@@ -27,7 +33,6 @@ export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Prom
       description: OUR_MAPPING_DESCRIPTION,
     });
   } else {
-    await api.requirePrivileges([{ path: `/mapping/pci/${plan.name}`, privilege: 'Mapping.Modify' }]);
     await api.updateMapping(plan.name, {
       map: plan.map,
       ...(plan.setMdev ? { mdev: true } : {}),

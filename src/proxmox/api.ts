@@ -246,11 +246,8 @@ export class ProxmoxApi {
     return new Set(Object.keys(dump[path] ?? {}));
   }
 
-  /**
-   * Fails before any change when the token lacks a privilege the plan needs, naming all
-   * that are missing and the command that grants them.
-   */
-  async requirePrivileges(needs: readonly Privilege[]): Promise<void> {
+  /** The privileges in `needs` the token does not hold, in the order asked. */
+  async missingPrivileges(needs: readonly Privilege[]): Promise<Privilege[]> {
     const byPath = new Map<string, Set<string>>();
     for (const need of needs) byPath.set(need.path, (byPath.get(need.path) ?? new Set()).add(need.privilege));
     const missing: Privilege[] = [];
@@ -258,13 +255,26 @@ export class ProxmoxApi {
       const held = await this.privileges(path);
       for (const privilege of wanted) if (!held.has(privilege)) missing.push({ path, privilege });
     }
-    if (missing.length === 0) return;
-    const list = missing.map((m) => `${m.privilege} on ${m.path}`).join(', ');
-    const first = missing[0] as Privilege;
-    throw new TargetError(`token ${this.identity} lacks ${list}`, {
-      target: this.target,
+    return missing;
+  }
+
+  /** What to say about missing privileges: the list, and the command that grants them. */
+  privilegeProblem(missing: readonly Privilege[]): { message: string; fix: string } | undefined {
+    const first = missing[0];
+    if (!first) return undefined;
+    return {
+      message: `token ${this.identity} lacks ${missing.map((m) => `${m.privilege} on ${m.path}`).join(', ')}`,
       fix: `grant them, e.g. pveum acl modify ${first.path} --tokens '${this.identity}' --roles IgpuSplit (the role's privileges are listed in the README)`,
-    });
+    };
+  }
+
+  /**
+   * Fails before any change when the token lacks a privilege the plan needs, naming all
+   * that are missing and the command that grants them.
+   */
+  async requirePrivileges(needs: readonly Privilege[]): Promise<void> {
+    const problem = this.privilegeProblem(await this.missingPrivileges(needs));
+    if (problem) throw new TargetError(problem.message, { target: this.target, fix: problem.fix });
   }
 
   private async read<S extends z.ZodType>(

@@ -6,17 +6,30 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, fetch } from 'undici';
+import { ENV_NAME } from '../config/lab.ts';
+import { shownPath } from '../config/paths.ts';
 import { errnoText, IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
-import { AnswerTooLarge, readAnswer } from '../core/http-answer.ts';
-import { cleanSecret, MAX_SECRET_BYTES, rememberSecret, secretProblem } from '../core/secrets.ts';
+import { readAnswer } from '../core/http-answer.ts';
+import {
+  causeCode,
+  certificateProblem,
+  connectionProblem,
+  describeNetworkError,
+} from '../core/network-errors.ts';
+import {
+  cleanSecret,
+  looksLikeTokenSecret,
+  MAX_SECRET_BYTES,
+  rememberSecret,
+  secretProblem,
+} from '../core/secrets.ts';
 import { clip } from '../core/text.ts';
 import {
   CONNECT_TIMEOUT_MS,
   READ_ATTEMPTS,
   REQUEST_TIMEOUT_MS,
   reportRetry,
-  seconds,
   WaitWatch,
 } from '../core/waits.ts';
 
@@ -61,9 +74,6 @@ export function checkProxmoxUrl(url: string): URL {
   return parsed;
 }
 
-/** A Proxmox API token secret is a UUID (pve-access-control src/PVE/TokenConfig.pm generate_token: UUID::uuid(), commit 5ccd07d9). */
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
-
 /**
  * The secret comes from a file or an environment variable, never the command line. It is
  * checked as it is read (one line, printable ASCII) and remembered so that no output can
@@ -75,7 +85,7 @@ export async function loadTokenSecret(
   const fix = 'put only the secret in it, on one line (pveum user token add shows it once)';
   if ('file' in source) {
     // A path that holds a token secret (pasted where the file's name belongs) is never shown.
-    const pasted = UUID.test(source.shown ?? source.file);
+    const pasted = looksLikeTokenSecret(source.file) || looksLikeTokenSecret(source.shown ?? '');
     const name = pasted
       ? 'the API token secret file (its name looks like a token secret, so it is not shown)'
       : `the API token secret file ${source.shown ?? source.file}`;
@@ -84,7 +94,7 @@ export async function loadTokenSecret(
       // say so without repeating it.
       if (error.code === 'ENOENT' && pasted)
         throw new UsageError(
-          'tokenSecretFile holds what looks like the token secret itself, not a file name',
+          'the token secret file is named by what looks like the token secret itself, not a file name',
           {
             fix: 'put the secret in a file (chmod 600) and give that file’s path; rotate the token if the lab file was shared',
           },
@@ -108,6 +118,16 @@ export async function loadTokenSecret(
     rememberSecret(secret);
     return secret;
   }
+  // A name is checked before it is used in a message: the secret itself may have been given.
+  if (!ENV_NAME.test(source.env))
+    throw new UsageError(
+      looksLikeTokenSecret(source.env)
+        ? 'the token secret variable is named by what looks like the token secret itself (not shown)'
+        : 'the token secret variable is not a variable name (letters, digits and _, not starting with a digit)',
+      {
+        fix: 'give the name of the variable that holds the secret (e.g. PVE_TOKEN_SECRET); rotate the token if the secret was shared',
+      },
+    );
   const raw = process.env[source.env];
   if (raw === undefined || raw.trim() === '') {
     throw new UsageError(`environment variable ${source.env} (the API token secret) is not set`, {
@@ -224,7 +244,7 @@ export class ProxmoxClient {
         },
       });
     } else if ('caFile' in tls) {
-      const shown = this.options.caFileShown ?? tls.caFile;
+      const shown = this.options.caFileShown ?? shownPath(tls.caFile);
       const fix = 'give the cluster CA (/etc/pve/pve-root-ca.pem on any node), or the fingerprint instead';
       const ca = await readSmallFile(tls.caFile).catch((error: unknown) => {
         throw new UsageError(`cannot read the CA file ${shown}: ${errnoText(error)}`, {
@@ -268,7 +288,17 @@ export class ProxmoxClient {
         last = error;
         if (!retriable(error) || attempt >= attempts) break;
         const delayMs = this.options.backoffMs * 2 ** (attempt - 1);
-        reportRetry({ target: this.target, what, reason: shortReason(error), delayMs, attempt, attempts });
+        reportRetry({
+          target: this.target,
+          what,
+          reason:
+            error instanceof ProxmoxApiError
+              ? `HTTP ${error.status}`
+              : (connectionProblem(causeCode(error)) ?? 'error'),
+          delayMs,
+          attempt,
+          attempts,
+        });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
@@ -281,7 +311,10 @@ export class ProxmoxClient {
     if (cause instanceof TargetError) throw cause;
     throw new TargetError(`${what} failed${tries}: ${describeNetworkError(last, this.options)}`, {
       target: this.target,
-      fix: 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
+      nothingChanged: causeCode(last) === 'ECONNREFUSED',
+      fix: certificateProblem(causeCode(last))
+        ? 'give the cluster CA file (caFile: /etc/pve/pve-root-ca.pem from any node) or the certificate fingerprint'
+        : 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
     });
   }
 
@@ -383,7 +416,8 @@ export class ProxmoxApiError extends TargetError {
   /** An answer that will not change by asking again (a VM or node that does not exist). */
   readonly final: boolean;
   constructor(status: number, message: string, options: { target: string; fix: string; final?: boolean }) {
-    super(message, options);
+    // A 4xx, or a VM or node that does not exist, was refused before anything changed.
+    super(message, { ...options, nothingChanged: (status >= 400 && status < 500) || options.final === true });
     this.status = status;
     this.final = options.final === true;
   }
@@ -430,55 +464,4 @@ function retriable(error: unknown): boolean {
   if (error instanceof TargetError || error instanceof UsageError) return false;
   const code = causeCode(error);
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
-}
-
-/** The most telling name of a failure: a timeout's name, else the errno-style code of its cause. */
-function causeCode(error: unknown): string | undefined {
-  const cause = (error as { cause?: { code?: unknown; name?: string } })?.cause;
-  const name = (error as Error)?.name;
-  if (name === 'TimeoutError' || cause?.name === 'TimeoutError') return 'TimeoutError';
-  const code = cause?.code ?? (error as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : (cause?.name ?? name);
-}
-
-function shortReason(error: unknown): string {
-  if (error instanceof ProxmoxApiError) return `HTTP ${error.status}`;
-  const code = causeCode(error);
-  return code === 'ECONNREFUSED'
-    ? 'connection refused'
-    : code === 'ECONNRESET'
-      ? 'connection reset'
-      : (code ?? 'error');
-}
-
-function describeNetworkError(
-  error: unknown,
-  options: { connectTimeoutMs: number; requestTimeoutMs: number },
-): string {
-  const code = causeCode(error);
-  if (code === 'CERT_HAS_EXPIRED') return 'the server certificate has expired';
-  if (
-    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
-    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
-    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
-    code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ||
-    code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-  ) {
-    return `the server certificate is not trusted (${code}): give the cluster CA file or the certificate fingerprint`;
-  }
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code === 'ECONNRESET') return 'the connection was reset';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${seconds(options.connectTimeoutMs)}`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no answer within ${seconds(options.requestTimeoutMs)}`;
-  if (code === 'UND_ERR_BODY_TIMEOUT')
-    return `the answer stopped coming for ${seconds(options.requestTimeoutMs)}`;
-  if (code === 'TimeoutError')
-    return `no complete answer within ${seconds(options.connectTimeoutMs + options.requestTimeoutMs)}`;
-  if (error instanceof AnswerTooLarge) return error.message;
-  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') return 'the server closed the connection';
-  if (code === 'EPROTO' || /ssl|tls/i.test(String((error as { cause?: Error })?.cause?.message)))
-    return 'the TLS handshake failed (is this an HTTPS port?)';
-  const cause = (error as { cause?: { message?: string } })?.cause;
-  return clip(cause?.message ?? (error as Error)?.message ?? String(error));
 }

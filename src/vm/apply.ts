@@ -65,6 +65,11 @@ function privileges(
   return needs;
 }
 
+/** Every privilege applying the plan needs, for all its VMs. */
+export function vmPlanPrivileges(plan: VmPlan): Privilege[] {
+  return plan.changes.flatMap((c) => privileges(c.vmid, { set: c.set, delete: [] }, c.efidisk, c.wasRunning));
+}
+
 export async function applyVmPlan(
   api: ProxmoxApi,
   plan: VmPlan,
@@ -87,9 +92,7 @@ export async function applyVmPlan(
       });
     }
   }
-  await api.requirePrivileges(
-    plan.changes.flatMap((c) => privileges(c.vmid, { set: c.set, delete: [] }, c.efidisk, c.wasRunning)),
-  );
+  await api.requirePrivileges(vmPlanPrivileges(plan));
   const result: VmApplyResult = { changed: [], log: [] };
   const say = (line: string) => {
     result.log.push(line);

@@ -5,8 +5,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fixturePath } from '../support/fixtures.ts';
 import type { TestSshd } from '../support/sshd.ts';
@@ -123,6 +123,7 @@ const PLACEHOLDER: CaseContext = {
     endlessUrl: 'https://127.0.0.1:8',
     trickleUrl: 'https://127.0.0.1:9',
     muteUrl: 'https://127.0.0.1:10',
+    oddUrl: 'https://127.0.0.1:11',
     close: async () => {},
   },
   secrets: {
@@ -132,6 +133,7 @@ const PLACEHOLDER: CaseContext = {
     clientKeyData: 'd',
     clientCertData: 'e',
     password: 'f',
+    execToken: 'g',
   },
   lab: {
     dir: '/case/lab',
@@ -185,6 +187,36 @@ const L = (c: CaseContext) => ['--lab', labOf(c).labFile];
 const variant = (c: CaseContext, name: string, edit: (text: string) => string) =>
   c.write(`lab/${name}`, labOf(c).labText(edit));
 const fixture = (name: string) => fixturePath(name);
+
+/** The case's kubeconfig text, pointed at another server (trusting `ca` when given). */
+async function kubeconfigAt(c: CaseContext, server: string, ca?: string) {
+  const text = (await readFile(labOf(c).kubeconfigFile, 'utf8')).replace(
+    /server: https:\/\/[^\n]+/,
+    `server: ${server}`,
+  );
+  return ca
+    ? text.replace(
+        /certificate-authority-data: [^\n]+/,
+        `certificate-authority-data: ${Buffer.from(ca).toString('base64')}`,
+      )
+    : text;
+}
+
+/**
+ * The kubeconfig with its user's token replaced by an exec credential plugin. The shape:
+ * client-go tools/clientcmd/api/v1/types.go ExecConfig at v0.34.10; interactiveMode is
+ * required for client.authentication.k8s.io/v1 (tools/clientcmd/validation.go). The
+ * plugin's answer, an ExecCredential: pkg/apis/clientauthentication/v1 at the same tag.
+ */
+const withExecPlugin = (kubeconfig: string, command: string) =>
+  kubeconfig.replace(
+    /^( {4})token: .*$/m,
+    `$1exec:\n$1  apiVersion: client.authentication.k8s.io/v1\n$1  command: ${command}\n$1  interactiveMode: Never`,
+  );
+
+/** Points the case's own kubeconfig at another server. */
+const repointKubeconfig = async (c: CaseContext, server: string, ca?: string) =>
+  writeFile(labOf(c).kubeconfigFile, await kubeconfigAt(c, server, ca));
 
 /** The path of a lab file variant written in setup. */
 const at = (c: CaseContext, name: string) => join(c.dir, 'lab', name);
@@ -270,7 +302,7 @@ function secretCases(): CliCase[] {
         {
           args: ['vm', 'plan', '--lab', at(c, 'pasted.yaml')],
           code: 2,
-          line: /tokenSecretFile holds what looks like the token secret itself, not a file name/,
+          line: /the token secret file is named by what looks like the token secret itself, not a file name/,
         },
       ],
     }),
@@ -431,7 +463,7 @@ function secretCases(): CliCase[] {
           args: ['guest', 'plan', '--vm', '102', '--lab', at(c, 'factory.yaml')],
           env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' },
           code: 2,
-          line: /ignoring NODE_TLS_REJECT_UNAUTHORIZED=0[\s\S]*GET \/versions: (self-signed|unable to verify|self signed)/i,
+          line: /ignoring NODE_TLS_REJECT_UNAUTHORIZED=0[\s\S]*GET \/versions: the server certificate is not trusted/,
         },
       ],
     }),
@@ -712,11 +744,7 @@ function pathCases(): CliCase[] {
       topic: 'paths',
       lab: {},
       setup: async (c) => {
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
-          text.replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.httpUrl}`),
-        );
+        await repointKubeconfig(c, c.bad.httpUrl);
       },
       steps: (c) => [
         {
@@ -1085,6 +1113,24 @@ function damagedHostCases(): CliCase[] {
       ],
     }),
     kase({
+      name: 'over SSH: a pipe where /etc/default/grub should be neither blocks the session nor passes',
+      topic: 'damaged-host',
+      sshd: { tree: 'hosts/i5-8500t-gvt' },
+      setup: async (c) => {
+        const root = (c.sshd as TestSshd).root;
+        await rm(join(root, 'etc/default/grub'));
+        execFileSync('mkfifo', [join(root, 'etc/default/grub')]);
+      },
+      steps: (c) => [
+        // sftp-server would block in open(2) on the pipe, and every later read behind it.
+        {
+          args: ['host', 'plan', ...ssh(c)],
+          code: 1,
+          line: /cannot plan: \/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
+        },
+      ],
+    }),
+    kase({
       name: 'capture of a damaged host reads back the same',
       topic: 'damaged-host',
       setup: async (c) => {
@@ -1208,20 +1254,8 @@ function serverCases(): CliCase[] {
       topic: 'servers',
       lab: {},
       setup: async (c) => {
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await c.write(
-          'lab/mute.conf',
-          text
-            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.muteUrl}`)
-            .replace(
-              /certificate-authority-data: [^\n]+/,
-              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
-            ),
-        );
-        await c.write(
-          'lab/silent.conf',
-          text.replace(/server: https:\/\/[^\n]+/, `server: https://127.0.0.1:${c.bad.silentPort}`),
-        );
+        await c.write('lab/mute.conf', await kubeconfigAt(c, c.bad.muteUrl, c.bad.htmlCa));
+        await c.write('lab/silent.conf', await kubeconfigAt(c, `https://127.0.0.1:${c.bad.silentPort}`));
         await variant(c, 'mute.yaml', (t) => t.replace('kubeconfig: kubeconfig', 'kubeconfig: mute.conf'));
         await variant(c, 'silent.yaml', (t) =>
           t.replace('kubeconfig: kubeconfig', 'kubeconfig: silent.conf'),
@@ -1245,11 +1279,7 @@ function serverCases(): CliCase[] {
       topic: 'servers',
       lab: {},
       setup: async (c) => {
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
-          text.replace(/server: https:\/\/[^\n]+/, `server: https://127.0.0.1:${c.bad.closedPort}`),
-        );
+        await repointKubeconfig(c, `https://127.0.0.1:${c.bad.closedPort}`);
       },
       steps: (c) => [
         {
@@ -1264,16 +1294,7 @@ function serverCases(): CliCase[] {
       topic: 'servers',
       lab: {},
       setup: async (c) => {
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
-          text
-            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.htmlUrl}`)
-            .replace(
-              /certificate-authority-data: [^\n]+/,
-              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
-            ),
-        );
+        await repointKubeconfig(c, c.bad.htmlUrl, c.bad.htmlCa);
       },
       steps: (c) => [
         {
@@ -2508,12 +2529,24 @@ function strangerCases(): CliCase[] {
         const root = await hostCopy('i5-8500t-before', c.dir);
         await rm(join(root, 'etc/default/grub'));
         fifo(join(root, 'etc/default/grub'));
+        // A character device (this machine's /dev/null, by its numbers) as /proc/cmdline:
+        // making one needs root, which the corpus has in CI; without it, another pipe.
+        await rm(join(root, 'proc/cmdline'));
+        const { rdev } = statSync('/dev/null');
+        if (process.getuid?.() === 0)
+          execFileSync('mknod', [join(root, 'proc/cmdline'), 'c', String(rdev >> 8), String(rdev & 0xff)]);
+        else fifo(join(root, 'proc/cmdline'));
       },
       steps: (c) => [
         {
           args: ['host', 'plan', '--root', join(c.dir, 'i5-8500t-before')],
           code: 1,
           line: /cannot plan: \/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
+        },
+        {
+          args: ['doctor', '--root', join(c.dir, 'i5-8500t-before')],
+          code: 1,
+          line: /\/proc\/cmdline: not a regular file \(a pipe or a device\)/,
         },
       ],
     }),
@@ -2643,16 +2676,7 @@ function strangerCases(): CliCase[] {
       topic: 'stranger',
       lab: {},
       setup: async (c) => {
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
-          text
-            .replace(/server: https:\/\/[^\n]+/, `server: ${c.bad.endlessUrl}`)
-            .replace(
-              /certificate-authority-data: [^\n]+/,
-              `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
-            ),
-        );
+        await repointKubeconfig(c, c.bad.endlessUrl, c.bad.htmlCa);
       },
       steps: (c) => [
         { args: ['cluster', 'plan', ...L(c)], code: 2, line: /the answer is larger than 16 MB/ },
@@ -2680,7 +2704,7 @@ function strangerCases(): CliCase[] {
           {
             args: ['vm', 'plan', '--lab', at(c, 'pasted.yaml')],
             code: 2,
-            line: /tokenSecretFile holds what looks like the token secret itself, not a file name/,
+            line: /the token secret file is named by what looks like the token secret itself, not a file name/,
           },
         ],
       }),
@@ -2703,31 +2727,51 @@ function strangerCases(): CliCase[] {
             join(c.dir, 'x.yaml'),
           ],
           code: 2,
-          line: /tokenSecretFile holds what looks like the token secret itself/,
+          line: /the token secret file is named by what looks like the token secret itself/,
         },
       ],
     }),
     kase({
-      name: 'an exec credential plugin that fails, printing the token, is not quoted',
+      name: 'an exec credential plugin that fails, prints a bare token or never answers is named, never quoted',
       topic: 'stranger',
       lab: {},
       setup: async (c) => {
-        const plugin = await c.write(
-          'lab/plugin.sh',
-          `#!/bin/sh\necho "stderr says token ${c.secrets.kubeToken}" >&2\nexit 1\n`,
-        );
-        await import('node:fs/promises').then((fs) => fs.chmod(plugin, 0o755));
-        const text = await readFile(labOf(c).kubeconfigFile, 'utf8');
-        await writeFile(
-          labOf(c).kubeconfigFile,
-          text.replace(
-            /^(- name: igpu-sim\n {2}user:\n)( {4}token: .*\n)/m,
-            `$1    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./plugin.sh\n      interactiveMode: Never\n`,
-          ),
-        );
+        const plugins = {
+          fails: `echo "error: refresh failed: token ${c.secrets.execToken} expired" >&2\nexit 1`,
+          bare: `printf '%s' '${c.secrets.execToken}'`,
+          refused: `echo "dial tcp 10.0.0.1:443: ECONNREFUSED ${c.secrets.execToken}" >&2\nexit 1`,
+          // Waits for a login on its stdin, as kubelogin or aws sso would.
+          waits: 'read answer',
+        };
+        const base = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        for (const [name, script] of Object.entries(plugins)) {
+          await chmod(await c.write(`lab/${name}.sh`, `#!/bin/sh\n${script}\n`), 0o755);
+          await c.write(`lab/${name}.conf`, withExecPlugin(base, `./${name}.sh`));
+          await variant(c, `${name}.yaml`, (t) =>
+            t.replace('kubeconfig: kubeconfig', `kubeconfig: ${name}.conf`),
+          );
+        }
       },
       steps: (c) => [
-        { args: ['cluster', 'plan', ...L(c)], code: 2, line: /exec credential plugin failed|unauthorized/ },
+        ...['fails', 'bare', 'refused'].map((name) => ({
+          args: ['cluster', 'plan', '--lab', at(c, `${name}.yaml`)],
+          code: 2 as const,
+          line: /list Node: the kubeconfig's exec plugin or auth provider gave no credentials — run the plugin/,
+        })),
+        {
+          args: [
+            'cluster',
+            'plan',
+            '--connect-timeout',
+            '1',
+            '--request-timeout',
+            '1',
+            '--lab',
+            at(c, 'waits.yaml'),
+          ],
+          code: 2,
+          line: /list Node: the kubeconfig's exec plugin gave no credentials within 2 s/,
+        },
       ],
     }),
     kase({
@@ -2750,21 +2794,30 @@ function strangerCases(): CliCase[] {
       ],
     }),
     kase({
-      name: 'a binary and a multi-document file as the lab file',
+      name: 'a binary, a BOM-less UTF-16 and a multi-document file as the lab file; a trailing --- is no second document',
       topic: 'stranger',
       lab: {},
-      setup: async (c) => void (await c.write('lab/two.yaml', `${labOf(c).labText()}---\nhosts: []\n`)),
+      setup: async (c) => {
+        const text = labOf(c).labText();
+        await c.write('lab/two.yaml', `${text}---\nhosts: []\n`);
+        await c.write('lab/trailing.yaml', `${text}---\n# the end\n`);
+        // A comment with letters outside ASCII, as an editor saving "Unicode" would write it.
+        await c.write('lab/wide.yaml', Buffer.from(`# Café-Labor\n${text}`, 'utf16le'));
+      },
       steps: (c) => [
+        // A small program (the 1 MB limit must not be what refuses it).
         {
-          args: ['plan', '--lab', process.execPath],
+          args: ['plan', '--lab', '/bin/true'],
           code: 2,
-          line: /(is 1?[\d,]+ bytes; lab files over 1 MB|holds a NUL byte at offset \d+: it is not a text file)/,
+          line: /holds a NUL byte at offset \d+: it is not a text file/,
         },
+        { args: ['plan', '--lab', at(c, 'wide.yaml')], code: 2, line: /wide\.yaml .*is UTF-16, not UTF-8/ },
         {
           args: ['plan', '--lab', at(c, 'two.yaml')],
           code: 2,
           line: /a second YAML document \(after ---\): a lab file is one/,
         },
+        { args: ['plan', '--lab', at(c, 'trailing.yaml')], code: 0, line: /mapping iGPU/ },
         { args: ['plan', '--lab', ''], code: 2, line: /--lab names no file/ },
       ],
     }),
@@ -2798,22 +2851,31 @@ function strangerCases(): CliCase[] {
       ],
     }),
     kase({
-      name: 'control characters in /etc/kernel/cmdline are named, not printed',
+      name: 'control characters in /etc/kernel/cmdline are named, not printed: an escape, an 8-bit CSI, a bidi override, Windows line endings',
       topic: 'stranger',
       setup: async (c) => {
-        const root = await hostCopy('i7-6700k-sdboot', c.dir);
-        await writeFile(
-          join(root, 'etc/kernel/cmdline'),
-          'root=ZFS=rpool/ROOT/pve-1 \x1b]0;owned\x07 quiet\n',
-        );
+        for (const [name, odd] of [
+          ['esc', '\x1b]0;owned\x07'],
+          ['csi', '\u009b31m'],
+          ['bidi', '\u202equiet'],
+          ['crlf', 'quiet\r'],
+        ] as const) {
+          await mkdir(join(c.dir, name));
+          const root = await hostCopy('i7-6700k-sdboot', join(c.dir, name));
+          await writeFile(join(root, 'etc/kernel/cmdline'), `root=ZFS=rpool/ROOT/pve-1 ${odd}\n`);
+        }
       },
-      steps: (c) => [
-        {
-          args: ['host', 'plan', '--root', join(c.dir, 'i7-6700k-sdboot')],
-          code: 1,
-          line: /cannot plan: \/etc\/kernel\/cmdline: holds a control character \(0x1b\) at offset 26/,
-        },
-      ],
+      steps: (c) =>
+        [
+          ['esc', /holds a control character \(U\+001B\) at character 27/],
+          ['csi', /holds a control character \(U\+009B\) at character 27/],
+          ['bidi', /holds a control character \(U\+202E\) at character 27/],
+          ['crlf', /has Windows line endings \(CR LF\) from line 1: save it with Unix line endings/],
+        ].map(([name, what]) => ({
+          args: ['host', 'plan', '--root', join(c.dir, name as string, 'i7-6700k-sdboot')],
+          code: 1 as const,
+          line: new RegExp(`cannot plan: /etc/kernel/cmdline: ${(what as RegExp).source}`),
+        })),
     }),
     kase({
       name: 'a public key and a garbage file as --identity',
@@ -2866,6 +2928,294 @@ function strangerCases(): CliCase[] {
   ];
 }
 
+// ─── a second stranger's round ─────────────────────────────────────────────────────
+
+function secondStrangerCases(): CliCase[] {
+  const kubeAt = async (c: CaseContext, name: string, text: string) => {
+    await c.write(`lab/${name}.conf`, text);
+    await variant(c, `${name}.yaml`, (t) => t.replace('kubeconfig: kubeconfig', `kubeconfig: ${name}.conf`));
+    return at(c, `${name}.yaml`);
+  };
+  const notKubernetes = /list Node: the server does not answer like a Kubernetes API server/;
+  const extract = (c: CaseContext, archive: string, into: string) =>
+    execFileSync('tar', ['-xzf', join(c.dir, archive), '-C', join(c.dir, into)]);
+  return [
+    kase({
+      name: 'a token an exec plugin hands out, echoed back by the server, is never shown',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const plugin = await c.write(
+          'lab/plugin.sh',
+          `#!/bin/sh\nprintf '%s' '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${c.secrets.execToken}"}}'\n`,
+        );
+        await chmod(plugin, 0o755);
+        const text = withExecPlugin(
+          await kubeconfigAt(c, `${c.bad.oddUrl}/echo`, c.bad.htmlCa),
+          './plugin.sh',
+        );
+        await kubeAt(c, 'exec', text);
+        await kubeAt(c, 'static', await kubeconfigAt(c, `${c.bad.oddUrl}/echo`, c.bad.htmlCa));
+      },
+      steps: (c) =>
+        ['exec', 'static'].flatMap((name) =>
+          [[], ['--debug']].map((debug) => ({
+            args: ['cluster', 'plan', ...debug, '--lab', at(c, `${name}.yaml`)],
+            code: 2 as const,
+            line: /list Node: forbidden: a reason that repeats a credential, not shown/,
+          })),
+        ),
+    }),
+    kase({
+      name: 'answers that are not the Kubernetes API: JSON without a kind, a body compressed unasked, a huge header',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        for (const odd of ['no-kind', 'gzip', 'big-header'])
+          await kubeAt(c, odd, await kubeconfigAt(c, `${c.bad.oddUrl}/${odd}`, c.bad.htmlCa));
+      },
+      steps: (c) =>
+        ['no-kind', 'gzip', 'big-header'].map((odd) => ({
+          args: ['cluster', 'plan', '--lab', at(c, `${odd}.yaml`)],
+          code: 2 as const,
+          line: notKubernetes,
+        })),
+    }),
+    kase({
+      name: 'a certificate the kubeconfig or the system does not trust is named in our words',
+      topic: 'stranger',
+      lab: { talos: true },
+      setup: async (c) => {
+        // The simulator's own certificate, checked against another CA.
+        const text = (await readFile(labOf(c).kubeconfigFile, 'utf8')).replace(
+          /certificate-authority-data: [^\n]+/,
+          `certificate-authority-data: ${Buffer.from(c.bad.htmlCa).toString('base64')}`,
+        );
+        await kubeAt(c, 'wrong-ca', text);
+        await variant(c, 'factory.yaml', (t) =>
+          t.replace(/imageFactory: [^\n]+/, `imageFactory: ${c.bad.htmlUrl}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'wrong-ca.yaml')],
+          code: 2,
+          line: /list Node: the server certificate is not trusted \([A-Z_]+\) — check the cluster's certificate-authority-data/,
+        },
+        {
+          args: ['guest', 'render', '--out', join(c.dir, 'out'), '--lab', at(c, 'factory.yaml')],
+          code: 2,
+          line: /GET \/versions: the server certificate is not trusted \([A-Z_]+\)/,
+        },
+      ],
+    }),
+    kase({
+      name: "a kubeconfig user's tokenFile is read and sent; a FIFO or an empty one is named",
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/tokens/kube-token', `${c.secrets.kubeToken}\n`);
+        await c.write('lab/tokens/blank', '\n');
+        execFileSync('mkfifo', [join(c.dir, 'lab/tokens/pipe')]);
+        const base = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        const withFile = (file: string) =>
+          base.replace(/^( {4})token: .*$/m, `$1token: stale-token-not-sent\n$1tokenFile: tokens/${file}`);
+        for (const file of ['kube-token', 'blank', 'pipe']) await kubeAt(c, file, withFile(file));
+      },
+      steps: (c) => [
+        { args: ['cluster', 'plan', '--lab', at(c, 'kube-token.yaml')], code: 0, line: /cluster/ },
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'blank.yaml')],
+          code: 2,
+          line: /the tokenFile of user igpu-sim is empty/,
+        },
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'pipe.yaml')],
+          code: 2,
+          line: /cannot read the tokenFile of user igpu-sim: not a regular file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox token secret pasted as the kubeconfig path is not shown',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'pasted.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', `kubeconfig: ${c.secrets.tokenFile}`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'pasted.yaml')],
+          code: 2,
+          line: /cannot read kubeconfig \(a path that looks like a token secret, not shown\): no such file/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a privilege the token lacks is named by plan, and apply changes nothing',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        for (const grants of labOf(c).state.acl.values()) grants.get('/vms')?.delete('VM.Config.HWType');
+      },
+      steps: (c) => [
+        {
+          args: ['plan', ...L(c)],
+          code: 1,
+          line: /Proxmox token[\s\S]*not applicable: token igpu-split@pve!lab lacks VM\.Config\.HWType on \/vms\/101/,
+        },
+        {
+          args: ['apply', '--yes', '--no-verify', ...L(c)],
+          code: 1,
+          line: /the plan cannot be applied: token igpu-split@pve!lab lacks VM\.Config\.HWType on \/vms\/101 — see the plan above/,
+          check: async (cc) => {
+            if (labOf(cc).state.calls.some((call) => /mapping|config|start|shutdown/.test(call)))
+              return `changed Proxmox: ${labOf(cc).state.calls.join('; ')}`;
+            return nothingLeft()(cc);
+          },
+        },
+      ],
+    }),
+    kase({
+      name: 'a capture whose manifest is damaged, gone, a pipe or crafted is refused or tamed; a pipe in the host stays a pipe',
+      topic: 'stranger',
+      setup: async (c) => {
+        const root = await hostCopy('i5-8500t-gvt', c.dir);
+        await rm(join(root, 'etc/default/grub'));
+        execFileSync('mkfifo', [join(root, 'etc/default/grub')]);
+        for (const dir of ['damaged', 'gone', 'fifo', 'crafted', 'piped']) await mkdir(join(c.dir, dir));
+      },
+      steps: (c) => [
+        {
+          args: ['capture', '--root', fixture('i5-8500t-gvt'), '--out', join(c.dir, 'plain.tar.gz')],
+          code: 0,
+          line: /captured \d+ files/,
+          check: async (cc) => {
+            for (const dir of ['damaged', 'gone', 'fifo', 'crafted']) extract(cc, 'plain.tar.gz', dir);
+            const manifest = (dir: string) => join(cc.dir, dir, 'igpu-split-capture/igpu-split-capture.json');
+            await writeFile(manifest('damaged'), '{"unreadable": 5');
+            await rm(manifest('gone'));
+            await rm(manifest('fifo'));
+            execFileSync('mkfifo', [manifest('fifo')]);
+            // An archive from anyone: a message with a terminal escape in it.
+            const crafted = JSON.parse(await readFile(manifest('crafted'), 'utf8'));
+            crafted.unreadable = [
+              { path: '/etc/default/grub', code: 'EIO', message: '\u001b[31mEVIL\u001b]0;owned\u0007' },
+            ];
+            await writeFile(manifest('crafted'), JSON.stringify(crafted));
+            return undefined;
+          },
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'damaged/igpu-split-capture')],
+          code: 2,
+          line: /igpu-split-capture\.json: damaged \(not JSON\) — unpack the capture archive again/,
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'gone/igpu-split-capture')],
+          code: 2,
+          line: /igpu-split-capture\.json: missing: without it a file the host could not read would look absent/,
+        },
+        {
+          args: ['doctor', '--root', join(c.dir, 'fifo/igpu-split-capture')],
+          code: 2,
+          line: /igpu-split-capture\.json: not a regular file — unpack the capture archive again/,
+        },
+        {
+          args: ['doctor', '--root', join(c.dir, 'crafted/igpu-split-capture')],
+          code: 0,
+          line: /\?\[31mEVIL\?\]0;owned\?/,
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'i5-8500t-gvt')],
+          code: 1,
+          line: /\/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
+        },
+        {
+          args: ['capture', '--root', join(c.dir, 'i5-8500t-gvt'), '--out', join(c.dir, 'piped.tar.gz')],
+          code: 0,
+          line: /captured \d+ files/,
+          check: async (cc) => void extract(cc, 'piped.tar.gz', 'piped'),
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'piped/igpu-split-capture')],
+          code: 1,
+          line: /\/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'lab file values with an 8-bit CSI or a bidi override are refused, not printed',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'csi.yaml', (t) =>
+          t.replace('kubernetesNode: k3s-1', 'kubernetesNode: "k3s-1\\u009b31m"'),
+        );
+        await variant(c, 'bidi.yaml', (t) => t.replace('  - node: pve1', '  - node: "pve1\\u202e"'));
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'csi.yaml')],
+          code: 2,
+          line: /csi\.yaml:\d+:\d+: holds a control character \(U\+009B\): lab file values are plain text/,
+        },
+        {
+          args: ['plan', '--lab', at(c, 'bidi.yaml')],
+          code: 2,
+          line: /bidi\.yaml:\d+:\d+: holds a control character \(U\+202E\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a link to nowhere as the lab lock is named, not taken for another apply',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(join(c.dir, 'lab/.igpu-split'));
+        await symlink('/nonexistent/lock', join(c.dir, 'lab/.igpu-split/lock'));
+      },
+      steps: (c) => [
+        {
+          args: ['apply', '--yes', '--no-verify', ...L(c)],
+          code: 2,
+          line: /the lab lock .*\.igpu-split\/lock is a symbolic link: igpu-split never makes one — remove it/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a demo cut short leaves no folder behind',
+      topic: 'stranger',
+      steps: (c) => {
+        const noDemoLeft = async () => {
+          const left = (await readdir(join(c.dir, 'tmp')).catch(() => [])).filter((n) =>
+            n.startsWith('igpu-split-demo'),
+          );
+          return left.length > 0 ? `left behind: ${left.join(', ')}` : undefined;
+        };
+        return [
+          {
+            args: ['demo'],
+            stdoutTo: '/dev/full',
+            code: 2 as const,
+            line: /cannot write the output/,
+            check: noDemoLeft,
+          },
+          {
+            args: ['demo'],
+            signal: { name: 'SIGINT' as const, afterMs: 1500 },
+            code: 2 as const,
+            line: /interrupted by SIGINT/,
+            check: noDemoLeft,
+          },
+        ];
+      },
+    }),
+  ];
+}
+
 export function cases(): CliCase[] {
   return [
     ...secretCases(),
@@ -2877,5 +3227,6 @@ export function cases(): CliCase[] {
     ...lockCases(),
     ...exitCodeCases(),
     ...strangerCases(),
+    ...secondStrangerCases(),
   ];
 }

@@ -35,6 +35,8 @@ export interface Secrets {
   clientCertData: string;
   /** The password of a second kubeconfig user. */
   password: string;
+  /** What an exec credential plugin hands out at request time (the kubeconfig never holds it). */
+  execToken: string;
 }
 
 export async function makeSecrets(): Promise<Secrets> {
@@ -47,6 +49,7 @@ export async function makeSecrets(): Promise<Secrets> {
     clientKeyData: Buffer.from(client.key).toString('base64'),
     clientCertData: Buffer.from(client.cert).toString('base64'),
     password: `pw-${randomBytes(12).toString('hex')}`,
+    execToken: `exec-${randomBytes(20).toString('hex')}`,
   };
 }
 
@@ -73,6 +76,7 @@ export function allLeakForms(secrets: Secrets): { secret: string; forms: string[
     { secret: 'kubeconfig client-key-data', forms: leakForms(secrets.clientKeyData, 20) },
     { secret: 'client key (decoded)', forms: leakForms(keyBody) },
     { secret: 'kubeconfig password', forms: leakForms(secrets.password) },
+    { secret: 'exec plugin token', forms: leakForms(secrets.execToken) },
   ];
 }
 
@@ -93,6 +97,13 @@ export interface Misbehaving {
   trickleUrl: string;
   /** HTTPS (trusted through `htmlCa`): the connection is made, the request never answered. */
   muteUrl: string;
+  /**
+   * HTTPS (trusted through `htmlCa`), answering by the first part of the path:
+   * `/no-kind` JSON without a kind, `/gzip` a compressed body nobody asked for,
+   * `/echo` a 403 Status that repeats the Authorization header it was sent,
+   * `/big-header` a 100 KB header line.
+   */
+  oddUrl: string;
   close(): Promise<void>;
 }
 
@@ -139,6 +150,24 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     // Never answers.
   });
   await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  const odd = createHttpsServer(html, (req, res) => {
+    const what = req.url?.split('/')[1];
+    if (what === 'gzip') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
+    } else if (what === 'echo') {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      const message = `denied for ${req.headers.authorization ?? 'nobody'}`;
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, code: 403 }));
+    } else if (what === 'big-header') {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-padding': 'x'.repeat(100_000) });
+      res.end('{}');
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"data":[[[1]]],"resources":null}');
+    }
+  });
+  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
   const spare = createTcpServer();
   await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
   const closedPort = (spare.address() as { port: number }).port;
@@ -153,12 +182,13 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     endlessUrl: `https://127.0.0.1:${port(endless)}`,
     trickleUrl: `https://127.0.0.1:${port(trickle)}`,
     muteUrl: `https://127.0.0.1:${port(mute)}`,
+    oddUrl: `https://127.0.0.1:${port(odd)}`,
     close: async () => {
       for (const socket of held) socket.destroy();
       for (const timer of timers) clearInterval(timer);
-      for (const server of [htmlServer, http, endless, trickle, mute]) server.closeAllConnections();
+      for (const server of [htmlServer, http, endless, trickle, mute, odd]) server.closeAllConnections();
       await Promise.all(
-        [silent, htmlServer, http, endless, trickle, mute].map(
+        [silent, htmlServer, http, endless, trickle, mute, odd].map(
           (s) => new Promise((resolve) => s.close(() => resolve(undefined))),
         ),
       );

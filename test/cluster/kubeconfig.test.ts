@@ -81,11 +81,19 @@ test('a KUBECONFIG list: empty and missing entries skipped, the first file wins 
     }),
   );
   process.env.KUBECONFIG = `${join(dir, 'missing.conf')}::${a}:${b}:${a}`;
+  // The CA file is read in, relative to the file that named it (not the sub/ one's).
+  await writeFile(join(dir, 'ca.crt'), 'the CA of a.conf\n');
+  await writeFile(join(dir, 'sub', 'ca.crt'), 'the CA of b.conf\n');
   const { config: kube } = loadKubeconfig({});
   assert.equal(kube.getCurrentContext(), 'home');
   assert.equal(kube.getCurrentCluster()?.server, 'https://10.0.0.1:6443');
   assert.equal(kube.getCurrentUser()?.token, 'first-token-aaaa');
-  assert.equal(kube.getCurrentCluster()?.caFile, join(dir, 'ca.crt'), 'relative to the file it came from');
+  assert.equal(
+    Buffer.from(kube.getCurrentCluster()?.caData ?? '', 'base64').toString(),
+    'the CA of a.conf\n',
+    'relative to the file it came from',
+  );
+  assert.equal(kube.getCurrentCluster()?.caFile, undefined, 'client-node gets the content, not the path');
 });
 
 test('a name defined only in the second file is taken from it', async () => {
@@ -174,6 +182,52 @@ test('with NODE_TLS_REJECT_UNAUTHORIZED=0 in the process, a server the kubeconfi
   } finally {
     if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
     else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+    await sim.close();
+  }
+});
+
+test('a user tokenFile is read as client-go reads it: relative to the kubeconfig, trimmed, winning over token; a bad one is named, not read whole', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { startKubeSimulator } = await import('../../src/cluster/simulator/server.ts');
+  const { openKube } = await import('../../src/cluster/kube.ts');
+  const sim = await startKubeSimulator({ nodes: [{ name: 'k3s-1' }], token: 'file-token-0123456789' });
+  const sub = join(dir, 'tokens');
+  await import('node:fs/promises').then((fs) => fs.mkdir(sub, { recursive: true }));
+  const withFile = (file: string, key = 'tokenFile') =>
+    sim.kubeconfig.replace(/^( {4})token: .*$/m, `$1token: stale-token-9999\n$1${key}: ${file}`);
+  try {
+    await writeFile(join(sub, 'tok'), '  file-token-0123456789\n\n');
+    const good = join(sub, 'file.conf');
+    await writeFile(good, withFile('tok'));
+    assert.equal((await openKube({ kubeconfig: good, attempts: 1 }).list('v1', 'Node')).length, 1);
+    const refused = (file: string, pattern: RegExp) => {
+      assert.throws(
+        () => loadKubeconfig({ kubeconfig: file }),
+        (error: unknown) => error instanceof IgpuSplitError && pattern.test(error.oneLine()),
+      );
+    };
+    await writeFile(join(sub, 'blank'), ' \n');
+    await writeFile(join(sub, 'blank.conf'), withFile('blank'));
+    refused(join(sub, 'blank.conf'), /the tokenFile of user igpu-sim is empty/);
+    execFileSync('mkfifo', [join(sub, 'pipe')]);
+    await writeFile(join(sub, 'pipe.conf'), withFile('pipe'));
+    refused(join(sub, 'pipe.conf'), /cannot read the tokenFile of user igpu-sim: .*not a regular file/);
+    // The same for the certificate files: client-node would read a pipe there and hang.
+    await writeFile(
+      join(sub, 'ca-pipe.conf'),
+      sim.kubeconfig.replace(/certificate-authority-data: [^\n]+/, 'certificate-authority: pipe'),
+    );
+    refused(
+      join(sub, 'ca-pipe.conf'),
+      /cannot read the certificate-authority of cluster \S+: .*not a regular file/,
+    );
+    // client-node's own `token-file`, which kubectl does not know, is not read at all.
+    await writeFile(join(sub, 'dashed.conf'), withFile('pipe', 'token-file'));
+    assert.equal(
+      loadKubeconfig({ kubeconfig: join(sub, 'dashed.conf') }).config.getCurrentUser()?.token,
+      'stale-token-9999',
+    );
+  } finally {
     await sim.close();
   }
 });

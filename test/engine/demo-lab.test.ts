@@ -182,3 +182,21 @@ test('a vGPU plan that cannot fit names the BIOS aperture that would, from what 
     assert.match(check?.fix ?? '', /raise the BIOS aperture to 512 MB: 3 × V5_4/);
   });
 });
+
+test('a privilege the token lacks is named by the plan, before the mapping is created or a node drained', async () => {
+  await withDemo(async (demo) => {
+    const grants = [...demo.proxmox.acl.values()][0]?.get('/vms');
+    assert.ok(grants?.delete('VM.Config.HWType'));
+    if (!grants) return;
+    const plan = await planLab(demo.lab, demo.connections);
+    assert.match(
+      planRefusal(plan) ?? '',
+      /^token igpu-split@pve!demo lacks VM\.Config\.HWType on \/vms\/101, VM\.Config\.HWType on \/vms\/102$/,
+    );
+    assert.equal(planSections(plan)[0]?.title, 'Proxmox token');
+    assert.match(plan.privileges[0]?.fix ?? '', /pveum acl modify \/vms\/101 --tokens 'igpu-split@pve!demo'/);
+    // With the privilege back, the same lab plans without a refusal.
+    grants.add('VM.Config.HWType');
+    assert.equal(planRefusal(await planLab(demo.lab, demo.connections)), undefined);
+  });
+});

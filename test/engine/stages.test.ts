@@ -143,3 +143,43 @@ test('a stage is resumable from its first change: one that fails before any leav
     await rm(late.dir, { recursive: true, force: true });
   }
 });
+
+test('the journal says a stage began before its first change runs; a first change refused outright un-begins it', async () => {
+  const { watchChanges } = await import('../../src/engine/changes.ts');
+  const { readFileSync, existsSync } = await import('node:fs');
+  const { TargetError } = await import('../../src/core/errors.ts');
+  let seenInJournal: string[] | undefined;
+  let refuse = true;
+  const target = await journal();
+  const connections = watchChanges({
+    kube: {
+      setUnschedulable: async () => {
+        // What a kill right now would leave: the journal must already say the stage began.
+        seenInJournal = JSON.parse(readFileSync(target.j.file, 'utf8')).begun;
+        if (refuse) throw new TargetError('cordon node k3s-1: forbidden', { nothingChanged: true });
+        throw new TargetError('cordon node k3s-1: the connection broke half-way');
+      },
+    },
+    proxmox: {},
+    host: async () => ({}),
+    guest: async () => ({}),
+    close: async () => {},
+  } as never);
+  const drain = () =>
+    stage('pve1/drain', 'host:pve1', async () => {
+      await target.j.mark('drained:k3s-1', true); // a fact for the stage, no change by itself
+      await connections.kube.setUnschedulable('k3s-1', true);
+    });
+  try {
+    await assert.rejects(runStages([drain()], target.j), /forbidden/);
+    assert.deepEqual(seenInJournal, ['pve1/drain']);
+    assert.equal(target.j.changed, false, 'refused outright: nothing to resume');
+    refuse = false;
+    await assert.rejects(runStages([drain()], target.j), /half-way/);
+    assert.equal(target.j.changed, true, 'maybe changed: resumable');
+    await target.j.release(false);
+    assert.ok(existsSync(target.j.file), 'the journal stays for --resume');
+  } finally {
+    await rm(target.dir, { recursive: true, force: true });
+  }
+});

@@ -299,3 +299,23 @@ test('passthrough: an iGPU sharing its IOMMU group with other devices is a warni
     await rm(tree, { recursive: true, force: true });
   }
 });
+
+test('SR-IOV counts that cannot be read are said so, never taken for 0 or for a driver without SR-IOV', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-sriov-'));
+  try {
+    await cp(fixturePath('n100-sriov'), tree, { recursive: true, verbatimSymlinks: true });
+    const dev = join(tree, 'sys/bus/pci/devices/0000:00:02.0');
+    await writeFile(join(dev, 'sriov_numvfs'), 'lots\n');
+    let report = await doctor(tree);
+    assert.equal(status(report, 'sriov.vfs'), 'warn');
+    assert.match(evidence(report, 'sriov.vfs'), /sriov_numvfs: not a count/);
+    assert.doesNotMatch(evidence(report, 'sriov.vfs'), /no virtual functions yet/);
+    await writeFile(join(dev, 'sriov_totalvfs'), '\u0000\u0001');
+    report = await doctor(tree);
+    assert.equal(status(report, 'sriov.driver'), 'fail');
+    assert.match(evidence(report, 'sriov.driver'), /sriov_totalvfs: /);
+    assert.doesNotMatch(evidence(report, 'sriov.driver'), /does not offer SR-IOV/);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+});

@@ -6,9 +6,10 @@
 import { Agent, fetch } from 'undici';
 import { z } from 'zod';
 import { TargetError } from '../../core/errors.ts';
-import { AnswerTooLarge, readAnswer } from '../../core/http-answer.ts';
+import { readAnswer } from '../../core/http-answer.ts';
+import { describeNetworkError } from '../../core/network-errors.ts';
 import { clip } from '../../core/text.ts';
-import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, seconds, WaitWatch } from '../../core/waits.ts';
+import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, WaitWatch } from '../../core/waits.ts';
 import { type Schematic, schematicYaml } from './schematic.ts';
 
 const SchematicIdSchema = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, 'not a schematic id') });
@@ -86,27 +87,19 @@ export class ImageFactory {
         }).then(async (answer) => [answer, await readAnswer(answer)] as const),
       );
     } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const name = (error as Error).name;
-      const reason =
-        error instanceof AnswerTooLarge
-          ? error.message
-          : name === 'TimeoutError'
-            ? `no complete answer within ${seconds(this.connectTimeoutMs + this.timeoutMs)}`
-            : cause?.code === 'UND_ERR_HEADERS_TIMEOUT'
-              ? `no answer within ${seconds(this.timeoutMs)}`
-              : cause?.code === 'UND_ERR_BODY_TIMEOUT'
-                ? `the answer stopped coming for ${seconds(this.timeoutMs)}`
-                : cause?.code === 'UND_ERR_CONNECT_TIMEOUT'
-                  ? `no connection within ${seconds(this.connectTimeoutMs)}`
-                  : clip(cause?.message ?? (error as Error).message);
+      const reason = describeNetworkError(error, {
+        connectTimeoutMs: this.connectTimeoutMs,
+        requestTimeoutMs: this.timeoutMs,
+      });
       throw new TargetError(`${where}: ${reason}`, {
         target: this.baseUrl,
         fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
       });
     }
     if (!response.ok) {
-      throw new TargetError(`${where}: HTTP ${response.status} ${text.trim().slice(0, 120)}`, {
+      // The factory's reason is its first line (the answer is plain text); the rest is not shown.
+      const reason = clip(text.trim().split('\n')[0] ?? '', 120);
+      throw new TargetError(`${where}: HTTP ${response.status}${reason ? ` (${reason})` : ''}`, {
         target: this.baseUrl,
         fix:
           response.status >= 500
