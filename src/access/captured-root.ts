@@ -1,7 +1,7 @@
 // A host read from a captured tree (`--root DIR`): host paths resolve under DIR,
 // symbolic links resolve inside DIR as they would on the host, and nothing runs.
 
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TargetError } from '../core/errors.ts';
@@ -10,6 +10,7 @@ import {
   type CommandResult,
   type DirEntry,
   type EntryType,
+  HOST_ERROR_CODES,
   type HostAccess,
   HostError,
   type HostErrorCode,
@@ -23,8 +24,6 @@ export const MANIFEST = 'igpu-split-capture.json';
 
 /** The folder `capture` packs the tree in. */
 export const CAPTURE_FOLDER = 'igpu-split-capture';
-
-const HOST_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EUNSUPPORTED', 'EIO'] as const;
 
 /** A host path as a manifest holds it: absolute, and nothing a terminal would act on. */
 const HostPath = z
@@ -113,7 +112,9 @@ export class CapturedRoot implements HostAccess {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT')
         throw refuse(code === 'EACCES' ? 'permission denied' : `cannot be read (${code})`);
-      if (posix.basename(this.root) === CAPTURE_FOLDER)
+      // Named so itself, or through a link to it.
+      const real = await realpath(this.root).catch(() => this.root);
+      if ([this.root, real].some((path) => posix.basename(path) === CAPTURE_FOLDER))
         throw refuse('missing: without it a file the host could not read would look absent');
       return;
     }
@@ -126,6 +127,11 @@ export class CapturedRoot implements HostAccess {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw refuse(`damaged (${issue?.path.join('.') || 'top level'}: ${issue?.message})`);
+    }
+    // What it lists must be there: a tree with files missing would read them as absent.
+    for (const path of parsed.data.files) {
+      const there = await lstat(posix.join(this.root, path)).catch(() => undefined);
+      if (!there) throw refuse(`lists ${clip(path, 120)}, which the tree does not hold`);
     }
     for (const entry of parsed.data.unreadable) this.failed.set(entry.path, entry);
     for (const path of parsed.data.special ?? []) this.special.add(path);

@@ -21,7 +21,16 @@ export interface WriteOptions {
 }
 
 /** Why a host operation failed, in the errno vocabulary both fs and SFTP map onto. */
-export type HostErrorCode = 'ENOENT' | 'EACCES' | 'ENOTDIR' | 'EISDIR' | 'EEXIST' | 'EUNSUPPORTED' | 'EIO';
+export const HOST_ERROR_CODES = [
+  'ENOENT',
+  'EACCES',
+  'ENOTDIR',
+  'EISDIR',
+  'EEXIST',
+  'EUNSUPPORTED',
+  'EIO',
+] as const;
+export type HostErrorCode = (typeof HOST_ERROR_CODES)[number];
 
 export class HostError extends Error {
   readonly code: HostErrorCode;

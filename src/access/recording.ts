@@ -18,6 +18,8 @@ export interface Recorded {
   entries: Map<string, EntryType>;
   /** Paths that are there but could not be read, and why: a capture keeps that, not an empty file. */
   failed: Map<string, { code: HostErrorCode; message: string }>;
+  /** Paths a read found missing (a link among them leads nowhere). */
+  missing: Set<string>;
 }
 
 export class RecordingHost implements HostAccess {
@@ -28,6 +30,7 @@ export class RecordingHost implements HostAccess {
     dirs: new Map(),
     entries: new Map(),
     failed: new Map(),
+    missing: new Set(),
   };
   private readonly inner: HostAccess;
 
@@ -59,7 +62,8 @@ export class RecordingHost implements HostAccess {
     try {
       return await work;
     } catch (error) {
-      if (!isMissing(error))
+      if (isMissing(error)) this.recorded.missing.add(path);
+      else
         this.recorded.failed.set(path, {
           code: error instanceof HostError ? error.code : 'EIO',
           message: error instanceof Error ? error.message : String(error),

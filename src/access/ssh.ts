@@ -7,6 +7,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { posix } from 'node:path';
 import ssh2, { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { shownPath } from '../config/paths.ts';
 import { errnoText, TargetError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
 import { CONNECT_TIMEOUT_MS, WaitWatch, waitVisibly } from '../core/waits.ts';
@@ -98,9 +99,10 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   };
   const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
   if (agent) config.agent = agent;
-  if (options.identityFile) {
-    const key = await readSmallFile(options.identityFile, 1024 * 1024).catch((error: unknown) => {
-      throw new TargetError(`cannot read identity file ${options.identityFile}: ${errnoText(error)}`, {
+  const identityFile = options.identityFile;
+  if (identityFile) {
+    const key = await readSmallFile(identityFile, 1024 * 1024).catch((error: unknown) => {
+      throw new TargetError(`cannot read identity file ${shownPath(identityFile)}: ${errnoText(error)}`, {
         target: target.url,
         fix: 'pass --identity with a readable private key file',
       });
@@ -110,7 +112,7 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
     if (parsed instanceof Error) {
       const encrypted = /passphrase|encrypted/i.test(parsed.message);
       throw new TargetError(
-        `cannot use identity file ${options.identityFile}: ${encrypted ? 'it is protected by a passphrase' : 'not a private key ssh can read'}`,
+        `cannot use identity file ${shownPath(identityFile)}: ${encrypted ? 'it is protected by a passphrase' : 'not a private key ssh can read'}`,
         {
           target: target.url,
           fix: encrypted
@@ -121,7 +123,7 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
     }
     const first = Array.isArray(parsed) ? parsed[0] : parsed;
     if (first && !first.isPrivateKey())
-      throw new TargetError(`identity file ${options.identityFile} holds a public key`, {
+      throw new TargetError(`identity file ${shownPath(identityFile)} holds a public key`, {
         target: target.url,
         fix: 'pass --identity the private key (the file without .pub)',
       });
@@ -266,11 +268,12 @@ export class SshHost implements HostAccess {
    * after a timeout the channel is closed and the next operation opens a new one.
    */
   private bounded<T>(path: string, work: Promise<T>): Promise<T> {
+    // The channel this operation went out on (work has asked for it by now).
+    const session = this.sftpSession;
     return bounded(path, work).catch(async (error: unknown) => {
       if (error instanceof HostError && /no answer from the host/.test(error.message)) {
-        const stale = this.sftpSession;
-        this.sftpSession = undefined;
-        await stale?.then((sftp) => sftp.end()).catch(() => undefined);
+        if (this.sftpSession === session) this.sftpSession = undefined;
+        await session?.then((sftp) => sftp.end()).catch(() => undefined);
       }
       throw error;
     });

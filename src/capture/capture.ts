@@ -63,9 +63,12 @@ async function materialize(
   const under = (path: string) => join(root, ...path.split('/').filter(Boolean));
   const dirs = new Set<string>();
   const special = new Set<string>();
+  const nowhere = new Set<string>();
   const note = (path: string, type: EntryType) => {
+    // A link a read found missing leads nowhere (a loop, a target gone): it stays one.
+    if (type === 'link' && recorded.missing.has(path) && !recorded.links.has(path)) nowhere.add(path);
     // Sysfs links we did not read through are stored as plain folders.
-    if (type === 'dir' || type === 'link') dirs.add(path);
+    else if (type === 'dir' || type === 'link') dirs.add(path);
     else if (type === 'other') special.add(path);
   };
   // Listed entries and existence checks become empty folders (or files) unless read below.
@@ -94,6 +97,11 @@ async function materialize(
   for (const [path, target] of recorded.links) {
     await mkdir(posix.dirname(under(path)), { recursive: true });
     await symlink(target, under(path));
+    written.push(path);
+  }
+  for (const path of nowhere) {
+    await mkdir(posix.dirname(under(path)), { recursive: true });
+    await symlink(`${posix.basename(path)}.led-nowhere`, under(path));
     written.push(path);
   }
   return { files: written.sort(), special: [...special].sort() };

@@ -5,6 +5,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { errnoText, UsageError } from '../core/errors.ts';
+import { shownValue } from '../core/secrets.ts';
 import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
 interface InitOptions extends TimeoutOptions {
@@ -57,7 +58,7 @@ export function registerInit(program: Command): void {
     // Everything that can be checked here is, before the secret is read or anything is sent.
     checkProxmoxUrl(options.url);
     if (!TOKEN_ID.test(options.token))
-      throw new UsageError(`--token ${options.token} is not an API token id`, {
+      throw new UsageError(`--token ${shownValue(options.token)} is not an API token id`, {
         fix: "give it as USER@REALM!TOKENID, e.g. 'igpu-split@pve!lab' (quote it: ! is special in bash)",
       });
     if (existsSync(options.out) && !options.force)

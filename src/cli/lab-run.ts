@@ -9,6 +9,7 @@ import type { LabPlan } from '../engine/plan.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
 import { addRequestTimeout, numberOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import { whileDrawing } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -134,7 +135,7 @@ export async function runWithProgress(
     } as never,
   );
   try {
-    await list.run();
+    await whileDrawing(() => list.run());
   } finally {
     await state.settle();
   }

@@ -2,15 +2,15 @@
 //
 // Whatever happens, the user gets one line per problem on stderr and an exit code from
 // README's "Exit codes"; a stack trace only with --debug. Every byte written goes
-// through the secret filter (src/core/secrets.ts) as a last guard.
+// through the output guard (output.ts: secrets replaced, terminal codes shown as `?`).
 
 import { CommanderError } from 'commander';
 import { EXIT, errnoText, IgpuSplitError } from '../core/errors.ts';
-import { redact } from '../core/secrets.ts';
 import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
 import { dropInsecureTlsVariable } from './insecure-tls.ts';
 import { interrupted, letGo } from './interrupt.ts';
+import { outgoing } from './output.ts';
 import { buildProgram } from './program.ts';
 
 export { EXIT };
@@ -22,9 +22,9 @@ function filterOutput(): void {
     stream.write = ((chunk: unknown, ...rest: unknown[]) =>
       write(
         typeof chunk === 'string'
-          ? redact(chunk)
+          ? outgoing(chunk)
           : chunk instanceof Uint8Array && isText(chunk)
-            ? redact(Buffer.from(chunk).toString('utf8'))
+            ? outgoing(Buffer.from(chunk).toString('utf8'))
             : chunk,
         ...rest,
       )) as typeof stream.write;
@@ -35,18 +35,32 @@ function printError(error: unknown, debug: boolean): void {
   const line = describeError(error);
   // With --debug on already, the line does not ask for it; the frames follow.
   process.stderr.write(
-    `igpu-split: ${debug ? line.replace(/\s*(— |\()rerun with --debug( for details)?\)?$/, '') : line}\n`,
+    `igpu-split: ${debug ? line.replace(/ — rerun with --debug.*$| \(rerun with --debug[^)]*\)$/, '') : line}\n`,
   );
   if (debug) process.stderr.write(stackOf(error));
 }
 
 /**
+ * A frame as V8 writes it: `at fn (file:line:col)` or `at file:line:col`, the file a
+ * path, a file: or node: URL. A message line that merely starts with "at " (an exec
+ * plugin's output, say) is not one.
+ */
+const FRAME =
+  /^\s+at (?:async )?(?:[^\n]* \()?(?:file:\/\/|node:|\/)[^\s()]*:\d+:\d+\)?$|^\s+at [^\n]* \((?:native|<anonymous>)\)$/;
+
+/**
  * --debug adds where the error came from: the stack frames of the error and its causes,
- * without their messages (a library's message may quote what it was handed).
+ * without their messages (a library's message may quote what it was handed). The stack
+ * begins with the message, which may itself hold lines: only what follows it is looked at.
  */
 function stackOf(error: unknown, depth = 0): string {
   if (!(error instanceof Error) || depth > 3) return '';
-  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  const stack = error.stack ?? '';
+  const after =
+    error.message && stack.includes(error.message)
+      ? stack.slice(stack.indexOf(error.message) + error.message.length)
+      : stack;
+  const frames = after.split('\n').filter((line) => FRAME.test(line));
   const head = depth === 0 ? `${error.name}\n` : `caused by ${error.name}\n`;
   return `${head}${frames.join('\n')}\n${stackOf(error.cause, depth + 1)}`;
 }

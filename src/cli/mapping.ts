@@ -19,8 +19,9 @@ export function registerMapping(program: Command): void {
 }
 
 async function planFromLab(options: LabOptions) {
-  const [{ gatherMappingFacts, planMapping }, opened] = await Promise.all([
+  const [{ gatherMappingFacts, planMapping }, { mappingPrivileges }, opened] = await Promise.all([
     import('../mapping/plan.ts'),
+    import('../mapping/apply.ts'),
     openLab(options),
   ]);
   const hosts = [...new Set(opened.lab.vms.map((vm) => vm.host))];
@@ -31,6 +32,9 @@ async function planFromLab(options: LabOptions) {
       hosts.length > 0 ? hosts : opened.lab.hosts.map((h) => h.node),
     ),
   );
+  // What the token lacks is named by the plan, and apply refuses on it before any change.
+  const lacking = await opened.api.privilegeCheck(mappingPrivileges(plan));
+  if (lacking) plan.checks.push(lacking);
   return { plan, ...opened };
 }
 

@@ -16,7 +16,7 @@ export interface NumberSpec {
 }
 
 /** `a whole number from 1 to 64`, `a number of seconds from 1 to 600`. */
-export function describeRange(spec: NumberSpec): string {
+function describeRange(spec: NumberSpec): string {
   const what = spec.seconds
     ? spec.integer
       ? 'a whole number of seconds'

@@ -30,9 +30,10 @@ export function addConsentFlags(command: Command): Command {
 export async function planFromLab(
   options: LabOptions & ConsentFlags,
 ): Promise<{ plan: VmPlan; opened: OpenLab }> {
-  const [{ gatherVmFacts }, { planVms }] = await Promise.all([
+  const [{ gatherVmFacts }, { planVms }, { vmPlanPrivileges }] = await Promise.all([
     import('../vm/gather.ts'),
     import('../vm/plan.ts'),
+    import('../vm/apply.ts'),
   ]);
   const opened = await openLab(options);
   try {
@@ -44,6 +45,12 @@ export async function planFromLab(
       resetEfiKeys: options.resetEfiKeys === true,
     };
     const plan = planVms(await gatherVmFacts(opened.api, desired, opened.lab.mapping), desired, planOptions);
+    // What the token lacks is named here, not by apply after the first VM stopped.
+    const lacking = await opened.api.privilegeCheck(vmPlanPrivileges(plan));
+    if (lacking) {
+      plan.checks.push(lacking);
+      plan.refused ??= lacking.evidence;
+    }
     return { plan, opened };
   } catch (error) {
     await opened.close();

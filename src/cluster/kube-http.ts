@@ -7,7 +7,7 @@
 // itself skips verification.
 
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent, type AgentOptions, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import {
   type KubeConfig,
@@ -18,6 +18,13 @@ import {
 } from '@kubernetes/client-node';
 import { AnswerTooLarge, MAX_ANSWER_BYTES } from '../core/http-answer.ts';
 import { rememberSecret } from '../core/secrets.ts';
+import { seconds } from '../core/waits.ts';
+import {
+  type ExecConfig,
+  type ExecCredential,
+  ExecCredentialError,
+  runExecPlugin,
+} from './exec-credential.ts';
 
 /**
  * A Kubernetes request that ran out of time, and where: connecting, waiting for the answer
@@ -29,6 +36,7 @@ export class KubeTimeout extends Error {
   readonly ms: number;
   constructor(phase: KubeTimeout['phase'], ms: number) {
     super(`out of time (${phase})`);
+    this.name = 'KubeTimeout';
     this.phase = phase;
     this.ms = ms;
   }
@@ -36,29 +44,34 @@ export class KubeTimeout extends Error {
 
 /**
  * The kubeconfig's credentials could not be had: its exec plugin or auth provider failed
- * or gave none in time. Its message never carries the plugin's words (they may hold what it
+ * or gave none in time. The reason is ours, never the plugin's words (they may hold what it
  * was about to hand out); --debug shows where it failed.
  */
 export class KubeCredentialError extends Error {
-  readonly ms?: number;
-  constructor(ms?: number, options?: { cause?: unknown }) {
-    super(ms === undefined ? 'the credentials could not be had' : 'no credentials in time', options);
-    this.ms = ms;
+  /** Kept apart from the message, which client-node rewrites on its way up. */
+  readonly reason: string;
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+    this.name = 'KubeCredentialError';
+    this.reason = reason;
   }
 }
 
 /**
- * client-node's KubeConfig as the requests' authentication, bounded: an exec plugin that
- * waits for a login nobody gives (its stdin is a pipe) would otherwise hold the run for
- * ever. Its failure becomes a KubeCredentialError, without the plugin's output.
+ * The kubeconfig's credentials applied to each request, bounded. client-node applies the
+ * kubeconfig (certificates, token, an oidc provider), within the time given; an exec plugin
+ * is run here instead (exec-credential.ts) and its credential kept until it expires.
  */
 export class BoundedCredentials implements SecurityAuthentication {
   private readonly config: KubeConfig;
   private readonly limitMs: number;
+  private readonly exec: ExecConfig | undefined;
+  private credential: Promise<ExecCredential> | undefined;
 
-  constructor(config: KubeConfig, limitMs: number) {
+  constructor(config: KubeConfig, limitMs: number, exec?: ExecConfig) {
     this.config = config;
     this.limitMs = limitMs;
+    this.exec = exec;
   }
 
   getName(): string {
@@ -71,14 +84,50 @@ export class BoundedCredentials implements SecurityAuthentication {
       await Promise.race([
         this.config.applySecurityAuthentication(context),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new KubeCredentialError(this.limitMs)), this.limitMs);
+          timer = setTimeout(
+            () =>
+              reject(
+                new KubeCredentialError(`auth provider gave no credentials within ${seconds(this.limitMs)}`),
+              ),
+            this.limitMs,
+          );
         }),
       ]);
     } catch (error) {
       if (error instanceof KubeCredentialError) throw error;
-      throw new KubeCredentialError(undefined, { cause: error });
+      throw new KubeCredentialError('auth provider gave no credentials', { cause: error });
     } finally {
       clearTimeout(timer);
+    }
+    if (!this.exec) return;
+    const credential = await this.fromPlugin(this.exec);
+    if (credential.token) context.setHeaderParam('Authorization', `Bearer ${credential.token}`);
+    if (credential.certificate) {
+      const agent = context.getAgent() as (Agent & { options: AgentOptions }) | undefined;
+      context.setAgent(new Agent({ ...agent?.options, ...credential.certificate }));
+    }
+  }
+
+  /** The plugin's credential, run again only once it has (nearly) expired. */
+  private async fromPlugin(exec: ExecConfig): Promise<ExecCredential> {
+    const cached = await this.credential?.catch(() => undefined);
+    if (cached && (cached.expires === undefined || cached.expires - Date.now() > 10_000)) return cached;
+    const cluster = this.config.getCurrentCluster();
+    this.credential = runExecPlugin(
+      exec,
+      {
+        server: cluster?.server ?? '',
+        ...(cluster?.caData ? { 'certificate-authority-data': cluster.caData } : {}),
+        ...(cluster?.skipTLSVerify ? { 'insecure-skip-tls-verify': true } : {}),
+        ...(cluster?.tlsServerName ? { 'tls-server-name': cluster.tlsServerName } : {}),
+      },
+      this.limitMs,
+    );
+    try {
+      return await this.credential;
+    } catch (error) {
+      const reason = error instanceof ExecCredentialError ? error.message : 'failed';
+      throw new KubeCredentialError(`exec plugin ${reason}`, { cause: error });
     }
   }
 }

@@ -20,6 +20,7 @@ import { AnswerTooLarge, MAX_ANSWER_BYTES } from '../core/http-answer.ts';
 import { causeCode, certificateProblem, connectionProblem } from '../core/network-errors.ts';
 import { clip } from '../core/text.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, reportRetry, seconds, WaitWatch } from '../core/waits.ts';
+import type { ExecConfig } from './exec-credential.ts';
 import { BoundedCredentials, BoundedKubeHttp, KubeCredentialError, KubeTimeout } from './kube-http.ts';
 import { type KubeconfigSource, loadKubeconfig } from './kubeconfig.ts';
 import { FIELD_MANAGER, type Manifest } from './objects.ts';
@@ -52,8 +53,8 @@ export interface KubeOptions extends KubeconfigSource {
 }
 
 export function openKube(options: KubeOptions = {}): KubeApi {
-  const { config } = loadKubeconfig(options);
-  return new ClientNodeKube(config, options);
+  const { config, exec } = loadKubeconfig(options);
+  return new ClientNodeKube(config, options, exec);
 }
 
 /** The object API on our configuration, with the context's namespace as default (as makeApiClient does). */
@@ -78,7 +79,7 @@ class ClientNodeKube implements KubeApi {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
 
-  constructor(config: KubeConfig, options: KubeOptions = {}) {
+  constructor(config: KubeConfig, options: KubeOptions = {}, exec?: ExecConfig) {
     const server = config.getCurrentCluster()?.server ?? 'kubernetes';
     this.target = server;
     this.attempts = options.attempts ?? 4;
@@ -89,7 +90,9 @@ class ClientNodeKube implements KubeApi {
     // Requests go out bounded and verifying certificates (kube-http.ts says how).
     const configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
-      authMethods: { default: new BoundedCredentials(config, this.connectTimeoutMs + this.requestTimeoutMs) },
+      authMethods: {
+        default: new BoundedCredentials(config, this.connectTimeoutMs + this.requestTimeoutMs, exec),
+      },
       httpApi: wrapHttpLibrary(
         new BoundedKubeHttp({
           connectTimeoutMs: this.connectTimeoutMs,
@@ -176,7 +179,7 @@ class ClientNodeKube implements KubeApi {
       await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } });
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return;
-      throw this.explain(error, `delete ${kind} ${name}`);
+      throw this.explain(error, `delete ${kind} ${name}`, false);
     }
   }
 
@@ -209,12 +212,16 @@ class ClientNodeKube implements KubeApi {
     } catch (error) {
       if (error instanceof ApiException && error.code === 429) {
         const status = statusOf(error);
-        const cause = (status?.details as { causes?: { message?: string }[] } | undefined)?.causes?.[0]
+        const cause = (status?.details as { causes?: { message?: unknown }[] } | undefined)?.causes?.[0]
           ?.message;
-        return { blocked: cause ?? status?.message ?? 'a disruption budget refused' };
+        return {
+          blocked: clip(
+            typeof cause === 'string' ? cause : (status?.message ?? 'a disruption budget refused'),
+          ),
+        };
       }
       if (error instanceof ApiException && error.code === 404) return {};
-      throw this.explain(error, `evict pod ${namespace}/${name}`);
+      throw this.explain(error, `evict pod ${namespace}/${name}`, false);
     }
   }
 
@@ -230,6 +237,8 @@ class ClientNodeKube implements KubeApi {
    * each retry said, before it becomes the error. A request that ran out of time is not.
    */
   private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    // An attempt that may have reached the server (a reset, a 5xx) may have changed something.
+    let reached = false;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.watch.track(what, run());
@@ -239,7 +248,8 @@ class ClientNodeKube implements KubeApi {
           (!(error instanceof ApiException) &&
             ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH'].includes(causeCode(error) ?? ''));
         if (!transient || attempt >= this.attempts)
-          throw this.explain(error, attempt > 1 ? `${what} (${attempt} attempts)` : what);
+          throw this.explain(error, attempt > 1 ? `${what} (${attempt} attempts)` : what, reached);
+        reached ||= causeCode(error) !== 'ECONNREFUSED';
         const delayMs = this.backoffMs * 2 ** (attempt - 1);
         reportRetry({
           target: this.target,
@@ -258,11 +268,12 @@ class ClientNodeKube implements KubeApi {
   }
 
   /** `describe`, marked when the server refused the request before it could change anything. */
-  private explain(error: unknown, what: string): TargetError {
+  private explain(error: unknown, what: string, reachedBefore: boolean): TargetError {
     const described = this.describe(error, what);
     const refused =
-      (error instanceof ApiException && error.code >= 400 && error.code < 500) ||
-      causeCode(error) === 'ECONNREFUSED';
+      !reachedBefore &&
+      ((error instanceof ApiException && error.code >= 400 && error.code < 500) ||
+        causeCode(error) === 'ECONNREFUSED');
     return refused
       ? new TargetError(described.message, {
           target: described.target,
@@ -327,14 +338,11 @@ class ClientNodeKube implements KubeApi {
         fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
       });
     if (error instanceof KubeCredentialError)
-      return new TargetError(
-        `${what}: ${error.ms === undefined ? "the kubeconfig's exec plugin or auth provider gave no credentials" : `the kubeconfig's exec plugin gave no credentials within ${seconds(error.ms)}`}`,
-        {
-          target,
-          fix: 'run the plugin the kubeconfig names by hand to see why (kubectl get nodes does the same); its output is not shown here',
-          cause: error,
-        },
-      );
+      return new TargetError(`${what}: the kubeconfig's ${error.reason}`, {
+        target,
+        fix: 'run it by hand to see why (kubectl get nodes does the same); what it prints is not shown here',
+        cause: error,
+      });
     // client-node puts its own words before a message it passes on: the text is ours again.
     if (error instanceof AnswerTooLarge)
       return new TargetError(`${what}: ${new AnswerTooLarge(MAX_ANSWER_BYTES).message}`, {
@@ -349,6 +357,12 @@ class ClientNodeKube implements KubeApi {
       return new TargetError(`${what}: ${certificate}`, {
         target,
         fix: "check the cluster's certificate-authority-data in the kubeconfig: it must be the cluster's own CA (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)",
+      });
+    // OpenSSL could not use a certificate or key the kubeconfig gave (garbage, a key for another certificate).
+    if (code?.startsWith('ERR_OSSL_'))
+      return new TargetError(`${what}: a certificate or key in the kubeconfig cannot be used (${code})`, {
+        target,
+        fix: 'check certificate-authority-data, client-certificate-data and client-key-data: each PEM, the key the certificate’s own',
       });
     if (code === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
       return new TargetError(
@@ -397,14 +411,15 @@ class ClientNodeKube implements KubeApi {
 /**
  * Every answer of the API server's we read is JSON with a `kind` (an object, a list, a
  * Status), or plain text (a pod's log). HTML, bytes we never asked for (a compressed body:
- * we send no Accept-Encoding), or JSON without a kind come from something else.
+ * we send no Accept-Encoding), an empty 2xx, or JSON without a kind come from something else.
  */
 async function answersLikeKubernetes(response: ResponseContext): Promise<boolean> {
   const type = String(response.headers['content-type'] ?? '');
   if (/text\/html/i.test(type)) return false;
   const encoding = response.headers['content-encoding'];
   if (encoding && encoding !== 'identity') return false;
-  if (response.httpStatusCode < 200 || response.httpStatusCode > 299 || !/json/i.test(type)) return true;
+  if (response.httpStatusCode < 200 || response.httpStatusCode > 299 || /^text\/plain/i.test(type))
+    return true;
   const text = await response.body.text();
   return /^\s*\{/.test(text) && /"kind"\s*:\s*"/.test(text);
 }
@@ -418,18 +433,23 @@ const TIMEOUT_WORDS: Record<KubeTimeout['phase'], string> = {
 };
 
 /** An answer that is not the Kubernetes API's (HTML). */
-class NotKubernetes extends Error {}
+class NotKubernetes extends Error {
+  override name = 'NotKubernetes';
+}
 
-function statusOf(
-  error: ApiException<unknown>,
-): { message?: string; reason?: string; details?: unknown } | undefined {
-  const body = error.body;
-  if (body && typeof body === 'object') return body as { message?: string };
-  try {
-    return JSON.parse(String(body)) as { message?: string };
-  } catch {
-    return undefined;
+function statusOf(error: ApiException<unknown>): { message?: string; details?: unknown } | undefined {
+  let body: unknown = error.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
   }
+  if (body === null || typeof body !== 'object') return undefined;
+  // A server's Status is read for what it says, whatever else it holds: only a string is a message.
+  const { message, details } = body as { message?: unknown; details?: unknown };
+  return { message: typeof message === 'string' ? message : undefined, details };
 }
 
 function crdMissing(error: ApiException<unknown>): boolean {

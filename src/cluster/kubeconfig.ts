@@ -12,7 +12,8 @@
 // - the first file to set current-context, or to define a cluster, user or context of a
 //   given name, wins, and its entry is taken whole;
 // - a relative path in an entry (certificate-authority, client-certificate, client-key,
-//   tokenFile, an exec command holding a `/`) is relative to the file the entry came from;
+//   tokenFile, an exec command holding a `/`) is relative to the file the entry came from
+//   — and so, by the same rule, is the tokenFile of client-node's file auth provider;
 // - `~` is not expanded inside a kubeconfig or in $KUBECONFIG (client-go has no such code).
 
 import { readFileSync, statSync } from 'node:fs';
@@ -23,8 +24,9 @@ import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { shownPath } from '../config/paths.ts';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { readSmallFileSync } from '../core/files.ts';
-import { rememberSecret } from '../core/secrets.ts';
+import { rememberSecret, shownValue } from '../core/secrets.ts';
 import { controlAt } from '../core/text.ts';
+import { type ExecConfig, ExecConfigSchema } from './exec-credential.ts';
 
 export interface KubeconfigSource {
   /** The lab file's kubernetes.kubeconfig, resolved. */
@@ -51,11 +53,15 @@ const FIX_FILE =
   'set kubernetes.kubeconfig in the lab file, or KUBECONFIG (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)';
 
 /** The kubeconfig the lab names, loaded and checked; `name` is how messages name it. */
-export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; name: string } {
+export function loadKubeconfig(source: KubeconfigSource): {
+  config: KubeConfig;
+  name: string;
+  exec?: ExecConfig;
+} {
   const { files, name, list } = kubeconfigFiles(source);
   const parsed: Parsed[] = [];
   for (const file of files) {
-    const one = readKubeconfigFile(file, list ? file : name, list);
+    const one = readKubeconfigFile(file, list ? shownPath(file) : name, list);
     if (one) parsed.push(one);
   }
   if (parsed.length === 0)
@@ -72,6 +78,25 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
   merged.users = merged.users.map((entry) =>
     withFilesRead(entry, 'user', entry.name === context?.user, name),
   );
+  // An exec plugin is run by igpu-split itself (exec-credential.ts), never by client-node.
+  let exec: ExecConfig | undefined;
+  merged.users = merged.users.map((entry) => {
+    const user = entry.user as Record<string, unknown> | undefined;
+    if (!user || typeof user !== 'object' || user.exec === undefined) return entry;
+    const { exec: given, ...rest } = user;
+    if (entry.name === context?.user && given !== null) {
+      const parsed = ExecConfigSchema.safeParse(given);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new UsageError(
+          `kubeconfig ${name}: the exec plugin of user ${String(entry.name)} is not valid (${issue?.path.join('.') || 'exec'}: ${issue?.message})`,
+          { fix: 'check users[].user.exec in the kubeconfig: command and apiVersion are needed' },
+        );
+      }
+      exec = parsed.data;
+    }
+    return { ...entry, user: rest };
+  });
   const config = new KubeConfig();
   try {
     // JSON is YAML: client-node reads the merged entries with its own checks.
@@ -84,13 +109,10 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
       }),
     );
   } catch (error) {
-    // Its messages name fields (`clusters[0].cluster.server is missing`), never values.
-    const missingFile = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    const text = missingFile
-      ? `a file it names cannot be read: ${(error as NodeJS.ErrnoException).path ?? 'unknown'}`
-      : error instanceof Error && /is missing$/.test(error.message)
-        ? error.message
-        : 'not a kubeconfig';
+    // Its messages name fields (`clusters[0].cluster.server is missing`), never values;
+    // it reads no file while loading (withFilesRead has read them).
+    const text =
+      error instanceof Error && /is missing$/.test(error.message) ? error.message : 'not a kubeconfig';
     throw new UsageError(`kubeconfig ${name}: ${text}`, { fix: 'check it with kubectl config view' });
   }
   for (const user of config.getUsers()) {
@@ -114,7 +136,7 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
   }
   if (source.context) {
     if (!config.getContexts().some((c) => c.name === source.context))
-      throw new UsageError(`kubeconfig ${name} has no context ${source.context}`, {
+      throw new UsageError(`kubeconfig ${name} has no context ${shownValue(source.context)}`, {
         fix: contextChoice(config),
       });
     config.setCurrentContext(source.context);
@@ -151,7 +173,7 @@ export function loadKubeconfig(source: KubeconfigSource): { config: KubeConfig; 
       `kubeconfig ${name}: cluster ${cluster.name} is reached over ${server.protocol.replace(':', '')}, not https: its credentials would cross the network in clear`,
       { fix: 'point server: at the API server over https (K3s and Talos serve it on port 6443)' },
     );
-  return { config, name };
+  return { config, name, exec };
 }
 
 /** What to set kubernetes.context to: one of the contexts, or that there are none. */
@@ -172,7 +194,7 @@ function kubeconfigFiles(source: KubeconfigSource): { files: string[]; name: str
   const env = process.env.KUBECONFIG;
   if (env !== undefined && env !== '') {
     const files = [...new Set(env.split(delimiter).filter((f) => f !== ''))].map((f) => resolve(f));
-    return { files, name: env, list: true };
+    return { files, name: env.split(delimiter).map(shownValue).join(delimiter), list: true };
   }
   const home = join(homedir(), '.kube', 'config');
   return { files: [home], name: home, list: false };
@@ -253,6 +275,13 @@ function withPaths(entry: Entry, field: string, keys: string[], base: string): E
     const value = copy[key];
     if (typeof value === 'string' && value !== '' && !isAbsolute(value)) copy[key] = join(base, value);
   }
+  const provider = copy['auth-provider'] as { config?: Record<string, unknown> } | undefined;
+  const providerFile = provider?.config?.tokenFile;
+  if (typeof providerFile === 'string' && providerFile !== '' && !isAbsolute(providerFile))
+    copy['auth-provider'] = {
+      ...provider,
+      config: { ...provider?.config, tokenFile: join(base, providerFile) },
+    };
   const exec = copy.exec as { command?: unknown } | undefined;
   if (exec && typeof exec.command === 'string' && exec.command.includes('/') && !isAbsolute(exec.command))
     copy.exec = { ...exec, command: join(base, exec.command) };
@@ -274,15 +303,21 @@ const USER_FILES = [
 /**
  * The entry with the files it names read in, when it is the one the chosen context uses,
  * or dropped when it is not (kubectl reads only those). client-node would read them itself,
- * whole and unchecked, when a request goes out: a pipe there would hang the run, a device
- * never end. Here each must be a small regular file, and a failure names the entry.
+ * whole and synchronously, when a request goes out: a pipe there would hang the run past
+ * any timeout and any Ctrl-C, a device never end. Here each must be a small regular file,
+ * and a failure names the entry.
  *
- * - certificate-authority, client-certificate, client-key: read into their `*-data` twin
- *   (a `*-data` already there wins, as client-node lets it);
+ * - certificate-authority, client-certificate, client-key: read into their `*-data` twin;
+ *   both given is refused, as kubectl refuses it (client-go tools/clientcmd/validation.go
+ *   at v0.34.10);
  * - tokenFile: read as client-go reads it (tools/clientcmd/client_config.go and
  *   transport/token_source.go at v0.34.10): blanks around it trimmed, an empty one an
  *   error, and the file winning over a `token` beside it;
- * - token-file, client-node's own spelling, which kubectl does not know: ignored.
+ * - token-file, client-node's own spelling, which kubectl does not know: ignored;
+ * - an auth provider: client-node 1.4.0 reads one with a `config.tokenFile` itself
+ *   (dist/file_auth.js) — read here instead, as a token — and runs the `gcp` and `azure`
+ *   ones' commands with execSync (dist/gcp_auth.js, azure_auth.js), which nothing can
+ *   bound: those are refused. `oidc` (dist/oidc_auth.js) works without blocking and stays.
  */
 function withFilesRead(entry: Entry, field: 'cluster' | 'user', used: boolean, name: string): Entry {
   const inner = entry[field];
@@ -294,21 +329,50 @@ function withFilesRead(entry: Entry, field: 'cluster' | 'user', used: boolean, n
     try {
       return readSmallFileSync(file, maxBytes);
     } catch (error) {
-      throw new UsageError(`kubeconfig ${name}: cannot read ${what(key)}: ${errnoText(error)}`, { fix });
+      throw new UsageError(
+        `kubeconfig ${name}: cannot read ${what(key)}, ${shownPath(file)}: ${errnoText(error)}`,
+        {
+          fix,
+        },
+      );
     }
+  };
+  const readToken = (key: string, file: string) => {
+    const token = read(key, file, MAX_TOKEN_FILE_BYTES).toString('utf8').trim();
+    if (token === '') throw new UsageError(`kubeconfig ${name}: ${what(key)} is empty`, { fix });
+    return token;
   };
   for (const [pathKey, dataKey] of field === 'cluster' ? CLUSTER_FILES : USER_FILES) {
     const file = fields[pathKey];
     delete fields[pathKey];
-    if (!used || typeof file !== 'string' || file === '' || fields[dataKey] !== undefined) continue;
+    if (!used || typeof file !== 'string' || file === '') continue;
+    if (fields[dataKey] !== undefined)
+      throw new UsageError(
+        `kubeconfig ${name}: ${field} ${String(entry.name)} gives both ${pathKey} and ${dataKey}`,
+        {
+          fix: `keep one of them (kubectl refuses both as well)`,
+        },
+      );
     const data = read(pathKey, file, MAX_PEM_FILE_BYTES);
     if (pathKey === 'client-key') rememberSecret(data.toString('utf8'));
     fields[dataKey] = data.toString('base64');
   }
-  if (used && typeof tokenFile === 'string' && tokenFile !== '') {
-    const token = read('tokenFile', tokenFile, MAX_TOKEN_FILE_BYTES).toString('utf8').trim();
-    if (token === '') throw new UsageError(`kubeconfig ${name}: ${what('tokenFile')} is empty`, { fix });
-    fields.token = token;
+  if (used && typeof tokenFile === 'string' && tokenFile !== '')
+    fields.token = readToken('tokenFile', tokenFile);
+  const provider = fields['auth-provider'] as
+    | { name?: unknown; config?: Record<string, unknown> }
+    | undefined;
+  if (used && provider && typeof provider === 'object') {
+    if (provider.name === 'gcp' || provider.name === 'azure')
+      throw new UsageError(
+        `kubeconfig ${name}: user ${String(entry.name)} uses the ${provider.name} auth provider, which the Kubernetes client runs without any time bound`,
+        { fix: 'give the user an exec credential plugin (users[].user.exec) or a token instead' },
+      );
+    const file = provider.config?.tokenFile;
+    if (typeof file === 'string' && file !== '') {
+      fields.token = readToken('auth-provider tokenFile', file);
+      delete fields['auth-provider'];
+    }
   }
   return { ...entry, [field]: fields };
 }

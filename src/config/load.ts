@@ -135,6 +135,12 @@ export function parseLab(text: string, file: string): Lab {
     const pos = lines.linePos(offset);
     return `${file}:${pos.line}:${pos.col}`;
   };
+  // Old Mac line endings (CR alone) read as one long line: say so instead of what YAML makes of it.
+  const bareCr = text.search(/\r(?!\n)/);
+  if (bareCr >= 0)
+    throw new ConfigError(file, [
+      `${file}:${text.slice(0, bareCr).split('\n').length}: a carriage return (CR) without a line feed: save the file with Unix line endings (LF)`,
+    ]);
   let value: unknown;
   let doc: ReturnType<typeof parseDocument>;
   try {
@@ -190,7 +196,9 @@ export function parseLab(text: string, file: string): Lab {
 /** Every document after the first is empty (only `---`, comments or blank lines). */
 function onlyEmptyAfterFirst(text: string): boolean {
   const docs = parseAllDocuments(text);
-  const empty = (contents: unknown) => contents === null || (isScalar(contents) && contents.value === null);
+  // A document of nothing but comments reads as an empty scalar; `~` or `null` written out is content.
+  const empty = (contents: unknown) =>
+    contents === null || (isScalar(contents) && contents.value === null && contents.source === '');
   return Array.isArray(docs) && docs.slice(1).every((d) => empty(d.contents) && d.errors.length === 0);
 }
 

@@ -45,6 +45,15 @@ export class IgpuSplitError extends Error {
   }
 }
 
+/**
+ * The error of a step that made a change before it failed (a config written, then its task
+ * not followed): whatever refused the later request, the change stands.
+ */
+export function afterAChange(error: unknown): unknown {
+  if (!(error instanceof IgpuSplitError) || !error.nothingChanged) return error;
+  return new TargetError(error.message, { target: error.target, fix: error.fix, cause: error });
+}
+
 /** The command line itself is wrong (bad flag value, missing argument). */
 export class UsageError extends IgpuSplitError {}
 

@@ -7,6 +7,7 @@ export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 export class AnswerTooLarge extends Error {
   constructor(limit: number) {
     super(`the answer is larger than ${limit / 1024 / 1024} MB`);
+    this.name = 'AnswerTooLarge';
   }
 }
 

@@ -55,10 +55,21 @@ export function connectionProblem(code: string | undefined): string | undefined 
       return 'the connection timed out';
     case 'EPROTO':
       return 'the TLS handshake failed (is this an HTTPS port?)';
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return 'the answer is not valid HTTP (its headers are too large)';
     default:
       // Node's HTTP parser (llhttp) names what it could not read HPE_*: no HTTP server spoke.
       return code?.startsWith('HPE_') ? `the answer is not valid HTTP (${code})` : undefined;
   }
+}
+
+/**
+ * A 3xx answer, never followed (the token would go where the user did not send it), in
+ * words; undefined for any other status.
+ */
+export function redirectProblem(status: number, location: string | null | undefined): string | undefined {
+  if (status < 300 || status > 399) return undefined;
+  return `the server sends us elsewhere (HTTP ${status}${location ? ` to ${clip(location, 120)}` : ''})`;
 }
 
 /** A failed request of Node's fetch (undici), in words. */
@@ -75,7 +86,6 @@ export function describeNetworkError(error: unknown, timeouts: Timeouts): string
   if (known) return known;
   const cause = (error as { cause?: { message?: string } })?.cause;
   if (/ssl|tls/i.test(String(cause?.message))) return 'the TLS handshake failed (is this an HTTPS port?)';
-  return code
-    ? `the request failed (${code})`
-    : clip(cause?.message ?? (error as Error)?.message ?? String(error));
+  // Not put in words here: a library's own sentence may quote what it was handed.
+  return `the request failed (${code ?? (error as Error)?.name ?? 'unknown error'})`;
 }

@@ -56,6 +56,11 @@ export function looksLikeTokenSecret(text: string): boolean {
   return TOKEN_SECRET.test(text.slice(text.lastIndexOf('/') + 1));
 }
 
+/** `text` for a message, unless it holds what looks like a token secret pasted in the wrong place. */
+export function shownValue(text: string): string {
+  return TOKEN_SECRET.test(text) ? '(a value that looks like a token secret, not shown)' : text;
+}
+
 /** The largest secret file we read: a token secret is one short line. */
 export const MAX_SECRET_BYTES = 4096;
 

@@ -49,18 +49,23 @@ export function clip(text: string, max = 160): string {
  * as the runtime's Unicode tables class them.
  */
 const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const CONTROLS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 const isControl = (c: string) => CONTROL.test(c);
 
 /**
  * Where the first control character is (a terminal escape, a carriage return, a NUL, a
- * bidi override), or -1; the characters in `allowed` (tab and newline by default) do not count.
+ * bidi override, a tag character beyond U+FFFF), or -1, as an index into the string; the
+ * characters in `allowed` (tab and newline by default) do not count.
  */
 export function controlAt(text: string, allowed = '\t\n'): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i] as string;
-    if (isControl(c) && !allowed.includes(c)) return i;
-  }
+  // By code point, with the `u` flag: a format character outside the BMP is two code units.
+  for (const match of text.matchAll(CONTROLS)) if (!allowed.includes(match[0])) return match.index;
   return -1;
+}
+
+/** The text with every control character but newline and tab shown as `?`. */
+export function neutralize(text: string): string {
+  return text.replace(CONTROLS, (c) => (c === '\n' || c === '\t' ? c : '?'));
 }
 
 /** How a message names the character at `index`: U+001B, U+202E. */

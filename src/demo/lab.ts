@@ -6,7 +6,8 @@
 // The lab file it writes is a real one: point it at a real lab by changing it.
 
 import { randomUUID } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +76,8 @@ async function apertureTo256(root: string): Promise<void> {
 
 /** Starts the demo lab in a new folder; `made` hears its path at once (to remove it if cut short). */
 export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLab> {
-  const dir = await mkdtemp(join(tmpdir(), 'igpu-split-demo-'));
+  // Made and told in one step: an interrupt cannot fall between the two.
+  const dir = mkdtempSync(join(tmpdir(), 'igpu-split-demo-'));
   made?.(dir);
   const roots: Record<string, string> = {};
   for (const host of HOSTS) {

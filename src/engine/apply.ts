@@ -5,8 +5,8 @@
 // continues after an interruption; a lab-wide lock keeps two applies apart.
 
 import { createHash } from 'node:crypto';
-import { readFileSync, realpathSync, rmSync } from 'node:fs';
-import { link, lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import { link, lstat, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { HostAccess } from '../access/host.ts';
@@ -438,7 +438,6 @@ export class Journal {
    * that its process is gone.
    */
   async lock(resume: boolean): Promise<void> {
-    await this.guarded(this.dir, () => mkdir(this.dir, { recursive: true, mode: 0o700 }));
     for (let tries = 0; tries < 3; tries++) {
       const refused = await this.refusal(resume);
       if (refused) throw refused;
@@ -449,8 +448,9 @@ export class Journal {
       await rename(this.lockFile, stale).catch(() => undefined);
       // Someone else's fresh lock may have been moved instead: then it goes back.
       const moved = await readSmallFile(stale, 4096).then(String, () => undefined);
-      if (moved !== undefined && moved !== seen) await rename(stale, this.lockFile).catch(() => undefined);
-      else await rm(stale, { force: true });
+      // (link, not rename: a lock a third run made meanwhile is never overwritten)
+      if (moved !== undefined && moved !== seen) await link(stale, this.lockFile).catch(() => undefined);
+      await rm(stale, { force: true });
     }
     throw new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
       fix: 'wait for it to finish',
@@ -463,11 +463,17 @@ export class Journal {
    * when a lock is there already.
    */
   private async createLock(): Promise<boolean> {
-    const text = `${process.pid} ${processStart(process.pid) ?? '-'} ${hostname()} ${bootId() ?? '-'}\n`;
+    const text = lockLine(process.pid);
     const aside = `${this.lockFile}.${process.pid}.new`;
     try {
+      // Again: a run that just let go of the lab removes the folder when it is empty.
+      await this.guarded(this.dir, () => mkdir(this.dir, { recursive: true, mode: 0o700 }));
       await this.guarded(aside, () => writeFile(aside, text, { mode: 0o600 }));
-      await link(aside, this.lockFile);
+      await link(aside, this.lockFile).catch(async (error: NodeJS.ErrnoException) => {
+        // A file system without hard links (vfat, some network mounts): create, then write.
+        if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(error.code ?? '')) throw error;
+        await writeFile(this.lockFile, text, { flag: 'wx', mode: 0o600 });
+      });
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -493,6 +499,8 @@ export class Journal {
     // A journal this run could not read stays for the user to look at.
     if (this.owned) await this.finish();
     await this.unlock();
+    // The folder goes too when nothing else is in it (rmdir refuses otherwise).
+    await rmdir(this.dir).catch(() => undefined);
   }
 
   /** `release` for an interrupt: synchronous, as the process ends right after. */
@@ -500,6 +508,11 @@ export class Journal {
     if (this.changed) return false;
     if (this.owned) rmSync(this.file, { force: true });
     rmSync(this.lockFile, { force: true });
+    try {
+      rmdirSync(this.dir);
+    } catch {
+      // Something else is in it: it stays.
+    }
     return true;
   }
 
@@ -652,6 +665,11 @@ function processStart(pid: number): string | undefined {
   }
 }
 
+/** What a lock held by process `pid` of this machine says: `pid start host boot`, `-` for the unknown. */
+export function lockLine(pid: number): string {
+  return `${pid} ${processStart(pid) ?? '-'} ${hostname()} ${bootId() ?? '-'}\n`;
+}
+
 /** What a lock says: `pid start host boot`, `-` for what was unknown (older locks hold only the first two). */
 function lockHolder(text: string): { pid: number; started?: string; host?: string; boot?: string } {
   const [pid, started, host, boot] = text
@@ -668,7 +686,18 @@ function stillRunning(held: ReturnType<typeof lockHolder>): boolean {
   if (held.pid <= 0 || (held.boot !== undefined && boot !== undefined && held.boot !== boot)) return false;
   if (!processAlive(held.pid)) return false;
   const started = processStart(held.pid);
-  return held.started === undefined || started === undefined || started === held.started;
+  // A lock of an older igpu-split holds only the pid: its process must at least be one of ours.
+  if (held.started === undefined) return commandLine(held.pid)?.includes('igpu-split') !== false;
+  return started === undefined || started === held.started;
+}
+
+/** A process's command line (Linux /proc/<pid>/cmdline), or undefined where it cannot be read. */
+function commandLine(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** This machine's boot (Linux: Documentation/admin-guide/sysctl/kernel.rst, "random"). */

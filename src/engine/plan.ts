@@ -128,14 +128,11 @@ export async function planLab(
       }),
     ),
   });
-  const missing = await connections.proxmox.missingPrivileges([
+  const lacking = await connections.proxmox.privilegeCheck([
     ...mappingPrivileges(mapping),
     ...vmPlanPrivileges(vms),
   ]);
-  const problem = connections.proxmox.privilegeProblem(missing);
-  const privileges: Check[] = problem
-    ? [{ id: 'proxmox.privileges', status: 'fail', evidence: problem.message, fix: problem.fix }]
-    : [];
+  const privileges: Check[] = lacking ? [lacking] : [];
   const hosts: HostPart[] = usedHosts.map((h, i) => ({
     node: h.node,
     host: hostPlans[i]?.plan,

@@ -4,7 +4,8 @@
 // a change is attempted.
 
 import { z } from 'zod';
-import { TargetError } from '../core/errors.ts';
+import { afterAChange, TargetError } from '../core/errors.ts';
+import type { Check } from '../core/model.ts';
 
 /** What the API layer needs from an HTTP client; ProxmoxClient is one, tests may wrap it. */
 export interface ProxmoxTransport {
@@ -174,7 +175,11 @@ export class ProxmoxApi {
     if (change.digest) body.digest = change.digest;
     const upid = await this.transport.post<unknown>(`/nodes/${enc(node)}/qemu/${vmid}/config`, body);
     // The POST answers null when nothing needed a worker task.
-    if (upid !== null && upid !== undefined) await this.waitTask(this.parseUpid(upid, 'config'), timeoutMs);
+    if (upid === null || upid === undefined) return;
+    // The config is written once the POST is answered: a failure to follow its task changes nothing about that.
+    await this.waitTask(this.parseUpid(upid, 'config'), timeoutMs).catch((error: unknown) => {
+      throw afterAChange(error);
+    });
   }
 
   vmStatus(node: string, vmid: number) {
@@ -266,6 +271,14 @@ export class ProxmoxApi {
       message: `token ${this.identity} lacks ${missing.map((m) => `${m.privilege} on ${m.path}`).join(', ')}`,
       fix: `grant them, e.g. pveum acl modify ${first.path} --tokens '${this.identity}' --roles IgpuSplit (the role's privileges are listed in the README)`,
     };
+  }
+
+  /** A failing check naming what the token lacks of `needs`, for a plan to show; undefined when it has all. */
+  async privilegeCheck(needs: readonly Privilege[]): Promise<Check | undefined> {
+    const problem = this.privilegeProblem(await this.missingPrivileges(needs));
+    return (
+      problem && { id: 'proxmox.privileges', status: 'fail', evidence: problem.message, fix: problem.fix }
+    );
   }
 
   /**

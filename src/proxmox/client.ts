@@ -16,6 +16,7 @@ import {
   certificateProblem,
   connectionProblem,
   describeNetworkError,
+  redirectProblem,
 } from '../core/network-errors.ts';
 import {
   cleanSecret,
@@ -23,6 +24,7 @@ import {
   MAX_SECRET_BYTES,
   rememberSecret,
   secretProblem,
+  shownValue,
 } from '../core/secrets.ts';
 import { clip } from '../core/text.ts';
 import {
@@ -61,15 +63,23 @@ export function checkProxmoxUrl(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new UsageError(`not a URL: ${url}`, { fix: 'give the API as https://pve1.lan:8006' });
+    throw new UsageError(`not a URL: ${shownValue(url)}`, { fix: 'give the API as https://pve1.lan:8006' });
   }
   if (parsed.protocol !== 'https:')
-    throw new UsageError(`the Proxmox URL ${url} is not https://: the token secret would be sent in clear`, {
-      fix: 'use https://<node>:8006 (Proxmox serves its API only over HTTPS)',
-    });
+    throw new UsageError(
+      `the Proxmox URL ${shownValue(url)} is not https://: the token secret would be sent in clear`,
+      {
+        fix: 'use https://<node>:8006 (Proxmox serves its API only over HTTPS)',
+      },
+    );
   if (parsed.username || parsed.password)
     throw new UsageError('the Proxmox URL must not hold a user or password', {
       fix: 'give the token id with --token and the secret in a file or variable',
+    });
+  // A query or fragment is never part of the API's address, and would be written into the lab file.
+  if (parsed.search || parsed.hash)
+    throw new UsageError('the Proxmox URL holds a query (?…) or a fragment (#…), which is not shown', {
+      fix: 'give only https://<node>:8006',
     });
   return parsed;
 }
@@ -336,11 +346,18 @@ export class ProxmoxClient {
       headers,
       body,
       dispatcher: await this.agent(),
+      redirect: 'manual',
       // Connecting and answering have their own timeouts in the agent; this is the backstop.
       signal: AbortSignal.timeout(this.options.connectTimeoutMs + this.options.requestTimeoutMs),
     });
     const text = await readAnswer(response);
     const where = `${method} ${path}`;
+    const redirect = redirectProblem(response.status, response.headers.get('location'));
+    if (redirect)
+      throw new TargetError(`${where}: ${redirect}`, {
+        target: this.target,
+        fix: 'give the Proxmox API itself (https://<node>:8006), not a proxy or login page',
+      });
     if (!response.ok) throw this.httpError(response.status, response.statusText, where, text);
     let parsed: unknown;
     try {
@@ -442,7 +459,7 @@ export class ProxmoxApiError extends TargetError {
  *   (pve-manager PVE/HTTPServer.pm remote_node_ip → pve-cluster PVE::Cluster::remote_node_ip
  *   → pve-common PVE::Network::get_ip_from_hostname, commits 14a22df3, 7091d92e, f665029e).
  */
-export function missingThing(reason: string): { message: string; fix: string } | undefined {
+function missingThing(reason: string): { message: string; fix: string } | undefined {
   const vm = /^Configuration file 'nodes\/([^/']+)\/qemu-server\/(\d+)\.conf' does not exist/.exec(reason);
   if (vm)
     return {

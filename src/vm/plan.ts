@@ -4,6 +4,7 @@
 // raw address for a root@pam session without a mapping — plus the stop and start it
 // needs. `vgpu: auto` picks, per Proxmox node, the largest type every VM there fits.
 
+import { z } from 'zod';
 import type { Check, Step } from '../core/model.ts';
 import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
 import {
@@ -462,11 +463,21 @@ export function withMarker(description: string | undefined, marker: VmMarker | u
   return base === '' ? line : `${base}\n${line}`;
 }
 
+/** The line's shape; what it says is checked against the VM before rollback acts on it. */
+const MarkerSchema = z.object({
+  key: z.string(),
+  was: z.string().optional(),
+  machine: z.string().optional(),
+  efidisk0: z.string().optional(),
+});
+
+/** The notes line igpu-split wrote, or undefined when there is none (or it is no such line). */
 export function readMarker(description: string | undefined): VmMarker | undefined {
   const line = (description ?? '').split('\n').find((l) => l.startsWith(MARKER));
   if (!line) return undefined;
   try {
-    return JSON.parse(line.slice(MARKER.length)) as VmMarker;
+    const parsed = MarkerSchema.safeParse(JSON.parse(line.slice(MARKER.length)));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }

@@ -8,7 +8,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { lockLine } from '../../src/engine/apply.ts';
 import { fixturePath } from '../support/fixtures.ts';
+import { uhd630Entry } from '../support/simulator.ts';
 import type { TestSshd } from '../support/sshd.ts';
 import {
   type CaseLab,
@@ -1781,7 +1783,7 @@ function lockCases(): CliCase[] {
       lab: {},
       setup: async (c) => {
         await mkdir(journalDir(c), { recursive: true });
-        await writeFile(join(journalDir(c), 'lock'), `${process.pid}\n`);
+        await writeFile(join(journalDir(c), 'lock'), lockLine(process.pid));
       },
       steps: (c) => [
         {
@@ -2585,7 +2587,7 @@ function strangerCases(): CliCase[] {
       lab: {},
       setup: async (c) => {
         await mkdir(join(labOf(c).dir, '.igpu-split'), { recursive: true });
-        await writeFile(join(labOf(c).dir, '.igpu-split', 'lock'), `${process.pid}\n`);
+        await writeFile(join(labOf(c).dir, '.igpu-split', 'lock'), lockLine(process.pid));
         // Paths absolute, so only the lock decides; the link lives in another folder.
         const lab = labOf(c);
         await variant(c, 'absolute.yaml', (t) =>
@@ -2732,16 +2734,17 @@ function strangerCases(): CliCase[] {
       ],
     }),
     kase({
-      name: 'an exec credential plugin that fails, prints a bare token or never answers is named, never quoted',
+      name: 'an exec credential plugin that fails, prints a bare token, floods or never answers is named, never quoted, never left running',
       topic: 'stranger',
       lab: {},
       setup: async (c) => {
         const plugins = {
           fails: `echo "error: refresh failed: token ${c.secrets.execToken} expired" >&2\nexit 1`,
           bare: `printf '%s' '${c.secrets.execToken}'`,
-          refused: `echo "dial tcp 10.0.0.1:443: ECONNREFUSED ${c.secrets.execToken}" >&2\nexit 1`,
-          // Waits for a login on its stdin, as kubelogin or aws sso would.
-          waits: 'read answer',
+          frames: `printf '%s\\n    at ${c.secrets.execToken}\\n' 'Error' >&2\nexit 3`,
+          floods: 'yes',
+          // Waits, as one that waits for a login would; its child must go with it.
+          waits: 'sleep 37',
         };
         const base = await readFile(labOf(c).kubeconfigFile, 'utf8');
         for (const [name, script] of Object.entries(plugins)) {
@@ -2752,27 +2755,45 @@ function strangerCases(): CliCase[] {
           );
         }
       },
-      steps: (c) => [
-        ...['fails', 'bare', 'refused'].map((name) => ({
-          args: ['cluster', 'plan', '--lab', at(c, `${name}.yaml`)],
-          code: 2 as const,
-          line: /list Node: the kubeconfig's exec plugin or auth provider gave no credentials — run the plugin/,
-        })),
-        {
-          args: [
-            'cluster',
-            'plan',
-            '--connect-timeout',
-            '1',
-            '--request-timeout',
-            '1',
-            '--lab',
-            at(c, 'waits.yaml'),
-          ],
-          code: 2,
-          line: /list Node: the kubeconfig's exec plugin gave no credentials within 2 s/,
-        },
-      ],
+      steps: (c) => {
+        const plan = (name: string, ...more: string[]) => [
+          'cluster',
+          'plan',
+          ...more,
+          '--lab',
+          at(c, `${name}.yaml`),
+        ];
+        const line = (what: string) =>
+          new RegExp(`list Node: the kubeconfig's exec plugin ${what} — run it by hand`);
+        return [
+          { args: plan('fails'), code: 2 as const, line: line('ended with status 1') },
+          {
+            args: plan('fails', '--debug'),
+            code: 2 as const,
+            line: /exec plugin ended with status 1[\s\S]*caused by ExecCredentialError/,
+          },
+          { args: plan('bare'), code: 2 as const, line: line('printed no ExecCredential') },
+          {
+            args: plan('frames', '--debug'),
+            code: 2 as const,
+            line: /exec plugin ended with status 3[\s\S]*caused by ExecCredentialError/,
+          },
+          { args: plan('floods'), code: 2 as const, line: line('printed more than 1 MB') },
+          {
+            args: plan('waits', '--connect-timeout', '1', '--request-timeout', '1'),
+            code: 2 as const,
+            line: line('gave no credential within 2 s'),
+            check: async () => {
+              try {
+                execFileSync('pgrep', ['-f', 'sleep 37']);
+                return 'the plugin is still running';
+              } catch {
+                return undefined;
+              }
+            },
+          },
+        ];
+      },
     }),
     kase({
       name: 'a kubeconfig token with a line break in it',
@@ -3032,7 +3053,39 @@ function secondStrangerCases(): CliCase[] {
         {
           args: ['cluster', 'plan', '--lab', at(c, 'pipe.yaml')],
           code: 2,
-          line: /cannot read the tokenFile of user igpu-sim: not a regular file/,
+          line: /cannot read the tokenFile of user igpu-sim, .*tokens\/pipe: not a regular file/,
+        },
+      ],
+    }),
+    kase({
+      name: "auth providers client-node would run unbounded: gcp refused, a file provider's pipe named",
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        execFileSync('mkfifo', [join(c.dir, 'lab/provider-pipe')]);
+        const base = await readFile(labOf(c).kubeconfigFile, 'utf8');
+        const provider = (lines: string) => base.replace(/^( {4})token: .*$/m, lines);
+        await kubeAt(
+          c,
+          'gcp',
+          provider('    auth-provider:\n      name: gcp\n      config:\n        cmd-path: /bin/sleep'),
+        );
+        await kubeAt(
+          c,
+          'file',
+          provider('    auth-provider:\n      name: file\n      config:\n        tokenFile: provider-pipe'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'gcp.yaml')],
+          code: 2,
+          line: /user igpu-sim uses the gcp auth provider, which the Kubernetes client runs without any time bound/,
+        },
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'file.yaml')],
+          code: 2,
+          line: /cannot read the auth-provider tokenFile of user igpu-sim, .*provider-pipe: not a regular file/,
         },
       ],
     }),
@@ -3216,6 +3269,201 @@ function secondStrangerCases(): CliCase[] {
   ];
 }
 
+// ─── a third stranger's round ──────────────────────────────────────────────────────
+
+function thirdStrangerCases(): CliCase[] {
+  const extract = (c: CaseContext, archive: string, into: string) =>
+    execFileSync('tar', ['-xzf', join(c.dir, archive), '-C', join(c.dir, into)]);
+  return [
+    kase({
+      name: 'a notes line edited to attach a whole iGPU is not rolled back',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const vm = labOf(c).state.vms.get(101);
+        if (vm) vm.config.description = 'igpu-split: {"key":"hostpci3","was":"mapping=iGPU,x-vga=1"}';
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'rollback', '--vm', '101', '--yes', ...L(c)],
+          code: 1,
+          line: /VM 101: the igpu-split line in its notes would put back on hostpci3 what is no vGPU: nothing was rolled back/,
+          check: async (cc) =>
+            labOf(cc).state.calls.some((call) => /config|shutdown/.test(call))
+              ? `changed Proxmox: ${labOf(cc).state.calls.join('; ')}`
+              : undefined,
+        },
+      ],
+    }),
+    kase({
+      name: 'a token secret given as --token, $KUBECONFIG, --identity or a URL query is never shown',
+      topic: 'stranger',
+      lab: {},
+      steps: (c) => {
+        const init = (...more: string[]) => ['init', ...more, '--out', join(c.dir, 'x.yaml')];
+        return [
+          {
+            args: init('--url', labOf(c).pve.url, '--token', `${TOKEN_ID}=${c.secrets.tokenFile}`),
+            code: 2 as const,
+            line: /--token \(a value that looks like a token secret, not shown\) is not an API token id/,
+          },
+          {
+            args: init('--url', `${labOf(c).pve.url}/?t=${c.secrets.tokenFile}`, '--token', TOKEN_ID),
+            code: 2 as const,
+            line: /the Proxmox URL holds a query \(\?…\) or a fragment \(#…\), which is not shown/,
+          },
+          {
+            args: ['cluster', 'plan', '--lab', at(c, 'no-kube.yaml')],
+            env: { KUBECONFIG: c.secrets.tokenFile },
+            code: 2 as const,
+            line: /none of the kubeconfig files in KUBECONFIG \(\(a value that looks like a token secret, not shown\)\) exists/,
+          },
+          {
+            args: [
+              'doctor',
+              '--host',
+              `ssh://root@127.0.0.1:${c.bad.closedPort}`,
+              '--identity',
+              c.secrets.tokenFile,
+            ],
+            code: 2 as const,
+            line: /cannot read identity file \(a path that looks like a token secret, not shown\)/,
+          },
+        ];
+      },
+      setup: async (c) => {
+        await variant(c, 'no-kube.yaml', (t) =>
+          t.replace('  kubeconfig: kubeconfig\n', '  namespace: igpu-split\n'),
+        );
+      },
+    }),
+    kase({
+      name: 'terminal codes a server puts in a VM name are shown as ?',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const vm = labOf(c).state.vms.get(101);
+        if (vm) vm.config.name = 'k3s-1\u001b[2J\u001b]0;owned\u0007\u202e';
+      },
+      steps: (c) => [{ args: ['status', ...L(c)], code: 0, line: /k3s-1\?\[2J\?\]0;owned\?\?/ }],
+    }),
+    kase({
+      name: 'captures: a link to nowhere stays one; through a link or with a listed file gone, no manifest is no capture',
+      topic: 'stranger',
+      setup: async (c) => {
+        const root = await hostCopy('i5-8500t-gvt', c.dir);
+        await rm(join(root, 'etc/default/grub'));
+        await symlink('grub.gone', join(root, 'etc/default/grub'));
+        for (const dir of ['nowhere', 'linked', 'short']) await mkdir(join(c.dir, dir));
+      },
+      steps: (c) => [
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'i5-8500t-gvt')],
+          code: 1,
+          line: /\/etc\/default\/grub: a symbolic link that leads nowhere/,
+        },
+        {
+          args: ['capture', '--root', join(c.dir, 'i5-8500t-gvt'), '--out', join(c.dir, 'n.tar.gz')],
+          code: 0,
+          line: /captured \d+ files/,
+          check: async (cc) => {
+            for (const dir of ['nowhere', 'linked', 'short']) extract(cc, 'n.tar.gz', dir);
+            await rm(join(cc.dir, 'linked/igpu-split-capture/igpu-split-capture.json'));
+            await symlink(join(cc.dir, 'linked/igpu-split-capture'), join(cc.dir, 'linked/host'));
+            await rm(join(cc.dir, 'short/igpu-split-capture/proc/cmdline'));
+            return undefined;
+          },
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'nowhere/igpu-split-capture')],
+          code: 1,
+          line: /\/etc\/default\/grub: a symbolic link that leads nowhere/,
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'linked/host')],
+          code: 2,
+          line: /igpu-split-capture\.json: missing/,
+        },
+        {
+          args: ['host', 'plan', '--root', join(c.dir, 'short/igpu-split-capture')],
+          code: 2,
+          line: /igpu-split-capture\.json: lists \/proc\/cmdline, which the tree does not hold/,
+        },
+      ],
+    }),
+    kase({
+      name: 'vm plan and mapping plan name a privilege the token lacks',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        for (const grants of labOf(c).state.acl.values()) {
+          grants.get('/vms')?.delete('VM.Config.HWType');
+          grants.get('/mapping/pci')?.delete('Mapping.Modify');
+        }
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', ...L(c)],
+          code: 1,
+          line: /FAIL\s+proxmox\.privileges\s+token igpu-split@pve!lab lacks Mapping\.Modify on \/mapping\/pci/,
+          // The VM plan needs the mapping there.
+          check: async (cc) => {
+            labOf(cc).state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
+            return undefined;
+          },
+        },
+        {
+          args: ['vm', 'plan', ...L(c)],
+          code: 1,
+          line: /FAIL\s+proxmox\.privileges\s+token igpu-split@pve!lab lacks VM\.Config\.HWType/,
+        },
+      ],
+    }),
+    kase({
+      name: 'redirects are named, never followed: Kubernetes, Proxmox',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/odd-ca.pem', c.bad.htmlCa);
+        await c.write('lab/redirect.conf', await kubeconfigAt(c, `${c.bad.oddUrl}/redirect`, c.bad.htmlCa));
+        await variant(c, 'kube-redirect.yaml', (t) =>
+          t.replace('kubeconfig: kubeconfig', 'kubeconfig: redirect.conf'),
+        );
+        await variant(c, 'pve-redirect.yaml', (t) =>
+          t
+            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.oddUrl}`)
+            .replace(/fingerprint: [^\n]+/, 'caFile: odd-ca.pem'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', '--lab', at(c, 'kube-redirect.yaml')],
+          code: 2,
+          line: /list Node: the server sends us elsewhere \(HTTP 302 to https:\/\/login\.example\/sso\)/,
+        },
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'pve-redirect.yaml')],
+          code: 2,
+          line: /: the server sends us elsewhere \(HTTP 302 to https:\/\/login\.example\/sso\) — give the Proxmox API itself/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a lab file with old Mac line endings is named as such',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => void (await c.write('lab/cr.yaml', labOf(c).labText().replaceAll('\n', '\r'))),
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'cr.yaml')],
+          code: 2,
+          line: /cr\.yaml:1: a carriage return \(CR\) without a line feed: save the file with Unix line endings/,
+        },
+      ],
+    }),
+  ];
+}
+
 export function cases(): CliCase[] {
   return [
     ...secretCases(),
@@ -3228,5 +3476,6 @@ export function cases(): CliCase[] {
     ...exitCodeCases(),
     ...strangerCases(),
     ...secondStrangerCases(),
+    ...thirdStrangerCases(),
   ];
 }

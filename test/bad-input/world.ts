@@ -101,7 +101,8 @@ export interface Misbehaving {
    * HTTPS (trusted through `htmlCa`), answering by the first part of the path:
    * `/no-kind` JSON without a kind, `/gzip` a compressed body nobody asked for,
    * `/echo` a 403 Status that repeats the Authorization header it was sent,
-   * `/big-header` a 100 KB header line.
+   * `/big-header` a 100 KB header line, `/redirect` and `/api2/…` (the Proxmox API's paths)
+   * a 302 to a login portal.
    */
   oddUrl: string;
   close(): Promise<void>;
@@ -152,7 +153,11 @@ export async function startMisbehaving(): Promise<Misbehaving> {
   await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
   const odd = createHttpsServer(html, (req, res) => {
     const what = req.url?.split('/')[1];
-    if (what === 'gzip') {
+    if (what === 'redirect' || what === 'api2') {
+      // Never followed: a login portal's address, no lookup of it is ever made.
+      res.writeHead(302, { location: 'https://login.example/sso' });
+      res.end();
+    } else if (what === 'gzip') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
       res.end(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
     } else if (what === 'echo') {

@@ -211,7 +211,7 @@ test('a user tokenFile is read as client-go reads it: relative to the kubeconfig
     refused(join(sub, 'blank.conf'), /the tokenFile of user igpu-sim is empty/);
     execFileSync('mkfifo', [join(sub, 'pipe')]);
     await writeFile(join(sub, 'pipe.conf'), withFile('pipe'));
-    refused(join(sub, 'pipe.conf'), /cannot read the tokenFile of user igpu-sim: .*not a regular file/);
+    refused(join(sub, 'pipe.conf'), /cannot read the tokenFile of user igpu-sim, .*pipe: not a regular file/);
     // The same for the certificate files: client-node would read a pipe there and hang.
     await writeFile(
       join(sub, 'ca-pipe.conf'),
@@ -219,7 +219,7 @@ test('a user tokenFile is read as client-go reads it: relative to the kubeconfig
     );
     refused(
       join(sub, 'ca-pipe.conf'),
-      /cannot read the certificate-authority of cluster \S+: .*not a regular file/,
+      /cannot read the certificate-authority of cluster \S+, .*pipe: not a regular file/,
     );
     // client-node's own `token-file`, which kubectl does not know, is not read at all.
     await writeFile(join(sub, 'dashed.conf'), withFile('pipe', 'token-file'));

@@ -202,3 +202,39 @@ test("the notes line keeps the user's own text exactly, blank lines included", (
   assert.equal(withMarker(marked, undefined), notes);
   assert.equal(withMarker(undefined, undefined), '');
 });
+
+test('rollback acts only on a notes line igpu-split could have written: an edited one is refused, nothing changed', async () => {
+  const { rollbackVms } = await import('../../src/vm/apply.ts');
+  const cases: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
+    [
+      'a whole passthrough put back',
+      { key: 'hostpci3', was: 'mapping=iGPU,x-vga=1' },
+      {},
+      /would put back on hostpci3 what is no vGPU/,
+    ],
+    ['a key that is not hostpci', { key: 'args' }, {}, /names args, which igpu-split never changes/],
+    [
+      'a key holding a passthrough now',
+      { key: 'hostpci1' },
+      { hostpci1: '0000:01:00.0' },
+      /names hostpci1, which holds no vGPU now/,
+    ],
+    [
+      "another VM's disk as the EFI disk",
+      { key: 'hostpci0', efidisk0: 'local-lvm:vm-999-disk-0,efitype=4m' },
+      {},
+      /would put back an EFI disk that is not among this VM's unused disks/,
+    ],
+  ];
+  for (const [what, marker, extra, pattern] of cases) {
+    const { state, api } = lab();
+    const vm = state.vms.get(101);
+    assert.ok(vm, what);
+    Object.assign(vm.config, extra, { description: withMarker('my notes', marker as never) });
+    const before = JSON.stringify(vm.config);
+    state.calls.length = 0;
+    await failsWith(rollbackVms(api, [{ vmid: 101, node: 'pve1' }]), pattern);
+    assert.equal(JSON.stringify(vm.config), before, `${what}: nothing changed`);
+    assert.deepEqual(state.calls, [], `${what}: no change asked for`);
+  }
+});

@@ -7,7 +7,7 @@ import { Agent, fetch } from 'undici';
 import { z } from 'zod';
 import { TargetError } from '../../core/errors.ts';
 import { readAnswer } from '../../core/http-answer.ts';
-import { describeNetworkError } from '../../core/network-errors.ts';
+import { describeNetworkError, redirectProblem } from '../../core/network-errors.ts';
 import { clip } from '../../core/text.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, WaitWatch } from '../../core/waits.ts';
 import { type Schematic, schematicYaml } from './schematic.ts';
@@ -83,6 +83,7 @@ export class ImageFactory {
           body,
           headers: body ? { 'content-type': 'application/yaml' } : {},
           dispatcher: this.dispatcher,
+          redirect: 'manual',
           signal: AbortSignal.timeout(this.connectTimeoutMs + this.timeoutMs),
         }).then(async (answer) => [answer, await readAnswer(answer)] as const),
       );
@@ -96,6 +97,12 @@ export class ImageFactory {
         fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
       });
     }
+    const redirect = redirectProblem(response.status, response.headers.get('location'));
+    if (redirect)
+      throw new TargetError(`${where}: ${redirect}`, {
+        target: this.baseUrl,
+        fix: 'give imageFactory the factory itself (or leave it out for the default), not a proxy or login page',
+      });
     if (!response.ok) {
       // The factory's reason is its first line (the answer is plain text); the rest is not shown.
       const reason = clip(text.trim().split('\n')[0] ?? '', 120);

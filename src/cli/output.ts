@@ -1,0 +1,25 @@
+// What the CLI writes is looked at once more on its way out (main.ts wraps stdout and
+// stderr): every secret read is replaced by [secret], and characters that drive a
+// terminal — escapes a hostile server put into a VM name, a bidi override — are shown as
+// `?`. Only the progress display (listr2) draws with such characters, while it runs.
+
+import { redact } from '../core/secrets.ts';
+import { neutralize } from '../core/text.ts';
+
+let drawing = 0;
+
+/** Runs `work` while the progress display may move the cursor and colour its lines. */
+export async function whileDrawing<T>(work: () => Promise<T>): Promise<T> {
+  drawing++;
+  try {
+    return await work();
+  } finally {
+    drawing--;
+  }
+}
+
+/** The text as it may leave the process. */
+export function outgoing(text: string): string {
+  const safe = redact(text);
+  return drawing > 0 ? safe : neutralize(safe);
+}
