@@ -41,7 +41,10 @@ export const ManifestSchema = z.object({
   version: z.string(),
   target: z.string(),
   capturedAt: z.string(),
-  files: z.array(z.string()),
+  // Each is looked for under the tree: a `..` would look outside it.
+  files: z.array(
+    HostPath.refine((path) => !path.split('/').includes('..'), 'leads out of the tree (a .. in it)'),
+  ),
   unreadable: z.array(
     z.object({
       path: HostPath,

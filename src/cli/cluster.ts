@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { withLabLock } from './lab-lock.ts';
 import {
   addConnectTimeout,
   addRequestTimeout,
@@ -104,10 +105,12 @@ export function registerCluster(program: Command): void {
       if (result.steps.length > 0 && !options.yes)
         await confirm(`apply ${result.steps.length} change(s) to ${kube.target}?`, 'igpu-split cluster plan');
       const { applyClusterPlan } = await import('../cluster/apply.ts');
-      const done = await applyClusterPlan(
-        kube,
-        result,
-        options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+      const done = await withLabLock(options.lab, () =>
+        applyClusterPlan(
+          kube,
+          result,
+          options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+        ),
       );
       if (settings.plugin.mode === 'helm-values' && !options.json)
         process.stdout.write(
@@ -156,7 +159,7 @@ export function registerCluster(program: Command): void {
           'igpu-split cluster verify',
         );
       const { rollbackCluster } = await import('../cluster/apply.ts');
-      const done = await rollbackCluster(kube, settings, gpuNodes);
+      const done = await withLabLock(options.lab, () => rollbackCluster(kube, settings, gpuNodes));
       process.stdout.write(
         options.json
           ? `${JSON.stringify(done)}\n`

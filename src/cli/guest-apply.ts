@@ -15,6 +15,7 @@ import {
   planGuest,
   workTitle,
 } from './guest-options.ts';
+import { holdLabLock } from './lab-lock.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -46,12 +47,14 @@ export function registerGuestApply(guest: Command): void {
     };
     const works: GuestWork[] = [];
     const report: unknown[] = [];
+    let releaseLock: (() => Promise<void>) | undefined;
     try {
       for (const vm of vms) works.push(await planGuest(vm, lab, options, talosctl));
       for (const work of works) say(renderLayerPlan(workTitle(work), work.plan.checks, work.plan.steps));
       const todo = works.filter((w) => w.plan.steps.length > 0);
       if (todo.length === 0) return;
       if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
+      releaseLock = await holdLabLock(options.lab);
       const progress = (line: string) => say(`  ${line}\n`);
       let failed = false;
       const manual: string[] = [];
@@ -113,6 +116,7 @@ export function registerGuestApply(guest: Command): void {
         );
       process.exitCode = failed ? 1 : 0;
     } finally {
+      await releaseLock?.();
       for (const work of works) await closeWork(work);
     }
   });

@@ -86,12 +86,18 @@ export async function planGuest(
       throw error;
     }
   }
-  const [{ gatherTalosFacts, planTalos }, { ImageFactory }] = await Promise.all([
+  const [{ gatherTalosFacts, planTalos }, { ImageFactory }, { openLabKube, osImageOf }] = await Promise.all([
     import('../guest/talos/plan.ts'),
     import('../guest/talos/factory.ts'),
+    import('../engine/connections.ts'),
   ]);
   const spec = vm.talos as NonNullable<GuestVm['talos']>;
-  const facts = await gatherTalosFacts(spec.node, talosctl);
+  // Without talosctl the running version comes from the VM's Kubernetes node, when the lab names it.
+  const facts = await gatherTalosFacts(
+    spec.node,
+    talosctl,
+    osImageOf(() => openLabKube(lab, timeoutsOf(options)), vm),
+  );
   const factory = new ImageFactory(lab.imageFactory, timeoutsOf(options));
   try {
     return { vm, kind: 'talos', facts, plan: await planTalos(spec, facts, factory) };

@@ -40,7 +40,7 @@ export function registerInit(program: Command): void {
       { dirname, resolve },
       { checkProxmoxUrl, loadTokenSecret, ProxmoxClient },
       { ProxmoxApi },
-      { discover, labFileText },
+      { discover, labFileText, withTalosVersions },
       { parseLab },
       { TOKEN_ID },
       { pathForLabFile, resolveLabPath },
@@ -134,10 +134,13 @@ export function registerInit(program: Command): void {
         secret: 'file' in secret ? { file: pathForLabFile(secret.file, options.out) } : secret,
         trust: 'caFile' in trust ? { caFile: pathForLabFile(trust.caFile, options.out) } : trust,
       };
+      // The version a Talos node runs is written as read from it, never assumed.
+      const { findTalosctl, talosctlAt } = await import('../guest/talos/talosctl.ts');
+      const talosctl = await findTalosctl();
       const text = labFileText(
         { url: options.url, token: options.token, secret: written.secret, trust: written.trust },
         nodes,
-        chosen,
+        await withTalosVersions(chosen, talosctl ? talosctlAt(talosctl) : undefined),
       );
       parseLab(text, options.out);
       try {

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -78,7 +79,7 @@ function registerMappingApply(mapping: Command): void {
         if (plan.steps.length === 0) return;
         if (!options.yes) await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan');
         const { applyMappingPlan } = await import('../mapping/apply.ts');
-        const result = await applyMappingPlan(api, plan);
+        const result = await withLabLock(options.lab, () => applyMappingPlan(api, plan));
         process.stdout.write(
           options.json
             ? `${JSON.stringify({ plan, ...result }, null, 2)}\n`
@@ -110,7 +111,9 @@ function registerMappingRollback(mapping: Command): void {
           );
         const { rollbackMapping } = await import('../mapping/apply.ts');
         const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
-        const done = await rollbackMapping(opened.api, opened.lab.mapping, vms);
+        const done = await withLabLock(options.lab, () =>
+          rollbackMapping(opened.api, opened.lab.mapping, vms),
+        );
         process.stdout.write(
           options.json
             ? `${JSON.stringify(done)}\n`

@@ -11,27 +11,45 @@ export function registerRollback(program: Command): void {
   )
     .option('--yes', 'do not ask')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
-    .action(async (options: LabRunOptions & { yes?: boolean; forceStop?: boolean }) => {
-      jsonNeedsYes(options);
-      const [{ rollbackLab }, { Journal }] = await Promise.all([
-        import('../engine/rollback.ts'),
-        import('../engine/apply.ts'),
-      ]);
-      const { lab, connections } = await openLabRun(options);
-      const journal = new Journal(options.lab);
-      let locked = false;
-      try {
-        // Never beside an apply: the same lab-wide lock, taken once the user agreed.
-        const blocked = await journal.refusal(false);
-        if (blocked) throw blocked;
-        if (!options.yes) await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status');
-        await journal.lock(false);
-        locked = true;
-        const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
-        process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
-      } finally {
-        if (locked) await journal.unlock();
-        await connections.close();
-      }
-    });
+    .option(
+      '--discard-journal',
+      'roll back although an interrupted apply left its journal, then remove that journal (for when apply --resume cannot go on)',
+    )
+    .action(
+      async (options: LabRunOptions & { yes?: boolean; forceStop?: boolean; discardJournal?: boolean }) => {
+        jsonNeedsYes(options);
+        const [{ rollbackLab }, { Journal }] = await Promise.all([
+          import('../engine/rollback.ts'),
+          import('../engine/apply.ts'),
+        ]);
+        const { lab, connections } = await openLabRun(options);
+        const journal = new Journal(options.lab);
+        let locked = false;
+        try {
+          // Never beside an apply: the same lab-wide lock, taken once the user agreed.
+          // With --discard-journal an interrupted apply's journal is no obstacle; a live apply still is.
+          const discard = options.discardJournal === true;
+          const blocked = await journal.refusal(discard);
+          if (blocked) throw blocked;
+          const earlier = discard ? await journal.earlierRun() : undefined;
+          if (earlier)
+            process.stderr.write(`igpu-split: ${earlier}; rollback undoes it and then removes its journal\n`);
+          if (!options.yes) await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status');
+          await journal.lock(discard);
+          locked = true;
+          const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
+          if (earlier) {
+            await journal.finish();
+            // Rollback restarts only the VMs it stops itself, and leaves cordons to their owner.
+            log.push(
+              'removed the interrupted apply’s journal: start by hand any VM it left stopped, and uncordon any node it drained (igpu-split cluster uncordon --node …)',
+            );
+          }
+          process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
+        } finally {
+          if (locked) await journal.unlock();
+          await connections.close();
+        }
+      },
+    );
 }

@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
+import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
@@ -48,12 +49,14 @@ export function registerVmApply(vm: Command): void {
           options.changeMachine ? '--change-machine' : '',
           options.resetEfiKeys ? '--reset-efi-keys' : '',
         ].filter(Boolean);
-        const result = await applyVmPlan(opened.api, plan, {
-          consents,
-          shutdownTimeoutSeconds: options.shutdownTimeout,
-          forceStop: options.forceStop === true,
-          progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
-        });
+        const result = await withLabLock(options.lab, () =>
+          applyVmPlan(opened.api, plan, {
+            consents,
+            shutdownTimeoutSeconds: options.shutdownTimeout,
+            forceStop: options.forceStop === true,
+            progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+          }),
+        );
         if (options.json) process.stdout.write(`${JSON.stringify({ plan, ...result }, null, 2)}\n`);
       } finally {
         await opened.close();

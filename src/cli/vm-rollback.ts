@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
+import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
 
@@ -23,10 +24,12 @@ export function registerVmRollback(vm: Command): void {
         if (!options.yes)
           await confirm(`roll back ${vms.length} VM(s)? running ones are restarted`, 'igpu-split vm verify');
         const { rollbackVms } = await import('../vm/apply.ts');
-        const result = await rollbackVms(opened.api, vms, {
-          forceStop: options.forceStop === true,
-          progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
-        });
+        const result = await withLabLock(options.lab, () =>
+          rollbackVms(opened.api, vms, {
+            forceStop: options.forceStop === true,
+            progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+          }),
+        );
         if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else if (result.changed.length === 0) process.stdout.write('nothing of ours on these VMs\n');
       } finally {

@@ -12,6 +12,7 @@
 
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
+import { onInterrupt } from '../cli/interrupt.ts';
 import { rememberSecret } from '../core/secrets.ts';
 import { seconds } from '../core/waits.ts';
 
@@ -96,14 +97,22 @@ export async function runExecPlugin(
     const chunks: Buffer[] = [];
     let size = 0;
     let failure: ExecCredentialError | undefined;
-    const stop = (reason: string) => {
-      failure ??= new ExecCredentialError(reason);
+    const killGroup = () => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
       } catch {
         // Gone already.
       }
     };
+    const stop = (reason: string) => {
+      failure ??= new ExecCredentialError(reason);
+      killGroup();
+    };
+    // Detached, the group outlives us: an interrupt (Ctrl-C, SIGTERM) takes it down too.
+    const forget = onInterrupt(() => {
+      killGroup();
+      return undefined;
+    });
     const timer = setTimeout(() => stop(`gave no credential within ${seconds(limitMs)}`), limitMs);
     child.stdout.on('data', (chunk: Buffer) => {
       size += chunk.length;
@@ -114,6 +123,7 @@ export async function runExecPlugin(
     child.stderr.resume();
     child.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      forget();
       reject(
         new ExecCredentialError(
           error.code === 'ENOENT'
@@ -124,6 +134,7 @@ export async function runExecPlugin(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      forget();
       if (failure) reject(failure);
       else if (code !== 0)
         reject(new ExecCredentialError(`ended with ${code === null ? signal : `status ${code}`}`));

@@ -18,7 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import { AnswerTooLarge, MAX_ANSWER_BYTES } from '../core/http-answer.ts';
 import { rememberSecret } from '../core/secrets.ts';
-import { seconds } from '../core/waits.ts';
+import { connectionsTo, seconds } from '../core/waits.ts';
 import {
   type ExecConfig,
   type ExecCredential,
@@ -153,6 +153,9 @@ function rememberCredential(headers: Record<string, string>): void {
   }
 }
 
+/** The sockets already counted as open connections. */
+const counted = new WeakSet<Socket>();
+
 export class BoundedKubeHttp implements PromiseHttpLibrary {
   private readonly options: KubeHttpOptions;
 
@@ -199,7 +202,22 @@ export class BoundedKubeHttp implements PromiseHttpLibrary {
         stop(connectTimer);
         answerTimer ??= giveUp('answer', requestTimeoutMs);
       };
+      const connections = connectionsTo(url.origin, connectTimeoutMs);
       req.on('socket', (socket: Socket) => {
+        // Counted once per socket (a kept-alive one serves many requests), for the "still waiting" line.
+        if (!counted.has(socket)) {
+          counted.add(socket);
+          let open = false;
+          const opened = () => {
+            open = true;
+            connections.opened();
+          };
+          if (!socket.connecting && !socket.destroyed) opened();
+          else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', opened);
+          socket.once('close', () => {
+            if (open) connections.closed();
+          });
+        }
         if (!socket.connecting && !socket.destroyed) connected();
         else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', connected);
       });

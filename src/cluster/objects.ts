@@ -8,6 +8,7 @@
 
 import { stringify } from 'yaml';
 import type { KubernetesSettings } from '../config/lab.ts';
+import { GPU_HELM_CHART, GPU_NODE_LABEL, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 
 export const FIELD_MANAGER = 'igpu-split';
 export const OURS = { 'app.kubernetes.io/managed-by': 'igpu-split' } as const;
@@ -107,8 +108,8 @@ export function pluginDaemonSet(settings: KubernetesSettings): Manifest {
 /** For Intel's operator (deviceplugin.intel.com/v1); cluster-scoped. */
 export function gpuDevicePlugin(settings: KubernetesSettings): Manifest {
   return {
-    apiVersion: 'deviceplugin.intel.com/v1',
-    kind: 'GpuDevicePlugin',
+    apiVersion: `${GPU_OPERATOR.group}/${GPU_OPERATOR.version}`,
+    kind: GPU_OPERATOR.kind,
     metadata: { name: 'igpu-split', labels: { ...OURS } },
     spec: {
       image: `${settings.plugin.image}:${settings.plugin.version}`,
@@ -120,9 +121,9 @@ export function gpuDevicePlugin(settings: KubernetesSettings): Manifest {
   };
 }
 
-/** Values for Intel's `intel-device-plugins-gpu` chart (intel/helm-charts). */
+/** Values for Intel's plugin chart (GPU_HELM_CHART); every key is one its values.yaml has. */
 export function helmValues(settings: KubernetesSettings): string {
-  return `# igpu-split: values for helm install gpu intel/intel-device-plugins-gpu -n ${settings.namespace}\n${stringify(
+  return `# igpu-split: values for helm install gpu intel/${GPU_HELM_CHART.name} --version ${GPU_HELM_CHART.version} -n ${settings.namespace}\n${stringify(
     {
       name: 'igpu-split',
       image: {
@@ -147,14 +148,14 @@ export function nodeFeatureRule(): Manifest {
     matchFeatures: [{ feature, matchExpressions: { [name]: { op: 'Exists' } } }],
   });
   return {
-    apiVersion: 'nfd.k8s-sigs.io/v1alpha1',
-    kind: 'NodeFeatureRule',
+    apiVersion: `${NFD_RULE.group}/${NFD_RULE.version}`,
+    kind: NFD_RULE.kind,
     metadata: { name: 'igpu-split-gpu', labels: { ...OURS } },
     spec: {
       rules: [
         {
           name: 'igpu-split.gpu',
-          labels: { 'intel.feature.node.kubernetes.io/gpu': 'true' },
+          labels: { [GPU_NODE_LABEL]: 'true' },
           matchFeatures: [
             {
               feature: 'pci.device',

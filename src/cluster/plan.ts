@@ -5,6 +5,7 @@
 
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check, Step } from '../core/model.ts';
+import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
 
@@ -27,9 +28,9 @@ export interface ClusterPlan {
 }
 
 export const CRDS = {
-  gpuDevicePlugin: 'gpudeviceplugins.deviceplugin.intel.com',
-  certManager: 'certificates.cert-manager.io',
-  nodeFeatureRule: 'nodefeaturerules.nfd.k8s-sigs.io',
+  gpuDevicePlugin: crdName(GPU_OPERATOR),
+  certManager: crdName(CERT_MANAGER_CERTIFICATE),
+  nodeFeatureRule: crdName(NFD_RULE),
 };
 
 const CRD_API = 'apiextensions.k8s.io/v1';

@@ -6,12 +6,13 @@
 
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
+import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { OURS } from './objects.ts';
 import { type GpuNode, missingNode } from './plan.ts';
 import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
 
-export const RESOURCE = 'gpu.intel.com/i915';
+export const RESOURCE = GPU_RESOURCE;
 const PLUGIN_NAMESPACE_OPERATOR = 'inteldeviceplugins-system';
 
 export interface VerifyOptions {

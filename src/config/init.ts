@@ -2,6 +2,8 @@
 // the nodes (with their iGPU, when Proxmox sees one) and the VMs chosen as Kubernetes
 // nodes — checked with the lab schema before it is written.
 
+import type { Talosctl } from '../guest/talos/talosctl.ts';
+import { readRunningVersion } from '../guest/talos/version.ts';
 import { findIgpu } from '../mapping/plan.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 
@@ -35,7 +37,28 @@ export interface ChosenVm {
   node: string;
   os: 'ubuntu' | 'talos';
   name?: string;
+  /** For a Talos VM: the version its node runs, when talosctl could tell. */
+  talosVersion?: string;
 }
+
+/**
+ * The version each chosen Talos VM runs, asked with talosctl at the address init writes
+ * (the VM's name). A node talosctl cannot ask gets no version: plan reads it later.
+ */
+export async function withTalosVersions(
+  chosen: ChosenVm[],
+  talosctl: Talosctl | undefined,
+): Promise<ChosenVm[]> {
+  return Promise.all(
+    chosen.map(async (vm) => {
+      if (vm.os !== 'talos' || !talosctl) return vm;
+      const running = await readRunningVersion(talosAddress(vm), talosctl, undefined).catch(() => undefined);
+      return running ? { ...vm, talosVersion: running.version } : vm;
+    }),
+  );
+}
+
+const talosAddress = (vm: ChosenVm) => vm.name ?? `vm${vm.vmid}`;
 
 export interface InitAnswers {
   url: string;
@@ -86,7 +109,9 @@ export function labFileText(
       ...(vm.os === 'ubuntu'
         ? [`    guest: "ssh://ubuntu@${vm.name ?? `vm${vm.vmid}`}"`]
         : [
-            `    talos: { node: ${vm.name ?? `vm${vm.vmid}`}, version: v1.10.9 }   # the address talosctl uses; the version it runs`,
+            vm.talosVersion
+              ? `    talos: { node: ${talosAddress(vm)}, version: ${vm.talosVersion} }   # the address talosctl uses; the version it runs now`
+              : `    talos: { node: ${talosAddress(vm)} }   # the address talosctl uses; plan reads the version the node runs`,
           ]),
     ]),
     '# Other VMs Proxmox shows:',

@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import { controlAt } from '../core/text.ts';
+import { GPU_NODE_LABEL, GPU_PLUGIN, SMOKE_IMAGE, TALOS_IMAGE_FACTORY } from '../knowledge/pins.ts';
 
 export const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
 
@@ -76,7 +77,11 @@ export const TalosNodeSchema = z.strictObject({
   version: z
     .string()
     .regex(TALOS_VERSION, 'must be a Talos release such as v1.10.9')
-    .describe('Talos version the node runs'),
+    .optional()
+    .describe(
+      'Talos version to install (default: the one the node runs, read with talosctl version or from the Kubernetes node)',
+    ),
+  allowDowngrade: z.boolean().default(false).describe('Install a version older than the one the node runs'),
   extensions: z
     .array(
       z
@@ -128,17 +133,15 @@ export const KubernetesSchema = z.strictObject({
   plugin: z
     .strictObject({
       mode: z.enum(['daemonset', 'operator', 'helm-values']).default('daemonset'),
-      image: z.string().min(1).default('intel/intel-gpu-plugin'),
-      // Release v0.37.2 of intel/intel-device-plugins-for-kubernetes (GitHub releases, 2025-11-26).
+      image: z.string().min(1).default(GPU_PLUGIN.image),
       version: z
         .string()
         .regex(/^[0-9A-Za-z._-]+$/)
-        .default('0.37.2'),
+        .default(GPU_PLUGIN.tag)
+        .describe(`image tag (default: Intel's release ${GPU_PLUGIN.release})`),
       sharedDevNum: z.int().min(1).max(100).default(1).describe('containers that may share one vGPU'),
       allocationPolicy: z.enum(['none', 'balanced', 'packed']).default('none'),
-      nodeSelector: z
-        .record(z.string(), z.string())
-        .default({ 'intel.feature.node.kubernetes.io/gpu': 'true' }),
+      nodeSelector: z.record(z.string(), z.string()).default({ [GPU_NODE_LABEL]: 'true' }),
       tolerations: z
         .array(
           z.strictObject({
@@ -158,7 +161,7 @@ export const KubernetesSchema = z.strictObject({
   smokeImage: z
     .string()
     .min(1)
-    .default('busybox:1.36')
+    .default(SMOKE_IMAGE)
     .describe('image of the smoke pod; one with vainfo (e.g. a Jellyfin image) also tests VA-API'),
 });
 
@@ -175,7 +178,7 @@ export const LabSchema = z
     kubernetes: KubernetesSchema.prefault({}),
     imageFactory: z
       .url({ protocol: /^https?$/ })
-      .default('https://factory.talos.dev')
+      .default(TALOS_IMAGE_FACTORY)
       .describe('Talos Image Factory that builds the schematic'),
   })
   .superRefine((lab, ctx) => {

@@ -160,6 +160,14 @@ export function parseLab(text: string, file: string): Lab {
         ),
       );
     }
+    // An unknown tag (`!!js/function`, `!custom`) would be dropped silently, leaving its bare value.
+    const tag = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+    if (tag) {
+      const written = /^!\S{0,40}/.exec(text.slice(tag.pos[0]))?.[0] ?? 'a tag';
+      throw new ConfigError(file, [
+        `${at(tag.pos[0])}: an unknown YAML tag (${written}): lab file values are plain YAML — remove the tag`,
+      ]);
+    }
     const deep = deepestNode(doc.contents);
     if (deep.depth > MAX_DEPTH)
       throw new ConfigError(file, [
@@ -190,7 +198,27 @@ export function parseLab(text: string, file: string): Lab {
       file,
       result.error.issues.map((issue) => `${at(offsetOf(doc.contents, issue))}: ${describe(issue)}`),
     );
+  const url = urlProblem(result.data.proxmox.url);
+  if (url) {
+    const node = doc.getIn(['proxmox', 'url'], true) as Node | undefined;
+    throw new UsageError(`${at(node?.range?.[0] ?? 0)}: proxmox.url ${url} (not shown)`, {
+      fix: `write only https://<node>:8006 as proxmox.url in ${file}; the token id goes in proxmox.token, its secret in the file tokenSecretFile names`,
+    });
+  }
   return resolvePaths(result.data, file);
+}
+
+/** What the Proxmox URL must not hold: it would be written into every message naming it. */
+function urlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined; // the schema said so already
+  }
+  if (parsed.username || parsed.password) return 'holds a user or password';
+  if (parsed.search || parsed.hash) return 'holds a query (?…) or a fragment (#…)';
+  return undefined;
 }
 
 /** Every document after the first is empty (only `---`, comments or blank lines). */

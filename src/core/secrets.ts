@@ -1,48 +1,74 @@
 // Secrets — the Proxmox token secret, a kubeconfig's token, password and private key —
 // are checked when they are read and never put into a message on purpose. As a last
-// guard the library remembers each one it read, so the CLI can take every form of it
-// (as is, any 8-character piece, base64, percent-encoded) out of whatever it writes.
+// guard the library remembers each one it read, so the CLI can take every form of it out
+// of whatever it writes: as is, any 8-character piece, in either letter case, hex, percent-
+// encoded, and base64 (or base64url) wherever it sits in the encoded text.
 
 const PIECE = 8;
-const known = new Set<string>();
+const remembered = new Set<string>();
+/** Every form of every remembered secret, ASCII letters lower-cased: matching ignores case. */
+const forms = new Set<string>();
 const pieces = new Set<string>();
+
+/** Lower-cases ASCII letters only, so every index in the result is the same index in `text`. */
+const fold = (text: string) => text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+
+/**
+ * The base64 and base64url text that the secret's bytes turn into wherever they sit in
+ * what is encoded: base64 takes 3 bytes at a time, so the secret starts at one of three
+ * alignments (0, 1 or 2 bytes of something else before it). For each, only the characters
+ * made of the secret's bits alone are kept, not the edge ones its neighbours share.
+ */
+function encodedForms(bytes: Buffer): string[] {
+  const found = [bytes.toString('base64'), bytes.toString('base64url')];
+  for (let lead = 0; lead < 3; lead++) {
+    const shifted = Buffer.concat([Buffer.alloc(lead), bytes]);
+    const first = Math.ceil((lead * 8) / 6);
+    const end = Math.floor((shifted.length * 8) / 6);
+    for (const alphabet of ['base64', 'base64url'] as const)
+      found.push(shifted.toString(alphabet).slice(first, end));
+  }
+  return found;
+}
 
 /** Remembers a secret so `redact` takes it out of text; short values are not worth hiding. */
 export function rememberSecret(secret: string): void {
-  if (secret.length < 6 || known.has(secret)) return;
-  known.add(secret);
-  for (const form of [
-    Buffer.from(secret).toString('base64'),
-    Buffer.from(secret).toString('base64url'),
-    encodeURIComponent(secret),
-  ]) {
-    known.add(form);
-  }
-  for (let i = 0; i + PIECE <= secret.length; i++) pieces.add(secret.slice(i, i + PIECE));
+  if (secret.length < 6 || remembered.has(secret)) return;
+  remembered.add(secret);
+  const bytes = Buffer.from(secret);
+  for (const form of [secret, encodeURIComponent(secret), bytes.toString('hex'), ...encodedForms(bytes)])
+    forms.add(fold(form));
+  for (let i = 0; i + PIECE <= secret.length; i++) pieces.add(fold(secret.slice(i, i + PIECE)));
 }
 
 const MARK = '[secret]';
 
-/** The text with every remembered secret, and every piece of one, replaced by [secret]. */
+/** The text with every remembered secret, in any of its forms, and every piece of one replaced by [secret]. */
 export function redact(text: string): string {
-  if (known.size === 0) return text;
-  let out = text;
-  // Longest first, so a whole secret is one mark rather than many.
-  for (const form of [...known].sort((a, b) => b.length - a.length))
-    if (out.includes(form)) out = out.replaceAll(form, MARK);
+  if (remembered.size === 0) return text;
+  const folded = fold(text);
+  const spans: [number, number][] = [];
+  for (const form of forms)
+    for (let at = folded.indexOf(form); at >= 0; at = folded.indexOf(form, at + 1))
+      spans.push([at, at + form.length]);
   // Pieces: one pass over the text's 8-character windows (a key has thousands of pieces).
-  let cut = -1;
+  for (let i = 0; i + PIECE <= folded.length; i++)
+    if (pieces.has(folded.slice(i, i + PIECE))) spans.push([i, i + PIECE]);
+  if (spans.length === 0) return text;
+  // Overlapping or touching spans become one mark.
+  spans.sort((a, b) => a[0] - b[0]);
   let result = '';
   let from = 0;
-  for (let i = 0; i + PIECE <= out.length; i++) {
-    if (!pieces.has(out.slice(i, i + PIECE))) continue;
-    if (i > cut) {
-      result += out.slice(from, i) + MARK;
+  let end = -1;
+  for (const [start, stop] of spans) {
+    if (start > end) {
+      if (end >= 0) result += MARK;
+      result += text.slice(from, start);
     }
-    cut = i + PIECE - 1;
-    from = i + PIECE;
+    end = Math.max(end, stop);
+    from = end;
   }
-  return cut < 0 ? out : result + out.slice(from);
+  return `${result}${MARK}${text.slice(from)}`;
 }
 
 /** A Proxmox API token secret is a UUID (pve-access-control src/PVE/TokenConfig.pm generate_token: UUID::uuid(), commit 5ccd07d9). */
@@ -56,9 +82,12 @@ export function looksLikeTokenSecret(text: string): boolean {
   return TOKEN_SECRET.test(text.slice(text.lastIndexOf('/') + 1));
 }
 
-/** `text` for a message, unless it holds what looks like a token secret pasted in the wrong place. */
+/**
+ * `text` for a message, unless it holds what looks like a token secret pasted in the wrong
+ * place; the stand-in is bracketed, since messages often put a value in parentheses.
+ */
 export function shownValue(text: string): string {
-  return TOKEN_SECRET.test(text) ? '(a value that looks like a token secret, not shown)' : text;
+  return TOKEN_SECRET.test(text) ? '[a value that looks like a token secret, not shown]' : text;
 }
 
 /** The largest secret file we read: a token secret is one short line. */

@@ -30,7 +30,12 @@ export interface WaitInfo {
 }
 
 export type WaitEvent =
-  | ({ kind: 'waiting'; elapsedMs: number } & WaitInfo)
+  | ({
+      kind: 'waiting';
+      elapsedMs: number;
+      /** For a server whose transport tells its connections: the connect limit, and whether one is open. */
+      connection?: { connectMs: number; open: boolean };
+    } & WaitInfo)
   | ({ kind: 'retrying'; reason: string; delayMs: number; attempt: number; attempts: number } & WaitInfo);
 
 type Listener = (event: WaitEvent) => void;
@@ -44,6 +49,36 @@ export function onWait(listener: Listener): () => void {
 
 function emit(event: WaitEvent): void {
   for (const listener of listeners) listener(event);
+}
+
+/**
+ * The servers reached over HTTP(S), by origin: the connect limit, and how many connections
+ * are open. While none is, a wait on the server ends at the connect limit, not the total.
+ */
+const servers = new Map<string, { connectMs: number; open: number }>();
+
+function serverKey(target: string): string {
+  try {
+    const url = new URL(target);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.origin : target;
+  } catch {
+    return target;
+  }
+}
+
+/** A transport tells, per server, that it connects within `connectMs` and when a connection opens and closes. */
+export function connectionsTo(target: string, connectMs: number): { opened(): void; closed(): void } {
+  const key = serverKey(target);
+  const server = servers.get(key) ?? { connectMs, open: 0 };
+  servers.set(key, server);
+  return {
+    opened: () => {
+      server.open++;
+    },
+    closed: () => {
+      server.open = Math.max(0, server.open - 1);
+    },
+  };
 }
 
 /**
@@ -89,12 +124,14 @@ export class WaitWatch {
     if (now - oldest.started < NOTICE_AFTER_MS || now - this.lastNotice < REPEAT_MS) return;
     this.lastNotice = now;
     const others = this.pending.size - 1;
+    const server = servers.get(serverKey(this.target));
     emit({
       kind: 'waiting',
       target: this.target,
       what: others > 0 ? `${oldest.what} and ${others} more` : oldest.what,
       elapsedMs: now - oldest.started,
       limitMs: this.limitMs,
+      ...(server ? { connection: { connectMs: server.connectMs, open: server.open > 0 } } : {}),
     });
   }
 }
@@ -120,7 +157,17 @@ export function seconds(ms: number): string {
 /** One line for a wait event, as the CLI prints it. */
 export function describeWait(event: WaitEvent): string {
   if (event.kind === 'waiting') {
-    const limit = event.limitMs === undefined ? '' : `; gives up after ${seconds(event.limitMs)}`;
+    // The limit that ends this wait: connecting, the connect limit; connected, a silence of
+    // the answer limit, or the two together for an answer that keeps trickling.
+    const { limitMs, connection } = event;
+    const limit =
+      limitMs === undefined
+        ? ''
+        : connection === undefined
+          ? `; gives up after ${seconds(limitMs)}`
+          : connection.open
+            ? `; gives up after ${seconds(limitMs - connection.connectMs)} without an answer, ${seconds(limitMs)} in all`
+            : `, not connected yet; gives up after ${seconds(connection.connectMs)} without a connection`;
     return `${event.target}: still waiting for ${event.what} (${seconds(Math.round(event.elapsedMs / 1000) * 1000)} so far${limit})`;
   }
   return `${event.target}: ${event.what} failed (${event.reason}); attempt ${event.attempt + 1} of ${event.attempts} in ${seconds(event.delayMs)}`;

@@ -219,7 +219,7 @@ vms:
     host: pve2
     os: talos
     kubernetesNode: talos-1
-    talos: { node: 10.0.0.6, version: v1.10.9 }
+    talos: { node: 10.0.0.6 }   # the Talos version is read from the node
 imageFactory: ${factory}
 kubernetes:
   kubeconfig: ${kubeconfig}

@@ -13,6 +13,7 @@ import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts'
 import type { CommandResult } from '../access/host.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { BOOT_ID } from '../host/reboot.ts';
+import { HOST_COMMAND, UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
 
@@ -47,7 +48,7 @@ function sourceGrub(host: DirectoryHost, script: string): Promise<CommandResult>
 export function proxmoxHost(after: string | undefined): CommandHandler {
   return async (command, host, stdin) => {
     if (command === '/bin/sh -s /etc') return sourceGrub(host, stdin ?? '');
-    if (/^(update-grub|proxmox-boot-tool refresh|update-initramfs -u -k all)$/.test(command)) return ok();
+    if ((Object.values(HOST_COMMAND) as string[]).includes(command)) return ok();
     if (command === 'systemctl reboot') {
       if (after) await boot(host, after, ['proc', 'sys']);
       else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
@@ -63,7 +64,7 @@ export function ubuntuGuest(after: string): CommandHandler {
   const marker = (host: DirectoryHost) => host.under('/var/lib/igpu-split-demo-installed');
   return async (command, host) => {
     if (command === 'echo "$EUID"') return ok('0\n');
-    if (command.includes('apt-get install') && command.includes('linux-generic')) {
+    if (command.includes('apt-get install') && command.includes(UBUNTU_PACKAGE.kernel)) {
       await overlay(join(after, 'lib'), host.under('lib'));
       await overlay(join(after, 'var'), host.under('var'));
       await writeFile(marker(host), '');
@@ -84,6 +85,20 @@ export function ubuntuGuest(after: string): CommandHandler {
   };
 }
 
+/** The Talos release the demo node runs. */
+export const DEMO_TALOS_VERSION = 'v1.10.9';
+
+/**
+ * What `talosctl version --nodes <node>` prints: a client and a server block in the layout of
+ * siderolabs/talos cmd/talosctl/cmd/talos/version.go and pkg/machinery/version/version.go
+ * (versionTemplate) at v1.10.9; SHA, build date and Go version are the demo's own.
+ */
+export function talosctlVersionText(node: string, tag: string): string {
+  const block = (t: string) =>
+    `\tTag:         ${t}\n\tSHA:         demo\n\tBuilt:       \n\tGo version:  demo\n\tOS/Arch:     linux/amd64\n`;
+  return `Client:\n${block(tag)}Server:\n\tNODE:        ${node}\n${block(tag)}\tEnabled:     RBAC\n`;
+}
+
 /** talosctl for one Talos node: no extensions until the upgrade, i915 and intel-ucode after. */
 export function talosNode(stateFile: string): Talosctl {
   // The node's state lives in a file, so another process can drive the same node.
@@ -93,6 +108,7 @@ export function talosNode(stateFile: string): Talosctl {
       () => false,
     );
     const [verb] = args;
+    if (verb === 'version') return ok(talosctlVersionText('10.0.0.6', DEMO_TALOS_VERSION));
     if (verb === 'upgrade') {
       await writeFile(stateFile, 'upgraded\n');
       return ok('watching nodes: [10.0.0.6]\n    * 10.0.0.6: post check passed\n');

@@ -341,6 +341,8 @@ export class Journal {
   /** The journal file is this run's to write and remove (it loaded it, or starts afresh). */
   private owned = false;
   private startedAt = new Date().toISOString();
+  /** The process of the run that began the journal: a resume keeps it, so messages name one run. */
+  private startedBy = process.pid;
   private saving: Promise<void> = Promise.resolve();
   private saves = 0;
 
@@ -388,7 +390,7 @@ export class Journal {
       ...(state.stopped.length > 0 ? [`left VM ${state.stopped.join(', ')} stopped`] : []),
     ];
     const when = state.startedAt ? `, started ${state.startedAt}` : '';
-    return `an earlier apply (pid ${lockPid || state.pid || '?'}${when}) stopped without finishing: it ${parts.join('; ')}`;
+    return `an earlier apply (pid ${state.pid || lockPid || '?'}${when}) stopped without finishing: it ${parts.join('; ')}`;
   }
 
   /**
@@ -427,7 +429,7 @@ export class Journal {
     const earlier = resume ? undefined : await this.earlierRun(pid);
     if (earlier)
       return new UsageError(earlier, {
-        fix: 'continue it with igpu-split apply --resume (its journal says what is done)',
+        fix: 'continue it with igpu-split apply --resume (its journal says what is done), or undo it all with igpu-split rollback --discard-journal',
       });
     return undefined;
   }
@@ -525,6 +527,7 @@ export class Journal {
     this.marks = new Set(state?.marks);
     this.stopped = new Set(state?.stopped);
     this.startedAt = state?.startedAt ?? new Date().toISOString();
+    this.startedBy = state?.pid ?? process.pid;
     this.owned = true;
     // A journal an earlier run left with nothing changed says nothing; it goes.
     if (!resume) await rm(this.file, { force: true });
@@ -636,7 +639,7 @@ export class Journal {
       const temp = `${this.file}.${process.pid}.${++this.saves}.tmp`;
       const state: JournalState = {
         startedAt: this.startedAt,
-        pid: process.pid,
+        pid: this.startedBy,
         stages: [...this.stages],
         begun: [...this.begun],
         marks: [...this.marks],

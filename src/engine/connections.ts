@@ -9,6 +9,7 @@ import { shownPath } from '../config/paths.ts';
 import { UsageError } from '../core/errors.ts';
 import { ImageFactory } from '../guest/talos/factory.ts';
 import { findTalosctl, type Talosctl, talosctlAt } from '../guest/talos/talosctl.ts';
+import type { OsImageSource } from '../guest/talos/version.ts';
 import { ProxmoxApi } from '../proxmox/api.ts';
 import { loadTokenSecret, ProxmoxClient } from '../proxmox/client.ts';
 
@@ -122,6 +123,21 @@ export async function connectLab(
     talosOut,
     close: async () => {
       await Promise.all([proxmox.close(), factory.close()]);
+    },
+  };
+}
+
+/** Where a Talos VM's running version can be read when talosctl is absent: its Kubernetes node. */
+export function osImageOf(kube: () => KubeApi, vm: { kubernetesNode?: string }): OsImageSource | undefined {
+  const node = vm.kubernetesNode;
+  if (!node) return undefined;
+  return {
+    node,
+    read: async () => {
+      const object = await kube().get('v1', 'Node', node);
+      const image = (object as { status?: { nodeInfo?: { osImage?: unknown } } } | undefined)?.status
+        ?.nodeInfo?.osImage;
+      return typeof image === 'string' ? image : undefined;
     },
   };
 }

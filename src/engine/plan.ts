@@ -21,7 +21,7 @@ import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/pl
 import { vmPlanPrivileges } from '../vm/apply.ts';
 import { gatherVmFacts } from '../vm/gather.ts';
 import { planVms, type VmPlan } from '../vm/plan.ts';
-import type { LabConnections, LabVm } from './connections.ts';
+import { type LabConnections, type LabVm, osImageOf } from './connections.ts';
 
 export interface GuestPart {
   vm: LabVm;
@@ -102,7 +102,11 @@ export async function planLab(
           vm,
           talos: await planTalos(
             vm.talos,
-            await gatherTalosFacts(vm.talos.node, connections.talosctl),
+            await gatherTalosFacts(
+              vm.talos.node,
+              connections.talosctl,
+              osImageOf(() => connections.kube, vm),
+            ),
             connections.factory,
           ),
         };

@@ -9,7 +9,7 @@ import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
-import { rollbackVms } from '../vm/apply.ts';
+import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
 import type { LabConnections } from './connections.ts';
 
 export async function rollbackLab(
@@ -18,8 +18,10 @@ export async function rollbackLab(
   options: { forceStop?: boolean } = {},
 ): Promise<string[]> {
   const log: string[] = [];
-  log.push(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
+  // A VM line rollback would refuse stops it before anything, the cluster included, changes.
+  await checkRollbackNotes(connections.proxmox, vms);
+  log.push(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
   const nodeOf = async (vmid: number) => {
     const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;

@@ -4,6 +4,7 @@
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { codePointName, controlAt, isText } from '../core/text.ts';
+import { I915_PARAM, MODULE, moduleParametersDir } from '../knowledge/kernel.ts';
 import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
 import { parseCpuinfo } from './parse/cpuinfo.ts';
 import { parseMdevDescription } from './parse/mdev.ts';
@@ -29,7 +30,7 @@ export const PATHS = {
   // EFI global variable GUID 8be4df61-93ca-11d2-aa0d-00e098032b8c (UEFI spec, "Globally Defined Variables").
   secureBoot: '/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c',
   sysModule: '/sys/module',
-  i915Params: '/sys/module/i915/parameters',
+  i915Params: moduleParametersDir(MODULE.i915),
   grubDefault: '/etc/default/grub',
   grubDropins: '/etc/default/grub.d',
   bootUuids: '/etc/kernel/proxmox-boot-uuids',
@@ -42,15 +43,15 @@ export const PATHS = {
 } as const;
 
 /** Modules looked up under /sys/module when /proc/modules is not there. */
-const MODULES_OF_INTEREST = [
-  'i915',
-  'xe',
-  'kvmgt',
-  'mdev',
-  'vfio',
-  'vfio_pci',
-  'vfio_iommu_type1',
-  'kvm_intel',
+const MODULES_OF_INTEREST: string[] = [
+  MODULE.i915,
+  MODULE.xe,
+  MODULE.kvmgt,
+  MODULE.mdev,
+  MODULE.vfio,
+  MODULE.vfioPci,
+  MODULE.vfioIommuType1,
+  MODULE.kvmIntel,
 ];
 
 const INTEL = 0x8086;
@@ -470,9 +471,9 @@ async function gatherI915(
     return value;
   };
   const [enableGvt, enableGuc, maxVfs] = await Promise.all([
-    param('enable_gvt'),
-    param('enable_guc'),
-    param('max_vfs'),
+    param(I915_PARAM.enableGvt),
+    param(I915_PARAM.enableGuc),
+    param(I915_PARAM.maxVfs),
   ]);
   return {
     enableGvt:

@@ -13,6 +13,8 @@
 
 import { createTwoFilesPatch } from 'diff';
 import type { Step } from '../core/model.ts';
+import { MODULE, PARAM, STALE_MODULES, VFIO_PCI_OBJECT } from '../knowledge/kernel.ts';
+import { HOST_COMMAND, HOST_TOOL } from '../knowledge/packages.ts';
 import {
   effectiveGrubCmdline,
   evaluateGrubDefaults,
@@ -28,14 +30,8 @@ export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
 export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
 export const MODPROBE_CONF = '/etc/modprobe.d/igpu-split.conf';
 
-/** Module names guides still list that no current kernel has (merged into vfio in Linux 6.2 / mdev in 5.16). */
-const STALE_MODULES: Record<string, string> = {
-  vfio_virqfd: 'part of vfio since Linux 6.2',
-  vfio_mdev: 'part of mdev since Linux 5.16',
-};
-
 export interface HostPlanOptions {
-  /** Add pcie_acs_override=downstream,multifunction (weakens IOMMU isolation; never needed for mdev). */
+  /** Add PARAM.acsOverride (pcie_acs_override=downstream,multifunction: weakens IOMMU isolation; never needed for mdev). */
   acsOverride?: boolean;
 }
 
@@ -72,24 +68,24 @@ interface Desired {
 
 function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOptions): Desired | string {
   const mode = verdict.mode;
-  const acs = options.acsOverride ? ['pcie_acs_override=downstream,multifunction'] : [];
+  const acs = options.acsOverride ? [PARAM.acsOverride] : [];
   if (mode === 'gvt-g') {
-    const params = ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1', ...acs];
+    const params: string[] = [PARAM.intelIommuOn, PARAM.iommuPassThrough, PARAM.gvtOn, ...acs];
     // GuC submission off only when something turned it on (it blocks GVT-g).
     const guc = facts.i915?.enableGuc;
-    if (guc !== undefined && guc > 0 && (guc & 1) === 1) params.push('i915.enable_guc=0');
-    return { params, modules: ['kvmgt'] };
+    if (guc !== undefined && guc > 0 && (guc & 1) === 1) params.push(PARAM.gucOff);
+    return { params, modules: [MODULE.kvmgt] };
   }
   if (mode === 'passthrough') {
     const gpu = verdict.gpu;
     return {
-      params: ['intel_iommu=on', 'iommu=pt', ...acs],
-      modules: ['vfio', 'vfio_iommu_type1', 'vfio_pci'],
+      params: [PARAM.intelIommuOn, PARAM.iommuPassThrough, ...acs],
+      modules: [MODULE.vfio, MODULE.vfioIommuType1, MODULE.vfioPci],
       // vfio-pci must claim the iGPU before i915 does: by id, and loaded ahead of i915.
       modprobe: [
         '# Written by igpu-split: hand the iGPU to vfio-pci for whole-device passthrough.',
-        `options vfio-pci ids=${gpu?.vendorId}:${gpu?.deviceId}`,
-        'softdep i915 pre: vfio-pci',
+        `options ${VFIO_PCI_OBJECT} ids=${gpu?.vendorId}:${gpu?.deviceId}`,
+        `softdep ${MODULE.i915} pre: ${VFIO_PCI_OBJECT}`,
         '',
       ].join('\n'),
     };
@@ -185,7 +181,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
   const modules = modulesStep(facts, desired.modules);
   if (modules) steps.push(modules);
   steps.push(...modprobeSteps(facts, desired.modprobe));
-  const initramfs = steps.find((s) => s.command?.startsWith('update-initramfs'));
+  const initramfs = steps.find((s) => s.command?.startsWith(HOST_TOOL.updateInitramfs));
   const boot = facts.bootloader;
   let params = empty;
   if (boot.kind === 'grub') {
@@ -208,7 +204,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
           id: `host/${facts.target}/update-grub`,
           target: facts.target,
           description: 'regenerate /boot/grub/grub.cfg so the next boot uses the new command line',
-          command: 'update-grub',
+          command: HOST_COMMAND.updateGrub,
           disturbs: [],
           needs: [`host/${facts.target}/grub-dropin`, ...(initramfs ? [initramfs.id] : [])],
         });
@@ -233,7 +229,7 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
         id: `host/${facts.target}/proxmox-boot-tool-refresh`,
         target: facts.target,
         description: 'copy the new command line and kernels to every ESP proxmox-boot-tool manages',
-        command: 'proxmox-boot-tool refresh',
+        command: HOST_COMMAND.proxmoxBootToolRefresh,
         disturbs: [],
         needs: [`host/${facts.target}/kernel-cmdline`, ...(initramfs ? [initramfs.id] : [])],
       });
@@ -367,7 +363,7 @@ function modprobeSteps(facts: HostFacts, content: string | undefined): HostStep[
       id: `host/${facts.target}/update-initramfs`,
       target: facts.target,
       description: 'rebuild the initramfs of every kernel so the vfio-pci binding applies at early boot',
-      command: 'update-initramfs -u -k all',
+      command: HOST_COMMAND.updateInitramfsAll,
       disturbs: [],
       needs: [id],
     },
@@ -379,7 +375,7 @@ function staleModules(facts: HostFacts): HostPlan['staleModules'] {
   for (const file of facts.moduleFiles) {
     file.content.split('\n').forEach((line, index) => {
       const name = line.replace(/#.*/, '').trim().split(/\s+/)[0]?.replaceAll('-', '_');
-      const why = name ? STALE_MODULES[name] : undefined;
+      const why = name ? STALE_MODULES[name]?.why : undefined;
       if (name && why) stale.push({ path: file.path, line: index + 1, name, why });
     });
   }

@@ -5,6 +5,7 @@
 
 import type { HostAccess } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
+import { HOST_COMMAND } from '../knowledge/packages.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
 import { parseParams } from './boot/kernel-params.ts';
 import { GRUB_DROPIN, MODPROBE_CONF } from './plan.ts';
@@ -38,11 +39,10 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
       }
       changed.push(path);
     }
-    const refresh = [
-      state.files[KERNEL_CMDLINE] ? 'proxmox-boot-tool refresh' : undefined,
-      state.files[GRUB_DROPIN] ? 'update-grub' : undefined,
-      state.files[MODPROBE_CONF] ? 'update-initramfs -u -k all' : undefined,
-    ].filter((c): c is string => c !== undefined);
+    const refresh: string[] = [];
+    if (state.files[KERNEL_CMDLINE]) refresh.push(HOST_COMMAND.proxmoxBootToolRefresh);
+    if (state.files[GRUB_DROPIN]) refresh.push(HOST_COMMAND.updateGrub);
+    if (state.files[MODPROBE_CONF]) refresh.push(HOST_COMMAND.updateInitramfsAll);
     for (const command of refresh) {
       const result = await host.run(command, { timeoutMs: 300_000 });
       if (result.code !== 0) {

@@ -12,10 +12,26 @@ import type { Check } from '../core/model.ts';
 import { coreGenerationFromModelName, lookupIntelCpuModel } from '../knowledge/cpu-models.ts';
 import { describeChoices, type GvtPrediction, predictGvtTypes } from '../knowledge/gvt.ts';
 import { lookupIgpu } from '../knowledge/igpu-ids.ts';
-import { IGPU_PLATFORMS, type IgpuPlatformInfo } from '../knowledge/igpu-platforms.ts';
+import {
+  IGPU_PLATFORMS,
+  type IgpuPlatform,
+  type IgpuPlatformInfo,
+  type SriovRoute,
+} from '../knowledge/igpu-platforms.ts';
+import {
+  BOOT_PARAM,
+  I915_PARAM,
+  MODULE,
+  moduleParam,
+  moduleParametersDir,
+  PARAM,
+} from '../knowledge/kernel.ts';
 import type { DisplayDeviceFacts, HostFacts } from './facts.ts';
 import { hex4 } from './parse/pci.ts';
 import { splitCmdline } from './parse/small-files.ts';
+
+const GUC_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGuc);
+const GVT_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGvt);
 
 export type Mode = 'gvt-g' | 'sriov' | 'passthrough' | 'none';
 
@@ -82,8 +98,8 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
 
   let vgpu: HostVerdict['vgpu'] = { predicted: {}, live: {} };
   if (mode !== 'none') checks.push(...iommuChecks(facts, igpu, mode, cmdline));
-  if (igpu && platform && mode === 'gvt-g') {
-    const gvt = gvtChecks(facts, igpu, platform, cmdline);
+  if (igpu && platform?.graphicsVer && mode === 'gvt-g') {
+    const gvt = gvtChecks(facts, igpu, platform.graphicsVer, cmdline);
     checks.push(...gvt.checks);
     vgpu = gvt.vgpu;
   } else if (igpu && mode === 'sriov') {
@@ -189,7 +205,8 @@ function decideMode(
   if (platform?.gvt) {
     return { mode: 'gvt-g', reason: `${platform.name} iGPU: GVT-g mediated devices share it between VMs` };
   }
-  if (platform?.sriov) {
+  const routes = platform?.sriov ?? [];
+  if (platform && SRIOV_AUTO.has(platform.id) && routes.some((r) => !r.experimental)) {
     if (!firmwareIommu) return noIommu(`${platform.name} iGPU: SR-IOV virtual functions`);
     return { mode: 'sriov', reason: `${platform.name} iGPU: SR-IOV virtual functions share it between VMs` };
   }
@@ -197,10 +214,42 @@ function decideMode(
     ? `${platform.name} iGPU`
     : `Intel display device ${hex4(igpu.deviceId)} (not in our tables)`;
   if (!firmwareIommu) return noIommu(`${what}: whole-device passthrough`);
+  if (platform && routes.length > 0) {
+    return {
+      mode: 'passthrough',
+      reason: `${what}: SR-IOV possible through ${routes.map(describeRoute).join(' or ')}; planned as whole-device passthrough (${
+        routes.every((r) => r.experimental)
+          ? 'an experimental route is never chosen on its own'
+          : 'igpu-split does not plan SR-IOV for this platform yet'
+      })`,
+    };
+  }
   return {
     mode: 'passthrough',
     reason: `${what} supports neither GVT-g nor SR-IOV: the whole device can go to one VM`,
   };
+}
+
+/**
+ * Platforms decided `sriov` before issue 13. Until SR-IOV is planned end to end, platforms
+ * found SR-IOV-capable later stay whole-device passthrough, and only a route not marked
+ * experimental counts.
+ */
+const SRIOV_AUTO: ReadonlySet<IgpuPlatform> = new Set<IgpuPlatform>([
+  'alderlake-s',
+  'alderlake-p',
+  'alderlake-n',
+  'raptorlake-s',
+  'raptorlake-p',
+  'raptorlake-u',
+  'pantherlake',
+]);
+
+function describeRoute(route: SriovRoute): string {
+  const name = route.route === 'xe' ? 'upstream xe' : route.route;
+  const flags = [route.experimental ? 'experimental' : '', route.forceProbe ? 'needs xe.force_probe' : ''];
+  const said = flags.filter(Boolean).join(', ');
+  return said ? `${name} (${said})` : name;
 }
 
 function noIommu(route: string): { mode: Mode; reason: string } {
@@ -278,7 +327,7 @@ function gpuCheck(
   return {
     id: 'gpu.intel-igpu',
     status: 'pass',
-    evidence: `${id} ${platform.name}, graphics version ${platform.graphicsVer}, driver ${igpu.driver ?? 'none'}`,
+    evidence: `${id} ${platform.name}, graphics version ${platform.graphicsVer ?? 'read from the hardware'}, driver ${igpu.driver ?? 'none'}`,
   };
 }
 
@@ -321,8 +370,8 @@ function iommuChecks(
       evidence: `IOMMU active: ${facts.iommu.units.join(', ')}, ${facts.iommu.groupCount} groups`,
     });
   } else {
-    const want = intel ? 'intel_iommu=on' : 'amd_iommu=on';
-    const given = has(cmdline, intel ? 'intel_iommu' : 'amd_iommu');
+    const want = intel ? PARAM.intelIommuOn : 'amd_iommu=on';
+    const given = has(cmdline, intel ? BOOT_PARAM.intelIommu : 'amd_iommu');
     checks.push({
       id: 'iommu.kernel',
       status: missing,
@@ -351,7 +400,7 @@ function iommuChecks(
 function gvtChecks(
   facts: HostFacts,
   igpu: DisplayDeviceFacts,
-  platform: IgpuPlatformInfo,
+  graphicsVer: number,
   cmdline: string[],
 ): { checks: Check[]; vgpu: HostVerdict['vgpu'] } {
   const checks: Check[] = [];
@@ -374,17 +423,17 @@ function gvtChecks(
   // enable_guc: -1 auto, bit 0 GuC submission, bit 1 HuC loading. GVT-g refuses to run
   // with GuC submission (i915 turns enable_gvt off and logs so).
   const guc = params?.enableGuc;
-  const gucOnCmdline = has(cmdline, 'i915.enable_guc');
+  const gucOnCmdline = has(cmdline, GUC_PARAM);
   const unreadParam = (name: string) =>
-    facts.unreadable.some((u) => u.path === `/sys/module/i915/parameters/${name}`);
+    facts.unreadable.some((u) => u.path === `${moduleParametersDir(MODULE.i915)}/${name}`);
   if (guc !== undefined && guc > 0 && (guc & 1) === 1) {
     checks.push({
       id: 'gvt.guc-submission',
       status: 'fail',
       evidence: `i915 enable_guc=${guc} (GuC submission on)${gucOnCmdline ? `, set by ${gucOnCmdline}` : ''}`,
-      fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : 'set i915.enable_guc=0 on'} the kernel command line and reboot`,
+      fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : `set ${PARAM.gucOff} on`} the kernel command line and reboot`,
     });
-  } else if (params && guc === undefined && unreadParam('enable_guc')) {
+  } else if (params && guc === undefined && unreadParam(I915_PARAM.enableGuc)) {
     // Nothing is made up for a value that could not be read.
     checks.push({
       id: 'gvt.guc-submission',
@@ -404,10 +453,10 @@ function gvtChecks(
   }
 
   const enabled = params?.enableGvt === true;
-  const gvtParam = has(cmdline, 'i915.enable_gvt');
+  const gvtParam = has(cmdline, GVT_PARAM);
   const asked = gvtParam !== undefined && !/=(0|n|no|off)$/i.test(gvtParam);
   checks.push(
-    params && params.enableGvt === undefined && unreadParam('enable_gvt')
+    params && params.enableGvt === undefined && unreadParam(I915_PARAM.enableGvt)
       ? {
           id: 'gvt.enabled',
           status: 'fail',
@@ -423,12 +472,12 @@ function gvtChecks(
             fix: asked
               ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
               : gvtParam
-                ? `replace ${gvtParam} with i915.enable_gvt=1 on the kernel command line and reboot`
-                : 'add i915.enable_gvt=1 to the kernel command line and reboot (igpu-split apply does this)',
+                ? `replace ${gvtParam} with ${PARAM.gvtOn} on the kernel command line and reboot`
+                : `add ${PARAM.gvtOn} to the kernel command line and reboot (igpu-split apply does this)`,
           },
   );
 
-  const kvmgt = facts.modules.includes('kvmgt');
+  const kvmgt = facts.modules.includes(MODULE.kvmgt);
   checks.push(
     kvmgt
       ? { id: 'gvt.kvmgt', status: 'pass', evidence: 'kvmgt module loaded' }
@@ -454,9 +503,9 @@ function gvtChecks(
     return { checks, vgpu: { predicted: {}, live } };
   }
   const apertureMiB = Math.round(igpu.apertureBytes / MiB);
-  const fresh = predictGvtTypes({ apertureMiB, graphicsVer: platform.graphicsVer });
+  const fresh = predictGvtTypes({ apertureMiB, graphicsVer });
   const predicted = Object.fromEntries(fresh.map((p) => [p.id, p.instances]));
-  checks.push(apertureCheck(apertureMiB, platform.graphicsVer, fresh));
+  checks.push(apertureCheck(apertureMiB, graphicsVer, fresh));
 
   if (enabled) {
     if (igpu.mdevTypes.length === 0) {
@@ -474,7 +523,7 @@ function gvtChecks(
         status: 'pass',
         evidence: `${igpu.mdevTypes.length} types: ${igpu.mdevTypes.map((t) => t.id).join(', ')}`,
       });
-      checks.push(instancesCheck(igpu, apertureMiB, platform.graphicsVer));
+      checks.push(instancesCheck(igpu, apertureMiB, graphicsVer));
     }
   }
   return { checks, vgpu: { predicted, live } };

@@ -10,7 +10,7 @@ import { ENV_NAME } from '../config/lab.ts';
 import { shownPath } from '../config/paths.ts';
 import { errnoText, IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
-import { readAnswer } from '../core/http-answer.ts';
+import { AnswerTooLarge, readAnswer } from '../core/http-answer.ts';
 import {
   causeCode,
   certificateProblem,
@@ -29,6 +29,7 @@ import {
 import { clip } from '../core/text.ts';
 import {
   CONNECT_TIMEOUT_MS,
+  connectionsTo,
   READ_ATTEMPTS,
   REQUEST_TIMEOUT_MS,
   reportRetry,
@@ -278,6 +279,9 @@ export class ProxmoxClient {
         connect: { rejectUnauthorized: true, timeout: this.options.connectTimeoutMs },
       });
     }
+    // For the "still waiting" line: until a connection is open, the connect limit ends the wait.
+    const connections = connectionsTo(this.target, this.options.connectTimeoutMs);
+    this.dispatcher.on('connect', connections.opened).on('disconnect', connections.closed);
     return this.dispatcher;
   }
 
@@ -324,7 +328,9 @@ export class ProxmoxClient {
       nothingChanged: causeCode(last) === 'ECONNREFUSED',
       fix: certificateProblem(causeCode(last))
         ? 'give the cluster CA file (caFile: /etc/pve/pve-root-ca.pem from any node) or the certificate fingerprint'
-        : 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
+        : last instanceof AnswerTooLarge
+          ? 'check that the URL points at the Proxmox API (https://<node>:8006, whose answers are /api2/json), not another service on that port'
+          : 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
     });
   }
 
@@ -371,7 +377,7 @@ export class ProxmoxClient {
       });
     }
     if (parsed === null || typeof parsed !== 'object' || !('data' in parsed))
-      throw new TargetError(`${where}: the answer has no data field`, {
+      throw new TargetError(`${where}: not a Proxmox API answer (JSON without its data field)`, {
         target: this.target,
         fix: 'check that the URL points at the Proxmox API (https://host:8006)',
       });

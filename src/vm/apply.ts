@@ -7,11 +7,9 @@
 // VM that was running is started again, so we never leave one stopped without saying so.
 
 import { IgpuSplitError, RefusedError, TargetError } from '../core/errors.ts';
-import { clip } from '../core/text.ts';
 import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
-import { configPrivileges, EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
-import { parsePropertyString } from '../proxmox/property-string.ts';
-import { readMarker, type VmChange, type VmMarker, type VmPlan, withMarker } from './plan.ts';
+import { configPrivileges } from '../proxmox/api-spec.ts';
+import { notesProblem, readMarker, type VmChange, type VmMarker, type VmPlan, withMarker } from './plan.ts';
 
 export interface VmApplyOptions {
   /** Options the user gave, matched against steps' `consents`. */
@@ -260,18 +258,13 @@ async function putBack(
  * last remove the marker — so a rollback that fails half-way can be run again. A running
  * VM is stopped around it and started again whatever happens.
  */
-export async function rollbackVms(
-  api: ProxmoxApi,
-  vms: readonly VmRef[],
-  options: VmApplyOptions = {},
-): Promise<VmApplyResult> {
-  const result: VmApplyResult = { changed: [], log: [] };
-  const timeout = options.taskTimeoutMs ?? 300_000;
+/**
+ * Every VM's igpu-split line is checked before anything is rolled back (the whole-lab
+ * rollback calls this before it touches the cluster): one refused line stops them all.
+ */
+export async function checkRollbackNotes(api: ProxmoxApi, vms: readonly VmRef[]): Promise<void> {
   for (const vm of vms) {
-    const config = await api.vmConfig(vm.node, vm.vmid);
-    const marker = readMarker(config.values.description);
-    if (!marker) continue;
-    const problem = markerProblem(config.values, marker);
+    const problem = notesProblem((await api.vmConfig(vm.node, vm.vmid)).values);
     if (problem)
       throw new RefusedError(
         `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: nothing was rolled back`,
@@ -280,6 +273,31 @@ export async function rollbackVms(
           fix: 'the line may have been edited by someone who may edit the notes: undo the change by hand (qm set), then remove the igpu-split line from the notes',
         },
       );
+  }
+}
+
+export async function rollbackVms(
+  api: ProxmoxApi,
+  vms: readonly VmRef[],
+  options: VmApplyOptions = {},
+): Promise<VmApplyResult> {
+  const result: VmApplyResult = { changed: [], log: [] };
+  const timeout = options.taskTimeoutMs ?? 300_000;
+  await checkRollbackNotes(api, vms);
+  for (const vm of vms) {
+    const config = await api.vmConfig(vm.node, vm.vmid);
+    // Checked again as read now: the notes may have changed since the check above.
+    const problem = notesProblem(config.values);
+    if (problem)
+      throw new RefusedError(
+        `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: it was not rolled back`,
+        {
+          target: `VM ${vm.vmid} on ${vm.node}`,
+          fix: 'the line changed while rollback ran: check the VM by hand, then run rollback again',
+        },
+      );
+    const marker = readMarker(config.values.description);
+    if (!marker) continue;
     const call = undoMarker(config.values, marker);
     const description = withMarker(config.values.description, undefined);
     const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
@@ -326,50 +344,6 @@ export async function rollbackVms(
     result.changed.push(vm.vmid);
   }
   return result;
-}
-
-/**
- * Why the notes line cannot be what igpu-split wrote for this VM, or undefined. Anyone
- * allowed to edit a VM's notes can write that line, and rollback runs with the token's
- * wider privileges, so it acts only on what igpu-split itself could have done: the key is
- * a hostpci key holding a vGPU (or nothing), what it puts back is a vGPU (apply replaces
- * only those, never a whole passthrough), and the EFI disk it puts back is the one apply
- * kept as one of this VM's unusedN entries.
- */
-function markerProblem(values: Record<string, string>, marker: VmMarker): string | undefined {
-  const isVgpu = (value: string) => {
-    try {
-      const parsed = parsePropertyString(value, HOSTPCI);
-      return typeof parsed.mdev === 'string';
-    } catch {
-      return false;
-    }
-  };
-  if (!HOSTPCI_KEY.test(marker.key)) return `names ${clip(marker.key, 40)}, which igpu-split never changes`;
-  const now = values[marker.key];
-  if (now !== undefined && !isVgpu(now)) return `names ${marker.key}, which holds no vGPU now`;
-  if (marker.was !== undefined && !isVgpu(marker.was))
-    return `would put back on ${marker.key} what is no vGPU`;
-  if (marker.machine !== undefined && marker.machine !== '') {
-    try {
-      parsePropertyString(marker.machine, MACHINE);
-    } catch {
-      return 'would put back a machine type that is not one';
-    }
-  }
-  if (marker.efidisk0 !== undefined) {
-    let file: unknown;
-    try {
-      file = parsePropertyString(marker.efidisk0, EFIDISK).file;
-    } catch {
-      return 'would put back an EFI disk that is not one';
-    }
-    const kept = Object.entries(values).some(
-      ([key, value]) => /^unused\d+$/.test(key) && value.split(',')[0] === file,
-    );
-    if (!kept) return "would put back an EFI disk that is not among this VM's unused disks";
-  }
-  return undefined;
 }
 
 function undoMarker(values: Record<string, string>, marker: VmMarker): ConfigCall {

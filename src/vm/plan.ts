@@ -6,6 +6,7 @@
 
 import { z } from 'zod';
 import type { Check, Step } from '../core/model.ts';
+import { clip } from '../core/text.ts';
 import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
 import {
   formatPropertyString,
@@ -40,7 +41,9 @@ export interface VmMarker {
   /** The hostpci key we added, or changed (then `was` holds its old value). */
   key: string;
   was?: string;
+  /** The machine value before apply changed it ('' when the VM had none); with `machineSet`, what apply set. */
   machine?: string;
+  machineSet?: string;
   efidisk0?: string;
 }
 
@@ -93,6 +96,17 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   const types: Record<string, string> = {};
   const raw = options.mapping === undefined;
   const rootSession = isRootSession(options);
+  // Named first, whatever else the plan finds: rollback would refuse these VMs.
+  for (const vm of facts.vms) {
+    const notes = notesProblem(vm.config.values);
+    if (notes)
+      checks.push({
+        id: `vm.${vm.vmid}.notes`,
+        status: 'warn',
+        evidence: `VM ${vm.vmid}: the igpu-split line in its notes ${notes}; rollback refuses this VM`,
+        fix: 'someone may have edited the line: undo what igpu-split changed by hand (qm set), then remove the line from the notes',
+      });
+  }
 
   if (raw && !rootSession) {
     return refuse(checks, {
@@ -194,6 +208,95 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   return { checks, changes, running, types, ...(blocking ? { refused: blocking.evidence } : {}) };
 }
 
+/**
+ * The machine value apply sets for a VM whose machine is `current`, or undefined when it
+ * needs none: pcie=1 needs q35, and a guest vIOMMU in front of a mediated device is not
+ * supported. Rollback uses it too, to tell a change apply made from one it never would.
+ */
+export function machineFor(current: string | undefined): string | undefined {
+  const machine = parsePropertyString(current ?? 'pc', MACHINE);
+  const type = String(machine.type ?? 'pc');
+  const q35 = /q35/.test(type);
+  if (q35 && machine.viommu === undefined) return undefined;
+  const next: PropertyValues = { ...machine, type: q35 ? type : 'q35' };
+  delete next.viommu;
+  return formatPropertyString(next, MACHINE);
+}
+
+/**
+ * A machine value Proxmox takes: the official API schema (pve-docs api-viewer apidata.js,
+ * as ../shared/data/pve-apidata.js, git blob 4aa6a8fccd77e64e8573dc98b6a852326ae6a035),
+ * POST /nodes/{node}/qemu/{vmid}/config, parameter `machine`: key `type` with this pattern
+ * (matched whole, as pve-common src/PVE/JSONSchema.pm at f665029e does: m/^$pattern$/) and
+ * maxLength 40, `viommu` one of intel, virtio.
+ */
+const MACHINE_TYPE =
+  /^(?:pc|pc(-i440fx)?-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|q35|pc-q35-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|virt(?:-\d+(\.\d+)+)?(\+pve\d+)?)$/;
+const VIOMMU = ['intel', 'virtio'];
+
+function isMachineValue(value: string): boolean {
+  try {
+    const parsed = parsePropertyString(value, MACHINE);
+    const type = String(parsed.type ?? 'pc');
+    return (
+      type.length <= 40 &&
+      MACHINE_TYPE.test(type) &&
+      (parsed.viommu === undefined || VIOMMU.includes(String(parsed.viommu)))
+    );
+  } catch {
+    return false;
+  }
+}
+
+const isVgpu = (value: string) => {
+  try {
+    return typeof parsePropertyString(value, HOSTPCI).mdev === 'string';
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Why the notes line cannot be what igpu-split wrote for this VM, or undefined. Anyone
+ * allowed to edit a VM's notes can write that line, and rollback runs with the token's
+ * wider privileges, so it acts only on what igpu-split itself could have done: the key is
+ * a hostpci key holding a vGPU (or nothing), what it puts back is a vGPU (apply replaces
+ * only those, never a whole passthrough), a machine type is put back only where apply
+ * recorded the change it made (`machine` → `machineSet`, a change apply makes from that
+ * value, and the VM still has what apply set), and the EFI disk it puts back is the one
+ * apply kept as one of this VM's unusedN entries.
+ */
+export function markerProblem(values: Record<string, string>, marker: VmMarker): string | undefined {
+  if (!HOSTPCI_KEY.test(marker.key)) return `names ${clip(marker.key, 40)}, which igpu-split never changes`;
+  const now = values[marker.key];
+  if (now !== undefined && !isVgpu(now)) return `names ${marker.key}, which holds no vGPU now`;
+  if (marker.was !== undefined && !isVgpu(marker.was))
+    return `would put back on ${marker.key} what is no vGPU`;
+  if (marker.machine !== undefined || marker.machineSet !== undefined) {
+    if (marker.machine === undefined || marker.machineSet === undefined)
+      return 'names a machine type without the change igpu-split made (from one value to another)';
+    if (marker.machine !== '' && !isMachineValue(marker.machine))
+      return 'would put back a machine type that is not one';
+    if (machineFor(marker.machine || undefined) !== marker.machineSet)
+      return 'names a machine change igpu-split never makes';
+    if (values.machine !== marker.machineSet)
+      return `would put back the machine type, but the VM's machine is no longer the one igpu-split set (${clip(marker.machineSet, 60)})`;
+  }
+  if (marker.efidisk0 !== undefined) {
+    let file: unknown;
+    try {
+      file = parsePropertyString(marker.efidisk0, EFIDISK).file;
+    } catch {
+      return 'would put back an EFI disk that is not one';
+    }
+    const kept = Object.entries(values).some(
+      ([key, value]) => /^unused\d+$/.test(key) && value.split(',')[0] === file,
+    );
+    if (!kept) return "would put back an EFI disk that is not among this VM's unused disks";
+  }
+  return undefined;
+}
+
 function isRootSession(options: VmPlanOptions): boolean {
   return options.identity.user === 'root@pam' && !options.identity.token;
 }
@@ -233,15 +336,11 @@ function planOne(
   const steps: Step[] = [];
   const diff: string[] = [];
 
-  // Machine: pcie=1 needs q35; a guest vIOMMU in front of a mediated device is not supported.
   const machine = parsePropertyString(config.machine ?? 'pc', MACHINE);
   const machineType = String(machine.type ?? 'pc');
   const q35 = /q35/.test(machineType);
-  let machineChange: string | undefined;
-  if (!q35 || machine.viommu !== undefined) {
-    const next: PropertyValues = { ...machine, type: q35 ? machineType : 'q35' };
-    delete next.viommu;
-    machineChange = formatPropertyString(next, MACHINE);
+  const machineChange = machineFor(config.machine);
+  if (machineChange !== undefined) {
     const why = [
       ...(q35 ? [] : [`machine ${machineType} is i440fx; the vGPU is attached as PCIe, which needs q35`]),
       ...(machine.viommu !== undefined
@@ -376,10 +475,12 @@ function planOne(
   });
 
   if (earlier?.machine !== undefined) marker.machine = earlier.machine;
+  if (earlier?.machineSet !== undefined) marker.machineSet = earlier.machineSet;
   if (earlier?.efidisk0 !== undefined) marker.efidisk0 = earlier.efidisk0;
   if (machineChange) {
     set.machine = machineChange;
     marker.machine ??= config.machine ?? '';
+    marker.machineSet = machineChange;
     diff.unshift(`- machine: ${config.machine ?? '(default: pc, i440fx)'}`, `+ machine: ${machineChange}`);
   }
   if (efidisk) {
@@ -468,17 +569,39 @@ const MarkerSchema = z.object({
   key: z.string(),
   was: z.string().optional(),
   machine: z.string().optional(),
+  machineSet: z.string().optional(),
   efidisk0: z.string().optional(),
 });
 
-/** The notes line igpu-split wrote, or undefined when there is none (or it is no such line). */
-export function readMarker(description: string | undefined): VmMarker | undefined {
+/** The notes line igpu-split wrote, or what is wrong with it; undefined when there is none. */
+export function readNotesLine(
+  description: string | undefined,
+): { marker: VmMarker } | { damage: string } | undefined {
   const line = (description ?? '').split('\n').find((l) => l.startsWith(MARKER));
   if (!line) return undefined;
+  let json: unknown;
   try {
-    const parsed = MarkerSchema.safeParse(JSON.parse(line.slice(MARKER.length)));
-    return parsed.success ? parsed.data : undefined;
+    json = JSON.parse(line.slice(MARKER.length));
   } catch {
-    return undefined;
+    return { damage: 'is damaged (not JSON)' };
   }
+  const parsed = MarkerSchema.safeParse(json);
+  if (parsed.success) return { marker: parsed.data };
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    return { damage: 'is damaged (not a JSON object)' };
+  const field = String(parsed.error.issues[0]?.path[0] ?? 'key');
+  return { damage: `is damaged (${clip(field, 40)} is ${field in json ? 'not text' : 'missing'})` };
+}
+
+/** The notes line igpu-split wrote, or undefined when there is none (or it is damaged). */
+export function readMarker(description: string | undefined): VmMarker | undefined {
+  const read = readNotesLine(description);
+  return read && 'marker' in read ? read.marker : undefined;
+}
+
+/** What rollback would refuse in a VM's notes line, or undefined (no line, or one it acts on). */
+export function notesProblem(values: Record<string, string>): string | undefined {
+  const read = readNotesLine(values.description);
+  if (!read) return undefined;
+  return 'damage' in read ? read.damage : markerProblem(values, read.marker);
 }

@@ -5,7 +5,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lockLine } from '../../src/engine/apply.ts';
@@ -14,6 +14,8 @@ import { uhd630Entry } from '../support/simulator.ts';
 import type { TestSshd } from '../support/sshd.ts';
 import {
   type CaseLab,
+  ECHO_FORMS,
+  type EchoForm,
   ENV_TOKEN_ID,
   hostCopy,
   type Misbehaving,
@@ -126,6 +128,10 @@ const PLACEHOLDER: CaseContext = {
     trickleUrl: 'https://127.0.0.1:9',
     muteUrl: 'https://127.0.0.1:10',
     oddUrl: 'https://127.0.0.1:11',
+    echoUrls: Object.fromEntries(
+      Object.keys(ECHO_FORMS).map((form) => [form, 'https://127.0.0.1:12']),
+    ) as Record<EchoForm, string>,
+    otherJsonUrl: 'https://127.0.0.1:13',
     close: async () => {},
   },
   secrets: {
@@ -1167,7 +1173,7 @@ function serverCases(): CliCase[] {
         {
           args: ['plan', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /still waiting for GET \/[\s\S]*no connection within 10 s — check the address/,
+          line: /still waiting for GET \/.* \(3 s so far, not connected yet; gives up after 10 s without a connection\)[\s\S]*no connection within 10 s — check the address/,
         },
       ],
     }),
@@ -1265,14 +1271,14 @@ function serverCases(): CliCase[] {
       },
       steps: (c) => [
         {
-          args: ['cluster', 'verify', '--request-timeout', '3', '--lab', at(c, 'mute.yaml')],
+          args: ['cluster', 'verify', '--request-timeout', '5', '--lab', at(c, 'mute.yaml')],
           code: 2,
-          line: /no answer within 3 s — check that the API server is up/,
+          line: /still waiting for list \w+ \(3 s so far; gives up after 5 s without an answer, 15 s in all\)[\s\S]*no answer within 5 s — check that the API server is up/,
         },
         {
-          args: ['cluster', 'plan', '--connect-timeout', '2', '--lab', at(c, 'silent.yaml')],
+          args: ['cluster', 'plan', '--connect-timeout', '5', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /no connection within 2 s — check that the API server is up/,
+          line: /still waiting for list Node \(3 s so far, not connected yet; gives up after 5 s without a connection\)[\s\S]*no connection within 5 s — check that the API server is up/,
         },
       ],
     }),
@@ -2640,7 +2646,7 @@ function strangerCases(): CliCase[] {
         {
           args: ['mapping', 'plan', '--lab', at(c, 'endless.yaml')],
           code: 2,
-          line: /the answer is larger than 16 MB/,
+          line: /the answer is larger than 16 MB — check that the URL points at the Proxmox API \(https:\/\/<node>:8006, whose answers are \/api2\/json\)/,
         },
       ],
     }),
@@ -2669,7 +2675,7 @@ function strangerCases(): CliCase[] {
             at(c, 'trickle.yaml'),
           ],
           code: 2,
-          line: /gives up after 5 s\)[\s\S]*no complete answer within 5 s/,
+          line: /gives up after 3 s without an answer, 5 s in all\)[\s\S]*no complete answer within 5 s/,
         },
       ],
     }),
@@ -3305,7 +3311,7 @@ function thirdStrangerCases(): CliCase[] {
           {
             args: init('--url', labOf(c).pve.url, '--token', `${TOKEN_ID}=${c.secrets.tokenFile}`),
             code: 2 as const,
-            line: /--token \(a value that looks like a token secret, not shown\) is not an API token id/,
+            line: /--token \[a value that looks like a token secret, not shown\] is not an API token id/,
           },
           {
             args: init('--url', `${labOf(c).pve.url}/?t=${c.secrets.tokenFile}`, '--token', TOKEN_ID),
@@ -3316,7 +3322,7 @@ function thirdStrangerCases(): CliCase[] {
             args: ['cluster', 'plan', '--lab', at(c, 'no-kube.yaml')],
             env: { KUBECONFIG: c.secrets.tokenFile },
             code: 2 as const,
-            line: /none of the kubeconfig files in KUBECONFIG \(\(a value that looks like a token secret, not shown\)\) exists/,
+            line: /none of the kubeconfig files in KUBECONFIG \(\[a value that looks like a token secret, not shown\]\) exists/,
           },
           {
             args: [
@@ -3464,6 +3470,302 @@ function thirdStrangerCases(): CliCase[] {
   ];
 }
 
+// ─── a fourth stranger's round ─────────────────────────────────────────────────────
+
+function fourthStrangerCases(): CliCase[] {
+  const forms = Object.keys(ECHO_FORMS) as EchoForm[];
+  return [
+    kase({
+      name: 'a credential echoed back shifted in base64, upper-cased or in hex is never shown',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/echo-ca.pem', c.bad.htmlCa);
+        for (const form of forms) {
+          await variant(c, `pve-${form}.yaml`, (t) =>
+            t
+              .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.echoUrls[form]}`)
+              .replace(/fingerprint: [^\n]+/, 'caFile: echo-ca.pem'),
+          );
+          await c.write(`lab/kube-${form}.conf`, await kubeconfigAt(c, c.bad.echoUrls[form], c.bad.htmlCa));
+          await variant(c, `kube-${form}.yaml`, (t) =>
+            t.replace('kubeconfig: kubeconfig', `kubeconfig: kube-${form}.conf`),
+          );
+        }
+      },
+      steps: (c) =>
+        forms.flatMap((form) => [
+          {
+            args: ['mapping', 'plan', '--lab', at(c, `pve-${form}.yaml`)],
+            code: 2 as const,
+            line: /permission denied: a reason that repeats a credential, not shown/,
+          },
+          {
+            args: ['cluster', 'plan', '--lab', at(c, `kube-${form}.yaml`)],
+            code: 2 as const,
+            line: /list Node: forbidden: a reason that repeats a credential, not shown/,
+          },
+        ]),
+    }),
+    kase({
+      name: 'JSON of another API where the Proxmox API should answer is named as such',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await c.write('lab/other-ca.pem', c.bad.htmlCa);
+        await variant(c, 'other.yaml', (t) =>
+          t
+            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.otherJsonUrl}`)
+            .replace(/fingerprint: [^\n]+/, 'caFile: other-ca.pem'),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'other.yaml')],
+          code: 2,
+          line: /GET \/\S+: not a Proxmox API answer \(JSON without its data field\) — check that the URL points at the Proxmox API/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a Proxmox URL with a user and password in the lab file is named there, the password never shown',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'userinfo.yaml', (t) =>
+          t.replace(/url: https:\/\//, `url: https://root:${c.secrets.tokenFile}@`),
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['mapping', 'plan', '--lab', at(c, 'userinfo.yaml')],
+          code: 2,
+          line: /userinfo\.yaml:2:8: proxmox\.url holds a user or password \(not shown\) — write only https:\/\/<node>:8006 as proxmox\.url in \S+userinfo\.yaml/,
+        },
+      ],
+    }),
+    kase({
+      name: 'an unknown YAML tag in the lab file is refused where it stands',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'js.yaml', (t) =>
+          t.replace('kubernetesNode: k3s-1', 'kubernetesNode: !!js/function "k3s-1"'),
+        );
+        await variant(c, 'custom.yaml', (t) => t.replace('host: pve1', 'host: !vault pve1'));
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', '--lab', at(c, 'js.yaml')],
+          code: 2,
+          line: /js\.yaml:\d+:\d+: an unknown YAML tag \(!!js\/function\): lab file values are plain YAML/,
+        },
+        {
+          args: ['plan', '--lab', at(c, 'custom.yaml')],
+          code: 2,
+          line: /custom\.yaml:\d+:\d+: an unknown YAML tag \(!vault\)/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a capture manifest listing a file outside the tree is damage',
+      topic: 'stranger',
+      steps: (c) => [
+        {
+          args: ['capture', '--root', fixture('i5-8500t-gvt'), '--out', join(c.dir, 'plain.tar.gz')],
+          code: 0,
+          line: /captured \d+ files/,
+          check: async (cc) => {
+            await mkdir(join(cc.dir, 'out'));
+            execFileSync('tar', ['-xzf', join(cc.dir, 'plain.tar.gz'), '-C', join(cc.dir, 'out')]);
+            const manifest = join(cc.dir, 'out/igpu-split-capture/igpu-split-capture.json');
+            const crafted = JSON.parse(await readFile(manifest, 'utf8'));
+            crafted.files.push('/../../../../../../etc/passwd');
+            await writeFile(manifest, JSON.stringify(crafted));
+            return undefined;
+          },
+        },
+        {
+          args: ['doctor', '--root', join(c.dir, 'out/igpu-split-capture')],
+          code: 2,
+          line: /igpu-split-capture\.json: damaged \(files\.\d+: leads out of the tree \(a \.\. in it\)\) — unpack the capture archive again/,
+        },
+      ],
+    }),
+    kase({
+      name: 'a notes line naming a machine type apply never changed is refused by rollback and named by plan',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        labOf(c).state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
+        Object.assign(labOf(c).state.vm(101).config, {
+          hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
+          description: 'igpu-split: {"key":"hostpci0","machine":"pc-i440fx-8.1"}',
+        });
+      },
+      steps: (c) => [
+        {
+          args: ['vm', 'plan', ...L(c)],
+          code: 0,
+          line: /VM 101: the igpu-split line in its notes names a machine type without the change igpu-split made .*; rollback refuses this VM/,
+        },
+        {
+          args: ['vm', 'rollback', '--yes', ...L(c)],
+          code: 1,
+          line: /VM 101: the igpu-split line in its notes names a machine type without the change igpu-split made .*: nothing was rolled back/,
+          check: async (cc) => {
+            const config = labOf(cc).state.vm(101).config;
+            return config.machine !== 'q35' || !config.hostpci0
+              ? `VM 101 changed: machine ${config.machine}, hostpci0 ${config.hostpci0}`
+              : undefined;
+          },
+        },
+      ],
+    }),
+    kase({
+      name: 'a damaged notes line makes vm rollback and rollback refuse, naming the VM',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        Object.assign(labOf(c).state.vm(101).config, {
+          hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
+          description: 'igpu-split: {not json',
+        });
+      },
+      steps: (c) =>
+        [['vm', 'rollback'], ['rollback']].map((command) => ({
+          args: [...command, '--yes', ...L(c)],
+          code: 1 as const,
+          line: /VM 101: the igpu-split line in its notes is damaged \(not JSON\): nothing was rolled back/,
+          check: async (cc) =>
+            labOf(cc).state.vm(101).config.hostpci0 === undefined ? 'hostpci0 was removed' : undefined,
+        })),
+    }),
+    kase({
+      name: 'an interrupt while an exec plugin runs takes the plugin and what it started down too',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const plugin = await c.write(
+          'lab/hang.sh',
+          `#!/bin/sh\nsleep 1000 &\necho "$$ $!" > '${join(c.dir, 'plugin.pids')}'\nsleep 1000\n`,
+        );
+        await chmod(plugin, 0o755);
+        await c.write(
+          'lab/hang.conf',
+          withExecPlugin(await readFile(labOf(c).kubeconfigFile, 'utf8'), './hang.sh'),
+        );
+        await variant(c, 'hang.yaml', (t) => t.replace('kubeconfig: kubeconfig', 'kubeconfig: hang.conf'));
+      },
+      steps: (c) =>
+        (['SIGINT', 'SIGTERM'] as const).map((signal) => ({
+          args: ['cluster', 'plan', '--lab', at(c, 'hang.yaml')],
+          // Well within the plugin's 20 s, and after it started even on a busy machine.
+          signal: { name: signal, afterMs: 5000 },
+          code: 2 as const,
+          line: new RegExp(`interrupted by ${signal}`),
+          check: async (cc: CaseContext) => {
+            const written = await readFile(join(cc.dir, 'plugin.pids'), 'utf8').catch(() => '');
+            const pids = written.trim().split(' ').filter(Boolean).map(Number);
+            if (pids.length !== 2)
+              return `the plugin did not start (plugin.pids: ${JSON.stringify(written)})`;
+            await rm(join(cc.dir, 'plugin.pids'));
+            // A process killed is gone, or a zombie until its new parent reaps it.
+            const alive = (pid: number) => {
+              try {
+                return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+              } catch {
+                return false;
+              }
+            };
+            for (let i = 0; i < 20 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+            const left = pids.filter(alive);
+            // The shell leads the plugin's group: what is left goes, so the corpus leaves nothing behind.
+            if (left.length > 0) process.kill(-(pids[0] as number), 'SIGKILL');
+            return left.length > 0
+              ? `the plugin's processes ${left.join(', ')} outlived igpu-split`
+              : undefined;
+          },
+        })),
+    }),
+  ];
+}
+
+/** The lab lock around the layer commands, and the ways out of an interrupted apply. */
+function layerLockCases(): CliCase[] {
+  const journalDir = (c: CaseContext) => join(labOf(c).dir, '.igpu-split');
+  const interrupted = async (c: CaseContext) => {
+    await mkdir(journalDir(c), { recursive: true });
+    await writeFile(join(journalDir(c), 'lock'), '999999\n');
+    await writeFile(
+      join(journalDir(c), 'journal.json'),
+      JSON.stringify({
+        startedAt: '2026-11-29T10:00:00.000Z',
+        pid: 999999,
+        stages: ['lab/mapping@abc'],
+        begun: ['VMs 101: vGPU'],
+        marks: [],
+        stopped: [],
+      }),
+    );
+  };
+  const journalKept = async (c: CaseContext) =>
+    existsSync(join(journalDir(c), 'journal.json')) ? undefined : 'the interrupted apply’s journal is gone';
+  const held = new RegExp(`another igpu-split apply \\(pid ${process.pid}\\) holds the lab lock`);
+  return [
+    kase({
+      name: 'the layer commands that change the lab wait for no one: a live apply’s lock refuses them',
+      topic: 'lock',
+      lab: {},
+      setup: async (c) => {
+        await mkdir(journalDir(c), { recursive: true });
+        await writeFile(join(journalDir(c), 'lock'), lockLine(process.pid));
+      },
+      steps: (c) => [
+        { args: ['mapping', 'rollback', '--yes', ...L(c)], code: 2, line: held },
+        { args: ['vm', 'rollback', '--yes', ...L(c)], code: 2, line: held },
+        { args: ['cluster', 'rollback', '--yes', ...L(c)], code: 2, line: held },
+        { args: ['cluster', 'apply', '--yes', ...L(c)], code: 2, line: held },
+      ],
+    }),
+    kase({
+      name: 'a layer command beside an interrupted apply says so and keeps its journal',
+      topic: 'lock',
+      lab: {},
+      setup: interrupted,
+      steps: (c) => [
+        {
+          args: ['vm', 'rollback', '--yes', ...L(c)],
+          code: 0,
+          line: /an earlier apply \(pid 999999, started 2026-11-29T10:00:00\.000Z\) stopped without finishing: .*this command changes only its own layer and keeps that journal/,
+          check: journalKept,
+        },
+      ],
+    }),
+    kase({
+      name: 'rollback beside an interrupted apply names the way out, and --discard-journal takes it',
+      topic: 'lock',
+      lab: {},
+      setup: interrupted,
+      steps: (c) => [
+        {
+          args: ['rollback', '--yes', ...L(c)],
+          code: 2,
+          line: /an earlier apply \(pid 999999.* — continue it with igpu-split apply --resume .*or undo it all with igpu-split rollback --discard-journal/,
+          check: journalKept,
+        },
+        {
+          args: ['rollback', '--yes', '--discard-journal', ...L(c)],
+          code: 0,
+          line: /removed the interrupted apply’s journal: start by hand any VM it left stopped/,
+          check: async (c) =>
+            existsSync(join(journalDir(c), 'journal.json')) ? 'the journal is still there' : undefined,
+        },
+      ],
+    }),
+  ];
+}
+
 export function cases(): CliCase[] {
   return [
     ...secretCases(),
@@ -3477,5 +3779,7 @@ export function cases(): CliCase[] {
     ...strangerCases(),
     ...secondStrangerCases(),
     ...thirdStrangerCases(),
+    ...fourthStrangerCases(),
+    ...layerLockCases(),
   ];
 }

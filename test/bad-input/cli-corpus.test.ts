@@ -272,12 +272,15 @@ async function runCase(item: CliCase, index: number): Promise<Outcome> {
   outputs.forEach((output, i) => {
     if (output.includes('[secret]')) leaks.push(`a redacted secret in the output of ${commands[i]}`);
   });
+  // The forms are lower case: a secret upper-cased is found too.
+  const foldedOutputs = outputs.map((output) => output.toLowerCase());
+  const foldedFiles = files.map((file) => ({ path: file.path, text: file.text.toLowerCase() }));
   for (const { secret, forms } of allLeakForms(secrets)) {
-    outputs.forEach((output, i) => {
+    foldedOutputs.forEach((output, i) => {
       if (forms.some((form) => output.includes(form)))
         leaks.push(`${secret} in the output of ${commands[i]}`);
     });
-    for (const file of files)
+    for (const file of foldedFiles)
       if (forms.some((form) => file.text.includes(form)))
         leaks.push(`${secret} in ${relative(dir, file.path)}`);
   }

@@ -53,16 +53,27 @@ export async function makeSecrets(): Promise<Secrets> {
   };
 }
 
-/** Every string that counts as a leak of `secret`: itself, its 8-character pieces, base64, percent-encoding. */
+/**
+ * Every string that counts as a leak of `secret`, lower-cased (the search ignores case):
+ * itself and its 8-character pieces, hex, percent-encoding, and base64 and base64url of it
+ * at any offset of what was encoded (one to three leading bytes of something else shift it;
+ * only the characters made of the secret's bits alone are searched for).
+ */
 export function leakForms(secret: string, skipPrefix = 0): string[] {
-  const forms = new Set([
-    secret,
-    Buffer.from(secret).toString('base64'),
-    Buffer.from(secret).toString('base64url'),
-    encodeURIComponent(secret),
-  ]);
+  const bytes = Buffer.from(secret);
+  const forms = new Set([secret, bytes.toString('hex'), encodeURIComponent(secret)]);
+  for (const alphabet of ['base64', 'base64url'] as const) {
+    forms.add(bytes.toString(alphabet));
+    for (const before of ['', '?', '??']) {
+      const text = Buffer.concat([Buffer.from(before), bytes]).toString(alphabet);
+      // 4 characters per 3 bytes: drop those that hold a neighbour's bits too.
+      forms.add(
+        text.slice(Math.ceil((before.length * 4) / 3), Math.floor(((before.length + bytes.length) * 4) / 3)),
+      );
+    }
+  }
   for (let i = skipPrefix; i + 8 <= secret.length; i++) forms.add(secret.slice(i, i + 8));
-  return [...forms];
+  return [...forms].map((form) => form.toLowerCase());
 }
 
 export function allLeakForms(secrets: Secrets): { secret: string; forms: string[] }[] {
@@ -105,8 +116,28 @@ export interface Misbehaving {
    * a 302 to a login portal.
    */
   oddUrl: string;
+  /**
+   * HTTPS (trusted through `htmlCa`) answering 403 with the credential it was sent in one of
+   * the forms the CLI must not print: in the status line (as Proxmox gives its reason) and in
+   * a Kubernetes Status message.
+   */
+  echoUrls: Record<EchoForm, string>;
+  /** HTTPS (trusted through `htmlCa`) answering every request with JSON of another API (a Kubernetes list). */
+  otherJsonUrl: string;
   close(): Promise<void>;
 }
+
+/** How an echoing server turns the credential round, as a server (or a proxy) might. */
+export const ECHO_FORMS = {
+  /** base64 with one byte before the secret, so its encoding is shifted. */
+  'base64-offset-1': (credential: string) => Buffer.from(`x${credential}`).toString('base64'),
+  'base64url-offset-2': (credential: string) => Buffer.from(`xy${credential}`).toString('base64url'),
+  /** base64 of the whole Authorization header value (`PVEAPIToken=user@realm!id=secret`, `Bearer token`). */
+  'base64-header': (_credential: string, header: string) => Buffer.from(header).toString('base64'),
+  upper: (credential: string) => credential.toUpperCase(),
+  hex: (credential: string) => Buffer.from(credential).toString('hex').toUpperCase(),
+} satisfies Record<string, (credential: string, header: string) => string>;
+export type EchoForm = keyof typeof ECHO_FORMS;
 
 export async function startMisbehaving(): Promise<Misbehaving> {
   const held: Socket[] = [];
@@ -173,6 +204,37 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     }
   });
   await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+  const echoes = Object.entries(ECHO_FORMS).map(([form, turn]) => {
+    const server = createHttpsServer(html, (req, res) => {
+      const header = req.headers.authorization ?? '';
+      // The secret after the token id (Proxmox) or the bearer token (Kubernetes).
+      const credential = header.startsWith('Bearer ')
+        ? header.slice(7)
+        : header.slice(header.lastIndexOf('=') + 1);
+      const echoed = turn(credential, header);
+      res.statusMessage = `Permission check failed ${echoed}`;
+      res.writeHead(403, { 'content-type': 'application/json' });
+      const message = `denied: ${echoed}`;
+      res.end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message,
+          code: 403,
+          data: null,
+        }),
+      );
+    });
+    return { form: form as EchoForm, server };
+  });
+  for (const { server } of echoes)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const otherJson = createHttpsServer(html, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"kind":"NodeList","apiVersion":"v1","items":[]}');
+  });
+  await new Promise<void>((resolve) => otherJson.listen(0, '127.0.0.1', resolve));
   const spare = createTcpServer();
   await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
   const closedPort = (spare.address() as { port: number }).port;
@@ -188,12 +250,18 @@ export async function startMisbehaving(): Promise<Misbehaving> {
     trickleUrl: `https://127.0.0.1:${port(trickle)}`,
     muteUrl: `https://127.0.0.1:${port(mute)}`,
     oddUrl: `https://127.0.0.1:${port(odd)}`,
+    echoUrls: Object.fromEntries(
+      echoes.map(({ form, server }) => [form, `https://127.0.0.1:${port(server)}`]),
+    ) as Record<EchoForm, string>,
+    otherJsonUrl: `https://127.0.0.1:${port(otherJson)}`,
     close: async () => {
       for (const socket of held) socket.destroy();
       for (const timer of timers) clearInterval(timer);
-      for (const server of [htmlServer, http, endless, trickle, mute, odd]) server.closeAllConnections();
+      const echoServers = [...echoes.map(({ server }) => server), otherJson];
+      for (const server of [htmlServer, http, endless, trickle, mute, odd, ...echoServers])
+        server.closeAllConnections();
       await Promise.all(
-        [silent, htmlServer, http, endless, trickle, mute, odd].map(
+        [silent, htmlServer, http, endless, trickle, mute, odd, ...echoServers].map(
           (s) => new Promise((resolve) => s.close(() => resolve(undefined))),
         ),
       );

@@ -23,6 +23,7 @@ import {
 import { verifyCluster } from '../../src/cluster/verify.ts';
 import { KubernetesSchema } from '../../src/config/lab.ts';
 import { IgpuSplitError } from '../../src/core/errors.ts';
+import { GPU_PLUGIN } from '../../src/knowledge/pins.ts';
 
 const run = promisify(execFile);
 let dir: string;
@@ -302,7 +303,7 @@ test('kubectl, pointed at the same server, lists the nodes and the objects igpu-
       '-o',
       'jsonpath={.items[0].spec.template.spec.containers[0].image}',
     ),
-    /^intel\/intel-gpu-plugin:0\.37\.2$/,
+    new RegExp(`^${GPU_PLUGIN.image}:${GPU_PLUGIN.tag.replaceAll('.', '\\.')}$`),
   );
   assert.match(
     await kubectl('get', 'node', 'k3s-1', '-o', "jsonpath={.status.allocatable['gpu\\.intel\\.com/i915']}"),

@@ -21,6 +21,13 @@ import {
 } from '../../src/cluster/objects.ts';
 import { SMOKE_SCRIPT } from '../../src/cluster/smoke.ts';
 import { KubernetesSchema } from '../../src/config/lab.ts';
+import { GPU_PLUGIN, SMOKE_IMAGE } from '../../src/knowledge/pins.ts';
+
+const PINNED_IMAGE = (
+  JSON.parse(readFileSync(new URL('../../snapshots/upstream-pins.json', import.meta.url), 'utf8')) as {
+    intelDevicePlugins: { gpuPluginImage: string };
+  }
+).intelDevicePlugins.gpuPluginImage;
 
 const data = (name: string) => fileURLToPath(new URL(`../../../shared/data/${name}`, import.meta.url));
 const skipWithout = (name: string) =>
@@ -61,7 +68,7 @@ test('the smoke pod validates too', () => {
       containers: [
         {
           name: 'smoke',
-          image: 'busybox:1.36',
+          image: SMOKE_IMAGE,
           command: ['sh', '-c', SMOKE_SCRIPT],
           resources: { limits: { 'gpu.intel.com/i915': '1' } },
         },
@@ -82,7 +89,8 @@ test('the DaemonSet mounts, secures and configures the plugin as Intel’s refer
   assert.deepEqual(mine?.securityContext, theirs?.securityContext);
   assert.deepEqual(mine?.env, theirs?.env);
   assert.deepEqual(ours.volumes, reference.volumes);
-  assert.match(String(mine?.image), /^intel\/intel-gpu-plugin:0\.37\.2$/);
+  // The pinned release's image, as Intel's DaemonSet at that tag names it (snapshots/upstream-pins.json).
+  assert.equal(mine?.image, PINNED_IMAGE);
   assert.deepEqual(mine?.args, ['-shared-dev-num=1']);
 });
 
@@ -116,5 +124,5 @@ test('Helm values carry the same settings', () => {
   const values = parse(helmValues(variants[1] as typeof settings));
   assert.equal(values.sharedDevNum, 4);
   assert.equal(values.allocationPolicy, 'balanced');
-  assert.deepEqual(values.image, { hub: 'intel', tag: '0.37.2' });
+  assert.deepEqual(values.image, { hub: 'intel', tag: GPU_PLUGIN.tag });
 });

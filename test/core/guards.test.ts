@@ -11,7 +11,14 @@ import { parseNumber } from '../../src/cli/option-checks.ts';
 import { pathForLabFile, resolveLabPath, shownPath } from '../../src/config/paths.ts';
 import { cleanSecret, redact, rememberSecret, secretProblem } from '../../src/core/secrets.ts';
 import { firstInvalidUtf8, isText } from '../../src/core/text.ts';
-import { describeWait, onWait, reportRetry, type WaitEvent, WaitWatch } from '../../src/core/waits.ts';
+import {
+  connectionsTo,
+  describeWait,
+  onWait,
+  reportRetry,
+  type WaitEvent,
+  WaitWatch,
+} from '../../src/core/waits.ts';
 
 test('a token secret is one line of printable ASCII; the reason never quotes it', () => {
   const secret = '0f3c2b1a-9d8e-4f7a-8b6c-5d4e3f2a1b0c';
@@ -46,6 +53,36 @@ test('output loses a remembered secret whole, in pieces, base64 and percent-enco
   // Short values would hide ordinary words: they are not remembered.
   rememberSecret('admin');
   assert.equal(redact('admin'), 'admin');
+});
+
+test('output loses a secret in any letter case, in hex, and base64 of it at any offset in what was encoded', () => {
+  const secret = '5e3c1a2b-7d4f-4e6a-9b8c-0d1e2f3a4b5c';
+  rememberSecret(secret);
+  const header = `igpu-split@pve!lab=${secret}`;
+  const encoded = [
+    ...['', 'x', 'xy', 'xyz', header.slice(0, -secret.length)].flatMap((before) =>
+      (['base64', 'base64url'] as const).map((alphabet) =>
+        Buffer.from(`${before}${secret}tail`).toString(alphabet),
+      ),
+    ),
+    Buffer.from(header).toString('base64'),
+  ];
+  for (const form of [
+    secret.toUpperCase(),
+    `IGPU-SPLIT@PVE!LAB=${secret.toUpperCase()}`,
+    secret.slice(9, 19).toUpperCase(),
+    Buffer.from(secret).toString('hex'),
+    Buffer.from(secret).toString('hex').toUpperCase(),
+    ...encoded,
+  ]) {
+    const out = redact(`failed: ${form} end`);
+    assert.match(out, /^failed: .{0,30}\[secret\].{0,30} end$/, form);
+    // What is left beside the mark is never enough to carry the secret back.
+    assert.ok(out.length < 'failed:  end'.length + '[secret]'.length + 60, out);
+  }
+  // The base64 of the whole header value leaves at most its first, public, part.
+  const whole = redact(Buffer.from(header).toString('base64'));
+  assert.match(whole, /^[A-Za-z0-9+/]{0,26}\[secret\][A-Za-z0-9+/]?=*$/);
 });
 
 test('a wait that lasts says so after 3 s and every 10 s, one line for many requests; a retry is a line', async () => {
@@ -87,6 +124,31 @@ test('a wait that lasts says so after 3 s and every 10 s, one line for many requ
     assert.equal(
       describeWait(events[2] as WaitEvent),
       'https://pve1:8006: GET /nodes failed (connection refused); attempt 2 of 3 in 0.5 s',
+    );
+  } finally {
+    off();
+    mock.timers.reset();
+  }
+});
+
+test('a wait says the limit that ends it: the connect limit until a connection is open, then the answer limit', () => {
+  mock.timers.enable({ apis: ['setInterval', 'Date'] });
+  const events: WaitEvent[] = [];
+  const off = onWait((event) => events.push(event));
+  try {
+    const connections = connectionsTo('https://pve7:8006', 4_000);
+    const watch = new WaitWatch('https://pve7:8006', 10_000);
+    void watch.track('GET /nodes', new Promise(() => {}));
+    mock.timers.tick(3_500);
+    assert.equal(
+      describeWait(events[0] as WaitEvent),
+      'https://pve7:8006: still waiting for GET /nodes (4 s so far, not connected yet; gives up after 4 s without a connection)',
+    );
+    connections.opened();
+    mock.timers.tick(10_000);
+    assert.equal(
+      describeWait(events[1] as WaitEvent),
+      'https://pve7:8006: still waiting for GET /nodes (14 s so far; gives up after 6 s without an answer, 10 s in all)',
     );
   } finally {
     off();

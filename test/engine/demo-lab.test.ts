@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { applyStages, Journal, runStages } from '../../src/engine/apply.ts';
+import { applyStages, Journal, lockLine, runStages } from '../../src/engine/apply.ts';
 import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
 import { rollbackLab } from '../../src/engine/rollback.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
@@ -119,7 +119,10 @@ test('an apply interrupted between stages resumes from its journal and converges
       assert.ok(error instanceof IgpuSplitError);
       assert.match(
         error.oneLine(),
-        /an earlier apply \(pid 999999, started [^)]+\) stopped without finishing: it finished lab\/mapping, pve1\/drain, pve1\/host, pve1\/vms, pve1\/guest\/101 — continue it with igpu-split apply --resume/,
+        // The run is named by the process that began it (the journal's), not the lock's.
+        new RegExp(
+          `an earlier apply \\(pid ${process.pid}, started [^)]+\\) stopped without finishing: it finished lab/mapping, pve1/drain, pve1/host, pve1/vms, pve1/guest/101 — continue it with igpu-split apply --resume`,
+        ),
       );
       return true;
     });
@@ -134,7 +137,7 @@ test('an apply interrupted between stages resumes from its journal and converges
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
     assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)));
     // While another live process holds the lock (here: the test runner), an apply is refused.
-    await writeFile(join(journal.dir, 'lock'), `${process.ppid}\n`);
+    await writeFile(join(journal.dir, 'lock'), lockLine(process.ppid));
     await assert.rejects(
       new Journal(demo.labFile).lock(true),
       new RegExp(`another igpu-split apply \\(pid ${process.ppid}\\) holds the lab lock`),

@@ -18,6 +18,7 @@ import { machinePatch, patchYaml } from '../../src/guest/talos/patch.ts';
 import { applyTalosPlan, gatherTalosFacts, planTalos, verifyTalos } from '../../src/guest/talos/plan.ts';
 import { desiredSchematic, parseTalosVersion, type TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
 import { talosctlAt } from '../../src/guest/talos/talosctl.ts';
+import { TALOS_PATCH_NEWEST } from '../../src/knowledge/pins.ts';
 import { TALOSCTL_STAND_IN } from '../support/talosctl.ts';
 
 const SCHEMA = fileURLToPath(
@@ -122,22 +123,40 @@ test('the factory: an unknown version, an error, garbage, and no factory at all 
   );
 });
 
-test('every generated patch validates against Talos v1.10.9 machine-config schema', {
-  skip: existsSync(SCHEMA) ? false : `Talos schema not found at ${SCHEMA} (see ../shared/data/README.md)`,
-}, () => {
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  const validate = ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')));
-  for (const installer of [
-    'factory.talos.dev/installer/0123abcd:v1.10.9',
-    '127.0.0.1:8080/installer/ff:v1.11.3',
-  ]) {
-    const patch = parse(patchYaml(machinePatch(installer)));
-    assert.ok(validate(patch), JSON.stringify(validate.errors));
-  }
-  // …and the validation can fail: a label value must be a string.
-  const bad = { machine: { nodeLabels: { 'intel.feature.node.kubernetes.io/gpu': true } } };
-  assert.equal(validate(bad), false);
-});
+// The patch goes to whatever Talos the node runs or is upgraded to: every schema in ../shared/data.
+const SCHEMAS = ['v1.10.9', 'v1.11.6', 'v1.12.11', 'v1.13.9', 'v1.14.0-rc.1'];
+for (const version of SCHEMAS) {
+  const file = SCHEMA.replace('v1.10.9', version);
+  test(`every generated patch validates against Talos ${version} machine-config schema`, {
+    skip: existsSync(file) ? false : `Talos schema not found at ${file} (see ../shared/data/README.md)`,
+  }, () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const validate = ajv.compile(JSON.parse(readFileSync(file, 'utf8')));
+    const [major, minor] = version.slice(1).split('.').map(Number) as [number, number];
+    if (major > TALOS_PATCH_NEWEST[0] || (major === TALOS_PATCH_NEWEST[0] && minor > TALOS_PATCH_NEWEST[1])) {
+      // Past the newest minor our patch supports: the schema refuses it, and so does plan.
+      assert.equal(
+        validate(parse(patchYaml(machinePatch(`factory.talos.dev/installer/0123abcd:${version}`)))),
+        false,
+      );
+      assert.throws(
+        () => parseTalosVersion(version.replace(/-.*/, '')),
+        /no longer takes the machine-config patch/,
+      );
+      return;
+    }
+    for (const installer of [
+      `factory.talos.dev/installer/0123abcd:${version}`,
+      '127.0.0.1:8080/installer/ff:v1.11.3',
+    ]) {
+      const patch = parse(patchYaml(machinePatch(installer)));
+      assert.ok(validate(patch), JSON.stringify(validate.errors));
+    }
+    // …and the validation can fail: a label value must be a string.
+    const bad = { machine: { nodeLabels: { 'intel.feature.node.kubernetes.io/gpu': true } } };
+    assert.equal(validate(bad), false);
+  });
+}
 
 test('without talosctl: apply writes the schematic and patch and gives the exact commands', async () => {
   const facts = await gatherTalosFacts(NODE.node, undefined);

@@ -24,7 +24,7 @@ before(async () => {
   addPve1WithK3sVm(state);
   state.addToken('igpu@pve!split', SECRET, {
     '/': ['Sys.Audit'],
-    '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.PowerMgmt'],
+    '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
     '/mapping/pci': ['Mapping.Modify', 'Mapping.Use', 'Mapping.Audit'],
   });
   state.addToken('reader@pve!ro', SECRET, { '/vms': ['VM.Audit'] });
@@ -132,7 +132,7 @@ test('VM: config with digest, stop, change, start through tasks, status', async 
   assert.equal(current.hostpci0, undefined);
   await fails(
     client.updateVmConfig('pve1', 101, { set: { description: 'x' }, digest: before.digest }),
-    /detected modified configuration/,
+    /checksum mismatch \(file change by other user\?\)/,
   );
   await client.waitTask(await client.vmPower('pve1', 101, 'shutdown', { timeout: 60 }), 5_000);
   assert.equal((await client.vmStatus('pve1', 101)).status, 'stopped');
@@ -194,7 +194,7 @@ test('a wrong secret is 401, an unknown parameter 400 naming it, an unknown VM a
   );
   await fails(
     client.transport.post('/nodes/pve1/qemu/101/config', { hostpci0: 'mapping=iGPU,speed=9' }),
-    /unknown key "speed"/,
+    /hostpci0: invalid format - invalid key in comma-separated list property: speed/,
   );
   await fails(client.vmConfig('pve1', 999), /no VM 999 on node pve1 — check vmid and host in the lab file/);
   await fails(client.vmConfig('pve9', 101), /no node pve9 in the Proxmox cluster — check the host names/);

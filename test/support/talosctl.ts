@@ -2,14 +2,18 @@
 // src/guest/talos/factory-simulator.ts; the demo lab uses it too).
 
 /**
- * A recording talosctl on PATH: logs each call, and answers get extensions / ls
- * /dev/dri from its state (before or after the upgrade). TALOSCTL_FAIL=<verb> fails one.
+ * A recording talosctl on PATH: logs each call, and answers version (the server's tag from
+ * TALOSCTL_SERVER_TAG, default v1.10.9), get extensions / ls /dev/dri from its state (before
+ * or after the upgrade). TALOSCTL_FAIL=<verb> fails one.
  */
 export const TALOSCTL_STAND_IN = `#!/bin/sh
 dir=$(dirname "$0")
 echo "talosctl $*" >> "$dir/calls"
 [ "$TALOSCTL_FAIL" = "$1" ] && { echo "error: rpc error: code = Unavailable desc = connection refused" >&2; exit 1; }
 case "$1" in
+  version)
+    # The layout of talosctl version (siderolabs/talos cmd/talosctl/cmd/talos/version.go @v1.10.9).
+    printf 'Client:\\n\\tTag:         v1.10.9\\nServer:\\n\\tNODE:        %s\\n\\tTag:         %s\\n\\tEnabled:     RBAC\\n' "$3" "\${TALOSCTL_SERVER_TAG:-v1.10.9}" ;;
   upgrade) touch "$dir/upgraded" ;;
   patch) ;;
   get)

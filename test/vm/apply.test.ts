@@ -238,3 +238,118 @@ test('rollback acts only on a notes line igpu-split could have written: an edite
     assert.deepEqual(state.calls, [], `${what}: no change asked for`);
   }
 });
+
+test('rollback puts a machine type back only where apply recorded the change it made, and the VM still has it', async () => {
+  const { rollbackVms } = await import('../../src/vm/apply.ts');
+  // VM 101 has machine q35, as the simulator's lab gives it; each line is what notes might say.
+  const refused: [string, string, RegExp][] = [
+    [
+      'an old machine with no record of what apply set (a forged line)',
+      '{"key":"hostpci0","machine":"pc-i440fx-8.1"}',
+      /names a machine type without the change igpu-split made/,
+    ],
+    [
+      'what apply set, with nothing to put back',
+      '{"key":"hostpci0","machineSet":"q35"}',
+      /names a machine type without the change igpu-split made/,
+    ],
+    [
+      'an old value Proxmox would not take',
+      '{"key":"hostpci0","machine":"pc-i440fx-2.0; rm -rf /","machineSet":"q35"}',
+      /would put back a machine type that is not one/,
+    ],
+    [
+      'an unknown vIOMMU',
+      '{"key":"hostpci0","machine":"q35,viommu=amd","machineSet":"q35"}',
+      /would put back a machine type that is not one/,
+    ],
+    [
+      'a change apply never makes (q35 to i440fx)',
+      '{"key":"hostpci0","machine":"q35","machineSet":"pc-i440fx-9.0"}',
+      /names a machine change igpu-split never makes/,
+    ],
+    [
+      'a machine apply would not have touched',
+      '{"key":"hostpci0","machine":"pc-q35-9.0","machineSet":"q35"}',
+      /names a machine change igpu-split never makes/,
+    ],
+    [
+      'a VM whose machine changed since',
+      '{"key":"hostpci0","machine":"pc-q35-9.0,viommu=intel","machineSet":"pc-q35-9.0"}',
+      /the VM's machine is no longer the one igpu-split set \(pc-q35-9.0\)/,
+    ],
+    ['a line that is not JSON', '{not json', /is damaged \(not JSON\)/],
+    ['a line that is JSON but no object', '["hostpci0"]', /is damaged \(not a JSON object\)/],
+    ['a line without its key', '{"was":"mapping=iGPU,mdev=i915-GVTg_V5_4"}', /is damaged \(key is missing\)/],
+    ['a key that is not text', '{"key":7}', /is damaged \(key is not text\)/],
+  ];
+  for (const [what, line, pattern] of refused) {
+    const { state, api } = lab();
+    const vm = state.vm(101);
+    Object.assign(vm.config, {
+      hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
+      description: `my notes\nigpu-split: ${line}`,
+    });
+    const before = JSON.stringify(vm.config);
+    state.calls.length = 0;
+    await failsWith(
+      rollbackVms(api, [{ vmid: 101, node: 'pve1' }]),
+      new RegExp(
+        `^VM 101 on pve1: VM 101: the igpu-split line in its notes (.* )?${pattern.source}.*: nothing was rolled back`,
+      ),
+    );
+    assert.equal(JSON.stringify(vm.config), before, `${what}: nothing changed`);
+    assert.deepEqual(state.calls, [], `${what}: no change asked for`);
+    // vm plan names the same line before anyone runs rollback.
+    const plan = await planFor(api);
+    const notes = plan.checks.find((c) => c.id === 'vm.101.notes');
+    assert.equal(notes?.status, 'warn', what);
+    assert.match(
+      notes?.evidence ?? '',
+      new RegExp(`VM 101: the igpu-split line in its notes .*${pattern.source}`),
+      what,
+    );
+  }
+  // The line apply writes with --change-machine is acted on.
+  const { state, api } = lab();
+  Object.assign(state.vm(101).config, {
+    hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
+    description: 'igpu-split: {"key":"hostpci0","machine":"pc-i440fx-9.0","machineSet":"q35"}',
+  });
+  assert.equal(
+    (await planFor(api)).checks.find((c) => c.id === 'vm.101.notes'),
+    undefined,
+  );
+  const result = await rollbackVms(api, [{ vmid: 101, node: 'pve1' }]);
+  assert.deepEqual(result.log, ['VM 101: hostpci0 removed, machine put back']);
+  assert.equal(state.vm(101).config.machine, 'pc-i440fx-9.0');
+});
+
+test('rollback checks every VM before it touches one: a damaged line on the second leaves the first as it was', async () => {
+  const { rollbackVms } = await import('../../src/vm/apply.ts');
+  const { state, api } = lab();
+  Object.assign(state.vm(101).config, {
+    hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
+    description: 'igpu-split: {"key":"hostpci0"}',
+  });
+  state.addVm({
+    vmid: 102,
+    node: 'pve1',
+    status: 'stopped',
+    config: {
+      machine: 'q35',
+      hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4',
+      description: 'igpu-split: {"key":',
+    },
+  });
+  state.calls.length = 0;
+  await failsWith(
+    rollbackVms(api, [
+      { vmid: 101, node: 'pve1' },
+      { vmid: 102, node: 'pve1' },
+    ]),
+    /^VM 102 on pve1: VM 102: the igpu-split line in its notes is damaged \(not JSON\): nothing was rolled back/,
+  );
+  assert.deepEqual(state.calls, []);
+  assert.equal(state.vm(101).config.hostpci0, 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1');
+});

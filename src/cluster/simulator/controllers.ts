@@ -127,7 +127,16 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
             name,
             namespace: source.namespace,
             labels: { app: 'intel-gpu-plugin' },
-            ownerReferences: [{ kind: source.kind, name: source.name, uid: source.uid }],
+            // controller: true, as the DaemonSet controller sets it (kubectl drain finds DaemonSet pods by it).
+            ownerReferences: [
+              {
+                apiVersion: source.kind === 'DaemonSet' ? 'apps/v1' : 'deviceplugin.intel.com/v1',
+                kind: source.kind,
+                name: source.name,
+                uid: source.uid,
+                controller: true,
+              },
+            ],
           },
           spec: {
             nodeName: node.metadata.name,
@@ -257,8 +266,8 @@ function smokeLog(behaviour: ClusterBehaviour, gpus: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** POST …/pods/{name}/eviction: refused while a PodDisruptionBudget would be violated. */
-export function evict(store: KubeStore, namespace: string, name: string): void {
+/** POST …/pods/{name}/eviction: refused while a PodDisruptionBudget would be violated; a dry run deletes nothing. */
+export function evict(store: KubeStore, namespace: string, name: string, dryRun = false): void {
   const pod = store.get(K.Pod, namespace, name);
   if (!pod) throw Object.assign(new Error(`pods "${name}" not found`), { code: 404 });
   for (const pdb of store.list(K.PodDisruptionBudget, namespace)) {
@@ -285,5 +294,5 @@ export function evict(store: KubeStore, namespace: string, name: string): void {
       });
     }
   }
-  store.delete(K.Pod, namespace, name);
+  store.delete(K.Pod, namespace, name, { dryRun });
 }

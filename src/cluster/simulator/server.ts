@@ -1,8 +1,11 @@
 // The project's Kubernetes API server, for tests and the demo lab: HTTPS on loopback
 // with a certificate made at start (the kubeconfig it writes carries that CA, so TLS is
-// verified), bearer-token auth, RBAC refusals on request, discovery, get/list/watch,
-// create, server-side apply and merge patches, delete, pod eviction and logs — enough
-// for @kubernetes/client-node and kubectl to talk to it as to a real cluster.
+// verified), bearer-token auth, RBAC refusals on request, discovery, OpenAPI v2/v3,
+// get/list/watch (with Table answers for kubectl get), create, server-side apply and
+// merge patches, delete, pod eviction and logs, dryRun=All and fieldValidation, JSON,
+// YAML and (for the bodies kubectl's typed clients send) protobuf request bodies —
+// enough for @kubernetes/client-node and the real kubectl to talk to it as to a real
+// cluster.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -10,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { loopbackCertificate } from '../../core/loopback-tls.ts';
 import { type ClusterBehaviour, evict, K, reconcile } from './controllers.ts';
+import { gvkString, KubeOpenApi, loadKubeOpenApi } from './openapi.ts';
+import { decodeKubeProtobuf, ProtobufUnsupported } from './protobuf.ts';
 import {
   apiVersionOf,
   KINDS,
@@ -19,6 +24,7 @@ import {
   notFound,
   type ResourceKind,
 } from './store.ts';
+import { type PrinterColumn, toTable, wantsTable } from './tables.ts';
 
 export interface SimNode {
   name: string;
@@ -59,6 +65,7 @@ const USER = 'system:serviceaccount:kube-system:igpu-split';
 export async function startKubeSimulator(options: KubeSimulatorOptions): Promise<RunningKubeSimulator> {
   const token = options.token ?? TOKEN;
   const store = new KubeStore();
+  const openapi = new KubeOpenApi(loadKubeOpenApi(), store);
   const behaviour: ClusterBehaviour = {
     defaultPodSecurity: options.defaultPodSecurity ?? 'privileged',
     gpus: Object.fromEntries(options.nodes.map((n) => [n.name, n.gpus ?? 0])),
@@ -114,7 +121,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
       unavailable.count--;
       return status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
     }
-    handle(store, forbidden, token, req, res).catch((error: unknown) =>
+    handle(store, openapi, forbidden, token, req, res).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );
   });
@@ -148,9 +155,24 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
   };
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
+function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = []): void {
+  const headers: Record<string, string | string[]> = { 'content-type': 'application/json' };
+  // RFC 7234 warn-code 299, as the real server sends field-validation warnings (kubectl prints "Warning: …").
+  if (warnings.length > 0) headers.warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
+  res.writeHead(code, headers);
   res.end(JSON.stringify(body));
+}
+
+/** Media types we read request bodies in (apiserver negotiation errors list what the server accepts). */
+const ACCEPTED = 'application/json, application/yaml, application/vnd.kubernetes.protobuf';
+
+/** An Accept header we can answer (we always answer JSON): JSON, a wildcard, or no header. */
+function acceptsJson(accept: string | undefined): boolean {
+  if (!accept) return true;
+  return accept.split(',').some((part) => {
+    const type = (part.split(';')[0] ?? '').trim();
+    return type === 'application/json' || type === '*/*' || type === 'application/*' || type === '';
+  });
 }
 
 function status(res: ServerResponse, code: number, reason: string, message: string, details?: unknown): void {
@@ -160,7 +182,8 @@ function status(res: ServerResponse, code: number, reason: string, message: stri
     metadata: {},
     status: 'Failure',
     message,
-    reason,
+    // StatusReasonUnknown is "" and omitted from JSON.
+    ...(reason ? { reason } : {}),
     code,
     ...(details ? { details } : {}),
   });
@@ -169,15 +192,36 @@ function status(res: ServerResponse, code: number, reason: string, message: stri
 async function body(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  const bytes = Buffer.concat(chunks);
+  const type = req.headers['content-type'] ?? '';
+  if (type.startsWith('application/vnd.kubernetes.protobuf')) {
+    try {
+      return decodeKubeProtobuf(bytes);
+    } catch (error) {
+      if (!(error instanceof ProtobufUnsupported)) throw error;
+      throw new KubeError(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
+      );
+    }
+  }
+  const text = bytes.toString('utf8');
   if (!text) return {};
-  return /yaml/.test(req.headers['content-type'] ?? '') ? parseYaml(text) : JSON.parse(text);
+  if (type && !/json|yaml/.test(type))
+    throw new KubeError(
+      415,
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: ${ACCEPTED}`,
+    );
+  return /yaml/.test(type) ? parseYaml(text) : JSON.parse(text);
 }
 
 function discovery(url: string, store: KubeStore): unknown {
   if (url === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] };
+  // The same minor as the OpenAPI snapshot we publish.
   if (url === '/version')
-    return { major: '1', minor: '32', gitVersion: 'v1.32.4-igpu-sim', platform: 'linux/amd64' };
+    return { major: '1', minor: '34', gitVersion: 'v1.34.1-igpu-sim', platform: 'linux/amd64' };
   const served = KINDS.filter((k) => store.served(k));
   if (url === '/apis') {
     const groups = [...new Set(served.filter((k) => k.group).map((k) => `${k.group}/${k.version}`))].map(
@@ -260,8 +304,46 @@ const VERBS: Record<string, string> = {
   DELETE: 'delete',
 };
 
+const OPTIONS_KIND: Record<string, string> = {
+  create: 'CreateOptions',
+  update: 'UpdateOptions',
+  patch: 'PatchOptions',
+  delete: 'DeleteOptions',
+};
+
+/**
+ * dryRun and fieldValidation as the apiserver reads them: any dryRun value makes the
+ * request a dry run (apiserver pkg/util/dryrun IsDryRun), only "All" is valid
+ * (apimachinery pkg/apis/meta/v1/validation ValidateDryRun), and fieldValidation defaults
+ * to Warn (apiserver pkg/endpoints/handlers/rest.go fieldValidation) — all at v0.34.1.
+ */
+function requestOptions(verb: string, url: URL, dryRunInBody: string[] = []) {
+  const dryRun = [...url.searchParams.getAll('dryRun'), ...dryRunInBody];
+  const validation = url.searchParams.get('fieldValidation') ?? '';
+  const invalid = (field: string, value: string, allowed: string[]) =>
+    new KubeError(
+      422,
+      'Invalid',
+      `${OPTIONS_KIND[verb] ?? 'CreateOptions'}.meta.k8s.io "" is invalid: ${field}: Unsupported value: ${value}: supported values: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+    );
+  if (dryRun.some((v) => v !== 'All')) throw invalid('dryRun', JSON.stringify(dryRun), ['All']);
+  if (!['', 'Ignore', 'Strict', 'Warn'].includes(validation))
+    throw invalid('fieldValidation', JSON.stringify(validation), ['', 'Ignore', 'Strict', 'Warn']);
+  return { dryRun: dryRun.length > 0, validation: validation || 'Warn' };
+}
+
+/** The field manager of a non-apply write: the fieldManager parameter, else the user agent up to its first "/". */
+function managerOf(url: URL, req: IncomingMessage): string {
+  return (
+    url.searchParams.get('fieldManager') ||
+    (req.headers['user-agent'] ?? 'unknown').split('/')[0] ||
+    'unknown'
+  );
+}
+
 async function handle(
   store: KubeStore,
+  openapi: KubeOpenApi,
   forbidden: Set<string>,
   token: string,
   req: IncomingMessage,
@@ -270,6 +352,10 @@ async function handle(
   if (req.headers.authorization !== `Bearer ${token}`)
     return status(res, 401, 'Unauthorized', 'Unauthorized');
   const url = new URL(req.url ?? '/', 'https://localhost');
+  if (!acceptsJson(req.headers.accept))
+    return status(res, 406, 'NotAcceptable', `only the following media types are accepted: application/json`);
+  const spec = openApiAnswer(url.pathname, openapi);
+  if (spec) return send(res, 200, spec);
   const found = discovery(url.pathname, store);
   if (found) return send(res, 200, found);
   const target = route(url.pathname);
@@ -291,12 +377,15 @@ async function handle(
   }
   try {
     if (verb === 'watch') return watch(store, kind, namespace, url, req, res);
+    const table = wantsTable(req.headers.accept);
     if (verb === 'list') {
       const selector = url.searchParams.get('labelSelector');
       const fields = url.searchParams.get('fieldSelector');
       const items = store
         .list(kind, namespace)
         .filter((o) => labelsMatch(selector, o) && fieldsMatch(fields, o));
+      if (table)
+        return send(res, 200, toTable(kind, items, store.resourceVersion, printerColumns(store, kind)));
       return send(res, 200, {
         apiVersion: apiVersionOf(kind),
         kind: `${kind.kind}List`,
@@ -311,28 +400,73 @@ async function handle(
       return;
     }
     if (sub === 'eviction' && verb === 'create') {
+      const eviction = (await body(req)) as { deleteOptions?: { dryRun?: string[] } };
+      // The eviction handler runs the pod delete with the Eviction's DeleteOptions and the
+      // request's own dryRun (kubernetes pkg/registry/core/pod/storage/eviction.go).
+      const { dryRun } = requestOptions('create', url, eviction.deleteOptions?.dryRun);
       try {
-        evict(store, namespace as string, name as string);
+        evict(store, namespace as string, name as string, dryRun);
       } catch (error) {
         const e = error as { code?: number; reason?: string; details?: unknown; message: string };
         return status(res, e.code ?? 500, e.reason ?? 'NotFound', e.message, e.details);
       }
-      return send(res, 201, { kind: 'Status', apiVersion: 'v1', status: 'Success', code: 201 });
+      return send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
     }
     if (verb === 'get') {
       const object = store.get(kind, namespace, name as string);
       if (!object) throw notFound(kind, name as string);
+      if (table)
+        return send(
+          res,
+          200,
+          toTable(kind, [object], object.metadata.resourceVersion ?? '', printerColumns(store, kind)),
+        );
       return send(res, 200, object);
     }
-    if (verb === 'delete') return send(res, 200, store.delete(kind, namespace, name as string));
+    if (verb === 'delete') {
+      const options = (await body(req)) as { dryRun?: string[] };
+      const { dryRun } = requestOptions(verb, url, options.dryRun);
+      return send(res, 200, store.delete(kind, namespace, name as string, { dryRun }));
+    }
     const input = (await body(req)) as KubeObject;
+    const { dryRun, validation } = requestOptions(verb, url);
+    const type = req.headers['content-type'] ?? '';
+    const applying = verb === 'patch' && type.startsWith('application/apply-patch');
+    const warnings: string[] = [];
+    // Unknown fields: Strict refuses, Warn answers with warnings, Ignore drops nothing we keep.
+    // Patches other than apply are not checked.
+    if (validation !== 'Ignore' && (verb !== 'patch' || applying)) {
+      const unknown = openapi.unknownFields(kind, input);
+      if (unknown.length > 0 && validation === 'Strict') {
+        // apply: apimachinery managedfields structuredmerge.go + structured-merge-diff typed/validate.go,
+        // an error without a status (so reason "" and 500, responsewriters ErrorToAPIStatus);
+        // create/update: runtime strict decoding error in transformDecodeError (handlers/rest.go).
+        if (applying)
+          return status(
+            res,
+            500,
+            '',
+            `failed to create typed patch object (${namespace ?? ''}/${name}; ${gvkString(kind)}): .${unknown[0]}: field not declared in schema`,
+          );
+        return status(
+          res,
+          400,
+          'BadRequest',
+          `${kind.kind} in version "${kind.version}" cannot be handled as a ${kind.kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+        );
+      }
+      warnings.push(...unknown.map((f) => `unknown field "${f}"`));
+    }
     if (verb === 'create') {
-      const created = store.create(kind, { ...input, metadata: { ...input.metadata, namespace } });
-      return send(res, 201, created);
+      const created = store.create(
+        kind,
+        { ...input, metadata: { ...input.metadata, namespace } },
+        { dryRun, manager: managerOf(url, req) },
+      );
+      return send(res, 201, created, warnings);
     }
     if (verb === 'patch') {
-      const type = req.headers['content-type'] ?? '';
-      if (type.startsWith('application/apply-patch')) {
+      if (applying) {
         const manager = url.searchParams.get('fieldManager');
         if (!manager)
           return status(
@@ -341,22 +475,57 @@ async function handle(
             'Invalid',
             'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
           );
-        return send(res, 200, store.apply(kind, namespace, name as string, input, manager));
+        return send(
+          res,
+          200,
+          store.apply(kind, namespace, name as string, input, manager, { dryRun }),
+          warnings,
+        );
       }
       return send(
         res,
         200,
-        store.mergePatch(kind, namespace, name as string, input as Record<string, unknown>),
+        store.mergePatch(kind, namespace, name as string, input as Record<string, unknown>, {
+          dryRun,
+          manager: managerOf(url, req),
+        }),
       );
     }
     if (verb === 'update')
-      return send(res, 200, store.update(kind, { ...input, metadata: { ...input.metadata, namespace } }));
+      return send(
+        res,
+        200,
+        store.update(
+          kind,
+          { ...input, metadata: { ...input.metadata, namespace } },
+          { dryRun, manager: managerOf(url, req) },
+        ),
+        warnings,
+      );
     return status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);
   } catch (error) {
     if (error instanceof KubeError)
       return status(res, error.code, error.reason, error.message, error.details);
     throw error;
   }
+}
+
+/** The additionalPrinterColumns of a custom resource's CRD version. */
+function printerColumns(store: KubeStore, kind: ResourceKind): PrinterColumn[] | undefined {
+  if (!kind.crd) return undefined;
+  const crd = store.get(K.CRD, undefined, kind.crd);
+  const versions = (
+    crd?.spec as { versions?: { name: string; additionalPrinterColumns?: PrinterColumn[] }[] }
+  )?.versions;
+  return versions?.find((v) => v.name === kind.version)?.additionalPrinterColumns;
+}
+
+/** /openapi/v2, /openapi/v3 and /openapi/v3/<group path>. */
+function openApiAnswer(path: string, openapi: KubeOpenApi): unknown {
+  if (path === '/openapi/v2') return openapi.v2();
+  if (path === '/openapi/v3') return openapi.root();
+  if (path.startsWith('/openapi/v3/')) return openapi.document(path.slice('/openapi/v3/'.length));
+  return undefined;
 }
 
 function labelsMatch(selector: string | null, object: KubeObject): boolean {

@@ -1,7 +1,8 @@
 // The object store of the project's Kubernetes API server: the resource kinds the
 // cluster layer uses, objects with uid/resourceVersion, server-side apply with field
 // ownership per manager (so an apply that leaves a field out removes it, as the real
-// server does for fields only that manager owned), merge patches, and watchers.
+// server does for fields only that manager owned), merge patches, watchers, managedFields
+// entries in the real FieldsV1 form, and dry runs that answer without storing anything.
 
 import { randomUUID } from 'node:crypto';
 
@@ -62,6 +63,8 @@ export const KINDS: ResourceKind[] = [
     version: 'v1',
     kind: 'CustomResourceDefinition',
     plural: 'customresourcedefinitions',
+    // apiextensions-apiserver pkg/registry/customresourcedefinition/etcd.go ShortNames (v0.34.1).
+    shortNames: ['crd', 'crds'],
     namespaced: false,
     verbs: ALL,
   },
@@ -105,11 +108,38 @@ export type KubeObject = {
     uid?: string;
     resourceVersion?: string;
     creationTimestamp?: string;
-    ownerReferences?: { kind: string; name: string; uid?: string; apiVersion?: string }[];
+    ownerReferences?: {
+      kind: string;
+      name: string;
+      uid?: string;
+      apiVersion?: string;
+      controller?: boolean;
+    }[];
     [key: string]: unknown;
   };
   [key: string]: unknown;
 };
+
+/** What an API request adds to a write: its field manager and whether it is a dry run. */
+export interface WriteOptions {
+  /** Records a managedFields entry (operation Update) for the fields the request set. */
+  manager?: string;
+  /** dryRun=All: the answer is what would be stored; nothing is. */
+  dryRun?: boolean;
+}
+
+/** metav1.ManagedFieldsEntry as the real server writes it. */
+export interface ManagedFieldsEntry {
+  manager: string;
+  operation: 'Apply' | 'Update';
+  apiVersion: string;
+  time: string;
+  fieldsType: 'FieldsV1';
+  fieldsV1: FieldSet;
+}
+
+/** A FieldsV1 set: `f:<field>` for struct and map fields, `k:{"name":…}` for keyed list items, `.` for the item itself. */
+export type FieldSet = { [key: string]: FieldSet };
 
 export type WatchEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KubeObject };
 
@@ -134,6 +164,8 @@ export class KubeStore {
   private readonly objects = new Map<string, KubeObject>();
   /** object key → manager → the leaf paths that manager applied last. */
   private readonly owned = new Map<string, Map<string, string[]>>();
+  /** object key → its managedFields entries, one per manager and operation. */
+  private readonly managed = new Map<string, ManagedFieldsEntry[]>();
   private readonly watchers = new Set<{
     kind: ResourceKind;
     namespace?: string;
@@ -165,11 +197,15 @@ export class KubeStore {
   }
 
   /** Create; a second create of the same name is a conflict, as in Kubernetes. */
-  create(kind: ResourceKind, object: KubeObject): KubeObject {
+  create(kind: ResourceKind, object: KubeObject, options: WriteOptions = {}): KubeObject {
     const key = keyOf(kind, object.metadata.namespace, object.metadata.name);
     if (this.objects.has(key))
       throw new KubeError(409, 'AlreadyExists', `${kind.plural} "${object.metadata.name}" already exists`);
-    return this.put(kind, key, { ...object, apiVersion: apiVersionOf(kind), kind: kind.kind }, 'ADDED');
+    const managed = this.recordUpdate(kind, key, object, options);
+    return this.put(kind, key, { ...object, apiVersion: apiVersionOf(kind), kind: kind.kind }, 'ADDED', {
+      ...options,
+      managed,
+    });
   }
 
   /** Server-side apply: create or merge; fields this manager applied before and not now are removed. */
@@ -179,6 +215,7 @@ export class KubeStore {
     name: string,
     patch: KubeObject,
     manager: string,
+    options: Pick<WriteOptions, 'dryRun'> = {},
   ): KubeObject {
     const key = keyOf(kind, namespace, name);
     const existing = this.objects.get(key);
@@ -189,13 +226,12 @@ export class KubeStore {
     ) as KubeObject;
     for (const path of previous.filter((p) => !paths.includes(p))) removePath(next, path);
     deepMerge(next, patch);
-    if (!this.owned.has(key)) this.owned.set(key, new Map());
-    this.owned.get(key)?.set(manager, paths);
-    next.metadata.managedFields = [...(this.owned.get(key)?.keys() ?? [])].map((m) => ({
-      manager: m,
-      operation: 'Apply',
-    }));
-    return this.put(kind, key, next, existing ? 'MODIFIED' : 'ADDED');
+    const managed = this.entries(key, kind, manager, 'Apply', fieldSet(patch), false);
+    if (!options.dryRun) {
+      if (!this.owned.has(key)) this.owned.set(key, new Map());
+      this.owned.get(key)?.set(manager, paths);
+    }
+    return this.put(kind, key, next, existing ? 'MODIFIED' : 'ADDED', { ...options, managed });
   }
 
   /** JSON merge patch (RFC 7386): null removes. */
@@ -204,27 +240,37 @@ export class KubeStore {
     namespace: string | undefined,
     name: string,
     patch: Record<string, unknown>,
+    options: WriteOptions = {},
   ): KubeObject {
     const key = keyOf(kind, namespace, name);
     const existing = this.objects.get(key);
     if (!existing) throw notFound(kind, name);
     const next = structuredClone(existing);
     deepMerge(next, patch, true);
-    return this.put(kind, key, next, 'MODIFIED');
+    const managed = this.recordUpdate(kind, key, patch, options);
+    return this.put(kind, key, next, 'MODIFIED', { ...options, managed });
   }
 
-  /** Controllers write status and owned objects through here (no managers). */
-  update(kind: ResourceKind, object: KubeObject): KubeObject {
+  /** Create or replace. Controllers write status and owned objects through here without a manager. */
+  update(kind: ResourceKind, object: KubeObject, options: WriteOptions = {}): KubeObject {
     const key = keyOf(kind, object.metadata.namespace, object.metadata.name);
-    return this.put(kind, key, object, this.objects.has(key) ? 'MODIFIED' : 'ADDED');
+    const managed = this.recordUpdate(kind, key, object, options);
+    return this.put(kind, key, object, this.objects.has(key) ? 'MODIFIED' : 'ADDED', { ...options, managed });
   }
 
-  delete(kind: ResourceKind, namespace: string | undefined, name: string): KubeObject {
+  delete(
+    kind: ResourceKind,
+    namespace: string | undefined,
+    name: string,
+    options: Pick<WriteOptions, 'dryRun'> = {},
+  ): KubeObject {
     const key = keyOf(kind, namespace, name);
     const existing = this.objects.get(key);
     if (!existing) throw notFound(kind, name);
+    if (options.dryRun) return structuredClone(existing);
     this.objects.delete(key);
     this.owned.delete(key);
+    this.managed.delete(key);
     this.notify(kind, { type: 'DELETED', object: existing });
     this.onChange();
     return existing;
@@ -240,11 +286,68 @@ export class KubeStore {
     return String(this.version);
   }
 
-  private put(kind: ResourceKind, key: string, object: KubeObject, type: WatchEvent['type']): KubeObject {
+  /** The managedFields entries after `manager` (operation Update) set `fields`; undefined without a manager. */
+  private recordUpdate(
+    kind: ResourceKind,
+    key: string,
+    fields: unknown,
+    options: WriteOptions,
+  ): ManagedFieldsEntry[] | undefined {
+    if (!options.manager) return undefined;
+    return this.entries(key, kind, options.manager, 'Update', fieldSet(fields), true);
+  }
+
+  /**
+   * The object's entries with this manager's entry for this operation set to `fields`
+   * (merged into what it had for an Update, replacing it for an Apply). The time moves only
+   * when the set changes, so a repeated identical request leaves the entries as they were.
+   */
+  private entries(
+    key: string,
+    kind: ResourceKind,
+    manager: string,
+    operation: ManagedFieldsEntry['operation'],
+    fields: FieldSet,
+    merge: boolean,
+  ): ManagedFieldsEntry[] {
+    const current = this.managed.get(key) ?? [];
+    const mine = current.find((e) => e.manager === manager && e.operation === operation);
+    const fieldsV1 = merge && mine ? mergeFieldSets(mine.fieldsV1, fields) : fields;
+    if (mine && JSON.stringify(mine.fieldsV1) === JSON.stringify(fieldsV1)) return current;
+    const entry: ManagedFieldsEntry = {
+      manager,
+      operation,
+      apiVersion: apiVersionOf(kind),
+      time: now(),
+      fieldsType: 'FieldsV1',
+      fieldsV1,
+    };
+    return mine ? current.map((e) => (e === mine ? entry : e)) : [...current, entry];
+  }
+
+  private put(
+    kind: ResourceKind,
+    key: string,
+    object: KubeObject,
+    type: WatchEvent['type'],
+    options: Pick<WriteOptions, 'dryRun'> & { managed?: ManagedFieldsEntry[] } = {},
+  ): KubeObject {
     const stored = structuredClone(object);
-    stored.metadata.uid ??= randomUUID();
-    stored.metadata.creationTimestamp ??= new Date().toISOString();
+    const existing = this.objects.get(key);
+    const managed = options.managed ?? this.managed.get(key);
+    if (managed?.length) stored.metadata.managedFields = managed;
+    else delete stored.metadata.managedFields;
+    stored.metadata.uid ??= existing?.metadata.uid ?? randomUUID();
+    stored.metadata.creationTimestamp ??= existing?.metadata.creationTimestamp ?? now();
+    // A write that changes nothing keeps its resourceVersion and tells no watcher (as etcd-backed storage does).
+    if (existing && sameObject(existing, stored)) return structuredClone(existing);
+    if (options.dryRun) {
+      if (existing) stored.metadata.resourceVersion = existing.metadata.resourceVersion;
+      else delete stored.metadata.resourceVersion;
+      return stored;
+    }
     stored.metadata.resourceVersion = String(++this.version);
+    if (managed) this.managed.set(key, managed);
     this.objects.set(key, stored);
     this.notify(kind, { type, object: stored });
     this.onChange();
@@ -257,6 +360,66 @@ export class KubeStore {
         w.send(event);
     }
   }
+}
+
+/** metav1.Time: RFC 3339 in whole seconds. */
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function sameObject(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
+}
+
+const SERVER_SET = new Set([
+  'uid',
+  'resourceVersion',
+  'creationTimestamp',
+  'managedFields',
+  'name',
+  'namespace',
+  'generation',
+]);
+
+/** The FieldsV1 set of the fields a request body sets. */
+export function fieldSet(value: unknown, top = true): FieldSet {
+  const set: FieldSet = {};
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return set;
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    if (top && (key === 'apiVersion' || key === 'kind')) continue;
+    if (top && key === 'metadata') {
+      const meta = Object.fromEntries(
+        Object.entries((child ?? {}) as Record<string, unknown>).filter(([k]) => !SERVER_SET.has(k)),
+      );
+      if (Object.keys(meta).length > 0) set['f:metadata'] = fieldSet(meta, false);
+      continue;
+    }
+    set[`f:${key}`] = childSet(child);
+  }
+  return set;
+}
+
+function childSet(child: unknown): FieldSet {
+  if (Array.isArray(child)) {
+    // Lists of named objects (containers, volumes, env, …) are keyed by name; other lists are atomic.
+    const named =
+      child.length > 0 &&
+      child.every((i) => i && typeof i === 'object' && typeof (i as { name?: unknown }).name === 'string');
+    if (!named) return {};
+    return Object.fromEntries(
+      child.map((item) => [
+        `k:${JSON.stringify({ name: (item as { name: string }).name })}`,
+        { '.': {}, ...fieldSet(item, false) },
+      ]),
+    );
+  }
+  if (child && typeof child === 'object') return fieldSet(child, false);
+  return {};
+}
+
+function mergeFieldSets(a: FieldSet, b: FieldSet): FieldSet {
+  const out: FieldSet = { ...a };
+  for (const [key, value] of Object.entries(b)) out[key] = out[key] ? mergeFieldSets(out[key], value) : value;
+  return out;
 }
 
 export function notFound(kind: ResourceKind, name: string): KubeError {

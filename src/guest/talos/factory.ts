@@ -10,6 +10,7 @@ import { readAnswer } from '../../core/http-answer.ts';
 import { describeNetworkError, redirectProblem } from '../../core/network-errors.ts';
 import { clip } from '../../core/text.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, WaitWatch } from '../../core/waits.ts';
+import { TALOS_INSTALLER_IMAGE } from '../../knowledge/pins.ts';
 import { type Schematic, schematicYaml } from './schematic.ts';
 
 const SchematicIdSchema = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, 'not a schematic id') });
@@ -62,7 +63,7 @@ export class ImageFactory {
   }
 
   installerImage(id: string, version: string): string {
-    return `${new URL(this.baseUrl).host}/installer/${id}:${version}`;
+    return `${new URL(this.baseUrl).host}/${TALOS_INSTALLER_IMAGE}/${id}:${version}`;
   }
 
   private async call<S extends z.ZodType>(

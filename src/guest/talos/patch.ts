@@ -5,8 +5,7 @@
 // kubelet set on its own node.
 
 import { stringify } from 'yaml';
-
-export const GPU_NODE_LABEL = 'intel.feature.node.kubernetes.io/gpu';
+import { GPU_NODE_LABEL } from '../../knowledge/pins.ts';
 
 export function machinePatch(installerImage: string): Record<string, unknown> {
   return {

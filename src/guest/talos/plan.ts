@@ -18,6 +18,13 @@ import {
   UCODE_EXTENSION,
 } from './schematic.ts';
 import { parseExtensions, parseListing, type Talosctl } from './talosctl.ts';
+import {
+  type OsImageSource,
+  type RunningVersion,
+  readRunningVersion,
+  type VersionChange,
+  versionChange,
+} from './version.ts';
 
 export interface TalosFacts {
   node: string;
@@ -25,6 +32,8 @@ export interface TalosFacts {
   extensions: string[] | undefined;
   /** /dev/dri entries, when talosctl could tell. */
   dri: string[] | undefined;
+  /** The Talos version the node runs, when talosctl or the Kubernetes node could tell. */
+  running?: RunningVersion;
 }
 
 export interface TalosPlan {
@@ -34,6 +43,8 @@ export interface TalosPlan {
   refused?: string;
   schematic: Schematic;
   schematicId: string;
+  /** The version installed, and what it means against the running one. */
+  version: VersionChange;
   installer: string;
   patch: Record<string, unknown>;
   steps: Step[];
@@ -44,8 +55,14 @@ export interface TalosPlan {
 /** Extension names as the node reports them: the part after `siderolabs/`. */
 const shortName = (extension: string) => extension.split('/').pop() as string;
 
-export async function gatherTalosFacts(node: string, talosctl: Talosctl | undefined): Promise<TalosFacts> {
-  if (!talosctl) return { node, extensions: undefined, dri: undefined };
+export async function gatherTalosFacts(
+  node: string,
+  talosctl: Talosctl | undefined,
+  osImage?: OsImageSource,
+): Promise<TalosFacts> {
+  const running = await readRunningVersion(node, talosctl, osImage);
+  const known = running ? { running } : {};
+  if (!talosctl) return { node, extensions: undefined, dri: undefined, ...known };
   const extensions = await talosctl(['get', 'extensions', '--nodes', node, '-o', 'yaml']);
   if (extensions.code !== 0) {
     throw new TargetError(`talosctl get extensions failed: ${firstLine(extensions.stderr)}`, {
@@ -58,6 +75,7 @@ export async function gatherTalosFacts(node: string, talosctl: Talosctl | undefi
     node,
     extensions: parseExtensions(extensions.stdout),
     dri: dri.code === 0 ? parseListing(dri.stdout) : [],
+    ...known,
   };
 }
 
@@ -66,13 +84,16 @@ export async function planTalos(
   facts: TalosFacts,
   factory: ImageFactory,
 ): Promise<TalosPlan> {
-  parseTalosVersion(spec.version);
+  const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
+  parseTalosVersion(version.version);
   const schematic = desiredSchematic(spec);
-  await factory.requireVersion(spec.version);
+  await factory.requireVersion(version.version);
   const schematicId = await factory.schematicId(schematic);
-  const installer = factory.installerImage(schematicId, spec.version);
+  const installer = factory.installerImage(schematicId, version.version);
   const patch = machinePatch(installer);
+  // Converged: the node runs the wanted version (as far as it can be told) with the extensions.
   const converged =
+    (version.kind === 'same' || version.kind === 'unknown') &&
     facts.extensions !== undefined &&
     schematic.customization.systemExtensions.officialExtensions.every((e) =>
       facts.extensions?.includes(shortName(e)),
@@ -110,7 +131,7 @@ export async function planTalos(
         {
           id: `guest/${spec.node}/upgrade`,
           target,
-          description: `upgrade to the installer with ${I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)`,
+          description: `${version.text}; upgrade to the installer with ${I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)`,
           disturbs: ['node-drain', 'guest-reboot'],
           needs: [`guest/${spec.node}/patch`],
           command: commands[1],
@@ -123,6 +144,7 @@ export async function planTalos(
     ...(refused ? { refused } : {}),
     schematic,
     schematicId,
+    version,
     installer,
     patch,
     steps,

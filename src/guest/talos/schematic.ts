@@ -6,16 +6,23 @@
 
 import { stringify } from 'yaml';
 import { RefusedError, UsageError } from '../../core/errors.ts';
+import {
+  TALOS_EXTENSIONS,
+  TALOS_I915_EXTENSION_SINCE,
+  TALOS_NEWEST_PATCH,
+  TALOS_PATCH_NEWEST,
+} from '../../knowledge/pins.ts';
 
-export const I915_EXTENSION = 'siderolabs/i915';
-export const UCODE_EXTENSION = 'siderolabs/intel-ucode';
-export const GUEST_AGENT_EXTENSION = 'siderolabs/qemu-guest-agent';
-/** The first Talos release whose i915 comes only from the extension. */
-export const FIRST_EXTENSION_RELEASE = [1, 9] as const;
+export const I915_EXTENSION = TALOS_EXTENSIONS.i915;
+export const UCODE_EXTENSION = TALOS_EXTENSIONS.intelUcode;
+export const GUEST_AGENT_EXTENSION = TALOS_EXTENSIONS.qemuGuestAgent;
 
 export interface TalosNodeSpec {
   node: string;
-  version: string;
+  /** The version to install; absent: the one the node runs. */
+  version?: string;
+  /** A version older than the running one is installed only when this is set. */
+  allowDowngrade?: boolean;
   extensions: string[];
   kernelArgs: string[];
   qemuGuestAgent: boolean;
@@ -62,12 +69,21 @@ export function parseTalosVersion(version: string): [number, number, number] {
     });
   }
   const parsed = [Number(match[1]), Number(match[2]), Number(match[3])] as [number, number, number];
-  const [major, minor] = FIRST_EXTENSION_RELEASE;
+  const [major, minor] = TALOS_I915_EXTENSION_SINCE;
   if (parsed[0] < major || (parsed[0] === major && parsed[1] < minor)) {
     throw new RefusedError(
       `Talos ${version} predates the i915 system extension path igpu-split sets up (v1.9 and later)`,
       {
         fix: 'upgrade the node to a current Talos release first',
+      },
+    );
+  }
+  const [newestMajor, newestMinor] = TALOS_PATCH_NEWEST;
+  if (parsed[0] > newestMajor || (parsed[0] === newestMajor && parsed[1] > newestMinor)) {
+    throw new RefusedError(
+      `Talos ${version} no longer takes the machine-config patch igpu-split writes (machine.install and machine.nodeLabels left the v1alpha1 config in v1.14); v${newestMajor}.${newestMinor} is the newest it supports`,
+      {
+        fix: `keep the node on Talos v${newestMajor}.${newestMinor} (talos.version: ${TALOS_NEWEST_PATCH[`${newestMajor}.${newestMinor}`]})`,
       },
     );
   }

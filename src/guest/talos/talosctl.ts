@@ -7,7 +7,8 @@ import { delimiter, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { CommandResult } from '../../access/host.ts';
 
-export type Talosctl = (args: string[]) => Promise<CommandResult>;
+/** Runs talosctl; `timeoutMs` bounds a call that should be quick (the default allows an upgrade). */
+export type Talosctl = (args: string[], options?: { timeoutMs?: number }) => Promise<CommandResult>;
 
 export async function findTalosctl(path = process.env.PATH ?? ''): Promise<string | undefined> {
   for (const dir of path.split(delimiter).filter(Boolean)) {
@@ -24,11 +25,15 @@ export async function findTalosctl(path = process.env.PATH ?? ''): Promise<strin
 }
 
 export function talosctlAt(bin: string, timeoutMs = 15 * 60_000): Talosctl {
-  return (args) =>
+  return (args, options) =>
     new Promise((resolve) => {
-      execFile(bin, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const limit = options?.timeoutMs ?? timeoutMs;
+      execFile(bin, args, { timeout: limit, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+        // Killed at the limit: say so rather than show whatever it printed before.
+        const late =
+          error?.killed === true ? `talosctl did not finish within ${Math.round(limit / 1000)} s` : '';
+        resolve({ code, stdout: String(stdout), stderr: late || String(stderr) });
       });
     });
 }

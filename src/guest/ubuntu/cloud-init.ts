@@ -3,6 +3,7 @@
 // tests check every generated file with `cloud-init schema` (Debian's cloud-init).
 
 import { stringify } from 'yaml';
+import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
 import { KERNEL_PACKAGE } from './plan.ts';
 
 export interface UserDataOptions {
@@ -21,7 +22,7 @@ export function ubuntuUserData(options: UserDataOptions = {}): string {
   if (options.hostname) config.hostname = options.hostname;
   if (options.sshAuthorizedKeys?.length) config.ssh_authorized_keys = options.sshAuthorizedKeys;
   config.package_update = true;
-  config.packages = [KERNEL_PACKAGE, ...(options.qemuGuestAgent ? ['qemu-guest-agent'] : [])];
+  config.packages = [KERNEL_PACKAGE, ...(options.qemuGuestAgent ? [UBUNTU_PACKAGE.qemuGuestAgent] : [])];
   config.power_state = {
     mode: 'reboot',
     message: 'igpu-split: rebooting into the kernel with i915',

@@ -9,6 +9,7 @@ import type { DisplayDeviceFacts } from '../../host/facts.ts';
 import { PATHS, readDisplayDevices } from '../../host/gather.ts';
 import { parseOsRelease, parseSecureBootVar } from '../../host/parse/small-files.ts';
 import { BOOT_ID } from '../../host/reboot.ts';
+import { MODULE } from '../../knowledge/kernel.ts';
 
 export const INTEL = 0x8086;
 
@@ -86,7 +87,7 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
       })),
   );
   const [i915Loaded, k3sBinary, k3sServer, k3sAgent] = await Promise.all([
-    guest.entryType('/sys/module/i915'),
+    guest.entryType(`/sys/module/${MODULE.i915}`),
     guest.entryType('/usr/local/bin/k3s'),
     guest.entryType('/etc/systemd/system/k3s.service'),
     guest.entryType('/etc/systemd/system/k3s-agent.service'),

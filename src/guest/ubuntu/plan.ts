@@ -9,9 +9,10 @@
 // would work until the next kernel update and then lose i915 again.
 
 import type { Check, Step } from '../../core/model.ts';
+import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
 import { intelGpu, type UbuntuGuestFacts } from './gather.ts';
 
-export const KERNEL_PACKAGE = 'linux-generic';
+export const KERNEL_PACKAGE = UBUNTU_PACKAGE.kernel;
 export const INSTALL_COMMAND = `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${KERNEL_PACKAGE}`;
 
 export interface UbuntuPlan {
@@ -101,7 +102,7 @@ export function ubuntuChecks(facts: UbuntuGuestFacts): Check[] {
       : {
           id: 'guest.kernel',
           status: 'fail',
-          evidence: `${facts.kernel.release} has no i915 module${facts.packages.has('linux-image-virtual') ? ' (the cloud image kernel, without linux-modules-extra)' : ''}`,
+          evidence: `${facts.kernel.release} has no i915 module${facts.packages.has(UBUNTU_PACKAGE.cloudImageKernel) ? ' (the cloud image kernel, without linux-modules-extra)' : ''}`,
           fix:
             facts.kernelsWithI915.length > 0
               ? `reboot into ${facts.kernelsWithI915.at(-1)}, which has it`

@@ -1,11 +1,14 @@
 // Kernel command-line parameters: parsing, the kernel's own equivalences, and which of
 // the parameters we want are missing, already there, or in conflict with the user's.
 //
-// Kernel facts (Linux v6.12): parameter names treat '-' and '_' alike (kernel/params.c
-// parameq); bool parameters accept what kstrtobool accepts (lib/kstrtox.c: 1/y/Y/t/T/on
-// true, 0/n/N/f/F/off false); intel_iommu= and iommu= take comma-separated option lists
-// (drivers/iommu/intel/iommu.c intel_iommu_setup, arch/x86/kernel/pci-dma.c iommu_setup);
-// when a parameter repeats, the last one wins.
+// Kernel facts: parameter names treat '-' and '_' alike (torvalds/linux kernel/params.c
+// @ 94bd217e, parameq/dash2underscore); bool parameters accept what kstrtobool accepts
+// (lib/kstrtox.c: 1/y/Y/t/T/on true, 0/n/N/f/F/off false); intel_iommu= and iommu= take
+// comma-separated option lists (iommu_setup walks them with strcspn(p, ","), arch/x86/kernel/
+// pci-dma.c @ bcb71abe; intel_iommu_setup likewise in drivers/iommu/intel/iommu.c @ 7e3c3883);
+// when a parameter repeats, the last one wins. The names are pinned in src/knowledge/kernel.ts.
+
+import { BOOT_OPTION, BOOT_PARAM, I915_PARAM, MODULE, moduleParam } from '../../knowledge/kernel.ts';
 
 export interface Param {
   /** Name with '-' folded to '_', as the kernel compares it. */
@@ -39,14 +42,17 @@ const options = (value: string | undefined) => (value ?? '').split(',').filter(B
 
 /** How a parameter's value is judged against the one we want. */
 const SATISFIES: Record<string, (have: string | undefined, want: string) => boolean> = {
-  intel_iommu: (have, want) => {
+  [BOOT_PARAM.intelIommu]: (have, want) => {
     const list = options(have);
-    return list.lastIndexOf(want) > list.lastIndexOf(want === 'on' ? 'off' : 'on');
+    return (
+      list.lastIndexOf(want) >
+      list.lastIndexOf(want === BOOT_OPTION.intelIommuOn ? 'off' : BOOT_OPTION.intelIommuOn)
+    );
   },
-  iommu: (have, want) => options(have).includes(want),
-  'i915.enable_gvt': (have, want) => kernelBool(have) === kernelBool(want),
+  [BOOT_PARAM.iommu]: (have, want) => options(have).includes(want),
+  [moduleParam(MODULE.i915, I915_PARAM.enableGvt)]: (have, want) => kernelBool(have) === kernelBool(want),
   // GuC submission is bit 0; -1 (auto) never enables it on the GVT-g platforms (gen 8/9).
-  'i915.enable_guc': (have) => {
+  [moduleParam(MODULE.i915, I915_PARAM.enableGuc)]: (have) => {
     const n = Number(have);
     return Number.isInteger(n) && (n < 0 || (n & 1) === 0);
   },

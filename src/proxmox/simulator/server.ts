@@ -1,18 +1,22 @@
-// The Proxmox VE simulator's HTTPS front: /api2/json for the endpoints in api-spec.ts,
-// token authentication, each endpoint's privilege check, parameter validation against
-// the compact schema, and Proxmox's answer shapes ({data}, errors in the status line,
-// 400 with per-parameter `errors`). It listens on loopback only, with a self-signed
-// certificate made at start, so clients connect with a pinned fingerprint as they
-// would to a fresh Proxmox node.
+// The Proxmox VE simulator's HTTPS front: /api2/json for the endpoints in parameters.ts
+// (api-spec.ts's and four more), token authentication, and each call in the order
+// pve-manager PVE/HTTPServer.pm rest_handler (14a22df3) makes it: the route, URI and
+// body parameters merged, the privilege check, the node the call is proxied to, the
+// parameter check against the official schema (schema.ts), then the endpoint's code.
+// Answers have Proxmox's shapes ({data}, errors in the status line, 400 with
+// per-parameter `errors`, `total` where Proxmox counts). It listens on loopback only, with
+// a self-signed certificate made at start unless given one.
 
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { loopbackCertificate } from '../../core/loopback-tls.ts';
-import { ENDPOINTS, type EndpointSpec, type ParamSpec } from '../api-spec.ts';
+import { ENDPOINTS, type EndpointSpec } from '../api-spec.ts';
 import { normalizeFingerprint } from '../client.ts';
-import { type Caller, SimError, type SimulatorState } from './state.ts';
+import { PARAMETERS, ROOT_ONLY, SERVED_ENDPOINTS } from './parameters.ts';
+import { ParamChecker, splitList } from './schema.ts';
+import { type Caller, PVE_VERSION, paramError, SimError, type SimulatorState } from './state.ts';
 
 export interface RunningSimulator {
   /** https://127.0.0.1:PORT */
@@ -32,7 +36,7 @@ interface Route {
   names: string[];
 }
 
-const ROUTES: Route[] = ENDPOINTS.map((spec) => {
+const ROUTES: Route[] = SERVED_ENDPOINTS.map((spec) => {
   const names: string[] = [];
   const source = spec.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     names.push(name);
@@ -43,10 +47,18 @@ const ROUTES: Route[] = ENDPOINTS.map((spec) => {
 
 export type Params = Record<string, unknown>;
 
+let checker: ParamChecker | undefined;
+/** Read once, at the first simulator start: the official schema when present, else the compact one. */
+export function parameterChecker(): ParamChecker {
+  checker ??= new ParamChecker(SERVED_ENDPOINTS, PARAMETERS);
+  return checker;
+}
+
 export async function startSimulator(
   state: SimulatorState,
   options: { port?: number; tls?: { key: string; cert: string } } = {},
 ): Promise<RunningSimulator> {
+  parameterChecker();
   const tls: { key: string; cert: string } = options.tls ?? (await loopbackCertificate('pve-simulator'));
   const unavailable = { count: 0 };
   const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
@@ -89,12 +101,19 @@ async function handle(state: SimulatorState, req: IncomingMessage, res: ServerRe
   const caller = authenticate(state, req.headers.authorization);
   if (!caller) return answer(res, 401, 'authentication failure', null);
   if (!url.pathname.startsWith('/api2/json/')) return answer(res, 501, 'Method not implemented', null);
-  const given = req.method === 'GET' ? Object.fromEntries(url.searchParams) : await readBody(req);
-  const reply =
-    given === undefined
-      ? { status: 400, reason: 'Parameter verification failed.', data: null, errors: { body: 'not JSON' } }
-      : simulate(state, caller, req.method ?? 'GET', url.pathname.slice('/api2/json'.length), given);
-  answer(res, reply.status, reply.reason, reply.data, reply.errors ? { errors: reply.errors } : {});
+  // pve-http-server AnyEvent.pm extract_params: the body for PUT and POST, the query for
+  // every method (it wins), repeated keys as arrays; `_dc` (a cache buster) dropped.
+  const body = req.method === 'PUT' || req.method === 'POST' ? await readBody(req) : {};
+  if (body === undefined) {
+    return answer(res, 400, 'Parameter verification failed.', null, { errors: { body: 'not JSON' } });
+  }
+  const given: Params = { ...body, ...formFields(url.search.slice(1)) };
+  delete given._dc;
+  const reply = simulate(state, caller, req.method ?? 'GET', url.pathname.slice('/api2/json'.length), given);
+  answer(res, reply.status, reply.reason, reply.data, {
+    ...(reply.errors ? { errors: reply.errors } : {}),
+    ...(reply.total !== undefined ? { total: reply.total } : {}),
+  });
 }
 
 export interface SimReply {
@@ -102,6 +121,18 @@ export interface SimReply {
   reason: string;
   data: unknown;
   errors?: Record<string, string>;
+  /** The count Proxmox adds beside some lists (set_result_attrib 'total'). */
+  total?: number;
+}
+
+/** What an endpoint's code returns when Proxmox also answers a `total`. */
+class Counted {
+  readonly data: unknown[];
+  readonly total: number;
+  constructor(data: unknown[], total: number) {
+    this.data = data;
+    this.total = total;
+  }
 }
 
 /**
@@ -117,32 +148,58 @@ export function simulate(
 ): SimReply {
   const route = ROUTES.find((r) => r.spec.method === method && r.pattern.test(path));
   if (!route) return { status: 501, reason: `Method '${method} ${path}' not implemented`, data: null };
+  const endpoint = `${route.spec.method} ${route.spec.path}`;
+  state.observe(endpoint, [...new Set([...route.names, ...Object.keys(given)])]);
   const match = route.pattern.exec(path) as RegExpExecArray;
   const params: Params = {};
   route.names.forEach((name, i) => {
     params[name] = decodeURIComponent(match[i + 1] as string);
   });
-  Object.assign(params, given);
-  const errors = validate(route.spec, params);
-  if (Object.keys(errors).length > 0)
-    return { status: 400, reason: 'Parameter verification failed.', data: null, errors };
   try {
+    for (const [name, value] of Object.entries(given)) {
+      if (params[name] !== undefined && route.names.includes(name) && params[name] !== value)
+        throw paramError({ [name]: 'duplicate parameter (already defined in URI) with conflicting values!' });
+      params[name] = value;
+    }
     if (route.spec.permission) {
       const permPath = route.spec.permission.path.replace(/\{([^}]+)\}/g, (_, n: string) =>
         String(params[n]),
       );
       state.check(caller, permPath, route.spec.permission.privileges, route.spec.permission.any);
     }
-    return {
-      status: 200,
-      reason: 'OK',
-      data: dispatch(state, caller, `${route.spec.method} ${route.spec.path}`, params),
-    };
+    // Calls under /nodes/{node} (and a mapping listing with check-node) are proxied to that
+    // node before its parameters are checked: an unknown node fails its host name lookup.
+    const proxyTo = route.names.includes('node')
+      ? params.node
+      : endpoint === 'GET /cluster/mapping/pci'
+        ? params['check-node']
+        : undefined;
+    if (typeof proxyTo === 'string') state.node(proxyTo);
+    const errors = parameterChecker().check(endpoint, params);
+    if (Object.keys(errors).length > 0) throw paramError(errors);
+    // The endpoints' code refuses these to anyone but root@pam (not a token, even root's).
+    for (const name of ROOT_ONLY[endpoint] ?? [])
+      if (truthy(params[name]) && (caller.user !== 'root@pam' || caller.token))
+        throw paramError({ [name]: 'Only root may use this option.' });
+    const data = dispatch(state, caller, endpoint, params);
+    return data instanceof Counted
+      ? { status: 200, reason: 'OK', data: data.data, total: data.total }
+      : { status: 200, reason: 'OK', data };
   } catch (error) {
-    if (error instanceof SimError) return { status: error.status, reason: error.message, data: null };
+    if (error instanceof SimError)
+      return {
+        status: error.status,
+        reason: error.message,
+        data: null,
+        ...(error.errors ? { errors: error.errors } : {}),
+      };
     throw error;
   }
 }
+
+/** Perl truth: not undefined, '' or '0'. */
+const truthy = (value: unknown) =>
+  value !== undefined && value !== '' && value !== '0' && value !== 0 && value !== false;
 
 /** `PVEAPIToken=user@realm!name=secret` → the caller, when the secret matches. */
 function authenticate(state: SimulatorState, header: string | undefined): Caller | undefined {
@@ -164,40 +221,17 @@ async function readBody(req: IncomingMessage): Promise<Params | undefined> {
       return undefined;
     }
   }
-  // application/x-www-form-urlencoded, as pvesh and curl send; repeated keys make arrays.
+  return formFields(text);
+}
+
+/** application/x-www-form-urlencoded, as pvesh, curl and proxmoxer send it; repeated keys make arrays. */
+function formFields(text: string): Params {
   const params: Params = {};
   for (const [key, value] of new URLSearchParams(text)) {
     const previous = params[key];
     params[key] = previous === undefined ? value : [previous, value].flat();
   }
   return params;
-}
-
-/** Names and types as the official schema defines them (the compact spec is checked against it). */
-function validate(spec: EndpointSpec, params: Params): Record<string, string> {
-  const errors: Record<string, string> = {};
-  const specOf = (name: string): ParamSpec | undefined =>
-    spec.params[name] ??
-    Object.entries(spec.params).find(
-      ([key]) => key.endsWith('[n]') && new RegExp(`^${key.slice(0, -3)}\\d+$`).test(name),
-    )?.[1];
-  for (const [name, value] of Object.entries(params)) {
-    const param = specOf(name);
-    if (!param) {
-      errors[name] = 'property is not defined in schema and the schema does not allow additional properties';
-      continue;
-    }
-    const text = String(value);
-    if (param.type === 'integer' && !/^-?\d+$/.test(text))
-      errors[name] = `type check ('integer') failed - got '${text}'`;
-    if (param.type === 'boolean' && !/^(0|1|true|false)$/.test(text))
-      errors[name] = `type check ('boolean') failed - got '${text}'`;
-  }
-  for (const [name, param] of Object.entries(spec.params)) {
-    if (!param.optional && !name.endsWith('[n]') && params[name] === undefined)
-      errors[name] = 'property is missing and it is not optional';
-  }
-  return errors;
 }
 
 /** The privileges our endpoints and config keys can ask for. */
@@ -211,13 +245,13 @@ const ALL_PRIVILEGES = [
 
 const bool = (value: unknown) => value === true || value === 1 || value === '1' || value === 'true';
 const list = (value: unknown) => (value === undefined ? undefined : ([value].flat() as string[]));
+const text = (value: unknown) => (value === undefined ? undefined : String(value));
+const num = (value: unknown) => (value === undefined ? undefined : Number(value));
 
 function dispatch(state: SimulatorState, caller: Caller, route: string, p: Params): unknown {
   const vmid = Number(p.vmid);
   const node = String(p.node);
   const vmOn = () => {
-    // pveproxy sends a node's requests to that node first: an unknown node fails there.
-    state.node(node);
     const vm = state.vm(vmid, node);
     if (vm.node !== node)
       throw new SimError(500, `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
@@ -225,45 +259,53 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
   };
   switch (route) {
     case 'GET /version':
-      return { version: '8.4.1', release: '8.4', repoid: '2a5fa54a' };
+      return { ...PVE_VERSION };
     case 'GET /nodes':
       return [...state.gpus.keys()].map((name) => ({ node: name, status: 'online', type: 'node' }));
     case 'GET /nodes/{node}/hardware/pci':
-      return state.pciDevices(node);
+      return state.pciDevices(node, {
+        verbose: p.verbose === undefined ? undefined : bool(p.verbose),
+        blacklist: text(p['pci-class-blacklist']),
+      });
     case 'GET /nodes/{node}/hardware/pci/{pci-id-or-mapping}/mdev':
       return state.mdevTypes(node, String(p['pci-id-or-mapping']));
     case 'GET /cluster/mapping/pci':
-      return state
-        .listMappings(p['check-node'] === undefined ? undefined : String(p['check-node']))
-        .filter((m) => {
-          const held = state.privileges(caller, `/mapping/pci/${m.id}`);
-          return held.has('*') || ['Mapping.Modify', 'Mapping.Use', 'Mapping.Audit'].some((x) => held.has(x));
-        });
+      return state.listMappings(text(p['check-node'])).filter((m) => {
+        const held = state.privileges(caller, `/mapping/pci/${m.id}`);
+        return held.has('*') || ['Mapping.Modify', 'Mapping.Use', 'Mapping.Audit'].some((x) => held.has(x));
+      });
     case 'POST /cluster/mapping/pci':
       state.createMapping(String(p.id), {
         map: list(p.map) ?? [],
         mdev: bool(p.mdev),
-        description: p.description === undefined ? undefined : String(p.description),
+        description: text(p.description),
+        liveMigrationCapable:
+          p['live-migration-capable'] === undefined ? undefined : bool(p['live-migration-capable']),
       });
       return null;
     case 'GET /cluster/mapping/pci/{id}': {
       const id = String(p.id);
-      const mapping = state.mappings.get(id);
-      if (!mapping) throw new SimError(500, `PCI mapping '${id}' does not exist`);
-      return { ...mapping, mdev: mapping.mdev ? 1 : 0, digest: state.mappingDigest(id) };
+      const digest = state.mappingDigest(id);
+      return {
+        ...state.mappingFields(state.mappings.get(id) as NonNullable<ReturnType<typeof state.mappings.get>>),
+        digest,
+      };
     }
     case 'PUT /cluster/mapping/pci/{id}':
       state.updateMapping(String(p.id), {
         map: list(p.map),
         mdev: p.mdev === undefined ? undefined : bool(p.mdev),
-        digest: p.digest === undefined ? undefined : String(p.digest),
+        description: text(p.description),
+        liveMigrationCapable:
+          p['live-migration-capable'] === undefined ? undefined : bool(p['live-migration-capable']),
+        digest: text(p.digest),
+        delete: p.delete === undefined ? undefined : splitList(String(p.delete)),
       });
       return null;
     case 'DELETE /cluster/mapping/pci/{id}':
       state.deleteMapping(String(p.id));
       return null;
     case 'GET /nodes/{node}/qemu':
-      state.node(node);
       return [...state.vms.values()]
         .filter((vm) => vm.node === node)
         .filter((vm) => {
@@ -271,24 +313,43 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
           return held.has('*') || held.has('VM.Audit');
         })
         .map((vm) => ({ vmid: vm.vmid, name: vm.config.name, status: vm.status }));
-    case 'GET /nodes/{node}/qemu/{vmid}/config':
+    case 'GET /nodes/{node}/qemu/{vmid}/config': {
       vmOn();
+      // qemu-server Qemu.pm vm_config; the simulator keeps no snapshots (AbstractConfig.pm load_snapshot_config).
+      if (p.snapshot !== undefined && bool(p.current))
+        throw paramError({
+          snapshot: "cannot use 'snapshot' parameter with 'current'",
+          current: "cannot use 'snapshot' parameter with 'current'",
+        });
+      if (p.snapshot !== undefined) throw new SimError(500, `snapshot '${p.snapshot}' does not exist`);
       return { ...state.configOf(vmid, bool(p.current)), digest: state.digest(vmid) };
+    }
     case 'POST /nodes/{node}/qemu/{vmid}/config': {
       vmOn();
-      const { node: _n, vmid: _v, digest, delete: del, ...changes } = p;
+      const {
+        node: _n,
+        vmid: _v,
+        digest,
+        delete: del,
+        revert,
+        force,
+        skiplock: _s,
+        background_delay: _b,
+        'import-working-storage': _i,
+        ...changes
+      } = p;
       // Checks and the change run in the call, as Proxmox does before forking the worker.
       state.updateConfig(
         vmid,
         Object.fromEntries(Object.entries(changes).map(([k, v]) => [k, String(v)])),
         caller,
-        {
-          digest: digest === undefined ? undefined : String(digest),
-          delete: del === undefined ? undefined : String(del),
-        },
+        { digest: text(digest), delete: text(del), revert: text(revert), force: bool(force) },
       );
       return state.runTask(node, 'qmconfig', String(vmid), caller, () => {});
     }
+    case 'GET /nodes/{node}/qemu/{vmid}/pending':
+      vmOn();
+      return state.pendingOf(vmid);
     case 'GET /nodes/{node}/qemu/{vmid}/status/current': {
       const vm = vmOn();
       return { vmid, status: vm.status, qmpstatus: vm.status, name: vm.config.name };
@@ -298,32 +359,50 @@ function dispatch(state: SimulatorState, caller: Caller, route: string, p: Param
       return state.runTask(node, 'qmstart', String(vmid), caller, () => state.start(vmid));
     case 'POST /nodes/{node}/qemu/{vmid}/status/shutdown':
       vmOn();
-      return state.shutdownTask(
-        vmid,
-        caller,
-        p.timeout === undefined ? undefined : Number(p.timeout),
-        bool(p.forceStop),
-      );
+      return state.shutdownTask(vmid, caller, num(p.timeout), bool(p.forceStop));
     case 'POST /nodes/{node}/qemu/{vmid}/status/stop':
       vmOn();
       return state.runTask(node, 'qmstop', String(vmid), caller, () => state.stop(vmid));
-    case 'GET /nodes/{node}/tasks/{upid}/status': {
-      const task = state.tasks.get(String(p.upid));
-      if (!task || task.node !== node) throw new SimError(500, `unable to parse worker upid '${p.upid}'`);
-      return { ...task, pid: 0, pstart: 0, starttime: 0 };
+    case 'GET /nodes/{node}/tasks/{upid}/status':
+      return state.taskStatus(node, String(p.upid), caller);
+    case 'GET /nodes/{node}/tasks': {
+      const { tasks, total } = state.taskList(node, caller, {
+        start: num(p.start),
+        limit: num(p.limit),
+        userfilter: text(p.userfilter),
+        typefilter: text(p.typefilter),
+        vmid: num(p.vmid),
+        errors: bool(p.errors),
+        source: text(p.source),
+        since: num(p.since),
+        until: num(p.until),
+        statusfilter: text(p.statusfilter),
+      });
+      // Proxmox leaves `total` out when it is 0.
+      return total > 0 ? new Counted(tasks, total) : tasks;
     }
+    case 'GET /nodes/{node}/status':
+      return state.nodeStatus(node);
+    case 'GET /cluster/resources':
+      return state.resources(caller, text(p.type));
     case 'GET /access/permissions': {
-      const paths =
-        p.path === undefined
-          ? [...(state.acl.get(`${caller.user}!${caller.token}`)?.keys() ?? [])]
-          : [String(p.path)];
+      // pve-access-control src/PVE/API2/AccessControl.pm permissions (5ccd07d9): another
+      // user's (not one's own token's) needs Sys.Audit on /access.
+      const self = caller.token ? `${caller.user}!${caller.token}` : caller.user;
+      const userid = text(p.userid) ?? self;
+      if (userid !== self && userid.split('!')[0] !== self) state.check(caller, '/access', ['Sys.Audit']);
+      const [user, token] = userid.split('!') as [string, string | undefined];
+      const who: Caller = token ? { user, token } : { user };
+      const paths = p.path === undefined ? [...(state.acl.get(userid)?.keys() ?? [])] : [String(p.path)];
       // root@pam holds every privilege; Proxmox lists them by name.
       const named = (path: string) => {
-        const held = state.privileges(caller, path);
+        const held = state.privileges(who, path);
         return held.has('*') ? ALL_PRIVILEGES : [...held];
       };
       return Object.fromEntries(
-        paths.map((path) => [path, Object.fromEntries(named(path).map((priv) => [priv, 1]))]),
+        paths
+          .map((path) => [path, Object.fromEntries(named(path).map((priv) => [priv, 1]))] as const)
+          .filter(([, privs]) => Object.keys(privs).length > 0),
       );
     }
   }

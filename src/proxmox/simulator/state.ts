@@ -16,6 +16,8 @@ import {
   PCI_MAP_ENTRY,
 } from '../api-spec.ts';
 import { type PropertyStringError, type PropertyValues, parsePropertyString } from '../property-string.ts';
+import { isVmOption } from './parameters.ts';
+import { splitList } from './schema.ts';
 
 export interface SimGpu {
   bdf: string;
@@ -40,8 +42,21 @@ export interface SimVm {
    * VM stops this many ms later.
    */
   haStopDelayMs?: number;
-  /** Changes Proxmox keeps for the next start (hostpci of a running VM cannot be hot-plugged). */
-  pending?: { set: Record<string, string>; delete: string[] };
+  /**
+   * Changes Proxmox keeps for the next start (what cannot be hot-plugged into a running VM);
+   * `force` lists the pending deletes given with `force` (their disks are not kept as unusedN).
+   */
+  pending?: { set: Record<string, string>; delete: string[]; force?: string[] };
+  /** When it was last started (epoch seconds), for uptime. */
+  startedAt?: number;
+}
+
+/** A cluster PCI mapping as pci.cfg holds it. */
+export interface SimMapping {
+  mdev: boolean;
+  map: string[];
+  description?: string;
+  liveMigrationCapable?: boolean;
 }
 
 /** Who is calling: a user, or one of its API tokens. */
@@ -51,24 +66,41 @@ export interface Caller {
   token?: string;
 }
 
+/** A worker task, with the fields its UPID encodes (pve-common src/PVE/UPID.pm, f665029e). */
 export interface SimTask {
   upid: string;
   node: string;
+  pid: number;
+  /** The worker's start in clock ticks since the node booted (/proc/PID/stat field 22). */
+  pstart: number;
+  /** Epoch seconds. */
+  starttime: number;
   type: string;
   id: string;
+  /** `user@realm` or `user@realm!token`, as in the UPID. */
   user: string;
   status: 'running' | 'stopped';
   exitstatus?: string;
+  endtime?: number;
 }
 
-/** Errors carry the HTTP status Proxmox answers with and a message in its wording. */
+/**
+ * Errors carry the HTTP status Proxmox answers with and a message in its wording; a 400
+ * from pve-common's raise_param_exc carries per-parameter `errors` too.
+ */
 export class SimError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  readonly errors?: Record<string, string>;
+  constructor(status: number, message: string, errors?: Record<string, string>) {
     super(message);
     this.status = status;
+    this.errors = errors;
   }
 }
+
+/** pve-common raise_param_exc: 400 `Parameter verification failed.` with the errors. */
+export const paramError = (errors: Record<string, string>) =>
+  new SimError(400, 'Parameter verification failed.', errors);
 
 export type MdevEvent = {
   action: 'create' | 'remove';
@@ -85,11 +117,13 @@ export interface SimulatorOptions {
   secondMs?: number;
   /** Called when Proxmox would create or remove a mediated device in sysfs (the demo lab mirrors it on fake hosts). */
   onMdev?: (event: MdevEvent) => void;
+  /** Called for every call that reaches an endpoint: `METHOD /path/{template}` and the parameter names given. */
+  onRequest?: (endpoint: string, params: string[]) => void;
 }
 
 export class SimulatorState {
   readonly gpus = new Map<string, SimGpu>();
-  readonly mappings = new Map<string, { mdev: boolean; map: string[]; description?: string }>();
+  readonly mappings = new Map<string, SimMapping>();
   readonly vms = new Map<number, SimVm>();
   readonly tasks = new Map<string, SimTask>();
   /** token id (`user@realm!name`) → secret */
@@ -100,11 +134,19 @@ export class SimulatorState {
   readonly calls: string[] = [];
   /** Mediated devices in use: node → mdev type → count. */
   private readonly inUse = new Map<string, Map<string, number>>();
-  private readonly options: Required<Omit<SimulatorOptions, 'onMdev'>> & Pick<SimulatorOptions, 'onMdev'>;
+  private readonly options: Required<Omit<SimulatorOptions, 'onMdev' | 'onRequest'>> &
+    Pick<SimulatorOptions, 'onMdev' | 'onRequest'>;
   private taskCounter = 0;
+  /** Epoch seconds at which every simulated node booted: a day before the simulator started. */
+  readonly bootTime = Math.floor(Date.now() / 1000) - 86_400;
 
   constructor(options: SimulatorOptions = {}) {
     this.options = { taskMs: 5, secondMs: 5, ...options };
+  }
+
+  /** Reports a call to the onRequest observer, if any. */
+  observe(endpoint: string, params: string[]): void {
+    this.options.onRequest?.(endpoint, params);
   }
 
   addNode(node: string, gpu: SimGpu): void {
@@ -157,21 +199,30 @@ export class SimulatorState {
     return gpu;
   }
 
-  /** GET /nodes/{node}/hardware/pci, the iGPU only (what the layers read). */
-  pciDevices(node: string) {
+  /**
+   * GET /nodes/{node}/hardware/pci, the iGPU only (what the layers read), as pve-manager
+   * PVE/API2/Hardware/PCI.pm pci_scan and pve-common SysFSTools.pm lspci answer: classes
+   * in the blacklist (default `05;06;0b`) left out by prefix, subsystem ids only when
+   * verbose (the default). Vendor and device names (from pci.ids) are not simulated.
+   */
+  pciDevices(node: string, options: { verbose?: boolean; blacklist?: string } = {}) {
     const gpu = this.node(node);
     const [vendor, device] = gpu.vendorDevice.split(':');
     const [subVendor, subDevice] = gpu.subsystem.split(':');
+    const gpuClass = '0x030000';
+    const blacklist = splitList(options.blacklist ?? '05;06;0b');
+    if (blacklist.some((prefix) => gpuClass.startsWith(`0x${prefix}`))) return [];
     return [
       {
         id: gpu.bdf,
-        class: '0x030000',
         vendor: `0x${vendor}`,
         device: `0x${device}`,
-        subsystem_vendor: `0x${subVendor}`,
-        subsystem_device: `0x${subDevice}`,
+        class: gpuClass,
         iommugroup: gpu.iommuGroup,
         mdev: 1,
+        ...((options.verbose ?? true)
+          ? { subsystem_vendor: `0x${subVendor}`, subsystem_device: `0x${subDevice}` }
+          : {}),
       },
     ];
   }
@@ -192,53 +243,118 @@ export class SimulatorState {
     );
   }
 
-  /** GET /cluster/mapping/pci; with check-node, Proxmox's drift checks for that node's entries. */
-  listMappings(checkNode?: string) {
-    return [...this.mappings].map(([id, mapping]) => ({
-      id,
+  /** GET /cluster/mapping/pci/{id}'s fields (and the listing's, with id and digest). */
+  mappingFields(mapping: SimMapping) {
+    return {
       map: mapping.map,
       ...(mapping.mdev ? { mdev: 1 } : {}),
-      ...(mapping.description ? { description: mapping.description } : {}),
+      ...(mapping.liveMigrationCapable ? { 'live-migration-capable': 1 } : {}),
+      ...(mapping.description !== undefined ? { description: mapping.description } : {}),
+    };
+  }
+
+  /** GET /cluster/mapping/pci; with check-node, Proxmox's drift checks for that node's entries. */
+  listMappings(checkNode?: string) {
+    const digest = this.pciConfigDigest();
+    return [...this.mappings].map(([id, mapping]) => ({
+      id,
+      ...this.mappingFields(mapping),
+      digest,
       ...(checkNode ? { checks: this.mappingChecks(id, checkNode) } : {}),
     }));
   }
 
   /** Proxmox digests the whole pci.cfg: any mapping's change changes every digest. */
-  mappingDigest(id: string): string {
-    if (!this.mappings.has(id)) throw new SimError(500, `PCI mapping '${id}' does not exist`);
+  private pciConfigDigest(): string {
     return createHash('sha1')
       .update(JSON.stringify([...this.mappings]))
       .digest('hex');
   }
 
-  createMapping(id: string, body: { map: string[]; mdev?: boolean; description?: string }): void {
-    if (this.mappings.has(id)) throw new SimError(500, `pci ID '${id}' already defined`);
+  /** GET /cluster/mapping/pci/{id}: its digest (of the whole pci.cfg), or Proxmox's error. */
+  mappingDigest(id: string): string {
+    if (!this.mappings.has(id)) throw new SimError(500, `mapping '${id}' not found`);
+    return this.pciConfigDigest();
+  }
+
+  /**
+   * POST /cluster/mapping/pci, as pve-manager PVE/API2/Cluster/Mapping/PCI.pm create does
+   * (errors prefixed by lock_pci_config, pve-guest-common src/PVE/Mapping/PCI.pm).
+   */
+  createMapping(id: string, body: Partial<SimMapping> & { map: string[] }): void {
+    const failed = 'create hardware mapping failed';
     for (const entry of body.map) this.parseMapEntry(entry);
-    this.mappings.set(id, { mdev: body.mdev ?? false, map: body.map, description: body.description });
+    if (this.mappings.has(id)) throw new SimError(500, `${failed}: pci ID '${id}' already defined`);
+    checkWritable(body, failed);
+    this.mappings.set(id, {
+      mdev: body.mdev ?? false,
+      map: body.map,
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.liveMigrationCapable !== undefined ? { liveMigrationCapable: body.liveMigrationCapable } : {}),
+    });
     this.calls.push(`create mapping ${id}: ${body.map.join(' ; ')}${body.mdev ? ' (mdev)' : ''}`);
   }
 
-  updateMapping(id: string, body: { map?: string[]; mdev?: boolean; digest?: string }): void {
+  /**
+   * PUT /cluster/mapping/pci/{id}, as PCI.pm update does: the digest first, then the
+   * mapping, then `delete` (pve-common SectionConfig.pm delete_from_config: only optional
+   * options, never one set in the same call), then the new values.
+   */
+  updateMapping(id: string, body: Partial<SimMapping> & { digest?: string; delete?: string[] }): void {
+    const failed = 'update hardware mapping failed';
+    if (body.digest && body.digest !== this.pciConfigDigest())
+      throw new SimError(
+        500,
+        `${failed}: detected modified configuration - file changed by other user? Try again.`,
+      );
     const mapping = this.mappings.get(id);
-    if (!mapping) throw new SimError(500, `PCI mapping '${id}' does not exist`);
-    if (body.digest && body.digest !== this.mappingDigest(id))
-      throw new SimError(500, 'detected modified configuration - file changed by other user? Try again.');
+    if (!mapping) throw new SimError(500, `${failed}: pci ID '${id}' does not exist`);
     for (const entry of body.map ?? []) this.parseMapEntry(entry);
-    if (body.map) mapping.map = body.map;
-    if (body.mdev !== undefined) mapping.mdev = body.mdev;
-    this.calls.push(`update mapping ${id}: ${mapping.map.join(' ; ')}${mapping.mdev ? ' (mdev)' : ''}`);
+    const given: Record<string, unknown> = {
+      map: body.map,
+      mdev: body.mdev,
+      description: body.description,
+      'live-migration-capable': body.liveMigrationCapable,
+    };
+    const next: SimMapping = { ...mapping };
+    for (const key of body.delete ?? []) {
+      if (!(key in given)) throw new SimError(500, `${failed}: no such option '${key}'`);
+      if (key === 'map') throw new SimError(500, `${failed}: unable to delete required option '${key}'`);
+      if (given[key] !== undefined)
+        throw new SimError(500, `${failed}: cannot set and delete property '${key}' at the same time!`);
+      if (key === 'mdev') next.mdev = false;
+      if (key === 'description') delete next.description;
+      if (key === 'live-migration-capable') delete next.liveMigrationCapable;
+    }
+    if (body.map) next.map = body.map;
+    if (body.mdev !== undefined) next.mdev = body.mdev;
+    if (body.description !== undefined) next.description = body.description;
+    if (body.liveMigrationCapable !== undefined) next.liveMigrationCapable = body.liveMigrationCapable;
+    checkWritable(next, failed);
+    this.mappings.set(id, next);
+    const extras = [
+      ...(body.delete?.length ? [`delete ${body.delete.join(',')}`] : []),
+      ...(body.description !== undefined ? [`description=${JSON.stringify(body.description)}`] : []),
+    ];
+    this.calls.push(
+      `update mapping ${id}: ${next.map.join(' ; ')}${next.mdev ? ' (mdev)' : ''}${extras.length ? ` ${extras.join(' ')}` : ''}`,
+    );
   }
 
+  /** DELETE /cluster/mapping/pci/{id}: a mapping that is not there is no error (PCI.pm delete). */
   deleteMapping(id: string): void {
-    if (!this.mappings.delete(id)) throw new SimError(500, `PCI mapping '${id}' does not exist`);
-    this.calls.push(`delete mapping ${id}`);
+    if (this.mappings.delete(id)) this.calls.push(`delete mapping ${id}`);
   }
 
-  /** The VM; asked on `node` (the node the request went to), a missing one fails as it does there. */
-  vm(vmid: number, node = 'localhost'): SimVm {
+  /**
+   * The VM; asked on `node` (the node the request went to; by default the first node), a
+   * missing one fails as it does there (pve-guest-common AbstractConfig.pm load_config).
+   */
+  vm(vmid: number, node?: string): SimVm {
     const vm = this.vms.get(vmid);
+    const asked = node ?? [...this.gpus.keys()][0] ?? 'localhost';
     if (!vm)
-      throw new SimError(500, `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
+      throw new SimError(500, `Configuration file 'nodes/${asked}/qemu-server/${vmid}.conf' does not exist`);
     return vm;
   }
 
@@ -254,18 +370,39 @@ export class SimulatorState {
       .digest('hex');
   }
 
-  /** POST /nodes/{node}/qemu/{vmid}/config, with the checks Proxmox makes for what we send. */
+  /**
+   * POST /nodes/{node}/qemu/{vmid}/config, in the order qemu-server PVE/API2/Qemu.pm
+   * update_vm_api (e6352be6) checks: something to do, `cdrom` as `ide2`, `revert` and
+   * `delete` naming options that exist and are not also set, privileges, the digest, then
+   * the values. A running VM gets what Proxmox applies at once (description, name, tags,
+   * … and the cloud-init options: QemuServer.pm $fast_plug_option); the rest waits as pending.
+   */
   updateConfig(
     vmid: number,
-    changes: Record<string, string>,
+    given: Record<string, string>,
     caller: Caller,
-    options: { digest?: string; delete?: string } = {},
+    options: { digest?: string; delete?: string; revert?: string; force?: boolean } = {},
   ): void {
     const vm = this.vm(vmid);
-    if (options.digest && options.digest !== this.digest(vmid)) {
-      throw new SimError(500, 'detected modified configuration - file changed by other user? Try again.');
+    const changes = Object.fromEntries(
+      Object.entries(given).map(([key, value]) => [key === 'cdrom' ? 'ide2' : key, value]),
+    );
+    const deleted = splitList(options.delete ?? '').map((key) => (key === 'cdrom' ? 'ide2' : key));
+    const reverted = splitList(options.revert ?? '');
+    if (Object.keys(changes).length === 0 && deleted.length === 0 && reverted.length === 0)
+      throw new SimError(500, 'no options specified');
+    for (const key of reverted) {
+      if (!isVmOption(key)) throw paramError({ revert: `unknown option '${key}'` });
+      if (changes[key] !== undefined)
+        throw paramError({ delete: `you can't use '-${key}' and -revert ${key}' at the same time` });
     }
-    const deleted = (options.delete ?? '').split(',').filter(Boolean);
+    for (const key of deleted) {
+      if (changes[key] !== undefined)
+        throw paramError({ delete: `you can't use '-${key}' and -delete ${key}' at the same time` });
+      if (reverted.includes(key))
+        throw paramError({ revert: `you can't use '-delete ${key}' and -revert ${key}' at the same time` });
+      if (!isVmOption(key)) throw paramError({ delete: `unknown option '${key}'` });
+    }
     for (const key of [...Object.keys(changes), ...deleted]) {
       for (const need of configPrivileges(vmid, key, changes[key] ?? vm.config[key]))
         this.check(caller, need.path, [need.privilege]);
@@ -273,25 +410,48 @@ export class SimulatorState {
       if (HOSTPCI_KEY.test(key) && vm.config[key] && isRaw(vm.config[key]) && !isRootSession(caller))
         throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
     }
+    if (options.digest && options.digest !== this.digest(vmid))
+      throw new SimError(500, 'checksum mismatch (file change by other user?)');
     const machine = changes.machine ?? vm.config.machine ?? '';
-    for (const [key, value] of Object.entries(changes)) this.checkValue(vmid, key, value, caller, machine);
+    for (const [key, value] of Object.entries(changes)) this.checkValue(key, value, caller, machine);
+    const pending = vm.pending ?? { set: {}, delete: [] };
+    for (const key of reverted) {
+      delete pending.set[key];
+      pending.delete = pending.delete.filter((k) => k !== key);
+    }
     const listed = [
       ...Object.entries(changes).map(([k, v]) => `${k}=${v}`),
       ...deleted.map((k) => `delete ${k}`),
+      ...reverted.map((k) => `revert ${k}`),
     ];
-    if (vm.status === 'running' && [...Object.keys(changes), ...deleted].some((k) => HOSTPCI_KEY.test(k))) {
-      // Not hot-pluggable: Proxmox keeps the change as pending until the next start.
-      vm.pending = {
-        set: { ...vm.pending?.set, ...changes },
-        delete: [...(vm.pending?.delete ?? []), ...deleted],
-      };
-      this.calls.push(`config ${vmid} (pending): ${listed.join(' ')}`);
+    const forced = options.force ? deleted : [];
+    if (vm.status === 'running') {
+      const now = Object.keys(changes).filter(appliesAtOnce);
+      const later = Object.keys(changes).filter((key) => !appliesAtOnce(key));
+      this.write(
+        vm,
+        Object.fromEntries(now.map((key) => [key, changes[key] as string])),
+        deleted.filter(appliesAtOnce),
+        forced,
+      );
+      for (const key of later) {
+        pending.set[key] = changes[key] as string;
+        pending.delete = pending.delete.filter((k) => k !== key);
+      }
+      for (const key of deleted.filter((k) => !appliesAtOnce(k))) {
+        delete pending.set[key];
+        if (!pending.delete.includes(key)) pending.delete.push(key);
+        if (options.force) pending.force = [...new Set([...(pending.force ?? []), key])];
+      }
+      vm.pending = Object.keys(pending.set).length > 0 || pending.delete.length > 0 ? pending : undefined;
+      const waits = later.length > 0 || deleted.some((k) => !appliesAtOnce(k));
+      this.calls.push(`config ${vmid}${waits ? ' (pending)' : ''}: ${listed.join(' ')}`);
       return;
     }
     // A stopped VM gets every pending change applied along with this one.
-    if (vm.pending) this.write(vm, vm.pending.set, vm.pending.delete);
+    this.write(vm, pending.set, pending.delete, pending.force ?? []);
     vm.pending = undefined;
-    this.write(vm, changes, deleted);
+    this.write(vm, changes, deleted, forced);
     this.calls.push(`config ${vmid}: ${listed.join(' ')}`);
   }
 
@@ -304,12 +464,41 @@ export class SimulatorState {
     return merged;
   }
 
-  private write(vm: SimVm, changes: Record<string, string>, deleted: string[]): void {
+  /**
+   * GET …/pending, as pve-guest-common GuestHelpers.pm config_with_pending_array builds
+   * it: each key of the config (digest included) with its value and any pending value or
+   * delete (2 when forced), then keys only pending, then deletes of keys not in the config
+   * — which that code always marks 2, its `$force` being the delete's hash (4a8f6cbf).
+   */
+  pendingOf(vmid: number) {
+    const vm = this.vm(vmid);
+    const set = { ...vm.pending?.set };
+    const deletes = new Set(vm.pending?.delete ?? []);
+    const forced = new Set(vm.pending?.force ?? []);
+    const mask = (key: string, value: string) => (key === 'cipassword' ? '**********' : value);
+    const items: { key: string; value?: string; pending?: string; delete?: number }[] = [];
+    for (const [key, value] of Object.entries({ ...vm.config, digest: this.digest(vmid) })) {
+      const item: { key: string; value?: string; pending?: string; delete?: number } = {
+        key,
+        value: mask(key, value),
+      };
+      if (set[key] !== undefined) item.pending = mask(key, set[key] as string);
+      delete set[key];
+      if (deletes.delete(key)) item.delete = forced.has(key) ? 2 : 1;
+      items.push(item);
+    }
+    for (const [key, value] of Object.entries(set)) items.push({ key, pending: mask(key, value) });
+    for (const key of deletes) items.push({ key, delete: 2 });
+    return items;
+  }
+
+  private write(vm: SimVm, changes: Record<string, string>, deleted: string[], forced: string[]): void {
     const vmid = vm.vmid;
     for (const key of deleted) {
-      // A deleted disk is kept as unusedN, as Proxmox does.
-      if (/^efidisk\d$/.test(key) && vm.config[key])
-        vm.config[this.freeUnused(vm)] = volumeOf(vm.config[key]);
+      // A deleted disk is kept as unusedN, as Proxmox does, unless deleted with `force`.
+      const value = vm.config[key];
+      if (value !== undefined && isDiskKey(key) && !isCdrom(value) && !forced.includes(key))
+        vm.config[this.freeUnused(vm)] = volumeOf(value);
       delete vm.config[key];
     }
     for (const [key, value] of Object.entries(changes)) {
@@ -317,7 +506,7 @@ export class SimulatorState {
       // A volume attached again leaves the unused list, as in Proxmox.
       const volume = volumeOf(vm.config[key] as string);
       for (const [unused, held] of Object.entries(vm.config))
-        if (/^unused\d+$/.test(unused) && held === volume) delete vm.config[unused];
+        if (/^unused\d+$/.test(unused) && held === volume && unused !== key) delete vm.config[unused];
     }
   }
 
@@ -326,7 +515,7 @@ export class SimulatorState {
     const vm = this.vm(vmid);
     if (vm.status === 'running') return;
     if (vm.pending) {
-      this.write(vm, vm.pending.set, vm.pending.delete);
+      this.write(vm, vm.pending.set, vm.pending.delete, vm.pending.force ?? []);
       vm.pending = undefined;
     }
     const wanted = this.mdevsOf(vm);
@@ -358,6 +547,7 @@ export class SimulatorState {
       });
     }
     vm.status = 'running';
+    vm.startedAt = Math.floor(Date.now() / 1000);
     this.calls.push(`start ${vmid}`);
   }
 
@@ -382,8 +572,9 @@ export class SimulatorState {
   }
 
   /**
-   * Runs work as a Proxmox worker task: the UPID comes back at once, the work happens
-   * after `taskMs` (or `delayMs`), and an error becomes the task's exit status.
+   * Runs work as a Proxmox worker task: the UPID comes back at once (pve-common UPID.pm
+   * encode: `UPID:node:PID:PSTART:STARTTIME:type:id:user:`, hex), the work happens after
+   * `taskMs` (or `delayMs`), and an error becomes the task's exit status.
    */
   runTask(
     node: string,
@@ -393,12 +584,15 @@ export class SimulatorState {
     work: () => void,
     delayMs?: number,
   ): string {
-    const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
     this.taskCounter++;
     const user = caller.token ? `${caller.user}!${caller.token}` : caller.user;
-    const now = Math.floor(Date.now() / 1000);
-    const upid = `UPID:${node}:${hex(4000 + this.taskCounter, 8)}:${hex(this.taskCounter, 8)}:${hex(now, 8)}:${type}:${id}:${user}:`;
-    const task: SimTask = { upid, node, type, id, user, status: 'running' };
+    const starttime = Math.floor(Date.now() / 1000);
+    // Worker pids count up from a plausible value; pstart is in clock ticks (USER_HZ 100) since boot.
+    const pid = 40_000 + this.taskCounter;
+    const pstart = (starttime - this.bootTime) * 100 + this.taskCounter;
+    const upid = `UPID:${node}:${hex(pid)}:${hex(pstart)}:${hex(starttime)}:${type}:${id}:${user}:`;
+    const task: SimTask = { upid, node, pid, pstart, starttime, type, id, user, status: 'running' };
     this.tasks.set(upid, task);
     setTimeout(() => {
       try {
@@ -408,8 +602,197 @@ export class SimulatorState {
         task.exitstatus = (error as Error).message;
       }
       task.status = 'stopped';
+      task.endtime = Math.floor(Date.now() / 1000);
     }, delayMs ?? this.options.taskMs).unref();
     return upid;
+  }
+
+  /**
+   * GET /nodes/{node}/tasks/{upid}/status, as pve-manager PVE/API2/Tasks.pm
+   * read_task_status answers: the UPID's fields (a token's task split into user and
+   * tokenid), running or stopped, and the exit status once stopped. Someone else's task
+   * needs Sys.Audit on /nodes/<node>.
+   */
+  taskStatus(node: string, upid: string, caller: Caller) {
+    if (!UPID.test(upid)) throw paramError({ upid: 'unable to parse worker upid' });
+    const task = this.tasks.get(upid);
+    if (!task || task.node !== node) throw paramError({ upid: 'no such task' });
+    if (!ownsTask(task, caller)) this.check(caller, `/nodes/${node}`, ['Sys.Audit']);
+    const { endtime: _, exitstatus, ...fields } = task;
+    return {
+      ...fields,
+      ...splitTaskUser(task.user),
+      ...(task.status === 'stopped' ? { exitstatus } : {}),
+    };
+  }
+
+  /**
+   * GET /nodes/{node}/tasks, as Tasks.pm node_tasks answers: finished tasks (archive), the
+   * running ones (active) or both, newest first, filtered, `start`/`limit` applied to
+   * what passed the filters, and the count of those as `total`. Without Sys.Audit on
+   * /nodes/<node> a caller sees only its own tasks (a token only the token's).
+   */
+  taskList(
+    node: string,
+    caller: Caller,
+    filter: {
+      start?: number;
+      limit?: number;
+      userfilter?: string;
+      typefilter?: string;
+      vmid?: number;
+      errors?: boolean;
+      source?: string;
+      since?: number;
+      until?: number;
+      statusfilter?: string;
+    },
+  ): { tasks: Record<string, unknown>[]; total: number } {
+    this.node(node);
+    const held = this.privileges(caller, `/nodes/${node}`);
+    const auditor = held.has('*') || held.has('Sys.Audit');
+    let wanted = new Set(['ok', 'warning', 'error', 'unknown']);
+    if (filter.statusfilter !== undefined && !filter.errors)
+      wanted = new Set(splitList(filter.statusfilter).map((s) => s.toLowerCase()));
+    else if (filter.errors) wanted.delete('ok');
+    const source = filter.source ?? 'archive';
+    const mine = [...this.tasks.values()].filter((task) => task.node === node);
+    const active = mine.filter((task) => task.status === 'running').reverse();
+    const archived = mine
+      .filter((task) => task.status === 'stopped')
+      .sort((a, b) => (b.endtime ?? 0) - (a.endtime ?? 0) || b.pid - a.pid);
+    const candidates = [
+      ...(source === 'active' || source === 'all' ? active : []),
+      ...(source !== 'active' ? archived : []),
+    ];
+    let count = 0;
+    let limit = filter.limit ?? 50;
+    const tasks: Record<string, unknown>[] = [];
+    for (const task of candidates) {
+      const { user } = splitTaskUser(task.user);
+      if (filter.userfilter && !user.toLowerCase().includes(filter.userfilter.toLowerCase())) continue;
+      if (!auditor && !ownsTask(task, caller)) continue;
+      if (filter.typefilter && task.type !== filter.typefilter) continue;
+      if (filter.vmid && task.id !== String(filter.vmid)) continue;
+      if (filter.since !== undefined && task.starttime < filter.since) continue;
+      if (filter.until !== undefined && task.starttime > filter.until) continue;
+      if (!wanted.has(statusType(task.exitstatus))) continue;
+      if (count++ < (filter.start ?? 0)) continue;
+      if (limit <= 0) continue;
+      const { exitstatus, status: _, ...fields } = task;
+      tasks.push({
+        ...fields,
+        ...splitTaskUser(task.user),
+        status: task.status === 'running' ? 'RUNNING' : exitstatus,
+      });
+      limit--;
+    }
+    return { tasks, total: count };
+  }
+
+  /**
+   * GET /nodes/{node}/status (pve-manager PVE/API2/Nodes.pm status): uptime since the
+   * simulated boot, memory used by the running VMs, the CPU the node was given.
+   */
+  nodeStatus(node: string) {
+    this.node(node);
+    const facts = NODE_FACTS;
+    const used =
+      facts.baseUsedBytes +
+      [...this.vms.values()]
+        .filter((vm) => vm.node === node && vm.status === 'running')
+        .reduce((sum, vm) => sum + memoryMiB(vm.config) * MiB, 0);
+    const free = facts.memoryBytes - used;
+    return {
+      uptime: Math.floor(Date.now() / 1000) - this.bootTime,
+      idle: 0,
+      loadavg: ['0.10', '0.08', '0.05'],
+      kversion: `Linux ${facts.kernelRelease} ${facts.kernelVersion}`,
+      'current-kernel': {
+        sysname: 'Linux',
+        release: facts.kernelRelease,
+        version: facts.kernelVersion,
+        machine: 'x86_64',
+      },
+      'boot-info': { mode: 'efi', secureboot: 0 },
+      cpuinfo: { ...facts.cpu, user_hz: 100, mhz: '2100.000', hvm: '1' },
+      cpu: 0.01,
+      wait: 0,
+      memory: { total: facts.memoryBytes, used, free, available: free },
+      ksm: { shared: 0 },
+      swap: { total: 0, used: 0, free: 0 },
+      pveversion: `pve-manager/${PVE_VERSION.version}/${PVE_VERSION.repoid}`,
+      rootfs: {
+        total: facts.rootfsBytes,
+        used: facts.rootfsUsedBytes,
+        avail: facts.rootfsBytes - facts.rootfsUsedBytes,
+        free: facts.rootfsBytes - facts.rootfsUsedBytes,
+      },
+    };
+  }
+
+  /**
+   * GET /cluster/resources (pve-manager PVE/API2/Cluster.pm resources and API2Tools.pm
+   * extract_vm_stats / extract_node_stats): VMs the caller may audit, then nodes (their
+   * statistics only with Sys.Audit on /nodes/<node>). The simulator has no storage, SDN
+   * or pools, so those types list nothing.
+   */
+  resources(caller: Caller, type?: string) {
+    const may = (path: string, privilege: string) => {
+      const held = this.privileges(caller, path);
+      return held.has('*') || held.has(privilege);
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const entries: Record<string, unknown>[] = [];
+    if (!type || type === 'vm') {
+      for (const vm of [...this.vms.values()].sort((a, b) => String(a.vmid).localeCompare(String(b.vmid)))) {
+        if (!may(`/vms/${vm.vmid}`, 'VM.Audit')) continue;
+        const running = vm.status === 'running';
+        const maxmem = memoryMiB(vm.config) * MiB;
+        entries.push({
+          id: `qemu/${vm.vmid}`,
+          vmid: vm.vmid,
+          node: vm.node,
+          type: 'qemu',
+          status: vm.status,
+          name: vm.config.name ?? `VM ${vm.vmid}`,
+          template: vm.config.template === '1' ? 1 : 0,
+          uptime: running && vm.startedAt ? now - vm.startedAt : 0,
+          maxcpu:
+            Number(vm.config.vcpus ?? 0) || Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
+          cpu: 0,
+          maxmem,
+          mem: running ? Math.floor(maxmem / 2) : 0,
+          memhost: running ? Math.floor(maxmem / 2) : 0,
+          maxdisk: 0,
+          disk: 0,
+          netin: 0,
+          netout: 0,
+          diskread: 0,
+          diskwrite: 0,
+          ...(vm.config.lock ? { lock: vm.config.lock } : {}),
+          ...(vm.config.tags ? { tags: vm.config.tags } : {}),
+        });
+      }
+    }
+    if (!type || type === 'node') {
+      for (const node of this.gpus.keys()) {
+        const status = this.nodeStatus(node);
+        const stats = may(`/nodes/${node}`, 'Sys.Audit')
+          ? {
+              uptime: status.uptime,
+              cpu: status.cpu,
+              mem: status.memory.used,
+              disk: status.rootfs.used,
+              maxcpu: status.cpuinfo.cpus,
+              maxmem: status.memory.total,
+              maxdisk: status.rootfs.total,
+            }
+          : {};
+        entries.push({ id: `node/${node}`, node, type: 'node', status: 'online', level: '', ...stats });
+      }
+    }
+    return entries;
   }
 
   /** A graceful shutdown: ends in time unless the guest ignores it; then stops only with forceStop. */
@@ -484,29 +867,24 @@ export class SimulatorState {
     });
   }
 
-  private checkValue(vmid: number, key: string, value: string, caller: Caller, machine: string): void {
+  /**
+   * What Proxmox checks in code beyond the schema for the options igpu-split writes; any
+   * other option passed the schema check and is stored as given.
+   */
+  private checkValue(key: string, value: string, caller: Caller, machine: string): void {
     const parse = (spec: typeof HOSTPCI) => {
       try {
         return parsePropertyString(value, spec);
       } catch (error) {
-        throw new SimError(
-          400,
-          `Parameter verification failed. ${key}: ${(error as PropertyStringError).message}`,
-        );
+        throw paramError({ [key]: (error as PropertyStringError).message });
       }
     };
     if (HOSTPCI_KEY.test(key)) {
       const parsed = parse(HOSTPCI);
       if (parsed.host !== undefined && parsed.mapping !== undefined)
-        throw new SimError(
-          400,
-          `Parameter verification failed. ${key}: Cannot set both 'host' and 'mapping'.`,
-        );
+        throw paramError({ [key]: "Cannot set both 'host' and 'mapping'." });
       if (parsed.host === undefined && parsed.mapping === undefined)
-        throw new SimError(
-          400,
-          `Parameter verification failed. ${key}: Either 'host' or 'mapping' must be set.`,
-        );
+        throw paramError({ [key]: "Either 'host' or 'mapping' must be set." });
       if (parsed.host !== undefined && !isRootSession(caller))
         throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
       if (parsed.mapping !== undefined) {
@@ -520,20 +898,14 @@ export class SimulatorState {
     } else if (key === 'machine') {
       const parsed = parse(MACHINE);
       if (parsed.viommu === 'intel' && !/q35/.test(String(parsed.type ?? '')))
-        throw new SimError(400, `Parameter verification failed. machine: Intel vIOMMU needs q35`);
+        throw paramError({ machine: 'Intel vIOMMU needs q35' });
     } else if (key === 'bios') {
       if (value !== 'seabios' && value !== 'ovmf')
-        throw new SimError(
-          400,
-          `Parameter verification failed. bios: value '${value}' does not have a value in the enumeration 'seabios, ovmf'`,
-        );
+        throw paramError({
+          bios: `value '${value}' does not have a value in the enumeration 'seabios, ovmf'`,
+        });
     } else if (/^efidisk\d$/.test(key)) {
       parse(EFIDISK);
-    } else if (key !== 'description') {
-      throw new SimError(
-        400,
-        `Parameter verification failed. ${key}: the simulator does not model this option (vm ${vmid})`,
-      );
     }
   }
 
@@ -586,4 +958,81 @@ function isRaw(value: string): boolean {
 
 function isRootSession(caller: Caller): boolean {
   return caller.user === 'root@pam' && !caller.token;
+}
+
+/** What /version and /nodes/{node}/status report as the simulated Proxmox VE release. */
+export const PVE_VERSION = { version: '8.4.1', release: '8.4', repoid: '2a5fa54a' } as const;
+
+const MiB = 1024 * 1024;
+
+/**
+ * The simulated node's hardware and kernel: the CPU and kernel release of the i5-8500T
+ * fixture host (test/fixtures/hosts/i5-8500t-gvt proc/cpuinfo and proc/cmdline); memory
+ * and disk sizes are the simulator's own choice.
+ */
+const NODE_FACTS = {
+  cpu: { model: 'Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz', cores: 6, cpus: 6, sockets: 1 },
+  kernelRelease: '6.8.12-4-pve',
+  kernelVersion: 'simulated',
+  memoryBytes: 32 * 1024 * MiB,
+  baseUsedBytes: 2 * 1024 * MiB,
+  rootfsBytes: 100 * 1024 * MiB,
+  rootfsUsedBytes: 8 * 1024 * MiB,
+};
+
+/** A VM's memory in MiB: `memory` is `[current=]N` (qemu-server's default 512). */
+function memoryMiB(config: Record<string, string>): number {
+  const current = /(?:^|,)(?:current=)?(\d+)(?:,|$)/.exec(config.memory ?? '')?.[1];
+  return current ? Number(current) : 512;
+}
+
+/** pve-common UPID.pm decode's pattern. */
+const UPID =
+  /^UPID:([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
+
+/** Tasks.pm $convert_token_task: a token's task names the user and the token apart. */
+function splitTaskUser(user: string): { user: string; tokenid?: string } {
+  const bang = user.indexOf('!');
+  return bang < 0 ? { user } : { user: user.slice(0, bang), tokenid: user.slice(bang + 1) };
+}
+
+/** Tasks.pm $check_task_user: a token owns only its tasks; a user owns its own and its tokens'. */
+function ownsTask(task: SimTask, caller: Caller): boolean {
+  const callerId = caller.token ? `${caller.user}!${caller.token}` : caller.user;
+  const { user, tokenid } = splitTaskUser(task.user);
+  return tokenid ? callerId === task.user || callerId === user : callerId === user;
+}
+
+/** pve-common UPID.pm normalize_status_type (a running task has no status yet: unknown). */
+function statusType(status: string | undefined): string {
+  if (!status || status === 'unexpected status') return 'unknown';
+  if (status === 'OK') return 'ok';
+  return /^WARNINGS: \d+$/.test(status) ? 'warning' : 'error';
+}
+
+/**
+ * Applied to a running VM at once rather than kept pending: qemu-server QemuServer.pm
+ * $fast_plug_option and the cloud-init options ($confdesc_cloudinit, ipconfigN), e6352be6.
+ * Proxmox also hot-plugs disks, NICs, USB, CPU and memory when `hotplug` allows it; the
+ * simulator keeps those pending.
+ */
+function appliesAtOnce(key: string): boolean {
+  return /^(description|hookscript|lock|migrate_downtime|migrate_speed|name|onboot|protection|shares|startup|tags|vmstatestorage|citype|ciuser|cipassword|ciupgrade|cicustom|searchdomain|nameserver|sshkeys|ipconfig\d+)$/.test(
+    key,
+  );
+}
+
+/** Config keys that hold a volume (qemu-server Drive.pm's drive names plus efidisk0 and tpmstate0). */
+function isDiskKey(key: string): boolean {
+  return /^(ide|sata|scsi|virtio)\d+$|^efidisk0$|^tpmstate0$/.test(key);
+}
+
+function isCdrom(value: string): boolean {
+  return /(^|,)media=cdrom(,|$)/.test(value) || /^none(,|$)/.test(value);
+}
+
+/** pci.cfg is written line by line: pve-common SectionConfig.pm format_config_line refuses a line feed. */
+function checkWritable(mapping: Partial<SimMapping>, failed: string): void {
+  if (mapping.description !== undefined && /[\n\r]/.test(mapping.description))
+    throw new SimError(500, `${failed}: property 'description' contains a line feed`);
 }

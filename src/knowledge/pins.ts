@@ -1,0 +1,135 @@
+// Names and versions the outside world defines that the cluster and Talos layers use: one
+// place, each with the file it was read from. test/knowledge/pins.test.ts checks every pin
+// against ../shared/data (release tags, the operator's CRD, Intel's NFD rules) and against
+// snapshots/upstream-pins.json (written by scripts/extract-upstream-pins.ts from the upstream
+// repositories; its header names each file's commit and blob). Kernel and package names:
+// kernel.ts and packages.ts; iGPU ids and platforms: igpu-ids.ts, igpu-platforms.ts.
+
+/**
+ * Intel's GPU device plugin, newest release of intel/intel-device-plugins-for-kubernetes
+ * (tag v0.36.0, 2026-05-27, commit 76f8fcf). The image tag is the release without its `v`,
+ * as Intel's own DaemonSet at that tag pins it:
+ * deployments/gpu_plugin/base/intel-gpu-plugin.yaml@v0.36.0 (blob 28ee279).
+ */
+export const GPU_PLUGIN = {
+  release: 'v0.36.0',
+  image: 'intel/intel-gpu-plugin',
+  tag: '0.36.0',
+} as const;
+
+/** The extended resource the plugin advertises: cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (namespace + deviceTypeI915). */
+export const GPU_RESOURCE = 'gpu.intel.com/i915';
+
+/** Intel's operator API: deployments/operator/crd/bases/deviceplugin.intel.com_gpudeviceplugins.yaml@v0.36.0. */
+export const GPU_OPERATOR = {
+  group: 'deviceplugin.intel.com',
+  version: 'v1',
+  kind: 'GpuDevicePlugin',
+  plural: 'gpudeviceplugins',
+} as const;
+
+/**
+ * Intel's Helm chart for the plugin: intel/helm-charts charts/gpu-device-plugin/Chart.yaml
+ * at commit 110e39e (2026-05-29, "plugins: update to 0.36.0"); the values we write are
+ * keys of its values.yaml at that commit.
+ */
+export const GPU_HELM_CHART = {
+  repository: 'intel/helm-charts',
+  name: 'intel-device-plugins-gpu',
+  version: '0.36.0',
+  valueKeys: [
+    'name',
+    'image',
+    'sharedDevNum',
+    'allocationPolicy',
+    'nodeSelector',
+    'tolerations',
+    'nodeFeatureRule',
+  ],
+} as const;
+
+/**
+ * The node label Intel's NodeFeatureRule sets on GPU nodes and the plugin selects:
+ * deployments/nfd/overlays/node-feature-rules/node-feature-rules.yaml@v0.36.0.
+ */
+export const GPU_NODE_LABEL = 'intel.feature.node.kubernetes.io/gpu';
+
+/**
+ * The smoke pod's image: Docker's official busybox, newest tag its library file does not
+ * mark `unstable` — docker-library/official-images library/busybox at commit 37079fb
+ * (2026-08-21): 1.38 is `unstable`, 1.37 the stable series.
+ */
+export const SMOKE_IMAGE = 'busybox:1.37';
+
+/** Talos system extensions, as Image Factory names official ones (`siderolabs/<manifest name>`). */
+export const TALOS_EXTENSIONS = {
+  /** siderolabs/extensions drm/i915/manifest.yaml.tmpl@26822f5. */
+  i915: 'siderolabs/i915',
+  /** siderolabs/extensions firmware/intel-ucode/manifest.yaml.tmpl@26822f5. */
+  intelUcode: 'siderolabs/intel-ucode',
+  /** siderolabs/extensions guest-agents/qemu-guest-agent/manifest.yaml.tmpl@26822f5. */
+  qemuGuestAgent: 'siderolabs/qemu-guest-agent',
+} as const;
+
+/**
+ * The first Talos release whose i915 driver comes only from the extension:
+ * siderolabs/talos website/content/v1.9/introduction/what-is-new/index.md@v1.9.0.
+ */
+export const TALOS_I915_EXTENSION_SINCE = [1, 9] as const;
+
+/**
+ * The newest Talos minor whose v1alpha1 machine config still has machine.install and
+ * machine.nodeLabels, the two fields of the patch igpu-split writes: the machine-config
+ * schemas (siderolabs/talos pkg/machinery/config/schemas/config.schema.json) at v1.10.9,
+ * v1.11.6, v1.12.11 and v1.13.9 have them; v1.14.0-rc.1 moved both out of v1alpha1.
+ */
+export const TALOS_PATCH_NEWEST = [1, 13] as const;
+
+/** Sidero's public Image Factory: siderolabs/talos website/content/v1.10/talos-guides/install/boot-assets.md@v1.10.9. */
+export const TALOS_IMAGE_FACTORY = 'https://factory.talos.dev';
+
+/**
+ * The installer an Image Factory builds for a schematic, `<factory host>/<this>/<id>:<version>`
+ * (same file: `talosctl upgrade --image factory.talos.dev/installer/<id>:<version>`). Never the
+ * Secure Boot variant: the vGPU path turns Secure Boot off.
+ */
+export const TALOS_INSTALLER_IMAGE = 'installer';
+
+/**
+ * Talos releases, newest patch of each minor from v1.9 (siderolabs/talos tags at commit
+ * ad88231, 2026-08-21). Talos tests upgrades only between adjacent minors and recommends the
+ * newest patch of every minor in between (website/content/v1.11/talos-guides/upgrading-talos.md
+ * @v1.11.0, "Supported Upgrade Paths"): a refused jump names these as its path.
+ */
+export const TALOS_NEWEST_PATCH: Readonly<Record<string, string>> = {
+  '1.9': 'v1.9.6',
+  '1.10': 'v1.10.9',
+  '1.11': 'v1.11.6',
+  '1.12': 'v1.12.11',
+  '1.13': 'v1.13.9',
+};
+
+/**
+ * Node Feature Discovery's rule API, as Intel's rules use it:
+ * deployments/nfd/overlays/node-feature-rules/node-feature-rules.yaml@v0.36.0.
+ */
+export const NFD_RULE = {
+  group: 'nfd.k8s-sigs.io',
+  version: 'v1alpha1',
+  kind: 'NodeFeatureRule',
+  plural: 'nodefeaturerules',
+} as const;
+
+/**
+ * cert-manager's Certificate, which Intel's operator needs for its webhook:
+ * deployments/operator/certmanager/certificate.yaml@v0.36.0 (apiVersion and kind); the plural
+ * as cert-manager/cert-manager names its CRD file, deploy/crds/cert-manager.io_certificates.yaml@0509c05.
+ */
+export const CERT_MANAGER_CERTIFICATE = {
+  group: 'cert-manager.io',
+  kind: 'Certificate',
+  plural: 'certificates',
+} as const;
+
+/** The name of a CRD: `<plural>.<group>`. */
+export const crdName = (api: { plural: string; group: string }) => `${api.plural}.${api.group}`;
