@@ -5,6 +5,7 @@
 
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
+import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import { onInterrupt } from './interrupt.ts';
 import { renderChains, renderLabPlan, runWithProgress } from './lab-run.ts';
 
@@ -28,6 +29,7 @@ export function registerDemo(program: Command): void {
         { labStatus, renderStatus },
         { gatherHostFacts },
         { hostVerdict },
+        { parameterChecker },
       ] = await Promise.all([
         import('../demo/lab.ts'),
         import('../engine/plan.ts'),
@@ -36,6 +38,7 @@ export function registerDemo(program: Command): void {
         import('../engine/status.ts'),
         import('../host/gather.ts'),
         import('../host/verdict.ts'),
+        import('../proxmox/simulator/server.ts'),
       ]);
       // Cut short (Ctrl-C, output that cannot be written), the demo still takes its folder away,
       // from the moment it exists.
@@ -54,7 +57,11 @@ export function registerDemo(program: Command): void {
       });
       try {
         say(
-          `igpu-split demo — a lab of 3 Proxmox hosts, 2 node VMs (Ubuntu + K3s, Talos) and a 3-node cluster,\nall simulated on this machine. Lab file: ${demo.labFile}\n`,
+          `igpu-split demo — a lab of 3 Proxmox hosts, 2 node VMs (Ubuntu + K3s, Talos) and a 3-node cluster,\nall simulated on this machine. Lab file: ${demo.labFile}\n${
+            parameterChecker().schemaSource === 'official'
+              ? 'The Proxmox simulator checks every request against the official API schema (../shared/data).\n'
+              : 'The Proxmox simulator checks requests against igpu-split’s compact API description (the official schema, ../shared/data/pve-apidata.js, is not beside this checkout).\n'
+          }`,
         );
         heading('1. doctor: what each host can do');
         for (const host of demo.lab.hosts) {
@@ -99,7 +106,7 @@ export function registerDemo(program: Command): void {
               {
                 name: 'jellyfin',
                 image: 'jellyfin/jellyfin:10.10.7',
-                resources: { limits: { 'gpu.intel.com/i915': '1' } },
+                resources: { limits: { [GPU_RESOURCE]: '1' } },
               },
             ],
           },

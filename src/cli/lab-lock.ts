@@ -10,13 +10,14 @@ import { onInterrupt } from './interrupt.ts';
 export async function holdLabLock(labFile: string): Promise<() => Promise<void>> {
   const { Journal } = await import('../engine/apply.ts');
   const journal = new Journal(labFile);
+  // Read before the lock is taken: a damaged journal refuses here and leaves nothing behind.
+  const earlier = await journal.earlierRun();
   // `true`: an unfinished journal is no refusal here; a live holder or a foreign lock is.
   await journal.lock(true);
   const stopHolding = onInterrupt(() => {
     journal.releaseNow();
     return undefined;
   });
-  const earlier = await journal.earlierRun();
   if (earlier)
     process.stderr.write(
       `igpu-split: ${earlier}; this command changes only its own layer and keeps that journal (igpu-split apply --resume continues it)\n`,

@@ -1,6 +1,7 @@
 // igpu-split rollback: every layer's rollback in reverse order (asks unless --yes).
 
 import type { Command } from 'commander';
+import { IgpuSplitError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
 import { jsonNeedsYes } from './option-checks.ts';
@@ -31,21 +32,29 @@ export function registerRollback(program: Command): void {
           const discard = options.discardJournal === true;
           const blocked = await journal.refusal(discard);
           if (blocked) throw blocked;
-          const earlier = discard ? await journal.earlierRun() : undefined;
+          // A journal too damaged to read is what --discard-journal is for: it is said, then removed.
+          const earlier = discard
+            ? await journal
+                .earlierRun()
+                .catch((error: unknown) =>
+                  error instanceof IgpuSplitError ? error.message : Promise.reject(error),
+                )
+            : undefined;
           if (earlier)
             process.stderr.write(`igpu-split: ${earlier}; rollback undoes it and then removes its journal\n`);
           if (!options.yes) await confirm('roll back the whole lab? VMs are restarted', 'igpu-split status');
           await journal.lock(discard);
           locked = true;
-          const log = await rollbackLab(lab, connections, { forceStop: options.forceStop });
+          const say = options.json ? undefined : (line: string) => process.stdout.write(`${line}\n`);
+          const log = await rollbackLab(lab, connections, { forceStop: options.forceStop, say });
           if (earlier) {
             await journal.finish();
             // Rollback restarts only the VMs it stops itself, and leaves cordons to their owner.
-            log.push(
-              'removed the interrupted apply’s journal: start by hand any VM it left stopped, and uncordon any node it drained (igpu-split cluster uncordon --node …)',
-            );
+            const line = `removed the interrupted apply’s journal (${earlier}): start by hand any VM it left stopped, and uncordon any node it left drained (igpu-split cluster uncordon --node …)`;
+            log.push(line);
+            say?.(line);
           }
-          process.stdout.write(options.json ? `${JSON.stringify(log, null, 2)}\n` : `${log.join('\n')}\n`);
+          if (options.json) process.stdout.write(`${JSON.stringify(log, null, 2)}\n`);
         } finally {
           if (locked) await journal.unlock();
           await connections.close();

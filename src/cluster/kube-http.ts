@@ -147,9 +147,8 @@ export interface KubeHttpOptions {
 function rememberCredential(headers: Record<string, string>): void {
   for (const [key, value] of Object.entries(headers)) {
     if (key.toLowerCase() !== 'authorization') continue;
-    rememberSecret(value);
-    const credential = /^\S+\s+(\S+)$/.exec(value)?.[1];
-    if (credential) rememberSecret(credential);
+    // The credential after the scheme only: pieces of `Bearer …` would hide ordinary words.
+    rememberSecret(/^\S+\s+(\S+)$/.exec(value)?.[1] ?? value);
   }
 }
 

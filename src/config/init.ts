@@ -2,6 +2,8 @@
 // the nodes (with their iGPU, when Proxmox sees one) and the VMs chosen as Kubernetes
 // nodes — checked with the lab schema before it is written.
 
+import { IgpuSplitError } from '../core/errors.ts';
+import { clip } from '../core/text.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { readRunningVersion } from '../guest/talos/version.ts';
 import { findIgpu } from '../mapping/plan.ts';
@@ -39,6 +41,8 @@ export interface ChosenVm {
   name?: string;
   /** For a Talos VM: the version its node runs, when talosctl could tell. */
   talosVersion?: string;
+  /** …or why talosctl could not tell (written as a comment). */
+  talosVersionUnread?: string;
 }
 
 /**
@@ -52,8 +56,14 @@ export async function withTalosVersions(
   return Promise.all(
     chosen.map(async (vm) => {
       if (vm.os !== 'talos' || !talosctl) return vm;
-      const running = await readRunningVersion(talosAddress(vm), talosctl, undefined).catch(() => undefined);
-      return running ? { ...vm, talosVersion: running.version } : vm;
+      try {
+        const running = await readRunningVersion(talosAddress(vm), talosctl, undefined);
+        return running ? { ...vm, talosVersion: running.version } : vm;
+      } catch (error) {
+        // Only our own one-line failures (talosctl failed or answered garbage) are a note.
+        if (!(error instanceof IgpuSplitError)) throw error;
+        return { ...vm, talosVersionUnread: clip(error.message, 100) };
+      }
     }),
   );
 }
@@ -111,7 +121,9 @@ export function labFileText(
         : [
             vm.talosVersion
               ? `    talos: { node: ${talosAddress(vm)}, version: ${vm.talosVersion} }   # the address talosctl uses; the version it runs now`
-              : `    talos: { node: ${talosAddress(vm)} }   # the address talosctl uses; plan reads the version the node runs`,
+              : `    talos: { node: ${talosAddress(vm)} }   # the address talosctl uses; plan reads the version the node runs${
+                  vm.talosVersionUnread ? ` (init could not: ${vm.talosVersionUnread})` : ''
+                }`,
           ]),
     ]),
     '# Other VMs Proxmox shows:',

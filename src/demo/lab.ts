@@ -23,7 +23,7 @@ import { ProxmoxApi } from '../proxmox/api.ts';
 import { ProxmoxClient } from '../proxmox/client.ts';
 import { type RunningSimulator, startSimulator } from '../proxmox/simulator/server.ts';
 import { SimulatorState } from '../proxmox/simulator/state.ts';
-import { proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
+import { DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const TOKEN_ID = 'igpu-split@pve!demo';
@@ -127,8 +127,10 @@ export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLa
   const kube = await startKubeSimulator({
     nodes: [
       { name: 'cp-1', labels: { 'node-role.kubernetes.io/control-plane': '' } },
-      { name: 'k3s-1', gpus: 1 },
-      { name: 'talos-1', gpus: 1 },
+      // The PRETTY_NAME of the captured guest's os-release (test/fixtures/guests).
+      { name: 'k3s-1', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS' },
+      // What Talos's os-release says (pkg/machinery/constants/constants.go PRETTY_NAME at v1.10.9).
+      { name: 'talos-1', gpus: 1, osImage: `Talos (${DEMO_TALOS_VERSION})` },
     ],
     defaultPodSecurity: 'baseline',
     vainfo: true,

@@ -388,6 +388,7 @@ export class Journal {
       done.length > 0 ? `finished ${done.join(', ')}` : 'finished no stage',
       ...(state.begun.length > 0 ? [`stopped in the middle of ${state.begun.join(', ')}`] : []),
       ...(state.stopped.length > 0 ? [`left VM ${state.stopped.join(', ')} stopped`] : []),
+      ...drainedNodes(state),
     ];
     const when = state.startedAt ? `, started ${state.startedAt}` : '';
     return `an earlier apply (pid ${state.pid || lockPid || '?'}${when}) stopped without finishing: it ${parts.join('; ')}`;
@@ -651,6 +652,12 @@ export class Journal {
     this.saving = next.catch(() => undefined);
     return next;
   }
+}
+
+/** The nodes a run drained and has not uncordoned yet, in words. */
+function drainedNodes(state: JournalState): string[] {
+  const nodes = state.marks.filter((m) => m.startsWith('drained:')).map((m) => m.slice('drained:'.length));
+  return nodes.length > 0 ? [`left node ${nodes.join(', ')} drained`] : [];
 }
 
 function hasChanges(state: JournalState): boolean {

@@ -8,6 +8,7 @@ import { drainNode, rollbackCluster, uncordonNode, waitNodeReady } from '../clus
 import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
+import { UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
 import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
 import type { LabConnections } from './connections.ts';
@@ -15,13 +16,20 @@ import type { LabConnections } from './connections.ts';
 export async function rollbackLab(
   lab: Lab,
   connections: LabConnections,
-  options: { forceStop?: boolean } = {},
+  options: { forceStop?: boolean; say?: (line: string) => void } = {},
 ): Promise<string[]> {
   const log: string[] = [];
+  // Each line is said as it happens: a rollback that fails half-way has shown what it undid.
+  const note = (...lines: string[]) => {
+    for (const line of lines) {
+      log.push(line);
+      options.say?.(line);
+    }
+  };
   const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
   // A VM line rollback would refuse stops it before anything, the cluster included, changes.
   await checkRollbackNotes(connections.proxmox, vms);
-  log.push(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
+  note(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
   const nodeOf = async (vmid: number) => {
     const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
@@ -40,20 +48,22 @@ export async function rollbackLab(
       await uncordonNode(connections.kube, name);
     },
   });
-  log.push(...rolled.log);
-  log.push(...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
+  note(...rolled.log);
+  note(...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
   for (const host of lab.hosts.filter((h) => h.ssh)) {
     const access = await connections.host(host.node);
     try {
       const result = await rollbackHost(access);
       if (result.changed.length > 0)
-        log.push(
+        note(
           `host ${host.node}: removed ${result.changed.join(', ')}${result.rebootNeeded ? ' (reboot to make it live)' : ''}`,
         );
     } finally {
       await access.close();
     }
   }
-  log.push('guests keep their kernel package (linux-generic, the Talos extensions): harmless without a vGPU');
+  note(
+    `guests keep their kernel package (${UBUNTU_PACKAGE.kernel}, the Talos extensions): harmless without a vGPU`,
+  );
   return log;
 }

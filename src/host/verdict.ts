@@ -370,20 +370,22 @@ function iommuChecks(
       evidence: `IOMMU active: ${facts.iommu.units.join(', ')}, ${facts.iommu.groupCount} groups`,
     });
   } else {
-    const want = intel ? PARAM.intelIommuOn : 'amd_iommu=on';
-    const given = has(cmdline, intel ? BOOT_PARAM.intelIommu : 'amd_iommu');
+    // Only Intel's IOMMU is turned on from the command line here; for any other, the BIOS.
+    const want = intel ? PARAM.intelIommuOn : undefined;
+    const given = intel ? has(cmdline, BOOT_PARAM.intelIommu) : undefined;
     checks.push({
       id: 'iommu.kernel',
       status: missing,
       evidence: given
         ? `IOMMU not active although the kernel command line has ${given}`
         : 'IOMMU not active: /sys/class/iommu is empty and there are no IOMMU groups',
-      fix:
-        given === want
+      fix: !want
+        ? 'enable the IOMMU in the BIOS, then look for IOMMU errors in dmesg'
+        : given === want
           ? 'the kernel rejected the IOMMU: look for DMAR or IOMMU errors in dmesg and update the BIOS'
           : given
             ? `replace ${given} with ${want} on the kernel command line and reboot`
-            : `add ${want} iommu=pt to the kernel command line and reboot`,
+            : `add ${want} ${PARAM.iommuPassThrough} to the kernel command line and reboot`,
     });
   }
   if (igpu && needed && igpu.iommuGroup === undefined && facts.iommu.groupCount > 0) {

@@ -80,10 +80,13 @@ export interface IgpuPlatformInfo {
 
 type Row = [name: string, graphicsVer: number | null, driver: IgpuPlatformInfo['driver'], gvt: boolean];
 
+/** The kernel series S1's dkms.conf builds for (BUILD_EXCLUSIVE_KERNEL); the test holds it to the snapshot. */
+export const I915_SRIOV_DKMS_KERNELS = ['6.17', '6.18', '6.19', '7.0'] as const;
+
 const DKMS = (info: string, experimental: boolean, why?: string): SriovRoute => ({
   route: 'i915-sriov-dkms',
   experimental,
-  note: `i915-sriov-dkms i915 (${info} has has_sriov), kernels 6.17–7.0${why ? `; ${why}` : ''}`,
+  note: `i915-sriov-dkms i915 (${info} has has_sriov), kernels ${I915_SRIOV_DKMS_KERNELS[0]}–${I915_SRIOV_DKMS_KERNELS.at(-1)}${why ? `; ${why}` : ''}`,
 });
 const XE_FORCED = (desc: string): SriovRoute => ({
   route: 'xe',

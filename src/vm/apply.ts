@@ -253,12 +253,6 @@ async function putBack(
 }
 
 /**
- * Rollback: for each VM whose description carries our marker, put back the EFI disk,
- * remove the hostpci we added (or restore the one we changed) and the machine type, and
- * last remove the marker — so a rollback that fails half-way can be run again. A running
- * VM is stopped around it and started again whatever happens.
- */
-/**
  * Every VM's igpu-split line is checked before anything is rolled back (the whole-lab
  * rollback calls this before it touches the cluster): one refused line stops them all.
  */
@@ -276,6 +270,12 @@ export async function checkRollbackNotes(api: ProxmoxApi, vms: readonly VmRef[])
   }
 }
 
+/**
+ * Rollback: for each VM whose description carries our marker, put back the EFI disk,
+ * remove the hostpci we added (or restore the one we changed) and the machine type, and
+ * last remove the marker — so a rollback that fails half-way can be run again. A running
+ * VM is stopped around it and started again whatever happens.
+ */
 export async function rollbackVms(
   api: ProxmoxApi,
   vms: readonly VmRef[],

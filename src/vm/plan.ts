@@ -274,7 +274,7 @@ export function markerProblem(values: Record<string, string>, marker: VmMarker):
     return `would put back on ${marker.key} what is no vGPU`;
   if (marker.machine !== undefined || marker.machineSet !== undefined) {
     if (marker.machine === undefined || marker.machineSet === undefined)
-      return 'names a machine type without the change igpu-split made (from one value to another)';
+      return 'names a machine type without the change igpu-split made (from one value to another): written by a version before machineSet was recorded, or edited';
     if (marker.machine !== '' && !isMachineValue(marker.machine))
       return 'would put back a machine type that is not one';
     if (machineFor(marker.machine || undefined) !== marker.machineSet)

@@ -3712,7 +3712,35 @@ function layerLockCases(): CliCase[] {
   const journalKept = async (c: CaseContext) =>
     existsSync(join(journalDir(c), 'journal.json')) ? undefined : 'the interrupted apply’s journal is gone';
   const held = new RegExp(`another igpu-split apply \\(pid ${process.pid}\\) holds the lab lock`);
+  const damaged = async (c: CaseContext) => {
+    await mkdir(journalDir(c), { recursive: true });
+    await writeFile(join(journalDir(c), 'journal.json'), '{"stages": [');
+  };
   return [
+    kase({
+      name: 'a layer command beside a damaged journal refuses and leaves no lock behind',
+      topic: 'lock',
+      lab: {},
+      setup: damaged,
+      steps: (c) => [
+        {
+          args: ['vm', 'rollback', '--yes', ...L(c)],
+          code: 2,
+          line: /the apply journal .*journal\.json is damaged/,
+          check: async (c) =>
+            existsSync(join(journalDir(c), 'lock')) ? 'the lab lock was left behind' : undefined,
+        },
+        {
+          args: ['rollback', '--yes', '--discard-journal', ...L(c)],
+          code: 0,
+          line: /removed the interrupted apply’s journal \(the apply journal .*is damaged\)/,
+          check: async (c) =>
+            existsSync(join(journalDir(c), 'journal.json'))
+              ? 'the damaged journal is still there'
+              : undefined,
+        },
+      ],
+    }),
     kase({
       name: 'the layer commands that change the lab wait for no one: a live apply’s lock refuses them',
       topic: 'lock',
@@ -3757,7 +3785,7 @@ function layerLockCases(): CliCase[] {
         {
           args: ['rollback', '--yes', '--discard-journal', ...L(c)],
           code: 0,
-          line: /removed the interrupted apply’s journal: start by hand any VM it left stopped/,
+          line: /removed the interrupted apply’s journal \(an earlier apply \(pid 999999.*\): start by hand any VM it left stopped/,
           check: async (c) =>
             existsSync(join(journalDir(c), 'journal.json')) ? 'the journal is still there' : undefined,
         },

@@ -121,7 +121,7 @@ test('an apply interrupted between stages resumes from its journal and converges
         error.oneLine(),
         // The run is named by the process that began it (the journal's), not the lock's.
         new RegExp(
-          `an earlier apply \\(pid ${process.pid}, started [^)]+\\) stopped without finishing: it finished lab/mapping, pve1/drain, pve1/host, pve1/vms, pve1/guest/101 — continue it with igpu-split apply --resume`,
+          `an earlier apply \\(pid ${process.pid}, started [^)]+\\) stopped without finishing: it finished lab/mapping, pve1/drain, pve1/host, pve1/vms, pve1/guest/101; left node k3s-1 drained — continue it with igpu-split apply --resume`,
         ),
       );
       return true;

@@ -4,6 +4,9 @@
 // a node that is not Talos — each one line naming the node.
 
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { labFileText, withTalosVersions } from '../../src/config/init.ts';
 import { parseLab } from '../../src/config/load.ts';
@@ -13,7 +16,7 @@ import { ImageFactory } from '../../src/guest/talos/factory.ts';
 import { type FakeFactory, startImageFactory } from '../../src/guest/talos/factory-simulator.ts';
 import { planTalos, type TalosFacts } from '../../src/guest/talos/plan.ts';
 import type { TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
-import type { Talosctl } from '../../src/guest/talos/talosctl.ts';
+import { type Talosctl, talosctlAt } from '../../src/guest/talos/talosctl.ts';
 import {
   parseTalosctlVersion,
   readRunningVersion,
@@ -85,7 +88,12 @@ test('reading the running version: talosctl first, then the Kubernetes node; fai
   await rejectsLike(
     readRunningVersion('10.0.0.6', answering('Server:\n\tgarbage\n'), undefined),
     TargetError,
-    /^talos 10\.0\.0\.6: talosctl version printed no server Tag: line .* — check talosctl reaches the node/,
+    /^talos 10\.0\.0\.6: talosctl version printed no server Tag: line — check talosctl reaches the node/,
+  );
+  await rejectsLike(
+    readRunningVersion('10.0.0.6', answering('Server:\n\tTag:         v1.14.0-rc.1\n'), undefined),
+    TargetError,
+    /^talos 10\.0\.0\.6: the node's Tag v1\.14\.0-rc\.1 is not a Talos release such as v1\.10\.9/,
   );
   await rejectsLike(
     readRunningVersion('10.0.0.6', answering('', 1, 'talosctl did not finish within 30 s'), undefined),
@@ -177,8 +185,26 @@ test('init writes the version talosctl reads from the node, and none when it can
   const node = { node: 'pve2', gpu: '8086:3e92 at 0000:00:02.0', vms: [] };
   assert.match(labFileText(answers, [node], read), /talos: \{ node: talos-1, version: v1\.11\.6 \}/);
   const without = labFileText(answers, [node], unread);
-  assert.match(without, /talos: \{ node: talos-1 \}/);
+  assert.match(
+    without,
+    /talos: \{ node: talos-1 \} .*\(init could not: talosctl version failed: connection refused\)/,
+  );
   assert.doesNotMatch(without, /v1\.10\.9/);
   // Both load: the version is optional.
   for (const text of [labFileText(answers, [node], read), without]) parseLab(text, 'lab.yaml');
+});
+
+test('a talosctl that does not answer is stopped at its limit and named', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-talosctl-'));
+  try {
+    const bin = join(dir, 'talosctl');
+    await writeFile(bin, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const started = Date.now();
+    const result = await talosctlAt(bin)(['version', '--nodes', '10.0.0.6'], { timeoutMs: 300 });
+    assert.notEqual(result.code, 0);
+    assert.equal(result.stderr, 'talosctl did not finish within 0.3 s');
+    assert.ok(Date.now() - started < 10_000, 'stopped at its limit, not after the sleep');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

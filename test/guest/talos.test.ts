@@ -101,7 +101,7 @@ test('the factory: an unknown version, an error, garbage, and no factory at all 
   const client = new ImageFactory(factory.url);
   await fails(
     client.requireVersion('v1.99.0'),
-    /unknown Talos version v1.99.0: the Image Factory does not build it — .*newest are v1.10.8, v1.10.9, v1.11.3/,
+    /unknown Talos version v1.99.0: the Image Factory does not build it — .*newest are v1.11.6, v1.12.11, v1.13.9/,
   );
   factory.mode = 'error';
   await fails(

@@ -6,7 +6,11 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allIgpuIds, ID_LISTS, lookupIgpu, SOURCE_ID_COUNT } from '../../src/knowledge/igpu-ids.ts';
-import { IGPU_PLATFORMS, type IgpuPlatform } from '../../src/knowledge/igpu-platforms.ts';
+import {
+  I915_SRIOV_DKMS_KERNELS,
+  IGPU_PLATFORMS,
+  type IgpuPlatform,
+} from '../../src/knowledge/igpu-platforms.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -227,4 +231,15 @@ test('the script refuses a missing file, in one line', async () => {
   );
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^extract-igpu-facts: \/nonexistent\/pciids\.h: cannot be read \(ENOENT\)\n$/);
+});
+
+test('the SR-IOV DKMS kernel series are the ones its dkms.conf builds for', () => {
+  const builds = new RegExp(facts.i915SriovDkms.buildExclusiveKernel);
+  for (const series of I915_SRIOV_DKMS_KERNELS) assert.ok(builds.test(`${series}.0-1-pve`), series);
+  // …and the neighbours are not: the list is the whole range.
+  for (const series of ['6.16', '7.1']) assert.ok(!builds.test(`${series}.0-1-pve`), series);
+  const [first, last] = [I915_SRIOV_DKMS_KERNELS[0], I915_SRIOV_DKMS_KERNELS.at(-1)];
+  for (const platform of Object.values(IGPU_PLATFORMS))
+    for (const route of platform.sriov.filter((r) => r.route === 'i915-sriov-dkms'))
+      assert.match(route.note, new RegExp(`kernels ${first}–${last}`));
 });

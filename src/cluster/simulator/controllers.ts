@@ -4,10 +4,11 @@
 // refusing privileged pods in a namespace that does not allow them, the scheduler
 // (with its Insufficient … message), and the smoke pod's run and log.
 
+import { GPU_RESOURCE } from '../../knowledge/pins.ts';
 import { SMOKE_MARK } from '../smoke.ts';
 import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
 
-export const RESOURCE = 'gpu.intel.com/i915';
+export const RESOURCE = GPU_RESOURCE;
 const kind = (name: string) => KINDS.find((k) => k.kind === name) as ResourceKind;
 export const K = {
   Namespace: kind('Namespace'),

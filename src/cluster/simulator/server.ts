@@ -31,6 +31,8 @@ export interface SimNode {
   labels?: Record<string, string>;
   /** Intel GPUs (vGPUs) the node's VM has. */
   gpus?: number;
+  /** status.nodeInfo.osImage, as the kubelet reports the node's os-release PRETTY_NAME. */
+  osImage?: string;
 }
 
 export interface KubeSimulatorOptions {
@@ -90,6 +92,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
         allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
         capacity: { cpu: '4', memory: '8Gi', pods: '110' },
         conditions: [{ type: 'Ready', status: 'True' }],
+        ...(node.osImage ? { nodeInfo: { osImage: node.osImage } } : {}),
       },
     });
   }

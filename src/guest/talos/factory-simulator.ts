@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse, stringify } from 'yaml';
+import { TALOS_NEWEST_PATCH } from '../../knowledge/pins.ts';
 
 export interface FakeFactory {
   url: string;
@@ -16,9 +17,12 @@ export interface FakeFactory {
   close(): Promise<void>;
 }
 
-export async function startImageFactory(
-  versions = ['v1.9.6', 'v1.10.8', 'v1.10.9', 'v1.11.3'],
-): Promise<FakeFactory> {
+/** Real releases (siderolabs/talos tags, snapshots/upstream-pins.json): a few, and the newest patch of each minor. */
+const RELEASES = [...new Set(['v1.10.8', 'v1.11.3', ...Object.values(TALOS_NEWEST_PATCH)])].sort((a, b) =>
+  a.localeCompare(b, 'en', { numeric: true }),
+);
+
+export async function startImageFactory(versions = RELEASES): Promise<FakeFactory> {
   const factory: Partial<FakeFactory> & { posted: unknown[]; mode: FakeFactory['mode'] } = {
     posted: [],
     mode: 'ok',

@@ -84,8 +84,12 @@ export async function planTalos(
   facts: TalosFacts,
   factory: ImageFactory,
 ): Promise<TalosPlan> {
+  // The lab file's version is judged on its own first: a path of upgrades to a version we
+  // refuse anyway would be no help.
+  const context = { node: spec.node, running: facts.running?.version };
+  if (spec.version !== undefined) parseTalosVersion(spec.version, context);
   const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
-  parseTalosVersion(version.version);
+  parseTalosVersion(version.version, context);
   const schematic = desiredSchematic(spec);
   await factory.requireVersion(version.version);
   const schematicId = await factory.schematicId(schematic);

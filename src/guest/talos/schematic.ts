@@ -61,10 +61,15 @@ export function schematicYaml(schematic: Schematic): string {
 }
 
 /** v1.10.9 → [1, 10, 9]; refuses what is not a Talos release or predates the extension. */
-export function parseTalosVersion(version: string): [number, number, number] {
+export function parseTalosVersion(
+  version: string,
+  context: { node?: string; running?: string } = {},
+): [number, number, number] {
+  const target = context.node ? `talos ${context.node}` : undefined;
   const match = /^v(\d+)\.(\d+)\.(\d+)$/.exec(version);
   if (!match) {
     throw new UsageError(`unknown Talos version ${JSON.stringify(version)}`, {
+      target,
       fix: 'give the version the node runs, as talosctl version shows it (e.g. v1.10.9)',
     });
   }
@@ -73,17 +78,21 @@ export function parseTalosVersion(version: string): [number, number, number] {
   if (parsed[0] < major || (parsed[0] === major && parsed[1] < minor)) {
     throw new RefusedError(
       `Talos ${version} predates the i915 system extension path igpu-split sets up (v1.9 and later)`,
-      {
-        fix: 'upgrade the node to a current Talos release first',
-      },
+      { target, fix: 'upgrade the node to a current Talos release first' },
     );
   }
   const [newestMajor, newestMinor] = TALOS_PATCH_NEWEST;
   if (parsed[0] > newestMajor || (parsed[0] === newestMajor && parsed[1] > newestMinor)) {
+    const newest = TALOS_NEWEST_PATCH[`${newestMajor}.${newestMinor}`];
+    // A node already past it cannot be helped by a version in the lab file (that would be a downgrade).
+    const runsIt = context.running === version;
     throw new RefusedError(
       `Talos ${version} no longer takes the machine-config patch igpu-split writes (machine.install and machine.nodeLabels left the v1alpha1 config in v1.14); v${newestMajor}.${newestMinor} is the newest it supports`,
       {
-        fix: `keep the node on Talos v${newestMajor}.${newestMinor} (talos.version: ${TALOS_NEWEST_PATCH[`${newestMajor}.${newestMinor}`]})`,
+        target,
+        fix: runsIt
+          ? 'the node already runs it: set up the i915 extension and the GPU node label by hand (Talos docs) until igpu-split writes the v1.14 documents'
+          : `keep the node on Talos v${newestMajor}.${newestMinor} (talos.version: ${newest})`,
       },
     );
   }

@@ -1,11 +1,12 @@
 // talosctl, when it is installed: found on PATH, run with arguments (never a shell), its
 // answers parsed. Without it the Talos path writes the files and prints the commands.
 
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { CommandResult } from '../../access/host.ts';
+import { seconds } from '../../core/waits.ts';
 
 /** Runs talosctl; `timeoutMs` bounds a call that should be quick (the default allows an upgrade). */
 export type Talosctl = (args: string[], options?: { timeoutMs?: number }) => Promise<CommandResult>;
@@ -24,17 +25,49 @@ export async function findTalosctl(path = process.env.PATH ?? ''): Promise<strin
   return undefined;
 }
 
+/** What talosctl may print before it is cut off (an upgrade's progress is far less). */
+const OUTPUT_CAP = 16 * 1024 * 1024;
+
 export function talosctlAt(bin: string, timeoutMs = 15 * 60_000): Talosctl {
   return (args, options) =>
     new Promise((resolve) => {
       const limit = options?.timeoutMs ?? timeoutMs;
-      execFile(bin, args, { timeout: limit, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        // Killed at the limit: say so rather than show whatever it printed before.
-        const late =
-          error?.killed === true ? `talosctl did not finish within ${Math.round(limit / 1000)} s` : '';
-        resolve({ code, stdout: String(stdout), stderr: late || String(stderr) });
-      });
+      // Its own process group, so a limit reached stops it with whatever it started (a wrapper's children).
+      const child = spawn(bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      let late = '';
+      const stop = (why: string) => {
+        late ||= why;
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      };
+      const keep = (into: Buffer[]) => (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > OUTPUT_CAP) stop(`talosctl printed more than ${OUTPUT_CAP / 1024 / 1024} MB`);
+        else into.push(chunk);
+      };
+      child.stdout.on('data', keep(out));
+      child.stderr.on('data', keep(err));
+      const timer = setTimeout(() => stop(`talosctl did not finish within ${seconds(limit)}`), limit);
+      // Its own group misses a Ctrl-C at the terminal: when igpu-split ends, so does it.
+      const onExit = () => stop('igpu-split ended');
+      process.once('exit', onExit);
+      const done = (code: number, stderr?: string) => {
+        clearTimeout(timer);
+        process.off('exit', onExit);
+        resolve({
+          code: late ? (code === 0 ? 1 : code) : code,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: late || stderr || Buffer.concat(err).toString('utf8'),
+        });
+      };
+      child.on('error', (error) => done(127, `talosctl could not be started: ${error.message}`));
+      child.on('close', (code) => done(code ?? 1));
     });
 }
 

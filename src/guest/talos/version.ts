@@ -11,6 +11,7 @@
 // the path Talos documents (website/content/v1.11/talos-guides/upgrading-talos.md @v1.11.0).
 
 import { RefusedError, TargetError, UsageError } from '../../core/errors.ts';
+import { clip } from '../../core/text.ts';
 import { waitVisibly } from '../../core/waits.ts';
 import { TALOS_NEWEST_PATCH } from '../../knowledge/pins.ts';
 import type { Talosctl } from './talosctl.ts';
@@ -32,16 +33,22 @@ export interface OsImageSource {
 
 const RELEASE = /^v(\d+)\.(\d+)\.(\d+)$/;
 
-/** The server's `Tag:` from `talosctl version` output, or undefined when it has none. */
-export function parseTalosctlVersion(stdout: string): string | undefined {
+/** The server's `Tag:` from `talosctl version` output (whatever it says), or undefined when it has none. */
+export function serverTag(stdout: string): string | undefined {
   const lines = stdout.split('\n');
   const server = lines.findIndex((line) => line.trim() === 'Server:');
   if (server < 0) return undefined;
   for (const line of lines.slice(server + 1)) {
     const tag = /^\s*Tag:\s+(\S+)\s*$/.exec(line)?.[1];
-    if (tag !== undefined) return RELEASE.test(tag) ? tag : undefined;
+    if (tag !== undefined) return tag;
   }
   return undefined;
+}
+
+/** The server's Talos release from `talosctl version` output, or undefined. */
+export function parseTalosctlVersion(stdout: string): string | undefined {
+  const tag = serverTag(stdout);
+  return tag !== undefined && RELEASE.test(tag) ? tag : undefined;
 }
 
 /** `Talos (v1.10.9)` → v1.10.9; undefined for any other operating system. */
@@ -73,13 +80,19 @@ export async function readRunningVersion(
         nothingChanged: true,
       });
     }
+    const tag = serverTag(result.stdout);
     const version = parseTalosctlVersion(result.stdout);
     if (!version) {
-      throw new TargetError('talosctl version printed no server Tag: line with a Talos release', {
-        target: `talos ${node}`,
-        fix,
-        nothingChanged: true,
-      });
+      throw new TargetError(
+        tag === undefined
+          ? 'talosctl version printed no server Tag: line'
+          : `the node's Tag ${clip(tag, 40)} is not a Talos release such as v1.10.9 (a pre-release or a build of its own)`,
+        {
+          target: `talos ${node}`,
+          fix: tag === undefined ? fix : 'set talos.version in the lab file to the release to install',
+          nothingChanged: true,
+        },
+      );
     }
     return { version, from: 'talosctl version' };
   }
@@ -121,7 +134,7 @@ export function versionChange(
   if (wanted === undefined) {
     if (!running) {
       throw new UsageError(
-        `talos.version is not set for node ${node} and the version it runs could not be read (no talosctl here, no Kubernetes node to ask)`,
+        `talos.version is not set for node ${node} and the version it runs could not be read (no talosctl here, and no Kubernetes node named by kubernetesNode that the cluster knows)`,
         {
           target,
           fix: `set talos.version in the lab file to what talosctl version --nodes ${node} shows, or set kubernetesNode for the VM`,
