@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { K } from '../../src/cluster/simulator/controllers.ts';
 import { KubeOpenApi, loadKubeOpenApi } from '../../src/cluster/simulator/openapi.ts';
@@ -30,6 +30,15 @@ const allowSkip = process.env.IGPU_SPLIT_ALLOW_SKIP === '1';
 const CRD_FILE = fileURLToPath(
   new URL('../../../shared/data/intel-gpudeviceplugins.crd.yaml', import.meta.url),
 );
+// Intel's CRD is reference data beside the checkout (../shared/data): without it the custom
+// resource checks are skipped, saying so, as that folder's README asks.
+const withCrd = async (t: TestContext, check: () => Promise<void>) => {
+  if (existsSync(CRD_FILE)) await check();
+  else
+    t.diagnostic(
+      `${CRD_FILE} not found: the custom resource checks are skipped (see ../shared/data/README.md)`,
+    );
+};
 
 if (!present && !allowSkip) {
   test('kubectl is installed', () => {
@@ -117,7 +126,7 @@ spec:
     spec:
       containers:
       - name: intel-gpu-plugin
-        image: intel/intel-gpu-plugin:0.37.2
+        image: intel/intel-gpu-plugin:0.36.0
         args: ["-shared-dev-num=2"]
         volumeMounts:
         - name: devfs
@@ -260,7 +269,7 @@ function pod(name: string, node: string, labels: Record<string, string> = {}) {
 test(
   'create namespace (a protobuf body), label, and tables with the columns a real server gives',
   tier,
-  async () => {
+  async (t) => {
     const { ok, sim } = await cluster();
     assert.equal(await ok('create', 'namespace', 'media'), 'namespace/media created\n');
     assert.equal(
@@ -325,11 +334,13 @@ test(
     ]);
     assert.match(
       ds,
-      /\nintel-gpu-plugin\s+2\s+2\s+2\s+0\s+0\s+<none>\s+\d+s\s+intel-gpu-plugin\s+intel\/intel-gpu-plugin:0\.37\.2\s+app=intel-gpu-plugin\n/,
+      /\nintel-gpu-plugin\s+2\s+2\s+2\s+0\s+0\s+<none>\s+\d+s\s+intel-gpu-plugin\s+intel\/intel-gpu-plugin:0\.36\.0\s+app=intel-gpu-plugin\n/,
     );
     // The generic table (CRDs are served with it).
-    await ok('apply', '--server-side', '-f', CRD_FILE);
-    assert.deepEqual(header(await ok('get', 'crds')), ['NAME', 'CREATED AT']);
+    await withCrd(t, async () => {
+      await ok('apply', '--server-side', '-f', CRD_FILE);
+      assert.deepEqual(header(await ok('get', 'crds')), ['NAME', 'CREATED AT']);
+    });
   },
 );
 
@@ -388,7 +399,7 @@ test(
 test(
   'validation from the published OpenAPI: typos refused in built-in and custom kinds; explain reads it',
   tier,
-  async () => {
+  async (t) => {
     const { ok, kubectl, sim } = await cluster();
     const typo = await manifest(
       'typo.yaml',
@@ -414,19 +425,24 @@ test(
     assert.match(await ok('explain', 'pods.spec.nodeName'), /FIELD: nodeName <string>/);
 
     // A custom resource: its schema is the CRD's, published once the CRD is there.
-    await ok('apply', '--server-side', '-f', CRD_FILE);
-    const cr = await manifest(
-      'cr.yaml',
-      'apiVersion: deviceplugin.intel.com/v1\nkind: GpuDevicePlugin\nmetadata:\n  name: gpu\nspec:\n  image: intel/intel-gpu-plugin:0.37.2\n  sharedDevNumm: 2\n',
-    );
-    const crTypo = await kubectl('apply', '-f', cr);
-    assert.equal(crTypo.code, 1);
-    assert.match(crTypo.stderr, /unknown field "spec.sharedDevNumm"/);
-    await writeFile(cr, (await readFile(cr, 'utf8')).replace('sharedDevNumm', 'sharedDevNum'));
-    assert.match(await ok('apply', '-f', cr), /gpudeviceplugin.deviceplugin.intel.com\/gpu created/);
-    assert.match(await ok('explain', 'gpudeviceplugins.spec.sharedDevNum'), /FIELD: sharedDevNum <integer>/);
-    const table = await ok('get', 'gpudeviceplugins');
-    assert.match(table.split('\n')[0] ?? '', /^NAME\s+DESIRED\s+READY\s+NODE SELECTOR\s+AGE$/);
+    await withCrd(t, async () => {
+      await ok('apply', '--server-side', '-f', CRD_FILE);
+      const cr = await manifest(
+        'cr.yaml',
+        'apiVersion: deviceplugin.intel.com/v1\nkind: GpuDevicePlugin\nmetadata:\n  name: gpu\nspec:\n  image: intel/intel-gpu-plugin:0.36.0\n  sharedDevNumm: 2\n',
+      );
+      const crTypo = await kubectl('apply', '-f', cr);
+      assert.equal(crTypo.code, 1);
+      assert.match(crTypo.stderr, /unknown field "spec.sharedDevNumm"/);
+      await writeFile(cr, (await readFile(cr, 'utf8')).replace('sharedDevNumm', 'sharedDevNum'));
+      assert.match(await ok('apply', '-f', cr), /gpudeviceplugin.deviceplugin.intel.com\/gpu created/);
+      assert.match(
+        await ok('explain', 'gpudeviceplugins.spec.sharedDevNum'),
+        /FIELD: sharedDevNum <integer>/,
+      );
+      const table = await ok('get', 'gpudeviceplugins');
+      assert.match(table.split('\n')[0] ?? '', /^NAME\s+DESIRED\s+READY\s+NODE SELECTOR\s+AGE$/);
+    });
   },
 );
 
