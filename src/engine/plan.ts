@@ -137,11 +137,13 @@ export async function planLab(
     ...vmPlanPrivileges(vms),
   ]);
   const privileges: Check[] = lacking ? [lacking] : [];
+  const vmsOf = Map.groupBy(lab.vms, (vm) => vm.host);
+  const guestsOf = Map.groupBy(guests, (g) => g.vm.host);
   const hosts: HostPart[] = usedHosts.map((h, i) => ({
     node: h.node,
     host: hostPlans[i]?.plan,
-    vmids: lab.vms.filter((vm) => vm.host === h.node).map((vm) => vm.vmid),
-    guests: guests.filter((g) => g.vm.host === h.node),
+    vmids: (vmsOf.get(h.node) ?? []).map((vm) => vm.vmid),
+    guests: guestsOf.get(h.node) ?? [],
   }));
   return {
     privileges,
@@ -171,6 +173,21 @@ export function planSections(plan: LabPlan): PlanSection[] {
     checks: plan.mapping.checks,
     steps: plan.mapping.steps,
   });
+  // Indexed once: a fleet has thousands of VMs, each looked up per section.
+  const changeOf = new Map(plan.vms.changes.map((c) => [c.vmid, c]));
+  const vmChecks = new Map<string, [number, Check][]>();
+  plan.vms.checks.forEach((check, at) => {
+    const key = /^vm\.([^.]+)\./.exec(check.id)?.[1];
+    if (key === undefined) return;
+    vmChecks.set(key, [...(vmChecks.get(key) ?? []), [at, check]]);
+  });
+  const checksOf = (vmid: number, node: string) =>
+    [
+      ...(vmChecks.get(String(vmid)) ?? []),
+      ...(vmChecks.get(node) ?? []).filter(([, c]) => c.id === `vm.${node}.vgpu`),
+    ]
+      .sort((x, y) => x[0] - y[0])
+      .map(([, check]) => check);
   for (const part of plan.hosts) {
     if (part.host) {
       sections.push({
@@ -181,13 +198,10 @@ export function planSections(plan: LabPlan): PlanSection[] {
       });
     }
     for (const vmid of part.vmids) {
-      const change = plan.vms.changes.find((c) => c.vmid === vmid);
       sections.push({
         title: `VM ${vmid} on ${part.node}`,
-        checks: plan.vms.checks.filter(
-          (c) => c.id.startsWith(`vm.${vmid}.`) || c.id === `vm.${part.node}.vgpu`,
-        ),
-        steps: change?.steps ?? [],
+        checks: checksOf(vmid, part.node),
+        steps: changeOf.get(vmid)?.steps ?? [],
       });
     }
     for (const guest of part.guests) {

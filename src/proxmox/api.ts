@@ -4,6 +4,7 @@
 // a change is attempted.
 
 import { z } from 'zod';
+import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import { afterAChange, TargetError } from '../core/errors.ts';
 import type { Check } from '../core/model.ts';
 
@@ -255,12 +256,12 @@ export class ProxmoxApi {
   async missingPrivileges(needs: readonly Privilege[]): Promise<Privilege[]> {
     const byPath = new Map<string, Set<string>>();
     for (const need of needs) byPath.set(need.path, (byPath.get(need.path) ?? new Set()).add(need.privilege));
-    const missing: Privilege[] = [];
-    for (const [path, wanted] of byPath) {
-      const held = await this.privileges(path);
-      for (const privilege of wanted) if (!held.has(privilege)) missing.push({ path, privilege });
-    }
-    return missing;
+    // One question per path, a few at a time: a fleet's plan asks for thousands of VM paths.
+    const paths = [...byPath];
+    const held = await bounded(paths, READ_CONCURRENCY, ([path]) => this.privileges(path));
+    return paths.flatMap(([path, wanted], i) =>
+      [...wanted].filter((privilege) => !held[i]?.has(privilege)).map((privilege) => ({ path, privilege })),
+    );
   }
 
   /** What to say about missing privileges: the list, and the command that grants them. */

@@ -46,7 +46,7 @@ test('the journal counts a stage as done only for the same content', async () =>
     assert.equal(j.has(stage('pve1/vms', 'host:pve1', async () => {}, 'another plan')), false);
     assert.deepEqual(j.ids(), ['pve1/vms']);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });
 
@@ -75,7 +75,7 @@ test('with --parallel, a failing host stops new stages; the run waits for those 
     assert.deepEqual(events, ['b/1 finished'], 'b/1 finished before the run reported; b/2 never started');
     assert.deepEqual(j.ids(), ['b/1']);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });
 
