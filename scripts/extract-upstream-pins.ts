@@ -13,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
+import { refuse } from './snapshot-sources.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,8 +22,6 @@ const { values } = parseArgs({
     'plugins-release': { type: 'string' },
   },
 });
-
-class ExtractError extends Error {}
 
 /** A file read (path and blob), or a repository's tag list read at a commit (`refs: 'tags'`). */
 type Source =
@@ -43,9 +42,7 @@ function git(repository: string, args: string[]): string {
     const said = String((error as { stderr?: unknown }).stderr ?? '')
       .trim()
       .split('\n')[0];
-    throw new ExtractError(
-      `cannot read ${repository} (git ${args.join(' ')}) in ${dir}: ${said || 'git failed'}`,
-    );
+    refuse(`cannot read ${repository} (git ${args.join(' ')}) in ${dir}: ${said || 'git failed'}`);
   }
 }
 
@@ -58,7 +55,7 @@ function read(repository: string, ref: string, path: string): string {
 }
 
 function must<T>(value: T | undefined | null, what: string): T {
-  if (value === undefined || value === null || value === '') throw new ExtractError(`not found: ${what}`);
+  if (value === undefined || value === null || value === '') refuse(`not found: ${what}`);
   return value;
 }
 
@@ -219,10 +216,4 @@ function main(): void {
   );
 }
 
-try {
-  main();
-} catch (error) {
-  if (!(error instanceof ExtractError)) throw error;
-  console.error(`extract-upstream-pins: ${error.message}`);
-  process.exit(1);
-}
+main();

@@ -37,6 +37,7 @@ export async function rollbackLab(
   };
   const rolled = await rollbackVms(connections.proxmox, vms, {
     forceStop: options.forceStop,
+    notesChecked: true,
     beforeStop: async (vm) => {
       const name = await nodeOf(vm.vmid);
       if (name) await drainNode(connections.kube, name);

@@ -7,7 +7,7 @@
 /**
  * Module names as the kernel reports them (/proc/modules, /sys/module): kbuild builds
  * KBUILD_MODNAME with '-' turned into '_' (torvalds/linux scripts/Makefile.lib,
- * name-fix-token; read 2026-11-30), so `vfio-pci.o` is the module `vfio_pci`.
+ * name-fix-token; read 2026-11-30 in an excerpt whose commit could not be named), so `vfio-pci.o` is the module `vfio_pci`.
  */
 export const MODULE = {
   /** obj-$(CONFIG_DRM_I915) += i915.o — torvalds/linux drivers/gpu/drm/i915/Makefile @ c5fb51b7 */
@@ -34,12 +34,12 @@ export const VFIO_PCI_OBJECT = 'vfio-pci';
 /**
  * Module names old guides still list that no longer exist as modules: virqfd.o is linked
  * into vfio (`vfio-$(CONFIG_VFIO_VIRQFD) += virqfd.o`, drivers/vfio/Makefile @ 0604aa87),
- * and drivers/vfio/mdev/Makefile @ 254a1420 builds only mdev. The Linux versions in the
- * texts were carried over from earlier code; the snapshot does not prove them.
+ * and drivers/vfio/mdev/Makefile @ 254a1420 builds only mdev. (When that changed is not
+ * said: the files read show only that it has.)
  */
 export const STALE_MODULES: Readonly<Record<string, { partOf: string; why: string }>> = {
-  vfio_virqfd: { partOf: MODULE.vfio, why: 'part of vfio since Linux 6.2' },
-  vfio_mdev: { partOf: MODULE.mdev, why: 'part of mdev since Linux 5.16' },
+  vfio_virqfd: { partOf: MODULE.vfio, why: 'now part of vfio' },
+  vfio_mdev: { partOf: MODULE.mdev, why: 'now part of mdev' },
 };
 
 /** Boot parameter names. */

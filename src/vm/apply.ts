@@ -24,6 +24,8 @@ export interface VmApplyOptions {
   taskTimeoutMs?: number;
   /** One line per action, for the CLI's progress. */
   progress?: (line: string) => void;
+  /** Rollback: the caller ran checkRollbackNotes over these VMs already (each line is read again before its VM changes). */
+  notesChecked?: boolean;
   /** Where the VMs we stop are kept until they run again (the engine's journal). */
   stops?: StopRecord;
 }
@@ -283,7 +285,7 @@ export async function rollbackVms(
 ): Promise<VmApplyResult> {
   const result: VmApplyResult = { changed: [], log: [] };
   const timeout = options.taskTimeoutMs ?? 300_000;
-  await checkRollbackNotes(api, vms);
+  if (!options.notesChecked) await checkRollbackNotes(api, vms);
   for (const vm of vms) {
     const config = await api.vmConfig(vm.node, vm.vmid);
     // Checked again as read now: the notes may have changed since the check above.

@@ -228,6 +228,12 @@ const repointKubeconfig = async (c: CaseContext, server: string, ca?: string) =>
 
 /** The path of a lab file variant written in setup. */
 const at = (c: CaseContext, name: string) => join(c.dir, 'lab', name);
+/** A variant of the lab file whose Proxmox is another server, trusted through a CA file in the lab folder. */
+const proxmoxAt = (c: CaseContext, name: string, url: string, caFile?: string) =>
+  variant(c, name, (t) => {
+    const moved = t.replace(/url: https:\/\/[^\n]+/, `url: ${url}`);
+    return caFile ? moved.replace(/fingerprint: [^\n]+/, `caFile: ${caFile}`) : moved;
+  });
 
 /** No lock and no journal left next to the lab file. */
 const nothingLeft = () => async (c: CaseContext) => {
@@ -1159,8 +1165,6 @@ function damagedHostCases(): CliCase[] {
 // ─── servers that do not answer ────────────────────────────────────────────────────
 
 function serverCases(): CliCase[] {
-  const proxmoxAt = (c: CaseContext, name: string, url: string) =>
-    variant(c, name, (t) => t.replace(/url: https:\/\/[^\n]+/, `url: ${url}`));
   return [
     kase({
       name: 'a Proxmox that accepts and never answers',
@@ -1212,11 +1216,7 @@ function serverCases(): CliCase[] {
       topic: 'servers',
       lab: {},
       setup: async (c) => {
-        await variant(c, 'html.yaml', (t) =>
-          t
-            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.htmlUrl}`)
-            .replace(/fingerprint: [^\n]+/, 'caFile: html-ca.pem'),
-        );
+        await proxmoxAt(c, 'html.yaml', c.bad.htmlUrl, 'html-ca.pem');
         await c.write('lab/html-ca.pem', c.bad.htmlCa);
       },
       steps: (c) => [
@@ -2636,11 +2636,7 @@ function strangerCases(): CliCase[] {
       lab: {},
       setup: async (c) => {
         await c.write('lab/ca.pem', c.bad.htmlCa);
-        await variant(c, 'endless.yaml', (t) =>
-          t
-            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.endlessUrl}`)
-            .replace(/fingerprint: [^\n]+/, 'caFile: ca.pem'),
-        );
+        await proxmoxAt(c, 'endless.yaml', c.bad.endlessUrl, 'ca.pem');
       },
       steps: (c) => [
         {
@@ -2656,11 +2652,7 @@ function strangerCases(): CliCase[] {
       lab: {},
       setup: async (c) => {
         await c.write('lab/ca.pem', c.bad.htmlCa);
-        await variant(c, 'trickle.yaml', (t) =>
-          t
-            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.trickleUrl}`)
-            .replace(/fingerprint: [^\n]+/, 'caFile: ca.pem'),
-        );
+        await proxmoxAt(c, 'trickle.yaml', c.bad.trickleUrl, 'ca.pem');
       },
       steps: (c) => [
         {
@@ -3436,11 +3428,7 @@ function thirdStrangerCases(): CliCase[] {
         await variant(c, 'kube-redirect.yaml', (t) =>
           t.replace('kubeconfig: kubeconfig', 'kubeconfig: redirect.conf'),
         );
-        await variant(c, 'pve-redirect.yaml', (t) =>
-          t
-            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.oddUrl}`)
-            .replace(/fingerprint: [^\n]+/, 'caFile: odd-ca.pem'),
-        );
+        await proxmoxAt(c, 'pve-redirect.yaml', c.bad.oddUrl, 'odd-ca.pem');
       },
       steps: (c) => [
         {
@@ -3483,11 +3471,7 @@ function fourthStrangerCases(): CliCase[] {
       setup: async (c) => {
         await c.write('lab/echo-ca.pem', c.bad.htmlCa);
         for (const form of forms) {
-          await variant(c, `pve-${form}.yaml`, (t) =>
-            t
-              .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.echoUrls[form]}`)
-              .replace(/fingerprint: [^\n]+/, 'caFile: echo-ca.pem'),
-          );
+          await proxmoxAt(c, `pve-${form}.yaml`, c.bad.echoUrls[form], 'echo-ca.pem');
           await c.write(`lab/kube-${form}.conf`, await kubeconfigAt(c, c.bad.echoUrls[form], c.bad.htmlCa));
           await variant(c, `kube-${form}.yaml`, (t) =>
             t.replace('kubeconfig: kubeconfig', `kubeconfig: kube-${form}.conf`),
@@ -3514,11 +3498,7 @@ function fourthStrangerCases(): CliCase[] {
       lab: {},
       setup: async (c) => {
         await c.write('lab/other-ca.pem', c.bad.htmlCa);
-        await variant(c, 'other.yaml', (t) =>
-          t
-            .replace(/url: https:\/\/[^\n]+/, `url: ${c.bad.otherJsonUrl}`)
-            .replace(/fingerprint: [^\n]+/, 'caFile: other-ca.pem'),
-        );
+        await proxmoxAt(c, 'other.yaml', c.bad.otherJsonUrl, 'other-ca.pem');
       },
       steps: (c) => [
         {

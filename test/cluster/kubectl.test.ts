@@ -148,30 +148,14 @@ test(
       await ok('apply', '--server-side', '--field-manager=igpu-test', '-f', file),
       /namespace\/igpu-split serverside-applied\ndaemonset.apps\/intel-gpu-plugin serverside-applied/,
     );
-    const first = await ok(
-      'get',
-      'ds',
-      '-n',
-      'igpu-split',
-      'intel-gpu-plugin',
-      '-o',
-      'json',
-      '--show-managed-fields',
-    );
+    const readPlugin = () =>
+      ok('get', 'ds', '-n', 'igpu-split', 'intel-gpu-plugin', '-o', 'json', '--show-managed-fields');
+    const first = await readPlugin();
     assert.match(
       await ok('apply', '--server-side', '--field-manager=igpu-test', '-f', file),
       /serverside-applied/,
     );
-    const second = await ok(
-      'get',
-      'ds',
-      '-n',
-      'igpu-split',
-      'intel-gpu-plugin',
-      '-o',
-      'json',
-      '--show-managed-fields',
-    );
+    const second = await readPlugin();
     assert.deepEqual(
       JSON.parse(second),
       JSON.parse(first),
