@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKubeSimulator } from '../src/cluster/simulator/server.ts';
-import { startSimulator } from '../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../src/proxmox/simulator/state.ts';
+import { startKubeSimulator } from '../src/sim/kube/server.ts';
+import { startSimulator } from '../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../src/sim/proxmox/state.ts';
 
 export const HOSTS = 500;
 export const VMS_PER_HOST = 4;

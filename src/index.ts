@@ -1,4 +1,5 @@
-// The igpu-split library: everything the CLI does, callable without printing.
+// The igpu-split library: everything the CLI does, callable without printing. The
+// simulators and the demo lab made of them (src/sim, src/demo) are not part of it.
 
 export { CapturedRoot } from './access/captured-root.ts';
 export type { CommandResult, DirEntry, EntryType, HostAccess } from './access/host.ts';
@@ -8,13 +9,11 @@ export { captureHost } from './capture/capture.ts';
 export { applyClusterPlan, drainNode, rollbackCluster, uncordonNode } from './cluster/apply.ts';
 export { type KubeApi, openKube } from './cluster/kube.ts';
 export { type ClusterPlan, gatherClusterFacts, planCluster } from './cluster/plan.ts';
-export { startKubeSimulator } from './cluster/simulator/server.ts';
 export { verifyCluster } from './cluster/verify.ts';
 export { type Lab, LabSchema } from './config/lab.ts';
 export { ConfigError, loadLab, parseLab } from './config/load.ts';
 export { IgpuSplitError, TargetError, UsageError } from './core/errors.ts';
 export type { Check, CheckStatus, Disturbance, Layer, Step } from './core/model.ts';
-export { type DemoLab, startDemoLab } from './demo/lab.ts';
 export { applyStages, Journal, runStages } from './engine/apply.ts';
 export { connectLab, type LabConnections } from './engine/connections.ts';
 export { type LabPlan, planLab } from './engine/plan.ts';
@@ -41,8 +40,6 @@ export { applyMappingPlan, rollbackMapping } from './mapping/apply.ts';
 export { gatherMappingFacts, type MappingPlan, planMapping } from './mapping/plan.ts';
 export { ProxmoxApi, type ProxmoxTransport } from './proxmox/api.ts';
 export { loadTokenSecret, ProxmoxClient, type TlsTrust } from './proxmox/client.ts';
-export { type RunningSimulator, startSimulator } from './proxmox/simulator/server.ts';
-export { type SimGpu, SimulatorState, type SimVm } from './proxmox/simulator/state.ts';
 export { applyVmPlan, rollbackVms, type VmApplyOptions } from './vm/apply.ts';
 export { type DesiredVm, gatherVmFacts } from './vm/gather.ts';
 export { planVms, type VmPlan, type VmPlanOptions } from './vm/plan.ts';

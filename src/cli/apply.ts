@@ -9,10 +9,10 @@
 
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
+import { onInterrupt } from '../core/interrupt.ts';
 import type { Journal } from '../engine/apply.ts';
 import type { LabPlan } from '../engine/plan.ts';
 import { confirm } from './confirm.ts';
-import { onInterrupt } from './interrupt.ts';
 import {
   addLabRunOptions,
   type LabRunOptions,

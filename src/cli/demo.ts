@@ -5,8 +5,8 @@
 
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
+import { onInterrupt } from '../core/interrupt.ts';
 import { GPU_RESOURCE } from '../knowledge/pins.ts';
-import { onInterrupt } from './interrupt.ts';
 import { renderChains, renderLabPlan, runWithProgress } from './lab-run.ts';
 
 const say = (text: string) => process.stdout.write(text);
@@ -38,7 +38,7 @@ export function registerDemo(program: Command): void {
         import('../engine/status.ts'),
         import('../host/gather.ts'),
         import('../host/verdict.ts'),
-        import('../proxmox/simulator/server.ts'),
+        import('../sim/proxmox/server.ts'),
       ]);
       // Cut short (Ctrl-C, output that cannot be written), the demo still takes its folder away,
       // from the moment it exists.

@@ -56,7 +56,7 @@ export function registerHostApply(host: Command): void {
       import('../host/gather.ts'),
       import('../host/plan.ts'),
       import('../host/apply.ts'),
-      import('../host/reboot.ts'),
+      import('../linux/reboot.ts'),
       import('../host/verify.ts'),
     ]);
     let target = await openHost(options);

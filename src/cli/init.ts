@@ -50,7 +50,7 @@ export function registerInit(program: Command): void {
       import('node:path'),
       import('../proxmox/client.ts'),
       import('../proxmox/api.ts'),
-      import('../config/init.ts'),
+      import('../engine/init.ts'),
       import('../config/load.ts'),
       import('../config/lab.ts'),
       import('../config/paths.ts'),

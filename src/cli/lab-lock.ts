@@ -4,7 +4,7 @@
 // (one line on stderr) and kept, not refused: the layer commands are also how a user
 // finishes or undoes by hand what an apply that cannot resume left.
 
-import { onInterrupt } from './interrupt.ts';
+import { onInterrupt } from '../core/interrupt.ts';
 
 /** Takes the lab lock; the returned function lets go of it (the journal, if any, stays). */
 export async function holdLabLock(labFile: string): Promise<() => Promise<void>> {

@@ -6,10 +6,10 @@
 
 import { CommanderError } from 'commander';
 import { EXIT, errnoText, IgpuSplitError } from '../core/errors.ts';
+import { interrupted, letGo } from '../core/interrupt.ts';
 import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
 import { dropInsecureTlsVariable } from './insecure-tls.ts';
-import { interrupted, letGo } from './interrupt.ts';
 import { outgoing } from './output.ts';
 import { buildProgram } from './program.ts';
 

@@ -12,7 +12,7 @@
 
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { onInterrupt } from '../cli/interrupt.ts';
+import { onInterrupt } from '../core/interrupt.ts';
 import { rememberSecret } from '../core/secrets.ts';
 import { seconds } from '../core/waits.ts';
 

@@ -3,17 +3,14 @@
 // need; then the node labels and objects to apply. An object is up to date when every
 // field we set has our value (other fields — status, defaults — do not count).
 
+import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check, Step } from '../core/model.ts';
 import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
 
-export interface GpuNode {
-  name: string;
-  /** vGPUs on it: one per node VM. */
-  vgpus: number;
-}
+export type { GpuNode };
 
 export interface ClusterFacts {
   nodes: Record<string, KubeObject | undefined>;

@@ -1,9 +1,23 @@
-// What the layers read off a loaded lab file. Type-only imports keep it cheap for the
-// CLI, which loads it before any layer.
+// What the layers read off a loaded lab file: the desired state in the shapes the VM and
+// cluster layers take. The types live here, with the lab file, so config imports no layer.
 
-import type { GpuNode } from '../cluster/plan.ts';
-import type { DesiredVm } from '../vm/gather.ts';
 import type { Lab } from './lab.ts';
+
+/** A node VM as the VM layer wants it. */
+export interface DesiredVm {
+  vmid: number;
+  /** The Proxmox node it runs on. */
+  node: string;
+  /** An mdev type such as `i915-GVTg_V5_4`, or `auto`. */
+  vgpu: string;
+}
+
+/** A Kubernetes node that is to offer vGPUs. */
+export interface GpuNode {
+  name: string;
+  /** vGPUs on it: one per node VM. */
+  vgpus: number;
+}
 
 export function desiredVmsOf(lab: Lab): DesiredVm[] {
   return lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }));

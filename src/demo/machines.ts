@@ -12,8 +12,8 @@ import { stringify } from 'yaml';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
 import type { CommandResult } from '../access/host.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
-import { BOOT_ID } from '../host/reboot.ts';
 import { HOST_COMMAND, UBUNTU_PACKAGE } from '../knowledge/packages.ts';
+import { BOOT_ID } from '../linux/reboot.ts';
 
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
 

@@ -4,8 +4,8 @@
 
 import { RESOURCE } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
-import { findIgpu } from '../mapping/plan.ts';
 import { HOSTPCI, HOSTPCI_KEY } from '../proxmox/api-spec.ts';
+import { findIgpu } from '../proxmox/igpu.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import type { LabConnections } from './connections.ts';
 

@@ -5,17 +5,17 @@ import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { codePointName, controlAt, isText } from '../core/text.ts';
 import { I915_PARAM, MODULE, moduleParametersDir } from '../knowledge/kernel.ts';
-import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
-import { parseCpuinfo } from './parse/cpuinfo.ts';
-import { parseMdevDescription } from './parse/mdev.ts';
-import { isDisplayClass, parseResource, parseSysfsId } from './parse/pci.ts';
+import { parseCpuinfo } from '../linux/parse/cpuinfo.ts';
+import { parseMdevDescription } from '../linux/parse/mdev.ts';
+import { isDisplayClass, parseResource, parseSysfsId } from '../linux/parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
   parseOsRelease,
   parsePveCfg,
   parseSecureBootVar,
-} from './parse/small-files.ts';
+} from '../linux/parse/small-files.ts';
+import type { BootloaderFacts, DisplayDeviceFacts, HostFacts, IommuFacts, MdevTypeFacts } from './facts.ts';
 
 export const PATHS = {
   cpuinfo: '/proc/cpuinfo',

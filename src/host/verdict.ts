@@ -26,9 +26,9 @@ import {
   moduleParametersDir,
   PARAM,
 } from '../knowledge/kernel.ts';
+import { hex4 } from '../linux/parse/pci.ts';
+import { splitCmdline } from '../linux/parse/small-files.ts';
 import type { DisplayDeviceFacts, HostFacts } from './facts.ts';
-import { hex4 } from './parse/pci.ts';
-import { splitCmdline } from './parse/small-files.ts';
 
 const GUC_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGuc);
 const GVT_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGvt);

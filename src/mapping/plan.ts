@@ -9,6 +9,7 @@ import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
 import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
 import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
+import { findIgpu } from '../proxmox/igpu.ts';
 import {
   formatPropertyString,
   type PropertyValues,
@@ -36,13 +37,6 @@ export interface MappingPlan {
   create: boolean;
   setMdev: boolean;
   digest?: string;
-}
-
-/** The integrated GPU: Intel, display class, at 00:02.0 where Intel always puts it. */
-export function findIgpu(devices: readonly PciDevice[]): PciDevice | undefined {
-  return devices.find(
-    (d) => d.vendor.toLowerCase() === '0x8086' && /^0x03/.test(d.class) && /00:02\.0$/.test(d.id),
-  );
 }
 
 export async function gatherMappingFacts(

@@ -1,19 +1,14 @@
 // What the VM layer reads before planning: each node VM's config (with its digest) and
 // power state, and per Proxmox node the iGPU and its live mdev types.
 
+import type { DesiredVm } from '../config/derived.ts';
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
-import { parseMdevDescription } from '../host/parse/mdev.ts';
-import { findIgpu } from '../mapping/plan.ts';
+import { parseMdevDescription } from '../linux/parse/mdev.ts';
 import type { PciDevice, ProxmoxApi, VmConfig } from '../proxmox/api.ts';
+import { findIgpu } from '../proxmox/igpu.ts';
 import type { LiveType } from './mdev-type.ts';
 
-export interface DesiredVm {
-  vmid: number;
-  /** The Proxmox node it runs on. */
-  node: string;
-  /** An mdev type such as `i915-GVTg_V5_4`, or `auto`. */
-  vgpu: string;
-}
+export type { DesiredVm };
 
 export interface VmFacts {
   vmid: number;

@@ -12,11 +12,11 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster/simulator/server.ts';
-import { loopbackCertificate } from '../../src/core/loopback-tls.ts';
-import { type FakeFactory, startImageFactory } from '../../src/guest/talos/factory-simulator.ts';
-import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
+import { loopbackCertificate } from '../../src/sim/loopback-tls.ts';
+import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
+import { type FakeFactory, startImageFactory } from '../../src/sim/talos-factory.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
 

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster/simulator/server.ts';
+import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
 import { runCli } from '../support/cli.ts';
 
 let sim: RunningKubeSimulator;

@@ -6,8 +6,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { runCli } from '../support/cli.ts';
 import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
 

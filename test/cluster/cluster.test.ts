@@ -15,15 +15,15 @@ import { promisify } from 'node:util';
 import { applyClusterPlan, drainNode, rollbackCluster, uncordonNode } from '../../src/cluster/apply.ts';
 import { openKube } from '../../src/cluster/kube.ts';
 import { type GpuNode, gatherClusterFacts, planCluster } from '../../src/cluster/plan.ts';
-import {
-  type KubeSimulatorOptions,
-  type RunningKubeSimulator,
-  startKubeSimulator,
-} from '../../src/cluster/simulator/server.ts';
 import { verifyCluster } from '../../src/cluster/verify.ts';
 import { KubernetesSchema } from '../../src/config/lab.ts';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { GPU_PLUGIN } from '../../src/knowledge/pins.ts';
+import {
+  type KubeSimulatorOptions,
+  type RunningKubeSimulator,
+  startKubeSimulator,
+} from '../../src/sim/kube/server.ts';
 
 const run = promisify(execFile);
 let dir: string;
@@ -97,7 +97,7 @@ test('plan → apply → verify (smoke pods) → plan empty → rollback leaves 
   assert.match(checks[2]?.evidence ?? '', /sees renderD128; vainfo: Intel iHD driver .* with 3 profiles/);
   assert.deepEqual(
     sim.store
-      .list({ ...(await import('../../src/cluster/simulator/controllers.ts')).K.Pod }, 'igpu-split')
+      .list({ ...(await import('../../src/sim/kube/controllers.ts')).K.Pod }, 'igpu-split')
       .filter((p) => p.metadata.name.startsWith('igpu-split-smoke')),
     [],
     'smoke pods deleted',
@@ -129,7 +129,7 @@ test("Talos enforces baseline: our namespace allows privileged pods; the user's 
 
   // A namespace the user made: used as it is, with a warning; pods refused until it allows them.
   const { sim: other, kube: theirs } = await cluster({ defaultPodSecurity: 'baseline' });
-  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  const { K } = await import('../../src/sim/kube/controllers.ts');
   other.store.update(K.Namespace, {
     apiVersion: 'v1',
     kind: 'Namespace',
@@ -156,7 +156,7 @@ test("Talos enforces baseline: our namespace allows privileged pods; the user's 
 
 test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, then the node drains and uncordons', async () => {
   const { sim, kube } = await cluster();
-  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  const { K } = await import('../../src/sim/kube/controllers.ts');
   for (const name of ['web-1', 'web-2']) {
     sim.store.update(K.Pod, {
       apiVersion: 'v1',
@@ -239,7 +239,7 @@ test('bad input: node not found, RBAC refusal naming verb and resource, a smoke 
   sim.forbidden.clear();
   await applyClusterPlan(kube, { ...plan, refused: undefined });
   // Another pod holds the only device: the smoke pod cannot be scheduled.
-  const { K } = await import('../../src/cluster/simulator/controllers.ts');
+  const { K } = await import('../../src/sim/kube/controllers.ts');
   sim.store.update(K.Pod, {
     apiVersion: 'v1',
     kind: 'Pod',

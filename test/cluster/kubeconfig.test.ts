@@ -162,7 +162,7 @@ test('refusals name the file and never quote it', async () => {
 });
 
 test('with NODE_TLS_REJECT_UNAUTHORIZED=0 in the process, a server the kubeconfig does not trust is still refused', async () => {
-  const { startKubeSimulator } = await import('../../src/cluster/simulator/server.ts');
+  const { startKubeSimulator } = await import('../../src/sim/kube/server.ts');
   const { openKube } = await import('../../src/cluster/kube.ts');
   const sim = await startKubeSimulator({ nodes: [{ name: 'k3s-1' }] });
   const file = join(dir, 'no-ca.conf');
@@ -188,7 +188,7 @@ test('with NODE_TLS_REJECT_UNAUTHORIZED=0 in the process, a server the kubeconfi
 
 test('a user tokenFile is read as client-go reads it: relative to the kubeconfig, trimmed, winning over token; a bad one is named, not read whole', async () => {
   const { execFileSync } = await import('node:child_process');
-  const { startKubeSimulator } = await import('../../src/cluster/simulator/server.ts');
+  const { startKubeSimulator } = await import('../../src/sim/kube/server.ts');
   const { openKube } = await import('../../src/cluster/kube.ts');
   const sim = await startKubeSimulator({ nodes: [{ name: 'k3s-1' }], token: 'file-token-0123456789' });
   const sub = join(dir, 'tokens');

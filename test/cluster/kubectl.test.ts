@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { K } from '../../src/cluster/simulator/controllers.ts';
-import { KubeOpenApi, loadKubeOpenApi } from '../../src/cluster/simulator/openapi.ts';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster/simulator/server.ts';
-import { KINDS, KubeStore } from '../../src/cluster/simulator/store.ts';
+import { K } from '../../src/sim/kube/controllers.ts';
+import { KubeOpenApi, loadKubeOpenApi } from '../../src/sim/kube/openapi.ts';
+import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
+import { KINDS, KubeStore } from '../../src/sim/kube/store.ts';
 
 // The kubectl on PATH (as .ci/run finds it), else the usual place.
 const KUBECTL =

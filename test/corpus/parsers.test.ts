@@ -16,16 +16,16 @@ import { parseExtensions, parseListing } from '../../src/guest/talos/talosctl.ts
 import { parseDpkgStatus } from '../../src/guest/ubuntu/gather.ts';
 import { effectiveGrubCmdline, evaluateGrubDefaults } from '../../src/host/boot/grub-defaults.ts';
 import { parseParams, planParams } from '../../src/host/boot/kernel-params.ts';
-import { parseCpuinfo } from '../../src/host/parse/cpuinfo.ts';
-import { parseMdevDescription } from '../../src/host/parse/mdev.ts';
-import { parseResource, parseSysfsId } from '../../src/host/parse/pci.ts';
+import { parseCpuinfo } from '../../src/linux/parse/cpuinfo.ts';
+import { parseMdevDescription } from '../../src/linux/parse/mdev.ts';
+import { parseResource, parseSysfsId } from '../../src/linux/parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
   parseOsRelease,
   parsePveCfg,
   splitCmdline,
-} from '../../src/host/parse/small-files.ts';
+} from '../../src/linux/parse/small-files.ts';
 import { EFIDISK, HOSTPCI, MACHINE, PCI_MAP_ENTRY } from '../../src/proxmox/api-spec.ts';
 import { parsePropertyString } from '../../src/proxmox/property-string.ts';
 

@@ -8,12 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { labFileText, withTalosVersions } from '../../src/config/init.ts';
 import { parseLab } from '../../src/config/load.ts';
 import { type IgpuSplitError, RefusedError, TargetError, UsageError } from '../../src/core/errors.ts';
 import { talosctlVersionText } from '../../src/demo/machines.ts';
+import { labFileText, withTalosVersions } from '../../src/engine/init.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
-import { type FakeFactory, startImageFactory } from '../../src/guest/talos/factory-simulator.ts';
 import { planTalos, type TalosFacts } from '../../src/guest/talos/plan.ts';
 import type { TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
 import { type Talosctl, talosctlAt } from '../../src/guest/talos/talosctl.ts';
@@ -24,6 +23,7 @@ import {
   upgradePath,
   versionChange,
 } from '../../src/guest/talos/version.ts';
+import { type FakeFactory, startImageFactory } from '../../src/sim/talos-factory.ts';
 
 const answering =
   (stdout: string, code = 0, stderr = ''): Talosctl =>

@@ -13,12 +13,12 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
-import { type FakeFactory, startImageFactory } from '../../src/guest/talos/factory-simulator.ts';
 import { machinePatch, patchYaml } from '../../src/guest/talos/patch.ts';
 import { applyTalosPlan, gatherTalosFacts, planTalos, verifyTalos } from '../../src/guest/talos/plan.ts';
 import { desiredSchematic, parseTalosVersion, type TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
 import { talosctlAt } from '../../src/guest/talos/talosctl.ts';
 import { TALOS_PATCH_NEWEST } from '../../src/knowledge/pins.ts';
+import { type FakeFactory, startImageFactory } from '../../src/sim/talos-factory.ts';
 import { TALOSCTL_STAND_IN } from '../support/talosctl.ts';
 
 const SCHEMA = fileURLToPath(

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCpuinfo } from '../../src/host/parse/cpuinfo.ts';
-import { parseMdevDescription } from '../../src/host/parse/mdev.ts';
-import { isDisplayClass, parseResource, parseSysfsId } from '../../src/host/parse/pci.ts';
+import { parseCpuinfo } from '../../src/linux/parse/cpuinfo.ts';
+import { parseMdevDescription } from '../../src/linux/parse/mdev.ts';
+import { isDisplayClass, parseResource, parseSysfsId } from '../../src/linux/parse/pci.ts';
 import {
   parseModuleParam,
   parseModules,
@@ -10,7 +10,7 @@ import {
   parsePveCfg,
   parseSecureBootVar,
   splitCmdline,
-} from '../../src/host/parse/small-files.ts';
+} from '../../src/linux/parse/small-files.ts';
 
 const block = (n: number) =>
   `processor\t: ${n}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 158\nmodel name\t: Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz\nstepping\t: 10\nmicrocode\t: 0xf8\nflags\t\t: fpu vme vmx ept\n`;

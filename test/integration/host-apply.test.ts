@@ -12,8 +12,8 @@ import { type IgpuSplitError, RefusedError, TargetError } from '../../src/core/e
 import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
-import { BOOT_ID } from '../../src/host/reboot.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
+import { BOOT_ID } from '../../src/linux/reboot.ts';
 import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';

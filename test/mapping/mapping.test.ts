@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { applyMappingPlan, rollbackMapping } from '../../src/mapping/apply.ts';
 import { gatherMappingFacts, planMapping } from '../../src/mapping/plan.ts';
 import type { ProxmoxApi } from '../../src/proxmox/api.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { tokenApi } from '../support/simulator.ts';
 
 function lab(

@@ -10,9 +10,9 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { PARAMETERS } from '../../src/proxmox/simulator/parameters.ts';
-import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { PARAMETERS } from '../../src/sim/proxmox/parameters.ts';
+import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { addPve1WithK3sVm } from '../support/simulator.ts';
 import { makeCertificates, type TestCertificates } from '../support/tls.ts';
 

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ProxmoxApi } from '../../src/proxmox/api.ts';
-import { EXTRA_ENDPOINTS, PARAMETERS, SERVED_ENDPOINTS } from '../../src/proxmox/simulator/parameters.ts';
-import { loadApiSchema, OFFICIAL_SCHEMA_FILE, ParamChecker } from '../../src/proxmox/simulator/schema.ts';
-import { simulate } from '../../src/proxmox/simulator/server.ts';
-import { type Caller, SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
+import { EXTRA_ENDPOINTS, PARAMETERS, SERVED_ENDPOINTS } from '../../src/sim/proxmox/parameters.ts';
+import { loadApiSchema, OFFICIAL_SCHEMA_FILE, ParamChecker } from '../../src/sim/proxmox/schema.ts';
+import { simulate } from '../../src/sim/proxmox/server.ts';
+import { type Caller, SimulatorState } from '../../src/sim/proxmox/state.ts';
+import { SimulatorTransport } from '../support/proxmox-transport.ts';
 import { addPve1WithK3sVm, LAYER_GRANTS, uhd630Entry } from '../support/simulator.ts';
 
 const schema = loadApiSchema();

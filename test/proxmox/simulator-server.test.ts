@@ -9,8 +9,8 @@ import { after, before, test } from 'node:test';
 import { TargetError } from '../../src/core/errors.ts';
 import { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { ProxmoxClient, type TlsTrust } from '../../src/proxmox/client.ts';
-import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { addPve1WithK3sVm, uhd630Entry } from '../support/simulator.ts';
 
 const SECRET = '0d7c6a52-simulator-secret';

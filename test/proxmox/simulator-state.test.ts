@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mdevUuid } from '../../src/proxmox/api-spec.ts';
-import { type Caller, type MdevEvent, SimError, SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { type Caller, type MdevEvent, SimError, SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { UHD630, uhd630Entry } from '../support/simulator.ts';
 
 const ENTRY = uhd630Entry('pve1');

@@ -8,9 +8,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/cluster/simulator/server.ts';
-import { type RunningSimulator, startSimulator } from '../../src/proxmox/simulator/server.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
+import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { runCli } from '../support/cli.ts';
 import { addPve1WithK3sVm, LAYER_GRANTS } from '../support/simulator.ts';
 

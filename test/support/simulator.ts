@@ -3,8 +3,8 @@
 // client that calls the simulator in-process as a token.
 
 import { ProxmoxApi } from '../../src/proxmox/api.ts';
-import type { SimGpu, SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
+import type { SimGpu, SimulatorState } from '../../src/sim/proxmox/state.ts';
+import { SimulatorTransport } from './proxmox-transport.ts';
 
 /** test/fixtures/hosts/i5-8500t-gvt: 00:02.0, 8086:3e92, subsystem 17aa:3136, IOMMU group 1, 256 MB aperture. */
 export const UHD630: Readonly<SimGpu> = {

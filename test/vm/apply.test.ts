@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import type { ProxmoxApi } from '../../src/proxmox/api.ts';
 import { mdevUuid } from '../../src/proxmox/api-spec.ts';
-import { SimulatorState } from '../../src/proxmox/simulator/state.ts';
+import { SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { applyVmPlan } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
 import { planVms, readMarker, withMarker } from '../../src/vm/plan.ts';

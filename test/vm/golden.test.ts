@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { ProxmoxApi } from '../../src/proxmox/api.ts';
-import { type Caller, SimulatorState } from '../../src/proxmox/simulator/state.ts';
-import { SimulatorTransport } from '../../src/proxmox/simulator/transport.ts';
+import { type Caller, SimulatorState } from '../../src/sim/proxmox/state.ts';
 import { applyVmPlan, rollbackVms } from '../../src/vm/apply.ts';
 import { type DesiredVm, gatherVmFacts } from '../../src/vm/gather.ts';
 import { planVms, type VmPlan, type VmPlanOptions } from '../../src/vm/plan.ts';
+import { SimulatorTransport } from '../support/proxmox-transport.ts';
 import { UHD630, uhd630Entry } from '../support/simulator.ts';
 
 const DIR = fileURLToPath(new URL('./golden/', import.meta.url));

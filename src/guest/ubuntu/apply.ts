@@ -6,7 +6,7 @@
 
 import type { HostAccess } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
-import { rebootAndWait } from '../../host/reboot.ts';
+import { rebootAndWait } from '../../linux/reboot.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
 import { INSTALL_COMMAND, KERNEL_PACKAGE, type UbuntuPlan } from './plan.ts';
 

@@ -7,9 +7,9 @@ import { type HostAccess, isMissing } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
 import type { DisplayDeviceFacts } from '../../host/facts.ts';
 import { PATHS, readDisplayDevices } from '../../host/gather.ts';
-import { parseOsRelease, parseSecureBootVar } from '../../host/parse/small-files.ts';
-import { BOOT_ID } from '../../host/reboot.ts';
 import { MODULE } from '../../knowledge/kernel.ts';
+import { parseOsRelease, parseSecureBootVar } from '../../linux/parse/small-files.ts';
+import { BOOT_ID } from '../../linux/reboot.ts';
 
 export const INTEL = 0x8086;
 

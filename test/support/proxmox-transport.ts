@@ -2,10 +2,10 @@
 // caller. The golden tests use it (fast and deterministic, and it can act as a root@pam
 // session, which the token-only client cannot); the HTTPS front covers the wire.
 
-import type { ProxmoxTransport } from '../api.ts';
-import { ProxmoxApiError } from '../client.ts';
-import { type Params, simulate } from './server.ts';
-import type { Caller, SimulatorState } from './state.ts';
+import type { ProxmoxTransport } from '../../src/proxmox/api.ts';
+import { ProxmoxApiError } from '../../src/proxmox/client.ts';
+import { type Params, simulate } from '../../src/sim/proxmox/server.ts';
+import type { Caller, SimulatorState } from '../../src/sim/proxmox/state.ts';
 
 export class SimulatorTransport implements ProxmoxTransport {
   readonly target = 'pve-simulator';

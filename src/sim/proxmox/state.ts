@@ -14,8 +14,12 @@ import {
   MACHINE,
   mdevUuid,
   PCI_MAP_ENTRY,
-} from '../api-spec.ts';
-import { type PropertyStringError, type PropertyValues, parsePropertyString } from '../property-string.ts';
+} from '../../proxmox/api-spec.ts';
+import {
+  type PropertyStringError,
+  type PropertyValues,
+  parsePropertyString,
+} from '../../proxmox/property-string.ts';
 import { isVmOption } from './parameters.ts';
 import { splitList } from './schema.ts';
 

@@ -14,8 +14,8 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { EndpointSpec, PropertyStringSpec } from '../api-spec.ts';
-import { HOSTPCI } from '../api-spec.ts';
+import type { EndpointSpec, PropertyStringSpec } from '../../proxmox/api-spec.ts';
+import { HOSTPCI } from '../../proxmox/api-spec.ts';
 
 /** One parameter (or property-string key) as the official schema describes it. */
 export interface SchemaParam {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse, stringify } from 'yaml';
-import { TALOS_NEWEST_PATCH } from '../../knowledge/pins.ts';
+import { TALOS_NEWEST_PATCH } from '../knowledge/pins.ts';
 
 export interface FakeFactory {
   url: string;

@@ -4,8 +4,8 @@
 // refusing privileged pods in a namespace that does not allow them, the scheduler
 // (with its Insufficient … message), and the smoke pod's run and log.
 
+import { SMOKE_MARK } from '../../cluster/smoke.ts';
 import { GPU_RESOURCE } from '../../knowledge/pins.ts';
-import { SMOKE_MARK } from '../smoke.ts';
 import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
 
 export const RESOURCE = GPU_RESOURCE;

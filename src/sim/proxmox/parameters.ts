@@ -5,7 +5,7 @@
 // "ignored: <why>"; test/proxmox/simulator-params.test.ts holds it to the schema and
 // checks that everything igpu-split's client and python3-proxmoxer send is acted on.
 
-import { ENDPOINTS, type EndpointSpec, type KeySpec } from '../api-spec.ts';
+import { ENDPOINTS, type EndpointSpec, type KeySpec } from '../../proxmox/api-spec.ts';
 
 export type Handling = 'acted on' | `ignored: ${string}`;
 

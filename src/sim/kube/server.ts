@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { loopbackCertificate } from '../../core/loopback-tls.ts';
+import { loopbackCertificate } from '../loopback-tls.ts';
 import { type ClusterBehaviour, evict, K, reconcile } from './controllers.ts';
 import { gvkString, KubeOpenApi, loadKubeOpenApi } from './openapi.ts';
 import { decodeKubeProtobuf, ProtobufUnsupported } from './protobuf.ts';

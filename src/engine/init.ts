@@ -6,8 +6,8 @@ import { IgpuSplitError } from '../core/errors.ts';
 import { clip } from '../core/text.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { readRunningVersion } from '../guest/talos/version.ts';
-import { findIgpu } from '../mapping/plan.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
+import { findIgpu } from '../proxmox/igpu.ts';
 
 export interface DiscoveredNode {
   node: string;
