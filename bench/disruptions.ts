@@ -3,8 +3,10 @@
 
 import type { HostAccess } from '../src/access/host.ts';
 import { startDemoLab } from '../src/demo/lab.ts';
-import { applyStages, Journal, runStages } from '../src/engine/apply.ts';
+import { applyStages } from '../src/engine/apply.ts';
+import { Journal } from '../src/engine/journal.ts';
 import { planLab } from '../src/engine/plan.ts';
+import { runStages } from '../src/engine/scheduler.ts';
 
 export interface DisruptionResult {
   hosts: number;

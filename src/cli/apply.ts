@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
-import type { Journal } from '../engine/apply.ts';
+import type { Journal } from '../engine/journal.ts';
 import type { LabPlan } from '../engine/plan.ts';
 import { confirm } from './confirm.ts';
 import {
@@ -51,12 +51,17 @@ export function registerApply(program: Command): void {
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);
-      const [{ planLab, planRefusal, planDigest }, { applyStages, Journal }, { verifyLab, worstOfChains }] =
-        await Promise.all([
-          import('../engine/plan.ts'),
-          import('../engine/apply.ts'),
-          import('../engine/verify.ts'),
-        ]);
+      const [
+        { planLab, planRefusal, planDigest },
+        { applyStages },
+        { Journal },
+        { verifyLab, worstOfChains },
+      ] = await Promise.all([
+        import('../engine/plan.ts'),
+        import('../engine/apply.ts'),
+        import('../engine/journal.ts'),
+        import('../engine/verify.ts'),
+      ]);
       const parallel = options.parallel;
       const { lab, connections } = await openLabRun(options);
       const journal = new Journal(options.lab);

@@ -24,7 +24,8 @@ export function registerDemo(program: Command): void {
       const [
         { startDemoLab },
         { planLab },
-        { applyStages, Journal },
+        { applyStages },
+        { Journal },
         { verifyLab, worstOfChains },
         { labStatus, renderStatus },
         { gatherHostFacts },
@@ -34,6 +35,7 @@ export function registerDemo(program: Command): void {
         import('../demo/lab.ts'),
         import('../engine/plan.ts'),
         import('../engine/apply.ts'),
+        import('../engine/journal.ts'),
         import('../engine/verify.ts'),
         import('../engine/status.ts'),
         import('../host/gather.ts'),

@@ -8,7 +8,7 @@ import { onInterrupt } from '../core/interrupt.ts';
 
 /** Takes the lab lock; the returned function lets go of it (the journal, if any, stays). */
 export async function holdLabLock(labFile: string): Promise<() => Promise<void>> {
-  const { Journal } = await import('../engine/apply.ts');
+  const { Journal } = await import('../engine/journal.ts');
   const journal = new Journal(labFile);
   // Read before the lock is taken: a damaged journal refuses here and leaves nothing behind.
   const earlier = await journal.earlierRun();

@@ -3,9 +3,10 @@
 
 import type { Command } from 'commander';
 import type { Lab } from '../config/lab.ts';
-import type { Journal, Stage } from '../engine/apply.ts';
 import type { LabConnections } from '../engine/connections.ts';
+import type { Journal } from '../engine/journal.ts';
 import type { LabPlan } from '../engine/plan.ts';
+import type { Stage } from '../engine/scheduler.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
 import { addRequestTimeout, numberOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
@@ -81,7 +82,7 @@ export async function runWithProgress(
 ): Promise<void> {
   const [{ Listr }, { RunState, runStage, stageGroups }] = await Promise.all([
     import('listr2'),
-    import('../engine/apply.ts'),
+    import('../engine/scheduler.ts'),
   ]);
   const state = new RunState();
   const groups = stageGroups(stages);

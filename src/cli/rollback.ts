@@ -21,7 +21,7 @@ export function registerRollback(program: Command): void {
         jsonNeedsYes(options);
         const [{ rollbackLab }, { Journal }] = await Promise.all([
           import('../engine/rollback.ts'),
-          import('../engine/apply.ts'),
+          import('../engine/journal.ts'),
         ]);
         const { lab, connections } = await openLabRun(options);
         const journal = new Journal(options.lab);

@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lockLine } from '../../src/engine/apply.ts';
+import { lockLine } from '../../src/engine/lock-holder.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { uhd630Entry } from '../support/simulator.ts';
 import type { TestSshd } from '../support/sshd.ts';

@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { applyStages, Journal, lockLine, runStages } from '../../src/engine/apply.ts';
+import { applyStages } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
+import { lockLine } from '../../src/engine/lock-holder.ts';
 import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
 import { rollbackLab } from '../../src/engine/rollback.ts';
+import { runStages } from '../../src/engine/scheduler.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
 import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
 

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Journal } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
 
 async function labDir() {
   const dir = await mkdtemp(join(tmpdir(), 'igpu-lock-'));

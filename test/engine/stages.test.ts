@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Journal, runStages, type Stage, stageGroups } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
+import { runStages, type Stage, stageGroups } from '../../src/engine/scheduler.ts';
 
 const stage = (id: string, group: string, run: Stage['run'] = async () => {}, fingerprint = 'f'): Stage => ({
   id,

@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bounded } from '../../src/core/bounded.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { Journal } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
 import { planIsEmpty, planLab } from '../../src/engine/plan.ts';
 
 const CHILD = fileURLToPath(new URL('../support/apply-child.ts', import.meta.url));

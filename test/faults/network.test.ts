@@ -7,8 +7,10 @@ import { test } from 'node:test';
 import { HostError } from '../../src/access/host.ts';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { applyStages, Journal, runStages } from '../../src/engine/apply.ts';
+import { applyStages } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
 import { planIsEmpty, planLab } from '../../src/engine/plan.ts';
+import { runStages } from '../../src/engine/scheduler.ts';
 
 const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
 

@@ -12,8 +12,10 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseLab } from '../../src/config/load.ts';
 import { type DemoDescription, demoConnections } from '../../src/demo/lab.ts';
-import { applyStages, Journal, runStages } from '../../src/engine/apply.ts';
+import { applyStages } from '../../src/engine/apply.ts';
+import { Journal } from '../../src/engine/journal.ts';
 import { planLab } from '../../src/engine/plan.ts';
+import { runStages } from '../../src/engine/scheduler.ts';
 
 const description = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as DemoDescription;
 const lab = parseLab(readFileSync(description.labFile, 'utf8'), description.labFile);

@@ -1,0 +1,125 @@
+// The scheduler: runs an apply's stages in order — the lab-wide ones alone, then the host
+// groups N at a time (each in sequence), then the lab-wide end — journalling each as it
+// ends and starting none after a failure.
+
+import { bounded } from '../core/bounded.ts';
+import { IgpuSplitError, TargetError } from '../core/errors.ts';
+import { runAsStage } from './changes.ts';
+import type { Journal } from './journal.ts';
+
+export interface Stage {
+  id: string;
+  /** `lab` (first), `host:<node>` (in host order), `lab-end` (last). */
+  group: string;
+  /** What the stage will do: a journal entry for a different plan does not count. */
+  fingerprint: string;
+  title: string;
+  run(say: (line: string) => void): Promise<void>;
+}
+
+/** Shared by the stages of one run: once one fails no other starts, and the run waits for those in flight. */
+export class RunState {
+  failed: unknown;
+  private readonly running = new Set<Promise<unknown>>();
+
+  track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    return work.finally(() => this.running.delete(work));
+  }
+
+  async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}
+
+/** Runs one stage unless the journal has it, and journals it when it ends. */
+export async function runStage(
+  stage: Stage,
+  journal: Journal,
+  say: (line: string) => void,
+  state?: RunState,
+): Promise<'done' | 'skipped'> {
+  if (journal.has(stage)) return 'skipped';
+  if (state?.failed !== undefined) {
+    throw new IgpuSplitError(`${stage.title}: not started, another host failed`, {
+      fix: 'fix that failure, then apply --resume',
+    });
+  }
+  // The stage counts as begun (resumable) from its first change, not from its start.
+  const work = runAsStage(
+    () => journal.begin(stage),
+    () => journal.unbegin(stage),
+    () => stage.run(say),
+  ).catch((error: unknown) => {
+    // Whatever broke, it is reported as one line naming the stage.
+    const reported =
+      error instanceof IgpuSplitError
+        ? error
+        : new TargetError(`${stage.title}: ${(error as Error)?.message ?? String(error)}`, {
+            target: stage.group.replace(/^host:/, ''),
+            fix: 'fix the cause, then igpu-split apply --resume',
+            cause: error,
+          });
+    if (state && state.failed === undefined) state.failed = reported;
+    throw reported;
+  });
+  await (state ? state.track(work) : work);
+  await journal.record(stage);
+  return 'done';
+}
+
+/** The stages in run order: lab-wide first, then one group per host, then the lab-wide end. */
+export function stageGroups(stages: readonly Stage[]): { group: string; stages: Stage[] }[] {
+  const names = [...new Set(stages.map((s) => s.group))];
+  const order = [
+    ...names.filter((n) => n === 'lab'),
+    ...names.filter((n) => n.startsWith('host:')),
+    ...names.filter((n) => n === 'lab-end'),
+  ];
+  return order.map((group) => ({ group, stages: stages.filter((s) => s.group === group) }));
+}
+
+/**
+ * Runs the stages: the lab-wide ones alone, host groups `parallel` at a time (each in
+ * order), journalling each as it ends. After a failure no stage starts and the run waits
+ * for the ones in flight before it reports. `afterStage` sees every finished stage.
+ */
+export async function runStages(
+  stages: Stage[],
+  journal: Journal,
+  options: {
+    parallel?: number;
+    say?: (line: string) => void;
+    afterStage?: (id: string) => Promise<void>;
+  } = {},
+): Promise<{ done: string[]; skipped: string[] }> {
+  const say = options.say ?? (() => {});
+  const done: string[] = [];
+  const skipped: string[] = [];
+  const state = new RunState();
+  const runGroup = async ({ stages: list }: { stages: Stage[] }) => {
+    for (const stage of list) {
+      const result = await runStage(
+        stage,
+        journal,
+        (line) => say(`${stage.group.replace(/^host:/, '')}: ${line}`),
+        state,
+      );
+      (result === 'done' ? done : skipped).push(stage.id);
+      await options.afterStage?.(stage.id);
+    }
+  };
+  const groups = stageGroups(stages);
+  for (const group of groups.filter((g) => g.group === 'lab')) await runGroup(group);
+  try {
+    await bounded(
+      groups.filter((g) => g.group.startsWith('host:')),
+      options.parallel ?? 1,
+      runGroup,
+    );
+  } finally {
+    await state.settle();
+  }
+  for (const group of groups.filter((g) => g.group === 'lab-end')) await runGroup(group);
+  return { done, skipped };
+}
