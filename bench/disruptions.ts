@@ -2,16 +2,18 @@
 // reboot per host) and a second apply on the converged lab (goal: none at all).
 
 import type { HostAccess } from '../src/access/host.ts';
-import { startDemoLab } from '../src/demo/lab.ts';
-import { applyStages } from '../src/engine/apply.ts';
-import { Journal } from '../src/engine/journal.ts';
-import { planLab } from '../src/engine/plan.ts';
-import { runStages } from '../src/engine/scheduler.ts';
+import { type DemoLab, startDemoLab } from '../src/demo/lab.ts';
+import { applyLab } from '../src/engine/apply-lab.ts';
 
 export interface DisruptionResult {
   hosts: number;
   first: { hostReboots: Record<string, number>; guestReboots: number; vmRestarts: number };
   second: { hostReboots: number; guestReboots: number; vmRestarts: number };
+}
+
+/** One whole apply of the lab, as `igpu-split apply --yes` runs it: the one place this file calls the engine. */
+async function applyOnce(demo: DemoLab): Promise<void> {
+  await applyLab(demo.lab, demo.connections, { labFile: demo.labFile, pollMs: 10 });
 }
 
 export async function benchDisruptions(): Promise<DisruptionResult> {
@@ -43,28 +45,15 @@ export async function benchDisruptions(): Promise<DisruptionResult> {
     )();
   const starts = () => demo.proxmox.calls.filter((c) => /^start /.test(c)).length;
   try {
-    const applyOnce = async () => {
-      const journal = new Journal(demo.labFile);
-      await journal.lock(false);
-      await journal.start(false);
-      await runStages(
-        applyStages(demo.lab, await planLab(demo.lab, demo.connections), demo.connections, journal, {
-          pollMs: 10,
-        }),
-        journal,
-      );
-      await journal.finish();
-      await journal.unlock();
-    };
     const before = starts();
-    await applyOnce();
+    await applyOnce(demo);
     const first = { hostReboots: { ...hostReboots }, guestReboots, vmRestarts: starts() - before };
     const mid = {
       host: Object.values(hostReboots).reduce((a, b) => a + b, 0),
       guest: guestReboots,
       starts: starts(),
     };
-    await applyOnce();
+    await applyOnce(demo);
     const second = {
       hostReboots: Object.values(hostReboots).reduce((a, b) => a + b, 0) - mid.host,
       guestReboots: guestReboots - mid.guest,

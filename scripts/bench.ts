@@ -1,17 +1,30 @@
-// `npm run bench`: whole-process timings of the CLI, each measured beside the
-// bare `node` start-up it cannot beat, in the same run, and reported as a ratio.
-// Figures are medians of interleaved runs after a warm-up; goals come from the issues.
+// `npm run bench`: every benchmark, for today's tree and — side by side in the same run —
+// for the baseline commit (issue 14: each median within 10% of d5cfd90's). Each side's
+// benchmark code runs from its own tree in a child process (bench/run-one.ts), the two
+// sides taking turns, and every run alternates which side goes first, so the machine's
+// noise falls on both alike. The peers stay: bare `node` start-up for the CLI, Ansible
+// for the host layer. Figures are medians; goals come from the issues.
 
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { benchDisruptions } from '../bench/disruptions.ts';
-import { benchFleetPlan, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
-import { benchHostLayer, type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
-import { benchLabLoad } from '../bench/lab-load.ts';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BASELINE, prepareBaseline } from '../bench/baseline.ts';
+import type { DisruptionResult } from '../bench/disruptions.ts';
+import { type FleetPlanResult, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
+import { type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
+import type { LabLoadResult } from '../bench/lab-load.ts';
+import { RESULT_MARK } from '../bench/run-one.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
-const node = process.execPath;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RUN_ONE = join(ROOT, 'bench/run-one.ts');
 const fixture = 'test/fixtures/hosts/i5-8500t-gvt';
+
+interface Side {
+  name: string;
+  tree: string;
+}
 
 interface Case {
   name: string;
@@ -19,120 +32,211 @@ interface Case {
   goalMs?: number;
 }
 
-const peer: Case = { name: 'node -e 0 (bare start-up, the peer)', args: ['-e', '0'] };
-const cases: Case[] = [
-  { name: 'igpu-split --help', args: ['bin/igpu-split.js', '--help'], goalMs: 150 },
-  {
-    name: 'igpu-split doctor --root <fixture>',
-    args: ['bin/igpu-split.js', 'doctor', '--root', fixture],
-    goalMs: 400,
-  },
-  {
-    name: 'igpu-split doctor --root <fixture> --json',
-    args: ['bin/igpu-split.js', 'doctor', '--root', fixture, '--json'],
-    goalMs: 400,
-  },
-];
-
-function once(args: string[]): number {
-  const start = process.hrtime.bigint();
-  const result = spawnSync(node, args, { stdio: 'ignore' });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0 && result.status !== 1)
-    throw new Error(`${args.join(' ')} exited ${result.status}`);
-  return ms;
+/** One figure of both sides; lower is better. */
+interface Comparison {
+  name: string;
+  unit: 'ms' | 'MB';
+  current: number;
+  baseline: number;
 }
+
+const compared: Comparison[] = [];
+let missed = 0;
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
 };
 
-const all = [peer, ...cases];
-for (const c of all) once(c.args); // warm-up: page cache, compile cache
-const samples = new Map<Case, number[]>(all.map((c) => [c, []]));
-for (let i = 0; i < RUNS; i++) for (const c of all) samples.get(c)?.push(once(c.args));
+/** The sides in run `round`'s order: A B, then B A, … */
+const inTurn = <T>(sides: T[], round: number): T[] => (round % 2 === 0 ? sides : [...sides].reverse());
 
-const peerMs = median(samples.get(peer) ?? []);
-console.log(
-  `igpu-split bench — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${RUNS} runs each\n`,
-);
-console.log('| command | median ms | ratio to bare node | goal |');
-console.log('|---|---:|---:|---|');
-console.log(`| ${peer.name} | ${peerMs.toFixed(1)} | 1.00 | |`);
-let missed = 0;
-for (const c of cases) {
-  const ms = median(samples.get(c) ?? []);
-  const met = c.goalMs === undefined || ms <= c.goalMs;
-  if (!met) missed++;
-  console.log(
-    `| ${c.name} | ${ms.toFixed(1)} | ${(ms / peerMs).toFixed(2)} | ≤ ${c.goalMs} ms ${met ? 'met' : 'MISSED'} |`,
-  );
+/** Wall time of one `node <args>` in `cwd`; exit 1 (a finding) counts as a run. */
+function once(args: string[], cwd = ROOT): number {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { cwd, stdio: 'ignore' });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0 && result.status !== 1)
+    throw new Error(`${args.join(' ')} in ${cwd} exited ${result.status ?? result.signal}`);
+  return ms;
 }
 
-// Host layer on 8 fake hosts, against Ansible (the peer), three fresh fleets each.
-const skip = hostLayerSkipReason();
-if (skip) {
-  console.log(`\nhost layer vs Ansible: skipped (${skip})`);
-} else {
-  const runs: HostLayerResult[] = [];
-  for (let i = 0; i < 3; i++) runs.push(await benchHostLayer());
-  const ours = median(runs.map((r) => r.igpuSplitMs));
-  const theirs = median(runs.map((r) => r.ansibleMs));
-  const ratio = theirs / ours;
-  const met = ratio >= 10;
+/** One benchmark function of `side`'s own bench/<module>.ts, in a child process in that tree. */
+function runBench<T>(side: Side, module: string, name: string, args?: unknown[]): T {
+  const result = spawnSync(
+    process.execPath,
+    [RUN_ONE, `bench/${module}.ts`, name, ...(args ? [JSON.stringify(args)] : [])],
+    { cwd: side.tree, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 },
+  );
+  const line = result.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith(RESULT_MARK));
+  if (result.status !== 0 || line === undefined)
+    throw new Error(`${name} of ${side.name} (${side.tree}) exited ${result.status ?? result.signal}`);
+  return JSON.parse(line.slice(RESULT_MARK.length)) as T;
+}
+
+function compare(name: string, unit: Comparison['unit'], values: Map<Side, number>, sides: Side[]): void {
+  const [current, baseline] = sides.map((side) => values.get(side));
+  if (current !== undefined && baseline !== undefined) compared.push({ name, unit, current, baseline });
+}
+
+function verdict(c: Comparison): string {
+  const ratio = c.current / c.baseline;
+  const percent = Math.round(Math.abs(ratio - 1) * 100);
+  if (ratio > 1.1) return `${c.unit === 'MB' ? 'LARGER' : 'SLOWER'} by ${percent}%`;
+  if (ratio < 0.9) return `${c.unit === 'MB' ? 'smaller' : 'faster'} by ${percent}%`;
+  return 'within 10%';
+}
+
+const goal = (met: boolean, text: string) => {
   if (!met) missed++;
+  return `${text} ${met ? 'met' : 'MISSED'}`;
+};
+
+/** --help and doctor, whole processes, each side's bin/ beside bare node; RUNS rounds after a warm-up. */
+function benchCli(sides: Side[]): void {
+  const cases: Case[] = [
+    { name: 'igpu-split --help', args: ['--help'], goalMs: 150 },
+    { name: 'igpu-split doctor --root <fixture>', args: ['doctor', '--root', fixture], goalMs: 400 },
+    {
+      name: 'igpu-split doctor --root <fixture> --json',
+      args: ['doctor', '--root', fixture, '--json'],
+      goalMs: 400,
+    },
+  ];
+  const peer: number[] = [];
+  const samples = new Map(cases.map((c) => [c, new Map<Side, number[]>(sides.map((s) => [s, []]))]));
+  // Warm-up (page cache, compile cache), then the rounds; each side runs its own bin/ from its own tree.
+  once(['-e', '0']);
+  for (const c of cases) for (const side of sides) once(['bin/igpu-split.js', ...c.args], side.tree);
+  for (let i = 0; i < RUNS; i++) {
+    peer.push(once(['-e', '0']));
+    for (const c of cases)
+      for (const side of inTurn(sides, i))
+        samples
+          .get(c)
+          ?.get(side)
+          ?.push(once(['bin/igpu-split.js', ...c.args], side.tree));
+  }
+  const peerMs = median(peer);
+  console.log('| command | median ms | ratio to bare node | goal |');
+  console.log('|---|---:|---:|---|');
+  console.log(`| node -e 0 (bare start-up, the peer) | ${peerMs.toFixed(1)} | 1.00 | |`);
+  for (const c of cases) {
+    const medians = new Map([...(samples.get(c) ?? [])].map(([side, ms]) => [side, median(ms)]));
+    const ms = medians.get(sides[0] as Side) as number;
+    const met = c.goalMs === undefined || ms <= c.goalMs;
+    console.log(
+      `| ${c.name} | ${ms.toFixed(1)} | ${(ms / peerMs).toFixed(2)} | ${goal(met, `≤ ${c.goalMs} ms`)} |`,
+    );
+    compare(c.name, 'ms', medians, sides);
+  }
+}
+
+/** Host layer on 8 fake hosts against Ansible (the peer), three fresh fleets per side. */
+function benchHostLayers(sides: Side[]): void {
+  const skip = hostLayerSkipReason();
+  if (skip) {
+    console.log(`\nhost layer vs Ansible: skipped (${skip})`);
+    return;
+  }
+  const runs = new Map<Side, HostLayerResult[]>(sides.map((s) => [s, []]));
+  for (let i = 0; i < 3; i++)
+    for (const side of inTurn(sides, i))
+      runs.get(side)?.push(runBench<HostLayerResult>(side, 'host-layer', 'benchHostLayer'));
+  // Every side's run timed Ansible on its own fresh fleet: one peer, all its runs.
+  const all = [...runs.values()].flat();
+  const theirs = median(all.map((r) => r.ansibleMs));
+  const ours = new Map([...runs].map(([side, r]) => [side, median(r.map((x) => x.igpuSplitMs))]));
   console.log(
     '\n| gather + plan + apply, 8 fake sshd hosts (median of 3 fresh fleets) | ms | speed-up | goal |',
   );
   console.log('|---|---:|---:|---|');
   console.log(
-    `| ansible-playbook bench/peer/host-layer.yml, pipelining, 8 forks (the peer) | ${theirs.toFixed(0)} | 1.0× | |`,
+    `| ansible-playbook bench/peer/host-layer.yml, pipelining, 8 forks (the peer, median of ${all.length}) | ${theirs.toFixed(0)} | 1.0× | |`,
   );
+  for (const [side, ms] of ours) {
+    const ratio = theirs / ms;
+    const goalText = side === sides[0] ? goal(ratio >= 10, '≥ 10×') : '';
+    console.log(
+      `| igpu-split ${side.name} (one process, all hosts at once) | ${ms.toFixed(0)} | ${ratio.toFixed(1)}× | ${goalText} |`,
+    );
+  }
+  compare('host layer, 8 fake sshd hosts', 'ms', ours, sides);
+}
+
+/** Plan for a fleet of 500 hosts / 2,000 VMs (simulated), three runs per side; absolute goals for today's. */
+function benchFleetPlans(sides: Side[]): void {
+  const runs = new Map<Side, FleetPlanResult[]>(sides.map((s) => [s, []]));
+  for (let i = 0; i < 3; i++)
+    for (const side of inTurn(sides, i))
+      runs.get(side)?.push(runBench<FleetPlanResult>(side, 'fleet-plan', 'benchFleetPlan'));
+  const today = runs.get(sides[0] as Side) ?? [];
+  const fleetMs = median(today.map((r) => r.ms));
+  const fleetMiB = Math.max(...today.map((r) => r.peakRssMiB));
   console.log(
-    `| igpu-split (one process, all hosts at once) | ${ours.toFixed(0)} | ${ratio.toFixed(1)}× | ≥ 10× ${met ? 'met' : 'MISSED'} |`,
+    `\n| plan, ${HOSTS} hosts / ${HOSTS * VMS_PER_HOST} VMs, all layers (median of 3) | value | goal |`,
+  );
+  console.log('|---|---:|---|');
+  console.log(`| wall time of the planner | ${fleetMs} ms | ${goal(fleetMs <= 3000, '≤ 3000 ms')} |`);
+  console.log(
+    `| peak memory of its process (max of 3) | ${fleetMiB} MB | ${goal(fleetMiB <= 300, '≤ 300 MB')} |`,
+  );
+  console.log(`| steps planned | ${today[0]?.steps} | |`);
+  const medianOf = (pick: (r: FleetPlanResult) => number) =>
+    new Map([...runs].map(([side, r]) => [side, median(r.map(pick))]));
+  compare(
+    `plan ${HOSTS} hosts, planner wall time`,
+    'ms',
+    medianOf((r) => r.ms),
+    sides,
+  );
+  compare(
+    `plan ${HOSTS} hosts, peak memory (median of 3)`,
+    'MB',
+    medianOf((r) => r.peakRssMiB),
+    sides,
   );
 }
-// Plan for a fleet of 500 hosts / 2,000 VMs (simulated), three runs; absolute goals.
-const fleet = [];
-for (let i = 0; i < 3; i++) fleet.push(await benchFleetPlan());
-const fleetMs = median(fleet.map((r) => r.ms));
-const fleetMiB = Math.max(...fleet.map((r) => r.peakRssMiB));
-const fleetMet = fleetMs <= 3000 && fleetMiB <= 300;
-if (!fleetMet) missed++;
-console.log(
-  `\n| plan, ${HOSTS} hosts / ${HOSTS * VMS_PER_HOST} VMs, all layers (median of 3) | value | goal |`,
-);
-console.log('|---|---:|---|');
-console.log(`| wall time of the planner | ${fleetMs} ms | ≤ 3000 ms ${fleetMs <= 3000 ? 'met' : 'MISSED'} |`);
-console.log(
-  `| peak memory of its process (max of 3) | ${fleetMiB} MB | ≤ 300 MB ${fleetMiB <= 300 ? 'met' : 'MISSED'} |`,
-);
-console.log(`| steps planned | ${fleet[0]?.steps} | |`);
 
-// Disruption per run, on the demo lab.
-const disruption = await benchDisruptions();
-const maxReboots = Math.max(0, ...Object.values(disruption.first.hostReboots));
-const quiet = disruption.second.hostReboots + disruption.second.guestReboots + disruption.second.vmRestarts;
-if (maxReboots > 1 || quiet > 0) missed++;
-console.log('\n| demo lab, apply | host reboots | guest reboots | VM restarts | goal |');
-console.log('|---|---:|---:|---:|---|');
-console.log(
-  `| first run (${disruption.hosts} hosts) | ${Object.values(disruption.first.hostReboots).reduce((a, b) => a + b, 0)} (≤ ${maxReboots} per host) | ${disruption.first.guestReboots} | ${disruption.first.vmRestarts} | ≤ 1 reboot per host ${maxReboots <= 1 ? 'met' : 'MISSED'} |`,
-);
-console.log(
-  `| second run (converged) | ${disruption.second.hostReboots} | ${disruption.second.guestReboots} | ${disruption.second.vmRestarts} | none ${quiet === 0 ? 'met' : 'MISSED'} |`,
-);
+/** Reboots and restarts per apply of the demo lab: counts, the same on both sides or a change of behaviour. */
+function benchDisruptionCounts(sides: Side[]): void {
+  console.log('\n| demo lab, apply | host reboots | guest reboots | VM restarts | goal |');
+  console.log('|---|---:|---:|---:|---|');
+  const rows = new Set<string>();
+  for (const side of sides) {
+    const d = runBench<DisruptionResult>(side, 'disruptions', 'benchDisruptions');
+    const maxReboots = Math.max(0, ...Object.values(d.first.hostReboots));
+    const total = Object.values(d.first.hostReboots).reduce((a, b) => a + b, 0);
+    const quiet = d.second.hostReboots + d.second.guestReboots + d.second.vmRestarts;
+    const first = `${total} (≤ ${maxReboots} per host) | ${d.first.guestReboots} | ${d.first.vmRestarts}`;
+    const second = `${d.second.hostReboots} | ${d.second.guestReboots} | ${d.second.vmRestarts}`;
+    rows.add(`${first}|${second}`);
+    const today = side === sides[0];
+    console.log(
+      `| ${side.name}: first run (${d.hosts} hosts) | ${first} | ${today ? goal(maxReboots <= 1, '≤ 1 reboot per host') : ''} |`,
+    );
+    console.log(
+      `| ${side.name}: second run (converged) | ${second} | ${today ? goal(quiet === 0, 'none') : ''} |`,
+    );
+  }
+  if (sides.length > 1) {
+    const same = rows.size === 1;
+    if (!same) missed++;
+    console.log(same ? `\nsame counts as ${BASELINE}` : `\ncounts DIFFER from ${BASELINE}`);
+  }
+}
 
-// Lab files of 1,000 and 10,000 VMs: loading must grow about linearly (ratio ≤ 15).
-const [small, large] = await benchLabLoad();
-if (small && large) {
+/** Lab files of 1,000 and 10,000 VMs: loading must grow about linearly (ratio ≤ 15). Today's tree only. */
+function benchLabLoads(sides: Side[]): void {
+  const [small, large] = runBench<LabLoadResult[]>(sides[0] as Side, 'lab-load', 'benchLabLoad');
+  if (!small || !large) return;
   const warm = large.medianMs / small.medianMs;
   const cold = large.coldMedianMs / small.coldMedianMs;
-  if (warm > 15 || cold > 15) missed++;
-  const goal = (ratio: number) => `≤ 15 ${ratio <= 15 ? 'met' : 'MISSED'}`;
   console.log(
-    '\n| load the lab file | size | warm ms (median of 7) | cold process ms (median of 5) | goal |',
+    `\n| load the lab file (no ${BASELINE} counterpart: added in issue 12) | size | warm ms (median of 7) | cold process ms (median of 5) | goal |`,
   );
   console.log('|---|---:|---:|---:|---|');
   for (const r of [small, large])
@@ -140,24 +244,58 @@ if (small && large) {
       `| ${r.vms.toLocaleString('en')} VMs | ${(r.bytes / 1024).toFixed(0)} KB | ${r.medianMs.toFixed(1)} | ${r.coldMedianMs.toFixed(1)} | |`,
     );
   console.log(
-    `| ratio 10,000 / 1,000 | | ${warm.toFixed(1)} | ${cold.toFixed(1)} | ${goal(Math.max(warm, cold))} |`,
+    `| ratio 10,000 / 1,000 | | ${warm.toFixed(1)} | ${cold.toFixed(1)} | ${goal(Math.max(warm, cold) <= 15, '≤ 15')} |`,
   );
 }
 
-// The demo end to end (what `npm start` runs on a fresh machine), a few runs beside bare node.
-const DEMO_RUNS = 5;
-const demoRuns: number[] = [];
-const demoPeer: number[] = [];
-for (let i = 0; i < DEMO_RUNS; i++) {
-  demoPeer.push(once(peer.args));
-  demoRuns.push(once(['bin/igpu-split.js', 'demo']));
+/** The demo end to end (what `npm start` runs on a fresh machine), a few rounds beside bare node. */
+function benchDemo(sides: Side[]): void {
+  const DEMO_RUNS = 5;
+  const peer: number[] = [];
+  const runs = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  for (let i = 0; i < DEMO_RUNS; i++) {
+    peer.push(once(['-e', '0']));
+    for (const side of inTurn(sides, i)) runs.get(side)?.push(once(['bin/igpu-split.js', 'demo'], side.tree));
+  }
+  const medians = new Map([...runs].map(([side, ms]) => [side, median(ms)]));
+  const demoMs = medians.get(sides[0] as Side) as number;
+  console.log(`\n| whole process, median of ${DEMO_RUNS} | median ms | ratio to bare node | goal |`);
+  console.log('|---|---:|---:|---|');
+  console.log(
+    `| igpu-split demo (doctor → plan → apply → verify → status) | ${demoMs.toFixed(0)} | ${(demoMs / median(peer)).toFixed(0)} | ${goal(demoMs <= 30_000, '≤ 30000 ms')} |`,
+  );
+  compare('igpu-split demo', 'ms', medians, sides);
 }
-const demoMs = median(demoRuns);
-const demoMet = demoMs <= 30_000;
-if (!demoMet) missed++;
-console.log(`\n| whole process, median of ${DEMO_RUNS} | median ms | ratio to bare node | goal |`);
-console.log('|---|---:|---:|---|');
+
+function printComparison(): void {
+  console.log(`\n| benchmark | today | ${BASELINE} | today / ${BASELINE} | verdict |`);
+  console.log('|---|---:|---:|---:|---|');
+  for (const c of compared) {
+    const v = verdict(c);
+    if (/^(SLOWER|LARGER)/.test(v)) missed++;
+    const show = (n: number) => `${n.toFixed(c.unit === 'MB' || n >= 1000 ? 0 : 1)} ${c.unit}`;
+    console.log(
+      `| ${c.name} | ${show(c.current)} | ${show(c.baseline)} | ${(c.current / c.baseline).toFixed(2)} | ${v} |`,
+    );
+  }
+}
+
+const baseline = await prepareBaseline();
+const sides: Side[] = [{ name: 'today', tree: ROOT }];
+if ('tree' in baseline) sides.push({ name: BASELINE, tree: baseline.tree });
 console.log(
-  `| igpu-split demo (doctor → plan → apply → verify → status) | ${demoMs.toFixed(0)} | ${(demoMs / median(demoPeer)).toFixed(0)} | ≤ 30000 ms ${demoMet ? 'met' : 'MISSED'} |`,
+  `igpu-split bench — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${RUNS} runs each`,
 );
+console.log(
+  'tree' in baseline
+    ? `baseline ${BASELINE}: ${baseline.note}; both sides run in turns\n`
+    : `baseline ${BASELINE}: no comparison (${baseline.skip})\n`,
+);
+benchCli(sides);
+benchHostLayers(sides);
+benchFleetPlans(sides);
+benchDisruptionCounts(sides);
+benchLabLoads(sides);
+benchDemo(sides);
+if (sides.length > 1) printComparison();
 console.log(missed === 0 ? '\nall goals met' : `\n${missed} goal(s) missed`);

@@ -4,7 +4,7 @@
 import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { TargetError } from '../core/errors.ts';
+import { errnoText, hasErrno, TargetError } from '../core/errors.ts';
 import { clip, controlAt } from '../core/text.ts';
 import {
   type CommandResult,
@@ -80,7 +80,15 @@ export class CapturedRoot implements HostAccess {
 
   /** Fails with a clear message when DIR is not a directory at all (a link to one is fine). */
   async open(): Promise<this> {
-    const info = await stat(this.root).catch(() => undefined);
+    const info = await stat(this.root).catch((error: unknown) => {
+      // expected: ENOENT, ENOTDIR — nothing there, said below; anything else is named
+      if (hasErrno(error, 'ENOENT', 'ENOTDIR')) return undefined;
+      throw new TargetError(`${this.root} cannot be read: ${errnoText(error)}`, {
+        target: this.target,
+        fix: 'point --root at a folder you can read',
+        cause: error,
+      });
+    });
     if (!info?.isDirectory()) {
       throw new TargetError(`${this.root} is not a directory`, {
         target: this.target,
@@ -111,11 +119,13 @@ export class CapturedRoot implements HostAccess {
       if (info.size > MAX_FILE_BYTES) throw refuse(`far too big (${info.size} bytes)`);
       text = await readFile(file, 'utf8');
     } catch (error) {
+      // expected: ENOENT — no manifest (an error where the folder's name says it is a capture); anything else is rethrown as a refusal
       if (error instanceof TargetError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT')
         throw refuse(code === 'EACCES' ? 'permission denied' : `cannot be read (${code})`);
       // Named so itself, or through a link to it.
+      // expected: anything — the root's own name is still checked when its real path cannot be had
       const real = await realpath(this.root).catch(() => this.root);
       if ([this.root, real].some((path) => posix.basename(path) === CAPTURE_FOLDER))
         throw refuse('missing: without it a file the host could not read would look absent');
@@ -124,7 +134,9 @@ export class CapturedRoot implements HostAccess {
     let parsed: ReturnType<typeof ManifestSchema.safeParse>;
     try {
       parsed = ManifestSchema.safeParse(JSON.parse(text));
-    } catch {
+    } catch (error) {
+      // expected: SyntaxError from JSON.parse — a damaged manifest, refused; anything else is rethrown
+      if (!(error instanceof SyntaxError)) throw error;
       throw refuse('damaged (not JSON)');
     }
     if (!parsed.success) {
@@ -133,7 +145,11 @@ export class CapturedRoot implements HostAccess {
     }
     // What it lists must be there: a tree with files missing would read them as absent.
     for (const path of parsed.data.files) {
-      const there = await lstat(posix.join(this.root, path)).catch(() => undefined);
+      const there = await lstat(posix.join(this.root, path)).catch((error: unknown) => {
+        // expected: ENOENT, ENOTDIR — the tree does not hold it, refused below; anything else is rethrown
+        if (hasErrno(error, 'ENOENT', 'ENOTDIR')) return undefined;
+        throw error;
+      });
       if (!there) throw refuse(`lists ${clip(path, 120)}, which the tree does not hold`);
     }
     for (const entry of parsed.data.unreadable) this.failed.set(entry.path, entry);
@@ -146,6 +162,7 @@ export class CapturedRoot implements HostAccess {
     const real = await this.resolve(path, true);
     // Only regular files: a pipe or a device in the tree would block or never end.
     const info = await stat(real).catch((error: unknown) => {
+      // expected: any failure — rethrown as a HostError in the errno vocabulary
       throw toHostError(error, path);
     });
     if (info.isDirectory()) throw new HostError('EISDIR', path, `${path}: a directory, not a file`);
@@ -153,6 +170,7 @@ export class CapturedRoot implements HostAccess {
     if (info.size > MAX_FILE_BYTES)
       throw new HostError('EIO', path, `${path}: far too big (${info.size} bytes)`);
     return readFile(real).catch((error: unknown) => {
+      // expected: any failure — rethrown as a HostError in the errno vocabulary
       throw toHostError(error, path);
     });
   }
@@ -166,6 +184,7 @@ export class CapturedRoot implements HostAccess {
     this.failIfUnreadable(path);
     const real = await this.resolve(path, true);
     const entries = await readdir(real, { withFileTypes: true }).catch((error: unknown) => {
+      // expected: any failure — rethrown as a HostError in the errno vocabulary
       throw toHostError(error, path);
     });
     // The capture holds no file for a pipe or device: its name comes from the manifest.
@@ -181,6 +200,7 @@ export class CapturedRoot implements HostAccess {
     this.failIfUnreadable(path);
     const real = await this.resolve(path, false);
     return readlink(real).catch((error: unknown) => {
+      // expected: any failure — rethrown as a HostError in the errno vocabulary
       throw toHostError(error, path);
     });
   }
@@ -190,8 +210,10 @@ export class CapturedRoot implements HostAccess {
     try {
       const info = await lstat(await this.resolve(path, false));
       return entryTypeOf(info);
-    } catch {
-      return undefined;
+    } catch (error) {
+      // expected: ENOENT, ENOTDIR, ELOOP, or resolve's own HostError (a link loop, not a path) — nothing reachable is there; anything else is rethrown
+      if (error instanceof HostError || hasErrno(error, 'ENOENT', 'ENOTDIR', 'ELOOP')) return undefined;
+      throw error;
     }
   }
 
@@ -261,6 +283,7 @@ export class CapturedRoot implements HostAccess {
     if (cached) return cached;
     const probe = lstat(real).then(
       (info) => (info.isSymbolicLink() ? readlink(real) : undefined),
+      // expected: any lstat failure — no link to follow here; the operation on the resolved path meets the same failure and reports it
       () => undefined,
     );
     this.links?.set(real, probe);

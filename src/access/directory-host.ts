@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chown, lstat, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { hasErrno } from '../core/errors.ts';
 import { CapturedRoot } from './captured-root.ts';
 import { type CommandResult, HostError, type WriteOptions } from './host.ts';
 
@@ -41,11 +42,16 @@ export class DirectoryHost extends CapturedRoot {
     options: WriteOptions = {},
   ): Promise<void> {
     const target = this.under(path);
-    const existing = await stat(target).catch(() => undefined);
+    const existing = await stat(target).catch((error: unknown) => {
+      // expected: ENOENT — a new file; anything else is rethrown
+      if (hasErrno(error, 'ENOENT')) return undefined;
+      throw error;
+    });
     const temp = join(dirname(target), `.${randomBytes(4).toString('hex')}.tmp`);
     const file = await open(temp, 'wx', existing ? existing.mode & 0o7777 : (options.mode ?? 0o644)).catch(
       (error: NodeJS.ErrnoException) => {
-        throw new HostError(error.code === 'ENOENT' ? 'ENOENT' : 'EIO', path, String(error));
+        // expected: any failure — rethrown as a HostError (ENOENT when the folder is missing)
+        throw new HostError(error.code === 'ENOENT' ? 'ENOENT' : 'EIO', path, String(error), error);
       },
     );
     try {
@@ -62,10 +68,12 @@ export class DirectoryHost extends CapturedRoot {
     try {
       await writeFile(this.under(path), data, { flag: 'wx', mode });
     } catch (error) {
+      // expected: EEXIST — the lock is held; every failure is rethrown as a HostError
       throw new HostError(
         (error as NodeJS.ErrnoException).code === 'EEXIST' ? 'EEXIST' : 'EIO',
         path,
         String(error),
+        error,
       );
     }
   }
@@ -75,6 +83,11 @@ export class DirectoryHost extends CapturedRoot {
   }
 
   override async remove(path: string): Promise<void> {
-    if (await lstat(this.under(path)).catch(() => undefined)) await rm(this.under(path));
+    const there = await lstat(this.under(path)).catch((error: unknown) => {
+      // expected: ENOENT — already gone; anything else is rethrown
+      if (hasErrno(error, 'ENOENT')) return undefined;
+      throw error;
+    });
+    if (there) await rm(this.under(path));
   }
 }

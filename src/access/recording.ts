@@ -62,6 +62,7 @@ export class RecordingHost implements HostAccess {
     try {
       return await work;
     } catch (error) {
+      // expected: any read failure — recorded (absence, or the error) and rethrown
       if (isMissing(error)) this.recorded.missing.add(path);
       else
         this.recorded.failed.set(path, {

@@ -17,6 +17,7 @@ import {
   type EntryType,
   type HostAccess,
   HostError,
+  isMissing,
   type WriteOptions,
 } from './host.ts';
 import {
@@ -78,10 +79,12 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const knownText = await readSmallFile(knownHostsFile)
     .then((data) => data.toString('utf8'))
     .catch((error: NodeJS.ErrnoException) => {
+      // expected: ENOENT — no known_hosts yet; anything else is rethrown as a TargetError
       if (error.code === 'ENOENT') return '';
       throw new TargetError(`cannot read known_hosts file ${knownHostsFile}: ${errnoText(error)}`, {
         target: target.url,
         fix: 'name a readable file with --known-hosts',
+        cause: error,
       });
     });
   const known = parseKnownHosts(knownText);
@@ -102,9 +105,11 @@ export async function connectSsh(options: SshOptions): Promise<SshHost> {
   const identityFile = options.identityFile;
   if (identityFile) {
     const key = await readSmallFile(identityFile, 1024 * 1024).catch((error: unknown) => {
+      // expected: any read failure — rethrown as a TargetError naming the file
       throw new TargetError(`cannot read identity file ${shownPath(identityFile)}: ${errnoText(error)}`, {
         target: target.url,
         fix: 'pass --identity with a readable private key file',
+        cause: error,
       });
     });
     // Checked here so a passphrase-protected or foreign file is one clear line, not a parser error.
@@ -271,8 +276,10 @@ export class SshHost implements HostAccess {
     // The channel this operation went out on (work has asked for it by now).
     const session = this.sftpSession;
     return bounded(path, work).catch(async (error: unknown) => {
+      // expected: the bound's "no answer from the host" — the channel is dropped; every error is rethrown
       if (error instanceof HostError && /no answer from the host/.test(error.message)) {
         if (this.sftpSession === session) this.sftpSession = undefined;
+        // expected: anything — ending a channel that stopped answering is best-effort; the timeout is what is reported
         await session?.then((sftp) => sftp.end()).catch(() => undefined);
       }
       throw error;
@@ -313,6 +320,7 @@ export class SshHost implements HostAccess {
       }
       return Buffer.concat(chunks);
     } finally {
+      // expected: anything — closing a read handle; the bytes are read, or the read's own error is what is reported
       await call<void>((cb) => sftp.close(handle, cb), path).catch(() => undefined);
     }
   }
@@ -347,8 +355,10 @@ export class SshHost implements HostAccess {
     try {
       const stats = await call<{ mode: number }>((cb) => sftp.lstat(path, cb), path);
       return typeOfMode(stats.mode);
-    } catch {
-      return undefined;
+    } catch (error) {
+      // expected: ENOENT, ENOTDIR (isMissing) — nothing is there; a refused or lost connection is rethrown
+      if (isMissing(error)) return undefined;
+      throw error;
     }
   }
 
@@ -405,7 +415,11 @@ export class SshHost implements HostAccess {
     const existing = await call<{ mode: number; uid: number; gid: number }>(
       (cb) => sftp.stat(path, cb),
       path,
-    ).catch(() => undefined);
+    ).catch((error: unknown) => {
+      // expected: ENOENT, ENOTDIR (isMissing) — a new file; anything else is rethrown
+      if (isMissing(error)) return undefined;
+      throw error;
+    });
     const temp = posix.join(
       posix.dirname(path),
       `.${posix.basename(path)}.igpu-split-${randomBytes(4).toString('hex')}`,
@@ -421,6 +435,7 @@ export class SshHost implements HostAccess {
       await call<void>((cb) => sftp.close(handle, cb), temp);
       await call<void>((cb) => sftp.ext_openssh_rename(temp, path, cb), path);
     } catch (error) {
+      // expected: any write failure — the temp file is removed (best-effort) and the error rethrown
       await call<void>((cb) => sftp.unlink(temp, cb), temp).catch(() => undefined);
       throw error;
     }
@@ -430,7 +445,7 @@ export class SshHost implements HostAccess {
     const sftp = await this.sftp();
     const handle = await call<Buffer>((cb) => sftp.open(path, 'wx', { mode }, cb), path).catch(
       async (error) => {
-        // SFTP v3 has no EEXIST; an existing path is what makes an exclusive open fail.
+        // expected: an existing path (SFTP v3 has no EEXIST; it is looked up) — renamed EEXIST; every failure is rethrown; an existing path is what makes an exclusive open fail.
         if (await this.entryType(path)) throw new HostError('EEXIST', path, `${path} exists`, error);
         throw error;
       },
@@ -440,6 +455,7 @@ export class SshHost implements HostAccess {
       await call<void>((cb) => sftp.write(handle, body, 0, body.length, 0, cb), path);
       await call<unknown>((cb) => sftp.ext_openssh_fsync(handle, cb), path);
     } finally {
+      // expected: anything — closing after the fsync; a failed write or fsync is what is reported
       await call<void>((cb) => sftp.close(handle, cb), path).catch(() => undefined);
     }
   }
@@ -457,6 +473,7 @@ export class SshHost implements HostAccess {
   async remove(path: string): Promise<void> {
     const sftp = await this.sftp();
     await call<void>((cb) => sftp.unlink(path, cb), path).catch((error: unknown) => {
+      // expected: ENOENT — already gone; anything else is rethrown
       if (!(error instanceof HostError && error.code === 'ENOENT')) throw error;
     });
   }

@@ -20,7 +20,9 @@ export function parseSshTarget(text: string): SshTarget {
   let url: URL;
   try {
     url = new URL(withScheme);
-  } catch {
+  } catch (error) {
+    // expected: TypeError from new URL — not an address; anything else is rethrown
+    if (!(error instanceof TypeError)) throw error;
     throw new UsageError(`not a host address: ${shown(text)}`, { fix: 'use ssh://user@host[:port]' });
   }
   if (url.protocol !== 'ssh:') {

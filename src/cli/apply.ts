@@ -1,25 +1,15 @@
-// igpu-split apply: shows the whole plan, asks (unless --yes), takes the lab lock, and
-// runs it in the rolling order with progress per host; the journal lets --resume
-// continue after an interruption. A converged lab: nothing is done, and it says so.
-//
-// The lock is taken only once the user has agreed and before the first change, and let go
-// on every way out before a change; after taking it, a plan shown before the question is
-// made again from fresh facts, and a different one is refused. With --yes there is no
-// question, so the lock comes first and the plan is made once, under it.
+// igpu-split apply: flags → one engine call (applyLab: plan, question, lock, journal,
+// stages in the rolling order, resume) → the end-to-end verify → what it printed. A
+// converged lab: nothing is done, and it says so.
 
 import type { Command } from 'commander';
-import { RefusedError } from '../core/errors.ts';
-import { onInterrupt } from '../core/interrupt.ts';
-import type { Journal } from '../engine/journal.ts';
-import type { LabPlan } from '../engine/plan.ts';
 import { confirm } from './confirm.ts';
 import {
   addLabRunOptions,
   type LabRunOptions,
   openLabRun,
   renderChains,
-  renderLabPlan,
-  runWithProgress,
+  renderPlanSections,
 } from './lab-run.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { addConsentFlags } from './vm-plan.ts';
@@ -52,103 +42,61 @@ export function registerApply(program: Command): void {
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);
       const [
-        { planLab, planRefusal, planDigest },
-        { applyStages },
-        { Journal },
+        { applyLab },
+        { planSections },
         { verifyLab, worstOfChains },
+        { progressReporter },
+        { jsonText, planView },
       ] = await Promise.all([
+        import('../engine/apply-lab.ts'),
         import('../engine/plan.ts'),
-        import('../engine/apply.ts'),
-        import('../engine/journal.ts'),
         import('../engine/verify.ts'),
+        import('./progress.ts'),
+        import('./json.ts'),
       ]);
-      const parallel = options.parallel;
       const { lab, connections } = await openLabRun(options);
-      const journal = new Journal(options.lab);
-      const resume = options.resume === true;
-      let locked = false;
-      let finished = false;
-      const letGo = onInterrupt(() => {
-        if (!locked) return 'nothing was changed';
-        return journal.releaseNow()
-          ? 'nothing was changed; the lab lock is released'
-          : `the finished stages are journalled in ${journal.dir}: continue with igpu-split apply --resume`;
+      const json = options.json === true;
+      const reporter = await progressReporter({
+        quiet: json,
+        // The plan is on the screen before the question (and before a refusal).
+        onPlan: ({ plan }) => {
+          if (!json) process.stdout.write(`${renderPlanSections(planSections(plan))}\n`);
+        },
       });
-      const takeLock = async () => {
-        await journal.lock(resume);
-        locked = true;
-        // What an interrupted run left (cordoned nodes, stopped VMs) shapes the stages.
-        await journal.start(resume);
-      };
-      const makePlan = async () => {
-        const plan = await planLab(lab, connections, { ...options, parallel: parallel * 8 });
-        const refused = planRefusal(plan);
-        return { plan, refused };
-      };
       try {
-        // Another apply, or an unfinished one, is named before anything is read.
-        const blocked = await journal.refusal(resume);
-        if (blocked) throw blocked;
-        if (options.yes) await takeLock();
-        else if (resume) await journal.start(true);
-        let { plan, refused } = await makePlan();
-        if (!options.json) process.stdout.write(`${await renderLabPlan(plan)}\n`);
-        if (refused)
-          throw new RefusedError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
-        const stagesOf = (p: LabPlan, j: Journal) =>
-          applyStages(lab, p, connections, j, {
-            consents: [
-              options.changeMachine ? '--change-machine' : '',
-              options.resetEfiKeys ? '--reset-efi-keys' : '',
-            ].filter(Boolean),
-            forceStop: options.forceStop,
-            rebootTimeoutMs: options.rebootTimeout * 1000,
-          });
-        let stages = stagesOf(plan, journal);
-        if (stages.length === 0) {
-          // A journal a finished run could not remove goes now (under the lock).
-          if (resume && !locked) await takeLock();
-          finished = true;
-          if (!options.json) process.stdout.write('the lab is converged: nothing to do\n');
-          else process.stdout.write(`${JSON.stringify({ plan, done: [] })}\n`);
+        const result = await applyLab(lab, connections, {
+          labFile: options.lab,
+          resume: options.resume,
+          parallel: options.parallel,
+          changeMachine: options.changeMachine,
+          resetEfiKeys: options.resetEfiKeys,
+          consents: [
+            options.changeMachine ? '--change-machine' : '',
+            options.resetEfiKeys ? '--reset-efi-keys' : '',
+          ].filter(Boolean),
+          forceStop: options.forceStop,
+          rebootTimeoutMs: options.rebootTimeout * 1000,
+          reporter,
+          confirm: options.yes ? undefined : () => confirm('apply this plan?', 'igpu-split plan'),
+        }).finally(() => reporter.finish());
+        const plan = await planView(result.plan);
+        if (result.converged) {
+          process.stdout.write(
+            json ? jsonText('apply', { plan, done: [] }) : 'the lab is converged: nothing to do\n',
+          );
           return;
         }
-        if (!options.yes) {
-          await confirm('apply this plan?', 'igpu-split plan');
-          await takeLock();
-          // The lab may have moved while the question was open: the plan is made again.
-          const before = planDigest(plan);
-          ({ plan, refused } = await makePlan());
-          if (refused || planDigest(plan) !== before)
-            throw new RefusedError('the lab changed since the plan was shown: nothing was changed', {
-              fix: 'run igpu-split plan again, then apply',
-            });
-          stages = stagesOf(plan, journal);
-        }
-        try {
-          await runWithProgress(stages, journal, parallel, options.json === true);
-        } catch (error) {
-          if (journal.changed)
-            process.stderr.write(
-              `igpu-split: the finished stages are journalled in ${journal.dir}; fix the cause below, then: igpu-split apply --resume\n`,
-            );
-          throw error;
-        }
-        finished = true;
         if (options.verify === false) {
-          if (options.json)
-            process.stdout.write(`${JSON.stringify({ plan, done: stages.map((s) => s.id) }, null, 2)}\n`);
-        } else {
-          // A fresh plugin needs a moment to pull its image and register its devices.
-          const chains = await verifyLab(lab, connections, { settleMs: 180_000 });
-          if (!options.json) process.stdout.write(`\n${renderChains(chains)}`);
-          else process.stdout.write(`${JSON.stringify({ plan, chains }, null, 2)}\n`);
-          process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
+          if (json) process.stdout.write(jsonText('apply', { plan, done: result.done }));
+          return;
         }
+        // A fresh plugin needs a moment to pull its image and register its devices.
+        const chains = await verifyLab(lab, connections, { settleMs: 180_000 });
+        process.stdout.write(
+          json ? jsonText('apply', { plan, done: result.done, chains }) : `\n${renderChains(chains)}`,
+        );
+        process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
       } finally {
-        letGo();
-        // A run that stopped half-way keeps its lock and journal, for apply --resume.
-        if (locked) await journal.release(finished);
         await connections.close();
       }
     });

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { jsonText } from './json.ts';
 import { withLabLock } from './lab-lock.ts';
 import {
   addConnectTimeout,
@@ -81,7 +82,7 @@ export function registerCluster(program: Command): void {
     const { plan: result } = await plan(options);
     process.stdout.write(
       options.json
-        ? `${JSON.stringify(result, null, 2)}\n`
+        ? jsonText('cluster plan', result)
         : renderLayerPlan('igpu-split cluster plan', result.checks, result.steps),
     );
     process.exitCode = result.refused ? 1 : 0;
@@ -116,7 +117,7 @@ export function registerCluster(program: Command): void {
         process.stdout.write(
           `  helm-values mode: install Intel's chart with the values from igpu-split cluster render --out DIR\n`,
         );
-      if (options.json) process.stdout.write(`${JSON.stringify({ plan: result, done }, null, 2)}\n`);
+      if (options.json) process.stdout.write(jsonText('cluster apply', { plan: result, done }));
     });
 
   const verify = addOptions(
@@ -140,7 +141,7 @@ export function registerCluster(program: Command): void {
       smoke: options.smoke !== false,
       timeoutMs: seconds * 1000,
     });
-    process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+    process.stdout.write(options.json ? jsonText('cluster verify', checks) : renderChecks(checks));
     process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
   });
 
@@ -162,7 +163,7 @@ export function registerCluster(program: Command): void {
       const done = await withLabLock(options.lab, () => rollbackCluster(kube, settings, gpuNodes));
       process.stdout.write(
         options.json
-          ? `${JSON.stringify(done)}\n`
+          ? jsonText('cluster rollback', done)
           : `${done.join('\n') || 'nothing of ours in the cluster'}\n`,
       );
     });

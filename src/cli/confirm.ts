@@ -23,10 +23,14 @@ export async function confirm(question: string, planCommand = 'the matching plan
     };
     prompt.on('SIGINT', stop);
     prompt.on('close', stop);
-    prompt.question(`${question} [y/N] `).then((text) => {
-      answered = true;
-      resolve(text);
-    }, stop);
+    prompt
+      .question(`${question} [y/N] `)
+      .then((text) => {
+        answered = true;
+        resolve(text);
+      })
+      // expected: anything — a question cut off (input closed, aborted) is no answer: the change is refused
+      .catch(stop);
   });
   answered = true;
   prompt.close();

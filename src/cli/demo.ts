@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { onInterrupt } from '../core/interrupt.ts';
 import { GPU_RESOURCE } from '../knowledge/pins.ts';
-import { renderChains, renderLabPlan, runWithProgress } from './lab-run.ts';
+import { renderChains, renderLabPlan } from './lab-run.ts';
 
 const say = (text: string) => process.stdout.write(text);
 const heading = (text: string) => say(`\n━━ ${text} ${'━'.repeat(Math.max(3, 72 - text.length))}\n\n`);
@@ -22,25 +22,23 @@ export function registerDemo(program: Command): void {
     .action(async (options: { keep?: boolean }) => {
       const started = Date.now();
       const [
-        { startDemoLab },
+        { startDemoLab, proxmoxSchemaSource },
         { planLab },
-        { applyStages },
-        { Journal },
+        { applyLab },
         { verifyLab, worstOfChains },
         { labStatus, renderStatus },
         { gatherHostFacts },
         { hostVerdict },
-        { parameterChecker },
+        { progressReporter },
       ] = await Promise.all([
         import('../demo/lab.ts'),
         import('../engine/plan.ts'),
-        import('../engine/apply.ts'),
-        import('../engine/journal.ts'),
+        import('../engine/apply-lab.ts'),
         import('../engine/verify.ts'),
         import('../engine/status.ts'),
         import('../host/gather.ts'),
         import('../host/verdict.ts'),
-        import('../sim/proxmox/server.ts'),
+        import('./progress.ts'),
       ]);
       // Cut short (Ctrl-C, output that cannot be written), the demo still takes its folder away,
       // from the moment it exists.
@@ -53,6 +51,7 @@ export function registerDemo(program: Command): void {
       const demo = await startDemoLab((dir) => {
         folder = dir;
       }).catch((error: unknown) => {
+        // expected: anything — the folder made so far is removed, and the error rethrown.
         forget();
         removeFolder();
         throw error;
@@ -60,7 +59,7 @@ export function registerDemo(program: Command): void {
       try {
         say(
           `igpu-split demo — a lab of 3 Proxmox hosts, 2 node VMs (Ubuntu + K3s, Talos) and a 3-node cluster,\nall simulated on this machine. Lab file: ${demo.labFile}\n${
-            parameterChecker().schemaSource === 'official'
+            proxmoxSchemaSource() === 'official'
               ? 'The Proxmox simulator checks every request against the official API schema (../shared/data).\n'
               : 'The Proxmox simulator checks requests against igpu-split’s compact API description (the official schema, ../shared/data/pve-apidata.js, is not beside this checkout).\n'
           }`,
@@ -83,17 +82,14 @@ export function registerDemo(program: Command): void {
         const plan = await planLab(demo.lab, demo.connections);
         say(await renderLabPlan(plan));
         heading('3. apply: host by host (drain → host → reboot → VM → guest → uncordon), then the cluster');
-        const journal = new Journal(demo.labFile);
-        await journal.lock(false);
-        await journal.start(false);
-        await runWithProgress(
-          applyStages(demo.lab, plan, demo.connections, journal, { pollMs: 20, rebootTimeoutMs: 20_000 }),
-          journal,
-          1,
-          false,
-        );
-        await journal.finish();
-        await journal.unlock();
+        // The same engine call as igpu-split apply --yes (the plan was shown above).
+        const reporter = await progressReporter({ quiet: false });
+        await applyLab(demo.lab, demo.connections, {
+          labFile: demo.labFile,
+          pollMs: 20,
+          rebootTimeoutMs: 20_000,
+          reporter,
+        }).finally(() => reporter.finish());
         heading('4. verify: every link from host to pod');
         const chains = await verifyLab(demo.lab, demo.connections, { pollMs: 20, timeoutMs: 20_000 });
         say(renderChains(chains));

@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { jsonText } from './json.ts';
 import { renderDoctor } from './render-doctor.ts';
 
 export function registerDoctor(program: Command, _version: string): void {
@@ -14,7 +15,7 @@ export function registerDoctor(program: Command, _version: string): void {
     const host = await openHost(options);
     try {
       const report = await runDoctor(host);
-      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
+      process.stdout.write(options.json ? jsonText('doctor', report) : renderDoctor(report));
       process.exitCode = report.result === 'fail' ? 1 : 0;
     } finally {
       await host.close();

@@ -1,20 +1,19 @@
-// igpu-split guest apply: shows the plan, asks (unless --yes), then per node VM — Ubuntu:
-// install the kernel package and reboot into it; Talos: patch and upgrade with talosctl,
-// or write the files and print the commands when talosctl is absent — and verifies.
+// igpu-split guest apply: shows the plan, asks (unless --yes), then per node VM applies it
+// through its OS's provider — Ubuntu: install the kernel package and reboot into it;
+// Talos: patch and upgrade with talosctl, or write the files and print the commands when
+// talosctl is absent — and verifies.
 
 import type { Command } from 'commander';
 import { ManualStepError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import {
   addGuestOptions,
-  closeWork,
   type GuestOptions,
   type GuestWork,
   loadGuests,
-  openGuest,
   planGuest,
-  workTitle,
 } from './guest-options.ts';
+import { jsonText } from './json.ts';
 import { holdLabLock } from './lab-lock.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
@@ -39,85 +38,55 @@ export function registerGuestApply(guest: Command): void {
     { min: 1, max: 7200, seconds: true },
     600,
   ).action(async (options: ApplyFlags) => {
-    const seconds = options.rebootTimeout;
     jsonNeedsYes(options);
-    const { lab, vms, talosctl } = await loadGuests(options);
+    const guests = await loadGuests(options, {
+      rebootTimeoutMs: options.rebootTimeout * 1000,
+      outRoot: options.out,
+    });
     const say = (text: string) => {
       if (!options.json) process.stdout.write(text);
     };
-    const works: GuestWork[] = [];
-    const report: unknown[] = [];
     let releaseLock: (() => Promise<void>) | undefined;
     try {
-      for (const vm of vms) works.push(await planGuest(vm, lab, options, talosctl));
-      for (const work of works) say(renderLayerPlan(workTitle(work), work.plan.checks, work.plan.steps));
+      const works: GuestWork[] = [];
+      for (const entry of guests.layers) works.push(await planGuest(entry));
+      for (const work of works) say(renderLayerPlan(work.plan.title, work.plan.checks, work.plan.steps));
       const todo = works.filter((w) => w.plan.steps.length > 0);
       if (todo.length === 0) return;
       if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
       releaseLock = await holdLabLock(options.lab);
-      const progress = (line: string) => say(`  ${line}\n`);
+      const report: unknown[] = [];
+      const manual: { vm: string; reason: string; change: string }[] = [];
       let failed = false;
-      const manual: string[] = [];
       for (const work of todo) {
-        if (work.kind === 'ubuntu') {
-          const { applyUbuntuPlan } = await import('../guest/ubuntu/apply.ts');
-          const { ubuntuChecks } = await import('../guest/ubuntu/plan.ts');
-          const result = await applyUbuntuPlan(work.guest, work.plan, {
-            reconnect: () => openGuest(work.vm, options),
-            rebootTimeoutMs: seconds * 1000,
-            progress,
-          });
-          work.guest = result.guest;
-          const checks = ubuntuChecks(result.facts);
-          failed ||= checks.some((c) => c.status === 'fail');
-          say(renderChecks(checks));
-          report.push({
-            vmid: work.vm.vmid,
-            installed: result.installed,
-            rebooted: result.rebooted,
-            checks,
-          });
-        } else {
-          const { applyTalosPlan, gatherTalosFacts, verifyTalos } = await import('../guest/talos/plan.ts');
-          const { join } = await import('node:path');
-          const result = await applyTalosPlan(
-            work.plan,
-            talosctl,
-            join(options.out, work.plan.node),
-            progress,
+        const result = await work.layer.apply(work.plan, { say: (line) => say(`  ${line}\n`) });
+        if (!result.applied) {
+          say(
+            `  ${result.manual?.reason ?? 'not applied'}; wrote ${result.files.join(', ')}. Run:\n${result.commands.map((c) => `    ${c}\n`).join('')}`,
           );
-          if (!result.applied) {
-            say(
-              `  talosctl is not installed; wrote ${result.files.join(', ')}. Run:\n${result.commands.map((c) => `    ${c}\n`).join('')}`,
-            );
-            report.push({
-              vmid: work.vm.vmid,
-              applied: false,
-              files: result.files,
-              commands: result.commands,
-            });
-            manual.push(`VM ${work.vm.vmid}`);
-            continue;
-          }
-          const spec = work.vm.talos as NonNullable<typeof work.vm.talos>;
-          const checks = verifyTalos(await gatherTalosFacts(spec.node, talosctl), spec);
-          failed ||= checks.some((c) => c.status === 'fail');
-          say(renderChecks(checks));
-          report.push({ vmid: work.vm.vmid, applied: true, files: result.files, checks });
+          report.push({ vmid: work.vm.vmid, applied: false, files: result.files, commands: result.commands });
+          manual.push({
+            vm: `VM ${work.vm.vmid}`,
+            reason: result.manual?.reason ?? 'not applied',
+            change: result.manual?.change ?? 'the change',
+          });
+          continue;
         }
+        const checks = await work.layer.verify();
+        failed ||= checks.some((c) => c.status === 'fail');
+        say(renderChecks(checks));
+        report.push({ vmid: work.vm.vmid, applied: true, files: result.files, ...result.detail, checks });
       }
-      if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (options.json) process.stdout.write(jsonText('guest apply', report));
       if (manual.length > 0 && !failed)
         throw new ManualStepError(
-          `talosctl is not installed: the Talos change for ${manual.join(', ')} is written, not applied`,
-          {
-            fix: 'run the printed commands, then igpu-split guest verify',
-          },
+          `${manual[0]?.reason}: ${manual[0]?.change} for ${manual.map((m) => m.vm).join(', ')} is written, not applied`,
+          { fix: 'run the printed commands, then igpu-split guest verify' },
         );
       process.exitCode = failed ? 1 : 0;
     } finally {
       await releaseLock?.();
-      for (const work of works) await closeWork(work);
+      await guests.close();
     }
   });
 }

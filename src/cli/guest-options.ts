@@ -1,14 +1,12 @@
 // What the guest commands share: the lab file's node VMs, SSH to Ubuntu guests (the same
-// knobs as the host commands), talosctl when installed, and gathering + planning each VM.
+// knobs as the host commands), talosctl when installed, and each VM's guest layer through
+// the provider of its OS (src/guest/providers.ts) — no command branches on the OS.
 
 import type { Command } from 'commander';
-import type { HostAccess } from '../access/host.ts';
-import type { Lab } from '../config/lab.ts';
+import type { Lab, NodeVm } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
-import type { TalosFacts, TalosPlan } from '../guest/talos/plan.ts';
+import type { GuestLayer, GuestPlan } from '../guest/provider.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
-import type { UbuntuGuestFacts } from '../guest/ubuntu/gather.ts';
-import type { UbuntuPlan } from '../guest/ubuntu/plan.ts';
 import { addSshOptions, type HostOptions, openHost } from './host-options.ts';
 import { addRequestTimeout, addVmOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
@@ -26,18 +24,38 @@ export function addGuestOptions(command: Command): Command {
   return addRequestTimeout(addSshOptions(command));
 }
 
-export type GuestVm = Lab['vms'][number];
+/** A VM's guest layer and, once gathered, its facts and plan. */
+export interface GuestWork {
+  vm: NodeVm;
+  layer: GuestLayer;
+  facts: unknown;
+  plan: GuestPlan;
+}
 
-export type GuestWork =
-  | { vm: GuestVm; kind: 'ubuntu'; guest: HostAccess; facts: UbuntuGuestFacts; plan: UbuntuPlan }
-  | { vm: GuestVm; kind: 'talos'; facts: TalosFacts; plan: TalosPlan };
+/** The lab's node VMs the command works on, each with its guest layer; `close` lets go of them. */
+export interface Guests {
+  lab: Lab;
+  talosctl?: Talosctl;
+  layers: { vm: NodeVm; layer: GuestLayer }[];
+  close(): Promise<void>;
+}
 
 export async function loadGuests(
   options: GuestOptions,
-): Promise<{ lab: Lab; vms: GuestVm[]; talosctl?: Talosctl }> {
-  const [{ loadLab }, { findTalosctl, talosctlAt }] = await Promise.all([
+  waits: { rebootTimeoutMs?: number; outRoot?: string } = {},
+): Promise<Guests> {
+  const [
+    { loadLab },
+    { findTalosctl, talosctlAt },
+    { providerOf },
+    { ImageFactory },
+    { openLabKube, osImageOf },
+  ] = await Promise.all([
     import('../config/load.ts'),
     import('../guest/talos/talosctl.ts'),
+    import('../guest/providers.ts'),
+    import('../guest/talos/factory.ts'),
+    import('../engine/connections.ts'),
   ]);
   const lab = await loadLab(options.lab);
   for (const id of options.vm ?? []) {
@@ -48,75 +66,35 @@ export async function loadGuests(
   }
   const vms = lab.vms.filter((vm) => !options.vm || options.vm.includes(String(vm.vmid)));
   for (const vm of vms) {
-    if (vm.os === 'ubuntu' && !vm.guest)
-      throw new UsageError(`VM ${vm.vmid} (ubuntu) has no guest: ssh://user@address in the lab file`, {
-        fix: 'add it',
-      });
-    if (vm.os === 'talos' && !vm.talos)
-      throw new UsageError(`VM ${vm.vmid} (talos) has no talos: { node, version } in the lab file`, {
-        fix: 'add it',
-      });
+    const missing = providerOf(vm).missing(vm);
+    if (missing) throw new UsageError(missing, { fix: 'add it' });
   }
   const bin = await findTalosctl();
-  return { lab, vms, talosctl: bin ? talosctlAt(bin) : undefined };
-}
-
-export async function openGuest(vm: GuestVm, options: GuestOptions): Promise<HostAccess> {
-  return openHost({ ...options, host: vm.guest, root: undefined });
-}
-
-/** Gathers and plans one VM; the caller closes `guest` for Ubuntu. */
-export async function planGuest(
-  vm: GuestVm,
-  lab: Lab,
-  options: GuestOptions,
-  talosctl: Talosctl | undefined,
-): Promise<GuestWork> {
-  if (vm.os === 'ubuntu') {
-    const [{ gatherUbuntuFacts }, { planUbuntu }] = await Promise.all([
-      import('../guest/ubuntu/gather.ts'),
-      import('../guest/ubuntu/plan.ts'),
-    ]);
-    const guest = await openGuest(vm, options);
-    try {
-      const facts = await gatherUbuntuFacts(guest);
-      return { vm, kind: 'ubuntu', guest, facts, plan: planUbuntu(facts) };
-    } catch (error) {
-      await guest.close();
-      throw error;
-    }
-  }
-  const [{ gatherTalosFacts, planTalos }, { ImageFactory }, { openLabKube, osImageOf }] = await Promise.all([
-    import('../guest/talos/plan.ts'),
-    import('../guest/talos/factory.ts'),
-    import('../engine/connections.ts'),
-  ]);
-  const spec = vm.talos as NonNullable<GuestVm['talos']>;
-  // Without talosctl the running version comes from the VM's Kubernetes node, when the lab names it.
-  const facts = await gatherTalosFacts(
-    spec.node,
-    talosctl,
-    osImageOf(() => openLabKube(lab, timeoutsOf(options)), vm),
-  );
+  const talosctl = bin ? talosctlAt(bin) : undefined;
   const factory = new ImageFactory(lab.imageFactory, timeoutsOf(options));
-  try {
-    return { vm, kind: 'talos', facts, plan: await planTalos(spec, facts, factory) };
-  } finally {
-    await factory.close();
-  }
+  const environment = {
+    openShell: (vm: NodeVm) => openHost({ ...options, host: vm.guest, root: undefined }),
+    talosctl,
+    factory,
+    // Without talosctl the running version comes from the VM's Kubernetes node, when the lab names it.
+    osImage: (vm: NodeVm) => osImageOf(() => openLabKube(lab, timeoutsOf(options)), vm),
+    outRoot: waits.outRoot ?? 'igpu-split-talos',
+    rebootTimeoutMs: waits.rebootTimeoutMs,
+  };
+  const layers = vms.map((vm) => ({ vm, layer: providerOf(vm).layer(vm, environment) }));
+  return {
+    lab,
+    talosctl,
+    layers,
+    close: async () => {
+      for (const { layer } of layers) await layer.close();
+      await factory.close();
+    },
+  };
 }
 
-/** Why a VM's plan cannot be applied, when that is so. */
-export function workRefused(work: GuestWork): string | undefined {
-  return work.kind === 'ubuntu' ? work.plan.unsupported : work.plan.refused;
-}
-
-export function workTitle(work: GuestWork): string {
-  return work.kind === 'ubuntu'
-    ? `VM ${work.vm.vmid} — Ubuntu guest ${work.guest.target}`
-    : `VM ${work.vm.vmid} — Talos node ${work.plan.node}: installer ${work.plan.installer}`;
-}
-
-export async function closeWork(work: GuestWork): Promise<void> {
-  if (work.kind === 'ubuntu') await work.guest.close();
+/** Gathers and plans one VM's guest. */
+export async function planGuest({ vm, layer }: { vm: NodeVm; layer: GuestLayer }): Promise<GuestWork> {
+  const facts = await layer.gather();
+  return { vm, layer, facts, plan: layer.plan(facts) };
 }

@@ -5,43 +5,37 @@
 import type { Command } from 'commander';
 import {
   addGuestOptions,
-  closeWork,
   type GuestOptions,
   type GuestWork,
   loadGuests,
   planGuest,
-  workRefused,
-  workTitle,
 } from './guest-options.ts';
+import { jsonText } from './json.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export function registerGuestPlan(guest: Command): void {
   addGuestOptions(
     guest.command('plan').description('show what guest apply would do for each node VM; changes nothing'),
   ).action(async (options: GuestOptions) => {
-    const { lab, vms, talosctl } = await loadGuests(options);
-    const works: GuestWork[] = [];
+    const guests = await loadGuests(options);
     try {
-      for (const vm of vms) works.push(await planGuest(vm, lab, options, talosctl));
+      const works: GuestWork[] = [];
+      for (const entry of guests.layers) works.push(await planGuest(entry));
       if (options.json) {
-        process.stdout.write(`${JSON.stringify(works.map(jsonOf), null, 2)}\n`);
+        process.stdout.write(jsonText('guest plan', works.map(jsonOf)));
       } else {
         for (const work of works)
-          process.stdout.write(renderLayerPlan(workTitle(work), work.plan.checks, work.plan.steps));
-        if (!talosctl && works.some((w) => w.kind === 'talos'))
-          process.stdout.write(
-            'talosctl is not installed: apply will write the files and print the commands\n',
-          );
+          process.stdout.write(renderLayerPlan(work.plan.title, work.plan.checks, work.plan.steps));
+        for (const note of new Set(works.flatMap((w) => w.plan.notes ?? [])))
+          process.stdout.write(`${note}\n`);
       }
-      process.exitCode = works.some((w) => workRefused(w) !== undefined) ? 1 : 0;
+      process.exitCode = works.some((w) => w.plan.refused !== undefined) ? 1 : 0;
     } finally {
-      for (const work of works) await closeWork(work);
+      await guests.close();
     }
   });
 }
 
-export function jsonOf(work: GuestWork) {
-  return work.kind === 'ubuntu'
-    ? { vmid: work.vm.vmid, os: 'ubuntu', plan: work.plan }
-    : { vmid: work.vm.vmid, os: 'talos', plan: work.plan, facts: work.facts };
+function jsonOf(work: GuestWork) {
+  return { vmid: work.vm.vmid, os: work.vm.os, plan: work.plan, facts: work.facts };
 }

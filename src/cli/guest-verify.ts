@@ -1,40 +1,27 @@
-// igpu-split guest verify: i915 bound, the Intel render node present (Ubuntu), the
-// extensions running and /dev/dri populated (Talos, through talosctl).
+// igpu-split guest verify: each node VM's guest checks through its OS's provider (Ubuntu:
+// i915 bound and the Intel render node present; Talos: the extensions running and
+// /dev/dri populated, through talosctl).
 
 import type { Command } from 'commander';
 import type { Check } from '../core/model.ts';
-import { addGuestOptions, type GuestOptions, loadGuests, openGuest } from './guest-options.ts';
+import { addGuestOptions, type GuestOptions, loadGuests } from './guest-options.ts';
+import { jsonText } from './json.ts';
 import { renderChecks } from './render-doctor.ts';
 
 export function registerGuestVerify(guest: Command): void {
   addGuestOptions(
     guest.command('verify').description('check i915 and the render node in each node VM'),
   ).action(async (options: GuestOptions) => {
-    const { vms, talosctl } = await loadGuests(options);
+    const guests = await loadGuests(options);
     const checks: Check[] = [];
-    for (const vm of vms) {
-      if (vm.os === 'ubuntu') {
-        const [{ gatherUbuntuFacts }, { ubuntuChecks }] = await Promise.all([
-          import('../guest/ubuntu/gather.ts'),
-          import('../guest/ubuntu/plan.ts'),
-        ]);
-        const guest = await openGuest(vm, options);
-        try {
-          checks.push(
-            ...ubuntuChecks(await gatherUbuntuFacts(guest)).map((c) => ({
-              ...c,
-              id: `vm.${vm.vmid}.${c.id}`,
-            })),
-          );
-        } finally {
-          await guest.close();
-        }
-      } else if (vm.talos) {
-        const { gatherTalosFacts, verifyTalos } = await import('../guest/talos/plan.ts');
-        checks.push(...verifyTalos(await gatherTalosFacts(vm.talos.node, talosctl), vm.talos));
-      }
+    try {
+      // Named by VM: two VMs' checks stay apart.
+      for (const { vm, layer } of guests.layers)
+        checks.push(...(await layer.verify()).map((c) => ({ ...c, id: `vm.${vm.vmid}.${c.id}` })));
+    } finally {
+      await guests.close();
     }
-    process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+    process.stdout.write(options.json ? jsonText('guest verify', checks) : renderChecks(checks));
     process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
   });
 }

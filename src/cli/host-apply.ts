@@ -6,6 +6,7 @@ import { ManualStepError, UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
+import { jsonText } from './json.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 
@@ -87,7 +88,7 @@ export function registerHostApply(host: Command): void {
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
     } finally {
       await target.close();
-      if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (options.json) process.stdout.write(jsonText('host apply', report));
     }
   });
 }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { HostPlan } from '../host/plan.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { jsonText } from './json.ts';
 
 export const ACS_HELP =
   'add pcie_acs_override=downstream,multifunction: splits IOMMU groups the hardware does not isolate, so a VM ' +
@@ -25,7 +26,7 @@ export function registerHostPlan(host: Command): void {
       const target = await openHost(options);
       try {
         const result = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
-        process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : renderPlan(result));
+        process.stdout.write(options.json ? jsonText('host plan', result) : renderPlan(result));
         const blocked = result.unsupported !== undefined || result.problems.length > 0;
         process.exitCode = blocked ? 1 : 0;
       } finally {

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { jsonText } from './json.ts';
 
 export function registerHostRollback(host: Command): void {
   const command = host
@@ -20,7 +21,7 @@ export function registerHostRollback(host: Command): void {
     try {
       const result = await rollbackHost(target);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(jsonText('host rollback', result));
       } else if (result.changed.length === 0) {
         process.stdout.write(
           `nothing to roll back on ${target.target}: igpu-split has changed nothing there\n`,

@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { jsonText } from './json.ts';
 import { renderChecks } from './render-doctor.ts';
 
 export function registerHostVerify(host: Command): void {
@@ -21,7 +22,7 @@ export function registerHostVerify(host: Command): void {
     try {
       const state = options.root ? undefined : await readState(target);
       const checks = verifyHost(await gatherHostFacts(target), state);
-      process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+      process.stdout.write(options.json ? jsonText('host verify', checks) : renderChecks(checks));
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
     } finally {
       await target.close();

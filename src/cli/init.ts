@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { shownValue } from '../core/secrets.ts';
+import type { ChosenVm, DiscoveredNode } from '../engine/init.ts';
 import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
 interface InitOptions extends TimeoutOptions {
@@ -33,129 +34,168 @@ export function registerInit(program: Command): void {
     .option('--vm <vmid:os...>', 'node VMs without prompting, e.g. 101:ubuntu 102:talos')
     .option('--out <file>', 'where to write', 'igpu-split.yaml')
     .option('--force', 'overwrite an existing file');
-  addRequestTimeout(addConnectTimeout(command)).action(async (options: InitOptions) => {
-    const [
-      { existsSync, statSync },
-      { mkdir, writeFile },
-      { dirname, resolve },
-      { checkProxmoxUrl, loadTokenSecret, ProxmoxClient },
-      { ProxmoxApi },
-      { discover, labFileText, withTalosVersions },
-      { parseLab },
-      { TOKEN_ID },
-      { pathForLabFile, resolveLabPath },
-    ] = await Promise.all([
-      import('node:fs'),
-      import('node:fs/promises'),
-      import('node:path'),
+  addRequestTimeout(addConnectTimeout(command)).action(runInit);
+}
+
+type Secret = { file: string } | { env: string };
+type Trust = { fingerprint: string } | { caFile: string } | { system: true };
+type Candidate = DiscoveredNode['vms'][number] & { node: string };
+
+async function runInit(options: InitOptions): Promise<void> {
+  await checkInitOptions(options);
+  const secret: Secret = options.tokenSecretFile
+    ? { file: options.tokenSecretFile }
+    : { env: options.tokenSecretEnv as string };
+  const trust: Trust = options.fingerprint
+    ? { fingerprint: options.fingerprint }
+    : options.caFile
+      ? { caFile: options.caFile }
+      : { system: true as const };
+  const [{ loadTokenSecret, ProxmoxClient }, { ProxmoxApi }, { discover }, { resolveLabPath }] =
+    await Promise.all([
       import('../proxmox/client.ts'),
       import('../proxmox/api.ts'),
       import('../engine/init.ts'),
-      import('../config/load.ts'),
-      import('../config/lab.ts'),
       import('../config/paths.ts'),
     ]);
-    // Everything that can be checked here is, before the secret is read or anything is sent.
-    checkProxmoxUrl(options.url);
-    if (!TOKEN_ID.test(options.token))
-      throw new UsageError(`--token ${shownValue(options.token)} is not an API token id`, {
-        fix: "give it as USER@REALM!TOKENID, e.g. 'igpu-split@pve!lab' (quote it: ! is special in bash)",
-      });
-    if (existsSync(options.out) && !options.force)
-      throw new UsageError(`${options.out} exists`, {
-        fix: 'pass --force to overwrite it, or --out another file',
-      });
-    // Only a regular file is overwritten: a pipe or a device would take the text, or block.
-    if (existsSync(options.out) && !statSync(options.out).isFile())
-      throw new UsageError(`${options.out} is not a regular file`, { fix: 'name a file with --out' });
-    if (Boolean(options.tokenSecretFile) === Boolean(options.tokenSecretEnv))
-      throw new UsageError('give one of --token-secret-file or --token-secret-env', {
-        fix: 'the secret never goes on the command line',
-      });
-    if (options.fingerprint && options.caFile)
-      throw new UsageError('give --fingerprint or --ca-file, not both', { fix: 'pass one' });
-    const secret: { file: string } | { env: string } = options.tokenSecretFile
-      ? { file: options.tokenSecretFile }
-      : { env: options.tokenSecretEnv as string };
-    const trust: { fingerprint: string } | { caFile: string } | { system: true } = options.fingerprint
-      ? { fingerprint: options.fingerprint }
-      : options.caFile
-        ? { caFile: options.caFile }
-        : { system: true as const };
-    const client = new ProxmoxClient({
-      baseUrl: options.url,
-      tokenId: options.token,
-      // Read by the rule the lab file's paths follow (~/ is home), relative to here.
-      secret: await loadTokenSecret(
-        'file' in secret ? { file: resolveLabPath(secret.file, process.cwd()) } : secret,
-      ),
-      tls: 'caFile' in trust ? { caFile: resolveLabPath(trust.caFile, process.cwd()) } : trust,
-      ...timeoutsOf(options),
-    });
-    try {
-      const nodes = await discover(new ProxmoxApi(client, options.token));
-      const all = nodes.flatMap((n) => n.vms.map((vm) => ({ ...vm, node: n.node })));
-      const chosen: { vmid: number; node: string; os: 'ubuntu' | 'talos'; name?: string }[] = [];
-      if (options.vm) {
-        for (const spec of options.vm) {
-          const match = /^(\d+):(ubuntu|talos)$/.exec(spec);
-          const vm = match ? all.find((v) => v.vmid === Number(match[1])) : undefined;
-          if (!match || !vm)
-            throw new UsageError(`--vm ${spec}: not VMID:ubuntu|talos of a VM Proxmox shows`, {
-              fix: `VMs: ${all.map((v) => v.vmid).join(', ') || 'none'}`,
-            });
-          chosen.push({ vmid: vm.vmid, node: vm.node, os: match[2] as 'ubuntu' | 'talos', name: vm.name });
-        }
-      } else if (process.stdin.isTTY) {
-        const prompt = createInterface({ input: process.stdin, output: process.stdout });
-        try {
-          for (const vm of all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu)) {
-            const answer = (
-              await prompt.question(
-                `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? [u]buntu / [t]alos / [N]o `,
-              )
-            )
-              .trim()
-              .toLowerCase();
-            if (answer.startsWith('u') || answer.startsWith('t'))
-              chosen.push({
-                vmid: vm.vmid,
-                node: vm.node,
-                os: answer.startsWith('u') ? 'ubuntu' : 'talos',
-                name: vm.name,
-              });
-          }
-        } finally {
-          prompt.close();
-        }
-      }
-      // Paths in a lab file are relative to its folder: written so they name the same files.
-      const written = {
-        secret: 'file' in secret ? { file: pathForLabFile(secret.file, options.out) } : secret,
-        trust: 'caFile' in trust ? { caFile: pathForLabFile(trust.caFile, options.out) } : trust,
-      };
-      // The version a Talos node runs is written as read from it, never assumed.
-      const { findTalosctl, talosctlAt } = await import('../guest/talos/talosctl.ts');
-      const talosctl = await findTalosctl();
-      const text = labFileText(
-        { url: options.url, token: options.token, secret: written.secret, trust: written.trust },
-        nodes,
-        await withTalosVersions(chosen, talosctl ? talosctlAt(talosctl) : undefined),
-      );
-      parseLab(text, options.out);
-      try {
-        await mkdir(dirname(resolve(options.out)), { recursive: true });
-        await writeFile(options.out, text);
-      } catch (error) {
-        throw new UsageError(`cannot write ${options.out}: ${errnoText(error)}`, {
-          fix: 'name a file in a folder you can write with --out',
-        });
-      }
-      process.stdout.write(
-        `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
-      );
-    } finally {
-      await client.close();
-    }
+  const client = new ProxmoxClient({
+    baseUrl: options.url,
+    tokenId: options.token,
+    // Read by the rule the lab file's paths follow (~/ is home), relative to here.
+    secret: await loadTokenSecret(
+      'file' in secret ? { file: resolveLabPath(secret.file, process.cwd()) } : secret,
+    ),
+    tls: 'caFile' in trust ? { caFile: resolveLabPath(trust.caFile, process.cwd()) } : trust,
+    ...timeoutsOf(options),
   });
+  try {
+    const nodes = await discover(new ProxmoxApi(client, options.token));
+    const chosen = await chooseVms(options.vm, nodes);
+    const text = await labText(options, secret, trust, nodes, chosen);
+    await writeLabFile(options.out, text);
+    process.stdout.write(
+      `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
+    );
+  } finally {
+    await client.close();
+  }
+}
+
+/** Everything that can be checked here is, before the secret is read or anything is sent. */
+async function checkInitOptions(options: InitOptions): Promise<void> {
+  const [{ existsSync, statSync }, { checkProxmoxUrl }, { TOKEN_ID }] = await Promise.all([
+    import('node:fs'),
+    import('../proxmox/client.ts'),
+    import('../config/lab.ts'),
+  ]);
+  checkProxmoxUrl(options.url);
+  if (!TOKEN_ID.test(options.token))
+    throw new UsageError(`--token ${shownValue(options.token)} is not an API token id`, {
+      fix: "give it as USER@REALM!TOKENID, e.g. 'igpu-split@pve!lab' (quote it: ! is special in bash)",
+    });
+  if (existsSync(options.out) && !options.force)
+    throw new UsageError(`${options.out} exists`, {
+      fix: 'pass --force to overwrite it, or --out another file',
+    });
+  // Only a regular file is overwritten: a pipe or a device would take the text, or block.
+  if (existsSync(options.out) && !statSync(options.out).isFile())
+    throw new UsageError(`${options.out} is not a regular file`, { fix: 'name a file with --out' });
+  if (Boolean(options.tokenSecretFile) === Boolean(options.tokenSecretEnv))
+    throw new UsageError('give one of --token-secret-file or --token-secret-env', {
+      fix: 'the secret never goes on the command line',
+    });
+  if (options.fingerprint && options.caFile)
+    throw new UsageError('give --fingerprint or --ca-file, not both', { fix: 'pass one' });
+}
+
+/** The node VMs: from --vm, else asked at a terminal, else none. */
+async function chooseVms(specs: string[] | undefined, nodes: DiscoveredNode[]): Promise<ChosenVm[]> {
+  const all = nodes.flatMap((n) => n.vms.map((vm) => ({ ...vm, node: n.node })));
+  if (specs) return specs.map((spec) => vmFromSpec(spec, all));
+  if (!process.stdin.isTTY) return [];
+  return askVms(all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu));
+}
+
+function vmFromSpec(spec: string, all: Candidate[]): ChosenVm {
+  const match = /^(\d+):(ubuntu|talos)$/.exec(spec);
+  const vm = match ? all.find((v) => v.vmid === Number(match[1])) : undefined;
+  if (!match || !vm)
+    throw new UsageError(`--vm ${spec}: not VMID:ubuntu|talos of a VM Proxmox shows`, {
+      fix: `VMs: ${all.map((v) => v.vmid).join(', ') || 'none'}`,
+    });
+  return { vmid: vm.vmid, node: vm.node, os: match[2] as 'ubuntu' | 'talos', name: vm.name };
+}
+
+async function askVms(candidates: Candidate[]): Promise<ChosenVm[]> {
+  const chosen: ChosenVm[] = [];
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    for (const vm of candidates) {
+      const answer = (
+        await prompt.question(
+          `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? [u]buntu / [t]alos / [N]o `,
+        )
+      )
+        .trim()
+        .toLowerCase();
+      if (answer.startsWith('u') || answer.startsWith('t'))
+        chosen.push({
+          vmid: vm.vmid,
+          node: vm.node,
+          os: answer.startsWith('u') ? 'ubuntu' : 'talos',
+          name: vm.name,
+        });
+    }
+  } finally {
+    prompt.close();
+  }
+  return chosen;
+}
+
+/** The lab file's text, checked with the lab schema. */
+async function labText(
+  options: InitOptions,
+  secret: Secret,
+  trust: Trust,
+  nodes: DiscoveredNode[],
+  chosen: ChosenVm[],
+): Promise<string> {
+  const [{ labFileText, withTalosVersions }, { parseLab }, { pathForLabFile }, { findTalosctl, talosctlAt }] =
+    await Promise.all([
+      import('../engine/init.ts'),
+      import('../config/load.ts'),
+      import('../config/paths.ts'),
+      import('../guest/talos/talosctl.ts'),
+    ]);
+  // Paths in a lab file are relative to its folder: written so they name the same files.
+  const written = {
+    secret: 'file' in secret ? { file: pathForLabFile(secret.file, options.out) } : secret,
+    trust: 'caFile' in trust ? { caFile: pathForLabFile(trust.caFile, options.out) } : trust,
+  };
+  // The version a Talos node runs is written as read from it, never assumed.
+  const talosctl = await findTalosctl();
+  const text = labFileText(
+    { url: options.url, token: options.token, secret: written.secret, trust: written.trust },
+    nodes,
+    await withTalosVersions(chosen, talosctl ? talosctlAt(talosctl) : undefined),
+  );
+  parseLab(text, options.out);
+  return text;
+}
+
+async function writeLabFile(out: string, text: string): Promise<void> {
+  const [{ mkdir, writeFile }, { dirname, resolve }] = await Promise.all([
+    import('node:fs/promises'),
+    import('node:path'),
+  ]);
+  try {
+    await mkdir(dirname(resolve(out)), { recursive: true });
+    await writeFile(out, text);
+  } catch (error) {
+    // expected: anything — rethrown as one line naming the file (no such folder, permission denied)
+    throw new UsageError(`cannot write ${out}: ${errnoText(error)}`, {
+      fix: 'name a file in a folder you can write with --out',
+      cause: error,
+    });
+  }
 }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { jsonText } from './json.ts';
 import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
@@ -49,7 +50,7 @@ function registerMappingPlan(mapping: Command): void {
     try {
       process.stdout.write(
         options.json
-          ? `${JSON.stringify(plan, null, 2)}\n`
+          ? jsonText('mapping plan', plan)
           : renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
       );
       process.exitCode = plan.checks.some((c) => c.status === 'fail') ? 1 : 0;
@@ -82,7 +83,7 @@ function registerMappingApply(mapping: Command): void {
         const result = await withLabLock(options.lab, () => applyMappingPlan(api, plan));
         process.stdout.write(
           options.json
-            ? `${JSON.stringify({ plan, ...result }, null, 2)}\n`
+            ? jsonText('mapping apply', { plan, ...result })
             : `mapping ${plan.name} ${plan.create ? 'created' : 'updated'}\n`,
         );
       } finally {
@@ -116,7 +117,7 @@ function registerMappingRollback(mapping: Command): void {
         );
         process.stdout.write(
           options.json
-            ? `${JSON.stringify(done)}\n`
+            ? jsonText('mapping rollback', done)
             : `${done.length > 0 ? done.join('\n') : 'nothing of ours in the mapping'}\n`,
         );
       } finally {

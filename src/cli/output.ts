@@ -8,14 +8,14 @@ import { neutralize } from '../core/text.ts';
 
 let drawing = 0;
 
-/** Runs `work` while the progress display may move the cursor and colour its lines. */
-export async function whileDrawing<T>(work: () => Promise<T>): Promise<T> {
+/** The progress display may move the cursor and colour its lines until the returned function is called. */
+export function startDrawing(): () => void {
   drawing++;
-  try {
-    return await work();
-  } finally {
-    drawing--;
-  }
+  let stopped = false;
+  return () => {
+    if (!stopped) drawing--;
+    stopped = true;
+  };
 }
 
 /** The text as it may leave the process. */

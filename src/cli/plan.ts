@@ -2,6 +2,7 @@
 // step disturbs; changes nothing.
 
 import type { Command } from 'commander';
+import { jsonText, planView } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderLabPlan } from './lab-run.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
@@ -19,7 +20,7 @@ export function registerPlan(program: Command): void {
     const { lab, connections } = await openLabRun(options);
     try {
       const plan = await planLab(lab, connections, { ...options, parallel: options.parallel * 8 });
-      if (options.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+      if (options.json) process.stdout.write(jsonText('plan', await planView(plan)));
       else
         process.stdout.write(
           `${await renderLabPlan(plan)}\n${planIsEmpty(plan) ? 'the lab is converged: nothing to do\n' : ''}`,

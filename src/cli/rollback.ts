@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { IgpuSplitError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
+import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
 import { jsonNeedsYes } from './option-checks.ts';
 
@@ -36,6 +37,7 @@ export function registerRollback(program: Command): void {
           const earlier = discard
             ? await journal
                 .earlierRun()
+                // expected: IgpuSplitError (a damaged journal) — said; the rest is thrown.
                 .catch((error: unknown) =>
                   error instanceof IgpuSplitError ? error.message : Promise.reject(error),
                 )
@@ -54,7 +56,7 @@ export function registerRollback(program: Command): void {
             log.push(line);
             say?.(line);
           }
-          if (options.json) process.stdout.write(`${JSON.stringify(log, null, 2)}\n`);
+          if (options.json) process.stdout.write(jsonText('rollback', log));
         } finally {
           if (locked) await journal.unlock();
           await connections.close();

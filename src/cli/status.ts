@@ -2,6 +2,7 @@
 // and free at each level; --mermaid for a graph.
 
 import type { Command } from 'commander';
+import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
 
 export function registerStatus(program: Command): void {
@@ -18,7 +19,7 @@ export function registerStatus(program: Command): void {
         const hosts = await labStatus(lab, connections);
         process.stdout.write(
           options.json
-            ? `${JSON.stringify(hosts, null, 2)}\n`
+            ? jsonText('status', hosts)
             : options.mermaid
               ? renderMermaid(hosts)
               : renderStatus(hosts),

@@ -1,6 +1,7 @@
 // igpu-split verify: the end-to-end chain for every node VM; exit code = the worst link.
 
 import type { Command } from 'commander';
+import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
 
 export function registerVerify(program: Command): void {
@@ -13,7 +14,7 @@ export function registerVerify(program: Command): void {
       const { lab, connections } = await openLabRun(options);
       try {
         const chains = await verifyLab(lab, connections, { smoke: options.smoke !== false });
-        process.stdout.write(options.json ? `${JSON.stringify(chains, null, 2)}\n` : renderChains(chains));
+        process.stdout.write(options.json ? jsonText('verify', chains) : renderChains(chains));
         const worst = worstOfChains(chains);
         process.exitCode = worst === 'fail' ? 1 : 0;
       } finally {

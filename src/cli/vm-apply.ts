@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
+import { jsonText } from './json.ts';
 import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
@@ -57,7 +58,7 @@ export function registerVmApply(vm: Command): void {
             progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
           }),
         );
-        if (options.json) process.stdout.write(`${JSON.stringify({ plan, ...result }, null, 2)}\n`);
+        if (options.json) process.stdout.write(jsonText('vm apply', { plan, ...result }));
       } finally {
         await opened.close();
       }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { identityOf } from '../config/derived.ts';
 import type { VmPlan, VmPlanOptions } from '../vm/plan.ts';
+import { jsonText } from './json.ts';
 import {
   addLabOptions,
   addVmFilter,
@@ -53,6 +54,7 @@ export async function planFromLab(
     }
     return { plan, opened };
   } catch (error) {
+    // expected: anything — rethrown once the connections opened above are closed
     await opened.close();
     throw error;
   }
@@ -78,7 +80,7 @@ export function registerVmPlan(vm: Command): void {
   ).action(async (options: LabOptions & ConsentFlags) => {
     const { plan, opened } = await planFromLab(options);
     try {
-      process.stdout.write(options.json ? `${JSON.stringify(plan, null, 2)}\n` : renderVmPlan(plan));
+      process.stdout.write(options.json ? jsonText('vm plan', plan) : renderVmPlan(plan));
       process.exitCode = plan.refused ? 1 : 0;
     } finally {
       await opened.close();

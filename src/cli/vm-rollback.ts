@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
+import { jsonText } from './json.ts';
 import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
@@ -30,7 +31,7 @@ export function registerVmRollback(vm: Command): void {
             progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
           }),
         );
-        if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        if (options.json) process.stdout.write(jsonText('vm rollback', result));
         else if (result.changed.length === 0) process.stdout.write('nothing of ours on these VMs\n');
       } finally {
         await opened.close();

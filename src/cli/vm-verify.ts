@@ -1,6 +1,7 @@
 // igpu-split vm verify: each node VM has its vGPU in the config, runs, and holds the mdev.
 
 import type { Command } from 'commander';
+import { jsonText } from './json.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { renderChecks } from './render-doctor.ts';
 
@@ -14,7 +15,7 @@ export function registerVmVerify(vm: Command): void {
       const checks = await verifyVms(opened.api, desiredVms(opened.lab, options.vm), {
         mapping: opened.lab.mapping,
       });
-      process.stdout.write(options.json ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
+      process.stdout.write(options.json ? jsonText('vm verify', checks) : renderChecks(checks));
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
     } finally {
       await opened.close();

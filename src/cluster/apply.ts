@@ -5,7 +5,7 @@
 
 import type { KubernetesSettings } from '../config/lab.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
-import type { KubeApi } from './kube.ts';
+import { KindNotServed, type KubeApi } from './kube.ts';
 import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
 
@@ -59,7 +59,11 @@ export async function rollbackCluster(
   for (const object of allObjects(settings).reverse()) {
     const live = await kube
       .get(object.apiVersion, object.kind, object.metadata.name, object.metadata.namespace)
-      .catch(() => undefined);
+      .catch((error: unknown) => {
+        // expected: KindNotServed — without its CRD there is no such object to delete; the rest is thrown
+        if (error instanceof KindNotServed) return undefined;
+        throw error;
+      });
     if (
       !live ||
       live.metadata.labels?.['app.kubernetes.io/managed-by'] !== OURS['app.kubernetes.io/managed-by']

@@ -101,7 +101,7 @@ export async function runExecPlugin(
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
       } catch {
-        // Gone already.
+        // expected: anything — best-effort kill of a group that may be gone already (ESRCH)
       }
     };
     const stop = (reason: string) => {
@@ -141,14 +141,17 @@ export async function runExecPlugin(
       else resolve(Buffer.concat(chunks));
     });
   });
-  let answer: z.infer<typeof ExecCredentialSchema>;
+  let printed: unknown;
   try {
-    const parsed = ExecCredentialSchema.safeParse(JSON.parse(stdout.toString('utf8')));
-    if (!parsed.success) throw new Error('shape');
-    answer = parsed.data;
-  } catch {
+    printed = JSON.parse(stdout.toString('utf8'));
+  } catch (error) {
+    // expected: SyntaxError — not JSON; no cause kept: the parser's message quotes what it printed
+    if (!(error instanceof SyntaxError)) throw error;
     throw new ExecCredentialError('printed no ExecCredential');
   }
+  const parsed = ExecCredentialSchema.safeParse(printed);
+  if (!parsed.success) throw new ExecCredentialError('printed no ExecCredential');
+  const answer = parsed.data;
   const { token, clientCertificateData: cert, clientKeyData: key, expirationTimestamp } = answer.status;
   for (const secret of [token, key]) if (secret) rememberSecret(secret);
   if (answer.apiVersion !== exec.apiVersion)

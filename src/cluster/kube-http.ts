@@ -94,6 +94,7 @@ export class BoundedCredentials implements SecurityAuthentication {
         }),
       ]);
     } catch (error) {
+      // expected: anything — rethrown as a KubeCredentialError (the provider's words are not ours to show)
       if (error instanceof KubeCredentialError) throw error;
       throw new KubeCredentialError('auth provider gave no credentials', { cause: error });
     } finally {
@@ -110,6 +111,7 @@ export class BoundedCredentials implements SecurityAuthentication {
 
   /** The plugin's credential, run again only once it has (nearly) expired. */
   private async fromPlugin(exec: ExecConfig): Promise<ExecCredential> {
+    // expected: anything — a failed earlier run is not a credential: the plugin is run again (its failure was reported)
     const cached = await this.credential?.catch(() => undefined);
     if (cached && (cached.expires === undefined || cached.expires - Date.now() > 10_000)) return cached;
     const cluster = this.config.getCurrentCluster();
@@ -126,6 +128,7 @@ export class BoundedCredentials implements SecurityAuthentication {
     try {
       return await this.credential;
     } catch (error) {
+      // expected: anything — rethrown as a KubeCredentialError; only our ExecCredentialError's words are shown
       const reason = error instanceof ExecCredentialError ? error.message : 'failed';
       throw new KubeCredentialError(`exec plugin ${reason}`, { cause: error });
     }

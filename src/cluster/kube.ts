@@ -131,6 +131,7 @@ class ClientNodeKube implements KubeApi {
       try {
         return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as KubeObject;
       } catch (error) {
+        // expected: HTTP 404 of an object (not of a kind) — it does not exist; the rest is thrown
         if (error instanceof ApiException && error.code === 404 && !crdMissing(error)) return undefined;
         throw error;
       }
@@ -164,7 +165,7 @@ class ClientNodeKube implements KubeApi {
       try {
         return (await this.objects.create(object)) as KubeObject;
       } catch (error) {
-        // A retry after a create that did land (the answer was lost) finds it there.
+        // expected: HTTP 409 on a retry — the create that did land (its answer lost) finds it there
         if (attempt > 1 && error instanceof ApiException && error.code === 409) {
           const existing = await this.objects.read(object);
           if (existing) return existing as KubeObject;
@@ -178,6 +179,7 @@ class ClientNodeKube implements KubeApi {
     try {
       await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } });
     } catch (error) {
+      // expected: HTTP 404 — already gone; the rest is explained and thrown
       if (error instanceof ApiException && error.code === 404) return;
       throw this.explain(error, `delete ${kind} ${name}`, false);
     }
@@ -210,6 +212,7 @@ class ClientNodeKube implements KubeApi {
       });
       return {};
     } catch (error) {
+      // expected: HTTP 429 (a disruption budget refuses) and 404 (the pod is gone); the rest is thrown
       if (error instanceof ApiException && error.code === 429) {
         const status = statusOf(error);
         const cause = (status?.details as { causes?: { message?: unknown }[] } | undefined)?.causes?.[0]
@@ -243,6 +246,7 @@ class ClientNodeKube implements KubeApi {
       try {
         return await this.watch.track(what, run());
       } catch (error) {
+        // expected: a 5xx or a refused/reset connection — retried, bounded; the rest is explained and thrown
         const transient =
           (error instanceof ApiException && error.code >= 500) ||
           (!(error instanceof ApiException) &&
@@ -274,8 +278,10 @@ class ClientNodeKube implements KubeApi {
       !reachedBefore &&
       ((error instanceof ApiException && error.code >= 400 && error.code < 500) ||
         causeCode(error) === 'ECONNREFUSED');
+    // The same class (KindNotServed stays one), marked as having changed nothing.
+    const Same = described.constructor as typeof TargetError;
     return refused
-      ? new TargetError(described.message, {
+      ? new Same(described.message, {
           target: described.target,
           fix: described.fix,
           cause: described.cause,
@@ -285,127 +291,148 @@ class ClientNodeKube implements KubeApi {
   }
 
   private describe(error: unknown, what: string): TargetError {
-    const target = this.target;
-    if (error instanceof ApiException) {
-      const status = statusOf(error);
-      // The Status message is the server's reason; a body that is not a Status is never quoted.
-      const message = status?.message ?? '';
-      if (error.code === 401)
-        return new TargetError(`${what}: unauthorized`, {
-          target,
-          fix: 'the kubeconfig credentials are wrong or expired',
-        });
-      if (error.code === 403) {
-        const rbac = /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"/.exec(message);
-        return new TargetError(
-          `${what}: forbidden${rbac ? `: cannot ${rbac[1]} ${rbac[2]}${rbac[3] ? `.${rbac[3]}` : ''}` : message.trim() ? `: ${clip(message)}` : ' (the server gave no reason)'}`,
-          {
-            target,
-            fix: rbac
-              ? `grant the kubeconfig's user "${rbac[1]}" on "${rbac[2]}" (a Role/ClusterRole binding), or use an admin kubeconfig`
-              : 'check the kubeconfig user’s RBAC permissions',
-          },
-        );
-      }
-      if (error.code >= 300 && error.code < 400) {
-        const location = error.headers?.location;
-        return new TargetError(
-          `${what}: the server sends us elsewhere (HTTP ${error.code}${location ? ` to ${clip(location, 120)}` : ''})`,
-          {
-            target,
-            fix: "point the kubeconfig's server at the API server itself, not at a proxy or login page",
-          },
-        );
-      }
-      if (crdMissing(error)) return crdError(what, target);
-      if (error.code === 404 && /^(cordon|uncordon) node /.test(what))
-        return new TargetError(`${what}: no such node in the cluster`, {
-          target,
-          fix: 'check kubernetesNode in the lab file against kubectl get nodes',
-        });
-      const reason = status?.message ? clip(status.message) : 'the server gave no reason';
-      return new TargetError(`${what}: HTTP ${error.code} (${reason})`, {
-        target,
-        fix:
-          error.code >= 500
-            ? 'the API server failed; check its log (K3s: journalctl -u k3s; Talos: talosctl logs kube-apiserver), then retry'
-            : 'check the lab file and the cluster state this request depends on',
-      });
-    }
-    if (error instanceof KubeTimeout)
-      return new TargetError(`${what}: ${TIMEOUT_WORDS[error.phase]} ${seconds(error.ms)}`, {
-        target,
-        fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
-      });
-    if (error instanceof KubeCredentialError)
-      return new TargetError(`${what}: the kubeconfig's ${error.reason}`, {
-        target,
-        fix: 'run it by hand to see why (kubectl get nodes does the same); what it prints is not shown here',
-        cause: error,
-      });
-    // client-node puts its own words before a message it passes on: the text is ours again.
-    if (error instanceof AnswerTooLarge)
-      return new TargetError(`${what}: ${new AnswerTooLarge(MAX_ANSWER_BYTES).message}`, {
-        target,
-        fix: "check the kubeconfig's server address: it must be the API server",
-      });
-    const text = String((error as Error)?.message ?? error);
-    if (/Unrecognized API version and kind/i.test(text)) return crdError(what, target);
-    const code = causeCode(error);
-    const certificate = certificateProblem(code);
-    if (certificate)
-      return new TargetError(`${what}: ${certificate}`, {
-        target,
-        fix: "check the cluster's certificate-authority-data in the kubeconfig: it must be the cluster's own CA (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)",
-      });
-    // OpenSSL could not use a certificate or key the kubeconfig gave (garbage, a key for another certificate).
-    if (code?.startsWith('ERR_OSSL_'))
-      return new TargetError(`${what}: a certificate or key in the kubeconfig cannot be used (${code})`, {
-        target,
-        fix: 'check certificate-authority-data, client-certificate-data and client-key-data: each PEM, the key the certificate’s own',
-      });
-    if (code === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
-      return new TargetError(
-        `${what}: the kubeconfig's credentials hold a character no HTTP header may carry`,
-        {
-          target,
-          fix: "check the user's token in the kubeconfig (a line break pasted into it?)",
-        },
-      );
-    // An answer client-node could not read: HTML from a proxy or login page, JSON or bytes
-    // of another server, or no HTTP at all.
-    if (
-      error instanceof NotKubernetes ||
-      error instanceof SyntaxError ||
-      (error instanceof TypeError && /Cannot read properties/.test(text)) ||
-      code?.startsWith('HPE_') ||
-      /Unable to determine type|not supported by ObjectSerializer/i.test(text)
-    )
-      return new TargetError(`${what}: the server does not answer like a Kubernetes API server`, {
-        target,
-        fix: "check the kubeconfig's server address: it must be the API server (port 6443), not a proxy or web page",
-      });
-    const connection = connectionProblem(code);
-    if (code === 'EPROTO' || code === 'ECONNRESET' || code === 'EPIPE')
-      return new TargetError(`${what}: the connection failed before an answer (${connection})`, {
-        target,
-        fix: "check that the kubeconfig's server is the API server's HTTPS port (6443)",
-      });
-    if (connection)
-      return new TargetError(`${what}: the API server is unreachable (${connection})`, {
-        target,
-        fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
-      });
-    // Anything else is not put in words here: a library's message may quote what it was handed.
+    if (error instanceof ApiException) return describeAnswer(error, what, this.target);
+    return describeFailure(error, what, this.target) ?? describeTransport(error, what, this.target);
+  }
+}
+
+/** An answer the API server gave that is not a success: RBAC, redirects, a missing CRD, a status code. */
+function describeAnswer(error: ApiException<unknown>, what: string, target: string): TargetError {
+  const status = statusOf(error);
+  // The Status message is the server's reason; a body that is not a Status is never quoted.
+  const message = status?.message ?? '';
+  if (error.code === 401)
+    return new TargetError(`${what}: unauthorized`, {
+      target,
+      fix: 'the kubeconfig credentials are wrong or expired',
+    });
+  if (error.code === 403) return forbidden(what, target, message);
+  if (error.code >= 300 && error.code < 400) {
+    const location = error.headers?.location;
     return new TargetError(
-      `${what}: the request failed (${code ?? (error as Error)?.name ?? 'unknown error'})`,
+      `${what}: the server sends us elsewhere (HTTP ${error.code}${location ? ` to ${clip(location, 120)}` : ''})`,
       {
         target,
-        fix: 'rerun with --debug to see where',
-        cause: error,
+        fix: "point the kubeconfig's server at the API server itself, not at a proxy or login page",
       },
     );
   }
+  if (crdMissing(error)) return crdError(what, target);
+  if (error.code === 404 && /^(cordon|uncordon) node /.test(what))
+    return new TargetError(`${what}: no such node in the cluster`, {
+      target,
+      fix: 'check kubernetesNode in the lab file against kubectl get nodes',
+    });
+  const reason = status?.message ? clip(status.message) : 'the server gave no reason';
+  return new TargetError(`${what}: HTTP ${error.code} (${reason})`, {
+    target,
+    fix:
+      error.code >= 500
+        ? 'the API server failed; check its log (K3s: journalctl -u k3s; Talos: talosctl logs kube-apiserver), then retry'
+        : 'check the lab file and the cluster state this request depends on',
+  });
+}
+
+/** A 403, with the verb and resource RBAC refused when the server's message names them. */
+function forbidden(what: string, target: string, message: string): TargetError {
+  const rbac = /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"/.exec(message);
+  return new TargetError(
+    `${what}: forbidden${rbac ? `: cannot ${rbac[1]} ${rbac[2]}${rbac[3] ? `.${rbac[3]}` : ''}` : message.trim() ? `: ${clip(message)}` : ' (the server gave no reason)'}`,
+    {
+      target,
+      fix: rbac
+        ? `grant the kubeconfig's user "${rbac[1]}" on "${rbac[2]}" (a Role/ClusterRole binding), or use an admin kubeconfig`
+        : 'check the kubeconfig user’s RBAC permissions',
+    },
+  );
+}
+
+/**
+ * What went wrong on our side of the request: out of time, no credentials, an answer too
+ * large, a kind the cluster does not know, a certificate or key. Undefined for anything else.
+ */
+function describeFailure(error: unknown, what: string, target: string): TargetError | undefined {
+  if (error instanceof KubeTimeout)
+    return new TargetError(`${what}: ${TIMEOUT_WORDS[error.phase]} ${seconds(error.ms)}`, {
+      target,
+      fix: 'check that the API server is up and reachable from here (kubectl get --raw /readyz)',
+    });
+  if (error instanceof KubeCredentialError)
+    return new TargetError(`${what}: the kubeconfig's ${error.reason}`, {
+      target,
+      fix: 'run it by hand to see why (kubectl get nodes does the same); what it prints is not shown here',
+      cause: error,
+    });
+  // client-node puts its own words before a message it passes on: the text is ours again.
+  if (error instanceof AnswerTooLarge)
+    return new TargetError(`${what}: ${new AnswerTooLarge(MAX_ANSWER_BYTES).message}`, {
+      target,
+      fix: "check the kubeconfig's server address: it must be the API server",
+    });
+  const text = String((error as Error)?.message ?? error);
+  if (/Unrecognized API version and kind/i.test(text)) return crdError(what, target);
+  const code = causeCode(error);
+  const certificate = certificateProblem(code);
+  if (certificate)
+    return new TargetError(`${what}: ${certificate}`, {
+      target,
+      fix: "check the cluster's certificate-authority-data in the kubeconfig: it must be the cluster's own CA (K3s: /etc/rancher/k3s/k3s.yaml; Talos: talosctl kubeconfig)",
+    });
+  // OpenSSL could not use a certificate or key the kubeconfig gave (garbage, a key for another certificate).
+  if (code?.startsWith('ERR_OSSL_'))
+    return new TargetError(`${what}: a certificate or key in the kubeconfig cannot be used (${code})`, {
+      target,
+      fix: 'check certificate-authority-data, client-certificate-data and client-key-data: each PEM, the key the certificate’s own',
+    });
+  if (code === 'ERR_INVALID_CHAR' || /Invalid character in header/i.test(text))
+    return new TargetError(
+      `${what}: the kubeconfig's credentials hold a character no HTTP header may carry`,
+      {
+        target,
+        fix: "check the user's token in the kubeconfig (a line break pasted into it?)",
+      },
+    );
+  return undefined;
+}
+
+/**
+ * An answer client-node could not read (HTML from a proxy or login page, JSON or bytes of
+ * another server, no HTTP at all), or a connection that failed.
+ */
+function describeTransport(error: unknown, what: string, target: string): TargetError {
+  const text = String((error as Error)?.message ?? error);
+  const code = causeCode(error);
+  if (
+    error instanceof NotKubernetes ||
+    error instanceof SyntaxError ||
+    (error instanceof TypeError && /Cannot read properties/.test(text)) ||
+    code?.startsWith('HPE_') ||
+    /Unable to determine type|not supported by ObjectSerializer/i.test(text)
+  )
+    return new TargetError(`${what}: the server does not answer like a Kubernetes API server`, {
+      target,
+      fix: "check the kubeconfig's server address: it must be the API server (port 6443), not a proxy or web page",
+    });
+  const connection = connectionProblem(code);
+  if (code === 'EPROTO' || code === 'ECONNRESET' || code === 'EPIPE')
+    return new TargetError(`${what}: the connection failed before an answer (${connection})`, {
+      target,
+      fix: "check that the kubeconfig's server is the API server's HTTPS port (6443)",
+    });
+  if (connection)
+    return new TargetError(`${what}: the API server is unreachable (${connection})`, {
+      target,
+      fix: 'check the cluster is up and the kubeconfig server address is reachable from here',
+    });
+  // Anything else is not put in words here: a library's message may quote what it was handed.
+  return new TargetError(
+    `${what}: the request failed (${code ?? (error as Error)?.name ?? 'unknown error'})`,
+    {
+      target,
+      fix: 'rerun with --debug to see where',
+      cause: error,
+    },
+  );
 }
 
 /**
@@ -442,7 +469,9 @@ function statusOf(error: ApiException<unknown>): { message?: string; details?: u
   if (typeof body === 'string') {
     try {
       body = JSON.parse(body);
-    } catch {
+    } catch (error) {
+      // expected: SyntaxError — a body that is not JSON is no Status (and is never quoted)
+      if (!(error instanceof SyntaxError)) throw error;
       return undefined;
     }
   }
@@ -459,8 +488,11 @@ function crdMissing(error: ApiException<unknown>): boolean {
   );
 }
 
+/** The cluster does not serve the kind asked for: its CRD is not installed. */
+export class KindNotServed extends TargetError {}
+
 function crdError(what: string, target: string): TargetError {
-  return new TargetError(`${what}: the cluster does not know this kind (its CRD is not installed)`, {
+  return new KindNotServed(`${what}: the cluster does not know this kind (its CRD is not installed)`, {
     target,
     fix: /GpuDevicePlugin/.test(what)
       ? "install Intel's device plugin operator (it needs cert-manager), or use plugin mode daemonset"

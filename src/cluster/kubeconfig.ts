@@ -78,25 +78,46 @@ export function loadKubeconfig(source: KubeconfigSource): {
   merged.users = merged.users.map((entry) =>
     withFilesRead(entry, 'user', entry.name === context?.user, name),
   );
-  // An exec plugin is run by igpu-split itself (exec-credential.ts), never by client-node.
+  const { users, exec } = withoutExec(merged.users, context?.user, name);
+  merged.users = users;
+  const config = toKubeConfig(merged, name);
+  checkUsers(config, name);
+  chooseContext(config, source.context, name);
+  return { config, name, exec };
+}
+
+/**
+ * The users without their exec plugins, and the plugin of the context's user, checked: an
+ * exec plugin is run by igpu-split itself (exec-credential.ts), never by client-node.
+ */
+function withoutExec(
+  entries: Entry[],
+  contextUser: unknown,
+  name: string,
+): { users: Entry[]; exec: ExecConfig | undefined } {
   let exec: ExecConfig | undefined;
-  merged.users = merged.users.map((entry) => {
+  const users = entries.map((entry) => {
     const user = entry.user as Record<string, unknown> | undefined;
     if (!user || typeof user !== 'object' || user.exec === undefined) return entry;
     const { exec: given, ...rest } = user;
-    if (entry.name === context?.user && given !== null) {
-      const parsed = ExecConfigSchema.safeParse(given);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new UsageError(
-          `kubeconfig ${name}: the exec plugin of user ${String(entry.name)} is not valid (${issue?.path.join('.') || 'exec'}: ${issue?.message})`,
-          { fix: 'check users[].user.exec in the kubeconfig: command and apiVersion are needed' },
-        );
-      }
-      exec = parsed.data;
-    }
+    if (entry.name === contextUser && given !== null) exec = execConfig(given, entry, name);
     return { ...entry, user: rest };
   });
+  return { users, exec };
+}
+
+function execConfig(given: unknown, entry: Entry, name: string): ExecConfig {
+  const parsed = ExecConfigSchema.safeParse(given);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new UsageError(
+    `kubeconfig ${name}: the exec plugin of user ${String(entry.name)} is not valid (${issue?.path.join('.') || 'exec'}: ${issue?.message})`,
+    { fix: 'check users[].user.exec in the kubeconfig: command and apiVersion are needed' },
+  );
+}
+
+/** The merged entries, read by client-node with its own checks. */
+function toKubeConfig(merged: Omit<Parsed, 'file'>, name: string): KubeConfig {
   const config = new KubeConfig();
   try {
     // JSON is YAML: client-node reads the merged entries with its own checks.
@@ -109,12 +130,21 @@ export function loadKubeconfig(source: KubeconfigSource): {
       }),
     );
   } catch (error) {
-    // Its messages name fields (`clusters[0].cluster.server is missing`), never values;
-    // it reads no file while loading (withFilesRead has read them).
+    // expected: anything client-node refuses — rethrown as one line. Its messages name fields
+    // (`clusters[0].cluster.server is missing`), never values; it reads no file while loading
+    // (withFilesRead has read them).
     const text =
       error instanceof Error && /is missing$/.test(error.message) ? error.message : 'not a kubeconfig';
-    throw new UsageError(`kubeconfig ${name}: ${text}`, { fix: 'check it with kubectl config view' });
+    throw new UsageError(`kubeconfig ${name}: ${text}`, {
+      fix: 'check it with kubectl config view',
+      cause: error,
+    });
   }
+  return config;
+}
+
+/** Each user's credentials remembered as secrets; a token must fit in an HTTP header. */
+function checkUsers(config: KubeConfig, name: string): void {
   for (const user of config.getUsers()) {
     // A token read from a token file keeps its trailing newline in client-node, which no
     // HTTP header may carry: the surrounding blanks go.
@@ -134,12 +164,16 @@ export function loadKubeconfig(source: KubeconfigSource): {
         },
       );
   }
-  if (source.context) {
-    if (!config.getContexts().some((c) => c.name === source.context))
-      throw new UsageError(`kubeconfig ${name} has no context ${shownValue(source.context)}`, {
+}
+
+/** The context asked for (or the current one), which must name a cluster reached over https. */
+function chooseContext(config: KubeConfig, asked: string | undefined, name: string): void {
+  if (asked) {
+    if (!config.getContexts().some((c) => c.name === asked))
+      throw new UsageError(`kubeconfig ${name} has no context ${shownValue(asked)}`, {
         fix: contextChoice(config),
       });
-    config.setCurrentContext(source.context);
+    config.setCurrentContext(asked);
   }
   const current = config.getCurrentContext();
   const currentContext = config.getContextObject(current);
@@ -160,20 +194,16 @@ export function loadKubeconfig(source: KubeconfigSource): {
         fix: 'check it with kubectl config view',
       },
     );
-  let server: URL;
-  try {
-    server = new URL(cluster.server);
-  } catch {
+  const server = URL.parse(cluster.server);
+  if (!server)
     throw new UsageError(`kubeconfig ${name}: cluster ${cluster.name} has no valid server address`, {
       fix: 'set its server: to https://<address>:6443',
     });
-  }
   if (server.protocol !== 'https:')
     throw new UsageError(
       `kubeconfig ${name}: cluster ${cluster.name} is reached over ${server.protocol.replace(':', '')}, not https: its credentials would cross the network in clear`,
       { fix: 'point server: at the API server over https (K3s and Talos serve it on port 6443)' },
     );
-  return { config, name, exec };
 }
 
 /** What to set kubernetes.context to: one of the contexts, or that there are none. */
@@ -206,8 +236,12 @@ function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed
   try {
     info = statSync(file);
   } catch (error) {
+    // expected: ENOENT in a $KUBECONFIG list — kubectl skips a missing file there; the rest is rethrown
     if (inList && (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, { fix: FIX_FILE });
+    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, {
+      fix: FIX_FILE,
+      cause: error,
+    });
   }
   if (info.isDirectory()) throw new UsageError(`kubeconfig ${name} is a directory`, { fix: FIX_FILE });
   if (!info.isFile())
@@ -218,7 +252,11 @@ function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, { fix: FIX_FILE });
+    // expected: anything — rethrown as one line naming the file
+    throw new UsageError(`cannot read kubeconfig ${name}: ${errnoText(error)}`, {
+      fix: FIX_FILE,
+      cause: error,
+    });
   }
   const lines = new LineCounter();
   const bad = (offset: number, what: string) => {
@@ -241,6 +279,7 @@ function readKubeconfigFile(file: string, name: string, inList: boolean): Parsed
     }
     value = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (error) {
+    // expected: anything — rethrown: ours as it is, the YAML library's (too many aliases) as one line
     if (error instanceof UsageError) throw error;
     throw bad(0, 'cannot be read as YAML');
   }
@@ -329,11 +368,10 @@ function withFilesRead(entry: Entry, field: 'cluster' | 'user', used: boolean, n
     try {
       return readSmallFileSync(file, maxBytes);
     } catch (error) {
+      // expected: anything — rethrown as one line naming the entry and the file
       throw new UsageError(
         `kubeconfig ${name}: cannot read ${what(key)}, ${shownPath(file)}: ${errnoText(error)}`,
-        {
-          fix,
-        },
+        { fix, cause: error },
       );
     }
   };

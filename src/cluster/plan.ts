@@ -5,7 +5,7 @@
 
 import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
-import type { Check, Step } from '../core/model.ts';
+import type { Check, LayerPlan, Step } from '../core/model.ts';
 import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
@@ -18,11 +18,9 @@ export interface ClusterFacts {
   crds: Record<string, boolean>;
 }
 
-export interface ClusterPlan {
-  checks: Check[];
-  steps: (Step & { object?: Manifest; node?: string; labels?: Record<string, string> })[];
-  refused?: string;
-}
+export type ClusterStep = Step & { object?: Manifest; node?: string; labels?: Record<string, string> };
+
+export type ClusterPlan = LayerPlan<ClusterStep>;
 
 export const CRDS = {
   gpuDevicePlugin: crdName(GPU_OPERATOR),
@@ -90,33 +88,36 @@ export function planCluster(
   settings: KubernetesSettings,
   gpuNodes: readonly GpuNode[],
 ): ClusterPlan {
-  const checks: Check[] = [];
-  const steps: ClusterPlan['steps'] = [];
-  if (settings.plugin.mode === 'operator') {
-    if (!facts.crds[CRDS.gpuDevicePlugin]) {
-      checks.push({
-        id: 'cluster.operator',
-        status: 'fail',
-        evidence: `CRD ${CRDS.gpuDevicePlugin} is not installed: Intel's device plugin operator is missing`,
-        fix: facts.crds[CRDS.certManager]
-          ? 'install the operator: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace'
-          : 'install cert-manager first (the operator needs it), then: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace; or use plugin mode daemonset',
-      });
-    } else if (!facts.crds[CRDS.certManager]) {
-      checks.push({
-        id: 'cluster.cert-manager',
-        status: 'fail',
-        evidence: `CRD ${CRDS.certManager} is not installed: the operator's webhook needs cert-manager`,
-        fix: 'install cert-manager (https://cert-manager.io/docs/installation/)',
-      });
-    } else {
-      checks.push({
-        id: 'cluster.operator',
-        status: 'pass',
-        evidence: "Intel's operator and cert-manager are installed",
-      });
+  const checks: Check[] = crdChecks(facts, settings);
+  const steps: ClusterStep[] = [];
+  for (const { desired, live } of facts.objects) {
+    if (live && covers(live, desired)) continue;
+    if (
+      desired.kind === 'Namespace' &&
+      live &&
+      live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'igpu-split'
+    ) {
+      checks.push(usersNamespace(desired, live));
+      continue;
     }
+    steps.push(objectStep(desired, live));
   }
+  for (const node of gpuNodes) {
+    const live = facts.nodes[node.name];
+    if (!live) {
+      checks.push(missingNode(node.name));
+      continue;
+    }
+    const step = labelStep(node.name, live, settings.plugin.nodeSelector);
+    if (step) steps.push(step);
+  }
+  const refused = checks.find((c) => c.status === 'fail')?.evidence;
+  return { checks, steps, ...(refused ? { refused } : {}) };
+}
+
+/** The CRDs operator mode and NodeFeatureRules need, as checks. */
+function crdChecks(facts: ClusterFacts, settings: KubernetesSettings): Check[] {
+  const checks: Check[] = settings.plugin.mode === 'operator' ? [operatorCheck(facts)] : [];
   if (settings.plugin.nodeFeatureRule && !facts.crds[CRDS.nodeFeatureRule]) {
     checks.push({
       id: 'cluster.nfd',
@@ -125,58 +126,75 @@ export function planCluster(
       fix: 'install NFD (kubectl apply -k https://github.com/kubernetes-sigs/node-feature-discovery/deployment/overlays/default), or set nodeFeatureRule: false',
     });
   }
-  for (const { desired, live } of facts.objects) {
-    if (live && covers(live, desired)) continue;
-    if (
-      desired.kind === 'Namespace' &&
-      live &&
-      live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'igpu-split'
-    ) {
-      // The user's namespace: used as it is, never taken over (rollback would delete it).
-      const level = live.metadata.labels?.['pod-security.kubernetes.io/enforce'];
-      checks.push({
-        id: 'cluster.namespace',
-        status: level === 'privileged' ? 'pass' : 'warn',
-        evidence: `namespace ${desired.metadata.name} exists and is not igpu-split's: used as it is${level === 'privileged' ? '' : ` (Pod Security enforce: ${level ?? 'the cluster default'})`}`,
-        ...(level === 'privileged'
-          ? {}
-          : {
-              fix: `the plugin mounts host paths: label it pod-security.kubernetes.io/enforce=privileged, or pick a namespace of igpu-split's own`,
-            }),
-      });
-      continue;
-    }
-    steps.push({
-      id: `cluster/${desired.kind.toLowerCase()}/${desired.metadata.name}`,
-      target: `${desired.kind} ${desired.metadata.namespace ? `${desired.metadata.namespace}/` : ''}${desired.metadata.name}`,
-      description: `${live ? 'update' : 'create'} ${desired.kind} ${desired.metadata.name} (server-side apply as igpu-split)`,
-      disturbs: [],
-      needs: [],
-      object: desired,
-    });
-  }
-  for (const node of gpuNodes) {
-    const live = facts.nodes[node.name];
-    if (!live) {
-      checks.push(missingNode(node.name));
-      continue;
-    }
-    const missing = Object.entries(settings.plugin.nodeSelector).filter(
-      ([k, v]) => live.metadata.labels?.[k] !== v,
-    );
-    if (missing.length === 0) continue;
-    steps.push({
-      id: `cluster/node/${node.name}/labels`,
-      target: `node ${node.name}`,
-      description: `label node ${node.name}: ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}`,
-      disturbs: [],
-      needs: [],
-      node: node.name,
-      labels: settings.plugin.nodeSelector,
-    });
-  }
-  const refused = checks.find((c) => c.status === 'fail')?.evidence;
-  return { checks, steps, ...(refused ? { refused } : {}) };
+  return checks;
+}
+
+/** Intel's operator and the cert-manager its webhook needs. */
+function operatorCheck(facts: ClusterFacts): Check {
+  if (!facts.crds[CRDS.gpuDevicePlugin])
+    return {
+      id: 'cluster.operator',
+      status: 'fail',
+      evidence: `CRD ${CRDS.gpuDevicePlugin} is not installed: Intel's device plugin operator is missing`,
+      fix: facts.crds[CRDS.certManager]
+        ? 'install the operator: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace'
+        : 'install cert-manager first (the operator needs it), then: helm install dp-operator intel/intel-device-plugins-operator -n inteldeviceplugins-system --create-namespace; or use plugin mode daemonset',
+    };
+  if (!facts.crds[CRDS.certManager])
+    return {
+      id: 'cluster.cert-manager',
+      status: 'fail',
+      evidence: `CRD ${CRDS.certManager} is not installed: the operator's webhook needs cert-manager`,
+      fix: 'install cert-manager (https://cert-manager.io/docs/installation/)',
+    };
+  return {
+    id: 'cluster.operator',
+    status: 'pass',
+    evidence: "Intel's operator and cert-manager are installed",
+  };
+}
+
+/** The user's namespace: used as it is, never taken over (rollback would delete it). */
+function usersNamespace(desired: Manifest, live: KubeObject): Check {
+  const level = live.metadata.labels?.['pod-security.kubernetes.io/enforce'];
+  return {
+    id: 'cluster.namespace',
+    status: level === 'privileged' ? 'pass' : 'warn',
+    evidence: `namespace ${desired.metadata.name} exists and is not igpu-split's: used as it is${level === 'privileged' ? '' : ` (Pod Security enforce: ${level ?? 'the cluster default'})`}`,
+    ...(level === 'privileged'
+      ? {}
+      : {
+          fix: `the plugin mounts host paths: label it pod-security.kubernetes.io/enforce=privileged, or pick a namespace of igpu-split's own`,
+        }),
+  };
+}
+
+function objectStep(desired: Manifest, live: KubeObject | undefined): ClusterStep {
+  return {
+    id: `cluster/${desired.kind.toLowerCase()}/${desired.metadata.name}`,
+    target: `${desired.kind} ${desired.metadata.namespace ? `${desired.metadata.namespace}/` : ''}${desired.metadata.name}`,
+    description: `${live ? 'update' : 'create'} ${desired.kind} ${desired.metadata.name} (server-side apply as igpu-split)`,
+    disturbs: [],
+    object: desired,
+  };
+}
+
+/** The node selector's labels the node lacks, as one step; undefined when it has them all. */
+function labelStep(
+  name: string,
+  live: KubeObject,
+  selector: Record<string, string>,
+): ClusterStep | undefined {
+  const missing = Object.entries(selector).filter(([k, v]) => live.metadata.labels?.[k] !== v);
+  if (missing.length === 0) return undefined;
+  return {
+    id: `cluster/node/${name}/labels`,
+    target: `node ${name}`,
+    description: `label node ${name}: ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    disturbs: [],
+    node: name,
+    labels: selector,
+  };
 }
 
 export function missingNode(name: string): Check {

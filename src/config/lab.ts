@@ -101,10 +101,10 @@ export const TalosNodeSchema = z.strictObject({
     .describe('The node boots the Secure Boot installer (refused for the vGPU path)'),
 });
 
-export const NodeVmSchema = z.strictObject({
+/** What every node VM entry has, whatever its guest OS. */
+const nodeVmFields = {
   vmid: z.int().min(100).max(999_999_999).describe('Proxmox VM id'),
   host: z.string().min(1).describe('The Proxmox node (hosts[].node) the VM runs on'),
-  os: z.enum(['ubuntu', 'talos']),
   vgpu: z
     .union([
       z.literal('auto'),
@@ -112,13 +112,34 @@ export const NodeVmSchema = z.strictObject({
     ])
     .default('auto'),
   kubernetesNode: z.string().min(1).optional().describe('The Kubernetes node name of this VM'),
+};
+
+/** A key that belongs to the other guest OS: named with what to write instead. */
+const otherOsKey = (message: string) => z.never({ error: message }).optional();
+
+export const UbuntuVmSchema = z.strictObject({
+  ...nodeVmFields,
+  os: z.literal('ubuntu'),
   guest: z
     .string()
     .regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must be ssh://user@host[:port]')
     .optional()
     .describe('Ubuntu: how to reach the guest over SSH'),
-  talos: TalosNodeSchema.optional().describe('Talos: how to reach the node and what it runs'),
+  talos: otherOsKey('only for os: talos'),
 });
+
+export const TalosVmSchema = z.strictObject({
+  ...nodeVmFields,
+  os: z.literal('talos'),
+  talos: TalosNodeSchema.optional().describe('Talos: how to reach the node and what it runs'),
+  guest: otherOsKey('Talos has no SSH: use talos: { node, version }'),
+});
+
+/**
+ * A node VM: one shape per guest OS, told apart by `os` (each guest provider in src/guest
+ * reads its own). Adding a guest OS adds a member here.
+ */
+export const NodeVmSchema = z.discriminatedUnion('os', [UbuntuVmSchema, TalosVmSchema]);
 
 /** The GPU plugin and where it goes (cluster layer). */
 export const KubernetesSchema = z.strictObject({
@@ -195,14 +216,6 @@ export const LabSchema = z
     });
     const vmids = new Set<number>();
     lab.vms.forEach((vm, index) => {
-      if (vm.os === 'talos' && vm.guest)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['vms', index, 'guest'],
-          message: 'Talos has no SSH: use talos: { node, version }',
-        });
-      if (vm.os === 'ubuntu' && vm.talos)
-        ctx.addIssue({ code: 'custom', path: ['vms', index, 'talos'], message: 'only for os: talos' });
       if (!nodes.has(vm.host))
         ctx.addIssue({
           code: 'custom',
@@ -236,3 +249,6 @@ export interface LabSource {
 export type Lab = z.output<typeof LabSchema> & { source?: LabSource };
 export type ProxmoxEndpoint = z.output<typeof ProxmoxEndpointSchema>;
 export type KubernetesSettings = z.output<typeof KubernetesSchema>;
+export type NodeVm = z.output<typeof NodeVmSchema>;
+export type UbuntuVm = z.output<typeof UbuntuVmSchema>;
+export type TalosVm = z.output<typeof TalosVmSchema>;

@@ -46,9 +46,11 @@ export class ConfigError extends UsageError {
 export async function loadLab(file: string): Promise<Lab> {
   if (file.trim() === '')
     throw new UsageError('--lab names no file', { fix: 'give the lab file, e.g. --lab igpu-split.yaml' });
+  // expected: anything — rethrown as one line naming the file (no such file, permission denied)
   const info = await stat(file).catch((error: unknown) => {
     throw new UsageError(`cannot read lab file ${shownLabFile(file)}: ${errnoText(error)}`, {
       fix: 'create it (igpu-split init), or name another with --lab',
+      cause: error,
     });
   });
   if (info.isDirectory())
@@ -60,9 +62,11 @@ export async function loadLab(file: string): Promise<Lab> {
       fix: 'save the lab file to disk and name it with --lab',
     });
   if (info.size > MAX_LAB_BYTES) throw tooBig(file, info.size);
+  // expected: anything — rethrown as one line naming the file
   const bytes = await readFile(file).catch((error: unknown) => {
     throw new UsageError(`cannot read lab file ${shownLabFile(file)}: ${errnoText(error)}`, {
       fix: 'check its permissions',
+      cause: error,
     });
   });
   // It may have grown between the two looks.
@@ -180,6 +184,7 @@ export function parseLab(text: string, file: string): Lab {
       ]);
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
+    // expected: anything — rethrown as a ConfigError: ours as it is, too deep (RangeError), or the YAML library's first line
     if (error instanceof ConfigError) throw error;
     if (error instanceof RangeError)
       throw new ConfigError(file, [`${file}: nested too deeply to read: not a lab file`]);
@@ -213,8 +218,10 @@ function urlProblem(url: string): string | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
-  } catch {
-    return undefined; // the schema said so already
+  } catch (error) {
+    // expected: TypeError (ERR_INVALID_URL) — not a URL: the schema said so already
+    if (!(error instanceof TypeError)) throw error;
+    return undefined;
   }
   if (parsed.username || parsed.password) return 'holds a user or password';
   if (parsed.search || parsed.hash) return 'holds a query (?…) or a fragment (#…)';
@@ -320,6 +327,9 @@ function describe(issue: z.core.$ZodIssue): string {
   let message = issue.message;
   if (issue.code === 'invalid_value') message = `must be one of: ${issue.values.map(String).join(', ')}`;
   if (issue.code === 'unrecognized_keys') message = `unknown key ${issue.keys.join(', ')}`;
+  // A VM's `os` picks its shape (a discriminated union): absent or unknown, it reads like an enum.
+  if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options))
+    message = `must be one of: ${issue.options.map(String).join(', ')}`;
   if (issue.code === 'invalid_type' && /received undefined/.test(issue.message))
     message = `required (${issue.expected})`;
   if (issue.code === 'invalid_type' && /received null/.test(issue.message))

@@ -70,6 +70,12 @@ export class ManualStepError extends IgpuSplitError {
   override readonly exitCode: ExitCode = EXIT.manualStep;
 }
 
+/** True when a Node file-system error carries one of `codes` (e.g. ENOENT). */
+export function hasErrno(error: unknown, ...codes: string[]): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && codes.includes(code);
+}
+
 /** What a failed file operation means, in words (`no such file`, `permission denied`). */
 export function errnoText(error: unknown): string {
   const code = (error as NodeJS.ErrnoException)?.code;

@@ -25,6 +25,7 @@ export async function readAnswer(
     if (done) break;
     size += value.length;
     if (size > limit) {
+      // expected: anything — cancelling an answer already refused as too large; that refusal is what is reported
       await reader.cancel().catch(() => undefined);
       throw new AnswerTooLarge(limit);
     }

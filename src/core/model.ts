@@ -1,5 +1,6 @@
-// The shape every layer shares so one engine can run them all:
-//   gather (facts, no side effects) → plan (steps) → apply (run steps) → verify (checks).
+// The contract every layer of the chain (host, mapping, VM, guest, cluster) keeps, so one
+// engine runs them all: gather (every read, no change) → plan (pure: facts in, steps out)
+// → apply (carry out the steps) → verify (checks). docs/architecture.md draws it.
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -14,7 +15,11 @@ export interface Check {
   fix?: string;
 }
 
-/** What a step disturbs while it runs; the engine orders drains and reboots from this. */
+/**
+ * What a step disturbs while it runs. The engine reads it (engine/stages): any disturbance
+ * on a Proxmox host drains that host's Kubernetes nodes first and uncordons them after,
+ * and a `host-reboot` step is the host reboot the engine carries out and waits for.
+ */
 export type Disturbance = 'host-reboot' | 'vm-restart' | 'guest-reboot' | 'node-drain';
 
 export interface Step {
@@ -26,8 +31,6 @@ export interface Step {
   /** Unified diff when the step edits a file or a config. */
   diff?: string;
   disturbs: Disturbance[];
-  /** Ids of steps that must finish first. */
-  needs: string[];
   /** The command the step runs on its target, shown in the plan. */
   command?: string;
   /** It overrides a value the user set: apply refuses it without --force. */
@@ -37,15 +40,41 @@ export interface Step {
 }
 
 /**
- * A layer of the chain (host, mapping, vm, guest, cluster), bound to its target. The
- * engine runs every layer the same way: gather → plan → (show, confirm) → apply → verify.
+ * What every layer's plan is: checks (what was seen), steps in the order apply carries them
+ * out, and — when the layer cannot be applied — why, in one line. A layer's own plan type
+ * adds what its apply needs; the engine, the CLI and `--json` read only these three.
  */
-export interface Layer<Facts, Plan extends { steps: Step[] }, ApplyOptions, Result> {
+export interface LayerPlan<S extends Step = Step> {
+  checks: Check[];
+  steps: S[];
+  /** Set when this part cannot be applied: apply refuses the whole plan while any part says so. */
+  refused?: string;
+}
+
+/** How a layer's apply reports progress: one line at a time, never to stdout itself. */
+export interface ApplyContext {
+  say(line: string): void;
+}
+
+/**
+ * A layer of the chain, bound to its target. The engine runs every layer the same way:
+ * gather → plan → (show, confirm) → apply → verify. Options a layer's apply takes (consents,
+ * time limits, journal hooks) are bound when the layer is made, not passed here.
+ */
+export interface Layer<Facts, Plan extends LayerPlan, Result = void> {
   readonly name: string;
+  /** Every read the plan needs (files, APIs, Image Factory lookups); changes nothing. */
   gather(): Promise<Facts>;
+  /** Pure: the same facts give the same plan. */
   plan(facts: Facts): Plan;
-  apply(plan: Plan, options: ApplyOptions): Promise<Result>;
-  verify(facts: Facts): Promise<Check[]>;
+  apply(plan: Plan, context: ApplyContext): Promise<Result>;
+  /** Reads afresh what it checks: after apply the target may have rebooted. */
+  verify(): Promise<Check[]>;
+}
+
+/** The disturbances a list of steps causes. */
+export function disturbancesOf(steps: readonly Step[]): Set<Disturbance> {
+  return new Set(steps.flatMap((step) => step.disturbs));
 }
 
 const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };

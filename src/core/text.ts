@@ -81,7 +81,9 @@ export function isText(bytes: Uint8Array): boolean {
   try {
     strict.decode(bytes);
     return true;
-  } catch {
+  } catch (error) {
+    // expected: TypeError — the fatal decoder's answer to broken UTF-8; anything else is rethrown
+    if (!(error instanceof TypeError)) throw error;
     return false;
   }
 }

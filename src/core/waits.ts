@@ -61,7 +61,9 @@ function serverKey(target: string): string {
   try {
     const url = new URL(target);
     return url.protocol === 'https:' || url.protocol === 'http:' ? url.origin : target;
-  } catch {
+  } catch (error) {
+    // expected: TypeError from new URL — a target that is no URL (ssh user@host) is its own key
+    if (!(error instanceof TypeError)) throw error;
     return target;
   }
 }

@@ -20,7 +20,7 @@ import { ImageFactory } from '../guest/talos/factory.ts';
 import { ProxmoxApi } from '../proxmox/api.ts';
 import { ProxmoxClient } from '../proxmox/client.ts';
 import { type RunningKubeSimulator, startKubeSimulator } from '../sim/kube/server.ts';
-import { type RunningSimulator, startSimulator } from '../sim/proxmox/server.ts';
+import { parameterChecker, type RunningSimulator, startSimulator } from '../sim/proxmox/server.ts';
 import { SimulatorState } from '../sim/proxmox/state.ts';
 import { type FakeFactory, startImageFactory } from '../sim/talos-factory.ts';
 import { DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
@@ -227,4 +227,9 @@ kubernetes:
   kubeconfig: ${kubeconfig}
   smokeImage: jellyfin/jellyfin:10.10.7   # has vainfo: the smoke pod also proves VA-API
 `;
+}
+
+/** Which API description the Proxmox simulator checks requests against (the demo says so). */
+export function proxmoxSchemaSource(): 'official' | 'compact' {
+  return parameterChecker().schemaSource;
 }

@@ -71,18 +71,23 @@ export function ubuntuGuest(after: string): CommandHandler {
       return ok('Setting up linux-generic (6.8.0-88.89) ...\n');
     }
     if (command === 'systemctl reboot') {
-      if (
-        await access(marker(host)).then(
-          () => true,
-          () => false,
-        )
-      )
-        await boot(host, after, ['proc', 'sys', 'dev']);
+      if (await exists(marker(host))) await boot(host, after, ['proc', 'sys', 'dev']);
       else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
       return ok();
     }
     return { code: 127, stdout: '', stderr: `demo guest: ${command}: not emulated` };
   };
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch (error) {
+    // expected: ENOENT — the marker is not written yet
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return false;
+  }
 }
 
 /** The Talos release the demo node runs. */
@@ -103,10 +108,7 @@ export function talosctlVersionText(node: string, tag: string): string {
 export function talosNode(stateFile: string): Talosctl {
   // The node's state lives in a file, so another process can drive the same node.
   return async (args) => {
-    const upgraded = await access(stateFile).then(
-      () => true,
-      () => false,
-    );
+    const upgraded = await exists(stateFile);
     const [verb] = args;
     if (verb === 'version') return ok(talosctlVersionText('10.0.0.6', DEMO_TALOS_VERSION));
     if (verb === 'upgrade') {

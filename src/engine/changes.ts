@@ -74,6 +74,7 @@ async function asChange<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
+    // expected: anything — rethrown; a refusal that changed nothing (nothingChanged) un-begins the stage first
     if (first && error instanceof IgpuSplitError && error.nothingChanged) await marks?.undo();
     throw error;
   }

@@ -7,6 +7,7 @@ import { type KubeApi, openKube } from '../cluster/kube.ts';
 import type { Lab } from '../config/lab.ts';
 import { shownPath } from '../config/paths.ts';
 import { UsageError } from '../core/errors.ts';
+import type { GuestEnvironment } from '../guest/provider.ts';
 import { ImageFactory } from '../guest/talos/factory.ts';
 import { findTalosctl, type Talosctl, talosctlAt } from '../guest/talos/talosctl.ts';
 import type { OsImageSource } from '../guest/talos/version.ts';
@@ -96,6 +97,7 @@ export async function connectLab(
   try {
     kube = openLabKube(lab, ssh);
   } catch (error) {
+    // expected: anything — rethrown once the Proxmox connection opened above is closed
     await proxmox.close();
     throw error;
   }
@@ -139,5 +141,20 @@ export function osImageOf(kube: () => KubeApi, vm: { kubernetesNode?: string }):
         ?.nodeInfo?.osImage;
       return typeof image === 'string' ? image : undefined;
     },
+  };
+}
+
+/** What the guest providers reach through the lab's connections. */
+export function guestEnvironment(
+  connections: LabConnections,
+  waits: { rebootTimeoutMs?: number; pollMs?: number } = {},
+): GuestEnvironment {
+  return {
+    openShell: (vm) => connections.guest(vm),
+    talosctl: connections.talosctl,
+    factory: connections.factory,
+    osImage: (vm) => osImageOf(() => connections.kube, vm),
+    outRoot: connections.talosOut,
+    ...waits,
   };
 }

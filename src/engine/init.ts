@@ -12,6 +12,8 @@ import { findIgpu } from '../proxmox/igpu.ts';
 export interface DiscoveredNode {
   node: string;
   gpu?: string;
+  /** Why its PCI devices could not be read (so whether it has an iGPU is unknown). */
+  gpuUnread?: string;
   vms: { vmid: number; name?: string; status: string }[];
 }
 
@@ -21,13 +23,21 @@ export async function discover(api: ProxmoxApi): Promise<DiscoveredNode[]> {
     nodes
       .filter((n) => n.status === 'online')
       .map(async (n) => {
-        const [devices, vms] = await Promise.all([api.pciDevices(n.node).catch(() => []), api.vms(n.node)]);
-        const gpu = findIgpu(devices);
+        const [devices, vms] = await Promise.all([
+          api.pciDevices(n.node).catch((error: unknown) => {
+            // expected: IgpuSplitError — Proxmox refused or failed the read (a token without Sys.Audit): unknown, and said
+            if (!(error instanceof IgpuSplitError)) throw error;
+            return { unread: clip(error.message, 100) };
+          }),
+          api.vms(n.node),
+        ]);
+        const gpu = Array.isArray(devices) ? findIgpu(devices) : undefined;
         return {
           node: n.node,
           gpu: gpu
             ? `${gpu.vendor.replace(/^0x/, '')}:${gpu.device.replace(/^0x/, '')} at ${gpu.id}`
             : undefined,
+          ...(Array.isArray(devices) ? {} : { gpuUnread: devices.unread }),
           vms: vms.sort((a, b) => a.vmid - b.vmid),
         };
       }),
@@ -60,7 +70,7 @@ export async function withTalosVersions(
         const running = await readRunningVersion(talosAddress(vm), talosctl, undefined);
         return running ? { ...vm, talosVersion: running.version } : vm;
       } catch (error) {
-        // Only our own one-line failures (talosctl failed or answered garbage) are a note.
+        // expected: IgpuSplitError — talosctl failed or answered garbage: a note in the file; the rest is thrown
         if (!(error instanceof IgpuSplitError)) throw error;
         return { ...vm, talosVersionUnread: clip(error.message, 100) };
       }
@@ -105,7 +115,13 @@ export function labFileText(
     'mapping: iGPU',
     'hosts:   # Proxmox nodes with an Intel iGPU; ssh: lets igpu-split manage the host layer',
     ...gpuNodes.map((n) => `  - { node: ${n.node}, ssh: "ssh://root@${n.node}" }   # ${n.gpu}`),
-    ...nodes.filter((n) => !n.gpu).map((n) => `  # ${n.node}: Proxmox lists no Intel iGPU at 00:02.0`),
+    ...nodes
+      .filter((n) => !n.gpu)
+      .map((n) =>
+        n.gpuUnread
+          ? `  # ${n.node}: its PCI devices could not be read (${n.gpuUnread}); add it if it has an iGPU`
+          : `  # ${n.node}: Proxmox lists no Intel iGPU at 00:02.0`,
+      ),
     'vms:',
     ...(chosen.length === 0
       ? ['  []   # add the node VMs, e.g. { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1 }']

@@ -2,26 +2,41 @@ import { realpathSync, rmdirSync, rmSync } from 'node:fs';
 import { link, lstat, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
 import { clip } from '../core/text.ts';
 import { lockHolder, lockLine, stillRunning } from './lock-holder.ts';
 import type { Stage } from './scheduler.ts';
 
+/**
+ * The journal file's format, its top-level `format` key. 1: what igpu-split wrote before
+ * the key existed (no `format`; d5cfd90's has no `begun`, `startedAt` or `pid` either, read
+ * as none); 2: the same lists with `format`. A reader takes every format up to its own and
+ * refuses a newer one rather than guess what a newer igpu-split meant.
+ */
+export const JOURNAL_FORMAT = 2;
+
+const list = <T extends z.ZodType>(item: T) => z.array(item).default([]);
+
 /** What a journal file holds: what an interrupted run hands to the next. */
-interface JournalState {
-  /** When the run that wrote it began, and its process. */
-  startedAt?: string;
-  pid?: number;
+const JournalSchema = z.object({
+  format: z.int().min(1).optional(),
+  /** When the run that wrote it began, and its process (a value of another kind is as none). */
+  // expected: a value of another kind (zod's catch, not an error handler) — read as none.
+  startedAt: z.string().optional().catch(undefined),
+  // expected: a value of another kind (zod's catch) — read as none.
+  pid: z.number().optional().catch(undefined),
   /** Stages done, as `<id>@<fingerprint>`. */
-  stages: string[];
+  stages: list(z.string()),
   /** Stages begun and not finished (a kill in the middle leaves them here), by title. */
-  begun: string[];
+  begun: list(z.string()),
   /** Facts about nodes: `cordoned-before:<node>`, `drained:<node>`. */
-  marks: string[];
+  marks: list(z.string()),
   /** VMs our runs stopped and have not started again. */
-  stopped: number[];
-}
+  stopped: list(z.number()),
+});
+type JournalState = z.output<typeof JournalSchema>;
 
 /**
  * The journal and lock live next to the lab file, in .igpu-split/. The journal file exists
@@ -50,7 +65,8 @@ export class Journal {
     try {
       real = realpathSync(labFile);
     } catch {
-      // Not there yet (tests make journals for lab files they never write): as given.
+      // expected: anything — the lab file is not there yet (tests make journals for lab files
+      // they never write) or cannot be resolved: as given; loading it says why.
     }
     this.dir = join(real, '..', '.igpu-split');
   }
@@ -144,13 +160,17 @@ export class Journal {
       if (refused) throw refused;
       if (await this.createLock()) return;
       const stale = `${this.lockFile}.stale.${process.pid}`;
-      const seen = await readSmallFile(this.lockFile, 4096).then(String, () => undefined);
+      // expected: ENOENT — the lock went away meanwhile (the next try sees); the rest is thrown.
+      const seen = await readSmallFile(this.lockFile, 4096).then(String, ifCode('ENOENT'));
       if ((await this.refusal(resume)) || seen === undefined) continue;
-      await rename(this.lockFile, stale).catch(() => undefined);
+      // expected: ENOENT — another run took the stale lock first; the rest is thrown.
+      await rename(this.lockFile, stale).catch(ifCode('ENOENT'));
       // Someone else's fresh lock may have been moved instead: then it goes back.
-      const moved = await readSmallFile(stale, 4096).then(String, () => undefined);
+      // expected: ENOENT — nothing was moved; the rest is thrown.
+      const moved = await readSmallFile(stale, 4096).then(String, ifCode('ENOENT'));
       // (link, not rename: a lock a third run made meanwhile is never overwritten)
-      if (moved !== undefined && moved !== seen) await link(stale, this.lockFile).catch(() => undefined);
+      // expected: EEXIST — a third run made a lock meanwhile, which stays; the rest is thrown.
+      if (moved !== undefined && moved !== seen) await link(stale, this.lockFile).catch(ifCode('EEXIST'));
       await rm(stale, { force: true });
     }
     throw new UsageError(`another igpu-split apply took the lab lock ${this.lockFile}`, {
@@ -171,12 +191,14 @@ export class Journal {
       await this.guarded(this.dir, () => mkdir(this.dir, { recursive: true, mode: 0o700 }));
       await this.guarded(aside, () => writeFile(aside, text, { mode: 0o600 }));
       await link(aside, this.lockFile).catch(async (error: NodeJS.ErrnoException) => {
-        // A file system without hard links (vfat, some network mounts): create, then write.
+        // expected: EPERM, ENOTSUP, EOPNOTSUPP, ENOSYS — a file system without hard links (vfat,
+        // some network mounts): create, then write; the rest is thrown.
         if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(error.code ?? '')) throw error;
         await writeFile(this.lockFile, text, { flag: 'wx', mode: 0o600 });
       });
       return true;
     } catch (error) {
+      // expected: EEXIST — a lock is there already; our own refusals are thrown, the rest named.
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       if (error instanceof UsageError) throw error;
       await this.guarded(this.lockFile, () => Promise.reject(error));
@@ -201,7 +223,8 @@ export class Journal {
     if (this.owned) await this.finish();
     await this.unlock();
     // The folder goes too when nothing else is in it (rmdir refuses otherwise).
-    await rmdir(this.dir).catch(() => undefined);
+    // expected: ENOTEMPTY, EEXIST (something else is in it), ENOENT (gone); the rest is thrown.
+    await rmdir(this.dir).catch(ifCode('ENOTEMPTY', 'EEXIST', 'ENOENT'));
   }
 
   /** `release` for an interrupt: synchronous, as the process ends right after. */
@@ -212,7 +235,8 @@ export class Journal {
     try {
       rmdirSync(this.dir);
     } catch {
-      // Something else is in it: it stays.
+      // expected: anything — the process ends right after an interrupt: a folder with something
+      // else in it stays, and nothing may turn the interrupt into a crash.
     }
     return true;
   }
@@ -240,6 +264,7 @@ export class Journal {
     try {
       return await work();
     } catch (error) {
+      // expected: ENOENT — absent; anything else is named in one line and thrown.
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new UsageError(`cannot use ${path} (the apply journal and lock): ${errnoText(error)}`, {
         fix: 'move it out of the way; igpu-split keeps only its lock and journal there',
@@ -255,26 +280,22 @@ export class Journal {
     const damaged = new UsageError(`the apply journal ${this.file} is damaged`, {
       fix: 'run igpu-split plan to see where the lab stands (cordoned nodes, stopped VMs), remove the journal, then apply again',
     });
-    let raw: Partial<Record<keyof JournalState, unknown>>;
+    let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch {
+      // expected: SyntaxError — not JSON: damaged.
       throw damaged;
     }
-    const list = <T>(value: unknown, kind: 'string' | 'number'): T[] => {
-      if (value === undefined) return [];
-      if (!Array.isArray(value) || value.some((item) => typeof item !== kind)) throw damaged;
-      return value as T[];
-    };
-    if (raw === null || typeof raw !== 'object') throw damaged;
-    return {
-      startedAt: typeof raw.startedAt === 'string' ? raw.startedAt : undefined,
-      pid: typeof raw.pid === 'number' ? raw.pid : undefined,
-      stages: list(raw.stages, 'string'),
-      begun: list(raw.begun, 'string'),
-      marks: list(raw.marks, 'string'),
-      stopped: list(raw.stopped, 'number'),
-    };
+    const format = (raw as { format?: unknown } | null)?.format;
+    if (typeof format === 'number' && format > JOURNAL_FORMAT)
+      throw new UsageError(
+        `the apply journal ${this.file} was written by a newer igpu-split ("format": ${format}; this one reads up to ${JOURNAL_FORMAT})`,
+        { fix: 'continue or roll back with the igpu-split that wrote it (or a newer one)' },
+      );
+    const parsed = JournalSchema.safeParse(raw);
+    if (!parsed.success) throw damaged;
+    return parsed.data;
   }
 
   /** Done by an earlier run with the same content (the plan may have changed since). */
@@ -337,6 +358,7 @@ export class Journal {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       const temp = `${this.file}.${process.pid}.${++this.saves}.tmp`;
       const state: JournalState = {
+        format: JOURNAL_FORMAT,
         startedAt: this.startedAt,
         pid: this.startedBy,
         stages: [...this.stages],
@@ -347,6 +369,8 @@ export class Journal {
       await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
       await rename(temp, this.file);
     });
+    // expected: anything — a failed save is reported to its caller through `next`; the chain
+    // of later saves goes on.
     this.saving = next.catch(() => undefined);
     return next;
   }
@@ -360,4 +384,12 @@ function drainedNodes(state: JournalState): string[] {
 
 function hasChanges(state: JournalState): boolean {
   return state.stages.length + state.begun.length + state.stopped.length > 0;
+}
+
+/** A rejection handler that takes the given errno codes for "nothing there" and throws the rest. */
+function ifCode(...codes: string[]): (error: unknown) => undefined {
+  return (error) => {
+    if (codes.includes((error as NodeJS.ErrnoException)?.code ?? '')) return undefined;
+    throw error;
+  };
 }

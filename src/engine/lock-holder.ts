@@ -9,6 +9,7 @@ export function processStart(pid: number): string | undefined {
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
+    // expected: anything — unknown (the process is gone, or no /proc here): the lock says "-"
     return undefined;
   }
 }
@@ -44,6 +45,7 @@ function commandLine(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
+    // expected: anything — unknown (the process is gone, or no /proc here); stillRunning keeps the lock then
     return undefined;
   }
 }
@@ -53,6 +55,7 @@ export function bootId(): string | undefined {
   try {
     return readFileSync(BOOT_ID, 'utf8').trim() || undefined;
   } catch {
+    // expected: anything — unknown (not Linux): the lock says "-" and no boot is compared
     return undefined;
   }
 }
@@ -62,6 +65,10 @@ function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    // expected: ESRCH (gone) and EPERM (alive, another user's); the rest is thrown
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return false;
+    if (code === 'EPERM') return true;
+    throw error;
   }
 }

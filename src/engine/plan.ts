@@ -5,33 +5,34 @@
 
 import { createHash } from 'node:crypto';
 import type { HostAccess } from '../access/host.ts';
-import { type ClusterPlan, type GpuNode, gatherClusterFacts, planCluster } from '../cluster/plan.ts';
+import { clusterLayer } from '../cluster/layer.ts';
+import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
 import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
-import type { Lab } from '../config/lab.ts';
+import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
-import { gatherTalosFacts, planTalos, type TalosPlan } from '../guest/talos/plan.ts';
-import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
-import { planUbuntu, type UbuntuPlan } from '../guest/ubuntu/plan.ts';
-import { gatherHostFacts } from '../host/gather.ts';
-import { type HostPlan, planHost } from '../host/plan.ts';
+import type { GuestPlan } from '../guest/provider.ts';
+import { guestLayer } from '../guest/providers.ts';
+import { hostLayer } from '../host/layer.ts';
+import type { HostPlan } from '../host/plan.ts';
 import { hostVerdict } from '../host/verdict.ts';
 import { mappingPrivileges } from '../mapping/apply.ts';
-import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/plan.ts';
+import { mappingLayer } from '../mapping/layer.ts';
+import type { MappingPlan } from '../mapping/plan.ts';
 import { vmPlanPrivileges } from '../vm/apply.ts';
-import { gatherVmFacts } from '../vm/gather.ts';
-import { planVms, type VmPlan } from '../vm/plan.ts';
-import { type LabConnections, type LabVm, osImageOf } from './connections.ts';
+import { vmLayer } from '../vm/layer.ts';
+import type { VmPlan } from '../vm/plan.ts';
+import { guestEnvironment, type LabConnections } from './connections.ts';
 
 export interface GuestPart {
-  vm: LabVm;
-  ubuntu?: UbuntuPlan;
-  talos?: TalosPlan;
+  vm: NodeVm;
+  /** Absent when the lab file gives no way to reach the guest (its guest layer is not managed). */
+  plan?: GuestPlan;
 }
 
 export interface HostPart {
   node: string;
-  /** Absent when the lab file gives the host no SSH address (its host layer is not managed). */
+  /** Absent when the lab file gives no SSH address for the host (its host layer is not managed). */
   host?: HostPlan;
   vmids: number[];
   guests: GuestPart[];
@@ -66,6 +67,22 @@ async function withAccess<T>(
   }
 }
 
+/** A guest's plan through its OS's provider; the connection it opened is closed after. */
+async function planGuest(vm: NodeVm, connections: LabConnections): Promise<GuestPart> {
+  const layer = guestLayer(vm, guestEnvironment(connections));
+  if (!layer) return { vm };
+  try {
+    return { vm, plan: layer.plan(await layer.gather()) };
+  } finally {
+    await layer.close();
+  }
+}
+
+/**
+ * Every layer gathers (read-only, in parallel with a bound) and plans through the one
+ * layer contract; what one layer found that another plans with (the mapping to be made,
+ * a host's aperture) is handed over as facts.
+ */
 export async function planLab(
   lab: Lab,
   connections: LabConnections,
@@ -74,52 +91,37 @@ export async function planLab(
   const limit = options.parallel ?? 8;
   const gpuNodes = gpuNodesOf(lab);
   const usedHosts = lab.hosts.filter((h) => lab.vms.some((vm) => vm.host === h.node) || h.ssh);
-  const [hostPlans, mappingFacts, vmFacts, guests, clusterFacts] = await Promise.all([
+  const mappingOf = mappingLayer(connections.proxmox, lab.mapping, [
+    ...new Set(lab.vms.map((vm) => vm.host)),
+  ]);
+  const vmsOf = vmLayer(connections.proxmox, desiredVmsOf(lab), {
+    mapping: lab.mapping,
+    identity: identityOf(lab.proxmox.token),
+    changeMachine: options.changeMachine,
+    resetEfiKeys: options.resetEfiKeys,
+  });
+  const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
+  const [hostPlans, mappingFacts, vmInputs, guests, clusterFacts] = await Promise.all([
     bounded(usedHosts, limit, async (h) =>
       h.ssh
         ? withAccess(
             () => connections.host(h.node),
             async (access) => {
-              const facts = await gatherHostFacts(access);
-              return { plan: planHost(facts), gpu: hostVerdict(facts).gpu };
+              const layer = hostLayer(access);
+              const facts = await layer.gather();
+              return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
             },
           )
         : undefined,
     ),
-    gatherMappingFacts(connections.proxmox, lab.mapping, [...new Set(lab.vms.map((vm) => vm.host))]),
-    gatherVmFacts(connections.proxmox, desiredVmsOf(lab), lab.mapping),
-    bounded(lab.vms, limit, async (vm): Promise<GuestPart> => {
-      if (vm.os === 'ubuntu' && vm.guest)
-        return {
-          vm,
-          ubuntu: await withAccess(
-            () => connections.guest(vm),
-            async (g) => planUbuntu(await gatherUbuntuFacts(g)),
-          ),
-        };
-      if (vm.os === 'talos' && vm.talos)
-        return {
-          vm,
-          talos: await planTalos(
-            vm.talos,
-            await gatherTalosFacts(
-              vm.talos.node,
-              connections.talosctl,
-              osImageOf(() => connections.kube, vm),
-            ),
-            connections.factory,
-          ),
-        };
-      return { vm };
-    }),
-    gatherClusterFacts(connections.kube, lab.kubernetes, gpuNodes),
+    mappingOf.gather(),
+    vmsOf.gather(),
+    bounded(lab.vms, limit, (vm) => planGuest(vm, connections)),
+    clusterOf.gather(),
   ]);
-  const mapping = planMapping(mappingFacts);
-  const vms = planVms(vmFacts, desiredVmsOf(lab), {
-    mapping: lab.mapping,
-    identity: identityOf(lab.proxmox.token),
-    changeMachine: options.changeMachine,
-    resetEfiKeys: options.resetEfiKeys,
+  const mapping = mappingOf.plan(mappingFacts);
+  const vms = vmsOf.plan({
+    ...vmInputs,
     mappingPlanned: mapping.steps.length > 0,
     // What the host layer read lets a refusal say which BIOS aperture would fit.
     hostHints: Object.fromEntries(
@@ -137,26 +139,20 @@ export async function planLab(
     ...vmPlanPrivileges(vms),
   ]);
   const privileges: Check[] = lacking ? [lacking] : [];
-  const vmsOf = Map.groupBy(lab.vms, (vm) => vm.host);
-  const guestsOf = Map.groupBy(guests, (g) => g.vm.host);
+  const vmsOn = Map.groupBy(lab.vms, (vm) => vm.host);
+  const guestsOn = Map.groupBy(guests, (g) => g.vm.host);
   const hosts: HostPart[] = usedHosts.map((h, i) => ({
     node: h.node,
     host: hostPlans[i]?.plan,
-    vmids: (vmsOf.get(h.node) ?? []).map((vm) => vm.vmid),
-    guests: guestsOf.get(h.node) ?? [],
+    vmids: (vmsOn.get(h.node) ?? []).map((vm) => vm.vmid),
+    guests: guestsOn.get(h.node) ?? [],
   }));
-  return {
-    privileges,
-    mapping,
-    vms,
-    hosts,
-    cluster: planCluster(clusterFacts, lab.kubernetes, gpuNodes),
-    gpuNodes,
-  };
+  return { privileges, mapping, vms, hosts, cluster: clusterOf.plan(clusterFacts), gpuNodes };
 }
 
 /** A flat view for printing and JSON: each target with its checks and steps, host by host. */
 export interface PlanSection {
+  layer: 'token' | 'mapping' | 'host' | 'vm' | 'guest' | 'cluster';
   title: string;
   checks: Check[];
   steps: Step[];
@@ -167,8 +163,15 @@ export function planSections(plan: LabPlan): PlanSection[] {
   const sections: PlanSection[] = [];
   const lacking = plan.privileges.find((c) => c.status === 'fail');
   if (lacking)
-    sections.push({ title: 'Proxmox token', checks: plan.privileges, steps: [], refused: lacking.evidence });
+    sections.push({
+      layer: 'token',
+      title: 'Proxmox token',
+      checks: plan.privileges,
+      steps: [],
+      refused: lacking.evidence,
+    });
   sections.push({
+    layer: 'mapping',
     title: `mapping ${plan.mapping.name}`,
     checks: plan.mapping.checks,
     steps: plan.mapping.steps,
@@ -191,38 +194,34 @@ export function planSections(plan: LabPlan): PlanSection[] {
   for (const part of plan.hosts) {
     if (part.host) {
       sections.push({
+        layer: 'host',
         title: `host ${part.node}`,
         checks: [],
         steps: part.host.steps,
-        refused: part.host.unsupported ?? (part.host.problems[0] ? part.host.problems.join('; ') : undefined),
+        refused: part.host.refused,
       });
     }
     for (const vmid of part.vmids) {
       sections.push({
+        layer: 'vm',
         title: `VM ${vmid} on ${part.node}`,
         checks: checksOf(vmid, part.node),
         steps: changeOf.get(vmid)?.steps ?? [],
       });
     }
     for (const guest of part.guests) {
-      const title = `guest of VM ${guest.vm.vmid} (${guest.vm.os}${guest.vm.kubernetesNode ? `, ${guest.vm.kubernetesNode}` : ''})`;
-      if (guest.ubuntu)
-        sections.push({
-          title,
-          checks: guest.ubuntu.checks,
-          steps: guest.ubuntu.steps,
-          refused: guest.ubuntu.unsupported,
-        });
-      else if (guest.talos)
-        sections.push({
-          title,
-          checks: guest.talos.checks,
-          steps: guest.talos.steps,
-          refused: guest.talos.refused,
-        });
+      if (!guest.plan) continue;
+      sections.push({
+        layer: 'guest',
+        title: `guest of VM ${guest.vm.vmid} (${guest.vm.os}${guest.vm.kubernetesNode ? `, ${guest.vm.kubernetesNode}` : ''})`,
+        checks: guest.plan.checks,
+        steps: guest.plan.steps,
+        refused: guest.plan.refused,
+      });
     }
   }
   sections.push({
+    layer: 'cluster',
     title: 'cluster',
     checks: plan.cluster.checks,
     steps: plan.cluster.steps,

@@ -33,7 +33,8 @@ export async function rollbackLab(
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
   const nodeOf = async (vmid: number) => {
     const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
-    return name && (await connections.kube.get('v1', 'Node', name).catch(() => undefined)) ? name : undefined;
+    // A node the cluster does not have is not drained; a read that fails stops the rollback.
+    return name && (await connections.kube.get('v1', 'Node', name)) ? name : undefined;
   };
   const rolled = await rollbackVms(connections.proxmox, vms, {
     forceStop: options.forceStop,

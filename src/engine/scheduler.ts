@@ -32,26 +32,37 @@ export class RunState {
   }
 }
 
+/** One thing that happened while stages ran. */
+export type StageEvent =
+  | { kind: 'stage-start'; stage: Stage }
+  | { kind: 'stage-line'; stage: Stage; line: string }
+  | { kind: 'stage-end'; stage: Stage; result: 'done' | 'skipped' | 'failed' };
+
 /** Runs one stage unless the journal has it, and journals it when it ends. */
 export async function runStage(
   stage: Stage,
   journal: Journal,
-  say: (line: string) => void,
+  report: (event: StageEvent) => void,
   state?: RunState,
 ): Promise<'done' | 'skipped'> {
-  if (journal.has(stage)) return 'skipped';
+  if (journal.has(stage)) {
+    report({ kind: 'stage-end', stage, result: 'skipped' });
+    return 'skipped';
+  }
   if (state?.failed !== undefined) {
+    report({ kind: 'stage-end', stage, result: 'failed' });
     throw new IgpuSplitError(`${stage.title}: not started, another host failed`, {
       fix: 'fix that failure, then apply --resume',
     });
   }
+  report({ kind: 'stage-start', stage });
   // The stage counts as begun (resumable) from its first change, not from its start.
   const work = runAsStage(
     () => journal.begin(stage),
     () => journal.unbegin(stage),
-    () => stage.run(say),
+    () => stage.run((line) => report({ kind: 'stage-line', stage, line })),
   ).catch((error: unknown) => {
-    // Whatever broke, it is reported as one line naming the stage.
+    // expected: anything a stage throws — it is reported as one line naming the stage, and rethrown.
     const reported =
       error instanceof IgpuSplitError
         ? error
@@ -61,10 +72,12 @@ export async function runStage(
             cause: error,
           });
     if (state && state.failed === undefined) state.failed = reported;
+    report({ kind: 'stage-end', stage, result: 'failed' });
     throw reported;
   });
   await (state ? state.track(work) : work);
   await journal.record(stage);
+  report({ kind: 'stage-end', stage, result: 'done' });
   return 'done';
 }
 
@@ -89,22 +102,17 @@ export async function runStages(
   journal: Journal,
   options: {
     parallel?: number;
-    say?: (line: string) => void;
+    report?: (event: StageEvent) => void;
     afterStage?: (id: string) => Promise<void>;
   } = {},
 ): Promise<{ done: string[]; skipped: string[] }> {
-  const say = options.say ?? (() => {});
+  const report = options.report ?? (() => {});
   const done: string[] = [];
   const skipped: string[] = [];
   const state = new RunState();
   const runGroup = async ({ stages: list }: { stages: Stage[] }) => {
     for (const stage of list) {
-      const result = await runStage(
-        stage,
-        journal,
-        (line) => say(`${stage.group.replace(/^host:/, '')}: ${line}`),
-        state,
-      );
+      const result = await runStage(stage, journal, report, state);
       (result === 'done' ? done : skipped).push(stage.id);
       await options.afterStage?.(stage.id);
     }

@@ -2,16 +2,32 @@
 // gpu.intel.com/i915, with vGPU slots used/free per host and device shares used/free per
 // node; as a text tree or a Mermaid graph.
 
+import type { KubeObject } from '../cluster/kube.ts';
 import { RESOURCE } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
+import { IgpuSplitError } from '../core/errors.ts';
 import { HOSTPCI, HOSTPCI_KEY } from '../proxmox/api-spec.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
-import type { LabConnections } from './connections.ts';
+import type { LabConnections, LabVm } from './connections.ts';
 
 export interface StatusPod {
   name: string;
   gpus: number;
+}
+
+/** A Kubernetes node's device shares as read. */
+export interface StatusNode {
+  name: string;
+  allocatable: number;
+  used: number;
+  pods: StatusPod[];
+}
+
+/** A Kubernetes node whose shares could not be read: why, in one line (never shown as free). */
+export interface StatusNodeUnknown {
+  name: string;
+  unknown: string;
 }
 
 export interface StatusVm {
@@ -19,7 +35,7 @@ export interface StatusVm {
   name?: string;
   running: boolean;
   vgpu?: string;
-  node?: { name: string; allocatable: number; used: number; pods: StatusPod[] };
+  node?: StatusNode | StatusNodeUnknown;
 }
 
 export interface StatusHost {
@@ -29,64 +45,107 @@ export interface StatusHost {
   vms: StatusVm[];
 }
 
+/** A read that failed: its one-line reason, for the model to carry as unknown. */
+class Unread {
+  readonly reason: string;
+  constructor(reason: string) {
+    this.reason = reason;
+  }
+}
+
+/**
+ * A Kubernetes read, or why it could not be made. KubeApi turns every refusal (RBAC, a 5xx,
+ * no connection) into an IgpuSplitError; anything else is a bug and is thrown.
+ */
+async function read<T>(run: () => Promise<T>): Promise<T | Unread> {
+  try {
+    return await run();
+  } catch (error) {
+    // expected: IgpuSplitError — Kubernetes refused or could not answer; shown as unknown
+    if (error instanceof IgpuSplitError) return new Unread(error.oneLine());
+    throw error;
+  }
+}
+
+export function isNodeUnknown(node: StatusVm['node']): node is StatusNodeUnknown {
+  return node !== undefined && 'unknown' in node;
+}
+
 export async function labStatus(lab: Lab, connections: LabConnections): Promise<StatusHost[]> {
-  const pods = await connections.kube.list('v1', 'Pod').catch(() => []);
+  const pods = await read(() => connections.kube.list('v1', 'Pod'));
   const hosts: StatusHost[] = [];
   for (const host of lab.hosts) {
     const vms = lab.vms.filter((vm) => vm.host === host.node);
     if (vms.length === 0) continue;
-    const devices = await connections.proxmox.pciDevices(host.node);
-    const gpu = findIgpu(devices);
-    const types = gpu
-      ? (await connections.proxmox.mdevTypes(host.node, gpu.id)).map((t) => ({
-          type: t.type,
-          available: t.available,
-        }))
-      : [];
-    const entry: StatusHost = { node: host.node, types, used: {}, vms: [] };
+    const entry: StatusHost = {
+      node: host.node,
+      types: await mdevTypes(connections, host.node),
+      used: {},
+      vms: [],
+    };
     for (const vm of vms) {
-      const [config, status] = await Promise.all([
-        connections.proxmox.vmConfig(vm.host, vm.vmid),
-        connections.proxmox.vmStatus(vm.host, vm.vmid),
-      ]);
-      const vgpu = Object.entries(config.values)
-        .filter(([key]) => HOSTPCI_KEY.test(key))
-        .map(([, value]) => parsePropertyString(value, HOSTPCI).mdev)
-        .find((mdev): mdev is string => typeof mdev === 'string');
-      const running = status.status === 'running';
-      if (vgpu && running) entry.used[vgpu] = (entry.used[vgpu] ?? 0) + 1;
-      let node: StatusVm['node'];
-      if (vm.kubernetesNode) {
-        const live = await connections.kube.get('v1', 'Node', vm.kubernetesNode).catch(() => undefined);
-        const allocatable = Number(
-          (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ??
-            0,
-        );
-        const holding = pods
-          .filter(
-            (p) =>
-              p.spec?.nodeName === vm.kubernetesNode &&
-              !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
-          )
-          .map((p) => ({
-            name: `${p.metadata.namespace}/${p.metadata.name}`,
-            gpus: (
-              (p.spec?.containers ?? []) as { resources?: { limits?: Record<string, string> } }[]
-            ).reduce((sum, c) => sum + Number(c.resources?.limits?.[RESOURCE] ?? 0), 0),
-          }))
-          .filter((p) => p.gpus > 0);
-        node = {
-          name: vm.kubernetesNode,
-          allocatable,
-          used: holding.reduce((s, p) => s + p.gpus, 0),
-          pods: holding,
-        };
-      }
-      entry.vms.push({ vmid: vm.vmid, name: config.values.name, running, vgpu, node });
+      const status = await vmStatus(connections, vm, pods);
+      if (status.vgpu && status.running) entry.used[status.vgpu] = (entry.used[status.vgpu] ?? 0) + 1;
+      entry.vms.push(status);
     }
     hosts.push(entry);
   }
   return hosts;
+}
+
+async function mdevTypes(connections: LabConnections, node: string): Promise<StatusHost['types']> {
+  const gpu = findIgpu(await connections.proxmox.pciDevices(node));
+  if (!gpu) return [];
+  return (await connections.proxmox.mdevTypes(node, gpu.id)).map((t) => ({
+    type: t.type,
+    available: t.available,
+  }));
+}
+
+async function vmStatus(
+  connections: LabConnections,
+  vm: LabVm,
+  pods: KubeObject[] | Unread,
+): Promise<StatusVm> {
+  const [config, status] = await Promise.all([
+    connections.proxmox.vmConfig(vm.host, vm.vmid),
+    connections.proxmox.vmStatus(vm.host, vm.vmid),
+  ]);
+  const vgpu = Object.entries(config.values)
+    .filter(([key]) => HOSTPCI_KEY.test(key))
+    .map(([, value]) => parsePropertyString(value, HOSTPCI).mdev)
+    .find((mdev): mdev is string => typeof mdev === 'string');
+  const node = vm.kubernetesNode ? await nodeStatus(connections, vm.kubernetesNode, pods) : undefined;
+  return { vmid: vm.vmid, name: config.values.name, running: status.status === 'running', vgpu, node };
+}
+
+async function nodeStatus(
+  connections: LabConnections,
+  name: string,
+  pods: KubeObject[] | Unread,
+): Promise<StatusNode | StatusNodeUnknown> {
+  if (pods instanceof Unread) return { name, unknown: pods.reason };
+  const live = await read(() => connections.kube.get('v1', 'Node', name));
+  if (live instanceof Unread) return { name, unknown: live.reason };
+  // A node the cluster does not have offers nothing.
+  const allocatable = Number(
+    (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+  );
+  const holding = pods
+    .filter(
+      (p) =>
+        p.spec?.nodeName === name &&
+        !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
+    )
+    .map((p) => ({
+      name: `${p.metadata.namespace}/${p.metadata.name}`,
+      gpus: ((p.spec?.containers ?? []) as { resources?: { limits?: Record<string, string> } }[]).reduce(
+        (sum, c) => sum + Number(c.resources?.limits?.[RESOURCE] ?? 0),
+        0,
+      ),
+    }))
+    .filter((p) => p.gpus > 0);
+  return { name, allocatable, used: holding.reduce((s, p) => s + p.gpus, 0), pods: holding };
 }
 
 export function renderStatus(hosts: readonly StatusHost[]): string {
@@ -104,19 +163,20 @@ export function renderStatus(hosts: readonly StatusHost[]): string {
       lines.push(
         `${lastVm ? '└─' : '├─'} VM ${vm.vmid}${vm.name ? ` ${vm.name}` : ''}  ${vm.vgpu ?? 'no vGPU'}, ${vm.running ? 'running' : 'stopped'}`,
       );
-      const pad = lastVm ? '   ' : '│  ';
-      const node = vm.node;
-      if (node) {
-        lines.push(
-          `${pad}└─ node ${node.name}  ${RESOURCE}: ${node.used} used / ${Math.max(0, node.allocatable - node.used)} free`,
-        );
-        node.pods.forEach((pod, j) => {
-          lines.push(`${pad}   ${j === node.pods.length - 1 ? '└─' : '├─'} pod ${pod.name} (${pod.gpus})`);
-        });
-      }
+      if (vm.node) lines.push(...nodeLines(vm.node, lastVm ? '   ' : '│  '));
     });
   }
   return `${lines.join('\n')}\n`;
+}
+
+function nodeLines(node: StatusNode | StatusNodeUnknown, pad: string): string[] {
+  if (isNodeUnknown(node)) return [`${pad}└─ node ${node.name}  ${RESOURCE}: unknown (${node.unknown})`];
+  return [
+    `${pad}└─ node ${node.name}  ${RESOURCE}: ${node.used} used / ${Math.max(0, node.allocatable - node.used)} free`,
+    ...node.pods.map(
+      (pod, j) => `${pad}   ${j === node.pods.length - 1 ? '└─' : '├─'} pod ${pod.name} (${pod.gpus})`,
+    ),
+  ];
 }
 
 export function renderMermaid(hosts: readonly StatusHost[]): string {
@@ -131,16 +191,15 @@ export function renderMermaid(hosts: readonly StatusHost[]): string {
         `  ${v}["VM ${vm.vmid}${vm.name ? ` ${vm.name}` : ''}<br/>${vm.vgpu ?? 'no vGPU'}"]`,
         `  ${h} --> ${v}`,
       );
-      if (vm.node) {
-        const n = id(`node_${vm.node.name}`);
-        lines.push(
-          `  ${n}["node ${vm.node.name}<br/>${vm.node.used}/${vm.node.allocatable} i915"]`,
-          `  ${v} --> ${n}`,
-        );
-        for (const pod of vm.node.pods) {
-          const p = id(`pod_${pod.name}`);
-          lines.push(`  ${p}["${pod.name}"]`, `  ${n} --> ${p}`);
-        }
+      const node = vm.node;
+      if (!node) continue;
+      const n = id(`node_${node.name}`);
+      const shares = isNodeUnknown(node) ? 'unknown' : `${node.used}/${node.allocatable}`;
+      lines.push(`  ${n}["node ${node.name}<br/>${shares} i915"]`, `  ${v} --> ${n}`);
+      if (isNodeUnknown(node)) continue;
+      for (const pod of node.pods) {
+        const p = id(`pod_${pod.name}`);
+        lines.push(`  ${p}["${pod.name}"]`, `  ${n} --> ${p}`);
       }
     }
   }

@@ -8,15 +8,13 @@ import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { type Check, worstStatus } from '../core/model.ts';
-import { gatherTalosFacts, verifyTalos } from '../guest/talos/plan.ts';
-import { gatherUbuntuFacts } from '../guest/ubuntu/gather.ts';
-import { ubuntuChecks } from '../guest/ubuntu/plan.ts';
+import { guestLayer } from '../guest/providers.ts';
 import { readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
 import { verifyHost } from '../host/verify.ts';
 import { gatherMappingFacts, planMapping } from '../mapping/plan.ts';
 import { verifyVms } from '../vm/verify.ts';
-import type { LabConnections, LabVm } from './connections.ts';
+import { guestEnvironment, type LabConnections, type LabVm } from './connections.ts';
 
 export interface ChainLink extends Check {
   link: 'host' | 'mapping' | 'vm' | 'guest' | 'cluster' | 'smoke';
@@ -139,18 +137,15 @@ export async function verifyLab(
   });
 }
 
+/** The guest's checks through its OS's provider; none when the lab file gives no way to reach it. */
 async function guestChecks(vm: LabVm, connections: LabConnections): Promise<Check[]> {
-  if (vm.os === 'ubuntu' && vm.guest) {
-    const access = await connections.guest(vm);
-    try {
-      return ubuntuChecks(await gatherUbuntuFacts(access));
-    } finally {
-      await access.close();
-    }
+  const layer = guestLayer(vm, guestEnvironment(connections));
+  if (!layer) return [];
+  try {
+    return await layer.verify();
+  } finally {
+    await layer.close();
   }
-  if (vm.os === 'talos' && vm.talos)
-    return verifyTalos(await gatherTalosFacts(vm.talos.node, connections.talosctl), vm.talos);
-  return [];
 }
 
 export function worstOfChains(chains: readonly VmChain[]) {

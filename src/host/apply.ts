@@ -11,8 +11,10 @@
 //   so later runs and rollback touch only that.
 // - Reboots are not done here: the plan's reboot step is reported; the engine drains first.
 
-import { type HostAccess, isMissing } from '../access/host.ts';
+import { z } from 'zod';
+import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
+import { clip } from '../core/text.ts';
 import { GRUB_CMDLINE_SCRIPT } from './boot/grub-defaults.ts';
 import { planParams } from './boot/kernel-params.ts';
 import type { HostPlan, HostStep } from './plan.ts';
@@ -22,17 +24,30 @@ export const STATE_DIR = '/var/lib/igpu-split';
 export const LOCK_FILE = `${STATE_DIR}/lock`;
 export const STATE_FILE = `${STATE_DIR}/state.json`;
 
-export interface HostState {
-  version: 1;
+/**
+ * The state file's format, its top-level `format` key. 1: what igpu-split wrote before the
+ * key existed (d5cfd90 and earlier: `"version": 1`, no `format`); 2: the same record with
+ * `format` instead of `version`. Every format up to ours is read; a newer one is refused.
+ */
+export const HOST_STATE_FORMAT = 2;
+
+const HostStateSchema = z.object({
+  format: z.int().min(1).optional(),
+  /** Format 1's marker, read and not written again. */
+  version: z.literal(1).optional(),
   /** Files igpu-split created (rollback deletes them) or changed (rollback restores `backup`). */
-  files: Record<string, { created: boolean; backup?: string }>;
+  files: z.record(z.string(), z.object({ created: z.boolean(), backup: z.string().optional() })),
   /** Kernel parameters and modules we added, as written. */
-  params: string[];
-  modules: string[];
+  params: z.array(z.string()),
+  modules: z.array(z.string()),
   /** Boot-loader refreshes a run wrote files for but had not run when it stopped. */
-  refreshPending?: string[];
-  updatedAt: string;
-}
+  refreshPending: z.array(z.string()).optional(),
+  updatedAt: z.string(),
+});
+
+export type HostState = Omit<z.output<typeof HostStateSchema>, 'format' | 'version'> & {
+  format: typeof HOST_STATE_FORMAT;
+};
 
 export interface ApplyOptions {
   /** Allow steps that override a value the user set. */
@@ -138,16 +153,20 @@ export async function applyHostPlan(
       }
       delete state.refreshPending;
     } catch (error) {
+      // expected: any failure — the files are restored, then it is rethrown as a TargetError
       const restored = await restore(host, originals).then(
         () => true,
+        // expected: anything — a restore that fails is reported below as "could not be restored", with the first error
         () => false,
       );
       // A refresh that already ran (update-grub before a failing update-initramfs) saw our
       // files: run it again so the boot configuration matches the restored ones.
       if (restored) {
+        // expected: anything — best-effort on top of a failure already being reported, which says the files were restored
         for (const command of refreshed)
           await host.run(command, { timeoutMs: 300_000 }).catch(() => undefined);
         // Nothing of this run is left on the host: neither is it in the state.
+        // expected: anything — best-effort; the failure being reported is the one that matters, and resume reads the state again
         await saveState(host, before).catch(() => undefined);
       }
       if (!restored) {
@@ -173,7 +192,7 @@ export async function applyHostPlan(
     await saveState(host, state);
     return { done, rebootNeeded, backupDir: originals.size > 0 ? backupDir : undefined };
   } finally {
-    // Over a connection that just died this fails too; the lock stays, and a resumed run takes it over.
+    // expected: anything — over a connection that just died this fails too; the lock stays, and a resumed run takes it over.
     await host.remove(LOCK_FILE).catch(() => undefined);
   }
 }
@@ -191,17 +210,22 @@ export async function lock(host: HostAccess, owner = 'igpu-split', takeOver = fa
     host
       .readFile(LOCK_FILE)
       .then((b) => b.toString().trim())
+      // expected: any read failure — the holder is shown as unknown in the refusal
       .catch(() => 'unknown');
   const take = () =>
     host.createExclusive(LOCK_FILE, `${JSON.stringify({ since: new Date().toISOString(), owner })}\n`, 0o600);
   try {
     await take();
   } catch (error) {
+    // expected: EEXIST — someone holds the lock; anything else (a lost connection, a read-only tree) is rethrown
+    if (!(error instanceof HostError && error.code === 'EEXIST')) throw error;
     const held = await holder();
     const heldBy = (() => {
       try {
         return (JSON.parse(held) as { owner?: string }).owner;
-      } catch {
+      } catch (parseError) {
+        // expected: SyntaxError — a lock written by hand or by an older version names no owner
+        if (!(parseError instanceof SyntaxError)) throw parseError;
         return undefined;
       }
     })();
@@ -219,13 +243,46 @@ export async function lock(host: HostAccess, owner = 'igpu-split', takeOver = fa
 }
 
 export async function readState(host: HostAccess): Promise<HostState> {
+  let text: string;
   try {
-    return JSON.parse((await host.readFile(STATE_FILE)).toString()) as HostState;
+    text = (await host.readFile(STATE_FILE)).toString();
   } catch (error) {
+    // expected: a missing file (isMissing) — no apply ran yet; the rest is thrown, named.
     if (!isMissing(error))
       throw new TargetError(`cannot read ${STATE_FILE}`, { target: host.target, cause: error });
-    return { version: 1, files: {}, params: [], modules: [], updatedAt: '' };
+    return { format: HOST_STATE_FORMAT, files: {}, params: [], modules: [], updatedAt: '' };
   }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    // expected: SyntaxError — not JSON: thrown, named.
+    throw new TargetError(`cannot read ${STATE_FILE}`, { target: host.target, cause: error });
+  }
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (typeof format === 'number' && format > HOST_STATE_FORMAT)
+    throw new TargetError(
+      `${STATE_FILE} was written by a newer igpu-split ("format": ${format}; this one reads up to ${HOST_STATE_FORMAT})`,
+      {
+        target: host.target,
+        fix: 'apply or roll back this host with the igpu-split that wrote it (or a newer one)',
+      },
+    );
+  const parsed = HostStateSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TargetError(
+      `cannot read ${STATE_FILE}: damaged (${clip(issue?.path.join('.') || 'the whole file', 80)}: ${issue?.message ?? 'unreadable'})`,
+      {
+        target: host.target,
+        fix: `repair it (the originals of the files it lists are under ${STATE_DIR}/backups), or remove it: then igpu-split no longer knows what it changed on this host`,
+      },
+    );
+  }
+  // Any earlier format is the same record: it is written back as ours (the format first,
+  // for whoever opens the file).
+  const { format: _format, version: _version, ...state } = parsed.data;
+  return { format: HOST_STATE_FORMAT, ...state };
 }
 
 async function writeStep(
@@ -237,6 +294,7 @@ async function writeStep(
 ): Promise<void> {
   const { path, content, mode } = step.write as NonNullable<HostStep['write']>;
   const before = await host.readFile(path).catch((error: unknown) => {
+    // expected: ENOENT, ENOTDIR (isMissing) — the file is new; anything else is rethrown
     if (isMissing(error)) return undefined;
     throw error;
   });

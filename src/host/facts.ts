@@ -1,6 +1,8 @@
 // Host facts: everything the host layer plans from, read without side effects.
 // This is the stable shape `doctor --json` reports on; keep additions backwards compatible.
 
+import type { DisplayDeviceFacts, UnidentifiedDevice, UnreadableFile } from '../linux/facts.ts';
+
 export interface CpuFacts {
   vendor: string;
   family: number;
@@ -13,42 +15,6 @@ export interface CpuFacts {
   /** The `hypervisor` flag: this "host" is itself a virtual machine. */
   hypervisor: boolean;
   logicalCpus: number;
-}
-
-export interface MdevTypeFacts {
-  /** Directory name under mdev_supported_types, e.g. `i915-GVTg_V5_4`. */
-  id: string;
-  /** The `name` attribute, e.g. `GVTg_V5_4`. */
-  name: string | undefined;
-  lowGmMiB: number | undefined;
-  highGmMiB: number | undefined;
-  fences: number | undefined;
-  resolution: string | undefined;
-  weight: number | undefined;
-  availableInstances: number | undefined;
-  /** Mediated devices of this type that exist now (entries of its `devices/`). */
-  instancesInUse: number;
-}
-
-export interface DisplayDeviceFacts {
-  /** `0000:00:02.0` */
-  bdf: string;
-  vendorId: number;
-  deviceId: number;
-  subsystemVendorId: number | undefined;
-  subsystemDeviceId: number | undefined;
-  classCode: number;
-  driver: string | undefined;
-  iommuGroup: number | undefined;
-  /** Every PCI function in that IOMMU group (they can only be passed through together). */
-  iommuGroupDevices: string[];
-  /** BAR 2 (GMADR) of an Intel iGPU: the CPU-visible graphics aperture. */
-  apertureBytes: number | undefined;
-  mdevTypes: MdevTypeFacts[];
-  /** `numVfs` is undefined when sriov_numvfs could not be read (never taken for 0). */
-  sriov: { totalVfs: number; numVfs: number | undefined } | undefined;
-  /** True for SR-IOV virtual functions (they carry a `physfn` link). */
-  virtualFunction: boolean;
 }
 
 export interface IommuFacts {
@@ -93,11 +59,11 @@ export interface HostFacts {
    * PCI functions whose identity (class, vendor or device) could not be read: such a device
    * is never treated as known, and an iGPU slot holding one is an unknown device.
    */
-  unidentified: { bdf: string; problem: string }[];
+  unidentified: UnidentifiedDevice[];
   /**
    * Files that exist but could not be read or are not what Linux writes there (a
    * directory, a link loop, binary data, a malformed id), so checks and plans can say
    * their evidence is incomplete.
    */
-  unreadable: { path: string; error: string }[];
+  unreadable: UnreadableFile[];
 }

@@ -1,4 +1,5 @@
-// The host layer as one object the engine (and the fleet benchmark) drives.
+// The host layer as one object the engine drives: a Proxmox node's boot configuration,
+// modules and (after a reboot) the iGPU's mediated devices.
 
 import type { HostAccess } from '../access/host.ts';
 import type { Layer } from '../core/model.ts';
@@ -10,13 +11,14 @@ import { verifyHost } from './verify.ts';
 
 export function hostLayer(
   host: HostAccess,
-  options: HostPlanOptions = {},
-): Layer<HostFacts, HostPlan, ApplyOptions, ApplyResult> {
+  options: { plan?: HostPlanOptions; apply?: ApplyOptions } = {},
+): Layer<HostFacts, HostPlan, ApplyResult> {
   return {
     name: `host ${host.target}`,
     gather: () => gatherHostFacts(host),
-    plan: (facts) => planHost(facts, options),
-    apply: (plan, applyOptions) => applyHostPlan(host, plan, applyOptions),
-    verify: async (facts) => verifyHost(facts, await readState(host)),
+    plan: (facts) => planHost(facts, options.plan),
+    // The reboot a `host-reboot` step asks for is the engine's (it drains first): apply leaves it.
+    apply: (plan) => applyHostPlan(host, plan, options.apply),
+    verify: async () => verifyHost(await gatherHostFacts(host), await readState(host)),
   };
 }

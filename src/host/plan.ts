@@ -12,9 +12,10 @@
 //   initramfs rebuild; the initramfs step belongs to passthrough's early vfio-pci binding.
 
 import { createTwoFilesPatch } from 'diff';
-import type { Step } from '../core/model.ts';
+import type { LayerPlan, Step } from '../core/model.ts';
 import { MODULE, PARAM, STALE_MODULES, VFIO_PCI_OBJECT } from '../knowledge/kernel.ts';
-import { HOST_COMMAND, HOST_TOOL } from '../knowledge/packages.ts';
+import { HOST_COMMAND } from '../knowledge/packages.ts';
+import { PATHS } from '../linux/paths.ts';
 import {
   effectiveGrubCmdline,
   evaluateGrubDefaults,
@@ -23,7 +24,6 @@ import {
 } from './boot/grub-defaults.ts';
 import { type ParamPlan, planParams } from './boot/kernel-params.ts';
 import type { HostFacts } from './facts.ts';
-import { PATHS } from './gather.ts';
 import { type HostVerdict, hostVerdict, type Mode, unreadableIgpu } from './verdict.ts';
 
 export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
@@ -40,7 +40,7 @@ export interface HostStep extends Step {
   write?: { path: string; content: string; mode: number };
 }
 
-export interface HostPlan {
+export interface HostPlan extends LayerPlan<HostStep> {
   target: string;
   mode: Mode;
   /**
@@ -54,8 +54,7 @@ export interface HostPlan {
   problems: string[];
   /** What makes the plan less certain; apply checks these on the host. */
   notes: string[];
-  steps: HostStep[];
-  /** A reboot is needed for the new state to be live. */
+  /** A reboot is needed for the new state to be live (its step disturbs `host-reboot`). */
   reboot: boolean;
 }
 
@@ -140,14 +139,21 @@ function kernelCmdlineProblem(content: string | undefined): string | undefined {
 }
 
 export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostPlan {
+  const plan = planHostSteps(facts, options);
+  // The host cannot be applied when nothing could be planned or something stands in the way.
+  const refused = plan.unsupported ?? (plan.problems.length > 0 ? plan.problems.join('; ') : undefined);
+  return refused === undefined ? plan : { ...plan, refused };
+}
+
+function planHostSteps(facts: HostFacts, options: HostPlanOptions): HostPlan {
   const verdict = hostVerdict(facts);
-  const mode = verdict.mode;
   const empty: ParamPlan = { add: [], present: [], conflicts: [] };
   const problems: string[] = [];
   const notes: string[] = [];
   const base = {
     target: facts.target,
-    mode,
+    mode: verdict.mode,
+    checks: [],
     params: empty,
     staleModules: staleModules(facts),
     problems,
@@ -155,25 +161,12 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
     steps: [],
     reboot: false,
   };
-  const unknown = unreadableIgpu(facts);
-  if (unknown)
-    return {
-      ...base,
-      unsupported: `cannot plan: unknown device at ${unknown.bdf}: ${unknown.problem} (its identity cannot be read)`,
-    };
-  const unreadable = unreadableInput(facts, verdict.gpu?.bdf);
-  if (unreadable) return { ...base, unsupported: `cannot plan: ${unreadable}` };
+  const unreadable = unreadableRefusal(facts, verdict);
+  if (unreadable) return { ...base, unsupported: unreadable };
   const desired = desiredFor(verdict, facts, options);
   if (typeof desired === 'string') return { ...base, unsupported: desired };
-  if (facts.bootloader.kind === 'systemd-boot') {
-    const problem = kernelCmdlineProblem(facts.bootloader.cmdline);
-    if (problem) return { ...base, unsupported: `cannot plan: ${problem}` };
-  }
-  if (facts.bootloader.kind === 'unknown')
-    return {
-      ...base,
-      unsupported: `cannot plan: no boot loader configuration to change (neither ${PATHS.grubDefault} nor a systemd-boot list in ${PATHS.bootUuids})`,
-    };
+  const bootProblem = bootloaderRefusal(facts.bootloader);
+  if (bootProblem) return { ...base, unsupported: bootProblem };
 
   // Modules and the initramfs come first: proxmox-boot-tool refresh copies the initramfs
   // to the ESPs, so it must see the rebuilt one.
@@ -181,80 +174,123 @@ export function planHost(facts: HostFacts, options: HostPlanOptions = {}): HostP
   const modules = modulesStep(facts, desired.modules);
   if (modules) steps.push(modules);
   steps.push(...modprobeSteps(facts, desired.modprobe));
-  const initramfs = steps.find((s) => s.command?.startsWith(HOST_TOOL.updateInitramfs));
   const boot = facts.bootloader;
-  let params = empty;
-  if (boot.kind === 'grub') {
-    const ours = boot.files.find((f) => f.path === GRUB_DROPIN);
-    const others = boot.files.filter((f) => f.path !== GRUB_DROPIN);
-    const evaluated = evaluateGrubDefaults(others);
-    for (const u of evaluated.unsupported) {
-      notes.push(
-        `${u.path}:${u.line}: cannot evaluate "${u.text}" without a shell; apply checks the result with the host's shell`,
-      );
-    }
-    params = planParams(effectiveGrubCmdline(evaluated) ?? '', desired.params);
-    const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
-    const content = wanted.length > 0 ? grubDropin(wanted) : '';
-    if (content !== '') problems.push(...overriddenBy(others, content, desired.params));
-    if (wanted.length > 0 || ours) {
-      if (content !== (ours?.content ?? '')) {
-        steps.push(writeStep(facts.target, 'grub-dropin', GRUB_DROPIN, ours?.content ?? '', content, params));
-        steps.push({
-          id: `host/${facts.target}/update-grub`,
-          target: facts.target,
-          description: 'regenerate /boot/grub/grub.cfg so the next boot uses the new command line',
-          command: HOST_COMMAND.updateGrub,
-          disturbs: [],
-          needs: [`host/${facts.target}/grub-dropin`, ...(initramfs ? [initramfs.id] : [])],
-        });
-      }
-    }
-  } else if (boot.kind === 'systemd-boot') {
-    const line = (boot.cmdline ?? '').trim();
-    params = planParams(line, desired.params);
-    const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
-    if (wanted.length > 0) {
-      steps.push(
-        writeStep(
-          facts.target,
-          'kernel-cmdline',
-          PATHS.kernelCmdline,
-          `${line}\n`,
-          `${[line, ...wanted].join(' ').trim()}\n`,
-          params,
-        ),
-      );
-      steps.push({
-        id: `host/${facts.target}/proxmox-boot-tool-refresh`,
-        target: facts.target,
+  const cmdline =
+    boot.kind === 'grub'
+      ? grubSteps(facts.target, boot.files, desired.params, notes, problems)
+      : boot.kind === 'systemd-boot'
+        ? systemdBootSteps(facts.target, boot.cmdline, desired.params)
+        : { params: empty, steps: [] };
+  steps.push(...cmdline.steps);
+  const reboot = rebootStep(facts, verdict, desired);
+  if (reboot) steps.push(reboot);
+  return { ...base, params: cmdline.params, steps, reboot: reboot !== undefined };
+}
+
+/** Why the host cannot be planned from what was read: an iGPU that cannot be named, or an input file that does not read. */
+function unreadableRefusal(facts: HostFacts, verdict: HostVerdict): string | undefined {
+  const unknown = unreadableIgpu(facts);
+  if (unknown)
+    return `cannot plan: unknown device at ${unknown.bdf}: ${unknown.problem} (its identity cannot be read)`;
+  const unreadable = unreadableInput(facts, verdict.gpu?.bdf);
+  return unreadable && `cannot plan: ${unreadable}`;
+}
+
+/** Why the boot loader's command line cannot be changed, or undefined. */
+function bootloaderRefusal(boot: HostFacts['bootloader']): string | undefined {
+  if (boot.kind === 'systemd-boot') {
+    const problem = kernelCmdlineProblem(boot.cmdline);
+    return problem && `cannot plan: ${problem}`;
+  }
+  if (boot.kind === 'unknown')
+    return `cannot plan: no boot loader configuration to change (neither ${PATHS.grubDefault} nor a systemd-boot list in ${PATHS.bootUuids})`;
+  return undefined;
+}
+
+/** GRUB: our drop-in with the parameters the evaluated defaults lack, then update-grub. */
+function grubSteps(
+  target: string,
+  files: { path: string; content: string }[],
+  desiredParams: string[],
+  notes: string[],
+  problems: string[],
+): { params: ParamPlan; steps: HostStep[] } {
+  const ours = files.find((f) => f.path === GRUB_DROPIN);
+  const others = files.filter((f) => f.path !== GRUB_DROPIN);
+  const evaluated = evaluateGrubDefaults(others);
+  for (const u of evaluated.unsupported) {
+    notes.push(
+      `${u.path}:${u.line}: cannot evaluate "${u.text}" without a shell; apply checks the result with the host's shell`,
+    );
+  }
+  const params = planParams(effectiveGrubCmdline(evaluated) ?? '', desiredParams);
+  const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
+  const content = wanted.length > 0 ? grubDropin(wanted) : '';
+  if (content !== '') problems.push(...overriddenBy(others, content, desiredParams));
+  if ((wanted.length === 0 && !ours) || content === (ours?.content ?? '')) return { params, steps: [] };
+  return {
+    params,
+    steps: [
+      writeStep(target, 'grub-dropin', GRUB_DROPIN, ours?.content ?? '', content, params),
+      {
+        id: `host/${target}/update-grub`,
+        target,
+        description: 'regenerate /boot/grub/grub.cfg so the next boot uses the new command line',
+        command: HOST_COMMAND.updateGrub,
+        disturbs: [],
+      },
+    ],
+  };
+}
+
+/** systemd-boot: the missing parameters appended to /etc/kernel/cmdline, then proxmox-boot-tool refresh. */
+function systemdBootSteps(
+  target: string,
+  cmdline: string | undefined,
+  desiredParams: string[],
+): { params: ParamPlan; steps: HostStep[] } {
+  const line = (cmdline ?? '').trim();
+  const params = planParams(line, desiredParams);
+  const wanted = [...params.add, ...params.conflicts.map((c) => c.want)];
+  if (wanted.length === 0) return { params, steps: [] };
+  return {
+    params,
+    steps: [
+      writeStep(
+        target,
+        'kernel-cmdline',
+        PATHS.kernelCmdline,
+        `${line}\n`,
+        `${[line, ...wanted].join(' ').trim()}\n`,
+        params,
+      ),
+      {
+        id: `host/${target}/proxmox-boot-tool-refresh`,
+        target,
         description: 'copy the new command line and kernels to every ESP proxmox-boot-tool manages',
         command: HOST_COMMAND.proxmoxBootToolRefresh,
         disturbs: [],
-        needs: [`host/${facts.target}/kernel-cmdline`, ...(initramfs ? [initramfs.id] : [])],
-      });
-    }
-  }
+      },
+    ],
+  };
+}
 
-  // Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded.
+/** Live state decides the reboot: parameters missing from /proc/cmdline or modules not loaded. */
+function rebootStep(facts: HostFacts, verdict: HostVerdict, desired: Desired): HostStep | undefined {
   const running = planParams(facts.cmdline ?? '', desired.params);
   const notLoaded = desired.modules.filter((m) => !facts.modules.includes(m));
   const gpu = verdict.gpu;
   const unbound =
     desired.modprobe !== undefined && gpu?.driver !== 'vfio-pci' ? [`${gpu?.bdf} on vfio-pci`] : [];
   const live = [...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded, ...unbound];
-  const reboot = live.length > 0;
-  if (reboot) {
-    steps.push({
-      id: `host/${facts.target}/reboot`,
-      target: facts.target,
-      description: `reboot to make live: ${live.join(', ')}`,
-      command: 'systemctl reboot',
-      disturbs: ['host-reboot'],
-      needs: steps.map((s) => s.id),
-    });
-  }
-  return { ...base, params, steps, reboot };
+  if (live.length === 0) return undefined;
+  return {
+    id: `host/${facts.target}/reboot`,
+    target: facts.target,
+    description: `reboot to make live: ${live.join(', ')}`,
+    command: 'systemctl reboot',
+    disturbs: ['host-reboot'],
+  };
 }
 
 /** Drop-ins sorting after ours that set the variable again would undo our parameters. */
@@ -303,7 +339,6 @@ function writeStep(
     diff: createTwoFilesPatch(`a${path}`, `b${path}`, before, after),
     write: { path, content: after, mode: 0o644 },
     disturbs: [],
-    needs: [],
     needsForce: params.conflicts.length > 0,
   };
 }
@@ -335,7 +370,6 @@ function modulesStep(facts: HostFacts, wanted: string[]): HostStep | undefined {
     diff: createTwoFilesPatch(`a${MODULES_CONF}`, `b${MODULES_CONF}`, ours?.content ?? '', content),
     write: { path: MODULES_CONF, content, mode: 0o644 },
     disturbs: [],
-    needs: [],
   };
 }
 
@@ -357,7 +391,6 @@ function modprobeSteps(facts: HostFacts, content: string | undefined): HostStep[
       diff: createTwoFilesPatch(`a${MODPROBE_CONF}`, `b${MODPROBE_CONF}`, ours?.content ?? '', wanted),
       write: { path: MODPROBE_CONF, content: wanted, mode: 0o644 },
       disturbs: [],
-      needs: [],
     },
     {
       id: `host/${facts.target}/update-initramfs`,
@@ -365,7 +398,6 @@ function modprobeSteps(facts: HostFacts, content: string | undefined): HostStep[
       description: 'rebuild the initramfs of every kernel so the vfio-pci binding applies at early boot',
       command: HOST_COMMAND.updateInitramfsAll,
       disturbs: [],
-      needs: [id],
     },
   ];
 }

@@ -3,7 +3,7 @@
 // appended (the user's own, even the same ones typed earlier, stay); any other file we
 // changed gets its backup back. Then the boot loader (and initramfs) are refreshed once.
 
-import type { HostAccess } from '../access/host.ts';
+import { type HostAccess, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { HOST_COMMAND } from '../knowledge/packages.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
@@ -52,12 +52,15 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
         });
       }
     }
-    const running = (await host.readFile('/proc/cmdline').catch(() => Buffer.from(''))).toString();
-    const live = new Set(parseParams(running).map((p) => p.raw));
-    const modules = (await host.readFile('/proc/modules').catch(() => Buffer.from(''))).toString();
+    const running = await readLive(host, '/proc/cmdline');
+    const modules = await readLive(host, '/proc/modules');
+    const live = new Set(parseParams(running ?? '').map((p) => p.raw));
+    // What cannot be read cannot be shown gone: a reboot is then said to be needed.
     const rebootNeeded =
+      (running === undefined && state.params.length > 0) ||
+      (modules === undefined && state.modules.length > 0) ||
       state.params.some((p) => live.has(p)) ||
-      state.modules.some((m) => new RegExp(`^${m} `, 'm').test(modules));
+      state.modules.some((m) => new RegExp(`^${m} `, 'm').test(modules ?? ''));
     await host.remove(STATE_FILE);
     return { changed, refreshed: refresh, rebootNeeded };
   } finally {
@@ -73,4 +76,15 @@ function withoutOurs(line: string, ours: HostState['params']): string {
     if (at >= 0) words.splice(at, 1);
   }
   return words.join(' ');
+}
+
+/** A file of the running system, or undefined where the host has none (a captured tree without /proc). */
+async function readLive(host: HostAccess, path: string): Promise<string | undefined> {
+  try {
+    return (await host.readFile(path)).toString();
+  } catch (error) {
+    // expected: a missing file (isMissing) — unknown; the rest is thrown.
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
 }

@@ -26,9 +26,10 @@ import {
   moduleParametersDir,
   PARAM,
 } from '../knowledge/kernel.ts';
+import type { DisplayDeviceFacts } from '../linux/facts.ts';
 import { hex4 } from '../linux/parse/pci.ts';
 import { splitCmdline } from '../linux/parse/small-files.ts';
-import type { DisplayDeviceFacts, HostFacts } from './facts.ts';
+import type { HostFacts } from './facts.ts';
 
 const GUC_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGuc);
 const GVT_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGvt);
@@ -405,91 +406,14 @@ function gvtChecks(
   graphicsVer: number,
   cmdline: string[],
 ): { checks: Check[]; vgpu: HostVerdict['vgpu'] } {
-  const checks: Check[] = [];
-  const params = facts.i915;
-
-  if (igpu.driver !== 'i915') {
-    checks.push({
-      id: 'gvt.i915-bound',
-      status: 'fail',
-      evidence: `${igpu.bdf} is bound to ${igpu.driver ?? 'no driver'}`,
-      fix:
-        igpu.driver === 'vfio-pci'
-          ? 'GVT-g needs the host i915 driver: remove the vfio-pci ids/blacklist for the iGPU and reboot'
-          : 'load i915 on the host (check it is not blacklisted in /etc/modprobe.d) and reboot',
-    });
-  } else {
-    checks.push({ id: 'gvt.i915-bound', status: 'pass', evidence: `${igpu.bdf} is bound to i915` });
-  }
-
-  // enable_guc: -1 auto, bit 0 GuC submission, bit 1 HuC loading. GVT-g refuses to run
-  // with GuC submission (i915 turns enable_gvt off and logs so).
-  const guc = params?.enableGuc;
-  const gucOnCmdline = has(cmdline, GUC_PARAM);
-  const unreadParam = (name: string) =>
-    facts.unreadable.some((u) => u.path === `${moduleParametersDir(MODULE.i915)}/${name}`);
-  if (guc !== undefined && guc > 0 && (guc & 1) === 1) {
-    checks.push({
-      id: 'gvt.guc-submission',
-      status: 'fail',
-      evidence: `i915 enable_guc=${guc} (GuC submission on)${gucOnCmdline ? `, set by ${gucOnCmdline}` : ''}`,
-      fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : `set ${PARAM.gucOff} on`} the kernel command line and reboot`,
-    });
-  } else if (params && guc === undefined && unreadParam(I915_PARAM.enableGuc)) {
-    // Nothing is made up for a value that could not be read.
-    checks.push({
-      id: 'gvt.guc-submission',
-      status: 'warn',
-      evidence: 'i915 enable_guc could not be read (see host.readable)',
-      fix: 'read the host again; GuC submission would block GVT-g',
-    });
-  } else {
-    checks.push({
-      id: 'gvt.guc-submission',
-      status: 'pass',
-      evidence:
-        guc === undefined
-          ? 'i915 not loaded: GuC setting unknown'
-          : `i915 enable_guc=${guc} (no GuC submission)`,
-    });
-  }
-
-  const enabled = params?.enableGvt === true;
-  const gvtParam = has(cmdline, GVT_PARAM);
-  const asked = gvtParam !== undefined && !/=(0|n|no|off)$/i.test(gvtParam);
-  checks.push(
-    params && params.enableGvt === undefined && unreadParam(I915_PARAM.enableGvt)
-      ? {
-          id: 'gvt.enabled',
-          status: 'fail',
-          evidence: 'i915 enable_gvt could not be read (see host.readable)',
-          fix: 'read the host again; nothing is concluded from a file that does not read',
-        }
-      : enabled
-        ? { id: 'gvt.enabled', status: 'pass', evidence: 'i915 enable_gvt=Y' }
-        : {
-            id: 'gvt.enabled',
-            status: 'fail',
-            evidence: `${params ? 'i915 enable_gvt=N' : 'i915 is not loaded'}${gvtParam ? ` although the kernel command line has ${gvtParam}` : ''}`,
-            fix: asked
-              ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
-              : gvtParam
-                ? `replace ${gvtParam} with ${PARAM.gvtOn} on the kernel command line and reboot`
-                : `add ${PARAM.gvtOn} to the kernel command line and reboot (igpu-split apply does this)`,
-          },
-  );
-
+  const enabled = facts.i915?.enableGvt === true;
   const kvmgt = facts.modules.includes(MODULE.kvmgt);
-  checks.push(
-    kvmgt
-      ? { id: 'gvt.kvmgt', status: 'pass', evidence: 'kvmgt module loaded' }
-      : {
-          id: 'gvt.kvmgt',
-          status: 'fail',
-          evidence: 'kvmgt module not loaded',
-          fix: 'load kvmgt at boot (a line "kvmgt" in /etc/modules-load.d/) and reboot',
-        },
-  );
+  const checks: Check[] = [
+    i915BoundCheck(igpu),
+    gucSubmissionCheck(facts, cmdline),
+    gvtEnabledCheck(facts, cmdline),
+    kvmgtCheck(kvmgt),
+  ];
 
   const live: Record<string, number> = {};
   for (const type of igpu.mdevTypes)
@@ -508,27 +432,125 @@ function gvtChecks(
   const fresh = predictGvtTypes({ apertureMiB, graphicsVer });
   const predicted = Object.fromEntries(fresh.map((p) => [p.id, p.instances]));
   checks.push(apertureCheck(apertureMiB, graphicsVer, fresh));
+  if (enabled) checks.push(...mdevTypesChecks(igpu, kvmgt, apertureMiB, graphicsVer));
+  return { checks, vgpu: { predicted, live } };
+}
 
-  if (enabled) {
-    if (igpu.mdevTypes.length === 0) {
-      checks.push({
+function i915BoundCheck(igpu: DisplayDeviceFacts): Check {
+  if (igpu.driver === 'i915')
+    return { id: 'gvt.i915-bound', status: 'pass', evidence: `${igpu.bdf} is bound to i915` };
+  return {
+    id: 'gvt.i915-bound',
+    status: 'fail',
+    evidence: `${igpu.bdf} is bound to ${igpu.driver ?? 'no driver'}`,
+    fix:
+      igpu.driver === 'vfio-pci'
+        ? 'GVT-g needs the host i915 driver: remove the vfio-pci ids/blacklist for the iGPU and reboot'
+        : 'load i915 on the host (check it is not blacklisted in /etc/modprobe.d) and reboot',
+  };
+}
+
+/** An i915 parameter that is there but could not be read (never taken for its default). */
+function unreadI915Param(facts: HostFacts, name: string): boolean {
+  return facts.unreadable.some((u) => u.path === `${moduleParametersDir(MODULE.i915)}/${name}`);
+}
+
+// enable_guc: -1 auto, bit 0 GuC submission, bit 1 HuC loading. GVT-g refuses to run
+// with GuC submission (i915 turns enable_gvt off and logs so).
+function gucSubmissionCheck(facts: HostFacts, cmdline: string[]): Check {
+  const params = facts.i915;
+  const guc = params?.enableGuc;
+  const gucOnCmdline = has(cmdline, GUC_PARAM);
+  if (guc !== undefined && guc > 0 && (guc & 1) === 1) {
+    return {
+      id: 'gvt.guc-submission',
+      status: 'fail',
+      evidence: `i915 enable_guc=${guc} (GuC submission on)${gucOnCmdline ? `, set by ${gucOnCmdline}` : ''}`,
+      fix: `GuC submission blocks GVT-g: ${gucOnCmdline ? `remove ${gucOnCmdline} from` : `set ${PARAM.gucOff} on`} the kernel command line and reboot`,
+    };
+  }
+  if (params && guc === undefined && unreadI915Param(facts, I915_PARAM.enableGuc)) {
+    // Nothing is made up for a value that could not be read.
+    return {
+      id: 'gvt.guc-submission',
+      status: 'warn',
+      evidence: 'i915 enable_guc could not be read (see host.readable)',
+      fix: 'read the host again; GuC submission would block GVT-g',
+    };
+  }
+  return {
+    id: 'gvt.guc-submission',
+    status: 'pass',
+    evidence:
+      guc === undefined
+        ? 'i915 not loaded: GuC setting unknown'
+        : `i915 enable_guc=${guc} (no GuC submission)`,
+  };
+}
+
+function gvtEnabledCheck(facts: HostFacts, cmdline: string[]): Check {
+  const params = facts.i915;
+  if (params && params.enableGvt === undefined && unreadI915Param(facts, I915_PARAM.enableGvt)) {
+    return {
+      id: 'gvt.enabled',
+      status: 'fail',
+      evidence: 'i915 enable_gvt could not be read (see host.readable)',
+      fix: 'read the host again; nothing is concluded from a file that does not read',
+    };
+  }
+  if (params?.enableGvt === true) return { id: 'gvt.enabled', status: 'pass', evidence: 'i915 enable_gvt=Y' };
+  const gvtParam = has(cmdline, GVT_PARAM);
+  const asked = gvtParam !== undefined && !/=(0|n|no|off)$/i.test(gvtParam);
+  return {
+    id: 'gvt.enabled',
+    status: 'fail',
+    evidence: `${params ? 'i915 enable_gvt=N' : 'i915 is not loaded'}${gvtParam ? ` although the kernel command line has ${gvtParam}` : ''}`,
+    fix: asked
+      ? 'i915 turned GVT-g off at boot: fix the failing checks above (GuC submission, driver) and reboot'
+      : gvtParam
+        ? `replace ${gvtParam} with ${PARAM.gvtOn} on the kernel command line and reboot`
+        : `add ${PARAM.gvtOn} to the kernel command line and reboot (igpu-split apply does this)`,
+  };
+}
+
+function kvmgtCheck(kvmgt: boolean): Check {
+  return kvmgt
+    ? { id: 'gvt.kvmgt', status: 'pass', evidence: 'kvmgt module loaded' }
+    : {
+        id: 'gvt.kvmgt',
+        status: 'fail',
+        evidence: 'kvmgt module not loaded',
+        fix: 'load kvmgt at boot (a line "kvmgt" in /etc/modules-load.d/) and reboot',
+      };
+}
+
+/** With GVT-g on: the types the device offers, and whether their counts match the prediction. */
+function mdevTypesChecks(
+  igpu: DisplayDeviceFacts,
+  kvmgt: boolean,
+  apertureMiB: number,
+  graphicsVer: number,
+): Check[] {
+  if (igpu.mdevTypes.length === 0) {
+    return [
+      {
         id: 'gvt.mdev-types',
         status: 'fail',
         evidence: `enable_gvt=Y but ${igpu.bdf} has no mdev_supported_types`,
         fix: kvmgt
           ? 'check dmesg for "gvt:" errors (GuC submission, unsupported aperture)'
           : 'load kvmgt and reboot',
-      });
-    } else {
-      checks.push({
-        id: 'gvt.mdev-types',
-        status: 'pass',
-        evidence: `${igpu.mdevTypes.length} types: ${igpu.mdevTypes.map((t) => t.id).join(', ')}`,
-      });
-      checks.push(instancesCheck(igpu, apertureMiB, graphicsVer));
-    }
+      },
+    ];
   }
-  return { checks, vgpu: { predicted, live } };
+  return [
+    {
+      id: 'gvt.mdev-types',
+      status: 'pass',
+      evidence: `${igpu.mdevTypes.length} types: ${igpu.mdevTypes.map((t) => t.id).join(', ')}`,
+    },
+    instancesCheck(igpu, apertureMiB, graphicsVer),
+  ];
 }
 
 function apertureCheck(apertureMiB: number, graphicsVer: number, fresh: GvtPrediction[]): Check {

@@ -28,15 +28,18 @@ async function bootId(host: HostAccess): Promise<string> {
 export async function rebootAndWait(host: HostAccess, options: RebootOptions): Promise<HostAccess> {
   const before = await bootId(host);
   await options.beforeReboot?.();
-  // The connection may drop before the command returns; that is the reboot working.
+  // expected: anything — the connection may drop before the command returns; that is the reboot working.
+  // A reboot that never started keeps the old boot id and is reported at the deadline below.
   await host.run(options.command ?? 'systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
   await host.close();
   const deadline = Date.now() + options.timeoutMs;
   const pause = options.pollMs ?? Math.min(5_000, options.timeoutMs / 4);
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, pause));
+    // expected: any connection failure while the machine boots — tried again until the deadline, then reported
     const next = await options.reconnect().catch(() => undefined);
     if (!next) continue;
+    // expected: any read failure on a machine still starting — taken as the old boot, so the wait goes on
     const id = await bootId(next).catch(() => before);
     if (id !== before) return next;
     await next.close();

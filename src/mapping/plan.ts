@@ -6,7 +6,7 @@
 // user's and are kept as they are.
 
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
-import type { Check, Step } from '../core/model.ts';
+import type { Check, LayerPlan, Step } from '../core/model.ts';
 import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
 import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
@@ -28,10 +28,8 @@ export interface MappingFacts {
   nodes: { node: string; gpu?: PciDevice; checks: { severity: string; message: string }[] }[];
 }
 
-export interface MappingPlan {
+export interface MappingPlan extends LayerPlan {
   name: string;
-  checks: Check[];
-  steps: Step[];
   /** The map as it will be after apply (the user's entries first, as they were). */
   map: string[];
   create: boolean;
@@ -85,70 +83,109 @@ const entryNode = (entry: string) => String(parsePropertyString(entry, PCI_MAP_E
 const isOurs = (entry: string) => parsePropertyString(entry, PCI_MAP_ENTRY).description === OUR_ENTRY;
 
 export function planMapping(facts: MappingFacts): MappingPlan {
-  const checks: Check[] = [];
   const map = [...(facts.existing?.map ?? [])];
   const changes: string[] = [];
-  for (const { node, gpu, checks: drift } of facts.nodes) {
-    if (!gpu) {
-      checks.push({
+  const checks = facts.nodes.flatMap((node) => planNodeEntry(node, map, changes));
+  const create = !facts.existing;
+  const setMdev = !create && !facts.existing?.mdev;
+  const step = mappingStep(facts.name, map, changes, create, setMdev);
+  return {
+    name: facts.name,
+    checks,
+    steps: step ? [step] : [],
+    map,
+    create,
+    setMdev,
+    digest: facts.existing?.digest,
+  };
+}
+
+/**
+ * One GPU host's entry: added to `map` or, when ours, updated (the diff lines go to
+ * `changes`); the user's own entry is kept. Returns the checks for that host.
+ */
+function planNodeEntry(
+  { node, gpu, checks: drift }: MappingFacts['nodes'][number],
+  map: string[],
+  changes: string[],
+): Check[] {
+  if (!gpu) {
+    return [
+      {
         id: `mapping.${node}.gpu`,
         status: 'fail',
         evidence: `Proxmox lists no Intel iGPU at 00:02.0 on ${node} (/nodes/${node}/hardware/pci)`,
         fix: `run igpu-split doctor on ${node}; the iGPU may be disabled in the BIOS or bound to vfio-pci`,
-      });
-      continue;
-    }
-    const want = desiredEntry(node, gpu);
-    const index = map.findIndex((entry) => entryNode(entry) === node);
-    if (index < 0) {
-      map.push(want);
-      changes.push(`+ ${want}`);
-    } else if (map[index] !== want && isOurs(map[index] as string)) {
-      changes.push(`- ${map[index]}`, `+ ${want}`);
-      map[index] = want;
-    } else if (map[index] !== want) {
-      // The user's entry: kept; Proxmox's own checks say whether it still matches.
-      const errors = drift.filter((c) => c.severity === 'error');
-      checks.push({
-        id: `mapping.${node}.entry`,
-        status: errors.length > 0 ? 'fail' : 'pass',
-        evidence: `${node} has your entry ${map[index]}${errors.length > 0 ? `; Proxmox: ${errors.map((e) => e.message).join('; ')}` : ''}`,
-        ...(errors.length > 0
-          ? {
-              fix: `edit it in Datacenter → Resource Mappings to match: ${want.replace(`,description=${OUR_ENTRY}`, '')}`,
-            }
-          : {}),
-      });
-    }
-    for (const warning of drift.filter((c) => c.severity === 'warning')) {
-      checks.push({
-        id: `mapping.${node}.drift`,
-        status: 'warn',
-        evidence: `Proxmox: ${warning.message}`,
-        fix: 'check the entry for that node',
-      });
-    }
+      },
+    ];
   }
-  const create = !facts.existing;
-  const setMdev = !create && !facts.existing?.mdev;
-  const steps: Step[] = [];
-  if (create || changes.length > 0 || setMdev) {
-    const verb = create ? 'create' : 'update';
-    const what = [
-      ...(create || setMdev ? ['mdev=1 (mediated devices)'] : []),
-      ...(changes.length > 0 ? [`${changes.filter((c) => c.startsWith('+')).length} entry(ies)`] : []),
-    ].join(', ');
-    steps.push({
-      id: `mapping/${facts.name}`,
-      target: `mapping ${facts.name}`,
-      description: `${verb} cluster PCI mapping ${facts.name}: ${what}`,
-      diff: changes.join('\n'),
-      disturbs: [],
-      needs: [],
-      command: create
-        ? `pvesh create /cluster/mapping/pci --id ${facts.name} --mdev 1 ${map.map((m) => `--map '${m}'`).join(' ')}`
-        : `pvesh set /cluster/mapping/pci/${facts.name}${setMdev ? ' --mdev 1' : ''} ${map.map((m) => `--map '${m}'`).join(' ')}`,
+  const checks: Check[] = [];
+  const want = desiredEntry(node, gpu);
+  const index = map.findIndex((entry) => entryNode(entry) === node);
+  const current = map[index];
+  if (current === undefined) {
+    map.push(want);
+    changes.push(`+ ${want}`);
+  } else if (current !== want && isOurs(current)) {
+    changes.push(`- ${current}`, `+ ${want}`);
+    map[index] = want;
+  } else if (current !== want) {
+    checks.push(userEntryCheck(node, current, want, drift));
+  }
+  for (const warning of drift.filter((c) => c.severity === 'warning')) {
+    checks.push({
+      id: `mapping.${node}.drift`,
+      status: 'warn',
+      evidence: `Proxmox: ${warning.message}`,
+      fix: 'check the entry for that node',
     });
   }
-  return { name: facts.name, checks, steps, map, create, setMdev, digest: facts.existing?.digest };
+  return checks;
+}
+
+/** The user's entry: kept; Proxmox's own checks say whether it still matches. */
+function userEntryCheck(
+  node: string,
+  entry: string,
+  want: string,
+  drift: { severity: string; message: string }[],
+): Check {
+  const errors = drift.filter((c) => c.severity === 'error');
+  return {
+    id: `mapping.${node}.entry`,
+    status: errors.length > 0 ? 'fail' : 'pass',
+    evidence: `${node} has your entry ${entry}${errors.length > 0 ? `; Proxmox: ${errors.map((e) => e.message).join('; ')}` : ''}`,
+    ...(errors.length > 0
+      ? {
+          fix: `edit it in Datacenter → Resource Mappings to match: ${want.replace(`,description=${OUR_ENTRY}`, '')}`,
+        }
+      : {}),
+  };
+}
+
+/** The one create or update call, or undefined when the mapping is as wanted. */
+function mappingStep(
+  name: string,
+  map: string[],
+  changes: string[],
+  create: boolean,
+  setMdev: boolean,
+): Step | undefined {
+  if (!create && changes.length === 0 && !setMdev) return undefined;
+  const verb = create ? 'create' : 'update';
+  const what = [
+    ...(create || setMdev ? ['mdev=1 (mediated devices)'] : []),
+    ...(changes.length > 0 ? [`${changes.filter((c) => c.startsWith('+')).length} entry(ies)`] : []),
+  ].join(', ');
+  const maps = map.map((m) => `--map '${m}'`).join(' ');
+  return {
+    id: `mapping/${name}`,
+    target: `mapping ${name}`,
+    description: `${verb} cluster PCI mapping ${name}: ${what}`,
+    diff: changes.join('\n'),
+    disturbs: [],
+    command: create
+      ? `pvesh create /cluster/mapping/pci --id ${name} --mdev 1 ${maps}`
+      : `pvesh set /cluster/mapping/pci/${name}${setMdev ? ' --mdev 1' : ''} ${maps}`,
+  };
 }

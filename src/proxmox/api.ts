@@ -179,6 +179,7 @@ export class ProxmoxApi {
     if (upid === null || upid === undefined) return;
     // The config is written once the POST is answered: a failure to follow its task changes nothing about that.
     await this.waitTask(this.parseUpid(upid, 'config'), timeoutMs).catch((error: unknown) => {
+      // expected: any failure to follow the task — rethrown, marked as coming after a change
       throw afterAChange(error);
     });
   }

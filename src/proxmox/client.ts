@@ -63,7 +63,9 @@ export function checkProxmoxUrl(url: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(url);
-  } catch {
+  } catch (error) {
+    // expected: TypeError from new URL — not a URL; anything else is rethrown
+    if (!(error instanceof TypeError)) throw error;
     throw new UsageError(`not a URL: ${shownValue(url)}`, { fix: 'give the API as https://pve1.lan:8006' });
   }
   if (parsed.protocol !== 'https:')
@@ -101,6 +103,7 @@ export async function loadTokenSecret(
       ? 'the API token secret file (its name looks like a token secret, so it is not shown)'
       : `the API token secret file ${source.shown ?? source.file}`;
     const info = await stat(source.file).catch((error: NodeJS.ErrnoException) => {
+      // expected: any failure — rethrown as a UsageError without the cause, whose message may quote a pasted secret.
       // A secret pasted where its file's name belongs (alone, in quotes, as user@realm!id=…):
       // say so without repeating it.
       if (error.code === 'ENOENT' && pasted)
@@ -121,6 +124,7 @@ export async function loadTokenSecret(
     if (info.size > MAX_SECRET_BYTES)
       throw new UsageError(`${name} is ${info.size} bytes; a token secret is one short line`, { fix });
     const raw = await readFile(source.file, 'latin1').catch((error: NodeJS.ErrnoException) => {
+      // expected: any failure — rethrown as a UsageError naming the file (no cause: it may quote the path)
       throw new UsageError(`cannot read ${name}: ${errnoText(error)}`, { fix: 'check its permissions' });
     });
     const problem = secretProblem(raw);
@@ -258,15 +262,22 @@ export class ProxmoxClient {
       const shown = this.options.caFileShown ?? shownPath(tls.caFile);
       const fix = 'give the cluster CA (/etc/pve/pve-root-ca.pem on any node), or the fingerprint instead';
       const ca = await readSmallFile(tls.caFile).catch((error: unknown) => {
+        // expected: any failure — rethrown as a UsageError naming the file
         throw new UsageError(`cannot read the CA file ${shown}: ${errnoText(error)}`, {
           target: this.target,
           fix,
+          cause: error,
         });
       });
       try {
         new X509Certificate(ca); // a clear error now beats a TLS failure later
-      } catch {
-        throw new UsageError(`the CA file ${shown} holds no PEM certificate`, { target: this.target, fix });
+      } catch (error) {
+        // expected: anything X509Certificate throws — no PEM certificate; rethrown as a UsageError
+        throw new UsageError(`the CA file ${shown} holds no PEM certificate`, {
+          target: this.target,
+          fix,
+          cause: error,
+        });
       }
       // Explicit, so that no environment variable can turn verification off.
       this.dispatcher = new Agent({
@@ -299,6 +310,7 @@ export class ProxmoxClient {
       try {
         return await this.watch.track(what, this.once<T>(method, path, params));
       } catch (error) {
+        // expected: any failure — retried when retriable, else rethrown below
         last = error;
         if (!retriable(error) || attempt >= attempts) break;
         const delayMs = this.options.backoffMs * 2 ** (attempt - 1);
@@ -369,7 +381,7 @@ export class ProxmoxClient {
     try {
       parsed = JSON.parse(text);
     } catch {
-      // The body is not quoted: whatever answered may echo what it was sent.
+      // expected: SyntaxError from JSON.parse — rethrown as a TargetError. The body is not quoted: whatever answered may echo what it was sent.
       const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type';
       throw new TargetError(`${where}: the answer is not JSON (${type}, ${text.length} bytes)`, {
         target: this.target,
@@ -421,7 +433,9 @@ export class ProxmoxClient {
         details = ` (${Object.entries(parsed.errors)
           .map(([key, message]) => `${key}: ${clip(String(message))}`)
           .join('; ')})`;
-    } catch {}
+    } catch {
+      // expected: SyntaxError from JSON.parse — an error body that is not JSON has no parameter list; the status and reason are still reported
+    }
     return new ProxmoxApiError(status, `${where}: HTTP ${status} ${clip(reason)}${details}`.trim(), {
       target,
       fix:

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parse, stringify } from 'yaml';
+import { parse, stringify, YAMLError } from 'yaml';
 import { TALOS_NEWEST_PATCH } from '../knowledge/pins.ts';
 
 export interface FakeFactory {
@@ -47,7 +47,9 @@ export async function startImageFactory(versions = RELEASES): Promise<FakeFactor
         let schematic: { customization?: { systemExtensions?: { officialExtensions?: string[] } } };
         try {
           schematic = parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
+        } catch (error) {
+          // expected: YAMLError — a body that is not YAML is the factory's 400
+          if (!(error instanceof YAMLError)) throw error;
           res.writeHead(400).end('invalid schematic');
           return;
         }

@@ -120,6 +120,7 @@ async function stopVm(api: ProxmoxApi, vm: VmRef, options: VmApplyOptions, timeo
     // An HA-managed VM's task only files the request: wait for the VM itself.
     await api.waitStatus(vm.node, vm.vmid, 'stopped', (seconds + 30) * 1000);
   } catch (error) {
+    // expected: any failure to shut down — the drain is undone and it is rethrown as a TargetError
     await options.afterStart?.(vm);
     throw new TargetError(
       `VM ${vm.vmid} did not shut down within ${seconds} s: ${(error as Error).message}`,
@@ -186,9 +187,11 @@ async function applyOne(
       say(`VM ${vm.vmid}: running with its vGPU`);
     }
   } catch (error) {
+    // expected: any failure — what was written is put back, then it is rethrown as a TargetError
     const notes = await putBack(api, vm, fresh.values, change, { written, efiTouched, running, timeout });
-    if (running && (await api.vmStatus(vm.node, vm.vmid).catch(() => undefined))?.status === 'running')
-      await options.stops?.markStopped(vm.vmid, false);
+    // expected: any status read failure — the VM is then not known to run, so the record that we stopped it stays for the next run
+    const status = await api.vmStatus(vm.node, vm.vmid).catch(() => undefined);
+    if (running && status?.status === 'running') await options.stops?.markStopped(vm.vmid, false);
     if (running) await options.afterStart?.(vm);
     const reason = error instanceof IgpuSplitError ? error.message : String(error);
     throw new TargetError(`VM ${vm.vmid}: ${reason}; ${notes.join(', ')}`, {
@@ -241,17 +244,22 @@ async function putBack(
       notes.push('its config was not changed');
     }
   } catch (undoError) {
+    // expected: any failure — said in the notes on the error being reported
     notes.push(`restoring failed too (${(undoError as Error).message})`);
   }
-  if (state.running) {
-    try {
-      if ((await api.vmStatus(vm.node, vm.vmid)).status === 'stopped') await startVm(api, vm, state.timeout);
-      notes.push('it runs again');
-    } catch (startError) {
-      notes.push(`it is STOPPED: starting it again failed (${(startError as Error).message})`);
-    }
-  }
+  if (state.running) notes.push(await startAgain(api, vm, state.timeout));
   return notes;
+}
+
+/** After a failure: starts a VM that was running before, and says whether it runs. */
+async function startAgain(api: ProxmoxApi, vm: VmRef, timeout: number): Promise<string> {
+  try {
+    if ((await api.vmStatus(vm.node, vm.vmid)).status === 'stopped') await startVm(api, vm, timeout);
+    return 'it runs again';
+  } catch (startError) {
+    // expected: any failure — the VM stays stopped, and the note on the original error says so in capitals
+    return `it is STOPPED: starting it again failed (${(startError as Error).message})`;
+  }
 }
 
 /**
@@ -287,65 +295,79 @@ export async function rollbackVms(
   const timeout = options.taskTimeoutMs ?? 300_000;
   if (!options.notesChecked) await checkRollbackNotes(api, vms);
   for (const vm of vms) {
-    const config = await api.vmConfig(vm.node, vm.vmid);
-    // Checked again as read now: the notes may have changed since the check above.
-    const problem = notesProblem(config.values);
-    if (problem)
-      throw new RefusedError(
-        `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: it was not rolled back`,
-        {
-          target: `VM ${vm.vmid} on ${vm.node}`,
-          fix: 'the line changed while rollback ran: check the VM by hand, then run rollback again',
-        },
-      );
-    const marker = readMarker(config.values.description);
-    if (!marker) continue;
-    const call = undoMarker(config.values, marker);
-    const description = withMarker(config.values.description, undefined);
-    const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
-    await api.requirePrivileges([
-      ...privileges(vm.vmid, call, marker.efidisk0, running),
-      ...configPrivileges(vm.vmid, 'description'),
-    ]);
-    if (running) await stopVm(api, vm, options, timeout);
-    try {
-      if (marker.efidisk0) await replaceEfiDisk(api, vm, marker.efidisk0, timeout);
-      const now = await api.vmConfig(vm.node, vm.vmid);
-      await api.updateVmConfig(vm.node, vm.vmid, { ...call, digest: now.digest }, timeout);
-      await api.updateVmConfig(
-        vm.node,
-        vm.vmid,
-        description ? { set: { description } } : { set: {}, delete: ['description'] },
-        timeout,
-      );
-      if (running) await startVm(api, vm, timeout);
-    } catch (error) {
-      const notes: string[] = [];
-      if (running) {
-        try {
-          if ((await api.vmStatus(vm.node, vm.vmid)).status === 'stopped') await startVm(api, vm, timeout);
-          notes.push('it runs again');
-        } catch (startError) {
-          notes.push(`it is STOPPED: starting it again failed (${(startError as Error).message})`);
-        }
-        await options.afterStart?.(vm);
-      }
-      throw new TargetError(
-        `VM ${vm.vmid}: rollback failed: ${(error as Error).message}${notes.length ? `; ${notes.join(', ')}` : ''}`,
-        {
-          target: `VM ${vm.vmid} on ${vm.node}`,
-          fix: 'fix the cause and run rollback again (the igpu-split line in the VM notes is kept until it succeeds)',
-          cause: error,
-        },
-      );
-    }
-    if (running) await options.afterStart?.(vm);
-    const line = `VM ${vm.vmid}: ${marker.was ? `${marker.key} put back` : `${marker.key} removed`}${marker.machine !== undefined ? ', machine put back' : ''}${marker.efidisk0 ? ', original EFI disk put back' : ''}`;
+    const line = await rollbackOne(api, vm, options, timeout);
+    if (line === undefined) continue;
     result.log.push(line);
     options.progress?.(line);
     result.changed.push(vm.vmid);
   }
   return result;
+}
+
+/** Rolls one VM back; the line saying what was put back, or undefined when it carries no marker. */
+async function rollbackOne(
+  api: ProxmoxApi,
+  vm: VmRef,
+  options: VmApplyOptions,
+  timeout: number,
+): Promise<string | undefined> {
+  const config = await api.vmConfig(vm.node, vm.vmid);
+  // Checked again as read now: the notes may have changed since the check above.
+  const problem = notesProblem(config.values);
+  if (problem)
+    throw new RefusedError(
+      `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: it was not rolled back`,
+      {
+        target: `VM ${vm.vmid} on ${vm.node}`,
+        fix: 'the line changed while rollback ran: check the VM by hand, then run rollback again',
+      },
+    );
+  const marker = readMarker(config.values.description);
+  if (!marker) return undefined;
+  const call = undoMarker(config.values, marker);
+  const description = withMarker(config.values.description, undefined);
+  const running = (await api.vmStatus(vm.node, vm.vmid)).status === 'running';
+  await api.requirePrivileges([
+    ...privileges(vm.vmid, call, marker.efidisk0, running),
+    ...configPrivileges(vm.vmid, 'description'),
+  ]);
+  if (running) await stopVm(api, vm, options, timeout);
+  try {
+    if (marker.efidisk0) await replaceEfiDisk(api, vm, marker.efidisk0, timeout);
+    const now = await api.vmConfig(vm.node, vm.vmid);
+    await api.updateVmConfig(vm.node, vm.vmid, { ...call, digest: now.digest }, timeout);
+    await api.updateVmConfig(
+      vm.node,
+      vm.vmid,
+      description ? { set: { description } } : { set: {}, delete: ['description'] },
+      timeout,
+    );
+    if (running) await startVm(api, vm, timeout);
+  } catch (error) {
+    // expected: any failure — rethrown as a TargetError after the VM is started again
+    const notes: string[] = [];
+    if (running) {
+      notes.push(await startAgain(api, vm, timeout));
+      await options.afterStart?.(vm);
+    }
+    throw new TargetError(
+      `VM ${vm.vmid}: rollback failed: ${(error as Error).message}${notes.length ? `; ${notes.join(', ')}` : ''}`,
+      {
+        target: `VM ${vm.vmid} on ${vm.node}`,
+        fix: 'fix the cause and run rollback again (the igpu-split line in the VM notes is kept until it succeeds)',
+        cause: error,
+      },
+    );
+  }
+  if (running) await options.afterStart?.(vm);
+  return rolledBackLine(vm, marker);
+}
+
+function rolledBackLine(vm: VmRef, marker: VmMarker): string {
+  const what = marker.was ? `${marker.key} put back` : `${marker.key} removed`;
+  const machine = marker.machine !== undefined ? ', machine put back' : '';
+  const efi = marker.efidisk0 ? ', original EFI disk put back' : '';
+  return `VM ${vm.vmid}: ${what}${machine}${efi}`;
 }
 
 function undoMarker(values: Record<string, string>, marker: VmMarker): ConfigCall {

@@ -5,11 +5,12 @@
 // needs. `vgpu: auto` picks, per Proxmox node, the largest type every VM there fits.
 
 import { z } from 'zod';
-import type { Check, Step } from '../core/model.ts';
+import type { Check, LayerPlan, Step } from '../core/model.ts';
 import { clip } from '../core/text.ts';
 import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
 import {
   formatPropertyString,
+  PropertyStringError,
   type PropertyValues,
   parsePropertyString,
 } from '../proxmox/property-string.ts';
@@ -20,6 +21,12 @@ import { afterRelease, checkMdevType, chooseMdevType, type HostHints } from './m
 export const MAX_HOSTPCI = 16;
 /** The line in a VM's description that records what igpu-split changed, for rollback. */
 export const MARKER = 'igpu-split: ';
+/**
+ * The notes line's format, its `format` key. 1: what igpu-split wrote before the key existed
+ * (d5cfd90 and earlier, which also did not record `machineSet`); 2: the same record with
+ * `format`. Every format up to ours is read; a newer one is refused, not overwritten.
+ */
+export const MARKER_FORMAT = 2;
 
 export interface VmPlanOptions {
   /** The cluster mapping to attach through; undefined = raw PCI address (root@pam session only). */
@@ -60,15 +67,13 @@ export interface VmChange {
   steps: Step[];
 }
 
-export interface VmPlan {
-  checks: Check[];
+/** `steps` are every change's steps, in order; apply works VM by VM from `changes`. */
+export interface VmPlan extends LayerPlan {
   changes: VmChange[];
   /** The VMs that ran when the plan was made (a host reboot must not leave them off). */
   running: number[];
   /** The mdev type chosen for each Proxmox node. */
   types: Record<string, string>;
-  /** Why nothing can be applied, when that is so. */
-  refused?: string;
 }
 
 export const SECURE_BOOT_TRADE =
@@ -91,22 +96,45 @@ function onIgpu(value: PropertyValues, mapping: string | undefined, bdf: string)
     });
 }
 
+/**
+ * What is wrong with a VM's notes line, as a check: rollback would refuse the VM (`warn`),
+ * or a later igpu-split wrote it (`fail`: apply would replace what that one recorded).
+ */
+function notesCheck(vm: VmFacts): Check[] {
+  const read = readNotesLine(vm.config.values.description);
+  if (read && 'newer' in read)
+    return [
+      {
+        id: `vm.${vm.vmid}.notes`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: the igpu-split line in its notes ${read.damage}`,
+        fix: 'plan, apply and roll back this lab with the igpu-split that wrote it (or a newer one)',
+      },
+    ];
+  const notes = notesProblem(vm.config.values);
+  if (!notes) return [];
+  return [
+    {
+      id: `vm.${vm.vmid}.notes`,
+      status: 'warn',
+      evidence: `VM ${vm.vmid}: the igpu-split line in its notes ${notes}; rollback refuses this VM`,
+      fix: 'someone may have edited the line: undo what igpu-split changed by hand (qm set), then remove the line from the notes',
+    },
+  ];
+}
+
 export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], options: VmPlanOptions): VmPlan {
-  const checks: Check[] = [];
+  // Named first, whatever else the plan finds: rollback would refuse these VMs.
+  const checks: Check[] = facts.vms.flatMap(notesCheck);
+  const newer = checks.find((c) => c.status === 'fail');
+  if (newer)
+    return refuse(
+      checks.filter((c) => c !== newer),
+      newer,
+    );
   const types: Record<string, string> = {};
   const raw = options.mapping === undefined;
   const rootSession = isRootSession(options);
-  // Named first, whatever else the plan finds: rollback would refuse these VMs.
-  for (const vm of facts.vms) {
-    const notes = notesProblem(vm.config.values);
-    if (notes)
-      checks.push({
-        id: `vm.${vm.vmid}.notes`,
-        status: 'warn',
-        evidence: `VM ${vm.vmid}: the igpu-split line in its notes ${notes}; rollback refuses this VM`,
-        fix: 'someone may have edited the line: undo what igpu-split changed by hand (qm set), then remove the line from the notes',
-      });
-  }
 
   if (raw && !rootSession) {
     return refuse(checks, {
@@ -129,69 +157,9 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
 
   // The vGPU type per node: VMs that already hold an instance of a type need no new one.
   for (const node of new Set(desired.map((vm) => vm.node))) {
-    const nodeFacts = facts.nodes.find((n) => n.node === node);
-    if (!nodeFacts?.gpu) {
-      checks.push({
-        id: `vm.${node}.gpu`,
-        status: 'fail',
-        evidence: `Proxmox lists no Intel iGPU at 00:02.0 on ${node}`,
-        fix: `run igpu-split doctor and host apply on ${node}`,
-      });
-      continue;
-    }
-    const onNode = desired.filter((vm) => vm.node === node);
-    const need = (type: string) =>
-      onNode.filter((vm) => {
-        const current = facts.vms.find((f) => f.vmid === vm.vmid);
-        return !(
-          current?.status === 'running' &&
-          heldType(current, options.mapping, nodeFacts.gpu?.id ?? '') === type
-        );
-      }).length;
-    const named = [...new Set(onNode.map((vm) => vm.vgpu).filter((t) => t !== 'auto'))];
-    if (named.length > 1 || (named.length === 1 && onNode.some((vm) => vm.vgpu === 'auto'))) {
-      checks.push({
-        id: `vm.${node}.vgpu`,
-        status: 'fail',
-        evidence: `VMs on ${node} ask for different vGPU types (${[...new Set(onNode.map((vm) => vm.vgpu))].join(', ')})`,
-        fix: 'give every VM on one host the same type, or auto (mixed GVT-g types share the aperture unevenly)',
-      });
-      continue;
-    }
-    // Running VMs that change type give their instance back when we stop them.
-    const held = onNode
-      .map((vm) => facts.vms.find((f) => f.vmid === vm.vmid))
-      .filter((f): f is VmFacts => f?.status === 'running')
-      .map((f) => heldType(f, options.mapping, nodeFacts.gpu?.id ?? ''))
-      .filter((t): t is string => t !== undefined);
-    const live = nodeFacts.types.map((t) => ({
-      ...t,
-      available:
-        afterRelease(
-          nodeFacts.types,
-          held.filter((h) => h !== t.type),
-        ).find((a) => a.type === t.type)?.available ?? t.available,
-    }));
-    const hints = options.hostHints?.[node];
-    const choice =
-      named.length === 1
-        ? checkMdevType(live, named[0] as string, need, hints)
-        : chooseMdevType(live, need, hints);
-    if (!choice.ok) {
-      checks.push({
-        id: `vm.${node}.vgpu`,
-        status: 'fail',
-        evidence: `${node}: ${choice.reason}`,
-        fix: choice.suggestions.join('; or '),
-      });
-      continue;
-    }
-    types[node] = choice.type;
-    checks.push({
-      id: `vm.${node}.vgpu`,
-      status: 'pass',
-      evidence: `${node}: ${choice.type} for ${onNode.length} VM(s), ${choice.available} free`,
-    });
+    const chosen = chooseNodeType(node, facts, desired, options);
+    checks.push(chosen.check);
+    if (chosen.type !== undefined) types[node] = chosen.type;
   }
 
   const changes: VmChange[] = [];
@@ -205,7 +173,84 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   }
   const blocking = checks.find((c) => c.status === 'fail');
   const running = facts.vms.filter((vm) => vm.status === 'running').map((vm) => vm.vmid);
-  return { checks, changes, running, types, ...(blocking ? { refused: blocking.evidence } : {}) };
+  const steps = changes.flatMap((change) => change.steps);
+  return { checks, steps, changes, running, types, ...(blocking ? { refused: blocking.evidence } : {}) };
+}
+
+/** The vGPU type for the VMs on one Proxmox node, and the check that says why (or why none). */
+function chooseNodeType(
+  node: string,
+  facts: VmLayerFacts,
+  desired: readonly DesiredVm[],
+  options: VmPlanOptions,
+): { check: Check; type?: string } {
+  const nodeFacts = facts.nodes.find((n) => n.node === node);
+  if (!nodeFacts?.gpu) {
+    return {
+      check: {
+        id: `vm.${node}.gpu`,
+        status: 'fail',
+        evidence: `Proxmox lists no Intel iGPU at 00:02.0 on ${node}`,
+        fix: `run igpu-split doctor and host apply on ${node}`,
+      },
+    };
+  }
+  const onNode = desired.filter((vm) => vm.node === node);
+  const need = (type: string) =>
+    onNode.filter((vm) => {
+      const current = facts.vms.find((f) => f.vmid === vm.vmid);
+      return !(
+        current?.status === 'running' && heldType(current, options.mapping, nodeFacts.gpu?.id ?? '') === type
+      );
+    }).length;
+  const named = [...new Set(onNode.map((vm) => vm.vgpu).filter((t) => t !== 'auto'))];
+  if (named.length > 1 || (named.length === 1 && onNode.some((vm) => vm.vgpu === 'auto'))) {
+    return {
+      check: {
+        id: `vm.${node}.vgpu`,
+        status: 'fail',
+        evidence: `VMs on ${node} ask for different vGPU types (${[...new Set(onNode.map((vm) => vm.vgpu))].join(', ')})`,
+        fix: 'give every VM on one host the same type, or auto (mixed GVT-g types share the aperture unevenly)',
+      },
+    };
+  }
+  // Running VMs that change type give their instance back when we stop them.
+  const held = onNode
+    .map((vm) => facts.vms.find((f) => f.vmid === vm.vmid))
+    .filter((f): f is VmFacts => f?.status === 'running')
+    .map((f) => heldType(f, options.mapping, nodeFacts.gpu?.id ?? ''))
+    .filter((t): t is string => t !== undefined);
+  const live = nodeFacts.types.map((t) => ({
+    ...t,
+    available:
+      afterRelease(
+        nodeFacts.types,
+        held.filter((h) => h !== t.type),
+      ).find((a) => a.type === t.type)?.available ?? t.available,
+  }));
+  const hints = options.hostHints?.[node];
+  const choice =
+    named.length === 1
+      ? checkMdevType(live, named[0] as string, need, hints)
+      : chooseMdevType(live, need, hints);
+  if (!choice.ok) {
+    return {
+      check: {
+        id: `vm.${node}.vgpu`,
+        status: 'fail',
+        evidence: `${node}: ${choice.reason}`,
+        fix: choice.suggestions.join('; or '),
+      },
+    };
+  }
+  return {
+    type: choice.type,
+    check: {
+      id: `vm.${node}.vgpu`,
+      status: 'pass',
+      evidence: `${node}: ${choice.type} for ${onNode.length} VM(s), ${choice.available} free`,
+    },
+  };
 }
 
 /**
@@ -243,7 +288,9 @@ function isMachineValue(value: string): boolean {
       MACHINE_TYPE.test(type) &&
       (parsed.viommu === undefined || VIOMMU.includes(String(parsed.viommu)))
     );
-  } catch {
+  } catch (error) {
+    // expected: PropertyStringError — a value that does not parse is no machine value; anything else is rethrown
+    if (!(error instanceof PropertyStringError)) throw error;
     return false;
   }
 }
@@ -251,7 +298,9 @@ function isMachineValue(value: string): boolean {
 const isVgpu = (value: string) => {
   try {
     return typeof parsePropertyString(value, HOSTPCI).mdev === 'string';
-  } catch {
+  } catch (error) {
+    // expected: PropertyStringError — a value that does not parse holds no vGPU; anything else is rethrown
+    if (!(error instanceof PropertyStringError)) throw error;
     return false;
   }
 };
@@ -274,7 +323,7 @@ export function markerProblem(values: Record<string, string>, marker: VmMarker):
     return `would put back on ${marker.key} what is no vGPU`;
   if (marker.machine !== undefined || marker.machineSet !== undefined) {
     if (marker.machine === undefined || marker.machineSet === undefined)
-      return 'names a machine type without the change igpu-split made (from one value to another): written by a version before machineSet was recorded, or edited';
+      return 'names a machine type without the change igpu-split made (from one value to another): edited';
     if (marker.machine !== '' && !isMachineValue(marker.machine))
       return 'would put back a machine type that is not one';
     if (machineFor(marker.machine || undefined) !== marker.machineSet)
@@ -287,6 +336,7 @@ export function markerProblem(values: Record<string, string>, marker: VmMarker):
     try {
       file = parsePropertyString(marker.efidisk0, EFIDISK).file;
     } catch {
+      // expected: PropertyStringError — not an EFI disk value: a problem of the line, said.
       return 'would put back an EFI disk that is not one';
     }
     const kept = Object.entries(values).some(
@@ -303,7 +353,7 @@ function isRootSession(options: VmPlanOptions): boolean {
 
 function refuse(checks: Check[], check: Check): VmPlan {
   checks.push(check);
-  return { checks, changes: [], running: [], types: {}, refused: check.evidence };
+  return { checks, steps: [], changes: [], running: [], types: {}, refused: check.evidence };
 }
 
 function describeIdentity(options: VmPlanOptions): string {
@@ -329,218 +379,45 @@ function planOne(
   options: VmPlanOptions,
   checks: Check[],
 ): VmChange | undefined {
-  const id = `vm.${vm.vmid}`;
   const config = vm.config.values;
-  const set: Record<string, string> = {};
-  const marker: VmMarker = { key: '' };
-  const steps: Step[] = [];
-  const diff: string[] = [];
+  const machine = machinePlan(vm, options);
+  const secureBoot = secureBootPlan(vm, options);
+  checks.push(machine.check, biosCheck(vm), ...(secureBoot.check ? [secureBoot.check] : []));
+  const machineChange = machine.change;
+  const efidisk = secureBoot.efidisk;
 
-  const machine = parsePropertyString(config.machine ?? 'pc', MACHINE);
-  const machineType = String(machine.type ?? 'pc');
-  const q35 = /q35/.test(machineType);
-  const machineChange = machineFor(config.machine);
-  if (machineChange !== undefined) {
-    const why = [
-      ...(q35 ? [] : [`machine ${machineType} is i440fx; the vGPU is attached as PCIe, which needs q35`]),
-      ...(machine.viommu !== undefined
-        ? [`a guest vIOMMU (${machine.viommu}) is not supported in front of a mediated device`]
-        : []),
-    ].join('; ');
-    checks.push({
-      id: `${id}.machine`,
-      status: options.changeMachine ? 'warn' : 'fail',
-      evidence: `VM ${vm.vmid}: ${why}`,
-      fix: options.changeMachine
-        ? `machine becomes ${machineChange}; the guest sees new PCI addresses (network interface names may change)`
-        : `rerun with --change-machine to set machine: ${machineChange} (the guest's PCI addresses change; interface names may too)`,
-    });
-  } else {
-    checks.push({
-      id: `${id}.machine`,
-      status: 'pass',
-      evidence: `VM ${vm.vmid}: machine ${machineType}, no vIOMMU`,
-    });
-  }
-
-  const bios = config.bios ?? 'seabios';
-  checks.push(
-    bios === 'ovmf'
-      ? { id: `${id}.bios`, status: 'pass', evidence: `VM ${vm.vmid}: OVMF (UEFI)` }
-      : {
-          id: `${id}.bios`,
-          status: 'warn',
-          evidence: `VM ${vm.vmid}: ${bios} firmware; igpu-split is built and tested for OVMF guests`,
-          fix: 'render-only use works without it; switching an installed guest to OVMF needs an EFI system partition in the guest first, so igpu-split does not change it',
-        },
-  );
-
-  // Secure Boot: OVMF with Microsoft/distribution keys enrolled.
-  let efidisk: string | undefined;
-  if (bios === 'ovmf' && config.efidisk0) {
-    const disk = parsePropertyString(config.efidisk0, EFIDISK);
-    if (disk['pre-enrolled-keys'] === true) {
-      if (options.resetEfiKeys) {
-        const storage = String(disk.file).split(':')[0];
-        efidisk = formatPropertyString(
-          { file: `${storage}:1`, efitype: String(disk.efitype ?? '4m'), 'pre-enrolled-keys': false },
-          EFIDISK,
-        );
-        checks.push({
-          id: `${id}.secure-boot`,
-          status: 'warn',
-          evidence: `VM ${vm.vmid}: Secure Boot keys enrolled; --reset-efi-keys given`,
-          fix: SECURE_BOOT_TRADE,
-        });
-      } else {
-        checks.push({
-          id: `${id}.secure-boot`,
-          status: 'fail',
-          evidence: `VM ${vm.vmid}: efidisk0 has pre-enrolled-keys=1 (Secure Boot on in the guest)`,
-          fix: `turn Secure Boot off in the VM's firmware setup (Device Manager → Secure Boot Configuration), or rerun with --reset-efi-keys, which ${SECURE_BOOT_TRADE}`,
-        });
-      }
-    } else {
-      checks.push({
-        id: `${id}.secure-boot`,
-        status: 'pass',
-        evidence: `VM ${vm.vmid}: no pre-enrolled Secure Boot keys`,
-      });
-    }
-  }
-
-  // What is already on the iGPU, and the index we will use.
   const want = formatPropertyString(
     options.mapping === undefined
       ? { host: bdf, mdev: type, pcie: true }
       : { mapping: options.mapping, mdev: type, pcie: true },
     HOSTPCI,
   );
-  let key: string | undefined;
-  for (const [name, value] of Object.entries(config)) {
-    if (!HOSTPCI_KEY.test(name)) continue;
-    const parsed = parsePropertyString(value, HOSTPCI);
-    if (!onIgpu(parsed, options.mapping, bdf)) continue;
-    if (parsed.mdev === undefined) {
-      checks.push({
-        id: `${id}.hostpci`,
-        status: 'fail',
-        evidence: `VM ${vm.vmid}: ${name}: ${value} passes the whole iGPU through; it cannot also be shared`,
-        fix: `remove ${name} (qm set ${vm.vmid} --delete ${name}) or leave this VM out of the plan`,
-      });
-      return undefined;
-    }
-    if (parsed.host !== undefined && value !== want && !isRootSession(options)) {
-      // Proxmox checks the old value too: a raw address can only be changed by root@pam.
-      checks.push({
-        id: `${id}.hostpci`,
-        status: 'fail',
-        evidence: `VM ${vm.vmid}: ${name}: ${value} names the raw address; only a root@pam session may change it`,
-        fix: `as root: qm set ${vm.vmid} --${name} ${want}`,
-      });
-      return undefined;
-    }
-    key = name;
-    if (value !== want) {
-      set[name] = want;
-      marker.was = value;
-      diff.push(`- ${name}: ${value}`, `+ ${name}: ${want}`);
-    }
+  const slot = hostpciSlot(vm, bdf, want, options);
+  if ('refusal' in slot) {
+    checks.push(slot.refusal);
+    return undefined;
   }
-  if (!key) {
-    const free = Array.from({ length: MAX_HOSTPCI }, (_, i) => `hostpci${i}`).find(
-      (k) => config[k] === undefined,
-    );
-    if (!free) {
-      checks.push({
-        id: `${id}.hostpci`,
-        status: 'fail',
-        evidence: `VM ${vm.vmid}: all ${MAX_HOSTPCI} hostpci slots are in use`,
-        fix: 'free one',
-      });
-      return undefined;
-    }
-    key = free;
-    set[free] = want;
-    diff.push(`+ ${free}: ${want}`);
-  }
-  marker.key = key;
-  // A later apply (another type, say) keeps what the first one recorded as the user's.
-  const earlier = readMarker(config.description);
-  if (earlier?.key === key) marker.was = earlier.was;
+  const { key } = slot;
+  const set: Record<string, string> = { ...slot.set };
+  const marker = nextMarker(config, slot, machineChange, efidisk);
   checks.push({
-    id: `${id}.hostpci`,
+    id: `vm.${vm.vmid}.hostpci`,
     status: 'pass',
     evidence: set[key] ? `VM ${vm.vmid}: ${key} gets ${want}` : `VM ${vm.vmid}: ${key} already has ${want}`,
   });
-
-  if (earlier?.machine !== undefined) marker.machine = earlier.machine;
-  if (earlier?.machineSet !== undefined) marker.machineSet = earlier.machineSet;
-  if (earlier?.efidisk0 !== undefined) marker.efidisk0 = earlier.efidisk0;
-  if (machineChange) {
-    set.machine = machineChange;
-    marker.machine ??= config.machine ?? '';
-    marker.machineSet = machineChange;
-    diff.unshift(`- machine: ${config.machine ?? '(default: pc, i440fx)'}`, `+ machine: ${machineChange}`);
-  }
-  if (efidisk) {
-    marker.efidisk0 ??= config.efidisk0;
-    diff.push(`- efidisk0: ${config.efidisk0} (kept as unusedN)`, `+ efidisk0: ${efidisk}`);
-  }
+  if (machineChange) set.machine = machineChange;
   if (Object.keys(set).length === 0 && !efidisk) return undefined;
   set.description = withMarker(config.description, marker);
 
-  const target = `VM ${vm.vmid} on ${vm.node}`;
-  const prefix = `vm/${vm.vmid}`;
-  if (vm.status === 'running') {
-    steps.push({
-      id: `${prefix}/stop`,
-      target,
-      description: `shut down VM ${vm.vmid} (the config change needs it stopped)`,
-      disturbs: ['node-drain', 'vm-restart'],
-      needs: [],
-      command: `qm shutdown ${vm.vmid} --timeout 180`,
-    });
-  }
-  const args = Object.entries(set)
-    .filter(([k]) => k !== 'description')
-    .map(([k, v]) => `--${k} ${v}`)
-    .join(' ');
-  steps.push({
-    id: `${prefix}/config`,
-    target,
-    description: `attach vGPU ${type} to VM ${vm.vmid}${machineChange ? `, machine ${machineChange}` : ''}${efidisk ? ', EFI disk without Secure Boot keys' : ''}`,
-    diff: diff.join('\n'),
-    disturbs: [],
-    needs: steps.map((s) => s.id),
-    command: `qm set ${vm.vmid} ${args}${efidisk ? ` && qm set ${vm.vmid} --delete efidisk0 && qm set ${vm.vmid} --efidisk0 ${efidisk}` : ''}`,
-    // Carried whether or not the option was given, so a library caller cannot skip it.
-    ...(machineChange || efidisk
-      ? {
-          consents: [
-            ...(machineChange ? ['--change-machine'] : []),
-            ...(efidisk ? ['--reset-efi-keys'] : []),
-          ],
-        }
-      : {}),
-  });
-  if (vm.status === 'running') {
-    steps.push({
-      id: `${prefix}/start`,
-      target,
-      description: `start VM ${vm.vmid} and wait until it runs (Proxmox creates the vGPU now)`,
-      disturbs: [],
-      needs: [`${prefix}/config`],
-      command: `qm start ${vm.vmid}`,
-    });
-  } else {
-    checks.push({
-      id: `${id}.power`,
-      status: 'warn',
-      evidence: `VM ${vm.vmid} is stopped; apply changes its config and leaves it stopped`,
-      fix: `start it (qm start ${vm.vmid}); Proxmox creates the vGPU then`,
-    });
-  }
+  const diff = [
+    ...(machineChange
+      ? [`- machine: ${config.machine ?? '(default: pc, i440fx)'}`, `+ machine: ${machineChange}`]
+      : []),
+    ...slot.diff,
+    ...(efidisk ? [`- efidisk0: ${config.efidisk0} (kept as unusedN)`, `+ efidisk0: ${efidisk}`] : []),
+  ];
+  const steps = changeSteps(vm, { type, set, diff: diff.join('\n'), machineChange, efidisk });
+  if (vm.status !== 'running') checks.push(stoppedCheck(vm));
   return {
     vmid: vm.vmid,
     node: vm.node,
@@ -553,6 +430,247 @@ function planOne(
   };
 }
 
+/** The machine check, and the machine value apply sets (undefined when q35 without vIOMMU already). */
+function machinePlan(vm: VmFacts, options: VmPlanOptions): { check: Check; change: string | undefined } {
+  const id = `vm.${vm.vmid}.machine`;
+  const config = vm.config.values;
+  const machine = parsePropertyString(config.machine ?? 'pc', MACHINE);
+  const machineType = String(machine.type ?? 'pc');
+  const change = machineFor(config.machine);
+  if (change === undefined)
+    return {
+      change,
+      check: { id, status: 'pass', evidence: `VM ${vm.vmid}: machine ${machineType}, no vIOMMU` },
+    };
+  const why = [
+    ...(/q35/.test(machineType)
+      ? []
+      : [`machine ${machineType} is i440fx; the vGPU is attached as PCIe, which needs q35`]),
+    ...(machine.viommu !== undefined
+      ? [`a guest vIOMMU (${machine.viommu}) is not supported in front of a mediated device`]
+      : []),
+  ].join('; ');
+  return {
+    change,
+    check: {
+      id,
+      status: options.changeMachine ? 'warn' : 'fail',
+      evidence: `VM ${vm.vmid}: ${why}`,
+      fix: options.changeMachine
+        ? `machine becomes ${change}; the guest sees new PCI addresses (network interface names may change)`
+        : `rerun with --change-machine to set machine: ${change} (the guest's PCI addresses change; interface names may too)`,
+    },
+  };
+}
+
+function biosCheck(vm: VmFacts): Check {
+  const id = `vm.${vm.vmid}.bios`;
+  const bios = vm.config.values.bios ?? 'seabios';
+  if (bios === 'ovmf') return { id, status: 'pass', evidence: `VM ${vm.vmid}: OVMF (UEFI)` };
+  return {
+    id,
+    status: 'warn',
+    evidence: `VM ${vm.vmid}: ${bios} firmware; igpu-split is built and tested for OVMF guests`,
+    fix: 'render-only use works without it; switching an installed guest to OVMF needs an EFI system partition in the guest first, so igpu-split does not change it',
+  };
+}
+
+/**
+ * Secure Boot: OVMF with Microsoft/distribution keys enrolled. The check (none without
+ * an OVMF EFI disk) and, with consent, the EFI disk that replaces the one holding keys.
+ */
+function secureBootPlan(vm: VmFacts, options: VmPlanOptions): { check?: Check; efidisk?: string } {
+  const id = `vm.${vm.vmid}.secure-boot`;
+  const config = vm.config.values;
+  if ((config.bios ?? 'seabios') !== 'ovmf' || !config.efidisk0) return {};
+  const disk = parsePropertyString(config.efidisk0, EFIDISK);
+  if (disk['pre-enrolled-keys'] !== true)
+    return { check: { id, status: 'pass', evidence: `VM ${vm.vmid}: no pre-enrolled Secure Boot keys` } };
+  if (!options.resetEfiKeys) {
+    return {
+      check: {
+        id,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: efidisk0 has pre-enrolled-keys=1 (Secure Boot on in the guest)`,
+        fix: `turn Secure Boot off in the VM's firmware setup (Device Manager → Secure Boot Configuration), or rerun with --reset-efi-keys, which ${SECURE_BOOT_TRADE}`,
+      },
+    };
+  }
+  const storage = String(disk.file).split(':')[0];
+  const efidisk = formatPropertyString(
+    { file: `${storage}:1`, efitype: String(disk.efitype ?? '4m'), 'pre-enrolled-keys': false },
+    EFIDISK,
+  );
+  return {
+    efidisk,
+    check: {
+      id,
+      status: 'warn',
+      evidence: `VM ${vm.vmid}: Secure Boot keys enrolled; --reset-efi-keys given`,
+      fix: SECURE_BOOT_TRADE,
+    },
+  };
+}
+
+/** The hostpci key that carries the vGPU: the values to set, the old value replaced and the diff lines. */
+interface HostpciSlot {
+  key: string;
+  set: Record<string, string>;
+  was?: string;
+  diff: string[];
+}
+
+/** Where the vGPU goes: the entry already on the iGPU, else the first free index; or why it cannot. */
+function hostpciSlot(
+  vm: VmFacts,
+  bdf: string,
+  want: string,
+  options: VmPlanOptions,
+): HostpciSlot | { refusal: Check } {
+  const config = vm.config.values;
+  const slot: HostpciSlot = { key: '', set: {}, diff: [] };
+  for (const [name, value] of Object.entries(config)) {
+    if (!HOSTPCI_KEY.test(name)) continue;
+    const parsed = parsePropertyString(value, HOSTPCI);
+    if (!onIgpu(parsed, options.mapping, bdf)) continue;
+    const refusal = hostpciRefusal(vm, name, value, parsed, want, options);
+    if (refusal) return { refusal };
+    slot.key = name;
+    if (value !== want) {
+      slot.set[name] = want;
+      slot.was = value;
+      slot.diff.push(`- ${name}: ${value}`, `+ ${name}: ${want}`);
+    }
+  }
+  if (slot.key) return slot;
+  const free = Array.from({ length: MAX_HOSTPCI }, (_, i) => `hostpci${i}`).find(
+    (k) => config[k] === undefined,
+  );
+  if (!free) {
+    return {
+      refusal: {
+        id: `vm.${vm.vmid}.hostpci`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid}: all ${MAX_HOSTPCI} hostpci slots are in use`,
+        fix: 'free one',
+      },
+    };
+  }
+  return { key: free, set: { [free]: want }, diff: [`+ ${free}: ${want}`] };
+}
+
+/** Why an entry already on the iGPU cannot carry the vGPU, or undefined. */
+function hostpciRefusal(
+  vm: VmFacts,
+  name: string,
+  value: string,
+  parsed: PropertyValues,
+  want: string,
+  options: VmPlanOptions,
+): Check | undefined {
+  const id = `vm.${vm.vmid}.hostpci`;
+  if (parsed.mdev === undefined) {
+    return {
+      id,
+      status: 'fail',
+      evidence: `VM ${vm.vmid}: ${name}: ${value} passes the whole iGPU through; it cannot also be shared`,
+      fix: `remove ${name} (qm set ${vm.vmid} --delete ${name}) or leave this VM out of the plan`,
+    };
+  }
+  if (parsed.host !== undefined && value !== want && !isRootSession(options)) {
+    // Proxmox checks the old value too: a raw address can only be changed by root@pam.
+    return {
+      id,
+      status: 'fail',
+      evidence: `VM ${vm.vmid}: ${name}: ${value} names the raw address; only a root@pam session may change it`,
+      fix: `as root: qm set ${vm.vmid} --${name} ${want}`,
+    };
+  }
+  return undefined;
+}
+
+/** The marker this apply writes: what it changes now, and what an earlier apply recorded as the user's. */
+function nextMarker(
+  config: Record<string, string>,
+  slot: HostpciSlot,
+  machineChange: string | undefined,
+  efidisk: string | undefined,
+): VmMarker {
+  const marker: VmMarker = { key: slot.key };
+  if (slot.was !== undefined) marker.was = slot.was;
+  // A later apply (another type, say) keeps what the first one recorded as the user's.
+  const earlier = readMarker(config.description);
+  if (earlier?.key === slot.key) marker.was = earlier.was;
+  if (earlier?.machine !== undefined) marker.machine = earlier.machine;
+  if (earlier?.machineSet !== undefined) marker.machineSet = earlier.machineSet;
+  if (earlier?.efidisk0 !== undefined) marker.efidisk0 = earlier.efidisk0;
+  if (machineChange) {
+    marker.machine ??= config.machine ?? '';
+    marker.machineSet = machineChange;
+  }
+  if (efidisk) marker.efidisk0 ??= config.efidisk0;
+  return marker;
+}
+
+/** Stop (when running), the one config call, start (when it was running). */
+function changeSteps(
+  vm: VmFacts,
+  change: {
+    type: string;
+    set: Record<string, string>;
+    diff: string;
+    machineChange: string | undefined;
+    efidisk: string | undefined;
+  },
+): Step[] {
+  const { type, set, machineChange, efidisk } = change;
+  const target = `VM ${vm.vmid} on ${vm.node}`;
+  const prefix = `vm/${vm.vmid}`;
+  const running = vm.status === 'running';
+  const args = Object.entries(set)
+    .filter(([k]) => k !== 'description')
+    .map(([k, v]) => `--${k} ${v}`)
+    .join(' ');
+  const consents = [...(machineChange ? ['--change-machine'] : []), ...(efidisk ? ['--reset-efi-keys'] : [])];
+  const config: Step = {
+    id: `${prefix}/config`,
+    target,
+    description: `attach vGPU ${type} to VM ${vm.vmid}${machineChange ? `, machine ${machineChange}` : ''}${efidisk ? ', EFI disk without Secure Boot keys' : ''}`,
+    diff: change.diff,
+    disturbs: [],
+    command: `qm set ${vm.vmid} ${args}${efidisk ? ` && qm set ${vm.vmid} --delete efidisk0 && qm set ${vm.vmid} --efidisk0 ${efidisk}` : ''}`,
+    // Carried whether or not the option was given, so a library caller cannot skip it.
+    ...(consents.length > 0 ? { consents } : {}),
+  };
+  if (!running) return [config];
+  return [
+    {
+      id: `${prefix}/stop`,
+      target,
+      description: `shut down VM ${vm.vmid} (the config change needs it stopped)`,
+      disturbs: ['node-drain', 'vm-restart'],
+      command: `qm shutdown ${vm.vmid} --timeout 180`,
+    },
+    config,
+    {
+      id: `${prefix}/start`,
+      target,
+      description: `start VM ${vm.vmid} and wait until it runs (Proxmox creates the vGPU now)`,
+      disturbs: [],
+      command: `qm start ${vm.vmid}`,
+    },
+  ];
+}
+
+function stoppedCheck(vm: VmFacts): Check {
+  return {
+    id: `vm.${vm.vmid}.power`,
+    status: 'warn',
+    evidence: `VM ${vm.vmid} is stopped; apply changes its config and leaves it stopped`,
+    fix: `start it (qm start ${vm.vmid}); Proxmox creates the vGPU then`,
+  };
+}
+
 /** The description with our marker line replaced (rollback reads it back); the user's lines stay as they are. */
 export function withMarker(description: string | undefined, marker: VmMarker | undefined): string {
   const lines = (description ?? '').split('\n');
@@ -560,12 +678,13 @@ export function withMarker(description: string | undefined, marker: VmMarker | u
   if (at >= 0) lines.splice(at, 1);
   const base = lines.join('\n');
   if (!marker) return base;
-  const line = `${MARKER}${JSON.stringify(marker)}`;
+  const line = `${MARKER}${JSON.stringify({ format: MARKER_FORMAT, ...marker })}`;
   return base === '' ? line : `${base}\n${line}`;
 }
 
 /** The line's shape; what it says is checked against the VM before rollback acts on it. */
 const MarkerSchema = z.object({
+  format: z.int().min(1).optional(),
   key: z.string(),
   was: z.string().optional(),
   machine: z.string().optional(),
@@ -573,24 +692,54 @@ const MarkerSchema = z.object({
   efidisk0: z.string().optional(),
 });
 
-/** The notes line igpu-split wrote, or what is wrong with it; undefined when there is none. */
+/**
+ * The notes line igpu-split wrote, or what is wrong with it (`newer`: a later igpu-split
+ * wrote it); undefined when there is none.
+ */
 export function readNotesLine(
   description: string | undefined,
-): { marker: VmMarker } | { damage: string } | undefined {
+): { marker: VmMarker } | { damage: string; newer?: boolean } | undefined {
   const line = (description ?? '').split('\n').find((l) => l.startsWith(MARKER));
   if (!line) return undefined;
   let json: unknown;
   try {
     json = JSON.parse(line.slice(MARKER.length));
   } catch {
+    // expected: SyntaxError — not JSON: damaged, said.
     return { damage: 'is damaged (not JSON)' };
   }
+  const format = (json as { format?: unknown } | null)?.format;
+  if (typeof format === 'number' && format > MARKER_FORMAT)
+    return {
+      damage: `was written by a newer igpu-split ("format": ${format}; this one reads up to ${MARKER_FORMAT})`,
+      newer: true,
+    };
   const parsed = MarkerSchema.safeParse(json);
-  if (parsed.success) return { marker: parsed.data };
+  if (parsed.success) return { marker: fromFormat1(parsed.data) };
   if (json === null || typeof json !== 'object' || Array.isArray(json))
     return { damage: 'is damaged (not a JSON object)' };
   const field = String(parsed.error.issues[0]?.path[0] ?? 'key');
-  return { damage: `is damaged (${clip(field, 40)} is ${field in json ? 'not text' : 'missing'})` };
+  const kind = field === 'format' ? 'a whole number' : 'text';
+  return { damage: `is damaged (${clip(field, 40)} is ${field in json ? `not ${kind}` : 'missing'})` };
+}
+
+/**
+ * A format-1 line that names a machine type without `machineSet` (d5cfd90 did not record
+ * it): apply set `machineFor(machine)` then, as now, so that is what it set. This trusts
+ * such a line exactly as far as a line carrying both values, and `markerProblem` still
+ * checks the VM has that machine.
+ */
+function fromFormat1({ format, ...marker }: z.output<typeof MarkerSchema>): VmMarker {
+  if (
+    (format ?? 1) === 1 &&
+    marker.machine !== undefined &&
+    marker.machineSet === undefined &&
+    (marker.machine === '' || isMachineValue(marker.machine))
+  ) {
+    const set = machineFor(marker.machine || undefined);
+    if (set !== undefined) marker.machineSet = set;
+  }
+  return marker;
 }
 
 /** The notes line igpu-split wrote, or undefined when there is none (or it is damaged). */

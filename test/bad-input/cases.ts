@@ -3581,7 +3581,7 @@ function fourthStrangerCases(): CliCase[] {
         labOf(c).state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
         Object.assign(labOf(c).state.vm(101).config, {
           hostpci0: 'mapping=iGPU,mdev=i915-GVTg_V5_4,pcie=1',
-          description: 'igpu-split: {"key":"hostpci0","machine":"pc-i440fx-8.1"}',
+          description: 'igpu-split: {"format":2,"key":"hostpci0","machine":"pc-i440fx-8.1"}',
         });
       },
       steps: (c) => [

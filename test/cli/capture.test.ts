@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { extract, list } from 'tar';
-import { PATHS } from '../../src/host/gather.ts';
+import { PATHS } from '../../src/linux/paths.ts';
 import { runCli } from '../support/cli.ts';
 import { fixtureNames, fixturePath } from '../support/fixtures.ts';
 
@@ -31,8 +31,8 @@ test('capture → unpack → doctor --root gives the same JSON for every fixture
     const again = await runCli(['doctor', '--root', join(dest, 'igpu-split-capture'), '--json']);
     assert.equal(again.code, original.code, name);
     assert.deepEqual(
-      { ...JSON.parse(again.stdout), target: '' },
-      { ...JSON.parse(original.stdout), target: '' },
+      { ...JSON.parse(again.stdout).result, target: '' },
+      { ...JSON.parse(original.stdout).result, target: '' },
       name,
     );
   }

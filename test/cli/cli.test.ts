@@ -50,7 +50,7 @@ describe('igpu-split', () => {
   test('doctor --json prints one object with the documented fields', async () => {
     const result = await runCli(['doctor', '--root', fixturePath('i5-8500t-before'), '--json']);
     assert.equal(result.code, 1);
-    const report = JSON.parse(result.stdout);
+    const report = JSON.parse(result.stdout).result;
     assert.equal(report.schemaVersion, 1);
     assert.equal(report.mode, 'gvt-g');
     assert.deepEqual(report.vgpu, { predicted: { 'i915-GVTg_V5_8': 2, 'i915-GVTg_V5_4': 1 }, live: {} });
@@ -116,7 +116,7 @@ describe('igpu-split', () => {
       await writeFile(join(tree, 'proc/cpuinfo'), text);
       const result = await runCli(['doctor', '--root', tree, '--json']);
       assert.equal(result.code, 1, `${name}: ${result.stderr}`);
-      const report = JSON.parse(result.stdout);
+      const report = JSON.parse(result.stdout).result;
       assert.equal(report.cpu, null);
       assert.equal(report.mode, 'gvt-g', 'the GPU still decides the mode');
       assert.ok(
@@ -141,7 +141,7 @@ describe('igpu-split host plan', () => {
     const text = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt')]);
     assert.match(text.stdout, /nothing to do: this host is converged/);
     const json = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt'), '--json']);
-    assert.deepEqual(JSON.parse(json.stdout).steps, []);
+    assert.deepEqual(JSON.parse(json.stdout).result.steps, []);
   });
 
   test('modes that cannot be planned yet exit 1 with the reason', async () => {

@@ -1,4 +1,4 @@
-// The cluster commands as a user runs them: the built CLI against the project's
+// The cluster commands as a user runs them: the CLI against the project's
 // Kubernetes API server, from a lab file that names the kubeconfig.
 
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
-import { runCli } from '../support/cli.ts';
+import { runCli, spawnCli } from '../support/cli.ts';
 
 let sim: RunningKubeSimulator;
 let dir: string;
@@ -37,7 +37,8 @@ test('cluster plan → apply → verify → render → rollback', async () => {
   assert.equal(plan.code, 0, plan.stderr);
   assert.match(plan.stdout, /create DaemonSet intel-gpu-plugin \(server-side apply as igpu-split\)/);
   assert.match(plan.stdout, /label node k3s-1: intel\.feature\.node\.kubernetes\.io\/gpu=true/);
-  const refused = await runCli(['cluster', 'apply', '--lab', lab]);
+  // No terminal to ask: a process of its own, whose stdin is closed.
+  const refused = await spawnCli(['cluster', 'apply', '--lab', lab]);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /no terminal to ask — review igpu-split cluster plan/);
   assert.equal((await runCli(['cluster', 'apply', '--yes', '--lab', lab])).code, 0);

@@ -1,4 +1,4 @@
-// The mapping and vm commands as a user runs them: the built CLI against the HTTPS
+// The mapping and vm commands as a user runs them: the CLI against the HTTPS
 // simulator, trusted by its fingerprint, with the token secret in a file.
 
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
 import { SimulatorState } from '../../src/sim/proxmox/state.ts';
-import { runCli } from '../support/cli.ts';
+import { type CliResult, runCli, spawnCli } from '../support/cli.ts';
 import { LAYER_GRANTS, UHD630 } from '../support/simulator.ts';
 
 const SECRET = '7f3e1c2a-cli-secret-never-shown';
@@ -66,7 +66,10 @@ after(async () => {
 });
 
 async function cli(...args: string[]) {
-  const result = await runCli([...args, '--lab', lab]);
+  return withoutSecret(await runCli([...args, '--lab', lab]));
+}
+
+function withoutSecret(result: CliResult): CliResult {
   assert.ok(!`${result.stdout}${result.stderr}`.includes(SECRET), 'the token secret was printed');
   return result;
 }
@@ -79,7 +82,8 @@ test('mapping plan → apply → plan says converged', async () => {
     plan.stdout,
     /\+ node=pve2,path=0000:00:02.0,id=8086:3e92,subsystem-id=17aa:3136,iommugroup=0,description=igpu-split/,
   );
-  const refused = await cli('mapping', 'apply');
+  // No terminal to ask: a process of its own, whose stdin is closed.
+  const refused = withoutSecret(await spawnCli(['mapping', 'apply', '--lab', lab]));
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /no terminal to ask — review igpu-split mapping plan, then rerun with --yes/);
   assert.equal(state.mappings.size, 0);
@@ -94,7 +98,7 @@ test('vm plan refuses the i440fx VM without consent; apply with it, verify, roll
   assert.equal(plan.code, 1);
   assert.match(plan.stdout, /FAIL\s+vm\.102\.machine\s+VM 102: machine pc-i440fx-9\.0 is i440fx/);
   assert.match(plan.stdout, /\[needs --change-machine\]/);
-  const json = JSON.parse((await cli('vm', 'plan', '--json', '--change-machine')).stdout) as {
+  const json = JSON.parse((await cli('vm', 'plan', '--json', '--change-machine')).stdout).result as {
     changes: unknown[];
   };
   assert.equal(json.changes.length, 2);

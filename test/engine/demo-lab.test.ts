@@ -4,17 +4,16 @@
 // between stages and resumed from its journal, and the lab lock.
 
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { applyStages } from '../../src/engine/apply.ts';
+import { applyLab } from '../../src/engine/apply-lab.ts';
 import { Journal } from '../../src/engine/journal.ts';
 import { lockLine } from '../../src/engine/lock-holder.ts';
 import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
 import { rollbackLab } from '../../src/engine/rollback.ts';
-import { runStages } from '../../src/engine/scheduler.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
 import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
 
@@ -34,12 +33,7 @@ async function applyAll(
   journal = new Journal(demo.labFile),
   afterStage?: (id: string) => Promise<void>,
 ) {
-  const plan = await planLab(demo.lab, demo.connections);
-  await journal.lock(false);
-  await journal.start(false);
-  return runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal, {
-    afterStage,
-  });
+  return applyLab(demo.lab, demo.connections, { labFile: demo.labFile, journal, afterStage, ...fast });
 }
 
 test('plan → apply → nothing left → verify passes → status → rollback → verify fails where rollback took things away', async () => {
@@ -129,10 +123,12 @@ test('an apply interrupted between stages resumes from its journal and converges
       );
       return true;
     });
-    await journal.lock(true);
-    await journal.start(true);
-    const plan = await planLab(demo.lab, demo.connections);
-    const result = await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
+    const result = await applyLab(demo.lab, demo.connections, {
+      labFile: demo.labFile,
+      journal,
+      resume: true,
+      ...fast,
+    });
     // What the first run finished is not done again; pve1 has nothing left but k3s-1,
     // drained then, is uncordoned.
     assert.ok(!result.done.includes('pve1/host') && !result.done.includes('pve1/drain'));
@@ -140,6 +136,8 @@ test('an apply interrupted between stages resumes from its journal and converges
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
     assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)));
     // While another live process holds the lock (here: the test runner), an apply is refused.
+    // (The finished run took its folder away with its lock.)
+    await mkdir(journal.dir, { recursive: true });
     await writeFile(join(journal.dir, 'lock'), lockLine(process.ppid));
     await assert.rejects(
       new Journal(demo.labFile).lock(true),
@@ -159,13 +157,9 @@ test('a node the user had cordoned before the run stays cordoned, also across an
       }),
       /interrupted/,
     );
-    await journal.lock(true);
-    await journal.start(true);
-    const plan = await planLab(demo.lab, demo.connections);
-    await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
+    await applyLab(demo.lab, demo.connections, { labFile: demo.labFile, journal, resume: true, ...fast });
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'talos-1'))?.spec?.unschedulable, true);
     assert.equal((await demo.connections.kube.get('v1', 'Node', 'k3s-1'))?.spec?.unschedulable, undefined);
-    await journal.unlock();
   });
 });
 

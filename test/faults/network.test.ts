@@ -7,21 +7,13 @@ import { test } from 'node:test';
 import { HostError } from '../../src/access/host.ts';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
-import { applyStages } from '../../src/engine/apply.ts';
-import { Journal } from '../../src/engine/journal.ts';
+import { applyLab } from '../../src/engine/apply-lab.ts';
 import { planIsEmpty, planLab } from '../../src/engine/plan.ts';
-import { runStages } from '../../src/engine/scheduler.ts';
 
 const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
 
 async function apply(demo: DemoLab, resume: boolean) {
-  const journal = new Journal(demo.labFile);
-  await journal.lock(resume);
-  await journal.start(resume);
-  const plan = await planLab(demo.lab, demo.connections);
-  await runStages(applyStages(demo.lab, plan, demo.connections, journal, fast), journal);
-  await journal.finish();
-  await journal.unlock();
+  await applyLab(demo.lab, demo.connections, { labFile: demo.labFile, resume, ...fast });
 }
 
 async function failsWith(promise: Promise<unknown>, pattern: RegExp) {

@@ -96,5 +96,5 @@ test('not Ubuntu: nothing planned, and said so', async () => {
     os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
   });
   assert.deepEqual(plan.steps, []);
-  assert.match(plan.unsupported ?? '', /Debian GNU\/Linux 12 \(bookworm\) is not Ubuntu/);
+  assert.match(plan.refused ?? '', /Debian GNU\/Linux 12 \(bookworm\) is not Ubuntu/);
 });

@@ -32,9 +32,9 @@ for (const name of fixtureNames()) {
       ]);
       assert.equal(remote.stderr, '');
       assert.equal(remote.code, local.code);
-      const remoteReport = JSON.parse(remote.stdout);
+      const remoteReport = JSON.parse(remote.stdout).result;
       assert.equal(remoteReport.target, url);
-      assert.deepEqual({ ...remoteReport, target: '' }, { ...JSON.parse(local.stdout), target: '' });
+      assert.deepEqual({ ...remoteReport, target: '' }, { ...JSON.parse(local.stdout).result, target: '' });
     } finally {
       await sshd.stop();
     }
@@ -57,8 +57,8 @@ test('capture --host packs what doctor --host reads', async (t) => {
       runCli(['doctor', '--root', join(work, 'igpu-split-capture'), '--json']),
     ]);
     assert.deepEqual(
-      { ...JSON.parse(unpacked.stdout), target: '' },
-      { ...JSON.parse(remote.stdout), target: '' },
+      { ...JSON.parse(unpacked.stdout).result, target: '' },
+      { ...JSON.parse(remote.stdout).result, target: '' },
     );
   } finally {
     await sshd.stop();

@@ -14,7 +14,7 @@ import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
 import { BOOT_ID } from '../../src/linux/reboot.ts';
-import { runCli } from '../support/cli.ts';
+import { runCli, spawnCli } from '../support/cli.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -244,7 +244,8 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
   test('without --yes and without a terminal nothing changes', async (t) => {
     if (!sshdAvailable(t)) return;
     await withHost('i5-8500t-before', bootId, async (sshd) => {
-      const result = await runCli(['host', 'apply', ...args(sshd)]);
+      // No terminal to ask: a process of its own, whose stdin is closed.
+      const result = await spawnCli(['host', 'apply', ...args(sshd)]);
       assert.equal(result.code, 2);
       assert.match(
         result.stderr,
@@ -291,7 +292,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
       );
       const rollback = await runCli(['host', 'rollback', ...args(sshd), '--json']);
       assert.equal(rollback.code, 0, rollback.stderr);
-      const rolled = JSON.parse(rollback.stdout);
+      const rolled = JSON.parse(rollback.stdout).result;
       assert.ok(rolled.changed.includes(GRUB_DROPIN));
       assert.equal(rolled.rebootNeeded, true, 'the running kernel still has our parameters');
     });

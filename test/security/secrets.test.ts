@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
 import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
 import { SimulatorState } from '../../src/sim/proxmox/state.ts';
-import { runCli } from '../support/cli.ts';
+import { spawnCli } from '../support/cli.ts';
 import { addPve1WithK3sVm, LAYER_GRANTS } from '../support/simulator.ts';
 
 const SECRET = 'b7a1c2d3-0000-4e5f-9a8b-secret-token';
@@ -46,8 +46,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// Each command a process of its own: it starts knowing no secret, and its output passes main.ts's guard.
 async function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const result = await runCli(args, env);
+  const result = await spawnCli(args, env);
   outputs.push(`$ ${args.join(' ')}\n${result.stdout}${result.stderr}`);
   return result;
 }

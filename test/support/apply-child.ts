@@ -12,10 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseLab } from '../../src/config/load.ts';
 import { type DemoDescription, demoConnections } from '../../src/demo/lab.ts';
-import { applyStages } from '../../src/engine/apply.ts';
-import { Journal } from '../../src/engine/journal.ts';
-import { planLab } from '../../src/engine/plan.ts';
-import { runStages } from '../../src/engine/scheduler.ts';
+import { applyLab } from '../../src/engine/apply-lab.ts';
 
 const description = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as DemoDescription;
 const lab = parseLab(readFileSync(description.labFile, 'utf8'), description.labFile);
@@ -66,18 +63,15 @@ const counted = async <T>(work: Promise<T>): Promise<T> => {
 api.vmPower = (...args) => counted(vmPower(...args));
 api.updateVmConfig = (...args) => counted(updateVmConfig(...args));
 
-const resume = process.env.RESUME === '1';
-const journal = new Journal(description.labFile);
-await journal.lock(resume);
-await journal.start(resume);
-const plan = await planLab(lab, connections);
-const stages = applyStages(lab, plan, connections, journal, { pollMs: 10, rebootTimeoutMs: 10_000 });
-const result = await runStages(stages, journal, {
+// The engine call igpu-split apply --yes [--resume] makes.
+const result = await applyLab(lab, connections, {
+  labFile: description.labFile,
+  resume: process.env.RESUME === '1',
+  pollMs: 10,
+  rebootTimeoutMs: 10_000,
   afterStage: async (id) => {
     if (id === process.env.KILL_AT_STAGE) process.kill(process.pid, 'SIGKILL');
   },
 });
-await journal.finish();
-await journal.unlock();
 await connections.close();
 console.log(JSON.stringify({ done: result.done, writes, calls, commands }));

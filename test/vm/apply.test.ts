@@ -197,7 +197,7 @@ test('when the shutdown fails, the drain is undone through the afterStart hook',
 test("the notes line keeps the user's own text exactly, blank lines included", () => {
   const notes = 'Para one\n\nPara two';
   const marked = withMarker(notes, { key: 'hostpci0' });
-  assert.equal(marked, 'Para one\n\nPara two\nigpu-split: {"key":"hostpci0"}');
+  assert.equal(marked, 'Para one\n\nPara two\nigpu-split: {"format":2,"key":"hostpci0"}');
   assert.deepEqual(readMarker(marked), { key: 'hostpci0' });
   assert.equal(withMarker(marked, undefined), notes);
   assert.equal(withMarker(undefined, undefined), '');
@@ -245,7 +245,7 @@ test('rollback puts a machine type back only where apply recorded the change it 
   const refused: [string, string, RegExp][] = [
     [
       'an old machine with no record of what apply set (a forged line)',
-      '{"key":"hostpci0","machine":"pc-i440fx-8.1"}',
+      '{"format":2,"key":"hostpci0","machine":"pc-i440fx-8.1"}',
       /names a machine type without the change igpu-split made/,
     ],
     [

@@ -89,6 +89,7 @@ export class ImageFactory {
         }).then(async (answer) => [answer, await readAnswer(answer)] as const),
       );
     } catch (error) {
+      // expected: anything — rethrown as one line saying what failed (connect, timeout, TLS, size)
       const reason = describeNetworkError(error, {
         connectTimeoutMs: this.connectTimeoutMs,
         requestTimeoutMs: this.timeoutMs,
@@ -96,6 +97,7 @@ export class ImageFactory {
       throw new TargetError(`${where}: ${reason}`, {
         target: this.baseUrl,
         fix: 'check the imageFactory URL in the lab file and that this machine reaches it',
+        cause: error,
       });
     }
     const redirect = redirectProblem(response.status, response.headers.get('location'));
@@ -118,7 +120,9 @@ export class ImageFactory {
     let data: unknown;
     try {
       data = JSON.parse(text);
-    } catch {
+    } catch (error) {
+      // expected: SyntaxError — not JSON: rethrown without the parser's words, which quote the answer
+      if (!(error instanceof SyntaxError)) throw error;
       throw new TargetError(`${where}: the answer is not JSON (${text.length} bytes)`, {
         target: this.baseUrl,
         fix: 'check that imageFactory points at a Talos Image Factory',

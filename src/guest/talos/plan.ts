@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RefusedError, TargetError } from '../../core/errors.ts';
-import type { Check, Step } from '../../core/model.ts';
+import type { Check, LayerPlan, Step } from '../../core/model.ts';
 import type { ImageFactory } from './factory.ts';
 import { machinePatch, patchYaml } from './patch.ts';
 import {
@@ -36,18 +36,14 @@ export interface TalosFacts {
   running?: RunningVersion;
 }
 
-export interface TalosPlan {
+export interface TalosPlan extends LayerPlan {
   node: string;
-  checks: Check[];
-  /** Why it cannot be applied, when that is so. */
-  refused?: string;
   schematic: Schematic;
   schematicId: string;
   /** The version installed, and what it means against the running one. */
   version: VersionChange;
   installer: string;
   patch: Record<string, unknown>;
-  steps: Step[];
   /** The commands apply runs, with `<dir>` where the files go. */
   commands: string[];
 }
@@ -79,21 +75,45 @@ export async function gatherTalosFacts(
   };
 }
 
-export async function planTalos(
+/** What the Image Factory says for the wanted version and schematic: read during gather. */
+export interface TalosLookup {
+  version: VersionChange;
+  schematicId: string;
+  installer: string;
+}
+
+/**
+ * The reads the plan needs beyond the node: the version judged against the running one,
+ * the factory's release list and the schematic's content-addressed id.
+ */
+export async function lookUpTalos(
   spec: TalosNodeSpec,
   facts: TalosFacts,
   factory: ImageFactory,
-): Promise<TalosPlan> {
+): Promise<TalosLookup> {
   // The lab file's version is judged on its own first: a path of upgrades to a version we
   // refuse anyway would be no help.
   const context = { node: spec.node, running: facts.running?.version };
   if (spec.version !== undefined) parseTalosVersion(spec.version, context);
   const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
   parseTalosVersion(version.version, context);
-  const schematic = desiredSchematic(spec);
   await factory.requireVersion(version.version);
-  const schematicId = await factory.schematicId(schematic);
-  const installer = factory.installerImage(schematicId, version.version);
+  const schematicId = await factory.schematicId(desiredSchematic(spec));
+  return { version, schematicId, installer: factory.installerImage(schematicId, version.version) };
+}
+
+export async function planTalos(
+  spec: TalosNodeSpec,
+  facts: TalosFacts,
+  factory: ImageFactory,
+): Promise<TalosPlan> {
+  return planTalosFrom(spec, facts, await lookUpTalos(spec, facts, factory));
+}
+
+/** The plan from what gather read: pure. */
+export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: TalosLookup): TalosPlan {
+  const { version, schematicId, installer } = lookup;
+  const schematic = desiredSchematic(spec);
   const patch = machinePatch(installer);
   // Converged: the node runs the wanted version (as far as it can be told) with the extensions.
   const converged =
@@ -129,7 +149,6 @@ export async function planTalos(
           target,
           description: `patch the machine config: install image ${installer}, GPU node label`,
           disturbs: [],
-          needs: [],
           command: commands[0],
         },
         {
@@ -137,7 +156,6 @@ export async function planTalos(
           target,
           description: `${version.text}; upgrade to the installer with ${I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)`,
           disturbs: ['node-drain', 'guest-reboot'],
-          needs: [`guest/${spec.node}/patch`],
           command: commands[1],
         },
       ];

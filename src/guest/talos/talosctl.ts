@@ -14,15 +14,19 @@ export type Talosctl = (args: string[], options?: { timeoutMs?: number }) => Pro
 export async function findTalosctl(path = process.env.PATH ?? ''): Promise<string | undefined> {
   for (const dir of path.split(delimiter).filter(Boolean)) {
     const candidate = join(dir, 'talosctl');
-    if (
-      await access(candidate, constants.X_OK).then(
-        () => true,
-        () => false,
-      )
-    )
-      return candidate;
+    if (await isExecutable(candidate)) return candidate;
   }
   return undefined;
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    // expected: anything — no executable here (ENOENT, EACCES, ENOTDIR): the PATH search goes on, as a shell's does
+    return false;
+  }
 }
 
 /** What talosctl may print before it is cut off (an upgrade's progress is far less). */
@@ -43,7 +47,7 @@ export function talosctlAt(bin: string, timeoutMs = 15 * 60_000): Talosctl {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
         } catch {
-          // Already gone.
+          // expected: anything — best-effort kill of a group that may be gone already (ESRCH)
         }
       };
       const keep = (into: Buffer[]) => (chunk: Buffer) => {
@@ -79,7 +83,9 @@ export function parseExtensions(yamlText: string): string[] {
     let value: unknown;
     try {
       value = doc.toJS();
-    } catch {
+    } catch (error) {
+      // expected: ReferenceError — an alias that does not resolve; the document names no extension
+      if (!(error instanceof ReferenceError)) throw error;
       continue;
     }
     const name = (value as { spec?: { metadata?: { name?: unknown } } } | null)?.spec?.metadata?.name;

@@ -44,8 +44,8 @@ export async function applyUbuntuPlan(
   plan: UbuntuPlan,
   options: UbuntuApplyOptions,
 ): Promise<UbuntuApplyResult> {
-  if (plan.unsupported)
-    throw new TargetError(plan.unsupported, {
+  if (plan.refused)
+    throw new TargetError(plan.refused, {
       target: guest.target,
       fix: 'use the Talos path for Talos nodes',
     });

@@ -5,10 +5,11 @@
 
 import { type HostAccess, isMissing } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
-import type { DisplayDeviceFacts } from '../../host/facts.ts';
-import { PATHS, readDisplayDevices } from '../../host/gather.ts';
 import { MODULE } from '../../knowledge/kernel.ts';
+import { readDisplayDevices } from '../../linux/display.ts';
+import type { DisplayDeviceFacts } from '../../linux/facts.ts';
 import { parseOsRelease, parseSecureBootVar } from '../../linux/parse/small-files.ts';
+import { PATHS } from '../../linux/paths.ts';
 import { BOOT_ID } from '../../linux/reboot.ts';
 
 export const INTEL = 0x8086;
@@ -42,25 +43,29 @@ export interface UbuntuGuestFacts {
 
 const I915_DIR = (release: string) => `/lib/modules/${release}/kernel/drivers/gpu/drm/i915`;
 
+/** What a read gives, or `absent` when the path is not there; any other failure is thrown. */
+async function absentAs<T, A>(reading: Promise<T>, absent: A): Promise<T | A> {
+  try {
+    return await reading;
+  } catch (error) {
+    // expected: isMissing (ENOENT, ENOTDIR) — the file or folder is not there (no EFI, no DRM device)
+    if (isMissing(error)) return absent;
+    throw error;
+  }
+}
+
 export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestFacts> {
-  const read = async (path: string) => {
-    try {
-      return (await guest.readFile(path)).toString('utf8');
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw error;
-    }
-  };
+  const read = async (path: string) => (await absentAs(guest.readFile(path), undefined))?.toString('utf8');
   const [osText, release, status, secureBootRaw, bootId, modulesRoot, display, drmEntries] =
     await Promise.all([
       read(PATHS.osRelease),
       read(PATHS.osrelease),
       read('/var/lib/dpkg/status'),
-      guest.readFile(PATHS.secureBoot).catch(() => undefined),
+      absentAs(guest.readFile(PATHS.secureBoot), undefined),
       read(BOOT_ID),
-      guest.list('/lib/modules').catch(() => []),
+      absentAs(guest.list('/lib/modules'), []),
       readDisplayDevices(guest),
-      guest.list('/sys/class/drm').catch(() => []),
+      absentAs(guest.list('/sys/class/drm'), []),
     ]);
   if (!release) {
     throw new TargetError('not a Linux guest: /proc/sys/kernel/osrelease is missing', {
@@ -80,7 +85,7 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
       .filter((entry) => /^(card\d+|renderD\d+)$/.test(entry.name))
       .map(async (entry) => ({
         name: entry.name,
-        bdf: (await guest.readLink(`/sys/class/drm/${entry.name}/device`).catch(() => undefined))
+        bdf: (await absentAs(guest.readLink(`/sys/class/drm/${entry.name}/device`), undefined))
           ?.split('/')
           .pop(),
         devNode: (await guest.entryType(`/dev/dri/${entry.name}`)) !== undefined,

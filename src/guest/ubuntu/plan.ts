@@ -8,21 +8,18 @@
 // and keeps both through kernel updates; installing only linux-modules-extra-$(uname -r)
 // would work until the next kernel update and then lose i915 again.
 
-import type { Check, Step } from '../../core/model.ts';
+import type { Check, LayerPlan, Step } from '../../core/model.ts';
 import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
 import { intelGpu, type UbuntuGuestFacts } from './gather.ts';
 
 export const KERNEL_PACKAGE = UBUNTU_PACKAGE.kernel;
 export const INSTALL_COMMAND = `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${KERNEL_PACKAGE}`;
 
-export interface UbuntuPlan {
+/** `refused` is set when this is no Ubuntu guest: nothing is planned. */
+export interface UbuntuPlan extends LayerPlan {
   target: string;
-  checks: Check[];
-  steps: Step[];
   install: boolean;
   reboot: boolean;
-  /** Set when this is no Ubuntu guest: nothing is planned. */
-  unsupported?: string;
 }
 
 export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
@@ -34,7 +31,7 @@ export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
       steps: [],
       install: false,
       reboot: false,
-      unsupported: `${facts.os.prettyName ?? facts.os.id ?? 'this OS'} is not Ubuntu; the Ubuntu guest path does not apply`,
+      refused: `${facts.os.prettyName ?? facts.os.id ?? 'this OS'} is not Ubuntu; the Ubuntu guest path does not apply`,
     };
   }
   const checks = ubuntuChecks(facts);
@@ -47,7 +44,6 @@ export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
       target,
       description: `install ${KERNEL_PACKAGE}: the generic kernel with linux-modules-extra (i915) and linux-firmware, kept through kernel updates (the running ${facts.kernel.release} has no i915)`,
       disturbs: [],
-      needs: [],
       command: INSTALL_COMMAND,
     });
   }
@@ -57,7 +53,6 @@ export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
       target,
       description: `reboot into the kernel with i915${install ? '' : ` (${facts.kernelsWithI915.at(-1)} is installed, ${facts.kernel.release} runs)`}`,
       disturbs: ['node-drain', 'guest-reboot'],
-      needs: install ? [`guest/${target}/kernel`] : [],
       command: 'systemctl reboot',
     });
   }

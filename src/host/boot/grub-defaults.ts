@@ -123,78 +123,96 @@ function assign(text: string, state: GrubDefaults): boolean {
   return true;
 }
 
+interface Word {
+  value: string;
+  /** It holds a command substitution or a variable whose value is unknown. */
+  unknown: boolean;
+}
+
 /**
  * One shell word, then only blanks or a comment may follow. Returns undefined for syntax
  * we do not handle (the statement is then reported); `unknown` when it holds a command
  * substitution or an unknown variable.
  */
-function readWord(text: string, state: GrubDefaults): { value: string; unknown: boolean } | undefined {
-  let value = '';
-  let unknown = false;
+function readWord(text: string, state: GrubDefaults): Word | undefined {
+  const word: Word = { value: '', unknown: false };
   let i = 0;
-  const expand = (from: number): number | undefined => {
-    // At a `$`: $NAME or ${NAME}; other forms (${X:-y}, $(…), $1) are not ours to guess.
-    const braced = text[from + 1] === '{';
-    const match = (braced ? /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}/ : /^\$([A-Za-z_][A-Za-z0-9_]*)/).exec(
-      text.slice(from),
-    );
-    if (!match?.[1]) return undefined;
-    if (state.unknown.has(match[1])) unknown = true;
-    else value += state.values.get(match[1]) ?? '';
-    return from + match[0].length;
-  };
-  while (i < text.length) {
-    const c = text[i] as string;
-    if (c === ' ' || c === '\t') break;
-    if (c === "'") {
-      const end = text.indexOf("'", i + 1);
-      if (end < 0) return undefined;
-      value += text.slice(i + 1, end);
-      i = end + 1;
-    } else if (c === '"') {
-      i++;
-      for (;;) {
-        if (i >= text.length) return undefined;
-        const d = text[i] as string;
-        if (d === '"') {
-          i++;
-          break;
-        }
-        if (d === '\\' && i + 1 < text.length && '$`"\\'.includes(text[i + 1] as string)) {
-          value += text[i + 1];
-          i += 2;
-        } else if (d === '$') {
-          const next = expand(i);
-          if (next === undefined) return undefined;
-          i = next;
-        } else if (d === '`') {
-          return undefined;
-        } else {
-          value += d;
-          i++;
-        }
-      }
-    } else if (c === '\\') {
-      value += text[i + 1] ?? '';
-      i += 2;
-    } else if (c === '$') {
-      const next = expand(i);
-      if (next === undefined) return undefined;
-      i = next;
-    } else if (c === '`') {
-      // The Debian default GRUB_DISTRIBUTOR=`( . /etc/os-release … )`: fine, its value is just unknown.
-      const end = text.indexOf('`', i + 1);
-      if (end < 0) return undefined;
-      unknown = true;
-      i = end + 1;
-    } else if (';&|<>()'.includes(c)) {
-      return undefined;
-    } else {
-      value += c;
-      i++;
-    }
+  while (i < text.length && text[i] !== ' ' && text[i] !== '\t') {
+    const next = readPart(text, i, word, state);
+    if (next === undefined) return undefined;
+    i = next;
   }
   const rest = text.slice(i).trim();
   if (rest !== '' && !rest.startsWith('#')) return undefined;
-  return { value, unknown };
+  return word;
+}
+
+/**
+ * The piece of a word at `i` (a quoted string, an escape, an expansion or one plain
+ * character) added to `word`; the index after it, or undefined for syntax we do not handle.
+ */
+function readPart(text: string, i: number, word: Word, state: GrubDefaults): number | undefined {
+  const c = text[i] as string;
+  if (c === "'") return readSingleQuoted(text, i, word);
+  if (c === '"') return readDoubleQuoted(text, i + 1, word, state);
+  if (c === '\\') {
+    word.value += text[i + 1] ?? '';
+    return i + 2;
+  }
+  if (c === '$') return expand(text, i, word, state);
+  if (c === '`') return skipCommandSubstitution(text, i, word);
+  if (';&|<>()'.includes(c)) return undefined;
+  word.value += c;
+  return i + 1;
+}
+
+function readSingleQuoted(text: string, i: number, word: Word): number | undefined {
+  const end = text.indexOf("'", i + 1);
+  if (end < 0) return undefined;
+  word.value += text.slice(i + 1, end);
+  return end + 1;
+}
+
+/** From just after the opening `"` to just after the closing one. */
+function readDoubleQuoted(text: string, start: number, word: Word, state: GrubDefaults): number | undefined {
+  let i = start;
+  while (i < text.length) {
+    if (text[i] === '"') return i + 1;
+    const next = readDoubleQuotedPart(text, i, word, state);
+    if (next === undefined) return undefined;
+    i = next;
+  }
+  return undefined;
+}
+
+function readDoubleQuotedPart(text: string, i: number, word: Word, state: GrubDefaults): number | undefined {
+  const d = text[i] as string;
+  if (d === '\\' && i + 1 < text.length && '$`"\\'.includes(text[i + 1] as string)) {
+    word.value += text[i + 1];
+    return i + 2;
+  }
+  if (d === '$') return expand(text, i, word, state);
+  if (d === '`') return undefined;
+  word.value += d;
+  return i + 1;
+}
+
+/** At a `$`: $NAME or ${NAME}; other forms (${X:-y}, $(…), $1) are not ours to guess. */
+function expand(text: string, from: number, word: Word, state: GrubDefaults): number | undefined {
+  const braced = text[from + 1] === '{';
+  const match = (braced ? /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}/ : /^\$([A-Za-z_][A-Za-z0-9_]*)/).exec(
+    text.slice(from),
+  );
+  if (!match?.[1]) return undefined;
+  if (state.unknown.has(match[1])) word.unknown = true;
+  else word.value += state.values.get(match[1]) ?? '';
+  return from + match[0].length;
+}
+
+/** The Debian default GRUB_DISTRIBUTOR=`( . /etc/os-release … )`: fine, its value is just unknown. */
+function skipCommandSubstitution(text: string, i: number, word: Word): number | undefined {
+  const end = text.indexOf('`', i + 1);
+  if (end < 0) return undefined;
+  word.unknown = true;
+  return end + 1;
 }

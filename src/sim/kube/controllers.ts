@@ -106,56 +106,10 @@ function podSecurity(store: KubeStore, behaviour: ClusterBehaviour, namespace: s
 
 export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
   const nodes = store.list(K.Node);
-  const sources = pluginSources(store);
   const advertised = new Map<string, number>();
   const wantedPods = new Set<string>();
-  for (const source of sources) {
-    let ready = 0;
-    let desired = 0;
-    for (const node of nodes) {
-      if (!matches(source.nodeSelector, node.metadata.labels)) continue;
-      desired++;
-      // hostPath volumes violate the baseline Pod Security level: the pod is refused.
-      if (source.hostPath && podSecurity(store, behaviour, source.namespace) !== 'privileged') continue;
-      const name = `${source.name}-${node.metadata.name}`;
-      wantedPods.add(`${source.namespace}/${name}`);
-      ready++;
-      if (!store.get(K.Pod, source.namespace, name)) {
-        store.update(K.Pod, {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: {
-            name,
-            namespace: source.namespace,
-            labels: { app: 'intel-gpu-plugin' },
-            // controller: true, as the DaemonSet controller sets it (kubectl drain finds DaemonSet pods by it).
-            ownerReferences: [
-              {
-                apiVersion: source.kind === 'DaemonSet' ? 'apps/v1' : 'deviceplugin.intel.com/v1',
-                kind: source.kind,
-                name: source.name,
-                uid: source.uid,
-                controller: true,
-              },
-            ],
-          },
-          spec: {
-            nodeName: node.metadata.name,
-            containers: [{ name: 'intel-gpu-plugin', image: 'intel/intel-gpu-plugin' }],
-          },
-          status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
-        });
-      }
-      const gpus = behaviour.gpus[node.metadata.name] ?? 0;
-      if (gpus > 0) advertised.set(node.metadata.name, gpus * source.shared);
-    }
-    if (source.kind === 'DaemonSet') {
-      const ds = store.get(K.DaemonSet, source.namespace, source.name);
-      const status = { desiredNumberScheduled: desired, numberReady: ready, currentNumberScheduled: ready };
-      if (ds && JSON.stringify(ds.status) !== JSON.stringify(status))
-        store.update(K.DaemonSet, { ...ds, status });
-    }
-  }
+  for (const source of pluginSources(store))
+    runPlugin(store, behaviour, source, nodes, advertised, wantedPods);
   // Plugin pods whose source is gone (or no longer allowed) go away.
   for (const pod of store.list(K.Pod)) {
     if (
@@ -164,26 +118,88 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
     )
       store.delete(K.Pod, pod.metadata.namespace, pod.metadata.name);
   }
-  for (const node of nodes) {
-    const status = (node.status ?? {}) as {
-      allocatable?: Record<string, string>;
-      capacity?: Record<string, string>;
-    };
-    const count = advertised.get(node.metadata.name);
-    const current = status.allocatable?.[RESOURCE];
-    if ((count === undefined ? undefined : String(count)) === current) continue;
-    const allocatable = { ...status.allocatable };
-    const capacity = { ...status.capacity };
-    if (count === undefined) {
-      delete allocatable[RESOURCE];
-      delete capacity[RESOURCE];
-    } else {
-      allocatable[RESOURCE] = String(count);
-      capacity[RESOURCE] = String(count);
-    }
-    store.update(K.Node, { ...node, status: { ...status, allocatable, capacity } });
-  }
+  for (const node of nodes) advertise(store, node, advertised.get(node.metadata.name));
   schedule(store, behaviour);
+}
+
+/**
+ * One plugin source: its pod on each node it selects (unless Pod Security refuses it),
+ * what those nodes advertise, and a DaemonSet's counts.
+ */
+function runPlugin(
+  store: KubeStore,
+  behaviour: ClusterBehaviour,
+  source: PluginSource,
+  nodes: KubeObject[],
+  advertised: Map<string, number>,
+  wantedPods: Set<string>,
+): void {
+  let ready = 0;
+  let desired = 0;
+  for (const node of nodes) {
+    if (!matches(source.nodeSelector, node.metadata.labels)) continue;
+    desired++;
+    // hostPath volumes violate the baseline Pod Security level: the pod is refused.
+    if (source.hostPath && podSecurity(store, behaviour, source.namespace) !== 'privileged') continue;
+    const name = `${source.name}-${node.metadata.name}`;
+    wantedPods.add(`${source.namespace}/${name}`);
+    ready++;
+    if (!store.get(K.Pod, source.namespace, name)) store.update(K.Pod, pluginPod(source, name, node));
+    const gpus = behaviour.gpus[node.metadata.name] ?? 0;
+    if (gpus > 0) advertised.set(node.metadata.name, gpus * source.shared);
+  }
+  if (source.kind !== 'DaemonSet') return;
+  const ds = store.get(K.DaemonSet, source.namespace, source.name);
+  const status = { desiredNumberScheduled: desired, numberReady: ready, currentNumberScheduled: ready };
+  if (ds && JSON.stringify(ds.status) !== JSON.stringify(status))
+    store.update(K.DaemonSet, { ...ds, status });
+}
+
+function pluginPod(source: PluginSource, name: string, node: KubeObject): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: source.namespace,
+      labels: { app: 'intel-gpu-plugin' },
+      // controller: true, as the DaemonSet controller sets it (kubectl drain finds DaemonSet pods by it).
+      ownerReferences: [
+        {
+          apiVersion: source.kind === 'DaemonSet' ? 'apps/v1' : 'deviceplugin.intel.com/v1',
+          kind: source.kind,
+          name: source.name,
+          uid: source.uid,
+          controller: true,
+        },
+      ],
+    },
+    spec: {
+      nodeName: node.metadata.name,
+      containers: [{ name: 'intel-gpu-plugin', image: 'intel/intel-gpu-plugin' }],
+    },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+/** The node's allocatable and capacity of the GPU resource: `count`, or none. */
+function advertise(store: KubeStore, node: KubeObject, count: number | undefined): void {
+  const status = (node.status ?? {}) as {
+    allocatable?: Record<string, string>;
+    capacity?: Record<string, string>;
+  };
+  const current = status.allocatable?.[RESOURCE];
+  if ((count === undefined ? undefined : String(count)) === current) return;
+  const allocatable = { ...status.allocatable };
+  const capacity = { ...status.capacity };
+  if (count === undefined) {
+    delete allocatable[RESOURCE];
+    delete capacity[RESOURCE];
+  } else {
+    allocatable[RESOURCE] = String(count);
+    capacity[RESOURCE] = String(count);
+  }
+  store.update(K.Node, { ...node, status: { ...status, allocatable, capacity } });
 }
 
 function gpuRequest(pod: KubeObject): number {

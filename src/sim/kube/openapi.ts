@@ -43,8 +43,10 @@ export function loadKubeOpenApi(): KubeOpenApiSnapshot {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<KubeOpenApiSnapshot>;
   } catch (error) {
+    // expected: anything — rethrown with what to run: the snapshot is missing or not JSON
     throw new Error(
       `the Kubernetes OpenAPI snapshot ${file} cannot be read (${(error as Error).message}) — run scripts/extract-kube-openapi.ts`,
+      { cause: error },
     );
   }
   const documents = Object.values(parsed.v3 ?? {});

@@ -127,41 +127,43 @@ function decodeMessage(bytes: Buffer, name: string): Json {
   const reader = new Reader(bytes);
   while (!reader.done()) {
     const tag = Number(reader.varint());
-    const number = tag >> 3;
-    const wire = tag & 7;
-    const field = message.fields[number];
-    if (!field) {
-      reader.skip(wire);
-      continue;
-    }
-    let value: unknown;
-    if (field.type === 'string') value = reader.bytesField().toString('utf8');
-    else if (field.type === 'int') value = Number(BigInt.asIntN(64, reader.varint()));
-    else if (field.type === 'bool') value = reader.varint() !== 0n;
-    else if (field.type === 'message') value = decodeMessage(reader.bytesField(), field.message);
-    else if (field.type === 'time') {
-      const seconds = Number(decodeTime(reader.bytesField()));
-      // Go writes a zero Time too; in JSON it would be null, i.e. not set.
-      value = seconds === 0 ? undefined : new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    } else {
-      const entry = new Reader(reader.bytesField());
-      let key = '';
-      let val = '';
-      while (!entry.done()) {
-        const t = Number(entry.varint());
-        if (t >> 3 === 1) key = entry.bytesField().toString('utf8');
-        else if (t >> 3 === 2) val = entry.bytesField().toString('utf8');
-        else entry.skip(t & 7);
-      }
-      out[field.name] = { ...((out[field.name] as Json | undefined) ?? {}), [key]: val };
-      continue;
-    }
-    if (message.repeated?.includes(field.name))
-      out[field.name] = [...((out[field.name] as unknown[]) ?? []), value];
-    // Go's generated marshalers write empty strings and zeros too; JSON (omitempty) leaves them out.
-    else if (value !== undefined && value !== '' && value !== 0) out[field.name] = value;
+    const field = message.fields[tag >> 3];
+    if (!field) reader.skip(tag & 7);
+    else if (field.type === 'map')
+      out[field.name] = { ...((out[field.name] as Json | undefined) ?? {}), ...mapEntry(reader) };
+    else setField(out, message, field.name, fieldValue(reader, field));
   }
   return out;
+}
+
+/** A scalar, message or time field's value; undefined for a zero Time (null in JSON: not set). */
+function fieldValue(reader: Reader, field: Exclude<Field, { type: 'map' }>): unknown {
+  if (field.type === 'string') return reader.bytesField().toString('utf8');
+  if (field.type === 'int') return Number(BigInt.asIntN(64, reader.varint()));
+  if (field.type === 'bool') return reader.varint() !== 0n;
+  if (field.type === 'message') return decodeMessage(reader.bytesField(), field.message);
+  const seconds = Number(decodeTime(reader.bytesField()));
+  return seconds === 0 ? undefined : new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** One map entry (key 1, value 2), as a one-key object. */
+function mapEntry(reader: Reader): Record<string, string> {
+  const entry = new Reader(reader.bytesField());
+  let key = '';
+  let val = '';
+  while (!entry.done()) {
+    const t = Number(entry.varint());
+    if (t >> 3 === 1) key = entry.bytesField().toString('utf8');
+    else if (t >> 3 === 2) val = entry.bytesField().toString('utf8');
+    else entry.skip(t & 7);
+  }
+  return { [key]: val };
+}
+
+function setField(out: Json, message: Message, name: string, value: unknown): void {
+  if (message.repeated?.includes(name)) out[name] = [...((out[name] as unknown[]) ?? []), value];
+  // Go's generated marshalers write empty strings and zeros too; JSON (omitempty) leaves them out.
+  else if (value !== undefined && value !== '' && value !== 0) out[name] = value;
 }
 
 function decodeTime(bytes: Buffer): bigint {

@@ -124,6 +124,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
       unavailable.count--;
       return status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
     }
+    // expected: anything — a fault in the handler answers 500, as an apiserver's recovered panic does
     handle(store, openapi, forbidden, token, req, res).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );
@@ -201,6 +202,7 @@ async function body(req: IncomingMessage): Promise<unknown> {
     try {
       return decodeKubeProtobuf(bytes);
     } catch (error) {
+      // expected: ProtobufUnsupported — a message we do not decode is the apiserver's 415
       if (!(error instanceof ProtobufUnsupported)) throw error;
       throw new KubeError(
         415,
@@ -365,152 +367,197 @@ async function handle(
   if (!target || !store.served(target.kind)) {
     return status(res, 404, 'NotFound', 'the server could not find the requested resource');
   }
-  const { kind, namespace, name, sub } = target;
-  let verb = VERBS[req.method ?? 'GET'] ?? 'get';
-  if (verb === 'get' && !name) verb = url.searchParams.get('watch') ? 'watch' : 'list';
-  const resource = sub ? `${kind.plural}/${sub}` : kind.plural;
-  if (forbidden.has(`${verb} ${resource}`)) {
-    const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
-    return status(
-      res,
-      403,
-      'Forbidden',
-      `${resource}${name ? ` "${name}"` : ''} is forbidden: User "${USER}" cannot ${verb} resource "${resource}" in API group "${kind.group}" ${scope}`,
-    );
-  }
+  const verb = verbOf(req.method, target.name, url);
+  const refusal = rbacRefusal(forbidden, verb, target);
+  if (refusal) return status(res, 403, 'Forbidden', refusal);
   try {
-    if (verb === 'watch') return watch(store, kind, namespace, url, req, res);
-    const table = wantsTable(req.headers.accept);
-    if (verb === 'list') {
-      const selector = url.searchParams.get('labelSelector');
-      const fields = url.searchParams.get('fieldSelector');
-      const items = store
-        .list(kind, namespace)
-        .filter((o) => labelsMatch(selector, o) && fieldsMatch(fields, o));
-      if (table)
-        return send(res, 200, toTable(kind, items, store.resourceVersion, printerColumns(store, kind)));
-      return send(res, 200, {
-        apiVersion: apiVersionOf(kind),
-        kind: `${kind.kind}List`,
-        metadata: { resourceVersion: store.resourceVersion },
-        items,
-      });
-    }
-    if (sub === 'log' && verb === 'get') {
-      if (!store.get(kind, namespace, name as string)) throw notFound(kind, name as string);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(store.logs.get(`${namespace}/${name}`) ?? '');
-      return;
-    }
-    if (sub === 'eviction' && verb === 'create') {
-      const eviction = (await body(req)) as { deleteOptions?: { dryRun?: string[] } };
-      // The eviction handler runs the pod delete with the Eviction's DeleteOptions and the
-      // request's own dryRun (kubernetes pkg/registry/core/pod/storage/eviction.go).
-      const { dryRun } = requestOptions('create', url, eviction.deleteOptions?.dryRun);
-      try {
-        evict(store, namespace as string, name as string, dryRun);
-      } catch (error) {
-        const e = error as { code?: number; reason?: string; details?: unknown; message: string };
-        return status(res, e.code ?? 500, e.reason ?? 'NotFound', e.message, e.details);
-      }
-      return send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
-    }
-    if (verb === 'get') {
-      const object = store.get(kind, namespace, name as string);
-      if (!object) throw notFound(kind, name as string);
-      if (table)
-        return send(
-          res,
-          200,
-          toTable(kind, [object], object.metadata.resourceVersion ?? '', printerColumns(store, kind)),
-        );
-      return send(res, 200, object);
-    }
-    if (verb === 'delete') {
-      const options = (await body(req)) as { dryRun?: string[] };
-      const { dryRun } = requestOptions(verb, url, options.dryRun);
-      return send(res, 200, store.delete(kind, namespace, name as string, { dryRun }));
-    }
-    const input = (await body(req)) as KubeObject;
-    const { dryRun, validation } = requestOptions(verb, url);
-    const type = req.headers['content-type'] ?? '';
-    const applying = verb === 'patch' && type.startsWith('application/apply-patch');
-    const warnings: string[] = [];
-    // Unknown fields: Strict refuses, Warn answers with warnings, Ignore drops nothing we keep.
-    // Patches other than apply are not checked.
-    if (validation !== 'Ignore' && (verb !== 'patch' || applying)) {
-      const unknown = openapi.unknownFields(kind, input);
-      if (unknown.length > 0 && validation === 'Strict') {
-        // apply: apimachinery managedfields structuredmerge.go + structured-merge-diff typed/validate.go,
-        // an error without a status (so reason "" and 500, responsewriters ErrorToAPIStatus);
-        // create/update: runtime strict decoding error in transformDecodeError (handlers/rest.go).
-        if (applying)
-          return status(
-            res,
-            500,
-            '',
-            `failed to create typed patch object (${namespace ?? ''}/${name}; ${gvkString(kind)}): .${unknown[0]}: field not declared in schema`,
-          );
-        return status(
-          res,
-          400,
-          'BadRequest',
-          `${kind.kind} in version "${kind.version}" cannot be handled as a ${kind.kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
-        );
-      }
-      warnings.push(...unknown.map((f) => `unknown field "${f}"`));
-    }
-    if (verb === 'create') {
-      const created = store.create(
-        kind,
-        { ...input, metadata: { ...input.metadata, namespace } },
-        { dryRun, manager: managerOf(url, req) },
-      );
-      return send(res, 201, created, warnings);
-    }
-    if (verb === 'patch') {
-      if (applying) {
-        const manager = url.searchParams.get('fieldManager');
-        if (!manager)
-          return status(
-            res,
-            422,
-            'Invalid',
-            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
-          );
-        return send(
-          res,
-          200,
-          store.apply(kind, namespace, name as string, input, manager, { dryRun }),
-          warnings,
-        );
-      }
-      return send(
-        res,
-        200,
-        store.mergePatch(kind, namespace, name as string, input as Record<string, unknown>, {
-          dryRun,
-          manager: managerOf(url, req),
-        }),
-      );
-    }
-    if (verb === 'update')
-      return send(
-        res,
-        200,
-        store.update(
-          kind,
-          { ...input, metadata: { ...input.metadata, namespace } },
-          { dryRun, manager: managerOf(url, req) },
-        ),
-        warnings,
-      );
-    return status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);
+    await serve({ store, openapi, target, verb, url, req, res });
   } catch (error) {
+    // expected: KubeError — the store refused (not found, conflict, invalid): answered as its Status
     if (error instanceof KubeError)
       return status(res, error.code, error.reason, error.message, error.details);
     throw error;
   }
+}
+
+/** One routed request: where it goes, what it does, and the store and schema it does it on. */
+interface Request {
+  store: KubeStore;
+  openapi: KubeOpenApi;
+  target: Target;
+  verb: string;
+  url: URL;
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
+/** The RBAC verb: the method's, a GET of a collection being list (or watch). */
+function verbOf(method: string | undefined, name: string | undefined, url: URL): string {
+  const verb = VERBS[method ?? 'GET'] ?? 'get';
+  if (verb !== 'get' || name) return verb;
+  return url.searchParams.get('watch') ? 'watch' : 'list';
+}
+
+/** The message of a 403, in the apiserver's words, when the request is one the test forbade. */
+function rbacRefusal(forbidden: Set<string>, verb: string, target: Target): string | undefined {
+  const { kind, namespace, name, sub } = target;
+  const resource = sub ? `${kind.plural}/${sub}` : kind.plural;
+  if (!forbidden.has(`${verb} ${resource}`)) return undefined;
+  const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
+  return `${resource}${name ? ` "${name}"` : ''} is forbidden: User "${USER}" cannot ${verb} resource "${resource}" in API group "${kind.group}" ${scope}`;
+}
+
+async function serve(request: Request): Promise<void> {
+  const { store, target, verb, url, req, res } = request;
+  if (verb === 'watch') return watch(store, target.kind, target.namespace, url, req, res);
+  if (verb === 'list') return serveList(request);
+  if (target.sub === 'log' && verb === 'get') return serveLog(request);
+  if (target.sub === 'eviction' && verb === 'create') return serveEviction(request);
+  if (verb === 'get') return serveGet(request);
+  if (verb === 'delete') {
+    const options = (await body(req)) as { dryRun?: string[] };
+    const { dryRun } = requestOptions(verb, url, options.dryRun);
+    return send(res, 200, store.delete(target.kind, target.namespace, target.name as string, { dryRun }));
+  }
+  return serveWrite(request);
+}
+
+function serveList({ store, target: { kind, namespace }, url, req, res }: Request): void {
+  const selector = url.searchParams.get('labelSelector');
+  const fields = url.searchParams.get('fieldSelector');
+  const items = store.list(kind, namespace).filter((o) => labelsMatch(selector, o) && fieldsMatch(fields, o));
+  const answer = wantsTable(req.headers.accept)
+    ? toTable(kind, items, store.resourceVersion, printerColumns(store, kind))
+    : {
+        apiVersion: apiVersionOf(kind),
+        kind: `${kind.kind}List`,
+        metadata: { resourceVersion: store.resourceVersion },
+        items,
+      };
+  send(res, 200, answer);
+}
+
+function serveLog({ store, target: { kind, namespace, name }, res }: Request): void {
+  if (!store.get(kind, namespace, name as string)) throw notFound(kind, name as string);
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end(store.logs.get(`${namespace}/${name}`) ?? '');
+}
+
+async function serveEviction({ store, target: { namespace, name }, url, req, res }: Request): Promise<void> {
+  const eviction = (await body(req)) as { deleteOptions?: { dryRun?: string[] } };
+  // The eviction handler runs the pod delete with the Eviction's DeleteOptions and the
+  // request's own dryRun (kubernetes pkg/registry/core/pod/storage/eviction.go).
+  const { dryRun } = requestOptions('create', url, eviction.deleteOptions?.dryRun);
+  try {
+    evict(store, namespace as string, name as string, dryRun);
+  } catch (error) {
+    // expected: an error with an HTTP code (no such pod 404, a disruption budget's 429) — answered as its Status
+    const e = error as { code?: unknown; reason?: string; details?: unknown; message: string };
+    if (typeof e?.code !== 'number') throw error;
+    return status(res, e.code, e.reason ?? 'NotFound', e.message, e.details);
+  }
+  send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+}
+
+function serveGet({ store, target: { kind, namespace, name }, req, res }: Request): void {
+  const object = store.get(kind, namespace, name as string);
+  if (!object) throw notFound(kind, name as string);
+  const answer = wantsTable(req.headers.accept)
+    ? toTable(kind, [object], object.metadata.resourceVersion ?? '', printerColumns(store, kind))
+    : object;
+  send(res, 200, answer);
+}
+
+/** create, patch (server-side apply or merge) and update, after the unknown-field check. */
+async function serveWrite(request: Request): Promise<void> {
+  const { store, target, verb, url, req, res } = request;
+  const { kind, namespace, name } = target;
+  const input = (await body(req)) as KubeObject;
+  const { dryRun, validation } = requestOptions(verb, url);
+  const applying =
+    verb === 'patch' && (req.headers['content-type'] ?? '').startsWith('application/apply-patch');
+  const fields = unknownFieldCheck(request, input, applying, validation);
+  if ('refused' in fields) return status(res, ...fields.refused);
+  const warnings = fields.warnings;
+  const manager = managerOf(url, req);
+  if (verb === 'create') {
+    const created = store.create(
+      kind,
+      { ...input, metadata: { ...input.metadata, namespace } },
+      { dryRun, manager },
+    );
+    return send(res, 201, created, warnings);
+  }
+  if (verb === 'patch' && applying) return serveApply(request, input, dryRun, warnings);
+  if (verb === 'patch')
+    return send(
+      res,
+      200,
+      store.mergePatch(kind, namespace, name as string, input as Record<string, unknown>, {
+        dryRun,
+        manager,
+      }),
+    );
+  if (verb === 'update')
+    return send(
+      res,
+      200,
+      store.update(kind, { ...input, metadata: { ...input.metadata, namespace } }, { dryRun, manager }),
+      warnings,
+    );
+  status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);
+}
+
+function serveApply(
+  { store, target: { kind, namespace, name }, url, res }: Request,
+  input: KubeObject,
+  dryRun: boolean,
+  warnings: string[],
+): void {
+  const manager = url.searchParams.get('fieldManager');
+  if (manager)
+    send(res, 200, store.apply(kind, namespace, name as string, input, manager, { dryRun }), warnings);
+  else
+    status(
+      res,
+      422,
+      'Invalid',
+      'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+    );
+}
+
+/**
+ * Unknown fields: Strict refuses, Warn answers with warnings, Ignore drops nothing we keep.
+ * Patches other than apply are not checked.
+ */
+function unknownFieldCheck(
+  { openapi, target: { kind, namespace, name }, verb }: Request,
+  input: KubeObject,
+  applying: boolean,
+  validation: string,
+): { warnings: string[] } | { refused: [number, string, string] } {
+  if (validation === 'Ignore' || (verb === 'patch' && !applying)) return { warnings: [] };
+  const unknown = openapi.unknownFields(kind, input);
+  if (unknown.length === 0 || validation !== 'Strict')
+    return { warnings: unknown.map((f) => `unknown field "${f}"`) };
+  // apply: apimachinery managedfields structuredmerge.go + structured-merge-diff typed/validate.go,
+  // an error without a status (so reason "" and 500, responsewriters ErrorToAPIStatus);
+  // create/update: runtime strict decoding error in transformDecodeError (handlers/rest.go).
+  if (applying)
+    return {
+      refused: [
+        500,
+        '',
+        `failed to create typed patch object (${namespace ?? ''}/${name}; ${gvkString(kind)}): .${unknown[0]}: field not declared in schema`,
+      ],
+    };
+  return {
+    refused: [
+      400,
+      'BadRequest',
+      `${kind.kind} in version "${kind.version}" cannot be handled as a ${kind.kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+    ],
+  };
 }
 
 /** The additionalPrinterColumns of a custom resource's CRD version. */

@@ -231,7 +231,9 @@ function checkType(value: unknown, type: string | undefined, path: string, error
 function patternOf(pattern: string): RegExp | undefined {
   try {
     return new RegExp(`^${pattern.replaceAll('(?^:', '(?:').replaceAll('\\@', '@')}$`);
-  } catch {
+  } catch (error) {
+    // expected: SyntaxError — a Perl pattern JavaScript cannot compile is not checked
+    if (!(error instanceof SyntaxError)) throw error;
     return undefined;
   }
 }
@@ -299,6 +301,59 @@ const BOOLEAN_WORDS: Record<string, string> = {
   false: '0',
 };
 
+/** One comma-separated part into `parsed`: `key=value`, or a value for the default key; a problem, or undefined. */
+function takePart(
+  format: Record<string, SchemaParam>,
+  part: string,
+  parsed: Record<string, string>,
+  seen: { defaultKey?: string },
+): string | undefined {
+  const pair = /^([^=]+)=(.+)$/.exec(part);
+  if (pair) return takeKeyed(format, pair[1] as string, pair[2] as string, parsed);
+  if (!part.includes('=')) return takeDefault(format, part, parsed, seen);
+  return 'missing key in comma-separated list property\n';
+}
+
+/** `key=value`, through the key's alias if it has one. */
+function takeKeyed(
+  format: Record<string, SchemaParam>,
+  given: string,
+  raw: string,
+  parsed: Record<string, string>,
+): string | undefined {
+  if (parsed[given] !== undefined) return `duplicate key in comma-separated list property: ${given}\n`;
+  let key = given;
+  let schema = format[key];
+  if (schema?.alias) {
+    if (schema.keyAlias) {
+      if (parsed[schema.keyAlias] !== undefined) return `key alias '${schema.keyAlias}' is already defined\n`;
+      parsed[schema.keyAlias] = key;
+    }
+    key = schema.alias;
+    schema = format[key];
+    if (parsed[key] !== undefined) return `key '${key}' is already defined (via alias)\n`;
+  }
+  if (!schema) return `invalid key in comma-separated list property: ${key}\n`;
+  parsed[key] = schema.type === 'boolean' ? (BOOLEAN_WORDS[raw.toLowerCase()] ?? raw) : raw;
+  return undefined;
+}
+
+/** A value without a key: the schema's default key, once. */
+function takeDefault(
+  format: Record<string, SchemaParam>,
+  part: string,
+  parsed: Record<string, string>,
+  seen: { defaultKey?: string },
+): string | undefined {
+  if (seen.defaultKey) return `duplicate key in comma-separated list property: ${seen.defaultKey}\n`;
+  const key = Object.keys(format).find((name) => format[name]?.default_key);
+  seen.defaultKey = key;
+  if (!key) return 'value without key, but schema does not define a default key\n';
+  if (parsed[key] !== undefined) return `duplicate key in comma-separated list property: ${key}\n`;
+  parsed[key] = format[key]?.type === 'boolean' ? (BOOLEAN_WORDS[part.toLowerCase()] ?? part) : part;
+  return undefined;
+}
+
 /** parse_property_string, then check_object on what it parsed (no additional keys). */
 function propertyStringProblem(
   format: Record<string, SchemaParam>,
@@ -306,39 +361,11 @@ function propertyStringProblem(
   path: string,
 ): string | undefined {
   const parsed: Record<string, string> = {};
-  let defaultKey: string | undefined;
+  const seen: { defaultKey?: string } = {};
   for (const part of text.split(',')) {
     if (/^\s*$/.test(part)) continue;
-    const pair = /^([^=]+)=(.+)$/.exec(part);
-    if (pair) {
-      let key = pair[1] as string;
-      let raw = pair[2] as string;
-      if (parsed[key] !== undefined) return `duplicate key in comma-separated list property: ${key}\n`;
-      let schema = format[key];
-      if (schema?.alias) {
-        if (schema.keyAlias) {
-          if (parsed[schema.keyAlias] !== undefined)
-            return `key alias '${schema.keyAlias}' is already defined\n`;
-          parsed[schema.keyAlias] = key;
-        }
-        key = schema.alias;
-        schema = format[key];
-        if (parsed[key] !== undefined) return `key '${key}' is already defined (via alias)\n`;
-      }
-      if (!schema) return `invalid key in comma-separated list property: ${key}\n`;
-      if (schema.type === 'boolean') raw = BOOLEAN_WORDS[raw.toLowerCase()] ?? raw;
-      parsed[key] = raw;
-    } else if (!part.includes('=')) {
-      if (defaultKey) return `duplicate key in comma-separated list property: ${defaultKey}\n`;
-      defaultKey = Object.keys(format).find((key) => format[key]?.default_key);
-      if (!defaultKey) return 'value without key, but schema does not define a default key\n';
-      if (parsed[defaultKey] !== undefined)
-        return `duplicate key in comma-separated list property: ${defaultKey}\n`;
-      parsed[defaultKey] =
-        format[defaultKey]?.type === 'boolean' ? (BOOLEAN_WORDS[part.toLowerCase()] ?? part) : part;
-    } else {
-      return 'missing key in comma-separated list property\n';
-    }
+    const problem = takePart(format, part, parsed, seen);
+    if (problem) return problem;
   }
   const errors: ParamErrors = {};
   for (const [key, schema] of Object.entries(format))

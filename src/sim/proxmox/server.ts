@@ -66,6 +66,7 @@ export async function startSimulator(
       unavailable.count--;
       return answer(res, 503, 'Service Unavailable', null);
     }
+    // expected: anything — a fault in the handler answers 500, as pveproxy does for a die
     handle(state, req, res).catch((error: unknown) => answer(res, 500, String(error), null));
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
@@ -186,6 +187,7 @@ export function simulate(
       ? { status: 200, reason: 'OK', data: data.data, total: data.total }
       : { status: 200, reason: 'OK', data };
   } catch (error) {
+    // expected: SimError — Proxmox's refusal, answered with its status and message
     if (error instanceof SimError)
       return {
         status: error.status,
@@ -217,7 +219,9 @@ async function readBody(req: IncomingMessage): Promise<Params | undefined> {
   if (/json/.test(req.headers['content-type'] ?? '')) {
     try {
       return JSON.parse(text) as Params;
-    } catch {
+    } catch (error) {
+      // expected: SyntaxError — a body that is not JSON: the caller answers 400
+      if (!(error instanceof SyntaxError)) throw error;
       return undefined;
     }
   }

@@ -16,7 +16,7 @@ import {
   PCI_MAP_ENTRY,
 } from '../../proxmox/api-spec.ts';
 import {
-  type PropertyStringError,
+  PropertyStringError,
   type PropertyValues,
   parsePropertyString,
 } from '../../proxmox/property-string.ts';
@@ -393,27 +393,8 @@ export class SimulatorState {
     );
     const deleted = splitList(options.delete ?? '').map((key) => (key === 'cdrom' ? 'ide2' : key));
     const reverted = splitList(options.revert ?? '');
-    if (Object.keys(changes).length === 0 && deleted.length === 0 && reverted.length === 0)
-      throw new SimError(500, 'no options specified');
-    for (const key of reverted) {
-      if (!isVmOption(key)) throw paramError({ revert: `unknown option '${key}'` });
-      if (changes[key] !== undefined)
-        throw paramError({ delete: `you can't use '-${key}' and -revert ${key}' at the same time` });
-    }
-    for (const key of deleted) {
-      if (changes[key] !== undefined)
-        throw paramError({ delete: `you can't use '-${key}' and -delete ${key}' at the same time` });
-      if (reverted.includes(key))
-        throw paramError({ revert: `you can't use '-delete ${key}' and -revert ${key}' at the same time` });
-      if (!isVmOption(key)) throw paramError({ delete: `unknown option '${key}'` });
-    }
-    for (const key of [...Object.keys(changes), ...deleted]) {
-      for (const need of configPrivileges(vmid, key, changes[key] ?? vm.config[key]))
-        this.check(caller, need.path, [need.privilege]);
-      // Proxmox checks the value being replaced too: a raw address is root@pam's to change.
-      if (HOSTPCI_KEY.test(key) && vm.config[key] && isRaw(vm.config[key]) && !isRootSession(caller))
-        throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
-    }
+    checkConfigRequest(changes, deleted, reverted);
+    this.checkConfigPrivileges(vm, changes, deleted, caller);
     if (options.digest && options.digest !== this.digest(vmid))
       throw new SimError(500, 'checksum mismatch (file change by other user?)');
     const machine = changes.machine ?? vm.config.machine ?? '';
@@ -430,25 +411,7 @@ export class SimulatorState {
     ];
     const forced = options.force ? deleted : [];
     if (vm.status === 'running') {
-      const now = Object.keys(changes).filter(appliesAtOnce);
-      const later = Object.keys(changes).filter((key) => !appliesAtOnce(key));
-      this.write(
-        vm,
-        Object.fromEntries(now.map((key) => [key, changes[key] as string])),
-        deleted.filter(appliesAtOnce),
-        forced,
-      );
-      for (const key of later) {
-        pending.set[key] = changes[key] as string;
-        pending.delete = pending.delete.filter((k) => k !== key);
-      }
-      for (const key of deleted.filter((k) => !appliesAtOnce(k))) {
-        delete pending.set[key];
-        if (!pending.delete.includes(key)) pending.delete.push(key);
-        if (options.force) pending.force = [...new Set([...(pending.force ?? []), key])];
-      }
-      vm.pending = Object.keys(pending.set).length > 0 || pending.delete.length > 0 ? pending : undefined;
-      const waits = later.length > 0 || deleted.some((k) => !appliesAtOnce(k));
+      const waits = this.updateRunning(vm, pending, changes, deleted, forced);
       this.calls.push(`config ${vmid}${waits ? ' (pending)' : ''}: ${listed.join(' ')}`);
       return;
     }
@@ -457,6 +420,56 @@ export class SimulatorState {
     vm.pending = undefined;
     this.write(vm, changes, deleted, forced);
     this.calls.push(`config ${vmid}: ${listed.join(' ')}`);
+  }
+
+  /** The privileges each changed or deleted key needs, and the value it replaces. */
+  private checkConfigPrivileges(
+    vm: SimVm,
+    changes: Record<string, string>,
+    deleted: string[],
+    caller: Caller,
+  ): void {
+    for (const key of [...Object.keys(changes), ...deleted]) {
+      for (const need of configPrivileges(vm.vmid, key, changes[key] ?? vm.config[key]))
+        this.check(caller, need.path, [need.privilege]);
+      // Proxmox checks the value being replaced too: a raw address is root@pam's to change.
+      const replaced = vm.config[key];
+      if (HOSTPCI_KEY.test(key) && replaced && isRaw(replaced) && !isRootSession(caller))
+        throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
+    }
+  }
+
+  /**
+   * A running VM takes what applies at once now and keeps the rest as pending (`forced`:
+   * the deletes given with `force`); true when something waits for the next start.
+   */
+  private updateRunning(
+    vm: SimVm,
+    pending: NonNullable<SimVm['pending']>,
+    changes: Record<string, string>,
+    deleted: string[],
+    forced: string[],
+  ): boolean {
+    const now = Object.keys(changes).filter(appliesAtOnce);
+    const later = Object.keys(changes).filter((key) => !appliesAtOnce(key));
+    const deletedLater = deleted.filter((k) => !appliesAtOnce(k));
+    this.write(
+      vm,
+      Object.fromEntries(now.map((key) => [key, changes[key] as string])),
+      deleted.filter(appliesAtOnce),
+      forced,
+    );
+    for (const key of later) {
+      pending.set[key] = changes[key] as string;
+      pending.delete = pending.delete.filter((k) => k !== key);
+    }
+    for (const key of deletedLater) {
+      delete pending.set[key];
+      if (!pending.delete.includes(key)) pending.delete.push(key);
+      if (forced.length > 0) pending.force = [...new Set([...(pending.force ?? []), key])];
+    }
+    vm.pending = Object.keys(pending.set).length > 0 || pending.delete.length > 0 ? pending : undefined;
+    return later.length > 0 || deletedLater.length > 0;
   }
 
   /** GET …/config: with pending changes folded in, unless `current`. */
@@ -603,6 +616,7 @@ export class SimulatorState {
         work();
         task.exitstatus = 'OK';
       } catch (error) {
+        // expected: anything — a failed worker ends its task with the message as exit status, as in Proxmox
         task.exitstatus = (error as Error).message;
       }
       task.status = 'stopped';
@@ -639,48 +653,19 @@ export class SimulatorState {
   taskList(
     node: string,
     caller: Caller,
-    filter: {
-      start?: number;
-      limit?: number;
-      userfilter?: string;
-      typefilter?: string;
-      vmid?: number;
-      errors?: boolean;
-      source?: string;
-      since?: number;
-      until?: number;
-      statusfilter?: string;
-    },
+    filter: TaskFilter,
   ): { tasks: Record<string, unknown>[]; total: number } {
     this.node(node);
     const held = this.privileges(caller, `/nodes/${node}`);
     const auditor = held.has('*') || held.has('Sys.Audit');
-    let wanted = new Set(['ok', 'warning', 'error', 'unknown']);
-    if (filter.statusfilter !== undefined && !filter.errors)
-      wanted = new Set(splitList(filter.statusfilter).map((s) => s.toLowerCase()));
-    else if (filter.errors) wanted.delete('ok');
-    const source = filter.source ?? 'archive';
+    const wanted = wantedStatuses(filter);
     const mine = [...this.tasks.values()].filter((task) => task.node === node);
-    const active = mine.filter((task) => task.status === 'running').reverse();
-    const archived = mine
-      .filter((task) => task.status === 'stopped')
-      .sort((a, b) => (b.endtime ?? 0) - (a.endtime ?? 0) || b.pid - a.pid);
-    const candidates = [
-      ...(source === 'active' || source === 'all' ? active : []),
-      ...(source !== 'active' ? archived : []),
-    ];
     let count = 0;
     let limit = filter.limit ?? 50;
     const tasks: Record<string, unknown>[] = [];
-    for (const task of candidates) {
-      const { user } = splitTaskUser(task.user);
-      if (filter.userfilter && !user.toLowerCase().includes(filter.userfilter.toLowerCase())) continue;
+    for (const task of taskCandidates(mine, filter.source ?? 'archive')) {
       if (!auditor && !ownsTask(task, caller)) continue;
-      if (filter.typefilter && task.type !== filter.typefilter) continue;
-      if (filter.vmid && task.id !== String(filter.vmid)) continue;
-      if (filter.since !== undefined && task.starttime < filter.since) continue;
-      if (filter.until !== undefined && task.starttime > filter.until) continue;
-      if (!wanted.has(statusType(task.exitstatus))) continue;
+      if (!taskPasses(task, filter, wanted)) continue;
       if (count++ < (filter.start ?? 0)) continue;
       if (limit <= 0) continue;
       const { exitstatus, status: _, ...fields } = task;
@@ -750,49 +735,12 @@ export class SimulatorState {
     const entries: Record<string, unknown>[] = [];
     if (!type || type === 'vm') {
       for (const vm of [...this.vms.values()].sort((a, b) => String(a.vmid).localeCompare(String(b.vmid)))) {
-        if (!may(`/vms/${vm.vmid}`, 'VM.Audit')) continue;
-        const running = vm.status === 'running';
-        const maxmem = memoryMiB(vm.config) * MiB;
-        entries.push({
-          id: `qemu/${vm.vmid}`,
-          vmid: vm.vmid,
-          node: vm.node,
-          type: 'qemu',
-          status: vm.status,
-          name: vm.config.name ?? `VM ${vm.vmid}`,
-          template: vm.config.template === '1' ? 1 : 0,
-          uptime: running && vm.startedAt ? now - vm.startedAt : 0,
-          maxcpu:
-            Number(vm.config.vcpus ?? 0) || Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
-          cpu: 0,
-          maxmem,
-          mem: running ? Math.floor(maxmem / 2) : 0,
-          memhost: running ? Math.floor(maxmem / 2) : 0,
-          maxdisk: 0,
-          disk: 0,
-          netin: 0,
-          netout: 0,
-          diskread: 0,
-          diskwrite: 0,
-          ...(vm.config.lock ? { lock: vm.config.lock } : {}),
-          ...(vm.config.tags ? { tags: vm.config.tags } : {}),
-        });
+        if (may(`/vms/${vm.vmid}`, 'VM.Audit')) entries.push(vmResource(vm, now));
       }
     }
     if (!type || type === 'node') {
       for (const node of this.gpus.keys()) {
-        const status = this.nodeStatus(node);
-        const stats = may(`/nodes/${node}`, 'Sys.Audit')
-          ? {
-              uptime: status.uptime,
-              cpu: status.cpu,
-              mem: status.memory.used,
-              disk: status.rootfs.used,
-              maxcpu: status.cpuinfo.cpus,
-              maxmem: status.memory.total,
-              maxdisk: status.rootfs.total,
-            }
-          : {};
+        const stats = may(`/nodes/${node}`, 'Sys.Audit') ? nodeStatistics(this.nodeStatus(node)) : {};
         entries.push({ id: `node/${node}`, node, type: 'node', status: 'online', level: '', ...stats });
       }
     }
@@ -876,31 +824,10 @@ export class SimulatorState {
    * other option passed the schema check and is stored as given.
    */
   private checkValue(key: string, value: string, caller: Caller, machine: string): void {
-    const parse = (spec: typeof HOSTPCI) => {
-      try {
-        return parsePropertyString(value, spec);
-      } catch (error) {
-        throw paramError({ [key]: (error as PropertyStringError).message });
-      }
-    };
     if (HOSTPCI_KEY.test(key)) {
-      const parsed = parse(HOSTPCI);
-      if (parsed.host !== undefined && parsed.mapping !== undefined)
-        throw paramError({ [key]: "Cannot set both 'host' and 'mapping'." });
-      if (parsed.host === undefined && parsed.mapping === undefined)
-        throw paramError({ [key]: "Either 'host' or 'mapping' must be set." });
-      if (parsed.host !== undefined && !isRootSession(caller))
-        throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
-      if (parsed.mapping !== undefined) {
-        const mapping = this.mappings.get(String(parsed.mapping));
-        if (!mapping) throw new SimError(500, `PCI device mapping not found for '${parsed.mapping}'`);
-        if (parsed.mdev !== undefined && !mapping.mdev)
-          throw new SimError(500, `${key}: mapping '${parsed.mapping}' is not marked for mediated devices`);
-      }
-      if (parsed.pcie && !/q35/.test(machine))
-        throw new SimError(500, `${key}: pcie=1 needs the q35 machine type`);
+      this.checkHostpci(key, parseParameter(key, value, HOSTPCI), caller, machine);
     } else if (key === 'machine') {
-      const parsed = parse(MACHINE);
+      const parsed = parseParameter(key, value, MACHINE);
       if (parsed.viommu === 'intel' && !/q35/.test(String(parsed.type ?? '')))
         throw paramError({ machine: 'Intel vIOMMU needs q35' });
     } else if (key === 'bios') {
@@ -909,8 +836,31 @@ export class SimulatorState {
           bios: `value '${value}' does not have a value in the enumeration 'seabios, ovmf'`,
         });
     } else if (/^efidisk\d$/.test(key)) {
-      parse(EFIDISK);
+      parseParameter(key, value, EFIDISK);
     }
+  }
+
+  /** A hostpciN: a raw address (root@pam only) or a mapping that exists, marked for mdev if one is asked. */
+  private checkHostpci(
+    key: string,
+    parsed: ReturnType<typeof parsePropertyString>,
+    caller: Caller,
+    machine: string,
+  ): void {
+    if (parsed.host !== undefined && parsed.mapping !== undefined)
+      throw paramError({ [key]: "Cannot set both 'host' and 'mapping'." });
+    if (parsed.host === undefined && parsed.mapping === undefined)
+      throw paramError({ [key]: "Either 'host' or 'mapping' must be set." });
+    if (parsed.host !== undefined && !isRootSession(caller))
+      throw new SimError(500, `only root can set '${key}' config for non-mapped devices`);
+    if (parsed.mapping !== undefined) {
+      const mapping = this.mappings.get(String(parsed.mapping));
+      if (!mapping) throw new SimError(500, `PCI device mapping not found for '${parsed.mapping}'`);
+      if (parsed.mdev !== undefined && !mapping.mdev)
+        throw new SimError(500, `${key}: mapping '${parsed.mapping}' is not marked for mediated devices`);
+    }
+    if (parsed.pcie && !/q35/.test(machine))
+      throw new SimError(500, `${key}: pcie=1 needs the q35 machine type`);
   }
 
   /** `local-lvm:1,…` allocates a new volume (the size is ignored for EFI disks). */
@@ -935,12 +885,131 @@ export class SimulatorState {
     try {
       parsePropertyString(entry, PCI_MAP_ENTRY);
     } catch (error) {
-      throw new SimError(
-        400,
-        `Parameter verification failed. map: ${(error as PropertyStringError).message}`,
-      );
+      // expected: PropertyStringError — an entry that does not parse is Proxmox's 400 on `map`
+      if (!(error instanceof PropertyStringError)) throw error;
+      throw new SimError(400, `Parameter verification failed. map: ${error.message}`);
     }
   }
+}
+
+/** A property-string parameter, parsed; one that does not parse is Proxmox's 400 on that parameter. */
+function parseParameter(key: string, value: string, spec: typeof HOSTPCI) {
+  try {
+    return parsePropertyString(value, spec);
+  } catch (error) {
+    // expected: PropertyStringError — the value does not parse: answered as Proxmox's 400 on the parameter
+    if (!(error instanceof PropertyStringError)) throw error;
+    throw paramError({ [key]: error.message });
+  }
+}
+
+/**
+ * A config update's own consistency, before privileges: something to do, and no key both
+ * set and reverted or deleted, or unknown.
+ */
+function checkConfigRequest(changes: Record<string, string>, deleted: string[], reverted: string[]): void {
+  if (Object.keys(changes).length === 0 && deleted.length === 0 && reverted.length === 0)
+    throw new SimError(500, 'no options specified');
+  for (const key of reverted) {
+    if (!isVmOption(key)) throw paramError({ revert: `unknown option '${key}'` });
+    if (changes[key] !== undefined)
+      throw paramError({ delete: `you can't use '-${key}' and -revert ${key}' at the same time` });
+  }
+  for (const key of deleted) {
+    if (changes[key] !== undefined)
+      throw paramError({ delete: `you can't use '-${key}' and -delete ${key}' at the same time` });
+    if (reverted.includes(key))
+      throw paramError({ revert: `you can't use '-delete ${key}' and -revert ${key}' at the same time` });
+    if (!isVmOption(key)) throw paramError({ delete: `unknown option '${key}'` });
+  }
+}
+
+/** A VM's entry in GET /cluster/resources (API2Tools.pm extract_vm_stats). */
+function vmResource(vm: SimVm, now: number): Record<string, unknown> {
+  const running = vm.status === 'running';
+  const maxmem = memoryMiB(vm.config) * MiB;
+  return {
+    id: `qemu/${vm.vmid}`,
+    vmid: vm.vmid,
+    node: vm.node,
+    type: 'qemu',
+    status: vm.status,
+    name: vm.config.name ?? `VM ${vm.vmid}`,
+    template: vm.config.template === '1' ? 1 : 0,
+    uptime: running && vm.startedAt ? now - vm.startedAt : 0,
+    maxcpu: Number(vm.config.vcpus ?? 0) || Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
+    cpu: 0,
+    maxmem,
+    mem: running ? Math.floor(maxmem / 2) : 0,
+    memhost: running ? Math.floor(maxmem / 2) : 0,
+    maxdisk: 0,
+    disk: 0,
+    netin: 0,
+    netout: 0,
+    diskread: 0,
+    diskwrite: 0,
+    ...(vm.config.lock ? { lock: vm.config.lock } : {}),
+    ...(vm.config.tags ? { tags: vm.config.tags } : {}),
+  };
+}
+
+/** A node's statistics in GET /cluster/resources (API2Tools.pm extract_node_stats). */
+function nodeStatistics(status: ReturnType<SimulatorState['nodeStatus']>): Record<string, unknown> {
+  return {
+    uptime: status.uptime,
+    cpu: status.cpu,
+    mem: status.memory.used,
+    disk: status.rootfs.used,
+    maxcpu: status.cpuinfo.cpus,
+    maxmem: status.memory.total,
+    maxdisk: status.rootfs.total,
+  };
+}
+
+/** The filters of GET /nodes/{node}/tasks. */
+export interface TaskFilter {
+  start?: number;
+  limit?: number;
+  userfilter?: string;
+  typefilter?: string;
+  vmid?: number;
+  errors?: boolean;
+  source?: string;
+  since?: number;
+  until?: number;
+  statusfilter?: string;
+}
+
+/** The exit states a task list shows: `errors` drops ok, unless a statusfilter names them. */
+function wantedStatuses(filter: TaskFilter): Set<string> {
+  if (filter.statusfilter !== undefined && !filter.errors)
+    return new Set(splitList(filter.statusfilter).map((s) => s.toLowerCase()));
+  const wanted = new Set(['ok', 'warning', 'error', 'unknown']);
+  if (filter.errors) wanted.delete('ok');
+  return wanted;
+}
+
+/** Running tasks (newest first) for `active` and `all`, then finished ones by end unless `active`. */
+function taskCandidates(mine: SimTask[], source: string): SimTask[] {
+  const active = mine.filter((task) => task.status === 'running').reverse();
+  const archived = mine
+    .filter((task) => task.status === 'stopped')
+    .sort((a, b) => (b.endtime ?? 0) - (a.endtime ?? 0) || b.pid - a.pid);
+  return [
+    ...(source === 'active' || source === 'all' ? active : []),
+    ...(source !== 'active' ? archived : []),
+  ];
+}
+
+/** The user, type, VM, time and status filters (the caller's visibility is checked apart). */
+function taskPasses(task: SimTask, filter: TaskFilter, wanted: Set<string>): boolean {
+  const { user } = splitTaskUser(task.user);
+  if (filter.userfilter && !user.toLowerCase().includes(filter.userfilter.toLowerCase())) return false;
+  if (filter.typefilter && task.type !== filter.typefilter) return false;
+  if (filter.vmid && task.id !== String(filter.vmid)) return false;
+  if (filter.since !== undefined && task.starttime < filter.since) return false;
+  if (filter.until !== undefined && task.starttime > filter.until) return false;
+  return wanted.has(statusType(task.exitstatus));
 }
 
 function volumeOf(disk: string): string {
@@ -955,7 +1024,9 @@ function normalizeBdf(path: string): string {
 function isRaw(value: string): boolean {
   try {
     return parsePropertyString(value, HOSTPCI).host !== undefined;
-  } catch {
+  } catch (error) {
+    // expected: PropertyStringError — a value that does not parse names no raw address
+    if (!(error instanceof PropertyStringError)) throw error;
     return false;
   }
 }

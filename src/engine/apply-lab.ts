@@ -1,0 +1,128 @@
+// Applying a lab: the one function the CLI, the demo, the benchmarks and every test
+// (the kill points included) call, so what the tests prove is what users run.
+//
+// lock → journal → plan → (question) → stages → finish. The lab lock is taken once the
+// user has agreed and before the first change, and let go on every way out before a
+// change; after taking it, a plan shown before the question is made again from fresh
+// facts, and a different one is refused. Without a question (--yes) the lock comes first
+// and the plan is made once, under it. A run that stops half-way keeps its lock and
+// journal, so `apply --resume` continues it.
+
+import type { Lab } from '../config/lab.ts';
+import { RefusedError } from '../core/errors.ts';
+import { onInterrupt } from '../core/interrupt.ts';
+import type { LabConnections } from './connections.ts';
+import { Journal } from './journal.ts';
+import { type LabPlan, type PlanOptions, planDigest, planLab, planRefusal } from './plan.ts';
+import { runStages, type Stage, type StageEvent, stageGroups } from './scheduler.ts';
+import { type ApplyOptions, applyStages } from './stages/index.ts';
+
+/** Everything an apply reports, in order; the library never prints (talosctl's Reporter). */
+export type ApplyEvent =
+  /** The plan, before the question; `refused` stops the run right after. */
+  | { kind: 'plan'; plan: LabPlan; refused?: string }
+  /** The stages about to run, grouped as they run (`parallel` host groups at a time). */
+  | { kind: 'stages'; groups: { group: string; stages: Stage[] }[]; parallel: number; journal: Journal }
+  | StageEvent
+  /** The run stopped half-way: its journal is in `dir` for `apply --resume`. */
+  | { kind: 'journal-kept'; dir: string };
+
+export interface Reporter {
+  report(event: ApplyEvent): void;
+}
+
+export interface ApplyLabOptions extends ApplyOptions, Omit<PlanOptions, 'parallel'> {
+  /** The lab file: the journal and the lock live beside it. */
+  labFile: string;
+  /** Continue an interrupted apply from its journal. */
+  resume?: boolean;
+  /** Asked once the plan is shown; it throws to decline. Absent: no question (--yes). */
+  confirm?: (plan: LabPlan) => Promise<void>;
+  reporter?: Reporter;
+  /** Hosts worked on at once (reads run 8 times as wide). */
+  parallel?: number;
+  /** The journal to use (tests look into it); by default the one beside the lab file. */
+  journal?: Journal;
+  /** Sees every finished stage (the kill-point tests die here). */
+  afterStage?: (id: string) => Promise<void>;
+}
+
+export interface ApplyLabResult {
+  plan: LabPlan;
+  /** Nothing was left to do. */
+  converged: boolean;
+  done: string[];
+  skipped: string[];
+}
+
+export async function applyLab(
+  lab: Lab,
+  connections: LabConnections,
+  options: ApplyLabOptions,
+): Promise<ApplyLabResult> {
+  const journal = options.journal ?? new Journal(options.labFile);
+  const resume = options.resume === true;
+  const parallel = options.parallel ?? 1;
+  const report = (event: ApplyEvent) => options.reporter?.report(event);
+  let locked = false;
+  let finished = false;
+  const letGo = onInterrupt(() => {
+    if (!locked) return 'nothing was changed';
+    return journal.releaseNow()
+      ? 'nothing was changed; the lab lock is released'
+      : `the finished stages are journalled in ${journal.dir}: continue with igpu-split apply --resume`;
+  });
+  const takeLock = async () => {
+    await journal.lock(resume);
+    locked = true;
+    // What an interrupted run left (cordoned nodes, stopped VMs) shapes the stages.
+    await journal.start(resume);
+  };
+  const makePlan = () => planLab(lab, connections, { ...options, parallel: parallel * 8 });
+  const stagesOf = (plan: LabPlan) => applyStages(lab, plan, connections, journal, options);
+  try {
+    // Another apply, or an unfinished one, is named before anything is read.
+    const blocked = await journal.refusal(resume);
+    if (blocked) throw blocked;
+    if (!options.confirm) await takeLock();
+    else if (resume) await journal.start(true);
+    let plan = await makePlan();
+    const refused = planRefusal(plan);
+    report({ kind: 'plan', plan, refused });
+    if (refused)
+      throw new RefusedError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
+    let stages = stagesOf(plan);
+    if (stages.length === 0) {
+      // A journal a finished run could not remove goes now (under the lock).
+      if (resume && !locked) await takeLock();
+      finished = true;
+      return { plan, converged: true, done: [], skipped: [] };
+    }
+    if (options.confirm) {
+      await options.confirm(plan);
+      await takeLock();
+      // The lab may have moved while the question was open: the plan is made again.
+      const shown = planDigest(plan);
+      plan = await makePlan();
+      if (planRefusal(plan) || planDigest(plan) !== shown)
+        throw new RefusedError('the lab changed since the plan was shown: nothing was changed', {
+          fix: 'run igpu-split plan again, then apply',
+        });
+      stages = stagesOf(plan);
+    }
+    report({ kind: 'stages', groups: stageGroups(stages), parallel, journal });
+    try {
+      const result = await runStages(stages, journal, { parallel, report, afterStage: options.afterStage });
+      finished = true;
+      return { plan, converged: false, ...result };
+    } catch (error) {
+      // expected: anything a stage threw — said with where the journal is, and rethrown.
+      if (journal.changed) report({ kind: 'journal-kept', dir: journal.dir });
+      throw error;
+    }
+  } finally {
+    letGo();
+    // A run that stopped half-way keeps its lock and journal, for apply --resume.
+    if (locked) await journal.release(finished);
+  }
+}

@@ -1,0 +1,33 @@
+// What every stage builder reads: the lab, its plan, the connections (watched, so the
+// journal knows which stages began a change), the journal and the run's options.
+
+import { createHash } from 'node:crypto';
+import type { Lab } from '../../config/lab.ts';
+import type { LabConnections } from '../connections.ts';
+import type { Journal } from '../journal.ts';
+import type { LabPlan } from '../plan.ts';
+
+export interface ApplyOptions {
+  consents?: string[];
+  rebootTimeoutMs?: number;
+  pollMs?: number;
+  shutdownTimeoutSeconds?: number;
+  forceStop?: boolean;
+  drainTimeoutMs?: number;
+}
+
+export interface StageContext {
+  lab: Lab;
+  plan: LabPlan;
+  connections: LabConnections;
+  journal: Journal;
+  options: ApplyOptions;
+}
+
+/** What a stage will do, as a short hash: a journal entry for a different plan does not count. */
+export function fingerprintOf(parts: readonly string[]): string {
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 12);
+}
+
+/** How long a host or guest gets to come back from a reboot, unless the run says otherwise. */
+export const REBOOT_TIMEOUT_MS = 900_000;

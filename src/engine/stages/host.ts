@@ -1,0 +1,72 @@
+// A Proxmox host's own stage: its changes, then — when a step disturbs `host-reboot` — the
+// reboot and the wait for it, the host's VMs started again, and the host verified.
+
+import type { HostAccess } from '../../access/host.ts';
+import { TargetError } from '../../core/errors.ts';
+import { disturbancesOf } from '../../core/model.ts';
+import { hostLayer } from '../../host/layer.ts';
+import type { HostPlan } from '../../host/plan.ts';
+import { rebootAndWait } from '../../linux/reboot.ts';
+import type { HostPart } from '../plan.ts';
+import type { Stage } from '../scheduler.ts';
+import { fingerprintOf, REBOOT_TIMEOUT_MS, type StageContext } from './context.ts';
+import { startStoppedVms } from './vms.ts';
+
+/**
+ * `restart`: the VMs of this host that no VM stage of this run starts (that stage starts the
+ * ones it changes).
+ */
+export function hostStage(context: StageContext, part: HostPart, plan: HostPlan, restart: number[]): Stage {
+  const { connections, journal } = context;
+  const reboots = disturbancesOf(plan.steps).has('host-reboot');
+  return {
+    id: `${part.node}/host`,
+    group: `host:${part.node}`,
+    fingerprint: fingerprintOf(plan.steps.map((s) => s.id + (s.diff ?? ''))),
+    title: `host ${part.node}: ${plan.steps.length} change(s)${reboots ? ', reboot' : ''}`,
+    run: async (say) => {
+      let host: HostAccess = await connections.host(part.node);
+      try {
+        const layer = hostLayer(host, {
+          // The host lock names this lab's runs: a resumed run takes over its own, never another's.
+          apply: { force: false, lockOwner: `lab ${journal.dir}`, takeOverLock: journal.resumed },
+        });
+        const result = await layer.apply(plan, { say });
+        say(`host ${part.node}: ${result.done.length} step(s) applied`);
+        if (reboots) {
+          host = await reboot(context, part, host);
+          say(`host ${part.node}: rebooted`);
+          await startStoppedVms(context, part.node, restart, say);
+        }
+        const failed = (await hostLayer(host).verify()).filter((c) => c.status === 'fail');
+        if (failed.length > 0) {
+          throw new TargetError(`host ${part.node} does not verify: ${failed[0]?.evidence}`, {
+            target: host.target,
+            fix: failed[0]?.fix ?? 'run igpu-split host verify',
+          });
+        }
+      } finally {
+        await host.close();
+      }
+    },
+  };
+}
+
+/**
+ * The reboot stops the host's VMs: the journal says they ran, so they run again even if this
+ * run is interrupted before it starts them.
+ */
+async function reboot(
+  { connections, journal, options }: StageContext,
+  part: HostPart,
+  host: HostAccess,
+): Promise<HostAccess> {
+  for (const vmid of part.vmids)
+    if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running')
+      await journal.markStopped(vmid, true);
+  return rebootAndWait(host, {
+    reconnect: () => connections.host(part.node),
+    timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
+    pollMs: options.pollMs,
+  });
+}

@@ -1,0 +1,72 @@
+// The stages of an apply in the rolling order, one builder per stage kind (kind's
+// one-action-per-folder): the mapping first; then per Proxmox host drain → host changes
+// (+ reboot, verify) → VM changes (stop, config, start) → guest changes (+ reboot) →
+// uncordon; the cluster objects last. Which hosts drain is read from the steps' `disturbs`.
+
+import type { Lab } from '../../config/lab.ts';
+import { disturbancesOf, type Step } from '../../core/model.ts';
+import { watchChanges } from '../changes.ts';
+import type { LabConnections } from '../connections.ts';
+import type { Journal } from '../journal.ts';
+import type { HostPart, LabPlan } from '../plan.ts';
+import type { Stage } from '../scheduler.ts';
+import { clusterStage } from './cluster.ts';
+import type { ApplyOptions, StageContext } from './context.ts';
+import { guestStage } from './guest.ts';
+import { hostStage } from './host.ts';
+import { mappingStage } from './mapping.ts';
+import { drainStage, nodesOn, uncordonStage } from './nodes.ts';
+import { startStage, vmStage } from './vms.ts';
+
+export type { ApplyOptions } from './context.ts';
+
+/**
+ * The stages of an apply, in order; stages of one group run in sequence. The journal
+ * (started) says what an interrupted run left: stages done, nodes cordoned, VMs stopped.
+ */
+export function applyStages(
+  lab: Lab,
+  plan: LabPlan,
+  connections: LabConnections,
+  journal: Journal,
+  options: ApplyOptions = {},
+): Stage[] {
+  // Every change a stage makes is reported, so the journal knows which stages began one.
+  const context: StageContext = { lab, plan, connections: watchChanges(connections), journal, options };
+  return [
+    ...mappingStage(context),
+    ...plan.hosts.flatMap((part) => hostGroup(context, part)),
+    ...clusterStage(context),
+  ];
+}
+
+function hostGroup(context: StageContext, part: HostPart): Stage[] {
+  const { plan, journal } = context;
+  const vmChanges = plan.vms.changes.filter((c) => part.vmids.includes(c.vmid));
+  const guests = part.guests.filter((g) => (g.plan?.steps.length ?? 0) > 0);
+  const hostPlan = part.host && part.host.steps.length > 0 ? part.host : undefined;
+  // VMs an interrupted run stopped: those with a change are started by the VM stage;
+  // the others (stopped after their change was made) by the host stage or a stage of their own.
+  const notChanged = part.vmids.filter((vmid) => !vmChanges.some((c) => c.vmid === vmid));
+  const leftStopped = journal.stoppedVms().filter((vmid) => notChanged.includes(vmid));
+  // A run interrupted between drain and uncordon left nodes cordoned: uncordon them even
+  // when nothing else is left to do on this host.
+  const done = journal.ids();
+  const leftCordoned = done.includes(`${part.node}/drain`) && !done.includes(`${part.node}/uncordon`);
+  const steps: Step[] = [
+    ...(hostPlan?.steps ?? []),
+    ...vmChanges.flatMap((c) => c.steps),
+    ...guests.flatMap((g) => g.plan?.steps ?? []),
+  ];
+  if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
+  const nodes = nodesOn(context, part);
+  const drains = nodes.length > 0 && (disturbancesOf(steps).size > 0 || leftCordoned);
+  return [
+    ...(drains ? [drainStage(context, part, nodes)] : []),
+    ...(hostPlan ? [hostStage(context, part, hostPlan, notChanged)] : []),
+    ...(vmChanges.length > 0 ? [vmStage(context, part, vmChanges)] : []),
+    ...(leftStopped.length > 0 ? [startStage(context, part, leftStopped)] : []),
+    ...guests.map((guest) => guestStage(context, part, guest)),
+    ...(drains ? [uncordonStage(context, part, nodes)] : []),
+  ];
+}

@@ -1,0 +1,73 @@
+// Draining a host's Kubernetes nodes before anything on it is disturbed, and uncordoning
+// them after. Nodes someone had cordoned before the first drain stay cordoned after the
+// run; the journal keeps that across an interruption.
+
+import { drainNode, uncordonNode, waitNodeReady } from '../../cluster/apply.ts';
+import type { HostPart } from '../plan.ts';
+import type { Stage } from '../scheduler.ts';
+import { REBOOT_TIMEOUT_MS, type StageContext } from './context.ts';
+
+/** The GPU nodes of the host's VMs, by name. */
+export function nodesOn({ lab, plan }: StageContext, part: HostPart): string[] {
+  return lab.vms
+    .filter((vm) => vm.host === part.node && vm.kubernetesNode)
+    .map((vm) => vm.kubernetesNode as string)
+    .filter((name) => plan.gpuNodes.some((n) => n.name === name));
+}
+
+/** The nodes that exist in the cluster now (one may have been removed since the plan). */
+async function present({ connections }: StageContext, nodes: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of nodes) if (await connections.kube.get('v1', 'Node', name)) found.push(name);
+  return found;
+}
+
+export function drainStage(context: StageContext, part: HostPart, nodes: readonly string[]): Stage {
+  const { connections, journal, options } = context;
+  return {
+    id: `${part.node}/drain`,
+    group: `host:${part.node}`,
+    fingerprint: nodes.join(','),
+    title: `drain ${nodes.join(', ')}`,
+    run: async (say) => {
+      for (const name of await present(context, nodes)) {
+        if (!journal.marked(`drained:${name}`)) {
+          const before = (await connections.kube.get('v1', 'Node', name))?.spec?.unschedulable === true;
+          await journal.mark(`cordoned-before:${name}`, before);
+          await journal.mark(`drained:${name}`, true);
+        }
+        await drainNode(connections.kube, name, {
+          timeoutMs: options.drainTimeoutMs,
+          pollMs: options.pollMs,
+        });
+        say(`drained ${name}`);
+      }
+    },
+  };
+}
+
+export function uncordonStage(context: StageContext, part: HostPart, nodes: readonly string[]): Stage {
+  const { connections, journal, options } = context;
+  return {
+    id: `${part.node}/uncordon`,
+    group: `host:${part.node}`,
+    fingerprint: nodes.join(','),
+    title: `uncordon ${nodes.join(', ')}`,
+    run: async (say) => {
+      for (const name of await present(context, nodes)) {
+        if (journal.marked(`cordoned-before:${name}`)) {
+          say(`${name} was cordoned before this run: left so`);
+          continue;
+        }
+        // The next host is drained only once this one's nodes serve again.
+        await waitNodeReady(connections.kube, name, {
+          timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
+          pollMs: options.pollMs,
+        });
+        await uncordonNode(connections.kube, name);
+        await journal.mark(`drained:${name}`, false);
+        say(`uncordoned ${name}`);
+      }
+    },
+  };
+}

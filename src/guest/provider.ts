@@ -1,0 +1,57 @@
+// One interface for every guest OS a node VM runs (kind's providers: docker, podman,
+// nerdctl behind one Provider). The engine and the guest commands ask the provider of a
+// VM's `os` for that VM's guest layer and never branch on the OS themselves; a new guest
+// OS is a new provider in providers.ts and a new member of the lab file's VM union.
+
+import type { HostAccess } from '../access/host.ts';
+import type { NodeVm } from '../config/lab.ts';
+import type { Layer, LayerPlan } from '../core/model.ts';
+import type { ImageFactory } from './talos/factory.ts';
+import type { Talosctl } from './talos/talosctl.ts';
+import type { OsImageSource } from './talos/version.ts';
+
+/** What a guest layer may reach; the engine (or a guest command) supplies it. */
+export interface GuestEnvironment {
+  /** Opens a guest's shell over SSH; a new connection each call. */
+  openShell(vm: NodeVm): Promise<HostAccess>;
+  talosctl: Talosctl | undefined;
+  factory: ImageFactory;
+  /** Where a VM's Kubernetes node says which OS image it runs (the Talos version without talosctl). */
+  osImage(vm: NodeVm): OsImageSource | undefined;
+  /** Where the files of a change a person carries out are written (a folder per node within). */
+  outRoot: string;
+  rebootTimeoutMs?: number;
+  pollMs?: number;
+}
+
+export interface GuestPlan extends LayerPlan {
+  /** What the plan acts on, in words: `Ubuntu guest root@10.0.0.5`, `Talos node 10.0.0.6: installer …`. */
+  title: string;
+  /** What a person should know before apply (Talos without talosctl: the change is written to files). */
+  notes?: string[];
+}
+
+/** What applying a guest plan did. */
+export interface GuestApplyResult {
+  /** False when the change was written to files for a person to carry out (`commands`). */
+  applied: boolean;
+  /** When not applied: why not, what it was for (`talos 10.0.0.6`) and which change (`the Talos change`). */
+  manual?: { reason: string; target: string; change: string };
+  files: string[];
+  commands: string[];
+  /** What the provider reports beyond that (installed, rebooted…), for --json. */
+  detail: Record<string, unknown>;
+}
+
+/** A guest layer bound to one VM; `close` lets go of the connection it holds, if any. */
+export interface GuestLayer<Facts = unknown, Plan extends GuestPlan = GuestPlan>
+  extends Layer<Facts, Plan, GuestApplyResult> {
+  close(): Promise<void>;
+}
+
+export interface GuestProvider<Vm extends NodeVm = NodeVm> {
+  readonly os: Vm['os'];
+  /** Why the lab file gives no way to reach this VM's guest, or undefined. */
+  missing(vm: Vm): string | undefined;
+  layer(vm: Vm, environment: GuestEnvironment): GuestLayer;
+}

@@ -1,0 +1,49 @@
+// The Ubuntu guest provider: facts read over SSH, the kernel package installed with apt,
+// a reboot when i915 needs one.
+
+import type { HostAccess } from '../../access/host.ts';
+import type { UbuntuVm } from '../../config/lab.ts';
+import type { GuestLayer, GuestPlan, GuestProvider } from '../provider.ts';
+import { applyUbuntuPlan } from './apply.ts';
+import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
+import { planUbuntu, type UbuntuPlan, ubuntuChecks } from './plan.ts';
+
+export const ubuntuProvider: GuestProvider<UbuntuVm> = {
+  os: 'ubuntu',
+  missing: (vm) =>
+    vm.guest ? undefined : `VM ${vm.vmid} (ubuntu) has no guest: ssh://user@address in the lab file`,
+  layer(vm, environment): GuestLayer<UbuntuGuestFacts, UbuntuPlan & GuestPlan> {
+    // One connection for gather and apply; a reboot hands over a new one.
+    let shell: HostAccess | undefined;
+    const open = async () => {
+      shell ??= await environment.openShell(vm);
+      return shell;
+    };
+    return {
+      name: `guest of VM ${vm.vmid} (ubuntu)`,
+      gather: async () => gatherUbuntuFacts(await open()),
+      plan: (facts) => ({ ...planUbuntu(facts), title: `VM ${vm.vmid} — Ubuntu guest ${facts.target}` }),
+      apply: async (plan, { say }) => {
+        const result = await applyUbuntuPlan(await open(), plan, {
+          reconnect: () => environment.openShell(vm),
+          rebootTimeoutMs: environment.rebootTimeoutMs,
+          pollMs: environment.pollMs,
+          progress: say,
+        });
+        shell = result.guest;
+        return {
+          applied: true,
+          files: [],
+          commands: [],
+          detail: { installed: result.installed, rebooted: result.rebooted },
+        };
+      },
+      verify: async () => ubuntuChecks(await gatherUbuntuFacts(await open())),
+      close: async () => {
+        const open = shell;
+        shell = undefined;
+        await open?.close();
+      },
+    };
+  },
+};
