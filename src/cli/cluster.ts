@@ -202,11 +202,15 @@ export function registerCluster(program: Command): void {
     command.action(async (options: ClusterOptions & { timeout: number }) => {
       const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
       const { kube } = await open(options);
+      const done: string[] = [];
       for (const node of options.node ?? []) {
         if (verb === 'drain') await drainNode(kube, node, { timeoutMs: options.timeout * 1000 });
         else await uncordonNode(kube, node);
-        process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
+        done.push(node);
+        if (!options.json) process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);
       }
+      // One envelope for the whole command: the nodes done, in order.
+      if (options.json) process.stdout.write(jsonText(`cluster ${verb}`, { nodes: done }));
     });
   }
 }

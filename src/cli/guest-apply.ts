@@ -14,7 +14,7 @@ import {
   planGuest,
 } from './guest-options.ts';
 import { jsonText } from './json.ts';
-import { holdLabLock } from './lab-lock.ts';
+import { withLabLock } from './lab-lock.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -46,46 +46,54 @@ export function registerGuestApply(guest: Command): void {
     const say = (text: string) => {
       if (!options.json) process.stdout.write(text);
     };
-    let releaseLock: (() => Promise<void>) | undefined;
     try {
       const works: GuestWork[] = [];
       for (const entry of guests.layers) works.push(await planGuest(entry));
       for (const work of works) say(renderLayerPlan(work.plan.title, work.plan.checks, work.plan.steps));
       const todo = works.filter((w) => w.plan.steps.length > 0);
-      if (todo.length === 0) return;
-      if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
-      releaseLock = await holdLabLock(options.lab);
-      const report: unknown[] = [];
-      const manual: { vm: string; reason: string; change: string }[] = [];
-      let failed = false;
-      for (const work of todo) {
-        const result = await work.layer.apply(work.plan, { say: (line) => say(`  ${line}\n`) });
-        if (!result.applied) {
-          say(
-            `  ${result.manual?.reason ?? 'not applied'}; wrote ${result.files.join(', ')}. Run:\n${result.commands.map((c) => `    ${c}\n`).join('')}`,
-          );
-          report.push({ vmid: work.vm.vmid, applied: false, files: result.files, commands: result.commands });
-          manual.push({
-            vm: `VM ${work.vm.vmid}`,
-            reason: result.manual?.reason ?? 'not applied',
-            change: result.manual?.change ?? 'the change',
-          });
-          continue;
-        }
-        const checks = await work.layer.verify();
-        failed ||= checks.some((c) => c.status === 'fail');
-        say(renderChecks(checks));
-        report.push({ vmid: work.vm.vmid, applied: true, files: result.files, ...result.detail, checks });
+      if (todo.length === 0) {
+        if (options.json) process.stdout.write(jsonText('guest apply', []));
+        return;
       }
-      if (options.json) process.stdout.write(jsonText('guest apply', report));
-      if (manual.length > 0 && !failed)
-        throw new ManualStepError(
-          `${manual[0]?.reason}: ${manual[0]?.change} for ${manual.map((m) => m.vm).join(', ')} is written, not applied`,
-          { fix: 'run the printed commands, then igpu-split guest verify' },
-        );
+      if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
+      const failed = await withLabLock(options.lab, async () => {
+        const report: unknown[] = [];
+        const manual: { vm: string; reason: string; change: string }[] = [];
+        let failed = false;
+        for (const work of todo) {
+          const result = await work.layer.apply(work.plan, { say: (line) => say(`  ${line}\n`) });
+          if (!result.applied) {
+            say(
+              `  ${result.manual?.reason ?? 'not applied'}; wrote ${result.files.join(', ')}. Run:\n${result.commands.map((c) => `    ${c}\n`).join('')}`,
+            );
+            report.push({
+              vmid: work.vm.vmid,
+              applied: false,
+              files: result.files,
+              commands: result.commands,
+            });
+            manual.push({
+              vm: `VM ${work.vm.vmid}`,
+              reason: result.manual?.reason ?? 'not applied',
+              change: result.manual?.change ?? 'the change',
+            });
+            continue;
+          }
+          const checks = await work.layer.verify();
+          failed ||= checks.some((c) => c.status === 'fail');
+          say(renderChecks(checks));
+          report.push({ vmid: work.vm.vmid, applied: true, files: result.files, ...result.detail, checks });
+        }
+        if (options.json) process.stdout.write(jsonText('guest apply', report));
+        if (manual.length > 0 && !failed)
+          throw new ManualStepError(
+            `${manual[0]?.reason}: ${manual[0]?.change} for ${manual.map((m) => m.vm).join(', ')} is written, not applied`,
+            { fix: 'run the printed commands, then igpu-split guest verify' },
+          );
+        return failed;
+      });
       process.exitCode = failed ? 1 : 0;
     } finally {
-      await releaseLock?.();
       await guests.close();
     }
   });

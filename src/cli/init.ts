@@ -111,40 +111,43 @@ async function checkInitOptions(options: InitOptions): Promise<void> {
 /** The node VMs: from --vm, else asked at a terminal, else none. */
 async function chooseVms(specs: string[] | undefined, nodes: DiscoveredNode[]): Promise<ChosenVm[]> {
   const all = nodes.flatMap((n) => n.vms.map((vm) => ({ ...vm, node: n.node })));
-  if (specs) return specs.map((spec) => vmFromSpec(spec, all));
+  // The guest OSes are the guest providers' (src/guest/providers.ts).
+  const { GUEST_OSES } = await import('../guest/providers.ts');
+  if (specs) return specs.map((spec) => vmFromSpec(spec, all, GUEST_OSES));
   if (!process.stdin.isTTY) return [];
-  return askVms(all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu));
+  return askVms(
+    all.filter((v) => nodes.find((n) => n.node === v.node)?.gpu),
+    GUEST_OSES,
+  );
 }
 
-function vmFromSpec(spec: string, all: Candidate[]): ChosenVm {
-  const match = /^(\d+):(ubuntu|talos)$/.exec(spec);
+function vmFromSpec(spec: string, all: Candidate[], oses: readonly ChosenVm['os'][]): ChosenVm {
+  const match = /^(\d+):(\w+)$/.exec(spec);
+  const os = oses.find((name) => name === match?.[2]);
   const vm = match ? all.find((v) => v.vmid === Number(match[1])) : undefined;
-  if (!match || !vm)
-    throw new UsageError(`--vm ${spec}: not VMID:ubuntu|talos of a VM Proxmox shows`, {
+  if (!match || !vm || !os)
+    throw new UsageError(`--vm ${spec}: not VMID:${oses.join('|')} of a VM Proxmox shows`, {
       fix: `VMs: ${all.map((v) => v.vmid).join(', ') || 'none'}`,
     });
-  return { vmid: vm.vmid, node: vm.node, os: match[2] as 'ubuntu' | 'talos', name: vm.name };
+  return { vmid: vm.vmid, node: vm.node, os, name: vm.name };
 }
 
-async function askVms(candidates: Candidate[]): Promise<ChosenVm[]> {
+async function askVms(candidates: Candidate[], oses: readonly ChosenVm['os'][]): Promise<ChosenVm[]> {
+  const choices = oses.map((os) => `[${os[0]}]${os.slice(1)}`).join(' / ');
   const chosen: ChosenVm[] = [];
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
   try {
     for (const vm of candidates) {
       const answer = (
         await prompt.question(
-          `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? [u]buntu / [t]alos / [N]o `,
+          `VM ${vm.vmid} ${vm.name ?? ''} on ${vm.node}: a Kubernetes node? ${choices} / [N]o `,
         )
       )
         .trim()
         .toLowerCase();
-      if (answer.startsWith('u') || answer.startsWith('t'))
-        chosen.push({
-          vmid: vm.vmid,
-          node: vm.node,
-          os: answer.startsWith('u') ? 'ubuntu' : 'talos',
-          name: vm.name,
-        });
+      // An OS by its first letter; anything else is no.
+      const os = oses.find((name) => answer.startsWith(name.slice(0, 1)));
+      if (os) chosen.push({ vmid: vm.vmid, node: vm.node, os, name: vm.name });
     }
   } finally {
     prompt.close();
@@ -160,7 +163,7 @@ async function labText(
   nodes: DiscoveredNode[],
   chosen: ChosenVm[],
 ): Promise<string> {
-  const [{ labFileText, withTalosVersions }, { parseLab }, { pathForLabFile }, { findTalosctl, talosctlAt }] =
+  const [{ labFileText, withGuestLines }, { parseLab }, { pathForLabFile }, { findTalosctl, talosctlAt }] =
     await Promise.all([
       import('../engine/init.ts'),
       import('../config/load.ts'),
@@ -172,12 +175,12 @@ async function labText(
     secret: 'file' in secret ? { file: pathForLabFile(secret.file, options.out) } : secret,
     trust: 'caFile' in trust ? { caFile: pathForLabFile(trust.caFile, options.out) } : trust,
   };
-  // The version a Talos node runs is written as read from it, never assumed.
+  // What a guest runs (a Talos version) is written as read from it, never assumed.
   const talosctl = await findTalosctl();
   const text = labFileText(
     { url: options.url, token: options.token, secret: written.secret, trust: written.trust },
     nodes,
-    await withTalosVersions(chosen, talosctl ? talosctlAt(talosctl) : undefined),
+    await withGuestLines(chosen, talosctl ? talosctlAt(talosctl) : undefined),
   );
   parseLab(text, options.out);
   return text;

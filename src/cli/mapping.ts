@@ -77,7 +77,10 @@ function registerMappingApply(mapping: Command): void {
             target: api.target,
             fix: failing.fix,
           });
-        if (plan.steps.length === 0) return;
+        if (plan.steps.length === 0) {
+          if (options.json) process.stdout.write(jsonText('mapping apply', { plan, changed: false }));
+          return;
+        }
         if (!options.yes) await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan');
         const { applyMappingPlan } = await import('../mapping/apply.ts');
         const result = await withLabLock(options.lab, () => applyMappingPlan(api, plan));

@@ -43,7 +43,10 @@ export function registerVmApply(vm: Command): void {
           process.exitCode = 1;
           return;
         }
-        if (plan.changes.length === 0) return;
+        if (plan.changes.length === 0) {
+          if (options.json) process.stdout.write(jsonText('vm apply', { plan, done: [] }));
+          return;
+        }
         if (!options.yes) await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan');
         const { applyVmPlan } = await import('../vm/apply.ts');
         const consents = [

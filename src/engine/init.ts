@@ -2,10 +2,11 @@
 // the nodes (with their iGPU, when Proxmox sees one) and the VMs chosen as Kubernetes
 // nodes — checked with the lab schema before it is written.
 
+import type { NodeVm } from '../config/lab.ts';
 import { IgpuSplitError } from '../core/errors.ts';
 import { clip } from '../core/text.ts';
+import { providerNamed } from '../guest/providers.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
-import { readRunningVersion } from '../guest/talos/version.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
 
@@ -47,38 +48,21 @@ export async function discover(api: ProxmoxApi): Promise<DiscoveredNode[]> {
 export interface ChosenVm {
   vmid: number;
   node: string;
-  os: 'ubuntu' | 'talos';
+  os: NodeVm['os'];
   name?: string;
-  /** For a Talos VM: the version its node runs, when talosctl could tell. */
-  talosVersion?: string;
-  /** …or why talosctl could not tell (written as a comment). */
-  talosVersionUnread?: string;
+  /** What its guest provider writes under the entry (guest:, talos: …), once asked. */
+  guestLines?: string[];
 }
 
-/**
- * The version each chosen Talos VM runs, asked with talosctl at the address init writes
- * (the VM's name). A node talosctl cannot ask gets no version: plan reads it later.
- */
-export async function withTalosVersions(
+/** Each chosen VM with the keys its guest provider writes, read from the guest where it can. */
+export async function withGuestLines(
   chosen: ChosenVm[],
   talosctl: Talosctl | undefined,
 ): Promise<ChosenVm[]> {
   return Promise.all(
-    chosen.map(async (vm) => {
-      if (vm.os !== 'talos' || !talosctl) return vm;
-      try {
-        const running = await readRunningVersion(talosAddress(vm), talosctl, undefined);
-        return running ? { ...vm, talosVersion: running.version } : vm;
-      } catch (error) {
-        // expected: IgpuSplitError — talosctl failed or answered garbage: a note in the file; the rest is thrown
-        if (!(error instanceof IgpuSplitError)) throw error;
-        return { ...vm, talosVersionUnread: clip(error.message, 100) };
-      }
-    }),
+    chosen.map(async (vm) => ({ ...vm, guestLines: await providerNamed(vm.os).initLines(vm, { talosctl }) })),
   );
 }
-
-const talosAddress = (vm: ChosenVm) => vm.name ?? `vm${vm.vmid}`;
 
 export interface InitAnswers {
   url: string;
@@ -132,15 +116,7 @@ export function labFileText(
       `    os: ${vm.os}`,
       '    vgpu: auto',
       ...(vm.name ? [`    kubernetesNode: ${vm.name}`] : []),
-      ...(vm.os === 'ubuntu'
-        ? [`    guest: "ssh://ubuntu@${vm.name ?? `vm${vm.vmid}`}"`]
-        : [
-            vm.talosVersion
-              ? `    talos: { node: ${talosAddress(vm)}, version: ${vm.talosVersion} }   # the address talosctl uses; the version it runs now`
-              : `    talos: { node: ${talosAddress(vm)} }   # the address talosctl uses; plan reads the version the node runs${
-                  vm.talosVersionUnread ? ` (init could not: ${vm.talosVersionUnread})` : ''
-                }`,
-          ]),
+      ...(vm.guestLines ?? []),
     ]),
     '# Other VMs Proxmox shows:',
     ...nodes.flatMap((n) =>

@@ -54,4 +54,11 @@ export interface GuestProvider<Vm extends NodeVm = NodeVm> {
   /** Why the lab file gives no way to reach this VM's guest, or undefined. */
   missing(vm: Vm): string | undefined;
   layer(vm: Vm, environment: GuestEnvironment): GuestLayer;
+  /**
+   * The keys `init` writes under a VM entry it discovered (indented, with comments), reading
+   * what it can — the Talos version from talosctl, never assumed.
+   */
+  initLines(vm: { vmid: number; name?: string }, tools: { talosctl?: Talosctl }): Promise<string[]>;
+  /** `guest render`: the files a GitOps user commits instead of letting apply change the guest. */
+  render(vm: Vm, dir: string, tools: { factory: ImageFactory }): Promise<string[]>;
 }

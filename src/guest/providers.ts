@@ -22,3 +22,11 @@ export function guestLayer(vm: NodeVm, environment: GuestEnvironment): GuestLaye
   const provider = providerOf(vm);
   return provider.missing(vm) === undefined ? provider.layer(vm, environment) : undefined;
 }
+
+/** The guest OSes a lab file's VM entry can name, as `os:` takes them. */
+export const GUEST_OSES = Object.keys(PROVIDERS) as NodeVm['os'][];
+
+/** The provider of a guest OS by name (init's choice). */
+export function providerNamed(os: NodeVm['os']): GuestProvider {
+  return PROVIDERS[os] as unknown as GuestProvider;
+}

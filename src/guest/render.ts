@@ -1,13 +1,11 @@
 // GitOps: the files a user commits instead of letting igpu-split change the guests —
-// per node VM of the lab file, cloud-init user-data (Ubuntu) or the Image Factory
-// schematic and the machine-config patch (Talos).
+// per node VM of the lab file, what its guest provider renders (cloud-init user-data for
+// Ubuntu; the Image Factory schematic and the machine-config patch for Talos).
 
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../config/lab.ts';
+import { providerOf } from './providers.ts';
 import { ImageFactory } from './talos/factory.ts';
-import { planTalos, writeTalosFiles } from './talos/plan.ts';
-import { ubuntuUserData } from './ubuntu/cloud-init.ts';
 
 export async function renderGuests(
   lab: Lab,
@@ -29,21 +27,9 @@ async function renderEach(
   factory: ImageFactory,
   written: string[],
 ): Promise<string[]> {
-  for (const vm of lab.vms) {
-    const dir = join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`);
-    if (vm.os === 'ubuntu') {
-      await mkdir(dir, { recursive: true });
-      const file = join(dir, 'user-data.yaml');
-      await writeFile(file, ubuntuUserData({ hostname: vm.kubernetesNode }));
-      written.push(file);
-    } else if (vm.talos) {
-      const plan = await planTalos(
-        vm.talos,
-        { node: vm.talos.node, extensions: undefined, dri: undefined },
-        factory,
-      );
-      written.push(...(await writeTalosFiles(plan, dir)));
-    }
-  }
+  for (const vm of lab.vms)
+    written.push(
+      ...(await providerOf(vm).render(vm, join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`), { factory })),
+    );
   return written;
 }

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { parseLab } from '../../src/config/load.ts';
 import { type IgpuSplitError, RefusedError, TargetError, UsageError } from '../../src/core/errors.ts';
 import { talosctlVersionText } from '../../src/demo/machines.ts';
-import { labFileText, withTalosVersions } from '../../src/engine/init.ts';
+import { labFileText, withGuestLines } from '../../src/engine/init.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
 import { planTalos, type TalosFacts } from '../../src/guest/talos/plan.ts';
 import type { TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
@@ -172,10 +172,10 @@ test('plan names the change, and a node already converged on another version sti
 
 test('init writes the version talosctl reads from the node, and none when it cannot', async () => {
   const vm = { vmid: 102, node: 'pve2', os: 'talos' as const, name: 'talos-1' };
-  const read = await withTalosVersions([vm], answering(talosctlVersionText('talos-1', 'v1.11.6')));
-  assert.equal(read[0]?.talosVersion, 'v1.11.6');
-  const unread = await withTalosVersions([vm], answering('', 1, 'connection refused'));
-  assert.equal(unread[0]?.talosVersion, undefined);
+  const read = await withGuestLines([vm], answering(talosctlVersionText('talos-1', 'v1.11.6')));
+  assert.match(read[0]?.guestLines?.join('\n') ?? '', /version: v1\.11\.6/);
+  const unread = await withGuestLines([vm], answering('', 1, 'connection refused'));
+  assert.doesNotMatch(unread[0]?.guestLines?.join('\n') ?? '', /version:/);
   const answers = {
     url: 'https://pve.example:8006',
     token: 'root@pam!t',

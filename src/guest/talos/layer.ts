@@ -4,17 +4,23 @@
 
 import { join } from 'node:path';
 import type { TalosVm } from '../../config/lab.ts';
+import { IgpuSplitError } from '../../core/errors.ts';
+import { clip } from '../../core/text.ts';
 import type { GuestLayer, GuestPlan, GuestProvider } from '../provider.ts';
 import {
   applyTalosPlan,
   gatherTalosFacts,
   lookUpTalos,
+  planTalos,
   planTalosFrom,
   type TalosFacts,
   type TalosLookup,
   type TalosPlan,
   verifyTalos,
+  writeTalosFiles,
 } from './plan.ts';
+import type { Talosctl } from './talosctl.ts';
+import { readRunningVersion } from './version.ts';
 
 type TalosLayerFacts = TalosFacts & { lookup: TalosLookup };
 
@@ -22,6 +28,28 @@ export const talosProvider: GuestProvider<TalosVm> = {
   os: 'talos',
   missing: (vm) =>
     vm.talos ? undefined : `VM ${vm.vmid} (talos) has no talos: { node, version } in the lab file`,
+  async initLines(vm, { talosctl }) {
+    // The address init writes is the VM's name: the one talosctl is asked at.
+    const address = vm.name ?? `vm${vm.vmid}`;
+    const read = await runningVersion(address, talosctl);
+    return [
+      'version' in read
+        ? `    talos: { node: ${address}, version: ${read.version} }   # the address talosctl uses; the version it runs now`
+        : `    talos: { node: ${address} }   # the address talosctl uses; plan reads the version the node runs${
+            read.unread ? ` (init could not: ${read.unread})` : ''
+          }`,
+    ];
+  },
+  async render(vm, dir, { factory }) {
+    if (!vm.talos) return [];
+    // Nothing is read from the node: the files are what the lab file asks for.
+    const plan = await planTalos(
+      vm.talos,
+      { node: vm.talos.node, extensions: undefined, dri: undefined },
+      factory,
+    );
+    return writeTalosFiles(plan, dir);
+  },
   layer(vm, environment): GuestLayer<TalosLayerFacts, TalosPlan & GuestPlan> {
     const spec = vm.talos;
     if (!spec) throw new Error(`VM ${vm.vmid} has no talos: entry (ask missing() first)`);
@@ -67,3 +95,19 @@ export const talosProvider: GuestProvider<TalosVm> = {
     };
   },
 };
+
+/** The version a node runs as talosctl tells it, why it could not, or nothing without talosctl. */
+async function runningVersion(
+  address: string,
+  talosctl: Talosctl | undefined,
+): Promise<{ version: string } | { unread?: string }> {
+  if (!talosctl) return {};
+  try {
+    const running = await readRunningVersion(address, talosctl, undefined);
+    return running ? { version: running.version } : {};
+  } catch (error) {
+    // expected: IgpuSplitError — talosctl failed or answered garbage: a note in the file; the rest is thrown
+    if (!(error instanceof IgpuSplitError)) throw error;
+    return { unread: clip(error.message, 100) };
+  }
+}

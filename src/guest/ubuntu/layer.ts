@@ -1,10 +1,13 @@
 // The Ubuntu guest provider: facts read over SSH, the kernel package installed with apt,
 // a reboot when i915 needs one.
 
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { HostAccess } from '../../access/host.ts';
 import type { UbuntuVm } from '../../config/lab.ts';
 import type { GuestLayer, GuestPlan, GuestProvider } from '../provider.ts';
 import { applyUbuntuPlan } from './apply.ts';
+import { ubuntuUserData } from './cloud-init.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
 import { planUbuntu, type UbuntuPlan, ubuntuChecks } from './plan.ts';
 
@@ -12,6 +15,13 @@ export const ubuntuProvider: GuestProvider<UbuntuVm> = {
   os: 'ubuntu',
   missing: (vm) =>
     vm.guest ? undefined : `VM ${vm.vmid} (ubuntu) has no guest: ssh://user@address in the lab file`,
+  initLines: async (vm) => [`    guest: "ssh://ubuntu@${vm.name ?? `vm${vm.vmid}`}"`],
+  async render(vm, dir) {
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'user-data.yaml');
+    await writeFile(file, ubuntuUserData({ hostname: vm.kubernetesNode }));
+    return [file];
+  },
   layer(vm, environment): GuestLayer<UbuntuGuestFacts, UbuntuPlan & GuestPlan> {
     // One connection for gather and apply; a reboot hands over a new one.
     let shell: HostAccess | undefined;
