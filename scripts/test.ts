@@ -51,7 +51,12 @@ const tests = spawnSync(
     `--test-reporter-destination=${tap}`,
     ...(named.length > 0 ? named : fast ? TIERS.fast : Object.values(TIERS).flat()),
   ],
-  { stdio: 'inherit' },
+  {
+    stdio: 'inherit',
+    // Each test file is a process of its own: node's compile cache (the folder
+    // bin/igpu-split.js uses) keeps the stripped sources and dependencies compiled between them.
+    env: { NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache'), ...process.env },
+  },
 );
 // No file when the runner stopped before any report.
 const counts = existsSync(tap) ? readFileSync(tap, 'utf8') : '';

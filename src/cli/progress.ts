@@ -9,8 +9,18 @@ import { startDrawing } from './output.ts';
 type Outcome = 'done' | 'skipped' | 'failed' | 'not started';
 
 interface Pending {
+  outcome: Promise<Outcome>;
   settle(outcome: Outcome): void;
   output?: (line: string) => void;
+}
+
+/** A stage's outcome to come, made when the stages are announced: every one can be settled. */
+function pendingStage(): Pending {
+  let settle: (outcome: Outcome) => void = () => {};
+  const outcome = new Promise<Outcome>((resolve) => {
+    settle = resolve;
+  });
+  return { outcome, settle: (result) => settle(result) };
 }
 
 export interface ProgressReporter extends Reporter {
@@ -33,19 +43,14 @@ export async function progressReporter(options: {
   let journalKept: string | undefined;
 
   const stageTask = (stage: Stage) => {
-    let settle: (outcome: Outcome) => void = () => {};
-    const outcome = new Promise<Outcome>((resolve) => {
-      settle = resolve;
-    });
-    const entry: Pending = { settle };
-    pending.set(stage.id, entry);
+    const entry = pending.get(stage.id) ?? pendingStage();
     return {
       title: stage.title,
       task: async (_ctx: unknown, task: { output: string; skip(message: string): void }) => {
         entry.output = (line) => {
           task.output = line;
         };
-        const result = await outcome;
+        const result = await entry.outcome;
         if (result === 'skipped') task.skip('done by an earlier run');
         if (result === 'not started') task.skip('not started');
         if (result === 'failed') throw new Error(`${stage.title}: failed`);
@@ -66,6 +71,8 @@ export async function progressReporter(options: {
   });
 
   const draw = (event: Extract<ApplyEvent, { kind: 'stages' }>) => {
+    // Every stage is pending from now on, also those of groups the display has not reached.
+    for (const stage of event.groups.flatMap((g) => g.stages)) pending.set(stage.id, pendingStage());
     const hosts = event.groups.filter((g) => g.group.startsWith('host:'));
     const list = new Listr(
       [
@@ -74,7 +81,7 @@ export async function progressReporter(options: {
           title: event.parallel > 1 ? `hosts, ${event.parallel} at a time` : 'hosts, one at a time',
           enabled: hosts.length > 0,
           task: (_: unknown, parent: Parent) =>
-            parent.newListr(hosts.map(groupTask), { concurrent: event.parallel, exitOnError: false }),
+            parent.newListr(hosts.map(groupTask), { concurrent: event.parallel, exitOnError: true }),
         },
         ...event.groups.filter((g) => g.group === 'lab-end').map(groupTask),
       ] as never,
@@ -87,7 +94,7 @@ export async function progressReporter(options: {
             : 'default',
         fallbackRenderer: 'simple',
         rendererOptions: { collapseSubtasks: false },
-        exitOnError: false,
+        exitOnError: true,
         // Interrupts are the CLI's (main.ts): listr2's own handler exits with 127.
         registerSignalListeners: false,
       } as never,

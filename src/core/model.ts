@@ -41,8 +41,9 @@ export interface Step {
 
 /**
  * What every layer's plan is: checks (what was seen), steps in the order apply carries them
- * out, and — when the layer cannot be applied — why, in one line. A layer's own plan type
- * adds what its apply needs; the engine, the CLI and `--json` read only these three.
+ * out (a step needs the ones before it), and — when the layer cannot be applied — why, in
+ * one line. A layer's own plan type adds what its apply needs; the lab plan's sections,
+ * its refusal and `plan --json` read only these three.
  */
 export interface LayerPlan<S extends Step = Step> {
   checks: Check[];

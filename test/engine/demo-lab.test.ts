@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
-import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
+import type { DemoLab } from '../../src/demo/lab.ts';
 import { applyLab } from '../../src/engine/apply-lab.ts';
 import { Journal } from '../../src/engine/journal.ts';
 import { lockLine } from '../../src/engine/lock-holder.ts';
@@ -16,17 +16,9 @@ import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engin
 import { rollbackLab } from '../../src/engine/rollback.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
 import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
+import { withDemo } from '../support/demo.ts';
 
 const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
-
-async function withDemo(body: (demo: DemoLab) => Promise<void>) {
-  const demo = await startDemoLab();
-  try {
-    await body(demo);
-  } finally {
-    await demo.close();
-  }
-}
 
 async function applyAll(
   demo: DemoLab,

@@ -5,18 +5,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openKube } from '../../src/cluster/kube.ts';
-import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
+import type { DemoLab } from '../../src/demo/lab.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
 import { K } from '../../src/sim/kube/controllers.ts';
-
-async function withDemo(body: (demo: DemoLab) => Promise<void>) {
-  const demo = await startDemoLab();
-  try {
-    await body(demo);
-  } finally {
-    await demo.close();
-  }
-}
+import { withDemo } from '../support/demo.ts';
 
 /** The device plugin sharing each GPU twice, and one pod on k3s-1 holding one share. */
 function pluginAndPod(demo: DemoLab): void {
