@@ -3,14 +3,12 @@
 
 import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { z } from 'zod';
 import { errnoText, hasErrno, TargetError } from '../core/errors.ts';
-import { clip, controlAt } from '../core/text.ts';
+import { clip } from '../core/text.ts';
 import {
   type CommandResult,
   type DirEntry,
   type EntryType,
-  HOST_ERROR_CODES,
   type HostAccess,
   HostError,
   type HostErrorCode,
@@ -24,36 +22,6 @@ export const MANIFEST = 'igpu-split-capture.json';
 
 /** The folder `capture` packs the tree in. */
 export const CAPTURE_FOLDER = 'igpu-split-capture';
-
-/** A host path as a manifest holds it: absolute, and nothing a terminal would act on. */
-const HostPath = z
-  .string()
-  .startsWith('/')
-  .refine((path) => controlAt(path, '') < 0, 'holds a control character');
-
-/**
- * The manifest as `capture` writes it (src/capture/capture.ts); `special` is absent in
- * older ones. An archive may come from anyone: a message is printed only clipped to one
- * line without control characters.
- */
-export const ManifestSchema = z.object({
-  tool: z.literal('igpu-split'),
-  version: z.string(),
-  target: z.string(),
-  capturedAt: z.string(),
-  // Each is looked for under the tree: a `..` would look outside it.
-  files: z.array(
-    HostPath.refine((path) => !path.split('/').includes('..'), 'leads out of the tree (a .. in it)'),
-  ),
-  unreadable: z.array(
-    z.object({
-      path: HostPath,
-      code: z.enum(HOST_ERROR_CODES),
-      message: z.string().transform((message) => clip(message, 300)),
-    }),
-  ),
-  special: z.array(HostPath).optional(),
-});
 
 const NOT_REGULAR = (path: string) => `${path}: not a regular file (a pipe or a device)`;
 
@@ -131,6 +99,8 @@ export class CapturedRoot implements HostAccess {
         throw refuse('missing: without it a file the host could not read would look absent');
       return;
     }
+    // Loaded only when there is a manifest: doctor on a plain tree never loads zod.
+    const { ManifestSchema } = await import('./capture-manifest.ts');
     let parsed: ReturnType<typeof ManifestSchema.safeParse>;
     try {
       parsed = ManifestSchema.safeParse(JSON.parse(text));

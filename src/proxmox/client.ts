@@ -5,12 +5,12 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
-import { Agent, buildConnector, fetch } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import { ENV_NAME } from '../config/lab.ts';
 import { shownPath } from '../config/paths.ts';
 import { errnoText, IgpuSplitError, TargetError, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
-import { AnswerTooLarge, readAnswer } from '../core/http-answer.ts';
+import { AnswerTooLarge, type Exchanged, exchange } from '../core/http-answer.ts';
 import {
   causeCode,
   certificateProblem,
@@ -359,30 +359,28 @@ export class ProxmoxClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(params);
     }
-    const response = await fetch(url, {
-      method,
-      headers,
-      body,
-      dispatcher: await this.agent(),
-      redirect: 'manual',
+    const response = await exchange(
+      await this.agent(),
+      { origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, body },
       // Connecting and answering have their own timeouts in the agent; this is the backstop.
-      signal: AbortSignal.timeout(this.options.connectTimeoutMs + this.options.requestTimeoutMs),
-    });
-    const text = await readAnswer(response);
+      this.options.connectTimeoutMs + this.options.requestTimeoutMs,
+    );
+    const text = response.text;
     const where = `${method} ${path}`;
-    const redirect = redirectProblem(response.status, response.headers.get('location'));
+    const redirect = redirectProblem(response.status, header(response.headers, 'location'));
     if (redirect)
       throw new TargetError(`${where}: ${redirect}`, {
         target: this.target,
         fix: 'give the Proxmox API itself (https://<node>:8006), not a proxy or login page',
       });
-    if (!response.ok) throw this.httpError(response.status, response.statusText, where, text);
+    if (response.status < 200 || response.status > 299)
+      throw this.httpError(response.status, response.statusText, where, text);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       // expected: SyntaxError from JSON.parse — rethrown as a TargetError. The body is not quoted: whatever answered may echo what it was sent.
-      const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type';
+      const type = header(response.headers, 'content-type')?.split(';')[0] ?? 'no content type';
       throw new TargetError(`${where}: the answer is not JSON (${type}, ${text.length} bytes)`, {
         target: this.target,
         fix: 'check that the URL points at the Proxmox API (https://host:8006), not a proxy or login page',
@@ -501,4 +499,10 @@ function retriable(error: unknown): boolean {
   if (error instanceof TargetError || error instanceof UsageError) return false;
   const code = causeCode(error);
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+}
+
+/** One header of an answer (undici gives a repeated one as a list: the first counts). */
+function header(headers: Exchanged['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
