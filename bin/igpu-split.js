@@ -13,11 +13,8 @@ if (major < 22) {
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 
-// Certificates are always verified: NODE_TLS_REJECT_UNAUTHORIZED goes before the first
-// connection and before a restart below (src/cli/insecure-tls.ts says why).
-const { dropInsecureTlsVariable } = await import('../dist/cli/insecure-tls.js');
-const notice = dropInsecureTlsVariable();
-if (notice) process.stderr.write(notice);
+// Certificates are always verified: the program drops NODE_TLS_REJECT_UNAUTHORIZED before
+// its first connection (src/cli/insecure-tls.ts says why), in the restarted process too.
 
 // The whole-lab commands run with a smaller V8 young generation, which keeps a plan for
 // 500 hosts under 300 MB (BENCHMARKS.md) at a few percent of speed. The flag must be

@@ -12,6 +12,7 @@ import {
   renderPlanSections,
 } from './lab-run.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
 interface ApplyFlags extends LabRunOptions {
@@ -46,7 +47,7 @@ export function registerApply(program: Command): void {
         { planSections },
         { verifyLab, worstOfChains },
         { progressReporter },
-        { jsonText, planView },
+        { planView },
       ] = await Promise.all([
         import('../engine/apply-lab.ts'),
         import('../engine/plan.ts'),

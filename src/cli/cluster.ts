@@ -5,8 +5,6 @@ import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
-import { jsonText } from './json.ts';
-import { withLabLock } from './lab-lock.ts';
 import {
   addConnectTimeout,
   addRequestTimeout,
@@ -15,6 +13,7 @@ import {
   type TimeoutOptions,
   timeoutsOf,
 } from './option-checks.ts';
+import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -106,7 +105,7 @@ export function registerCluster(program: Command): void {
       if (result.steps.length > 0 && !options.yes)
         await confirm(`apply ${result.steps.length} change(s) to ${kube.target}?`, 'igpu-split cluster plan');
       const { applyClusterPlan } = await import('../cluster/apply.ts');
-      const done = await withLabLock(options.lab, () =>
+      const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
         applyClusterPlan(
           kube,
           result,
@@ -160,7 +159,9 @@ export function registerCluster(program: Command): void {
           'igpu-split cluster verify',
         );
       const { rollbackCluster } = await import('../cluster/apply.ts');
-      const done = await withLabLock(options.lab, () => rollbackCluster(kube, settings, gpuNodes));
+      const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
+        rollbackCluster(kube, settings, gpuNodes),
+      );
       process.stdout.write(
         options.json
           ? jsonText('cluster rollback', done)

@@ -3,7 +3,6 @@
 // no, an empty answer, Ctrl-C or end of input at the prompt — stops the command with
 // exit 1 and nothing changed (as apt-get does when its question is declined).
 
-import { createInterface } from 'node:readline/promises';
 import { RefusedError, UsageError } from '../core/errors.ts';
 
 export async function confirm(question: string, planCommand = 'the matching plan command'): Promise<void> {
@@ -12,6 +11,8 @@ export async function confirm(question: string, planCommand = 'the matching plan
       fix: `review ${planCommand}, then rerun with --yes`,
     });
   }
+  // Loaded when a question is asked: every command that may ask loads this file at start.
+  const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
   let cut = false;
   let answered = false;

@@ -6,7 +6,6 @@
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { onInterrupt } from '../core/interrupt.ts';
-import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import { renderChains, renderLabPlan } from './lab-run.ts';
 
 const say = (text: string) => process.stdout.write(text);
@@ -30,6 +29,7 @@ export function registerDemo(program: Command): void {
         { gatherHostFacts },
         { hostVerdict },
         { progressReporter },
+        { GPU_RESOURCE },
       ] = await Promise.all([
         import('../demo/lab.ts'),
         import('../engine/plan.ts'),
@@ -39,6 +39,7 @@ export function registerDemo(program: Command): void {
         import('../host/gather.ts'),
         import('../host/verdict.ts'),
         import('./progress.ts'),
+        import('../knowledge/pins.ts'),
       ]);
       // Cut short (Ctrl-C, output that cannot be written), the demo still takes its folder away,
       // from the moment it exists.

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
-import { jsonText } from './json.ts';
+import { jsonText } from './output.ts';
 import { renderDoctor } from './render-doctor.ts';
 
 export function registerDoctor(program: Command, _version: string): void {

@@ -13,9 +13,8 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { jsonText } from './json.ts';
-import { withLabLock } from './lab-lock.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -56,7 +55,7 @@ export function registerGuestApply(guest: Command): void {
         return;
       }
       if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
-      const failed = await withLabLock(options.lab, async () => {
+      const failed = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, async () => {
         const report: unknown[] = [];
         const manual: { vm: string; reason: string; change: string }[] = [];
         let failed = false;

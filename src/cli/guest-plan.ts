@@ -10,7 +10,7 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { jsonText } from './json.ts';
+import { jsonText } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export function registerGuestPlan(guest: Command): void {

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { Check } from '../core/model.ts';
 import { addGuestOptions, type GuestOptions, loadGuests } from './guest-options.ts';
-import { jsonText } from './json.ts';
+import { jsonText } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 
 export function registerGuestVerify(guest: Command): void {

@@ -6,8 +6,8 @@ import { ManualStepError, UsageError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
-import { jsonText } from './json.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonText } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 
 interface ApplyFlags extends HostOptions {

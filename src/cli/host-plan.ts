@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { HostPlan } from '../host/plan.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
-import { jsonText } from './json.ts';
+import { jsonText } from './output.ts';
 
 export const ACS_HELP =
   'add pcie_acs_override=downstream,multifunction: splits IOMMU groups the hardware does not isolate, so a VM ' +

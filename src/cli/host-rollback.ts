@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
-import { jsonText } from './json.ts';
+import { jsonText } from './output.ts';
 
 export function registerHostRollback(host: Command): void {
   const command = host

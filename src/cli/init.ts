@@ -2,7 +2,6 @@
 // terminal it asks which VMs are Kubernetes nodes and what they run; without one, --vm
 // VMID:OS says so.
 
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { shownValue } from '../core/secrets.ts';
@@ -135,6 +134,7 @@ function vmFromSpec(spec: string, all: Candidate[], oses: readonly ChosenVm['os'
 async function askVms(candidates: Candidate[], oses: readonly ChosenVm['os'][]): Promise<ChosenVm[]> {
   const choices = oses.map((os) => `[${os[0]}]${os.slice(1)}`).join(' / ');
   const chosen: ChosenVm[] = [];
+  const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
   try {
     for (const vm of candidates) {

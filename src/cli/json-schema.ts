@@ -2,7 +2,7 @@
 // from json.ts so that printing JSON does not load zod.
 
 import { z } from 'zod';
-import { JSON_FORMAT_VERSION } from './json.ts';
+import { JSON_FORMAT_VERSION } from './output.ts';
 
 export const JsonEnvelopeSchema = z
   .strictObject({

@@ -3,10 +3,9 @@
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
-import { jsonText } from './json.ts';
-import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
+import { jsonText, warn } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export function registerMapping(program: Command): void {
@@ -83,7 +82,9 @@ function registerMappingApply(mapping: Command): void {
         }
         if (!options.yes) await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan');
         const { applyMappingPlan } = await import('../mapping/apply.ts');
-        const result = await withLabLock(options.lab, () => applyMappingPlan(api, plan));
+        const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
+          applyMappingPlan(api, plan),
+        );
         process.stdout.write(
           options.json
             ? jsonText('mapping apply', { plan, ...result })
@@ -115,7 +116,7 @@ function registerMappingRollback(mapping: Command): void {
           );
         const { rollbackMapping } = await import('../mapping/apply.ts');
         const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
-        const done = await withLabLock(options.lab, () =>
+        const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           rollbackMapping(opened.api, opened.lab.mapping, vms),
         );
         process.stdout.write(

@@ -23,3 +23,34 @@ export function outgoing(text: string): string {
   const safe = redact(text);
   return drawing > 0 ? safe : neutralize(safe);
 }
+
+// What every command prints with --json: one envelope, versioned apart from the library's
+// types, so a script reading it keeps working when the internals move. docs/json.md
+// documents it; its JSON Schema is docs/schemas/json-envelope.schema.json (json-schema.ts).
+
+/** Raised only for a change a script must be told about (a key removed or its meaning changed). */
+export const JSON_FORMAT_VERSION = 1;
+
+/** What every --json output is; json-schema.ts describes it for docs/schemas. */
+export interface JsonEnvelope {
+  format: 'igpu-split';
+  version: typeof JSON_FORMAT_VERSION;
+  command: string;
+  result: unknown;
+}
+
+/** The envelope, as the text a command prints. */
+export function jsonText(command: string, result: unknown): string {
+  const envelope: JsonEnvelope = {
+    format: 'igpu-split',
+    version: JSON_FORMAT_VERSION,
+    command,
+    result,
+  };
+  return `${JSON.stringify(envelope, null, 2)}\n`;
+}
+
+/** A line for the user that is not the command's output (stderr). */
+export function warn(line: string): void {
+  process.stderr.write(`igpu-split: ${line}\n`);
+}

@@ -2,8 +2,8 @@
 // step disturbs; changes nothing.
 
 import type { Command } from 'commander';
-import { jsonText, planView } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderLabPlan } from './lab-run.ts';
+import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
 export function registerPlan(program: Command): void {
@@ -20,8 +20,10 @@ export function registerPlan(program: Command): void {
     const { lab, connections } = await openLabRun(options);
     try {
       const plan = await planLab(lab, connections, { ...options, parallel: options.parallel * 8 });
-      if (options.json) process.stdout.write(jsonText('plan', await planView(plan)));
-      else
+      if (options.json) {
+        const { planView } = await import('./json.ts');
+        process.stdout.write(jsonText('plan', await planView(plan)));
+      } else
         process.stdout.write(
           `${await renderLabPlan(plan)}\n${planIsEmpty(plan) ? 'the lab is converged: nothing to do\n' : ''}`,
         );

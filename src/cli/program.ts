@@ -2,37 +2,47 @@
 // exit code from README's "Exit codes" out, one line on stderr per problem (a stack trace
 // only with --debug). Each command lives in its own file; heavy modules (ssh2, tar) load
 // only when a command needs them, so `--help` stays fast. main.ts runs the program as the
-// process; runInProcess runs it inside another (the tests), its output captured; tests
-// also read the tree (every command has an exit-code case).
+// process; test/support/in-process.ts runs it inside another (the tests), its output
+// captured; tests also read the tree (every command has an exit-code case).
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, IgpuSplitError } from '../core/errors.ts';
 import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
-import { registerApply } from './apply.ts';
-import { registerCapture } from './capture.ts';
-import { registerCluster } from './cluster.ts';
-import { registerDemo } from './demo.ts';
-import { registerDoctor } from './doctor.ts';
-import { registerGuest } from './guest.ts';
-import { registerHost } from './host.ts';
-import { registerInit } from './init.ts';
 import { dropInsecureTlsVariable } from './insecure-tls.ts';
-import { registerMapping } from './mapping.ts';
 import { outgoing } from './output.ts';
-import { registerPlan } from './plan.ts';
-import { registerRollback } from './rollback.ts';
-import { registerStatus } from './status.ts';
-import { registerVerify } from './verify.ts';
-import { registerVm } from './vm.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 
-export function buildProgram(): Command {
+type Register = (program: Command, version: string) => void;
+
+/**
+ * Every top-level command, in the order --help lists them, each loaded only when needed:
+ * a run of one command loads that command's file alone (doctor starts as fast as before
+ * the other commands existed); --help, and anything that is no command's name, loads all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  demo: async () => (await import('./demo.ts')).registerDemo,
+  init: async () => (await import('./init.ts')).registerInit,
+  plan: async () => (await import('./plan.ts')).registerPlan,
+  apply: async () => (await import('./apply.ts')).registerApply,
+  verify: async () => (await import('./verify.ts')).registerVerify,
+  status: async () => (await import('./status.ts')).registerStatus,
+  rollback: async () => (await import('./rollback.ts')).registerRollback,
+  doctor: async () => (await import('./doctor.ts')).registerDoctor,
+  capture: async () => (await import('./capture.ts')).registerCapture,
+  host: async () => (await import('./host.ts')).registerHost,
+  mapping: async () => (await import('./mapping.ts')).registerMapping,
+  vm: async () => (await import('./vm.ts')).registerVm,
+  guest: async () => (await import('./guest.ts')).registerGuest,
+  cluster: async () => (await import('./cluster.ts')).registerCluster,
+};
+
+/** The command tree: every command, or only `only` when it names one. */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('igpu-split')
     .description(
       'Share an Intel iGPU from Proxmox VE hosts into Kubernetes pods: detect, plan, apply, verify.',
@@ -50,20 +60,9 @@ export function buildProgram(): Command {
         ),
     })
     .exitOverride();
-  registerDemo(program);
-  registerInit(program);
-  registerPlan(program);
-  registerApply(program);
-  registerVerify(program);
-  registerStatus(program);
-  registerRollback(program);
-  registerDoctor(program, version);
-  registerCapture(program, version);
-  registerHost(program);
-  registerMapping(program);
-  registerVm(program);
-  registerGuest(program);
-  registerCluster(program);
+  const names = only !== undefined && Object.hasOwn(COMMANDS, only) ? [only] : Object.keys(COMMANDS);
+  const registers = await Promise.all(names.map((name) => (COMMANDS[name] as () => Promise<Register>)()));
+  for (const register of registers) register(program, version);
   return program;
 }
 
@@ -76,7 +75,8 @@ export async function runProgram(argv: string[]): Promise<number> {
   const notice = dropInsecureTlsVariable();
   if (notice) process.stderr.write(notice);
   const stopWaits = onWait((event) => process.stderr.write(`igpu-split: ${describeWait(event)}\n`));
-  const program = buildProgram();
+  // The command named first (argv: node, script, command…) is the only one loaded.
+  const program = await buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
@@ -140,79 +140,4 @@ function stackOf(error: unknown, depth = 0): string {
   const frames = after.split('\n').filter((line) => FRAME.test(line));
   const head = depth === 0 ? `${error.name}\n` : `caused by ${error.name}\n`;
   return `${head}${frames.join('\n')}\n${stackOf(error.cause, depth + 1)}`;
-}
-
-export interface ProgramRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Where the output of an in-process run goes, for the code running on its behalf. */
-const capture = new AsyncLocalStorage<{ stdout: string; stderr: string }>();
-let capturing = false;
-
-/**
- * From now on what code running inside `capture` writes to stdout or stderr is kept,
- * guarded as main.ts guards it; everything else (the test runner's own reports) passes.
- */
-function captureOutput(): void {
-  if (capturing) return;
-  capturing = true;
-  for (const name of ['stdout', 'stderr'] as const) {
-    const stream = process[name];
-    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      const into = capture.getStore();
-      if (into === undefined) return write(chunk, ...rest);
-      const safe = guardOutput(chunk);
-      into[name] += typeof safe === 'string' ? safe : Buffer.from(safe as Uint8Array).toString('utf8');
-      const done = rest.find((arg) => typeof arg === 'function');
-      if (done) process.nextTick(done as () => void);
-      return true;
-    }) as typeof stream.write;
-  }
-}
-
-/** Makes process.env hold exactly `values`. */
-function setEnvironment(values: NodeJS.ProcessEnv): void {
-  for (const key of Object.keys(process.env)) if (!(key in values)) delete process.env[key];
-  Object.assign(process.env, values);
-}
-
-/** The end of the last in-process run asked for: runs take turns (see runInProcess). */
-let lastRun: Promise<void> = Promise.resolve();
-
-/**
- * Runs the program with `args` (what follows `igpu-split`) inside this process, as a
- * user would from a shell with `env`, without spawning: what it writes is captured, and
- * process.exitCode and the environment (a command may set or drop a variable) are as
- * before afterwards. Runs asked for together take turns, since the exit code and the
- * environment are the process's. What needs a process of its own (signals, a crash's
- * exit, the terminal) is not for this.
- */
-export async function runInProcess(
-  args: string[],
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<ProgramRun> {
-  const previous = lastRun;
-  let finished = () => {};
-  lastRun = new Promise((resolve) => {
-    finished = resolve;
-  });
-  await previous;
-  captureOutput();
-  const exitCode = process.exitCode;
-  const environment = { ...process.env };
-  setEnvironment(env);
-  process.exitCode = undefined;
-  const output = { stdout: '', stderr: '' };
-  try {
-    const code = await capture.run(output, () => runProgram(['node', 'igpu-split', ...args]));
-    return { code, ...output };
-  } finally {
-    process.exitCode = exitCode;
-    setEnvironment(environment);
-    finished();
-  }
 }

@@ -2,9 +2,9 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
-import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
 import { jsonNeedsYes } from './option-checks.ts';
+import { jsonText } from './output.ts';
 
 export function registerRollback(program: Command): void {
   addLabRunOptions(

@@ -2,8 +2,8 @@
 // and free at each level; --mermaid for a graph.
 
 import type { Command } from 'commander';
-import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
+import { jsonText } from './output.ts';
 
 export function registerStatus(program: Command): void {
   addLabRunOptions(

@@ -1,8 +1,8 @@
 // igpu-split verify: the end-to-end chain for every node VM; exit code = the worst link.
 
 import type { Command } from 'commander';
-import { jsonText } from './json.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
+import { jsonText } from './output.ts';
 
 export function registerVerify(program: Command): void {
   addLabRunOptions(

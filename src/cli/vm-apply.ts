@@ -3,10 +3,9 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
-import { jsonText } from './json.ts';
-import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonText, warn } from './output.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
 interface ApplyFlags extends LabOptions, ConsentFlags {
@@ -53,7 +52,7 @@ export function registerVmApply(vm: Command): void {
           options.changeMachine ? '--change-machine' : '',
           options.resetEfiKeys ? '--reset-efi-keys' : '',
         ].filter(Boolean);
-        const result = await withLabLock(options.lab, () =>
+        const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           applyVmPlan(opened.api, plan, {
             consents,
             shutdownTimeoutSeconds: options.shutdownTimeout,

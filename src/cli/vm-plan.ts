@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import { identityOf } from '../config/derived.ts';
 import type { VmPlan, VmPlanOptions } from '../vm/plan.ts';
-import { jsonText } from './json.ts';
 import {
   addLabOptions,
   addVmFilter,
@@ -12,6 +11,7 @@ import {
   type OpenLab,
   openLab,
 } from './lab-options.ts';
+import { jsonText } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export interface ConsentFlags {

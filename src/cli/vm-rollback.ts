@@ -2,10 +2,9 @@
 
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
-import { jsonText } from './json.ts';
-import { withLabLock } from './lab-lock.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
+import { jsonText, warn } from './output.ts';
 
 export function registerVmRollback(vm: Command): void {
   addVmFilter(
@@ -25,7 +24,7 @@ export function registerVmRollback(vm: Command): void {
         if (!options.yes)
           await confirm(`roll back ${vms.length} VM(s)? running ones are restarted`, 'igpu-split vm verify');
         const { rollbackVms } = await import('../vm/apply.ts');
-        const result = await withLabLock(options.lab, () =>
+        const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           rollbackVms(opened.api, vms, {
             forceStop: options.forceStop === true,
             progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),

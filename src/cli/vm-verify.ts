@@ -1,8 +1,8 @@
 // igpu-split vm verify: each node VM has its vGPU in the config, runs, and holds the mdev.
 
 import type { Command } from 'commander';
-import { jsonText } from './json.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
+import { jsonText } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 
 export function registerVmVerify(vm: Command): void {

@@ -18,8 +18,8 @@ import { rollbackLab } from './rollback.ts';
  */
 export async function withLabLock<T>(
   labFile: string,
+  warn: (line: string) => void,
   work: () => Promise<T>,
-  warn: (line: string) => void = () => {},
 ): Promise<T> {
   const journal = new Journal(labFile);
   const earlier = await journal.earlierRun();

@@ -346,7 +346,7 @@ function readmeExitTable(readme: string): Record<string, number[]> {
 test('every command has a case of each exit class it can end in, as the README says', async () => {
   const readme = await readFile(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
   assert.deepEqual(readmeExitTable(readme), EXIT_CLASSES, 'README "Exit codes" and EXIT_CLASSES agree');
-  const program = buildProgram();
+  const program = await buildProgram();
   const commands: string[] = [];
   const walk = (command: typeof program, prefix: string) => {
     for (const sub of command.commands) {

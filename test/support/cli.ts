@@ -1,5 +1,5 @@
 // The command line as a user runs it. runCli runs the program inside the test's process
-// (src/cli/program.ts runInProcess: no start-up, no build). spawnCli starts it as a process
+// (test/support/in-process.ts: no start-up, no build). spawnCli starts it as a process
 // of its own from the TypeScript source, the way bin/igpu-split.js starts the built one:
 // for what needs a process (a terminal or none, signals, the output guard and secret
 // memory of a fresh process).
@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ProgramRun, runInProcess } from '../../src/cli/program.ts';
+import { type ProgramRun, runInProcess } from './in-process.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // bin/igpu-split.js restarts these commands with this flag; here they start with it.
