@@ -11,7 +11,7 @@
 //   so later runs and rollback touch only that.
 // - Reboots are not done here: the plan's reboot step is reported; the engine drains first.
 
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
 import { clip } from '../core/text.ts';
@@ -19,6 +19,7 @@ import { GRUB_CMDLINE_SCRIPT } from './boot/grub-defaults.ts';
 import { planParams } from './boot/kernel-params.ts';
 import type { HostPlan, HostStep } from './plan.ts';
 import { GRUB_DROPIN } from './plan.ts';
+import type { HostStateSchema } from './state-schema.ts';
 
 export const STATE_DIR = '/var/lib/igpu-split';
 export const LOCK_FILE = `${STATE_DIR}/lock`;
@@ -30,20 +31,6 @@ export const STATE_FILE = `${STATE_DIR}/state.json`;
  * `format` instead of `version`. Every format up to ours is read; a newer one is refused.
  */
 export const HOST_STATE_FORMAT = 2;
-
-const HostStateSchema = z.object({
-  format: z.int().min(1).optional(),
-  /** Format 1's marker, read and not written again. */
-  version: z.literal(1).optional(),
-  /** Files igpu-split created (rollback deletes them) or changed (rollback restores `backup`). */
-  files: z.record(z.string(), z.object({ created: z.boolean(), backup: z.string().optional() })),
-  /** Kernel parameters and modules we added, as written. */
-  params: z.array(z.string()),
-  modules: z.array(z.string()),
-  /** Boot-loader refreshes a run wrote files for but had not run when it stopped. */
-  refreshPending: z.array(z.string()).optional(),
-  updatedAt: z.string(),
-});
 
 export type HostState = Omit<z.output<typeof HostStateSchema>, 'format' | 'version'> & {
   format: typeof HOST_STATE_FORMAT;
@@ -268,6 +255,8 @@ export async function readState(host: HostAccess): Promise<HostState> {
         fix: 'apply or roll back this host with the igpu-split that wrote it (or a newer one)',
       },
     );
+  // Loaded only when there is a state file to read: a first apply never loads zod.
+  const { HostStateSchema } = await import('./state-schema.ts');
   const parsed = HostStateSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
