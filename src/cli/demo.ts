@@ -87,6 +87,8 @@ export function registerDemo(program: Command): void {
         const reporter = await progressReporter({ quiet: false });
         await applyLab(demo.lab, demo.connections, {
           labFile: demo.labFile,
+          // Nothing but the demo reaches its simulators: the plan shown above is the one applied.
+          plan,
           pollMs: 20,
           rebootTimeoutMs: 20_000,
           reporter,

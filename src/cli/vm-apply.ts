@@ -43,7 +43,7 @@ export function registerVmApply(vm: Command): void {
           return;
         }
         if (plan.changes.length === 0) {
-          if (options.json) process.stdout.write(jsonText('vm apply', { plan, done: [] }));
+          if (options.json) process.stdout.write(jsonText('vm apply', { plan, changed: [], log: [] }));
           return;
         }
         if (!options.yes) await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan');

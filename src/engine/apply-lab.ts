@@ -45,6 +45,11 @@ export interface ApplyLabOptions extends ApplyOptions, Omit<PlanOptions, 'parall
   journal?: Journal;
   /** Sees every finished stage (the kill-point tests die here). */
   afterStage?: (id: string) => Promise<void>;
+  /**
+   * A plan the caller made and showed just before, applied as it is when there is no
+   * question — only for a lab nothing else can change meanwhile (the demo's simulators).
+   */
+  plan?: LabPlan;
 }
 
 export interface ApplyLabResult {
@@ -86,7 +91,7 @@ export async function applyLab(
     if (blocked) throw blocked;
     if (!options.confirm) await takeLock();
     else if (resume) await journal.start(true);
-    let plan = await makePlan();
+    let plan = !options.confirm && options.plan ? options.plan : await makePlan();
     const refused = planRefusal(plan);
     report({ kind: 'plan', plan, refused });
     if (refused)

@@ -76,6 +76,9 @@ test('drain and uncordon a node from the command line; an unknown node is refuse
     (await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--lab', lab])).stdout,
     /uncordoned k3s-1/,
   );
+  // With --json: one envelope naming the nodes done.
+  const json = await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--json', '--lab', lab]);
+  assert.deepEqual(JSON.parse(json.stdout).result, { nodes: ['k3s-1'] });
   const unknown = await runCli(['cluster', 'drain', '--node', 'nope', '--lab', lab]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--node nope: no VM of the lab file has kubernetesNode nope/);

@@ -91,6 +91,12 @@ test('mapping plan → apply → plan says converged', async () => {
   assert.equal(apply.code, 0, apply.stderr);
   assert.match(apply.stdout, /mapping iGPU created/);
   assert.match((await cli('mapping', 'plan')).stdout, /nothing to do: converged/);
+  // Nothing to do is still one envelope in JSON mode (docs/json.md).
+  const again = JSON.parse((await cli('mapping', 'apply', '--yes', '--json')).stdout);
+  assert.deepEqual(
+    [again.format, again.command, again.result.changed],
+    ['igpu-split', 'mapping apply', false],
+  );
 });
 
 test('vm plan refuses the i440fx VM without consent; apply with it, verify, rollback', async () => {
