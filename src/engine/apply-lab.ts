@@ -22,7 +22,7 @@ export type ApplyEvent =
   /** The plan, before the question; `refused` stops the run right after. */
   | { kind: 'plan'; plan: LabPlan; refused?: string }
   /** The stages about to run, grouped as they run (`parallel` host groups at a time). */
-  | { kind: 'stages'; groups: { group: string; stages: Stage[] }[]; parallel: number; journal: Journal }
+  | { kind: 'stages'; groups: { group: string; stages: Stage[] }[]; parallel: number }
   | StageEvent
   /** The run stopped half-way: its journal is in `dir` for `apply --resume`. */
   | { kind: 'journal-kept'; dir: string };
@@ -115,7 +115,7 @@ export async function applyLab(
         });
       stages = stagesOf(plan);
     }
-    report({ kind: 'stages', groups: stageGroups(stages), parallel, journal });
+    report({ kind: 'stages', groups: stageGroups(stages), parallel });
     try {
       const result = await runStages(stages, journal, { parallel, report, afterStage: options.afterStage });
       finished = true;

@@ -3,7 +3,7 @@ import { link, lstat, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { errnoText, UsageError } from '../core/errors.ts';
+import { errnoText, hasErrno, UsageError } from '../core/errors.ts';
 import { readSmallFile } from '../core/files.ts';
 import { clip } from '../core/text.ts';
 import { lockHolder, lockLine, stillRunning } from './lock-holder.ts';
@@ -389,7 +389,7 @@ function hasChanges(state: JournalState): boolean {
 /** A rejection handler that takes the given errno codes for "nothing there" and throws the rest. */
 function ifCode(...codes: string[]): (error: unknown) => undefined {
   return (error) => {
-    if (codes.includes((error as NodeJS.ErrnoException)?.code ?? '')) return undefined;
+    if (hasErrno(error, ...codes)) return undefined;
     throw error;
   };
 }

@@ -35,7 +35,7 @@ test('a stage that fails before later groups are reached: the display still fini
     { group: 'lab-end', stages: [stage('lab/cluster', 'lab-end')] },
   ];
   const reporter = await progressReporter({ quiet: true });
-  reporter.report({ kind: 'stages', groups, parallel: 1, journal: {} as never });
+  reporter.report({ kind: 'stages', groups, parallel: 1 });
   reporter.report({ kind: 'stage-start', stage: first });
   reporter.report({ kind: 'stage-line', stage: first, line: 'drained k3s-1' });
   reporter.report({ kind: 'stage-end', stage: first, result: 'failed' });
@@ -55,7 +55,6 @@ test('every stage done or skipped (a resume): the display finishes; the plan goe
     kind: 'stages',
     groups: stages.map((s) => ({ group: s.group, stages: [s] })),
     parallel: 2,
-    journal: {} as never,
   });
   for (const [i, s] of stages.entries()) {
     reporter.report({ kind: 'stage-start', stage: s });
