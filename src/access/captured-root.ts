@@ -214,7 +214,7 @@ export class CapturedRoot implements HostAccess {
    * (absolute link targets are taken relative to the root, never the real /).
    * The last component is followed only when `followLast` is set.
    */
-  private async resolve(hostPath: string, followLast: boolean): Promise<string> {
+  protected async resolve(hostPath: string, followLast: boolean): Promise<string> {
     if (!hostPath.startsWith('/'))
       throw new HostError('ENOENT', hostPath, `not an absolute path: ${hostPath}`);
     let pending = hostPath.split('/').filter(Boolean);

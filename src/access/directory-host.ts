@@ -28,6 +28,11 @@ export class DirectoryHost extends CapturedRoot {
     return join(this.root, path);
   }
 
+  /** The path on this machine for a host path, links followed inside the root (the last one only when `followLast`). */
+  realPath(path: string, followLast: boolean): Promise<string> {
+    return this.resolve(path, followLast);
+  }
+
   override async run(
     command: string,
     options: { stdin?: string; timeoutMs?: number } = {},

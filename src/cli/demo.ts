@@ -5,7 +5,7 @@
 
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
-import { onInterrupt } from '../core/interrupt.ts';
+import { onInterrupt, stopOnSignal } from '../core/interrupt.ts';
 import { renderChains, renderLabPlan } from './lab-run.ts';
 
 const say = (text: string) => process.stdout.write(text);
@@ -18,7 +18,13 @@ export function registerDemo(program: Command): void {
       'run the whole chain against the built-in demo lab (simulators on this machine; nothing else is touched)',
     )
     .option('--keep', 'keep the demo lab folder afterwards (its lab file shows what a real one looks like)')
-    .action(async (options: { keep?: boolean }) => {
+    .option(
+      '--serve',
+      'keep the demo lab running as a playground to try every command from another shell, until Ctrl-C',
+    )
+    .option('--dir <folder>', 'with --serve: where the lab file and demo.env go', 'igpu-split-demo')
+    .action(async (options: { keep?: boolean; serve?: boolean; dir: string }) => {
+      if (options.serve) return serve(options);
       const started = Date.now();
       const [
         { startDemoLab, proxmoxSchemaSource },
@@ -132,4 +138,30 @@ export function registerDemo(program: Command): void {
         await demo.close({ keepFiles: options.keep === true });
       }
     });
+}
+
+/**
+ * The playground: the demo lab's servers and machines kept running (src/demo/serve.ts) until
+ * SIGINT/SIGTERM; then everything it started stops and its folder goes (unless --keep).
+ */
+async function serve(options: { keep?: boolean; dir: string }): Promise<void> {
+  const { startPlayground } = await import('../demo/serve.ts');
+  let folder: string | undefined;
+  const forget = onInterrupt(() => {
+    if (folder && !options.keep) rmSync(folder, { recursive: true, force: true });
+    return undefined;
+  });
+  const playground = await startPlayground(options.dir, (dir) => {
+    folder = dir;
+  });
+  const stopped = new Promise<string>((resolve) => stopOnSignal(resolve));
+  say(
+    `igpu-split playground: the demo lab is serving on 127.0.0.1; in another shell run  . ${playground.envFile}  then  igpu-split plan  (Ctrl-C here stops it)\n`,
+  );
+  const signal = await stopped;
+  forget();
+  await playground.close({ keepFiles: options.keep === true });
+  say(
+    `igpu-split playground stopped (${signal})${options.keep ? `; kept ${playground.dir}` : `; removed ${playground.dir}`}\n`,
+  );
 }

@@ -6,7 +6,7 @@
 // through the output guard (output.ts: secrets replaced, terminal codes shown as `?`).
 
 import { EXIT, errnoText, IgpuSplitError } from '../core/errors.ts';
-import { interrupted, letGo } from '../core/interrupt.ts';
+import { interrupted, letGo, takeStopper } from '../core/interrupt.ts';
 import { guardOutput, printError, runProgram } from './program.ts';
 
 export { EXIT };
@@ -42,6 +42,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
+      // A command that runs until it is stopped (demo --serve) ends normally on the first one.
+      const stop = takeStopper();
+      if (stop) return stop(signal);
       process.stderr.write(`igpu-split: ${interrupted(signal)}\n`);
       process.exit(EXIT.usage);
     });

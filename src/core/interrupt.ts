@@ -34,3 +34,21 @@ export function interrupted(signal: string): string {
   const hints = letGo();
   return `interrupted by ${signal} — ${hints.length > 0 ? hints.join('; ') : 'run the command again when ready (it picks up where things are)'}`;
 }
+
+/** A command that runs until it is told to stop (the playground): a signal ends it normally. */
+let stopper: ((signal: string) => void) | undefined;
+
+/** While registered, SIGINT/SIGTERM/SIGHUP call `stop` instead of interrupting the command. */
+export function stopOnSignal(stop: (signal: string) => void): () => void {
+  stopper = stop;
+  return () => {
+    if (stopper === stop) stopper = undefined;
+  };
+}
+
+/** The registered stopper, taken (a second signal interrupts as usual). */
+export function takeStopper(): ((signal: string) => void) | undefined {
+  const stop = stopper;
+  stopper = undefined;
+  return stop;
+}

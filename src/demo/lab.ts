@@ -23,10 +23,10 @@ import { type RunningKubeSimulator, startKubeSimulator } from '../sim/kube/serve
 import { parameterChecker, type RunningSimulator, startSimulator } from '../sim/proxmox/server.ts';
 import { SimulatorState } from '../sim/proxmox/state.ts';
 import { type FakeFactory, startImageFactory } from '../sim/talos-factory.ts';
-import { DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
+import { DEMO_TALOS_NODE, DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
-const TOKEN_ID = 'igpu-split@pve!demo';
+export const DEMO_TOKEN_ID = 'igpu-split@pve!demo';
 export const DEMO_SECRET_ENV = 'IGPU_SPLIT_DEMO_TOKEN';
 
 /** Where the demo lab's parts are: enough for another process to drive the same lab. */
@@ -74,10 +74,13 @@ async function apertureTo256(root: string): Promise<void> {
   await writeFile(join(types, 'i915-GVTg_V5_8/available_instances'), '2\n');
 }
 
-/** Starts the demo lab in a new folder; `made` hears its path at once (to remove it if cut short). */
-export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLab> {
+/**
+ * Starts the demo lab in a new temporary folder, or in `into` (an empty folder the caller
+ * made); `made` hears the folder at once (to remove it if cut short).
+ */
+export async function startDemoLab(made?: (dir: string) => void, into?: string): Promise<DemoLab> {
   // Made and told in one step: an interrupt cannot fall between the two.
-  const dir = mkdtempSync(join(tmpdir(), 'igpu-split-demo-'));
+  const dir = into ?? mkdtempSync(join(tmpdir(), 'igpu-split-demo-'));
   made?.(dir);
   const roots: Record<string, string> = {};
   for (const host of HOSTS) {
@@ -118,7 +121,7 @@ export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLa
   state.start(102);
   const secret = `demo-${Math.random().toString(36).slice(2)}`;
   process.env[DEMO_SECRET_ENV] = secret;
-  state.addToken(TOKEN_ID, secret, {
+  state.addToken(DEMO_TOKEN_ID, secret, {
     '/': ['Sys.Audit'],
     '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
     '/mapping/pci': ['Mapping.Audit', 'Mapping.Use', 'Mapping.Modify'],
@@ -139,7 +142,15 @@ export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLa
   const kubeconfig = join(dir, 'kubeconfig');
   await writeFile(kubeconfig, kube.kubeconfig, { mode: 0o600 });
   const labFile = join(dir, 'igpu-split.yaml');
-  await writeFile(labFile, labText(proxmox, kubeconfig, factory.url));
+  await writeFile(
+    labFile,
+    demoLabText({
+      proxmoxUrl: proxmox.url,
+      fingerprint: proxmox.fingerprint,
+      kubeconfig,
+      factoryUrl: factory.url,
+    }),
+  );
   const lab = parseLab(await readFile(labFile, 'utf8'), labFile);
 
   const description: DemoDescription = {
@@ -171,23 +182,34 @@ export async function startDemoLab(made?: (dir: string) => void): Promise<DemoLa
   };
 }
 
+/** The demo machines' names: the Proxmox hosts and the Ubuntu guest. */
+export const DEMO_MACHINES = [...HOSTS.map((h) => h.node), 'k3s-1'] as const;
+
+/** One demo machine (a Proxmox host, or `k3s-1`, the Ubuntu guest) as a host to read and change. */
+export function demoMachine(d: DemoDescription, name: string): DirectoryHost {
+  if (name === 'k3s-1')
+    return new DirectoryHost(
+      d.ubuntuRoot,
+      ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after')),
+      IN_PROCESS.guest,
+    );
+  const spec = HOSTS.find((h) => h.node === name);
+  const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
+  return new DirectoryHost(d.roots[name] as string, proxmoxHost(after), IN_PROCESS.hosts[name]);
+}
+
 /** Connections to a running demo lab's machines and simulators (from this process or another). */
 export function demoConnections(d: DemoDescription): LabConnections {
   const client = new ProxmoxClient({
     baseUrl: d.proxmoxUrl,
-    tokenId: TOKEN_ID,
+    tokenId: DEMO_TOKEN_ID,
     secret: d.secret,
     tls: { fingerprint: d.fingerprint },
   });
-  const guestMachine = ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after'));
   return {
-    proxmox: new ProxmoxApi(client, TOKEN_ID, { pollMs: 20 }),
-    host: async (node) => {
-      const spec = HOSTS.find((h) => h.node === node);
-      const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
-      return new DirectoryHost(d.roots[node] as string, proxmoxHost(after), `ssh://root@${node}.demo`).open();
-    },
-    guest: async () => new DirectoryHost(d.ubuntuRoot, guestMachine, 'ssh://root@k3s-1.demo').open(),
+    proxmox: new ProxmoxApi(client, DEMO_TOKEN_ID, { pollMs: 20 }),
+    host: async (node) => demoMachine(d, node).open(),
+    guest: async () => demoMachine(d, 'k3s-1').open(),
     talosctl: talosNode(join(d.dir, 'talos-node-state')),
     factory: new ImageFactory(d.factoryUrl),
     kube: openKube({ kubeconfig: d.kubeconfig }),
@@ -196,35 +218,50 @@ export function demoConnections(d: DemoDescription): LabConnections {
   };
 }
 
-function labText(proxmox: RunningSimulator, kubeconfig: string, factory: string): string {
+/** Where the demo's machines answer SSH: names in the in-process demo, loopback ports when served. */
+export interface DemoSshAddresses {
+  hosts: Record<string, string>;
+  guest: string;
+}
+
+const IN_PROCESS: DemoSshAddresses = {
+  hosts: Object.fromEntries(HOSTS.map((h) => [h.node, `ssh://root@${h.node}.demo`])),
+  guest: 'ssh://root@k3s-1.demo',
+};
+
+/** The demo lab file (the playground writes it again with its SSH servers' addresses). */
+export function demoLabText(
+  d: Pick<DemoDescription, 'proxmoxUrl' | 'fingerprint' | 'kubeconfig' | 'factoryUrl'>,
+  ssh: DemoSshAddresses = IN_PROCESS,
+): string {
   return `# igpu-split demo lab — every address below is a simulator on this machine.
 # To use a real lab, change: proxmox.url and fingerprint (Datacenter → node →
 # Certificates), the token and its secret variable or file, each host's ssh: and each
 # VM's guest: or talos:, and kubernetes.kubeconfig. See the README, "Using it on a real lab".
 proxmox:
-  url: ${proxmox.url}
-  token: ${TOKEN_ID}
+  url: ${d.proxmoxUrl}
+  token: ${DEMO_TOKEN_ID}
   tokenSecretEnv: ${DEMO_SECRET_ENV}
-  fingerprint: "${proxmox.fingerprint}"
+  fingerprint: "${d.fingerprint}"
 mapping: iGPU
 hosts:
-  - { node: pve1, ssh: "ssh://root@pve1.demo" }   # i5-8500T, UHD 630
-  - { node: pve2, ssh: "ssh://root@pve2.demo" }   # i5-8500T, UHD 630
-  - { node: pve3, ssh: "ssh://root@pve3.demo" }   # i7-6700K, HD 530, already set up
+  - { node: pve1, ssh: "${ssh.hosts.pve1}" }   # i5-8500T, UHD 630
+  - { node: pve2, ssh: "${ssh.hosts.pve2}" }   # i5-8500T, UHD 630
+  - { node: pve3, ssh: "${ssh.hosts.pve3}" }   # i7-6700K, HD 530, already set up
 vms:
   - vmid: 101
     host: pve1
     os: ubuntu
     kubernetesNode: k3s-1
-    guest: "ssh://root@k3s-1.demo"
+    guest: "${ssh.guest}"
   - vmid: 102
     host: pve2
     os: talos
     kubernetesNode: talos-1
-    talos: { node: 10.0.0.6 }   # the Talos version is read from the node
-imageFactory: ${factory}
+    talos: { node: ${DEMO_TALOS_NODE} }   # the Talos version is read from the node
+imageFactory: ${d.factoryUrl}
 kubernetes:
-  kubeconfig: ${kubeconfig}
+  kubeconfig: ${d.kubeconfig}
   smokeImage: jellyfin/jellyfin:10.10.7   # has vainfo: the smoke pod also proves VA-API
 `;
 }

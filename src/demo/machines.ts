@@ -1,19 +1,19 @@
 // The demo lab's machines: captured trees copied into a temp folder, answering the few
 // commands igpu-split runs the way the real machines change — update-grub and friends
 // succeed, a reboot boots into the state the "after" capture shows (GVT-g live on a
-// host; the new kernel with i915 on a guest) — and a talosctl that upgrades a node in
-// memory. Nothing leaves this machine.
+// host; the new kernel with i915 on a guest) — and the talosctl stand-in of src/sim for
+// the Talos node. Nothing leaves this machine.
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
 import type { CommandResult } from '../access/host.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { HOST_COMMAND, UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { BOOT_ID } from '../linux/reboot.ts';
+import { answerTalosctl } from '../sim/talosctl.ts';
 
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
 
@@ -93,47 +93,10 @@ async function exists(file: string): Promise<boolean> {
 /** The Talos release the demo node runs. */
 export const DEMO_TALOS_VERSION = 'v1.10.9';
 
-/**
- * What `talosctl version --nodes <node>` prints: a client and a server block in the layout of
- * siderolabs/talos cmd/talosctl/cmd/talos/version.go and pkg/machinery/version/version.go
- * (versionTemplate) at v1.10.9; SHA, build date and Go version are the demo's own.
- */
-export function talosctlVersionText(node: string, tag: string): string {
-  const block = (t: string) =>
-    `\tTag:         ${t}\n\tSHA:         demo\n\tBuilt:       \n\tGo version:  demo\n\tOS/Arch:     linux/amd64\n`;
-  return `Client:\n${block(tag)}Server:\n\tNODE:        ${node}\n${block(tag)}\tEnabled:     RBAC\n`;
-}
+/** The demo's Talos node's address (its lab entry's `talos.node`). */
+export const DEMO_TALOS_NODE = '10.0.0.6';
 
-/** talosctl for one Talos node: no extensions until the upgrade, i915 and intel-ucode after. */
+/** talosctl for the demo's Talos node, in this process (the playground runs the same as a program). */
 export function talosNode(stateFile: string): Talosctl {
-  // The node's state lives in a file, so another process can drive the same node.
-  return async (args) => {
-    const upgraded = await exists(stateFile);
-    const [verb] = args;
-    if (verb === 'version') return ok(talosctlVersionText('10.0.0.6', DEMO_TALOS_VERSION));
-    if (verb === 'upgrade') {
-      await writeFile(stateFile, 'upgraded\n');
-      return ok('watching nodes: [10.0.0.6]\n    * 10.0.0.6: post check passed\n');
-    }
-    if (verb === 'patch')
-      return ok(
-        'patched MachineConfigs.config.talos.dev/v1alpha1 at the node 10.0.0.6\nApplied configuration without a reboot\n',
-      );
-    if (verb === 'get' && args[1] === 'extensions') {
-      const names = upgraded ? ['i915', 'intel-ucode'] : [];
-      return ok(
-        names
-          .map(
-            (name) =>
-              `---\n${stringify({ node: '10.0.0.6', spec: { metadata: { name, version: '20250812' } } })}`,
-          )
-          .join(''),
-      );
-    }
-    if (verb === 'ls')
-      return ok(
-        `NODE       NAME\n10.0.0.6   .\n${upgraded ? '10.0.0.6   by-path\n10.0.0.6   card0\n10.0.0.6   renderD128\n' : ''}`,
-      );
-    return { code: 1, stdout: '', stderr: `demo talosctl: ${args.join(' ')}: not emulated` };
-  };
+  return (args) => answerTalosctl({ address: DEMO_TALOS_NODE, version: DEMO_TALOS_VERSION, stateFile }, args);
 }

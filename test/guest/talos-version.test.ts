@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseLab } from '../../src/config/load.ts';
 import { type IgpuSplitError, RefusedError, TargetError, UsageError } from '../../src/core/errors.ts';
-import { talosctlVersionText } from '../../src/demo/machines.ts';
+import { talosctlVersionText } from '../../src/sim/talosctl.ts';
 import { labFileText, withGuestLines } from '../../src/engine/init.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
 import { planTalos, type TalosFacts } from '../../src/guest/talos/plan.ts';
