@@ -80,6 +80,7 @@ export const TIERS = {
     'test/proxmox/simulator-params.test.ts',
     'test/proxmox/simulator-server.test.ts',
     'test/proxmox/simulator-state.test.ts',
+    'test/sim/ssh-server.test.ts',
     'test/source/catches.test.ts',
     'test/source/imports.test.ts',
     'test/tiers.test.ts',

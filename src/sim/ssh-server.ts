@@ -8,6 +8,7 @@
 
 import { chmod, chown, type FileHandle, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { posix } from 'node:path';
 import ssh2, { type Connection, type ParsedKey, type SFTPWrapper } from 'ssh2';
 import type { DirectoryHost } from '../access/directory-host.ts';
 import { HostError } from '../access/host.ts';
@@ -217,6 +218,11 @@ function serveFiles(machine: DirectoryHost, sftp: SFTPWrapper): void {
       sftp.name(id, [{ filename: target, longname: target, attrs: {} as ssh2.Attributes }]);
     }),
   );
+  // OpenSSH's sftp asks where "." is before anything else: the machine's root.
+  sftp.on('REALPATH', (id, path) => {
+    const absolute = posix.resolve('/', path);
+    sftp.name(id, [{ filename: absolute, longname: absolute, attrs: {} as ssh2.Attributes }]);
+  });
   sftp.on('MKDIR', (id, path, attrs) =>
     answer(id, async () => {
       await mkdir(await machine.realPath(path, false), { mode: attrs.mode ?? 0o755 });
@@ -257,6 +263,8 @@ function serveFiles(machine: DirectoryHost, sftp: SFTPWrapper): void {
     }
     sftp.status(id, STATUS_CODE.OP_UNSUPPORTED);
   });
+  // The client's end of input (OpenSSH's sftp at the end of its batch) closes the channel.
+  sftp.on('end', () => sftp.end());
   sftp.on('close', async () => {
     // expected: anything — closing what a vanished client left open
     for (const handle of handles.values())
