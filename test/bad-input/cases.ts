@@ -1958,7 +1958,7 @@ function exitCodeCases(): CliCase[] {
         {
           args: ['apply', '--yes', ...L(c)],
           code: 3,
-          line: /talosctl is not installed: wrote .*machine-patch\.yaml.* — run: talosctl patch machineconfig/,
+          line: /pending: 1 manual step\n {2}talos \S+: talosctl is not installed; files written: .*machine-patch\.yaml\n {4}\$ talosctl patch machineconfig/,
         },
       ],
     }),

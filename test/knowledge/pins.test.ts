@@ -154,7 +154,10 @@ test('Talos extension names, the Image Factory and the first extension release a
 test('the node label a Talos extension shows up as is the one Talos sets (K8sExtensionPrefix + its name)', () => {
   assert.equal(TALOS_EXTENSION_LABEL_PREFIX, upstream.talos.extensionLabelPrefix);
   // The names the labels carry are the extensions' manifest names, which the snapshot also holds.
-  assert.equal(`${TALOS_EXTENSION_LABEL_PREFIX}${upstream.talos.extensions.i915}`, 'extensions.talos.dev/i915');
+  assert.equal(
+    `${TALOS_EXTENSION_LABEL_PREFIX}${upstream.talos.extensions.i915}`,
+    'extensions.talos.dev/i915',
+  );
 });
 
 test('the newest patch of each Talos minor is the one the tags show', () => {

@@ -89,8 +89,14 @@ export const talosProvider: GuestProvider<TalosVm> = {
             };
         return { ...result, ...manual, detail: {} };
       },
-      // The running version is not checked: only the extensions and /dev/dri.
-      verify: async () => verifyTalos(await gatherTalosFacts(spec.node, environment.talosctl), spec),
+      // With talosctl: the extensions and /dev/dri (the running version is not checked).
+      // Without it: what the Kubernetes node shows of the change apply left to the user.
+      verify: async () =>
+        verifyTalos(
+          await gatherTalosFacts(spec.node, environment.talosctl, environment.osImage(vm)),
+          spec,
+          environment.talosctl ? undefined : { files: join(environment.outRoot, spec.node) },
+        ),
       close: async () => {},
     };
   },
