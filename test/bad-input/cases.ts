@@ -1954,6 +1954,8 @@ function exitCodeCases(): CliCase[] {
       name: 'apply waits for a manual step: Talos without talosctl',
       topic: 'exit-codes',
       lab: { talos: true },
+      // A running Talos VM, so the manual step is the only thing left (a stopped VM fails verify).
+      setup: async (c) => void c.lab?.state.start(102),
       steps: (c) => [
         {
           args: ['apply', '--yes', ...L(c)],
