@@ -65,12 +65,13 @@ test('without talosctl: the Talos step waits for the user, talos-1 is uncordoned
     assert.match(before.link?.fix ?? '', /run the talosctl commands igpu-split apply printed/);
     assert.equal(worstOfChains(before.chains), 'pending');
     assert.equal(exitCodeOf(worstOfChains(before.chains)), 3);
-    // Until then a later apply waits for the same step again.
+    // Until then a later apply waits for the same step again, and drains nothing for it.
     const again = await applyLab(demo.lab, connections, { labFile: demo.labFile, ...fast });
     assert.deepEqual(
       again.pending.map((p) => p.target),
       ['talos 10.0.0.6'],
     );
+    assert.deepEqual(again.done, ['pve2/guest/102']);
 
     // The user ran the commands elsewhere: the node runs the planned version with the extensions.
     demo.kube.setNode('talos-1', {

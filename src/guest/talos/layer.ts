@@ -69,6 +69,7 @@ export const talosProvider: GuestProvider<TalosVm> = {
           ...plan,
           title: `VM ${vm.vmid} — Talos node ${plan.node}: installer ${plan.installer}`,
           notes,
+          ...(environment.talosctl ? {} : { manual: true }),
         };
       },
       apply: async (plan, { say }) => {
