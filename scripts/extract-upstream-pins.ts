@@ -152,6 +152,21 @@ function main(): void {
     /factory\.talos\.dev\/([a-z-]+)\/[0-9a-f]{64}:/.exec(bootAssets)?.[1],
     'the installer reference in boot-assets.md',
   );
+  // The node labels Talos publishes per extension: the prefix, and that it keys labels by
+  // the extension's name.
+  const talosConstants = read(TALOS, 'v1.10.9', 'pkg/machinery/constants/constants.go');
+  const extensionLabelPrefix = must(
+    /^\s*K8sExtensionPrefix\s*=\s*"([^"]+)"/m.exec(talosConstants)?.[1],
+    'K8sExtensionPrefix in constants.go',
+  );
+  must(
+    /constants\.K8sExtensionPrefix \+ extensionStatus\.TypedSpec\(\)\.Metadata\.Name/.test(
+      read(TALOS, 'v1.10.9', 'internal/app/machined/pkg/controllers/k8s/node_label_spec.go'),
+    )
+      ? 'yes'
+      : undefined,
+    'node labels keyed K8sExtensionPrefix + the extension name in node_label_spec.go',
+  );
   const officialNames = [...bootAssets.matchAll(/^\s*-\s*(siderolabs\/[a-z0-9-]+)\s*$/gm)].map((m) => m[1]);
   const EXTENSIONS = 'siderolabs/extensions';
   const extensionName = (dir: string) =>
@@ -202,6 +217,7 @@ function main(): void {
       imageFactory: factoryUrl,
       installerImage,
       officialExtensionExamples: [...new Set(officialNames)],
+      extensionLabelPrefix,
       extensions: {
         i915: extensionName('drm/i915'),
         intelUcode: extensionName('firmware/intel-ucode'),

@@ -3,13 +3,17 @@
 // converged lab: nothing is done, and it says so.
 
 import type { Command } from 'commander';
+import type { PendingStep } from '../engine/journal.ts';
+import type { LinkStatus } from '../engine/verify.ts';
 import { confirm } from './confirm.ts';
 import {
   addLabRunOptions,
+  addSkipHostOption,
   type LabRunOptions,
   openLabRun,
   renderChains,
   renderPlanSections,
+  renderSkipped,
 } from './lab-run.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
 import { jsonText } from './output.ts';
@@ -24,9 +28,11 @@ interface ApplyFlags extends LabRunOptions {
 }
 
 export function registerApply(program: Command): void {
-  const command = addConsentFlags(
-    addLabRunOptions(
-      program.command('apply').description('apply the whole plan, host by host (asks unless --yes)'),
+  const command = addSkipHostOption(
+    addConsentFlags(
+      addLabRunOptions(
+        program.command('apply').description('apply the whole plan, host by host (asks unless --yes)'),
+      ),
     ),
   )
     .option('--yes', 'do not ask')
@@ -45,7 +51,7 @@ export function registerApply(program: Command): void {
       const [
         { applyLab },
         { planSections },
-        { verifyLab, worstOfChains },
+        { exitCodeOf, verifyLab, worstOfChains },
         { progressReporter },
         { planView },
       ] = await Promise.all([
@@ -61,12 +67,13 @@ export function registerApply(program: Command): void {
         quiet: json,
         // The plan is on the screen before the question (and before a refusal).
         onPlan: ({ plan }) => {
-          if (!json) process.stdout.write(`${renderPlanSections(planSections(plan))}\n`);
+          if (!json) process.stdout.write(`${renderPlanSections(planSections(plan), plan.skippedHosts)}\n`);
         },
       });
       try {
         const result = await applyLab(lab, connections, {
           labFile: options.lab,
+          skipHosts: options.skipHost,
           resume: options.resume,
           parallel: options.parallel,
           changeMachine: options.changeMachine,
@@ -81,24 +88,54 @@ export function registerApply(program: Command): void {
           confirm: options.yes ? undefined : () => confirm('apply this plan?', 'igpu-split plan'),
         }).finally(() => reporter.finish());
         const plan = await planView(result.plan);
+        const { pending } = result;
+        const skipped = result.plan.skippedHosts;
+        // What a script reads beside the plan: the manual steps left to the user.
+        const ended = { done: result.done, pending };
         if (result.converged) {
           process.stdout.write(
-            json ? jsonText('apply', { plan, done: [] }) : 'the lab is converged: nothing to do\n',
+            json
+              ? jsonText('apply', { plan, ...ended })
+              : `${skipped.length > 0 ? renderSkipped(skipped) : ''}the lab is converged: nothing to do\n`,
           );
           return;
         }
+        if (!json) process.stdout.write(renderEnd(pending, skipped));
+        // Waiting for the user is exit 3 unless something is worse (README, "Exit codes").
         if (options.verify === false) {
-          if (json) process.stdout.write(jsonText('apply', { plan, done: result.done }));
+          if (json) process.stdout.write(jsonText('apply', { plan, ...ended }));
+          process.exitCode = exitCodeOf(withPending('pass', pending.length));
           return;
         }
         // A fresh plugin needs a moment to pull its image and register its devices.
         const chains = await verifyLab(lab, connections, { settleMs: 180_000 });
         process.stdout.write(
-          json ? jsonText('apply', { plan, done: result.done, chains }) : `\n${renderChains(chains)}`,
+          json ? jsonText('apply', { plan, ...ended, chains }) : `\n${renderChains(chains)}`,
         );
-        process.exitCode = worstOfChains(chains) === 'fail' ? 1 : 0;
+        process.exitCode = exitCodeOf(withPending(worstOfChains(chains), pending.length));
       } finally {
         await connections.close();
       }
     });
+}
+
+/** After the stages: the hosts left out and the manual steps waiting, each with its commands and files. */
+function renderEnd(pending: readonly PendingStep[], skipped: readonly string[]): string {
+  const lines = skipped.length > 0 ? [renderSkipped(skipped).trimEnd()] : [];
+  if (pending.length > 0) {
+    lines.push(`pending: ${pending.length} manual step${pending.length === 1 ? '' : 's'}`);
+    for (const step of pending) {
+      lines.push(`  ${step.target}: ${step.reason}; files written: ${step.files.join(', ')}`);
+      for (const command of step.commands) lines.push(`    $ ${command}`);
+    }
+    lines.push(
+      '  then igpu-split verify (or apply) sees the change on the Kubernetes node and marks it done',
+    );
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** The worst of the verify and the manual steps waiting: fail > unreachable > pending > warn > pass. */
+function withPending(worst: LinkStatus, pending: number): LinkStatus {
+  return pending > 0 && (worst === 'pass' || worst === 'warn') ? 'pending' : worst;
 }

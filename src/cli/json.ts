@@ -2,7 +2,7 @@
 // text shows, not the internal object — terraform keeps its JSON plan format apart the
 // same way. docs/json.md documents it.
 
-import type { LabPlan, PlanSection } from '../engine/plan.ts';
+import type { LabPlan, PlanSection, Unreachable } from '../engine/plan.ts';
 
 /** A lab plan as `plan --json` and `apply --json` show it: the sections the text shows. */
 export interface PlanView {
@@ -10,6 +10,10 @@ export interface PlanView {
   refused?: string;
   /** In the order the text shows them; `layer` is token, mapping, host, vm, guest or cluster. */
   sections: PlanSection[];
+  /** The parts that could not be read (their sections say `unreachable` too). */
+  unreachable: Unreachable[];
+  /** Hosts left out with --skip-host, with why. */
+  skipped: { node: string; reason: '--skip-host' }[];
 }
 
 export async function planView(plan: LabPlan): Promise<PlanView> {
@@ -18,5 +22,7 @@ export async function planView(plan: LabPlan): Promise<PlanView> {
   return {
     ...(refused ? { refused } : {}),
     sections: planSections(plan),
+    unreachable: plan.unreachable,
+    skipped: plan.skippedHosts.map((node) => ({ node, reason: '--skip-host' as const })),
   };
 }

@@ -17,6 +17,17 @@ export interface LabRunOptions extends HostOptions, TimeoutOptions {
   parallel: number;
   changeMachine?: boolean;
   resetEfiKeys?: boolean;
+  /** --skip-host, repeatable (plan and apply; the fleet rollout takes the same). */
+  skipHost?: string[];
+}
+
+/** `--skip-host <node>`: a Proxmox host whose chains (its VMs, guests, drains) are left out. */
+export function addSkipHostOption(command: Command): Command {
+  return command.option(
+    '--skip-host <node>',
+    'leave this Proxmox host out, with its VMs, guests and drains (repeatable): for a host that cannot be reached',
+    (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+  );
 }
 
 export function addLabRunOptions(command: Command): Command {
@@ -55,12 +66,16 @@ export async function openLabRun(options: LabRunOptions): Promise<{ lab: Lab; co
 
 export async function renderLabPlan(plan: LabPlan): Promise<string> {
   const { planSections } = await import('../engine/plan.ts');
-  return renderPlanSections(planSections(plan));
+  return renderPlanSections(planSections(plan), plan.skippedHosts);
 }
 
-export function renderPlanSections(sections: readonly PlanSection[]): string {
-  return sections
+export function renderPlanSections(
+  sections: readonly PlanSection[],
+  skipped: readonly string[] = [],
+): string {
+  const text = sections
     .map((section) => {
+      if (section.unreachable) return renderUnreachable(section.title, section.unreachable);
       const text = renderLayerPlan(
         section.title,
         section.checks.filter((c) => c.status !== 'pass'),
@@ -69,6 +84,17 @@ export function renderPlanSections(sections: readonly PlanSection[]): string {
       return section.refused ? `${text}  not applicable: ${section.refused}\n` : text;
     })
     .join('\n');
+  return skipped.length > 0 ? `${text}\n${renderSkipped(skipped)}` : text;
+}
+
+/** A part that could not be read: one line with the reason, one with the fix. */
+function renderUnreachable(title: string, { reason, fix }: { reason: string; fix: string }): string {
+  return `${title}\n\n  UNREACHABLE  ${reason}\n               fix: ${fix}\n`;
+}
+
+/** `skipped: pve2 (--skip-host)`. */
+export function renderSkipped(skipped: readonly string[]): string {
+  return `skipped: ${skipped.map((node) => `${node} (--skip-host)`).join(', ')}\n`;
 }
 
 export function renderChains(chains: readonly VmChain[]): string {

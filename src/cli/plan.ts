@@ -2,34 +2,53 @@
 // step disturbs; changes nothing.
 
 import type { Command } from 'commander';
-import { addLabRunOptions, type LabRunOptions, openLabRun, renderLabPlan } from './lab-run.ts';
+import type { LabPlan } from '../engine/plan.ts';
+import {
+  addLabRunOptions,
+  addSkipHostOption,
+  type LabRunOptions,
+  openLabRun,
+  renderLabPlan,
+} from './lab-run.ts';
 import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
 export function registerPlan(program: Command): void {
-  addConsentFlags(
-    addLabRunOptions(
-      program
-        .command('plan')
-        .description(
-          'the whole plan for the lab file: hosts, mapping, VMs, guests, cluster; changes nothing',
-        ),
+  addSkipHostOption(
+    addConsentFlags(
+      addLabRunOptions(
+        program
+          .command('plan')
+          .description(
+            'the whole plan for the lab file: hosts, mapping, VMs, guests, cluster; changes nothing',
+          ),
+      ),
     ),
   ).action(async (options: LabRunOptions) => {
-    const { planLab, planIsEmpty, planRefusal } = await import('../engine/plan.ts');
+    const { planExitCode, planLab, planIsEmpty } = await import('../engine/plan.ts');
     const { lab, connections } = await openLabRun(options);
     try {
-      const plan = await planLab(lab, connections, { ...options, parallel: options.parallel * 8 });
+      const plan = await planLab(lab, connections, {
+        ...options,
+        parallel: options.parallel * 8,
+        skipHosts: options.skipHost,
+      });
       if (options.json) {
         const { planView } = await import('./json.ts');
         process.stdout.write(jsonText('plan', await planView(plan)));
-      } else
-        process.stdout.write(
-          `${await renderLabPlan(plan)}\n${planIsEmpty(plan) ? 'the lab is converged: nothing to do\n' : ''}`,
-        );
-      process.exitCode = planRefusal(plan) ? 1 : 0;
+      } else process.stdout.write(`${await renderLabPlan(plan)}\n${planEnd(plan, planIsEmpty(plan))}`);
+      // Everything is printed first; then a refusal is 1, a part that could not be read 2.
+      process.exitCode = planExitCode(plan);
     } finally {
       await connections.close();
     }
   });
+}
+
+/** The plan's last line: converged, or which parts could not be read. */
+function planEnd(plan: LabPlan, empty: boolean): string {
+  const down = plan.unreachable.length;
+  if (down > 0)
+    return `${down} part${down === 1 ? '' : 's'} of the lab could not be reached (UNREACHABLE above): the plan covers the rest\n`;
+  return empty ? 'the lab is converged: nothing to do\n' : '';
 }

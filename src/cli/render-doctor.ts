@@ -3,7 +3,13 @@
 import type { Check } from '../core/model.ts';
 import type { DoctorReport } from '../host/doctor.ts';
 
-const LABEL: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
+const LABEL: Record<string, string> = {
+  pass: 'PASS',
+  warn: 'WARN',
+  pending: 'WAIT',
+  unreachable: 'DOWN',
+  fail: 'FAIL',
+};
 
 export function renderDoctor(report: DoctorReport): string {
   const lines: string[] = [`igpu-split doctor — ${report.target}`, ''];
@@ -49,7 +55,7 @@ export function renderDoctor(report: DoctorReport): string {
 }
 
 /** A check list with its summary line, as doctor and host verify print it. */
-export function renderChecks(checks: readonly Check[]): string {
+export function renderChecks(checks: readonly (Omit<Check, 'status'> & { status: string })[]): string {
   const lines = ['  Checks'];
   const width = Math.max(...checks.map((c) => c.id.length));
   for (const check of checks) {
@@ -58,9 +64,14 @@ export function renderChecks(checks: readonly Check[]): string {
   }
   const count = (status: string) => checks.filter((c) => c.status === status).length;
   const warnings = count('warn');
+  // Pending and unreachable links are said only when there are any (verify's chains).
+  const more = [
+    ...(count('unreachable') > 0 ? [`${count('unreachable')} unreachable`] : []),
+    ...(count('pending') > 0 ? [`${count('pending')} pending`] : []),
+  ];
   lines.push(
     '',
-    `  ${count('fail')} failed, ${warnings} warning${warnings === 1 ? '' : 's'}, ${count('pass')} passed`,
+    `  ${[`${count('fail')} failed`, ...more, `${warnings} warning${warnings === 1 ? '' : 's'}`, `${count('pass')} passed`].join(', ')}`,
     '',
   );
   return lines.join('\n');

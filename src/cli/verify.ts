@@ -1,4 +1,5 @@
-// igpu-split verify: the end-to-end chain for every node VM; exit code = the worst link.
+// igpu-split verify: the end-to-end chain for every node VM, every chain shown (a host or
+// API that cannot be read marks its links); exit code = the worst link.
 
 import type { Command } from 'commander';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
@@ -10,13 +11,13 @@ export function registerVerify(program: Command): void {
   )
     .option('--no-smoke', 'skip the smoke pods')
     .action(async (options: LabRunOptions & { smoke?: boolean }) => {
-      const { verifyLab, worstOfChains } = await import('../engine/verify.ts');
+      const { exitCodeOf, verifyLab, worstOfChains } = await import('../engine/verify.ts');
       const { lab, connections } = await openLabRun(options);
       try {
         const chains = await verifyLab(lab, connections, { smoke: options.smoke !== false });
         process.stdout.write(options.json ? jsonText('verify', chains) : renderChains(chains));
-        const worst = worstOfChains(chains);
-        process.exitCode = worst === 'fail' ? 1 : 0;
+        // fail 1 > unreachable 2 > pending 3 > warn, pass 0 (README, "Exit codes").
+        process.exitCode = exitCodeOf(worstOfChains(chains));
       } finally {
         await connections.close();
       }

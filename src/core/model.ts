@@ -2,7 +2,11 @@
 // engine runs them all: gather (every read, no change) → plan (pure: facts in, steps out)
 // → apply (carry out the steps) → verify (checks). docs/architecture.md draws it.
 
-export type CheckStatus = 'pass' | 'warn' | 'fail';
+/**
+ * `pending`: the link waits for a step only the user can take (Talos without talosctl: the
+ * printed commands); worse than a warning, since it is not done, but no failure.
+ */
+export type CheckStatus = 'pass' | 'warn' | 'pending' | 'fail';
 
 /** One verdict line: what was checked, what we saw, and what to do when it is not a pass. */
 export interface Check {
@@ -78,7 +82,7 @@ export function disturbancesOf(steps: readonly Step[]): Set<Disturbance> {
   return new Set(steps.flatMap((step) => step.disturbs));
 }
 
-const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
+const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, pending: 2, fail: 3 };
 
 export function worstStatus(checks: readonly Check[]): CheckStatus {
   let worst: CheckStatus = 'pass';

@@ -12,8 +12,16 @@ import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
 import type { LabConnections } from './connections.ts';
-import { Journal } from './journal.ts';
-import { type LabPlan, type PlanOptions, planDigest, planLab, planRefusal } from './plan.ts';
+import { Journal, type PendingStep } from './journal.ts';
+import {
+  type LabPlan,
+  labWithout,
+  type PlanOptions,
+  planDigest,
+  planLab,
+  planRefusal,
+  unreachableRefusal,
+} from './plan.ts';
 import { runStages, type Stage, type StageEvent, stageGroups } from './scheduler.ts';
 import { type ApplyOptions, applyStages } from './stages/index.ts';
 
@@ -58,6 +66,8 @@ export interface ApplyLabResult {
   converged: boolean;
   done: string[];
   skipped: string[];
+  /** Steps this run could only write to files, waiting for the user (exit 3). */
+  pending: PendingStep[];
 }
 
 export async function applyLab(
@@ -84,7 +94,9 @@ export async function applyLab(
     await journal.start(resume);
   };
   const makePlan = () => planLab(lab, connections, { ...options, parallel: parallel * 8 });
-  const stagesOf = (plan: LabPlan) => applyStages(lab, plan, connections, journal, options);
+  // Hosts left out with --skip-host have no stage: neither their VMs nor their drains.
+  const stagesOf = (plan: LabPlan) =>
+    applyStages(labWithout(lab, options.skipHosts), plan, connections, journal, options);
   try {
     // Another apply, or an unfinished one, is named before anything is read.
     const blocked = await journal.refusal(resume);
@@ -93,15 +105,17 @@ export async function applyLab(
     else if (resume) await journal.start(true);
     let plan = !options.confirm && options.plan ? options.plan : await makePlan();
     const refused = planRefusal(plan);
-    report({ kind: 'plan', plan, refused });
+    const cut = unreachableRefusal(plan);
+    report({ kind: 'plan', plan, refused: refused ?? cut?.message });
     if (refused)
       throw new RefusedError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
+    if (cut) throw cut;
     let stages = stagesOf(plan);
     if (stages.length === 0) {
       // A journal a finished run could not remove goes now (under the lock).
       if (resume && !locked) await takeLock();
       finished = true;
-      return { plan, converged: true, done: [], skipped: [] };
+      return { plan, converged: true, done: [], skipped: [], pending: [] };
     }
     if (options.confirm) {
       await options.confirm(plan);
@@ -109,7 +123,7 @@ export async function applyLab(
       // The lab may have moved while the question was open: the plan is made again.
       const shown = planDigest(plan);
       plan = await makePlan();
-      if (planRefusal(plan) || planDigest(plan) !== shown)
+      if (planRefusal(plan) || unreachableRefusal(plan) || planDigest(plan) !== shown)
         throw new RefusedError('the lab changed since the plan was shown: nothing was changed', {
           fix: 'run igpu-split plan again, then apply',
         });
@@ -119,7 +133,7 @@ export async function applyLab(
     try {
       const result = await runStages(stages, journal, { parallel, report, afterStage: options.afterStage });
       finished = true;
-      return { plan, converged: false, ...result };
+      return { plan, converged: false, ...result, pending: journal.pending(stages) };
     } catch (error) {
       // expected: anything a stage threw — said with where the journal is, and rethrown.
       if (journal.changed) report({ kind: 'journal-kept', dir: journal.dir });

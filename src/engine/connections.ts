@@ -11,6 +11,7 @@ import type { GuestEnvironment } from '../guest/provider.ts';
 import { ImageFactory } from '../guest/talos/factory.ts';
 import { findTalosctl, type Talosctl, talosctlAt } from '../guest/talos/talosctl.ts';
 import type { OsImageSource } from '../guest/talos/version.ts';
+import { TALOS_EXTENSION_LABEL_PREFIX } from '../knowledge/pins.ts';
 import { ProxmoxApi } from '../proxmox/api.ts';
 import { loadTokenSecret, ProxmoxClient } from '../proxmox/client.ts';
 
@@ -129,7 +130,11 @@ export async function connectLab(
   };
 }
 
-/** Where a Talos VM's running version can be read when talosctl is absent: its Kubernetes node. */
+/**
+ * Where a Talos VM's running version and extensions can be read when talosctl is absent: its
+ * Kubernetes node (osImage; the labels Talos sets per extension, or the annotation when the
+ * version is no valid label value — TALOS_EXTENSION_LABEL_PREFIX).
+ */
 export function osImageOf(kube: () => KubeApi, vm: { kubernetesNode?: string }): OsImageSource | undefined {
   const node = vm.kubernetesNode;
   if (!node) return undefined;
@@ -140,6 +145,20 @@ export function osImageOf(kube: () => KubeApi, vm: { kubernetesNode?: string }):
       const image = (object as { status?: { nodeInfo?: { osImage?: unknown } } } | undefined)?.status
         ?.nodeInfo?.osImage;
       return typeof image === 'string' ? image : undefined;
+    },
+    extensions: async () => {
+      const object = await kube().get('v1', 'Node', node);
+      if (!object) return undefined;
+      const keys = [
+        ...Object.keys(object.metadata.labels ?? {}),
+        ...Object.keys(object.metadata.annotations ?? {}),
+      ];
+      const names = keys
+        .filter((key) => key.startsWith(TALOS_EXTENSION_LABEL_PREFIX))
+        .map((key) => key.slice(TALOS_EXTENSION_LABEL_PREFIX.length))
+        // The Image Factory's schematic id is published under the same prefix: no extension.
+        .filter((name) => name !== 'schematic');
+      return [...new Set(names)];
     },
   };
 }

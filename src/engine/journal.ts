@@ -19,6 +19,23 @@ export const JOURNAL_FORMAT = 2;
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).default([]);
 
+/**
+ * A change a stage could only write to files for the user to carry out (Talos without
+ * talosctl): the stage is done, the lab waits for the user. An older journal has none; an
+ * older igpu-split reading this one ignores the key (zod drops keys it does not know).
+ */
+const PendingSchema = z.object({
+  /** The stage, as `<id>@<fingerprint>`. */
+  stage: z.string(),
+  /** What the step is for (`talos 10.0.0.6`). */
+  target: z.string(),
+  /** Why it was not carried out here (`talosctl is not installed`). */
+  reason: z.string(),
+  commands: z.array(z.string()),
+  files: z.array(z.string()),
+});
+export type PendingStep = z.output<typeof PendingSchema>;
+
 /** What a journal file holds: what an interrupted run hands to the next. */
 const JournalSchema = z.object({
   format: z.int().min(1).optional(),
@@ -35,6 +52,8 @@ const JournalSchema = z.object({
   marks: list(z.string()),
   /** VMs our runs stopped and have not started again. */
   stopped: list(z.number()),
+  /** Stages that ended waiting for a manual step (`pending-manual`), with its commands and files. */
+  pending: list(PendingSchema),
 });
 type JournalState = z.output<typeof JournalSchema>;
 
@@ -50,6 +69,7 @@ export class Journal {
   private begun = new Set<string>();
   private marks = new Set<string>();
   private stopped = new Set<number>();
+  private waiting = new Map<string, PendingStep>();
   private resumedRun = false;
   /** The journal file is this run's to write and remove (it loaded it, or starts afresh). */
   private owned = false;
@@ -249,6 +269,7 @@ export class Journal {
     this.begun = new Set(state?.begun);
     this.marks = new Set(state?.marks);
     this.stopped = new Set(state?.stopped);
+    this.waiting = new Map((state?.pending ?? []).map((p) => [p.stage, p]));
     this.startedAt = state?.startedAt ?? new Date().toISOString();
     this.startedBy = state?.pid ?? process.pid;
     this.owned = true;
@@ -348,6 +369,20 @@ export class Journal {
     await this.save();
   }
 
+  /** The stage ended waiting for a manual step (it counts as done: `record` follows). */
+  async markPending(step: PendingStep): Promise<void> {
+    this.waiting.set(step.stage, step);
+    await this.save();
+  }
+
+  /** The manual steps of the given stages (this run's: an earlier plan's may be done since). */
+  pending(stages: readonly Pick<Stage, 'id' | 'fingerprint'>[]): PendingStep[] {
+    return stages.flatMap((s) => {
+      const step = this.waiting.get(`${s.id}@${s.fingerprint}`);
+      return step ? [step] : [];
+    });
+  }
+
   async finish(): Promise<void> {
     await rm(this.file, { force: true });
   }
@@ -365,6 +400,7 @@ export class Journal {
         begun: [...this.begun],
         marks: [...this.marks],
         stopped: [...this.stopped],
+        pending: [...this.waiting.values()],
       };
       await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
       await rename(temp, this.file);

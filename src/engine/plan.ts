@@ -10,6 +10,7 @@ import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
 import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
+import { EXIT, type ExitCode, TargetError, UsageError } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
 import type { GuestPlan } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
@@ -28,14 +29,31 @@ export interface GuestPart {
   vm: NodeVm;
   /** Absent when the lab file gives no way to reach the guest (its guest layer is not managed). */
   plan?: GuestPlan;
+  /** Why the guest could not be read (its SSH, talosctl or Kubernetes node), in one line. */
+  unreachable?: Unreachable;
 }
 
 export interface HostPart {
   node: string;
   /** Absent when the lab file gives no SSH address for the host (its host layer is not managed). */
   host?: HostPlan;
+  /** Why the host's SSH could not be reached, in one line: its host layer is not planned. */
+  unreachable?: Unreachable;
   vmids: number[];
   guests: GuestPart[];
+}
+
+/**
+ * A part of the lab that could not be read: its chains are marked, the rest is planned.
+ * `node` is the Proxmox host whose chains it is (none for the Kubernetes API, lab-wide).
+ */
+export interface Unreachable {
+  part: 'host' | 'guest' | 'cluster';
+  node?: string;
+  vmid?: number;
+  /** What could not be read and why (the connection's own one-line error). */
+  reason: string;
+  fix: string;
 }
 
 export interface LabPlan {
@@ -46,6 +64,10 @@ export interface LabPlan {
   hosts: HostPart[];
   cluster: ClusterPlan;
   gpuNodes: GpuNode[];
+  /** Every part that could not be read, host by host, then the cluster. */
+  unreachable: Unreachable[];
+  /** Hosts left out with --skip-host: their VMs, guests and drains are in no part of this plan. */
+  skippedHosts: string[];
 }
 
 export interface PlanOptions {
@@ -53,7 +75,49 @@ export interface PlanOptions {
   resetEfiKeys?: boolean;
   /** How many targets are read at once. */
   parallel?: number;
+  /** Proxmox hosts left out (--skip-host): neither read nor planned, with their VMs and guests. */
+  skipHosts?: readonly string[];
 }
+
+/** The lab without the hosts named by --skip-host, and without their VMs; a name it lacks is refused. */
+export function labWithout(lab: Lab, skip: readonly string[] = []): Lab {
+  if (skip.length === 0) return lab;
+  for (const node of skip)
+    if (!lab.hosts.some((h) => h.node === node))
+      throw new UsageError(`--skip-host ${node}: no such host in the lab file`, {
+        fix: `hosts are: ${lab.hosts.map((h) => h.node).join(', ')}`,
+      });
+  return {
+    ...lab,
+    hosts: lab.hosts.filter((h) => !skip.includes(h.node)),
+    vms: lab.vms.filter((vm) => !skip.includes(vm.host)),
+  };
+}
+
+/**
+ * A read that may find its target unreachable: a TargetError (SSH refused, no answer, an API
+ * that cannot be read) becomes the part's one-line reason; anything else is thrown.
+ */
+async function reached<T>(read: () => Promise<T>): Promise<{ value: T } | { error: TargetError }> {
+  try {
+    return { value: await read() };
+  } catch (error) {
+    // expected: TargetError — the target cannot be reached or read: its chains are marked; the rest is thrown
+    if (!(error instanceof TargetError)) throw error;
+    return { error };
+  }
+}
+
+function unreachableOf(
+  error: TargetError,
+  where: Omit<Unreachable, 'reason' | 'fix'>,
+  fix: string,
+): Unreachable {
+  return { ...where, reason: error.oneLine(), fix };
+}
+
+const skipFix = (node: string) =>
+  `bring it back and plan again, or leave its chains out: igpu-split apply --skip-host ${node}`;
 
 async function withAccess<T>(
   open: () => Promise<HostAccess>,
@@ -67,27 +131,63 @@ async function withAccess<T>(
   }
 }
 
-/** A guest's plan through its OS's provider; the connection it opened is closed after. */
+/**
+ * A guest's plan through its OS's provider; the connection it opened is closed after. A
+ * guest that cannot be reached (or read) marks its own chain.
+ */
 async function planGuest(vm: NodeVm, connections: LabConnections): Promise<GuestPart> {
   const layer = guestLayer(vm, guestEnvironment(connections));
   if (!layer) return { vm };
   try {
-    return { vm, plan: layer.plan(await layer.gather()) };
+    const read = await reached(() => layer.gather());
+    if ('value' in read) return { vm, plan: layer.plan(read.value) };
+    return {
+      vm,
+      unreachable: unreachableOf(
+        read.error,
+        { part: 'guest', node: vm.host, vmid: vm.vmid },
+        skipFix(vm.host),
+      ),
+    };
   } finally {
     await layer.close();
   }
+}
+
+/** A host's plan and GPU facts, or why its SSH could not be reached. */
+async function planHost(node: string, connections: LabConnections) {
+  const read = await reached(() =>
+    withAccess(
+      () => connections.host(node),
+      async (access) => {
+        const layer = hostLayer(access);
+        const facts = await layer.gather();
+        return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
+      },
+    ),
+  );
+  return 'value' in read
+    ? read.value
+    : { unreachable: unreachableOf(read.error, { part: 'host', node }, skipFix(node)) };
 }
 
 /**
  * Every layer gathers (read-only, in parallel with a bound) and plans through the one
  * layer contract; what one layer found that another plans with (the mapping to be made,
  * a host's aperture) is handed over as facts.
+ *
+ * A host, guest or Kubernetes API that cannot be reached marks its own chains
+ * (`unreachable`) and the rest is planned. The Proxmox API is the exception: the mapping,
+ * every VM and the token's privileges are read through it, so without it nothing can be
+ * planned and its error is thrown.
  */
 export async function planLab(
-  lab: Lab,
+  fullLab: Lab,
   connections: LabConnections,
   options: PlanOptions = {},
 ): Promise<LabPlan> {
+  const skippedHosts = [...new Set(options.skipHosts ?? [])];
+  const lab = labWithout(fullLab, skippedHosts);
   const limit = options.parallel ?? 8;
   const gpuNodes = gpuNodesOf(lab);
   const usedHosts = lab.hosts.filter((h) => lab.vms.some((vm) => vm.host === h.node) || h.ssh);
@@ -101,23 +201,12 @@ export async function planLab(
     resetEfiKeys: options.resetEfiKeys,
   });
   const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
-  const [hostPlans, mappingFacts, vmInputs, guests, clusterFacts] = await Promise.all([
-    bounded(usedHosts, limit, async (h) =>
-      h.ssh
-        ? withAccess(
-            () => connections.host(h.node),
-            async (access) => {
-              const layer = hostLayer(access);
-              const facts = await layer.gather();
-              return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
-            },
-          )
-        : undefined,
-    ),
+  const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
+    bounded(usedHosts, limit, async (h) => (h.ssh ? planHost(h.node, connections) : undefined)),
     mappingOf.gather(),
     vmsOf.gather(),
     bounded(lab.vms, limit, (vm) => planGuest(vm, connections)),
-    clusterOf.gather(),
+    reached(() => clusterOf.gather()),
   ]);
   const mapping = mappingOf.plan(mappingFacts);
   const vms = vmsOf.plan({
@@ -126,7 +215,8 @@ export async function planLab(
     // What the host layer read lets a refusal say which BIOS aperture would fit.
     hostHints: Object.fromEntries(
       usedHosts.map((h, i) => {
-        const gpu = hostPlans[i]?.gpu;
+        const read = hostPlans[i];
+        const gpu = read && 'gpu' in read ? read.gpu : undefined;
         return [
           h.node,
           { apertureMiB: gpu?.apertureMiB ?? undefined, graphicsVer: gpu?.graphicsVer ?? undefined },
@@ -141,13 +231,57 @@ export async function planLab(
   const privileges: Check[] = lacking ? [lacking] : [];
   const vmsOn = Map.groupBy(lab.vms, (vm) => vm.host);
   const guestsOn = Map.groupBy(guests, (g) => g.vm.host);
-  const hosts: HostPart[] = usedHosts.map((h, i) => ({
-    node: h.node,
-    host: hostPlans[i]?.plan,
-    vmids: (vmsOn.get(h.node) ?? []).map((vm) => vm.vmid),
-    guests: guestsOn.get(h.node) ?? [],
-  }));
-  return { privileges, mapping, vms, hosts, cluster: clusterOf.plan(clusterFacts), gpuNodes };
+  const hosts: HostPart[] = usedHosts.map((h, i) => {
+    const read = hostPlans[i];
+    return {
+      node: h.node,
+      ...(read && 'plan' in read ? { host: read.plan } : {}),
+      ...(read && 'unreachable' in read ? { unreachable: read.unreachable } : {}),
+      vmids: (vmsOn.get(h.node) ?? []).map((vm) => vm.vmid),
+      guests: guestsOn.get(h.node) ?? [],
+    };
+  });
+  // Without the Kubernetes API no drain can be made: apply refuses, whatever is skipped.
+  const clusterDown =
+    'error' in clusterRead
+      ? unreachableOf(
+          clusterRead.error,
+          { part: 'cluster' },
+          'check the kubeconfig’s API server answers (kubectl get nodes), then plan again',
+        )
+      : undefined;
+  const cluster: ClusterPlan =
+    'value' in clusterRead ? clusterOf.plan(clusterRead.value) : { checks: [], steps: [] };
+  const unreachable = [
+    ...hosts.flatMap((h) => [
+      ...(h.unreachable ? [h.unreachable] : []),
+      ...h.guests.flatMap((g) => (g.unreachable ? [g.unreachable] : [])),
+    ]),
+    ...(clusterDown ? [clusterDown] : []),
+  ];
+  return { privileges, mapping, vms, hosts, cluster, gpuNodes, unreachable, skippedHosts };
+}
+
+/**
+ * Why apply may not go on while parts are unreachable (and not skipped), or undefined:
+ * one line naming each, and --skip-host for the hosts.
+ */
+export function unreachableRefusal(plan: LabPlan): TargetError | undefined {
+  if (plan.unreachable.length === 0) return undefined;
+  const hosts = [...new Set(plan.unreachable.flatMap((u) => (u.node ? [u.node] : [])))];
+  const cluster = plan.unreachable.some((u) => u.part === 'cluster');
+  const what = plan.unreachable.map((u) => u.reason).join('; ');
+  return new TargetError(`some of the lab cannot be reached, so nothing was changed: ${what}`, {
+    fix: [
+      ...(hosts.length > 0
+        ? [
+            `bring ${hosts.join(', ')} back, or leave ${hosts.length === 1 ? 'its' : 'their'} chains out: igpu-split apply ${hosts.map((h) => `--skip-host ${h}`).join(' ')}`,
+          ]
+        : []),
+      ...(cluster ? ['the Kubernetes API must answer for any apply (drains, labels, the plugin)'] : []),
+    ].join('; '),
+    nothingChanged: true,
+  });
 }
 
 /** A flat view for printing and JSON: each target with its checks and steps, host by host. */
@@ -157,7 +291,12 @@ export interface PlanSection {
   checks: Check[];
   steps: Step[];
   refused?: string;
+  /** This part could not be read, so it is not planned: why, and what to do. */
+  unreachable?: { reason: string; fix: string };
 }
+
+const unreachableView = (u: Unreachable | undefined) =>
+  u ? { unreachable: { reason: u.reason, fix: u.fix } } : {};
 
 export function planSections(plan: LabPlan): PlanSection[] {
   const sections: PlanSection[] = [];
@@ -192,13 +331,14 @@ export function planSections(plan: LabPlan): PlanSection[] {
       .sort((x, y) => x[0] - y[0])
       .map(([, check]) => check);
   for (const part of plan.hosts) {
-    if (part.host) {
+    if (part.host || part.unreachable) {
       sections.push({
         layer: 'host',
         title: `host ${part.node}`,
         checks: [],
-        steps: part.host.steps,
-        refused: part.host.refused,
+        steps: part.host?.steps ?? [],
+        refused: part.host?.refused,
+        ...unreachableView(part.unreachable),
       });
     }
     for (const vmid of part.vmids) {
@@ -210,13 +350,14 @@ export function planSections(plan: LabPlan): PlanSection[] {
       });
     }
     for (const guest of part.guests) {
-      if (!guest.plan) continue;
+      if (!guest.plan && !guest.unreachable) continue;
       sections.push({
         layer: 'guest',
         title: `guest of VM ${guest.vm.vmid} (${guest.vm.os}${guest.vm.kubernetesNode ? `, ${guest.vm.kubernetesNode}` : ''})`,
-        checks: guest.plan.checks,
-        steps: guest.plan.steps,
-        refused: guest.plan.refused,
+        checks: guest.plan?.checks ?? [],
+        steps: guest.plan?.steps ?? [],
+        refused: guest.plan?.refused,
+        ...unreachableView(guest.unreachable),
       });
     }
   }
@@ -226,6 +367,7 @@ export function planSections(plan: LabPlan): PlanSection[] {
     checks: plan.cluster.checks,
     steps: plan.cluster.steps,
     refused: plan.cluster.refused,
+    ...unreachableView(plan.unreachable.find((u) => u.part === 'cluster')),
   });
   return sections;
 }
@@ -239,8 +381,23 @@ export function planRefusal(plan: LabPlan): string | undefined {
 /** What the user was shown, as one value: two plans with the same digest read the same. */
 export function planDigest(plan: LabPlan): string {
   return createHash('sha256')
-    .update(JSON.stringify({ sections: planSections(plan), refused: planRefusal(plan) }))
+    .update(
+      JSON.stringify({
+        sections: planSections(plan),
+        refused: planRefusal(plan),
+        skipped: plan.skippedHosts,
+      }),
+    )
     .digest('hex');
+}
+
+/**
+ * The exit code `plan` ends with, once everything is printed: a refusal 1, else a part that
+ * could not be read 2 (its chains are marked), else 0 (README, "Exit codes").
+ */
+export function planExitCode(plan: LabPlan): ExitCode {
+  if (planRefusal(plan)) return EXIT.checkFailed;
+  return plan.unreachable.length > 0 ? EXIT.usage : EXIT.ok;
 }
 
 export function planIsEmpty(plan: LabPlan): boolean {

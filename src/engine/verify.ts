@@ -1,13 +1,15 @@
 // The end-to-end chain for every node VM, one link per layer: host facts → mapping →
 // VM config and running → guest i915 and render node → plugin and allocatable → smoke
-// pod. Each link is pass/warn/fail with the evidence and the fix of its worst check;
-// the exit code follows the worst link.
+// pod. Each link is pass/warn/pending/fail with the evidence and the fix of its worst
+// check, or unreachable when its target could not be read (the rest is verified all the
+// same); the exit code follows the worst link (exitCodeOf).
 
 import { verifyCluster } from '../cluster/verify.ts';
 import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
-import { type Check, worstStatus } from '../core/model.ts';
+import { EXIT, type ExitCode, TargetError } from '../core/errors.ts';
+import { type Check, type CheckStatus, worstStatus } from '../core/model.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
@@ -16,8 +18,40 @@ import { gatherMappingFacts, planMapping } from '../mapping/plan.ts';
 import { verifyVms } from '../vm/verify.ts';
 import { guestEnvironment, type LabConnections, type LabVm } from './connections.ts';
 
-export interface ChainLink extends Check {
+/** A link's verdict: a check's, or `unreachable` when its host, guest or API could not be read. */
+export type LinkStatus = CheckStatus | 'unreachable';
+
+export interface ChainLink extends Omit<Check, 'status'> {
   link: 'host' | 'mapping' | 'vm' | 'guest' | 'cluster' | 'smoke';
+  status: LinkStatus;
+}
+
+/**
+ * Worst first: a failed check (something to fix) over a link that could not be read, over
+ * one waiting for the user's manual step, over a warning.
+ */
+const LINK_SEVERITY: Record<LinkStatus, number> = { pass: 0, warn: 1, pending: 2, unreachable: 3, fail: 4 };
+
+/** A link whose target could not be read, with the connection's own one-line error. */
+function unreachableLink(vmid: number, name: ChainLink['link'], error: TargetError): ChainLink {
+  return {
+    id: `chain.${vmid}.${name}`,
+    link: name,
+    status: 'unreachable',
+    evidence: error.oneLine(),
+    fix: 'bring it back (or check the address and credentials in the lab file), then verify again',
+  };
+}
+
+/** The value of a read, or the TargetError that says its target cannot be reached; the rest is thrown. */
+async function reach<T>(read: () => Promise<T>): Promise<T | TargetError> {
+  try {
+    return await read();
+  } catch (error) {
+    // expected: TargetError — the target cannot be reached or read: its links say so; the rest is thrown
+    if (error instanceof TargetError) return error;
+    throw error;
+  }
 }
 
 export interface VmChain {
@@ -49,41 +83,49 @@ export async function verifyLab(
   connections: LabConnections,
   options: { smoke?: boolean; pollMs?: number; timeoutMs?: number; settleMs?: number } = {},
 ): Promise<VmChain[]> {
-  const hostChecks = new Map<string, Check[]>();
+  const hostChecks = new Map<string, Check[] | TargetError>();
   await bounded(
     lab.hosts.filter((h) => h.ssh),
     8,
     async (h) => {
-      const access = await connections.host(h.node);
-      try {
-        hostChecks.set(h.node, verifyHost(await gatherHostFacts(access), await readState(access)));
-      } finally {
-        await access.close();
-      }
+      const checks = await reach(async () => {
+        const access = await connections.host(h.node);
+        try {
+          return verifyHost(await gatherHostFacts(access), await readState(access));
+        } finally {
+          await access.close();
+        }
+      });
+      hostChecks.set(h.node, checks);
     },
   );
+  // The Proxmox API is read for every chain's mapping and VM: without it verify cannot go on.
   const mapping = planMapping(
     await gatherMappingFacts(connections.proxmox, lab.mapping, [...new Set(lab.vms.map((vm) => vm.host))]),
   );
-  const cluster = await verifyCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab), {
-    smoke: options.smoke,
-    pollMs: options.pollMs,
-    timeoutMs: options.timeoutMs,
-    settleMs: options.settleMs,
-  });
+  const cluster = await reach(() =>
+    verifyCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab), {
+      smoke: options.smoke,
+      pollMs: options.pollMs,
+      timeoutMs: options.timeoutMs,
+      settleMs: options.settleMs,
+    }),
+  );
   return bounded(lab.vms, 8, async (vm): Promise<VmChain> => {
     const links: ChainLink[] = [];
     const host = hostChecks.get(vm.host);
     links.push(
-      host
-        ? link(vm.vmid, 'host', host, `host ${vm.host}`)
-        : {
-            id: `chain.${vm.vmid}.host`,
-            link: 'host',
-            status: 'warn',
-            evidence: `host ${vm.host} has no ssh: in the lab file, so it was not read`,
-            fix: 'add it to verify the host layer',
-          },
+      host instanceof TargetError
+        ? unreachableLink(vm.vmid, 'host', host)
+        : host
+          ? link(vm.vmid, 'host', host, `host ${vm.host}`)
+          : {
+              id: `chain.${vm.vmid}.host`,
+              link: 'host',
+              status: 'warn',
+              evidence: `host ${vm.host} has no ssh: in the lab file, so it was not read`,
+              fix: 'add it to verify the host layer',
+            },
     );
     const mappingChecks = mapping.checks.filter((c) => c.id.startsWith(`mapping.${vm.host}.`));
     const entryMissing = mapping.steps.length > 0;
@@ -113,28 +155,38 @@ export async function verifyLab(
         `VM ${vm.vmid}`,
       ),
     );
-    links.push(link(vm.vmid, 'guest', await guestChecks(vm, connections), `guest of VM ${vm.vmid}`));
-    const node = vm.kubernetesNode;
-    const nodeChecks = node ? cluster.filter((c) => c.id.startsWith(`cluster.${node}.`)) : [];
+    const guest = await reach(() => guestChecks(vm, connections));
     links.push(
-      link(
-        vm.vmid,
-        'cluster',
-        nodeChecks.filter((c) => !c.id.endsWith('.smoke')),
-        node ? `node ${node}` : 'no kubernetesNode',
-      ),
+      guest instanceof TargetError
+        ? unreachableLink(vm.vmid, 'guest', guest)
+        : link(vm.vmid, 'guest', guest, `guest of VM ${vm.vmid}`),
     );
-    if (options.smoke !== false)
-      links.push(
-        link(
+    links.push(...clusterLinks(vm, cluster, options.smoke !== false));
+    return { vmid: vm.vmid, node: vm.kubernetesNode, links };
+  });
+}
+
+/** The node's cluster link (and smoke link), or both unreachable when the API could not be read. */
+function clusterLinks(vm: LabVm, cluster: Check[] | TargetError, smoke: boolean): ChainLink[] {
+  const names: ChainLink['link'][] = smoke ? ['cluster', 'smoke'] : ['cluster'];
+  if (cluster instanceof TargetError) return names.map((name) => unreachableLink(vm.vmid, name, cluster));
+  const node = vm.kubernetesNode;
+  const nodeChecks = node ? cluster.filter((c) => c.id.startsWith(`cluster.${node}.`)) : [];
+  return names.map((name) =>
+    name === 'cluster'
+      ? link(
+          vm.vmid,
+          'cluster',
+          nodeChecks.filter((c) => !c.id.endsWith('.smoke')),
+          node ? `node ${node}` : 'no kubernetesNode',
+        )
+      : link(
           vm.vmid,
           'smoke',
           nodeChecks.filter((c) => c.id.endsWith('.smoke')),
           node ? `smoke pod on ${node}` : 'no kubernetesNode',
         ),
-      );
-    return { vmid: vm.vmid, node, links };
-  });
+  );
 }
 
 /** The guest's checks through its OS's provider; none when the lab file gives no way to reach it. */
@@ -148,6 +200,21 @@ async function guestChecks(vm: LabVm, connections: LabConnections): Promise<Chec
   }
 }
 
-export function worstOfChains(chains: readonly VmChain[]) {
-  return worstStatus(chains.flatMap((c) => c.links));
+/** The worst link of all chains: fail > unreachable > pending > warn > pass. */
+export function worstOfChains(chains: readonly VmChain[]): LinkStatus {
+  let worst: LinkStatus = 'pass';
+  for (const l of chains.flatMap((c) => c.links))
+    if (LINK_SEVERITY[l.status] > LINK_SEVERITY[worst]) worst = l.status;
+  return worst;
+}
+
+/**
+ * The exit code a verify ends with (README, "Exit codes"): 1 a check failed, 2 a link could
+ * not be read, 3 a link waits for a manual step, 0 otherwise (warnings allowed).
+ */
+export function exitCodeOf(worst: LinkStatus): ExitCode {
+  if (worst === 'fail') return EXIT.checkFailed;
+  if (worst === 'unreachable') return EXIT.usage;
+  if (worst === 'pending') return EXIT.manualStep;
+  return EXIT.ok;
 }

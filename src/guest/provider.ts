@@ -29,6 +29,11 @@ export interface GuestPlan extends LayerPlan {
   title: string;
   /** What a person should know before apply (Talos without talosctl: the change is written to files). */
   notes?: string[];
+  /**
+   * The steps are a person's to carry out (apply writes their files and commands): while
+   * igpu-split runs they disturb nothing, so they drain no node.
+   */
+  manual?: boolean;
 }
 
 /** What applying a guest plan did. */

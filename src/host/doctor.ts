@@ -21,6 +21,8 @@ export function doctorReport(facts: HostFacts): DoctorReport {
     schemaVersion: 1,
     target: facts.target,
     ...verdict,
+    // A host's checks are never pending (no manual step lives on a host): the schema's three.
+    checks: verdict.checks as DoctorReport['checks'],
     host: {
       kernelRelease: facts.kernelRelease ?? null,
       proxmoxVersion: facts.proxmox?.version ?? null,
@@ -28,6 +30,6 @@ export function doctorReport(facts: HostFacts): DoctorReport {
       uefi: facts.firmware.uefi,
       secureBoot: facts.firmware.secureBoot ?? null,
     },
-    result: worstStatus(verdict.checks),
+    result: worstStatus(verdict.checks) as DoctorReport['result'],
   };
 }

@@ -72,6 +72,15 @@ export const TALOS_EXTENSIONS = {
 } as const;
 
 /**
+ * The prefix of the node labels Talos sets for each system extension it runs, followed by
+ * the extension's name (`extensions.talos.dev/i915`, value its version; a version that is
+ * no valid label value goes to an annotation of the same key instead): siderolabs/talos
+ * pkg/machinery/constants/constants.go (K8sExtensionPrefix) and
+ * internal/app/machined/pkg/controllers/k8s/node_label_spec.go (extensionsToNodeKV) @v1.10.9.
+ */
+export const TALOS_EXTENSION_LABEL_PREFIX = 'extensions.talos.dev/';
+
+/**
  * The first Talos release whose i915 driver comes only from the extension:
  * siderolabs/talos website/content/v1.9/introduction/what-is-new/index.md@v1.9.0.
  */

@@ -85,7 +85,7 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   init: [0, 2],
   plan: [0, 1, 2],
   apply: [0, 1, 2, 3],
-  verify: [0, 1, 2],
+  verify: [0, 1, 2, 3],
   status: [0, 2],
   rollback: [0, 1, 2],
   doctor: [0, 1, 2],
@@ -1954,11 +1954,27 @@ function exitCodeCases(): CliCase[] {
       name: 'apply waits for a manual step: Talos without talosctl',
       topic: 'exit-codes',
       lab: { talos: true },
+      // A running Talos VM, so the manual step is the only thing left (a stopped VM fails verify).
+      setup: async (c) => void c.lab?.state.start(102),
       steps: (c) => [
         {
           args: ['apply', '--yes', ...L(c)],
           code: 3,
-          line: /talosctl is not installed: wrote .*machine-patch\.yaml.* — run: talosctl patch machineconfig/,
+          line: /pending: 1 manual step\n {2}talos \S+: talosctl is not installed; files written: .*machine-patch\.yaml\n {4}\$ talosctl patch machineconfig/,
+        },
+        // Until the node shows the change, its guest link waits (not fails).
+        { args: ['verify', ...L(c)], code: 3, line: /WAIT\s+chain\.102\.guest\s+waiting for a manual step/ },
+      ],
+    }),
+    kase({
+      name: 'plan --skip-host with a host the lab file lacks',
+      topic: 'exit-codes',
+      lab: {},
+      steps: (c) => [
+        {
+          args: ['plan', '--skip-host', 'pve9', ...L(c)],
+          code: 2,
+          line: /--skip-host pve9: no such host in the lab file — hosts are: /,
         },
       ],
     }),

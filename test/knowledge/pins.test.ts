@@ -19,6 +19,7 @@ import {
   GPU_RESOURCE,
   NFD_RULE,
   SMOKE_IMAGE,
+  TALOS_EXTENSION_LABEL_PREFIX,
   TALOS_EXTENSIONS,
   TALOS_I915_EXTENSION_SINCE,
   TALOS_IMAGE_FACTORY,
@@ -45,6 +46,7 @@ interface UpstreamPins {
     imageFactory: string;
     installerImage: string;
     extensions: Record<'i915' | 'intelUcode' | 'qemuGuestAgent', string>;
+    extensionLabelPrefix: string;
   };
   busybox: { tags: string[] };
 }
@@ -147,6 +149,15 @@ test('Talos extension names, the Image Factory and the first extension release a
   assert.equal(TALOS_I915_EXTENSION_SINCE.join('.'), upstream.talos.i915ExtensionSince);
   assert.equal(TALOS_IMAGE_FACTORY, upstream.talos.imageFactory);
   assert.equal(TALOS_INSTALLER_IMAGE, upstream.talos.installerImage);
+});
+
+test('the node label a Talos extension shows up as is the one Talos sets (K8sExtensionPrefix + its name)', () => {
+  assert.equal(TALOS_EXTENSION_LABEL_PREFIX, upstream.talos.extensionLabelPrefix);
+  // The names the labels carry are the extensions' manifest names, which the snapshot also holds.
+  assert.equal(
+    `${TALOS_EXTENSION_LABEL_PREFIX}${upstream.talos.extensions.i915}`,
+    'extensions.talos.dev/i915',
+  );
 });
 
 test('the newest patch of each Talos minor is the one the tags show', () => {

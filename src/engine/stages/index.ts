@@ -60,7 +60,9 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
   ];
   if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
   const nodes = nodesOn(context, part);
-  const drains = nodes.length > 0 && (disturbancesOf(steps).size > 0 || leftCordoned);
+  // A guest change left to the user (written to files) disturbs nothing while this run goes.
+  const disturbing = steps.filter((s) => !guests.some((g) => g.plan?.manual && g.plan.steps.includes(s)));
+  const drains = nodes.length > 0 && (disturbancesOf(disturbing).size > 0 || leftCordoned);
   return [
     ...(drains ? [drainStage(context, part, nodes)] : []),
     ...(hostPlan ? [hostStage(context, part, hostPlan, notChanged)] : []),

@@ -69,6 +69,7 @@ export const talosProvider: GuestProvider<TalosVm> = {
           ...plan,
           title: `VM ${vm.vmid} — Talos node ${plan.node}: installer ${plan.installer}`,
           notes,
+          ...(environment.talosctl ? {} : { manual: true }),
         };
       },
       apply: async (plan, { say }) => {
@@ -89,8 +90,14 @@ export const talosProvider: GuestProvider<TalosVm> = {
             };
         return { ...result, ...manual, detail: {} };
       },
-      // The running version is not checked: only the extensions and /dev/dri.
-      verify: async () => verifyTalos(await gatherTalosFacts(spec.node, environment.talosctl), spec),
+      // With talosctl: the extensions and /dev/dri (the running version is not checked).
+      // Without it: what the Kubernetes node shows of the change apply left to the user.
+      verify: async () =>
+        verifyTalos(
+          await gatherTalosFacts(spec.node, environment.talosctl, environment.osImage(vm)),
+          spec,
+          environment.talosctl ? undefined : { files: join(environment.outRoot, spec.node) },
+        ),
       close: async () => {},
     };
   },

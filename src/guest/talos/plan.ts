@@ -32,6 +32,8 @@ export interface TalosFacts {
   extensions: string[] | undefined;
   /** /dev/dri entries, when talosctl could tell. */
   dri: string[] | undefined;
+  /** Where `extensions` was read: `talosctl get extensions`, or `node <name> labels` without talosctl. */
+  extensionsFrom?: string;
   /** The Talos version the node runs, when talosctl or the Kubernetes node could tell. */
   running?: RunningVersion;
 }
@@ -58,7 +60,13 @@ export async function gatherTalosFacts(
 ): Promise<TalosFacts> {
   const running = await readRunningVersion(node, talosctl, osImage);
   const known = running ? { running } : {};
-  if (!talosctl) return { node, extensions: undefined, dri: undefined, ...known };
+  if (!talosctl) {
+    // Without talosctl the Kubernetes node tells what Talos runs: the labels it sets per extension.
+    const extensions = await osImage?.extensions?.();
+    return extensions === undefined || !osImage
+      ? { node, extensions: undefined, dri: undefined, ...known }
+      : { node, extensions, dri: undefined, extensionsFrom: `node ${osImage.node} labels`, ...known };
+  }
   const extensions = await talosctl(['get', 'extensions', '--nodes', node, '-o', 'yaml']);
   if (extensions.code !== 0) {
     throw new TargetError(`talosctl get extensions failed: ${firstLine(extensions.stderr)}`, {
@@ -71,6 +79,7 @@ export async function gatherTalosFacts(
     node,
     extensions: parseExtensions(extensions.stdout),
     dri: dri.code === 0 ? parseListing(dri.stdout) : [],
+    extensionsFrom: 'talosctl get extensions',
     ...known,
   };
 }
@@ -235,7 +244,8 @@ export async function applyTalosPlan(
   return { applied: true, files, commands };
 }
 
-export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec): Check[] {
+export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec, manual?: { files: string }): Check[] {
+  if (manual && facts.extensions !== undefined) return [manualStepCheck(facts, spec, manual.files)];
   if (facts.extensions === undefined) {
     return [
       {
@@ -271,6 +281,35 @@ export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec): Check[] {
           fix: 'check the VM has its vGPU (igpu-split vm verify) and talosctl dmesg --nodes for i915',
         },
   ];
+}
+
+/**
+ * Without talosctl the change is the user's to make (apply wrote the files and printed the
+ * commands): the Kubernetes node shows when it is made — its osImage says the planned Talos
+ * version and its labels the extensions. Until then the link is pending, not failed.
+ */
+function manualStepCheck(facts: TalosFacts, spec: TalosNodeSpec, files: string): Check {
+  const wanted = desiredSchematic(spec).customization.systemExtensions.officialExtensions.map(shortName);
+  const missing = wanted.filter((name) => !facts.extensions?.includes(name));
+  const running = facts.running?.version;
+  const versionOk = spec.version === undefined || running === spec.version;
+  const seen = `${facts.extensionsFrom ?? 'the node'}: ${facts.extensions?.join(', ') || 'no extension'}; osImage Talos ${running ?? '(unread)'}`;
+  if (missing.length === 0 && versionOk)
+    return {
+      id: `guest.${spec.node}.extensions`,
+      status: 'pass',
+      evidence: `the manual step is done: ${seen}`,
+    };
+  const lacking = [
+    ...(missing.length > 0 ? [`extensions ${missing.join(', ')}`] : []),
+    ...(versionOk ? [] : [`Talos ${spec.version}`]),
+  ];
+  return {
+    id: `guest.${spec.node}.manual`,
+    status: 'pending',
+    evidence: `waiting for a manual step (talosctl is not installed here): the node does not show ${lacking.join(' and ')} yet (${seen})`,
+    fix: `run the talosctl commands igpu-split apply printed (files in ${files}), or install talosctl and run igpu-split apply`,
+  };
 }
 
 function firstLine(text: string): string {

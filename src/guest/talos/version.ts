@@ -29,6 +29,11 @@ export interface RunningVersion {
 export interface OsImageSource {
   node: string;
   read: () => Promise<string | undefined>;
+  /**
+   * The extensions the node's labels (or annotations) say it runs, by name (`i915`), or
+   * undefined when the node is not in the cluster: what a Talos node shows without talosctl.
+   */
+  extensions?: () => Promise<string[] | undefined>;
 }
 
 const RELEASE = /^v(\d+)\.(\d+)\.(\d+)$/;

@@ -58,6 +58,12 @@ export interface RunningKubeSimulator {
   forbidden: Set<string>;
   /** Fault injection: this many next requests are answered 503 (an API server restarting). */
   unavailable: { count: number };
+  /**
+   * What the node's kubelet and Talos report after a change made outside igpu-split (the
+   * user ran the printed talosctl commands): its osImage and labels added (Talos's
+   * `extensions.talos.dev/<name>`), as the kubelet's status update and Talos's label sync.
+   */
+  setNode(name: string, change: { osImage?: string; labels?: Record<string, string> }): void;
   close(): Promise<void>;
 }
 
@@ -151,6 +157,19 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
     behaviour,
     forbidden,
     unavailable,
+    setNode: (name, change) => {
+      const node = store.get(K.Node, undefined, name);
+      if (!node) throw new Error(`the simulated cluster has no node ${name}`);
+      const status = (node.status ?? {}) as { nodeInfo?: Record<string, unknown> };
+      store.update(K.Node, {
+        ...node,
+        metadata: { ...node.metadata, labels: { ...node.metadata.labels, ...change.labels } },
+        status: {
+          ...status,
+          ...(change.osImage ? { nodeInfo: { ...status.nodeInfo, osImage: change.osImage } } : {}),
+        },
+      });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
