@@ -19,7 +19,7 @@ if [ "$(major node)" -lt 22 ]; then
   esac
   pkg="$root/.node/node_modules/node-linux-$arch"
   if [ ! -x "$root/.node/bin/node" ] || [ "$("$root/.node/bin/node" -v 2>/dev/null)" != "v$NODE_VERSION" ]; then
-    echo "igpu-split: installing Node.js $NODE_VERSION into .node/ (machine has $(node -v 2>/dev/null || echo none))" >&2
+    echo "igpu-split: set-up: installing Node.js $NODE_VERSION into .node/ (the machine has $(node -v 2>/dev/null || echo none)); about 20 s" >&2
     npm install --prefix "$root/.node" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$NODE_VERSION" >&2
     mkdir -p "$root/.node/bin"
     ln -sf "$pkg/bin/node" "$root/.node/bin/node"
@@ -33,7 +33,10 @@ fi
 # Install or refresh dependencies when the lock file changed since the last install.
 stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  echo "igpu-split: set-up: installing the dependencies (npm ci); about a minute on a first run" >&2
+  started=$(date +%s)
   npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "igpu-split: dependencies installed in $(( $(date +%s) - started )) s" >&2
 fi
 
 exec "$@"

@@ -20,6 +20,9 @@ export const TIERS = {
     'test/integration/host-apply.test.ts',
     'test/integration/ssh.test.ts',
   ],
+  // The README's commands in interactive bash against `demo --serve` (the built CLI, a child it
+  // stops with SIGTERM when done).
+  playground: ['test/readme/readme.test.ts'],
   // A Debian root made with debootstrap, where the real boot tools run (test/support/bootchain.ts).
   bootchain: ['test/bootchain/bootchain.test.ts'],
   // In process or with short-lived helpers: simulators, kubectl, cloud-init, python3, sh.

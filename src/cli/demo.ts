@@ -123,6 +123,7 @@ export function registerDemo(program: Command): void {
         say(
           [
             `Done in ${((Date.now() - started) / 1000).toFixed(1)} s; the chain is ${worstOfChains(chains) === 'fail' ? 'BROKEN (see verify)' : 'complete'}.`,
+            'To try every command yourself: bin/igpu-split demo --serve keeps this lab running (README, "Try it").',
             `To run it on your lab: take the demo's lab file (igpu-split demo --keep leaves it at ${demo.labFile}),`,
             'save it as ./igpu-split.yaml and change the proxmox',
             "url, fingerprint and token (its secret in a file or variable), each host's ssh:, each VM's",
