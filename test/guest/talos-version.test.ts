@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseLab } from '../../src/config/load.ts';
 import { type IgpuSplitError, RefusedError, TargetError, UsageError } from '../../src/core/errors.ts';
-import { talosctlVersionText } from '../../src/sim/talosctl.ts';
 import { labFileText, withGuestLines } from '../../src/engine/init.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
 import { planTalos, type TalosFacts } from '../../src/guest/talos/plan.ts';
@@ -24,6 +23,7 @@ import {
   versionChange,
 } from '../../src/guest/talos/version.ts';
 import { type FakeFactory, startImageFactory } from '../../src/sim/talos-factory.ts';
+import { talosctlVersionText } from '../../src/sim/talosctl.ts';
 
 const answering =
   (stdout: string, code = 0, stderr = ''): Talosctl =>

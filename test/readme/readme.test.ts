@@ -12,8 +12,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -34,11 +34,12 @@ export function shBlocks(markdown: string): Block[] {
     let before = i - 1;
     while (before >= 0 && lines[before]?.trim() === '') before--;
     const previous = lines[before]?.trim() ?? '';
-    const marker = previous === '<!-- real-lab-only -->'
-      ? 'real-lab-only'
-      : /^<!-- syntax-only: .+ -->$/.test(previous)
-        ? 'syntax-only'
-        : 'run';
+    const marker =
+      previous === '<!-- real-lab-only -->'
+        ? 'real-lab-only'
+        : /^<!-- syntax-only: .+ -->$/.test(previous)
+          ? 'syntax-only'
+          : 'run';
     const end = lines.indexOf('```', i + 1);
     blocks.push({ line: i + 1, marker, text: lines.slice(i + 1, end).join('\n') });
     i = end;
@@ -144,7 +145,9 @@ test('the playground hands out the demo’s talosctl stand-in, and it says so', 
 
 test('bin/igpu-split.js on a node older than 22 says so in one line and exits 2', (t) => {
   const node = '/usr/bin/node';
-  const version = existsSync(node) ? spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }) : undefined;
+  const version = existsSync(node)
+    ? spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' })
+    : undefined;
   const major = Number(version?.stdout.split('.')[0] ?? 0);
   if (!version || major === 0 || major >= 22) return t.skip(`no node older than 22 at ${node}`);
   const result = spawnSync(node, [join(ROOT, 'bin/igpu-split.js'), '--version'], { encoding: 'utf8' });
@@ -157,7 +160,8 @@ test('bin/igpu-split.js on a node older than 22 says so in one line and exits 2'
 });
 
 test('shBlocks and commandsOf: markers, continuations, expected exits', () => {
-  const text = 'a\n\n<!-- real-lab-only -->\n\n```sh\nx --y\n```\n```sh\n# note\nplan \\\n  --z   # exits 3\n\nverify\n```\n';
+  const text =
+    'a\n\n<!-- real-lab-only -->\n\n```sh\nx --y\n```\n```sh\n# note\nplan \\\n  --z   # exits 3\n\nverify\n```\n';
   const found = shBlocks(text);
   assert.deepEqual(
     found.map((b) => b.marker),
