@@ -44,6 +44,7 @@ export const TIERS = {
     'test/cluster/kubeconfig.test.ts',
     'test/cluster/objects.test.ts',
     'test/cluster/smoke.test.ts',
+    'test/config/lab-schema.test.ts',
     'test/config/lab.test.ts',
     'test/config/load-shape.test.ts',
     'test/core/guards.test.ts',
