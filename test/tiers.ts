@@ -83,6 +83,7 @@ export const TIERS = {
     'test/proxmox/simulator-state.test.ts',
     'test/source/catches.test.ts',
     'test/source/imports.test.ts',
+    'test/source/plurals.test.ts',
     'test/tiers.test.ts',
     'test/vm/apply.test.ts',
     'test/vm/golden.test.ts',

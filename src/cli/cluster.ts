@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
   addConnectTimeout,
@@ -103,7 +104,10 @@ export function registerCluster(program: Command): void {
         return;
       }
       if (result.steps.length > 0 && !options.yes)
-        await confirm(`apply ${result.steps.length} change(s) to ${kube.target}?`, 'igpu-split cluster plan');
+        await confirm(
+          `apply ${counted(result.steps.length, 'change')} to ${kube.target}?`,
+          'igpu-split cluster plan',
+        );
       const { applyClusterPlan } = await import('../cluster/apply.ts');
       const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
         applyClusterPlan(
@@ -190,7 +194,7 @@ export function registerCluster(program: Command): void {
   ] as const) {
     const command = addOptions(cluster.command(verb).description(help)).requiredOption(
       '--node <name...>',
-      'the Kubernetes node(s)',
+      'the Kubernetes nodes, one or more',
     );
     if (verb === 'drain')
       numberOption(

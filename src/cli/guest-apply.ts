@@ -5,6 +5,7 @@
 
 import type { Command } from 'commander';
 import { ManualStepError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
   addGuestOptions,
@@ -54,7 +55,7 @@ export function registerGuestApply(guest: Command): void {
         if (options.json) process.stdout.write(jsonText('guest apply', []));
         return;
       }
-      if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
+      if (!options.yes) await confirm(`change ${counted(todo.length, 'guest')}?`, 'igpu-split guest plan');
       const failed = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, async () => {
         const report: unknown[] = [];
         const manual: { vm: string; reason: string; change: string }[] = [];

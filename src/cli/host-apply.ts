@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { ManualStepError, UsageError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
@@ -72,7 +73,7 @@ export function registerHostApply(host: Command): void {
       const result = await applyHostPlan(target, plan, { force: options.force === true });
       report.applied = result;
       say(
-        `applied ${result.done.length} step(s)${result.backupDir ? `; backups in ${result.backupDir}` : ''}\n`,
+        `applied ${counted(result.done.length, 'step')}${result.backupDir ? `; backups in ${result.backupDir}` : ''}\n`,
       );
       if (!result.rebootNeeded) return;
       if (!options.reboot)

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { shownValue } from '../core/secrets.ts';
+import { counted } from '../core/text.ts';
 import type { ChosenVm, DiscoveredNode } from '../engine/init.ts';
 import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
 
@@ -73,7 +74,7 @@ async function runInit(options: InitOptions): Promise<void> {
     const text = await labText(options, secret, trust, nodes, chosen);
     await writeLabFile(options.out, text);
     process.stdout.write(
-      `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
+      `wrote ${options.out}: ${counted(nodes.filter((n) => n.gpu).length, 'host')} with an iGPU, ${counted(chosen.length, 'node VM')}. Next: igpu-split plan\n`,
     );
   } finally {
     await client.close();

@@ -2,6 +2,7 @@
 // change the config, start, wait — one VM at a time.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
 import { jsonNeedsYes, numberOption } from './option-checks.ts';
@@ -46,7 +47,8 @@ export function registerVmApply(vm: Command): void {
           if (options.json) process.stdout.write(jsonText('vm apply', { plan, changed: [], log: [] }));
           return;
         }
-        if (!options.yes) await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan');
+        if (!options.yes)
+          await confirm(`change ${counted(plan.changes.length, 'VM')}?`, 'igpu-split vm plan');
         const { applyVmPlan } = await import('../vm/apply.ts');
         const consents = [
           options.changeMachine ? '--change-machine' : '',

@@ -1,6 +1,7 @@
 // igpu-split vm rollback: undo what vm apply recorded in each VM's description.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes } from './option-checks.ts';
@@ -22,7 +23,10 @@ export function registerVmRollback(vm: Command): void {
       try {
         const vms = desiredVms(opened.lab, options.vm);
         if (!options.yes)
-          await confirm(`roll back ${vms.length} VM(s)? running ones are restarted`, 'igpu-split vm verify');
+          await confirm(
+            `roll back ${counted(vms.length, 'VM')}? running ones are restarted`,
+            'igpu-split vm verify',
+          );
         const { rollbackVms } = await import('../vm/apply.ts');
         const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           rollbackVms(opened.api, vms, {

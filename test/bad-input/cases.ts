@@ -791,7 +791,7 @@ function pathCases(): CliCase[] {
             '101:ubuntu',
           ],
           code: 0,
-          line: /wrote .*new\/igpu-split\.yaml: 1 host\(s\) with an iGPU, 1 node VM\(s\)/,
+          line: /wrote .*new\/igpu-split\.yaml: 1 host with an iGPU, 1 node VM/,
         },
         {
           args: ['mapping', 'plan', '--lab', join(c.dir, 'new', 'igpu-split.yaml')],
