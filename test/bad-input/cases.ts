@@ -3146,7 +3146,8 @@ function secondStrangerCases(): CliCase[] {
           line: /captured \d+ files/,
           check: async (cc) => {
             for (const dir of ['damaged', 'gone', 'fifo', 'crafted']) extract(cc, 'plain.tar.gz', dir);
-            const manifest = (dir: string) => join(cc.dir, dir, 'igpu-split-capture/igpu-split-capture.json');
+            const manifest = (dir: string) =>
+              join(cc.dir, dir, 'igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json');
             await writeFile(manifest('damaged'), '{"unreadable": 5');
             await rm(manifest('gone'));
             await rm(manifest('fifo'));
@@ -3161,22 +3162,22 @@ function secondStrangerCases(): CliCase[] {
           },
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'damaged/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'damaged/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: damaged \(not JSON\) — unpack the capture archive again/,
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'gone/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'gone/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: missing: without it a file the host could not read would look absent/,
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'fifo/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'fifo/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: not a regular file — unpack the capture archive again/,
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'crafted/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'crafted/igpu-split-capture-i5-8500t-gvt')],
           code: 0,
           line: /\?\[31mEVIL\?\]0;owned\?/,
         },
@@ -3192,7 +3193,7 @@ function secondStrangerCases(): CliCase[] {
           check: async (cc) => void extract(cc, 'piped.tar.gz', 'piped'),
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'piped/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'piped/igpu-split-capture-i5-8500t-gvt')],
           code: 1,
           line: /\/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
         },
@@ -3367,14 +3368,17 @@ function thirdStrangerCases(): CliCase[] {
           line: /captured \d+ files/,
           check: async (cc) => {
             for (const dir of ['nowhere', 'linked', 'short']) extract(cc, 'n.tar.gz', dir);
-            await rm(join(cc.dir, 'linked/igpu-split-capture/igpu-split-capture.json'));
-            await symlink(join(cc.dir, 'linked/igpu-split-capture'), join(cc.dir, 'linked/host'));
-            await rm(join(cc.dir, 'short/igpu-split-capture/proc/cmdline'));
+            await rm(join(cc.dir, 'linked/igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json'));
+            await symlink(
+              join(cc.dir, 'linked/igpu-split-capture-i5-8500t-gvt'),
+              join(cc.dir, 'linked/host'),
+            );
+            await rm(join(cc.dir, 'short/igpu-split-capture-i5-8500t-gvt/proc/cmdline'));
             return undefined;
           },
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'nowhere/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'nowhere/igpu-split-capture-i5-8500t-gvt')],
           code: 1,
           line: /\/etc\/default\/grub: a symbolic link that leads nowhere/,
         },
@@ -3384,7 +3388,7 @@ function thirdStrangerCases(): CliCase[] {
           line: /igpu-split-capture\.json: missing/,
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'short/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'short/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: lists \/proc\/cmdline, which the tree does not hold/,
         },
@@ -3559,7 +3563,7 @@ function fourthStrangerCases(): CliCase[] {
           check: async (cc) => {
             await mkdir(join(cc.dir, 'out'));
             execFileSync('tar', ['-xzf', join(cc.dir, 'plain.tar.gz'), '-C', join(cc.dir, 'out')]);
-            const manifest = join(cc.dir, 'out/igpu-split-capture/igpu-split-capture.json');
+            const manifest = join(cc.dir, 'out/igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json');
             const crafted = JSON.parse(await readFile(manifest, 'utf8'));
             crafted.files.push('/../../../../../../etc/passwd');
             await writeFile(manifest, JSON.stringify(crafted));
@@ -3567,7 +3571,7 @@ function fourthStrangerCases(): CliCase[] {
           },
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'out/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'out/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: damaged \(files\.\d+: leads out of the tree \(a \.\. in it\)\) — unpack the capture archive again/,
         },
