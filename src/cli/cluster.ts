@@ -176,7 +176,11 @@ export function registerCluster(program: Command): void {
   cluster
     .command('render')
     .description('write the same objects as a kustomize directory (and the Helm values in helm-values mode)')
-    .requiredOption('--out <dir>', 'the folder to write into')
+    .option(
+      '--out <dir>',
+      'the folder to write into: point the GitOps sync at it (guest render writes elsewhere, gitops/guests)',
+      'gitops/cluster',
+    )
     .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
     .action(async (options: { out: string; lab: string }) => {
       const [{ loadLab }, { renderCluster }] = await Promise.all([

@@ -1611,7 +1611,7 @@ function optionCases(): CliCase[] {
       name: 'a missing required option',
       topic: 'options',
       steps: () => [
-        { args: ['cluster', 'render'], code: 2, line: /required option '--out <dir>' not specified/ },
+        { args: ['capture', '--root', '/'], code: 2, line: /required option '--out <file>' not specified/ },
       ],
     }),
     kase({
