@@ -11,7 +11,7 @@ import {
   renderChains,
   renderPlanSections,
 } from './lab-run.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
 import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
@@ -27,18 +27,12 @@ export function registerApply(program: Command): void {
   const command = addConsentFlags(
     addLabRunOptions(
       program.command('apply').description('apply the whole plan, host by host (asks unless --yes)'),
+      { parallel: true },
     ),
   )
-    .option('--yes', 'do not ask')
     .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request');
-  numberOption(
-    command,
-    '--reboot-timeout <seconds>',
-    'how long a host or guest gets to come back',
-    { min: 1, max: 7200, seconds: true },
-    900,
-  )
+  addRebootTimeout(addYesOption(command))
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);

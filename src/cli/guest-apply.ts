@@ -14,7 +14,7 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -28,16 +28,8 @@ interface ApplyFlags extends GuestOptions {
 export function registerGuestApply(guest: Command): void {
   const command = addGuestOptions(
     guest.command('apply').description('make i915 and /dev/dri work in each node VM (asks unless --yes)'),
-  )
-    .option('--yes', 'do not ask')
-    .option('--out <dir>', 'where Talos files are written', 'igpu-split-talos');
-  numberOption(
-    command,
-    '--reboot-timeout <seconds>',
-    'how long to wait for a guest to come back',
-    { min: 1, max: 7200, seconds: true },
-    600,
-  ).action(async (options: ApplyFlags) => {
+  ).option('--out <dir>', 'where Talos files are written', 'igpu-split-talos');
+  addRebootTimeout(addYesOption(command)).action(async (options: ApplyFlags) => {
     jsonNeedsYes(options);
     const guests = await loadGuests(options, {
       rebootTimeoutMs: options.rebootTimeout * 1000,

@@ -3,7 +3,13 @@
 
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import {
+  addConnectTimeout,
+  addRequestTimeout,
+  LAB_HELP,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 
 export function registerGuestRender(guest: Command): void {
   const command = guest
@@ -14,7 +20,7 @@ export function registerGuestRender(guest: Command): void {
       'the folder to write into (one subfolder per VM); not the folder of cluster render, which a GitOps sync applies whole',
       'gitops/guests',
     )
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml');
+    .option('--lab <file>', LAB_HELP, 'igpu-split.yaml');
   addRequestTimeout(addConnectTimeout(command)).action(
     async (options: { out: string; lab: string } & TimeoutOptions) => {
       const [{ loadLab }, { renderGuests }] = await Promise.all([

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -61,7 +61,7 @@ function registerMappingPlan(mapping: Command): void {
 
 function registerMappingApply(mapping: Command): void {
   addLabOptions(mapping.command('apply').description('create or update the mapping (asks unless --yes)'))
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: LabOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const { plan, api, close } = await planFromLab(options);
@@ -104,7 +104,7 @@ function registerMappingRollback(mapping: Command): void {
         "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it)",
       ),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: LabOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const opened = await openLab(options);

@@ -14,12 +14,13 @@ export function registerPlan(program: Command): void {
         .description(
           'the whole plan for the lab file: hosts, mapping, VMs, guests, cluster; changes nothing',
         ),
+      { parallel: true },
     ),
   ).action(async (options: LabRunOptions) => {
     const { planLab, planIsEmpty, planRefusal } = await import('../engine/plan.ts');
     const { lab, connections } = await openLabRun(options);
     try {
-      const plan = await planLab(lab, connections, { ...options, parallel: options.parallel * 8 });
+      const plan = await planLab(lab, connections, { ...options, parallel: (options.parallel ?? 1) * 8 });
       if (options.json) {
         const { planView } = await import('./json.ts');
         process.stdout.write(jsonText('plan', await planView(plan)));

@@ -3,14 +3,14 @@
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerRollback(program: Command): void {
   addLabRunOptions(
     program.command('rollback').description('undo everything igpu-split did in the lab, last layer first'),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .option(
       '--discard-journal',

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonNeedsYes, numberOption, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
@@ -24,7 +24,7 @@ export function registerVmApply(vm: Command): void {
           .description('attach the vGPUs: shut down, change, start each VM in turn (asks unless --yes)'),
       ),
     ),
-  ).option('--yes', 'do not ask');
+  ).option('--yes', YES_HELP);
   // Proxmox takes whole seconds.
   numberOption(
     command,

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 
 export function registerVmRollback(vm: Command): void {
@@ -15,7 +15,7 @@ export function registerVmRollback(vm: Command): void {
         .description('remove the vGPUs igpu-split added and put back what it changed (asks unless --yes)'),
     ),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: LabOptions & { yes?: boolean; forceStop?: boolean }) => {
       jsonNeedsYes(options);

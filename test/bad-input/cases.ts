@@ -711,7 +711,7 @@ function pathCases(): CliCase[] {
       },
       steps: (c) => [
         {
-          args: ['cluster', 'uncordon', '--node', 'k3s-1', '--lab', at(c, 'no-kube.yaml')],
+          args: ['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--lab', at(c, 'no-kube.yaml')],
           env: { KUBECONFIG: `${join(c.dir, 'a.conf')}:${join(c.dir, 'b.conf')}` },
           code: 2,
           line: /none of the kubeconfig files in KUBECONFIG \(.*a\.conf:.*b\.conf\) exists/,
@@ -747,7 +747,7 @@ function pathCases(): CliCase[] {
       },
       steps: (c) => [
         {
-          args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)],
+          args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', ...L(c)],
           code: 2,
           line: /kubeconfig kubeconfig \(resolved to .*\) has no current-context — set kubernetes\.context in the lab file to one of: igpu-sim/,
         },
@@ -1318,7 +1318,7 @@ function serverCases(): CliCase[] {
       lab: {},
       steps: (c) => [
         {
-          args: ['cluster', 'drain', '--node', 'k3s-1', '--node', 'ghost', ...L(c)],
+          args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', '--node', 'ghost', ...L(c)],
           code: 2,
           line: /--node ghost: no VM of the lab file has kubernetesNode ghost/,
         },
@@ -1581,9 +1581,9 @@ function optionCases(): CliCase[] {
   return [
     bad('plan', '--parallel', 'abc'),
     bad('apply', '--parallel', '0'),
-    bad('verify', '--parallel', '65'),
-    bad('status', '--parallel', '1.5'),
-    bad('rollback', '--parallel', '-1'),
+    bad('plan', '--parallel', '65'),
+    bad('apply', '--parallel', '1.5'),
+    bad('plan', '--parallel', '-1'),
     bad('plan', '--parallel', '1e2'),
     bad('plan', '--parallel', '0x10'),
     bad('doctor', '--connect-timeout', 'NaN'),
@@ -1601,7 +1601,7 @@ function optionCases(): CliCase[] {
     bad('vm apply', '--shutdown-timeout', '1.5'),
     bad('vm apply', '--shutdown-timeout', '99999'),
     bad('cluster verify', '--timeout', '-5'),
-    bad('cluster drain', '--timeout', 'later'),
+    bad('cluster drain', '--drain-timeout', 'later'),
     kase({
       name: 'an unknown option',
       topic: 'options',
@@ -2344,8 +2344,12 @@ function exitCodeCases(): CliCase[] {
         { args: ['cluster', 'plan', ...L(c)], code: 0, line: /igpu-split cluster plan/ },
         { args: ['cluster', 'apply', '--yes', ...L(c)], code: 0, line: /DaemonSet/ },
         { args: ['cluster', 'verify', '--timeout', '20', ...L(c)], code: 0, line: /PASS/ },
-        { args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)], code: 0, line: /drained k3s-1/ },
-        { args: ['cluster', 'uncordon', '--node', 'k3s-1', ...L(c)], code: 0, line: /uncordoned k3s-1/ },
+        { args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', ...L(c)], code: 0, line: /drained k3s-1/ },
+        {
+          args: ['cluster', 'uncordon', '--yes', '--node', 'k3s-1', ...L(c)],
+          code: 0,
+          line: /uncordoned k3s-1/,
+        },
         { args: ['cluster', 'rollback', '--yes', ...L(c)], code: 0, line: /DaemonSet|deleted/ },
       ],
     }),
@@ -2400,7 +2404,7 @@ function exitCodeCases(): CliCase[] {
       lab: {},
       steps: (c) => [
         {
-          args: ['cluster', 'uncordon', '--node', 'ghost', ...L(c)],
+          args: ['cluster', 'uncordon', '--yes', '--node', 'ghost', ...L(c)],
           code: 2,
           line: /--node ghost: no VM of the lab file/,
         },

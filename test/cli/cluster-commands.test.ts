@@ -77,17 +77,17 @@ test('cluster plan → apply → verify → render → rollback', async () => {
 });
 
 test('drain and uncordon a node from the command line; an unknown node is refused', async () => {
-  const drain = await runCli(['cluster', 'drain', '--node', 'k3s-1', '--lab', lab]);
+  const drain = await runCli(['cluster', 'drain', '--yes', '--node', 'k3s-1', '--lab', lab]);
   assert.equal(drain.code, 0, drain.stderr);
   assert.match(drain.stdout, /drained k3s-1/);
   assert.match(
-    (await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--lab', lab])).stdout,
+    (await runCli(['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--lab', lab])).stdout,
     /uncordoned k3s-1/,
   );
   // With --json: one envelope naming the nodes done.
-  const json = await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--json', '--lab', lab]);
+  const json = await runCli(['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--json', '--lab', lab]);
   assert.deepEqual(JSON.parse(json.stdout).result, { nodes: ['k3s-1'] });
-  const unknown = await runCli(['cluster', 'drain', '--node', 'nope', '--lab', lab]);
+  const unknown = await runCli(['cluster', 'drain', '--yes', '--node', 'nope', '--lab', lab]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--node nope: no VM of the lab file has kubernetesNode nope/);
 });
