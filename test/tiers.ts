@@ -38,6 +38,7 @@ export const TIERS = {
     'test/cli/cli.test.ts',
     'test/cli/cluster-commands.test.ts',
     'test/cli/demo.test.ts',
+    'test/cli/grammar.test.ts',
     'test/cli/progress.test.ts',
     'test/cli/proxmox-commands.test.ts',
     'test/cluster/cluster.test.ts',

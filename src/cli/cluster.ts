@@ -170,7 +170,7 @@ export function registerCluster(program: Command): void {
       );
       process.stdout.write(
         options.json
-          ? jsonText('cluster rollback', done)
+          ? jsonText('cluster rollback', { undone: done })
           : `${done.join('\n') || 'nothing of ours in the cluster'}\n`,
       );
     });

@@ -4,7 +4,7 @@
 // talosctl is absent — and verifies.
 
 import type { Command } from 'commander';
-import { ManualStepError } from '../core/errors.ts';
+import { ManualStepError, RefusedError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
@@ -42,6 +42,12 @@ export function registerGuestApply(guest: Command): void {
       const works: GuestWork[] = [];
       for (const entry of guests.layers) works.push(await planGuest(entry));
       for (const work of works) say(renderLayerPlan(work.plan.title, work.plan.checks, work.plan.steps));
+      // A refused plan is refused here as in guest plan (exit 1), before anything changes.
+      const refused = works.find((w) => w.plan.refused !== undefined);
+      if (refused)
+        throw new RefusedError(`VM ${refused.vm.vmid}: ${refused.plan.refused}`, {
+          fix: 'see igpu-split guest plan',
+        });
       const todo = works.filter((w) => w.plan.steps.length > 0);
       if (todo.length === 0) {
         if (options.json) process.stdout.write(jsonText('guest apply', []));

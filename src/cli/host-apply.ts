@@ -26,7 +26,7 @@ export function registerHostApply(host: Command): void {
       host
         .command('apply')
         .description(
-          'apply the host plan: back up, write atomically, check, refresh the boot loader (reboot only with --reboot)',
+          'apply the host plan: back up, write atomically, check, refresh the boot loader (reboot only with --reboot; asks unless --yes)',
         ),
     ),
   )

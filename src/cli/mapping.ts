@@ -101,7 +101,7 @@ function registerMappingRollback(mapping: Command): void {
     mapping
       .command('rollback')
       .description(
-        "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it)",
+        "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it; asks unless --yes)",
       ),
   )
     .option('--yes', YES_HELP)
@@ -121,7 +121,7 @@ function registerMappingRollback(mapping: Command): void {
         );
         process.stdout.write(
           options.json
-            ? jsonText('mapping rollback', done)
+            ? jsonText('mapping rollback', { undone: done })
             : `${done.length > 0 ? done.join('\n') : 'nothing of ours in the mapping'}\n`,
         );
       } finally {

@@ -93,7 +93,7 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   'host plan': [0, 1, 2],
   'host apply': [0, 1, 2, 3],
   'host verify': [0, 1, 2],
-  'host rollback': [0, 2],
+  'host rollback': [0, 1, 2],
   'mapping plan': [0, 1, 2],
   'mapping apply': [0, 1, 2],
   'mapping rollback': [0, 1, 2],
@@ -110,8 +110,8 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   'cluster verify': [0, 1, 2],
   'cluster rollback': [0, 1, 2],
   'cluster render': [0, 2],
-  'cluster drain': [0, 2],
-  'cluster uncordon': [0, 2],
+  'cluster drain': [0, 1, 2],
+  'cluster uncordon': [0, 1, 2],
 };
 
 // A context with stand-in values, to read each case's exit codes without running it.
@@ -1615,6 +1615,17 @@ function optionCases(): CliCase[] {
       ],
     }),
     kase({
+      name: 'cluster render of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['cluster', 'render', '--lab', join(c.dir, 'nope.yaml')],
+          code: 2,
+          line: /cannot read lab file .*nope\.yaml: no such file/,
+        },
+      ],
+    }),
+    kase({
       name: '--json without --yes',
       topic: 'options',
       lab: {},
@@ -1629,6 +1640,10 @@ function optionCases(): CliCase[] {
           ['cluster', 'apply'],
           ['cluster', 'rollback'],
           ['guest', 'apply'],
+          ['host', 'apply'],
+          ['host', 'rollback'],
+          ['cluster', 'drain', '--node', 'k3s-1'],
+          ['cluster', 'uncordon', '--node', 'k3s-1'],
         ].map((command) => ({
           args: [...command, '--json', ...L(c)],
           code: 2 as const,
@@ -1896,6 +1911,18 @@ function lockCases(): CliCase[] {
         { args: ['vm', 'rollback', ...L(c)], answer: '\r', code: 1, line: /not confirmed/ },
         { args: ['cluster', 'rollback', ...L(c)], answer: 'nope\r', code: 1, line: /not confirmed/ },
         { args: ['mapping', 'rollback', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
+        {
+          args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)],
+          answer: 'n\r',
+          code: 1,
+          line: /not confirmed/,
+        },
+        {
+          args: ['cluster', 'uncordon', '--node', 'k3s-1', ...L(c)],
+          answer: 'n\r',
+          code: 1,
+          line: /not confirmed/,
+        },
         { args: ['cluster', 'apply', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
         {
           args: ['vm', 'apply', ...L(c)],
@@ -2041,7 +2068,11 @@ function exitCodeCases(): CliCase[] {
       name: 'host apply needs --host',
       topic: 'exit-codes',
       steps: () => [
-        { args: ['host', 'apply', '--yes'], code: 2, line: /host apply needs --host ssh:\/\/user@host/ },
+        {
+          args: ['host', 'apply', '--yes'],
+          code: 2,
+          line: /host apply needs a host: no lab file igpu-split\.yaml here — name one with --host ssh:\/\/user@host/,
+        },
       ],
     }),
     kase({
@@ -2056,8 +2087,9 @@ function exitCodeCases(): CliCase[] {
           line: /applied; a reboot is needed to make it live — reboot the host \(or rerun with --reboot\)/,
         },
         { args: ['host', 'verify', ...ssh(c)], code: 1, line: /FAIL/ },
+        { args: ['host', 'rollback', ...ssh(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
         {
-          args: ['host', 'rollback', ...ssh(c)],
+          args: ['host', 'rollback', '--yes', ...ssh(c)],
           code: 0,
           line: /removed|restored|\/etc\/default\/grub\.d\/igpu-split\.cfg/,
         },
