@@ -2678,7 +2678,7 @@ function strangerCases(): CliCase[] {
         {
           args: ['mapping', 'plan', '--lab', at(c, 'endless.yaml')],
           code: 2,
-          line: /the answer is larger than 16 MB — check that the URL points at the Proxmox API \(https:\/\/<node>:8006, whose answers are \/api2\/json\)/,
+          line: /the answer is larger than 16 MB — check that https:\/\/127\.0\.0\.1:\d+\/? is the Proxmox API \(whose answers are \/api2\/json\), not another service on 127\.0\.0\.1:\d+/,
         },
       ],
     }),
