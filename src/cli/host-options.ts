@@ -22,7 +22,7 @@ export interface HostOptions {
 export function addHostOptions(command: Command, allowRoot: boolean): Command {
   command.option(
     '--host <name|url>',
-    "a host of the lab file by its node: name, or any host over SSH: ssh://user@host[:port] (without --host: every host of the lab file when there is one, else this machine's files)",
+    "a host of the lab file by its node: name, or any host over SSH: ssh://user@host[:port]; without --host, every host of the lab file (with no lab file, what only reads reads this machine's files)",
   );
   addLabOption(command);
   addSshOptions(command);
