@@ -19,7 +19,7 @@ export { type ApplyEvent, type ApplyLabOptions, applyLab, type Reporter } from '
 export { connectLab, type LabConnections } from './engine/connections.ts';
 export { Journal } from './engine/journal.ts';
 export { type LabPlan, planLab } from './engine/plan.ts';
-export { rollbackLab } from './engine/rollback.ts';
+export { type RollbackReport, rollbackLab } from './engine/rollback.ts';
 export { labStatus } from './engine/status.ts';
 export { verifyLab } from './engine/verify.ts';
 export type { GuestEnvironment, GuestLayer, GuestPlan, GuestProvider } from './guest/provider.ts';

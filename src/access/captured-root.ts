@@ -20,8 +20,22 @@ const MAX_LINK_HOPS = 40;
 /** What `capture` writes beside the tree: the files it holds and those it could not read. */
 export const MANIFEST = 'igpu-split-capture.json';
 
-/** The folder `capture` packs the tree in. */
+/**
+ * The folder `capture` packs the tree in: `igpu-split-capture-<host>`, so that captures of
+ * two hosts unpack side by side (captures made before were all `igpu-split-capture`).
+ */
 export const CAPTURE_FOLDER = 'igpu-split-capture';
+
+/** The capture folder for a host name: only letters, digits, `.`, `_` and `-` are kept. */
+export function captureFolderOf(host: string): string {
+  const name = host.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '');
+  return name === '' ? CAPTURE_FOLDER : `${CAPTURE_FOLDER}-${name}`;
+}
+
+/** Whether a folder's name is one `capture` writes (this version's or an older one's). */
+export function isCaptureFolder(name: string): boolean {
+  return name === CAPTURE_FOLDER || name.startsWith(`${CAPTURE_FOLDER}-`);
+}
 
 const NOT_REGULAR = (path: string) => `${path}: not a regular file (a pipe or a device)`;
 
@@ -95,7 +109,7 @@ export class CapturedRoot implements HostAccess {
       // Named so itself, or through a link to it.
       // expected: anything — the root's own name is still checked when its real path cannot be had
       const real = await realpath(this.root).catch(() => this.root);
-      if ([this.root, real].some((path) => posix.basename(path) === CAPTURE_FOLDER))
+      if ([this.root, real].some((path) => isCaptureFolder(posix.basename(path))))
         throw refuse('missing: without it a file the host could not read would look absent');
       return;
     }

@@ -3,12 +3,12 @@
 // owners, no timestamps beyond the archive's own.
 
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join, posix } from 'node:path';
 import { create } from 'tar';
 import type { z } from 'zod';
 import type { ManifestSchema } from '../access/capture-manifest.ts';
-import { CAPTURE_FOLDER, MANIFEST } from '../access/captured-root.ts';
+import { CAPTURE_FOLDER, captureFolderOf, MANIFEST } from '../access/captured-root.ts';
 import type { EntryType, HostAccess } from '../access/host.ts';
 import { type Recorded, RecordingHost } from '../access/recording.ts';
 import { gatherHostFacts } from '../host/gather.ts';
@@ -28,7 +28,7 @@ export async function captureHost(
 ): Promise<CaptureResult> {
   const recording = new RecordingHost(host);
   await gatherHostFacts(recording);
-  const folder = CAPTURE_FOLDER;
+  const folder = captureFolderOf(hostNameOf(host.target));
   const work = await mkdtemp(join(tmpdir(), 'igpu-split-capture-'));
   try {
     const root = join(work, folder);
@@ -50,6 +50,24 @@ export async function captureHost(
     return { folder, files: files.length };
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The host a target names, for the capture folder: an SSH URL's host name, a captured
+ * tree's folder name (a capture of a capture keeps its host), this machine's host name.
+ */
+export function hostNameOf(target: string): string {
+  if (target === 'localhost') return hostname();
+  if (target.startsWith('root:')) {
+    const base = basename(target.slice('root:'.length));
+    return base.startsWith(`${CAPTURE_FOLDER}-`) ? base.slice(CAPTURE_FOLDER.length + 1) : base;
+  }
+  try {
+    return new URL(target).hostname.replace(/^\[|\]$/g, '') || target;
+  } catch {
+    // expected: TypeError from URL — not a URL; its text is the name, cleaned by captureFolderOf
+    return target;
   }
 }
 

@@ -15,7 +15,7 @@ import {
   renderPlanSections,
   renderSkipped,
 } from './lab-run.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
 import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
@@ -32,19 +32,13 @@ export function registerApply(program: Command): void {
     addConsentFlags(
       addLabRunOptions(
         program.command('apply').description('apply the whole plan, host by host (asks unless --yes)'),
+        { parallel: true },
       ),
     ),
   )
-    .option('--yes', 'do not ask')
     .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request');
-  numberOption(
-    command,
-    '--reboot-timeout <seconds>',
-    'how long a host or guest gets to come back',
-    { min: 1, max: 7200, seconds: true },
-    900,
-  )
+  addRebootTimeout(addYesOption(command))
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
+import { addHostOptions, type HostOptions, hostTargets } from './host-options.ts';
 
 export function registerCapture(program: Command, version: string): void {
   const command = program
@@ -11,12 +11,18 @@ export function registerCapture(program: Command, version: string): void {
       'pack exactly the files doctor reads into a .tar.gz (for bug reports; `doctor --root` reads it back)',
     )
     .requiredOption('--out <file>', 'archive to write, e.g. pve1.tar.gz');
-  addHostOptions(command, true).action(async (options: HostOptions & { out: string }) => {
+  addHostOptions(command, true).action(async (options: HostOptions & { out: string }, self: Command) => {
     if (!/\.(tar\.gz|tgz)$/.test(options.out)) {
       throw new UsageError(`--out must name a .tar.gz file, not ${options.out}`);
     }
+    const { targets } = await hostTargets(options, self, false);
+    // One archive holds one host.
+    if (targets.length !== 1)
+      throw new UsageError(`capture packs one host; the lab file has ${targets.length}`, {
+        fix: `name one with --host (${targets.map((t) => t.node).join(', ')})`,
+      });
     const { captureHost } = await import('../capture/capture.ts');
-    const host = await openHost(options);
+    const host = await (targets[0] as (typeof targets)[number]).open();
     try {
       const result = await captureHost(host, options.out, version);
       process.stdout.write(

@@ -4,14 +4,19 @@
 import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
 import { UsageError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
   addConnectTimeout,
   addRequestTimeout,
+  JSON_HELP,
   jsonNeedsYes,
+  LAB_HELP,
+  NODE_HELP,
   numberOption,
   type TimeoutOptions,
   timeoutsOf,
+  YES_HELP,
 } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
@@ -26,9 +31,7 @@ interface ClusterOptions extends TimeoutOptions {
 const addOptions = (command: Command) =>
   addConnectTimeout(
     addRequestTimeout(
-      command
-        .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-        .option('--json', 'print the result as JSON'),
+      command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP),
     ),
   );
 
@@ -92,7 +95,7 @@ export function registerCluster(program: Command): void {
       .command('apply')
       .description('apply them with server-side apply as igpu-split (asks unless --yes)'),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: ClusterOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const { plan: result, kube, settings } = await plan(options);
@@ -103,7 +106,10 @@ export function registerCluster(program: Command): void {
         return;
       }
       if (result.steps.length > 0 && !options.yes)
-        await confirm(`apply ${result.steps.length} change(s) to ${kube.target}?`, 'igpu-split cluster plan');
+        await confirm(
+          `apply ${counted(result.steps.length, 'change')} to ${kube.target}?`,
+          'igpu-split cluster plan',
+        );
       const { applyClusterPlan } = await import('../cluster/apply.ts');
       const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
         applyClusterPlan(
@@ -124,12 +130,12 @@ export function registerCluster(program: Command): void {
       .command('verify')
       .description('plugin ready, allocatable = vGPUs × sharedDevNum, and a smoke pod per GPU node'),
   )
-    .option('--node <name...>', 'only these Kubernetes nodes')
+    .option('--node <name...>', NODE_HELP)
     .option('--no-smoke', 'skip the smoke pods');
   numberOption(
     verify,
     '--timeout <seconds>',
-    'how long a smoke pod may take',
+    'how long verify waits for what it checks (a smoke pod)',
     { min: 1, max: 3600, seconds: true },
     120,
   ).action(async (options: ClusterOptions & { smoke?: boolean; timeout: number }) => {
@@ -149,7 +155,7 @@ export function registerCluster(program: Command): void {
       .command('rollback')
       .description('delete the objects igpu-split made and release its node labels (asks unless --yes)'),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: ClusterOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const { kube, settings, gpuNodes } = await open(options);
@@ -164,7 +170,7 @@ export function registerCluster(program: Command): void {
       );
       process.stdout.write(
         options.json
-          ? jsonText('cluster rollback', done)
+          ? jsonText('cluster rollback', { undone: done })
           : `${done.join('\n') || 'nothing of ours in the cluster'}\n`,
       );
     });
@@ -172,8 +178,12 @@ export function registerCluster(program: Command): void {
   cluster
     .command('render')
     .description('write the same objects as a kustomize directory (and the Helm values in helm-values mode)')
-    .requiredOption('--out <dir>', 'the folder to write into')
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
+    .option(
+      '--out <dir>',
+      'the folder to write into: point the GitOps sync at it (guest render writes elsewhere, gitops/guests)',
+      'gitops/cluster',
+    )
+    .option('--lab <file>', LAB_HELP, 'igpu-split.yaml')
     .action(async (options: { out: string; lab: string }) => {
       const [{ loadLab }, { renderCluster }] = await Promise.all([
         import('../config/load.ts'),
@@ -188,24 +198,32 @@ export function registerCluster(program: Command): void {
     ['drain', 'cordon a node and evict its pods, honouring PodDisruptionBudgets'],
     ['uncordon', 'let pods be scheduled on a node again'],
   ] as const) {
-    const command = addOptions(cluster.command(verb).description(help)).requiredOption(
-      '--node <name...>',
-      'the Kubernetes node(s)',
-    );
+    const command = addOptions(cluster.command(verb).description(`${help} (asks unless --yes)`))
+      .requiredOption('--node <name...>', NODE_HELP)
+      .option('--yes', YES_HELP);
     if (verb === 'drain')
       numberOption(
         command,
-        '--timeout <seconds>',
+        '--drain-timeout <seconds>',
         'how long a drain may take',
         { min: 1, max: 86_400, seconds: true },
         300,
       );
-    command.action(async (options: ClusterOptions & { timeout: number }) => {
+    command.action(async (options: ClusterOptions & { drainTimeout: number; yes?: boolean }) => {
+      jsonNeedsYes(options);
       const { drainNode, uncordonNode } = await import('../cluster/apply.ts');
       const { kube } = await open(options);
+      const nodes = options.node ?? [];
+      if (!options.yes)
+        await confirm(
+          verb === 'drain'
+            ? `drain ${nodes.join(', ')}? they are cordoned and their pods evicted`
+            : `uncordon ${nodes.join(', ')}? pods may be scheduled on them again`,
+          'igpu-split cluster verify',
+        );
       const done: string[] = [];
       for (const node of options.node ?? []) {
-        if (verb === 'drain') await drainNode(kube, node, { timeoutMs: options.timeout * 1000 });
+        if (verb === 'drain') await drainNode(kube, node, { timeoutMs: options.drainTimeout * 1000 });
         else await uncordonNode(kube, node);
         done.push(node);
         if (!options.json) process.stdout.write(`${verb === 'drain' ? 'drained' : 'uncordoned'} ${node}\n`);

@@ -4,7 +4,8 @@
 // talosctl is absent — and verifies.
 
 import type { Command } from 'commander';
-import { ManualStepError } from '../core/errors.ts';
+import { ManualStepError, RefusedError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
   addGuestOptions,
@@ -13,7 +14,7 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -27,16 +28,8 @@ interface ApplyFlags extends GuestOptions {
 export function registerGuestApply(guest: Command): void {
   const command = addGuestOptions(
     guest.command('apply').description('make i915 and /dev/dri work in each node VM (asks unless --yes)'),
-  )
-    .option('--yes', 'do not ask')
-    .option('--out <dir>', 'where Talos files are written', 'igpu-split-talos');
-  numberOption(
-    command,
-    '--reboot-timeout <seconds>',
-    'how long to wait for a guest to come back',
-    { min: 1, max: 7200, seconds: true },
-    600,
-  ).action(async (options: ApplyFlags) => {
+  ).option('--out <dir>', 'where Talos files are written', 'igpu-split-talos');
+  addRebootTimeout(addYesOption(command)).action(async (options: ApplyFlags) => {
     jsonNeedsYes(options);
     const guests = await loadGuests(options, {
       rebootTimeoutMs: options.rebootTimeout * 1000,
@@ -49,12 +42,18 @@ export function registerGuestApply(guest: Command): void {
       const works: GuestWork[] = [];
       for (const entry of guests.layers) works.push(await planGuest(entry));
       for (const work of works) say(renderLayerPlan(work.plan.title, work.plan.checks, work.plan.steps));
+      // A refused plan is refused here as in guest plan (exit 1), before anything changes.
+      const refused = works.find((w) => w.plan.refused !== undefined);
+      if (refused)
+        throw new RefusedError(`VM ${refused.vm.vmid}: ${refused.plan.refused}`, {
+          fix: 'see igpu-split guest plan',
+        });
       const todo = works.filter((w) => w.plan.steps.length > 0);
       if (todo.length === 0) {
         if (options.json) process.stdout.write(jsonText('guest apply', []));
         return;
       }
-      if (!options.yes) await confirm(`change ${todo.length} guest(s)?`, 'igpu-split guest plan');
+      if (!options.yes) await confirm(`change ${counted(todo.length, 'guest')}?`, 'igpu-split guest plan');
       const failed = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, async () => {
         const report: unknown[] = [];
         const manual: { vm: string; reason: string; change: string }[] = [];

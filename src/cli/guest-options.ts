@@ -8,7 +8,14 @@ import { UsageError } from '../core/errors.ts';
 import type { GuestLayer, GuestPlan } from '../guest/provider.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { addSshOptions, type HostOptions, openHost } from './host-options.ts';
-import { addRequestTimeout, addVmOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import {
+  addRequestTimeout,
+  addVmOption,
+  JSON_HELP,
+  LAB_HELP,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 
 export interface GuestOptions extends HostOptions, TimeoutOptions {
   lab: string;
@@ -17,9 +24,7 @@ export interface GuestOptions extends HostOptions, TimeoutOptions {
 }
 
 export function addGuestOptions(command: Command): Command {
-  command
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--json', 'print the result as JSON');
+  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
   addVmOption(command);
   return addRequestTimeout(addSshOptions(command));
 }

@@ -2,22 +2,49 @@
 // user-data for Ubuntu VMs; the schematic and machine-config patch for Talos nodes).
 
 import type { Command } from 'commander';
-import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import { UsageError } from '../core/errors.ts';
+import {
+  addConnectTimeout,
+  addRequestTimeout,
+  LAB_HELP,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 
 export function registerGuestRender(guest: Command): void {
   const command = guest
     .command('render')
     .description('write cloud-init user-data (Ubuntu) and the schematic and patch (Talos) for every node VM')
-    .requiredOption('--out <dir>', 'the folder to write into (one subfolder per VM)')
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml');
+    .option(
+      '--out <dir>',
+      'the folder to write into (one subfolder per VM); not the folder of cluster render, which a GitOps sync applies whole',
+      'gitops/guests',
+    )
+    .option('--lab <file>', LAB_HELP, 'igpu-split.yaml');
   addRequestTimeout(addConnectTimeout(command)).action(
     async (options: { out: string; lab: string } & TimeoutOptions) => {
       const [{ loadLab }, { renderGuests }] = await Promise.all([
         import('../config/load.ts'),
         import('../guest/render.ts'),
       ]);
+      await refuseKustomizeFolder(options.out);
       const files = await renderGuests(await loadLab(options.lab), options.out, timeoutsOf(options));
       process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
     },
   );
+}
+
+/**
+ * Guest files are not Kubernetes objects: written into a folder a GitOps tool applies (one
+ * with a kustomization.yaml, such as cluster render's), the sync would try to apply them.
+ */
+async function refuseKustomizeFolder(out: string): Promise<void> {
+  const [{ existsSync }, { join }] = await Promise.all([import('node:fs'), import('node:path')]);
+  const found = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].find((name) =>
+    existsSync(join(out, name)),
+  );
+  if (found)
+    throw new UsageError(`${out} holds ${found}: guest files there would be applied as Kubernetes objects`, {
+      fix: 'render the guests into a folder of their own (the default is gitops/guests; cluster render writes gitops/cluster)',
+    });
 }

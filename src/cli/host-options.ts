@@ -1,13 +1,18 @@
-// The options every host-reading command shares: --host, --root and the SSH knobs.
+// The options every host-reading command shares: --host (a host of the lab file by its
+// node: name, or any host by its ssh:// URL), --lab, --root and the SSH knobs; and the
+// hosts they name, each opened when its turn comes.
 
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { HostAccess } from '../access/host.ts';
-import { UsageError } from '../core/errors.ts';
-import { addConnectTimeout, timeoutsOf } from './option-checks.ts';
+import { ManualStepError, UsageError } from '../core/errors.ts';
+import { addConnectTimeout, addLabOption, timeoutsOf } from './option-checks.ts';
+import { jsonText } from './output.ts';
 
 export interface HostOptions {
   host?: string;
   root?: string;
+  lab?: string;
   identity?: string;
   knownHosts?: string;
   acceptNewHostKey?: boolean;
@@ -15,7 +20,11 @@ export interface HostOptions {
 }
 
 export function addHostOptions(command: Command, allowRoot: boolean): Command {
-  command.option('--host <url>', 'read a live host over SSH: ssh://user@host[:port]');
+  command.option(
+    '--host <name|url>',
+    "a host of the lab file by its node: name, or any host over SSH: ssh://user@host[:port]; without --host, every host of the lab file (with no lab file, what only reads reads this machine's files)",
+  );
+  addLabOption(command);
   addSshOptions(command);
   if (allowRoot)
     command.option('--root <dir>', 'read a captured tree instead of a live host (nothing is executed)');
@@ -53,4 +62,110 @@ export async function openHost(options: HostOptions): Promise<HostAccess> {
   }
   const { CapturedRoot } = await import('../access/captured-root.ts');
   return new CapturedRoot(options.root ?? '/').open();
+}
+
+/** One host a command works on: its lab name when it has one, and how to open it (again, after a reboot). */
+export interface HostTarget {
+  node?: string;
+  open(): Promise<HostAccess>;
+}
+
+/**
+ * The hosts the options name: --root's tree; --host's URL; --host's node in the lab file;
+ * without --host, every host of the lab file (when --lab was given or igpu-split.yaml is
+ * here), else this machine — or, for a command that changes hosts (`live`), a usage error.
+ */
+export async function hostTargets(
+  options: HostOptions,
+  command: Command,
+  live: boolean,
+): Promise<{ fromLab: boolean; targets: HostTarget[] }> {
+  if (options.host && options.root)
+    throw new UsageError('--host and --root exclude each other', { fix: 'pass one' });
+  const byUrl = (host: string, node?: string): HostTarget => ({
+    node,
+    open: () => openHost({ ...options, host, root: undefined }),
+  });
+  if (options.root || (options.host?.includes('://') ?? false))
+    return { fromLab: false, targets: [{ open: () => openHost(options) }] };
+  const lab = options.lab ?? 'igpu-split.yaml';
+  const labGiven = command.getOptionValueSource('lab') === 'cli';
+  if (!options.host && !labGiven && !existsSync(lab)) {
+    if (live)
+      throw new UsageError(
+        `${command.parent?.name()} ${command.name()} needs a host: no lab file ${lab} here`,
+        {
+          fix: 'name one with --host ssh://user@host, or its lab file with --lab FILE',
+        },
+      );
+    return { fromLab: false, targets: [{ open: () => openHost(options) }] };
+  }
+  const { loadLab } = await import('../config/load.ts');
+  const hosts = (await loadLab(lab)).hosts.filter((h) => !options.host || h.node === options.host);
+  if (options.host && hosts.length === 0)
+    throw new UsageError(`--host ${options.host}: no host of that node: name in ${lab}`, {
+      fix: 'name a host of the lab file, or give its address as ssh://user@host',
+    });
+  return {
+    fromLab: true,
+    targets: hosts.map((host) => {
+      if (!host.ssh)
+        throw new UsageError(`host ${host.node} has no ssh: in ${lab}`, {
+          fix: 'add ssh: ssh://root@<address>, or give --host ssh://user@host',
+        });
+      return byUrl(host.ssh, host.node);
+    }),
+  };
+}
+
+/** What one host's run gave: its exit code, and what --json prints for it (filled in as the run goes). */
+export interface HostRun {
+  code: number;
+  json?: unknown;
+}
+
+/**
+ * Runs `body` on each host the options name, one after the other (a later host is not
+ * touched once one fails; one that waits for a manual step, a reboot, is said and the
+ * next goes on, exit 3 at the end). Text goes out as each host is done, under a `host NODE` line
+ * when the hosts come from the lab file; --json prints one envelope at the end — one
+ * host's result, or `{hosts: [{node, result}]}` for the lab's hosts (docs/json.md) —
+ * also when a host failed half-way (then the error follows on stderr).
+ */
+export async function onEachHost(
+  options: HostOptions & { json?: boolean },
+  command: Command,
+  live: boolean,
+  body: (target: HostTarget, run: HostRun) => Promise<void>,
+): Promise<void> {
+  const { fromLab, targets } = await hostTargets(options, command, live);
+  const runs: { node?: string; run: HostRun }[] = [];
+  const name = `${command.parent?.parent ? `${command.parent.name()} ` : ''}${command.name()}`;
+  try {
+    for (const target of targets) {
+      if (fromLab && !options.json)
+        process.stdout.write(`${runs.length > 0 ? '\n' : ''}host ${target.node}\n`);
+      const run: HostRun = { code: 0 };
+      runs.push({ node: target.node, run });
+      try {
+        await body(target, run);
+      } catch (error) {
+        // expected: ManualStepError — this host waits for the user (a reboot); said, and the next host goes on
+        if (!(error instanceof ManualStepError)) throw error;
+        process.stderr.write(`igpu-split: ${error.oneLine()}\n`);
+        run.code = error.exitCode;
+      }
+    }
+  } finally {
+    process.exitCode = Math.max(0, ...runs.map((r) => r.run.code));
+    if (options.json && runs.length > 0)
+      process.stdout.write(
+        jsonText(
+          name,
+          fromLab
+            ? { hosts: runs.map(({ node, run }) => ({ node, result: run.json ?? null })) }
+            : runs[0]?.run.json,
+        ),
+      );
+  }
 }

@@ -2,36 +2,41 @@
 
 import type { Command } from 'commander';
 import type { HostPlan } from '../host/plan.ts';
-import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
-import { jsonText } from './output.ts';
+import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
+import { addJsonOption } from './option-checks.ts';
 
 export const ACS_HELP =
   'add pcie_acs_override=downstream,multifunction: splits IOMMU groups the hardware does not isolate, so a VM ' +
   'may reach other devices in the same group by DMA. Never needed for GVT-g (mediated devices do not use groups)';
 
 export function registerHostPlan(host: Command): void {
-  const plan = host
-    .command('plan')
-    .description(
-      'show what apply would change on the host, with diffs; changes nothing (exit 1 when it cannot be applied)',
-    )
-    .option('--json', 'print the plan as JSON')
-    .option('--acs-override', ACS_HELP);
+  const plan = addJsonOption(
+    host
+      .command('plan')
+      .description(
+        'show what apply would change on the host, with diffs; changes nothing (exit 1 when it cannot be applied)',
+      ),
+  ).option('--acs-override', ACS_HELP);
   addHostOptions(plan, true).action(
-    async (options: HostOptions & { json?: boolean; acsOverride?: boolean }) => {
+    async (options: HostOptions & { json?: boolean; acsOverride?: boolean }, command: Command) => {
       const [{ gatherHostFacts }, { planHost }] = await Promise.all([
         import('../host/gather.ts'),
         import('../host/plan.ts'),
       ]);
-      const target = await openHost(options);
-      try {
-        const result = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
-        process.stdout.write(options.json ? jsonText('host plan', result) : renderPlan(result));
-        const blocked = result.unsupported !== undefined || result.problems.length > 0;
-        process.exitCode = blocked ? 1 : 0;
-      } finally {
-        await target.close();
-      }
+      await onEachHost(options, command, false, async (host, run) => {
+        const target = await host.open();
+        try {
+          const result = planHost(await gatherHostFacts(target), {
+            acsOverride: options.acsOverride === true,
+          });
+          run.json = result;
+          if (!options.json) process.stdout.write(renderPlan(result));
+          const blocked = result.unsupported !== undefined || result.problems.length > 0;
+          run.code = blocked ? 1 : 0;
+        } finally {
+          await target.close();
+        }
+      });
     },
   );
 }

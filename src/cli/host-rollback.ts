@@ -1,40 +1,50 @@
-// igpu-split host rollback: remove exactly what apply added.
+// igpu-split host rollback: remove exactly what apply added (asks unless --yes).
 
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.ts';
-import { addHostOptions, type HostOptions, openHost } from './host-options.ts';
-import { jsonText } from './output.ts';
+import { confirm } from './confirm.ts';
+import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
+import { addJsonOption, addYesOption, jsonNeedsYes } from './option-checks.ts';
 
 export function registerHostRollback(host: Command): void {
-  const command = host
-    .command('rollback')
-    .description(
-      'remove what igpu-split added to the host (its state file says what), refresh the boot loader',
-    )
-    .option('--json', 'print the result as JSON');
-  addHostOptions(command, false).action(async (options: HostOptions & { json?: boolean }) => {
-    if (!options.host) {
-      throw new UsageError('host rollback needs --host ssh://user@host', { fix: 'name the host' });
-    }
-    const { rollbackHost } = await import('../host/rollback.ts');
-    const target = await openHost(options);
-    try {
-      const result = await rollbackHost(target);
-      if (options.json) {
-        process.stdout.write(jsonText('host rollback', result));
-      } else if (result.changed.length === 0) {
-        process.stdout.write(
-          `nothing to roll back on ${target.target}: igpu-split has changed nothing there\n`,
-        );
-      } else {
-        process.stdout.write(`restored: ${result.changed.join(', ')}\n`);
-        for (const command of result.refreshed) process.stdout.write(`ran: ${command}\n`);
-        process.stdout.write(
-          result.rebootNeeded ? 'a reboot is needed to drop the old settings\n' : 'no reboot needed\n',
-        );
-      }
-    } finally {
-      await target.close();
-    }
-  });
+  const command = addJsonOption(
+    addYesOption(
+      host
+        .command('rollback')
+        .description(
+          'remove what igpu-split added to the host (its state file says what), refresh the boot loader (asks unless --yes)',
+        ),
+    ),
+  );
+  addHostOptions(command, false).action(
+    async (options: HostOptions & { json?: boolean; yes?: boolean }, self: Command) => {
+      jsonNeedsYes(options);
+      const { rollbackHost } = await import('../host/rollback.ts');
+      await onEachHost(options, self, true, async (opened, run) => {
+        const target = await opened.open();
+        try {
+          if (!options.yes)
+            await confirm(
+              `roll back what igpu-split changed on ${target.target}? its boot loader is refreshed; the old settings go at the next reboot`,
+              'igpu-split host verify',
+            );
+          const result = await rollbackHost(target);
+          run.json = result;
+          if (options.json) return;
+          if (result.changed.length === 0) {
+            process.stdout.write(
+              `nothing to roll back on ${target.target}: igpu-split has changed nothing there\n`,
+            );
+            return;
+          }
+          process.stdout.write(`restored: ${result.changed.join(', ')}\n`);
+          for (const command of result.refreshed) process.stdout.write(`ran: ${command}\n`);
+          process.stdout.write(
+            result.rebootNeeded ? 'a reboot is needed to drop the old settings\n' : 'no reboot needed\n',
+          );
+        } finally {
+          await target.close();
+        }
+      });
+    },
+  );
 }

@@ -5,8 +5,15 @@
 import type { Command } from 'commander';
 import { errnoText, UsageError } from '../core/errors.ts';
 import { shownValue } from '../core/secrets.ts';
+import { counted } from '../core/text.ts';
 import type { ChosenVm, DiscoveredNode } from '../engine/init.ts';
-import { addConnectTimeout, addRequestTimeout, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import {
+  addConnectTimeout,
+  addRequestTimeout,
+  FORCE_HELP,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 
 interface InitOptions extends TimeoutOptions {
   url: string;
@@ -32,7 +39,7 @@ export function registerInit(program: Command): void {
     .option('--ca-file <file>', 'CA certificate (/etc/pve/pve-root-ca.pem)')
     .option('--vm <vmid:os...>', 'node VMs without prompting, e.g. 101:ubuntu 102:talos')
     .option('--out <file>', 'where to write', 'igpu-split.yaml')
-    .option('--force', 'overwrite an existing file');
+    .option('--force', FORCE_HELP);
   addRequestTimeout(addConnectTimeout(command)).action(runInit);
 }
 
@@ -73,7 +80,7 @@ async function runInit(options: InitOptions): Promise<void> {
     const text = await labText(options, secret, trust, nodes, chosen);
     await writeLabFile(options.out, text);
     process.stdout.write(
-      `wrote ${options.out}: ${nodes.filter((n) => n.gpu).length} host(s) with an iGPU, ${chosen.length} node VM(s). Next: igpu-split plan\n`,
+      `wrote ${options.out}: ${counted(nodes.filter((n) => n.gpu).length, 'host')} with an iGPU, ${counted(chosen.length, 'node VM')}. Next: igpu-split plan\n`,
     );
   } finally {
     await client.close();

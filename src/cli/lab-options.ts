@@ -11,6 +11,8 @@ import {
   addConnectTimeout,
   addRequestTimeout,
   addVmOption,
+  JSON_HELP,
+  LAB_HELP,
   type TimeoutOptions,
   timeoutsOf,
 } from './option-checks.ts';
@@ -22,9 +24,7 @@ export interface LabOptions extends TimeoutOptions {
 }
 
 export function addLabOptions(command: Command): Command {
-  command
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--json', 'print the result as JSON');
+  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
   return addRequestTimeout(addConnectTimeout(command));
 }
 

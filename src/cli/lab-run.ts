@@ -7,14 +7,22 @@ import type { LabConnections } from '../engine/connections.ts';
 import type { LabPlan, PlanSection } from '../engine/plan.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
-import { addRequestTimeout, numberOption, type TimeoutOptions, timeoutsOf } from './option-checks.ts';
+import {
+  addRequestTimeout,
+  JSON_HELP,
+  LAB_HELP,
+  numberOption,
+  type TimeoutOptions,
+  timeoutsOf,
+} from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 export interface LabRunOptions extends HostOptions, TimeoutOptions {
   lab: string;
   json?: boolean;
-  parallel: number;
+  /** Only plan and apply take --parallel: it bounds how many hosts are worked on at once. */
+  parallel?: number;
   changeMachine?: boolean;
   resetEfiKeys?: boolean;
   /** --skip-host, repeatable (plan and apply; the fleet rollout takes the same). */
@@ -30,17 +38,16 @@ export function addSkipHostOption(command: Command): Command {
   );
 }
 
-export function addLabRunOptions(command: Command): Command {
-  command
-    .option('--lab <file>', 'the lab file', 'igpu-split.yaml')
-    .option('--json', 'print the result as JSON');
-  numberOption(
-    command,
-    '--parallel <n>',
-    'hosts worked on at once (reads are always parallel, bounded)',
-    { min: 1, max: 64, integer: true },
-    1,
-  );
+export function addLabRunOptions(command: Command, { parallel = false } = {}): Command {
+  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
+  if (parallel)
+    numberOption(
+      command,
+      '--parallel <n>',
+      'hosts worked on at once (reads are always parallel, bounded)',
+      { min: 1, max: 64, integer: true },
+      1,
+    );
   return addRequestTimeout(addSshOptions(command));
 }
 

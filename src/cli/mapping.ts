@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
@@ -61,7 +61,7 @@ function registerMappingPlan(mapping: Command): void {
 
 function registerMappingApply(mapping: Command): void {
   addLabOptions(mapping.command('apply').description('create or update the mapping (asks unless --yes)'))
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: LabOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const { plan, api, close } = await planFromLab(options);
@@ -101,10 +101,10 @@ function registerMappingRollback(mapping: Command): void {
     mapping
       .command('rollback')
       .description(
-        "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it)",
+        "remove igpu-split's entries (and the mapping, if igpu-split made it and nothing else is in it; asks unless --yes)",
       ),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .action(async (options: LabOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
       const opened = await openLab(options);
@@ -121,7 +121,7 @@ function registerMappingRollback(mapping: Command): void {
         );
         process.stdout.write(
           options.json
-            ? jsonText('mapping rollback', done)
+            ? jsonText('mapping rollback', { undone: done })
             : `${done.length > 0 ? done.join('\n') : 'nothing of ours in the mapping'}\n`,
         );
       } finally {

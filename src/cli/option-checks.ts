@@ -110,3 +110,41 @@ export function jsonNeedsYes(options: { json?: boolean; yes?: boolean }): void {
       fix: 'review the plan first, then pass --yes with --json',
     });
 }
+
+/**
+ * The options many commands share, declared here once so that each reads and is
+ * explained the same everywhere (test/cli/grammar.test.ts compares them across commands).
+ */
+export const LAB_HELP = 'the lab file';
+export const JSON_HELP =
+  'print the result as one JSON object (docs/json.md) instead of text; a command that changes something needs --yes with it';
+export const YES_HELP = 'do not ask before changing anything (needed with --json)';
+export const FORCE_HELP =
+  'go ahead where igpu-split otherwise stops: init overwrites an existing file, host apply overrides kernel parameters you set to other values (e.g. intel_iommu=off)';
+export const NODE_HELP = 'Kubernetes nodes of the lab file, by name (one or more)';
+
+export function addLabOption(command: Command): Command {
+  return command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml');
+}
+
+export function addJsonOption(command: Command): Command {
+  return command.option('--json', JSON_HELP);
+}
+
+export function addYesOption(command: Command): Command {
+  return command.option('--yes', YES_HELP);
+}
+
+/**
+ * --reboot-timeout, one default wherever a host or guest is rebooted: 900 s, since a
+ * server's firmware checks and a Proxmox boot that starts its VMs again can take ten minutes.
+ */
+export function addRebootTimeout(command: Command): Command {
+  return numberOption(
+    command,
+    '--reboot-timeout <seconds>',
+    'how long a rebooted host or guest gets to come back; the default allows for slow firmware and a boot that starts VMs',
+    { min: 1, max: 7200, seconds: true },
+    900,
+  );
+}

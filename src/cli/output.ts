@@ -28,8 +28,11 @@ export function outgoing(text: string): string {
 // types, so a script reading it keeps working when the internals move. docs/json.md
 // documents it; its JSON Schema is docs/schemas/json-envelope.schema.json (json-schema.ts).
 
-/** Raised only for a change a script must be told about (a key removed or its meaning changed). */
-export const JSON_FORMAT_VERSION = 1;
+/**
+ * Raised only for a change a script must be told about (a key removed or its meaning changed).
+ * 2: `rollback`, `mapping rollback` and `cluster rollback` print objects, not lists of lines.
+ */
+export const JSON_FORMAT_VERSION = 2;
 
 /** What every --json output is; json-schema.ts describes it for docs/schemas. */
 export interface JsonEnvelope {

@@ -22,6 +22,7 @@ export function registerPlan(program: Command): void {
           .description(
             'the whole plan for the lab file: hosts, mapping, VMs, guests, cluster; changes nothing',
           ),
+        { parallel: true },
       ),
     ),
   ).action(async (options: LabRunOptions) => {
@@ -30,7 +31,7 @@ export function registerPlan(program: Command): void {
     try {
       const plan = await planLab(lab, connections, {
         ...options,
-        parallel: options.parallel * 8,
+        parallel: (options.parallel ?? 1) * 8,
         skipHosts: options.skipHost,
       });
       if (options.json) {

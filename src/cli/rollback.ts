@@ -3,14 +3,16 @@
 import type { Command } from 'commander';
 import { confirm } from './confirm.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerRollback(program: Command): void {
   addLabRunOptions(
-    program.command('rollback').description('undo everything igpu-split did in the lab, last layer first'),
+    program
+      .command('rollback')
+      .description('undo everything igpu-split did in the lab, last layer first (asks unless --yes)'),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .option(
       '--discard-journal',
@@ -22,7 +24,7 @@ export function registerRollback(program: Command): void {
         const { rollbackWholeLab } = await import('../engine/lab-run.ts');
         const { lab, connections } = await openLabRun(options);
         try {
-          const log = await rollbackWholeLab(lab, connections, {
+          const report = await rollbackWholeLab(lab, connections, {
             labFile: options.lab,
             discardJournal: options.discardJournal,
             forceStop: options.forceStop,
@@ -32,7 +34,9 @@ export function registerRollback(program: Command): void {
             say: options.json ? undefined : (line) => process.stdout.write(`${line}\n`),
             warn: (line) => process.stderr.write(`igpu-split: ${line}\n`),
           });
-          if (options.json) process.stdout.write(jsonText('rollback', log));
+          // An object per layer, not the sentences said: docs/json.md.
+          if (options.json)
+            process.stdout.write(jsonText('rollback', { undone: report.undone, notes: report.notes }));
         } finally {
           await connections.close();
         }

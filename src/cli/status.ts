@@ -2,6 +2,7 @@
 // and free at each level; --mermaid for a graph.
 
 import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
 import { addLabRunOptions, type LabRunOptions, openLabRun } from './lab-run.ts';
 import { jsonText } from './output.ts';
 
@@ -13,6 +14,11 @@ export function registerStatus(program: Command): void {
   )
     .option('--mermaid', 'print a Mermaid graph instead')
     .action(async (options: LabRunOptions & { mermaid?: boolean }) => {
+      // Either is the whole output: one cannot be honoured inside the other.
+      if (options.mermaid && options.json)
+        throw new UsageError('--mermaid and --json exclude each other', {
+          fix: 'pass --mermaid for the graph, or --json for the status as data',
+        });
       const { labStatus, renderMermaid, renderStatus } = await import('../engine/status.ts');
       const { lab, connections } = await openLabRun(options);
       try {

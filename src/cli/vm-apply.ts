@@ -2,9 +2,10 @@
 // change the config, start, wait — one VM at a time.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
-import { jsonNeedsYes, numberOption } from './option-checks.ts';
+import { jsonNeedsYes, numberOption, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
@@ -23,7 +24,7 @@ export function registerVmApply(vm: Command): void {
           .description('attach the vGPUs: shut down, change, start each VM in turn (asks unless --yes)'),
       ),
     ),
-  ).option('--yes', 'do not ask');
+  ).option('--yes', YES_HELP);
   // Proxmox takes whole seconds.
   numberOption(
     command,
@@ -46,7 +47,8 @@ export function registerVmApply(vm: Command): void {
           if (options.json) process.stdout.write(jsonText('vm apply', { plan, changed: [], log: [] }));
           return;
         }
-        if (!options.yes) await confirm(`change ${plan.changes.length} VM(s)?`, 'igpu-split vm plan');
+        if (!options.yes)
+          await confirm(`change ${counted(plan.changes.length, 'VM')}?`, 'igpu-split vm plan');
         const { applyVmPlan } = await import('../vm/apply.ts');
         const consents = [
           options.changeMachine ? '--change-machine' : '',

@@ -1,9 +1,10 @@
 // igpu-split vm rollback: undo what vm apply recorded in each VM's description.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
-import { jsonNeedsYes } from './option-checks.ts';
+import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 
 export function registerVmRollback(vm: Command): void {
@@ -14,7 +15,7 @@ export function registerVmRollback(vm: Command): void {
         .description('remove the vGPUs igpu-split added and put back what it changed (asks unless --yes)'),
     ),
   )
-    .option('--yes', 'do not ask')
+    .option('--yes', YES_HELP)
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
     .action(async (options: LabOptions & { yes?: boolean; forceStop?: boolean }) => {
       jsonNeedsYes(options);
@@ -22,7 +23,10 @@ export function registerVmRollback(vm: Command): void {
       try {
         const vms = desiredVms(opened.lab, options.vm);
         if (!options.yes)
-          await confirm(`roll back ${vms.length} VM(s)? running ones are restarted`, 'igpu-split vm verify');
+          await confirm(
+            `roll back ${counted(vms.length, 'VM')}? running ones are restarted`,
+            'igpu-split vm verify',
+          );
         const { rollbackVms } = await import('../vm/apply.ts');
         const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           rollbackVms(opened.api, vms, {

@@ -5,6 +5,7 @@
 
 import type { KubernetesSettings } from '../config/lab.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import { KindNotServed, type KubeApi } from './kube.ts';
 import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
@@ -116,7 +117,7 @@ export async function drainNode(kube: KubeApi, node: string, options: DrainOptio
     }
     if (Date.now() > deadline) {
       throw new TargetError(
-        `node ${node} did not drain in time${blocked.length ? `: ${blocked[0]}` : `: ${pods.length} pod(s) still there`}`,
+        `node ${node} did not drain in time${blocked.length ? `: ${blocked[0]}` : `: ${counted(pods.length, 'pod')} still there`}`,
         {
           target: kube.target,
           fix: `the node stays cordoned; scale up or relax the disruption budget, or move the pod, then rerun (or kubectl uncordon ${node} to give up)`,

@@ -87,3 +87,17 @@ export function isText(bytes: Uint8Array): boolean {
     return false;
   }
 }
+
+/**
+ * A count with its noun in the right number — `1 step`, `3 steps`, `2 entries` — so no
+ * message says `step(s)`; `plural` when the noun does not simply take -s (or -y → -ies).
+ */
+export function counted(count: number, noun: string, plural?: string): string {
+  if (count === 1) return `${count} ${noun}`;
+  return `${count} ${plural ?? (/[^aeiou]y$/.test(noun) ? `${noun.slice(0, -1)}ies` : `${noun}s`)}`;
+}
+
+/** A noun and the names it stands for, in the right number: `VM 101`, `VMs 101, 102`. */
+export function listed(noun: string, names: readonly (string | number)[]): string {
+  return `${names.length === 1 ? noun : counted(names.length, noun).replace(/^\d+ /, '')} ${names.join(', ')}`;
+}

@@ -10,7 +10,7 @@ import { IgpuSplitError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
 import type { LabConnections } from './connections.ts';
 import { Journal } from './journal.ts';
-import { rollbackLab } from './rollback.ts';
+import { type RollbackReport, rollbackLab } from './rollback.ts';
 
 /**
  * Runs `work` holding the lab lock. `warn` hears of an interrupted apply's journal (kept);
@@ -60,7 +60,7 @@ export async function rollbackWholeLab(
   lab: Lab,
   connections: LabConnections,
   options: RollbackLabOptions,
-): Promise<string[]> {
+): Promise<RollbackReport> {
   const journal = new Journal(options.labFile);
   const discard = options.discardJournal === true;
   let locked = false;
@@ -82,15 +82,16 @@ export async function rollbackWholeLab(
     await options.confirm?.();
     await journal.lock(discard);
     locked = true;
-    const log = await rollbackLab(lab, connections, { forceStop: options.forceStop, say: options.say });
+    const report = await rollbackLab(lab, connections, { forceStop: options.forceStop, say: options.say });
     if (earlier) {
       await journal.finish();
       // Rollback restarts only the VMs it stops itself, and leaves cordons to their owner.
       const line = `removed the interrupted apply’s journal (${earlier}): start by hand any VM it left stopped, and uncordon any node it left drained (igpu-split cluster uncordon --node …)`;
-      log.push(line);
+      report.notes.push(line);
+      report.log.push(line);
       options.say?.(line);
     }
-    return log;
+    return report;
   } finally {
     if (locked) await journal.unlock();
   }

@@ -13,23 +13,42 @@ import { rollbackMapping } from '../mapping/apply.ts';
 import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
 import type { LabConnections } from './connections.ts';
 
+/** What a lab rollback undid, per layer in the order undone (`rollback --json`, docs/json.md). */
+export interface RollbackReport {
+  undone: {
+    cluster: string[];
+    vm: string[];
+    mapping: string[];
+    host: { node: string; removed: string[]; rebootNeeded: boolean }[];
+  };
+  /** What was left as it is, and why (the guests' kernel package; a removed journal). */
+  notes: string[];
+  /** Every line above, in the order said. */
+  log: string[];
+}
+
 export async function rollbackLab(
   lab: Lab,
   connections: LabConnections,
   options: { forceStop?: boolean; say?: (line: string) => void } = {},
-): Promise<string[]> {
-  const log: string[] = [];
+): Promise<RollbackReport> {
+  const report: RollbackReport = {
+    undone: { cluster: [], vm: [], mapping: [], host: [] },
+    notes: [],
+    log: [],
+  };
   // Each line is said as it happens: a rollback that fails half-way has shown what it undid.
-  const note = (...lines: string[]) => {
+  const note = (into: string[], ...lines: string[]) => {
     for (const line of lines) {
-      log.push(line);
+      into.push(line);
+      report.log.push(line);
       options.say?.(line);
     }
   };
   const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
   // A VM line rollback would refuse stops it before anything, the cluster included, changes.
   await checkRollbackNotes(connections.proxmox, vms);
-  note(...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
+  note(report.undone.cluster, ...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
   const nodeOf = async (vmid: number) => {
     const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
@@ -50,22 +69,29 @@ export async function rollbackLab(
       await uncordonNode(connections.kube, name);
     },
   });
-  note(...rolled.log);
-  note(...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
+  note(report.undone.vm, ...rolled.log);
+  note(report.undone.mapping, ...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
   for (const host of lab.hosts.filter((h) => h.ssh)) {
     const access = await connections.host(host.node);
     try {
       const result = await rollbackHost(access);
-      if (result.changed.length > 0)
-        note(
-          `host ${host.node}: removed ${result.changed.join(', ')}${result.rebootNeeded ? ' (reboot to make it live)' : ''}`,
-        );
+      if (result.changed.length === 0) continue;
+      report.undone.host.push({
+        node: host.node,
+        removed: result.changed,
+        rebootNeeded: result.rebootNeeded,
+      });
+      note(
+        [],
+        `host ${host.node}: removed ${result.changed.join(', ')}${result.rebootNeeded ? ' (reboot to make it live)' : ''}`,
+      );
     } finally {
       await access.close();
     }
   }
   note(
+    report.notes,
     `guests keep their kernel package (${UBUNTU_PACKAGE.kernel}, the Talos extensions): harmless without a vGPU`,
   );
-  return log;
+  return report;
 }

@@ -75,8 +75,8 @@ export async function labStatus(lab: Lab, connections: LabConnections): Promise<
   const pods = await read(() => connections.kube.list('v1', 'Pod'));
   const hosts: StatusHost[] = [];
   for (const host of lab.hosts) {
+    // A host without node VMs is shown too: its free slots are what a new VM could take.
     const vms = lab.vms.filter((vm) => vm.host === host.node);
-    if (vms.length === 0) continue;
     const entry: StatusHost = {
       node: host.node,
       types: await mdevTypes(connections, host.node),
@@ -148,16 +148,22 @@ async function nodeStatus(
   return { name, allocatable, used: holding.reduce((s, p) => s + p.gpus, 0), pods: holding };
 }
 
+/** A host's vGPU slots: `V5_4 1 used / 1 free`, per type in use, or each type's free count. */
+export function slotsText(host: StatusHost): string {
+  const short = (type: string) => type.replace('i915-GVTg_', '');
+  const slots = Object.entries(host.used).map(([type, used]) => {
+    const free = host.types.find((t) => t.type === type)?.available ?? 0;
+    return `${short(type)} ${used} used / ${free} free`;
+  });
+  if (slots.length > 0) return slots.join(', ');
+  const free = host.types.map((t) => `${short(t.type)} ${t.available} free`).join(', ');
+  return `none used (${free || 'no mdev types'})`;
+}
+
 export function renderStatus(hosts: readonly StatusHost[]): string {
   const lines: string[] = [];
   for (const host of hosts) {
-    const slots = Object.entries(host.used).map(([type, used]) => {
-      const free = host.types.find((t) => t.type === type)?.available ?? 0;
-      return `${type.replace('i915-GVTg_', '')} ${used} used / ${free} free`;
-    });
-    lines.push(
-      `${host.node}  vGPU slots: ${slots.join(', ') || `none used (${host.types.map((t) => `${t.type.replace('i915-GVTg_', '')} ${t.available} free`).join(', ') || 'no mdev types'})`}`,
-    );
+    lines.push(`${host.node}  vGPU slots: ${slotsText(host)}${host.vms.length === 0 ? '; no node VM' : ''}`);
     host.vms.forEach((vm, i) => {
       const lastVm = i === host.vms.length - 1;
       lines.push(
@@ -184,7 +190,7 @@ export function renderMermaid(hosts: readonly StatusHost[]): string {
   const lines = ['graph TD'];
   for (const host of hosts) {
     const h = id(`host_${host.node}`);
-    lines.push(`  ${h}["${host.node}"]`);
+    lines.push(`  ${h}["${host.node}<br/>vGPU slots: ${slotsText(host)}"]`);
     for (const vm of host.vms) {
       const v = id(`vm_${vm.vmid}`);
       lines.push(

@@ -10,6 +10,7 @@ import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError } from '../core/errors.ts';
 import { type Check, type CheckStatus, worstStatus } from '../core/model.ts';
+import { counted } from '../core/text.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
@@ -74,7 +75,7 @@ function link(vmid: number, name: ChainLink['link'], checks: Check[], summary: s
   const status = worstStatus(checks);
   const worst = checks.find((c) => c.status === status) as Check;
   return status === 'pass'
-    ? { id, link: name, status, evidence: `${summary}: ${checks.length} check(s) pass` }
+    ? { id, link: name, status, evidence: `${summary}: ${counted(checks.length, 'check')} pass` }
     : { id, link: name, status, evidence: worst.evidence, ...(worst.fix ? { fix: worst.fix } : {}) };
 }
 

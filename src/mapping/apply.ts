@@ -4,6 +4,7 @@
 // itself only when we created it and nothing else is left in it.
 
 import { RefusedError } from '../core/errors.ts';
+import { counted } from '../core/text.ts';
 import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
 import { HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
@@ -74,5 +75,7 @@ export async function rollbackMapping(
     return [`deleted mapping ${name}`];
   }
   await api.updateMapping(name, { map: kept, digest: mapping.digest });
-  return [`removed ${mapping.map.length - kept.length} igpu-split entry(ies) from mapping ${name}`];
+  return [
+    `removed ${counted(mapping.map.length - kept.length, 'igpu-split entry', 'igpu-split entries')} from mapping ${name}`,
+  ];
 }

@@ -7,6 +7,7 @@
 
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
+import { counted } from '../core/text.ts';
 import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
 import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
@@ -175,7 +176,7 @@ function mappingStep(
   const verb = create ? 'create' : 'update';
   const what = [
     ...(create || setMdev ? ['mdev=1 (mediated devices)'] : []),
-    ...(changes.length > 0 ? [`${changes.filter((c) => c.startsWith('+')).length} entry(ies)`] : []),
+    ...(changes.length > 0 ? [counted(changes.filter((c) => c.startsWith('+')).length, 'entry')] : []),
   ].join(', ');
   const maps = map.map((m) => `--map '${m}'`).join(' ');
   return {

@@ -4,7 +4,8 @@
 
 import { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Agent, buildConnector } from 'undici';
 import { ENV_NAME } from '../config/lab.ts';
 import { shownPath } from '../config/paths.ts';
@@ -157,6 +158,42 @@ export async function loadTokenSecret(
   const secret = cleanSecret(raw);
   rememberSecret(secret);
   return secret;
+}
+
+/** `host:port` as connected to: the URL's port, or HTTPS's 443 when it names none. */
+function addressOf(url: URL): string {
+  return `${url.hostname}:${url.port || '443'}`;
+}
+
+/**
+ * The SHA-256 fingerprint of the certificate a server offers, in the form the lab file's
+ * `fingerprint:` takes; read over a connection of its own that sends nothing (no token),
+ * only after the verified one refused the certificate, to show the user what to pin.
+ * Undefined when the server cannot be reached or offers none.
+ */
+export function offeredFingerprint(url: URL, timeoutMs: number): Promise<string | undefined> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host,
+      port: Number(url.port || 443),
+      ...(isIP(host) ? {} : { servername: host }),
+      // Only to read the certificate: nothing is sent on this connection, and it is closed at once.
+      rejectUnauthorized: false,
+      timeout: timeoutMs,
+    });
+    const done = (fingerprint?: string) => {
+      socket.destroy();
+      resolve(fingerprint);
+    };
+    socket.once('secureConnect', () => {
+      const raw = socket.getPeerX509Certificate();
+      done(raw ? normalizeFingerprint(raw.fingerprint256) : undefined);
+    });
+    // A server that cannot be reached a second time: the error above is shown without it.
+    socket.once('error', () => done());
+    socket.once('timeout', () => done());
+  });
 }
 
 /** `AB:CD:…` upper case with colons, as the Proxmox GUI shows SHA-256 fingerprints. */
@@ -335,15 +372,25 @@ export class ProxmoxClient {
     // A refusal of our own from inside the connection (a pinned fingerprint that differs).
     const cause = (last as { cause?: unknown })?.cause;
     if (cause instanceof TargetError) throw cause;
-    throw new TargetError(`${what} failed${tries}: ${describeNetworkError(last, this.options)}`, {
-      target: this.target,
-      nothingChanged: causeCode(last) === 'ECONNREFUSED',
-      fix: certificateProblem(causeCode(last))
-        ? 'give the cluster CA file (caFile: /etc/pve/pve-root-ca.pem from any node) or the certificate fingerprint'
-        : last instanceof AnswerTooLarge
-          ? 'check that the URL points at the Proxmox API (https://<node>:8006, whose answers are /api2/json), not another service on that port'
-          : 'check the address, that port 8006 is reachable from here, and the TLS settings (caFile or fingerprint)',
-    });
+    const address = addressOf(this.base);
+    // A certificate the CA file or the system does not trust: what it is, so it can be pinned.
+    const offered = certificateProblem(causeCode(last))
+      ? await offeredFingerprint(this.base, this.options.connectTimeoutMs)
+      : undefined;
+    throw new TargetError(
+      `${what} failed${tries}: ${describeNetworkError(last, this.options)}${offered ? `; ${address} offered the certificate with SHA-256 fingerprint ${offered}` : ''}`,
+      {
+        target: this.target,
+        nothingChanged: causeCode(last) === 'ECONNREFUSED',
+        fix: certificateProblem(causeCode(last))
+          ? offered
+            ? `give the cluster CA file (caFile: /etc/pve/pve-root-ca.pem from any node), or pin this certificate once you have checked it is the node's (Datacenter → node → Certificates): fingerprint: "${offered}"`
+            : 'give the cluster CA file (caFile: /etc/pve/pve-root-ca.pem from any node) or the certificate fingerprint'
+          : last instanceof AnswerTooLarge
+            ? `check that ${this.target} is the Proxmox API (whose answers are /api2/json), not another service on ${address}`
+            : `check the address, that ${address} is reachable from here, and the TLS settings (caFile or fingerprint)`,
+      },
+    );
   }
 
   private async once<T>(method: string, path: string, params: Record<string, unknown>): Promise<T> {

@@ -6,7 +6,7 @@
 
 import { z } from 'zod';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
-import { clip } from '../core/text.ts';
+import { clip, counted } from '../core/text.ts';
 import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
 import {
   formatPropertyString,
@@ -248,7 +248,7 @@ function chooseNodeType(
     check: {
       id: `vm.${node}.vgpu`,
       status: 'pass',
-      evidence: `${node}: ${choice.type} for ${onNode.length} VM(s), ${choice.available} free`,
+      evidence: `${node}: ${choice.type} for ${counted(onNode.length, 'VM')}, ${choice.available} free`,
     },
   };
 }

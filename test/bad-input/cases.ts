@@ -93,7 +93,7 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   'host plan': [0, 1, 2],
   'host apply': [0, 1, 2, 3],
   'host verify': [0, 1, 2],
-  'host rollback': [0, 2],
+  'host rollback': [0, 1, 2],
   'mapping plan': [0, 1, 2],
   'mapping apply': [0, 1, 2],
   'mapping rollback': [0, 1, 2],
@@ -110,8 +110,8 @@ export const EXIT_CLASSES: Record<string, number[]> = {
   'cluster verify': [0, 1, 2],
   'cluster rollback': [0, 1, 2],
   'cluster render': [0, 2],
-  'cluster drain': [0, 2],
-  'cluster uncordon': [0, 2],
+  'cluster drain': [0, 1, 2],
+  'cluster uncordon': [0, 1, 2],
 };
 
 // A context with stand-in values, to read each case's exit codes without running it.
@@ -711,7 +711,7 @@ function pathCases(): CliCase[] {
       },
       steps: (c) => [
         {
-          args: ['cluster', 'uncordon', '--node', 'k3s-1', '--lab', at(c, 'no-kube.yaml')],
+          args: ['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--lab', at(c, 'no-kube.yaml')],
           env: { KUBECONFIG: `${join(c.dir, 'a.conf')}:${join(c.dir, 'b.conf')}` },
           code: 2,
           line: /none of the kubeconfig files in KUBECONFIG \(.*a\.conf:.*b\.conf\) exists/,
@@ -747,7 +747,7 @@ function pathCases(): CliCase[] {
       },
       steps: (c) => [
         {
-          args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)],
+          args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', ...L(c)],
           code: 2,
           line: /kubeconfig kubeconfig \(resolved to .*\) has no current-context — set kubernetes\.context in the lab file to one of: igpu-sim/,
         },
@@ -791,7 +791,7 @@ function pathCases(): CliCase[] {
             '101:ubuntu',
           ],
           code: 0,
-          line: /wrote .*new\/igpu-split\.yaml: 1 host\(s\) with an iGPU, 1 node VM\(s\)/,
+          line: /wrote .*new\/igpu-split\.yaml: 1 host with an iGPU, 1 node VM/,
         },
         {
           args: ['mapping', 'plan', '--lab', join(c.dir, 'new', 'igpu-split.yaml')],
@@ -1318,7 +1318,7 @@ function serverCases(): CliCase[] {
       lab: {},
       steps: (c) => [
         {
-          args: ['cluster', 'drain', '--node', 'k3s-1', '--node', 'ghost', ...L(c)],
+          args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', '--node', 'ghost', ...L(c)],
           code: 2,
           line: /--node ghost: no VM of the lab file has kubernetesNode ghost/,
         },
@@ -1581,9 +1581,9 @@ function optionCases(): CliCase[] {
   return [
     bad('plan', '--parallel', 'abc'),
     bad('apply', '--parallel', '0'),
-    bad('verify', '--parallel', '65'),
-    bad('status', '--parallel', '1.5'),
-    bad('rollback', '--parallel', '-1'),
+    bad('plan', '--parallel', '65'),
+    bad('apply', '--parallel', '1.5'),
+    bad('plan', '--parallel', '-1'),
     bad('plan', '--parallel', '1e2'),
     bad('plan', '--parallel', '0x10'),
     bad('doctor', '--connect-timeout', 'NaN'),
@@ -1601,7 +1601,7 @@ function optionCases(): CliCase[] {
     bad('vm apply', '--shutdown-timeout', '1.5'),
     bad('vm apply', '--shutdown-timeout', '99999'),
     bad('cluster verify', '--timeout', '-5'),
-    bad('cluster drain', '--timeout', 'later'),
+    bad('cluster drain', '--drain-timeout', 'later'),
     kase({
       name: 'an unknown option',
       topic: 'options',
@@ -1611,7 +1611,18 @@ function optionCases(): CliCase[] {
       name: 'a missing required option',
       topic: 'options',
       steps: () => [
-        { args: ['cluster', 'render'], code: 2, line: /required option '--out <dir>' not specified/ },
+        { args: ['capture', '--root', '/'], code: 2, line: /required option '--out <file>' not specified/ },
+      ],
+    }),
+    kase({
+      name: 'cluster render of a missing lab',
+      topic: 'exit-codes',
+      steps: (c) => [
+        {
+          args: ['cluster', 'render', '--lab', join(c.dir, 'nope.yaml')],
+          code: 2,
+          line: /cannot read lab file .*nope\.yaml: no such file/,
+        },
       ],
     }),
     kase({
@@ -1629,6 +1640,10 @@ function optionCases(): CliCase[] {
           ['cluster', 'apply'],
           ['cluster', 'rollback'],
           ['guest', 'apply'],
+          ['host', 'apply'],
+          ['host', 'rollback'],
+          ['cluster', 'drain', '--node', 'k3s-1'],
+          ['cluster', 'uncordon', '--node', 'k3s-1'],
         ].map((command) => ({
           args: [...command, '--json', ...L(c)],
           code: 2 as const,
@@ -1896,6 +1911,18 @@ function lockCases(): CliCase[] {
         { args: ['vm', 'rollback', ...L(c)], answer: '\r', code: 1, line: /not confirmed/ },
         { args: ['cluster', 'rollback', ...L(c)], answer: 'nope\r', code: 1, line: /not confirmed/ },
         { args: ['mapping', 'rollback', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
+        {
+          args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)],
+          answer: 'n\r',
+          code: 1,
+          line: /not confirmed/,
+        },
+        {
+          args: ['cluster', 'uncordon', '--node', 'k3s-1', ...L(c)],
+          answer: 'n\r',
+          code: 1,
+          line: /not confirmed/,
+        },
         { args: ['cluster', 'apply', ...L(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
         {
           args: ['vm', 'apply', ...L(c)],
@@ -2057,7 +2084,11 @@ function exitCodeCases(): CliCase[] {
       name: 'host apply needs --host',
       topic: 'exit-codes',
       steps: () => [
-        { args: ['host', 'apply', '--yes'], code: 2, line: /host apply needs --host ssh:\/\/user@host/ },
+        {
+          args: ['host', 'apply', '--yes'],
+          code: 2,
+          line: /host apply needs a host: no lab file igpu-split\.yaml here — name one with --host ssh:\/\/user@host/,
+        },
       ],
     }),
     kase({
@@ -2072,8 +2103,9 @@ function exitCodeCases(): CliCase[] {
           line: /applied; a reboot is needed to make it live — reboot the host \(or rerun with --reboot\)/,
         },
         { args: ['host', 'verify', ...ssh(c)], code: 1, line: /FAIL/ },
+        { args: ['host', 'rollback', ...ssh(c)], answer: 'n\r', code: 1, line: /not confirmed/ },
         {
-          args: ['host', 'rollback', ...ssh(c)],
+          args: ['host', 'rollback', '--yes', ...ssh(c)],
           code: 0,
           line: /removed|restored|\/etc\/default\/grub\.d\/igpu-split\.cfg/,
         },
@@ -2360,8 +2392,12 @@ function exitCodeCases(): CliCase[] {
         { args: ['cluster', 'plan', ...L(c)], code: 0, line: /igpu-split cluster plan/ },
         { args: ['cluster', 'apply', '--yes', ...L(c)], code: 0, line: /DaemonSet/ },
         { args: ['cluster', 'verify', '--timeout', '20', ...L(c)], code: 0, line: /PASS/ },
-        { args: ['cluster', 'drain', '--node', 'k3s-1', ...L(c)], code: 0, line: /drained k3s-1/ },
-        { args: ['cluster', 'uncordon', '--node', 'k3s-1', ...L(c)], code: 0, line: /uncordoned k3s-1/ },
+        { args: ['cluster', 'drain', '--yes', '--node', 'k3s-1', ...L(c)], code: 0, line: /drained k3s-1/ },
+        {
+          args: ['cluster', 'uncordon', '--yes', '--node', 'k3s-1', ...L(c)],
+          code: 0,
+          line: /uncordoned k3s-1/,
+        },
         { args: ['cluster', 'rollback', '--yes', ...L(c)], code: 0, line: /DaemonSet|deleted/ },
       ],
     }),
@@ -2416,7 +2452,7 @@ function exitCodeCases(): CliCase[] {
       lab: {},
       steps: (c) => [
         {
-          args: ['cluster', 'uncordon', '--node', 'ghost', ...L(c)],
+          args: ['cluster', 'uncordon', '--yes', '--node', 'ghost', ...L(c)],
           code: 2,
           line: /--node ghost: no VM of the lab file/,
         },
@@ -2658,7 +2694,7 @@ function strangerCases(): CliCase[] {
         {
           args: ['mapping', 'plan', '--lab', at(c, 'endless.yaml')],
           code: 2,
-          line: /the answer is larger than 16 MB — check that the URL points at the Proxmox API \(https:\/\/<node>:8006, whose answers are \/api2\/json\)/,
+          line: /the answer is larger than 16 MB — check that https:\/\/127\.0\.0\.1:\d+\/? is the Proxmox API \(whose answers are \/api2\/json\), not another service on 127\.0\.0\.1:\d+/,
         },
       ],
     }),
@@ -3162,7 +3198,8 @@ function secondStrangerCases(): CliCase[] {
           line: /captured \d+ files/,
           check: async (cc) => {
             for (const dir of ['damaged', 'gone', 'fifo', 'crafted']) extract(cc, 'plain.tar.gz', dir);
-            const manifest = (dir: string) => join(cc.dir, dir, 'igpu-split-capture/igpu-split-capture.json');
+            const manifest = (dir: string) =>
+              join(cc.dir, dir, 'igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json');
             await writeFile(manifest('damaged'), '{"unreadable": 5');
             await rm(manifest('gone'));
             await rm(manifest('fifo'));
@@ -3177,22 +3214,22 @@ function secondStrangerCases(): CliCase[] {
           },
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'damaged/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'damaged/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: damaged \(not JSON\) — unpack the capture archive again/,
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'gone/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'gone/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: missing: without it a file the host could not read would look absent/,
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'fifo/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'fifo/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: not a regular file — unpack the capture archive again/,
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'crafted/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'crafted/igpu-split-capture-i5-8500t-gvt')],
           code: 0,
           line: /\?\[31mEVIL\?\]0;owned\?/,
         },
@@ -3208,7 +3245,7 @@ function secondStrangerCases(): CliCase[] {
           check: async (cc) => void extract(cc, 'piped.tar.gz', 'piped'),
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'piped/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'piped/igpu-split-capture-i5-8500t-gvt')],
           code: 1,
           line: /\/etc\/default\/grub: not a regular file \(a pipe or a device\)/,
         },
@@ -3383,14 +3420,17 @@ function thirdStrangerCases(): CliCase[] {
           line: /captured \d+ files/,
           check: async (cc) => {
             for (const dir of ['nowhere', 'linked', 'short']) extract(cc, 'n.tar.gz', dir);
-            await rm(join(cc.dir, 'linked/igpu-split-capture/igpu-split-capture.json'));
-            await symlink(join(cc.dir, 'linked/igpu-split-capture'), join(cc.dir, 'linked/host'));
-            await rm(join(cc.dir, 'short/igpu-split-capture/proc/cmdline'));
+            await rm(join(cc.dir, 'linked/igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json'));
+            await symlink(
+              join(cc.dir, 'linked/igpu-split-capture-i5-8500t-gvt'),
+              join(cc.dir, 'linked/host'),
+            );
+            await rm(join(cc.dir, 'short/igpu-split-capture-i5-8500t-gvt/proc/cmdline'));
             return undefined;
           },
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'nowhere/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'nowhere/igpu-split-capture-i5-8500t-gvt')],
           code: 1,
           line: /\/etc\/default\/grub: a symbolic link that leads nowhere/,
         },
@@ -3400,7 +3440,7 @@ function thirdStrangerCases(): CliCase[] {
           line: /igpu-split-capture\.json: missing/,
         },
         {
-          args: ['host', 'plan', '--root', join(c.dir, 'short/igpu-split-capture')],
+          args: ['host', 'plan', '--root', join(c.dir, 'short/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: lists \/proc\/cmdline, which the tree does not hold/,
         },
@@ -3575,7 +3615,7 @@ function fourthStrangerCases(): CliCase[] {
           check: async (cc) => {
             await mkdir(join(cc.dir, 'out'));
             execFileSync('tar', ['-xzf', join(cc.dir, 'plain.tar.gz'), '-C', join(cc.dir, 'out')]);
-            const manifest = join(cc.dir, 'out/igpu-split-capture/igpu-split-capture.json');
+            const manifest = join(cc.dir, 'out/igpu-split-capture-i5-8500t-gvt/igpu-split-capture.json');
             const crafted = JSON.parse(await readFile(manifest, 'utf8'));
             crafted.files.push('/../../../../../../etc/passwd');
             await writeFile(manifest, JSON.stringify(crafted));
@@ -3583,7 +3623,7 @@ function fourthStrangerCases(): CliCase[] {
           },
         },
         {
-          args: ['doctor', '--root', join(c.dir, 'out/igpu-split-capture')],
+          args: ['doctor', '--root', join(c.dir, 'out/igpu-split-capture-i5-8500t-gvt')],
           code: 2,
           line: /igpu-split-capture\.json: damaged \(files\.\d+: leads out of the tree \(a \.\. in it\)\) — unpack the capture archive again/,
         },

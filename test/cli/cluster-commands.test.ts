@@ -53,7 +53,7 @@ test('cluster plan → apply → verify → render → rollback', async () => {
     /cluster\.k3s-1\.smoke\s+a container on k3s-1 sees renderD128 \(no vainfo in the image\)/,
   );
   assert.match((await runCli(['cluster', 'plan', '--lab', lab])).stdout, /nothing to do: converged/);
-  const out = join(dir, 'gitops');
+  const out = join(dir, 'gitops', 'cluster');
   assert.equal((await runCli(['cluster', 'render', '--out', out, '--lab', lab])).code, 0);
   assert.deepEqual((await readdir(out)).sort(), [
     'daemonset-intel-gpu-plugin.yaml',
@@ -61,6 +61,14 @@ test('cluster plan → apply → verify → render → rollback', async () => {
     'label-nodes.sh',
     'namespace-igpu-split.yaml',
   ]);
+  // Guest files are no Kubernetes objects: never written where a GitOps sync applies.
+  const guests = await runCli(['guest', 'render', '--out', out, '--lab', lab]);
+  assert.equal(guests.code, 2);
+  assert.match(
+    guests.stderr,
+    /holds kustomization\.yaml: guest files there would be applied as Kubernetes objects/,
+  );
+  assert.equal((await readdir(out)).length, 4);
   const rollback = await runCli(['cluster', 'rollback', '--yes', '--lab', lab]);
   assert.match(rollback.stdout, /deleted DaemonSet intel-gpu-plugin\ndeleted Namespace igpu-split/);
   const after = await runCli(['cluster', 'verify', '--lab', lab, '--no-smoke']);
@@ -69,17 +77,17 @@ test('cluster plan → apply → verify → render → rollback', async () => {
 });
 
 test('drain and uncordon a node from the command line; an unknown node is refused', async () => {
-  const drain = await runCli(['cluster', 'drain', '--node', 'k3s-1', '--lab', lab]);
+  const drain = await runCli(['cluster', 'drain', '--yes', '--node', 'k3s-1', '--lab', lab]);
   assert.equal(drain.code, 0, drain.stderr);
   assert.match(drain.stdout, /drained k3s-1/);
   assert.match(
-    (await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--lab', lab])).stdout,
+    (await runCli(['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--lab', lab])).stdout,
     /uncordoned k3s-1/,
   );
   // With --json: one envelope naming the nodes done.
-  const json = await runCli(['cluster', 'uncordon', '--node', 'k3s-1', '--json', '--lab', lab]);
+  const json = await runCli(['cluster', 'uncordon', '--yes', '--node', 'k3s-1', '--json', '--lab', lab]);
   assert.deepEqual(JSON.parse(json.stdout).result, { nodes: ['k3s-1'] });
-  const unknown = await runCli(['cluster', 'drain', '--node', 'nope', '--lab', lab]);
+  const unknown = await runCli(['cluster', 'drain', '--yes', '--node', 'nope', '--lab', lab]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--node nope: no VM of the lab file has kubernetesNode nope/);
 });

@@ -81,8 +81,16 @@ test('plan → apply → nothing left → verify passes → status → rollback 
       /pve1 {2}vGPU slots: V5_4 1 used \/ 0 free\n└─ VM 101 k3s-1 {2}i915-GVTg_V5_4, running\n {3}└─ node k3s-1 {2}gpu.intel.com\/i915: 0 used \/ 1 free/,
     );
     assert.match(renderMermaid(status), /host_pve1 --> vm_101\n.*vm_101 --> node_k3s_1/s);
-    const log = await rollbackLab(demo.lab, demo.connections);
-    assert.ok(log.includes('deleted mapping iGPU'), log.join('\n'));
+    const report = await rollbackLab(demo.lab, demo.connections);
+    assert.ok(report.log.includes('deleted mapping iGPU'), report.log.join('\n'));
+    // Per layer, as rollback --json prints it.
+    assert.ok(report.undone.mapping.includes('deleted mapping iGPU'), JSON.stringify(report.undone));
+    assert.ok(report.undone.vm.length > 0, JSON.stringify(report.undone));
+    assert.deepEqual(
+      report.undone.host.map((h) => h.node),
+      ['pve1', 'pve2'],
+    );
+    assert.match(report.notes.join('\n'), /guests keep their kernel package/);
     const after = await verifyLab(demo.lab, demo.connections, { smoke: false });
     for (const chain of after) {
       const status = Object.fromEntries(chain.links.map((l) => [l.link, l.status]));

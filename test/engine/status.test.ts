@@ -93,3 +93,24 @@ test('a Proxmox read that fails makes status fail rather than show slots', async
     await assert.rejects(labStatus(demo.lab, demo.connections), /503|unavailable/i);
   });
 });
+
+test('status and the Mermaid view show every host, one without node VMs too, with its vGPU slots', async () => {
+  await withDemo(async (demo) => {
+    const hosts = await labStatus(demo.lab, demo.connections);
+    assert.deepEqual(
+      hosts.map((h) => h.node),
+      demo.lab.hosts.map((h) => h.node),
+    );
+    const pve3 = hosts.find((h) => h.node === 'pve3');
+    assert.ok(pve3);
+    assert.deepEqual(pve3.vms, []);
+    const text = renderStatus(hosts);
+    // pve3's 256 MB aperture: two V5_8 and one V5_4 instances, as the simulator lists them, none used.
+    assert.match(text, /^pve3 {2}vGPU slots: none used \(V5_8 2 free, V5_4 1 free\); no node VM$/m);
+    assert.match(text, /^pve1 {2}vGPU slots: /m);
+    const mermaid = renderMermaid(hosts);
+    for (const host of demo.lab.hosts)
+      assert.match(mermaid, new RegExp(`host_${host.node}\\["${host.node}<br/>vGPU slots: [^"]+"\\]`));
+    assert.match(mermaid, /host_pve3\["pve3<br\/>vGPU slots: none used \(V5_8 2 free, V5_4 1 free\)"\]/);
+  });
+});

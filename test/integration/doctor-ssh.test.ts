@@ -52,9 +52,11 @@ test('capture --host packs what doctor --host reads', async (t) => {
     const captured = await runCli(['capture', ...ssh, ...knownHosts, '--out', archive]);
     assert.equal(captured.code, 0, captured.stderr);
     await extract({ file: archive, cwd: work });
+    const folder = /--root (igpu-split-capture-\S+)\n$/.exec(captured.stdout)?.[1];
+    assert.ok(folder, captured.stdout);
     const [remote, unpacked] = await Promise.all([
       runCli(['doctor', ...ssh, ...knownHosts, '--json']),
-      runCli(['doctor', '--root', join(work, 'igpu-split-capture'), '--json']),
+      runCli(['doctor', '--root', join(work, folder), '--json']),
     ]);
     assert.deepEqual(
       { ...JSON.parse(unpacked.stdout).result, target: '' },

@@ -275,7 +275,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
         1,
         'verify fails on GVT-g checks: the fake kernel cannot really enable GVT-g',
       );
-      assert.match(result.stdout, /applied 3 step\(s\)/);
+      assert.match(result.stdout, /applied 3 steps/);
       assert.match(result.stdout, /rebooting/);
       assert.match(
         result.stdout,

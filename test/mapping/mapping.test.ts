@@ -84,7 +84,7 @@ test('rollback removes only our entries, and the mapping only when we made it an
   const { state, api } = lab();
   await applyMappingPlan(api, await plan(api, ['pve1', 'pve2']));
   state.mappings.get('iGPU')?.map.push('node=pve9,path=0000:01:00.0,id=10de:1c82');
-  assert.deepEqual(await rollbackMapping(api, 'iGPU'), ['removed 2 igpu-split entry(ies) from mapping iGPU']);
+  assert.deepEqual(await rollbackMapping(api, 'iGPU'), ['removed 2 igpu-split entries from mapping iGPU']);
   assert.deepEqual(state.mappings.get('iGPU')?.map, ['node=pve9,path=0000:01:00.0,id=10de:1c82']);
   assert.deepEqual(await rollbackMapping(api, 'iGPU'), []);
   state.mappings.delete('iGPU');

@@ -80,7 +80,7 @@ test('a wrong fingerprint is refused showing both; no trust given is refused too
   );
   await fails(
     client(url, { system: true }).get('/version'),
-    /not trusted.*give the cluster CA file .* or the certificate fingerprint/,
+    /not trusted.* offered the certificate with SHA-256 fingerprint .*give the cluster CA file .*, or pin this certificate/,
   );
 });
 
@@ -176,11 +176,48 @@ test('a node that never answers: one attempt within the request timeout, one lin
   const started = Date.now();
   await fails(
     slow.get('/version'),
-    /GET \/version failed: no answer within 0\.3 s — check the address, that port 8006 is reachable/,
+    new RegExp(
+      `GET /version failed: no answer within 0\\.3 s — check the address, that 127\\.0\\.0\\.1:${new URL(url).port} is reachable`,
+    ),
   );
   assert.ok(Date.now() - started < 2_000, 'bounded by the request timeout');
   assert.equal(requests, 1, 'a request that ran out of time is not sent again');
   await slow.close();
+});
+
+test('a certificate the CA file or the system does not trust: the error names the real address and the fingerprint to pin', async () => {
+  // The loopback server's own certificate, on a port that is not 8006.
+  const { loopbackCertificate } = await import('../../src/sim/loopback-tls.ts');
+  const { X509Certificate } = await import('node:crypto');
+  const own = await loopbackCertificate('pve-test');
+  const server = createServer({ key: own.key, cert: own.cert }, json(200, { data: {} }));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  assert.notEqual(port, 8006);
+  const url = `https://127.0.0.1:${port}`;
+  const offered = normalizeFingerprint(new X509Certificate(own.cert).fingerprint256);
+  for (const tls of [{ system: true }, { caFile: certs.caFile }] as TlsTrust[]) {
+    const untrusted = client(url, tls);
+    await fails(
+      untrusted.get('/version'),
+      new RegExp(
+        `not trusted .*127\\.0\\.0\\.1:${port} offered the certificate with SHA-256 fingerprint ${offered} — .*fingerprint: "${offered}"`,
+      ),
+    );
+    await untrusted.close();
+  }
+  // What it says to pin is what the lab file takes: pinned, the same server is trusted.
+  const pinned = client(url, { fingerprint: offered });
+  assert.deepEqual(await pinned.get('/version'), {});
+  await pinned.close();
+  // The lab file's fingerprint: takes it as it is (the published schema's pattern).
+  const { readFile } = await import('node:fs/promises');
+  const schema = JSON.parse(
+    await readFile(new URL('../../docs/schemas/lab.schema.json', import.meta.url), 'utf8'),
+  );
+  const pattern = new RegExp(schema.properties.proxmox.properties.fingerprint.pattern);
+  assert.match(offered, pattern);
 });
 
 test('a refused connection is tried three times, and the line counts them', async () => {

@@ -126,7 +126,8 @@ test('no computed import() anywhere in src', () => {
 test('only the CLI writes to stdout or stderr, or ends the process', () => {
   const offenders: string[] = [];
   for (const file of sourceFiles(SRC)) {
-    if (folderOf(file) === 'cli') continue;
+    // A simulator's `-main.ts` is a program of its own (the playground's talosctl), not library code.
+    if (folderOf(file) === 'cli' || /\/sim\/[^/]+-main\.ts$/.test(file)) continue;
     readFileSync(file, 'utf8')
       .split('\n')
       .forEach((line, index) => {

@@ -4,6 +4,7 @@
 import type { HostAccess } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
 import { disturbancesOf } from '../../core/model.ts';
+import { counted } from '../../core/text.ts';
 import { hostLayer } from '../../host/layer.ts';
 import type { HostPlan } from '../../host/plan.ts';
 import { rebootAndWait } from '../../linux/reboot.ts';
@@ -23,7 +24,7 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
     id: `${part.node}/host`,
     group: `host:${part.node}`,
     fingerprint: fingerprintOf(plan.steps.map((s) => s.id + (s.diff ?? ''))),
-    title: `host ${part.node}: ${plan.steps.length} change(s)${reboots ? ', reboot' : ''}`,
+    title: `host ${part.node}: ${counted(plan.steps.length, 'change')}${reboots ? ', reboot' : ''}`,
     run: async (say) => {
       let host: HostAccess = await connections.host(part.node);
       try {
@@ -32,7 +33,7 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
           apply: { force: false, lockOwner: `lab ${journal.dir}`, takeOverLock: journal.resumed },
         });
         const result = await layer.apply(plan, { say });
-        say(`host ${part.node}: ${result.done.length} step(s) applied`);
+        say(`host ${part.node}: ${counted(result.done.length, 'step')} applied`);
         if (reboots) {
           host = await reboot(context, part, host);
           say(`host ${part.node}: rebooted`);

@@ -2,6 +2,7 @@
 // stopped — by a host reboot or an interrupted VM stage — whatever their onboot says.
 
 import { desiredVmsOf, identityOf } from '../../config/derived.ts';
+import { listed } from '../../core/text.ts';
 import { vmLayer } from '../../vm/layer.ts';
 import type { VmChange } from '../../vm/plan.ts';
 import type { HostPart } from '../plan.ts';
@@ -25,7 +26,10 @@ export function vmStage(context: StageContext, part: HostPart, changes: VmChange
     id: `${part.node}/vms`,
     group: `host:${part.node}`,
     fingerprint: fingerprintOf(steps.map((s) => s.id + (s.diff ?? ''))),
-    title: `VMs ${changes.map((c) => c.vmid).join(', ')}: vGPU`,
+    title: `${listed(
+      'VM',
+      changes.map((c) => c.vmid),
+    )}: vGPU`,
     run: async (say) => void (await layer.apply({ ...plan.vms, changes, steps }, { say })),
   };
 }
@@ -36,7 +40,7 @@ export function startStage(context: StageContext, part: HostPart, vmids: number[
     id: `${part.node}/start`,
     group: `host:${part.node}`,
     fingerprint: vmids.join(','),
-    title: `start VMs ${vmids.join(', ')} (stopped by an interrupted run)`,
+    title: `start ${listed('VM', vmids)} (stopped by an interrupted run)`,
     run: (say) => startStoppedVms(context, part.node, vmids, say),
   };
 }

@@ -5,7 +5,7 @@
 // `dpkg --configure -a`, which the error repeats.
 
 import type { HostAccess } from '../../access/host.ts';
-import { TargetError } from '../../core/errors.ts';
+import { RefusedError, TargetError } from '../../core/errors.ts';
 import { rebootAndWait } from '../../linux/reboot.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
 import { INSTALL_COMMAND, KERNEL_PACKAGE, type UbuntuPlan } from './plan.ts';
@@ -44,8 +44,9 @@ export async function applyUbuntuPlan(
   plan: UbuntuPlan,
   options: UbuntuApplyOptions,
 ): Promise<UbuntuApplyResult> {
+  // A refused plan exits 1 wherever it is met (README, "Exit codes"), as `guest plan` does.
   if (plan.refused)
-    throw new TargetError(plan.refused, {
+    throw new RefusedError(plan.refused, {
       target: guest.target,
       fix: 'use the Talos path for Talos nodes',
     });
