@@ -8,10 +8,10 @@ import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import {
   addConnectTimeout,
+  addLabOption,
   addRequestTimeout,
   JSON_HELP,
   jsonNeedsYes,
-  LAB_HELP,
   NODE_HELP,
   numberOption,
   type TimeoutOptions,
@@ -29,11 +29,7 @@ interface ClusterOptions extends TimeoutOptions {
 }
 
 const addOptions = (command: Command) =>
-  addConnectTimeout(
-    addRequestTimeout(
-      command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP),
-    ),
-  );
+  addConnectTimeout(addRequestTimeout(addLabOption(command).option('--json', JSON_HELP)));
 
 async function open(options: ClusterOptions) {
   const [{ loadLab }, { openLabKube }] = await Promise.all([
@@ -175,24 +171,23 @@ export function registerCluster(program: Command): void {
       );
     });
 
-  cluster
+  const render = cluster
     .command('render')
     .description('write the same objects as a kustomize directory (and the Helm values in helm-values mode)')
     .option(
       '--out <dir>',
       'the folder to write into: point the GitOps sync at it (guest render writes elsewhere, gitops/guests)',
       'gitops/cluster',
-    )
-    .option('--lab <file>', LAB_HELP, 'igpu-split.yaml')
-    .action(async (options: { out: string; lab: string }) => {
-      const [{ loadLab }, { renderCluster }] = await Promise.all([
-        import('../config/load.ts'),
-        import('../cluster/render.ts'),
-      ]);
-      const lab = await loadLab(options.lab);
-      const files = await renderCluster(lab.kubernetes, gpuNodesOf(lab), options.out);
-      process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
-    });
+    );
+  addLabOption(render).action(async (options: { out: string; lab: string }) => {
+    const [{ loadLab }, { renderCluster }] = await Promise.all([
+      import('../config/load.ts'),
+      import('../cluster/render.ts'),
+    ]);
+    const lab = await loadLab(options.lab);
+    const files = await renderCluster(lab.kubernetes, gpuNodesOf(lab), options.out);
+    process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
+  });
 
   for (const [verb, help] of [
     ['drain', 'cordon a node and evict its pods, honouring PodDisruptionBudgets'],

@@ -9,10 +9,10 @@ import type { GuestLayer, GuestPlan } from '../guest/provider.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { addSshOptions, type HostOptions, openHost } from './host-options.ts';
 import {
+  addLabOption,
   addRequestTimeout,
   addVmOption,
   JSON_HELP,
-  LAB_HELP,
   type TimeoutOptions,
   timeoutsOf,
 } from './option-checks.ts';
@@ -24,7 +24,7 @@ export interface GuestOptions extends HostOptions, TimeoutOptions {
 }
 
 export function addGuestOptions(command: Command): Command {
-  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
+  addLabOption(command).option('--json', JSON_HELP);
   addVmOption(command);
   return addRequestTimeout(addSshOptions(command));
 }

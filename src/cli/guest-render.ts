@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import {
   addConnectTimeout,
+  addLabOption,
   addRequestTimeout,
-  LAB_HELP,
   type TimeoutOptions,
   timeoutsOf,
 } from './option-checks.ts';
@@ -19,9 +19,8 @@ export function registerGuestRender(guest: Command): void {
       '--out <dir>',
       'the folder to write into (one subfolder per VM); not the folder of cluster render, which a GitOps sync applies whole',
       'gitops/guests',
-    )
-    .option('--lab <file>', LAB_HELP, 'igpu-split.yaml');
-  addRequestTimeout(addConnectTimeout(command)).action(
+    );
+  addRequestTimeout(addLabOption(addConnectTimeout(command))).action(
     async (options: { out: string; lab: string } & TimeoutOptions) => {
       const [{ loadLab }, { renderGuests }] = await Promise.all([
         import('../config/load.ts'),

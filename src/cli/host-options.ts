@@ -3,7 +3,7 @@
 // hosts they name, each opened when its turn comes.
 
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { HostAccess } from '../access/host.ts';
 import { ManualStepError, UsageError } from '../core/errors.ts';
 import { addConnectTimeout, addLabOption, timeoutsOf } from './option-checks.ts';
@@ -34,10 +34,17 @@ export function addHostOptions(command: Command, allowRoot: boolean): Command {
 /** How SSH connections are made and trusted (hosts and Ubuntu guests alike). */
 export function addSshOptions(command: Command): Command {
   command
-    .option('--identity <file>', 'SSH private key (default: keys in ssh-agent)')
-    .option(
-      '--known-hosts <file>',
-      'known_hosts file to check host keys against (default: ~/.ssh/known_hosts)',
+    // The variables let a shell set them once (the playground's demo.env does).
+    .addOption(
+      new Option('--identity <file>', 'SSH private key (default: keys in ssh-agent)').env(
+        'IGPU_SPLIT_IDENTITY',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--known-hosts <file>',
+        'known_hosts file to check host keys against (default: ~/.ssh/known_hosts)',
+      ).env('IGPU_SPLIT_KNOWN_HOSTS'),
     )
     .option(
       '--accept-new-host-key',
@@ -89,7 +96,7 @@ export async function hostTargets(
   if (options.root || (options.host?.includes('://') ?? false))
     return { fromLab: false, targets: [{ open: () => openHost(options) }] };
   const lab = options.lab ?? 'igpu-split.yaml';
-  const labGiven = command.getOptionValueSource('lab') === 'cli';
+  const labGiven = ['cli', 'env'].includes(command.getOptionValueSource('lab') ?? '');
   if (!options.host && !labGiven && !existsSync(lab)) {
     if (live)
       throw new UsageError(

@@ -9,10 +9,10 @@ import type { ProxmoxApi } from '../proxmox/api.ts';
 import type { DesiredVm } from '../vm/gather.ts';
 import {
   addConnectTimeout,
+  addLabOption,
   addRequestTimeout,
   addVmOption,
   JSON_HELP,
-  LAB_HELP,
   type TimeoutOptions,
   timeoutsOf,
 } from './option-checks.ts';
@@ -24,7 +24,7 @@ export interface LabOptions extends TimeoutOptions {
 }
 
 export function addLabOptions(command: Command): Command {
-  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
+  addLabOption(command).option('--json', JSON_HELP);
   return addRequestTimeout(addConnectTimeout(command));
 }
 

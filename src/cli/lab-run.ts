@@ -8,9 +8,9 @@ import type { LabPlan, PlanSection } from '../engine/plan.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
 import {
+  addLabOption,
   addRequestTimeout,
   JSON_HELP,
-  LAB_HELP,
   numberOption,
   type TimeoutOptions,
   timeoutsOf,
@@ -39,7 +39,7 @@ export function addSkipHostOption(command: Command): Command {
 }
 
 export function addLabRunOptions(command: Command, { parallel = false } = {}): Command {
-  command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml').option('--json', JSON_HELP);
+  addLabOption(command).option('--json', JSON_HELP);
   if (parallel)
     numberOption(
       command,

@@ -2,7 +2,7 @@
 // `numberOption`, so each is checked the same way, when the command line is read, and a
 // bad value names the allowed range (exit 2 before anything is opened).
 
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../core/waits.ts';
 
@@ -123,8 +123,14 @@ export const FORCE_HELP =
   'go ahead where igpu-split otherwise stops: init overwrites an existing file, host apply overrides kernel parameters you set to other values (e.g. intel_iommu=off)';
 export const NODE_HELP = 'Kubernetes nodes of the lab file, by name (one or more)';
 
+/**
+ * `--lab`, defaulting to $IGPU_SPLIT_LAB and then ./igpu-split.yaml: the playground's demo.env
+ * sets the variable, so its commands work from any folder (as cron or a second shell would).
+ */
 export function addLabOption(command: Command): Command {
-  return command.option('--lab <file>', LAB_HELP, 'igpu-split.yaml');
+  return command.addOption(
+    new Option('--lab <file>', LAB_HELP).default('igpu-split.yaml').env('IGPU_SPLIT_LAB'),
+  );
 }
 
 export function addJsonOption(command: Command): Command {
