@@ -11,6 +11,7 @@ import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import type { Check, Step } from '../core/model.ts';
+import { WaitWatch } from '../core/waits.ts';
 import type { GuestPlan } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { hostLayer } from '../host/layer.ts';
@@ -101,23 +102,28 @@ export async function planLab(
     resetEfiKeys: options.resetEfiKeys,
   });
   const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
+  // A gather that takes long says what it still waits for ("gathering: still waiting for host pve2 and 2 more").
+  const gathering = new WaitWatch('gathering');
   const [hostPlans, mappingFacts, vmInputs, guests, clusterFacts] = await Promise.all([
     bounded(usedHosts, limit, async (h) =>
       h.ssh
-        ? withAccess(
-            () => connections.host(h.node),
-            async (access) => {
-              const layer = hostLayer(access);
-              const facts = await layer.gather();
-              return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
-            },
+        ? gathering.track(
+            `host ${h.node}`,
+            withAccess(
+              () => connections.host(h.node),
+              async (access) => {
+                const layer = hostLayer(access);
+                const facts = await layer.gather();
+                return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
+              },
+            ),
           )
         : undefined,
     ),
-    mappingOf.gather(),
-    vmsOf.gather(),
-    bounded(lab.vms, limit, (vm) => planGuest(vm, connections)),
-    clusterOf.gather(),
+    gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
+    gathering.track('the VM configs', vmsOf.gather()),
+    bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
+    gathering.track('the cluster', clusterOf.gather()),
   ]);
   const mapping = mappingOf.plan(mappingFacts);
   const vms = vmsOf.plan({
