@@ -1177,7 +1177,7 @@ function serverCases(): CliCase[] {
         {
           args: ['plan', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /still waiting for GET \/.* \(3 s so far, not connected yet; gives up after 10 s without a connection\)[\s\S]*no connection within 10 s — check the address/,
+          line: /still waiting for GET \/.* \(\d+ s so far, not connected yet; gives up after 10 s without a connection\)[\s\S]*no connection within 10 s — check the address/,
         },
       ],
     }),
@@ -1273,12 +1273,12 @@ function serverCases(): CliCase[] {
         {
           args: ['cluster', 'verify', '--request-timeout', '5', '--lab', at(c, 'mute.yaml')],
           code: 2,
-          line: /still waiting for list \w+ \(3 s so far; gives up after 5 s without an answer, 15 s in all\)[\s\S]*no answer within 5 s — check that the API server is up/,
+          line: /still waiting for list \w+ \(\d+ s so far; gives up after 5 s without an answer, 15 s in all\)[\s\S]*no answer within 5 s — check that the API server is up/,
         },
         {
           args: ['cluster', 'plan', '--connect-timeout', '5', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /still waiting for list Node \(3 s so far, not connected yet; gives up after 5 s without a connection\)[\s\S]*no connection within 5 s — check that the API server is up/,
+          line: /still waiting for list Node \(\d+ s so far, not connected yet; gives up after 5 s without a connection\)[\s\S]*no connection within 5 s — check that the API server is up/,
         },
       ],
     }),
