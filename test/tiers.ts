@@ -29,6 +29,7 @@ export const TIERS = {
     'test/security/secrets.test.ts',
     'test/cluster/kubectl.test.ts',
     'test/engine/demo-lab.test.ts',
+    'test/engine/disturbances.test.ts',
     'test/faults/network.test.ts',
     // The others by name.
     'test/access/captured-root.test.ts',

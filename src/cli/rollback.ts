@@ -28,7 +28,18 @@ export function registerRollback(program: Command): void {
             forceStop: options.forceStop,
             confirm: options.yes
               ? undefined
-              : () => confirm('roll back the whole lab? VMs are restarted', 'igpu-split status'),
+              : async () => {
+                  const [{ rollbackDisturbances }, { disturbanceSummary }] = await Promise.all([
+                    import('../engine/rollback.ts'),
+                    import('../engine/disturbances.ts'),
+                  ]);
+                  const disturbed = disturbanceSummary(await rollbackDisturbances(lab, connections));
+                  await confirm(
+                    'roll back the whole lab?',
+                    'igpu-split status',
+                    `${disturbed}; no host reboot (a host whose boot files are put back is named after: reboot it yourself)`,
+                  );
+                },
             say: options.json ? undefined : (line) => process.stdout.write(`${line}\n`),
             warn: (line) => process.stderr.write(`igpu-split: ${line}\n`),
           });

@@ -97,7 +97,9 @@ export async function verifyCluster(
       const limitMs = options.timeoutMs ?? 120_000;
       const what = `the smoke pod on ${node.name}`;
       checks.push(
-        await pollVisibly({ target: kube.target, what, limitMs }, () => smoke(kube, settings, node.name, options)),
+        await pollVisibly({ target: kube.target, what, limitMs }, () =>
+          smoke(kube, settings, node.name, options),
+        ),
       );
     }
   }

@@ -257,7 +257,6 @@ export class ProxmoxApi {
     }
   }
 
-
   /** Effective privileges on each path (Proxmox resolves inheritance and token privilege separation). */
   async privileges(path: string): Promise<Set<string>> {
     const dump = await this.read('/access/permissions', PermissionsSchema, { path });
@@ -349,5 +348,7 @@ const TASK_WAITS: Record<string, string> = {
 function taskWhat(upid: string): string {
   const [, node, , , , type = 'task', id = ''] = upid.split(':');
   const verb = TASK_WAITS[type];
-  return verb && /^\d+$/.test(id) ? `VM ${id} on ${node} ${verb}` : `task ${type}${id ? ` ${id}` : ''} on ${node}`;
+  return verb && /^\d+$/.test(id)
+    ? `VM ${id} on ${node} ${verb}`
+    : `task ${type}${id ? ` ${id}` : ''} on ${node}`;
 }
