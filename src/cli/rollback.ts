@@ -33,7 +33,8 @@ export function registerRollback(program: Command): void {
                     import('../engine/rollback.ts'),
                     import('../engine/disturbances.ts'),
                   ]);
-                  const disturbed = disturbanceSummary(await rollbackDisturbances(lab, connections));
+                  const vms = lab.vms.map((vm) => ({ ...vm, node: vm.host }));
+                  const disturbed = disturbanceSummary(await rollbackDisturbances(connections.proxmox, vms));
                   await confirm(
                     'roll back the whole lab?',
                     'igpu-split status',

@@ -10,6 +10,7 @@ import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
+import type { ProxmoxApi } from '../proxmox/api.ts';
 import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
 import { readMarker } from '../vm/plan.ts';
 import type { LabConnections } from './connections.ts';
@@ -72,13 +73,16 @@ export async function rollbackLab(
  * line are restarted and their Kubernetes nodes drained. No host is rebooted by rollback
  * (a host whose boot files it puts back is named after, for the user to reboot).
  */
-export async function rollbackDisturbances(lab: Lab, connections: LabConnections): Promise<Disturbed> {
+export async function rollbackDisturbances(
+  api: ProxmoxApi,
+  vms: readonly { vmid: number; node: string; kubernetesNode?: string }[],
+): Promise<Disturbed> {
   const restarts: number[] = [];
   const drains: string[] = [];
-  for (const vm of lab.vms) {
-    const config = await connections.proxmox.vmConfig(vm.host, vm.vmid);
+  for (const vm of vms) {
+    const config = await api.vmConfig(vm.node, vm.vmid);
     if (!readMarker(config.values.description)) continue;
-    if ((await connections.proxmox.vmStatus(vm.host, vm.vmid)).status !== 'running') continue;
+    if ((await api.vmStatus(vm.node, vm.vmid)).status !== 'running') continue;
     restarts.push(vm.vmid);
     if (vm.kubernetesNode) drains.push(vm.kubernetesNode);
   }
