@@ -47,7 +47,14 @@ function link(vmid: number, name: ChainLink['link'], checks: Check[], summary: s
 export async function verifyLab(
   lab: Lab,
   connections: LabConnections,
-  options: { smoke?: boolean; pollMs?: number; timeoutMs?: number; settleMs?: number } = {},
+  options: {
+    smoke?: boolean;
+    pollMs?: number;
+    timeoutMs?: number;
+    settleMs?: number;
+    /** Hears each chain as soon as it is verified (the CLI prints it then). */
+    onChain?: (chain: VmChain) => void;
+  } = {},
 ): Promise<VmChain[]> {
   const hostChecks = new Map<string, Check[]>();
   await bounded(
@@ -133,7 +140,9 @@ export async function verifyLab(
           node ? `smoke pod on ${node}` : 'no kubernetesNode',
         ),
       );
-    return { vmid: vm.vmid, node, links };
+    const chain = { vmid: vm.vmid, node, links };
+    options.onChain?.(chain);
+    return chain;
   });
 }
 

@@ -1601,6 +1601,7 @@ function optionCases(): CliCase[] {
     bad('vm apply', '--shutdown-timeout', '1.5'),
     bad('vm apply', '--shutdown-timeout', '99999'),
     bad('cluster verify', '--timeout', '-5'),
+    bad('verify', '--timeout', '0'),
     bad('cluster drain', '--timeout', 'later'),
     kase({
       name: 'an unknown option',
