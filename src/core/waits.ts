@@ -109,10 +109,13 @@ export class WaitWatch {
 
   private readonly target: string;
   private readonly limitMs: number | undefined;
+  private readonly requests: boolean;
 
-  constructor(target: string, limitMs?: number) {
+  /** `requests`: the waits are answers from the target's server, whose connection limit the line names. */
+  constructor(target: string, limitMs?: number, requests = true) {
     this.target = target;
     this.limitMs = limitMs;
+    this.requests = requests;
   }
 
   async track<T>(what: string, work: Promise<T>): Promise<T> {
@@ -139,7 +142,7 @@ export class WaitWatch {
     if (now - oldest.started < NOTICE_AFTER_MS || now - this.lastNotice < REPEAT_MS) return;
     this.lastNotice = now;
     const others = this.pending.size - 1;
-    const server = servers.get(serverKey(this.target));
+    const server = this.requests ? servers.get(serverKey(this.target)) : undefined;
     const event: WaitEvent = {
       kind: 'waiting',
       target: this.target,
@@ -159,7 +162,8 @@ export function waitVisibly<T>(info: WaitInfo, work: Promise<T>): Promise<T> {
 
 /** Runs a polling wait (a reboot, a task, a roll-out), saying so while it lasts longer than a few seconds. */
 export function pollVisibly<T>(info: WaitInfo, poll: () => Promise<T>): Promise<T> {
-  return waitVisibly(info, poll());
+  // Its limit is the poll's own, whatever the connections to the server polled.
+  return new WaitWatch(info.target, info.limitMs, false).track(info.what, poll());
 }
 
 /** Reports that an attempt failed and another follows after `delayMs`. */

@@ -98,3 +98,18 @@ test('a node someone cordoned before vm apply stays cordoned after it', async ()
     assert.equal(cordoned(demo), true);
   });
 });
+
+test('without a terminal, a VM that takes 3 s to stop is a "still waiting" line on stderr with elapsed and limit', async () => {
+  await withDemo(async (demo) => {
+    const mapping = await runCli(['mapping', 'apply', '--lab', demo.labFile, '--yes']);
+    assert.equal(mapping.code, 0, mapping.stderr);
+    // HA-managed: the shutdown task only files the request; the VM stops 3 s later.
+    demo.proxmox.vm(101).haStopDelayMs = 3_000;
+    const apply = await runCli(['vm', 'apply', '--lab', demo.labFile, '--vm', '101', '--yes', '--no-drain']);
+    assert.equal(apply.code, 0, apply.stderr);
+    assert.match(
+      apply.stderr,
+      /^igpu-split: https:\/\/127\.0\.0\.1:\d+: still waiting for VM 101 on pve1 to be stopped \(\d+ s so far; gives up after 210 s\)$/m,
+    );
+  });
+});
