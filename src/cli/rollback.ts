@@ -34,7 +34,10 @@ export function registerRollback(program: Command): void {
                     import('../engine/disturbances.ts'),
                   ]);
                   const vms = lab.vms.map((vm) => ({ ...vm, node: vm.host }));
-                  const disturbed = disturbanceSummary(await rollbackDisturbances(connections.proxmox, vms));
+                  const disturbed = disturbanceSummary(
+                    await rollbackDisturbances(connections.proxmox, vms),
+                    'no VM restart or drain',
+                  );
                   await confirm(
                     'roll back the whole lab?',
                     'igpu-split status',

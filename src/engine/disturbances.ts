@@ -18,15 +18,15 @@ const NOUNS: Record<Disturbance, [string, string]> = {
 
 const ORDER: Disturbance[] = ['host-reboot', 'vm-restart', 'guest-reboot', 'node-drain'];
 
-/** `2 host reboots (pve1, pve2), 1 VM restart (101)`; `no reboot, restart or drain` when nothing is hit. */
-export function disturbanceSummary(disturbed: Disturbed): string {
+/** `2 host reboots (pve1, pve2), 1 VM restart (101)`; `nothing` when nothing is hit. */
+export function disturbanceSummary(disturbed: Disturbed, nothing = 'no reboot, restart or drain'): string {
   const parts = ORDER.flatMap((kind) => {
     const names = [...new Set(disturbed[kind] ?? [])];
     if (names.length === 0) return [];
     const [one, many] = NOUNS[kind];
     return [`${names.length} ${names.length === 1 ? one : many} (${names.join(', ')})`];
   });
-  return parts.length > 0 ? parts.join(', ') : 'no reboot, restart or drain';
+  return parts.length > 0 ? parts.join(', ') : nothing;
 }
 
 /** Adds `names` under `kind`. */

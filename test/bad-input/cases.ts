@@ -1835,7 +1835,7 @@ function lockCases(): CliCase[] {
           args: ['apply', ...L(c)],
           answer: 'n\r',
           code: 1,
-          line: /apply this plan\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
+          line: /disturbs: 1 VM restart \(101\), 1 node drain \(k3s-1\)\r?\n[^\n]*apply this plan\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
           check: nothingLeft(),
         },
         {
@@ -1891,7 +1891,7 @@ function lockCases(): CliCase[] {
           args: ['rollback', ...L(c)],
           answer: 'no\r',
           code: 1,
-          line: /not confirmed: nothing was changed/,
+          line: /disturbs: no VM restart or drain; no host reboot [^\n]*\r?\n[^\n]*roll back the whole lab\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
           check: nothingLeft(),
         },
         { args: ['vm', 'rollback', ...L(c)], answer: '\r', code: 1, line: /not confirmed/ },
