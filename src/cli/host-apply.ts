@@ -88,10 +88,6 @@ export function registerHostApply(host: Command): void {
         const reboots = plan.steps.some((step) => step.disturbs.includes('host-reboot'));
         const drain =
           options.reboot && reboots && options.drain !== false ? await hostNodes(options) : undefined;
-        if (options.reboot && reboots && options.drain !== false && !options.lab)
-          process.stderr.write(
-            "igpu-split: without --lab the host's node VMs are not known: their Kubernetes nodes are not drained before the reboot\n",
-          );
         if (!options.yes)
           await confirm(
             `apply this plan to ${target.target}?`,
