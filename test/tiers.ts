@@ -34,6 +34,9 @@ export const TIERS = {
     'test/engine/demo-lab.test.ts',
     'test/engine/partial.test.ts',
     'test/engine/manual-step.test.ts',
+    'test/engine/disturbances.test.ts',
+    'test/cli/drain-restarts.test.ts',
+    'test/engine/reboot-wait.test.ts',
     'test/faults/network.test.ts',
     // The others by name.
     'test/access/captured-root.test.ts',

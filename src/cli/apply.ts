@@ -79,7 +79,16 @@ export function registerApply(program: Command): void {
           forceStop: options.forceStop,
           rebootTimeoutMs: options.rebootTimeout * 1000,
           reporter,
-          confirm: options.yes ? undefined : () => confirm('apply this plan?', 'igpu-split plan'),
+          confirm: options.yes
+            ? undefined
+            : async (plan) => {
+                const { disturbanceSummary, labDisturbances } = await import('../engine/disturbances.ts');
+                await confirm(
+                  'apply this plan?',
+                  'igpu-split plan',
+                  disturbanceSummary(labDisturbances(lab, plan)),
+                );
+              },
         }).finally(() => reporter.finish());
         const plan = await planView(result.plan);
         const { pending } = result;

@@ -101,11 +101,14 @@ export function registerCluster(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      if (result.steps.length > 0 && !options.yes)
+      if (result.steps.length > 0 && !options.yes) {
+        const { disturbanceSummary, stepDisturbances } = await import('../engine/disturbances.ts');
         await confirm(
           `apply ${counted(result.steps.length, 'change')} to ${kube.target}?`,
           'igpu-split cluster plan',
+          disturbanceSummary(stepDisturbances(result.steps)),
         );
+      }
       const { applyClusterPlan } = await import('../cluster/apply.ts');
       const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
         applyClusterPlan(

@@ -1,16 +1,22 @@
 // The yes/no question apply commands ask before changing anything. Without a terminal
 // there is no one to answer, so the change is refused and --yes named. Anything but yes —
 // no, an empty answer, Ctrl-C or end of input at the prompt — stops the command with
-// exit 1 and nothing changed (as apt-get does when its question is declined).
+// exit 1 and nothing changed (as apt-get does when its question is declined). Before the
+// question, one line says what the change disturbs (engine/disturbances.ts).
 
 import { RefusedError, UsageError } from '../core/errors.ts';
 
-export async function confirm(question: string, planCommand = 'the matching plan command'): Promise<void> {
+export async function confirm(
+  question: string,
+  planCommand = 'the matching plan command',
+  disturbs?: string,
+): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('refusing to change anything without confirmation: no terminal to ask', {
       fix: `review ${planCommand}, then rerun with --yes`,
     });
   }
+  if (disturbs !== undefined) process.stdout.write(`disturbs: ${disturbs}\n`);
   // Loaded when a question is asked: every command that may ask loads this file at start.
   const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stdout });

@@ -14,13 +14,14 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes, timeoutsOf } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
 
 interface ApplyFlags extends GuestOptions {
   yes?: boolean;
+  drain?: boolean;
   out: string;
   rebootTimeout: number;
 }
@@ -28,7 +29,12 @@ interface ApplyFlags extends GuestOptions {
 export function registerGuestApply(guest: Command): void {
   const command = addGuestOptions(
     guest.command('apply').description('make i915 and /dev/dri work in each node VM (asks unless --yes)'),
-  ).option('--out <dir>', 'where Talos files are written', 'igpu-split-talos');
+  )
+    .option('--out <dir>', 'where Talos files are written', 'igpu-split-talos')
+    .option(
+      '--no-drain',
+      "reboot the guests without draining their Kubernetes nodes first (a cluster you drain yourself, or one this machine cannot reach); by default a guest's node is drained before its change and uncordoned once Ready",
+    );
   addRebootTimeout(addYesOption(command)).action(async (options: ApplyFlags) => {
     jsonNeedsYes(options);
     const guests = await loadGuests(options, {
@@ -53,13 +59,52 @@ export function registerGuestApply(guest: Command): void {
         if (options.json) process.stdout.write(jsonText('guest apply', []));
         return;
       }
-      if (!options.yes) await confirm(`change ${counted(todo.length, 'guest')}?`, 'igpu-split guest plan');
+      const [{ disturbanceSummary, vmDisturbances }, { drainAroundRestart }, { openLabKube }] =
+        await Promise.all([
+          import('../engine/disturbances.ts'),
+          import('../engine/stages/nodes.ts'),
+          import('../engine/connections.ts'),
+        ]);
+      // A VM that maps to no Kubernetes node needs no drain; one whose steps disturb nothing neither.
+      const nodeOf = (vmid: number) =>
+        options.drain === false ? undefined : guests.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+      const disturbed = vmDisturbances(
+        todo.map((w) => ({ vmid: w.vm.vmid, steps: w.plan.steps, kubernetesNode: nodeOf(w.vm.vmid) })),
+      );
+      if (!options.yes)
+        await confirm(
+          `change ${counted(todo.length, 'guest')}?`,
+          'igpu-split guest plan',
+          disturbanceSummary(disturbed),
+        );
+      const drains = new Set((disturbed['node-drain'] ?? []).map(String));
+      const hooks =
+        drains.size > 0
+          ? drainAroundRestart(
+              openLabKube(guests.lab, timeoutsOf(options)),
+              (vmid) => {
+                const node = nodeOf(vmid);
+                return node && drains.has(node) ? node : undefined;
+              },
+              { say: (line) => say(`  ${line}\n`), readyTimeoutMs: options.rebootTimeout * 1000 },
+            )
+          : undefined;
       const failed = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, async () => {
         const report: unknown[] = [];
         const manual: { vm: string; reason: string; change: string }[] = [];
         let failed = false;
         for (const work of todo) {
-          const result = await work.layer.apply(work.plan, { say: (line) => say(`  ${line}\n`) });
+          await hooks?.beforeStop(work.vm);
+          const result = await work.layer
+            .apply(work.plan, { say: (line) => say(`  ${line}\n`) })
+            .catch((error: unknown) => {
+              // expected: anything the guest's apply throws — rethrown; a drained node is left cordoned, and said
+              const node = hooks ? nodeOf(work.vm.vmid) : undefined;
+              if (node) warn(`${node} stays cordoned: kubectl uncordon ${node} once the guest serves again`);
+              throw error;
+            });
+          // Once the guest is back (or was not rebooted: a change written, not applied) its node serves again.
+          await hooks?.afterStart(work.vm);
           if (!result.applied) {
             say(
               `  ${result.manual?.reason ?? 'not applied'}; wrote ${result.files.join(', ')}. Run:\n${result.commands.map((c) => `    ${c}\n`).join('')}`,

@@ -1,13 +1,22 @@
 // igpu-split host apply: shows the plan, asks (unless --yes), applies it, and with
-// --reboot reboots, waits for the host and verifies.
+// --reboot reboots, waits for the host and verifies. The Kubernetes nodes of the host's
+// VMs (from the lab file) are drained before the reboot and uncordoned once Ready after it.
 
 import type { Command } from 'commander';
-import { ManualStepError } from '../core/errors.ts';
+import { ManualStepError, UsageError } from '../core/errors.ts';
+import type { Step } from '../core/model.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
-import { addJsonOption, addRebootTimeout, addYesOption, FORCE_HELP, jsonNeedsYes } from './option-checks.ts';
+import {
+  addJsonOption,
+  addRebootTimeout,
+  addYesOption,
+  FORCE_HELP,
+  jsonNeedsYes,
+  timeoutsOf,
+} from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
 
 interface ApplyFlags extends HostOptions {
@@ -17,6 +26,7 @@ interface ApplyFlags extends HostOptions {
   acsOverride?: boolean;
   reboot?: boolean;
   rebootTimeout: number;
+  drain?: boolean;
 }
 
 export function registerHostApply(host: Command): void {
@@ -32,7 +42,11 @@ export function registerHostApply(host: Command): void {
   )
     .option('--force', FORCE_HELP)
     .option('--acs-override', ACS_HELP)
-    .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify');
+    .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
+    .option(
+      '--no-drain',
+      "reboot without draining the Kubernetes nodes of the host's VMs (a cluster you drain yourself, or a host without Kubernetes node VMs); without it, --reboot needs the host in a lab file to know them",
+    );
   addRebootTimeout(command);
   addHostOptions(command, false).action(async (options: ApplyFlags, self: Command) => {
     const timeout = options.rebootTimeout;
@@ -64,7 +78,17 @@ export function registerHostApply(host: Command): void {
         const refused = hostPlanRefusal(plan, { force: options.force === true });
         if (refused) throw refused;
         if (plan.steps.length === 0) return;
-        if (!options.yes) await confirm(`apply this plan to ${target.target}?`, 'igpu-split host plan');
+        const reboots = plan.steps.some((step) => step.disturbs.includes('host-reboot'));
+        const drain =
+          options.reboot && reboots && options.drain !== false
+            ? await hostNodes(options, host.node)
+            : undefined;
+        if (!options.yes)
+          await confirm(
+            `apply this plan to ${target.target}?`,
+            'igpu-split host plan',
+            await rebootSummary(plan.steps, options.reboot === true, drain?.nodes ?? []),
+          );
         const result = await applyHostPlan(target, plan, { force: options.force === true });
         report.applied = result;
         say(
@@ -77,14 +101,72 @@ export function registerHostApply(host: Command): void {
             fix: 'reboot the host (or rerun with --reboot), then run igpu-split host verify',
           });
         say(`rebooting ${target.target} …\n`);
-        target = await rebootAndWait(target, { reconnect: () => host.open(), timeoutMs: timeout * 1000 });
+        target = await rebootAndWait(target, {
+          reconnect: () => host.open(),
+          timeoutMs: timeout * 1000,
+          beforeReboot: drain?.before,
+        });
         const checks = verifyHost(await gatherHostFacts(target), await readState(target));
         report.checks = checks;
         say(renderChecks(checks));
         run.code = checks.some((c) => c.status === 'fail') ? 1 : 0;
+        await drain?.after();
       } finally {
         await target.close();
       }
     });
   });
+}
+
+/** The question's line: the reboot only with --reboot, and the drains that come with it. */
+async function rebootSummary(
+  steps: readonly Step[],
+  reboot: boolean,
+  nodes: readonly string[],
+): Promise<string> {
+  const { disturbanceSummary, stepDisturbances } = await import('../engine/disturbances.ts');
+  const disturbed = stepDisturbances(reboot ? steps : steps.map((step) => ({ ...step, disturbs: [] })));
+  const line = disturbanceSummary({ ...disturbed, 'node-drain': nodes });
+  const later = !reboot && steps.some((step) => step.disturbs.includes('host-reboot'));
+  return later ? `${line} now; the host needs a reboot after (--reboot, or by hand)` : line;
+}
+
+/**
+ * The Kubernetes nodes of the VMs the lab file puts on this host, and how to drain them
+ * before the reboot and uncordon them once Ready after. A host named by its address
+ * alone (no lab file) may carry node VMs nobody told us about: refused without --no-drain.
+ */
+async function hostNodes(options: ApplyFlags, node: string | undefined) {
+  if (!node)
+    throw new UsageError(
+      '--reboot without a lab file: the Kubernetes nodes of this host’s VMs are not known',
+      {
+        fix: 'name the host by its node: in the lab file (--host pve1, --lab FILE) so they are drained first, or pass --no-drain',
+      },
+    );
+  const [{ loadLab }, { openLabKube }, { drainAroundRestart }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../engine/connections.ts'),
+    import('../engine/stages/nodes.ts'),
+  ]);
+  const lab = await loadLab(options.lab ?? 'igpu-split.yaml');
+  const vms = lab.vms.filter((vm) => vm.host === node && vm.kubernetesNode);
+  if (vms.length === 0) return undefined;
+  const say = (line: string) => {
+    if (!options.json) process.stdout.write(`${line}\n`);
+  };
+  const hooks = drainAroundRestart(
+    openLabKube(lab, timeoutsOf(options)),
+    (vmid) => vms.find((vm) => vm.vmid === vmid)?.kubernetesNode,
+    { say, readyTimeoutMs: options.rebootTimeout * 1000 },
+  );
+  return {
+    nodes: vms.map((vm) => vm.kubernetesNode as string),
+    before: async () => {
+      for (const vm of vms) await hooks.beforeStop(vm);
+    },
+    after: async () => {
+      for (const vm of vms) await hooks.afterStart(vm);
+    },
+  };
 }

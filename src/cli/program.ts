@@ -12,6 +12,7 @@ import { isText } from '../core/text.ts';
 import { describeWait, onWait } from '../core/waits.ts';
 import { dropInsecureTlsVariable } from './insecure-tls.ts';
 import { outgoing } from './output.ts';
+import { waitsDrawn } from './progress.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -74,7 +75,10 @@ export async function runProgram(argv: string[]): Promise<number> {
   // bin/igpu-split.js has done this already; run another way, it is done here.
   const notice = dropInsecureTlsVariable();
   if (notice) process.stderr.write(notice);
-  const stopWaits = onWait((event) => process.stderr.write(`igpu-split: ${describeWait(event)}\n`));
+  // While an apply draws on a terminal, its task lines show the waits (progress.ts).
+  const stopWaits = onWait((event) => {
+    if (!waitsDrawn()) process.stderr.write(`igpu-split: ${describeWait(event)}\n`);
+  });
   // The command named first (argv: node, script, command…) is the only one loaded.
   const program = await buildProgram(argv[2]);
   try {

@@ -2,6 +2,7 @@
 // apart the same way): the engine reports events, this draws them with listr2 — a task per
 // host group, a line per stage — or plain lines when the terminal cannot be drawn on.
 
+import { describeWait } from '../core/waits.ts';
 import type { ApplyEvent, Reporter } from '../engine/apply-lab.ts';
 import type { Stage } from '../engine/scheduler.ts';
 import { startDrawing } from './output.ts';
@@ -23,6 +24,14 @@ function pendingStage(): Pending {
   return { outcome, settle: (result) => settle(result) };
 }
 
+/** How many displays draw waits in their task lines now; main's own wait lines (stderr) pause meanwhile. */
+let drawingWaits = 0;
+
+/** Whether a terminal display shows the waits (in its tasks' output lines) instead of plain lines. */
+export function waitsDrawn(): boolean {
+  return drawingWaits > 0;
+}
+
 export interface ProgressReporter extends Reporter {
   /** Waits for the display to draw its last state; stages that never ran show as not started. */
   finish(): Promise<void>;
@@ -41,6 +50,9 @@ export async function progressReporter(options: {
   let running: Promise<unknown> | undefined;
   let stopDrawing = () => {};
   let journalKept: string | undefined;
+  // A terminal listr2 can draw on shows a stage's waits as its output line; without one
+  // (a log, CI, --json) main prints each as a line on stderr.
+  const terminal = !options.quiet && process.stdout.isTTY === true && Boolean(process.stdout.columns);
 
   const stageTask = (stage: Stage) => {
     const entry = pending.get(stage.id) ?? pendingStage();
@@ -87,11 +99,7 @@ export async function progressReporter(options: {
       ] as never,
       {
         // A terminal that reports no width (a pty nobody sized) wraps every character: plain lines then.
-        renderer: options.quiet
-          ? 'silent'
-          : process.stdout.isTTY && !process.stdout.columns
-            ? 'simple'
-            : 'default',
+        renderer: options.quiet ? 'silent' : terminal || !process.stdout.isTTY ? 'default' : 'simple',
         fallbackRenderer: 'simple',
         rendererOptions: { collapseSubtasks: false },
         exitOnError: true,
@@ -99,7 +107,14 @@ export async function progressReporter(options: {
         registerSignalListeners: false,
       } as never,
     );
-    stopDrawing = startDrawing();
+    const stopOutput = startDrawing();
+    if (terminal) drawingWaits++;
+    let stopped = false;
+    stopDrawing = () => {
+      stopOutput();
+      if (terminal && !stopped) drawingWaits--;
+      stopped = true;
+    };
     // expected: anything — a failed stage fails its task; the engine reports the failure itself.
     running = list.run().catch(() => undefined);
   };
@@ -109,6 +124,8 @@ export async function progressReporter(options: {
       if (event.kind === 'plan') options.onPlan?.(event);
       else if (event.kind === 'stages') draw(event);
       else if (event.kind === 'stage-line') pending.get(event.stage.id)?.output?.(event.line);
+      else if (event.kind === 'waiting' && terminal && event.stage)
+        pending.get(event.stage.id)?.output?.(describeWait(event.wait));
       else if (event.kind === 'stage-end') pending.get(event.stage.id)?.settle(event.result);
       else if (event.kind === 'journal-kept') journalKept = event.dir;
     },

@@ -30,7 +30,22 @@ export function registerRollback(program: Command): void {
             forceStop: options.forceStop,
             confirm: options.yes
               ? undefined
-              : () => confirm('roll back the whole lab? VMs are restarted', 'igpu-split status'),
+              : async () => {
+                  const [{ rollbackDisturbances }, { disturbanceSummary }] = await Promise.all([
+                    import('../engine/rollback.ts'),
+                    import('../engine/disturbances.ts'),
+                  ]);
+                  const vms = lab.vms.map((vm) => ({ ...vm, node: vm.host }));
+                  const disturbed = disturbanceSummary(
+                    await rollbackDisturbances(connections.proxmox, vms),
+                    'no VM restart or drain',
+                  );
+                  await confirm(
+                    'roll back the whole lab?',
+                    'igpu-split status',
+                    `${disturbed}; no host reboot (a host whose boot files are put back is named after: reboot it yourself)`,
+                  );
+                },
             say: options.json ? undefined : (line) => process.stdout.write(`${line}\n`),
             warn: (line) => process.stderr.write(`igpu-split: ${line}\n`),
           });

@@ -3,23 +3,38 @@
 
 import type { Command } from 'commander';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
+import { numberOption } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerVerify(program: Command): void {
-  addLabRunOptions(
+  const command = addLabRunOptions(
     program.command('verify').description('check every link from host to pod, for each node VM'),
-  )
-    .option('--no-smoke', 'skip the smoke pods')
-    .action(async (options: LabRunOptions & { smoke?: boolean }) => {
-      const { exitCodeOf, verifyLab, worstOfChains } = await import('../engine/verify.ts');
-      const { lab, connections } = await openLabRun(options);
-      try {
-        const chains = await verifyLab(lab, connections, { smoke: options.smoke !== false });
-        process.stdout.write(options.json ? jsonText('verify', chains) : renderChains(chains));
-        // fail 1 > unreachable 2 > pending 3 > warn, pass 0 (README, "Exit codes").
-        process.exitCode = exitCodeOf(worstOfChains(chains));
-      } finally {
-        await connections.close();
-      }
-    });
+  ).option('--no-smoke', 'skip the smoke pods');
+  // The same option, text and default as cluster verify's.
+  numberOption(
+    command,
+    '--timeout <seconds>',
+    'how long a smoke pod may take',
+    { min: 1, max: 3600, seconds: true },
+    120,
+  ).action(async (options: LabRunOptions & { smoke?: boolean; timeout: number }) => {
+    const { exitCodeOf, verifyLab, worstOfChains } = await import('../engine/verify.ts');
+    const { lab, connections } = await openLabRun(options);
+    try {
+      let shown = 0;
+      // Each chain is printed as soon as it is verified, not all at the end.
+      const chains = await verifyLab(lab, connections, {
+        smoke: options.smoke !== false,
+        timeoutMs: options.timeout * 1000,
+        onChain: options.json
+          ? undefined
+          : (chain) => process.stdout.write(`${shown++ > 0 ? '\n' : ''}${renderChains([chain])}`),
+      });
+      if (options.json) process.stdout.write(jsonText('verify', chains));
+      // fail 1 > unreachable 2 > pending 3 > warn, pass 0 (README, "Exit codes").
+      process.exitCode = exitCodeOf(worstOfChains(chains));
+    } finally {
+      await connections.close();
+    }
+  });
 }

@@ -1,17 +1,18 @@
-// igpu-split vm apply: shows the plan, asks (unless --yes), then per VM: shut down,
-// change the config, start, wait — one VM at a time.
+// igpu-split vm apply: shows the plan, asks (unless --yes), then per VM: drain its
+// Kubernetes node, shut down, change the config, start, wait, uncordon — one VM at a time.
 
 import type { Command } from 'commander';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
-import { jsonNeedsYes, numberOption, YES_HELP } from './option-checks.ts';
+import { jsonNeedsYes, numberOption, timeoutsOf, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
 interface ApplyFlags extends LabOptions, ConsentFlags {
   yes?: boolean;
   forceStop?: boolean;
+  drain?: boolean;
   shutdownTimeout: number;
 }
 
@@ -34,6 +35,10 @@ export function registerVmApply(vm: Command): void {
     180,
   )
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .option(
+      '--no-drain',
+      "restart the VMs without draining their Kubernetes nodes first (a cluster you drain yourself, or one this machine cannot reach); by default each VM's node is drained before it stops and uncordoned once Ready",
+    )
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);
       const { plan, opened } = await planFromLab(options);
@@ -47,19 +52,41 @@ export function registerVmApply(vm: Command): void {
           if (options.json) process.stdout.write(jsonText('vm apply', { plan, changed: [], log: [] }));
           return;
         }
+        const [{ disturbanceSummary, vmDisturbances }, { drainAroundRestart }, { openLabKube }] =
+          await Promise.all([
+            import('../engine/disturbances.ts'),
+            import('../engine/stages/nodes.ts'),
+            import('../engine/connections.ts'),
+          ]);
+        // A VM that maps to no Kubernetes node needs no drain.
+        const nodeOf = (vmid: number) =>
+          options.drain === false ? undefined : opened.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+        const disturbed = vmDisturbances(
+          plan.changes.map((c) => ({ vmid: c.vmid, steps: c.steps, kubernetesNode: nodeOf(c.vmid) })),
+        );
         if (!options.yes)
-          await confirm(`change ${counted(plan.changes.length, 'VM')}?`, 'igpu-split vm plan');
+          await confirm(
+            `change ${counted(plan.changes.length, 'VM')}?`,
+            'igpu-split vm plan',
+            disturbanceSummary(disturbed),
+          );
         const { applyVmPlan } = await import('../vm/apply.ts');
         const consents = [
           options.changeMachine ? '--change-machine' : '',
           options.resetEfiKeys ? '--reset-efi-keys' : '',
         ].filter(Boolean);
+        const progress = options.json ? undefined : (line: string) => process.stdout.write(`  ${line}\n`);
+        const drains = (disturbed['node-drain'] ?? []).length > 0;
+        const hooks = drains
+          ? drainAroundRestart(openLabKube(opened.lab, timeoutsOf(options)), nodeOf, { say: progress })
+          : {};
         const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           applyVmPlan(opened.api, plan, {
             consents,
             shutdownTimeoutSeconds: options.shutdownTimeout,
             forceStop: options.forceStop === true,
-            progress: options.json ? undefined : (line) => process.stdout.write(`  ${line}\n`),
+            progress,
+            ...hooks,
           }),
         );
         if (options.json) process.stdout.write(jsonText('vm apply', { plan, ...result }));

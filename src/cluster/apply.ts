@@ -6,6 +6,7 @@
 import type { KubernetesSettings } from '../config/lab.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
+import { pollVisibly } from '../core/waits.ts';
 import { KindNotServed, type KubeApi } from './kube.ts';
 import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
@@ -82,7 +83,14 @@ export interface DrainOptions {
 }
 
 /** Cordon, then evict every pod but DaemonSet and mirror pods; retried until the deadline. */
-export async function drainNode(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+export function drainNode(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+  const limitMs = options.timeoutMs ?? 300_000;
+  return pollVisibly({ target: kube.target, what: `node ${node} to drain`, limitMs }, () =>
+    drainUntil(kube, node, options),
+  );
+}
+
+async function drainUntil(kube: KubeApi, node: string, options: DrainOptions): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 300_000);
   const pause = options.pollMs ?? 2_000;
   await kube.setUnschedulable(node, true);
@@ -129,7 +137,14 @@ export async function drainNode(kube: KubeApi, node: string, options: DrainOptio
 }
 
 /** Waits, bounded, until the node reports Ready (after its VM or guest rebooted). */
-export async function waitNodeReady(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+export function waitNodeReady(kube: KubeApi, node: string, options: DrainOptions = {}): Promise<void> {
+  const limitMs = options.timeoutMs ?? 600_000;
+  return pollVisibly({ target: kube.target, what: `node ${node} to be Ready`, limitMs }, () =>
+    readyUntil(kube, node, options),
+  );
+}
+
+async function readyUntil(kube: KubeApi, node: string, options: DrainOptions): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 600_000);
   for (;;) {
     const live = await kube.get('v1', 'Node', node);

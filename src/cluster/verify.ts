@@ -6,6 +6,7 @@
 
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
+import { pollVisibly } from '../core/waits.ts';
 import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { OURS } from './objects.ts';
@@ -31,7 +32,15 @@ export async function verifyCluster(
 ): Promise<Check[]> {
   const checks: Check[] = [];
   const namespace = settings.plugin.mode === 'operator' ? PLUGIN_NAMESPACE_OPERATOR : settings.namespace;
-  if (options.settleMs) await settle(kube, namespace, gpuNodes, options.settleMs, options.pollMs ?? 2_000);
+  if (options.settleMs)
+    await pollVisibly(
+      {
+        target: kube.target,
+        what: `the GPU plugin to be ready on ${gpuNodes.map((n) => n.name).join(', ')}`,
+        limitMs: options.settleMs,
+      },
+      () => settle(kube, namespace, gpuNodes, options.settleMs ?? 0, options.pollMs ?? 2_000),
+    );
   const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app=intel-gpu-plugin' });
   for (const node of gpuNodes) {
     const live = await kube.get('v1', 'Node', node.name);
@@ -84,8 +93,15 @@ export async function verifyCluster(
                 : 'the plugin runs with another sharedDevNum: apply the cluster plan again',
           },
     );
-    if (options.smoke !== false && ready && have > 0)
-      checks.push(await smoke(kube, settings, node.name, options));
+    if (options.smoke !== false && ready && have > 0) {
+      const limitMs = options.timeoutMs ?? 120_000;
+      const what = `the smoke pod on ${node.name}`;
+      checks.push(
+        await pollVisibly({ target: kube.target, what, limitMs }, () =>
+          smoke(kube, settings, node.name, options),
+        ),
+      );
+    }
   }
   return checks;
 }

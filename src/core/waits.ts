@@ -11,13 +11,19 @@
 //   refused or reset connection or a 5xx answer to a read is: 3 attempts in all for
 //   Proxmox, 4 for Kubernetes (whose API server restarts more often under a rollout).
 
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 10_000;
 export const READ_ATTEMPTS = 3;
 
-/** The first "still waiting" line comes after this long, then again every REPEAT_MS. */
-export const NOTICE_AFTER_MS = 3_000;
-const REPEAT_MS = 10_000;
+/**
+ * The first "still waiting" line comes after this long, then again every REPEAT_MS: a wait
+ * over 2 s is said, and a log without a terminal shows a line at least every 5 s (REPEAT_MS
+ * plus one tick at most).
+ */
+export const NOTICE_AFTER_MS = 2_000;
+const REPEAT_MS = 4_000;
 const TICK_MS = 500;
 
 export interface WaitInfo {
@@ -38,6 +44,10 @@ export type WaitEvent =
     } & WaitInfo)
   | ({ kind: 'retrying'; reason: string; delayMs: number; attempt: number; attempts: number } & WaitInfo);
 
+/**
+ * A listener is called in the async context of the code that waits (AsyncLocalStorage
+ * stores set there are readable), so the engine can tell which stage waits.
+ */
 type Listener = (event: WaitEvent) => void;
 const listeners = new Set<Listener>();
 
@@ -89,23 +99,29 @@ export function connectionsTo(target: string, connectMs: number): { opened(): vo
  * many requests are in flight.
  */
 export class WaitWatch {
-  private readonly pending = new Map<number, { what: string; started: number }>();
+  private readonly pending = new Map<
+    number,
+    { what: string; started: number; inContext: <R>(fn: () => R) => R }
+  >();
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastNotice = Number.NEGATIVE_INFINITY;
 
   private readonly target: string;
   private readonly limitMs: number | undefined;
+  private readonly requests: boolean;
 
-  constructor(target: string, limitMs?: number) {
+  /** `requests`: the waits are answers from the target's server, whose connection limit the line names. */
+  constructor(target: string, limitMs?: number, requests = true) {
     this.target = target;
     this.limitMs = limitMs;
+    this.requests = requests;
   }
 
   async track<T>(what: string, work: Promise<T>): Promise<T> {
     if (listeners.size === 0) return work;
     const id = this.next++;
-    this.pending.set(id, { what, started: Date.now() });
+    this.pending.set(id, { what, started: Date.now(), inContext: AsyncLocalStorage.snapshot() });
     this.timer ??= setInterval(() => this.tick(), TICK_MS).unref();
     try {
       return await work;
@@ -126,21 +142,28 @@ export class WaitWatch {
     if (now - oldest.started < NOTICE_AFTER_MS || now - this.lastNotice < REPEAT_MS) return;
     this.lastNotice = now;
     const others = this.pending.size - 1;
-    const server = servers.get(serverKey(this.target));
-    emit({
+    const server = this.requests ? servers.get(serverKey(this.target)) : undefined;
+    const event: WaitEvent = {
       kind: 'waiting',
       target: this.target,
       what: others > 0 ? `${oldest.what} and ${others} more` : oldest.what,
       elapsedMs: now - oldest.started,
       limitMs: this.limitMs,
       ...(server ? { connection: { connectMs: server.connectMs, open: server.open > 0 } } : {}),
-    });
+    };
+    oldest.inContext(() => emit(event));
   }
 }
 
 /** Awaits one wait, saying so while it lasts longer than a few seconds. */
 export function waitVisibly<T>(info: WaitInfo, work: Promise<T>): Promise<T> {
   return new WaitWatch(info.target, info.limitMs).track(info.what, work);
+}
+
+/** Runs a polling wait (a reboot, a task, a roll-out), saying so while it lasts longer than a few seconds. */
+export function pollVisibly<T>(info: WaitInfo, poll: () => Promise<T>): Promise<T> {
+  // Its limit is the poll's own, whatever the connections to the server polled.
+  return new WaitWatch(info.target, info.limitMs, false).track(info.what, poll());
 }
 
 /** Reports that an attempt failed and another follows after `delayMs`. */

@@ -11,6 +11,7 @@
 import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
+import { onWait, type WaitEvent } from '../core/waits.ts';
 import type { LabConnections } from './connections.ts';
 import { Journal, type PendingStep } from './journal.ts';
 import {
@@ -23,7 +24,7 @@ import {
   unreachableRefusal,
 } from './plan.ts';
 import { runStages, type Stage, type StageEvent, stageGroups } from './scheduler.ts';
-import { type ApplyOptions, applyStages } from './stages/index.ts';
+import { type ApplyOptions, applyStages, waitingStage } from './stages/index.ts';
 
 /** Everything an apply reports, in order; the library never prints (talosctl's Reporter). */
 export type ApplyEvent =
@@ -32,6 +33,8 @@ export type ApplyEvent =
   /** The stages about to run, grouped as they run (`parallel` host groups at a time). */
   | { kind: 'stages'; groups: { group: string; stages: Stage[] }[]; parallel: number }
   | StageEvent
+  /** A wait that lasts (a reboot, a task, a drain, the gathering): `stage` when a stage waits. */
+  | { kind: 'waiting'; wait: WaitEvent; stage?: Stage }
   /** The run stopped half-way: its journal is in `dir` for `apply --resume`. */
   | { kind: 'journal-kept'; dir: string };
 
@@ -81,6 +84,7 @@ export async function applyLab(
   const report = (event: ApplyEvent) => options.reporter?.report(event);
   let locked = false;
   let finished = false;
+  const stopWaits = onWait((wait) => report({ kind: 'waiting', wait, stage: waitingStage() }));
   const letGo = onInterrupt(() => {
     if (!locked) return 'nothing was changed';
     return journal.releaseNow()
@@ -140,6 +144,7 @@ export async function applyLab(
       throw error;
     }
   } finally {
+    stopWaits();
     letGo();
     // A run that stopped half-way keeps its lock and journal, for apply --resume.
     if (locked) await journal.release(finished);

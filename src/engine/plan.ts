@@ -12,6 +12,7 @@ import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
+import { WaitWatch } from '../core/waits.ts';
 import type { GuestPlan } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { hostLayer } from '../host/layer.ts';
@@ -201,12 +202,16 @@ export async function planLab(
     resetEfiKeys: options.resetEfiKeys,
   });
   const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
+  // A gather that takes long says what it still waits for ("gathering: still waiting for host pve2 and 2 more").
+  const gathering = new WaitWatch('gathering');
   const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
-    bounded(usedHosts, limit, async (h) => (h.ssh ? planHost(h.node, connections) : undefined)),
-    mappingOf.gather(),
-    vmsOf.gather(),
-    bounded(lab.vms, limit, (vm) => planGuest(vm, connections)),
-    reached(() => clusterOf.gather()),
+    bounded(usedHosts, limit, async (h) =>
+      h.ssh ? gathering.track(`host ${h.node}`, planHost(h.node, connections)) : undefined,
+    ),
+    gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
+    gathering.track('the VM configs', vmsOf.gather()),
+    bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
+    reached(() => gathering.track('the cluster', clusterOf.gather())),
   ]);
   const mapping = mappingOf.plan(mappingFacts);
   const vms = vmsOf.plan({

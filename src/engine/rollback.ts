@@ -4,14 +4,18 @@
 // their kernel package: it does no harm without a vGPU, and removing a kernel is the
 // user's call.
 
-import { drainNode, rollbackCluster, uncordonNode, waitNodeReady } from '../cluster/apply.ts';
+import { rollbackCluster } from '../cluster/apply.ts';
 import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
+import type { ProxmoxApi } from '../proxmox/api.ts';
 import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
+import { readMarker } from '../vm/plan.ts';
 import type { LabConnections } from './connections.ts';
+import type { Disturbed } from './disturbances.ts';
+import { drainAroundRestart } from './stages/nodes.ts';
 
 /** What a lab rollback undid, per layer in the order undone (`rollback --json`, docs/json.md). */
 export interface RollbackReport {
@@ -49,27 +53,23 @@ export async function rollbackLab(
   // A VM line rollback would refuse stops it before anything, the cluster included, changes.
   await checkRollbackNotes(connections.proxmox, vms);
   note(report.undone.cluster, ...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
-  // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply.
-  const nodeOf = async (vmid: number) => {
-    const name = lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
-    // A node the cluster does not have is not drained; a read that fails stops the rollback.
-    return name && (await connections.kube.get('v1', 'Node', name)) ? name : undefined;
-  };
+  // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply;
+  // each VM's line is said as it is rolled back.
   const rolled = await rollbackVms(connections.proxmox, vms, {
     forceStop: options.forceStop,
     notesChecked: true,
-    beforeStop: async (vm) => {
-      const name = await nodeOf(vm.vmid);
-      if (name) await drainNode(connections.kube, name);
-    },
-    afterStart: async (vm) => {
-      const name = await nodeOf(vm.vmid);
-      if (!name) return;
-      await waitNodeReady(connections.kube, name);
-      await uncordonNode(connections.kube, name);
-    },
+    progress: options.say,
+    ...drainAroundRestart(
+      connections.kube,
+      (vmid) => lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode,
+      {
+        say: options.say,
+      },
+    ),
   });
-  note(report.undone.vm, ...rolled.log);
+  // Said already, one by one, through progress.
+  report.undone.vm.push(...rolled.log);
+  report.log.push(...rolled.log);
   note(report.undone.mapping, ...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
   for (const host of lab.hosts.filter((h) => h.ssh)) {
     const access = await connections.host(host.node);
@@ -94,4 +94,25 @@ export async function rollbackLab(
     `guests keep their kernel package (${UBUNTU_PACKAGE.kernel}, the Talos extensions): harmless without a vGPU`,
   );
   return report;
+}
+
+/**
+ * What a rollback would disturb, for its question: the running VMs that carry our notes
+ * line are restarted and their Kubernetes nodes drained. No host is rebooted by rollback
+ * (a host whose boot files it puts back is named after, for the user to reboot).
+ */
+export async function rollbackDisturbances(
+  api: ProxmoxApi,
+  vms: readonly { vmid: number; node: string; kubernetesNode?: string }[],
+): Promise<Disturbed> {
+  const restarts: number[] = [];
+  const drains: string[] = [];
+  for (const vm of vms) {
+    const config = await api.vmConfig(vm.node, vm.vmid);
+    if (!readMarker(config.values.description)) continue;
+    if ((await api.vmStatus(vm.node, vm.vmid)).status !== 'running') continue;
+    restarts.push(vm.vmid);
+    if (vm.kubernetesNode) drains.push(vm.kubernetesNode);
+  }
+  return { 'vm-restart': restarts, 'node-drain': drains };
 }

@@ -82,7 +82,14 @@ function link(vmid: number, name: ChainLink['link'], checks: Check[], summary: s
 export async function verifyLab(
   lab: Lab,
   connections: LabConnections,
-  options: { smoke?: boolean; pollMs?: number; timeoutMs?: number; settleMs?: number } = {},
+  options: {
+    smoke?: boolean;
+    pollMs?: number;
+    timeoutMs?: number;
+    settleMs?: number;
+    /** Hears each chain as soon as it is verified (the CLI prints it then). */
+    onChain?: (chain: VmChain) => void;
+  } = {},
 ): Promise<VmChain[]> {
   const hostChecks = new Map<string, Check[] | TargetError>();
   await bounded(
@@ -163,7 +170,9 @@ export async function verifyLab(
         : link(vm.vmid, 'guest', guest, `guest of VM ${vm.vmid}`),
     );
     links.push(...clusterLinks(vm, cluster, options.smoke !== false));
-    return { vmid: vm.vmid, node: vm.kubernetesNode, links };
+    const chain = { vmid: vm.vmid, node: vm.kubernetesNode, links };
+    options.onChain?.(chain);
+    return chain;
   });
 }
 

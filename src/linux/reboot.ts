@@ -4,6 +4,7 @@
 
 import type { HostAccess } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
+import { pollVisibly } from '../core/waits.ts';
 
 export const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
@@ -24,14 +25,8 @@ async function bootId(host: HostAccess): Promise<string> {
   return (await host.readFile(BOOT_ID)).toString().trim();
 }
 
-/** Reboots, waits for a new boot, and returns a connection to it. `host` is closed. */
-export async function rebootAndWait(host: HostAccess, options: RebootOptions): Promise<HostAccess> {
-  const before = await bootId(host);
-  await options.beforeReboot?.();
-  // expected: anything — the connection may drop before the command returns; that is the reboot working.
-  // A reboot that never started keeps the old boot id and is reported at the deadline below.
-  await host.run(options.command ?? 'systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
-  await host.close();
+/** Polls until a connection reads another boot id than `before`; undefined at the deadline. */
+async function newBoot(before: string, options: RebootOptions): Promise<HostAccess | undefined> {
   const deadline = Date.now() + options.timeoutMs;
   const pause = options.pollMs ?? Math.min(5_000, options.timeoutMs / 4);
   while (Date.now() < deadline) {
@@ -44,6 +39,22 @@ export async function rebootAndWait(host: HostAccess, options: RebootOptions): P
     if (id !== before) return next;
     await next.close();
   }
+  return undefined;
+}
+
+/** Reboots, waits for a new boot, and returns a connection to it. `host` is closed. */
+export async function rebootAndWait(host: HostAccess, options: RebootOptions): Promise<HostAccess> {
+  const before = await bootId(host);
+  await options.beforeReboot?.();
+  // expected: anything — the connection may drop before the command returns; that is the reboot working.
+  // A reboot that never started keeps the old boot id and is reported at the deadline below.
+  await host.run(options.command ?? 'systemctl reboot', { timeoutMs: 15_000 }).catch(() => undefined);
+  await host.close();
+  const back = await pollVisibly(
+    { target: host.target, what: 'the machine to come back from its reboot', limitMs: options.timeoutMs },
+    () => newBoot(before, options),
+  );
+  if (back) return back;
   throw new TargetError(
     `the machine did not come back from its reboot within ${Math.round(options.timeoutMs / 1000)} s`,
     {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import { afterAChange, TargetError } from '../core/errors.ts';
 import type { Check } from '../core/model.ts';
+import { pollVisibly } from '../core/waits.ts';
 
 /** What the API layer needs from an HTTP client; ProxmoxClient is one, tests may wrap it. */
 export interface ProxmoxTransport {
@@ -209,20 +210,29 @@ export class ProxmoxApi {
     want: 'running' | 'stopped',
     timeoutMs: number,
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while ((await this.vmStatus(node, vmid)).status !== want) {
-      if (Date.now() > deadline) {
-        throw new TargetError(`VM ${vmid} is not ${want} after ${Math.round(timeoutMs / 1000)} s`, {
-          target: this.target,
-          fix: `check the VM on ${node} (HA state, task log); rerun apply once it is ${want}`,
-        });
+    const what = `VM ${vmid} on ${node} to be ${want}`;
+    await pollVisibly({ target: this.target, what, limitMs: timeoutMs }, async () => {
+      const deadline = Date.now() + timeoutMs;
+      while ((await this.vmStatus(node, vmid)).status !== want) {
+        if (Date.now() > deadline) {
+          throw new TargetError(`VM ${vmid} is not ${want} after ${Math.round(timeoutMs / 1000)} s`, {
+            target: this.target,
+            fix: `check the VM on ${node} (HA state, task log); rerun apply once it is ${want}`,
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, this.pollMs));
       }
-      await new Promise((resolve) => setTimeout(resolve, this.pollMs));
-    }
+    });
   }
 
   /** Polls a task until it stops; a task that ended in anything but OK is an error naming its exit status. */
   async waitTask(upid: string, timeoutMs: number): Promise<void> {
+    await pollVisibly({ target: this.target, what: taskWhat(upid), limitMs: timeoutMs }, () =>
+      this.pollTask(upid, timeoutMs),
+    );
+  }
+
+  private async pollTask(upid: string, timeoutMs: number): Promise<void> {
     const node = upid.split(':')[1] as string;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -321,3 +331,24 @@ export class ProxmoxApi {
 }
 
 const enc = encodeURIComponent;
+
+/** The task types of VM power and config tasks, as a wait line names them. */
+const TASK_WAITS: Record<string, string> = {
+  qmstart: 'to start',
+  qmshutdown: 'to shut down',
+  qmstop: 'to stop',
+  qmconfig: 'to take its config change',
+};
+
+/**
+ * What a task wait is for: `VM 101 on pve1 to shut down`. A UPID is
+ * `UPID:node:pid:pstart:starttime:type:id:user:` (proxmox/pve-common src/PVE/Tools.pm, upid_encode; the types are
+ * qemu-server PVE/API2/Qemu.pm's fork_worker names).
+ */
+function taskWhat(upid: string): string {
+  const [, node, , , , type = 'task', id = ''] = upid.split(':');
+  const verb = TASK_WAITS[type];
+  return verb && /^\d+$/.test(id)
+    ? `VM ${id} on ${node} ${verb}`
+    : `task ${type}${id ? ` ${id}` : ''} on ${node}`;
+}

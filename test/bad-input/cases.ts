@@ -1177,7 +1177,7 @@ function serverCases(): CliCase[] {
         {
           args: ['plan', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /still waiting for GET \/.* \(3 s so far, not connected yet; gives up after 10 s without a connection\)[\s\S]*no connection within 10 s — check the address/,
+          line: /still waiting for GET \/.* \(\d+ s so far, not connected yet; gives up after 10 s without a connection\)[\s\S]*no connection within 10 s — check the address/,
         },
       ],
     }),
@@ -1273,12 +1273,12 @@ function serverCases(): CliCase[] {
         {
           args: ['cluster', 'verify', '--request-timeout', '5', '--lab', at(c, 'mute.yaml')],
           code: 2,
-          line: /still waiting for list \w+ \(3 s so far; gives up after 5 s without an answer, 15 s in all\)[\s\S]*no answer within 5 s — check that the API server is up/,
+          line: /still waiting for list \w+ \(\d+ s so far; gives up after 5 s without an answer, 15 s in all\)[\s\S]*no answer within 5 s — check that the API server is up/,
         },
         {
           args: ['cluster', 'plan', '--connect-timeout', '5', '--lab', at(c, 'silent.yaml')],
           code: 2,
-          line: /still waiting for list Node \(3 s so far, not connected yet; gives up after 5 s without a connection\)[\s\S]*no connection within 5 s — check that the API server is up/,
+          line: /still waiting for list Node \(\d+ s so far, not connected yet; gives up after 5 s without a connection\)[\s\S]*no connection within 5 s — check that the API server is up/,
         },
       ],
     }),
@@ -1601,6 +1601,7 @@ function optionCases(): CliCase[] {
     bad('vm apply', '--shutdown-timeout', '1.5'),
     bad('vm apply', '--shutdown-timeout', '99999'),
     bad('cluster verify', '--timeout', '-5'),
+    bad('verify', '--timeout', '0'),
     bad('cluster drain', '--drain-timeout', 'later'),
     kase({
       name: 'an unknown option',
@@ -1849,7 +1850,7 @@ function lockCases(): CliCase[] {
           args: ['apply', ...L(c)],
           answer: 'n\r',
           code: 1,
-          line: /apply this plan\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
+          line: /disturbs: 1 VM restart \(101\), 1 node drain \(k3s-1\)\r?\n[^\n]*apply this plan\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
           check: nothingLeft(),
         },
         {
@@ -1905,7 +1906,7 @@ function lockCases(): CliCase[] {
           args: ['rollback', ...L(c)],
           answer: 'no\r',
           code: 1,
-          line: /not confirmed: nothing was changed/,
+          line: /disturbs: no VM restart or drain; no host reboot [^\n]*\r?\n[^\n]*roll back the whole lab\? \[y\/N\][\s\S]*not confirmed: nothing was changed/,
           check: nothingLeft(),
         },
         { args: ['vm', 'rollback', ...L(c)], answer: '\r', code: 1, line: /not confirmed/ },

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { progressReporter } from '../../src/cli/progress.ts';
+import { progressReporter, waitsDrawn } from '../../src/cli/progress.ts';
 import type { Stage } from '../../src/engine/scheduler.ts';
 
 const stage = (id: string, group: string): Stage => ({
@@ -62,4 +62,25 @@ test('every stage done or skipped (a resume): the display finishes; the plan goe
   }
   await finishes(reporter.finish());
   assert.equal(plans.length, 1);
+});
+
+test('without a terminal the waits stay plain stderr lines (main prints them); the display takes none', async () => {
+  const first = stage('pve1/host', 'host:pve1');
+  const reporter = await progressReporter({ quiet: false });
+  reporter.report({ kind: 'stages', groups: [{ group: 'host:pve1', stages: [first] }], parallel: 1 });
+  reporter.report({ kind: 'stage-start', stage: first });
+  reporter.report({
+    kind: 'waiting',
+    stage: first,
+    wait: {
+      kind: 'waiting',
+      target: 'ssh://root@pve1',
+      what: 'the reboot',
+      elapsedMs: 4_000,
+      limitMs: 900_000,
+    },
+  });
+  assert.equal(waitsDrawn(), false, 'main prints the wait line');
+  reporter.report({ kind: 'stage-end', stage: first, result: 'done' });
+  await finishes(reporter.finish());
 });

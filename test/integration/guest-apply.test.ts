@@ -14,6 +14,8 @@ import { TargetError } from '../../src/core/errors.ts';
 import { applyUbuntuPlan } from '../../src/guest/ubuntu/apply.ts';
 import { gatherUbuntuFacts } from '../../src/guest/ubuntu/gather.ts';
 import { planUbuntu, ubuntuChecks } from '../../src/guest/ubuntu/plan.ts';
+import { K } from '../../src/sim/kube/controllers.ts';
+import { startKubeSimulator } from '../../src/sim/kube/server.ts';
 import { runCli } from '../support/cli.ts';
 import { CALL_LOG, sshdAvailable, startSshd, TEST_TOOLS, type TestSshd } from '../support/sshd.ts';
 
@@ -167,4 +169,46 @@ vms:
     assert.equal(verify.code, 0, verify.stdout);
     assert.match(verify.stdout, /vm\.101\.guest\.render\s+Intel render node \/dev\/dri\/renderD128/);
   });
+});
+
+test('the CLI: guest apply drains the guest’s Kubernetes node before the reboot and uncordons it after', async (t) => {
+  if (!sshdAvailable(t)) return;
+  const kube = await startKubeSimulator({ nodes: [{ name: 'k3s-1', gpus: 1 }] });
+  try {
+    // A pod a ReplicaSet owns, on k3s-1: the drain evicts it.
+    kube.store.update(K.Pod, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-1',
+        namespace: 'default',
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'u-1' }],
+      },
+      spec: { nodeName: 'k3s-1', containers: [{ name: 'web', image: 'nginx' }] },
+      status: { phase: 'Running' },
+    });
+    await withGuest(async (sshd) => {
+      const kubeconfig = join(sshd.scratch, 'kubeconfig');
+      await writeFile(kubeconfig, kube.kubeconfig, { mode: 0o600 });
+      const lab = join(sshd.scratch, 'igpu-split.yaml');
+      await writeFile(
+        lab,
+        `proxmox: { url: https://127.0.0.1:8006, token: a@pve!b, tokenSecretEnv: NOPE }
+hosts: [{ node: pve1 }]
+vms:
+  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1, guest: "ssh://root@${sshd.host}:${sshd.treePort}" }
+kubernetes: { kubeconfig: ${kubeconfig} }
+`,
+      );
+      const ssh = ['--lab', lab, '--identity', sshd.identityFile, '--known-hosts', sshd.knownHostsFile];
+      const apply = await runCli(['guest', 'apply', '--yes', '--reboot-timeout', '20', ...ssh]);
+      assert.equal(apply.code, 0, apply.stdout + apply.stderr);
+      assert.match(apply.stdout, /drained k3s-1\n[\s\S]*reboot[\s\S]*\n {2}uncordoned k3s-1\n/);
+      assert.equal(kube.store.get(K.Pod, 'default', 'web-1'), undefined, 'the pod was evicted');
+      const node = kube.store.get(K.Node, undefined, 'k3s-1')?.spec as { unschedulable?: boolean };
+      assert.notEqual(node?.unschedulable, true, 'uncordoned after');
+    });
+  } finally {
+    await kube.close();
+  }
 });

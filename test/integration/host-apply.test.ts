@@ -14,6 +14,8 @@ import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
 import { BOOT_ID } from '../../src/linux/reboot.ts';
+import { K } from '../../src/sim/kube/controllers.ts';
+import { startKubeSimulator } from '../../src/sim/kube/server.ts';
 import { runCli, spawnCli } from '../support/cli.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { CALL_LOG, sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
@@ -298,6 +300,57 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
     });
   });
 
+  test('--reboot --lab: the nodes of the host’s VMs are drained before the reboot and uncordoned after', async (t) => {
+    if (!sshdAvailable(t)) return;
+    const kube = await startKubeSimulator({
+      nodes: [
+        { name: 'k3s-1', gpus: 1 },
+        { name: 'k3s-2', gpus: 1 },
+      ],
+    });
+    try {
+      await withHost('i5-8500t-before', bootId, async (sshd) => {
+        const kubeconfig = join(sshd.scratch, 'kubeconfig');
+        await writeFile(kubeconfig, kube.kubeconfig, { mode: 0o600 });
+        const lab = join(sshd.scratch, 'igpu-split.yaml');
+        await writeFile(
+          lab,
+          `proxmox: { url: https://127.0.0.1:8006, token: a@pve!b, tokenSecretEnv: NOPE }
+hosts:
+  - { node: pve1, ssh: "ssh://root@${sshd.host}:${sshd.treePort}" }
+  - { node: pve2 }
+vms:
+  - { vmid: 101, host: pve1, os: ubuntu, kubernetesNode: k3s-1 }
+  - { vmid: 102, host: pve2, os: ubuntu, kubernetesNode: k3s-2 }
+kubernetes: { kubeconfig: ${kubeconfig} }
+`,
+        );
+        const result = await runCli([
+          'host',
+          'apply',
+          ...args(sshd),
+          '--lab',
+          lab,
+          '--yes',
+          '--reboot',
+          '--reboot-timeout',
+          '20',
+        ]);
+        assert.equal(result.code, 1, result.stderr);
+        // Only the node of this host's VM, drained before the reboot and uncordoned after it.
+        assert.match(
+          result.stdout,
+          /rebooting [^\n]*\ndraining k3s-1 \(VM 101\)\ndrained k3s-1\n[\s\S]*PASS\s+host\.cmdline[\s\S]*\nuncordoned k3s-1\n/,
+        );
+        assert.doesNotMatch(result.stdout, /k3s-2/);
+        const node = kube.store.get(K.Node, undefined, 'k3s-1')?.spec as { unschedulable?: boolean };
+        assert.notEqual(node?.unschedulable, true);
+      });
+    } finally {
+      await kube.close();
+    }
+  });
+
   test('a host that never comes back: one line, exit 2, how to resume', async (t) => {
     if (!sshdAvailable(t)) return;
     await withHost(
@@ -317,11 +370,16 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
           '2',
         ]);
         assert.equal(result.code, 2);
+        // Besides the "still waiting" lines a wait over 2 s prints, one line.
+        const lines = result.stderr
+          .trim()
+          .split('\n')
+          .filter((line) => !line.includes(': still waiting for '));
         assert.match(
-          result.stderr.trim(),
+          lines.join('\n'),
           /^igpu-split: ssh:\/\/.*: the machine did not come back from its reboot within 2 s — .*host verify/,
         );
-        assert.equal(result.stderr.trim().split('\n').length, 1);
+        assert.equal(lines.length, 1);
       },
     );
   });

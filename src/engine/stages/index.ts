@@ -11,14 +11,14 @@ import type { Journal } from '../journal.ts';
 import type { HostPart, LabPlan } from '../plan.ts';
 import type { Stage } from '../scheduler.ts';
 import { clusterStage } from './cluster.ts';
-import type { ApplyOptions, StageContext } from './context.ts';
+import { type ApplyOptions, asRunning, type StageContext } from './context.ts';
 import { guestStage } from './guest.ts';
 import { hostStage } from './host.ts';
 import { mappingStage } from './mapping.ts';
 import { drainStage, nodesOn, uncordonStage } from './nodes.ts';
 import { startStage, vmStage } from './vms.ts';
 
-export type { ApplyOptions } from './context.ts';
+export { type ApplyOptions, waitingStage } from './context.ts';
 
 /**
  * The stages of an apply, in order; stages of one group run in sequence. The journal
@@ -37,7 +37,7 @@ export function applyStages(
     ...mappingStage(context),
     ...plan.hosts.flatMap((part) => hostGroup(context, part)),
     ...clusterStage(context),
-  ];
+  ].map(asRunning);
 }
 
 function hostGroup(context: StageContext, part: HostPart): Stage[] {

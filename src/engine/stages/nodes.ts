@@ -3,6 +3,7 @@
 // run; the journal keeps that across an interruption.
 
 import { drainNode, uncordonNode, waitNodeReady } from '../../cluster/apply.ts';
+import type { KubeApi } from '../../cluster/kube.ts';
 import type { HostPart } from '../plan.ts';
 import type { Stage } from '../scheduler.ts';
 import { REBOOT_TIMEOUT_MS, type StageContext } from './context.ts';
@@ -68,6 +69,55 @@ export function uncordonStage(context: StageContext, part: HostPart, nodes: read
         await journal.mark(`drained:${name}`, false);
         say(`uncordoned ${name}`);
       }
+    },
+  };
+}
+
+export interface RestartDrainOptions {
+  /** How long a drain may take, and a node to be Ready again. */
+  drainTimeoutMs?: number;
+  readyTimeoutMs?: number;
+  pollMs?: number;
+  say?: (line: string) => void;
+}
+
+/**
+ * Hooks for a command that restarts node VMs outside an apply's stages (vm apply, vm
+ * rollback, rollback): the VM's Kubernetes node is drained before the VM stops, and
+ * uncordoned once Ready after it runs again — unless someone had cordoned it before. A VM
+ * with no Kubernetes node, or one the cluster does not have, is not drained.
+ */
+export function drainAroundRestart(
+  kube: KubeApi,
+  nodeOf: (vmid: number) => string | undefined,
+  options: RestartDrainOptions = {},
+): { beforeStop(vm: { vmid: number }): Promise<void>; afterStart(vm: { vmid: number }): Promise<void> } {
+  const drained = new Map<number, { name: string; cordonedBefore: boolean }>();
+  return {
+    beforeStop: async ({ vmid }) => {
+      const name = nodeOf(vmid);
+      // A read that fails stops the command before the VM is touched.
+      const live = name ? await kube.get('v1', 'Node', name) : undefined;
+      if (!name || !live) return;
+      drained.set(vmid, { name, cordonedBefore: live.spec?.unschedulable === true });
+      options.say?.(`draining ${name} (VM ${vmid})`);
+      await drainNode(kube, name, { timeoutMs: options.drainTimeoutMs, pollMs: options.pollMs });
+      options.say?.(`drained ${name}`);
+    },
+    afterStart: async ({ vmid }) => {
+      const node = drained.get(vmid);
+      if (!node) return;
+      drained.delete(vmid);
+      if (node.cordonedBefore) {
+        options.say?.(`${node.name} was cordoned before: left so`);
+        return;
+      }
+      await waitNodeReady(kube, node.name, {
+        timeoutMs: options.readyTimeoutMs ?? REBOOT_TIMEOUT_MS,
+        pollMs: options.pollMs,
+      });
+      await uncordonNode(kube, node.name);
+      options.say?.(`uncordoned ${node.name}`);
     },
   };
 }
