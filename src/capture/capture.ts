@@ -21,14 +21,16 @@ export interface CaptureResult {
 
 export type CaptureManifest = z.input<typeof ManifestSchema>;
 
+/** `name`: the host's name for the folder (a lab file's node: name); else read from its target. */
 export async function captureHost(
   host: HostAccess,
   outFile: string,
   toolVersion: string,
+  name?: string,
 ): Promise<CaptureResult> {
   const recording = new RecordingHost(host);
   await gatherHostFacts(recording);
-  const folder = captureFolderOf(hostNameOf(host.target));
+  const folder = captureFolderOf(name ?? hostNameOf(host.target));
   const work = await mkdtemp(join(tmpdir(), 'igpu-split-capture-'));
   try {
     const root = join(work, folder);

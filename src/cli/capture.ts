@@ -22,9 +22,11 @@ export function registerCapture(program: Command, version: string): void {
         fix: `name one with --host (${targets.map((t) => t.node).join(', ')})`,
       });
     const { captureHost } = await import('../capture/capture.ts');
-    const host = await (targets[0] as (typeof targets)[number]).open();
+    const target = targets[0] as (typeof targets)[number];
+    const host = await target.open();
     try {
-      const result = await captureHost(host, options.out, version);
+      // A lab host's folder is named after its node: name, not its address.
+      const result = await captureHost(host, options.out, version, target.node);
       process.stdout.write(
         `captured ${result.files} files from ${host.target} into ${options.out}\n` +
           `read it back with: tar xzf ${options.out} && igpu-split doctor --root ${result.folder}\n`,

@@ -16,6 +16,7 @@ import {
   numberOption,
   type TimeoutOptions,
   timeoutsOf,
+  VERIFY_TIMEOUT_HELP,
   YES_HELP,
 } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
@@ -134,7 +135,7 @@ export function registerCluster(program: Command): void {
   numberOption(
     verify,
     '--timeout <seconds>',
-    'how long verify waits for what it checks (a smoke pod)',
+    VERIFY_TIMEOUT_HELP,
     { min: 1, max: 3600, seconds: true },
     120,
   ).action(async (options: ClusterOptions & { smoke?: boolean; timeout: number }) => {

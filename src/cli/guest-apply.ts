@@ -14,7 +14,7 @@ import {
   loadGuests,
   planGuest,
 } from './guest-options.ts';
-import { addRebootTimeout, addYesOption, jsonNeedsYes, timeoutsOf } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, jsonNeedsYes, NO_DRAIN_HELP, timeoutsOf } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -31,10 +31,7 @@ export function registerGuestApply(guest: Command): void {
     guest.command('apply').description('make i915 and /dev/dri work in each node VM (asks unless --yes)'),
   )
     .option('--out <dir>', 'where Talos files are written', 'igpu-split-talos')
-    .option(
-      '--no-drain',
-      "reboot the guests without draining their Kubernetes nodes first (a cluster you drain yourself, or one this machine cannot reach); by default a guest's node is drained before its change and uncordoned once Ready",
-    );
+    .option('--no-drain', NO_DRAIN_HELP);
   addRebootTimeout(addYesOption(command)).action(async (options: ApplyFlags) => {
     jsonNeedsYes(options);
     const guests = await loadGuests(options, {

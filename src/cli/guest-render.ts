@@ -22,12 +22,26 @@ export function registerGuestRender(guest: Command): void {
     );
   addRequestTimeout(addLabOption(addConnectTimeout(command))).action(
     async (options: { out: string; lab: string } & TimeoutOptions) => {
-      const [{ loadLab }, { renderGuests }] = await Promise.all([
-        import('../config/load.ts'),
-        import('../guest/render.ts'),
-      ]);
+      const [{ loadLab }, { renderGuests }, { findTalosctl, talosctlAt }, { openLabKube, osImageOf }] =
+        await Promise.all([
+          import('../config/load.ts'),
+          import('../guest/render.ts'),
+          import('../guest/talos/talosctl.ts'),
+          import('../engine/connections.ts'),
+        ]);
       await refuseKustomizeFolder(options.out);
-      const files = await renderGuests(await loadLab(options.lab), options.out, timeoutsOf(options));
+      const lab = await loadLab(options.lab);
+      // A Talos version the lab file leaves out is read as plan reads it; the cluster only if asked.
+      const bin = await findTalosctl();
+      let kube: ReturnType<typeof openLabKube> | undefined;
+      const files = await renderGuests(lab, options.out, timeoutsOf(options), {
+        talosctl: bin ? talosctlAt(bin) : undefined,
+        osImage: (vm) =>
+          osImageOf(() => {
+            kube ??= openLabKube(lab, timeoutsOf(options));
+            return kube;
+          }, vm),
+      });
       process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
     },
   );

@@ -15,6 +15,7 @@ import {
   addYesOption,
   FORCE_HELP,
   jsonNeedsYes,
+  NO_DRAIN_HELP,
   timeoutsOf,
 } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
@@ -43,10 +44,7 @@ export function registerHostApply(host: Command): void {
     .option('--force', FORCE_HELP)
     .option('--acs-override', ACS_HELP)
     .option('--reboot', 'reboot when the plan needs it, wait for the host, then verify')
-    .option(
-      '--no-drain',
-      "reboot without draining the Kubernetes nodes of the host's VMs (a cluster you drain yourself, or a host without Kubernetes node VMs); without it, --reboot needs the host in a lab file to know them",
-    );
+    .option('--no-drain', NO_DRAIN_HELP);
   addRebootTimeout(command);
   addHostOptions(command, false).action(async (options: ApplyFlags, self: Command) => {
     const timeout = options.rebootTimeout;

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
-import { numberOption } from './option-checks.ts';
+import { numberOption, VERIFY_TIMEOUT_HELP } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerVerify(program: Command): void {
@@ -14,7 +14,7 @@ export function registerVerify(program: Command): void {
   numberOption(
     command,
     '--timeout <seconds>',
-    'how long a smoke pod may take',
+    VERIFY_TIMEOUT_HELP,
     { min: 1, max: 3600, seconds: true },
     120,
   ).action(async (options: LabRunOptions & { smoke?: boolean; timeout: number }) => {

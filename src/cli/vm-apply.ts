@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
-import { jsonNeedsYes, numberOption, timeoutsOf, YES_HELP } from './option-checks.ts';
+import { jsonNeedsYes, NO_DRAIN_HELP, numberOption, timeoutsOf, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { addConsentFlags, type ConsentFlags, planFromLab, renderVmPlan } from './vm-plan.ts';
 
@@ -35,10 +35,7 @@ export function registerVmApply(vm: Command): void {
     180,
   )
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
-    .option(
-      '--no-drain',
-      "restart the VMs without draining their Kubernetes nodes first (a cluster you drain yourself, or one this machine cannot reach); by default each VM's node is drained before it stops and uncordoned once Ready",
-    )
+    .option('--no-drain', NO_DRAIN_HELP)
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);
       const { plan, opened } = await planFromLab(options);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
-import { jsonNeedsYes, timeoutsOf, YES_HELP } from './option-checks.ts';
+import { jsonNeedsYes, NO_DRAIN_HELP, timeoutsOf, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 
 export function registerVmRollback(vm: Command): void {
@@ -17,10 +17,7 @@ export function registerVmRollback(vm: Command): void {
   )
     .option('--yes', YES_HELP)
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
-    .option(
-      '--no-drain',
-      "restart the VMs without draining their Kubernetes nodes first (a cluster you drain yourself, or one this machine cannot reach); by default each running VM's node is drained before it stops and uncordoned once Ready",
-    )
+    .option('--no-drain', NO_DRAIN_HELP)
     .action(async (options: LabOptions & { yes?: boolean; forceStop?: boolean; drain?: boolean }) => {
       jsonNeedsYes(options);
       const opened = await openLab(options);

@@ -54,6 +54,16 @@ export interface GuestLayer<Facts = unknown, Plan extends GuestPlan = GuestPlan>
   close(): Promise<void>;
 }
 
+/**
+ * What `guest render` may read: the Image Factory, and where a Talos node's running version
+ * can be read when the lab file names none (talosctl, else its Kubernetes node), as plan does.
+ */
+export interface RenderTools {
+  factory: ImageFactory;
+  talosctl?: Talosctl;
+  osImage?: (vm: { kubernetesNode?: string }) => OsImageSource | undefined;
+}
+
 export interface GuestProvider<Vm extends NodeVm = NodeVm> {
   readonly os: Vm['os'];
   /** Why the lab file gives no way to reach this VM's guest, or undefined. */
@@ -65,5 +75,5 @@ export interface GuestProvider<Vm extends NodeVm = NodeVm> {
    */
   initLines(vm: { vmid: number; name?: string }, tools: { talosctl?: Talosctl }): Promise<string[]>;
   /** `guest render`: the files a GitOps user commits instead of letting apply change the guest. */
-  render(vm: Vm, dir: string, tools: { factory: ImageFactory }): Promise<string[]>;
+  render(vm: Vm, dir: string, tools: RenderTools): Promise<string[]>;
 }

@@ -4,6 +4,7 @@
 
 import { join } from 'node:path';
 import type { Lab } from '../config/lab.ts';
+import type { RenderTools } from './provider.ts';
 import { providerOf } from './providers.ts';
 import { ImageFactory } from './talos/factory.ts';
 
@@ -11,25 +12,20 @@ export async function renderGuests(
   lab: Lab,
   out: string,
   timeouts: { connectTimeoutMs?: number; requestTimeoutMs?: number } = {},
+  readers: Omit<RenderTools, 'factory'> = {},
 ): Promise<string[]> {
   const written: string[] = [];
   const factory = new ImageFactory(lab.imageFactory, timeouts);
   try {
-    return await renderEach(lab, out, factory, written);
+    for (const vm of lab.vms)
+      written.push(
+        ...(await providerOf(vm).render(vm, join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`), {
+          factory,
+          ...readers,
+        })),
+      );
+    return written;
   } finally {
     await factory.close();
   }
-}
-
-async function renderEach(
-  lab: Lab,
-  out: string,
-  factory: ImageFactory,
-  written: string[],
-): Promise<string[]> {
-  for (const vm of lab.vms)
-    written.push(
-      ...(await providerOf(vm).render(vm, join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`), { factory })),
-    );
-  return written;
 }

@@ -49,7 +49,7 @@ export function shBlocks(markdown: string): Block[] {
 
 /** A block's commands: continuation lines joined, blank and comment-only lines left out. */
 export function commandsOf(block: string): { command: string; exits: number }[] {
-  const joined = block.replace(/\\\n\s*/g, ' ');
+  const joined = block.replace(/[ \t]*\\\n\s*/g, ' ');
   return joined
     .split('\n')
     .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'))
@@ -59,7 +59,8 @@ export function commandsOf(block: string): { command: string; exits: number }[] 
 const work = mkdtempSync(join(tmpdir(), 'igpu-split-readme-'));
 const home = join(work, 'home');
 const cwd = join(work, 'shell');
-const playgroundDir = join(work, 'playground');
+// Where `igpu-split demo --serve` puts it by default, as the README says: in the shell's folder.
+const playgroundDir = join(cwd, 'igpu-split-demo');
 // What a fresh shell on this machine has: the system's folders, so `igpu-split` comes from demo.env.
 const ENV = { HOME: home, PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TERM: 'dumb' };
 let playground: ChildProcess;
@@ -68,7 +69,7 @@ let exited: Promise<number | null>;
 before(async () => {
   mkdirSync(home);
   mkdirSync(cwd);
-  playground = spawn(join(ROOT, 'bin/igpu-split'), ['demo', '--serve', '--dir', playgroundDir], {
+  playground = spawn(join(ROOT, 'bin/igpu-split'), ['demo', '--serve'], {
     env: ENV,
     cwd,
   });
@@ -90,8 +91,10 @@ before(async () => {
 after(async () => {
   playground.kill('SIGTERM');
   const code = await exited;
+  const left = existsSync(playgroundDir);
   rmSync(work, { recursive: true, force: true });
   assert.equal(code, 0, 'demo --serve stops cleanly on SIGTERM');
+  assert.equal(left, false, 'demo --serve removes its folder when it stops');
 });
 
 function runLine(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -40,12 +40,15 @@ export const talosProvider: GuestProvider<TalosVm> = {
           }`,
     ];
   },
-  async render(vm, dir, { factory }) {
+  async render(vm, dir, { factory, talosctl, osImage }) {
     if (!vm.talos) return [];
-    // Nothing is read from the node: the files are what the lab file asks for.
+    // The files are what the lab file asks for; only a version it leaves out is read, as plan reads it.
+    const running = vm.talos.version
+      ? undefined
+      : await readRunningVersion(vm.talos.node, talosctl, osImage?.(vm));
     const plan = await planTalos(
       vm.talos,
-      { node: vm.talos.node, extensions: undefined, dri: undefined },
+      { node: vm.talos.node, extensions: undefined, dri: undefined, ...(running ? { running } : {}) },
       factory,
     );
     return writeTalosFiles(plan, dir);
