@@ -22,7 +22,7 @@ export const TIERS = {
   ],
   // The README's commands in interactive bash against `demo --serve` (the built CLI, a child it
   // stops with SIGTERM when done).
-  playground: ['test/readme/readme.test.ts'],
+  playground: ['test/readme/readme.test.ts', 'test/playground/manual-step.test.ts'],
   // A Debian root made with debootstrap, where the real boot tools run (test/support/bootchain.ts).
   bootchain: ['test/bootchain/bootchain.test.ts'],
   // In process or with short-lived helpers: simulators, kubectl, cloud-init, python3, sh.
