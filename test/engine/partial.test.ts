@@ -138,6 +138,12 @@ test('apply --skip-host pve2 applies the rest, leaves pve2 and its VM alone, and
         .map((s) => s.title),
       ['mapping iGPU', 'host pve2', 'VM 102 on pve2', 'guest of VM 102 (talos, talos-1)', 'cluster'],
     );
+    // The mapping still lacks pve2's entry: that fails VM 102's chain, not VM 101's.
+    const chains = await verifyLab(demo.lab, demo.connections, { pollMs: 10, timeoutMs: 5_000 });
+    const mappingOf = (vmid: number) =>
+      chains.find((c) => c.vmid === vmid)?.links.find((l) => l.link === 'mapping')?.status;
+    assert.equal(mappingOf(101), 'pass');
+    assert.equal(mappingOf(102), 'fail');
   });
 });
 
