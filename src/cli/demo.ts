@@ -5,6 +5,7 @@
 
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
 import { onInterrupt, stopOnSignal } from '../core/interrupt.ts';
 import { renderChains, renderLabPlan } from './lab-run.ts';
 
@@ -23,8 +24,12 @@ export function registerDemo(program: Command): void {
       'keep the demo lab running as a playground to try every command from another shell, until Ctrl-C',
     )
     .option('--dir <folder>', 'with --serve: where the lab file and demo.env go', 'igpu-split-demo')
-    .action(async (options: { keep?: boolean; serve?: boolean; dir: string }) => {
+    .action(async (options: { keep?: boolean; serve?: boolean; dir: string }, self: Command) => {
       if (options.serve) return serve(options);
+      if (self.getOptionValueSource('dir') === 'cli')
+        throw new UsageError('--dir goes with --serve', {
+          fix: 'igpu-split demo --serve --dir FOLDER (the one-shot demo uses a temporary folder)',
+        });
       const started = Date.now();
       const [
         { startDemoLab, proxmoxSchemaSource },

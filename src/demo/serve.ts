@@ -5,9 +5,9 @@
 // `demo.env` with everything a shell needs. Nothing listens beyond 127.0.0.1.
 
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../core/errors.ts';
+import { errnoText, UsageError } from '../core/errors.ts';
 import { newKeyPair, type RunningSshServer, serveOverSsh } from '../sim/ssh-server.ts';
 import {
   DEMO_MACHINES,
@@ -39,9 +39,14 @@ const quoted = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
 /** An empty folder to serve from: made when missing, reused when an earlier playground left it. */
 async function prepare(dir: string): Promise<void> {
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
-    // expected: ENOENT — the folder is made below; anything else is rethrown
+    // expected: ENOENT — the folder is made below; ENOTDIR and the rest are said in one line
     if (error.code === 'ENOENT') return undefined;
-    throw error;
+    throw new UsageError(
+      `--dir ${dir}: ${error.code === 'ENOTDIR' ? 'a file, not a folder' : errnoText(error)}`,
+      {
+        fix: 'name a new or empty folder with --dir',
+      },
+    );
   });
   if (entries && entries.length > 0) {
     if (!entries.includes(MARK))
@@ -50,7 +55,14 @@ async function prepare(dir: string): Promise<void> {
       });
     await rm(dir, { recursive: true, force: true });
   }
-  await mkdir(dir, { recursive: true });
+  // Only the folder itself is made: its parent must exist (a typo is said, not built).
+  await mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+    // expected: any failure (ENOENT: no parent; EACCES; EROFS) — said in one line
+    throw new UsageError(
+      `cannot make ${dir}: ${error.code === 'ENOENT' ? `no folder ${dirname(dir)} to make it in` : errnoText(error)}`,
+      { fix: 'name a folder whose parent exists and is writable, with --dir' },
+    );
+  });
   await writeFile(join(dir, MARK), 'made by igpu-split demo --serve; removed when it stops\n');
 }
 

@@ -75,7 +75,12 @@ function link(vmid: number, name: ChainLink['link'], checks: Check[], summary: s
   const status = worstStatus(checks);
   const worst = checks.find((c) => c.status === status) as Check;
   return status === 'pass'
-    ? { id, link: name, status, evidence: `${summary}: ${counted(checks.length, 'check')} pass` }
+    ? {
+        id,
+        link: name,
+        status,
+        evidence: `${summary}: ${counted(checks.length, 'check')} ${checks.length === 1 ? 'passes' : 'pass'}`,
+      }
     : { id, link: name, status, evidence: worst.evidence, ...(worst.fix ? { fix: worst.fix } : {}) };
 }
 
