@@ -1604,6 +1604,28 @@ function optionCases(): CliCase[] {
     bad('verify', '--timeout', '0'),
     bad('cluster drain', '--drain-timeout', 'later'),
     kase({
+      name: 'demo --serve into a folder that is not the playground’s, a file, or under a missing one',
+      topic: 'options',
+      steps: () => [
+        {
+          args: ['demo', '--serve', '--dir', '/etc'],
+          code: 2,
+          line: /\/etc is not empty and is not an earlier playground's folder/,
+        },
+        {
+          args: ['demo', '--serve', '--dir', '/etc/hostname'],
+          code: 2,
+          line: /--dir \/etc\/hostname: a file, not a folder/,
+        },
+        {
+          args: ['demo', '--serve', '--dir', '/proc/nope/x'],
+          code: 2,
+          line: /no folder \/proc\/nope to make it in/,
+        },
+        { args: ['demo', '--dir', '/tmp/x'], code: 2, line: /--dir goes with --serve/ },
+      ],
+    }),
+    kase({
       name: 'an unknown option',
       topic: 'options',
       steps: () => [{ args: ['demo', '--bogus'], code: 2, line: /unknown option '--bogus' — see --help/ }],
