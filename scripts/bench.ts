@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASELINE, prepareBaseline } from '../bench/baseline.ts';
 import type { DisruptionResult } from '../bench/disruptions.ts';
+import { benchNpmStart, benchPlayground, type FirstContact } from '../bench/first-contact.ts';
 import { type FleetPlanResult, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
 import { type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
 import type { LabLoadResult } from '../bench/lab-load.ts';
@@ -267,6 +268,51 @@ function benchDemo(sides: Side[]): void {
   compare('igpu-split demo', 'ms', medians, sides);
 }
 
+/**
+ * First contact on a fresh clone (issue 15): `npm start` cold and warm for both sides (one
+ * run each: the cold one downloads Node.js and the dependencies), then today's playground,
+ * ready and planned against, beside bare node. Not in the 10% comparison: one networked run
+ * is too noisy for it; the ratios are printed instead.
+ */
+async function benchFirstContact(sides: Side[]): Promise<void> {
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  const commits = new Map<Side, string>(sides.map((side, i) => [side, i === 0 ? head : BASELINE]));
+  const starts = new Map<Side, FirstContact>();
+  try {
+    for (const side of sides) starts.set(side, benchNpmStart(ROOT, commits.get(side) as string));
+  } catch (error) {
+    console.log(`
+first contact: skipped (${error instanceof Error ? error.message : String(error)})`);
+    return;
+  }
+  const [today, base] = sides.map((side) => starts.get(side));
+  console.log(
+    `
+| fresh clone, PATH of the system's folders (node ${spawnSync('/usr/bin/node', ['-v'], { encoding: 'utf8' }).stdout.trim() || 'none'}) | today (HEAD ${head.slice(0, 7)}) ms | ${BASELINE} ms | today / ${BASELINE} |`,
+  );
+  console.log('|---|---:|---:|---:|');
+  for (const [name, pick] of [
+    ['npm start, cold: Node.js, npm ci (empty npm cache), build, demo', (f: FirstContact) => f.coldStartMs],
+    ['npm start, warm: build, demo', (f: FirstContact) => f.warmStartMs],
+  ] as const) {
+    const ms = today ? pick(today) : Number.NaN;
+    const baseMs = base ? pick(base) : Number.NaN;
+    console.log(
+      `| ${name} | ${ms.toFixed(0)} | ${base ? baseMs.toFixed(0) : '–'} | ${base ? (ms / baseMs).toFixed(2) : '–'} |`,
+    );
+  }
+  const peer = median([0, 1, 2, 3, 4].map(() => once(['-e', '0'])));
+  const pg = await benchPlayground(ROOT, 3, 3);
+  console.log('\n| the playground (today only: new in issue 15) | median ms | ratio to bare node |');
+  console.log('|---|---:|---:|');
+  console.log(`| node -e 0 (bare start-up, the peer) | ${peer.toFixed(1)} | 1.00 |`);
+  for (const [name, values] of [
+    ['demo --serve until its ready line (median of 3)', pg.readyMs],
+    ['plan against it, from a shell that sourced demo.env (median of 9)', pg.planMs],
+  ] as const)
+    console.log(`| ${name} | ${median(values).toFixed(0)} | ${(median(values) / peer).toFixed(0)} |`);
+}
+
 function printComparison(): void {
   console.log(`\n| benchmark | today | ${BASELINE} | today / ${BASELINE} | verdict |`);
   console.log('|---|---:|---:|---:|---|');
@@ -297,5 +343,6 @@ benchFleetPlans(sides);
 benchDisruptionCounts(sides);
 benchLabLoads(sides);
 benchDemo(sides);
+await benchFirstContact(sides);
 if (sides.length > 1) printComparison();
 console.log(missed === 0 ? '\nall goals met' : `\n${missed} goal(s) missed`);
