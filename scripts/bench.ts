@@ -287,8 +287,7 @@ first contact: skipped (${error instanceof Error ? error.message : String(error)
   }
   const [today, base] = sides.map((side) => starts.get(side));
   console.log(
-    `
-| fresh clone, PATH of the system's folders (node ${spawnSync('/usr/bin/node', ['-v'], { encoding: 'utf8' }).stdout.trim() || 'none'}) | today (HEAD ${head.slice(0, 7)}) ms | ${BASELINE} ms | today / ${BASELINE} |`,
+    `\n| fresh clone, PATH of the system's folders (node ${spawnSync('/usr/bin/node', ['-v'], { encoding: 'utf8' }).stdout.trim() || 'none'}) | today (HEAD ${head.slice(0, 7)}) ms | ${BASELINE} ms | today / ${BASELINE} |`,
   );
   console.log('|---|---:|---:|---:|');
   for (const [name, pick] of [
