@@ -10,13 +10,13 @@ import {
   addConnectTimeout,
   addLabOption,
   addRequestTimeout,
+  addVerifyTimeout,
   JSON_HELP,
   jsonNeedsYes,
   NODE_HELP,
   numberOption,
   type TimeoutOptions,
   timeoutsOf,
-  VERIFY_TIMEOUT_HELP,
   YES_HELP,
 } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
@@ -132,13 +132,7 @@ export function registerCluster(program: Command): void {
   )
     .option('--node <name...>', NODE_HELP)
     .option('--no-smoke', 'skip the smoke pods');
-  numberOption(
-    verify,
-    '--timeout <seconds>',
-    VERIFY_TIMEOUT_HELP,
-    { min: 1, max: 3600, seconds: true },
-    120,
-  ).action(async (options: ClusterOptions & { smoke?: boolean; timeout: number }) => {
+  addVerifyTimeout(verify).action(async (options: ClusterOptions & { smoke?: boolean; timeout: number }) => {
     const seconds = options.timeout;
     const { verifyCluster } = await import('../cluster/verify.ts');
     const { kube, settings, gpuNodes } = await open(options);

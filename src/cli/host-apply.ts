@@ -135,20 +135,24 @@ async function rebootSummary(
  * alone (no lab file) may carry node VMs nobody told us about: refused without --no-drain.
  */
 async function hostNodes(options: ApplyFlags, node: string | undefined) {
-  if (!node)
-    throw new UsageError(
-      '--reboot without a lab file: the Kubernetes nodes of this host’s VMs are not known',
-      {
-        fix: 'name the host by its node: in the lab file (--host pve1, --lab FILE) so they are drained first, or pass --no-drain',
-      },
-    );
-  const [{ loadLab }, { openLabKube }, { drainAroundRestart }] = await Promise.all([
+  const [{ existsSync }, { loadLab }, { openLabKube }, { drainAroundRestart }] = await Promise.all([
+    import('node:fs'),
     import('../config/load.ts'),
     import('../engine/connections.ts'),
     import('../engine/stages/nodes.ts'),
   ]);
-  const lab = await loadLab(options.lab ?? 'igpu-split.yaml');
-  const vms = lab.vms.filter((vm) => vm.host === node && vm.kubernetesNode);
+  const labFile = options.lab ?? 'igpu-split.yaml';
+  // A host named by its node: is in the lab file; one named by its address may be (its ssh:).
+  const lab = node || existsSync(labFile) ? await loadLab(labFile) : undefined;
+  const host = lab?.hosts.find((h) => (node ? h.node === node : h.ssh === options.host));
+  if (!lab || !host)
+    throw new UsageError(
+      `--reboot: ${lab ? `no host of ${labFile} has the ssh: address ${options.host}` : 'no lab file'}, so the Kubernetes nodes of this host’s VMs are not known`,
+      {
+        fix: 'name the host by its node: in the lab file (--host pve1, --lab FILE) so they are drained first, or pass --no-drain',
+      },
+    );
+  const vms = lab.vms.filter((vm) => vm.host === host.node && vm.kubernetesNode);
   if (vms.length === 0) return undefined;
   const say = (line: string) => {
     if (!options.json) process.stdout.write(`${line}\n`);

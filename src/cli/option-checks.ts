@@ -123,7 +123,6 @@ export const FORCE_HELP =
   'go ahead where igpu-split otherwise stops: init overwrites an existing file, host apply overrides kernel parameters you set to other values (e.g. intel_iommu=off)';
 export const NO_DRAIN_HELP =
   "do not drain the Kubernetes nodes of the node VMs this restarts or reboots (a cluster you drain yourself, or one this machine cannot reach); by default each is drained first and uncordoned once Ready (host apply --reboot needs the host's lab file to know them)";
-export const VERIFY_TIMEOUT_HELP = 'how long verify waits for what it checks (a smoke pod)';
 export const NODE_HELP = 'Kubernetes nodes of the lab file, by name (one or more)';
 
 /**
@@ -155,5 +154,16 @@ export function addRebootTimeout(command: Command): Command {
     'how long a rebooted host or guest gets to come back; the default allows for slow firmware and a boot that starts VMs',
     { min: 1, max: 7200, seconds: true },
     900,
+  );
+}
+
+/** --timeout of verify and cluster verify: how long a smoke pod may take. */
+export function addVerifyTimeout(command: Command): Command {
+  return numberOption(
+    command,
+    '--timeout <seconds>',
+    'how long verify waits for what it checks (a smoke pod)',
+    { min: 1, max: 3600, seconds: true },
+    120,
   );
 }

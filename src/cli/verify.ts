@@ -3,21 +3,14 @@
 
 import type { Command } from 'commander';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
-import { numberOption, VERIFY_TIMEOUT_HELP } from './option-checks.ts';
+import { addVerifyTimeout, numberOption } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerVerify(program: Command): void {
   const command = addLabRunOptions(
     program.command('verify').description('check every link from host to pod, for each node VM'),
   ).option('--no-smoke', 'skip the smoke pods');
-  // The same option, text and default as cluster verify's.
-  numberOption(
-    command,
-    '--timeout <seconds>',
-    VERIFY_TIMEOUT_HELP,
-    { min: 1, max: 3600, seconds: true },
-    120,
-  ).action(async (options: LabRunOptions & { smoke?: boolean; timeout: number }) => {
+  addVerifyTimeout(command).action(async (options: LabRunOptions & { smoke?: boolean; timeout: number }) => {
     const { exitCodeOf, verifyLab, worstOfChains } = await import('../engine/verify.ts');
     const { lab, connections } = await openLabRun(options);
     try {

@@ -2,7 +2,7 @@
 // regular file is read — a FIFO or a device given by mistake would block or never end.
 
 import { readFileSync, type Stats, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 
 /** Errors carry an errno-style code, so errnoText can say what went wrong. */
 function fileError(code: string, path: string): NodeJS.ErrnoException {
@@ -25,4 +25,16 @@ export async function readSmallFile(path: string, maxBytes = 4 * 1024 * 1024): P
 export function readSmallFileSync(path: string, maxBytes = 4 * 1024 * 1024): Buffer {
   checkSmallFile(statSync(path), path, maxBytes);
   return readFileSync(path);
+}
+
+/** Whether something is at `path`; only ENOENT means no (any other failure is thrown). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch (error) {
+    // expected: ENOENT — nothing there; anything else is rethrown
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return false;
+  }
 }

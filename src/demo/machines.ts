@@ -6,10 +6,11 @@
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { access, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
 import type { CommandResult } from '../access/host.ts';
+import { exists } from '../core/files.ts';
 import type { Talosctl } from '../guest/talos/talosctl.ts';
 import { HOST_COMMAND, UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { BOOT_ID } from '../linux/reboot.ts';
@@ -77,17 +78,6 @@ export function ubuntuGuest(after: string): CommandHandler {
     }
     return { code: 127, stdout: '', stderr: `demo guest: ${command}: not emulated` };
   };
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch (error) {
-    // expected: ENOENT — the marker is not written yet
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    return false;
-  }
 }
 
 /** The Talos release the demo node runs. */

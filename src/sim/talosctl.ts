@@ -4,9 +4,10 @@
 // that the in-process demo and a shell using `igpu-split demo --serve` drive the same node.
 // Run as a program (src/sim/talosctl-main.ts) it is the `talosctl` the playground puts on PATH.
 
-import { access, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import type { CommandResult } from '../access/host.ts';
+import { exists } from '../core/files.ts';
 
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
 
@@ -74,15 +75,4 @@ export async function answerTalosctl(node: TalosNodeSpec, args: string[]): Promi
     stdout: '',
     stderr: `${STAND_IN}: \`talosctl ${args.join(' ')}\` is not emulated (only version, patch, upgrade, get extensions, ls)\n`,
   };
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch (error) {
-    // expected: ENOENT — the node is not upgraded yet
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    return false;
-  }
 }

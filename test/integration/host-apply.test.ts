@@ -263,12 +263,21 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
   test('--yes --reboot: apply, reboot, wait for the new boot, verify our parameters are live', async (t) => {
     if (!sshdAvailable(t)) return;
     await withHost('i5-8500t-before', bootId, async (sshd) => {
+      // A host by its address alone: its node VMs are not known, so the reboot needs --no-drain.
+      const refused = await runCli(['host', 'apply', ...args(sshd), '--yes', '--reboot']);
+      assert.equal(refused.code, 2);
+      assert.match(
+        refused.stderr,
+        /--reboot: no lab file, so the Kubernetes nodes of this host’s VMs are not known/,
+      );
+      assert.equal(await calls(sshd.root), '', 'refused before anything changed');
       const result = await runCli([
         'host',
         'apply',
         ...args(sshd),
         '--yes',
         '--reboot',
+        '--no-drain',
         '--reboot-timeout',
         '20',
       ]);
@@ -292,7 +301,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
         /nothing to do: this host is converged/,
         'after the reboot the plan is empty',
       );
-      const rollback = await runCli(['host', 'rollback', ...args(sshd), '--json']);
+      const rollback = await runCli(['host', 'rollback', ...args(sshd), '--json', '--yes']);
       assert.equal(rollback.code, 0, rollback.stderr);
       const rolled = JSON.parse(rollback.stdout).result;
       assert.ok(rolled.changed.includes(GRUB_DROPIN));
@@ -366,6 +375,7 @@ kubernetes: { kubeconfig: ${kubeconfig} }
           ...args(sshd),
           '--yes',
           '--reboot',
+          '--no-drain',
           '--reboot-timeout',
           '2',
         ]);

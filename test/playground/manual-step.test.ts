@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { collect } from '../support/collect.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'igpu-split-manual-'));
@@ -35,24 +36,15 @@ after(async () => {
 });
 
 /** Runs `line` after demo.env, with the demo's talosctl taken off PATH again. */
-function sh(line: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const bash = spawn(
-      'bash',
-      ['--norc', '--noprofile', '-c', `. pg/demo.env && PATH="\${PATH/$PWD\\/pg\\/bin:/}" && ${line}`],
-      { env, cwd: work, timeout: 300_000 },
-    );
-    let stdout = '';
-    let stderr = '';
-    bash.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    bash.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    bash.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sh = (line: string) =>
+  collect(
+    'bash',
+    ['--norc', '--noprofile', '-c', `. pg/demo.env && PATH="\${PATH/$PWD\\/pg\\/bin:/}" && ${line}`],
+    {
+      env,
+      cwd: work,
+    },
+  );
 
 test('without talosctl: apply finishes the rest and waits for one manual step; the node shows it done later', async () => {
   assert.equal((await sh('command -v talosctl')).code, 1, 'no talosctl on PATH');

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { collect } from '../support/collect.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -97,21 +98,12 @@ after(async () => {
   assert.equal(left, false, 'demo --serve removes its folder when it stops');
 });
 
-function runLine(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const bash = spawn('bash', ['--norc', '--noprofile', '-i'], { env: ENV, cwd, timeout: 300_000 });
-    let stdout = '';
-    let stderr = '';
-    bash.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    bash.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    bash.on('close', (code) => resolve({ code, stdout, stderr }));
-    bash.stdin.end(`. '${join(playgroundDir, 'demo.env')}'\n${command}\n`);
+const runLine = (command: string) =>
+  collect('bash', ['--norc', '--noprofile', '-i'], {
+    env: ENV,
+    cwd,
+    input: `. '${join(playgroundDir, 'demo.env')}'\n${command}\n`,
   });
-}
 
 /** What bash says about a line it could not run as written (history expansion, syntax, a missing command). */
 const BASH_COMPLAINT = /^bash: .*(event not found|syntax error|command not found|No such file or directory)/m;

@@ -5,7 +5,6 @@
 // client, which must work against it unchanged.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { DirectoryHost } from '../../src/access/directory-host.ts';
 import { connectSsh } from '../../src/access/ssh.ts';
 import { newKeyPair, type RunningSshServer, serveOverSsh } from '../../src/sim/ssh-server.ts';
+import { collect } from '../support/collect.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'igpu-split-ssh-sim-'));
 const root = join(work, 'machine');
@@ -57,46 +57,32 @@ const OPENSSH = [
   identity,
 ];
 
-/** Runs a client without blocking: the server answers from this same process. */
-function client(
-  bin: string,
-  args: string[],
-  input = '',
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(bin, args, { timeout: 20_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
-
+// Not spawnSync: the server answers from this same process.
 const ssh = (command: string, input = '') =>
-  client('ssh', [...OPENSSH, '-p', String(server.port), 'root@127.0.0.1', command], input);
+  collect('ssh', [...OPENSSH, '-p', String(server.port), 'root@127.0.0.1', command], {
+    input,
+    timeoutMs: 20_000,
+  });
 
 const sftp = (batch: string) =>
-  client('sftp', [...OPENSSH, '-P', String(server.port), '-b', '-', 'root@127.0.0.1'], batch);
+  collect('sftp', [...OPENSSH, '-P', String(server.port), '-b', '-', 'root@127.0.0.1'], {
+    input: batch,
+    timeoutMs: 20_000,
+  });
 
 test('OpenSSH ssh: the host key is the known one, stdin reaches the command, exit codes and stderr come back', async () => {
   const echoed = await ssh('cat', 'hello\n');
-  assert.equal(echoed.status, 0, echoed.stderr);
+  assert.equal(echoed.code, 0, echoed.stderr);
   assert.equal(echoed.stdout, 'hello\n');
   const failed = await ssh('fail');
-  assert.equal(failed.status, 7);
+  assert.equal(failed.code, 7);
   assert.match(failed.stderr, /failed on purpose/);
 });
 
 test('OpenSSH ssh: a key that is not the playground’s is refused', async () => {
   const stranger = join(work, 'stranger');
   writeFileSync(stranger, newKeyPair('stranger').private, { mode: 0o600 });
-  const refused = await client('ssh', [
+  const refused = await collect('ssh', [
     ...OPENSSH.slice(0, -1),
     stranger,
     '-p',
@@ -104,7 +90,7 @@ test('OpenSSH ssh: a key that is not the playground’s is refused', async () =>
     'root@127.0.0.1',
     'cat',
   ]);
-  assert.equal(refused.status, 255);
+  assert.equal(refused.code, 255);
   assert.match(refused.stderr, /Permission denied/);
 });
 
@@ -121,7 +107,7 @@ test('OpenSSH sftp: get, ls, links inside the machine, put and rename (posix-ren
       'rm /etc/hostname',
     ].join('\n'),
   );
-  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.code, 0, result.stderr);
   assert.equal(readFileSync(got, 'utf8'), 'pve1\n');
   assert.match(result.stdout, /modules-load\.d/);
   assert.equal(readFileSync(join(root, 'etc/modules-load.d/igpu-split.conf'), 'utf8'), 'pve1\n');
