@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { addLabRunOptions, type LabRunOptions, openLabRun, renderChains } from './lab-run.ts';
-import { addVerifyTimeout, numberOption } from './option-checks.ts';
+import { addVerifyTimeout } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
 export function registerVerify(program: Command): void {
