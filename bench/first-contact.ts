@@ -71,10 +71,12 @@ export async function benchPlayground(tree: string, rounds: number, plans: numbe
       cwd: dir,
       env,
     });
+    // One promise for the end, made at once: an early exit is not missed by a later wait.
+    const exited = new Promise<number | null>((resolve) => serve.once('exit', resolve));
     try {
       await new Promise<void>((resolve, reject) => {
         serve.stdout?.once('data', () => resolve());
-        serve.once('exit', (code) => reject(new Error(`demo --serve ended (${code})`)));
+        void exited.then((code) => reject(new Error(`demo --serve ended (${code})`)));
       });
       result.readyMs.push(Number(process.hrtime.bigint() - start) / 1e6);
       for (let j = 0; j < plans; j++)
@@ -87,7 +89,6 @@ export async function benchPlayground(tree: string, rounds: number, plans: numbe
           ),
         );
     } finally {
-      const exited = new Promise((resolve) => serve.once('exit', resolve));
       serve.kill('SIGTERM');
       await exited;
       rmSync(dir, { recursive: true, force: true });

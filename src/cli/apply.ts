@@ -3,6 +3,7 @@
 // converged lab: nothing is done, and it says so.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import type { PendingStep } from '../engine/journal.ts';
 import type { LinkStatus } from '../engine/verify.ts';
 import { confirm } from './confirm.ts';
@@ -129,7 +130,7 @@ export function registerApply(program: Command): void {
 function renderEnd(pending: readonly PendingStep[], skipped: readonly string[]): string {
   const lines = skipped.length > 0 ? [renderSkipped(skipped).trimEnd()] : [];
   if (pending.length > 0) {
-    lines.push(`pending: ${pending.length} manual step${pending.length === 1 ? '' : 's'}`);
+    lines.push(`pending: ${counted(pending.length, 'manual step')}`);
     for (const step of pending) {
       lines.push(`  ${step.target}: ${step.reason}; files written: ${step.files.join(', ')}`);
       for (const command of step.commands) lines.push(`    $ ${command}`);

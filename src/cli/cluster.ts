@@ -3,9 +3,9 @@
 
 import type { Command } from 'commander';
 import { gpuNodesOf } from '../config/derived.ts';
-import { UsageError } from '../core/errors.ts';
+import { RefusedError, UsageError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
-import { confirm } from './confirm.ts';
+import { confirm, NOTHING_DISTURBED } from './confirm.ts';
 import {
   addConnectTimeout,
   addLabOption,
@@ -98,10 +98,11 @@ export function registerCluster(program: Command): void {
       const { plan: result, kube, settings } = await plan(options);
       if (!options.json)
         process.stdout.write(renderLayerPlan('igpu-split cluster plan', result.checks, result.steps));
-      if (result.refused) {
-        process.exitCode = 1;
-        return;
-      }
+      // Said in one line on stderr as well, so a --json run says why it changed nothing.
+      if (result.refused)
+        throw new RefusedError(`the cluster plan cannot be applied: ${result.refused}`, {
+          fix: 'see igpu-split cluster plan',
+        });
       if (result.steps.length > 0 && !options.yes) {
         const { disturbanceSummary, stepDisturbances } = await import('../engine/disturbances.ts');
         await confirm(
@@ -157,6 +158,7 @@ export function registerCluster(program: Command): void {
         await confirm(
           `remove igpu-split's objects and labels from ${kube.target}?`,
           'igpu-split cluster verify',
+          `${NOTHING_DISTURBED} (the GPU plugin's pods go, and with them the GPUs pods can ask for)`,
         );
       const { rollbackCluster } = await import('../cluster/apply.ts');
       const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
@@ -213,6 +215,9 @@ export function registerCluster(program: Command): void {
             ? `drain ${nodes.join(', ')}? they are cordoned and their pods evicted`
             : `uncordon ${nodes.join(', ')}? pods may be scheduled on them again`,
           'igpu-split cluster verify',
+          verb === 'drain'
+            ? `${counted(nodes.length, 'node drain')} (${nodes.join(', ')})`
+            : NOTHING_DISTURBED,
         );
       const done: string[] = [];
       for (const node of options.node ?? []) {

@@ -6,17 +6,20 @@
 
 import { RefusedError, UsageError } from '../core/errors.ts';
 
+export { NOTHING_DISTURBED } from '../engine/disturbances.ts';
+
 export async function confirm(
   question: string,
-  planCommand = 'the matching plan command',
-  disturbs?: string,
+  planCommand: string,
+  /** What the change reboots, restarts and drains (engine/disturbances.ts): said before every question. */
+  disturbs: string,
 ): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('refusing to change anything without confirmation: no terminal to ask', {
       fix: `review ${planCommand}, then rerun with --yes`,
     });
   }
-  if (disturbs !== undefined) process.stdout.write(`disturbs: ${disturbs}\n`);
+  process.stdout.write(`disturbs: ${disturbs}\n`);
   // Loaded when a question is asked: every command that may ask loads this file at start.
   const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stdout });

@@ -162,7 +162,7 @@ async function serve(options: { keep?: boolean; dir: string }): Promise<void> {
   });
   const stopped = new Promise<string>((resolve) => stopOnSignal(resolve));
   say(
-    `igpu-split playground: the demo lab is serving on 127.0.0.1; in another shell run  . ${playground.envFile}  then  igpu-split plan  (Ctrl-C here stops it)\n`,
+    `igpu-split playground: the demo lab is serving on 127.0.0.1; in another shell run  ${playground.sourceLine}  then  igpu-split plan  (Ctrl-C here stops it)\n`,
   );
   const signal = await stopped;
   forget();

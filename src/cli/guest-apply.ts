@@ -65,8 +65,11 @@ export function registerGuestApply(guest: Command): void {
       // A VM that maps to no Kubernetes node needs no drain; one whose steps disturb nothing neither.
       const nodeOf = (vmid: number) =>
         options.drain === false ? undefined : guests.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+      // A change written to files for the user (no talosctl) disturbs nothing now: no drain for it.
       const disturbed = vmDisturbances(
-        todo.map((w) => ({ vmid: w.vm.vmid, steps: w.plan.steps, kubernetesNode: nodeOf(w.vm.vmid) })),
+        todo
+          .filter((w) => !w.plan.manual)
+          .map((w) => ({ vmid: w.vm.vmid, steps: w.plan.steps, kubernetesNode: nodeOf(w.vm.vmid) })),
       );
       if (!options.yes)
         await confirm(

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { HostAccess } from '../access/host.ts';
-import { ManualStepError, UsageError } from '../core/errors.ts';
+import { ManualStepError, UsageError, worstExitCode } from '../core/errors.ts';
 import { addConnectTimeout, addLabOption, timeoutsOf } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
@@ -133,8 +133,9 @@ export interface HostRun {
 
 /**
  * Runs `body` on each host the options name, one after the other (a later host is not
- * touched once one fails; one that waits for a manual step, a reboot, is said and the
- * next goes on, exit 3 at the end). Text goes out as each host is done, under a `host NODE` line
+ * touched once one throws; one whose checks fail, or that waits for a manual step — a
+ * reboot — is said and the next goes on; the exit code is the worst, ranked as README
+ * "Exit codes" ranks them). Text goes out as each host is done, under a `host NODE` line
  * when the hosts come from the lab file; --json prints one envelope at the end — one
  * host's result, or `{hosts: [{node, result}]}` for the lab's hosts (docs/json.md) —
  * also when a host failed half-way (then the error follows on stderr).
@@ -164,7 +165,7 @@ export async function onEachHost(
       }
     }
   } finally {
-    process.exitCode = Math.max(0, ...runs.map((r) => r.run.code));
+    process.exitCode = worstExitCode(runs.map((r) => r.run.code));
     if (options.json && runs.length > 0)
       process.stdout.write(
         jsonText(

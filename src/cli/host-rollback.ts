@@ -1,7 +1,7 @@
 // igpu-split host rollback: remove exactly what apply added (asks unless --yes).
 
 import type { Command } from 'commander';
-import { confirm } from './confirm.ts';
+import { confirm, NOTHING_DISTURBED } from './confirm.ts';
 import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
 import { addJsonOption, addYesOption, jsonNeedsYes } from './option-checks.ts';
 
@@ -18,14 +18,20 @@ export function registerHostRollback(host: Command): void {
   addHostOptions(command, false).action(
     async (options: HostOptions & { json?: boolean; yes?: boolean }, self: Command) => {
       jsonNeedsYes(options);
-      const { rollbackHost } = await import('../host/rollback.ts');
+      const [{ rollbackHost }, { readState }] = await Promise.all([
+        import('../host/rollback.ts'),
+        import('../host/apply.ts'),
+      ]);
       await onEachHost(options, self, true, async (opened, run) => {
         const target = await opened.open();
         try {
-          if (!options.yes)
+          // Nothing of ours there: nothing to ask about.
+          const ours = Object.keys((await readState(target)).files);
+          if (!options.yes && ours.length > 0)
             await confirm(
-              `roll back what igpu-split changed on ${target.target}? its boot loader is refreshed; the old settings go at the next reboot`,
+              `roll back what igpu-split changed on ${target.target} (${ours.join(', ')})? its boot loader is refreshed; the old settings go at the next reboot`,
               'igpu-split host verify',
+              `${NOTHING_DISTURBED} now; the host needs a reboot after (by hand) for the old settings`,
             );
           const result = await rollbackHost(target);
           run.json = result;

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
-import { confirm } from './confirm.ts';
+import { confirm, NOTHING_DISTURBED } from './confirm.ts';
 import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
@@ -80,7 +80,9 @@ function registerMappingApply(mapping: Command): void {
           if (options.json) process.stdout.write(jsonText('mapping apply', { plan, changed: false }));
           return;
         }
-        if (!options.yes) await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan');
+        // A mapping change touches no VM: a running one keeps its vGPU until it restarts.
+        if (!options.yes)
+          await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan', NOTHING_DISTURBED);
         const { applyMappingPlan } = await import('../mapping/apply.ts');
         const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
           applyMappingPlan(api, plan),
@@ -113,6 +115,7 @@ function registerMappingRollback(mapping: Command): void {
           await confirm(
             `remove igpu-split's entries from mapping ${opened.lab.mapping}?`,
             'igpu-split mapping plan',
+            NOTHING_DISTURBED,
           );
         const { rollbackMapping } = await import('../mapping/apply.ts');
         const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));

@@ -2,6 +2,7 @@
 // step disturbs; changes nothing.
 
 import type { Command } from 'commander';
+import { counted } from '../core/text.ts';
 import type { LabPlan } from '../engine/plan.ts';
 import {
   addLabRunOptions,
@@ -50,6 +51,6 @@ export function registerPlan(program: Command): void {
 function planEnd(plan: LabPlan, empty: boolean): string {
   const down = plan.unreachable.length;
   if (down > 0)
-    return `${down} part${down === 1 ? '' : 's'} of the lab could not be reached (UNREACHABLE above): the plan covers the rest\n`;
+    return `${counted(down, 'part')} of the lab could not be reached (UNREACHABLE above): the plan covers the rest\n`;
   return empty ? 'the lab is converged: nothing to do\n' : '';
 }

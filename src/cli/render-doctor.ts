@@ -1,6 +1,7 @@
 // The human form of a doctor report.
 
 import type { Check } from '../core/model.ts';
+import { counted } from '../core/text.ts';
 import type { DoctorReport } from '../host/doctor.ts';
 
 const LABEL: Record<string, string> = {
@@ -71,7 +72,7 @@ export function renderChecks(checks: readonly (Omit<Check, 'status'> & { status:
   ];
   lines.push(
     '',
-    `  ${[`${count('fail')} failed`, ...more, `${warnings} warning${warnings === 1 ? '' : 's'}`, `${count('pass')} passed`].join(', ')}`,
+    `  ${[`${count('fail')} failed`, ...more, counted(warnings, 'warning'), `${count('pass')} passed`].join(', ')}`,
     '',
   );
   return lines.join('\n');

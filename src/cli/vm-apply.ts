@@ -2,6 +2,7 @@
 // Kubernetes node, shut down, change the config, start, wait, uncordon — one VM at a time.
 
 import type { Command } from 'commander';
+import { RefusedError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, type LabOptions } from './lab-options.ts';
@@ -41,10 +42,11 @@ export function registerVmApply(vm: Command): void {
       const { plan, opened } = await planFromLab(options);
       try {
         if (!options.json) process.stdout.write(renderVmPlan(plan));
-        if (plan.refused) {
-          process.exitCode = 1;
-          return;
-        }
+        // Said in one line on stderr as well, so a --json run says why it changed nothing.
+        if (plan.refused)
+          throw new RefusedError(`the VM plan cannot be applied: ${plan.refused}`, {
+            fix: 'see igpu-split vm plan',
+          });
         if (plan.changes.length === 0) {
           if (options.json) process.stdout.write(jsonText('vm apply', { plan, changed: [], log: [] }));
           return;

@@ -14,6 +14,15 @@ export const EXIT = {
   manualStep: 3,
 } as const;
 
+/** The worst of several exit codes, as README "Exit codes" ranks them: 1 over 2 over 3 over 0. */
+export function worstExitCode(codes: readonly number[]): number {
+  const rank = [EXIT.ok, EXIT.manualStep, EXIT.usage, EXIT.checkFailed] as number[];
+  return codes.reduce(
+    (worst, code) => (rank.indexOf(code) > rank.indexOf(worst) ? code : worst),
+    EXIT.ok as number,
+  );
+}
+
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export class IgpuSplitError extends Error {

@@ -4,7 +4,7 @@
 // talosctl stand-in on the PATH it hands out, and the folder gets the lab file and a
 // `demo.env` with everything a shell needs. Nothing listens beyond 127.0.0.1.
 
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errnoText, UsageError } from '../core/errors.ts';
@@ -27,6 +27,8 @@ export interface Playground {
   dir: string;
   /** `DIR/demo.env`: the lines a shell sources. */
   envFile: string;
+  /** What to type to source it (quoted where the path needs it). */
+  sourceLine: string;
   labFile: string;
   demo: DemoLab;
   /** Stops every server it started; the folder goes too unless `keepFiles`. */
@@ -53,6 +55,16 @@ async function prepare(dir: string): Promise<void> {
       throw new UsageError(`${dir} is not empty and is not an earlier playground's folder`, {
         fix: 'name a new or empty folder with --dir',
       });
+    // An earlier playground's folder is reused only once that playground has stopped.
+    const mark = await readFile(join(dir, MARK), 'utf8').catch(
+      // expected: anything — an unreadable mark names no running playground
+      () => '',
+    );
+    const pid = Number(mark.match(/^pid (\d+)/m)?.[1]);
+    if (pid > 0 && pid !== process.pid && isAlive(pid))
+      throw new UsageError(`${dir} is the folder of a playground that still runs (pid ${pid})`, {
+        fix: `use that one (. ${join(dir, 'demo.env')}), stop it first, or name another folder with --dir`,
+      });
     await rm(dir, { recursive: true, force: true });
   }
   // Only the folder itself is made: its parent must exist (a typo is said, not built).
@@ -63,14 +75,32 @@ async function prepare(dir: string): Promise<void> {
       { fix: 'name a folder whose parent exists and is writable, with --dir' },
     );
   });
-  await writeFile(join(dir, MARK), 'made by igpu-split demo --serve; removed when it stops\n');
+  await writeFile(
+    join(dir, MARK),
+    `made by igpu-split demo --serve; removed when it stops\npid ${process.pid}\n`,
+  );
+}
+
+/** Whether a process runs (signal 0 tests without sending; EPERM: it runs, as another user). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // expected: ESRCH — no such process; EPERM — it exists
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function startPlayground(dirOption: string, made?: (dir: string) => void): Promise<Playground> {
   const dir = resolve(dirOption);
   await prepare(dir);
   made?.(dir);
-  const demo = await startDemoLab(undefined, dir);
+  const demo = await startDemoLab(undefined, dir).catch(async (error: unknown) => {
+    // expected: anything — the folder made above goes, and the error is rethrown
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
   const servers: RunningSshServer[] = [];
   try {
     // One client key for every machine (the identity demo.env names), one host key each.
@@ -122,6 +152,7 @@ export async function startPlayground(dirOption: string, made?: (dir: string) =>
     return {
       dir,
       envFile,
+      sourceLine: `. ${/^[\w./-]+$/.test(envFile) ? envFile : quoted(envFile)}`,
       labFile: demo.labFile,
       demo,
       close: async (options = {}) => {

@@ -19,7 +19,10 @@ const NOUNS: Record<Disturbance, [string, string]> = {
 const ORDER: Disturbance[] = ['host-reboot', 'vm-restart', 'guest-reboot', 'node-drain'];
 
 /** `2 host reboots (pve1, pve2), 1 VM restart (101)`; `nothing` when nothing is hit. */
-export function disturbanceSummary(disturbed: Disturbed, nothing = 'no reboot, restart or drain'): string {
+/** The summary of a change that reboots, restarts and drains nothing. */
+export const NOTHING_DISTURBED = 'no reboot, restart or drain';
+
+export function disturbanceSummary(disturbed: Disturbed, nothing = NOTHING_DISTURBED): string {
   const parts = ORDER.flatMap((kind) => {
     const names = [...new Set(disturbed[kind] ?? [])];
     if (names.length === 0) return [];
@@ -73,6 +76,10 @@ export function vmDisturbances(
 export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
   const into = empty();
   const gpuNodes = new Set(plan.gpuNodes.map((n) => n.name));
+  // A guest change left to the user (talosctl absent: written to files) disturbs nothing
+  // while apply runs, as stages/index.ts treats it.
+  const guestSteps = (g: LabPlan['hosts'][number]['guests'][number]) =>
+    g.plan?.manual ? [] : (g.plan?.steps ?? []);
   for (const part of plan.hosts) {
     const hostSteps = part.host?.steps ?? [];
     if (disturbancesOf(hostSteps).has('host-reboot')) add(into, 'host-reboot', part.node);
@@ -83,7 +90,7 @@ export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
           vmid: vm.vmid,
           steps: [
             ...plan.vms.changes.filter((c) => c.vmid === vm.vmid).flatMap((c) => c.steps),
-            ...(part.guests.find((g) => g.vm.vmid === vm.vmid)?.plan?.steps ?? []),
+            ...part.guests.filter((g) => g.vm.vmid === vm.vmid).flatMap(guestSteps),
           ],
         })),
     );
@@ -92,7 +99,7 @@ export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
     const steps = [
       ...hostSteps,
       ...plan.vms.changes.filter((c) => part.vmids.includes(c.vmid)).flatMap((c) => c.steps),
-      ...part.guests.flatMap((g) => g.plan?.steps ?? []),
+      ...part.guests.flatMap(guestSteps),
     ];
     // As stages/index.ts drains: every GPU node of the host, once anything on it is disturbed.
     if (disturbancesOf(steps).size > 0)

@@ -202,8 +202,10 @@ export async function planLab(
     resetEfiKeys: options.resetEfiKeys,
   });
   const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
-  // A gather that takes long says what it still waits for ("gathering: still waiting for host pve2 and 2 more").
-  const gathering = new WaitWatch('gathering');
+  // A gather that takes long says what it still waits for ("gathering: still waiting for host pve2
+  // and 2 more"). It is no server of its own and has no limit of its own: each read under it is
+  // bounded by the connect and request limits, and a slow one says so with them.
+  const gathering = new WaitWatch('gathering', undefined, false);
   const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
     bounded(usedHosts, limit, async (h) =>
       h.ssh ? gathering.track(`host ${h.node}`, planHost(h.node, connections)) : undefined,

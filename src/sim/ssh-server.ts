@@ -57,8 +57,18 @@ export async function serveOverSsh(
     client.on('ready', () => {
       client.on('session', (acceptSession) => {
         const session = acceptSession();
-        session.on('exec', (accept, _reject, info) => runCommand(machine, accept(), info.command));
-        session.on('sftp', (accept) => serveFiles(machine, accept()));
+        session.on('exec', (accept, _reject, info) => {
+          const stream = accept();
+          // expected: a client gone mid-command — the connection's close ends it
+          stream.on('error', () => undefined);
+          runCommand(machine, stream, info.command);
+        });
+        session.on('sftp', (accept) => {
+          const sftp = accept();
+          // expected: a protocol error or a client gone mid-transfer — that session ends, the server stays
+          sftp.on('error', () => undefined);
+          serveFiles(machine, sftp);
+        });
       });
     });
   });
@@ -86,7 +96,10 @@ function sameKey(offered: { algo: string; data: Buffer }, allowed: ParsedKey): b
   return offered.algo === allowed.type && offered.data.equals(allowed.getPublicSSH());
 }
 
-/** Reads the command's stdin to its end (the client always ends it), runs it, sends the result. */
+/**
+ * Reads the command's stdin to its end, runs it, sends the result. igpu-split's client always
+ * ends stdin; from a terminal, `ssh -n` does (the emulated commands take stdin whole).
+ */
 function runCommand(machine: DirectoryHost, stream: ssh2.ServerChannel, command: string): void {
   const input: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => input.push(chunk));

@@ -9,6 +9,7 @@ import { mock, test } from 'node:test';
 import { InvalidArgumentError } from 'commander';
 import { parseNumber } from '../../src/cli/option-checks.ts';
 import { pathForLabFile, resolveLabPath, shownPath } from '../../src/config/paths.ts';
+import { worstExitCode } from '../../src/core/errors.ts';
 import { cleanSecret, redact, rememberSecret, secretProblem } from '../../src/core/secrets.ts';
 import { firstInvalidUtf8, isText } from '../../src/core/text.ts';
 import {
@@ -206,4 +207,12 @@ test('lab paths: ~ is home, relative is the lab folder’s; init writes what res
   assert.equal(inside, 'token');
   assert.equal(resolveLabPath(inside, '/work/labs/a'), '/work/labs/a/token');
   assert.equal(pathForLabFile('~/t', 'x.yaml', '/work'), '~/t');
+});
+
+test('the worst of several exit codes is ranked as README "Exit codes" says: 1 over 2 over 3 over 0', () => {
+  assert.equal(worstExitCode([]), 0);
+  assert.equal(worstExitCode([0, 3]), 3);
+  assert.equal(worstExitCode([3, 1]), 1);
+  assert.equal(worstExitCode([3, 2, 0]), 2);
+  assert.equal(worstExitCode([2, 1, 3]), 1);
 });

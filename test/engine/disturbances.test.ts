@@ -48,3 +48,17 @@ test('the demo lab plan: both hosts reboot, both VMs restart, both guests reboot
     );
   });
 });
+
+test('without talosctl the Talos change is the user’s: the question names no reboot or drain for it', async () => {
+  await withDemo(async (demo) => {
+    const plan = await planLab(demo.lab, { ...demo.connections, talosctl: undefined });
+    const guest = plan.hosts.flatMap((h) => h.guests).find((g) => g.vm.vmid === 102);
+    assert.equal(guest?.plan?.manual, true);
+    const line = disturbanceSummary(labDisturbances(demo.lab, plan));
+    // talos-1 is still drained: its host pve2 reboots.
+    assert.equal(
+      line,
+      '2 host reboots (pve1, pve2), 2 VM restarts (101, 102), 1 guest reboot (101), 2 node drains (k3s-1, talos-1)',
+    );
+  });
+});

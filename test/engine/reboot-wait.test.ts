@@ -62,6 +62,8 @@ test('a 10 s host reboot is reported while it lasts: the wait, elapsed and limit
         line,
       ),
     );
+    // How often (after 2 s, then at least every 5 s) is checked on mocked time in
+    // test/core/guards.test.ts; real time here only shows the reboot wait reaches the Reporter.
     assert.ok(reboot.length >= 2, `at least two lines during the 10 s wait:\n${lines.join('\n')}`);
   });
 });
