@@ -6,7 +6,7 @@
 
 import { RefusedError, UsageError } from '../core/errors.ts';
 
-export { NOTHING_DISTURBED } from '../engine/disturbances.ts';
+export { NOTHING_DISTURBED } from '../core/model.ts';
 
 export async function confirm(
   question: string,

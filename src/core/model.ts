@@ -78,6 +78,9 @@ export interface Layer<Facts, Plan extends LayerPlan, Result = void> {
 }
 
 /** The disturbances a list of steps causes. */
+/** How a change that reboots, restarts and drains nothing is summed up before its question. */
+export const NOTHING_DISTURBED = 'no reboot, restart or drain';
+
 export function disturbancesOf(steps: readonly Step[]): Set<Disturbance> {
   return new Set(steps.flatMap((step) => step.disturbs));
 }

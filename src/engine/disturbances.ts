@@ -3,7 +3,7 @@
 // the steps' `disturbs`, named by what they disturb — the host, the VM, the Kubernetes node.
 
 import type { Lab } from '../config/lab.ts';
-import { type Disturbance, disturbancesOf, type Step } from '../core/model.ts';
+import { type Disturbance, disturbancesOf, NOTHING_DISTURBED, type Step } from '../core/model.ts';
 import type { LabPlan } from './plan.ts';
 
 /** What each kind of disturbance hits, by name (hosts, VM ids, Kubernetes nodes). */
@@ -19,9 +19,6 @@ const NOUNS: Record<Disturbance, [string, string]> = {
 const ORDER: Disturbance[] = ['host-reboot', 'vm-restart', 'guest-reboot', 'node-drain'];
 
 /** `2 host reboots (pve1, pve2), 1 VM restart (101)`; `nothing` when nothing is hit. */
-/** The summary of a change that reboots, restarts and drains nothing. */
-export const NOTHING_DISTURBED = 'no reboot, restart or drain';
-
 export function disturbanceSummary(disturbed: Disturbed, nothing = NOTHING_DISTURBED): string {
   const parts = ORDER.flatMap((kind) => {
     const names = [...new Set(disturbed[kind] ?? [])];
