@@ -21,8 +21,18 @@ export interface KeyPair {
   public: string;
 }
 
+/**
+ * A new ed25519 pair. ssh2 1.17's generator now and then writes a key its own parser
+ * refuses ("Malformed OpenSSH private key": 15 of 3,000 here), which would stop the
+ * playground at start: such a pair is made again.
+ */
 export function newKeyPair(comment: string): KeyPair {
-  return ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const readable = [pair.private, pair.public].every((key) => !(ssh2.utils.parseKey(key) instanceof Error));
+    if (readable) return pair;
+  }
+  throw new Error('ssh2 made no ed25519 key pair it can read in 20 attempts');
 }
 
 export interface RunningSshServer {
