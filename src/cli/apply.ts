@@ -3,9 +3,9 @@
 // converged lab: nothing is done, and it says so.
 
 import type { Command } from 'commander';
+import { EXIT, worstExitCode } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import type { PendingStep } from '../engine/journal.ts';
-import type { LinkStatus } from '../engine/verify.ts';
 import { confirm } from './confirm.ts';
 import {
   addLabRunOptions,
@@ -108,7 +108,7 @@ export function registerApply(program: Command): void {
         // Waiting for the user is exit 3 unless something is worse (README, "Exit codes").
         if (options.verify === false) {
           if (json) process.stdout.write(jsonText('apply', { plan, ...ended }));
-          process.exitCode = exitCodeOf(withPending('pass', pending.length));
+          process.exitCode = pending.length > 0 ? EXIT.manualStep : EXIT.ok;
           return;
         }
         // A fresh plugin needs a moment to pull its image and register its devices. The
@@ -119,7 +119,10 @@ export function registerApply(program: Command): void {
         process.stdout.write(
           json ? jsonText('apply', { plan, ...ended, chains }) : `\n${renderChains(chains)}`,
         );
-        process.exitCode = exitCodeOf(withPending(worstOfChains(chains), pending.length));
+        process.exitCode = worstExitCode([
+          exitCodeOf(worstOfChains(chains)),
+          pending.length > 0 ? EXIT.manualStep : EXIT.ok,
+        ]);
       } finally {
         await connections.close();
       }
@@ -140,9 +143,4 @@ function renderEnd(pending: readonly PendingStep[], skipped: readonly string[]):
     );
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
-}
-
-/** The worst of the verify and the manual steps waiting: fail > unreachable > pending > warn > pass. */
-function withPending(worst: LinkStatus, pending: number): LinkStatus {
-  return pending > 0 && (worst === 'pass' || worst === 'warn') ? 'pending' : worst;
 }

@@ -4,6 +4,7 @@
 // talosctl is absent — and verifies.
 
 import type { Command } from 'commander';
+import { kubernetesNodeOf } from '../config/derived.ts';
 import { ManualStepError, RefusedError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
@@ -63,8 +64,7 @@ export function registerGuestApply(guest: Command): void {
           import('../engine/connections.ts'),
         ]);
       // A VM that maps to no Kubernetes node needs no drain; one whose steps disturb nothing neither.
-      const nodeOf = (vmid: number) =>
-        options.drain === false ? undefined : guests.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+      const nodeOf = kubernetesNodeOf(guests.lab, options.drain !== false);
       // A change written to files for the user (no talosctl) disturbs nothing now: no drain for it.
       const disturbed = vmDisturbances(
         todo

@@ -7,7 +7,7 @@ import { ManualStepError, UsageError } from '../core/errors.ts';
 import type { Step } from '../core/model.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
-import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
+import { addHostOptions, type HostOptions, type HostTarget, onEachHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
 import {
   addJsonOption,
@@ -78,9 +78,7 @@ export function registerHostApply(host: Command): void {
         if (plan.steps.length === 0) return;
         const reboots = plan.steps.some((step) => step.disturbs.includes('host-reboot'));
         const drain =
-          options.reboot && reboots && options.drain !== false
-            ? await hostNodes(options, host.node)
-            : undefined;
+          options.reboot && reboots && options.drain !== false ? await hostNodes(options, host) : undefined;
         if (!options.yes)
           await confirm(
             `apply this plan to ${target.target}?`,
@@ -134,7 +132,7 @@ async function rebootSummary(
  * before the reboot and uncordon them once Ready after. A host named by its address
  * alone (no lab file) may carry node VMs nobody told us about: refused without --no-drain.
  */
-async function hostNodes(options: ApplyFlags, node: string | undefined) {
+async function hostNodes(options: ApplyFlags, target: HostTarget) {
   const [{ existsSync }, { loadLab }, { openLabKube }, { drainAroundRestart }] = await Promise.all([
     import('node:fs'),
     import('../config/load.ts'),
@@ -142,9 +140,9 @@ async function hostNodes(options: ApplyFlags, node: string | undefined) {
     import('../engine/stages/nodes.ts'),
   ]);
   const labFile = options.lab ?? 'igpu-split.yaml';
-  // A host named by its node: is in the lab file; one named by its address may be (its ssh:).
-  const lab = node || existsSync(labFile) ? await loadLab(labFile) : undefined;
-  const host = lab?.hosts.find((h) => (node ? h.node === node : h.ssh === options.host));
+  // A host named by its node: came from the lab file; one named by its address may be in it (its ssh:).
+  const lab = target.lab ?? (existsSync(labFile) ? await loadLab(labFile) : undefined);
+  const host = lab?.hosts.find((h) => (target.node ? h.node === target.node : h.ssh === options.host));
   if (!lab || !host)
     throw new UsageError(
       `--reboot: ${lab ? `no host of ${labFile} has the ssh: address ${options.host}` : 'no lab file'}, so the Kubernetes nodes of this host’s VMs are not known`,

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { HostAccess } from '../access/host.ts';
+import type { Lab } from '../config/lab.ts';
 import { ManualStepError, UsageError, worstExitCode } from '../core/errors.ts';
 import { addConnectTimeout, addLabOption, timeoutsOf } from './option-checks.ts';
 import { jsonText } from './output.ts';
@@ -74,6 +75,8 @@ export async function openHost(options: HostOptions): Promise<HostAccess> {
 /** One host a command works on: its lab name when it has one, and how to open it (again, after a reboot). */
 export interface HostTarget {
   node?: string;
+  /** The lab file it was named from, as loaded (host apply reads its VMs from it). */
+  lab?: Lab;
   open(): Promise<HostAccess>;
 }
 
@@ -89,10 +92,6 @@ export async function hostTargets(
 ): Promise<{ fromLab: boolean; targets: HostTarget[] }> {
   if (options.host && options.root)
     throw new UsageError('--host and --root exclude each other', { fix: 'pass one' });
-  const byUrl = (host: string, node?: string): HostTarget => ({
-    node,
-    open: () => openHost({ ...options, host, root: undefined }),
-  });
   if (options.root || (options.host?.includes('://') ?? false))
     return { fromLab: false, targets: [{ open: () => openHost(options) }] };
   const lab = options.lab ?? 'igpu-split.yaml';
@@ -108,7 +107,8 @@ export async function hostTargets(
     return { fromLab: false, targets: [{ open: () => openHost(options) }] };
   }
   const { loadLab } = await import('../config/load.ts');
-  const hosts = (await loadLab(lab)).hosts.filter((h) => !options.host || h.node === options.host);
+  const loaded = await loadLab(lab);
+  const hosts = loaded.hosts.filter((h) => !options.host || h.node === options.host);
   if (options.host && hosts.length === 0)
     throw new UsageError(`--host ${options.host}: no host of that node: name in ${lab}`, {
       fix: 'name a host of the lab file, or give its address as ssh://user@host',
@@ -120,7 +120,12 @@ export async function hostTargets(
         throw new UsageError(`host ${host.node} has no ssh: in ${lab}`, {
           fix: 'add ssh: ssh://root@<address>, or give --host ssh://user@host',
         });
-      return byUrl(host.ssh, host.node);
+      const url = host.ssh;
+      return {
+        node: host.node,
+        lab: loaded,
+        open: () => openHost({ ...options, host: url, root: undefined }),
+      };
     }),
   };
 }

@@ -2,6 +2,7 @@
 // Kubernetes node, shut down, change the config, start, wait, uncordon — one VM at a time.
 
 import type { Command } from 'commander';
+import { kubernetesNodeOf } from '../config/derived.ts';
 import { RefusedError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
@@ -58,8 +59,7 @@ export function registerVmApply(vm: Command): void {
             import('../engine/connections.ts'),
           ]);
         // A VM that maps to no Kubernetes node needs no drain.
-        const nodeOf = (vmid: number) =>
-          options.drain === false ? undefined : opened.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+        const nodeOf = kubernetesNodeOf(opened.lab, options.drain !== false);
         const disturbed = vmDisturbances(
           plan.changes.map((c) => ({ vmid: c.vmid, steps: c.steps, kubernetesNode: nodeOf(c.vmid) })),
         );

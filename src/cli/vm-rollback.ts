@@ -1,6 +1,7 @@
 // igpu-split vm rollback: undo what vm apply recorded in each VM's description.
 
 import type { Command } from 'commander';
+import { kubernetesNodeOf } from '../config/derived.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
 import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
@@ -31,8 +32,7 @@ export function registerVmRollback(vm: Command): void {
             import('../engine/connections.ts'),
           ]);
         // A VM that maps to no Kubernetes node needs no drain.
-        const nodeOf = (vmid: number) =>
-          options.drain === false ? undefined : opened.lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode;
+        const nodeOf = kubernetesNodeOf(opened.lab, options.drain !== false);
         const disturbed = await rollbackDisturbances(
           opened.api,
           vms.map((vm) => ({ ...vm, kubernetesNode: nodeOf(vm.vmid) })),

@@ -35,3 +35,11 @@ export function identityOf(tokenId: string): { user: string; token?: string } {
   const [user, token] = tokenId.split('!');
   return { user: user as string, token };
 }
+
+/**
+ * The Kubernetes node of a VM of the lab file, by vmid (what a restart of it drains); none
+ * for a VM that is no node, or when the command was told not to drain (`drain: false`).
+ */
+export function kubernetesNodeOf(lab: Lab, drain = true): (vmid: number) => string | undefined {
+  return (vmid) => (drain ? lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode : undefined);
+}

@@ -101,3 +101,17 @@ export function errnoText(error: unknown): string {
   if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') return 'not a valid path';
   return code ?? 'unreadable';
 }
+
+/**
+ * A read whose target may be out of reach: a TargetError (SSH refused, no answer, an API that
+ * cannot be read) is returned for the caller to mark that part; anything else is thrown.
+ */
+export async function unlessUnreachable<T>(read: () => Promise<T>): Promise<T | TargetError> {
+  try {
+    return await read();
+  } catch (error) {
+    // expected: TargetError — the target cannot be reached or read: returned, for its part to be marked; the rest is thrown
+    if (error instanceof TargetError) return error;
+    throw error;
+  }
+}

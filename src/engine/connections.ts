@@ -138,16 +138,22 @@ export async function connectLab(
 export function osImageOf(kube: () => KubeApi, vm: { kubernetesNode?: string }): OsImageSource | undefined {
   const node = vm.kubernetesNode;
   if (!node) return undefined;
+  // Version and extensions come from the same Node object: read once per source (one gather).
+  let fetched: ReturnType<KubeApi['get']> | undefined;
+  const nodeObject = () => {
+    fetched ??= kube().get('v1', 'Node', node);
+    return fetched;
+  };
   return {
     node,
     read: async () => {
-      const object = await kube().get('v1', 'Node', node);
+      const object = await nodeObject();
       const image = (object as { status?: { nodeInfo?: { osImage?: unknown } } } | undefined)?.status
         ?.nodeInfo?.osImage;
       return typeof image === 'string' ? image : undefined;
     },
     extensions: async () => {
-      const object = await kube().get('v1', 'Node', node);
+      const object = await nodeObject();
       if (!object) return undefined;
       const keys = [
         ...Object.keys(object.metadata.labels ?? {}),

@@ -10,7 +10,7 @@ import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
 import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
-import { EXIT, type ExitCode, TargetError, UsageError } from '../core/errors.ts';
+import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
 import { WaitWatch } from '../core/waits.ts';
 import type { GuestPlan } from '../guest/provider.ts';
@@ -95,20 +95,6 @@ export function labWithout(lab: Lab, skip: readonly string[] = []): Lab {
   };
 }
 
-/**
- * A read that may find its target unreachable: a TargetError (SSH refused, no answer, an API
- * that cannot be read) becomes the part's one-line reason; anything else is thrown.
- */
-async function reached<T>(read: () => Promise<T>): Promise<{ value: T } | { error: TargetError }> {
-  try {
-    return { value: await read() };
-  } catch (error) {
-    // expected: TargetError — the target cannot be reached or read: its chains are marked; the rest is thrown
-    if (!(error instanceof TargetError)) throw error;
-    return { error };
-  }
-}
-
 function unreachableOf(
   error: TargetError,
   where: Omit<Unreachable, 'reason' | 'fix'>,
@@ -140,15 +126,11 @@ async function planGuest(vm: NodeVm, connections: LabConnections): Promise<Guest
   const layer = guestLayer(vm, guestEnvironment(connections));
   if (!layer) return { vm };
   try {
-    const read = await reached(() => layer.gather());
-    if ('value' in read) return { vm, plan: layer.plan(read.value) };
+    const read = await unlessUnreachable(() => layer.gather());
+    if (!(read instanceof TargetError)) return { vm, plan: layer.plan(read) };
     return {
       vm,
-      unreachable: unreachableOf(
-        read.error,
-        { part: 'guest', node: vm.host, vmid: vm.vmid },
-        skipFix(vm.host),
-      ),
+      unreachable: unreachableOf(read, { part: 'guest', node: vm.host, vmid: vm.vmid }, skipFix(vm.host)),
     };
   } finally {
     await layer.close();
@@ -157,7 +139,7 @@ async function planGuest(vm: NodeVm, connections: LabConnections): Promise<Guest
 
 /** A host's plan and GPU facts, or why its SSH could not be reached. */
 async function planHost(node: string, connections: LabConnections) {
-  const read = await reached(() =>
+  const read = await unlessUnreachable(() =>
     withAccess(
       () => connections.host(node),
       async (access) => {
@@ -167,9 +149,9 @@ async function planHost(node: string, connections: LabConnections) {
       },
     ),
   );
-  return 'value' in read
-    ? read.value
-    : { unreachable: unreachableOf(read.error, { part: 'host', node }, skipFix(node)) };
+  return read instanceof TargetError
+    ? { unreachable: unreachableOf(read, { part: 'host', node }, skipFix(node)) }
+    : read;
 }
 
 /**
@@ -213,7 +195,7 @@ export async function planLab(
     gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
     gathering.track('the VM configs', vmsOf.gather()),
     bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
-    reached(() => gathering.track('the cluster', clusterOf.gather())),
+    unlessUnreachable(() => gathering.track('the cluster', clusterOf.gather())),
   ]);
   const mapping = mappingOf.plan(mappingFacts);
   const vms = vmsOf.plan({
@@ -250,15 +232,15 @@ export async function planLab(
   });
   // Without the Kubernetes API no drain can be made: apply refuses, whatever is skipped.
   const clusterDown =
-    'error' in clusterRead
+    clusterRead instanceof TargetError
       ? unreachableOf(
-          clusterRead.error,
+          clusterRead,
           { part: 'cluster' },
           'check the kubeconfig’s API server answers (kubectl get nodes), then plan again',
         )
       : undefined;
   const cluster: ClusterPlan =
-    'value' in clusterRead ? clusterOf.plan(clusterRead.value) : { checks: [], steps: [] };
+    clusterRead instanceof TargetError ? { checks: [], steps: [] } : clusterOf.plan(clusterRead);
   const unreachable = [
     ...hosts.flatMap((h) => [
       ...(h.unreachable ? [h.unreachable] : []),

@@ -5,7 +5,7 @@
 // user's call.
 
 import { rollbackCluster } from '../cluster/apply.ts';
-import { gpuNodesOf } from '../config/derived.ts';
+import { gpuNodesOf, kubernetesNodeOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { UBUNTU_PACKAGE } from '../knowledge/packages.ts';
@@ -59,13 +59,7 @@ export async function rollbackLab(
     forceStop: options.forceStop,
     notesChecked: true,
     progress: options.say,
-    ...drainAroundRestart(
-      connections.kube,
-      (vmid) => lab.vms.find((vm) => vm.vmid === vmid)?.kubernetesNode,
-      {
-        say: options.say,
-      },
-    ),
+    ...drainAroundRestart(connections.kube, kubernetesNodeOf(lab), { say: options.say }),
   });
   // Said already, one by one, through progress.
   report.undone.vm.push(...rolled.log);

@@ -8,7 +8,7 @@ import { verifyCluster } from '../cluster/verify.ts';
 import { gpuNodesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
-import { EXIT, type ExitCode, TargetError } from '../core/errors.ts';
+import { EXIT, type ExitCode, TargetError, unlessUnreachable } from '../core/errors.ts';
 import { type Check, type CheckStatus, worstStatus } from '../core/model.ts';
 import { counted } from '../core/text.ts';
 import { guestLayer } from '../guest/providers.ts';
@@ -42,17 +42,6 @@ function unreachableLink(vmid: number, name: ChainLink['link'], error: TargetErr
     evidence: error.oneLine(),
     fix: 'bring it back (or check the address and credentials in the lab file), then verify again',
   };
-}
-
-/** The value of a read, or the TargetError that says its target cannot be reached; the rest is thrown. */
-async function reach<T>(read: () => Promise<T>): Promise<T | TargetError> {
-  try {
-    return await read();
-  } catch (error) {
-    // expected: TargetError — the target cannot be reached or read: its links say so; the rest is thrown
-    if (error instanceof TargetError) return error;
-    throw error;
-  }
 }
 
 export interface VmChain {
@@ -101,7 +90,7 @@ export async function verifyLab(
     lab.hosts.filter((h) => h.ssh),
     8,
     async (h) => {
-      const checks = await reach(async () => {
+      const checks = await unlessUnreachable(async () => {
         const access = await connections.host(h.node);
         try {
           return verifyHost(await gatherHostFacts(access), await readState(access));
@@ -120,7 +109,7 @@ export async function verifyLab(
   // down when apply ran) does not fail the chains of the hosts that have theirs.
   const mappingFor = (node: string) =>
     planMapping({ ...mappingFacts, nodes: mappingFacts.nodes.filter((n) => n.node === node) });
-  const cluster = await reach(() =>
+  const cluster = await unlessUnreachable(() =>
     verifyCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab), {
       smoke: options.smoke,
       pollMs: options.pollMs,
@@ -173,7 +162,7 @@ export async function verifyLab(
         `VM ${vm.vmid}`,
       ),
     );
-    const guest = await reach(() => guestChecks(vm, connections));
+    const guest = await unlessUnreachable(() => guestChecks(vm, connections));
     links.push(
       guest instanceof TargetError
         ? unreachableLink(vm.vmid, 'guest', guest)

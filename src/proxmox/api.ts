@@ -342,8 +342,9 @@ const TASK_WAITS: Record<string, string> = {
 
 /**
  * What a task wait is for: `VM 101 on pve1 to shut down`. A UPID is
- * `UPID:node:pid:pstart:starttime:type:id:user:` (proxmox/pve-common src/PVE/Tools.pm, upid_encode; the types are
- * qemu-server PVE/API2/Qemu.pm's fork_worker names).
+ * `UPID:node:pid:pstart:starttime:type:id:user:` (proxmox/pve-common src/PVE/UPID.pm `encode`,
+ * f665029e); the types are the fork_worker names of proxmox/qemu-server src/PVE/API2/Qemu.pm
+ * (e6352be6: qmstart, qmstop, qmshutdown, qmconfig).
  */
 function taskWhat(upid: string): string {
   const [, node, , , , type = 'task', id = ''] = upid.split(':');

@@ -3,7 +3,8 @@
 // and its emulated commands over `exec`, so that igpu-split in another shell reaches the
 // demo hosts and guest exactly as it reaches real ones (src/access/ssh.ts, unchanged).
 // It answers what that client sends — the SFTP v3 requests of draft-ietf-secsh-filexfer-02
-// plus OpenSSH's fsync@openssh.com and posix-rename@openssh.com (PROTOCOL in openssh-portable)
+// plus OpenSSH's posix-rename@openssh.com and fsync@openssh.com (openssh/openssh-portable
+// PROTOCOL §4.3 and §4.6 at 0ef0f5a839)
 // — and nothing else: no shell, no port forwarding, one public key.
 
 import { chmod, chown, type FileHandle, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
@@ -306,7 +307,8 @@ function twoStrings(data: Buffer): [string, string] {
 
 /**
  * ssh2's SFTP server always answers INIT with a bare version-3 packet; OpenSSH's sftp-server
- * lists its extensions there, and ssh2's client uses fsync and posix-rename only when listed.
+ * lists its extensions there, each with its version string (sftp-server.c process_init at
+ * 0ef0f5a839: "1" for both we serve), and ssh2's client uses fsync and posix-rename only when listed.
  * So the one VERSION packet of this channel is replaced by one that names the two we serve
  * (and the channel's window is charged for the longer packet).
  */

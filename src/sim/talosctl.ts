@@ -53,6 +53,8 @@ export async function answerTalosctl(node: TalosNodeSpec, args: string[]): Promi
     return ok(
       `patched MachineConfigs.config.talos.dev/v1alpha1 at the node ${node.address}\nApplied configuration without a reboot\n`,
     );
+  // `-o yaml`: a `---` and `node:` line per resource (cmd/talosctl/cmd/talos/output/yaml.go at
+  // v1.10.9), its spec an extensions.Layer (pkg/machinery/resources/runtime/extension_status.go).
   if (verb === 'get' && args[1] === 'extensions') {
     const names = upgraded ? ['i915', 'intel-ucode'] : [];
     return ok(
@@ -64,6 +66,7 @@ export async function answerTalosctl(node: TalosNodeSpec, args: string[]): Promi
         .join(''),
     );
   }
+  // The short listing: `NODE  NAME` and a line per entry, tab-aligned (cmd/talosctl/cmd/talos/list.go at v1.10.9).
   if (verb === 'ls') {
     const address = node.address.padEnd(10);
     return ok(

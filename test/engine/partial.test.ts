@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { renderPlanSections } from '../../src/cli/lab-run.ts';
 import { openKube } from '../../src/cluster/kube.ts';
 import { TargetError, UsageError } from '../../src/core/errors.ts';
+import { describeWait, NOTICE_AFTER_MS, onWait, type WaitEvent } from '../../src/core/waits.ts';
 import type { DemoLab } from '../../src/demo/lab.ts';
 import { applyLab } from '../../src/engine/apply-lab.ts';
 import type { LabConnections } from '../../src/engine/connections.ts';
@@ -163,7 +164,14 @@ test('--skip-host with a name the lab file lacks is refused, naming the hosts', 
 test('pve2 down: verify checks every chain, marks VM 102’s host link unreachable and exits 2', async () => {
   await withDemo(async (demo) => {
     await applyLab(demo.lab, demo.connections, { labFile: demo.labFile, ...fast });
-    const chains = await verifyLab(demo.lab, pve2Down(demo), { pollMs: 10, timeoutMs: 5_000 });
+    const heard: number[] = [];
+    const chains = await verifyLab(demo.lab, pve2Down(demo), {
+      pollMs: 10,
+      timeoutMs: 5_000,
+      onChain: (chain) => heard.push(chain.vmid),
+    });
+    // Each chain is told as soon as it is verified (the CLI prints it then), every one once.
+    assert.deepEqual(heard.toSorted(), chains.map((c) => c.vmid).toSorted());
     const of = (vmid: number) =>
       Object.fromEntries((chains.find((c) => c.vmid === vmid)?.links ?? []).map((l) => [l.link, l.status]));
     assert.equal(of(102).host, 'unreachable');
@@ -205,5 +213,29 @@ test('a Kubernetes API that does not answer: the cluster part is unreachable, th
     // A failed check outranks a link that could not be read.
     assert.equal(worstOfChains(chains), 'fail');
     assert.equal(exitCodeOf(worstOfChains(chains)), 1);
+  });
+});
+
+test('a host slow to answer: the gathering before the plan says what it still waits for', async () => {
+  await withDemo(async (demo) => {
+    const events: WaitEvent[] = [];
+    const off = onWait((event) => events.push(event));
+    try {
+      await planLab(demo.lab, {
+        ...demo.connections,
+        host: async (node) => {
+          // Past the first notice (2 s): the wait is said while pve2 is still silent.
+          if (node === 'pve2') await new Promise((resolve) => setTimeout(resolve, NOTICE_AFTER_MS + 1_000));
+          return demo.connections.host(node);
+        },
+      });
+    } finally {
+      off();
+    }
+    const gathering = events.filter((e) => e.target === 'gathering').map(describeWait);
+    assert.ok(
+      gathering.some((line) => /^gathering: still waiting for host pve2\b/.test(line)),
+      gathering.join('\n') || 'no gathering line',
+    );
   });
 });

@@ -73,3 +73,22 @@ test('without talosctl: apply finishes the rest and waits for one manual step; t
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.doesNotMatch(again.stdout, /pending/);
 });
+
+test('apply --skip-host: with pve2 unreachable the rest is applied and verified, and pve2 is named skipped', async () => {
+  // VM 101 loses its vGPU, so the next apply has work on pve1; pve2 then answers nowhere.
+  const rolled = await sh('igpu-split vm rollback --yes --vm 101');
+  assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
+  const broken = await sh(
+    'sed -E \'s|(node: pve2, ssh: "ssh://root@127.0.0.1:)[0-9]+|\\11|\' "$IGPU_SPLIT_LAB" > pve2-down.yaml',
+  );
+  assert.equal(broken.code, 0, broken.stderr);
+  const refused = await sh('IGPU_SPLIT_LAB=$PWD/pve2-down.yaml igpu-split apply --yes');
+  assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /--skip-host pve2/);
+  const applied = await sh('IGPU_SPLIT_LAB=$PWD/pve2-down.yaml igpu-split apply --yes --skip-host pve2');
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.match(applied.stdout, /skipped: pve2 \(--skip-host\)/);
+  // The verify after it covers the chains applied: VM 101's, not the skipped host's VM 102.
+  assert.match(applied.stdout, /VM 101 → node k3s-1/);
+  assert.doesNotMatch(applied.stdout, /VM 102 →/);
+});
