@@ -4,7 +4,7 @@
 
 import type { Lab } from '../config/lab.ts';
 import { type Disturbance, disturbancesOf, NOTHING_DISTURBED, type Step } from '../core/model.ts';
-import type { LabPlan } from './plan.ts';
+import { disturbingSteps, type LabPlan } from './plan.ts';
 
 /** What each kind of disturbance hits, by name (hosts, VM ids, Kubernetes nodes). */
 export type Disturbed = Partial<Record<Disturbance, readonly (string | number)[]>>;
@@ -73,10 +73,6 @@ export function vmDisturbances(
 export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
   const into = empty();
   const gpuNodes = new Set(plan.gpuNodes.map((n) => n.name));
-  // A guest change left to the user (talosctl absent: written to files) disturbs nothing
-  // while apply runs, as stages/index.ts treats it.
-  const guestSteps = (g: LabPlan['hosts'][number]['guests'][number]) =>
-    g.plan?.manual ? [] : (g.plan?.steps ?? []);
   for (const part of plan.hosts) {
     const hostSteps = part.host?.steps ?? [];
     if (disturbancesOf(hostSteps).has('host-reboot')) add(into, 'host-reboot', part.node);
@@ -87,7 +83,7 @@ export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
           vmid: vm.vmid,
           steps: [
             ...plan.vms.changes.filter((c) => c.vmid === vm.vmid).flatMap((c) => c.steps),
-            ...part.guests.filter((g) => g.vm.vmid === vm.vmid).flatMap(guestSteps),
+            ...part.guests.filter((g) => g.vm.vmid === vm.vmid).flatMap(disturbingSteps),
           ],
         })),
     );
@@ -96,7 +92,7 @@ export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
     const steps = [
       ...hostSteps,
       ...plan.vms.changes.filter((c) => part.vmids.includes(c.vmid)).flatMap((c) => c.steps),
-      ...part.guests.flatMap(guestSteps),
+      ...part.guests.flatMap(disturbingSteps),
     ];
     // As stages/index.ts drains: every GPU node of the host, once anything on it is disturbed.
     if (disturbancesOf(steps).size > 0)

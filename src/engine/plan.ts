@@ -34,6 +34,14 @@ export interface GuestPart {
   unreachable?: Unreachable;
 }
 
+/**
+ * The steps of a guest change that disturb anything while apply runs: none for a change
+ * left to the user (talosctl absent: written to files), which reboots and drains nothing now.
+ */
+export function disturbingSteps(guest: GuestPart): Step[] {
+  return guest.plan?.manual ? [] : (guest.plan?.steps ?? []);
+}
+
 export interface HostPart {
   node: string;
   /** Absent when the lab file gives no SSH address for the host (its host layer is not managed). */

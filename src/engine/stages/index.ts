@@ -8,7 +8,7 @@ import { disturbancesOf, type Step } from '../../core/model.ts';
 import { watchChanges } from '../changes.ts';
 import type { LabConnections } from '../connections.ts';
 import type { Journal } from '../journal.ts';
-import type { HostPart, LabPlan } from '../plan.ts';
+import { disturbingSteps, type HostPart, type LabPlan } from '../plan.ts';
 import type { Stage } from '../scheduler.ts';
 import { clusterStage } from './cluster.ts';
 import { type ApplyOptions, asRunning, type StageContext } from './context.ts';
@@ -60,8 +60,11 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
   ];
   if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
   const nodes = nodesOn(context, part);
-  // A guest change left to the user (written to files) disturbs nothing while this run goes.
-  const disturbing = steps.filter((s) => !guests.some((g) => g.plan?.manual && g.plan.steps.includes(s)));
+  const disturbing = [
+    ...(hostPlan?.steps ?? []),
+    ...vmChanges.flatMap((c) => c.steps),
+    ...guests.flatMap(disturbingSteps),
+  ];
   const drains = nodes.length > 0 && (disturbancesOf(disturbing).size > 0 || leftCordoned);
   return [
     ...(drains ? [drainStage(context, part, nodes)] : []),
