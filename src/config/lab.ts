@@ -7,6 +7,14 @@ import { z } from 'zod';
 import { controlAt } from '../core/text.ts';
 import { GPU_NODE_LABEL, GPU_PLUGIN, SMOKE_IMAGE, TALOS_IMAGE_FACTORY } from '../knowledge/pins.ts';
 
+/** What a host may be told to share its iGPU as (`hosts[].mode`). */
+export const HOST_MODES = ['auto', 'gvt-g', 'sriov', 'passthrough'] as const;
+/**
+ * Virtual functions an Intel iGPU offers at most: 7 (sriov_totalvfs; strongtz/i915-sriov-dkms
+ * README.md @ 2421d3f "up to 7 VFs"; SRIOV-FACTS §5). The host's own sriov_totalvfs caps it again.
+ */
+export const MAX_IGPU_VFS = 7;
+
 export const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
 
 /** A file path: `~/…` is the home folder, a relative path is relative to the lab file's folder. */
@@ -67,7 +75,61 @@ export const HostSchema = z.strictObject({
     .regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must be ssh://user@host[:port]')
     .optional()
     .describe('How to reach the host for the host layer: ssh://root@pve1.lan'),
-  mode: z.enum(['auto', 'gvt-g', 'sr-iov', 'passthrough']).default('auto'),
+  mode: z
+    .preprocess(
+      // Spelled `sr-iov` before issue 16 (read by nothing then): still accepted, and the
+      // loader says once that `sriov` is the spelling (SPELLING_NOTES).
+      (value) => (value === 'sr-iov' ? 'sriov' : value),
+      z.enum(HOST_MODES),
+    )
+    .default('auto')
+    .describe(
+      'What to share the iGPU as: auto (what the hardware allows; never an experimental route), gvt-g, sriov or passthrough',
+    ),
+  vfs: z
+    .union([z.literal('auto'), z.int().min(1).max(MAX_IGPU_VFS)])
+    .default('auto')
+    .describe(
+      `SR-IOV hosts: virtual functions to create (auto: one per node VM on this host, at most sriov_totalvfs; at most ${MAX_IGPU_VFS})`,
+    ),
+});
+
+/** Where an i915-sriov-dkms release package comes from: a file the user has, or a URL they name. */
+export const DriverPackageSchema = z
+  .strictObject({
+    file: labPath()
+      .optional()
+      .describe(
+        'The release .deb on this machine (i915-sriov-dkms_<release>_amd64.deb); relative to this file',
+      ),
+    url: z
+      .url({ protocol: /^https$/, error: 'must be an https:// URL of the release .deb' })
+      .optional()
+      .describe("Where the host downloads the release .deb (the project's releases page names it)"),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (sha256sum prints them)')
+      .optional()
+      .describe('Checksum the package must have; checked on the target before dpkg sees it'),
+  })
+  .refine((p) => (p.file === undefined) !== (p.url === undefined), {
+    error: 'give exactly one of file or url',
+    path: ['file'],
+  });
+
+/** SR-IOV settings of the lab: the VF pool's mapping and the driver packages (nothing is downloaded on a guess). */
+export const SriovSchema = z.strictObject({
+  mapping: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'letters, digits, - and _; starting with a letter')
+    .default('iGPU-VF')
+    .describe('Cluster PCI mapping that pools the virtual functions (mdev off): one VF per node VM'),
+  hostDriver: DriverPackageSchema.optional().describe(
+    'i915-sriov-dkms release for the Proxmox hosts (its kernel range must hold their kernels)',
+  ),
+  guestDriver: DriverPackageSchema.optional().describe(
+    'i915-sriov-dkms release for Ubuntu guests (matching the guest kernel; default: hostDriver)',
+  ),
 });
 
 export const TALOS_VERSION = /^v1\.\d+\.\d+$/;
@@ -196,6 +258,7 @@ export const LabSchema = z
       .describe('Cluster PCI mapping the VMs attach through'),
     hosts: z.array(HostSchema).min(1),
     vms: z.array(NodeVmSchema).default([]),
+    sriov: SriovSchema.prefault({}),
     kubernetes: KubernetesSchema.prefault({}),
     imageFactory: z
       .url({ protocol: /^https?$/ })
@@ -244,9 +307,13 @@ export interface LabSource {
   file: string;
   /** Resolved path → as written in the file. */
   written: Record<string, string>;
+  /** What the file says that still works but should change (an old spelling), one line each. */
+  notes: string[];
 }
 
 export type Lab = z.output<typeof LabSchema> & { source?: LabSource };
+export type HostEntry = z.output<typeof HostSchema>;
+export type DriverPackage = z.output<typeof DriverPackageSchema>;
 export type ProxmoxEndpoint = z.output<typeof ProxmoxEndpointSchema>;
 export type KubernetesSettings = z.output<typeof KubernetesSchema>;
 export type NodeVm = z.output<typeof NodeVmSchema>;

@@ -210,7 +210,24 @@ export function parseLab(text: string, file: string): Lab {
       fix: `write only https://<node>:8006 as proxmox.url in ${file}; the token id goes in proxmox.token, its secret in the file tokenSecretFile names`,
     });
   }
-  return resolvePaths(result.data, file);
+  return resolvePaths(result.data, file, spellingNotes(sections, doc, at));
+}
+
+/**
+ * One line per old spelling the file still uses: accepted (the schema maps `mode: sr-iov`
+ * to `sriov`), said once so the user can change it.
+ */
+function spellingNotes(
+  sections: Record<string, unknown>,
+  doc: ReturnType<typeof parseDocument>,
+  at: (offset: number) => string,
+): string[] {
+  const hosts = Array.isArray(sections.hosts) ? (sections.hosts as unknown[]) : [];
+  return hosts.flatMap((host, index) => {
+    if ((host as { mode?: unknown } | null)?.mode !== 'sr-iov') return [];
+    const node = doc.getIn(['hosts', index, 'mode'], true) as Node | undefined;
+    return [`${at(node?.range?.[0] ?? 0)}: mode sr-iov is now spelled sriov (read as sriov)`];
+  });
 }
 
 /** What the Proxmox URL must not hold: it would be written into every message naming it. */
@@ -278,7 +295,7 @@ function controlInScalar(root: unknown): { offset: number; name: string } | unde
 }
 
 /** Every path the lab file holds, resolved; the written forms kept for messages. */
-function resolvePaths(lab: Lab, file: string): Lab {
+function resolvePaths(lab: Lab, file: string, notes: string[]): Lab {
   const dir = dirname(resolve(file));
   const written: Record<string, string> = {};
   const fix = (path: string | undefined) => {
@@ -295,7 +312,15 @@ function resolvePaths(lab: Lab, file: string): Lab {
       caFile: fix(lab.proxmox.caFile),
     },
     kubernetes: { ...lab.kubernetes, kubeconfig: fix(lab.kubernetes.kubeconfig) },
-    source: { file: resolve(file), written },
+    sriov: {
+      ...lab.sriov,
+      hostDriver: lab.sriov.hostDriver && { ...lab.sriov.hostDriver, file: fix(lab.sriov.hostDriver.file) },
+      guestDriver: lab.sriov.guestDriver && {
+        ...lab.sriov.guestDriver,
+        file: fix(lab.sriov.guestDriver.file),
+      },
+    },
+    source: { file: resolve(file), written, notes },
   };
 }
 

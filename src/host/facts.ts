@@ -35,6 +35,37 @@ export type BootloaderFacts =
     }
   | { kind: 'unknown' };
 
+/**
+ * What decides whether SR-IOV works on this host now and after the next boot: the
+ * out-of-tree driver's sources and builds, the kernels, the running kernel's log, the
+ * GuC firmware, module signing. Filled by gather; every field is "unknown" (undefined or
+ * empty) where the host does not say.
+ */
+export interface SriovDriverFacts {
+  /** i915-sriov-dkms releases whose sources are installed: /usr/src/i915-sriov-dkms-<release>/dkms.conf. */
+  dkmsSources: { release: string; buildExclusiveKernel: string | undefined }[];
+  /** Per installed kernel release: module files dkms installed for it (/lib/modules/<kernel>/updates/dkms), e.g. i915.ko. */
+  dkmsModules: Record<string, string[]>;
+  /** Lines of the running boot's kernel log about i915/xe, SR-IOV, GuC or max_vfs; undefined when it cannot be read. */
+  kernelLog: string[] | undefined;
+  /** GuC firmware version the kernel log reports for the iGPU, e.g. 70.36.0. */
+  gucVersion: string | undefined;
+  /** The dkms signing key (/var/lib/dkms/mok.pub) is enrolled in MOK; undefined when unknown or there is no key. */
+  mokEnrolled: boolean | undefined;
+  /** The iGPU's sriov_drivers_autoprobe (false: new VFs get no host driver). */
+  driversAutoprobe: boolean | undefined;
+}
+
+export interface KernelFacts {
+  /** Kernel releases with a /lib/modules/<release>/modules.dep (installed). */
+  installed: string[];
+  /** Installed kernels whose headers are there too (/lib/modules/<release>/build exists): dkms can build for them. */
+  withHeaders: string[];
+  /** proxmox-boot-tool's pin (/etc/kernel/proxmox-boot-pin) and next-boot pin, when set. */
+  pinned: string | undefined;
+  nextBootPin: string | undefined;
+}
+
 export interface HostFacts {
   target: string;
   kernelRelease: string | undefined;
@@ -55,6 +86,12 @@ export interface HostFacts {
   proxmox: { version: string | undefined; release: string | undefined } | undefined;
   os: { id: string | undefined; versionId: string | undefined; prettyName: string | undefined } | undefined;
   firmware: { uefi: boolean; secureBoot: boolean | undefined };
+  kernels: KernelFacts;
+  /** Installed Debian packages of interest (dpkg status: name → version). */
+  packages: Record<string, string>;
+  sriovDriver: SriovDriverFacts;
+  /** Files of ours the SR-IOV setup writes outside the module and boot files (tmpfiles, udev), as read. */
+  sriovFiles: { path: string; content: string }[];
   /**
    * PCI functions whose identity (class, vendor or device) could not be read: such a device
    * is never treated as known, and an iGPU slot holding one is an unknown device.

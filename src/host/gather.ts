@@ -17,6 +17,7 @@ import {
 import { PATHS } from '../linux/paths.ts';
 import { listOptional, type Read, readOptional, textReader } from '../linux/read.ts';
 import type { BootloaderFacts, HostFacts, IommuFacts } from './facts.ts';
+import { gatherSriovFacts } from './gather-sriov.ts';
 
 /** Modules looked up under /sys/module when /proc/modules is not there. */
 const MODULES_OF_INTEREST: string[] = [
@@ -81,6 +82,8 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     read(PATHS.osRelease),
     gatherModuleFiles(host, read, unreadable),
   ]);
+  const igpuBdf = displayDevices.find((d) => d.bdf.endsWith(':00:02.0') && d.vendorId === 0x8086)?.bdf;
+  const sriov = await gatherSriovFacts(host, read, unreadable, igpuBdf);
 
   const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
   const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);
@@ -108,6 +111,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     proxmox: pve && { version: pve.version, release: pve.release },
     os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
     firmware,
+    ...sriov,
     // Reads finish in any order; sort so the same host always gives the same facts.
     unidentified: unidentified.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0)),
     unreadable: unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),

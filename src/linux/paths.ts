@@ -26,4 +26,10 @@ export const PATHS = {
   modulesLoadDir: '/etc/modules-load.d',
   ourModprobe: '/etc/modprobe.d/igpu-split.conf',
   osRelease: '/etc/os-release',
+  dpkgStatus: '/var/lib/dpkg/status',
+  libModules: '/lib/modules',
+  usrSrc: '/usr/src',
+  /** proxmox-kernel-helper src/proxmox-boot/functions @ 7007b33 (PINNED_KERNEL_CONF, NEXT_BOOT_PIN). */
+  kernelPin: '/etc/kernel/proxmox-boot-pin',
+  kernelNextBootPin: '/etc/kernel/next-boot-pin',
 } as const;

@@ -13,7 +13,7 @@ import { parseSmokeLog, smokeCheck } from '../../src/cluster/smoke.ts';
 import { parseLab } from '../../src/config/load.ts';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { parseExtensions, parseListing } from '../../src/guest/talos/talosctl.ts';
-import { parseDpkgStatus } from '../../src/guest/ubuntu/gather.ts';
+import { parseDpkgStatus } from '../../src/linux/parse/dpkg.ts';
 import { effectiveGrubCmdline, evaluateGrubDefaults } from '../../src/host/boot/grub-defaults.ts';
 import { parseParams, planParams } from '../../src/host/boot/kernel-params.ts';
 import { parseCpuinfo } from '../../src/linux/parse/cpuinfo.ts';

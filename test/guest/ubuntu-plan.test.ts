@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
-import { gatherUbuntuFacts, parseDpkgStatus } from '../../src/guest/ubuntu/gather.ts';
+import { gatherUbuntuFacts } from '../../src/guest/ubuntu/gather.ts';
+import { parseDpkgStatus } from '../../src/linux/parse/dpkg.ts';
 import { planUbuntu } from '../../src/guest/ubuntu/plan.ts';
 
 const guest = (name: string) =>

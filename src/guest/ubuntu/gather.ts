@@ -8,6 +8,7 @@ import { TargetError } from '../../core/errors.ts';
 import { MODULE } from '../../knowledge/kernel.ts';
 import { readDisplayDevices } from '../../linux/display.ts';
 import type { DisplayDeviceFacts } from '../../linux/facts.ts';
+import { parseDpkgStatus } from '../../linux/parse/dpkg.ts';
 import { parseOsRelease, parseSecureBootVar } from '../../linux/parse/small-files.ts';
 import { PATHS } from '../../linux/paths.ts';
 import { BOOT_ID } from '../../linux/reboot.ts';
@@ -111,17 +112,6 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
     k3s: Boolean(k3sBinary || k3sServer || k3sAgent),
     bootId: bootId?.trim(),
   };
-}
-
-/** /var/lib/dpkg/status: stanzas of `Field: value`; only fully installed packages count. */
-export function parseDpkgStatus(text: string): Map<string, string> {
-  const installed = new Map<string, string>();
-  for (const stanza of text.split(/\n\s*\n/)) {
-    const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(stanza)?.[1]?.trim();
-    const name = field('Package');
-    if (name && field('Status') === 'install ok installed') installed.set(name, field('Version') ?? '');
-  }
-  return installed;
 }
 
 /** The guest's Intel display device (the vGPU) and the DRM nodes that belong to it. */
