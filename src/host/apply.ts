@@ -15,10 +15,13 @@ import type { z } from 'zod';
 import { type HostAccess, HostError, isMissing } from '../access/host.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
 import { clip } from '../core/text.ts';
+import { DKMS_PACKAGE } from '../knowledge/i915-sriov-dkms.ts';
 import { GRUB_CMDLINE_SCRIPT } from './boot/grub-defaults.ts';
 import { planParams } from './boot/kernel-params.ts';
 import type { HostPlan, HostStep } from './plan.ts';
 import { GRUB_DROPIN } from './plan.ts';
+import { checkDriverBuilt, installDriver } from './sriov/install.ts';
+import type { DriverInstall } from './sriov/plan.ts';
 import type { HostStateSchema } from './state-schema.ts';
 
 export const STATE_DIR = '/var/lib/igpu-split';
@@ -45,11 +48,15 @@ export interface ApplyOptions {
   takeOverLock?: boolean;
   /** Who takes the lock (the lab's runs name themselves, so a resume takes over only its own). */
   lockOwner?: string;
+  /** Reads a driver package the lab names as a file on this machine (tests give their own). */
+  readLocal?: (path: string) => Promise<Buffer>;
 }
 
 export interface ApplyResult {
   /** Ids of the steps carried out. */
   done: string[];
+  /** A step only the user can take (a reboot at the console): apply stopped before it. */
+  manual?: { reason: string; commands: string[] };
   /** The reboot the plan needs, left to the caller (and its drain). */
   rebootNeeded: boolean;
   backupDir: string | undefined;
@@ -69,6 +76,15 @@ export function hostPlanRefusal(plan: HostPlan, options: { force?: boolean } = {
     });
   if (plan.steps.some((s) => s.needsForce) && !options.force) {
     const overrides = plan.params.conflicts.map((c) => `${c.have} → ${c.want}`).join(', ');
+    const kernel = plan.forceReasons ?? [];
+    if (kernel.length > 0)
+      return new RefusedError(
+        `the host would reboot into a kernel that loses the split: ${kernel.join('; ')}`,
+        {
+          target: plan.target,
+          fix: 'fix that first (the plan says how), or rerun with --force to reboot anyway',
+        },
+      );
     return new RefusedError(`the plan overrides values you set (${overrides})`, {
       target: plan.target,
       fix: 'rerun with --force to override them, or change them yourself',
@@ -84,12 +100,18 @@ export async function applyHostPlan(
 ): Promise<ApplyResult> {
   const refused = hostPlanRefusal(plan, options);
   if (refused) throw refused;
-  const work = plan.steps.filter((s) => s.write || (s.command && !s.disturbs.includes('host-reboot')));
-  const rebootNeeded = plan.reboot;
+  const installs = plan.steps.filter((s) => s.install);
+  const work = plan.steps.filter(
+    (s) => !s.install && !s.manual && (s.write || (s.command && !s.disturbs.includes('host-reboot'))),
+  );
+  const manual = plan.steps.find((s) => s.manual)?.manual;
+  // With a manual reboot ahead (MOK enrolment at the console), the reboot is the user's.
+  const rebootNeeded = plan.reboot && manual === undefined;
   // An interrupted run may have written our files and stopped before refreshing the boot
   // loader: its state says so, and this run refreshes (the plan sees nothing left to write).
   const pending = (await readState(host)).refreshPending ?? [];
-  if (work.length === 0 && pending.length === 0) return { done: [], rebootNeeded, backupDir: undefined };
+  if (work.length === 0 && pending.length === 0 && installs.length === 0)
+    return { done: [], rebootNeeded, backupDir: undefined, ...(manual ? { manual } : {}) };
 
   await host.makeDir(STATE_DIR, 0o700);
   await lock(host, options.lockOwner ?? 'igpu-split host apply', options.takeOverLock === true);
@@ -99,6 +121,24 @@ export async function applyHostPlan(
   const done: string[] = [];
   const refreshed: string[] = [];
   try {
+    // The driver first: if it cannot be installed or does not build for the kernel the host
+    // boots next, nothing of the boot configuration has changed yet.
+    for (const step of installs) {
+      const install = step.install as DriverInstall;
+      // Recorded before apt runs (an intent log): a run killed mid-install still knows what rollback removes.
+      const intent = await readState(host);
+      intent.packages = [
+        ...new Set([
+          ...(intent.packages ?? []),
+          ...install.packages,
+          ...(install.release ? [DKMS_PACKAGE] : []),
+        ]),
+      ];
+      await saveState(host, intent);
+      await installDriver(host, install, options.readLocal);
+      done.push(step.id);
+    }
+    if (installs.length > 0 && plan.sriov) await checkDriverBuilt(host, plan.sriov);
     const state = await readState(host);
     const before = structuredClone(state);
     const commands = [
@@ -177,7 +217,12 @@ export async function applyHostPlan(
       });
     }
     await saveState(host, state);
-    return { done, rebootNeeded, backupDir: originals.size > 0 ? backupDir : undefined };
+    return {
+      done,
+      rebootNeeded,
+      backupDir: originals.size > 0 ? backupDir : undefined,
+      ...(manual ? { manual } : {}),
+    };
   } finally {
     // expected: anything — over a connection that just died this fails too; the lock stays, and a resumed run takes it over.
     await host.remove(LOCK_FILE).catch(() => undefined);

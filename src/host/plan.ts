@@ -13,6 +13,8 @@
 
 import { createTwoFilesPatch } from 'diff';
 import type { LayerPlan, Step } from '../core/model.ts';
+import { counted } from '../core/text.ts';
+import { IGPU_PLATFORMS, type IgpuPlatform } from '../knowledge/igpu-platforms.ts';
 import { MODULE, PARAM, STALE_MODULES, VFIO_PCI_OBJECT } from '../knowledge/kernel.ts';
 import { HOST_COMMAND } from '../knowledge/packages.ts';
 import { PATHS } from '../linux/paths.ts';
@@ -24,20 +26,36 @@ import {
 } from './boot/grub-defaults.ts';
 import { type ParamPlan, planParams } from './boot/kernel-params.ts';
 import type { HostFacts } from './facts.ts';
+import {
+  INITRAMFS_MODULES,
+  SRIOV_TMPFILES,
+  sriovModprobe,
+  sriovTmpfiles,
+  withInitramfsDriver,
+} from './sriov/files.ts';
+import { type DriverInstall, desiredSriov, type SriovDesired, type SriovWishes } from './sriov/plan.ts';
 import { type HostVerdict, hostVerdict, type Mode, unreadableIgpu } from './verdict.ts';
 
 export const GRUB_DROPIN = '/etc/default/grub.d/igpu-split.cfg';
 export const MODULES_CONF = '/etc/modules-load.d/igpu-split.conf';
 export const MODPROBE_CONF = '/etc/modprobe.d/igpu-split.conf';
+/** Where dkms keeps the key it signs modules with (S1 docs/secure-boot.md @ 2421d3f). */
+export const DKMS_MOK_KEY = '/var/lib/dkms/mok.pub';
 
 export interface HostPlanOptions {
   /** Add PARAM.acsOverride (pcie_acs_override=downstream,multifunction: weakens IOMMU isolation; never needed for mdev). */
   acsOverride?: boolean;
+  /** What the lab asks of this host (hosts[].mode, vfs, its VMs, the driver package); absent: `auto`, no VMs known. */
+  wishes?: SriovWishes;
 }
 
 export interface HostStep extends Step {
   /** A file the step writes whole (atomically, after a backup). */
   write?: { path: string; content: string; mode: number };
+  /** Packages apt installs (the SR-IOV driver and what builds it). */
+  install?: DriverInstall;
+  /** Only the user can take this step (at the host's console): apply stops before it. */
+  manual?: { reason: string; commands: string[] };
 }
 
 export interface HostPlan extends LayerPlan<HostStep> {
@@ -56,6 +74,10 @@ export interface HostPlan extends LayerPlan<HostStep> {
   notes: string[];
   /** A reboot is needed for the new state to be live (its step disturbs `host-reboot`). */
   reboot: boolean;
+  /** SR-IOV hosts: the route, the VF count and the kernel check the steps were planned from. */
+  sriov?: Omit<SriovDesired, 'checks' | 'install'>;
+  /** Why apply needs --force besides overridden values (a next kernel that loses the split). */
+  forceReasons: string[];
 }
 
 interface Desired {
@@ -63,10 +85,34 @@ interface Desired {
   modules: string[];
   /** /etc/modprobe.d content, for passthrough's early vfio-pci binding. */
   modprobe?: string;
+  sriov?: SriovDesired;
+}
+
+/**
+ * The mode to plan: the hardware's (`auto`), or the one the lab asks for when the hardware
+ * can do it; a mode it cannot do is refused with the reason.
+ */
+export function plannedMode(verdict: HostVerdict, wished: SriovWishes['mode'] | undefined): Mode | string {
+  if (wished === undefined || wished === 'auto' || wished === verdict.mode) return verdict.mode;
+  const platform = verdict.gpu?.platform ? IGPU_PLATFORMS[verdict.gpu.platform as IgpuPlatform] : undefined;
+  const refuse = (why: string) => `mode ${wished} cannot be planned here: ${why}`;
+  if (verdict.mode === 'none') return refuse(verdict.modeReason);
+  if (wished === 'sriov')
+    return platform && platform.sriov.length > 0
+      ? 'sriov'
+      : refuse(`${platform?.name ?? 'this'} iGPU has no SR-IOV (no driver sets has_sriov for it)`);
+  if (wished === 'gvt-g')
+    return platform?.gvt
+      ? 'gvt-g'
+      : refuse(
+          `${platform?.name ?? 'this'} iGPU has no GVT-g (the kernel's GVT-g supports Broadwell to Comet Lake)`,
+        );
+  return 'passthrough';
 }
 
 function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOptions): Desired | string {
-  const mode = verdict.mode;
+  const mode = plannedMode(verdict, options.wishes?.mode);
+  if (!['gvt-g', 'sriov', 'passthrough', 'none'].includes(mode)) return mode;
   const acs = options.acsOverride ? [PARAM.acsOverride] : [];
   if (mode === 'gvt-g') {
     const params: string[] = [PARAM.intelIommuOn, PARAM.iommuPassThrough, PARAM.gvtOn, ...acs];
@@ -89,8 +135,16 @@ function desiredFor(verdict: HostVerdict, facts: HostFacts, options: HostPlanOpt
       ].join('\n'),
     };
   }
-  if (mode === 'sriov')
-    return 'SR-IOV hosts are not planned yet: a later release installs the SR-IOV driver and VFs';
+  if (mode === 'sriov') {
+    const sriov = desiredSriov(facts, verdict, options.wishes ?? { mode: 'auto', vfs: 'auto', vmsOnHost: 0 });
+    if (typeof sriov === 'string') return sriov;
+    return {
+      params: [...sriov.params, ...acs],
+      modules: [MODULE.vfio, MODULE.vfioIommuType1, MODULE.vfioPci],
+      modprobe: sriovModprobe(sriov.choice.driver),
+      sriov,
+    };
+  }
   return `this host has nothing to share: ${verdict.modeReason}`;
 }
 
@@ -160,20 +214,31 @@ function planHostSteps(facts: HostFacts, options: HostPlanOptions): HostPlan {
     notes,
     steps: [],
     reboot: false,
+    forceReasons: [] as string[],
   };
   const unreadable = unreadableRefusal(facts, verdict);
   if (unreadable) return { ...base, unsupported: unreadable };
   const desired = desiredFor(verdict, facts, options);
   if (typeof desired === 'string') return { ...base, unsupported: desired };
+  const mode = plannedMode(verdict, options.wishes?.mode) as Mode;
   const bootProblem = bootloaderRefusal(facts.bootloader);
-  if (bootProblem) return { ...base, unsupported: bootProblem };
+  if (bootProblem) return { ...base, mode, unsupported: bootProblem };
 
-  // Modules and the initramfs come first: proxmox-boot-tool refresh copies the initramfs
+  // The driver comes first (nothing of the boot configuration changes if it does not
+  // build); modules and the initramfs next: proxmox-boot-tool refresh copies the initramfs
   // to the ESPs, so it must see the rebuilt one.
   const steps: HostStep[] = [];
+  const sriov = desired.sriov;
+  if (sriov?.install) steps.push(installStep(facts.target, sriov.install));
   const modules = modulesStep(facts, desired.modules);
   if (modules) steps.push(modules);
-  steps.push(...modprobeSteps(facts, desired.modprobe));
+  steps.push(
+    ...modprobeSteps(facts, desired.modprobe, sriov ? initramfsModulesStep(facts, sriov) : undefined),
+  );
+  if (sriov) {
+    const tmpfiles = tmpfilesStep(facts, sriov);
+    if (tmpfiles) steps.push(tmpfiles);
+  }
   const boot = facts.bootloader;
   const cmdline =
     boot.kind === 'grub'
@@ -183,8 +248,112 @@ function planHostSteps(facts: HostFacts, options: HostPlanOptions): HostPlan {
         : { params: empty, steps: [] };
   steps.push(...cmdline.steps);
   const reboot = rebootStep(facts, verdict, desired);
-  if (reboot) steps.push(reboot);
-  return { ...base, params: cmdline.params, steps, reboot: reboot !== undefined };
+  const forceReasons: string[] = [];
+  if (sriov && !sriov.kernel.ok && reboot) {
+    // Plan warns; apply refuses the reboot without --force (the host would come back without VFs).
+    forceReasons.push(`${sriov.kernel.why} (${sriov.kernel.fix})`);
+    reboot.needsForce = true;
+  }
+  if (reboot && sriov?.mokEnrolment) steps.push(mokStep(facts.target));
+  else if (reboot) steps.push(reboot);
+  return {
+    ...base,
+    mode,
+    checks: [...(sriov?.checks ?? []), ...kernelChecks(sriov)],
+    params: cmdline.params,
+    steps,
+    reboot: reboot !== undefined,
+    forceReasons,
+    ...(sriov ? { sriov: withoutPlanParts(sriov) } : {}),
+  };
+}
+
+function withoutPlanParts({ checks: _checks, install: _install, ...rest }: SriovDesired): HostPlan['sriov'] {
+  return rest;
+}
+
+/** The kernel the host boots next, checked against the route (a warning: apply needs --force to reboot into it). */
+function kernelChecks(sriov: SriovDesired | undefined) {
+  if (!sriov) return [];
+  const kernel = sriov.kernel;
+  return [
+    kernel.ok
+      ? { id: 'sriov.next-kernel', status: 'pass' as const, evidence: kernel.evidence }
+      : {
+          id: 'sriov.next-kernel',
+          status: 'warn' as const,
+          evidence: `next boot (${sriov.nextKernel ?? 'unknown kernel'}): ${kernel.why}`,
+          fix: `${kernel.fix}; apply reboots into it only with --force`,
+        },
+  ];
+}
+
+/** apt installs the driver package and what builds it; the package file goes to the host first. */
+function installStep(target: string, install: DriverInstall): HostStep {
+  const names = [...install.packages, ...(install.release ? [install.release.hostPath] : [])];
+  const from = install.release
+    ? install.release.file
+      ? `, from ${install.release.file}`
+      : `, downloaded from ${install.release.url}`
+    : '';
+  return {
+    id: `host/${target}/sriov-driver`,
+    target,
+    description: `install ${[...install.packages, ...(install.release ? [`i915-sriov-dkms ${install.release.release}`] : [])].join(', ')}${from} (apt-get --simulate first; dkms builds i915 for every installed kernel)`,
+    command: `apt-get install --no-install-recommends ${names.join(' ')}`,
+    install,
+    disturbs: [],
+  };
+}
+
+/** The iGPU driver listed for the initramfs, so it binds the PF before the VFs are created. */
+function initramfsModulesStep(facts: HostFacts, sriov: SriovDesired): HostStep | undefined {
+  const current = facts.sriovFiles.find((f) => f.path === INITRAMFS_MODULES)?.content ?? '';
+  const wanted = withInitramfsDriver(current, sriov.choice.driver);
+  if (wanted === current) return undefined;
+  return {
+    id: `host/${facts.target}/initramfs-modules`,
+    target: facts.target,
+    description: `${INITRAMFS_MODULES}: add ${sriov.choice.driver} (it binds the iGPU before the VFs are created)`,
+    diff: createTwoFilesPatch(`a${INITRAMFS_MODULES}`, `b${INITRAMFS_MODULES}`, current, wanted),
+    write: { path: INITRAMFS_MODULES, content: wanted, mode: 0o644 },
+    disturbs: [],
+  };
+}
+
+/** The tmpfiles line that creates the VFs at every boot. */
+function tmpfilesStep(facts: HostFacts, sriov: SriovDesired): HostStep | undefined {
+  const current = facts.sriovFiles.find((f) => f.path === SRIOV_TMPFILES)?.content ?? '';
+  const wanted = sriovTmpfiles(sriov.pfBdf, sriov.vfs);
+  if (wanted === current) return undefined;
+  return {
+    id: `host/${facts.target}/sriov-vfs`,
+    target: facts.target,
+    description: `create ${counted(sriov.vfs, 'virtual function')} of ${sriov.pfBdf} at every boot, kept off the host (${SRIOV_TMPFILES})`,
+    diff: createTwoFilesPatch(`a${SRIOV_TMPFILES}`, `b${SRIOV_TMPFILES}`, current, wanted),
+    write: { path: SRIOV_TMPFILES, content: wanted, mode: 0o644 },
+    disturbs: [],
+  };
+}
+
+/** Secure Boot with the dkms key not enrolled: enrolment needs the console, so the reboot is the user's. */
+function mokStep(target: string): HostStep {
+  return {
+    id: `host/${target}/mok-enrol`,
+    target,
+    description:
+      'enrol the dkms signing key and reboot at the console (Secure Boot is on): two reboots, into the MOK manager and out of it',
+    manual: {
+      reason: 'Secure Boot is on and the dkms signing key is not enrolled; enrolment needs the console',
+      commands: [
+        `mokutil --import ${DKMS_MOK_KEY}   # on ${target}: choose a one-time password`,
+        `igpu-split cluster drain <the node VMs of ${target}>`,
+        `reboot ${target} at its console, choose "Enroll MOK", enter the password, reboot`,
+        'igpu-split apply   # then: verifies the VFs and uncordons',
+      ],
+    },
+    disturbs: [],
+  };
 }
 
 /** Why the host cannot be planned from what was read: an iGPU that cannot be named, or an input file that does not read. */
@@ -280,9 +449,18 @@ function rebootStep(facts: HostFacts, verdict: HostVerdict, desired: Desired): H
   const running = planParams(facts.cmdline ?? '', desired.params);
   const notLoaded = desired.modules.filter((m) => !facts.modules.includes(m));
   const gpu = verdict.gpu;
+  // Passthrough hands the whole iGPU to vfio-pci; SR-IOV keeps the PF on its driver and needs the VFs.
   const unbound =
-    desired.modprobe !== undefined && gpu?.driver !== 'vfio-pci' ? [`${gpu?.bdf} on vfio-pci`] : [];
-  const live = [...running.add, ...running.conflicts.map((c) => c.want), ...notLoaded, ...unbound];
+    desired.modprobe !== undefined && !desired.sriov && gpu?.driver !== 'vfio-pci'
+      ? [`${gpu?.bdf} on vfio-pci`]
+      : [];
+  const live = [
+    ...running.add,
+    ...running.conflicts.map((c) => c.want),
+    ...notLoaded,
+    ...unbound,
+    ...missingVfs(facts, desired.sriov),
+  ];
   if (live.length === 0) return undefined;
   return {
     id: `host/${facts.target}/reboot`,
@@ -291,6 +469,13 @@ function rebootStep(facts: HostFacts, verdict: HostVerdict, desired: Desired): H
     command: 'systemctl reboot',
     disturbs: ['host-reboot'],
   };
+}
+
+/** The VFs the host should have live and does not (a count of 0 or another count). */
+function missingVfs(facts: HostFacts, sriov: SriovDesired | undefined): string[] {
+  if (!sriov) return [];
+  const live = facts.displayDevices.find((d) => d.bdf === sriov.pfBdf)?.sriov?.numVfs;
+  return live === sriov.vfs ? [] : [`${counted(sriov.vfs, 'virtual function')} (now ${live ?? 'none'})`];
 }
 
 /** Drop-ins sorting after ours that set the variable again would undo our parameters. */
@@ -377,29 +562,44 @@ function modulesStep(facts: HostFacts, wanted: string[]): HostStep | undefined {
  * modprobe.d is copied into the initramfs, where vfio-pci must already win the iGPU, so
  * changing it means rebuilding the initramfs for every installed kernel.
  */
-function modprobeSteps(facts: HostFacts, content: string | undefined): HostStep[] {
+function modprobeSteps(
+  facts: HostFacts,
+  content: string | undefined,
+  alsoInInitramfs?: HostStep,
+): HostStep[] {
   const ours = facts.moduleFiles.find((f) => f.path === MODPROBE_CONF);
   const wanted = content ?? '';
-  if (wanted === (ours?.content ?? '')) return [];
+  const extra = alsoInInitramfs ? [alsoInInitramfs] : [];
+  if (wanted === (ours?.content ?? ''))
+    return extra.length > 0 ? [...extra, updateInitramfsStep(facts.target)] : [];
   const id = `host/${facts.target}/modprobe`;
   return [
+    ...extra,
     {
       id,
       target: facts.target,
       description:
-        wanted === '' ? `remove ${MODPROBE_CONF}` : 'bind the iGPU to vfio-pci at boot (before i915)',
+        wanted === ''
+          ? `remove ${MODPROBE_CONF}`
+          : wanted.includes('softdep') && !wanted.includes('ids=')
+            ? 'load vfio-pci before the iGPU driver (for the virtual functions)'
+            : 'bind the iGPU to vfio-pci at boot (before i915)',
       diff: createTwoFilesPatch(`a${MODPROBE_CONF}`, `b${MODPROBE_CONF}`, ours?.content ?? '', wanted),
       write: { path: MODPROBE_CONF, content: wanted, mode: 0o644 },
       disturbs: [],
     },
-    {
-      id: `host/${facts.target}/update-initramfs`,
-      target: facts.target,
-      description: 'rebuild the initramfs of every kernel so the vfio-pci binding applies at early boot',
-      command: HOST_COMMAND.updateInitramfsAll,
-      disturbs: [],
-    },
+    updateInitramfsStep(facts.target),
   ];
+}
+
+function updateInitramfsStep(target: string): HostStep {
+  return {
+    id: `host/${target}/update-initramfs`,
+    target,
+    description: 'rebuild the initramfs of every kernel so the vfio-pci binding applies at early boot',
+    command: HOST_COMMAND.updateInitramfsAll,
+    disturbs: [],
+  };
 }
 
 function staleModules(facts: HostFacts): HostPlan['staleModules'] {

@@ -9,6 +9,7 @@ import { HOST_COMMAND } from '../knowledge/packages.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
 import { parseParams } from './boot/kernel-params.ts';
 import { GRUB_DROPIN, MODPROBE_CONF } from './plan.ts';
+import { INITRAMFS_MODULES, withoutInitramfsDriver } from './sriov/files.ts';
 
 const KERNEL_CMDLINE = '/etc/kernel/cmdline';
 
@@ -23,7 +24,8 @@ export interface RollbackResult {
 
 export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   const existing = await readState(host);
-  if (Object.keys(existing.files).length === 0) return { changed: [], refreshed: [], rebootNeeded: false };
+  if (Object.keys(existing.files).length === 0 && (existing.packages ?? []).length === 0)
+    return { changed: [], refreshed: [], rebootNeeded: false };
   await lock(host, 'igpu-split host rollback');
   try {
     const state = await readState(host);
@@ -32,6 +34,10 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
       if (path === KERNEL_CMDLINE) {
         const line = (await host.readFile(path)).toString().trim();
         await host.writeFileAtomic(path, `${withoutOurs(line, state.params)}\n`);
+      } else if (path === INITRAMFS_MODULES && !record.created) {
+        // The user's file: only our marked line goes (their later edits stay).
+        const content = (await host.readFile(path)).toString();
+        await host.writeFileAtomic(path, withoutInitramfsDriver(content));
       } else if (record.created) {
         await host.remove(path);
       } else if (record.backup) {
@@ -42,7 +48,10 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
     const refresh: string[] = [];
     if (state.files[KERNEL_CMDLINE]) refresh.push(HOST_COMMAND.proxmoxBootToolRefresh);
     if (state.files[GRUB_DROPIN]) refresh.push(HOST_COMMAND.updateGrub);
-    if (state.files[MODPROBE_CONF]) refresh.push(HOST_COMMAND.updateInitramfsAll);
+    // Packages go before the initramfs is rebuilt: the rebuild must not pick up their i915 again.
+    const purged = await purgePackages(host, state.packages ?? []);
+    if (state.files[MODPROBE_CONF] || state.files[INITRAMFS_MODULES] || purged.length > 0)
+      refresh.push(HOST_COMMAND.updateInitramfsAll);
     for (const command of refresh) {
       const result = await host.run(command, { timeoutMs: 300_000 });
       if (result.code !== 0) {
@@ -66,6 +75,27 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   } finally {
     await host.remove(LOCK_FILE);
   }
+}
+
+/** Purges the packages we installed (dkms removes the module it built with its package). */
+async function purgePackages(host: HostAccess, packages: string[]): Promise<string[]> {
+  if (packages.length === 0) return [];
+  // Debian policy §5.6.1: package names are lower case letters, digits, + - and . (a state file edited by hand is not run).
+  const odd = packages.find((name) => !/^[a-z0-9][a-z0-9+.-]+$/.test(name));
+  if (odd !== undefined)
+    throw new TargetError(`${STATE_FILE} lists "${odd}" as a package, which is no Debian package name`, {
+      target: host.target,
+      fix: `repair ${STATE_FILE} (its packages list), then run host rollback again`,
+    });
+  const result = await host.run(`DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ${packages.join(' ')}`, {
+    timeoutMs: 600_000,
+  });
+  if (result.code !== 0)
+    throw new TargetError(`apt-get purge ${packages.join(' ')} failed (exit ${result.code})`, {
+      target: host.target,
+      fix: `remove them by hand (apt-get purge ${packages.join(' ')}), then run host rollback again`,
+    });
+  return packages;
 }
 
 /** Drops the last occurrence of each of our parameters: apply appended them at the end. */

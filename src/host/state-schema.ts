@@ -12,6 +12,8 @@ export const HostStateSchema = z.object({
   /** Kernel parameters and modules we added, as written. */
   params: z.array(z.string()),
   modules: z.array(z.string()),
+  /** Packages igpu-split installed that were not there before (rollback purges them). */
+  packages: z.array(z.string()).optional(),
   /** Boot-loader refreshes a run wrote files for but had not run when it stopped. */
   refreshPending: z.array(z.string()).optional(),
   updatedAt: z.string(),

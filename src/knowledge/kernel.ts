@@ -53,6 +53,11 @@ export const BOOT_PARAM = {
    * proxmox/pve-kernel patches/kernel/0004-pci-Enable-overrides-for-missing-ACS-capabilities-4..patch @ 6e44995b
    */
   acsOverride: 'pcie_acs_override',
+  /**
+   * core_param(module_blacklist, module_blacklist, charp, 0400) — torvalds/linux
+   * kernel/module/main.c: a comma-separated list; a charp core parameter keeps the last value given.
+   */
+  moduleBlacklist: 'module_blacklist',
 } as const;
 
 /** Option words, each checked against the parameter's parser in the snapshot. */

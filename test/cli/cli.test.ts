@@ -144,10 +144,10 @@ describe('igpu-split host plan', () => {
     assert.deepEqual(JSON.parse(json.stdout).result.steps, []);
   });
 
-  test('modes that cannot be planned yet exit 1 with the reason', async () => {
+  test('an SR-IOV host without a driver package named exits 1 with the reason', async () => {
     const result = await runCli(['host', 'plan', '--root', fixturePath('n100-sriov')]);
     assert.equal(result.code, 1);
-    assert.match(result.stdout, /not planned: SR-IOV hosts are not planned yet/);
+    assert.match(result.stdout, /not planned: .*names no package: set sriov\.hostDriver/);
   });
 
   test('--acs-override explains the isolation trade-off in its help', async () => {

@@ -117,7 +117,7 @@ test('a user value that disagrees is planned as an override that needs --force',
   assert.match(dropin?.description ?? '', /override the user's i915\.enable_guc=3 with i915\.enable_guc=0/);
 });
 
-test('passthrough hosts get the vfio modules; SR-IOV and no-iGPU hosts are not planned', async () => {
+test('passthrough hosts get the vfio modules; an SR-IOV host without a driver package and no-iGPU hosts are not planned', async () => {
   const tiger = planHost(await facts(fixturePath('i5-1135g7-tigerlake')));
   assert.equal(tiger.mode, 'passthrough');
   assert.deepEqual(ids(tiger), ['modules-load', 'modprobe', 'update-initramfs', 'reboot']);
@@ -127,7 +127,7 @@ test('passthrough hosts get the vfio modules; SR-IOV and no-iGPU hosts are not p
   assert.equal(tiger.steps[2]?.command, 'update-initramfs -u -k all');
   assert.match(tiger.steps[3]?.description ?? '', /0000:00:02\.0 on vfio-pci/);
   const n100 = planHost(await facts(fixturePath('n100-sriov')));
-  assert.match(n100.unsupported ?? '', /SR-IOV hosts are not planned yet/);
+  assert.match(n100.unsupported ?? '', /the lab names no package: set sriov\.hostDriver/);
   assert.deepEqual(n100.steps, []);
   assert.match(planHost(await facts(fixturePath('ryzen-5600g-amd'))).unsupported ?? '', /nothing to share/);
 });

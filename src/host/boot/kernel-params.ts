@@ -52,10 +52,16 @@ const SATISFIES: Record<string, (have: string | undefined, want: string) => bool
   [BOOT_PARAM.iommu]: (have, want) => options(have).includes(want),
   [moduleParam(MODULE.i915, I915_PARAM.enableGvt)]: (have, want) => kernelBool(have) === kernelBool(want),
   // GuC submission is bit 0; -1 (auto) never enables it on the GVT-g platforms (gen 8/9).
-  [moduleParam(MODULE.i915, I915_PARAM.enableGuc)]: (have) => {
+  [moduleParam(MODULE.i915, I915_PARAM.enableGuc)]: (have, want) => {
     const n = Number(have);
-    return Number.isInteger(n) && (n < 0 || (n & 1) === 0);
+    if (!Number.isInteger(n)) return false;
+    // GVT-g wants GuC submission off (bit 0 clear, or the driver's automatic choice); SR-IOV wants exactly its value.
+    return (Number(want) & 1) === 0 ? n < 0 || (n & 1) === 0 : n === Number(want);
   },
+  // max_vfs caps the VFs the driver offers: a higher cap than ours still creates ours.
+  [moduleParam(MODULE.i915, I915_PARAM.maxVfs)]: (have, want) => Number(have) >= Number(want),
+  [`${MODULE.xe}.${I915_PARAM.maxVfs}`]: (have, want) => Number(have) >= Number(want),
+  [BOOT_PARAM.moduleBlacklist]: (have, want) => options(have).includes(want),
 };
 
 export interface ParamPlan {
@@ -78,6 +84,9 @@ export function planParams(current: string, wanted: readonly string[]): ParamPla
     }
     const judge = SATISFIES[want.name] ?? ((h: string | undefined, w: string) => h === w);
     if (judge(have.value, want.value ?? '')) plan.present.push(have.raw);
+    // A list the kernel takes whole (the last module_blacklist= wins): ours extends the user's.
+    else if (want.name === BOOT_PARAM.moduleBlacklist && have.value)
+      plan.add.push(`${want.name}=${have.value},${want.value}`);
     else plan.conflicts.push({ have: have.raw, want: want.raw });
   }
   return plan;
