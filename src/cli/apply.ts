@@ -24,6 +24,7 @@ interface ApplyFlags extends LabRunOptions {
   yes?: boolean;
   resume?: boolean;
   forceStop?: boolean;
+  force?: boolean;
   rebootTimeout: number;
   verify?: boolean;
 }
@@ -38,7 +39,11 @@ export function registerApply(program: Command): void {
     ),
   )
     .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
-    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request');
+    .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
+    .option(
+      '--force',
+      'apply host steps that override a value you set, or reboot a host into a kernel its SR-IOV driver does not build for',
+    );
   addRebootTimeout(addYesOption(command))
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
@@ -78,6 +83,7 @@ export function registerApply(program: Command): void {
             options.resetEfiKeys ? '--reset-efi-keys' : '',
           ].filter(Boolean),
           forceStop: options.forceStop,
+          force: options.force === true,
           rebootTimeoutMs: options.rebootTimeout * 1000,
           reporter,
           confirm: options.yes

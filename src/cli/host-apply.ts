@@ -7,7 +7,7 @@ import { ManualStepError, UsageError } from '../core/errors.ts';
 import type { Step } from '../core/model.ts';
 import { counted } from '../core/text.ts';
 import { confirm } from './confirm.ts';
-import { addHostOptions, type HostOptions, type HostTarget, onEachHost } from './host-options.ts';
+import { addHostOptions, type HostOptions, type HostTarget, labWishes, onEachHost } from './host-options.ts';
 import { ACS_HELP, renderPlan } from './host-plan.ts';
 import {
   addJsonOption,
@@ -70,7 +70,10 @@ export function registerHostApply(host: Command): void {
       run.json = report;
       let target = await host.open();
       try {
-        const plan = planHost(await gatherHostFacts(target), { acsOverride: options.acsOverride === true });
+        const plan = planHost(await gatherHostFacts(target), {
+          acsOverride: options.acsOverride === true,
+          ...labWishes(host),
+        });
         report.plan = plan;
         say(renderPlan(plan));
         const refused = hostPlanRefusal(plan, { force: options.force === true });

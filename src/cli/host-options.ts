@@ -5,8 +5,10 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { HostAccess } from '../access/host.ts';
+import { type HostWishes, hostWishesOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { ManualStepError, UsageError, worstExitCode } from '../core/errors.ts';
+import { sayLabNotes } from './lab-notes.ts';
 import { addConnectTimeout, addLabOption, timeoutsOf } from './option-checks.ts';
 import { jsonText } from './output.ts';
 
@@ -107,7 +109,7 @@ export async function hostTargets(
     return { fromLab: false, targets: [{ open: () => openHost(options) }] };
   }
   const { loadLab } = await import('../config/load.ts');
-  const loaded = await loadLab(lab);
+  const loaded = sayLabNotes(await loadLab(lab));
   const hosts = loaded.hosts.filter((h) => !options.host || h.node === options.host);
   if (options.host && hosts.length === 0)
     throw new UsageError(`--host ${options.host}: no host of that node: name in ${lab}`, {
@@ -128,6 +130,11 @@ export async function hostTargets(
       };
     }),
   };
+}
+
+/** What the lab file asks of the host (its mode, VFs, driver package), when it came from one. */
+export function labWishes(target: HostTarget): { wishes?: HostWishes } {
+  return target.lab && target.node ? { wishes: hostWishesOf(target.lab, target.node) } : {};
 }
 
 /** What one host's run gave: its exit code, and what --json prints for it (filled in as the run goes). */

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { HostPlan } from '../host/plan.ts';
-import { addHostOptions, type HostOptions, onEachHost } from './host-options.ts';
+import { addHostOptions, type HostOptions, labWishes, onEachHost } from './host-options.ts';
 import { addJsonOption } from './option-checks.ts';
 
 export const ACS_HELP =
@@ -28,6 +28,7 @@ export function registerHostPlan(host: Command): void {
         try {
           const result = planHost(await gatherHostFacts(target), {
             acsOverride: options.acsOverride === true,
+            ...labWishes(host),
           });
           run.json = result;
           if (!options.json) process.stdout.write(renderPlan(result));

@@ -7,6 +7,7 @@ import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import type { DesiredVm } from '../vm/gather.ts';
+import { sayLabNotes } from './lab-notes.ts';
 import {
   addConnectTimeout,
   addLabOption,
@@ -43,7 +44,7 @@ export async function openLab(options: LabOptions): Promise<OpenLab> {
     import('../config/load.ts'),
     import('../engine/connections.ts'),
   ]);
-  const lab = await loadLab(options.lab);
+  const lab = sayLabNotes(await loadLab(options.lab));
   const { api, close } = await openProxmox(lab, timeoutsOf(options));
   return { lab, api, close };
 }

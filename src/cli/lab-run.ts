@@ -7,6 +7,7 @@ import type { LabConnections } from '../engine/connections.ts';
 import type { LabPlan, PlanSection } from '../engine/plan.ts';
 import type { VmChain } from '../engine/verify.ts';
 import { addSshOptions, type HostOptions } from './host-options.ts';
+import { sayLabNotes } from './lab-notes.ts';
 import {
   addLabOption,
   addRequestTimeout,
@@ -57,7 +58,7 @@ export async function openLabRun(options: LabRunOptions): Promise<{ lab: Lab; co
     import('../engine/connections.ts'),
     import('node:path'),
   ]);
-  const lab = await loadLab(options.lab);
+  const lab = sayLabNotes(await loadLab(options.lab));
   const connections = await connectLab(
     lab,
     {

@@ -30,6 +30,24 @@ export function gpuNodesOf(lab: Lab): GpuNode[] {
     .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
 }
 
+/** What the lab asks of one host: its mode, its VF count, how many node VMs it carries, the SR-IOV driver package. */
+export interface HostWishes {
+  mode: 'auto' | 'gvt-g' | 'sriov' | 'passthrough';
+  vfs: number | 'auto';
+  vmsOnHost: number;
+  driver?: { file?: string; url?: string; sha256?: string };
+}
+
+export function hostWishesOf(lab: Lab, node: string): HostWishes {
+  const host = lab.hosts.find((h) => h.node === node);
+  return {
+    mode: host?.mode ?? 'auto',
+    vfs: host?.vfs ?? 'auto',
+    vmsOnHost: lab.vms.filter((vm) => vm.host === node).length,
+    ...(lab.sriov.hostDriver ? { driver: lab.sriov.hostDriver } : {}),
+  };
+}
+
 /** A Proxmox token id is `user@realm!tokenname`. */
 export function identityOf(tokenId: string): { user: string; token?: string } {
   const [user, token] = tokenId.split('!');

@@ -12,6 +12,7 @@ import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
 import { onWait, type WaitEvent } from '../core/waits.ts';
+import { hostPlanRefusal } from '../host/apply.ts';
 import type { LabConnections } from './connections.ts';
 import { Journal, type PendingStep } from './journal.ts';
 import {
@@ -114,6 +115,11 @@ export async function applyLab(
     if (refused)
       throw new RefusedError(`the plan cannot be applied: ${refused}`, { fix: 'see the plan above' });
     if (cut) throw cut;
+    // A host step that needs --force (a value of the user's overridden, a next kernel that loses the split).
+    const unforced = plan.hosts
+      .map((h) => h.host && hostPlanRefusal(h.host, { force: options.force }))
+      .find(Boolean);
+    if (unforced) throw unforced;
     let stages = stagesOf(plan);
     if (stages.length === 0) {
       // A journal a finished run could not remove goes now (under the lock).

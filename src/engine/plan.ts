@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { HostAccess } from '../access/host.ts';
 import { clusterLayer } from '../cluster/layer.ts';
 import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
-import { desiredVmsOf, gpuNodesOf, identityOf } from '../config/derived.ts';
+import { desiredVmsOf, gpuNodesOf, type HostWishes, hostWishesOf, identityOf } from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
@@ -146,12 +146,12 @@ async function planGuest(vm: NodeVm, connections: LabConnections): Promise<Guest
 }
 
 /** A host's plan and GPU facts, or why its SSH could not be reached. */
-async function planHost(node: string, connections: LabConnections) {
+async function planHost(node: string, connections: LabConnections, wishes: HostWishes) {
   const read = await unlessUnreachable(() =>
     withAccess(
       () => connections.host(node),
       async (access) => {
-        const layer = hostLayer(access);
+        const layer = hostLayer(access, { plan: { wishes } });
         const facts = await layer.gather();
         return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
       },
@@ -198,7 +198,9 @@ export async function planLab(
   const gathering = new WaitWatch('gathering', undefined, false);
   const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
     bounded(usedHosts, limit, async (h) =>
-      h.ssh ? gathering.track(`host ${h.node}`, planHost(h.node, connections)) : undefined,
+      h.ssh
+        ? gathering.track(`host ${h.node}`, planHost(h.node, connections, hostWishesOf(lab, h.node)))
+        : undefined,
     ),
     gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
     gathering.track('the VM configs', vmsOf.gather()),

@@ -100,18 +100,14 @@ export async function applyHostPlan(
 ): Promise<ApplyResult> {
   const refused = hostPlanRefusal(plan, options);
   if (refused) throw refused;
-  const installs = plan.steps.filter((s) => s.install);
-  const work = plan.steps.filter(
-    (s) => !s.install && !s.manual && (s.write || (s.command && !s.disturbs.includes('host-reboot'))),
-  );
-  const manual = plan.steps.find((s) => s.manual)?.manual;
+  const { installs, work, manual } = stepsByKind(plan);
   // With a manual reboot ahead (MOK enrolment at the console), the reboot is the user's.
   const rebootNeeded = plan.reboot && manual === undefined;
   // An interrupted run may have written our files and stopped before refreshing the boot
   // loader: its state says so, and this run refreshes (the plan sees nothing left to write).
   const pending = (await readState(host)).refreshPending ?? [];
-  if (work.length === 0 && pending.length === 0 && installs.length === 0)
-    return { done: [], rebootNeeded, backupDir: undefined, ...(manual ? { manual } : {}) };
+  if ([...work, ...pending, ...installs].length === 0)
+    return { done: [], rebootNeeded, backupDir: undefined, ...withManual(manual) };
 
   await host.makeDir(STATE_DIR, 0o700);
   await lock(host, options.lockOwner ?? 'igpu-split host apply', options.takeOverLock === true);
@@ -123,22 +119,7 @@ export async function applyHostPlan(
   try {
     // The driver first: if it cannot be installed or does not build for the kernel the host
     // boots next, nothing of the boot configuration has changed yet.
-    for (const step of installs) {
-      const install = step.install as DriverInstall;
-      // Recorded before apt runs (an intent log): a run killed mid-install still knows what rollback removes.
-      const intent = await readState(host);
-      intent.packages = [
-        ...new Set([
-          ...(intent.packages ?? []),
-          ...install.packages,
-          ...(install.release ? [DKMS_PACKAGE] : []),
-        ]),
-      ];
-      await saveState(host, intent);
-      await installDriver(host, install, options.readLocal);
-      done.push(step.id);
-    }
-    if (installs.length > 0 && plan.sriov) await checkDriverBuilt(host, plan.sriov);
+    await installDrivers(host, plan, installs, done, options.readLocal);
     const state = await readState(host);
     const before = structuredClone(state);
     const commands = [
@@ -221,12 +202,50 @@ export async function applyHostPlan(
       done,
       rebootNeeded,
       backupDir: originals.size > 0 ? backupDir : undefined,
-      ...(manual ? { manual } : {}),
+      ...withManual(manual),
     };
   } finally {
     // expected: anything — over a connection that just died this fails too; the lock stays, and a resumed run takes it over.
     await host.remove(LOCK_FILE).catch(() => undefined);
   }
+}
+
+/** The plan's steps by what apply does with them: packages, files and commands, the user's own step. */
+function stepsByKind(plan: HostPlan) {
+  return {
+    installs: plan.steps.filter((s) => s.install),
+    work: plan.steps.filter(
+      (s) => !s.install && !s.manual && (s.write || (s.command && !s.disturbs.includes('host-reboot'))),
+    ),
+    manual: plan.steps.find((s) => s.manual)?.manual,
+  };
+}
+
+const withManual = (manual: ApplyResult['manual']) => (manual ? { manual } : {});
+
+/** The driver packages, each recorded in the state before apt runs (an intent log): a run killed mid-install still knows what rollback removes. */
+async function installDrivers(
+  host: HostAccess,
+  plan: HostPlan,
+  installs: HostStep[],
+  done: string[],
+  readLocal: ApplyOptions['readLocal'],
+): Promise<void> {
+  for (const step of installs) {
+    const install = step.install as DriverInstall;
+    const intent = await readState(host);
+    intent.packages = [
+      ...new Set([
+        ...(intent.packages ?? []),
+        ...install.packages,
+        ...(install.release ? [DKMS_PACKAGE] : []),
+      ]),
+    ];
+    await saveState(host, intent);
+    await installDriver(host, install, readLocal);
+    done.push(step.id);
+  }
+  if (installs.length > 0 && plan.sriov) await checkDriverBuilt(host, plan.sriov);
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import { DirectoryHost } from '../../src/access/directory-host.ts';
+import type { HostAccess } from '../../src/access/host.ts';
 import { sriovHost } from '../../src/demo/sriov-host.ts';
 import { applyHostPlan, hostPlanRefusal } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
@@ -84,7 +85,7 @@ test('apply installs, reboots once into the VFs; the next plan is empty; rollbac
     const userModules = '# the user’s own list\nnvme\n';
     await mkdir(join(tree.root, 'etc/initramfs-tools'), { recursive: true });
     await writeFile(join(tree.root, 'etc/initramfs-tools/modules'), userModules);
-    let host = await new DirectoryHost(tree.root, handler, 'pve4').open();
+    let host: HostAccess = await new DirectoryHost(tree.root, handler, 'pve4').open();
     const plan = planHost(await gatherHostFacts(host), { wishes: wishes() });
     const result = await applyHostPlan(host, plan);
     assert.equal(result.rebootNeeded, true);

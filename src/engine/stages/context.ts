@@ -11,6 +11,8 @@ import type { Stage } from '../scheduler.ts';
 
 export interface ApplyOptions {
   consents?: string[];
+  /** Host steps that need --force (overridden values, a next kernel that loses the split) may run. */
+  force?: boolean;
   rebootTimeoutMs?: number;
   pollMs?: number;
   shutdownTimeoutSeconds?: number;

@@ -30,10 +30,26 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
       try {
         const layer = hostLayer(host, {
           // The host lock names this lab's runs: a resumed run takes over its own, never another's.
-          apply: { force: false, lockOwner: `lab ${journal.dir}`, takeOverLock: journal.resumed },
+          apply: {
+            force: context.options.force === true,
+            lockOwner: `lab ${journal.dir}`,
+            takeOverLock: journal.resumed,
+          },
         });
         const result = await layer.apply(plan, { say });
         say(`host ${part.node}: ${counted(result.done.length, 'step')} applied`);
+        if (result.manual) {
+          // The reboot is the user's (MOK enrolment at the console): the journal keeps the commands.
+          await journal.markPending({
+            stage: `${part.node}/host@${fingerprintOf(plan.steps.map((s) => s.id + (s.diff ?? '')))}`,
+            target: part.node,
+            reason: result.manual.reason,
+            commands: result.manual.commands,
+            files: [],
+          });
+          say(`host ${part.node}: waiting for a manual step (${result.manual.reason})`);
+          return;
+        }
         if (reboots) {
           host = await reboot(context, part, host);
           say(`host ${part.node}: rebooted`);

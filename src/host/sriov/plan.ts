@@ -15,6 +15,7 @@
 // - Secure Boot on with the dkms key not enrolled: the change is written, and the reboot
 //   is left to the user at the console (MOK enrolment cannot be done over SSH): a manual step.
 
+import type { HostWishes } from '../../config/derived.ts';
 import type { Check } from '../../core/model.ts';
 import {
   DKMS_PACKAGE,
@@ -38,17 +39,8 @@ import {
 /** The most VFs an Intel iGPU offers (SRIOV-FACTS §5; the same bound as the lab schema's). */
 const IGPU_MAX_VFS = 7;
 
-/** What the lab asks of an SR-IOV host. */
-export interface SriovWishes {
-  /** hosts[].mode as the lab says it. */
-  mode: 'auto' | 'gvt-g' | 'sriov' | 'passthrough';
-  /** hosts[].vfs. */
-  vfs: number | 'auto';
-  /** Node VMs the lab puts on this host. */
-  vmsOnHost: number;
-  /** sriov.hostDriver: the release package, its path already resolved. */
-  driver?: { file?: string; url?: string; sha256?: string };
-}
+/** What the lab asks of an SR-IOV host (config/derived.ts hostWishesOf). */
+export type SriovWishes = HostWishes;
 
 /** The package step: what apt installs, and the release file it installs from. */
 export interface DriverInstall {
