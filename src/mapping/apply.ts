@@ -8,7 +8,9 @@ import { counted } from '../core/text.ts';
 import type { Privilege, ProxmoxApi } from '../proxmox/api.ts';
 import { HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
-import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION } from './plan.ts';
+import { type MappingPlan, OUR_ENTRY, OUR_MAPPING_DESCRIPTION, OUR_POOL_DESCRIPTION } from './plan.ts';
+
+const OUR_DESCRIPTIONS = [OUR_MAPPING_DESCRIPTION, OUR_POOL_DESCRIPTION];
 
 /** What applying the plan needs the token to hold: creating wants the parent path, updating the mapping's own. */
 export function mappingPrivileges(plan: MappingPlan): Privilege[] {
@@ -26,17 +28,18 @@ export async function applyMappingPlan(api: ProxmoxApi, plan: MappingPlan): Prom
   }
   if (plan.steps.length === 0) return { changed: false };
   await api.requirePrivileges(mappingPrivileges(plan));
+  const mdev = plan.mdev ?? true;
   if (plan.create) {
     await api.createMapping({
       id: plan.name,
       map: plan.map,
-      mdev: true,
-      description: OUR_MAPPING_DESCRIPTION,
+      mdev,
+      description: plan.description ?? OUR_MAPPING_DESCRIPTION,
     });
   } else {
     await api.updateMapping(plan.name, {
       map: plan.map,
-      ...(plan.setMdev ? { mdev: true } : {}),
+      ...(plan.setMdev ? { mdev } : {}),
       digest: plan.digest,
     });
   }
@@ -70,7 +73,7 @@ export async function rollbackMapping(
     (entry) => parsePropertyString(entry, PCI_MAP_ENTRY).description !== OUR_ENTRY,
   );
   if (kept.length === mapping.map.length) return [];
-  if (kept.length === 0 && mapping.description === OUR_MAPPING_DESCRIPTION) {
+  if (kept.length === 0 && OUR_DESCRIPTIONS.includes(mapping.description ?? '')) {
     await api.deleteMapping(name);
     return [`deleted mapping ${name}`];
   }

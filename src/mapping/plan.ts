@@ -20,6 +20,7 @@ import {
 export const DEFAULT_MAPPING = 'iGPU';
 export const OUR_ENTRY = 'igpu-split';
 export const OUR_MAPPING_DESCRIPTION = 'igpu-split: Intel iGPU, mediated devices (GVT-g)';
+export const OUR_POOL_DESCRIPTION = 'igpu-split: Intel iGPU, SR-IOV virtual functions';
 
 export interface MappingFacts {
   name: string;
@@ -34,7 +35,12 @@ export interface MappingPlan extends LayerPlan {
   /** The map as it will be after apply (the user's entries first, as they were). */
   map: string[];
   create: boolean;
+  /** The mapping's mdev flag as apply leaves it: on for GVT-g, off for a VF pool. Absent: on. */
+  mdev?: boolean;
+  /** Whether apply changes the flag of an existing mapping to `mdev`. */
   setMdev: boolean;
+  /** Created with this description (ours: rollback deletes a mapping only when it carries it). */
+  description?: string;
   digest?: string;
 }
 
@@ -80,8 +86,8 @@ export function desiredEntry(node: string, gpu: PciDevice): string {
   return formatPropertyString(values, PCI_MAP_ENTRY);
 }
 
-const entryNode = (entry: string) => String(parsePropertyString(entry, PCI_MAP_ENTRY).node);
-const isOurs = (entry: string) => parsePropertyString(entry, PCI_MAP_ENTRY).description === OUR_ENTRY;
+export const entryNode = (entry: string) => String(parsePropertyString(entry, PCI_MAP_ENTRY).node);
+export const isOurs = (entry: string) => parsePropertyString(entry, PCI_MAP_ENTRY).description === OUR_ENTRY;
 
 export function planMapping(facts: MappingFacts): MappingPlan {
   const map = [...(facts.existing?.map ?? [])];
@@ -145,7 +151,7 @@ function planNodeEntry(
 }
 
 /** The user's entry: kept; Proxmox's own checks say whether it still matches. */
-function userEntryCheck(
+export function userEntryCheck(
   node: string,
   entry: string,
   want: string,
@@ -165,20 +171,23 @@ function userEntryCheck(
 }
 
 /** The one create or update call, or undefined when the mapping is as wanted. */
-function mappingStep(
+export function mappingStep(
   name: string,
   map: string[],
   changes: string[],
   create: boolean,
   setMdev: boolean,
+  mdev = true,
 ): Step | undefined {
   if (!create && changes.length === 0 && !setMdev) return undefined;
   const verb = create ? 'create' : 'update';
+  const flag = mdev ? 'mdev=1 (mediated devices)' : 'mdev=0 (virtual functions, passed through whole)';
   const what = [
-    ...(create || setMdev ? ['mdev=1 (mediated devices)'] : []),
+    ...(create || setMdev ? [flag] : []),
     ...(changes.length > 0 ? [counted(changes.filter((c) => c.startsWith('+')).length, 'entry')] : []),
   ].join(', ');
   const maps = map.map((m) => `--map '${m}'`).join(' ');
+  const bit = mdev ? 1 : 0;
   return {
     id: `mapping/${name}`,
     target: `mapping ${name}`,
@@ -186,7 +195,7 @@ function mappingStep(
     diff: changes.join('\n'),
     disturbs: [],
     command: create
-      ? `pvesh create /cluster/mapping/pci --id ${name} --mdev 1 ${maps}`
-      : `pvesh set /cluster/mapping/pci/${name}${setMdev ? ' --mdev 1' : ''} ${maps}`,
+      ? `pvesh create /cluster/mapping/pci --id ${name} --mdev ${bit} ${maps}`
+      : `pvesh set /cluster/mapping/pci/${name}${setMdev ? ` --mdev ${bit}` : ''} ${maps}`,
   };
 }

@@ -28,6 +28,8 @@ export interface VmApplyOptions {
   notesChecked?: boolean;
   /** Where the VMs we stop are kept until they run again (the engine's journal). */
   stops?: StopRecord;
+  /** Rollback: the VF pool mapping, whose `mapping=<pool>,pcie=1` lines igpu-split writes (and so removes). */
+  vfPool?: string;
 }
 
 /** The VMs our runs stopped and have not started yet: an interrupted run's stops are the next run's to undo. */
@@ -266,9 +268,13 @@ async function startAgain(api: ProxmoxApi, vm: VmRef, timeout: number): Promise<
  * Every VM's igpu-split line is checked before anything is rolled back (the whole-lab
  * rollback calls this before it touches the cluster): one refused line stops them all.
  */
-export async function checkRollbackNotes(api: ProxmoxApi, vms: readonly VmRef[]): Promise<void> {
+export async function checkRollbackNotes(
+  api: ProxmoxApi,
+  vms: readonly VmRef[],
+  vfPool?: string,
+): Promise<void> {
   for (const vm of vms) {
-    const problem = notesProblem((await api.vmConfig(vm.node, vm.vmid)).values);
+    const problem = notesProblem((await api.vmConfig(vm.node, vm.vmid)).values, vfPool);
     if (problem)
       throw new RefusedError(
         `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: nothing was rolled back`,
@@ -293,7 +299,7 @@ export async function rollbackVms(
 ): Promise<VmApplyResult> {
   const result: VmApplyResult = { changed: [], log: [] };
   const timeout = options.taskTimeoutMs ?? 300_000;
-  if (!options.notesChecked) await checkRollbackNotes(api, vms);
+  if (!options.notesChecked) await checkRollbackNotes(api, vms, options.vfPool);
   for (const vm of vms) {
     const line = await rollbackOne(api, vm, options, timeout);
     if (line === undefined) continue;
@@ -313,7 +319,7 @@ async function rollbackOne(
 ): Promise<string | undefined> {
   const config = await api.vmConfig(vm.node, vm.vmid);
   // Checked again as read now: the notes may have changed since the check above.
-  const problem = notesProblem(config.values);
+  const problem = notesProblem(config.values, options.vfPool);
   if (problem)
     throw new RefusedError(
       `VM ${vm.vmid}: the igpu-split line in its notes ${problem}: it was not rolled back`,

@@ -21,6 +21,8 @@ export interface NodeGpuFacts {
   node: string;
   gpu?: PciDevice;
   types: LiveType[];
+  /** SR-IOV hosts: the node's other VMs (not in the lab), whose VFs the pool cannot hand out. */
+  others?: VmFacts[];
 }
 
 export interface VmLayerFacts {
@@ -46,19 +48,23 @@ export async function gatherVmFacts(
     }),
     bounded(nodeNames, READ_CONCURRENCY, async (node) => {
       const gpu = findIgpu(await api.pciDevices(node));
-      const types = gpu
-        ? (await api.mdevTypes(node, gpu.id)).map((t) => {
-            const sizes = parseMdevDescription(t.description);
-            return {
-              type: t.type,
-              available: t.available,
-              lowGmMiB: sizes.lowGmMiB,
-              highGmMiB: sizes.highGmMiB,
-              fences: sizes.fences,
-            };
-          })
-        : [];
-      return { node, gpu, types };
+      const sriov = desired.some((vm) => vm.node === node && vm.attach === 'vf');
+      // An SR-IOV PF offers no mdev types: not asked.
+      const types =
+        gpu && !sriov
+          ? (await api.mdevTypes(node, gpu.id)).map((t) => {
+              const sizes = parseMdevDescription(t.description);
+              return {
+                type: t.type,
+                available: t.available,
+                lowGmMiB: sizes.lowGmMiB,
+                highGmMiB: sizes.highGmMiB,
+                fences: sizes.fences,
+              };
+            })
+          : [];
+      const others = sriov ? await otherVms(api, node, desired) : undefined;
+      return { node, gpu, types, ...(others ? { others } : {}) };
     }),
     mappingName ? api.mappings() : Promise.resolve([]),
   ]);
@@ -70,4 +76,16 @@ export async function gatherVmFacts(
     nodes,
     mapping: mappingName ? { name: mappingName, exists: listed !== undefined, mdev } : undefined,
   };
+}
+
+/** The VMs on a node the lab does not name, with their configs (what VFs they hold). */
+async function otherVms(api: ProxmoxApi, node: string, desired: readonly DesiredVm[]): Promise<VmFacts[]> {
+  const ours = new Set(desired.map((vm) => vm.vmid));
+  const listed = (await api.vms(node)).filter((vm) => !ours.has(vm.vmid));
+  return bounded(listed, READ_CONCURRENCY, async (vm) => ({
+    vmid: vm.vmid,
+    node,
+    config: await api.vmConfig(node, vm.vmid),
+    status: vm.status === 'running' ? ('running' as const) : ('stopped' as const),
+  }));
 }

@@ -34,7 +34,9 @@ export function vmLayer(
         mappingPlanned: inputs.mappingPlanned,
         hostHints: inputs.hostHints,
       }),
-    apply: (plan, { say }) => applyVmPlan(api, plan, { ...options.apply, progress: say }),
-    verify: () => verifyVms(api, desired, { mapping: options.mapping, probe: options.probe }),
+    apply: (plan, { say }) =>
+      applyVmPlan(api, plan, { vfPool: options.vfPool, ...options.apply, progress: say }),
+    verify: () =>
+      verifyVms(api, desired, { mapping: options.mapping, probe: options.probe, vfPool: options.vfPool }),
   };
 }

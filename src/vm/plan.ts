@@ -5,6 +5,7 @@
 // needs. `vgpu: auto` picks, per Proxmox node, the largest type every VM there fits.
 
 import { z } from 'zod';
+import type { SriovHost } from '../config/derived.ts';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
 import { clip, counted } from '../core/text.ts';
 import { EFIDISK, HOSTPCI, HOSTPCI_KEY, MACHINE } from '../proxmox/api-spec.ts';
@@ -16,6 +17,10 @@ import {
 } from '../proxmox/property-string.ts';
 import type { DesiredVm, VmFacts, VmLayerFacts } from './gather.ts';
 import { afterRelease, checkMdevType, chooseMdevType, type HostHints } from './mdev-type.ts';
+import { isVfPoolValue, vfNodeCheck, vfRefusal } from './vf.ts';
+
+/** The `type` planOne gets for a VM attached by VF: no mdev type, the pool hands out a whole VF. */
+export const VF = 'vf';
 
 /** qemu-server allows hostpci0 … hostpci15 (PVE/QemuServer/PCI.pm, MAX_HOSTPCI_DEVICES). */
 export const MAX_HOSTPCI = 16;
@@ -41,6 +46,10 @@ export interface VmPlanOptions {
   mappingPlanned?: boolean;
   /** Per Proxmox node, what the host layer knows (for the aperture suggestion). */
   hostHints?: Record<string, HostHints>;
+  /** The VF pool mapping (`sriov.mapping`) the VMs with `attach: 'vf'` go through. */
+  vfPool?: string;
+  /** Per SR-IOV host, the VFs the host plan makes (its pool entries). */
+  vfHosts?: Record<string, SriovHost>;
 }
 
 /** What rollback needs to undo, stored in the VM's description. */
@@ -100,7 +109,7 @@ function onIgpu(value: PropertyValues, mapping: string | undefined, bdf: string)
  * What is wrong with a VM's notes line, as a check: rollback would refuse the VM (`warn`),
  * or a later igpu-split wrote it (`fail`: apply would replace what that one recorded).
  */
-function notesCheck(vm: VmFacts): Check[] {
+function notesCheck(vm: VmFacts, vfPool?: string): Check[] {
   const read = readNotesLine(vm.config.values.description);
   if (read && 'newer' in read)
     return [
@@ -111,7 +120,7 @@ function notesCheck(vm: VmFacts): Check[] {
         fix: 'plan, apply and roll back this lab with the igpu-split that wrote it (or a newer one)',
       },
     ];
-  const notes = notesProblem(vm.config.values);
+  const notes = notesProblem(vm.config.values, vfPool);
   if (!notes) return [];
   return [
     {
@@ -125,7 +134,7 @@ function notesCheck(vm: VmFacts): Check[] {
 
 export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], options: VmPlanOptions): VmPlan {
   // Named first, whatever else the plan finds: rollback would refuse these VMs.
-  const checks: Check[] = facts.vms.flatMap(notesCheck);
+  const checks: Check[] = facts.vms.flatMap((vm) => notesCheck(vm, options.vfPool));
   const newer = checks.find((c) => c.status === 'fail');
   if (newer)
     return refuse(
@@ -136,7 +145,9 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   const raw = options.mapping === undefined;
   const rootSession = isRootSession(options);
 
-  if (raw && !rootSession) {
+  // Only VMs attached by mediated device go through the GVT-g mapping (or a raw address).
+  const anyMdev = desired.some((vm) => vm.attach !== 'vf');
+  if (anyMdev && raw && !rootSession) {
     return refuse(checks, {
       id: 'vm.attach',
       status: 'fail',
@@ -144,7 +155,13 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
       fix: 'attach through the cluster mapping (mapping: iGPU, created by igpu-split mapping apply)',
     });
   }
-  if (!raw && facts.mapping && (!facts.mapping.exists || !facts.mapping.mdev) && !options.mappingPlanned) {
+  if (
+    anyMdev &&
+    !raw &&
+    facts.mapping &&
+    (!facts.mapping.exists || !facts.mapping.mdev) &&
+    !options.mappingPlanned
+  ) {
     return refuse(checks, {
       id: 'vm.mapping',
       status: 'fail',
@@ -156,18 +173,28 @@ export function planVms(facts: VmLayerFacts, desired: readonly DesiredVm[], opti
   }
 
   // The vGPU type per node: VMs that already hold an instance of a type need no new one.
-  for (const node of new Set(desired.map((vm) => vm.node))) {
-    const chosen = chooseNodeType(node, facts, desired, options);
+  const mdevVms = desired.filter((vm) => vm.attach !== 'vf');
+  for (const node of new Set(mdevVms.map((vm) => vm.node))) {
+    const chosen = chooseNodeType(node, facts, mdevVms, options);
     checks.push(chosen.check);
     if (chosen.type !== undefined) types[node] = chosen.type;
   }
+  // SR-IOV hosts: one VF per VM, counted against what other VMs already hold.
+  const vfVms = desired.filter((vm) => vm.attach === 'vf');
+  for (const node of new Set(vfVms.map((vm) => vm.node)))
+    checks.push(vfNodeCheck(node, facts, vfVms, options));
 
   const changes: VmChange[] = [];
   for (const vm of desired) {
     const current = facts.vms.find((f) => f.vmid === vm.vmid);
-    const type = types[vm.node];
+    const type = vm.attach === 'vf' ? VF : types[vm.node];
     const bdf = facts.nodes.find((n) => n.node === vm.node)?.gpu?.id;
     if (!current || !type || !bdf) continue;
+    const refusal = vm.attach === 'vf' ? vfRefusal(vm, current, options) : undefined;
+    if (refusal) {
+      checks.push(refusal);
+      continue;
+    }
     const change = planOne(current, type, bdf, options, checks);
     if (change) changes.push(change);
   }
@@ -295,9 +322,9 @@ function isMachineValue(value: string): boolean {
   }
 }
 
-const isVgpu = (value: string) => {
+const isVgpu = (value: string, vfPool?: string) => {
   try {
-    return typeof parsePropertyString(value, HOSTPCI).mdev === 'string';
+    return typeof parsePropertyString(value, HOSTPCI).mdev === 'string' || isVfPoolValue(value, vfPool);
   } catch (error) {
     // expected: PropertyStringError — a value that does not parse holds no vGPU; anything else is rethrown
     if (!(error instanceof PropertyStringError)) throw error;
@@ -315,11 +342,15 @@ const isVgpu = (value: string) => {
  * value, and the VM still has what apply set), and the EFI disk it puts back is the one
  * apply kept as one of this VM's unusedN entries.
  */
-export function markerProblem(values: Record<string, string>, marker: VmMarker): string | undefined {
+export function markerProblem(
+  values: Record<string, string>,
+  marker: VmMarker,
+  vfPool?: string,
+): string | undefined {
   if (!HOSTPCI_KEY.test(marker.key)) return `names ${clip(marker.key, 40)}, which igpu-split never changes`;
   const now = values[marker.key];
-  if (now !== undefined && !isVgpu(now)) return `names ${marker.key}, which holds no vGPU now`;
-  if (marker.was !== undefined && !isVgpu(marker.was))
+  if (now !== undefined && !isVgpu(now, vfPool)) return `names ${marker.key}, which holds no vGPU now`;
+  if (marker.was !== undefined && !isVgpu(marker.was, vfPool))
     return `would put back on ${marker.key} what is no vGPU`;
   if (marker.machine !== undefined || marker.machineSet !== undefined) {
     if (marker.machine === undefined || marker.machineSet === undefined)
@@ -387,9 +418,11 @@ function planOne(
   const efidisk = secureBoot.efidisk;
 
   const want = formatPropertyString(
-    options.mapping === undefined
-      ? { host: bdf, mdev: type, pcie: true }
-      : { mapping: options.mapping, mdev: type, pcie: true },
+    type === VF
+      ? { mapping: options.vfPool as string, pcie: true }
+      : options.mapping === undefined
+        ? { host: bdf, mdev: type, pcie: true }
+        : { mapping: options.mapping, mdev: type, pcie: true },
     HOSTPCI,
   );
   const slot = hostpciSlot(vm, bdf, want, options);
@@ -529,10 +562,11 @@ function hostpciSlot(
 ): HostpciSlot | { refusal: Check } {
   const config = vm.config.values;
   const slot: HostpciSlot = { key: '', set: {}, diff: [] };
+  const vf = isVfPoolValue(want, options.vfPool);
   for (const [name, value] of Object.entries(config)) {
     if (!HOSTPCI_KEY.test(name)) continue;
     const parsed = parsePropertyString(value, HOSTPCI);
-    if (!onIgpu(parsed, options.mapping, bdf)) continue;
+    if (vf ? parsed.mapping !== options.vfPool : !onIgpu(parsed, options.mapping, bdf)) continue;
     const refusal = hostpciRefusal(vm, name, value, parsed, want, options);
     if (refusal) return { refusal };
     slot.key = name;
@@ -569,7 +603,7 @@ function hostpciRefusal(
   options: VmPlanOptions,
 ): Check | undefined {
   const id = `vm.${vm.vmid}.hostpci`;
-  if (parsed.mdev === undefined) {
+  if (parsed.mdev === undefined && !isVfPoolValue(value, options.vfPool)) {
     return {
       id,
       status: 'fail',
@@ -635,7 +669,7 @@ function changeSteps(
   const config: Step = {
     id: `${prefix}/config`,
     target,
-    description: `attach vGPU ${type} to VM ${vm.vmid}${machineChange ? `, machine ${machineChange}` : ''}${efidisk ? ', EFI disk without Secure Boot keys' : ''}`,
+    description: `attach ${type === VF ? 'a virtual function' : `vGPU ${type}`} to VM ${vm.vmid}${machineChange ? `, machine ${machineChange}` : ''}${efidisk ? ', EFI disk without Secure Boot keys' : ''}`,
     diff: change.diff,
     disturbs: [],
     command: `qm set ${vm.vmid} ${args}${efidisk ? ` && qm set ${vm.vmid} --delete efidisk0 && qm set ${vm.vmid} --efidisk0 ${efidisk}` : ''}`,
@@ -749,8 +783,8 @@ export function readMarker(description: string | undefined): VmMarker | undefine
 }
 
 /** What rollback would refuse in a VM's notes line, or undefined (no line, or one it acts on). */
-export function notesProblem(values: Record<string, string>): string | undefined {
+export function notesProblem(values: Record<string, string>, vfPool?: string): string | undefined {
   const read = readNotesLine(values.description);
   if (!read) return undefined;
-  return 'damage' in read ? read.damage : markerProblem(values, read.marker);
+  return 'damage' in read ? read.damage : markerProblem(values, read.marker, vfPool);
 }

@@ -8,6 +8,7 @@ import type { ProxmoxApi } from '../proxmox/api.ts';
 import { HOSTPCI, HOSTPCI_KEY, mdevUuid } from '../proxmox/api-spec.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
 import type { DesiredVm } from './gather.ts';
+import { isVfPoolValue } from './vf.ts';
 
 /** Reads a host's sysfs: does /sys/bus/mdev/devices/<uuid> exist on that Proxmox node? */
 export type MdevProbe = (node: string, uuid: string) => Promise<boolean>;
@@ -15,7 +16,7 @@ export type MdevProbe = (node: string, uuid: string) => Promise<boolean>;
 export async function verifyVms(
   api: ProxmoxApi,
   desired: readonly DesiredVm[],
-  options: { mapping?: string; probe?: MdevProbe } = {},
+  options: { mapping?: string; probe?: MdevProbe; vfPool?: string } = {},
 ): Promise<Check[]> {
   const checks: Check[] = [];
   for (const vm of desired) {
@@ -24,6 +25,10 @@ export async function verifyVms(
       api.vmConfig(vm.node, vm.vmid),
       api.vmStatus(vm.node, vm.vmid),
     ]);
+    if (vm.attach === 'vf') {
+      checks.push(...verifyVf(vm, config.values, status.status, options.vfPool));
+      continue;
+    }
     const attached = Object.entries(config.values)
       .filter(([key]) => HOSTPCI_KEY.test(key))
       .map(([key, value]) => ({
@@ -95,4 +100,53 @@ export async function verifyVms(
     }
   }
   return checks;
+}
+
+/**
+ * A VM on an SR-IOV host: its config attaches through the VF pool, and it runs — Proxmox
+ * refuses to start it when no VF of the pool is free ("could not find a free device for
+ * 'hostpciN'", qemu-server src/PVE/QemuServer/PCI.pm @ e6352be6), so running is its word.
+ */
+function verifyVf(
+  vm: DesiredVm,
+  values: Record<string, string>,
+  status: string,
+  pool: string | undefined,
+): Check[] {
+  const id = `vm.${vm.vmid}`;
+  const attached = Object.entries(values).find(
+    ([key, value]) => HOSTPCI_KEY.test(key) && isVfPoolValue(value, pool),
+  );
+  if (!attached)
+    return [
+      {
+        id: `${id}.vgpu`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid} on ${vm.node}: no hostpci through the VF pool${pool ? ` ${pool}` : ''}`,
+        fix: 'run igpu-split vm apply',
+      },
+    ];
+  const has: Check = {
+    id: `${id}.vgpu`,
+    status: 'pass',
+    evidence: `VM ${vm.vmid}: ${attached[0]} has ${attached[1]}`,
+  };
+  if (status !== 'running')
+    return [
+      has,
+      {
+        id: `${id}.running`,
+        status: 'fail',
+        evidence: `VM ${vm.vmid} is stopped`,
+        fix: `start it (qm start ${vm.vmid}); Proxmox gives it the first free VF at start and says so if none is free`,
+      },
+    ];
+  return [
+    has,
+    {
+      id: `${id}.vf`,
+      status: 'pass',
+      evidence: `VM ${vm.vmid} runs with ${attached[0]}: Proxmox gave it a free VF of ${pool} at start`,
+    },
+  ];
 }

@@ -35,12 +35,35 @@ interface Case {
   }[];
   /** VMs outside the plan, already running with a vGPU. */
   others?: { vmid: number; config: Record<string, string> }[];
+  /** pve1 is an SR-IOV host (an N100) that made this many VFs, pooled in mapping iGPU-VF. */
+  sriov?: { vfs: number };
 }
+
+/** An N100 (Alder Lake-N): 8086:46d1, up to 7 VFs; its VFs carry the PF's ids. */
+const N100 = {
+  ...UHD630,
+  vendorDevice: '8086:46d1',
+  subsystem: '8086:7270',
+  iommuGroup: 0,
+  graphicsVer: 12,
+  totalVfs: 7,
+};
+const vfEntry = (fn: number) =>
+  `node=pve1,path=0000:00:02.${fn},id=8086:46d1,subsystem-id=8086:7270,iommugroup=${fn},description=igpu-split`;
 
 function lab(spec: Case) {
   const state = new SimulatorState({ taskMs: 1, secondMs: 1 });
-  state.addNode('pve1', { ...UHD630, apertureMiB: spec.aperture ?? 256 });
-  state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
+  if (spec.sriov) {
+    state.addNode('pve1', { ...N100 });
+    state.setVirtualFunctions('pve1', spec.sriov.vfs);
+    state.mappings.set('iGPU-VF', {
+      mdev: false,
+      map: Array.from({ length: spec.sriov.vfs }, (_, i) => vfEntry(i + 1)),
+    });
+  } else {
+    state.addNode('pve1', { ...UHD630, apertureMiB: spec.aperture ?? 256 });
+    state.mappings.set('iGPU', { mdev: true, map: [uhd630Entry('pve1')] });
+  }
   for (const other of spec.others ?? []) {
     state.addVm({ vmid: other.vmid, node: 'pve1', status: 'stopped', config: { ...other.config } });
     state.start(other.vmid);
@@ -94,12 +117,21 @@ const configText = (config: Record<string, string>) =>
 async function run(name: string): Promise<string> {
   const spec = parse(readFileSync(`${DIR}${name}.yaml`, 'utf8')) as Case;
   const { state, api } = lab(spec);
-  const desired: DesiredVm[] = spec.vms.map((vm) => ({ vmid: vm.vmid, node: 'pve1', vgpu: vm.vgpu }));
+  const desired: DesiredVm[] = spec.vms.map((vm) => ({
+    vmid: vm.vmid,
+    node: 'pve1',
+    vgpu: vm.vgpu,
+    ...(spec.sriov ? { attach: 'vf' as const } : {}),
+  }));
+  const vfPool = spec.sriov ? 'iGPU-VF' : undefined;
   const options: VmPlanOptions = {
     mapping: spec.mapping ?? undefined,
     identity: spec.identity,
     changeMachine: spec.consents?.includes('--change-machine'),
     resetEfiKeys: spec.consents?.includes('--reset-efi-keys'),
+    ...(spec.sriov
+      ? { vfPool, vfHosts: { pve1: { node: 'pve1', pfBdf: '0000:00:02.0', vfs: spec.sriov.vfs } } }
+      : {}),
   };
   const plan = planVms(await gatherVmFacts(api, desired, options.mapping), desired, options);
   const out = ['plan', ...render(plan)];
@@ -115,6 +147,8 @@ async function run(name: string): Promise<string> {
   );
   for (const vm of spec.vms)
     out.push(`config ${vm.vmid} (${state.vm(vm.vmid).status})`, ...configText(state.vm(vm.vmid).config));
+  if (spec.sriov)
+    out.push('VFs held', ...[...state.heldDevices('pve1')].map(([bdf, vmid]) => `  ${bdf}: VM ${vmid}`));
 
   // Converged: planning again changes nothing.
   if (!plan.refused) {
@@ -123,7 +157,7 @@ async function run(name: string): Promise<string> {
     assert.equal(again.refused, undefined, `${name}: second plan refused`);
   }
   // Rollback gives back each original value (a replaced EFI disk stays as unusedN).
-  await rollbackVms(api, desired, { shutdownTimeoutSeconds: 5 });
+  await rollbackVms(api, desired, { shutdownTimeoutSeconds: 5, vfPool });
   for (const vm of spec.vms) {
     const after = state.vm(vm.vmid);
     for (const [key, value] of Object.entries(vm.config))

@@ -32,6 +32,17 @@ export interface SimGpu {
   iommuGroup: number;
   apertureMiB: number;
   graphicsVer: number;
+  /**
+   * An SR-IOV iGPU: the VFs it offers at most (sriov_totalvfs). Such a PF provides no
+   * mediated devices (GVT-g and SR-IOV are different generations), so it lists no mdev.
+   */
+  totalVfs?: number;
+}
+
+/** A virtual function the PF made (`sriov_numvfs`): its address and its own IOMMU group. */
+export interface SimVf {
+  bdf: string;
+  iommuGroup: number;
 }
 
 export interface SimVm {
@@ -138,6 +149,10 @@ export class SimulatorState {
   readonly calls: string[] = [];
   /** Mediated devices in use: node → mdev type → count. */
   private readonly inUse = new Map<string, Map<string, number>>();
+  /** Virtual functions per node, 00:02.1 … in order (none until `setVirtualFunctions`). */
+  readonly vfs = new Map<string, SimVf[]>();
+  /** PCI devices passed through (not mdev): node → address → the VM holding it. */
+  private readonly pciInUse = new Map<string, Map<string, number>>();
   private readonly options: Required<Omit<SimulatorOptions, 'onMdev' | 'onRequest'>> &
     Pick<SimulatorOptions, 'onMdev' | 'onRequest'>;
   private taskCounter = 0;
@@ -156,6 +171,41 @@ export class SimulatorState {
   addNode(node: string, gpu: SimGpu): void {
     this.gpus.set(node, gpu);
     this.inUse.set(node, new Map());
+    this.pciInUse.set(node, new Map());
+  }
+
+  /**
+   * What writing `count` to the PF's sriov_numvfs does: VFs 00:02.1 … 00:02.<count> appear
+   * (strongtz/i915-sriov-dkms README.md @ 2421d3f; SRIOV-FACTS §2), each in its own IOMMU
+   * group, or go away with 0. More than sriov_totalvfs is refused as the kernel's
+   * sriov_numvfs_store does (-ERANGE), and so is a PF without SR-IOV.
+   */
+  setVirtualFunctions(node: string, count: number): void {
+    const gpu = this.node(node);
+    if (gpu.totalVfs === undefined) throw new Error(`${node}: the simulated iGPU has no SR-IOV (totalVfs)`);
+    if (count < 0 || count > gpu.totalVfs)
+      throw new Error(`${node}: sriov_numvfs ${count} is more than sriov_totalvfs ${gpu.totalVfs}`);
+    const slot = gpu.bdf.slice(0, gpu.bdf.lastIndexOf('.'));
+    // Groups after every group the node has: VFs are separate devices behind no bridge of their own.
+    const base = Math.max(gpu.iommuGroup, 0) + 1;
+    this.vfs.set(
+      node,
+      Array.from({ length: count }, (_, i) => ({ bdf: `${slot}.${i + 1}`, iommuGroup: base + i })),
+    );
+    this.calls.push(`${node}: sriov_numvfs ${count}`);
+  }
+
+  /** The PF and its VFs as Proxmox's pci_device_info sees them, by address. */
+  private pciDevice(
+    node: string,
+    path: string,
+  ): { bdf: string; iommuGroup: number; mdev: boolean } | undefined {
+    const gpu = this.gpus.get(node);
+    if (!gpu) return undefined;
+    const bdf = normalizeBdf(path);
+    if (gpu.bdf === bdf) return { bdf, iommuGroup: gpu.iommuGroup, mdev: gpu.totalVfs === undefined };
+    const vf = this.vfs.get(node)?.find((v) => v.bdf === bdf);
+    return vf && { ...vf, mdev: false };
   }
 
   addVm(vm: SimVm): void {
@@ -216,6 +266,22 @@ export class SimulatorState {
     const gpuClass = '0x030000';
     const blacklist = splitList(options.blacklist ?? '05;06;0b');
     if (blacklist.some((prefix) => gpuClass.startsWith(`0x${prefix}`))) return [];
+    const subsystem =
+      (options.verbose ?? true)
+        ? { subsystem_vendor: `0x${subVendor}`, subsystem_device: `0x${subDevice}` }
+        : {};
+    // A VF carries the PF's vendor and device id: the i915 DKMS tells a VF by an MMIO register,
+    // not by its id (SRIOV-FACTS §1a), and strongtz/i915-sriov-dkms docs/block-vfs.md @ 2421d3f
+    // binds 00:02.[1-7] with the PF's ATTR{device}. Its lspci sample names the VF class
+    // differently ("Video device") without the code, so the PF's class is kept here.
+    const vfs = (this.vfs.get(node) ?? []).map((vf) => ({
+      id: vf.bdf,
+      vendor: `0x${vendor}`,
+      device: `0x${device}`,
+      class: gpuClass,
+      iommugroup: vf.iommuGroup,
+      ...subsystem,
+    }));
     return [
       {
         id: gpu.bdf,
@@ -223,19 +289,24 @@ export class SimulatorState {
         device: `0x${device}`,
         class: gpuClass,
         iommugroup: gpu.iommuGroup,
-        mdev: 1,
-        ...((options.verbose ?? true)
-          ? { subsystem_vendor: `0x${subVendor}`, subsystem_device: `0x${subDevice}` }
-          : {}),
+        ...(gpu.totalVfs === undefined ? { mdev: 1 } : {}),
+        ...subsystem,
       },
+      ...vfs,
     ];
   }
 
   /** GET /nodes/{node}/hardware/pci/{id}/mdev */
   mdevTypes(node: string, pciId?: string) {
     const gpu = this.node(node);
-    if (pciId !== undefined && pciId !== gpu.bdf && !this.mappings.has(pciId))
+    if (pciId !== undefined && pciId !== gpu.bdf && !this.mappings.has(pciId) && !this.pciDevice(node, pciId))
       throw new SimError(500, `no such PCI device or mapping '${pciId}'`);
+    // An SR-IOV PF and its VFs have no mdev_supported_types: pve-common SysFSTools get_mdev_types lists none.
+    if (
+      gpu.totalVfs !== undefined ||
+      (pciId !== undefined && this.vfs.get(node)?.some((v) => v.bdf === pciId))
+    )
+      return [];
     const used = Object.fromEntries(this.inUse.get(node) ?? []);
     return predictGvtTypes({ apertureMiB: gpu.apertureMiB, graphicsVer: gpu.graphicsVer, inUse: used }).map(
       (p) => ({
@@ -552,6 +623,9 @@ export class SimulatorState {
       }
       available.set(type, (available.get(type) ?? 0) - 1);
     }
+    const chosen = this.choosePassthrough(vm);
+    const held = this.pciInUse.get(vm.node) as Map<string, number>;
+    for (const bdf of chosen.values()) held.set(bdf, vmid);
     const used = this.inUse.get(vm.node) as Map<string, number>;
     for (const { type, index } of wanted) {
       used.set(type, (used.get(type) ?? 0) + 1);
@@ -584,6 +658,8 @@ export class SimulatorState {
         type,
       });
     }
+    const held = this.pciInUse.get(vm.node) as Map<string, number>;
+    for (const [bdf, holder] of held) if (holder === vmid) held.delete(bdf);
     vm.status = 'stopped';
     this.calls.push(`${how} ${vmid}`);
   }
@@ -782,18 +858,24 @@ export class SimulatorState {
     const checks: { severity: 'warning' | 'error'; message: string }[] = [];
     for (const entry of entries) {
       const path = String(entry.path);
-      if (!gpu || gpu.bdf !== normalizeBdf(path)) {
+      const device = this.pciDevice(node, path);
+      if (!gpu || !device) {
         checks.push({ severity: 'error', message: `no PCI device found for '${path}'` });
         continue;
       }
       const actual: PropertyValues = {
         id: gpu.vendorDevice,
         'subsystem-id': gpu.subsystem,
-        iommugroup: gpu.iommuGroup,
+        iommugroup: device.iommuGroup,
       };
+      // pve-guest-common src/PVE/Mapping/PCI.pm assert_valid @ 4a8f6cb (since 57cd454) also
+      // compares the mapping's mdev flag with the device's; checked here where it can differ
+      // on hardware the simulator models: an SR-IOV PF or VF, which offers no mdev.
+      if (!device.mdev && mapping.mdev)
+        checks.push({ severity: 'error', message: `'mdev' does not match for '${id}' (0 != 1)` });
       for (const prop of ['id', 'subsystem-id', 'iommugroup'] as const) {
         // A device without an IOMMU group (-1) expects none in the entry.
-        if (prop === 'iommugroup' && gpu.iommuGroup < 0 && entry[prop] === undefined) continue;
+        if (prop === 'iommugroup' && device.iommuGroup < 0 && entry[prop] === undefined) continue;
         if (entry[prop] === undefined)
           checks.push({
             severity: 'error',
@@ -807,6 +889,63 @@ export class SimulatorState {
       }
     }
     return checks;
+  }
+
+  /** The device a running VM holds by passthrough (not mdev), per address; what `status` reads. */
+  heldDevices(node: string): Map<string, number> {
+    return new Map(this.pciInUse.get(node));
+  }
+
+  /**
+   * The PCI devices a starting VM passes through (hostpciN without mdev), per key, as
+   * qemu-server src/PVE/QemuServer/PCI.pm @ e6352be6 picks them: parse_hostpci takes the
+   * node's entries of a mapping in map order (each entry's `path` one alternative) after
+   * assert_valid; choose_hostpci_devices uses a single alternative as it is, and with
+   * several skips the used and reserved ones and dies "could not find a free device for
+   * 'hostpciN'" when none is left; reserve_pci_usage then refuses a device a running VM
+   * holds: "PCI device '<id>' already in use by VMID '<vmid>'".
+   */
+  private choosePassthrough(vm: SimVm): Map<string, string> {
+    const held = this.pciInUse.get(vm.node) as Map<string, number>;
+    const chosen = new Map<string, string>();
+    const taken = (bdf: string) =>
+      (held.get(bdf) ?? vm.vmid) !== vm.vmid || [...chosen.values()].includes(bdf);
+    for (const [key, value] of Object.entries(vm.config)) {
+      if (!HOSTPCI_KEY.test(key)) continue;
+      const parsed = parsePropertyString(value, HOSTPCI);
+      if (parsed.mdev !== undefined) continue;
+      const alternatives = this.alternativesOf(vm.node, parsed);
+      if (alternatives.length === 1) {
+        const only = alternatives[0] as string;
+        const holder = held.get(only);
+        if (holder !== undefined && holder !== vm.vmid)
+          throw new SimError(500, `PCI device '${only}' already in use by VMID '${holder}'`);
+        chosen.set(key, only);
+        continue;
+      }
+      const free = alternatives.find((bdf) => !taken(bdf));
+      if (free === undefined) throw new SimError(500, `could not find a free device for '${key}'`);
+      chosen.set(key, free);
+    }
+    return chosen;
+  }
+
+  /** A hostpci value's alternatives on a node (parse_hostpci): the mapping's entries for it, or the raw address. */
+  private alternativesOf(node: string, parsed: PropertyValues): string[] {
+    if (parsed.host !== undefined) return [normalizeBdf(String(parsed.host).split(';')[0] as string)];
+    const name = String(parsed.mapping);
+    const mapping = this.mappings.get(name);
+    const entries = (mapping?.map ?? [])
+      .map((entry) => parsePropertyString(entry, PCI_MAP_ENTRY))
+      .filter((entry) => entry.node === node);
+    if (entries.length === 0) throw new SimError(500, `PCI device mapping not found for '${name}'`);
+    const errors = this.mappingChecks(name, node).filter((c) => c.severity === 'error');
+    if (errors.length > 0)
+      throw new SimError(
+        500,
+        `PCI device mapping invalid (hardware probably changed): ${errors[0]?.message}`,
+      );
+    return entries.map((entry) => normalizeBdf(String(entry.path).split(';')[0] as string));
   }
 
   private mdevsOf(vm: SimVm): { type: string; index: number; mapping?: string }[] {
