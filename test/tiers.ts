@@ -74,6 +74,7 @@ export const TIERS = {
     'test/host/kernel-params.test.ts',
     'test/host/parse.test.ts',
     'test/host/plan.test.ts',
+    'test/host/sriov.test.ts',
     'test/host/schemas.test.ts',
     'test/host/verdict.test.ts',
     'test/knowledge/cpu-models.test.ts',

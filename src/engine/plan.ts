@@ -7,8 +7,17 @@ import { createHash } from 'node:crypto';
 import type { HostAccess } from '../access/host.ts';
 import { clusterLayer } from '../cluster/layer.ts';
 import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
-import { desiredVmsOf, gpuNodesOf, type HostWishes, hostWishesOf, identityOf } from '../config/derived.ts';
+import {
+  desiredVmsOf,
+  gpuNodesOf,
+  type HostWishes,
+  hostWishesOf,
+  identityOf,
+  plannedVfs,
+  type SriovHost,
+} from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
+import { MAX_IGPU_VFS } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
@@ -21,6 +30,7 @@ import { hostVerdict } from '../host/verdict.ts';
 import { mappingPrivileges } from '../mapping/apply.ts';
 import { mappingLayer } from '../mapping/layer.ts';
 import type { MappingPlan } from '../mapping/plan.ts';
+import { gatherVfPoolFacts, planVfPool } from '../mapping/vf-pool.ts';
 import { vmPlanPrivileges } from '../vm/apply.ts';
 import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
@@ -69,6 +79,10 @@ export interface LabPlan {
   /** The Proxmox privileges the changes need and the token lacks: named before anything changes. */
   privileges: Check[];
   mapping: MappingPlan;
+  /** The VF pool mapping (sriov.mapping) of the SR-IOV hosts; absent when the lab has none. */
+  vfPool?: MappingPlan;
+  /** The SR-IOV hosts: the PF and the VFs each host plan makes. */
+  sriovHosts: SriovHost[];
   vms: VmPlan;
   hosts: HostPart[];
   cluster: ClusterPlan;
@@ -145,6 +159,26 @@ async function planGuest(vm: NodeVm, connections: LabConnections): Promise<Guest
   }
 }
 
+/**
+ * The SR-IOV hosts as the mapping and VM layers take them: from each host plan that planned
+ * SR-IOV (its PF and VF count); a host without SSH whose lab entry says `mode: sriov` gets
+ * the iGPU's usual address and the count `vfs` gives (VMs on it, at most 7).
+ */
+function sriovHostsOf(
+  lab: Lab,
+  hosts: Lab['hosts'],
+  plans: (Awaited<ReturnType<typeof planHost>> | undefined)[],
+): SriovHost[] {
+  return hosts.flatMap((h, i) => {
+    const read = plans[i];
+    const sriov = read && 'plan' in read ? read.plan.sriov : undefined;
+    if (sriov) return [{ node: h.node, pfBdf: sriov.pfBdf, vfs: sriov.vfs }];
+    if (read || h.mode !== 'sriov') return [];
+    const vms = lab.vms.filter((vm) => vm.host === h.node).length;
+    return [{ node: h.node, pfBdf: '0000:00:02.0', vfs: plannedVfs(h.vfs, vms, MAX_IGPU_VFS).vfs }];
+  });
+}
+
 /** A host's plan and GPU facts, or why its SSH could not be reached. */
 async function planHost(node: string, connections: LabConnections, wishes: HostWishes) {
   const read = await unlessUnreachable(() =>
@@ -185,12 +219,13 @@ export async function planLab(
   const mappingOf = mappingLayer(connections.proxmox, lab.mapping, [
     ...new Set(lab.vms.map((vm) => vm.host)),
   ]);
-  const vmsOf = vmLayer(connections.proxmox, desiredVmsOf(lab), {
+  const vmOptions = {
     mapping: lab.mapping,
     identity: identityOf(lab.proxmox.token),
     changeMachine: options.changeMachine,
     resetEfiKeys: options.resetEfiKeys,
-  });
+  };
+  const vmsOf = vmLayer(connections.proxmox, desiredVmsOf(lab), vmOptions);
   const clusterOf = clusterLayer(connections.kube, lab.kubernetes, gpuNodes);
   // A gather that takes long says what it still waits for ("gathering: still waiting for host pve2
   // and 2 more"). It is no server of its own and has no limit of its own: each read under it is
@@ -207,8 +242,27 @@ export async function planLab(
     bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
     unlessUnreachable(() => gathering.track('the cluster', clusterOf.gather())),
   ]);
-  const mapping = mappingOf.plan(mappingFacts);
-  const vms = vmsOf.plan({
+  const sriovHosts = sriovHostsOf(lab, usedHosts, hostPlans);
+  const sriovNodes = new Set(sriovHosts.map((h) => h.node));
+  // The GVT-g mapping keeps the GVT-g hosts; the SR-IOV hosts go through the VF pool.
+  const mapping = mappingOf.plan({
+    ...mappingFacts,
+    nodes: mappingFacts.nodes.filter((n) => !sriovNodes.has(n.node)),
+  });
+  const vfPool =
+    sriovHosts.length > 0
+      ? planVfPool(
+          await gathering.track(
+            `mapping ${lab.sriov.mapping}`,
+            gatherVfPoolFacts(connections.proxmox, lab.sriov.mapping, sriovHosts),
+          ),
+        )
+      : undefined;
+  const vms = vmLayer(connections.proxmox, desiredVmsOf(lab, sriovNodes), {
+    ...vmOptions,
+    vfPool: lab.sriov.mapping,
+    vfHosts: Object.fromEntries(sriovHosts.map((h) => [h.node, h])),
+  }).plan({
     ...vmInputs,
     mappingPlanned: mapping.steps.length > 0,
     // What the host layer read lets a refusal say which BIOS aperture would fit.
@@ -225,6 +279,7 @@ export async function planLab(
   });
   const lacking = await connections.proxmox.privilegeCheck([
     ...mappingPrivileges(mapping),
+    ...(vfPool ? mappingPrivileges(vfPool) : []),
     ...vmPlanPrivileges(vms),
   ]);
   const privileges: Check[] = lacking ? [lacking] : [];
@@ -258,7 +313,18 @@ export async function planLab(
     ]),
     ...(clusterDown ? [clusterDown] : []),
   ];
-  return { privileges, mapping, vms, hosts, cluster, gpuNodes, unreachable, skippedHosts };
+  return {
+    privileges,
+    mapping,
+    vfPool,
+    sriovHosts,
+    vms,
+    hosts,
+    cluster,
+    gpuNodes,
+    unreachable,
+    skippedHosts,
+  };
 }
 
 /**
@@ -314,6 +380,14 @@ export function planSections(plan: LabPlan): PlanSection[] {
     checks: plan.mapping.checks,
     steps: plan.mapping.steps,
   });
+  if (plan.vfPool)
+    sections.push({
+      layer: 'mapping',
+      title: `mapping ${plan.vfPool.name} (virtual functions)`,
+      checks: plan.vfPool.checks,
+      steps: plan.vfPool.steps,
+      refused: plan.vfPool.refused,
+    });
   // Indexed once: a fleet has thousands of VMs, each looked up per section.
   const changeOf = new Map(plan.vms.changes.map((c) => [c.vmid, c]));
   const vmChecks = new Map<string, [number, Check][]>();
@@ -334,7 +408,7 @@ export function planSections(plan: LabPlan): PlanSection[] {
       sections.push({
         layer: 'host',
         title: `host ${part.node}`,
-        checks: [],
+        checks: part.host?.checks ?? [],
         steps: part.host?.steps ?? [],
         refused: part.host?.refused,
         ...unreachableView(part.unreachable),

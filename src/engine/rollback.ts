@@ -51,13 +51,14 @@ export async function rollbackLab(
   };
   const vms = lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
   // A VM line rollback would refuse stops it before anything, the cluster included, changes.
-  await checkRollbackNotes(connections.proxmox, vms);
+  await checkRollbackNotes(connections.proxmox, vms, lab.sriov.mapping);
   note(report.undone.cluster, ...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply;
   // each VM's line is said as it is rolled back.
   const rolled = await rollbackVms(connections.proxmox, vms, {
     forceStop: options.forceStop,
     notesChecked: true,
+    vfPool: lab.sriov.mapping,
     progress: options.say,
     ...drainAroundRestart(connections.kube, kubernetesNodeOf(lab), { say: options.say }),
   });
@@ -65,6 +66,7 @@ export async function rollbackLab(
   report.undone.vm.push(...rolled.log);
   report.log.push(...rolled.log);
   note(report.undone.mapping, ...(await rollbackMapping(connections.proxmox, lab.mapping, vms)));
+  note(report.undone.mapping, ...(await rollbackMapping(connections.proxmox, lab.sriov.mapping, vms)));
   for (const host of lab.hosts.filter((h) => h.ssh)) {
     const access = await connections.host(host.node);
     try {

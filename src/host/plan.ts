@@ -230,6 +230,9 @@ function planHostSteps(facts: HostFacts, options: HostPlanOptions): HostPlan {
   const steps: HostStep[] = [];
   const sriov = desired.sriov;
   if (sriov?.install) steps.push(installStep(facts.target, sriov.install));
+  // More VMs than VFs (and the like) is a problem: nothing is applied half-way.
+  for (const check of sriov?.checks ?? [])
+    if (check.status === 'fail') problems.push(`${check.evidence}: ${check.fix}`);
   const modules = modulesStep(facts, desired.modules);
   if (modules) steps.push(modules);
   steps.push(

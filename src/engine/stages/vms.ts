@@ -3,6 +3,7 @@
 
 import { desiredVmsOf, identityOf } from '../../config/derived.ts';
 import { listed } from '../../core/text.ts';
+import { syncVfPool } from '../../mapping/vf-pool.ts';
 import { vmLayer } from '../../vm/layer.ts';
 import type { VmChange } from '../../vm/plan.ts';
 import type { HostPart } from '../plan.ts';
@@ -11,8 +12,11 @@ import { fingerprintOf, type StageContext } from './context.ts';
 
 export function vmStage(context: StageContext, part: HostPart, changes: VmChange[]): Stage {
   const { lab, plan, connections, journal, options } = context;
-  const layer = vmLayer(connections.proxmox, desiredVmsOf(lab), {
+  const sriov = plan.sriovHosts.find((h) => h.node === part.node);
+  const layer = vmLayer(connections.proxmox, desiredVmsOf(lab, new Set(plan.sriovHosts.map((h) => h.node))), {
     mapping: lab.mapping,
+    vfPool: lab.sriov.mapping,
+    vfHosts: Object.fromEntries(plan.sriovHosts.map((h) => [h.node, h])),
     identity: identityOf(lab.proxmox.token),
     apply: {
       consents: options.consents,
@@ -30,7 +34,14 @@ export function vmStage(context: StageContext, part: HostPart, changes: VmChange
       'VM',
       changes.map((c) => c.vmid),
     )}: vGPU`,
-    run: async (say) => void (await layer.apply({ ...plan.vms, changes, steps }, { say })),
+    run: async (say) => {
+      // The host has made its VFs by now: the pool gets their entries (Proxmox lists them only once they exist).
+      if (sriov) {
+        const synced = await syncVfPool(connections.proxmox, lab.sriov.mapping, sriov);
+        if (synced.changed) say(`mapping ${lab.sriov.mapping}: virtual functions of ${part.node} added`);
+      }
+      await layer.apply({ ...plan.vms, changes, steps }, { say });
+    },
   };
 }
 
