@@ -20,6 +20,8 @@ export interface Recorded {
   failed: Map<string, { code: HostErrorCode; message: string }>;
   /** Paths a read found missing (a link among them leads nowhere). */
   missing: Set<string>;
+  /** Commands run and what they printed (a capture turns the kernel log's into a file). */
+  runs: Map<string, CommandResult>;
 }
 
 export class RecordingHost implements HostAccess {
@@ -31,6 +33,7 @@ export class RecordingHost implements HostAccess {
     entries: new Map(),
     failed: new Map(),
     missing: new Set(),
+    runs: new Map(),
   };
   private readonly inner: HostAccess;
 
@@ -79,8 +82,10 @@ export class RecordingHost implements HostAccess {
     return type;
   }
 
-  run(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult> {
-    return this.inner.run(command, options);
+  async run(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult> {
+    const result = await this.inner.run(command, options);
+    this.recorded.runs.set(command, result);
+    return result;
   }
 
   writeFileAtomic(): Promise<void> {

@@ -12,6 +12,8 @@ import { CAPTURE_FOLDER, captureFolderOf, MANIFEST } from '../access/captured-ro
 import type { EntryType, HostAccess } from '../access/host.ts';
 import { type Recorded, RecordingHost } from '../access/recording.ts';
 import { gatherHostFacts } from '../host/gather.ts';
+import { filterKernelLog, KERNEL_LOG_COMMAND } from '../host/gather-sriov.ts';
+import { PATHS } from '../linux/paths.ts';
 
 export interface CaptureResult {
   /** Folder name inside the archive. */
@@ -30,6 +32,17 @@ export async function captureHost(
 ): Promise<CaptureResult> {
   const recording = new RecordingHost(host);
   await gatherHostFacts(recording);
+  // A captured tree runs nothing: the kernel log lines doctor read become a file it reads instead.
+  const log = recording.recorded.runs.get(KERNEL_LOG_COMMAND);
+  if (log && log.stdout.trim() !== '' && !recording.recorded.files.has(PATHS.kernelLogCapture))
+    recording.recorded.files.set(
+      PATHS.kernelLogCapture,
+      Buffer.from(
+        filterKernelLog(log.stdout)
+          .map((line) => `${line}\n`)
+          .join(''),
+      ),
+    );
   const folder = captureFolderOf(name ?? hostNameOf(host.target));
   const work = await mkdtemp(join(tmpdir(), 'igpu-split-capture-'));
   try {

@@ -1,14 +1,16 @@
 // The SR-IOV part of a host's facts: installed kernels and their headers, the
 // i915-sriov-dkms sources and what dkms built for each kernel, the packages that matter,
-// proxmox-boot-tool's pins and our SR-IOV files. Files only, read concurrently.
+// proxmox-boot-tool's pins and our SR-IOV files, read concurrently; the running boot's
+// kernel log (one command where the access runs commands, else the file a capture wrote),
+// the GuC firmware version it names, and whether dkms's signing key is enrolled in MOK.
 
-import type { HostAccess } from '../access/host.ts';
+import { type HostAccess, HostError } from '../access/host.ts';
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import { DKMS_PACKAGE } from '../knowledge/i915-sriov-dkms.ts';
 import type { UnreadableFile } from '../linux/facts.ts';
 import { parseDpkgStatus } from '../linux/parse/dpkg.ts';
 import { PATHS } from '../linux/paths.ts';
-import { listOptional, type Read } from '../linux/read.ts';
+import { listOptional, type Read, readOptional } from '../linux/read.ts';
 import type { HostFacts, KernelFacts, SriovDriverFacts } from './facts.ts';
 import { SRIOV_FILES } from './sriov/files.ts';
 
@@ -27,7 +29,7 @@ export async function gatherSriovFacts(
   unreadable: UnreadableFile[],
   igpuBdf: string | undefined,
 ): Promise<Pick<HostFacts, 'kernels' | 'packages' | 'sriovDriver' | 'sriovFiles'>> {
-  const [kernels, status, sources, sriovFiles, autoprobe] = await Promise.all([
+  const [kernels, status, sources, sriovFiles, autoprobe, kernelLog, mokEnrolled] = await Promise.all([
     gatherKernels(host, read, unreadable),
     read(PATHS.dpkgStatus),
     gatherDkmsSources(host, read, unreadable),
@@ -35,6 +37,8 @@ export async function gatherSriovFacts(
       files.filter((f): f is { path: string; content: string } => f.content !== undefined),
     ),
     igpuBdf ? read(`${PATHS.pciDevices}/${igpuBdf}/sriov_drivers_autoprobe`) : undefined,
+    gatherKernelLog(host, read),
+    gatherMokEnrolled(host, unreadable),
   ]);
   const all = parseDpkgStatus(status ?? '');
   const packages = Object.fromEntries(
@@ -43,20 +47,105 @@ export async function gatherSriovFacts(
   const dkmsModules = Object.fromEntries(
     await bounded(kernels.installed, READ_CONCURRENCY, async (kernel) => [
       kernel,
-      ((await listOptional(host, `${PATHS.libModules}/${kernel}/updates/dkms`, unreadable)) ?? [])
-        .map((e) => e.name)
-        .sort(),
+      await dkmsBuilt(host, `${PATHS.libModules}/${kernel}/updates/dkms`, unreadable),
     ]),
   );
   const sriovDriver: SriovDriverFacts = {
     dkmsSources: sources,
     dkmsModules,
-    kernelLog: undefined,
-    gucVersion: undefined,
-    mokEnrolled: undefined,
+    kernelLog,
+    gucVersion: kernelLog && gucVersionOf(kernelLog, igpuBdf),
+    mokEnrolled,
     driversAutoprobe: autoprobe === undefined ? undefined : autoprobe.trim() === '1',
   };
   return { kernels, packages, sriovDriver, sriovFiles };
+}
+
+/**
+ * Module files dkms installed in one kernel's folder. The driver files are also looked at
+ * one by one, so that a capture (which packs what was looked at) holds them.
+ */
+async function dkmsBuilt(host: HostAccess, dir: string, unreadable: UnreadableFile[]): Promise<string[]> {
+  const names = ((await listOptional(host, dir, unreadable)) ?? []).map((e) => e.name).sort();
+  const drivers = names.filter((name) => /^(i915|xe)\.ko(\.(xz|zst|gz))?$/.test(name));
+  await Promise.all(drivers.map((name) => host.entryType(`${dir}/${name}`)));
+  return names;
+}
+
+/**
+ * The running boot's kernel log: journald's kernel messages of this boot (they keep the
+ * probe lines a long-running host's ring buffer has dropped) and the ring buffer, for hosts
+ * without a journal. Lines are taken without their timestamps and each once.
+ */
+export const KERNEL_LOG_COMMAND =
+  'journalctl -k -b 0 -o cat --no-pager -q 2>/dev/null; dmesg 2>/dev/null; true';
+
+/** At most this many matching lines are kept: the probe lines come first, a flood later does not push them out. */
+export const KERNEL_LOG_MAX_LINES = 400;
+
+/** Lines about the iGPU's drivers, SR-IOV, GuC, max_vfs or VFIO. */
+const KERNEL_LOG_LINE = /\b(i915|xe|vfio[-_]pci)\b|sriov|SR-IOV|\bGuC\b|max_vfs|\bIOV\b/i;
+
+/** Matching lines of a kernel log, timestamps ("[    3.1415] ") dropped, each line once, bounded. */
+export function filterKernelLog(text: string): string[] {
+  const kept = new Set<string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^\[\s*\d+\.\d+\]\s*/, '').trimEnd();
+    if (line && KERNEL_LOG_LINE.test(line)) kept.add(line);
+    if (kept.size >= KERNEL_LOG_MAX_LINES) break;
+  }
+  return [...kept];
+}
+
+/** A captured tree's file first (it holds what the live host said), else the command. */
+async function gatherKernelLog(host: HostAccess, read: Read): Promise<string[] | undefined> {
+  const captured = await read(PATHS.kernelLogCapture);
+  if (captured !== undefined) return filterKernelLog(captured);
+  let output: string;
+  try {
+    output = (await host.run(KERNEL_LOG_COMMAND, { timeoutMs: 20_000 })).stdout;
+  } catch (error) {
+    // expected: HostError (EUNSUPPORTED on a captured tree, EIO when the command cannot start) — the log is unknown, not empty
+    if (error instanceof HostError) return undefined;
+    throw error;
+  }
+  // A booted kernel has always logged something: nothing at all means nothing could be read.
+  return output.trim() === '' ? undefined : filterKernelLog(output);
+}
+
+/**
+ * The GuC firmware version the driver logged, the PF's line first. i915 prints
+ * "GuC firmware <file> version <major>.<minor>.<patch>" (print_fw_ver, gt/uc/intel_uc.c) and xe
+ * "Using GuC firmware from <file> version …" (print_uc_fw_version, xe_uc_fw.c), both
+ * strongtz/i915-sriov-dkms @ 2421d3f.
+ */
+export function gucVersionOf(lines: readonly string[], igpuBdf: string | undefined): string | undefined {
+  const found = lines
+    .map((line) => ({
+      line,
+      version: /\bGuC firmware (?:from )?\S+ version (\d+\.\d+\.\d+)\b/.exec(line)?.[1],
+    }))
+    .filter((f): f is { line: string; version: string } => f.version !== undefined);
+  return (found.find((f) => igpuBdf && f.line.includes(igpuBdf)) ?? found[0])?.version;
+}
+
+/**
+ * Whether dkms's signing certificate (DER, /var/lib/dkms/mok.pub) is in shim's enrolled list:
+ * MokListRT is a list of EFI signature lists whose X.509 entries hold each certificate's
+ * DER bytes whole, so the certificate's bytes appear in it exactly when it is enrolled.
+ * Undefined without a key, or when no list can be read (no shim, or not booted through it).
+ */
+async function gatherMokEnrolled(
+  host: HostAccess,
+  unreadable: UnreadableFile[],
+): Promise<boolean | undefined> {
+  const key = await readOptional(host, PATHS.dkmsMokPub, unreadable);
+  if (!key || key.length < 64) return undefined;
+  for (const path of [PATHS.mokListRt, PATHS.mokListRtVar]) {
+    const list = await readOptional(host, path, unreadable);
+    if (list) return list.includes(key);
+  }
+  return undefined;
 }
 
 /** Kernels under /lib/modules with a modules.dep (a folder left by a removed kernel has none). */

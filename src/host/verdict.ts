@@ -12,12 +12,7 @@ import type { Check } from '../core/model.ts';
 import { coreGenerationFromModelName, lookupIntelCpuModel } from '../knowledge/cpu-models.ts';
 import { describeChoices, type GvtPrediction, predictGvtTypes } from '../knowledge/gvt.ts';
 import { lookupIgpu } from '../knowledge/igpu-ids.ts';
-import {
-  IGPU_PLATFORMS,
-  type IgpuPlatform,
-  type IgpuPlatformInfo,
-  type SriovRoute,
-} from '../knowledge/igpu-platforms.ts';
+import { IGPU_PLATFORMS, type IgpuPlatformInfo, type SriovRoute } from '../knowledge/igpu-platforms.ts';
 import {
   BOOT_PARAM,
   I915_PARAM,
@@ -30,6 +25,8 @@ import type { DisplayDeviceFacts } from '../linux/facts.ts';
 import { hex4 } from '../linux/parse/pci.ts';
 import { splitCmdline } from '../linux/parse/small-files.ts';
 import type { HostFacts } from './facts.ts';
+import { sriovChecks } from './sriov/checks.ts';
+import { chooseRoute } from './sriov/route.ts';
 
 const GUC_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGuc);
 const GVT_PARAM = moduleParam(MODULE.i915, I915_PARAM.enableGvt);
@@ -94,7 +91,8 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
       checks,
     };
   }
-  const { mode, reason } = decideMode(facts, igpu, platform);
+  const choice = platform && platform.sriov.length > 0 ? chooseRoute(platform, 'auto') : undefined;
+  const { mode, reason } = decideMode(facts, igpu, platform, choice);
   checks.push(gpuCheck(facts, igpu, platform));
 
   let vgpu: HostVerdict['vgpu'] = { predicted: {}, live: {} };
@@ -103,8 +101,8 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
     const gvt = gvtChecks(facts, igpu, platform.graphicsVer, cmdline);
     checks.push(...gvt.checks);
     vgpu = gvt.vgpu;
-  } else if (igpu && mode === 'sriov') {
-    const sriov = sriovChecks(facts, igpu);
+  } else if (igpu && mode === 'sriov' && choice && 'route' in choice) {
+    const sriov = sriovChecks(facts, igpu, choice);
     checks.push(...sriov.checks);
     vgpu = sriov.vgpu;
   } else if (igpu && mode === 'passthrough') {
@@ -194,6 +192,7 @@ function decideMode(
   facts: HostFacts,
   igpu: DisplayDeviceFacts | undefined,
   platform: IgpuPlatformInfo | undefined,
+  choice: ReturnType<typeof chooseRoute> | undefined,
 ): { mode: Mode; reason: string } {
   if (!igpu) {
     const others = facts.displayDevices.map((d) => `${hex4(d.vendorId)}:${hex4(d.deviceId)}`).join(', ');
@@ -207,22 +206,28 @@ function decideMode(
     return { mode: 'gvt-g', reason: `${platform.name} iGPU: GVT-g mediated devices share it between VMs` };
   }
   const routes = platform?.sriov ?? [];
-  if (platform && SRIOV_AUTO.has(platform.id) && routes.some((r) => !r.experimental)) {
-    if (!firmwareIommu) return noIommu(`${platform.name} iGPU: SR-IOV virtual functions`);
-    return { mode: 'sriov', reason: `${platform.name} iGPU: SR-IOV virtual functions share it between VMs` };
+  if (platform && choice && 'route' in choice) {
+    const how = describeRoute({
+      route: choice.route,
+      experimental: choice.experimental,
+      forceProbe: choice.forceProbe,
+      note: choice.note,
+    });
+    if (!firmwareIommu) return noIommu(`${platform.name} iGPU: SR-IOV virtual functions (${how})`);
+    return {
+      mode: 'sriov',
+      reason: `${platform.name} iGPU: SR-IOV virtual functions share it between VMs, through ${how}`,
+    };
   }
   const what = platform
     ? `${platform.name} iGPU`
     : `Intel display device ${hex4(igpu.deviceId)} (not in our tables)`;
   if (!firmwareIommu) return noIommu(`${what}: whole-device passthrough`);
   if (platform && routes.length > 0) {
+    // chooseRoute refused: `auto` never picks an experimental route.
     return {
       mode: 'passthrough',
-      reason: `${what}: SR-IOV possible through ${routes.map(describeRoute).join(' or ')}; planned as whole-device passthrough (${
-        routes.every((r) => r.experimental)
-          ? 'an experimental route is never chosen on its own'
-          : 'igpu-split does not plan SR-IOV for this platform yet'
-      })`,
+      reason: `${what}: SR-IOV possible through ${routes.map(describeRoute).join(' or ')}; planned as whole-device passthrough (an experimental route is never chosen on its own)`,
     };
   }
   return {
@@ -230,21 +235,6 @@ function decideMode(
     reason: `${what} supports neither GVT-g nor SR-IOV: the whole device can go to one VM`,
   };
 }
-
-/**
- * Platforms decided `sriov` before issue 13. Until SR-IOV is planned end to end, platforms
- * found SR-IOV-capable later stay whole-device passthrough, and only a route not marked
- * experimental counts.
- */
-const SRIOV_AUTO: ReadonlySet<IgpuPlatform> = new Set<IgpuPlatform>([
-  'alderlake-s',
-  'alderlake-p',
-  'alderlake-n',
-  'raptorlake-s',
-  'raptorlake-p',
-  'raptorlake-u',
-  'pantherlake',
-]);
 
 function describeRoute(route: SriovRoute): string {
   const name = route.route === 'xe' ? 'upstream xe' : route.route;
@@ -615,73 +605,6 @@ function instancesCheck(igpu: DisplayDeviceFacts, apertureMiB: number, graphicsV
     evidence: `live differs from prediction${usedText}: ${differences.join('; ')}`,
     fix: 'the prediction assumes a 4 GiB global GTT and 32 fences; a smaller GTT (BIOS "GTT size"), another GVT user or a different kernel changes the numbers — check dmesg for "gvt:" lines',
   };
-}
-
-function sriovChecks(
-  facts: HostFacts,
-  igpu: DisplayDeviceFacts,
-): { checks: Check[]; vgpu: HostVerdict['vgpu'] } {
-  const checks: Check[] = [];
-  const predicted: Record<string, number> = {};
-  const live: Record<string, number> = {};
-  // A file that is there but could not be read says nothing about the driver or the count.
-  const unread = (name: string) =>
-    facts.unreadable.find((u) => u.path === `/sys/bus/pci/devices/${igpu.bdf}/${name}`);
-  const unreadTotal = unread('sriov_totalvfs');
-  const unreadCount = unread('sriov_numvfs');
-  if (!igpu.sriov) {
-    checks.push(
-      unreadTotal
-        ? {
-            id: 'sriov.driver',
-            status: 'fail',
-            evidence: `${unreadTotal.path}: ${unreadTotal.error}`,
-            fix: 'check that file on the host (doctor reads it as root); whether the driver offers SR-IOV is unknown until then',
-          }
-        : {
-            id: 'sriov.driver',
-            status: 'fail',
-            evidence: `${igpu.bdf} has no sriov_totalvfs: the running ${igpu.driver ?? 'no'} driver does not offer SR-IOV`,
-            fix: 'install an SR-IOV capable driver for the iGPU (igpu-split will plan this in a later release)',
-          },
-    );
-  } else {
-    predicted['sriov-vf'] = igpu.sriov.totalVfs;
-    if (igpu.sriov.numVfs !== undefined) live['sriov-vf'] = igpu.sriov.numVfs;
-    checks.push({
-      id: 'sriov.driver',
-      status: 'pass',
-      evidence: `${igpu.bdf} sriov_totalvfs=${igpu.sriov.totalVfs}`,
-    });
-    checks.push(
-      igpu.sriov.numVfs === undefined
-        ? {
-            id: 'sriov.vfs',
-            status: 'warn',
-            evidence: unreadCount
-              ? `${unreadCount.path}: ${unreadCount.error}`
-              : `/sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs could not be read`,
-            fix: 'check that file on the host; how many virtual functions are enabled is unknown until then',
-          }
-        : igpu.sriov.numVfs > 0
-          ? { id: 'sriov.vfs', status: 'pass', evidence: `${igpu.sriov.numVfs} virtual functions enabled` }
-          : {
-              id: 'sriov.vfs',
-              status: 'warn',
-              evidence: 'sriov_numvfs=0: no virtual functions yet',
-              fix: `write the wanted count (at most ${igpu.sriov.totalVfs}) to /sys/bus/pci/devices/${igpu.bdf}/sriov_numvfs at boot`,
-            },
-    );
-  }
-  if (facts.firmware.secureBoot === true) {
-    checks.push({
-      id: 'sriov.secure-boot',
-      status: 'warn',
-      evidence: 'host Secure Boot is on',
-      fix: 'an out-of-tree (DKMS) driver must be signed with a key enrolled in MOK, or Secure Boot turned off',
-    });
-  }
-  return { checks, vgpu: { predicted, live } };
 }
 
 function passthroughCheck(igpu: DisplayDeviceFacts): Check {

@@ -54,8 +54,9 @@ export const BOOT_PARAM = {
    */
   acsOverride: 'pcie_acs_override',
   /**
-   * core_param(module_blacklist, module_blacklist, charp, 0400) — torvalds/linux
-   * kernel/module/main.c: a comma-separated list; a charp core parameter keeps the last value given.
+   * core_param(module_blacklist, module_blacklist, charp, 0400): a comma-separated list of
+   * modules the kernel refuses to load ("Module %s is blacklisted") — torvalds/linux
+   * kernel/module/main.c @ 01d5b167 (read as an excerpt, see snapshots/i915-sriov-dkms.json)
    */
   moduleBlacklist: 'module_blacklist',
 } as const;
@@ -83,6 +84,30 @@ export const I915_PARAM = {
   maxVfs: 'max_vfs',
 } as const;
 
+/**
+ * xe module parameters (strongtz/i915-sriov-dkms drivers/gpu/drm/xe/xe_module.c @ 2421d3ff,
+ * the v7.0 xe): module_param_named(max_vfs, …, uint, 0400) under CONFIG_PCI_IOV, and
+ * module_param_named_unsafe(force_probe, …, charp, 0400) taking device ids.
+ */
+export const XE_PARAM = {
+  maxVfs: 'max_vfs',
+  forceProbe: 'force_probe',
+} as const;
+
+export const XE_PARAM_TYPE: Readonly<Record<(typeof XE_PARAM)[keyof typeof XE_PARAM], string>> = {
+  max_vfs: 'uint',
+  force_probe: 'charp',
+};
+
+/**
+ * What the kernel logs when a module is given a parameter it does not declare:
+ * pr_warn("%s: unknown parameter '%s' ignored\n", modname, param) in unknown_module_param_cb,
+ * torvalds/linux kernel/module/main.c @ 01d5b167. The stock i915 logs it for max_vfs
+ * (SRIOV-FACTS §5, issues #150, #334).
+ */
+export const unknownParameterMessage = (module: string, param: string) =>
+  `${module}: unknown parameter '${param}' ignored`;
+
 /** The type each i915 parameter was declared with, as the snapshot records it. */
 export const I915_PARAM_TYPE: Readonly<Record<(typeof I915_PARAM)[keyof typeof I915_PARAM], string>> = {
   enable_gvt: 'bool',
@@ -100,6 +125,21 @@ export const PARAM = {
   gvtOn: `${moduleParam(MODULE.i915, I915_PARAM.enableGvt)}=1`,
   gucOff: `${moduleParam(MODULE.i915, I915_PARAM.enableGuc)}=0`,
   acsOverride: `${BOOT_PARAM.acsOverride}=${BOOT_OPTION.acsDownstream},${BOOT_OPTION.acsMultifunction}`,
+} as const;
+
+/**
+ * The SR-IOV parameters, built from the names above: i915.enable_guc=3 (GuC submission and
+ * HuC load, the bitmask in the DKMS i915_params.c enable_guc description; a VF refuses to start
+ * without GuC submission), i915.max_vfs / xe.max_vfs (how many VFs the PF may enable),
+ * xe.force_probe=<device id> and module_blacklist=<the other driver>. Routes use these
+ * (src/host/sriov/route.ts routeParams).
+ */
+export const SRIOV_PARAM = {
+  i915GucSubmission: `${moduleParam(MODULE.i915, I915_PARAM.enableGuc)}=3`,
+  i915MaxVfs: (vfs: number) => `${moduleParam(MODULE.i915, I915_PARAM.maxVfs)}=${vfs}`,
+  xeMaxVfs: (vfs: number) => `${moduleParam(MODULE.xe, XE_PARAM.maxVfs)}=${vfs}`,
+  xeForceProbe: (deviceId: string) => `${moduleParam(MODULE.xe, XE_PARAM.forceProbe)}=${deviceId}`,
+  moduleBlacklist: (...modules: string[]) => `${BOOT_PARAM.moduleBlacklist}=${modules.join(',')}`,
 } as const;
 
 /**

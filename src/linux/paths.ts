@@ -32,4 +32,18 @@ export const PATHS = {
   /** proxmox-kernel-helper src/proxmox-boot/functions @ 7007b33 (PINNED_KERNEL_CONF, NEXT_BOOT_PIN). */
   kernelPin: '/etc/kernel/proxmox-boot-pin',
   kernelNextBootPin: '/etc/kernel/next-boot-pin',
+  /** The key dkms signs modules with (strongtz/i915-sriov-dkms docs/secure-boot.md @ 2421d3f: mokutil --import it). */
+  dkmsMokPub: '/var/lib/dkms/mok.pub',
+  /**
+   * shim's runtime copy of the enrolled MOK list: the kernel's "mok-variables" sysfs folder
+   * (torvalds/linux drivers/firmware/efi/mokvar-table.c), else the EFI variable MokListRT
+   * under shim's GUID (EFI_SHIM_LOCK_GUID 605dab50-e046-4300-abb6-3dd810dd8b23, include/linux/efi.h).
+   */
+  mokListRt: '/sys/firmware/efi/mok-variables/MokListRT',
+  mokListRtVar: '/sys/firmware/efi/efivars/MokListRT-605dab50-e046-4300-abb6-3dd810dd8b23',
+  /**
+   * Not a Linux file: where `capture` puts the kernel log lines doctor read on the live host
+   * (a captured tree cannot run journalctl), so doctor --root reads the same lines.
+   */
+  kernelLogCapture: '/run/igpu-split/kernel-log',
 } as const;

@@ -22,6 +22,7 @@ const status = (report: DoctorReport, id: string): CheckStatus | undefined =>
   report.checks.find((c) => c.id === id)?.status;
 const evidence = (report: DoctorReport, id: string): string =>
   report.checks.find((c) => c.id === id)?.evidence ?? '';
+const fix = (report: DoctorReport, id: string): string => report.checks.find((c) => c.id === id)?.fix ?? '';
 
 interface Expectation {
   mode: DoctorReport['mode'];
@@ -143,16 +144,79 @@ const expectations: Record<string, Expectation> = {
     mode: 'sriov',
     result: 'pass',
     gpu: { deviceId: '46d1', platform: 'alderlake-n' },
-    checks: { 'sriov.driver': 'pass', 'sriov.vfs': 'pass' },
+    checks: {
+      'sriov.route': 'pass',
+      'sriov.kernel': 'pass',
+      'sriov.next-boot': 'pass',
+      'sriov.module-built': 'pass',
+      'sriov.module-loaded': 'pass',
+      'sriov.max-vfs': 'pass',
+      'sriov.driver': 'pass',
+      'sriov.vfs': 'pass',
+      'sriov.guc': 'pass',
+      'sriov.vf-drivers': 'pass',
+    },
     predicted: { 'sriov-vf': 7 },
     live: { 'sriov-vf': 7 },
+    more: (r) => {
+      assert.match(
+        evidence(r, 'sriov.kernel'),
+        /i915-sriov-dkms 2025\.07\.22 builds for 6\.8\.12-4-pve \(6\.8–6\.16\)/,
+      );
+      assert.match(evidence(r, 'sriov.guc'), /^GuC 70\.29\.2: VF interface 1\.13$/);
+      assert.equal(status(r, 'sriov.secure-boot'), undefined, 'Secure Boot is off');
+    },
+  },
+  'n100-sriov-upgraded': {
+    mode: 'sriov',
+    result: 'fail',
+    checks: { 'sriov.kernel': 'pass', 'sriov.module-built': 'pass', 'sriov.next-boot': 'fail' },
+    live: { 'sriov-vf': 7 },
+    more: (r) => {
+      assert.match(
+        evidence(r, 'sriov.next-boot'),
+        /^next boot \(newest installed\) 6\.17\.13-2-pve: i915-sriov-dkms 2025\.07\.22 builds only for kernels 6\.8–6\.16, not 6\.17\.13-2-pve/,
+      );
+      assert.match(fix(r, 'sriov.next-boot'), /proxmox-boot-tool kernel pin/);
+    },
+  },
+  'n100-before': {
+    mode: 'sriov',
+    result: 'fail',
+    gpu: { deviceId: '46d1', platform: 'alderlake-n', driver: 'i915' },
+    host: { proxmoxVersion: '9.1.1', kernelRelease: '6.17.13-2-pve' },
+    checks: {
+      'sriov.route': 'pass',
+      'sriov.kernel': 'fail',
+      'sriov.next-boot': 'fail',
+      'sriov.module-built': 'fail',
+      'sriov.module-loaded': 'fail',
+      'sriov.max-vfs': 'fail',
+      'sriov.driver': 'fail',
+      'sriov.guc': 'pass',
+    },
+    predicted: { 'sriov-vf': 7 },
+    live: {},
+    more: (r) => {
+      assert.match(
+        evidence(r, 'sriov.module-loaded'),
+        /stock i915: \/sys\/module\/i915\/parameters has no max_vfs/,
+      );
+      assert.match(fix(r, 'sriov.max-vfs'), /add i915\.max_vfs=7 to the kernel command line/);
+      assert.match(
+        fix(r, 'sriov.driver'),
+        /intel_iommu=on i915\.enable_guc=3 i915\.max_vfs=7 module_blacklist=xe/,
+      );
+      assert.equal(status(r, 'sriov.vf-drivers'), undefined, 'no VFs, no VF check');
+    },
   },
   'i5-13500-raptorlake': {
     mode: 'sriov',
     result: 'fail',
     cpu: { coreGeneration: 13 },
     gpu: { deviceId: 'a780', platform: 'raptorlake-s' },
-    checks: { 'sriov.driver': 'fail' },
+    checks: { 'sriov.driver': 'fail', 'sriov.module-built': 'fail', 'sriov.guc': 'warn' },
+    predicted: { 'sriov-vf': 7 },
   },
   'ryzen-5600g-amd': {
     mode: 'none',

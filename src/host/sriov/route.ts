@@ -13,6 +13,7 @@
 
 import { buildsFor, describeRange, knownRelease } from '../../knowledge/i915-sriov-dkms.ts';
 import type { IgpuPlatformInfo, SriovRoute } from '../../knowledge/igpu-platforms.ts';
+import { MODULE, PARAM, SRIOV_PARAM } from '../../knowledge/kernel.ts';
 import type { HostFacts } from '../facts.ts';
 
 export type RouteName = SriovRoute['route'];
@@ -138,11 +139,16 @@ export function kernelKeepsSplit(
 /** Kernel parameters of a route: the ones the DKMS and the kernel documentation name. */
 export function routeParams(choice: RouteChoice, vfs: number, deviceId: string): string[] {
   if (choice.route === 'i915-sriov-dkms')
-    return ['intel_iommu=on', 'i915.enable_guc=3', `i915.max_vfs=${vfs}`, 'module_blacklist=xe'];
+    return [
+      PARAM.intelIommuOn,
+      SRIOV_PARAM.i915GucSubmission,
+      SRIOV_PARAM.i915MaxVfs(vfs),
+      SRIOV_PARAM.moduleBlacklist(MODULE.xe),
+    ];
   return [
-    'intel_iommu=on',
-    `xe.max_vfs=${vfs}`,
-    ...(choice.forceProbe ? [`xe.force_probe=${deviceId}`] : []),
-    'module_blacklist=i915',
+    PARAM.intelIommuOn,
+    SRIOV_PARAM.xeMaxVfs(vfs),
+    ...(choice.forceProbe ? [SRIOV_PARAM.xeForceProbe(deviceId)] : []),
+    SRIOV_PARAM.moduleBlacklist(MODULE.i915),
   ];
 }
