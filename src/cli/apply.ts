@@ -16,7 +16,7 @@ import {
   renderPlanSections,
   renderSkipped,
 } from './lab-run.ts';
-import { addRebootTimeout, addYesOption, jsonNeedsYes } from './option-checks.ts';
+import { addRebootTimeout, addYesOption, FORCE_HELP, jsonNeedsYes } from './option-checks.ts';
 import { jsonText } from './output.ts';
 import { addConsentFlags } from './vm-plan.ts';
 
@@ -40,10 +40,7 @@ export function registerApply(program: Command): void {
   )
     .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
-    .option(
-      '--force',
-      'apply host steps that override a value you set, or reboot a host into a kernel its SR-IOV driver does not build for',
-    );
+    .option('--force', FORCE_HELP);
   addRebootTimeout(addYesOption(command))
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {

@@ -120,7 +120,7 @@ export const JSON_HELP =
   'print the result as one JSON object (docs/json.md) instead of text; a command that changes something needs --yes with it';
 export const YES_HELP = 'do not ask before changing anything (needed with --json)';
 export const FORCE_HELP =
-  'go ahead where igpu-split otherwise stops: init overwrites an existing file, host apply overrides kernel parameters you set to other values (e.g. intel_iommu=off)';
+  'go ahead where igpu-split otherwise stops: init overwrites an existing file; apply and host apply override kernel parameters you set to other values (e.g. intel_iommu=off) and reboot a host into a kernel its SR-IOV driver does not build for';
 export const NO_DRAIN_HELP =
   "do not drain the Kubernetes nodes of the node VMs this restarts or reboots (a cluster you drain yourself, or one this machine cannot reach); by default each is drained first and uncordoned once Ready (host apply --reboot needs the host's lab file to know them)";
 export const NODE_HELP = 'Kubernetes nodes of the lab file, by name (one or more)';

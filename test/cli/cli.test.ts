@@ -145,7 +145,7 @@ describe('igpu-split host plan', () => {
   });
 
   test('an SR-IOV host without a driver package named exits 1 with the reason', async () => {
-    const result = await runCli(['host', 'plan', '--root', fixturePath('n100-sriov')]);
+    const result = await runCli(['host', 'plan', '--root', fixturePath('n100-before')]);
     assert.equal(result.code, 1);
     assert.match(result.stdout, /not planned: .*names no package: set sriov\.hostDriver/);
   });

@@ -126,7 +126,7 @@ test('passthrough hosts get the vfio modules; an SR-IOV host without a driver pa
   assert.match(tiger.steps[1]?.write?.content ?? '', /^softdep i915 pre: vfio-pci$/m);
   assert.equal(tiger.steps[2]?.command, 'update-initramfs -u -k all');
   assert.match(tiger.steps[3]?.description ?? '', /0000:00:02\.0 on vfio-pci/);
-  const n100 = planHost(await facts(fixturePath('n100-sriov')));
+  const n100 = planHost(await facts(fixturePath('n100-before')));
   assert.match(n100.unsupported ?? '', /the lab names no package: set sriov\.hostDriver/);
   assert.deepEqual(n100.steps, []);
   assert.match(planHost(await facts(fixturePath('ryzen-5600g-amd'))).unsupported ?? '', /nothing to share/);
