@@ -6,7 +6,7 @@
 // The lab file it writes is a real one: point it at a real lab by changing it.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { parameterChecker, type RunningSimulator, startSimulator } from '../sim/
 import { SimulatorState } from '../sim/proxmox/state.ts';
 import { type FakeFactory, startImageFactory } from '../sim/talos-factory.ts';
 import { DEMO_TALOS_NODE, DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
+import { sriovHost } from './sriov-host.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const DEMO_TOKEN_ID = 'igpu-split@pve!demo';
@@ -60,7 +61,33 @@ const HOSTS = [
   { node: 'pve1', before: 'i5-8500t-before', after: 'i5-8500t-gvt' },
   { node: 'pve2', before: 'i5-8500t-before', after: 'i5-8500t-gvt' },
   { node: 'pve3', before: 'i7-6700k-sdboot', after: undefined },
+  // Alder Lake-N N100, UHD 8086:46d1: SR-IOV through i915-sriov-dkms (src/demo/sriov-host.ts).
+  { node: 'pve4', before: 'n100-before', after: undefined },
 ] as const;
+
+/** The demo's SR-IOV host, and the sysfs file whose count the Proxmox simulator follows. */
+const SRIOV_NODE = 'pve4';
+const NUMVFS = 'sys/bus/pci/devices/0000:00:02.0/sriov_numvfs';
+
+/**
+ * The simulator lists the VFs the host's tree has, read before each request: a host
+ * rebooted by another process (the playground's SSH server, a kill-point child) counts too.
+ */
+function followVfs(root: string): (state: SimulatorState) => void {
+  let seen = 0;
+  return (state) => {
+    let count = 0;
+    try {
+      count = Number(readFileSync(join(root, NUMVFS), 'utf8').trim()) || 0;
+    } catch (error) {
+      // expected: ENOENT — the stock i915 offers no SR-IOV: no VFs
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (count === seen) return;
+    seen = count;
+    state.setVirtualFunctions(SRIOV_NODE, count);
+  };
+}
 
 /** The i7-6700K capture has a 512 MB aperture; the demo host has 256 MB, as the real one. */
 async function apertureTo256(root: string): Promise<void> {
@@ -102,11 +129,24 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
     verbatimSymlinks: true,
   });
 
-  const state = new SimulatorState({ taskMs: 20, secondMs: 20 });
+  const follow = followVfs(roots[SRIOV_NODE] as string);
+  const state: SimulatorState = new SimulatorState({
+    taskMs: 20,
+    secondMs: 20,
+    onRequest: () => follow(state),
+  });
   const gpu = { bdf: '0000:00:02.0', iommuGroup: 1, apertureMiB: 256, graphicsVer: 9 };
   state.addNode('pve1', { ...gpu, vendorDevice: '8086:3e92', subsystem: '17aa:3136' });
   state.addNode('pve2', { ...gpu, vendorDevice: '8086:3e92', subsystem: '17aa:3136' });
   state.addNode('pve3', { ...gpu, vendorDevice: '8086:1912', subsystem: '1462:7978' });
+  // The n100-before capture's iGPU; 7 VFs at most (sriov_totalvfs of the DKMS i915).
+  state.addNode(SRIOV_NODE, {
+    ...gpu,
+    vendorDevice: '8086:46d1',
+    subsystem: '8086:7270',
+    graphicsVer: 12,
+    totalVfs: 7,
+  });
   const vm = (name: string) => ({
     name,
     machine: 'q35',
@@ -117,8 +157,10 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
   });
   state.addVm({ vmid: 101, node: 'pve1', status: 'stopped', config: vm('k3s-1') });
   state.addVm({ vmid: 102, node: 'pve2', status: 'stopped', config: vm('talos-1') });
+  state.addVm({ vmid: 103, node: SRIOV_NODE, status: 'stopped', config: vm('k3s-2') });
   state.start(101);
   state.start(102);
+  state.start(103);
   const secret = `demo-${Math.random().toString(36).slice(2)}`;
   process.env[DEMO_SECRET_ENV] = secret;
   state.addToken(DEMO_TOKEN_ID, secret, {
@@ -193,6 +235,8 @@ export function demoMachine(d: DemoDescription, name: string): DirectoryHost {
       ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after')),
       IN_PROCESS.guest,
     );
+  if (name === SRIOV_NODE)
+    return new DirectoryHost(d.roots[name] as string, sriovHost({ node: name }), IN_PROCESS.hosts[name]);
   const spec = HOSTS.find((h) => h.node === name);
   const after = spec?.after ? join(FIXTURES, 'hosts', spec.after) : undefined;
   return new DirectoryHost(d.roots[name] as string, proxmoxHost(after), IN_PROCESS.hosts[name]);
@@ -248,6 +292,7 @@ hosts:
   - { node: pve1, ssh: "${ssh.hosts.pve1}" }   # i5-8500T, UHD 630
   - { node: pve2, ssh: "${ssh.hosts.pve2}" }   # i5-8500T, UHD 630
   - { node: pve3, ssh: "${ssh.hosts.pve3}" }   # i7-6700K, HD 530, already set up
+  - { node: pve4, ssh: "${ssh.hosts.pve4}" }   # N100 (Alder Lake-N): SR-IOV virtual functions
 vms:
   - vmid: 101
     host: pve1
@@ -259,6 +304,14 @@ vms:
     os: talos
     kubernetesNode: talos-1
     talos: { node: ${DEMO_TALOS_NODE} }   # the Talos version is read from the node
+  - vmid: 103
+    host: pve4
+    os: ubuntu   # gets one virtual function of pve4 through the sriov.mapping pool
+sriov:
+  # The release the N100's kernel (6.17) is in range of; the demo host writes what the
+  # package leaves and never downloads it.
+  hostDriver:
+    url: https://github.com/strongtz/i915-sriov-dkms/releases/download/2026.05.06/i915-sriov-dkms_2026.05.06_amd64.deb
 imageFactory: ${d.factoryUrl}
 kubernetes:
   kubeconfig: ${d.kubeconfig}

@@ -61,6 +61,12 @@ async function kernels(host: DirectoryHost): Promise<string[]> {
 /** What installing the packages leaves behind (dkms builds for every kernel the release's range holds). */
 async function install(host: DirectoryHost, words: string[]): Promise<CommandResult> {
   const packages = await statusOf(host);
+  // proxmox-default-headers brings the headers of the default kernel (the demo: every installed one).
+  if (words.includes('proxmox-default-headers'))
+    for (const kernel of await kernels(host)) {
+      await mkdir(host.under(`/lib/modules/${kernel}/build`), { recursive: true });
+      await writeFile(host.under(`/lib/modules/${kernel}/build/Makefile`), '');
+    }
   for (const word of words) {
     const release = releaseOfPackageFile(word);
     if (word.includes('/') && !release) return fail(`E: Unsupported file ${word} given on commandline`);
@@ -77,7 +83,8 @@ async function install(host: DirectoryHost, words: string[]): Promise<CommandRes
       `PACKAGE_NAME="${DKMS_PACKAGE}"\nPACKAGE_VERSION="${release}"\nBUILD_EXCLUSIVE_KERNEL="${info?.buildExclusiveKernel ?? '^$'}"\n`,
     );
     for (const kernel of await kernels(host)) {
-      if (!info || !buildsFor(info.buildExclusiveKernel, kernel)) continue;
+      const headers = await exists(host.under(`/lib/modules/${kernel}/build/Makefile`));
+      if (!info || !headers || !buildsFor(info.buildExclusiveKernel, kernel)) continue;
       const dkms = host.under(`/lib/modules/${kernel}/updates/dkms`);
       await mkdir(dkms, { recursive: true });
       await writeFile(join(dkms, 'i915.ko'), '');

@@ -5,7 +5,7 @@
 // same); the exit code follows the worst link (exitCodeOf).
 
 import { verifyCluster } from '../cluster/verify.ts';
-import { gpuNodesOf } from '../config/derived.ts';
+import { gpuNodesOf, type SriovHost } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, unlessUnreachable } from '../core/errors.ts';
@@ -15,7 +15,8 @@ import { guestLayer } from '../guest/providers.ts';
 import { readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
 import { verifyHost } from '../host/verify.ts';
-import { gatherMappingFacts, planMapping } from '../mapping/plan.ts';
+import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/plan.ts';
+import { gatherVfPoolFacts, planVfPool } from '../mapping/vf-pool.ts';
 import { verifyVms } from '../vm/verify.ts';
 import { guestEnvironment, type LabConnections, type LabVm } from './connections.ts';
 
@@ -86,6 +87,8 @@ export async function verifyLab(
   } = {},
 ): Promise<VmChain[]> {
   const hostChecks = new Map<string, Check[] | TargetError>();
+  // Hosts whose iGPU has VFs now: their chains go through the VF pool, not the GVT-g mapping.
+  const sriovHosts = new Map<string, SriovHost>();
   await bounded(
     lab.hosts.filter((h) => h.ssh),
     8,
@@ -93,7 +96,11 @@ export async function verifyLab(
       const checks = await unlessUnreachable(async () => {
         const access = await connections.host(h.node);
         try {
-          return verifyHost(await gatherHostFacts(access), await readState(access));
+          const facts = await gatherHostFacts(access);
+          const pf = facts.displayDevices.find((d) => d.sriov && !d.virtualFunction && d.vendorId === 0x8086);
+          if (pf?.sriov?.numVfs)
+            sriovHosts.set(h.node, { node: h.node, pfBdf: pf.bdf, vfs: pf.sriov.numVfs });
+          return verifyHost(facts, await readState(access));
         } finally {
           await access.close();
         }
@@ -107,8 +114,13 @@ export async function verifyLab(
   ]);
   // Each chain is judged by its own host's entry: one host still to be added (skipped, or
   // down when apply ran) does not fail the chains of the hosts that have theirs.
+  const pools = new Map<string, MappingPlan>();
+  for (const host of sriovHosts.values())
+    pools.set(host.node, planVfPool(await gatherVfPoolFacts(connections.proxmox, lab.sriov.mapping, [host])));
   const mappingFor = (node: string) =>
+    pools.get(node) ??
     planMapping({ ...mappingFacts, nodes: mappingFacts.nodes.filter((n) => n.node === node) });
+  const mappingName = (node: string) => (sriovHosts.has(node) ? lab.sriov.mapping : lab.mapping);
   const cluster = await unlessUnreachable(() =>
     verifyCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab), {
       smoke: options.smoke,
@@ -142,23 +154,32 @@ export async function verifyLab(
             id: `chain.${vm.vmid}.mapping`,
             link: 'mapping',
             status: 'fail',
-            evidence: `mapping ${lab.mapping} lacks or mismatches the entry for ${vm.host}`,
+            evidence: `mapping ${mappingName(vm.host)} lacks or mismatches the entry for ${vm.host}`,
             fix: 'run igpu-split apply (or mapping apply)',
           }
         : link(
             vm.vmid,
             'mapping',
             mappingChecks.length > 0 ? mappingChecks : [{ id: 'm', status: 'pass', evidence: '' }],
-            `mapping ${lab.mapping}`,
+            `mapping ${mappingName(vm.host)}`,
           ),
     );
     links.push(
       link(
         vm.vmid,
         'vm',
-        await verifyVms(connections.proxmox, [{ vmid: vm.vmid, node: vm.host, vgpu: vm.vgpu }], {
-          mapping: lab.mapping,
-        }),
+        await verifyVms(
+          connections.proxmox,
+          [
+            {
+              vmid: vm.vmid,
+              node: vm.host,
+              vgpu: vm.vgpu,
+              ...(sriovHosts.has(vm.host) ? { attach: 'vf' as const } : {}),
+            },
+          ],
+          { mapping: lab.mapping, vfPool: lab.sriov.mapping },
+        ),
         `VM ${vm.vmid}`,
       ),
     );
