@@ -9,6 +9,7 @@ import { IgpuSplitError } from '../core/errors.ts';
 import { HOSTPCI, HOSTPCI_KEY } from '../proxmox/api-spec.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
+import { vfUsage } from '../vm/vf.ts';
 import type { LabConnections, LabVm } from './connections.ts';
 
 export interface StatusPod {
@@ -42,6 +43,8 @@ export interface StatusHost {
   node: string;
   types: { type: string; available: number }[];
   used: Record<string, number>;
+  /** SR-IOV hosts: the VF pool's VFs on this host, used and free. */
+  vfs?: { used: number; free: number };
   vms: StatusVm[];
 }
 
@@ -73,6 +76,7 @@ export function isNodeUnknown(node: StatusVm['node']): node is StatusNodeUnknown
 
 export async function labStatus(lab: Lab, connections: LabConnections): Promise<StatusHost[]> {
   const pods = await read(() => connections.kube.list('v1', 'Pod'));
+  const pool = await vfPoolUsage(lab, connections);
   const hosts: StatusHost[] = [];
   for (const host of lab.hosts) {
     // A host without node VMs is shown too: its free slots are what a new VM could take.
@@ -81,16 +85,41 @@ export async function labStatus(lab: Lab, connections: LabConnections): Promise<
       node: host.node,
       types: await mdevTypes(connections, host.node),
       used: {},
+      ...(pool.has(host.node) ? { vfs: pool.get(host.node) } : {}),
       vms: [],
     };
     for (const vm of vms) {
-      const status = await vmStatus(connections, vm, pods);
+      const status = await vmStatus(connections, vm, pods, lab.sriov.mapping);
       if (status.vgpu && status.running) entry.used[status.vgpu] = (entry.used[status.vgpu] ?? 0) + 1;
       entry.vms.push(status);
     }
     hosts.push(entry);
   }
   return hosts;
+}
+
+/** VFs used and free per host of the VF pool (none when the lab has no pool yet). */
+async function vfPoolUsage(
+  lab: Lab,
+  connections: LabConnections,
+): Promise<Map<string, { used: number; free: number }>> {
+  if (!(await connections.proxmox.mappings()).some((m) => m.id === lab.sriov.mapping)) return new Map();
+  const pool = await connections.proxmox.mapping(lab.sriov.mapping);
+  const vms = await Promise.all(
+    lab.vms.map(async (vm) => {
+      const [config, status] = await Promise.all([
+        connections.proxmox.vmConfig(vm.host, vm.vmid),
+        connections.proxmox.vmStatus(vm.host, vm.vmid),
+      ]);
+      return { vmid: vm.vmid, node: vm.host, running: status.status === 'running', config: config.values };
+    }),
+  );
+  return new Map(
+    vfUsage({ name: lab.sriov.mapping, map: pool.map }, vms).map((u) => [
+      u.node,
+      { used: u.used, free: u.free },
+    ]),
+  );
 }
 
 async function mdevTypes(connections: LabConnections, node: string): Promise<StatusHost['types']> {
@@ -106,15 +135,20 @@ async function vmStatus(
   connections: LabConnections,
   vm: LabVm,
   pods: KubeObject[] | Unread,
+  pool: string,
 ): Promise<StatusVm> {
   const [config, status] = await Promise.all([
     connections.proxmox.vmConfig(vm.host, vm.vmid),
     connections.proxmox.vmStatus(vm.host, vm.vmid),
   ]);
-  const vgpu = Object.entries(config.values)
-    .filter(([key]) => HOSTPCI_KEY.test(key))
-    .map(([, value]) => parsePropertyString(value, HOSTPCI).mdev)
-    .find((mdev): mdev is string => typeof mdev === 'string');
+  const hostpci = Object.entries(config.values).filter(([key]) => HOSTPCI_KEY.test(key));
+  const vgpu =
+    hostpci
+      .map(([, value]) => parsePropertyString(value, HOSTPCI).mdev)
+      .find((mdev): mdev is string => typeof mdev === 'string') ??
+    (hostpci.some(([, value]) => parsePropertyString(value, HOSTPCI).mapping === pool)
+      ? 'virtual function'
+      : undefined);
   const node = vm.kubernetesNode ? await nodeStatus(connections, vm.kubernetesNode, pods) : undefined;
   return { vmid: vm.vmid, name: config.values.name, running: status.status === 'running', vgpu, node };
 }
@@ -150,6 +184,7 @@ async function nodeStatus(
 
 /** A host's vGPU slots: `V5_4 1 used / 1 free`, per type in use, or each type's free count. */
 export function slotsText(host: StatusHost): string {
+  if (host.vfs) return `virtual functions ${host.vfs.used} used / ${host.vfs.free} free`;
   const short = (type: string) => type.replace('i915-GVTg_', '');
   const slots = Object.entries(host.used).map(([type, used]) => {
     const free = host.types.find((t) => t.type === type)?.available ?? 0;
@@ -163,7 +198,9 @@ export function slotsText(host: StatusHost): string {
 export function renderStatus(hosts: readonly StatusHost[]): string {
   const lines: string[] = [];
   for (const host of hosts) {
-    lines.push(`${host.node}  vGPU slots: ${slotsText(host)}${host.vms.length === 0 ? '; no node VM' : ''}`);
+    lines.push(
+      `${host.node}  ${host.vfs ? '' : 'vGPU slots: '}${slotsText(host)}${host.vms.length === 0 ? '; no node VM' : ''}`,
+    );
     host.vms.forEach((vm, i) => {
       const lastVm = i === host.vms.length - 1;
       lines.push(
