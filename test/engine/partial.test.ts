@@ -56,6 +56,7 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
       planSections(plan).map((s) => `${s.title}: ${s.unreachable ? 'unreachable' : s.steps.length}`),
       [
         'mapping iGPU: 1',
+        'mapping iGPU-VF (virtual functions): 0',
         'host pve1: 4',
         'VM 101 on pve1: 3',
         'guest of VM 101 (ubuntu, k3s-1): 2',
@@ -63,6 +64,8 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
         'VM 102 on pve2: 3',
         'guest of VM 102 (talos, talos-1): 2',
         'host pve3: 0',
+        'host pve4: 9',
+        'VM 103 on pve4: 3',
         'cluster: 4',
       ],
     );
@@ -120,6 +123,8 @@ test('apply --skip-host pve2 applies the rest, leaves pve2 and its VM alone, and
       'pve1/vms',
       'pve1/guest/101',
       'pve1/uncordon',
+      'pve4/host',
+      'pve4/vms',
       'lab/cluster',
     ]);
     const sections = planSections(result.plan).map((s) => s.title);
