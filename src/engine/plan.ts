@@ -13,7 +13,8 @@ import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
 import { WaitWatch } from '../core/waits.ts';
-import type { GuestPlan } from '../guest/provider.ts';
+import type { HostGpu } from '../guest/attachment.ts';
+import type { GuestAttachment, GuestPlan } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { hostLayer } from '../host/layer.ts';
 import type { HostPlan } from '../host/plan.ts';
@@ -25,6 +26,7 @@ import { vmPlanPrivileges } from '../vm/apply.ts';
 import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
 import { guestEnvironment, type LabConnections } from './connections.ts';
+import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
 
 export interface GuestPart {
   vm: NodeVm;
@@ -130,8 +132,15 @@ async function withAccess<T>(
  * A guest's plan through its OS's provider; the connection it opened is closed after. A
  * guest that cannot be reached (or read) marks its own chain.
  */
-async function planGuest(vm: NodeVm, connections: LabConnections): Promise<GuestPart> {
-  const layer = guestLayer(vm, guestEnvironment(connections));
+async function planGuest(
+  vm: NodeVm,
+  connections: LabConnections,
+  attachment: GuestAttachment | undefined,
+): Promise<GuestPart> {
+  const layer = guestLayer(vm, {
+    ...guestEnvironment(connections),
+    ...(attachment ? { attachment: () => attachment } : {}),
+  });
   if (!layer) return { vm };
   try {
     const read = await unlessUnreachable(() => layer.gather());
@@ -146,14 +155,15 @@ async function planGuest(vm: NodeVm, connections: LabConnections): Promise<Guest
 }
 
 /** A host's plan and GPU facts, or why its SSH could not be reached. */
-async function planHost(node: string, connections: LabConnections) {
+async function planHost(node: string, connections: LabConnections, lab: Lab) {
+  const entry = lab.hosts.find((h) => h.node === node);
   const read = await unlessUnreachable(() =>
     withAccess(
       () => connections.host(node),
       async (access) => {
         const layer = hostLayer(access);
         const facts = await layer.gather();
-        return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
+        return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu, attached: hostGpuOf(facts, entry) };
       },
     ),
   );
@@ -196,14 +206,30 @@ export async function planLab(
   // and 2 more"). It is no server of its own and has no limit of its own: each read under it is
   // bounded by the connect and request limits, and a slow one says so with them.
   const gathering = new WaitWatch('gathering', undefined, false);
-  const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
-    bounded(usedHosts, limit, async (h) =>
-      h.ssh ? gathering.track(`host ${h.node}`, planHost(h.node, connections)) : undefined,
-    ),
+  const hostReads = bounded(usedHosts, limit, async (h) =>
+    h.ssh ? gathering.track(`host ${h.node}`, planHost(h.node, connections, lab)) : undefined,
+  );
+  // A guest is planned for what its host gives it (an mdev or an SR-IOV VF), so it is read
+  // once its host is: the host's route decides the guest's driver.
+  const attachments = hostReads.then((reads) => {
+    const read = new Map<string, HostGpu>();
+    usedHosts.forEach((h, i) => {
+      const one = reads[i];
+      if (one && 'attached' in one) read.set(h.node, one.attached);
+    });
+    return attachmentsOf(lab, read);
+  });
+  const [hostPlans, mappingFacts, vmInputs, guests, clusterRead, attachedTo] = await Promise.all([
+    hostReads,
     gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
     gathering.track('the VM configs', vmsOf.gather()),
-    bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
+    attachments.then((attached) =>
+      bounded(lab.vms, limit, (vm) =>
+        gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections, attached.get(vm.vmid))),
+      ),
+    ),
     unlessUnreachable(() => gathering.track('the cluster', clusterOf.gather())),
+    attachments,
   ]);
   const mapping = mappingOf.plan(mappingFacts);
   const vms = vmsOf.plan({
@@ -256,7 +282,18 @@ export async function planLab(
     ]),
     ...(clusterDown ? [clusterDown] : []),
   ];
-  return { privileges, mapping, vms, hosts, cluster, gpuNodes, unreachable, skippedHosts };
+  // The resource each node offers follows the driver its guest binds (gpu.intel.com/i915 or /xe).
+  const drivenGpuNodes = gpuNodesOf(lab, (vm) => gpuDriverOf(vm, attachedTo.get(vm.vmid)));
+  return {
+    privileges,
+    mapping,
+    vms,
+    hosts,
+    cluster,
+    gpuNodes: drivenGpuNodes,
+    unreachable,
+    skippedHosts,
+  };
 }
 
 /**

@@ -94,7 +94,10 @@ test('plan → apply → verify (smoke pods) → plan empty → rollback leaves 
     ],
   );
   assert.match(checks[1]?.evidence ?? '', /gpu\.intel\.com\/i915: 2 \(1 vGPU × 2\)/);
-  assert.match(checks[2]?.evidence ?? '', /sees renderD128; vainfo: Intel iHD driver .* with 3 profiles/);
+  assert.match(
+    checks[2]?.evidence ?? '',
+    /^VA-API profiles listed: .* got renderD128 and vainfo lists 3 profiles \(Intel iHD driver .*\): the vGPU renders$/,
+  );
   assert.deepEqual(
     sim.store
       .list({ ...(await import('../../src/sim/kube/controllers.ts')).K.Pod }, 'igpu-split')
