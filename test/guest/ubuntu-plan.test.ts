@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import { gatherUbuntuFacts } from '../../src/guest/ubuntu/gather.ts';
-import { parseDpkgStatus } from '../../src/linux/parse/dpkg.ts';
 import { planUbuntu } from '../../src/guest/ubuntu/plan.ts';
+import { parseDpkgStatus } from '../../src/linux/parse/dpkg.ts';
 
 const guest = (name: string) =>
   new CapturedRoot(fileURLToPath(new URL(`../fixtures/guests/${name}`, import.meta.url))).open();
