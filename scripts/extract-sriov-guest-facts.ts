@@ -20,7 +20,10 @@ const { values } = parseArgs({
   },
 });
 
-const sources: { repository: string; path?: string; commit: string; blob?: string; tag?: string }[] = [];
+const sources: (
+  | { repository: string; path: string; commit: string; blob: string; tag?: string }
+  | { repository: string; refs: 'tags'; commit: string }
+)[] = [];
 
 function git(repository: string, args: string[]): string {
   const dir = join(values.mirrors as string, repository.replace('/', '+'), 'repo');
@@ -82,8 +85,8 @@ function main(): void {
     .sort(byVersion);
   sources.push({
     repository: EXTENSIONS,
+    refs: 'tags',
     commit: git(EXTENSIONS, ['rev-parse', 'HEAD']).trim(),
-    tag: 'tags v1.*',
   });
   const firstWithXe = must(
     extensionTags.find((t) =>
@@ -98,7 +101,7 @@ function main(): void {
     .split('\n')
     .filter((t) => /^v1\.(1[0-9])\.\d+$/.test(t))
     .sort(byVersion);
-  sources.push({ repository: TALOS, commit: git(TALOS, ['rev-parse', 'HEAD']).trim(), tag: 'tags v1.1*' });
+  sources.push({ repository: TALOS, refs: 'tags', commit: git(TALOS, ['rev-parse', 'HEAD']).trim() });
   const linux: Record<string, string> = {};
   for (const tag of talosTags) {
     const toml = git(TALOS, ['show', `${tag}:hack/release.toml`]);
