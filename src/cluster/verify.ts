@@ -1,5 +1,6 @@
 // Verifying the cluster layer: the plugin's pod is ready on every GPU node, each node
-// advertises vGPUs × sharedDevNum of gpu.intel.com/i915, and a smoke pod per GPU node
+// advertises vGPUs × sharedDevNum of gpu.intel.com/i915 (gpu.intel.com/xe where its guest
+// binds xe: a Talos node on an SR-IOV VF), and a smoke pod per GPU node
 // gets one, sees the render node (and runs vainfo when the image has it). The smoke pod
 // is deleted afterwards; one that cannot be scheduled is reported with the scheduler's
 // reason.
@@ -7,13 +8,16 @@
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
 import { pollVisibly } from '../core/waits.ts';
-import { GPU_RESOURCE } from '../knowledge/pins.ts';
+import { GPU_RESOURCE, GPU_RESOURCE_OF } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { OURS } from './objects.ts';
 import { type GpuNode, missingNode } from './plan.ts';
 import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
 
 export const RESOURCE = GPU_RESOURCE;
+
+/** The resource a GPU node offers: named after the driver its guest binds (pins.ts GPU_RESOURCE_OF). */
+export const resourceOf = (node: GpuNode): string => GPU_RESOURCE_OF[node.driver ?? 'i915'];
 const PLUGIN_NAMESPACE_OPERATOR = 'inteldeviceplugins-system';
 
 export interface VerifyOptions {
@@ -73,20 +77,21 @@ export async function verifyCluster(
           },
     );
     const want = node.vgpus * settings.plugin.sharedDevNum;
+    const resource = resourceOf(node);
     const have = Number(
-      (live.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+      (live.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[resource] ?? 0,
     );
     checks.push(
       have === want
         ? {
             id: `cluster.${node.name}.allocatable`,
             status: 'pass',
-            evidence: `${node.name} advertises ${RESOURCE}: ${have} (${node.vgpus} vGPU × ${settings.plugin.sharedDevNum})`,
+            evidence: `${node.name} advertises ${resource}: ${have} (${node.vgpus} vGPU × ${settings.plugin.sharedDevNum})`,
           }
         : {
             id: `cluster.${node.name}.allocatable`,
             status: have === 0 ? 'fail' : 'warn',
-            evidence: `${node.name} advertises ${RESOURCE}: ${have}, expected ${want} (${node.vgpus} vGPU × sharedDevNum ${settings.plugin.sharedDevNum})`,
+            evidence: `${node.name} advertises ${resource}: ${have}, expected ${want} (${node.vgpus} vGPU × sharedDevNum ${settings.plugin.sharedDevNum})`,
             fix:
               have === 0
                 ? 'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM'
@@ -97,9 +102,7 @@ export async function verifyCluster(
       const limitMs = options.timeoutMs ?? 120_000;
       const what = `the smoke pod on ${node.name}`;
       checks.push(
-        await pollVisibly({ target: kube.target, what, limitMs }, () =>
-          smoke(kube, settings, node.name, options),
-        ),
+        await pollVisibly({ target: kube.target, what, limitMs }, () => smoke(kube, settings, node, options)),
       );
     }
   }
@@ -109,9 +112,11 @@ export async function verifyCluster(
 async function smoke(
   kube: KubeApi,
   settings: KubernetesSettings,
-  node: string,
+  gpuNode: GpuNode,
   options: VerifyOptions,
 ): Promise<Check> {
+  const node = gpuNode.name;
+  const resource = resourceOf(gpuNode);
   const namespace = settings.namespace;
   const nodeLabel = node
     .toLowerCase()
@@ -143,7 +148,7 @@ async function smoke(
             name: 'smoke',
             image: settings.smokeImage,
             command: ['sh', '-c', SMOKE_SCRIPT],
-            resources: { limits: { [RESOURCE]: '1' } },
+            resources: { limits: { [resource]: '1' } },
           },
         ],
       },
@@ -165,13 +170,13 @@ async function smoke(
               : `the smoke pod on ${node} did not finish in ${Math.round((options.timeoutMs ?? 120_000) / 1000)} s (${phase ?? 'no status'})`,
           fix:
             scheduled?.status === 'False'
-              ? `the node has no free ${RESOURCE}: raise sharedDevNum or free a device`
+              ? `the node has no free ${resource}: raise sharedDevNum or free a device`
               : `kubectl -n ${namespace} describe pod ${name}`,
         };
       }
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1_000));
     }
-    return smokeCheck(node, await kube.logs(namespace, name));
+    return smokeCheck(node, await kube.logs(namespace, name), gpuNode.vf ? 'VF' : 'vGPU');
   } finally {
     await kube.delete('v1', 'Pod', name, namespace);
   }
@@ -196,7 +201,9 @@ async function settle(
         (c) => c.type === 'Ready' && c.status === 'True',
       );
       const advertised = Number(
-        (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+        (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[
+          resourceOf(node)
+        ] ?? 0,
       );
       return !live || (podReady && advertised > 0);
     });

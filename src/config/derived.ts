@@ -69,6 +69,13 @@ export interface GpuNode {
   name: string;
   /** vGPUs on it: one per node VM. */
   vgpus: number;
+  /**
+   * The driver its guest binds to the GPU (absent: i915): the device plugin names the node's
+   * resource after it, gpu.intel.com/i915 or gpu.intel.com/xe (a Talos node on an SR-IOV VF).
+   */
+  driver?: 'i915' | 'xe';
+  /** Its VM has an SR-IOV virtual function (the smoke check then says whether the VF renders). */
+  vf?: true;
 }
 
 /**
@@ -84,11 +91,25 @@ export function desiredVmsOf(lab: Lab, sriovNodes: ReadonlySet<string> = new Set
   }));
 }
 
-/** Each VM that names its Kubernetes node offers one vGPU to it. */
-export function gpuNodesOf(lab: Lab): GpuNode[] {
+/**
+ * Each VM that names its Kubernetes node offers one vGPU to it; `driverOf` tells the driver
+ * its guest binds (known once the hosts are read), else i915.
+ */
+export function gpuNodesOf(
+  lab: Lab,
+  driverOf?: (vm: Lab['vms'][number]) => { driver: 'i915' | 'xe'; vf: boolean },
+): GpuNode[] {
   return lab.vms
     .filter((vm) => vm.kubernetesNode)
-    .map((vm) => ({ name: vm.kubernetesNode as string, vgpus: 1 }));
+    .map((vm) => {
+      const gpu = driverOf?.(vm);
+      return {
+        name: vm.kubernetesNode as string,
+        vgpus: 1,
+        ...(gpu?.driver === 'xe' ? { driver: gpu.driver } : {}),
+        ...(gpu?.vf ? { vf: true as const } : {}),
+      };
+    });
 }
 
 /** What the lab asks of one host: its mode, its VF count, how many node VMs it carries, the SR-IOV driver package. */

@@ -22,7 +22,8 @@ import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
 import { WaitWatch } from '../core/waits.ts';
-import type { GuestPlan } from '../guest/provider.ts';
+import type { HostGpu } from '../guest/attachment.ts';
+import type { GuestAttachment, GuestPlan } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { hostLayer } from '../host/layer.ts';
 import type { HostPlan } from '../host/plan.ts';
@@ -35,6 +36,7 @@ import { vmPlanPrivileges } from '../vm/apply.ts';
 import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
 import { guestEnvironment, type LabConnections } from './connections.ts';
+import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
 
 export interface GuestPart {
   vm: NodeVm;
@@ -144,8 +146,15 @@ async function withAccess<T>(
  * A guest's plan through its OS's provider; the connection it opened is closed after. A
  * guest that cannot be reached (or read) marks its own chain.
  */
-async function planGuest(vm: NodeVm, connections: LabConnections): Promise<GuestPart> {
-  const layer = guestLayer(vm, guestEnvironment(connections));
+async function planGuest(
+  vm: NodeVm,
+  connections: LabConnections,
+  attachment: GuestAttachment | undefined,
+): Promise<GuestPart> {
+  const layer = guestLayer(vm, {
+    ...guestEnvironment(connections),
+    ...(attachment ? { attachment: () => attachment } : {}),
+  });
   if (!layer) return { vm };
   try {
     const read = await unlessUnreachable(() => layer.gather());
@@ -180,14 +189,15 @@ function sriovHostsOf(
 }
 
 /** A host's plan and GPU facts, or why its SSH could not be reached. */
-async function planHost(node: string, connections: LabConnections, wishes: HostWishes) {
+async function planHost(node: string, connections: LabConnections, lab: Lab, wishes: HostWishes) {
+  const entry = lab.hosts.find((h) => h.node === node);
   const read = await unlessUnreachable(() =>
     withAccess(
       () => connections.host(node),
       async (access) => {
         const layer = hostLayer(access, { plan: { wishes } });
         const facts = await layer.gather();
-        return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu };
+        return { plan: layer.plan(facts), gpu: hostVerdict(facts).gpu, attached: hostGpuOf(facts, entry) };
       },
     ),
   );
@@ -231,16 +241,32 @@ export async function planLab(
   // and 2 more"). It is no server of its own and has no limit of its own: each read under it is
   // bounded by the connect and request limits, and a slow one says so with them.
   const gathering = new WaitWatch('gathering', undefined, false);
-  const [hostPlans, mappingFacts, vmInputs, guests, clusterRead] = await Promise.all([
-    bounded(usedHosts, limit, async (h) =>
-      h.ssh
-        ? gathering.track(`host ${h.node}`, planHost(h.node, connections, hostWishesOf(lab, h.node)))
-        : undefined,
-    ),
+  const hostReads = bounded(usedHosts, limit, async (h) =>
+    h.ssh
+      ? gathering.track(`host ${h.node}`, planHost(h.node, connections, lab, hostWishesOf(lab, h.node)))
+      : undefined,
+  );
+  // A guest is planned for what its host gives it (an mdev or an SR-IOV VF), so it is read
+  // once its host is: the host's route decides the guest's driver.
+  const attachments = hostReads.then((reads) => {
+    const read = new Map<string, HostGpu>();
+    usedHosts.forEach((h, i) => {
+      const one = reads[i];
+      if (one && 'attached' in one) read.set(h.node, one.attached);
+    });
+    return attachmentsOf(lab, read);
+  });
+  const [hostPlans, mappingFacts, vmInputs, guests, clusterRead, attachedTo] = await Promise.all([
+    hostReads,
     gathering.track(`mapping ${lab.mapping}`, mappingOf.gather()),
     gathering.track('the VM configs', vmsOf.gather()),
-    bounded(lab.vms, limit, (vm) => gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections))),
+    attachments.then((attached) =>
+      bounded(lab.vms, limit, (vm) =>
+        gathering.track(`guest of VM ${vm.vmid}`, planGuest(vm, connections, attached.get(vm.vmid))),
+      ),
+    ),
     unlessUnreachable(() => gathering.track('the cluster', clusterOf.gather())),
+    attachments,
   ]);
   const sriovHosts = sriovHostsOf(lab, usedHosts, hostPlans);
   const sriovNodes = new Set(sriovHosts.map((h) => h.node));
@@ -313,6 +339,8 @@ export async function planLab(
     ]),
     ...(clusterDown ? [clusterDown] : []),
   ];
+  // The resource each node offers follows the driver its guest binds (gpu.intel.com/i915 or /xe).
+  const drivenGpuNodes = gpuNodesOf(lab, (vm) => gpuDriverOf(vm, attachedTo.get(vm.vmid)));
   return {
     privileges,
     mapping,
@@ -321,7 +349,7 @@ export async function planLab(
     vms,
     hosts,
     cluster,
-    gpuNodes,
+    gpuNodes: drivenGpuNodes,
     unreachable,
     skippedHosts,
   };

@@ -11,6 +11,8 @@ import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, unlessUnreachable } from '../core/errors.ts';
 import { type Check, type CheckStatus, worstStatus } from '../core/model.ts';
 import { counted } from '../core/text.ts';
+import type { HostGpu } from '../guest/attachment.ts';
+import type { GuestAttachment } from '../guest/provider.ts';
 import { guestLayer } from '../guest/providers.ts';
 import { readState } from '../host/apply.ts';
 import { gatherHostFacts } from '../host/gather.ts';
@@ -19,6 +21,7 @@ import { gatherMappingFacts, type MappingPlan, planMapping } from '../mapping/pl
 import { gatherVfPoolFacts, planVfPool } from '../mapping/vf-pool.ts';
 import { verifyVms } from '../vm/verify.ts';
 import { guestEnvironment, type LabConnections, type LabVm } from './connections.ts';
+import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
 
 /** A link's verdict: a check's, or `unreachable` when its host, guest or API could not be read. */
 export type LinkStatus = CheckStatus | 'unreachable';
@@ -89,6 +92,7 @@ export async function verifyLab(
   const hostChecks = new Map<string, Check[] | TargetError>();
   // Hosts whose iGPU has VFs now: their chains go through the VF pool, not the GVT-g mapping.
   const sriovHosts = new Map<string, SriovHost>();
+  const hostGpus = new Map<string, HostGpu>();
   await bounded(
     lab.hosts.filter((h) => h.ssh),
     8,
@@ -100,6 +104,7 @@ export async function verifyLab(
           const pf = facts.displayDevices.find((d) => d.sriov && !d.virtualFunction && d.vendorId === 0x8086);
           if (pf?.sriov?.numVfs)
             sriovHosts.set(h.node, { node: h.node, pfBdf: pf.bdf, vfs: pf.sriov.numVfs });
+          hostGpus.set(h.node, hostGpuOf(facts, h));
           return verifyHost(facts, await readState(access));
         } finally {
           await access.close();
@@ -121,13 +126,20 @@ export async function verifyLab(
     pools.get(node) ??
     planMapping({ ...mappingFacts, nodes: mappingFacts.nodes.filter((n) => n.node === node) });
   const mappingName = (node: string) => (sriovHosts.has(node) ? lab.sriov.mapping : lab.mapping);
+  // What each VM is given decides its guest's checks and the resource its node offers.
+  const attached = attachmentsOf(lab, hostGpus);
   const cluster = await unlessUnreachable(() =>
-    verifyCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab), {
-      smoke: options.smoke,
-      pollMs: options.pollMs,
-      timeoutMs: options.timeoutMs,
-      settleMs: options.settleMs,
-    }),
+    verifyCluster(
+      connections.kube,
+      lab.kubernetes,
+      gpuNodesOf(lab, (vm) => gpuDriverOf(vm, attached.get(vm.vmid))),
+      {
+        smoke: options.smoke,
+        pollMs: options.pollMs,
+        timeoutMs: options.timeoutMs,
+        settleMs: options.settleMs,
+      },
+    ),
   );
   return bounded(lab.vms, 8, async (vm): Promise<VmChain> => {
     const links: ChainLink[] = [];
@@ -183,7 +195,7 @@ export async function verifyLab(
         `VM ${vm.vmid}`,
       ),
     );
-    const guest = await unlessUnreachable(() => guestChecks(vm, connections));
+    const guest = await unlessUnreachable(() => guestChecks(vm, connections, attached.get(vm.vmid)));
     links.push(
       guest instanceof TargetError
         ? unreachableLink(vm.vmid, 'guest', guest)
@@ -220,8 +232,15 @@ function clusterLinks(vm: LabVm, cluster: Check[] | TargetError, smoke: boolean)
 }
 
 /** The guest's checks through its OS's provider; none when the lab file gives no way to reach it. */
-async function guestChecks(vm: LabVm, connections: LabConnections): Promise<Check[]> {
-  const layer = guestLayer(vm, guestEnvironment(connections));
+async function guestChecks(
+  vm: LabVm,
+  connections: LabConnections,
+  attachment: GuestAttachment | undefined,
+): Promise<Check[]> {
+  const layer = guestLayer(vm, {
+    ...guestEnvironment(connections),
+    ...(attachment ? { attachment: () => attachment } : {}),
+  });
   if (!layer) return [];
   try {
     return await layer.verify();

@@ -4,14 +4,43 @@
 // OS is a new provider in providers.ts and a new member of the lab file's VM union.
 
 import type { HostAccess } from '../access/host.ts';
-import type { NodeVm } from '../config/lab.ts';
+import type { DriverPackage, NodeVm } from '../config/lab.ts';
 import type { Layer, LayerPlan } from '../core/model.ts';
 import type { ImageFactory } from './talos/factory.ts';
 import type { Talosctl } from './talos/talosctl.ts';
 import type { OsImageSource } from './talos/version.ts';
 
+/**
+ * What the VM is given of the iGPU, as the host's plan decided it: a GVT-g mediated device
+ * (the default, and what every guest got before SR-IOV), or an SR-IOV virtual function.
+ * A VF shows the PF's vendor:device inside the guest, and needs a driver that drives VFs:
+ * the guest provider picks it from the host's route (SRIOV-FACTS §3).
+ */
+export type GuestAttachment = { kind: 'mdev' } | VfAttachment;
+
+export interface VfAttachment {
+  kind: 'vf';
+  /** The Proxmox host that made the VF. */
+  host: string;
+  /** The PF's PCI device id (`46d1`), when the host was read; the VF has the same one. */
+  pfDeviceId?: string;
+  /** The host's SR-IOV route: its driver binds the PF (i915 from the DKMS, or upstream xe). */
+  route: 'i915-sriov-dkms' | 'xe';
+  /** The route's xe needs xe.force_probe=<device id> (TGL/ADL/RPL on xe). */
+  forceProbe: boolean;
+  /** The host's lab entry says `mode: sriov` (an experimental guest route may be taken only then). */
+  explicit: boolean;
+  /** The i915-sriov-dkms release package for Ubuntu guests (lab sriov.guestDriver, else hostDriver). */
+  guestPackage?: DriverPackage;
+}
+
+/** The attachment a guest gets when nothing says otherwise: today's GVT-g mdev. */
+export const MDEV: GuestAttachment = { kind: 'mdev' };
+
 /** What a guest layer may reach; the engine (or a guest command) supplies it. */
 export interface GuestEnvironment {
+  /** What the VM is given of the iGPU (absent: a GVT-g mdev), known once the host is planned. */
+  attachment?(vm: NodeVm): GuestAttachment;
   /** Opens a guest's shell over SSH; a new connection each call. */
   openShell(vm: NodeVm): Promise<HostAccess>;
   talosctl: Talosctl | undefined;
@@ -60,6 +89,8 @@ export interface GuestLayer<Facts = unknown, Plan extends GuestPlan = GuestPlan>
  */
 export interface RenderTools {
   factory: ImageFactory;
+  /** What the VM is given (absent: a GVT-g mdev). */
+  attachment?: GuestAttachment;
   talosctl?: Talosctl;
   osImage?: (vm: { kubernetesNode?: string }) => OsImageSource | undefined;
 }
@@ -74,6 +105,8 @@ export interface GuestProvider<Vm extends NodeVm = NodeVm> {
    * what it can — the Talos version from talosctl, never assumed.
    */
   initLines(vm: { vmid: number; name?: string }, tools: { talosctl?: Talosctl }): Promise<string[]>;
+  /** The driver the guest binds to its GPU, which names the device plugin's resource (gpu.intel.com/<driver>). */
+  gpuDriver(vm: Vm, attachment: GuestAttachment): 'i915' | 'xe';
   /** `guest render`: the files a GitOps user commits instead of letting apply change the guest. */
   render(vm: Vm, dir: string, tools: RenderTools): Promise<string[]>;
 }

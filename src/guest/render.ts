@@ -4,6 +4,7 @@
 
 import { join } from 'node:path';
 import type { Lab } from '../config/lab.ts';
+import { attachmentOf } from './attachment.ts';
 import type { RenderTools } from './provider.ts';
 import { providerOf } from './providers.ts';
 import { ImageFactory } from './talos/factory.ts';
@@ -21,6 +22,7 @@ export async function renderGuests(
       written.push(
         ...(await providerOf(vm).render(vm, join(out, vm.kubernetesNode ?? `vm-${vm.vmid}`), {
           factory,
+          attachment: attachmentOf(lab, vm),
           ...readers,
         })),
       );

@@ -20,6 +20,17 @@ export const GPU_PLUGIN = {
 /** The extended resource the plugin advertises: cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (namespace + deviceTypeI915). */
 export const GPU_RESOURCE = 'gpu.intel.com/i915';
 
+/**
+ * The plugin names a GPU's resource after the driver bound to it: `namespace + "/" +
+ * devProps.driver()` (cmd/gpu_plugin/gpu_plugin.go@v0.36.0, commit 76f8fcf, deviceTypeI915 "i915"
+ * and deviceTypeXe "xe"; cmd/gpu_plugin/device_props.go reads the card's driver). A guest whose
+ * VF is bound to xe offers gpu.intel.com/xe.
+ */
+export const GPU_RESOURCE_OF = {
+  i915: GPU_RESOURCE,
+  xe: 'gpu.intel.com/xe',
+} as const;
+
 /** Intel's operator API: deployments/operator/crd/bases/deviceplugin.intel.com_gpudeviceplugins.yaml@v0.36.0. */
 export const GPU_OPERATOR = {
   group: 'deviceplugin.intel.com',
@@ -69,7 +80,30 @@ export const TALOS_EXTENSIONS = {
   intelUcode: 'siderolabs/intel-ucode',
   /** siderolabs/extensions guest-agents/qemu-guest-agent/manifest.yaml.tmpl@26822f5. */
   qemuGuestAgent: 'siderolabs/qemu-guest-agent',
+  /**
+   * siderolabs/extensions drm/xe/manifest.yaml.tmpl@26822f5: upstream xe.ko (drm/xe/files/modules.txt)
+   * and /usr/lib/firmware/xe for the Talos kernel (drm/xe/pkg.yaml). Added in 3f0e872.
+   */
+  xe: 'siderolabs/xe',
 } as const;
+
+/**
+ * The first Talos release with the xe extension: siderolabs/extensions tag v1.12.0 is the first
+ * whose tree has drm/xe (v1.11.6 has not); snapshots/sriov-guest-facts.json.
+ */
+export const TALOS_XE_EXTENSION_SINCE = [1, 12] as const;
+
+/**
+ * The Linux series each Talos minor ships, lowest over its patch releases: the `Linux:` line of
+ * siderolabs/talos hack/release.toml at every v1.10.2…v1.13.9 tag (mirror HEAD ad88231);
+ * snapshots/sriov-guest-facts.json. v1.12.0 moved to 6.18.1, v1.13.9 ships 6.18.44.
+ */
+export const TALOS_KERNEL_SERIES: Readonly<Record<string, string>> = {
+  '1.10': '6.12',
+  '1.11': '6.12',
+  '1.12': '6.18',
+  '1.13': '6.18',
+};
 
 /**
  * The prefix of the node labels Talos sets for each system extension it runs, followed by

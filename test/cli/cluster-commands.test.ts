@@ -50,7 +50,7 @@ test('cluster plan → apply → verify → render → rollback', async () => {
   );
   assert.match(
     verify.stdout,
-    /cluster\.k3s-1\.smoke\s+a container on k3s-1 sees renderD128 \(no vainfo in the image\)/,
+    /cluster\.k3s-1\.smoke\s+render node opened: a container on k3s-1 opened renderD128 read-write; no vainfo in the image/,
   );
   assert.match((await runCli(['cluster', 'plan', '--lab', lab])).stdout, /nothing to do: converged/);
   const out = join(dir, 'gitops', 'cluster');

@@ -94,7 +94,10 @@ test('plan → apply → verify (smoke pods) → plan empty → rollback leaves 
     ],
   );
   assert.match(checks[1]?.evidence ?? '', /gpu\.intel\.com\/i915: 2 \(1 vGPU × 2\)/);
-  assert.match(checks[2]?.evidence ?? '', /sees renderD128; vainfo: Intel iHD driver .* with 3 profiles/);
+  assert.match(
+    checks[2]?.evidence ?? '',
+    /^VA-API profiles listed: .* got renderD128 and vainfo lists 3 profiles \(Intel iHD driver .*\): the vGPU renders$/,
+  );
   assert.deepEqual(
     sim.store
       .list({ ...(await import('../../src/sim/kube/controllers.ts')).K.Pod }, 'igpu-split')
@@ -352,4 +355,40 @@ test('the API server away during a drain: short outages are retried, a long one 
     /uncordon node k3s-1 \(3 attempts\): HTTP 503 \(the server is currently unable to handle the request\)/,
   );
   sim.unavailable.count = 0;
+});
+
+test('a Talos node on an SR-IOV VF (xe) offers gpu.intel.com/xe: verify and the smoke pod ask for it', async () => {
+  const { kube } = await cluster({
+    vainfo: true,
+    nodes: [{ name: 'k3s-1', gpus: 1 }, { name: 'talos-1', gpus: 1, driver: 'xe' }, { name: 'cp-1' }],
+  });
+  const settings = KubernetesSchema.parse({ smokeImage: 'jellyfin/jellyfin:10.10' });
+  const vfNodes: GpuNode[] = [
+    { name: 'k3s-1', vgpus: 1, vf: true },
+    { name: 'talos-1', vgpus: 1, driver: 'xe', vf: true },
+  ];
+  await applyClusterPlan(
+    kube,
+    planCluster(await gatherClusterFacts(kube, settings, vfNodes), settings, vfNodes),
+  );
+  const checks = await verifyCluster(kube, settings, vfNodes, fast);
+  assert.deepEqual(
+    checks.map((c) => `${c.id} ${c.status}`),
+    [
+      'cluster.k3s-1.plugin pass',
+      'cluster.k3s-1.allocatable pass',
+      'cluster.k3s-1.smoke pass',
+      'cluster.talos-1.plugin pass',
+      'cluster.talos-1.allocatable pass',
+      'cluster.talos-1.smoke pass',
+    ],
+  );
+  assert.match(checks[4]?.evidence ?? '', /talos-1 advertises gpu\.intel\.com\/xe: 1/);
+  assert.match(checks[5]?.evidence ?? '', /^VA-API profiles listed: .*: the VF renders$/);
+  // Taken for an i915 node, the same xe node offers nothing of gpu.intel.com/i915: a failing check.
+  const wrong = await verifyCluster(kube, settings, [{ name: 'talos-1', vgpus: 1 }], fast);
+  assert.match(
+    wrong.find((c) => c.id === 'cluster.talos-1.allocatable')?.evidence ?? '',
+    /gpu\.intel\.com\/i915: 0/,
+  );
 });

@@ -49,13 +49,45 @@ test('a render node and working vainfo pass, naming the driver', async () => {
   assert.deepEqual(parseSmokeLog(log)?.dri, ['card0', 'renderD128']);
   const check = smokeCheck('k3s-1', log);
   assert.equal(check.status, 'pass');
-  assert.match(check.evidence, /sees renderD128; vainfo: Intel iHD driver .* with 2 profiles/);
+  assert.match(
+    check.evidence,
+    /^VA-API profiles listed: .* got renderD128 and vainfo lists 2 profiles \(Intel iHD driver .*\): the vGPU renders$/,
+  );
+  // On an SR-IOV node the same proof says the VF renders.
+  assert.match(smokeCheck('k3s-1', log, 'VF').evidence, /: the VF renders$/);
 });
 
-test('no vainfo in the image: the render node alone passes, and says so', async () => {
-  const check = smokeCheck('k3s-1', await runScript(['card1', 'renderD129']));
-  assert.equal(check.status, 'pass');
-  assert.match(check.evidence, /renderD129 \(no vainfo in the image\)/);
+test('no vainfo in the image: the render node opened passes, and never says it renders', async () => {
+  const log = await runScript(['card1', 'renderD129']);
+  assert.deepEqual(parseSmokeLog(log)?.opened, ['renderD129']);
+  for (const gpu of ['VF', 'vGPU'] as const) {
+    const check = smokeCheck('k3s-1', log, gpu);
+    assert.equal(check.status, 'pass');
+    assert.match(
+      check.evidence,
+      /^render node opened: a container on k3s-1 opened renderD129 read-write; no vainfo/,
+    );
+    assert.doesNotMatch(check.evidence, new RegExp(`the ${gpu} renders`));
+  }
+});
+
+test('a render node the container cannot open fails (the plugin gave no access)', async () => {
+  // A folder in its place: sh cannot open it read-write, as with a device the cgroup denies.
+  const dir = await mkdtemp(join(tmpdir(), 'igpu-smoke-'));
+  try {
+    await mkdir(join(dir, 'dri', 'renderD128'), { recursive: true });
+    const script = SMOKE_SCRIPT.replaceAll('/dev/dri', join(dir, 'dri')).replace(
+      'command -v vainfo',
+      'false',
+    );
+    const log = execFileSync('sh', ['-c', script], { env: { PATH: '/usr/bin:/bin' } }).toString();
+    assert.deepEqual(parseSmokeLog(log)?.notOpened, ['renderD128']);
+    const check = smokeCheck('k3s-1', log, 'VF');
+    assert.equal(check.status, 'fail');
+    assert.match(check.evidence, /could not open it read-write/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('vainfo failing, no render node, or no output at all: failing checks with the fix', async () => {

@@ -86,3 +86,73 @@ test('cloud-init schema refuses a broken file, so the check above can fail', asy
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+const VF = {
+  kind: 'vf',
+  host: 'pve1',
+  pfDeviceId: '46d1',
+  route: 'i915-sriov-dkms',
+  forceProbe: false,
+  explicit: true,
+  guestPackage: {
+    url: 'https://github.com/strongtz/i915-sriov-dkms/releases/download/2025.07.22/i915-sriov-dkms_2025.07.22_amd64.deb',
+    sha256: 'b'.repeat(64),
+  },
+} as const;
+
+test('on an SR-IOV VF: the DKMS release from its url (checked), the drop-in deferred, a reboot while the parameters are missing', async (t) => {
+  const text = ubuntuUserData({ hostname: 'k3s-1', attachment: VF, vm: 'VM 101' });
+  const config = parse(text) as Record<string, unknown>;
+  assert.deepEqual(config.packages, ['linux-generic', 'build-essential', 'dkms', 'wget']);
+  assert.deepEqual(config.write_files, [
+    {
+      path: '/etc/default/grub.d/99-igpu-split-sriov.cfg',
+      content:
+        '# Written by igpu-split: kernel parameters for the SR-IOV virtual function (see igpu-split guest plan).\nGRUB_CMDLINE_LINUX_DEFAULT="${GRUB_CMDLINE_LINUX_DEFAULT} i915.enable_guc=3 module_blacklist=xe"\n',
+      permissions: '0644',
+      defer: true,
+    },
+  ]);
+  const runcmd = config.runcmd as string[];
+  assert.match(
+    runcmd[0] ?? '',
+    /sha256sum -c --quiet && mv -f .* && dpkg -i \/var\/cache\/igpu-split\/i915-sriov-dkms_2025\.07\.22_amd64\.deb$/,
+  );
+  assert.equal(runcmd[1], 'update-grub && update-initramfs -u');
+  const condition = (config.power_state as { condition: string }).condition;
+  // The condition reboots while /proc/cmdline lacks the parameter (run against stand-in files).
+  const probe = (cmdline: string) =>
+    Number(
+      execFileSync('sh', ['-c', `${condition.replace('/proc/cmdline', '"$1"')}; echo $?`, 'sh', cmdline])
+        .toString()
+        .trim(),
+    );
+  const dir = execFileSync('mktemp', ['-d']).toString().trim();
+  execFileSync('sh', [
+    '-c',
+    `echo 'ro console=tty1' > ${dir}/before; echo 'ro i915.enable_guc=3 module_blacklist=xe' > ${dir}/after`,
+  ]);
+  assert.equal(probe(`${dir}/before`), 0);
+  assert.equal(probe(`${dir}/after`), 1);
+  execFileSync('rm', ['-r', dir]);
+  // A file cannot travel in user-data, and a guest without a named package is refused: one line naming the VM.
+  assert.throws(
+    () => ubuntuUserData({ attachment: { ...VF, guestPackage: { file: '/tmp/x.deb' } }, vm: 'VM 101' }),
+    (error: Error) =>
+      /^VM 101: user-data can only fetch i915-sriov-dkms from a url \(sriov\.guestDriver names a file/.test(
+        error.message,
+      ),
+  );
+  if (!available(t)) return;
+  const work = await mkdtemp(join(tmpdir(), 'igpu-ci-'));
+  try {
+    const file = join(work, 'user-data.yaml');
+    await writeFile(file, text);
+    const out = execFileSync(CLOUD_INIT, ['schema', '--config-file', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
+    assert.match(out, /Valid (schema|cloud-config)/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});

@@ -4,9 +4,9 @@
 
 import { join } from 'node:path';
 import type { TalosVm } from '../../config/lab.ts';
-import { IgpuSplitError } from '../../core/errors.ts';
+import { IgpuSplitError, RefusedError } from '../../core/errors.ts';
 import { clip } from '../../core/text.ts';
-import type { GuestLayer, GuestPlan, GuestProvider } from '../provider.ts';
+import { type GuestLayer, type GuestPlan, type GuestProvider, MDEV } from '../provider.ts';
 import {
   applyTalosPlan,
   gatherTalosFacts,
@@ -19,6 +19,7 @@ import {
   verifyTalos,
   writeTalosFiles,
 } from './plan.ts';
+import { talosVfGpu } from './sriov.ts';
 import type { Talosctl } from './talosctl.ts';
 import { readRunningVersion } from './version.ts';
 
@@ -26,6 +27,8 @@ type TalosLayerFacts = TalosFacts & { lookup: TalosLookup };
 
 export const talosProvider: GuestProvider<TalosVm> = {
   os: 'talos',
+  // Talos drives a VF only with the official xe extension (talos/sriov.ts).
+  gpuDriver: (_vm, attachment) => (attachment.kind === 'vf' ? 'xe' : 'i915'),
   missing: (vm) =>
     vm.talos ? undefined : `VM ${vm.vmid} (talos) has no talos: { node, version } in the lab file`,
   async initLines(vm, { talosctl }) {
@@ -40,7 +43,7 @@ export const talosProvider: GuestProvider<TalosVm> = {
           }`,
     ];
   },
-  async render(vm, dir, { factory, talosctl, osImage }) {
+  async render(vm, dir, { factory, talosctl, osImage, attachment }) {
     if (!vm.talos) return [];
     // The files are what the lab file asks for; only a version it leaves out is read, as plan reads it.
     const running = vm.talos.version
@@ -50,24 +53,34 @@ export const talosProvider: GuestProvider<TalosVm> = {
       vm.talos,
       { node: vm.talos.node, extensions: undefined, dri: undefined, ...(running ? { running } : {}) },
       factory,
+      attachment,
+      `VM ${vm.vmid}`,
     );
+    if (plan.refused) throw new RefusedError(plan.refused);
     return writeTalosFiles(plan, dir);
   },
   layer(vm, environment): GuestLayer<TalosLayerFacts, TalosPlan & GuestPlan> {
     const spec = vm.talos;
     if (!spec) throw new Error(`VM ${vm.vmid} has no talos: entry (ask missing() first)`);
     const node = () => gatherTalosFacts(spec.node, environment.talosctl, environment.osImage(vm));
+    const attachment = () => environment.attachment?.(vm) ?? MDEV;
     return {
       name: `guest of VM ${vm.vmid} (talos)`,
       gather: async () => {
         const facts = await node();
-        return { ...facts, lookup: await lookUpTalos(spec, facts, environment.factory) };
+        return {
+          ...facts,
+          lookup: await lookUpTalos(spec, facts, environment.factory, attachment(), `VM ${vm.vmid}`),
+        };
       },
       plan: (facts) => {
         const plan = planTalosFrom(spec, facts, facts.lookup);
-        const notes = environment.talosctl
-          ? []
-          : ['talosctl is not installed: apply will write the files and print the commands'];
+        const notes = [
+          ...(facts.lookup.vf ? [facts.lookup.vf.note] : []),
+          ...(environment.talosctl
+            ? []
+            : ['talosctl is not installed: apply will write the files and print the commands']),
+        ];
         return {
           ...plan,
           title: `VM ${vm.vmid} — Talos node ${plan.node}: installer ${plan.installer}`,
@@ -95,12 +108,23 @@ export const talosProvider: GuestProvider<TalosVm> = {
       },
       // With talosctl: the extensions and /dev/dri (the running version is not checked).
       // Without it: what the Kubernetes node shows of the change apply left to the user.
-      verify: async () =>
-        verifyTalos(
-          await gatherTalosFacts(spec.node, environment.talosctl, environment.osImage(vm)),
+      verify: async () => {
+        const facts = await gatherTalosFacts(spec.node, environment.talosctl, environment.osImage(vm));
+        const given = attachment();
+        const version = facts.running?.version ?? spec.version;
+        const vf =
+          given.kind === 'vf' && version
+            ? talosVfGpu(given, version, spec.extensions, `VM ${vm.vmid}`)
+            : undefined;
+        if (vf && 'refused' in vf)
+          return [{ id: `guest.${spec.node}.vf`, status: 'fail', evidence: vf.refused, fix: 'see the plan' }];
+        return verifyTalos(
+          facts,
           spec,
           environment.talosctl ? undefined : { files: join(environment.outRoot, spec.node) },
-        ),
+          vf,
+        );
+      },
       close: async () => {},
     };
   },

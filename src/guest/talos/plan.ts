@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RefusedError, TargetError } from '../../core/errors.ts';
 import type { Check, LayerPlan, Step } from '../../core/model.ts';
+import type { GuestAttachment } from '../provider.ts';
 import type { ImageFactory } from './factory.ts';
 import { machinePatch, patchYaml } from './patch.ts';
 import {
@@ -17,6 +18,7 @@ import {
   type TalosNodeSpec,
   UCODE_EXTENSION,
 } from './schematic.ts';
+import { type TalosVfGpu, talosVfGpu } from './sriov.ts';
 import { parseExtensions, parseListing, type Talosctl } from './talosctl.ts';
 import {
   type OsImageSource,
@@ -38,8 +40,10 @@ export interface TalosFacts {
   running?: RunningVersion;
 }
 
-export interface TalosPlan extends LayerPlan {
+export interface TalosPlan extends LayerPlan<Step & { experimental?: boolean }> {
   node: string;
+  /** The node's VM has an SR-IOV VF and the plan takes the experimental xe extension route. */
+  experimental?: boolean;
   schematic: Schematic;
   schematicId: string;
   /** The version installed, and what it means against the running one. */
@@ -89,6 +93,10 @@ export interface TalosLookup {
   version: VersionChange;
   schematicId: string;
   installer: string;
+  /** On an SR-IOV VF: the xe extension and its kernel arguments (experimental). */
+  vf?: TalosVfGpu;
+  /** On an SR-IOV VF that Talos cannot drive: why, and what would work (nothing was looked up). */
+  refused?: string;
 }
 
 /**
@@ -99,6 +107,8 @@ export async function lookUpTalos(
   spec: TalosNodeSpec,
   facts: TalosFacts,
   factory: ImageFactory,
+  attachment?: GuestAttachment,
+  vm = `talos ${spec.node}`,
 ): Promise<TalosLookup> {
   // The lab file's version is judged on its own first: a path of upgrades to a version we
   // refuse anyway would be no help.
@@ -106,23 +116,46 @@ export async function lookUpTalos(
   if (spec.version !== undefined) parseTalosVersion(spec.version, context);
   const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
   parseTalosVersion(version.version, context);
+  const vf =
+    attachment?.kind === 'vf' ? talosVfGpu(attachment, version.version, spec.extensions, vm) : undefined;
+  if (vf && 'refused' in vf) return { version, schematicId: '', installer: '', refused: vf.refused };
   await factory.requireVersion(version.version);
-  const schematicId = await factory.schematicId(desiredSchematic(spec));
-  return { version, schematicId, installer: factory.installerImage(schematicId, version.version) };
+  const schematicId = await factory.schematicId(desiredSchematic(spec, vf));
+  return {
+    version,
+    schematicId,
+    installer: factory.installerImage(schematicId, version.version),
+    ...(vf ? { vf } : {}),
+  };
 }
 
 export async function planTalos(
   spec: TalosNodeSpec,
   facts: TalosFacts,
   factory: ImageFactory,
+  attachment?: GuestAttachment,
+  vm?: string,
 ): Promise<TalosPlan> {
-  return planTalosFrom(spec, facts, await lookUpTalos(spec, facts, factory));
+  return planTalosFrom(spec, facts, await lookUpTalos(spec, facts, factory, attachment, vm));
 }
 
 /** The plan from what gather read: pure. */
 export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: TalosLookup): TalosPlan {
-  const { version, schematicId, installer } = lookup;
-  const schematic = desiredSchematic(spec);
+  const { version, schematicId, installer, vf } = lookup;
+  const schematic = desiredSchematic(spec, vf);
+  if (lookup.refused)
+    return {
+      node: spec.node,
+      checks: [],
+      steps: [],
+      refused: lookup.refused,
+      schematic,
+      schematicId,
+      version,
+      installer,
+      patch: {},
+      commands: [],
+    };
   const patch = machinePatch(installer);
   // Converged: the node runs the wanted version (as far as it can be told) with the extensions.
   const converged =
@@ -163,14 +196,16 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
         {
           id: `guest/${spec.node}/upgrade`,
           target,
-          description: `${version.text}; upgrade to the installer with ${I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)`,
+          description: `${version.text}; upgrade to the installer with ${vf ? `${vf.extension}${vf.kernelArgs.length > 0 ? ` and kernel args ${vf.kernelArgs.join(' ')}` : ''}` : I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)${vf ? ' [experimental]' : ''}`,
           disturbs: ['node-drain', 'guest-reboot'],
           command: commands[1],
+          ...(vf ? { experimental: true } : {}),
         },
       ];
   const refused = checks.find((c) => c.status === 'fail')?.evidence;
   return {
     node: spec.node,
+    ...(vf ? { experimental: true } : {}),
     checks,
     ...(refused ? { refused } : {}),
     schematic,
@@ -244,8 +279,13 @@ export async function applyTalosPlan(
   return { applied: true, files, commands };
 }
 
-export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec, manual?: { files: string }): Check[] {
-  if (manual && facts.extensions !== undefined) return [manualStepCheck(facts, spec, manual.files)];
+export function verifyTalos(
+  facts: TalosFacts,
+  spec: TalosNodeSpec,
+  manual?: { files: string },
+  vf?: TalosVfGpu,
+): Check[] {
+  if (manual && facts.extensions !== undefined) return [manualStepCheck(facts, spec, manual.files, vf)];
   if (facts.extensions === undefined) {
     return [
       {
@@ -256,7 +296,7 @@ export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec, manual?: { f
       },
     ];
   }
-  const wanted = desiredSchematic(spec).customization.systemExtensions.officialExtensions.map(shortName);
+  const wanted = desiredSchematic(spec, vf).customization.systemExtensions.officialExtensions.map(shortName);
   const missing = wanted.filter((name) => !facts.extensions?.includes(name));
   const render = (facts.dri ?? []).filter((name) => /^renderD\d+$/.test(name));
   return [
@@ -278,7 +318,7 @@ export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec, manual?: { f
           id: `guest.${spec.node}.dri`,
           status: 'fail',
           evidence: `/dev/dri has no render node (${(facts.dri ?? []).join(', ') || 'empty'})`,
-          fix: 'check the VM has its vGPU (igpu-split vm verify) and talosctl dmesg --nodes for i915',
+          fix: `check the VM has its ${vf ? 'VF' : 'vGPU'} (igpu-split vm verify) and talosctl dmesg --nodes for ${vf ? 'xe' : 'i915'}`,
         },
   ];
 }
@@ -288,8 +328,8 @@ export function verifyTalos(facts: TalosFacts, spec: TalosNodeSpec, manual?: { f
  * commands): the Kubernetes node shows when it is made — its osImage says the planned Talos
  * version and its labels the extensions. Until then the link is pending, not failed.
  */
-function manualStepCheck(facts: TalosFacts, spec: TalosNodeSpec, files: string): Check {
-  const wanted = desiredSchematic(spec).customization.systemExtensions.officialExtensions.map(shortName);
+function manualStepCheck(facts: TalosFacts, spec: TalosNodeSpec, files: string, vf?: TalosVfGpu): Check {
+  const wanted = desiredSchematic(spec, vf).customization.systemExtensions.officialExtensions.map(shortName);
   const missing = wanted.filter((name) => !facts.extensions?.includes(name));
   const running = facts.running?.version;
   const versionOk = spec.version === undefined || running === spec.version;

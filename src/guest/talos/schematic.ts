@@ -36,7 +36,14 @@ export interface Schematic {
   };
 }
 
-export function desiredSchematic(spec: TalosNodeSpec): Schematic {
+/**
+ * `vf`: the node's VM has an SR-IOV VF, driven by the xe extension instead of i915 (talos/sriov.ts);
+ * its kernel arguments join the lab file's.
+ */
+export function desiredSchematic(
+  spec: TalosNodeSpec,
+  vf?: { extension: string; kernelArgs: string[] },
+): Schematic {
   if (spec.secureBoot) {
     // The lab is sound; what it asks for cannot be done: the plan is refused (exit 1).
     throw new RefusedError(
@@ -46,11 +53,16 @@ export function desiredSchematic(spec: TalosNodeSpec): Schematic {
       },
     );
   }
-  const wanted = [I915_EXTENSION, UCODE_EXTENSION, ...(spec.qemuGuestAgent ? [GUEST_AGENT_EXTENSION] : [])];
+  const wanted = [
+    vf ? vf.extension : I915_EXTENSION,
+    UCODE_EXTENSION,
+    ...(spec.qemuGuestAgent ? [GUEST_AGENT_EXTENSION] : []),
+  ];
   const extensions = [...new Set([...spec.extensions, ...wanted])].sort();
+  const kernelArgs = [...new Set([...spec.kernelArgs, ...(vf?.kernelArgs ?? [])])];
   return {
     customization: {
-      ...(spec.kernelArgs.length > 0 ? { extraKernelArgs: [...spec.kernelArgs] } : {}),
+      ...(kernelArgs.length > 0 ? { extraKernelArgs: kernelArgs } : {}),
       systemExtensions: { officialExtensions: extensions },
     },
   };

@@ -4,11 +4,14 @@
 // before the reboot and says what apt said; apt leaves dpkg consistent or tells
 // `dpkg --configure -a`, which the error repeats.
 
+import { readFile } from 'node:fs/promises';
 import type { HostAccess } from '../../access/host.ts';
 import { RefusedError, TargetError } from '../../core/errors.ts';
+import { buildsFor, describeRange } from '../../knowledge/i915-sriov-dkms.ts';
 import { rebootAndWait } from '../../linux/reboot.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
 import { INSTALL_COMMAND, KERNEL_PACKAGE, type UbuntuPlan } from './plan.ts';
+import { nextGuestKernel, type UbuntuStep } from './sriov.ts';
 
 export interface UbuntuApplyOptions {
   /** Opens a fresh connection to the guest (after its reboot). */
@@ -50,6 +53,7 @@ export async function applyUbuntuPlan(
       target: guest.target,
       fix: 'use the Talos path for Talos nodes',
     });
+  if (plan.attachment.kind === 'vf') return applyVfSteps(guest, plan, options);
   let current = guest;
   const root = plan.install || plan.reboot ? await isRoot(guest) : true;
   if (plan.install) {
@@ -92,4 +96,99 @@ export async function applyUbuntuPlan(
     installed: plan.install,
     rebooted: plan.reboot,
   };
+}
+
+/** What a failed command said that helps: apt's and dpkg's E:/W: lines, sudo's, sha256sum's, wget's. */
+function saidBy(result: { stdout: string; stderr: string }): string {
+  return `${result.stderr}\n${result.stdout}`
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => /^(E:|W:|sudo:|dpkg|sha256sum|wget|Error!|.*FAILED)/.test(line))
+    .slice(0, 2)
+    .join(' ');
+}
+
+/**
+ * The VF steps one by one, each atomic: a file goes to a temporary name and is renamed, a
+ * package is checked before dpkg sees it. A failure stops there, says which steps were done,
+ * and the guest still boots its previous command line: the next plan starts at the step
+ * that failed (`apply --resume`).
+ */
+async function applyVfSteps(
+  guest: HostAccess,
+  plan: UbuntuPlan,
+  options: UbuntuApplyOptions,
+): Promise<UbuntuApplyResult> {
+  const root = plan.steps.length > 0 ? await isRoot(guest) : true;
+  const done: string[] = [];
+  let current = guest;
+  let rebooted = false;
+  const fail = (step: UbuntuStep, why: string, fix: string): never => {
+    throw new TargetError(
+      `${step.id.split('/').pop()} failed: ${why}; ${done.length > 0 ? `done before it: ${done.join(', ')}` : 'nothing was changed'}; the guest still boots its previous command line`,
+      { target: guest.target, fix },
+    );
+  };
+  const run = async (step: UbuntuStep, command: string, timeoutMs = 10 * 60_000) => {
+    const result = await current.run(rootCommand(root, command), { timeoutMs });
+    if (result.code !== 0) {
+      const said = saidBy(result);
+      fail(
+        step,
+        `exit ${result.code}${said ? `: ${said}` : ''}`,
+        /sudo/.test(said)
+          ? 'log in as root, or give this user passwordless sudo'
+          : 'fix what it said on the guest (apt sources, network, disk space, the package checksum), then run apply --resume',
+      );
+    }
+  };
+  for (const step of plan.steps) {
+    const action = step.action;
+    if (!action) continue;
+    options.progress?.(`${guest.target}: ${step.description}`);
+    if (action.kind === 'run') await run(step, action.command, action.timeoutMs);
+    else if (action.kind === 'upload') {
+      // To /var/tmp as the login user, then moved into place as root: no half file is ever at `to`.
+      const staged = `/var/tmp/igpu-split-${process.pid}-${action.to.split('/').pop()}`;
+      await current.writeFileAtomic(staged, await readFile(action.from), { mode: 0o644 });
+      await run(
+        step,
+        `mkdir -p ${action.to.slice(0, action.to.lastIndexOf('/'))} && mv -f ${staged} ${action.to} && ${action.command}`,
+        30 * 60_000,
+      );
+    } else if (action.kind === 'write') {
+      const staged = `/var/tmp/igpu-split-${process.pid}-${action.path.split('/').pop()}`;
+      await current.writeFileAtomic(staged, action.content, { mode: 0o644 });
+      // The rename makes the drop-in whole; update-grub then writes grub.cfg (itself via a temp file).
+      await run(
+        step,
+        `cp ${staged} ${action.path}.new && mv -f ${action.path}.new ${action.path} && rm -f ${staged} && ${action.command}`,
+      );
+    } else if (action.kind === 'check-built') {
+      const facts = await gatherUbuntuFacts(current);
+      const next = nextGuestKernel(facts);
+      if (!facts.sriov.dkmsI915.includes(next))
+        fail(
+          step,
+          buildsFor(action.pattern, next)
+            ? `dkms installed no i915 for ${next}, the kernel the guest boots next`
+            : `the guest boots ${next} next, outside i915-sriov-dkms ${action.release}'s kernels ${describeRange(action.pattern)}`,
+          buildsFor(action.pattern, next)
+            ? `read /var/lib/dkms/i915-sriov-dkms/${action.release}/build/make.log on the guest (headers of ${next} installed?), then run apply --resume`
+            : `name a release whose range holds ${next} in sriov.guestDriver, then plan again`,
+        );
+    } else {
+      current = await rebootAndWait(current, {
+        reconnect: options.reconnect,
+        timeoutMs: options.rebootTimeoutMs ?? 600_000,
+        pollMs: options.pollMs,
+        beforeReboot: options.beforeReboot,
+        command: rootCommand(root, 'systemctl reboot'),
+        fix: 'check the VM console in Proxmox; once it is up, run igpu-split guest verify (every step before the reboot is done)',
+      });
+      rebooted = true;
+    }
+    done.push(step.id.split('/').pop() as string);
+  }
+  return { guest: current, facts: await gatherUbuntuFacts(current), installed: plan.install, rebooted };
 }

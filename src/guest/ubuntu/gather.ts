@@ -3,7 +3,7 @@
 // the Intel display device the guest sees and the driver bound to it, the DRM nodes
 // and which render node is the Intel one, Secure Boot, and K3s.
 
-import { type HostAccess, isMissing } from '../../access/host.ts';
+import { type HostAccess, HostError, isMissing } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
 import { MODULE } from '../../knowledge/kernel.ts';
 import { readDisplayDevices } from '../../linux/display.ts';
@@ -40,7 +40,31 @@ export interface UbuntuGuestFacts {
   secureBoot: boolean | undefined;
   k3s: boolean;
   bootId: string | undefined;
+  /** What a VF needs (SR-IOV): the running command line, the kernels, what dkms built, our GRUB drop-in. */
+  sriov: UbuntuSriovFacts;
 }
+
+export interface UbuntuSriovFacts {
+  /** /proc/cmdline. */
+  cmdline: string;
+  /** Every kernel release under /lib/modules, oldest first. */
+  kernels: string[];
+  /** Kernel releases whose module tree has i915 from dkms (/lib/modules/<k>/updates/dkms/i915.ko*). */
+  dkmsI915: string[];
+  /** Kernel releases whose module tree has xe (kernel/drivers/gpu/drm/xe). */
+  withXe: string[];
+  /** Our GRUB drop-in's content, when it is there. */
+  grubDropin: string | undefined;
+  /** /boot/grub/grub.cfg, when readable (what the next boot's command line is made from). */
+  grubCfg: string | undefined;
+}
+
+/** The GRUB drop-in a guest on a VF gets; it sorts after the cloud images' 50-cloudimg-settings.cfg. */
+export const SRIOV_GRUB_DROPIN = '/etc/default/grub.d/99-igpu-split-sriov.cfg';
+const GRUB_CFG = '/boot/grub/grub.cfg';
+
+/** Kernel releases in version order (6.8.0-9 before 6.8.0-10). */
+export const byKernelVersion = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
 
 const I915_DIR = (release: string) => `/lib/modules/${release}/kernel/drivers/gpu/drm/i915`;
 
@@ -75,6 +99,8 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
     });
   }
   const kernelRelease = release.trim();
+  const kernels = modulesRoot.map((entry) => entry.name).sort(byKernelVersion);
+  const sriov = await gatherSriov(guest, kernels, read);
   const os = parseOsRelease(osText ?? '');
   const withI915 = await Promise.all(
     modulesRoot.map(async (entry) =>
@@ -111,6 +137,52 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
     secureBoot: secureBootRaw === undefined ? undefined : parseSecureBootVar(secureBootRaw),
     k3s: Boolean(k3sBinary || k3sServer || k3sAgent),
     bootId: bootId?.trim(),
+    sriov,
+  };
+}
+
+/** A read that the login may not make (grub.cfg can be root's alone): unknown, not a failure. */
+async function unlessDenied(reading: Promise<string | undefined>): Promise<string | undefined> {
+  try {
+    return await reading;
+  } catch (error) {
+    // expected: HostError EACCES — root-only file: unknown, so its step runs again (harmless)
+    if (error instanceof HostError && error.code === 'EACCES') return undefined;
+    throw error;
+  }
+}
+
+async function gatherSriov(
+  guest: HostAccess,
+  kernels: string[],
+  read: (path: string) => Promise<string | undefined>,
+): Promise<UbuntuSriovFacts> {
+  const dkmsDir = (k: string) => `/lib/modules/${k}/updates/dkms`;
+  const [cmdline, grubDropin, grubCfg, dkms, xe] = await Promise.all([
+    read(PATHS.cmdline),
+    read(SRIOV_GRUB_DROPIN),
+    unlessDenied(read(GRUB_CFG)),
+    Promise.all(
+      kernels.map(async (k) =>
+        (await absentAs(guest.list(dkmsDir(k)), [])).some((e) => /^i915\.ko(\.(xz|zst|gz))?$/.test(e.name))
+          ? k
+          : undefined,
+      ),
+    ),
+    Promise.all(
+      kernels.map(async (k) =>
+        (await guest.entryType(`/lib/modules/${k}/kernel/drivers/gpu/drm/xe`)) ? k : undefined,
+      ),
+    ),
+  ]);
+  const known = (list: (string | undefined)[]) => list.filter((k): k is string => k !== undefined);
+  return {
+    cmdline: (cmdline ?? '').trim(),
+    kernels,
+    dkmsI915: known(dkms),
+    withXe: known(xe),
+    grubDropin,
+    grubCfg,
   };
 }
 

@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostAccess } from '../../access/host.ts';
 import type { UbuntuVm } from '../../config/lab.ts';
-import type { GuestLayer, GuestPlan, GuestProvider } from '../provider.ts';
+import { type GuestLayer, type GuestPlan, type GuestProvider, MDEV } from '../provider.ts';
 import { applyUbuntuPlan } from './apply.ts';
 import { ubuntuUserData } from './cloud-init.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
@@ -16,10 +16,12 @@ export const ubuntuProvider: GuestProvider<UbuntuVm> = {
   missing: (vm) =>
     vm.guest ? undefined : `VM ${vm.vmid} (ubuntu) has no guest: ssh://user@address in the lab file`,
   initLines: async (vm) => [`    guest: "ssh://ubuntu@${vm.name ?? `vm${vm.vmid}`}"`],
-  async render(vm, dir) {
+  // A VF on the DKMS route is driven by i915-sriov-dkms's i915; on the xe route by the guest's xe.
+  gpuDriver: (_vm, attachment) => (attachment.kind === 'vf' && attachment.route === 'xe' ? 'xe' : 'i915'),
+  async render(vm, dir, { attachment }) {
     await mkdir(dir, { recursive: true });
     const file = join(dir, 'user-data.yaml');
-    await writeFile(file, ubuntuUserData({ hostname: vm.kubernetesNode }));
+    await writeFile(file, ubuntuUserData({ hostname: vm.kubernetesNode, attachment, vm: `VM ${vm.vmid}` }));
     return [file];
   },
   layer(vm, environment): GuestLayer<UbuntuGuestFacts, UbuntuPlan & GuestPlan> {
@@ -32,7 +34,12 @@ export const ubuntuProvider: GuestProvider<UbuntuVm> = {
     return {
       name: `guest of VM ${vm.vmid} (ubuntu)`,
       gather: async () => gatherUbuntuFacts(await open()),
-      plan: (facts) => ({ ...planUbuntu(facts), title: `VM ${vm.vmid} — Ubuntu guest ${facts.target}` }),
+      plan: (facts) => {
+        const attachment = environment.attachment?.(vm) ?? MDEV;
+        const plan = planUbuntu(facts, { attachment, vm: `VM ${vm.vmid}` });
+        const what = attachment.kind === 'vf' ? ' on an SR-IOV VF' : '';
+        return { ...plan, title: `VM ${vm.vmid} — Ubuntu guest ${facts.target}${what}` };
+      },
       apply: async (plan, { say }) => {
         const result = await applyUbuntuPlan(await open(), plan, {
           reconnect: () => environment.openShell(vm),
@@ -48,7 +55,8 @@ export const ubuntuProvider: GuestProvider<UbuntuVm> = {
           detail: { installed: result.installed, rebooted: result.rebooted },
         };
       },
-      verify: async () => ubuntuChecks(await gatherUbuntuFacts(await open())),
+      verify: async () =>
+        ubuntuChecks(await gatherUbuntuFacts(await open()), environment.attachment?.(vm) ?? MDEV),
       close: async () => {
         const open = shell;
         shell = undefined;

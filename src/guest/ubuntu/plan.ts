@@ -8,22 +8,36 @@
 // and keeps both through kernel updates; installing only linux-modules-extra-$(uname -r)
 // would work until the next kernel update and then lose i915 again.
 
-import type { Check, LayerPlan, Step } from '../../core/model.ts';
+import type { Check, LayerPlan } from '../../core/model.ts';
 import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
+import { type GuestAttachment, MDEV } from '../provider.ts';
 import { intelGpu, type UbuntuGuestFacts } from './gather.ts';
+import { planUbuntuVf, type UbuntuStep, vfChecks } from './sriov.ts';
 
 export const KERNEL_PACKAGE = UBUNTU_PACKAGE.kernel;
 export const INSTALL_COMMAND = `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${KERNEL_PACKAGE}`;
 
 /** `refused` is set when this is no Ubuntu guest: nothing is planned. */
-export interface UbuntuPlan extends LayerPlan {
+export interface UbuntuPlan extends LayerPlan<UbuntuStep> {
   target: string;
   install: boolean;
   reboot: boolean;
+  /** What the VM is given: the steps follow from it (an SR-IOV VF needs i915-sriov-dkms). */
+  attachment: GuestAttachment;
+  notes?: string[];
+  /** Some step belongs to a route marked experimental. */
+  experimental?: boolean;
 }
 
-export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
+export interface UbuntuPlanOptions {
+  attachment?: GuestAttachment;
+  /** How refusals name the VM: `VM 101`. */
+  vm?: string;
+}
+
+export function planUbuntu(facts: UbuntuGuestFacts, options: UbuntuPlanOptions = {}): UbuntuPlan {
   const target = facts.target;
+  const attachment = options.attachment ?? MDEV;
   if (facts.os.id !== 'ubuntu') {
     return {
       target,
@@ -31,13 +45,29 @@ export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
       steps: [],
       install: false,
       reboot: false,
+      attachment,
       refused: `${facts.os.prettyName ?? facts.os.id ?? 'this OS'} is not Ubuntu; the Ubuntu guest path does not apply`,
     };
   }
-  const checks = ubuntuChecks(facts);
+  const checks = ubuntuChecks(facts, attachment);
+  if (attachment.kind === 'vf') {
+    const vf = planUbuntuVf(facts, attachment, options.vm ?? `guest ${target}`);
+    const experimental = vf.steps.some((s) => s.experimental);
+    return {
+      target,
+      checks,
+      steps: vf.steps,
+      install: vf.steps.some((s) => s.id.endsWith('/sriov-packages') || s.id.endsWith('/sriov-driver')),
+      reboot: vf.steps.some((s) => s.action?.kind === 'reboot'),
+      attachment,
+      ...(vf.notes.length > 0 ? { notes: vf.notes } : {}),
+      ...(experimental ? { experimental } : {}),
+      ...(vf.refused ? { refused: vf.refused } : {}),
+    };
+  }
   const install = !facts.i915Available && facts.kernelsWithI915.length === 0;
   const reboot = !facts.i915Available;
-  const steps: Step[] = [];
+  const steps: UbuntuStep[] = [];
   if (install) {
     steps.push({
       id: `guest/${target}/kernel`,
@@ -56,22 +86,31 @@ export function planUbuntu(facts: UbuntuGuestFacts): UbuntuPlan {
       command: 'systemctl reboot',
     });
   }
-  return { target, checks, steps, install, reboot };
+  return { target, checks, steps, install, reboot, attachment };
 }
 
 /** The checks plan and verify share; after a good apply every one passes or warns. */
-export function ubuntuChecks(facts: UbuntuGuestFacts): Check[] {
+export function ubuntuChecks(facts: UbuntuGuestFacts, attachment: GuestAttachment = MDEV): Check[] {
+  const checks: Check[] = [osCheck(facts)];
+  if (attachment.kind === 'vf') return [...checks, ...vfChecks(facts, attachment), k3sCheck(facts)];
+  checks.push(...mdevChecks(facts));
+  checks.push(k3sCheck(facts));
+  return checks;
+}
+
+function osCheck(facts: UbuntuGuestFacts): Check {
+  return facts.os.versionId === '24.04'
+    ? { id: 'guest.os', status: 'pass', evidence: `${facts.os.prettyName} (/etc/os-release)` }
+    : {
+        id: 'guest.os',
+        status: 'warn',
+        evidence: `${facts.os.prettyName ?? 'unknown release'}: igpu-split is built and tested on Ubuntu 24.04`,
+        fix: 'expect the same steps to work on other Ubuntu releases; report what differs',
+      };
+}
+
+function mdevChecks(facts: UbuntuGuestFacts): Check[] {
   const checks: Check[] = [];
-  checks.push(
-    facts.os.versionId === '24.04'
-      ? { id: 'guest.os', status: 'pass', evidence: `${facts.os.prettyName} (/etc/os-release)` }
-      : {
-          id: 'guest.os',
-          status: 'warn',
-          evidence: `${facts.os.prettyName ?? 'unknown release'}: igpu-split is built and tested on Ubuntu 24.04`,
-          fix: 'expect the same steps to work on other Ubuntu releases; report what differs',
-        },
-  );
   const gpu = intelGpu(facts);
   if (!gpu) {
     checks.push({
@@ -137,17 +176,18 @@ export function ubuntuChecks(facts: UbuntuGuestFacts): Check[] {
             facts.secureBoot === false ? 'Secure Boot is off' : 'no UEFI Secure Boot variable (BIOS boot)',
         },
   );
-  checks.push(
-    facts.k3s
-      ? { id: 'guest.k3s', status: 'pass', evidence: 'K3s is installed (/usr/local/bin/k3s)' }
-      : {
-          id: 'guest.k3s',
-          status: 'warn',
-          evidence: 'no K3s here',
-          fix: 'the cluster layer expects this VM to be a Kubernetes node',
-        },
-  );
   return checks;
+}
+
+function k3sCheck(facts: UbuntuGuestFacts): Check {
+  return facts.k3s
+    ? { id: 'guest.k3s', status: 'pass', evidence: 'K3s is installed (/usr/local/bin/k3s)' }
+    : {
+        id: 'guest.k3s',
+        status: 'warn',
+        evidence: 'no K3s here',
+        fix: 'the cluster layer expects this VM to be a Kubernetes node',
+      };
 }
 
 function renderCheck(facts: UbuntuGuestFacts, gpu: NonNullable<ReturnType<typeof intelGpu>>): Check {

@@ -5,7 +5,7 @@
 // (with its Insufficient … message), and the smoke pod's run and log.
 
 import { SMOKE_MARK } from '../../cluster/smoke.ts';
-import { GPU_RESOURCE } from '../../knowledge/pins.ts';
+import { GPU_RESOURCE, GPU_RESOURCE_OF } from '../../knowledge/pins.ts';
 import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
 
 export const RESOURCE = GPU_RESOURCE;
@@ -27,7 +27,16 @@ export interface ClusterBehaviour {
   gpus: Record<string, number>;
   /** The smoke image has vainfo and a working media driver. */
   vainfo: boolean;
+  /**
+   * The driver bound to the GPU per node name (absent: i915): the plugin advertises
+   * gpu.intel.com/<driver> (intel-device-plugins v0.36.0 cmd/gpu_plugin/gpu_plugin.go).
+   */
+  drivers?: Record<string, 'i915' | 'xe'>;
 }
+
+/** The resource a node's plugin advertises. */
+const resourceOn = (behaviour: ClusterBehaviour, node: string): string =>
+  behaviour.drivers?.[node] === 'xe' ? GPU_RESOURCE_OF.xe : RESOURCE;
 
 type Spec = Record<string, unknown>;
 const spec = (o: KubeObject) => (o.spec ?? {}) as Spec;
@@ -118,7 +127,8 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
     )
       store.delete(K.Pod, pod.metadata.namespace, pod.metadata.name);
   }
-  for (const node of nodes) advertise(store, node, advertised.get(node.metadata.name));
+  for (const node of nodes)
+    advertise(store, node, advertised.get(node.metadata.name), resourceOn(behaviour, node.metadata.name));
   schedule(store, behaviour);
 }
 
@@ -183,7 +193,7 @@ function pluginPod(source: PluginSource, name: string, node: KubeObject): KubeOb
 }
 
 /** The node's allocatable and capacity of the GPU resource: `count`, or none. */
-function advertise(store: KubeStore, node: KubeObject, count: number | undefined): void {
+function advertise(store: KubeStore, node: KubeObject, count: number | undefined, RESOURCE: string): void {
   const status = (node.status ?? {}) as {
     allocatable?: Record<string, string>;
     capacity?: Record<string, string>;
@@ -202,7 +212,7 @@ function advertise(store: KubeStore, node: KubeObject, count: number | undefined
   store.update(K.Node, { ...node, status: { ...status, allocatable, capacity } });
 }
 
-function gpuRequest(pod: KubeObject): number {
+function gpuRequest(pod: KubeObject, RESOURCE: string): number {
   const containers = (spec(pod).containers ?? []) as {
     resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
   }[];
@@ -217,7 +227,7 @@ function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
   for (const pod of store.list(K.Pod)) {
     const status = (pod.status ?? {}) as { phase?: string };
     if (spec(pod).nodeName || (status.phase && status.phase !== 'Pending')) continue;
-    const need = gpuRequest(pod);
+    let need = 0;
     let insufficient = 0;
     let mismatch = 0;
     let cordoned = 0;
@@ -225,6 +235,8 @@ function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
       if (!matches(spec(pod).nodeSelector as Record<string, string> | undefined, node.metadata.labels))
         return !++mismatch;
       if (spec(node).unschedulable) return !++cordoned;
+      const RESOURCE = resourceOn(behaviour, node.metadata.name);
+      need = gpuRequest(pod, RESOURCE);
       const allocatable = Number(
         (node.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
       );
@@ -235,7 +247,7 @@ function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
             spec(p).nodeName === node.metadata.name &&
             !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
         )
-        .reduce((sum, p) => sum + gpuRequest(p), 0);
+        .reduce((sum, p) => sum + gpuRequest(p, RESOURCE), 0);
       if (need > allocatable - used) return !++insufficient;
       return true;
     });
@@ -267,6 +279,7 @@ function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
 function smokeLog(behaviour: ClusterBehaviour, gpus: number): string {
   const dri = gpus > 0 ? 'by-path card0 renderD128 ' : '';
   const lines = [`${SMOKE_MARK} dri: ${dri}`];
+  if (gpus > 0) lines.push(`${SMOKE_MARK} open /dev/dri/renderD128 ok`);
   if (behaviour.vainfo && gpus > 0) {
     lines.push(
       `${SMOKE_MARK} vainfo /dev/dri/renderD128`,

@@ -31,6 +31,8 @@ export interface SimNode {
   labels?: Record<string, string>;
   /** Intel GPUs (vGPUs) the node's VM has. */
   gpus?: number;
+  /** The driver bound to its GPU (absent: i915): an xe node offers gpu.intel.com/xe. */
+  driver?: 'i915' | 'xe';
   /** status.nodeInfo.osImage, as the kubelet reports the node's os-release PRETTY_NAME. */
   osImage?: string;
 }
@@ -78,6 +80,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
     defaultPodSecurity: options.defaultPodSecurity ?? 'privileged',
     gpus: Object.fromEntries(options.nodes.map((n) => [n.name, n.gpus ?? 0])),
     vainfo: options.vainfo ?? false,
+    drivers: Object.fromEntries(options.nodes.flatMap((n) => (n.driver ? [[n.name, n.driver]] : []))),
   };
   const forbidden = new Set(options.forbidden ?? []);
   for (const node of options.nodes) {
