@@ -12,18 +12,32 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const CACHE = fileURLToPath(new URL('../../.cache/bootchain/', import.meta.url));
+// systemd brings systemd-tmpfiles (the SR-IOV VF count); dkms builds the stand-in i915.
+// Package names as Debian's bookworm index spells them (dists/bookworm/main/binary-amd64/Packages).
 const PACKAGES = [
   'grub2-common',
   'grub-pc-bin',
   'initramfs-tools',
-  'linux-image-cloud-amd64',
   'kmod',
   'systemd-boot',
+  'systemd',
+  'dkms',
+  // initramfs.conf says COMPRESS=zstd (Proxmox hosts have zstd); without it mkinitramfs falls back to a slower gzip.
+  'zstd',
 ];
+// The kernel and its headers come from bookworm-backports (linux-image-amd64 6.12.95-1~bpo12+1
+// in dists/bookworm-backports/main/binary-amd64/Packages, read 2026-11-30): the full flavour
+// ships i915 (the cloud flavour has no DRM drivers), and 6.12 lies inside the kernel ranges of
+// real i915-sriov-dkms releases (src/knowledge/i915-sriov-dkms.ts), where bookworm's 6.1 lies
+// in none.
+const BACKPORTS = ['linux-image-amd64', 'linux-headers-amd64'];
 // The cache is named after its contents, so changing the package list builds a new root.
 const ROOT = join(
   CACHE,
-  `bookworm-${createHash('sha256').update(PACKAGES.join(',')).digest('hex').slice(0, 8)}`,
+  `bookworm-${createHash('sha256')
+    .update([...PACKAGES, 'bookworm-backports:', ...BACKPORTS].join(','))
+    .digest('hex')
+    .slice(0, 8)}`,
 );
 export const ESP = '/boot/efi';
 
@@ -92,6 +106,7 @@ async function ensureRoot(): Promise<void> {
   await writeFile(join(partial, 'usr/sbin/grub-probe'), GRUB_PROBE);
   await chmod(join(partial, 'usr/sbin/grub-probe'), 0o755);
   await mkdir(join(partial, 'boot/grub'), { recursive: true });
+  await installBackports(partial);
   await mkdir(join(partial, ESP.slice(1)), { recursive: true });
   await writeFile(join(partial, 'usr/sbin/proxmox-boot-tool'), PROXMOX_BOOT_TOOL);
   await chmod(join(partial, 'usr/sbin/proxmox-boot-tool'), 0o755);
@@ -102,6 +117,27 @@ async function ensureRoot(): Promise<void> {
     if (name.startsWith('bookworm') && join(CACHE, name) !== ROOT)
       await rm(join(CACHE, name), { recursive: true });
   }
+}
+
+/** The kernel and headers from bookworm-backports, installed by the root's own apt (with /proc, as its hooks want). */
+async function installBackports(root: string): Promise<void> {
+  await writeFile(
+    join(root, 'etc/apt/sources.list.d/backports.list'),
+    'deb http://deb.debian.org/debian bookworm-backports main\n',
+  );
+  execFileSync('cp', ['/etc/resolv.conf', join(root, 'etc/resolv.conf')]);
+  const apt = `apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports ${BACKPORTS.join(' ')}`;
+  execFileSync(
+    'unshare',
+    [
+      '-m',
+      'sh',
+      '-c',
+      `mount -t proc proc "${root}/proc" && chroot "${root}" env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c '${apt}'`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20 * 60_000 },
+  );
+  execFileSync('chroot', [root, 'apt-get', 'clean']);
 }
 
 /** A fresh copy of the Debian root with a captured host's files laid over it. */

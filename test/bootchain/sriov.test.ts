@@ -1,0 +1,349 @@
+// SR-IOV through the boot-chain tier: what an SR-IOV host gets (src/host/sriov/files.ts and
+// route.ts) consumed by the root's real update-grub, update-initramfs, systemd-tmpfiles and
+// dkms. Only the i915 build is a stand-in: a module named i915 with an i915-sriov-dkms
+// dkms.conf whose BUILD_EXCLUSIVE_KERNEL is the real release's (src/knowledge/i915-sriov-dkms.ts).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, watch } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { applyHostPlan } from '../../src/host/apply.ts';
+import { gatherHostFacts } from '../../src/host/gather.ts';
+import { GRUB_DROPIN, MODPROBE_CONF, planHost } from '../../src/host/plan.ts';
+import { rollbackHost } from '../../src/host/rollback.ts';
+import {
+  INITRAMFS_MODULES,
+  SRIOV_TMPFILES,
+  sriovModprobe,
+  sriovTmpfiles,
+  withInitramfsDriver,
+  withoutInitramfsDriver,
+} from '../../src/host/sriov/files.ts';
+import { chooseRoute, kernelKeepsSplit, routeParams } from '../../src/host/sriov/route.ts';
+import {
+  buildsFor,
+  DKMS_PACKAGE,
+  DKMS_RELEASES,
+  type DkmsRelease,
+} from '../../src/knowledge/i915-sriov-dkms.ts';
+import { IGPU_PLATFORMS } from '../../src/knowledge/igpu-platforms.ts';
+import { HOST_COMMAND } from '../../src/knowledge/packages.ts';
+import { bootchainAvailable, bootchainHost, linuxLines } from '../support/bootchain.ts';
+import { ChrootHost } from '../support/chroot-host.ts';
+import { fixturePath } from '../support/fixtures.ts';
+
+const PF = '0000:00:02.0';
+const VFS = 7;
+const pfDir = (root: string) => join(root, 'sys/bus/pci/devices', PF);
+// Alder Lake-N (the N100 of the fixture): the i915-sriov-dkms route.
+const ROUTE = chooseRoute(IGPU_PLATFORMS['alderlake-n'], 'auto');
+if ('refused' in ROUTE) throw new Error(`alderlake-n: ${ROUTE.refused}`);
+const CHOICE = ROUTE;
+
+/**
+ * The N100 fixture as it is before the split: no VFs yet (sriov_numvfs 0, autoprobe 1, as
+ * the kernel starts a PF), Debian's default `quiet` command line.
+ */
+async function n100Before(root: string): Promise<void> {
+  const devices = join(root, 'sys/bus/pci/devices');
+  for (const name of await readdir(devices))
+    if (name.startsWith('0000:00:02.') && name !== PF) await rm(join(devices, name), { recursive: true });
+  await writeFile(join(pfDir(root), 'sriov_numvfs'), '0\n');
+  await writeFile(join(pfDir(root), 'sriov_drivers_autoprobe'), '1\n');
+  await cp(fixturePath('i5-8500t-before/etc/default/grub'), join(root, 'etc/default/grub'));
+}
+
+/** A literal string inside a RegExp (kernel releases hold `.` and `+`). */
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+const PLAN_PENDING = 'SR-IOV hosts are not planned yet';
+
+/**
+ * Apply the SR-IOV host files and refresh the boot chain; rollback undoes it. THE ONE PLACE
+ * that changes when the host plan handles SR-IOV: while planHost still answers
+ * "not planned yet" (src/host/plan.ts desiredFor), the files are built here with the
+ * contract's functions and refreshed with the commands apply runs (DIRECT CONSTRUCTION,
+ * a stand-in for plan+apply); as soon as planHost plans the host, plan+apply+rollback run.
+ */
+async function applySriov(host: ChrootHost): Promise<{ planned: boolean; rollback: () => Promise<void> }> {
+  const plan = planHost(await gatherHostFacts(host));
+  if (!plan.unsupported?.startsWith(PLAN_PENDING)) {
+    assert.equal(plan.unsupported, undefined, `planHost refused the N100: ${plan.unsupported}`);
+    assert.equal(plan.mode, 'sriov');
+    await applyHostPlan(host, plan);
+    return { planned: true, rollback: async () => void (await rollbackHost(host)) };
+  }
+  const root = host.root;
+  const modulesBefore = await readFile(join(root, INITRAMFS_MODULES), 'utf8');
+  const params = routeParams(CHOICE, VFS, '46d1');
+  // The drop-in as planHost writes it for the other modes (src/host/plan.ts grubDropin).
+  const dropin = `# Written by igpu-split\nGRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT ${params.join(' ')}"\n`;
+  await mkdir(join(root, 'etc/default/grub.d'), { recursive: true });
+  await writeFile(join(root, GRUB_DROPIN), dropin);
+  await writeFile(join(root, MODPROBE_CONF), sriovModprobe(CHOICE.driver));
+  await writeFile(join(root, SRIOV_TMPFILES), sriovTmpfiles(PF, VFS));
+  await writeFile(join(root, INITRAMFS_MODULES), withInitramfsDriver(modulesBefore, CHOICE.driver));
+  const refresh = async () => {
+    for (const command of [HOST_COMMAND.updateGrub, HOST_COMMAND.updateInitramfsAll]) {
+      const result = await host.run(command);
+      assert.equal(result.code, 0, `${command}: ${result.stderr}`);
+    }
+  };
+  await refresh();
+  return {
+    planned: false,
+    rollback: async () => {
+      for (const path of [GRUB_DROPIN, MODPROBE_CONF, SRIOV_TMPFILES]) await rm(join(root, path));
+      const modules = await readFile(join(root, INITRAMFS_MODULES), 'utf8');
+      await writeFile(join(root, INITRAMFS_MODULES), withoutInitramfsDriver(modules));
+      await refresh();
+    },
+  };
+}
+
+const grubCfg = (root: string) => readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
+const initrdOf = (cfg: string) => /initrd\s+(\/boot\/initrd\.img-\S+)/.exec(cfg)?.[1];
+
+test('SR-IOV host files through the real update-grub, update-initramfs and systemd-tmpfiles; rollback', async (t) => {
+  if (!bootchainAvailable(t)) return;
+  const { root, remove } = await bootchainHost(fixturePath('n100-sriov'));
+  try {
+    await n100Before(root);
+    const host = await new ChrootHost(root).open();
+    const started = Date.now();
+    const { planned, rollback } = await applySriov(host);
+    t.diagnostic(
+      `${planned ? 'plan+apply' : 'direct construction (planHost plans no SR-IOV yet)'}: ${Date.now() - started} ms`,
+    );
+    const params = literal(routeParams(CHOICE, VFS, '46d1').join(' '));
+
+    await t.test(
+      'update-grub: every linux line carries the SR-IOV parameters after the user’s quiet',
+      async () => {
+        const lines = linuxLines(await grubCfg(root));
+        assert.ok(lines.length > 0, 'grub.cfg has linux lines');
+        const normal = lines[0] ?? '';
+        assert.match(normal, new RegExp(`/boot/vmlinuz-\\S+ root=/dev/sda1 ro\\s+quiet ${params}$`));
+      },
+    );
+
+    await t.test(
+      'update-initramfs: the softdep, vfio-pci and the listed i915 are in the initramfs',
+      async () => {
+        const initrd = initrdOf(await grubCfg(root));
+        assert.ok(initrd, 'grub.cfg names an initramfs');
+        const kernel = (initrd as string).replace('/boot/initrd.img-', '');
+        const listing = execFileSync('chroot', [root, 'lsinitramfs', initrd as string]).toString();
+        assert.match(listing, /^etc\/modprobe\.d\/igpu-split\.conf$/m);
+        const module = (path: string) =>
+          new RegExp(
+            `^(usr/)?lib/modules/${literal(kernel)}/kernel/${literal(path)}\\.ko(\\.xz|\\.zst)?$`,
+            'm',
+          );
+        assert.match(listing, module('drivers/vfio/pci/vfio-pci'));
+        assert.match(listing, module('drivers/gpu/drm/i915/i915'));
+        // The file inside is ours, with the softdep.
+        const unpacked = await mkdtemp(join(root, 'tmp/initrd-'));
+        execFileSync('chroot', [root, 'unmkinitramfs', initrd as string, unpacked.slice(root.length)]);
+        const inside = await readFile(join(unpacked, 'etc/modprobe.d/igpu-split.conf'), 'utf8');
+        assert.match(inside, /^softdep i915 pre: vfio-pci$/m);
+        // The initramfs's init loads what conf/modules (our /etc/initramfs-tools/modules) lists.
+        assert.match(await readFile(join(unpacked, 'conf/modules'), 'utf8'), /^i915\s*$/m);
+      },
+    );
+
+    await t.test(
+      'systemd-tmpfiles (the boot service’s command) writes autoprobe 0, then numvfs',
+      async () => {
+        const order: string[] = [];
+        // inotify keeps the order of the writes (node's fs.watch on Linux).
+        const watcher = watch(pfDir(root), (_event, name) => {
+          if (name && order.at(-1) !== name) order.push(name);
+        });
+        // With /proc, as at boot (systemd-tmpfiles refuses to run without it).
+        const result = await new ChrootHost(root, { proc: true }).run(
+          `systemd-tmpfiles --create ${SRIOV_TMPFILES}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        watcher.close();
+        assert.equal(result.code, 0, result.stderr);
+        // tmpfiles writes the argument without truncating or a newline: on these plain files
+        // one digit replaces one digit (sysfs takes the whole write).
+        assert.equal((await readFile(join(pfDir(root), 'sriov_drivers_autoprobe'), 'utf8')).trim(), '0');
+        assert.equal((await readFile(join(pfDir(root), 'sriov_numvfs'), 'utf8')).trim(), String(VFS));
+        assert.deepEqual(order, ['sriov_drivers_autoprobe', 'sriov_numvfs']);
+      },
+    );
+
+    await t.test('rollback: the parameters and the initramfs files are gone again', async () => {
+      await rollback();
+      const cfg = await grubCfg(root);
+      assert.match(linuxLines(cfg)[0] ?? '', /ro\s+quiet$/);
+      const listing = execFileSync('chroot', [root, 'lsinitramfs', initrdOf(cfg) as string]).toString();
+      assert.doesNotMatch(listing, /igpu-split\.conf/);
+      // Neither module is in the stock initramfs (MODULES=most): so vfio-pci came in only
+      // through our softdep (mkinitramfs's manual_add_modules runs modprobe --show-depends
+      // once more without --ignore-install to follow softdeps: pexip/os-initramfs-tools
+      // hook-functions @ 6a8f96b), and i915 only through our modules line.
+      assert.doesNotMatch(listing, /\/vfio-pci\.ko/);
+      assert.doesNotMatch(listing, /\/i915\.ko/);
+      assert.doesNotMatch(await readFile(join(root, INITRAMFS_MODULES), 'utf8'), /igpu-split/);
+    });
+  } finally {
+    await remove();
+  }
+});
+
+// The stand-in for i915-sriov-dkms's i915: a module that loads and does nothing, named
+// i915 so dkms installs i915.ko where the real package's goes. It carries a module version
+// the way the real one does (strongtz/i915-sriov-dkms @ 26b73a3264c7: Makefile
+// DKMS_MODULE_VERSION := "<release>-sriov" passed as -DDKMS_MODULE_VERSION, and
+// i915_module.c MODULE_VERSION(DKMS_MODULE_VERSION)): Debian 12's dkms 3.0.10 refuses to
+// install a module whose version equals the kernel's own i915's (both none), and says so
+// with exit 0 (check_version_sanity, "exactly matches what is already found in kernel").
+const MODULE_C = `// SPDX-License-Identifier: GPL-2.0
+#include <linux/init.h>
+#include <linux/module.h>
+static int __init stand_in_init(void) { return 0; }
+static void __exit stand_in_exit(void) { }
+module_init(stand_in_init);
+module_exit(stand_in_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("igpu-split test stand-in for the i915 of i915-sriov-dkms");
+MODULE_VERSION(DKMS_MODULE_VERSION);
+`;
+const makefile = (release: DkmsRelease) =>
+  `DKMS_MODULE_VERSION := "${release.release}-sriov"\nccflags-y += -DDKMS_MODULE_VERSION='$(DKMS_MODULE_VERSION)'\nobj-m := i915.o\n`;
+
+/**
+ * dkms.conf as the release ships it (strongtz/i915-sriov-dkms dkms.conf @ dc62d91c79bf,
+ * release 2025.07.22: BUILT_MODULE_NAME i915, DEST_MODULE_LOCATION /updates, its MAKE and
+ * CLEAN lines, AUTOINSTALL), minus kvmgt, with the release's own BUILD_EXCLUSIVE_KERNEL.
+ */
+const dkmsConf = (release: DkmsRelease) => `PACKAGE_NAME="${DKMS_PACKAGE}"
+PACKAGE_VERSION="${release.release}"
+
+BUILT_MODULE_NAME[0]="i915"
+DEST_MODULE_LOCATION[0]=/updates
+MAKE[0]="make -C \${kernel_source_dir} M=\${dkms_tree}/\${PACKAGE_NAME}/\${PACKAGE_VERSION}/build"
+CLEAN="make -C \${kernel_source_dir} M=\${dkms_tree}/\${PACKAGE_NAME}/\${PACKAGE_VERSION}/build clean"
+
+AUTOINSTALL=yes
+BUILD_EXCLUSIVE_KERNEL="${release.buildExclusiveKernel}"
+`;
+
+/** The stand-in release's sources where its package puts them, added to dkms as the package's postinst does. */
+async function addRelease(host: ChrootHost, release: DkmsRelease, source: string): Promise<string> {
+  const src = join(host.root, 'usr/src', `${DKMS_PACKAGE}-${release.release}`);
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'dkms.conf'), dkmsConf(release));
+  await writeFile(join(src, 'Makefile'), makefile(release));
+  await writeFile(join(src, 'i915.c'), source);
+  const module = `-m ${DKMS_PACKAGE} -v ${release.release}`;
+  const add = await host.run(`dkms add ${module}`);
+  assert.equal(add.code, 0, add.stderr);
+  return module;
+}
+
+/** Take a release out of dkms and /usr/src again (what removing the package does). */
+async function removeRelease(host: ChrootHost, release: DkmsRelease): Promise<void> {
+  const removed = await host.run(`dkms remove -m ${DKMS_PACKAGE} -v ${release.release} --all`);
+  assert.equal(removed.code, 0, removed.stderr);
+  await rm(join(host.root, 'usr/src', `${DKMS_PACKAGE}-${release.release}`), { recursive: true });
+}
+
+/** The tool's judgement of the kernel, from its real gather of the root. */
+async function judge(host: ChrootHost, kernel: string, release: DkmsRelease) {
+  const facts = await gatherHostFacts(host);
+  assert.deepEqual(
+    facts.sriovDriver.dkmsSources,
+    [{ release: release.release, buildExclusiveKernel: release.buildExclusiveKernel }],
+    'gather reads the release and its range from /usr/src',
+  );
+  return {
+    verdict: kernelKeepsSplit(facts, CHOICE, kernel, facts.sriovDriver.dkmsSources[0], { built: true }),
+    built: facts.sriovDriver.dkmsModules[kernel] ?? [],
+  };
+}
+
+const oneLine = (r: { code: number; stdout: string; stderr: string }) =>
+  `exit ${r.code}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`;
+
+test('real dkms on the stand-in i915: a release outside the kernel range, one inside it, one that fails to build', async (t) => {
+  if (!bootchainAvailable(t)) return;
+  const { root, remove } = await bootchainHost(fixturePath('n100-sriov'));
+  try {
+    const host = await new ChrootHost(root, { proc: true }).open();
+    const [kernel = ''] = await readdir(join(root, 'lib/modules'));
+    // From the table: the newest release whose range holds the root's kernel, and the newest that excludes it.
+    const inside = DKMS_RELEASES.findLast((r) => buildsFor(r.buildExclusiveKernel, kernel));
+    const outside = DKMS_RELEASES.findLast((r) => !buildsFor(r.buildExclusiveKernel, kernel));
+    assert.ok(inside && outside, `the table has releases on both sides of ${kernel}`);
+
+    await t.test(
+      `(a) ${outside.release} (${outside.buildExclusiveKernel}) is skipped for ${kernel}`,
+      async () => {
+        const module = await addRelease(host, outside, MODULE_C);
+        const install = await host.run(`dkms install ${module} -k ${kernel}`);
+        // What the kernel's postinst hook runs (/etc/kernel/postinst.d/dkms) and the plain autoinstall.
+        const hook = await host.run(`/usr/lib/dkms/dkms_autoinstaller start ${kernel}`);
+        const autoinstall = await host.run(`dkms autoinstall -k ${kernel}`);
+        t.diagnostic(`dkms install ${oneLine(install)}`);
+        t.diagnostic(`dkms_autoinstaller start ${oneLine(hook)}`);
+        t.diagnostic(`dkms autoinstall ${oneLine(autoinstall)}`);
+        assert.match(install.stdout + install.stderr, /BUILD_EXCLUSIVE/);
+        // What Debian 12's dkms 3.0.10 does with a release it skips (issue 17 reads these): dkms
+        // install exits 77; autoinstall, and so the kernel's postinst hook, exits 11.
+        assert.deepEqual([install.code, hook.code, autoinstall.code], [77, 11, 11]);
+        const { verdict, built } = await judge(host, kernel, outside);
+        assert.deepEqual(built, []);
+        assert.ok(!verdict.ok);
+        assert.match(verdict.why, new RegExp(`builds only for kernels .*, not ${literal(kernel)}`));
+        assert.match(verdict.fix, /use a release whose range holds/);
+        await removeRelease(host, outside);
+      },
+    );
+
+    await t.test(
+      `(b) ${inside.release} (${inside.buildExclusiveKernel}) builds i915 for ${kernel}`,
+      async () => {
+        const module = await addRelease(host, inside, MODULE_C);
+        const install = await host.run(`dkms install ${module} -k ${kernel}`);
+        t.diagnostic(`dkms install ${oneLine(install)}`);
+        assert.equal(install.code, 0, install.stdout + install.stderr);
+        const { verdict, built } = await judge(host, kernel, inside);
+        assert.ok(
+          built.some((f) => /^i915\.ko/.test(f)),
+          `updates/dkms holds ${built.join(', ')}`,
+        );
+        assert.deepEqual(verdict, {
+          ok: true,
+          evidence: `i915-sriov-dkms ${inside.release} built for ${kernel}`,
+        });
+        await removeRelease(host, inside);
+        // dkms remove takes its i915.ko out again, so (c) starts with none.
+        const updates = join(root, 'lib/modules', kernel, 'updates/dkms');
+        assert.deepEqual(existsSync(updates) ? await readdir(updates) : [], []);
+      },
+    );
+
+    await t.test(
+      `(c) ${inside.release} whose source does not compile fails, and the tool says so`,
+      async () => {
+        const module = await addRelease(host, inside, `${MODULE_C}\nthis is not C;\n`);
+        const install = await host.run(`dkms install ${module} -k ${kernel}`);
+        t.diagnostic(`dkms install ${oneLine(install)}`);
+        assert.notEqual(install.code, 0);
+        const { verdict, built } = await judge(host, kernel, inside);
+        assert.deepEqual(built, []);
+        assert.ok(!verdict.ok);
+        assert.match(verdict.why, /dkms has not installed i915 for kernel/);
+        assert.match(verdict.fix, new RegExp(`dkms autoinstall -k ${literal(kernel)}`));
+      },
+    );
+  } finally {
+    await remove();
+  }
+});
