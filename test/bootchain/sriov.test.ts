@@ -11,16 +11,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { applyHostPlan } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
-import { GRUB_DROPIN, MODPROBE_CONF, planHost } from '../../src/host/plan.ts';
+import { planHost } from '../../src/host/plan.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
-import {
-  INITRAMFS_MODULES,
-  SRIOV_TMPFILES,
-  sriovModprobe,
-  sriovTmpfiles,
-  withInitramfsDriver,
-  withoutInitramfsDriver,
-} from '../../src/host/sriov/files.ts';
+import { INITRAMFS_MODULES, SRIOV_TMPFILES } from '../../src/host/sriov/files.ts';
 import { chooseRoute, kernelKeepsSplit, routeParams } from '../../src/host/sriov/route.ts';
 import {
   buildsFor,
@@ -29,7 +22,6 @@ import {
   type DkmsRelease,
 } from '../../src/knowledge/i915-sriov-dkms.ts';
 import { IGPU_PLATFORMS } from '../../src/knowledge/igpu-platforms.ts';
-import { HOST_COMMAND } from '../../src/knowledge/packages.ts';
 import { bootchainAvailable, bootchainHost, linuxLines } from '../support/bootchain.ts';
 import { ChrootHost } from '../support/chroot-host.ts';
 import { fixturePath } from '../support/fixtures.ts';
@@ -53,54 +45,45 @@ async function n100Before(root: string): Promise<void> {
   await writeFile(join(pfDir(root), 'sriov_numvfs'), '0\n');
   await writeFile(join(pfDir(root), 'sriov_drivers_autoprobe'), '1\n');
   await cp(fixturePath('i5-8500t-before/etc/default/grub'), join(root, 'etc/default/grub'));
+  await withoutCapturedKernel(root);
+}
+
+/**
+ * The root's real kernel stands in for the capture's: its placeholder module folder goes
+ * (update-initramfs -k all would try to build an initramfs for it).
+ */
+async function withoutCapturedKernel(root: string): Promise<void> {
+  await rm(join(root, 'usr/lib/modules/6.8.12-4-pve'), { recursive: true, force: true });
 }
 
 /** A literal string inside a RegExp (kernel releases hold `.` and `+`). */
 const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-const PLAN_PENDING = 'SR-IOV hosts are not planned yet';
-
 /**
- * Apply the SR-IOV host files and refresh the boot chain; rollback undoes it. THE ONE PLACE
- * that changes when the host plan handles SR-IOV: while planHost still answers
- * "not planned yet" (src/host/plan.ts desiredFor), the files are built here with the
- * contract's functions and refreshed with the commands apply runs (DIRECT CONSTRUCTION,
- * a stand-in for plan+apply); as soon as planHost plans the host, plan+apply+rollback run.
+ * The host plan for the N100 with its driver already installed (the fixture's
+ * i915-sriov-dkms 2025.07.22, built for the root's kernel: a placeholder module, the dkms
+ * build itself is the next test's), applied; rollback undoes it. No package is installed,
+ * so nothing leaves this machine.
  */
-async function applySriov(host: ChrootHost): Promise<{ planned: boolean; rollback: () => Promise<void> }> {
-  const plan = planHost(await gatherHostFacts(host));
-  if (!plan.unsupported?.startsWith(PLAN_PENDING)) {
-    assert.equal(plan.unsupported, undefined, `planHost refused the N100: ${plan.unsupported}`);
-    assert.equal(plan.mode, 'sriov');
-    await applyHostPlan(host, plan);
-    return { planned: true, rollback: async () => void (await rollbackHost(host)) };
-  }
+async function applySriov(host: ChrootHost): Promise<{ rollback: () => Promise<void> }> {
   const root = host.root;
-  const modulesBefore = await readFile(join(root, INITRAMFS_MODULES), 'utf8');
-  const params = routeParams(CHOICE, VFS, '46d1');
-  // The drop-in as planHost writes it for the other modes (src/host/plan.ts grubDropin).
-  const dropin = `# Written by igpu-split\nGRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT ${params.join(' ')}"\n`;
-  await mkdir(join(root, 'etc/default/grub.d'), { recursive: true });
-  await writeFile(join(root, GRUB_DROPIN), dropin);
-  await writeFile(join(root, MODPROBE_CONF), sriovModprobe(CHOICE.driver));
-  await writeFile(join(root, SRIOV_TMPFILES), sriovTmpfiles(PF, VFS));
-  await writeFile(join(root, INITRAMFS_MODULES), withInitramfsDriver(modulesBefore, CHOICE.driver));
-  const refresh = async () => {
-    for (const command of [HOST_COMMAND.updateGrub, HOST_COMMAND.updateInitramfsAll]) {
-      const result = await host.run(command);
-      assert.equal(result.code, 0, `${command}: ${result.stderr}`);
-    }
-  };
-  await refresh();
-  return {
-    planned: false,
-    rollback: async () => {
-      for (const path of [GRUB_DROPIN, MODPROBE_CONF, SRIOV_TMPFILES]) await rm(join(root, path));
-      const modules = await readFile(join(root, INITRAMFS_MODULES), 'utf8');
-      await writeFile(join(root, INITRAMFS_MODULES), withoutInitramfsDriver(modules));
-      await refresh();
-    },
-  };
+  const status = join(root, 'var/lib/dpkg/status');
+  await writeFile(
+    status,
+    `${await readFile(status, 'utf8')}\n${['build-essential', 'proxmox-default-headers']
+      .map((name) => `Package: ${name}\nStatus: install ok installed\nVersion: 1\n`)
+      .join('\n')}`,
+  );
+  for (const kernel of await readdir(join(root, 'lib/modules'))) {
+    await mkdir(join(root, 'lib/modules', kernel, 'updates/dkms'), { recursive: true });
+    await writeFile(join(root, 'lib/modules', kernel, 'updates/dkms/i915.ko'), '');
+  }
+  const plan = planHost(await gatherHostFacts(host), { wishes: { mode: 'auto', vfs: VFS, vmsOnHost: VFS } });
+  assert.equal(plan.refused, undefined, `planHost refused the N100: ${plan.refused}`);
+  assert.equal(plan.mode, 'sriov');
+  assert.ok(!plan.steps.some((s) => s.install), 'the driver is installed already');
+  await applyHostPlan(host, plan);
+  return { rollback: async () => void (await rollbackHost(host)) };
 }
 
 const grubCfg = (root: string) => readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
@@ -113,10 +96,8 @@ test('SR-IOV host files through the real update-grub, update-initramfs and syste
     await n100Before(root);
     const host = await new ChrootHost(root).open();
     const started = Date.now();
-    const { planned, rollback } = await applySriov(host);
-    t.diagnostic(
-      `${planned ? 'plan+apply' : 'direct construction (planHost plans no SR-IOV yet)'}: ${Date.now() - started} ms`,
-    );
+    const { rollback } = await applySriov(host);
+    t.diagnostic(`plan+apply: ${Date.now() - started} ms`);
     const params = literal(routeParams(CHOICE, VFS, '46d1').join(' '));
 
     await t.test(
@@ -275,6 +256,10 @@ test('real dkms on the stand-in i915: a release outside the kernel range, one in
   if (!bootchainAvailable(t)) return;
   const { root, remove } = await bootchainHost(fixturePath('n100-sriov'));
   try {
+    // Only the real dkms's own releases: not the capture's installed one, nor its kernel.
+    await withoutCapturedKernel(root);
+    for (const entry of await readdir(join(root, 'usr/src')))
+      if (entry.startsWith(`${DKMS_PACKAGE}-`)) await rm(join(root, 'usr/src', entry), { recursive: true });
     const host = await new ChrootHost(root, { proc: true }).open();
     const [kernel = ''] = await readdir(join(root, 'lib/modules'));
     // From the table: the newest release whose range holds the root's kernel, and the newest that excludes it.
