@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { RefusedError } from '../core/errors.ts';
 import { confirm, NOTHING_DISTURBED } from './confirm.ts';
-import { addLabOptions, type LabOptions, openLab } from './lab-options.ts';
+import { addLabOptions, desiredVms, type LabOptions, openLab } from './lab-options.ts';
 import { jsonNeedsYes, YES_HELP } from './option-checks.ts';
 import { jsonText, warn } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -19,25 +19,53 @@ export function registerMapping(program: Command): void {
   registerMappingRollback(mapping);
 }
 
+/**
+ * The GVT-g mapping for the GVT-g hosts and, when the lab has SR-IOV hosts, the VF pool
+ * (sriov.mapping) with an entry per VF Proxmox lists (a host makes its VFs at its reboot).
+ */
 async function planFromLab(options: LabOptions) {
-  const [{ gatherMappingFacts, planMapping }, { mappingPrivileges }, opened] = await Promise.all([
+  const [
+    { gatherMappingFacts, planMapping },
+    { gatherVfPoolFacts, planVfPool },
+    { mappingPrivileges },
+    opened,
+  ] = await Promise.all([
     import('../mapping/plan.ts'),
+    import('../mapping/vf-pool.ts'),
     import('../mapping/apply.ts'),
     openLab(options),
   ]);
-  const hosts = [...new Set(opened.lab.vms.map((vm) => vm.host))];
-  const plan = planMapping(
-    await gatherMappingFacts(
-      opened.api,
-      opened.lab.mapping,
-      hosts.length > 0 ? hosts : opened.lab.hosts.map((h) => h.node),
-    ),
+  const { sriovHosts } = await desiredVms(opened);
+  const sriov = new Set(sriovHosts.map((h) => h.node));
+  const used = [...new Set(opened.lab.vms.map((vm) => vm.host))];
+  const hosts = (used.length > 0 ? used : opened.lab.hosts.map((h) => h.node)).filter(
+    (node) => !sriov.has(node),
   );
+  const plan = planMapping(await gatherMappingFacts(opened.api, opened.lab.mapping, hosts));
+  const pool =
+    sriovHosts.length > 0
+      ? planVfPool(await gatherVfPoolFacts(opened.api, opened.lab.sriov.mapping, sriovHosts))
+      : undefined;
   // What the token lacks is named by the plan, and apply refuses on it before any change.
-  const lacking = await opened.api.privilegeCheck(mappingPrivileges(plan));
-  if (lacking) plan.checks.push(lacking);
-  return { plan, ...opened };
+  for (const one of [plan, ...(pool ? [pool] : [])]) {
+    const lacking = await opened.api.privilegeCheck(mappingPrivileges(one));
+    if (lacking) one.checks.push(lacking);
+  }
+  return { plan, pool, ...opened };
 }
+
+type MappingPlanOf = Awaited<ReturnType<typeof planFromLab>>['plan'];
+
+/** Each mapping's plan as text, the VF pool after the GVT-g one. */
+function renderPlans(plans: readonly MappingPlanOf[]): string {
+  return plans
+    .map((p) => renderLayerPlan(`igpu-split mapping plan — ${p.name}`, p.checks, p.steps))
+    .join('\n');
+}
+
+/** `--json`: the GVT-g mapping's plan as before, the VF pool's under `vfPool` when there is one. */
+const jsonPlan = (plan: MappingPlanOf, pool: MappingPlanOf | undefined) =>
+  pool ? { ...plan, vfPool: pool } : plan;
 
 function registerMappingPlan(mapping: Command): void {
   addLabOptions(
@@ -45,14 +73,13 @@ function registerMappingPlan(mapping: Command): void {
       .command('plan')
       .description('show the entries apply would add or repair, and Proxmox drift checks; changes nothing'),
   ).action(async (options: LabOptions) => {
-    const { plan, close } = await planFromLab(options);
+    const { plan, pool, close } = await planFromLab(options);
+    const plans = [plan, ...(pool ? [pool] : [])];
     try {
       process.stdout.write(
-        options.json
-          ? jsonText('mapping plan', plan)
-          : renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
+        options.json ? jsonText('mapping plan', jsonPlan(plan, pool)) : renderPlans(plans),
       );
-      process.exitCode = plan.checks.some((c) => c.status === 'fail') ? 1 : 0;
+      process.exitCode = plans.some((p) => p.checks.some((c) => c.status === 'fail')) ? 1 : 0;
     } finally {
       await close();
     }
@@ -64,33 +91,48 @@ function registerMappingApply(mapping: Command): void {
     .option('--yes', YES_HELP)
     .action(async (options: LabOptions & { yes?: boolean }) => {
       jsonNeedsYes(options);
-      const { plan, api, close } = await planFromLab(options);
+      const { plan, pool, api, close } = await planFromLab(options);
+      const plans = [plan, ...(pool ? [pool] : [])];
       try {
-        if (!options.json)
-          process.stdout.write(
-            renderLayerPlan(`igpu-split mapping plan — ${plan.name}`, plan.checks, plan.steps),
-          );
-        const failing = plan.checks.find((c) => c.status === 'fail');
-        if (failing)
-          throw new RefusedError(`mapping ${plan.name} cannot be applied: ${failing.evidence}`, {
-            target: api.target,
-            fix: failing.fix,
-          });
-        if (plan.steps.length === 0) {
-          if (options.json) process.stdout.write(jsonText('mapping apply', { plan, changed: false }));
+        if (!options.json) process.stdout.write(renderPlans(plans));
+        for (const one of plans) {
+          const failing = one.checks.find((c) => c.status === 'fail');
+          if (failing)
+            throw new RefusedError(`mapping ${one.name} cannot be applied: ${failing.evidence}`, {
+              target: api.target,
+              fix: failing.fix,
+            });
+        }
+        const changing = plans.filter((p) => p.steps.length > 0);
+        if (changing.length === 0) {
+          if (options.json)
+            process.stdout.write(jsonText('mapping apply', { plan: jsonPlan(plan, pool), changed: false }));
           return;
         }
         // A mapping change touches no VM: a running one keeps its vGPU until it restarts.
         if (!options.yes)
-          await confirm(`apply to mapping ${plan.name}?`, 'igpu-split mapping plan', NOTHING_DISTURBED);
+          await confirm(
+            `apply to mapping ${changing.map((p) => p.name).join(' and ')}?`,
+            'igpu-split mapping plan',
+            NOTHING_DISTURBED,
+          );
         const { applyMappingPlan } = await import('../mapping/apply.ts');
-        const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
-          applyMappingPlan(api, plan),
+        const results = await (await import('../engine/lab-run.ts')).withLabLock(
+          options.lab,
+          warn,
+          async () => {
+            const done = [];
+            for (const one of changing) done.push(await applyMappingPlan(api, one));
+            return done;
+          },
         );
         process.stdout.write(
           options.json
-            ? jsonText('mapping apply', { plan, ...result })
-            : `mapping ${plan.name} ${plan.create ? 'created' : 'updated'}\n`,
+            ? jsonText('mapping apply', {
+                plan: jsonPlan(plan, pool),
+                changed: results.some((r) => r.changed),
+              })
+            : changing.map((p) => `mapping ${p.name} ${p.create ? 'created' : 'updated'}\n`).join(''),
         );
       } finally {
         await close();
@@ -113,15 +155,16 @@ function registerMappingRollback(mapping: Command): void {
       try {
         if (!options.yes)
           await confirm(
-            `remove igpu-split's entries from mapping ${opened.lab.mapping}?`,
+            `remove igpu-split's entries from mapping ${opened.lab.mapping} (and ${opened.lab.sriov.mapping})?`,
             'igpu-split mapping plan',
             NOTHING_DISTURBED,
           );
         const { rollbackMapping } = await import('../mapping/apply.ts');
         const vms = opened.lab.vms.map((vm) => ({ vmid: vm.vmid, node: vm.host }));
-        const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
-          rollbackMapping(opened.api, opened.lab.mapping, vms),
-        );
+        const done = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, async () => [
+          ...(await rollbackMapping(opened.api, opened.lab.mapping, vms)),
+          ...(await rollbackMapping(opened.api, opened.lab.sriov.mapping, vms)),
+        ]);
         process.stdout.write(
           options.json
             ? jsonText('mapping rollback', { undone: done })

@@ -10,6 +10,7 @@ import {
   type LabOptions,
   type OpenLab,
   openLab,
+  vfOptions,
 } from './lab-options.ts';
 import { jsonText } from './output.ts';
 import { renderLayerPlan } from './render-plan.ts';
@@ -38,9 +39,10 @@ export async function planFromLab(
   ]);
   const opened = await openLab(options);
   try {
-    const desired = desiredVms(opened.lab, options.vm);
+    const { desired, sriovHosts } = await desiredVms(opened, options.vm);
     const planOptions: VmPlanOptions = {
       mapping: opened.lab.mapping,
+      ...vfOptions(opened.lab, sriovHosts),
       identity: identityOf(opened.lab.proxmox.token),
       changeMachine: options.changeMachine === true,
       resetEfiKeys: options.resetEfiKeys === true,

@@ -23,7 +23,7 @@ export function registerVmRollback(vm: Command): void {
       jsonNeedsYes(options);
       const opened = await openLab(options);
       try {
-        const vms = desiredVms(opened.lab, options.vm);
+        const { desired: vms } = await desiredVms(opened, options.vm);
         const [{ rollbackDisturbances }, { disturbanceSummary }, { drainAroundRestart }, { openLabKube }] =
           await Promise.all([
             import('../engine/rollback.ts'),
@@ -50,7 +50,12 @@ export function registerVmRollback(vm: Command): void {
           ? drainAroundRestart(openLabKube(opened.lab, timeoutsOf(options)), nodeOf, { say: progress })
           : {};
         const result = await (await import('../engine/lab-run.ts')).withLabLock(options.lab, warn, () =>
-          rollbackVms(opened.api, vms, { forceStop: options.forceStop === true, progress, ...hooks }),
+          rollbackVms(opened.api, vms, {
+            forceStop: options.forceStop === true,
+            vfPool: opened.lab.sriov.mapping,
+            progress,
+            ...hooks,
+          }),
         );
         if (options.json) process.stdout.write(jsonText('vm rollback', result));
         else if (result.changed.length === 0) process.stdout.write('nothing of ours on these VMs\n');

@@ -1,7 +1,14 @@
 // igpu-split vm verify: each node VM has its vGPU in the config, runs, and holds the mdev.
 
 import type { Command } from 'commander';
-import { addLabOptions, addVmFilter, desiredVms, type LabOptions, openLab } from './lab-options.ts';
+import {
+  addLabOptions,
+  addVmFilter,
+  desiredVms,
+  type LabOptions,
+  openLab,
+  vfOptions,
+} from './lab-options.ts';
 import { jsonText } from './output.ts';
 import { renderChecks } from './render-doctor.ts';
 
@@ -12,8 +19,10 @@ export function registerVmVerify(vm: Command): void {
     const { verifyVms } = await import('../vm/verify.ts');
     const opened = await openLab(options);
     try {
-      const checks = await verifyVms(opened.api, desiredVms(opened.lab, options.vm), {
+      const { desired, sriovHosts } = await desiredVms(opened, options.vm);
+      const checks = await verifyVms(opened.api, desired, {
         mapping: opened.lab.mapping,
+        ...vfOptions(opened.lab, sriovHosts),
       });
       process.stdout.write(options.json ? jsonText('vm verify', checks) : renderChecks(checks));
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;

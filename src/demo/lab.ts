@@ -35,7 +35,8 @@ export interface DemoDescription {
   dir: string;
   labFile: string;
   roots: Record<string, string>;
-  ubuntuRoot: string;
+  /** The Ubuntu guests' trees, by machine name (k3s-1 on a GVT-g vGPU, k3s-2 on pve4's VF). */
+  guestRoots: Record<string, string>;
   proxmoxUrl: string;
   fingerprint: string;
   secret: string;
@@ -63,6 +64,12 @@ const HOSTS = [
   { node: 'pve3', before: 'i7-6700k-sdboot', after: undefined },
   // Alder Lake-N N100, UHD 8086:46d1: SR-IOV through i915-sriov-dkms (src/demo/sriov-host.ts).
   { node: 'pve4', before: 'n100-before', after: undefined },
+] as const;
+
+/** The Ubuntu guests: k3s-1 in VM 101 (GVT-g), k3s-2 in VM 103 on pve4's virtual function. */
+const GUESTS = [
+  { name: 'k3s-1', vmid: 101, before: 'ubuntu-2404-cloud-before', after: 'ubuntu-2404-cloud-after' },
+  { name: 'k3s-2', vmid: 103, before: 'ubuntu-2404-sriov-before', after: 'ubuntu-2404-sriov-after' },
 ] as const;
 
 /** The demo's SR-IOV host, and the sysfs file whose count the Proxmox simulator follows. */
@@ -123,11 +130,16 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
     await mkdir(join(root, 'proc/sys/kernel/random'), { recursive: true });
     await writeFile(join(root, 'proc/sys/kernel/random/boot_id'), `${randomUUID()}\n`);
   }
-  const ubuntuRoot = join(dir, 'machines', 'k3s-1');
-  await cp(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-before'), ubuntuRoot, {
-    recursive: true,
-    verbatimSymlinks: true,
-  });
+  const guestRoots: Record<string, string> = {};
+  for (const guest of GUESTS) {
+    guestRoots[guest.name] = join(dir, 'machines', guest.name);
+    await cp(join(FIXTURES, 'guests', guest.before), guestRoots[guest.name] as string, {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    // Every installed Ubuntu has /var/tmp (captures keep no empty folders).
+    await mkdir(join(guestRoots[guest.name] as string, 'var/tmp'), { recursive: true });
+  }
 
   const follow = followVfs(roots[SRIOV_NODE] as string);
   const state: SimulatorState = new SimulatorState({
@@ -174,6 +186,8 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
       { name: 'cp-1', labels: { 'node-role.kubernetes.io/control-plane': '' } },
       // The PRETTY_NAME of the captured guest's os-release (test/fixtures/guests).
       { name: 'k3s-1', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS' },
+      // The VF guest binds i915 from the DKMS: the plugin offers gpu.intel.com/i915 there too.
+      { name: 'k3s-2', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS' },
       // What Talos's os-release says (pkg/machinery/constants/constants.go PRETTY_NAME at v1.10.9).
       { name: 'talos-1', gpus: 1, osImage: `Talos (${DEMO_TALOS_VERSION})` },
     ],
@@ -199,7 +213,7 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
     dir,
     labFile,
     roots,
-    ubuntuRoot,
+    guestRoots,
     proxmoxUrl: proxmox.url,
     fingerprint: proxmox.fingerprint,
     secret,
@@ -224,16 +238,17 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
   };
 }
 
-/** The demo machines' names: the Proxmox hosts and the Ubuntu guest. */
-export const DEMO_MACHINES = [...HOSTS.map((h) => h.node), 'k3s-1'] as const;
+/** The demo machines' names: the Proxmox hosts and the Ubuntu guests. */
+export const DEMO_MACHINES = [...HOSTS.map((h) => h.node), ...GUESTS.map((g) => g.name)] as const;
 
-/** One demo machine (a Proxmox host, or `k3s-1`, the Ubuntu guest) as a host to read and change. */
+/** One demo machine (a Proxmox host, or an Ubuntu guest) as a host to read and change. */
 export function demoMachine(d: DemoDescription, name: string): DirectoryHost {
-  if (name === 'k3s-1')
+  const guest = GUESTS.find((g) => g.name === name);
+  if (guest)
     return new DirectoryHost(
-      d.ubuntuRoot,
-      ubuntuGuest(join(FIXTURES, 'guests', 'ubuntu-2404-cloud-after')),
-      IN_PROCESS.guest,
+      d.guestRoots[name] as string,
+      ubuntuGuest(join(FIXTURES, 'guests', guest.after)),
+      IN_PROCESS.guests[name],
     );
   if (name === SRIOV_NODE)
     return new DirectoryHost(d.roots[name] as string, sriovHost({ node: name }), IN_PROCESS.hosts[name]);
@@ -253,7 +268,7 @@ export function demoConnections(d: DemoDescription): LabConnections {
   return {
     proxmox: new ProxmoxApi(client, DEMO_TOKEN_ID, { pollMs: 20 }),
     host: async (node) => demoMachine(d, node).open(),
-    guest: async () => demoMachine(d, 'k3s-1').open(),
+    guest: async (vm) => demoMachine(d, GUESTS.find((g) => g.vmid === vm.vmid)?.name ?? 'k3s-1').open(),
     talosctl: talosNode(join(d.dir, 'talos-node-state')),
     factory: new ImageFactory(d.factoryUrl),
     kube: openKube({ kubeconfig: d.kubeconfig }),
@@ -265,12 +280,12 @@ export function demoConnections(d: DemoDescription): LabConnections {
 /** Where the demo's machines answer SSH: names in the in-process demo, loopback ports when served. */
 export interface DemoSshAddresses {
   hosts: Record<string, string>;
-  guest: string;
+  guests: Record<string, string>;
 }
 
 const IN_PROCESS: DemoSshAddresses = {
   hosts: Object.fromEntries(HOSTS.map((h) => [h.node, `ssh://root@${h.node}.demo`])),
-  guest: 'ssh://root@k3s-1.demo',
+  guests: Object.fromEntries(GUESTS.map((g) => [g.name, `ssh://root@${g.name}.demo`])),
 };
 
 /** The demo lab file (the playground writes it again with its SSH servers' addresses). */
@@ -292,13 +307,13 @@ hosts:
   - { node: pve1, ssh: "${ssh.hosts.pve1}" }   # i5-8500T, UHD 630
   - { node: pve2, ssh: "${ssh.hosts.pve2}" }   # i5-8500T, UHD 630
   - { node: pve3, ssh: "${ssh.hosts.pve3}" }   # i7-6700K, HD 530, already set up
-  - { node: pve4, ssh: "${ssh.hosts.pve4}" }   # N100 (Alder Lake-N): SR-IOV virtual functions
+  - { node: pve4, ssh: "${ssh.hosts.pve4}", mode: sriov }   # N100 (Alder Lake-N): virtual functions
 vms:
   - vmid: 101
     host: pve1
     os: ubuntu
     kubernetesNode: k3s-1
-    guest: "${ssh.guest}"
+    guest: "${ssh.guests['k3s-1']}"
   - vmid: 102
     host: pve2
     os: talos
@@ -306,12 +321,17 @@ vms:
     talos: { node: ${DEMO_TALOS_NODE} }   # the Talos version is read from the node
   - vmid: 103
     host: pve4
-    os: ubuntu   # gets one virtual function of pve4 through the sriov.mapping pool
+    os: ubuntu   # one virtual function of pve4 (through the sriov.mapping pool); the guest gets the DKMS
+    kubernetesNode: k3s-2
+    guest: "${ssh.guests['k3s-2']}"
 sriov:
   # The release the N100's kernel (6.17) is in range of; the demo host writes what the
   # package leaves and never downloads it.
   hostDriver:
     url: https://github.com/strongtz/i915-sriov-dkms/releases/download/2026.05.06/i915-sriov-dkms_2026.05.06_amd64.deb
+  # Ubuntu 24.04's 6.8 kernel is in the range of 2025.07.22 (6.8–6.16), not of 2026.05.06.
+  guestDriver:
+    url: https://github.com/strongtz/i915-sriov-dkms/releases/download/2025.07.22/i915-sriov-dkms_2025.07.22_amd64.deb
 imageFactory: ${d.factoryUrl}
 kubernetes:
   kubeconfig: ${d.kubeconfig}

@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
 import type { CommandResult } from '../access/host.ts';
@@ -71,6 +71,9 @@ export function ubuntuGuest(after: string): CommandHandler {
       await writeFile(marker(host), '');
       return ok('Setting up linux-generic (6.8.0-88.89) ...\n');
     }
+    // The SR-IOV guest's steps are `&&` chains of file moves, the download, dpkg -i and the
+    // boot refresh: the "after" tree the apt step laid down holds what dpkg and dkms leave.
+    if (!command.includes('apt-get') && command.includes(' && ')) return chain(host, command.split(' && '));
     if (command === 'systemctl reboot') {
       if (await exists(marker(host))) await boot(host, after, ['proc', 'sys', 'dev']);
       else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
@@ -78,6 +81,24 @@ export function ubuntuGuest(after: string): CommandHandler {
     }
     return { code: 127, stdout: '', stderr: `demo guest: ${command}: not emulated` };
   };
+}
+
+/** One `&&` chain of the commands the guest's SR-IOV steps run, each answered on the tree. */
+async function chain(host: DirectoryHost, commands: string[]): Promise<CommandResult> {
+  for (const command of commands) {
+    const [verb, ...args] = command.split(' ').filter((w) => w !== '-f' && w !== '-p' && w !== '-q');
+    const path = (at: number) => host.under((args[at] ?? '').replace(/^'(.*)'$/, '$1'));
+    if (verb === 'mkdir') await mkdir(path(0), { recursive: true });
+    else if (verb === 'cp') await copyFile(path(0), path(1));
+    else if (verb === 'mv') await rename(path(0), path(1));
+    else if (verb === 'rm') await rm(path(0), { force: true });
+    // The demo never downloads: a placeholder stands for the release package.
+    else if (verb === 'wget' && args[0] === '-O')
+      await writeFile(path(1), 'igpu-split demo: not downloaded\n');
+    else if (!['dpkg', 'update-grub', 'update-initramfs'].includes(verb ?? ''))
+      return { code: 127, stdout: '', stderr: `demo guest: ${command}: not emulated` };
+  }
+  return ok();
 }
 
 /** The Talos release the demo node runs. */

@@ -121,8 +121,9 @@ export async function startPlayground(dirOption: string, made?: (dir: string) =>
     }
     const knownHosts = join(sshDir, 'known_hosts');
     await writeFile(knownHosts, `${servers.map((s) => s.knownHostsLine).join('\n')}\n`);
-    const { 'k3s-1': guest, ...hosts } = urls;
-    await writeFile(demo.labFile, demoLabText(demo.description, { hosts, guest: guest as string }));
+    const guests = Object.fromEntries(Object.entries(urls).filter(([name]) => name.startsWith('k3s-')));
+    const hosts = Object.fromEntries(Object.entries(urls).filter(([name]) => !name.startsWith('k3s-')));
+    await writeFile(demo.labFile, demoLabText(demo.description, { hosts, guests }));
 
     const bin = join(dir, 'bin');
     await mkdir(bin);

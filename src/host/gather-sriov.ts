@@ -6,6 +6,7 @@
 
 import { type HostAccess, HostError } from '../access/host.ts';
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
+import { controlAt } from '../core/text.ts';
 import { DKMS_PACKAGE } from '../knowledge/i915-sriov-dkms.ts';
 import type { UnreadableFile } from '../linux/facts.ts';
 import { parseDpkgStatus } from '../linux/parse/dpkg.ts';
@@ -101,16 +102,20 @@ export function filterKernelLog(text: string): string[] {
 async function gatherKernelLog(host: HostAccess, read: Read): Promise<string[] | undefined> {
   const captured = await read(PATHS.kernelLogCapture);
   if (captured !== undefined) return filterKernelLog(captured);
-  let output: string;
+  let result: { code: number; stdout: string };
   try {
-    output = (await host.run(KERNEL_LOG_COMMAND, { timeoutMs: 20_000 })).stdout;
+    result = await host.run(KERNEL_LOG_COMMAND, { timeoutMs: 20_000 });
   } catch (error) {
     // expected: HostError (EUNSUPPORTED on a captured tree, EIO when the command cannot start) — the log is unknown, not empty
     if (error instanceof HostError) return undefined;
     throw error;
   }
-  // A booted kernel has always logged something: nothing at all means nothing could be read.
-  return output.trim() === '' ? undefined : filterKernelLog(output);
+  // The command ends with `true`: another exit code, or output that is no text (an account
+  // that only speaks SFTP answers with protocol bytes), means no shell ran it. A booted
+  // kernel has always logged something: nothing at all means nothing could be read.
+  const output = result.stdout;
+  if (result.code !== 0 || output.trim() === '' || controlAt(output) >= 0) return undefined;
+  return filterKernelLog(output);
 }
 
 /**

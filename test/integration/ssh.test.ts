@@ -68,7 +68,14 @@ describe('SSH host access', () => {
         gatherHostFacts(new CapturedRoot('/')),
       ]);
       assert.ok(remote.cmdline && remote.cmdline.length > 0);
-      assert.deepEqual({ ...remote, target: '' }, { ...local, target: '' });
+      // The kernel log is a command's output, which only the SSH side can run: the files are compared.
+      assert.ok(Array.isArray(remote.sriovDriver.kernelLog), 'the shell ran the kernel-log command');
+      const files = (facts: typeof remote) => ({
+        ...facts,
+        target: '',
+        sriovDriver: { ...facts.sriovDriver, kernelLog: undefined },
+      });
+      assert.deepEqual(files(remote), files(local));
     } finally {
       await host.close();
     }
