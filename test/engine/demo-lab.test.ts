@@ -46,7 +46,8 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         'host pve3: 0',
         'host pve4: 9',
         'VM 103 on pve4: 3',
-        'cluster: 4',
+        'guest of VM 103 (ubuntu, k3s-2): 5',
+        'cluster: 5',
       ],
     );
     const { done } = await applyAll(demo);
@@ -62,8 +63,11 @@ test('plan → apply → nothing left → verify passes → status → rollback 
       'pve2/vms',
       'pve2/guest/102',
       'pve2/uncordon',
+      'pve4/drain',
       'pve4/host',
       'pve4/vms',
+      'pve4/guest/103',
+      'pve4/uncordon',
       'lab/cluster',
     ]);
     // Converged: the second plan has nothing to do (and so reboots nothing).
@@ -75,17 +79,15 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         chain.links.map((l) => l.link),
         ['host', 'mapping', 'vm', 'guest', 'cluster', 'smoke'],
       );
-      // VM 103 (pve4's virtual function) names no guest or node: its chain is proven to the VM.
-      const proven = chain.vmid === 103 ? chain.links.slice(1, 3) : chain.links.slice(1);
       assert.ok(
-        proven.every((l) => l.status === 'pass'),
+        chain.links.slice(1).every((l) => l.status === 'pass'),
         JSON.stringify(chain.links),
       );
     }
     const status = await labStatus(demo.lab, demo.connections);
     assert.match(
       renderStatus(status),
-      /pve4 {2}virtual functions 1 used \/ 0 free\n└─ VM 103 k3s-2 {2}virtual function, running/,
+      /pve4 {2}virtual functions 1 used \/ 0 free\n└─ VM 103 k3s-2 {2}virtual function, running\n {3}└─ node k3s-2 {2}gpu.intel.com\/i915: 0 used \/ 1 free/,
     );
     assert.match(
       renderStatus(status),
@@ -110,7 +112,7 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         status,
         chain.vmid === 103
           ? // The driver package is purged: the host's SR-IOV checks fail until it is set up again.
-            { host: 'fail', mapping: 'fail', vm: 'fail', guest: 'warn', cluster: 'warn' }
+            { host: 'fail', mapping: 'fail', vm: 'fail', guest: 'pass', cluster: 'fail' }
           : { host: 'warn', mapping: 'fail', vm: 'fail', guest: 'pass', cluster: 'fail' },
       );
     }

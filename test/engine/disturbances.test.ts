@@ -44,7 +44,7 @@ test('the demo lab plan: both hosts reboot, both VMs restart, both guests reboot
     const plan = await planLab(demo.lab, demo.connections);
     assert.equal(
       disturbanceSummary(labDisturbances(demo.lab, plan)),
-      '3 host reboots (pve1, pve2, pve4), 3 VM restarts (101, 102, 103), 2 guest reboots (101, 102), 2 node drains (k3s-1, talos-1)',
+      '3 host reboots (pve1, pve2, pve4), 3 VM restarts (101, 102, 103), 3 guest reboots (101, 102, 103), 3 node drains (k3s-1, talos-1, k3s-2)',
     );
   });
 });
@@ -58,7 +58,7 @@ test('without talosctl the Talos change is the user’s: the question names no r
     // talos-1 is still drained: its host pve2 reboots.
     assert.equal(
       line,
-      '3 host reboots (pve1, pve2, pve4), 3 VM restarts (101, 102, 103), 1 guest reboot (101), 2 node drains (k3s-1, talos-1)',
+      '3 host reboots (pve1, pve2, pve4), 3 VM restarts (101, 102, 103), 2 guest reboots (101, 103), 3 node drains (k3s-1, talos-1, k3s-2)',
     );
   });
 });

@@ -66,7 +66,8 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
         'host pve3: 0',
         'host pve4: 9',
         'VM 103 on pve4: 3',
-        'cluster: 4',
+        'guest of VM 103 (ubuntu, k3s-2): 5',
+        'cluster: 5',
       ],
     );
     assert.deepEqual(
@@ -123,8 +124,11 @@ test('apply --skip-host pve2 applies the rest, leaves pve2 and its VM alone, and
       'pve1/vms',
       'pve1/guest/101',
       'pve1/uncordon',
+      'pve4/drain',
       'pve4/host',
       'pve4/vms',
+      'pve4/guest/103',
+      'pve4/uncordon',
       'lab/cluster',
     ]);
     const sections = planSections(result.plan).map((s) => s.title);
