@@ -2,6 +2,7 @@
 // reboot per host) and a second apply on the converged lab (goal: none at all).
 
 import type { HostAccess } from '../src/access/host.ts';
+import { MAX_IGPU_VFS } from '../src/config/lab.ts';
 import { type DemoLab, startDemoLab } from '../src/demo/lab.ts';
 import { applyLab } from '../src/engine/apply-lab.ts';
 
@@ -9,6 +10,8 @@ export interface DisruptionResult {
   hosts: number;
   first: { hostReboots: Record<string, number>; guestReboots: number; vmRestarts: number };
   second: { hostReboots: number; guestReboots: number; vmRestarts: number };
+  /** The demo's SR-IOV host (issue 16): its reboots per run, and its VFs as planned and as the iGPU offers at most. */
+  sriov?: { node: string; firstReboots: number; secondReboots: number; vfsPlanned: number; vfsMax: number };
 }
 
 /** One whole apply of the lab, as `igpu-split apply --yes` runs it: the one place this file calls the engine. */
@@ -59,9 +62,32 @@ export async function benchDisruptions(): Promise<DisruptionResult> {
       guestReboots: guestReboots - mid.guest,
       vmRestarts: starts() - mid.starts,
     };
-    return { hosts: demo.lab.hosts.length, first, second };
+    const sriovNode = demo.lab.hosts.find((h) => h.mode === 'sriov')?.node;
+    const sriov = sriovNode
+      ? {
+          node: sriovNode,
+          firstReboots: first.hostReboots[sriovNode] ?? 0,
+          secondReboots: (hostReboots[sriovNode] ?? 0) - (first.hostReboots[sriovNode] ?? 0),
+          ...(await vfCounts(demo, sriovNode)),
+        }
+      : undefined;
+    return { hosts: demo.lab.hosts.length, first, second, ...(sriov ? { sriov } : {}) };
   } finally {
     await demo.close();
+  }
+}
+
+/**
+ * sriov_numvfs (what the host plan made) against the most an Intel iGPU offers (MAX_IGPU_VFS:
+ * the host's own sriov_totalvfs reads max_vfs once the DKMS i915 runs, so it cannot say it).
+ */
+async function vfCounts(demo: DemoLab, node: string): Promise<{ vfsPlanned: number; vfsMax: number }> {
+  const access = await demo.connections.host(node);
+  try {
+    const numvfs = await access.readFile('/sys/bus/pci/devices/0000:00:02.0/sriov_numvfs');
+    return { vfsPlanned: Number(numvfs.toString().trim()), vfsMax: MAX_IGPU_VFS };
+  } finally {
+    await access.close();
   }
 }
 

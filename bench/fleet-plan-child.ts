@@ -14,11 +14,15 @@ import { ProxmoxClient } from '../src/proxmox/client.ts';
 import { memoized } from './memoized-host.ts';
 
 const HOST = fileURLToPath(new URL('../test/fixtures/hosts/i5-8500t-before', import.meta.url));
+const N100 = fileURLToPath(new URL('../test/fixtures/hosts/n100-before', import.meta.url));
 const GUEST = fileURLToPath(new URL('../test/fixtures/guests/ubuntu-2404-cloud-before', import.meta.url));
 
 const lab = await loadLab(process.argv[2] as string);
 // Every host reads the same capture (and every guest the same): one reader each.
 const hostTree = memoized(await new CapturedRoot(HOST).open());
+// The SR-IOV hosts of a mixed fleet (mode: sriov) read the N100 capture (an older tree has none).
+const sriovNodes = new Set(lab.hosts.filter((h) => (h.mode as string) === 'sriov').map((h) => h.node));
+const n100Tree = sriovNodes.size > 0 ? memoized(await new CapturedRoot(N100).open()) : hostTree;
 const guestTree = memoized(await new CapturedRoot(GUEST).open());
 const client = new ProxmoxClient({
   baseUrl: lab.proxmox.url,
@@ -28,7 +32,7 @@ const client = new ProxmoxClient({
 });
 const connections: LabConnections = {
   proxmox: new ProxmoxApi(client, lab.proxmox.token),
-  host: async () => hostTree,
+  host: async (node: string) => (sriovNodes.has(node) ? n100Tree : hostTree),
   guest: async () => guestTree,
   talosctl: undefined,
   factory: new ImageFactory(lab.imageFactory),

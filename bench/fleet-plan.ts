@@ -20,7 +20,11 @@ export interface FleetPlanResult {
   steps: number;
 }
 
-export async function benchFleetPlan(): Promise<FleetPlanResult> {
+/**
+ * `mixed`: every second host is an Alder Lake-N N100 to be set up for SR-IOV (the
+ * n100-before capture, the i915-sriov-dkms release named in the lab), the others GVT-g.
+ */
+export async function benchFleetPlan(mixed = false): Promise<FleetPlanResult> {
   const state = new SimulatorState();
   const token = 'igpu-split@pve!bench';
   const secret = 'bench-secret';
@@ -29,14 +33,16 @@ export async function benchFleetPlan(): Promise<FleetPlanResult> {
   for (let h = 0; h < HOSTS; h++) {
     const node = `pve${h + 1}`;
     nodes.push(node);
-    // 1024 MB aperture: 7 × V5_8, so four VMs per host fit.
+    const sriov = mixed && h % 2 === 1;
+    // 1024 MB aperture: 7 × V5_8, so four VMs per host fit; an N100 offers 7 VFs.
     state.addNode(node, {
       bdf: '0000:00:02.0',
-      vendorDevice: '8086:3e92',
-      subsystem: '17aa:3136',
+      vendorDevice: sriov ? '8086:46d1' : '8086:3e92',
+      subsystem: sriov ? '8086:7270' : '17aa:3136',
       iommuGroup: 1,
       apertureMiB: 1024,
-      graphicsVer: 9,
+      graphicsVer: sriov ? 12 : 9,
+      ...(sriov ? { totalVfs: 7 } : {}),
     });
     for (let v = 0; v < VMS_PER_HOST; v++) {
       const vmid = 1000 + h * VMS_PER_HOST + v;
@@ -58,13 +64,23 @@ export async function benchFleetPlan(): Promise<FleetPlanResult> {
     const lab = [
       `proxmox: { url: ${pve.url}, token: "${token}", tokenSecretEnv: FLEET_SECRET, fingerprint: "${pve.fingerprint}" }`,
       'hosts:',
-      ...nodes.map((node) => `  - { node: ${node}, ssh: "ssh://root@${node}" }`),
+      ...nodes.map(
+        (node, h) =>
+          `  - { node: ${node}, ssh: "ssh://root@${node}"${mixed && h % 2 === 1 ? ', mode: sriov' : ''} }`,
+      ),
       'vms:',
       ...vms.map(
         (vm) =>
           `  - { vmid: ${vm.vmid}, host: ${vm.node}, os: ubuntu, kubernetesNode: ${vm.name}, guest: "ssh://root@${vm.name}" }`,
       ),
       `kubernetes: { kubeconfig: ${join(dir, 'kubeconfig')} }`,
+      ...(mixed
+        ? [
+            'sriov:',
+            '  hostDriver: { url: https://github.com/strongtz/i915-sriov-dkms/releases/download/2026.05.06/i915-sriov-dkms_2026.05.06_amd64.deb }',
+            '  guestDriver: { url: https://github.com/strongtz/i915-sriov-dkms/releases/download/2025.07.22/i915-sriov-dkms_2025.07.22_amd64.deb }',
+          ]
+        : []),
       '',
     ].join('\n');
     await writeFile(join(dir, 'igpu-split.yaml'), lab);
@@ -86,4 +102,5 @@ export async function benchFleetPlan(): Promise<FleetPlanResult> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(await benchFleetPlan());
+if (import.meta.url === `file://${process.argv[1]}`)
+  console.log(await benchFleetPlan(process.argv[2] === 'mixed'));

@@ -186,6 +186,18 @@ function benchFleetPlans(sides: Side[]): void {
     `| peak memory of its process (max of 3) | ${fleetMiB} MB | ${goal(fleetMiB <= 300, '≤ 300 MB')} |`,
   );
   console.log(`| steps planned | ${today[0]?.steps} | |`);
+  // Issue 16: the same fleet with every second host an N100 set up for SR-IOV (today's tree only).
+  const mixed = [0, 1, 2].map(() =>
+    runBench<FleetPlanResult>(sides[0] as Side, 'fleet-plan', 'benchFleetPlan', [true]),
+  );
+  const mixedMs = median(mixed.map((r) => r.ms));
+  console.log(
+    `| wall time, half the hosts SR-IOV (N100) and half GVT-g | ${mixedMs} ms (GVT-g only: ${fleetMs} ms, ${(mixedMs / fleetMs).toFixed(2)}×) | ${goal(mixedMs <= 3000, '≤ 3000 ms')} |`,
+  );
+  console.log(
+    `| peak memory, mixed fleet (max of 3) | ${Math.max(...mixed.map((r) => r.peakRssMiB))} MB | ${goal(Math.max(...mixed.map((r) => r.peakRssMiB)) <= 300, '≤ 300 MB')} |`,
+  );
+  console.log(`| steps planned, mixed fleet | ${mixed[0]?.steps} | |`);
   const medianOf = (pick: (r: FleetPlanResult) => number) =>
     new Map([...runs].map(([side, r]) => [side, median(r.map(pick))]));
   compare(
@@ -207,26 +219,50 @@ function benchDisruptionCounts(sides: Side[]): void {
   console.log('\n| demo lab, apply | host reboots | guest reboots | VM restarts | goal |');
   console.log('|---|---:|---:|---:|---|');
   const rows = new Set<string>();
+  const withoutSriov = new Set<string>();
+  let today: DisruptionResult | undefined;
   for (const side of sides) {
     const d = runBench<DisruptionResult>(side, 'disruptions', 'benchDisruptions');
+    if (side === sides[0]) today = d;
+    // The SR-IOV host's share: its reboot, its VM's restart and its guest's reboot.
+    const s = d.sriov ? 1 : 0;
+    const hostsBut = Object.entries(d.first.hostReboots).filter(([node]) => node !== d.sriov?.node);
+    withoutSriov.add(
+      `${hostsBut.reduce((a, [, n]) => a + n, 0)}|${d.first.guestReboots - s}|${d.first.vmRestarts - s}|${d.second.hostReboots}|${d.second.guestReboots}|${d.second.vmRestarts}`,
+    );
     const maxReboots = Math.max(0, ...Object.values(d.first.hostReboots));
     const total = Object.values(d.first.hostReboots).reduce((a, b) => a + b, 0);
     const quiet = d.second.hostReboots + d.second.guestReboots + d.second.vmRestarts;
     const first = `${total} (≤ ${maxReboots} per host) | ${d.first.guestReboots} | ${d.first.vmRestarts}`;
     const second = `${d.second.hostReboots} | ${d.second.guestReboots} | ${d.second.vmRestarts}`;
     rows.add(`${first}|${second}`);
-    const today = side === sides[0];
+    const isToday = side === sides[0];
     console.log(
-      `| ${side.name}: first run (${d.hosts} hosts) | ${first} | ${today ? goal(maxReboots <= 1, '≤ 1 reboot per host') : ''} |`,
+      `| ${side.name}: first run (${d.hosts} hosts) | ${first} | ${isToday ? goal(maxReboots <= 1, '≤ 1 reboot per host') : ''} |`,
     );
     console.log(
-      `| ${side.name}: second run (converged) | ${second} | ${today ? goal(quiet === 0, 'none') : ''} |`,
+      `| ${side.name}: second run (converged) | ${second} | ${isToday ? goal(quiet === 0, 'none') : ''} |`,
+    );
+  }
+  const sriov = today?.sriov;
+  if (sriov) {
+    console.log(`\n| SR-IOV host of the demo (${sriov.node}) | host reboots | goal |`);
+    console.log('|---|---:|---|');
+    console.log(`| first apply | ${sriov.firstReboots} | ${goal(sriov.firstReboots === 1, '1')} |`);
+    console.log(`| converged lab | ${sriov.secondReboots} | ${goal(sriov.secondReboots === 0, '0')} |`);
+    console.log(
+      `| VFs planned / the iGPU's maximum | ${sriov.vfsPlanned} / ${sriov.vfsMax} | one per node VM on the host |`,
     );
   }
   if (sides.length > 1) {
-    const same = rows.size === 1;
+    // The demo gained an SR-IOV host with one node VM (issue 16): without its share the counts must match.
+    const same = rows.size === 1 || (sriov !== undefined && withoutSriov.size === 1);
     if (!same) missed++;
-    console.log(same ? `\nsame counts as ${BASELINE}` : `\ncounts DIFFER from ${BASELINE}`);
+    console.log(
+      same
+        ? `\nsame counts as ${BASELINE}${rows.size === 1 ? '' : ` once the SR-IOV host ${sriov?.node} and its VM are left out`}`
+        : `\ncounts DIFFER from ${BASELINE}`,
+    );
   }
 }
 
