@@ -55,12 +55,14 @@ export async function loadGuests(
     { providerOf },
     { ImageFactory },
     { openLabKube, osImageOf },
+    { attachmentOf },
   ] = await Promise.all([
     import('../config/load.ts'),
     import('../guest/talos/talosctl.ts'),
     import('../guest/providers.ts'),
     import('../guest/talos/factory.ts'),
     import('../engine/connections.ts'),
+    import('../guest/attachment.ts'),
   ]);
   const lab = await loadLab(options.lab);
   for (const id of options.vm ?? []) {
@@ -86,7 +88,12 @@ export async function loadGuests(
     outRoot: waits.outRoot ?? 'igpu-split-talos',
     rebootTimeoutMs: waits.rebootTimeoutMs,
   };
-  const layers = vms.map((vm) => ({ vm, layer: providerOf(vm).layer(vm, environment) }));
+  // What each VM is given, from the lab file (the whole-lab commands also read the host):
+  // a VM on a host the lab says `mode: sriov` for gets a VF and the guest driver package.
+  const layers = vms.map((vm) => ({
+    vm,
+    layer: providerOf(vm).layer(vm, { ...environment, attachment: (one: NodeVm) => attachmentOf(lab, one) }),
+  }));
   return {
     lab,
     talosctl,
