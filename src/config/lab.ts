@@ -87,7 +87,15 @@ export const HostSchema = z.strictObject({
       'What to share the iGPU as: auto (what the hardware allows; never an experimental route), gvt-g, sriov or passthrough',
     ),
   vfs: z
-    .union([z.literal('auto'), z.int().min(1).max(MAX_IGPU_VFS)])
+    .union([
+      z.literal('auto'),
+      z
+        .int({ error: `must be auto or a whole number of VFs from 1 to ${MAX_IGPU_VFS}` })
+        .min(1, { error: `must be auto or a number of VFs from 1 to ${MAX_IGPU_VFS}` })
+        .max(MAX_IGPU_VFS, {
+          error: `must be auto or a number of VFs from 1 to ${MAX_IGPU_VFS} (an Intel iGPU offers at most ${MAX_IGPU_VFS})`,
+        }),
+    ])
     .default('auto')
     .describe(
       `SR-IOV hosts: virtual functions to create (auto: one per node VM on this host, at most sriov_totalvfs; at most ${MAX_IGPU_VFS})`,
@@ -104,6 +112,10 @@ export const DriverPackageSchema = z
       ),
     url: z
       .url({ protocol: /^https$/, error: 'must be an https:// URL of the release .deb' })
+      // It is shown in plans and run on the host: a user or password in it would be too.
+      .refine((url) => !/^https:\/\/[^/]*@/.test(url), {
+        error: 'holds a user or password: name a URL without credentials (or give the file instead)',
+      })
       .optional()
       .describe("Where the host downloads the release .deb (the project's releases page names it)"),
     sha256: z

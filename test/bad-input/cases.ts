@@ -428,6 +428,55 @@ function secretCases(): CliCase[] {
       ],
     }),
     kase({
+      name: 'an SR-IOV driver URL with a user and password in it',
+      topic: 'secrets',
+      lab: {},
+      setup: async (c) => {
+        await variant(
+          c,
+          'driver-url.yaml',
+          (t) =>
+            `${t}\nsriov:\n  hostDriver: { url: "https://user:hunter2-secret@example.invalid/i915-sriov-dkms_2026.05.06_amd64.deb" }\n`,
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'driver-url.yaml')],
+          code: 2,
+          line: /sriov\.hostDriver\.url: holds a user or password/,
+        },
+      ],
+    }),
+    kase({
+      name: 'SR-IOV lab keys: sr-iov spelled the old way, vfs out of range, a driver given twice',
+      topic: 'size-and-shape',
+      lab: {},
+      setup: async (c) => {
+        await variant(c, 'old-mode.yaml', (t) =>
+          t.replace('  - node: pve1\n', '  - node: pve1\n    mode: sr-iov\n'),
+        );
+        await variant(c, 'vfs.yaml', (t) => t.replace('  - node: pve1\n', '  - node: pve1\n    vfs: 9\n'));
+        await variant(
+          c,
+          'twice.yaml',
+          (t) => `${t}\nsriov:\n  hostDriver: { file: a.deb, url: "https://example.invalid/a.deb" }\n`,
+        );
+      },
+      steps: (c) => [
+        {
+          args: ['plan', '--lab', at(c, 'vfs.yaml')],
+          code: 2,
+          line: /hosts\[0\]\.vfs: must be auto or a number of VFs from 1 to 7 \(an Intel iGPU offers at most 7\)/,
+        },
+        { args: ['plan', '--lab', at(c, 'twice.yaml')], code: 2, line: /give exactly one of file or url/ },
+        {
+          args: ['status', '--lab', at(c, 'old-mode.yaml')],
+          code: 0,
+          line: /mode sr-iov is now spelled sriov \(read as sriov\)/,
+        },
+      ],
+    }),
+    kase({
       name: 'NODE_TLS_REJECT_UNAUTHORIZED=0 with Proxmox trusted by nothing',
       topic: 'secrets',
       lab: {},
