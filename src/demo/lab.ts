@@ -1,6 +1,7 @@
-// The built-in demo lab, modelled on a real one: three Proxmox hosts (two i5-8500T with
-// UHD 630 8086:3e92, one i7-6700K with HD 530 8086:1912, all at a 256 MB aperture), a
-// K3s-on-Ubuntu node VM and a Talos node VM, a three-node Kubernetes cluster. The
+// The built-in demo lab, modelled on a real one: four Proxmox hosts (two i5-8500T with
+// UHD 630 8086:3e92, one i7-6700K with HD 530 8086:1912, all at a 256 MB aperture, and an
+// N100 8086:46d1 for SR-IOV), two K3s-on-Ubuntu node VMs (GVT-g, and a VF of the N100) and a
+// Talos node VM, a four-node Kubernetes cluster. The
 // Proxmox simulator and the Kubernetes API server run in this process over HTTPS on
 // loopback; hosts and guests are captured trees that behave like the machines.
 // The lab file it writes is a real one: point it at a real lab by changing it.
