@@ -25,6 +25,16 @@ const WATCHED = [
   '/etc/modules-load.d/igpu-split.conf',
   '/etc/kernel/cmdline',
   '/var/lib/igpu-split/state.json',
+  // SR-IOV hosts (pve4): the VFs at boot, the initramfs module line, the vfio softdep.
+  '/etc/tmpfiles.d/igpu-split-sriov.conf',
+  '/etc/initramfs-tools/modules',
+  '/etc/modprobe.d/igpu-split.conf',
+];
+/** What a guest boots with: its command line, our GRUB drop-in for the VF driver, its kernel. */
+const GUEST_WATCHED = [
+  '/proc/cmdline',
+  '/etc/default/grub.d/99-igpu-split-sriov.cfg',
+  '/proc/sys/kernel/osrelease',
 ];
 
 function child(
@@ -49,6 +59,11 @@ function child(
 
 async function snapshot(demo: DemoLab): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
+  // A guest killed before its reboot still boots what it booted: its command line and kernel
+  // change only with the reboot step (the drop-in may be written, grub.cfg then too).
+  for (const [name, root] of Object.entries(demo.description.guestRoots))
+    for (const path of GUEST_WATCHED)
+      files[`${name}:${path}`] = await readFile(join(root, path), 'utf8').catch(() => '<absent>');
   for (const [node, root] of Object.entries(demo.description.roots)) {
     for (const path of WATCHED) {
       const text = await readFile(join(root, path), 'utf8').catch(() => '<absent>');
@@ -79,13 +94,16 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     const before = await snapshot(demo);
     const run = await child(file, {});
     assert.equal(run.code, 0, run.out);
-    const { done, writes, calls, commands } = JSON.parse(run.out.trim().split('\n').pop() as string) as {
+    const { done, writes, calls, commands, guestCommands } = JSON.parse(
+      run.out.trim().split('\n').pop() as string,
+    ) as {
       done: string[];
       writes: number;
       calls: number;
       commands: number;
+      guestCommands: number;
     };
-    return { done, writes, calls, commands, before, after: await snapshot(demo) };
+    return { done, writes, calls, commands, guestCommands, before, after: await snapshot(demo) };
   });
   const points = [
     ...reference.done.map((id) => ({ name: `after stage ${id}`, env: { KILL_AT_STAGE: id } })),
@@ -100,6 +118,10 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     ...Array.from({ length: reference.commands }, (_, i) => ({
       name: `after host command ${i + 1}`,
       env: { KILL_AT_COMMAND: String(i + 1) },
+    })),
+    ...Array.from({ length: reference.guestCommands }, (_, i) => ({
+      name: `after guest command ${i + 1}`,
+      env: { KILL_AT_GUEST_COMMAND: String(i + 1) },
     })),
   ];
   let survived = 0;
@@ -127,6 +149,15 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
           `${point.name}: /etc/default/grub changed`,
         );
       }
+      // A guest killed before its reboot step boots as it did: the running command line and kernel are the old ones.
+      const now = await snapshot(demo);
+      for (const name of Object.keys(demo.description.guestRoots))
+        for (const path of ['/proc/cmdline', '/proc/sys/kernel/osrelease'])
+          assert.ok(
+            now[`${name}:${path}`] === reference.before[`${name}:${path}`] ||
+              now[`${name}:${path}`] === reference.after[`${name}:${path}`],
+            `${point.name}: ${name} ${path} is neither the old nor the new one`,
+          );
       const resumed = await child(file, { RESUME: '1' });
       assert.equal(resumed.code, 0, `${point.name}: resume failed: ${resumed.out}`);
       assert.deepEqual(
@@ -137,7 +168,7 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
       assert.ok(planIsEmpty(await planLab(demo.lab, demo.connections)), `${point.name}: not converged`);
       for (const vm of demo.lab.vms)
         assert.equal((await demo.connections.proxmox.vmStatus(vm.host, vm.vmid)).status, 'running');
-      for (const name of ['k3s-1', 'talos-1'])
+      for (const name of ['k3s-1', 'k3s-2', 'talos-1'])
         assert.equal(
           (await demo.connections.kube.get('v1', 'Node', name))?.spec?.unschedulable,
           undefined,
@@ -155,7 +186,7 @@ test('every kill point: the resumed apply converges, no file is corrupted or los
     });
   });
   t.diagnostic(
-    `kill points survived: ${survived} / ${points.length} (${reference.done.length} stage boundaries, ${reference.writes} mid-write, ${reference.calls} between VM steps, ${reference.commands} after a boot-loader refresh or reboot)`,
+    `kill points survived: ${survived} / ${points.length} (${reference.done.length} stage boundaries, ${reference.writes} mid-write, ${reference.calls} between VM steps, ${reference.commands} after a boot-loader refresh or reboot, ${reference.guestCommands} after a guest command)`,
   );
   assert.equal(survived, points.length);
 });

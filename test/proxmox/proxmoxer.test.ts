@@ -51,6 +51,24 @@ before(async () => {
     },
   });
   addPve1WithK3sVm(state);
+  // An N100 node whose iGPU made two VFs (what writing 2 to sriov_numvfs leaves), three stopped VMs.
+  state.addNode('pve4', {
+    bdf: '0000:00:02.0',
+    vendorDevice: '8086:46d1',
+    subsystem: '8086:7270',
+    iommuGroup: 1,
+    apertureMiB: 256,
+    graphicsVer: 12,
+    totalVfs: 7,
+  });
+  state.setVirtualFunctions('pve4', 2);
+  for (const vmid of [104, 105, 106])
+    state.addVm({
+      vmid,
+      node: 'pve4',
+      status: 'stopped',
+      config: { name: `k3s-${vmid}`, machine: 'q35', bios: 'ovmf' },
+    });
   state.addToken('igpu@pve!split', SECRET, {
     '/': ['Sys.Audit'],
     '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
@@ -100,7 +118,7 @@ test('proxmoxer reads version, nodes, node status, PCI devices and mdev types', 
   assert.equal(data<Row>('version').release, '8.4');
   assert.deepEqual(
     data<Row[]>('nodes').map((n) => n.node),
-    ['pve1'],
+    ['pve1', 'pve4'],
   );
   const status = data<Row>('node status');
   assert.equal((status.cpuinfo as Row).model, 'Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz');
@@ -119,6 +137,28 @@ test('proxmoxer reads version, nodes, node status, PCI devices and mdev types', 
       ['i915-GVTg_V5_4', 1],
     ],
   );
+});
+
+test('proxmoxer on an SR-IOV node: the VFs listed, a VF pool mapping, the first free VF per VM, none left for the third', {
+  skip,
+}, () => {
+  const vfs = data<Row[]>('vf pci').filter((d) => /^0000:00:02\.[1-7]$/.test(String(d.id)));
+  assert.deepEqual(
+    vfs.map((d) => [d.id, d.vendor, d.device, d.iommugroup]),
+    [
+      ['0000:00:02.1', '0x8086', '0x46d1', 2],
+      ['0000:00:02.2', '0x8086', '0x46d1', 3],
+    ],
+  );
+  const pool = data<Row>('vf pool get');
+  assert.equal(pool.mdev, undefined, 'a VF pool is no mdev mapping');
+  assert.equal((pool.map as string[]).length, 2);
+  const checked = data<Row[]>('vf pool check-node').find((m) => m.id === 'iGPU-VF');
+  assert.deepEqual(checked?.checks, [], 'Proxmox finds both entries valid on pve4');
+  for (const vmid of [104, 105]) assert.equal(data<Row>(`vf start task ${vmid}`).exitstatus, 'OK');
+  // qemu-server PCI.pm (e6352be6) choose_hostpci_devices: every pooled VF is in use, so the
+  // start worker dies with its message (the API call itself only returns the task).
+  assert.match(String(data<Row>('vf start task 106').exitstatus), /could not find a free device for 'hostpci0'/);
 });
 
 test('proxmoxer updates a mapping: description, delete, digest, and Proxmox refusals', { skip }, () => {
@@ -142,7 +182,7 @@ test('proxmoxer updates a mapping: description, delete, digest, and Proxmox refu
   const [listed] = data<Row[]>('mapping list check-node');
   assert.deepEqual(listed?.checks, []);
   assert.equal(data('mapping spare delete'), null);
-  assert.deepEqual([...state.mappings.keys()], ['iGPU']);
+  assert.deepEqual([...state.mappings.keys()], ['iGPU', 'iGPU-VF']);
 });
 
 test('proxmoxer changes a VM config; pending, tasks and power follow through', { skip }, () => {
@@ -193,7 +233,7 @@ test('proxmoxer changes a VM config; pending, tasks and power follow through', {
   assert.deepEqual([vm?.id, vm?.type, vm?.status, vm?.name], ['qemu/101', 'qemu', 'stopped', 'k3s-1']);
   assert.deepEqual(
     data<Row[]>('resources').map((r) => r.id),
-    ['qemu/101', 'node/pve1'],
+    ['qemu/101', 'qemu/104', 'qemu/105', 'qemu/106', 'node/pve1', 'node/pve4'],
   );
   assert.equal((data<Row>('permissions')['/vms/101'] as Row)['VM.PowerMgmt'], 1);
 });

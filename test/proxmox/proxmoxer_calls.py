@@ -113,4 +113,38 @@ body_of("skiplock body", "POST", f"/nodes/{node}/qemu/101/status/start", skiploc
 call("unknown vm", lambda: px.nodes(node).qemu(999).config.get())
 call("skiplock as token", lambda: vm.status.start.post(skiplock=1))
 
+# SR-IOV (issue 16): an N100 node (pve4) whose iGPU made two VFs, pooled by one mapping
+# (mdev off, one entry per VF); two VMs take the two VFs, a third finds none free.
+vf_node = "pve4"
+VF_ENTRIES = [
+    f"node={vf_node},path=0000:00:02.{i},id=8086:46d1,subsystem-id=8086:7270,iommugroup={1 + i}" for i in (1, 2)
+]
+
+
+def wait_on(name, node_name, upid):
+    deadline = time.monotonic() + 10
+    while True:
+        status = px.nodes(node_name).tasks(upid).status.get()
+        if status["status"] == "stopped" or time.monotonic() > deadline:
+            results[name] = {"ok": True, "data": status}
+            return status
+        time.sleep(0.01)
+
+
+call("vf pci", lambda: px.nodes(vf_node).hardware.pci.get())
+call("vf pool create", lambda: pci.post(id="iGPU-VF", map=VF_ENTRIES, description="igpu-split VF pool"))
+call("vf pool get", lambda: pci("iGPU-VF").get())
+call("vf pool check-node", lambda: pci.get(**{"check-node": vf_node}))
+for vmid in (104, 105, 106):
+    guest = px.nodes(vf_node).qemu(vmid)
+    cfg = call(f"vf config {vmid}", lambda: guest.config.get())["data"]
+    upid = call(
+        f"vf attach {vmid}",
+        lambda: guest.config.post(hostpci0="mapping=iGPU-VF,pcie=1", digest=cfg["digest"]),
+    )["data"]
+    wait_on(f"vf attach task {vmid}", vf_node, upid)
+    started = call(f"vf start {vmid}", lambda: guest.status.start.post())
+    if started.get("ok"):
+        wait_on(f"vf start task {vmid}", vf_node, started["data"])
+
 json.dump(results, sys.stdout)

@@ -48,6 +48,26 @@ connections.host = async (node) => {
   return host;
 };
 
+// KILL_AT_GUEST_COMMAND=<n>: die right after the n-th command a guest ran (a package install,
+// the driver package, the boot refresh, the reboot): every guest step is a kill point.
+const killAtGuestCommand = Number(process.env.KILL_AT_GUEST_COMMAND ?? 0);
+let guestCommands = 0;
+const openGuest = connections.guest;
+connections.guest = async (vm) => {
+  const guest = await openGuest(vm);
+  const run = guest.run.bind(guest);
+  guest.run = async (command, options) => {
+    const result = await run(command, options);
+    // The identity probe (echo "$EUID") changes nothing: not a step.
+    if (!command.startsWith('echo ')) {
+      guestCommands++;
+      if (guestCommands === killAtGuestCommand) process.kill(process.pid, 'SIGKILL');
+    }
+    return result;
+  };
+  return guest;
+};
+
 // KILL_AT_CALL=<n>: die right after the n-th change sent to Proxmox (a VM stop, config or start).
 const killAtCall = Number(process.env.KILL_AT_CALL ?? 0);
 let calls = 0;
@@ -74,4 +94,4 @@ const result = await applyLab(lab, connections, {
   },
 });
 await connections.close();
-console.log(JSON.stringify({ done: result.done, writes, calls, commands }));
+console.log(JSON.stringify({ done: result.done, writes, calls, commands, guestCommands }));
