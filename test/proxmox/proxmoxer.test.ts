@@ -158,7 +158,10 @@ test('proxmoxer on an SR-IOV node: the VFs listed, a VF pool mapping, the first 
   for (const vmid of [104, 105]) assert.equal(data<Row>(`vf start task ${vmid}`).exitstatus, 'OK');
   // qemu-server PCI.pm (e6352be6) choose_hostpci_devices: every pooled VF is in use, so the
   // start worker dies with its message (the API call itself only returns the task).
-  assert.match(String(data<Row>('vf start task 106').exitstatus), /could not find a free device for 'hostpci0'/);
+  assert.match(
+    String(data<Row>('vf start task 106').exitstatus),
+    /could not find a free device for 'hostpci0'/,
+  );
 });
 
 test('proxmoxer updates a mapping: description, delete, digest, and Proxmox refusals', { skip }, () => {
