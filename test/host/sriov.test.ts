@@ -3,7 +3,7 @@
 // host would: a stand-in, see the README), a second plan that is empty, and rollback.
 
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
@@ -195,6 +195,37 @@ test('the enterprise repository without a subscription is named, and nothing cha
       'no GRUB drop-in written',
     );
     assert.deepEqual(after.sriovFiles, []);
+  } finally {
+    await tree.remove();
+  }
+});
+
+test('dkms builds nothing for the kernel the host boots next: apply stops before any boot file', async () => {
+  const tree = await n100BeforeTree();
+  try {
+    // The package installs, but its build for 6.8 fails (what a compiler error leaves: no i915.ko).
+    const demoHost = sriovHost({ node: 'pve4' });
+    const failingBuild: typeof demoHost = async (command, host, stdin) => {
+      const result = await demoHost(command, host, stdin);
+      if (command.includes('apt-get install -y'))
+        await rm(join(tree.root, `lib/modules/${N100_KERNEL}/updates/dkms/i915.ko`), { force: true });
+      return result;
+    };
+    const host = await new DirectoryHost(tree.root, failingBuild, 'pve4').open();
+    const plan = planHost(await gatherHostFacts(host), { wishes: wishes() });
+    await assert.rejects(applyHostPlan(host, plan), (error: Error) => {
+      assert.match(
+        error.message,
+        new RegExp(`dkms did not install i915 for kernel ${N100_KERNEL.replaceAll('.', '\\.')}`),
+      );
+      return true;
+    });
+    const after = await gatherHostFacts(host);
+    assert.equal(after.bootloader.kind === 'grub' && after.bootloader.files.length, 1, 'no GRUB drop-in');
+    assert.deepEqual(after.sriovFiles, [], 'no tmpfiles line, no initramfs module line');
+    // What was installed is recorded, so rollback can take it away.
+    assert.ok((await rollbackHost(host)).changed.length === 0);
+    assert.deepEqual((await gatherHostFacts(host)).packages, {});
   } finally {
     await tree.remove();
   }
