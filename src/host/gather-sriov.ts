@@ -15,7 +15,11 @@ import { listOptional, type Read, readOptional } from '../linux/read.ts';
 import type { HostFacts, KernelFacts, SriovDriverFacts } from './facts.ts';
 import { SRIOV_FILES } from './sriov/files.ts';
 
-/** Packages whose presence the SR-IOV plan and doctor read (dpkg status). */
+/**
+ * Packages whose presence the SR-IOV plan and doctor read (dpkg status): the driver and what
+ * builds it (strongtz/i915-sriov-dkms docs/install-pve-host.md @ 2421d3f), mokutil
+ * (docs/secure-boot.md there).
+ */
 export const PACKAGES_OF_INTEREST: readonly string[] = [
   DKMS_PACKAGE,
   'dkms',

@@ -84,6 +84,7 @@ async function placePackage(
     }
     await host.writeFileAtomic(release.hostPath, bytes, { mode: 0o644 });
   } else if (release.url) {
+    // wget, as the DKMS project's own install steps fetch the release (docs/install-pve-host.md @ 2421d3f).
     const fetched = await host.run(`wget -q -O ${quoted(release.hostPath)} ${quoted(release.url)}`, {
       timeoutMs: INSTALL_TIMEOUT_MS,
     });

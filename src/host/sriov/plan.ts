@@ -19,6 +19,7 @@ import type { HostWishes } from '../../config/derived.ts';
 import type { Check } from '../../core/model.ts';
 import {
   DKMS_PACKAGE,
+  DKMS_RELEASES,
   type DkmsRelease,
   knownRelease,
   releaseOfPackageFile,
@@ -65,6 +66,12 @@ export interface SriovDesired {
   mokEnrolment: boolean;
   checks: Check[];
 }
+
+/**
+ * What builds the driver: strongtz/i915-sriov-dkms docs/install-pve-host.md @ 2421d3f, steps 1
+ * and 2 (`apt install build-essential dkms`, `proxmox-default-headers` for the kernel's headers).
+ */
+export const DRIVER_BUILD_PACKAGES = ['dkms', 'build-essential', 'proxmox-default-headers'] as const;
 
 /** Where the release package is put on the host before apt installs it. */
 export const PACKAGE_DIR = '/var/lib/igpu-split/packages';
@@ -190,6 +197,9 @@ function releaseInUse(
   };
 }
 
+/** The newest releases of the table, for the message (the table names them all). */
 function knownReleases(): string {
-  return ['2025.07.22', '2026.03.05.2', '2026.05.06'].filter((r) => knownRelease(r)).join(', ');
+  return DKMS_RELEASES.slice(-3)
+    .map((r) => r.release)
+    .join(', ');
 }
