@@ -2,9 +2,9 @@
 // reboot per host) and a second apply on the converged lab (goal: none at all).
 
 import type { HostAccess } from '../src/access/host.ts';
-import { MAX_IGPU_VFS } from '../src/config/lab.ts';
 import { type DemoLab, startDemoLab } from '../src/demo/lab.ts';
 import { applyLab } from '../src/engine/apply-lab.ts';
+import { MAX_IGPU_VFS } from '../src/knowledge/igpu-platforms.ts';
 
 export interface DisruptionResult {
   hosts: number;

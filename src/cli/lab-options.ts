@@ -3,8 +3,9 @@
 
 import type { Command } from 'commander';
 import { type DesiredVm, desiredVmsOf, plannedVfs, type SriovHost } from '../config/derived.ts';
-import { type Lab, MAX_IGPU_VFS } from '../config/lab.ts';
+import type { Lab } from '../config/lab.ts';
 import { UsageError } from '../core/errors.ts';
+import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import { sayLabNotes } from './lab-notes.ts';
 import {

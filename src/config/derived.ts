@@ -1,7 +1,8 @@
 // What the layers read off a loaded lab file: the desired state in the shapes the VM and
 // cluster layers take. The types live here, with the lab file, so config imports no layer.
 
-import { type Lab, MAX_IGPU_VFS } from './lab.ts';
+import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
+import type { Lab } from './lab.ts';
 
 /**
  * How a node VM gets its share of the iGPU: a GVT-g mediated device (`mdev`, through the

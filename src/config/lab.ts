@@ -5,16 +5,11 @@
 
 import { z } from 'zod';
 import { controlAt } from '../core/text.ts';
+import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
 import { GPU_NODE_LABEL, GPU_PLUGIN, SMOKE_IMAGE, TALOS_IMAGE_FACTORY } from '../knowledge/pins.ts';
 
 /** What a host may be told to share its iGPU as (`hosts[].mode`). */
 export const HOST_MODES = ['auto', 'gvt-g', 'sriov', 'passthrough'] as const;
-/**
- * Virtual functions an Intel iGPU offers at most: 7 (sriov_totalvfs; strongtz/i915-sriov-dkms
- * README.md @ 2421d3f "up to 7 VFs"; SRIOV-FACTS §5). The host's own sriov_totalvfs caps it again.
- */
-export const MAX_IGPU_VFS = 7;
-
 export const TOKEN_ID = /^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/;
 
 /** A file path: `~/…` is the home folder, a relative path is relative to the lab file's folder. */

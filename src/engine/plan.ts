@@ -17,7 +17,6 @@ import {
   type SriovHost,
 } from '../config/derived.ts';
 import type { Lab, NodeVm } from '../config/lab.ts';
-import { MAX_IGPU_VFS } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
 import type { Check, Step } from '../core/model.ts';
@@ -28,6 +27,7 @@ import { guestLayer } from '../guest/providers.ts';
 import { hostLayer } from '../host/layer.ts';
 import type { HostPlan } from '../host/plan.ts';
 import { hostVerdict } from '../host/verdict.ts';
+import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
 import { mappingPrivileges } from '../mapping/apply.ts';
 import { mappingLayer } from '../mapping/layer.ts';
 import type { MappingPlan } from '../mapping/plan.ts';

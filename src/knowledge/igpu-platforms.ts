@@ -59,6 +59,13 @@ export type IgpuPlatform =
   | 'wildcatlake'
   | 'novalake-s';
 
+/**
+ * Virtual functions an Intel iGPU offers at most: 7 (sriov_totalvfs; strongtz/i915-sriov-dkms
+ * README.md @ 2421d3f "up to 7 VFs"; SRIOV-FACTS §5). The host's own sriov_totalvfs caps it again.
+ * Here, not in the lab schema, so that what reads it need not load zod.
+ */
+export const MAX_IGPU_VFS = 7;
+
 export interface SriovRoute {
   /** i915-sriov-dkms: strongtz's out-of-tree i915; xe: the upstream xe driver. */
   route: 'i915-sriov-dkms' | 'xe';

@@ -13,8 +13,7 @@ export function findIgpu(devices: readonly PciDevice[]): PciDevice | undefined {
 /**
  * The virtual functions of an iGPU's physical function, in the order Proxmox should try
  * them: 00:02.1 … 00:02.N (strongtz/i915-sriov-dkms README.md @ 2421d3f: "VFs appear at
- * 00:02.1–00:02.7"; SRIOV-FACTS §2). The host layer writes the same addresses (its own
- * copy in src/host/sriov/files.ts vfAddresses: layers share no code but this folder).
+ * 00:02.1–00:02.7"; SRIOV-FACTS §2).
  */
 export function vfPaths(pfBdf: string, vfs: number): string[] {
   const slot = pfBdf.slice(0, pfBdf.lastIndexOf('.'));

@@ -4,9 +4,9 @@
 // src/PVE/QemuServer/PCI.pm @ e6352be6, choose_hostpci_devices), so the plan counts: VMs
 // that want a VF against the VFs the host makes minus those other VMs hold.
 
-import { MAX_IGPU_VFS } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
 import { counted } from '../core/text.ts';
+import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
 import { HOSTPCI, HOSTPCI_KEY, PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { fullBdf, vfPaths } from '../proxmox/igpu.ts';
 import { PropertyStringError, parsePropertyString } from '../proxmox/property-string.ts';

@@ -78,9 +78,3 @@ export function sriovModprobe(driver: 'i915' | 'xe'): string {
     '',
   ].join('\n');
 }
-
-/** The VF addresses of a PF in order: 0000:00:02.0 → 0000:00:02.1 … .N (SRIOV-FACTS §2). */
-export function vfAddresses(pfBdf: string, vfs: number): string[] {
-  const slot = pfBdf.slice(0, pfBdf.lastIndexOf('.'));
-  return Array.from({ length: vfs }, (_, i) => `${slot}.${i + 1}`);
-}
