@@ -101,6 +101,7 @@ export const TIERS = {
     'test/source/catches.test.ts',
     'test/source/imports.test.ts',
     'test/source/plurals.test.ts',
+    'test/source/startup.test.ts',
     'test/tiers.test.ts',
     'test/vm/apply.test.ts',
     'test/vm/golden.test.ts',
