@@ -28,6 +28,21 @@ export const PACKAGES_OF_INTEREST: readonly string[] = [
   'mokutil',
 ];
 
+/** What a host without an SR-IOV route reports: nothing read, nothing known. */
+export const NO_SRIOV_FACTS: Pick<HostFacts, 'kernels' | 'packages' | 'sriovDriver' | 'sriovFiles'> = {
+  kernels: { installed: [], withHeaders: [], pinned: undefined, nextBootPin: undefined },
+  packages: {},
+  sriovDriver: {
+    dkmsSources: [],
+    dkmsModules: {},
+    kernelLog: undefined,
+    gucVersion: undefined,
+    mokEnrolled: undefined,
+    driversAutoprobe: undefined,
+  },
+  sriovFiles: [],
+};
+
 export async function gatherSriovFacts(
   host: HostAccess,
   read: Read,

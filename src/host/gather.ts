@@ -3,6 +3,8 @@
 
 import type { HostAccess } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
+import { lookupIgpu } from '../knowledge/igpu-ids.ts';
+import { IGPU_PLATFORMS } from '../knowledge/igpu-platforms.ts';
 import { I915_PARAM, MODULE } from '../knowledge/kernel.ts';
 import { gatherDisplayDevices } from '../linux/display.ts';
 import type { UnreadableFile } from '../linux/facts.ts';
@@ -17,7 +19,7 @@ import {
 import { PATHS } from '../linux/paths.ts';
 import { listOptional, type Read, readOptional, textReader } from '../linux/read.ts';
 import type { BootloaderFacts, HostFacts, IommuFacts } from './facts.ts';
-import { gatherSriovFacts } from './gather-sriov.ts';
+import { gatherSriovFacts, NO_SRIOV_FACTS } from './gather-sriov.ts';
 
 /** Modules looked up under /sys/module when /proc/modules is not there. */
 const MODULES_OF_INTEREST: string[] = [
@@ -82,8 +84,14 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     read(PATHS.osRelease),
     gatherModuleFiles(host, read, unreadable),
   ]);
-  const igpuBdf = displayDevices.find((d) => d.bdf.endsWith(':00:02.0') && d.vendorId === 0x8086)?.bdf;
-  const sriov = await gatherSriovFacts(host, read, unreadable, igpuBdf);
+  const igpu = displayDevices.find((d) => d.bdf.endsWith(':00:02.0') && d.vendorId === 0x8086);
+  // The SR-IOV reads (dpkg's status, every kernel's modules, the kernel log: a command) only
+  // where a route exists: a GVT-g or passthrough host is read as fast as before.
+  const platform = igpu ? lookupIgpu(igpu.deviceId)?.platform : undefined;
+  const sriov =
+    platform !== undefined && IGPU_PLATFORMS[platform].sriov.length > 0
+      ? await gatherSriovFacts(host, read, unreadable, igpu?.bdf)
+      : NO_SRIOV_FACTS;
 
   const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
   const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);

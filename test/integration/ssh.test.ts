@@ -68,8 +68,8 @@ describe('SSH host access', () => {
         gatherHostFacts(new CapturedRoot('/')),
       ]);
       assert.ok(remote.cmdline && remote.cmdline.length > 0);
-      // The kernel log is a command's output, which only the SSH side can run: the files are compared.
-      assert.ok(Array.isArray(remote.sriovDriver.kernelLog), 'the shell ran the kernel-log command');
+      // The kernel log (read for an SR-IOV-capable iGPU only) is a command's output, which only
+      // the SSH side can run: the files are compared.
       const files = (facts: typeof remote) => ({
         ...facts,
         target: '',
