@@ -44,20 +44,36 @@ export interface MappingPlan extends LayerPlan {
   digest?: string;
 }
 
+/** The mapping as Proxmox has it, or undefined when there is none of that name. */
+export async function readMapping(
+  api: ProxmoxApi,
+  name: string,
+): Promise<Awaited<ReturnType<ProxmoxApi['mapping']>> | undefined> {
+  return (await api.mappings()).some((m) => m.id === name) ? await api.mapping(name) : undefined;
+}
+
+/**
+ * Proxmox's own checks of one node's entries (the list with check-node); without an existing
+ * mapping there is nothing to check.
+ */
+export async function nodeChecks(
+  api: ProxmoxApi,
+  name: string,
+  node: string,
+  exists: boolean,
+): Promise<{ severity: string; message: string }[]> {
+  return exists ? ((await api.mappings(node)).find((m: Mapping) => m.id === name)?.checks ?? []) : [];
+}
+
 export async function gatherMappingFacts(
   api: ProxmoxApi,
   name: string,
   nodes: readonly string[],
 ): Promise<MappingFacts> {
-  const existingList = await api.mappings();
-  const existing = existingList.some((m) => m.id === name) ? await api.mapping(name) : undefined;
-  // With check-node Proxmox checks one node's entries; without an existing mapping there is nothing to check.
+  const existing = await readMapping(api, name);
   const perNode = await bounded(nodes, READ_CONCURRENCY, async (node) => {
     const gpu = findIgpu(await api.pciDevices(node));
-    const checks = existing
-      ? ((await api.mappings(node)).find((m: Mapping) => m.id === name)?.checks ?? [])
-      : [];
-    return { node, gpu, checks };
+    return { node, gpu, checks: await nodeChecks(api, name, node, existing !== undefined) };
   });
   return {
     name,

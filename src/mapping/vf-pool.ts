@@ -10,7 +10,7 @@
 import type { SriovHost } from '../config/derived.ts';
 import { bounded, READ_CONCURRENCY } from '../core/bounded.ts';
 import type { Check } from '../core/model.ts';
-import type { Mapping, PciDevice, ProxmoxApi } from '../proxmox/api.ts';
+import type { PciDevice, ProxmoxApi } from '../proxmox/api.ts';
 import { PCI_MAP_ENTRY } from '../proxmox/api-spec.ts';
 import { findIgpu, fullBdf, vfPaths } from '../proxmox/igpu.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
@@ -21,7 +21,9 @@ import {
   isOurs,
   type MappingPlan,
   mappingStep,
+  nodeChecks,
   OUR_POOL_DESCRIPTION,
+  readMapping,
   userEntryCheck,
 } from './plan.ts';
 
@@ -46,14 +48,11 @@ export async function gatherVfPoolFacts(
   name: string,
   hosts: readonly SriovHost[],
 ): Promise<VfPoolFacts> {
-  const listed = await api.mappings();
-  const existing = listed.some((m) => m.id === name) ? await api.mapping(name) : undefined;
+  const existing = await readMapping(api, name);
   const nodes = await bounded(hosts, READ_CONCURRENCY, async (host) => {
     const devices = await api.pciDevices(host.node);
     const paths = new Set(vfPaths(host.pfBdf, host.vfs).map(fullBdf));
-    const checks = existing
-      ? ((await api.mappings(host.node)).find((m: Mapping) => m.id === name)?.checks ?? [])
-      : [];
+    const checks = await nodeChecks(api, name, host.node, existing !== undefined);
     return {
       host,
       pf: findIgpu(devices),

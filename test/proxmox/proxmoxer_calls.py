@@ -44,11 +44,11 @@ def body_of(name, method, path, **params):
     results[name] = {"ok": True, "data": {"status": answer.status_code, "body": answer.json()}}
 
 
-def wait(name, upid):
+def wait(name, upid, node_name=None):
     """Polls a task's status until it stops, as a script waiting for a worker does."""
     deadline = time.monotonic() + 10
     while True:
-        status = px.nodes(node).tasks(upid).status.get()
+        status = px.nodes(node_name or node).tasks(upid).status.get()
         if status["status"] == "stopped" or time.monotonic() > deadline:
             results[name] = {"ok": True, "data": status}
             return status
@@ -121,16 +121,6 @@ VF_ENTRIES = [
 ]
 
 
-def wait_on(name, node_name, upid):
-    deadline = time.monotonic() + 10
-    while True:
-        status = px.nodes(node_name).tasks(upid).status.get()
-        if status["status"] == "stopped" or time.monotonic() > deadline:
-            results[name] = {"ok": True, "data": status}
-            return status
-        time.sleep(0.01)
-
-
 call("vf pci", lambda: px.nodes(vf_node).hardware.pci.get())
 call("vf pool create", lambda: pci.post(id="iGPU-VF", map=VF_ENTRIES, description="igpu-split VF pool"))
 call("vf pool get", lambda: pci("iGPU-VF").get())
@@ -142,9 +132,9 @@ for vmid in (104, 105, 106):
         f"vf attach {vmid}",
         lambda: guest.config.post(hostpci0="mapping=iGPU-VF,pcie=1", digest=cfg["digest"]),
     )["data"]
-    wait_on(f"vf attach task {vmid}", vf_node, upid)
+    wait(f"vf attach task {vmid}", upid, vf_node)
     started = call(f"vf start {vmid}", lambda: guest.status.start.post())
     if started.get("ok"):
-        wait_on(f"vf start task {vmid}", vf_node, started["data"])
+        wait(f"vf start task {vmid}", started["data"], vf_node)
 
 json.dump(results, sys.stdout)
