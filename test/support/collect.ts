@@ -29,6 +29,11 @@ export function collect(
       stderr += chunk;
     });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A child that exits before reading its input (a refusal, a usage error) closes the pipe:
+    // EPIPE here is no failure of the run, whose exit code and output say what happened.
+    child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
     child.stdin.end(options.input ?? '');
   });
 }
