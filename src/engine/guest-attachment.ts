@@ -7,6 +7,7 @@ import { attachmentOf, type HostGpu } from '../guest/attachment.ts';
 import type { GuestAttachment } from '../guest/provider.ts';
 import { providerOf } from '../guest/providers.ts';
 import type { HostFacts } from '../host/facts.ts';
+import { plannedMode } from '../host/plan.ts';
 import { chooseRoute } from '../host/sriov/route.ts';
 import { hostVerdict } from '../host/verdict.ts';
 import { IGPU_PLATFORMS, type IgpuPlatform } from '../knowledge/igpu-platforms.ts';
@@ -17,11 +18,16 @@ export function hostGpuOf(facts: HostFacts, entry: HostEntry | undefined): HostG
   const platform = gpu?.platform ? IGPU_PLATFORMS[gpu.platform as IgpuPlatform] : undefined;
   const choice = platform ? chooseRoute(platform, entry?.mode === 'sriov' ? 'sriov' : 'auto') : undefined;
   return {
-    // The lab's explicit mode wins over what the facts suggest (the host plan does the same).
-    mode: entry && entry.mode !== 'auto' ? entry.mode : verdict.mode,
+    // The host plan's own choice of mode (a mode the hardware cannot do: what it can).
+    mode: plannedModeOr(verdict, entry?.mode),
     ...(gpu ? { deviceId: gpu.deviceId } : {}),
     ...(choice && 'route' in choice ? { route: { route: choice.route, forceProbe: choice.forceProbe } } : {}),
   };
+}
+
+function plannedModeOr(verdict: ReturnType<typeof hostVerdict>, wished: HostEntry['mode'] | undefined) {
+  const mode = plannedMode(verdict, wished);
+  return (['gvt-g', 'sriov', 'passthrough', 'none'] as const).find((m) => m === mode) ?? verdict.mode;
 }
 
 /** Every VM's attachment, from the hosts read (a host not read: the lab file alone). */

@@ -60,3 +60,19 @@ test('GuC submission: bit 0 of enable_guc conflicts with GVT-g, HuC-only and aut
   assert.deepEqual(planParams('i915.enable_guc=2', want).present, ['i915.enable_guc=2']);
   assert.deepEqual(planParams('i915.enable_guc=-1', want).present, ['i915.enable_guc=-1']);
 });
+
+test('SR-IOV parameters: the user’s module_blacklist is extended, a larger max_vfs and the same enable_guc are kept', () => {
+  const plan = planParams('quiet module_blacklist=nouveau i915.max_vfs=7 i915.enable_guc=3', [
+    'module_blacklist=xe',
+    'i915.max_vfs=2',
+    'i915.enable_guc=3',
+  ]);
+  // The kernel keeps the last module_blacklist= only: ours must carry the user's list too.
+  assert.deepEqual(plan.add, ['module_blacklist=nouveau,xe']);
+  assert.deepEqual(plan.present, ['i915.max_vfs=7', 'i915.enable_guc=3']);
+  assert.deepEqual(plan.conflicts, []);
+  // GuC off (GVT-g's wish) is still judged as before: 3 is a conflict there.
+  assert.deepEqual(planParams('i915.enable_guc=3', ['i915.enable_guc=0']).conflicts, [
+    { have: 'i915.enable_guc=3', want: 'i915.enable_guc=0' },
+  ]);
+});

@@ -6,11 +6,12 @@
 //   i915-sriov-dkms project moved to the same mechanism (strongtz/i915-sriov-dkms 5389e1f,
 //   "Use systemd-tmpfiles instead of a systemd unit"; its i915-set-sriov-numvfs.conf), and
 //   the real `systemd-tmpfiles --root=… --create` can write it into a test root.
-//   systemd-tmpfiles-setup.service runs before sysinit.target, so before any ordinary service
-//   such as pve-guests.service that starts the on-boot VMs.
+//   systemd-tmpfiles-setup.service runs Before=sysinit.target (systemd 252's unit, read in the
+//   boot-chain root), and pve-guests.service, which starts the on-boot VMs, keeps the default
+//   dependencies (After=basic.target; proxmox/pve-manager services/pve-guests.service @ 14a22df3).
 // - The VFs are kept off the host: the same file first writes 0 to sriov_drivers_autoprobe,
-//   so no host driver probes the new VFs (Documentation/ABI/testing/sysfs-bus-pci,
-//   "sriov_drivers_autoprobe"); Proxmox binds a VF to vfio-pci itself when a VM starts with
+//   so no host driver probes the new VFs (the PF attribute sriov_drivers_autoprobe,
+//   DEVICE_ATTR_RW in sriov_pf_dev_attrs of the kernel's drivers/pci/iov.c, read 2026-12-01); Proxmox binds a VF to vfio-pci itself when a VM starts with
 //   it (qemu-server src/PVE/QemuServer/PCI.pm). A modprobe.d softdep loads vfio-pci before
 //   the iGPU driver, and it goes into the initramfs (initramfs-tools copies /etc/modprobe.d).
 // - The PF must be bound by its driver before the tmpfiles line runs, or the write finds no
