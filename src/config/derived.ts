@@ -119,6 +119,8 @@ export interface HostWishes {
   vfs: number | 'auto';
   vmsOnHost: number;
   driver?: { file?: string; url?: string; sha256?: string };
+  /** The lab's kernelGuard settings; absent: not strict, 30 days. */
+  guard?: { strict: boolean; maxPinDays: number };
 }
 
 export function hostWishesOf(lab: Lab, node: string): HostWishes {
@@ -128,6 +130,7 @@ export function hostWishesOf(lab: Lab, node: string): HostWishes {
     vfs: host?.vfs ?? 'auto',
     vmsOnHost: lab.vms.filter((vm) => vm.host === node).length,
     ...(lab.sriov.hostDriver ? { driver: lab.sriov.hostDriver } : {}),
+    guard: lab.kernelGuard,
   };
 }
 

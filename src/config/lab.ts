@@ -139,6 +139,26 @@ export const SriovSchema = z.strictObject({
   ),
 });
 
+/**
+ * The kernel guard igpu-split installs on hosts and on guests that carry the out-of-tree
+ * module (src/host/guard/script.ts): what it does with a kernel that would break the split,
+ * and how long a pin may hold back newer kernels before doctor fails it.
+ */
+export const KernelGuardSchema = z.strictObject({
+  strict: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Fail a breaking kernel's configure step (apt reports an error) instead of installing it and pinning the last good kernel",
+    ),
+  maxPinDays: z
+    .int()
+    .min(1)
+    .max(3650)
+    .default(30)
+    .describe('Days a pin may hold back newer kernels before doctor and verify fail (a warning before)'),
+});
+
 export const TALOS_VERSION = /^v1\.\d+\.\d+$/;
 
 export const TalosNodeSchema = z.strictObject({
@@ -266,6 +286,7 @@ export const LabSchema = z
     hosts: z.array(HostSchema).min(1),
     vms: z.array(NodeVmSchema).default([]),
     sriov: SriovSchema.prefault({}),
+    kernelGuard: KernelGuardSchema.prefault({}),
     kubernetes: KubernetesSchema.prefault({}),
     imageFactory: z
       .url({ protocol: /^https?$/ })

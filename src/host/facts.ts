@@ -2,6 +2,7 @@
 // This is the stable shape `doctor --json` reports on; keep additions backwards compatible.
 
 import type { DisplayDeviceFacts, UnidentifiedDevice, UnreadableFile } from '../linux/facts.ts';
+import type { KernelGuardFacts } from './guard/state.ts';
 
 export interface CpuFacts {
   vendor: string;
@@ -92,6 +93,8 @@ export interface HostFacts {
   sriovDriver: SriovDriverFacts;
   /** Files of ours the SR-IOV setup writes outside the module and boot files (tmpfiles, udev), as read. */
   sriovFiles: { path: string; content: string }[];
+  /** The kernel guard's hook, settings and record, and kernel packages left unfinished. */
+  kernelGuard: KernelGuardFacts;
   /**
    * PCI functions whose identity (class, vendor or device) could not be read: such a device
    * is never treated as known, and an iGPU slot holding one is an unknown device.

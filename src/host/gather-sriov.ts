@@ -173,7 +173,7 @@ async function gatherMokEnrolled(
 }
 
 /** Kernels under /lib/modules with a modules.dep (a folder left by a removed kernel has none). */
-async function gatherKernels(
+export async function gatherKernels(
   host: HostAccess,
   read: Read,
   unreadable: UnreadableFile[],

@@ -19,7 +19,9 @@ import {
 import { PATHS } from '../linux/paths.ts';
 import { listOptional, type Read, readOptional, textReader } from '../linux/read.ts';
 import type { BootloaderFacts, HostFacts, IommuFacts } from './facts.ts';
-import { gatherSriovFacts, NO_SRIOV_FACTS } from './gather-sriov.ts';
+import { gatherKernels, gatherSriovFacts, NO_SRIOV_FACTS } from './gather-sriov.ts';
+import { gatherKernelGuard } from './guard/gather.ts';
+import { KERNEL_GUARD_HOOK } from './guard/script.ts';
 
 /** Modules looked up under /sys/module when /proc/modules is not there. */
 const MODULES_OF_INTEREST: string[] = [
@@ -88,10 +90,14 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
   // The SR-IOV reads (dpkg's status, every kernel's modules, the kernel log: a command) only
   // where a route exists: a GVT-g or passthrough host is read as fast as before.
   const platform = igpu ? lookupIgpu(igpu.deviceId)?.platform : undefined;
-  const sriov =
+  let sriov =
     platform !== undefined && IGPU_PLATFORMS[platform].sriov.length > 0
       ? await gatherSriovFacts(host, read, unreadable, igpu?.bdf)
       : NO_SRIOV_FACTS;
+  // A GVT-g or passthrough host with the kernel guard: its kernels and pins are read too.
+  if (sriov === NO_SRIOV_FACTS && (await host.entryType(KERNEL_GUARD_HOOK)) !== undefined)
+    sriov = { ...NO_SRIOV_FACTS, kernels: await gatherKernels(host, read, unreadable) };
+  const kernelGuard = await gatherKernelGuard(host, read, sriov.kernels);
 
   const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
   const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);
@@ -120,6 +126,7 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
     os: os && { id: os.ID, versionId: os.VERSION_ID, prettyName: os.PRETTY_NAME },
     firmware,
     ...sriov,
+    kernelGuard,
     // Reads finish in any order; sort so the same host always gives the same facts.
     unidentified: unidentified.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0)),
     unreadable: unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),

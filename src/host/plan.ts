@@ -26,6 +26,7 @@ import {
 } from './boot/grub-defaults.ts';
 import { type ParamPlan, planParams } from './boot/kernel-params.ts';
 import type { HostFacts } from './facts.ts';
+import { guardSteps, hostGuardSpec } from './guard/plan.ts';
 import {
   INITRAMFS_MODULES,
   SRIOV_TMPFILES,
@@ -257,6 +258,9 @@ function planHostSteps(facts: HostFacts, options: HostPlanOptions): HostPlan {
     forceReasons.push(`${sriov.kernel.why} (${sriov.kernel.fix})`);
     reboot.needsForce = true;
   }
+  // The kernel guard, before the reboot: it checks every kernel installed after this apply.
+  const guardSpec = hostGuardSpec(mode, sriov?.choice);
+  if (guardSpec) steps.push(...guardSteps(facts, guardSpec, options.wishes?.guard));
   if (reboot && sriov?.mokEnrolment) steps.push(mokStep(facts.target));
   else if (reboot) steps.push(reboot);
   return {

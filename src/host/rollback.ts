@@ -6,8 +6,12 @@
 import { type HostAccess, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { HOST_COMMAND } from '../knowledge/packages.ts';
+import { PATHS } from '../linux/paths.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
 import { parseParams } from './boot/kernel-params.ts';
+import { releasePinCommands } from './guard/plan.ts';
+import { KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from './guard/script.ts';
+import { parseGuardRecord } from './guard/state.ts';
 import { GRUB_DROPIN, MODPROBE_CONF } from './plan.ts';
 import { INITRAMFS_MODULES, withoutInitramfsDriver } from './sriov/files.ts';
 
@@ -30,6 +34,8 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   try {
     const state = await readState(host);
     const changed: string[] = [];
+    // The guard's pin goes before the guard: the host boots its newest kernel again.
+    const released = state.files[KERNEL_GUARD_HOOK] ? await releaseGuardPin(host) : [];
     for (const [path, record] of Object.entries(state.files)) {
       if (path === KERNEL_CMDLINE) {
         const line = (await host.readFile(path)).toString().trim();
@@ -45,7 +51,7 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
       }
       changed.push(path);
     }
-    const refresh: string[] = [];
+    const refresh: string[] = [...released];
     if (state.files[KERNEL_CMDLINE]) refresh.push(HOST_COMMAND.proxmoxBootToolRefresh);
     if (state.files[GRUB_DROPIN]) refresh.push(HOST_COMMAND.updateGrub);
     // Packages go before the initramfs is rebuilt: the rebuild must not pick up their i915 again.
@@ -75,6 +81,25 @@ export async function rollbackHost(host: HostAccess): Promise<RollbackResult> {
   } finally {
     await host.remove(LOCK_FILE);
   }
+}
+
+/**
+ * The commands that release the guard's pin (run with the refreshes, first), and its record
+ * removed: after rollback nothing of the guard is left.
+ */
+async function releaseGuardPin(host: HostAccess): Promise<string[]> {
+  const [record, pinned, nextBootPin] = await Promise.all([
+    readLive(host, KERNEL_GUARD_STATE),
+    readLive(host, PATHS.kernelPin),
+    readLive(host, PATHS.kernelNextBootPin),
+  ]);
+  const firstLine = (text: string | undefined) => text?.split('\n')[0]?.trim() || undefined;
+  const commands = releasePinCommands(record === undefined ? undefined : parseGuardRecord(record), {
+    pinned: firstLine(pinned),
+    nextBootPin: firstLine(nextBootPin),
+  });
+  await host.remove(KERNEL_GUARD_STATE);
+  return commands;
 }
 
 /** Purges the packages we installed (dkms removes the module it built with its package). */

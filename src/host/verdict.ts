@@ -24,7 +24,9 @@ import {
 import type { DisplayDeviceFacts } from '../linux/facts.ts';
 import { hex4 } from '../linux/parse/pci.ts';
 import { splitCmdline } from '../linux/parse/small-files.ts';
+import { PATHS } from '../linux/paths.ts';
 import type { HostFacts } from './facts.ts';
+import { guardChecks } from './guard/checks.ts';
 import { sriovChecks } from './sriov/checks.ts';
 import { chooseRoute } from './sriov/route.ts';
 
@@ -110,6 +112,19 @@ export function hostVerdict(facts: HostFacts): HostVerdict {
     vgpu = { predicted: { passthrough: 1 }, live: {} };
   }
   checks.push(...platformChecks(facts, mode));
+  if (mode !== 'none')
+    checks.push(
+      ...guardChecks({
+        guard: facts.kernelGuard,
+        installed: facts.kernels.installed,
+        pinned: facts.kernels.pinned,
+        nextBootPin: facts.kernels.nextBootPin,
+        // A host igpu-split set up (its module files are there) should have the guard.
+        wanted: facts.moduleFiles.some(
+          (f) => f.path === PATHS.ourModprobe || f.path === `${PATHS.modulesLoadDir}/igpu-split.conf`,
+        ),
+      }),
+    );
 
   return {
     mode,

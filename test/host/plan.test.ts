@@ -10,11 +10,14 @@ import { CapturedRoot } from '../../src/access/captured-root.ts';
 import type { HostFacts } from '../../src/host/facts.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { hostLayer } from '../../src/host/layer.ts';
+import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK } from '../../src/host/guard/script.ts';
 import { GRUB_DROPIN, type HostPlan, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
 const facts = async (tree: string) => gatherHostFacts(await new CapturedRoot(tree).open());
 const ids = (plan: HostPlan) => plan.steps.map((s) => s.id.split('/').at(-1));
+/** The kernel guard's two files (src/host/guard/plan.ts), written before the reboot. */
+const GUARD = ['kernel-guard-settings', 'kernel-guard'];
 
 /** What apply will do to the files, done to the facts, so a second plan can be checked. */
 function applied(before: HostFacts, plan: HostPlan): HostFacts {
@@ -22,7 +25,9 @@ function applied(before: HostFacts, plan: HostPlan): HostFacts {
   for (const step of plan.steps) {
     if (!step.write) continue;
     const { path, content } = step.write;
-    if (path === MODULES_CONF)
+    if (path === KERNEL_GUARD_CONF) after.kernelGuard.conf = content;
+    else if (path === KERNEL_GUARD_HOOK) after.kernelGuard.hook = content;
+    else if (path === MODULES_CONF)
       after.moduleFiles = [...after.moduleFiles.filter((f) => f.path !== path), { path, content }];
     else if (after.bootloader.kind === 'grub') {
       after.bootloader.files = [...after.bootloader.files.filter((f) => f.path !== path), { path, content }];
@@ -46,7 +51,13 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
   const before = await facts(fixturePath('i5-8500t-before'));
   const plan = planHost(before);
   assert.equal(plan.mode, 'gvt-g');
-  assert.deepEqual(ids(plan), ['modules-load', 'grub-dropin', 'update-grub', 'reboot']);
+  assert.deepEqual(ids(plan), [
+    'modules-load',
+    'grub-dropin',
+    'update-grub',
+    ...GUARD,
+    'reboot',
+  ]);
   const dropin = plan.steps[1];
   assert.equal(dropin?.write?.path, GRUB_DROPIN);
   assert.match(
@@ -63,7 +74,7 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
     'the user’s file is never edited',
   );
   assert.equal(plan.steps[0]?.write?.content.split('\n').at(1), 'kvmgt');
-  assert.deepEqual(plan.steps[3]?.disturbs, ['host-reboot']);
+  assert.deepEqual(plan.steps.at(-1)?.disturbs, ['host-reboot']);
   assert.equal(plan.reboot, true);
   assert.deepEqual(plan.problems, []);
 
@@ -72,11 +83,14 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
   assert.deepEqual(ids(again), ['reboot']);
 });
 
-test('converged hosts plan nothing and need no reboot', async () => {
+test('converged hosts plan only the kernel guard, then nothing, and need no reboot', async () => {
   for (const name of ['i5-8500t-gvt', 'i7-6700k-sdboot', 'i5-10500-cometlake', 'i5-8500t-mismatch']) {
-    const plan = planHost(await facts(fixturePath(name)));
-    assert.deepEqual(plan.steps, [], name);
+    const before = await facts(fixturePath(name));
+    const plan = planHost(before);
+    // These hosts were set up before the guard existed: it is all they lack.
+    assert.deepEqual(ids(plan), GUARD, name);
     assert.equal(plan.reboot, false, name);
+    assert.deepEqual(planHost(applied(before, plan)).steps, [], name);
   }
   // A host that has GVT-g working but lacks one of our parameters gets just that one.
   const broadwell = planHost(await facts(fixturePath('i7-5775c-broadwell')));
@@ -98,7 +112,7 @@ test('systemd-boot: the one line of /etc/kernel/cmdline is extended, then proxmo
     writeFile(join(tree, 'etc/kernel/cmdline'), 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n'),
   );
   const plan = planHost(before);
-  assert.deepEqual(ids(plan), ['kernel-cmdline', 'proxmox-boot-tool-refresh']);
+  assert.deepEqual(ids(plan), ['kernel-cmdline', 'proxmox-boot-tool-refresh', ...GUARD]);
   assert.equal(
     plan.steps[0]?.write?.content,
     'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt i915.enable_gvt=1\n',
@@ -120,12 +134,12 @@ test('a user value that disagrees is planned as an override that needs --force',
 test('passthrough hosts get the vfio modules; an SR-IOV host without a driver package and no-iGPU hosts are not planned', async () => {
   const tiger = planHost(await facts(fixturePath('i5-1135g7-tigerlake')));
   assert.equal(tiger.mode, 'passthrough');
-  assert.deepEqual(ids(tiger), ['modules-load', 'modprobe', 'update-initramfs', 'reboot']);
+  assert.deepEqual(ids(tiger), ['modules-load', 'modprobe', 'update-initramfs', ...GUARD, 'reboot']);
   assert.match(tiger.steps[0]?.write?.content ?? '', /^vfio\nvfio_iommu_type1\nvfio_pci\n$/m);
   assert.match(tiger.steps[1]?.write?.content ?? '', /^options vfio-pci ids=8086:9a49$/m);
   assert.match(tiger.steps[1]?.write?.content ?? '', /^softdep i915 pre: vfio-pci$/m);
   assert.equal(tiger.steps[2]?.command, 'update-initramfs -u -k all');
-  assert.match(tiger.steps[3]?.description ?? '', /0000:00:02\.0 on vfio-pci/);
+  assert.match(tiger.steps.at(-1)?.description ?? '', /0000:00:02\.0 on vfio-pci/);
   const n100 = planHost(await facts(fixturePath('n100-before')));
   assert.match(n100.unsupported ?? '', /the lab names no package: set sriov\.hostDriver/);
   assert.deepEqual(n100.steps, []);

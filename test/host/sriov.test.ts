@@ -47,6 +47,8 @@ test('an N100 before SR-IOV: driver, vfio modules, initramfs, VFs at boot, GRUB 
       'sriov-vfs',
       'grub-dropin',
       'update-grub',
+      'kernel-guard-settings',
+      'kernel-guard',
       'reboot',
     ]);
     assert.deepEqual(plan.steps[0]?.install?.packages, [

@@ -1,6 +1,6 @@
 // Which SR-IOV driver route a host takes, the kernel parameters it needs, and the one
-// answer to "does kernel K keep the split on this host" (plan now; the kernel-upgrade
-// guard of issue 17 later).
+// answer to "does kernel K keep the split on this host" (plan, apply and doctor; the kernel
+// guard on the host checks the same requirements, src/host/guard/requirements.ts).
 //
 // Decisions:
 // - `auto` never picks an experimental route (SRIOV-FACTS §0: Tiger Lake, Meteor/Arrow Lake,
@@ -15,6 +15,13 @@ import { buildsFor, describeRange, knownRelease } from '../../knowledge/i915-sri
 import type { IgpuPlatformInfo, SriovRoute } from '../../knowledge/igpu-platforms.ts';
 import { MODULE, PARAM, SRIOV_PARAM } from '../../knowledge/kernel.ts';
 import type { HostFacts } from '../facts.ts';
+import {
+  PROXMOX_HEADERS_PREFIX,
+  type Requirement,
+  type SriovGuardSpec,
+  shortfall,
+  splitRequirements,
+} from '../guard/requirements.ts';
 
 export type RouteName = SriovRoute['route'];
 
@@ -73,10 +80,19 @@ export function nextBootKernel(facts: HostFacts): string | undefined {
 
 export type KernelVerdict = { ok: true; evidence: string } | { ok: false; why: string; fix: string };
 
+/** What the guard checks on a host with this route (the same list kernelKeepsSplit judges). */
+export function routeGuardSpec(choice: RouteChoice): SriovGuardSpec {
+  return choice.route === 'xe'
+    ? { mode: 'sriov', route: 'xe', forceProbe: choice.forceProbe }
+    : { mode: 'sriov', route: 'i915-sriov-dkms', headersPackage: PROXMOX_HEADERS_PREFIX };
+}
+
 /**
- * Does `kernel` keep the split on this host? For the DKMS route: the release's
- * BUILD_EXCLUSIVE_KERNEL matches it, and — once the package is installed (`built`) — dkms
- * built i915 for it. For xe: the kernel is new enough for the route.
+ * Does `kernel` keep the split on this host? The route's requirements (guard/requirements.ts,
+ * the list the kernel guard on the host checks too), judged from gathered facts: the release's
+ * BUILD_EXCLUSIVE_KERNEL holds the kernel and — once the package is installed (`built`) — its
+ * headers are there and dkms built i915 for it; for xe, the kernel is new enough. What only
+ * modinfo on the host can tell (a module's parameters) is left to the guard there.
  * `release` is the i915-sriov-dkms release in use or about to be installed.
  */
 export function kernelKeepsSplit(
@@ -86,15 +102,13 @@ export function kernelKeepsSplit(
   release: { release: string; buildExclusiveKernel: string | undefined } | undefined,
   options: { built: boolean },
 ): KernelVerdict {
-  if (choice.route === 'xe') {
+  const spec = routeGuardSpec(choice);
+  if (spec.route === 'xe') {
+    for (const req of splitRequirements(spec))
+      if (req.kind === 'min-kernel' && !atLeast(kernel, req.major, req.minor))
+        return { ok: false, ...shortfall(req, { kernel, release: '', range: '' }) };
     const [major, minor] = choice.forceProbe ? [6, 18] : [6, 17];
-    return atLeast(kernel, major, minor)
-      ? { ok: true, evidence: `kernel ${kernel} has xe with SR-IOV for this iGPU (${major}.${minor}+)` }
-      : {
-          ok: false,
-          why: `kernel ${kernel} is older than ${major}.${minor}, whose xe first offers SR-IOV here`,
-          fix: `install a Proxmox kernel ${major}.${minor} or newer (proxmox-kernel-${major}.${minor}), then plan again`,
-        };
+    return { ok: true, evidence: `kernel ${kernel} has xe with SR-IOV for this iGPU (${major}.${minor}+)` };
   }
   if (!release)
     return {
@@ -109,31 +123,35 @@ export function kernelKeepsSplit(
       why: `i915-sriov-dkms ${release.release} names no kernel range (no BUILD_EXCLUSIVE_KERNEL read)`,
       fix: 'use a release igpu-split knows (see docs) or reinstall the package so its dkms.conf is readable',
     };
-  if (!buildsFor(pattern, kernel))
-    return {
-      ok: false,
-      why: `i915-sriov-dkms ${release.release} builds only for kernels ${describeRange(pattern)}, not ${kernel}: the stock i915 would load and ignore max_vfs`,
-      fix: `use a release whose range holds ${kernel}, or boot a kernel in ${describeRange(pattern)} (proxmox-boot-tool kernel pin)`,
-    };
-  if (!options.built)
-    return {
-      ok: true,
-      evidence: `i915-sriov-dkms ${release.release} builds for ${kernel} (${describeRange(pattern)})`,
-    };
-  if (!facts.kernels.withHeaders.includes(kernel))
-    return {
-      ok: false,
-      why: `the headers of kernel ${kernel} are not installed, so dkms cannot build i915 for it`,
-      fix: `apt-get install proxmox-headers-${kernel} (proxmox-default-headers keeps future kernels covered), then dkms autoinstall -k ${kernel}`,
-    };
-  const built = facts.sriovDriver.dkmsModules[kernel] ?? [];
-  if (!built.some((file) => /^i915\.ko(\.(xz|zst|gz))?$/.test(file)))
-    return {
-      ok: false,
-      why: `dkms has not installed i915 for kernel ${kernel} (/lib/modules/${kernel}/updates/dkms has no i915.ko)`,
-      fix: `run dkms autoinstall -k ${kernel} on the host and read its log (/var/lib/dkms/${'i915-sriov-dkms'}/${release.release}/build/make.log)`,
-    };
-  return { ok: true, evidence: `i915-sriov-dkms ${release.release} built for ${kernel}` };
+  const values = { kernel, release: release.release, range: describeRange(pattern) };
+  for (const req of splitRequirements(spec)) {
+    const missed = missedOnHost(req, facts, kernel, pattern, options.built);
+    if (missed) return { ok: false, ...shortfall(req, values) };
+  }
+  return options.built
+    ? { ok: true, evidence: `i915-sriov-dkms ${release.release} built for ${kernel}` }
+    : { ok: true, evidence: `i915-sriov-dkms ${release.release} builds for ${kernel} (${values.range})` };
+}
+
+/**
+ * A requirement the gathered facts show missed. Before the package is installed (`built`
+ * false) only the range can be judged; a module's parameters only modinfo on the host tells.
+ */
+function missedOnHost(
+  req: Requirement,
+  facts: HostFacts,
+  kernel: string,
+  pattern: string,
+  built: boolean,
+): boolean {
+  if (req.kind === 'dkms-range') return !buildsFor(pattern, kernel);
+  if (!built) return false;
+  if (req.kind === 'headers') return !facts.kernels.withHeaders.includes(kernel);
+  if (req.kind === 'dkms-module')
+    return !(facts.sriovDriver.dkmsModules[kernel] ?? []).some((file) =>
+      new RegExp(`^${req.module}\\.ko(\\.(xz|zst|gz))?$`).test(file),
+    );
+  return false;
 }
 
 /** Kernel parameters of a route: the ones the DKMS and the kernel documentation name. */
