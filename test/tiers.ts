@@ -73,6 +73,7 @@ export const TIERS = {
     'test/guest/ubuntu-sriov.test.ts',
     'test/host/gather.test.ts',
     'test/host/grub-defaults.test.ts',
+    'test/host/kernel-guard.test.ts',
     'test/host/kernel-params.test.ts',
     'test/host/parse.test.ts',
     'test/host/plan.test.ts',

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../support/cli.ts';
-import { fixturePath } from '../support/fixtures.ts';
+import { fixturePath, withKernelGuard } from '../support/fixtures.ts';
 
 let work: string;
 before(async () => {
@@ -138,10 +138,23 @@ describe('igpu-split host plan', () => {
   });
 
   test('a converged host says so; --json gives the plan object', async () => {
-    const text = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt')]);
-    assert.match(text.stdout, /nothing to do: this host is converged/);
-    const json = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt'), '--json']);
-    assert.deepEqual(JSON.parse(json.stdout).result.steps, []);
+    // Set up before the kernel guard existed: the guard is all it lacks, and no reboot.
+    const old = await runCli(['host', 'plan', '--root', fixturePath('i5-8500t-gvt'), '--json']);
+    const planned = JSON.parse(old.stdout).result;
+    assert.deepEqual(
+      planned.steps.map((s: { write?: { path: string } }) => s.write?.path),
+      ['/etc/igpu-split/kernel-guard.conf', '/etc/kernel/postinst.d/igpu-split-kernel-guard'],
+    );
+    assert.equal(planned.reboot, false);
+    const tree = await withKernelGuard('i5-8500t-gvt', { mode: 'gvt-g' });
+    try {
+      const text = await runCli(['host', 'plan', '--root', tree.root]);
+      assert.match(text.stdout, /nothing to do: this host is converged/);
+      const json = await runCli(['host', 'plan', '--root', tree.root, '--json']);
+      assert.deepEqual(JSON.parse(json.stdout).result.steps, []);
+    } finally {
+      await tree.remove();
+    }
   });
 
   test('an SR-IOV host without a driver package named exits 1 with the reason', async () => {

@@ -37,14 +37,14 @@ test('plan → apply → nothing left → verify passes → status → rollback 
       [
         'mapping iGPU: 1',
         'mapping iGPU-VF (virtual functions): 0',
-        'host pve1: 4',
+        'host pve1: 6',
         'VM 101 on pve1: 3',
         'guest of VM 101 (ubuntu, k3s-1): 2',
-        'host pve2: 4',
+        'host pve2: 6',
         'VM 102 on pve2: 3',
         'guest of VM 102 (talos, talos-1): 2',
-        'host pve3: 0',
-        'host pve4: 9',
+        'host pve3: 2',
+        'host pve4: 11',
         'VM 103 on pve4: 3',
         'guest of VM 103 (ubuntu, k3s-2): 5',
         'cluster: 5',
@@ -63,6 +63,7 @@ test('plan → apply → nothing left → verify passes → status → rollback 
       'pve2/vms',
       'pve2/guest/102',
       'pve2/uncordon',
+      'pve3/host',
       'pve4/drain',
       'pve4/host',
       'pve4/vms',
@@ -101,7 +102,7 @@ test('plan → apply → nothing left → verify passes → status → rollback 
     assert.ok(report.undone.vm.length > 0, JSON.stringify(report.undone));
     assert.deepEqual(
       report.undone.host.map((h) => h.node),
-      ['pve1', 'pve2', 'pve4'],
+      ['pve1', 'pve2', 'pve3', 'pve4'],
     );
     assert.ok(report.undone.mapping.includes('deleted mapping iGPU-VF'), JSON.stringify(report.undone));
     assert.match(report.notes.join('\n'), /guests keep their kernel package/);

@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import type { HostFacts } from '../../src/host/facts.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
-import { hostLayer } from '../../src/host/layer.ts';
 import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK } from '../../src/host/guard/script.ts';
+import { hostLayer } from '../../src/host/layer.ts';
 import { GRUB_DROPIN, type HostPlan, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
@@ -51,13 +51,7 @@ test('GRUB host before GVT-g: a drop-in, update-grub, kvmgt at boot, one reboot'
   const before = await facts(fixturePath('i5-8500t-before'));
   const plan = planHost(before);
   assert.equal(plan.mode, 'gvt-g');
-  assert.deepEqual(ids(plan), [
-    'modules-load',
-    'grub-dropin',
-    'update-grub',
-    ...GUARD,
-    'reboot',
-  ]);
+  assert.deepEqual(ids(plan), ['modules-load', 'grub-dropin', 'update-grub', ...GUARD, 'reboot']);
   const dropin = plan.steps[1];
   assert.equal(dropin?.write?.path, GRUB_DROPIN);
   assert.match(

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { kernelBool, parseParams } from '../../src/host/boot/kernel-params.ts';
+import { NO_GUARD_FACTS } from '../../src/host/guard/state.ts';
 import { planHost } from '../../src/host/plan.ts';
 import {
   BOOT_PARAM,
@@ -222,6 +223,8 @@ test('the host plan writes the pinned names, not others', () => {
     proxmox: { version: '8.2.4', release: '8.2' },
     os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
     firmware: { uefi: true, secureBoot: false },
+    kernels: { installed: ['6.8.12-4-pve'], withHeaders: [], pinned: undefined, nextBootPin: undefined },
+    kernelGuard: { ...NO_GUARD_FACTS, readAt: '2026-12-01T00:00:00Z' },
     unidentified: [],
     unreadable: [],
   } as unknown as Parameters<typeof planHost>[0]);

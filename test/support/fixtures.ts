@@ -1,7 +1,18 @@
 // Where the captured host trees live (test/fixtures/hosts/<name>/, see its README).
 
 import { readdirSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { GuardSpec } from '../../src/host/guard/requirements.ts';
+import {
+  DEFAULT_MAX_PIN_DAYS,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+  kernelGuardConfig,
+  kernelGuardScript,
+} from '../../src/host/guard/script.ts';
 
 const HOSTS = fileURLToPath(new URL('../fixtures/hosts/', import.meta.url));
 
@@ -14,4 +25,33 @@ export function fixtureNames(): string[] {
     .filter((entry) => entry.isDirectory())
     .map((entry) => entry.name)
     .sort();
+}
+
+/**
+ * A copy of a fixture with the kernel guard installed as apply writes it for `spec` (default
+ * settings): the hand-assembled "after" fixtures predate the guard, so plan adds it to them.
+ */
+export async function withKernelGuard(
+  name: string,
+  spec: GuardSpec,
+): Promise<{ root: string; remove: () => Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), `igpu-${name}-`));
+  await cp(fixturePath(name), root, { recursive: true, verbatimSymlinks: true });
+  const files: [string, string][] = [
+    [
+      KERNEL_GUARD_CONF,
+      kernelGuardConfig({
+        spec,
+        strict: false,
+        pinWith: 'proxmox-boot-tool',
+        maxPinDays: DEFAULT_MAX_PIN_DAYS,
+      }),
+    ],
+    [KERNEL_GUARD_HOOK, kernelGuardScript(spec)],
+  ];
+  for (const [path, content] of files) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+  return { root, remove: () => rm(root, { recursive: true, force: true }) };
 }

@@ -24,7 +24,7 @@ export type Requirement =
   /** dkms installed `module` for K. */
   | { kind: 'dkms-module'; package: string; module: string }
   /** The `module` K would load declares `parm` (modinfo -k K -F parm module). */
-  | { kind: 'module-parm'; module: string; parm: string; why: string }
+  | { kind: 'module-parm'; module: string; parm: string; why: string; remedy: 'rebuild' | 'other-kernel' }
   /** K has `module`, built in or as a file. */
   | { kind: 'module'; module: string }
   /** K is major.minor or newer. */
@@ -59,7 +59,13 @@ export function splitRequirements(spec: GuardSpec): Requirement[] {
   if (spec.mode === 'gvt-g')
     return [
       { kind: 'module', module: MODULE.kvmgt },
-      { kind: 'module-parm', module: MODULE.i915, parm: 'enable_gvt', why: 'built without GVT-g' },
+      {
+        kind: 'module-parm',
+        module: MODULE.i915,
+        parm: 'enable_gvt',
+        why: 'built without GVT-g',
+        remedy: 'other-kernel',
+      },
     ];
   if (spec.mode === 'passthrough')
     return [
@@ -72,7 +78,13 @@ export function splitRequirements(spec: GuardSpec): Requirement[] {
     const [major, minor] = spec.forceProbe ? [6, 18] : [6, 17];
     return [
       { kind: 'min-kernel', major, minor, why: 'whose xe first offers SR-IOV here' },
-      { kind: 'module-parm', module: MODULE.xe, parm: 'max_vfs', why: 'its xe has no SR-IOV' },
+      {
+        kind: 'module-parm',
+        module: MODULE.xe,
+        parm: 'max_vfs',
+        why: 'its xe has no SR-IOV',
+        remedy: 'other-kernel',
+      },
     ];
   }
   return [
@@ -84,6 +96,7 @@ export function splitRequirements(spec: GuardSpec): Requirement[] {
       module: MODULE.i915,
       parm: 'max_vfs',
       why: 'the stock i915 would load and ignore max_vfs',
+      remedy: 'rebuild',
     },
   ];
 }
@@ -124,7 +137,10 @@ export function shortfall(req: Requirement, v: TextValues): Shortfall {
     case 'module-parm':
       return {
         why: `modinfo -k ${v.kernel} -F parm ${req.module} lists no ${req.parm}: ${req.why}`,
-        fix: `rebuild the module for it (dkms autoinstall -k ${v.kernel}; depmod ${v.kernel}), or boot another kernel (proxmox-boot-tool kernel pin)`,
+        fix:
+          req.remedy === 'rebuild'
+            ? `rebuild the module for it (dkms autoinstall -k ${v.kernel}; depmod ${v.kernel}), or boot another kernel (proxmox-boot-tool kernel pin)`
+            : `boot a kernel whose ${req.module} has ${req.parm} (proxmox-boot-tool kernel pin)`,
       };
     case 'module':
       return {

@@ -1,0 +1,263 @@
+// The kernel guard (src/host/guard/script.ts) run for real by sh in a small root of its own
+// (test/support/guard-root.ts): what it decides, prints, pins and records for kernels that keep
+// the split and kernels that break it, strict mode, someone else's pin, bad input; and what
+// doctor makes of its record. The boot-chain tier runs it under a real kernel package's
+// postinst, with Debian's dkms, run-parts and update-grub.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { guardChecks } from '../../src/host/guard/checks.ts';
+import type { GuardSpec } from '../../src/host/guard/requirements.ts';
+import { kernelGuardConfig, kernelGuardScript } from '../../src/host/guard/script.ts';
+import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/host/guard/state.ts';
+import { type GuardRoot, guardRoot } from '../support/guard-root.ts';
+
+const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms', headersPackage: 'proxmox-headers-' };
+const config = (strict = false, spec: GuardSpec = SRIOV) =>
+  kernelGuardConfig({ spec, strict, pinWith: 'proxmox-boot-tool', maxPinDays: 30 });
+
+// The range of i915-sriov-dkms 2025.07.22 (src/knowledge/i915-sriov-dkms.ts): 6.8 to 6.15.
+const DKMS_CONF = 'PACKAGE_NAME="i915-sriov-dkms"\nBUILD_EXCLUSIVE_KERNEL="^(6\\.([8-9]|1[0-5]))"\n';
+const GOOD = '6.14.8-2-pve';
+const OUTSIDE = '6.17.2-1-pve';
+const LATER = '6.15.1-1-pve';
+
+let available = true;
+before(() => {
+  try {
+    execFileSync('unshare', ['-m', 'true']);
+  } catch {
+    available = false;
+  }
+});
+
+/** A root with the release installed and one kernel it built for. */
+async function hostWithGoodKernel(conf = config()): Promise<GuardRoot> {
+  const root = await guardRoot(kernelGuardScript(SRIOV), conf);
+  await root.write('/src/i915-sriov-dkms-2025.07.22/dkms.conf', DKMS_CONF);
+  await root.kernel(GOOD, { headers: true, dkms: true, parms: ['enable_guc', 'max_vfs'] });
+  return root;
+}
+
+const roots: GuardRoot[] = [];
+after(() => Promise.all(roots.map((r) => r.dispose())));
+async function fresh(conf?: string): Promise<GuardRoot> {
+  const root = await hostWithGoodKernel(conf);
+  roots.push(root);
+  return root;
+}
+const record = async (root: GuardRoot) =>
+  parseGuardRecord((await root.read('/var/lib/igpu-split/kernel-guard.state')) ?? '');
+
+test('a kernel outside the release range: installed, the last good kernel pinned, loudly; a later good kernel releases the pin', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.kernel(OUTSIDE, { headers: true, parms: ['enable_guc'] });
+  const run = await root.run([OUTSIDE, `/boot/vmlinuz-${OUTSIDE}`]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, '', 'nothing on stdout: the hook may run under debconf');
+  assert.match(
+    run.stderr,
+    /\*\*\* igpu-split: kernel 6\.17\.2-1-pve would boot WITHOUT the GPU split: i915-sriov-dkms 2025\.07\.22 builds only for kernels/,
+  );
+  assert.match(run.stderr, /fix: use a release whose range holds 6\.17\.2-1-pve/);
+  assert.match(run.stderr, /keeps booting kernel 6\.14\.8-2-pve \(pinned by the igpu-split kernel guard\)/);
+  assert.deepEqual(await root.calls(), [`proxmox-boot-tool kernel pin ${GOOD}`]);
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), `${GOOD}\n`);
+  const pinned = await record(root);
+  assert.equal(pinned?.action, 'pinned');
+  assert.equal(pinned?.verdict, 'breaks');
+  assert.equal(pinned?.boots, GOOD);
+  assert.equal(pinned?.pin?.kernel, GOOD);
+  assert.deepEqual(pinned?.kernels, { [GOOD]: 'keeps', [OUTSIDE]: 'breaks' });
+
+  // Doctor reads the record: a pin holding back one newer kernel is a warning...
+  const context = {
+    guard: {
+      ...NO_GUARD_FACTS,
+      hook: 'x',
+      conf: config(),
+      state: await root.read('/var/lib/igpu-split/kernel-guard.state'),
+      readAt: new Date().toISOString(),
+    },
+    installed: [GOOD, OUTSIDE],
+    pinned: GOOD,
+    nextBootPin: undefined,
+    wanted: true,
+  };
+  const checks = guardChecks(context);
+  assert.equal(checks.find((c) => c.id === 'guard.pin')?.status, 'warn');
+  assert.match(
+    checks.find((c) => c.id === 'guard.pin')?.evidence ?? '',
+    /pinned to 6\.14\.8-2-pve by the igpu-split kernel guard, since .* \(0 days\); 1 newer kernel held back \(6\.17\.2-1-pve\)/,
+  );
+  assert.equal(checks.find((c) => c.id === 'guard.last-check')?.status, 'warn');
+  assert.equal(checks.find((c) => c.id === 'guard.pending')?.status, 'warn');
+  // ...and a failure once older than max_pin_days.
+  const later = new Date(Date.now() + 31 * 24 * 3600 * 1000).toISOString();
+  const old = guardChecks({ ...context, guard: { ...context.guard, readAt: later } });
+  assert.equal(old.find((c) => c.id === 'guard.pin')?.status, 'fail');
+  assert.match(old.find((c) => c.id === 'guard.pin')?.evidence ?? '', /longer than 30 days/);
+
+  // A newer kernel the release builds for: the guard lets it boot and releases its own pin.
+  await root.kernel('6.17.9-1-pve', { headers: true, dkms: true, parms: ['max_vfs'] });
+  await root.write(
+    '/src/i915-sriov-dkms-2026.05.06/dkms.conf',
+    'BUILD_EXCLUSIVE_KERNEL="^(6\\.1[7-9]|7\\.0)"\n',
+  );
+  const good = await root.run(['6.17.9-1-pve']);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stderr, /kernel 6\.17\.9-1-pve keeps the GPU split: released the guard's pin/);
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), undefined);
+  const released = await record(root);
+  assert.equal(released?.action, 'unpinned');
+  assert.equal(released?.pin, undefined);
+});
+
+test('headers missing, or no i915 built: the reason names the file-level cause', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.kernel(LATER, { parms: [] });
+  const noHeaders = await root.run([LATER]);
+  assert.match(
+    noHeaders.stderr,
+    /the headers of kernel 6\.15\.1-1-pve are not installed.*\n.*fix: apt-get install proxmox-headers-6\.15\.1-1-pve/,
+  );
+  await root.kernel(LATER, { headers: true });
+  const notBuilt = await root.run([LATER]);
+  assert.match(notBuilt.stderr, /dkms has not installed i915 for kernel 6\.15\.1-1-pve/);
+  // Built but the i915 that kernel loads has no max_vfs (depmod points at the stock one).
+  await root.kernel(LATER, { headers: true, dkms: true, parms: ['enable_guc'] });
+  const stock = await root.run([LATER]);
+  assert.match(stock.stderr, /modinfo -k 6\.15\.1-1-pve -F parm i915 lists no max_vfs/);
+  // Each time the good kernel stays pinned (set once, then kept).
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), `${GOOD}\n`);
+});
+
+test('strict mode fails the configure step with how to recover; nothing is pinned', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh(config(true));
+  await root.kernel(OUTSIDE, { headers: true });
+  const run = await root.run([OUTSIDE, `/boot/vmlinuz-${OUTSIDE}`]);
+  assert.equal(run.code, 1);
+  assert.match(
+    run.stderr,
+    /strict mode: this stops the configure step of proxmox-kernel-6\.17\.2-1-pve-signed/,
+  );
+  assert.match(
+    run.stderr,
+    /dpkg --configure -a, or remove that kernel \(apt remove proxmox-kernel-6\.17\.2-1-pve-signed\)/,
+  );
+  assert.deepEqual(await root.calls(), []);
+  assert.equal((await record(root))?.action, 'refused');
+});
+
+test('someone else’s pin is never changed: only the next boot goes to the good kernel', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.kernel(OUTSIDE, { headers: true });
+  await root.write('/etc/kernel/proxmox-boot-pin', `${OUTSIDE}\n`);
+  const run = await root.run([OUTSIDE]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), `${OUTSIDE}\n`, 'the user’s pin stays');
+  assert.equal(await root.read('/etc/kernel/next-boot-pin'), `${GOOD}\n`);
+  assert.match(run.stderr, /Your pin is left as it is; the NEXT boot only goes to 6\.14\.8-2-pve/);
+  assert.equal((await record(root))?.action, 'next-boot-pinned');
+
+  // A pin of the user's that holds a good kernel: the breaking newer kernel does not boot, nothing to do.
+  const other = await fresh();
+  await other.kernel(OUTSIDE, { headers: true });
+  await other.write('/etc/kernel/proxmox-boot-pin', `${GOOD}\n`);
+  const held = await other.run([OUTSIDE]);
+  assert.equal(held.code, 0);
+  assert.match(
+    held.stderr,
+    /It is not what this machine boots next \(6\.14\.8-2-pve, which keeps the split\), so nothing was pinned/,
+  );
+  assert.deepEqual(await other.calls(), []);
+});
+
+test('the pin cannot be set (/boot full): the configure step stops, so the bad kernel is not made the default', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.kernel(OUTSIDE, { headers: true });
+  await root.write('/test/boot-full', '');
+  const run = await root.run([OUTSIDE]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /No space left on device/);
+  assert.match(run.stderr, /could not pin kernel 6\.14\.8-2-pve .*is \/boot full\? df -h \/boot/);
+  assert.equal((await record(root))?.action, 'pin-failed');
+});
+
+test('no release installed (removed or renamed package), and no kernel that keeps the split', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.remove('/src/i915-sriov-dkms-2025.07.22');
+  const run = await root.run([GOOD]);
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stderr,
+    /no i915-sriov-dkms sources are installed \(\/usr\/src\/i915-sriov-dkms-\*\/dkms\.conf\)/,
+  );
+  assert.match(run.stderr, /Nothing was pinned: a pin cannot help\. The machine still boots\./);
+  assert.deepEqual(await root.calls(), []);
+  assert.equal((await record(root))?.action, 'no-good-kernel');
+});
+
+test('bad input: one line on stderr naming the kernel and what to do', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  const cases: [string[], RegExp][] = [
+    [[], /^igpu-split kernel guard: usage: \/guard KERNEL-VERSION/],
+    [['a', 'b', 'c'], /^igpu-split kernel guard: usage:/],
+    [
+      ['--help'],
+      /^igpu-split kernel guard: '--help' is not a kernel version: give the version of an installed kernel/,
+    ],
+    [['../../etc'], /is not a kernel version/],
+    [
+      ['6.99.0-1-pve'],
+      /^igpu-split kernel guard: kernel 6\.99\.0-1-pve is not installed \(no \/boot\/vmlinuz-6\.99\.0-1-pve\)/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const run = await root.run(args);
+    assert.equal(run.code, 2, args.join(' '));
+    assert.match(run.stderr, message);
+    assert.equal(run.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${run.stderr}`);
+  }
+  // Settings gone: the kernel installs, and the line says so.
+  await root.remove('/etc/igpu-split/kernel-guard.conf');
+  const noConf = await root.run([GOOD]);
+  assert.equal(noConf.code, 0);
+  assert.match(
+    noConf.stderr,
+    /^igpu-split kernel guard: kernel 6\.14\.8-2-pve not checked: \/etc\/igpu-split\/kernel-guard\.conf is missing/,
+  );
+  // Not a configure (a postinst called for abort-*): nothing to do.
+  const abort = await root.run([GOOD], { DEB_MAINT_PARAMS: "'abort-configure'" });
+  assert.deepEqual([abort.code, abort.stderr], [0, '']);
+  assert.deepEqual(await root.calls(), []);
+});
+
+test('GVT-g and passthrough: the modules the split needs', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const gvt: GuardSpec = { mode: 'gvt-g' };
+  const root = await guardRoot(kernelGuardScript(gvt), config(false, gvt));
+  roots.push(root);
+  await root.kernel('6.8.12-4-pve', { parms: ['enable_gvt'], modules: ['kvmgt'] });
+  await root.kernel('6.14.8-2-pve', { parms: ['enable_guc'] });
+  const run = await root.run(['6.14.8-2-pve']);
+  assert.match(run.stderr, /kernel 6\.14\.8-2-pve has no kvmgt module/);
+  assert.deepEqual(await root.calls(), ['proxmox-boot-tool kernel pin 6.8.12-4-pve']);
+
+  const vfio: GuardSpec = { mode: 'passthrough' };
+  const pass = await guardRoot(kernelGuardScript(vfio), config(false, vfio));
+  roots.push(pass);
+  await pass.kernel('6.14.8-2-pve', { modules: ['vfio', 'vfio_iommu_type1', 'vfio_pci'] });
+  const ok = await pass.run(['6.14.8-2-pve']);
+  assert.equal(ok.code, 0);
+  assert.equal(ok.stderr, '');
+  assert.equal((await record(pass))?.verdict, 'keeps');
+});
