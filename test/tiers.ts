@@ -86,6 +86,7 @@ export const TIERS = {
     'test/knowledge/i915-sriov-dkms.test.ts',
     'test/knowledge/igpu.test.ts',
     'test/knowledge/kernel-pins.test.ts',
+    'test/knowledge/kernel-upgrade.test.ts',
     'test/knowledge/pins.test.ts',
     'test/knowledge/snapshots.test.ts',
     'test/mapping/mapping.test.ts',
