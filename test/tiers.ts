@@ -69,6 +69,7 @@ export const TIERS = {
     'test/guest/talos-version.test.ts',
     'test/guest/talos.test.ts',
     'test/guest/talos-sriov.test.ts',
+    'test/guest/ubuntu-guard.test.ts',
     'test/guest/ubuntu-plan.test.ts',
     'test/guest/ubuntu-sriov.test.ts',
     'test/host/gather.test.ts',

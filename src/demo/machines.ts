@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandHandler, DirectoryHost } from '../access/directory-host.ts';
 import type { CommandResult } from '../access/host.ts';
@@ -73,7 +73,9 @@ export function ubuntuGuest(after: string): CommandHandler {
     }
     // The SR-IOV guest's steps are `&&` chains of file moves, the download, dpkg -i and the
     // boot refresh: the "after" tree the apt step laid down holds what dpkg and dkms leave.
-    if (!command.includes('apt-get') && command.includes(' && ')) return chain(host, command.split(' && '));
+    // Rollback's removal of the kernel guard is one `rm -f` when no update-grub follows.
+    if (!command.includes('apt-get') && (command.includes(' && ') || command.startsWith('rm ')))
+      return chain(host, command.split(' && '));
     if (command === 'systemctl reboot') {
       if (await exists(marker(host))) await boot(host, after, ['proc', 'sys', 'dev']);
       else await writeFile(host.under(BOOT_ID), `${randomUUID()}\n`);
@@ -91,7 +93,8 @@ async function chain(host: DirectoryHost, commands: string[]): Promise<CommandRe
     if (verb === 'mkdir') await mkdir(path(0), { recursive: true });
     else if (verb === 'cp') await copyFile(path(0), path(1));
     else if (verb === 'mv') await rename(path(0), path(1));
-    else if (verb === 'rm') await rm(path(0), { force: true });
+    else if (verb === 'rm') for (const at of args.keys()) await rm(path(at), { force: true });
+    else if (verb === 'chmod') await chmod(path(1), Number.parseInt(args[0] ?? '644', 8));
     // The demo never downloads: a placeholder stands for the release package.
     else if (verb === 'wget' && args[0] === '-O')
       await writeFile(path(1), 'igpu-split demo: not downloaded\n');

@@ -33,5 +33,7 @@ export function attachmentOf(lab: Lab, vm: NodeVm, host?: HostGpu): GuestAttachm
     forceProbe: host?.route?.forceProbe ?? false,
     explicit: entry?.mode === 'sriov',
     ...(guestPackage ? { guestPackage } : {}),
+    // A guest that carries i915-sriov-dkms gets the kernel guard with the lab's settings.
+    kernelGuard: lab.kernelGuard,
   };
 }

@@ -32,6 +32,8 @@ export interface VfAttachment {
   explicit: boolean;
   /** The i915-sriov-dkms release package for Ubuntu guests (lab sriov.guestDriver, else hostDriver). */
   guestPackage?: DriverPackage;
+  /** The lab's kernelGuard settings for a guest that gets the kernel guard (absent: not strict, 30 days). */
+  kernelGuard?: { strict: boolean; maxPinDays: number };
 }
 
 /** The attachment a guest gets when nothing says otherwise: today's GVT-g mdev. */

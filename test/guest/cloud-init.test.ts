@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { NEEDS_REBOOT, ubuntuUserData } from '../../src/guest/ubuntu/cloud-init.ts';
+import { guardFiles } from '../../src/guest/ubuntu/guard.ts';
+import { KERNEL_GUARD_HOOK } from '../../src/host/guard/script.ts';
 
 const CLOUD_INIT = '/usr/bin/cloud-init';
 
@@ -112,7 +114,24 @@ test('on an SR-IOV VF: the DKMS release from its url (checked), the drop-in defe
       permissions: '0644',
       defer: true,
     },
+    // The kernel guard as the guest layer writes it (test/guest/ubuntu-guard.test.ts), settings first.
+    ...guardFiles(VF).map((file) => ({
+      path: file.path,
+      content: file.content,
+      permissions: file.path === KERNEL_GUARD_HOOK ? '0755' : '0644',
+      defer: true,
+    })),
   ]);
+  assert.deepEqual(
+    (config.write_files as { path: string }[]).map((f) => f.path),
+    ['/etc/default/grub.d/99-igpu-split-sriov.cfg', '/etc/igpu-split/kernel-guard.conf', KERNEL_GUARD_HOOK],
+  );
+  assert.match((config.write_files as { content: string }[])[1]?.content ?? '', /^pin=grub-default$/m);
+  // On the xe route the guest runs its own modules: no guard.
+  const xe = parse(ubuntuUserData({ attachment: { ...VF, route: 'xe' }, vm: 'VM 101' })) as {
+    write_files: unknown[];
+  };
+  assert.equal(xe.write_files.length, 1);
   const runcmd = config.runcmd as string[];
   assert.match(
     runcmd[0] ?? '',

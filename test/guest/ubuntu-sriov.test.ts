@@ -9,7 +9,12 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import type { VfAttachment } from '../../src/guest/provider.ts';
-import { gatherUbuntuFacts, SRIOV_GRUB_DROPIN } from '../../src/guest/ubuntu/gather.ts';
+import {
+  gatherUbuntuFacts,
+  SRIOV_GRUB_DROPIN,
+  type UbuntuGuestFacts,
+} from '../../src/guest/ubuntu/gather.ts';
+import { guardFiles } from '../../src/guest/ubuntu/guard.ts';
 import { planUbuntu, ubuntuChecks } from '../../src/guest/ubuntu/plan.ts';
 import { grubDropin } from '../../src/guest/ubuntu/sriov.ts';
 
@@ -32,6 +37,12 @@ const vf = (extra: Partial<VfAttachment> = {}): VfAttachment => ({
   ...extra,
 });
 
+/** The after capture predates the kernel guard (test/guest/ubuntu-guard.test.ts): with it as apply writes it. */
+function guarded(facts: UbuntuGuestFacts): UbuntuGuestFacts {
+  const [conf, hook] = guardFiles(vf()).map((f) => f.content);
+  return { ...facts, guard: { ...facts.guard, files: { ...facts.guard.files, conf, hook } } };
+}
+
 test('before: the cloud image on a VF gets packages, the release from its url (checked), the drop-in, a reboot', async () => {
   const facts = await gatherUbuntuFacts(await guest('ubuntu-2404-sriov-before'));
   assert.equal(facts.kernel.release, '6.8.0-85-generic');
@@ -39,9 +50,9 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
   assert.equal(plan.refused, undefined);
   assert.deepEqual(
     plan.steps.map((s) => s.id.split('/').pop()),
-    ['sriov-packages', 'sriov-driver', 'sriov-built', 'sriov-cmdline', 'reboot'],
+    ['sriov-packages', 'sriov-driver', 'sriov-built', 'guard-conf', 'guard-hook', 'sriov-cmdline', 'reboot'],
   );
-  const [packages, driver, , cmdline, reboot] = plan.steps;
+  const [packages, driver, , , , cmdline, reboot] = plan.steps;
   assert.match(packages?.command ?? '', /apt-get install -y build-essential dkms linux-generic$/);
   assert.equal(
     driver?.command,
@@ -55,7 +66,7 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
   // Nothing before the reboot disturbs the node: until then it boots its previous command line.
   assert.deepEqual(
     plan.steps.map((s) => s.disturbs),
-    [[], [], [], [], ['node-drain', 'guest-reboot']],
+    [[], [], [], [], [], [], ['node-drain', 'guest-reboot']],
   );
   assert.equal(reboot?.command, 'systemctl reboot');
   assert.deepEqual(statuses(plan.checks), {
@@ -66,6 +77,7 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
     'guest.driver': 'fail',
     'guest.render': 'fail',
     'guest.secure-boot': 'pass',
+    'guard.installed': 'warn',
     'guest.k3s': 'pass',
   });
   assert.match(
@@ -80,7 +92,7 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
 });
 
 test('after: i915 from updates/dkms bound to the VF, renderD128, the parameters live: nothing to do', async () => {
-  const facts = await gatherUbuntuFacts(await guest('ubuntu-2404-sriov-after'));
+  const facts = guarded(await gatherUbuntuFacts(await guest('ubuntu-2404-sriov-after')));
   assert.deepEqual(facts.sriov.dkmsI915, ['6.8.0-88-generic']);
   const plan = planUbuntu(facts, { attachment: vf(), vm: 'VM 101' });
   assert.deepEqual(plan.steps, []);
@@ -101,7 +113,7 @@ test('after: i915 from updates/dkms bound to the VF, renderD128, the parameters 
 });
 
 test('resume: a drop-in written before a kill point, without update-grub, is written and applied again', async () => {
-  const facts = await gatherUbuntuFacts(await guest('ubuntu-2404-sriov-after'));
+  const facts = guarded(await gatherUbuntuFacts(await guest('ubuntu-2404-sriov-after')));
   const killed = {
     ...facts,
     sriov: { ...facts.sriov, cmdline: 'ro console=tty1', grubCfg: 'linux /vmlinuz ro console=tty1' },

@@ -33,12 +33,12 @@ export interface UbuntuApplyResult {
 }
 
 /** Logged in as root? (bash's EUID; a login shell without it counts as not root and uses sudo). */
-async function isRoot(guest: HostAccess): Promise<boolean> {
+export async function isRoot(guest: HostAccess): Promise<boolean> {
   return (await guest.run('echo "$EUID"', { timeoutMs: 15_000 })).stdout.trim() === '0';
 }
 
 /** `command` as root: directly for root, else through `sudo -n` (never a password prompt). */
-function rootCommand(root: boolean, command: string): string {
+export function rootCommand(root: boolean, command: string): string {
   return root ? command : `sudo -n sh -c '${command.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -159,10 +159,20 @@ async function applyVfSteps(
     } else if (action.kind === 'write') {
       const staged = `/var/tmp/igpu-split-${process.pid}-${action.path.split('/').pop()}`;
       await current.writeFileAtomic(staged, action.content, { mode: 0o644 });
-      // The rename makes the drop-in whole; update-grub then writes grub.cfg (itself via a temp file).
+      // The rename makes the file whole with its mode set; update-grub then writes grub.cfg
+      // (itself via a temp file). /etc/igpu-split is ours to make.
+      const folder = action.path.slice(0, action.path.lastIndexOf('/'));
+      const mode = (action.mode ?? 0o644).toString(8).padStart(4, '0');
       await run(
         step,
-        `cp ${staged} ${action.path}.new && mv -f ${action.path}.new ${action.path} && rm -f ${staged} && ${action.command}`,
+        [
+          `mkdir -p ${folder}`,
+          `cp ${staged} ${action.path}.new`,
+          `chmod ${mode} ${action.path}.new`,
+          `mv -f ${action.path}.new ${action.path}`,
+          `rm -f ${staged}`,
+          ...(action.command ? [action.command] : []),
+        ].join(' && '),
       );
     } else if (action.kind === 'check-built') {
       const facts = await gatherUbuntuFacts(current);

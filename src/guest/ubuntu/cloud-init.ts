@@ -8,7 +8,9 @@
 // parameters. Module order (cloud-init 22.4.2's /etc/cloud/cloud.cfg, Debian package
 // 22.4.2-1+deb12u4): package-update-upgrade-install, then write-files-deferred, then
 // scripts-user (runcmd), all in the final stage; so the drop-in appears only after the kernel
-// packages' own update-grub ran, and runcmd's dpkg -i finds the headers installed.
+// packages' own update-grub ran, and runcmd's dpkg -i finds the headers installed. The kernel
+// guard (guard.ts) is deferred too: the kernel linux-generic installs is no upgrade to judge,
+// and a guard run before the module's package is there would only record a kernel without it.
 
 import { stringify } from 'yaml';
 import { RefusedError } from '../../core/errors.ts';
@@ -16,6 +18,7 @@ import { releaseOfPackageFile } from '../../knowledge/i915-sriov-dkms.ts';
 import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
 import type { GuestAttachment, VfAttachment } from '../provider.ts';
 import { SRIOV_GRUB_DROPIN } from './gather.ts';
+import { guardFiles, wantsGuard } from './guard.ts';
 import { KERNEL_PACKAGE } from './plan.ts';
 import { grubDropin, PACKAGE_DIR, vfParams } from './sriov.ts';
 
@@ -94,6 +97,14 @@ function vfUserData(
   config.packages = packages;
   config.write_files = [
     { path: SRIOV_GRUB_DROPIN, content: grubDropin(params), permissions: '0644', defer: true },
+    ...(wantsGuard(attachment)
+      ? guardFiles(attachment).map((file) => ({
+          path: file.path,
+          content: file.content,
+          permissions: `0${file.mode.toString(8)}`,
+          defer: true,
+        }))
+      : []),
   ];
   config.runcmd = runcmd;
   config.power_state = {

@@ -12,6 +12,7 @@ import { parseDpkgStatus } from '../../linux/parse/dpkg.ts';
 import { parseOsRelease, parseSecureBootVar } from '../../linux/parse/small-files.ts';
 import { PATHS } from '../../linux/paths.ts';
 import { BOOT_ID } from '../../linux/reboot.ts';
+import { gatherGuestGuard, type UbuntuGuardFacts } from './guard.ts';
 
 export const INTEL = 0x8086;
 
@@ -42,6 +43,8 @@ export interface UbuntuGuestFacts {
   bootId: string | undefined;
   /** What a VF needs (SR-IOV): the running command line, the kernels, what dkms built, our GRUB drop-in. */
   sriov: UbuntuSriovFacts;
+  /** The kernel guard's files, its pin, the kernels in /boot and kernel packages left unfinished. */
+  guard: UbuntuGuardFacts;
 }
 
 export interface UbuntuSriovFacts {
@@ -81,7 +84,7 @@ async function absentAs<T, A>(reading: Promise<T>, absent: A): Promise<T | A> {
 
 export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestFacts> {
   const read = async (path: string) => (await absentAs(guest.readFile(path), undefined))?.toString('utf8');
-  const [osText, release, status, secureBootRaw, bootId, modulesRoot, display, drmEntries] =
+  const [osText, release, status, secureBootRaw, bootId, modulesRoot, display, drmEntries, boot] =
     await Promise.all([
       read(PATHS.osRelease),
       read(PATHS.osrelease),
@@ -91,6 +94,7 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
       absentAs(guest.list('/lib/modules'), []),
       readDisplayDevices(guest),
       absentAs(guest.list('/sys/class/drm'), []),
+      absentAs(guest.list('/boot'), []),
     ]);
   if (!release) {
     throw new TargetError('not a Linux guest: /proc/sys/kernel/osrelease is missing', {
@@ -100,7 +104,10 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
   }
   const kernelRelease = release.trim();
   const kernels = modulesRoot.map((entry) => entry.name).sort(byKernelVersion);
-  const sriov = await gatherSriov(guest, kernels, read);
+  const [sriov, guard] = await Promise.all([
+    gatherSriov(guest, kernels, read),
+    gatherGuestGuard(read, boot, status, kernels),
+  ]);
   const os = parseOsRelease(osText ?? '');
   const withI915 = await Promise.all(
     modulesRoot.map(async (entry) =>
@@ -138,6 +145,7 @@ export async function gatherUbuntuFacts(guest: HostAccess): Promise<UbuntuGuestF
     k3s: Boolean(k3sBinary || k3sServer || k3sAgent),
     bootId: bootId?.trim(),
     sriov,
+    guard,
   };
 }
 

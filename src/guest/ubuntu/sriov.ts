@@ -35,6 +35,7 @@ import {
 import { UBUNTU_PACKAGE } from '../../knowledge/packages.ts';
 import type { VfAttachment } from '../provider.ts';
 import { intelGpu, SRIOV_GRUB_DROPIN, type UbuntuGuestFacts } from './gather.ts';
+import { guardRemoval, guardSteps, guestGuardChecks } from './guard.ts';
 
 /** Where the release package is put on the guest before dpkg -i. */
 export const PACKAGE_DIR = '/var/cache/igpu-split';
@@ -44,8 +45,8 @@ export type UbuntuAction =
   | { kind: 'run'; command: string; timeoutMs: number }
   /** Copy this machine's file to the guest (atomically), then run `command`. */
   | { kind: 'upload'; from: string; to: string; command: string }
-  /** Write a file whole (temp and rename, as root), then run `command`. */
-  | { kind: 'write'; path: string; content: string; command: string }
+  /** Write a file whole with `mode` (0644 unless said; temp and rename, as root), then run `command` if any. */
+  | { kind: 'write'; path: string; content: string; mode?: number; command?: string }
   | { kind: 'reboot' }
   /** After the driver step: dkms must have built i915 for the kernel the guest boots next, or apply stops before the boot changes. */
   | { kind: 'check-built'; release: string; pattern: string };
@@ -179,6 +180,8 @@ export function planUbuntuVf(facts: UbuntuGuestFacts, attachment: VfAttachment, 
       };
   }
   const steps: UbuntuStep[] = [...packageSteps(facts, next), ...driverSteps(facts, chosen, next, notes)];
+  // The guard once the module is built and checked: from here on a new kernel must keep it.
+  steps.push(...guardSteps(facts.guard, attachment, target));
   steps.push(...cmdlineSteps(facts, params, target));
   steps.push(...rebootStep(facts, params, target, 'i915', next));
   return { ...base, steps, checks: [] };
@@ -330,6 +333,8 @@ function planXe(
       'experimental: upstream xe drives this VF only behind xe.force_probe (not officially supported)',
     );
   const steps = [
+    // A guard left from the DKMS route would judge kernels by a module this route does not use.
+    ...guardRemoval(facts.guard, facts.target),
     ...cmdlineSteps(facts, base.params, facts.target),
     ...rebootStep(facts, base.params, facts.target, 'xe', next),
   ].map((s) => (attachment.forceProbe ? { ...s, experimental: true } : s));
@@ -439,5 +444,7 @@ export function vfChecks(facts: UbuntuGuestFacts, attachment: VfAttachment): Che
             facts.secureBoot === false ? 'Secure Boot is off' : 'no UEFI Secure Boot variable (BIOS boot)',
         },
   );
+  // The guard's verdict on kernels installed since (unattended-upgrades' output is read by no one).
+  checks.push(...guestGuardChecks(facts.guard, attachment));
   return checks;
 }
