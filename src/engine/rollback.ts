@@ -1,19 +1,22 @@
-// Every layer's rollback, in reverse order: cluster objects and labels, the VMs' vGPUs
-// (with the machine type and EFI disk they had), the mapping entries, then each host's
-// files (one boot-loader refresh; the reboot is left to the user, and said). Guests keep
-// their kernel package: it does no harm without a vGPU, and removing a kernel is the
-// user's call.
+// Every layer's rollback, in reverse order: cluster objects and labels, the guests' kernel
+// guard, the VMs' vGPUs (with the machine type and EFI disk they had), the mapping entries,
+// then each host's files (one boot-loader refresh; the reboot is left to the user, and
+// said). Guests keep their kernel package: it does no harm without a vGPU, and removing a
+// kernel is the user's call. Their kernel guard goes: left behind, it would pin kernels
+// for a module the guest no longer needs, holding back security fixes.
 
 import { rollbackCluster } from '../cluster/apply.ts';
 import { gpuNodesOf, kubernetesNodeOf } from '../config/derived.ts';
 import type { Lab } from '../config/lab.ts';
+import { TargetError, unlessUnreachable } from '../core/errors.ts';
+import { guestLayer } from '../guest/providers.ts';
 import { rollbackHost } from '../host/rollback.ts';
 import { UBUNTU_PACKAGE } from '../knowledge/packages.ts';
 import { rollbackMapping } from '../mapping/apply.ts';
 import type { ProxmoxApi } from '../proxmox/api.ts';
 import { checkRollbackNotes, rollbackVms } from '../vm/apply.ts';
 import { readMarker } from '../vm/plan.ts';
-import type { LabConnections } from './connections.ts';
+import { guestEnvironment, type LabConnections } from './connections.ts';
 import type { Disturbed } from './disturbances.ts';
 import { drainAroundRestart } from './stages/nodes.ts';
 
@@ -21,6 +24,8 @@ import { drainAroundRestart } from './stages/nodes.ts';
 export interface RollbackReport {
   undone: {
     cluster: string[];
+    /** Guests whose files of ours were removed (the Ubuntu guests' kernel guard). */
+    guest: { vmid: number; removed: string[] }[];
     vm: string[];
     mapping: string[];
     host: { node: string; removed: string[]; rebootNeeded: boolean }[];
@@ -37,7 +42,7 @@ export async function rollbackLab(
   options: { forceStop?: boolean; say?: (line: string) => void } = {},
 ): Promise<RollbackReport> {
   const report: RollbackReport = {
-    undone: { cluster: [], vm: [], mapping: [], host: [] },
+    undone: { cluster: [], guest: [], vm: [], mapping: [], host: [] },
     notes: [],
     log: [],
   };
@@ -53,6 +58,26 @@ export async function rollbackLab(
   // A VM line rollback would refuse stops it before anything, the cluster included, changes.
   await checkRollbackNotes(connections.proxmox, vms, lab.sriov.mapping);
   note(report.undone.cluster, ...(await rollbackCluster(connections.kube, lab.kubernetes, gpuNodesOf(lab))));
+  // Before the VMs lose their GPU and restart: the guests are up and reachable now.
+  for (const vm of lab.vms) {
+    const layer = guestLayer(vm, guestEnvironment(connections));
+    if (!layer?.rollback) continue;
+    const rollback = layer.rollback.bind(layer);
+    try {
+      const removed = await unlessUnreachable(rollback);
+      if (removed instanceof TargetError)
+        note(
+          report.notes,
+          `guest of VM ${vm.vmid}: ${removed.oneLine()}; its kernel guard, if any, stays: run igpu-split rollback again once the guest can be reached`,
+        );
+      else if (removed.length > 0) {
+        report.undone.guest.push({ vmid: vm.vmid, removed });
+        note([], `guest of VM ${vm.vmid}: removed ${removed.join(', ')}`);
+      }
+    } finally {
+      await layer.close();
+    }
+  }
   // A VM restarted by rollback is drained first and uncordoned once Ready, as in apply;
   // each VM's line is said as it is rolled back.
   const rolled = await rollbackVms(connections.proxmox, vms, {

@@ -83,6 +83,12 @@ export interface GuestApplyResult {
 export interface GuestLayer<Facts = unknown, Plan extends GuestPlan = GuestPlan>
   extends Layer<Facts, Plan, GuestApplyResult> {
   close(): Promise<void>;
+  /**
+   * Removes what this guest keeps of ours that does harm without the split (the Ubuntu
+   * guest's kernel guard, which would pin kernels for a module it no longer needs); the
+   * paths removed. Absent: the provider leaves nothing such.
+   */
+  rollback?(): Promise<string[]>;
 }
 
 /**

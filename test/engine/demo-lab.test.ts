@@ -4,8 +4,8 @@
 // between stages and resumed from its journal, and the lab lock.
 
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import type { DemoLab } from '../../src/demo/lab.ts';
@@ -16,6 +16,13 @@ import { planIsEmpty, planLab, planRefusal, planSections } from '../../src/engin
 import { rollbackLab } from '../../src/engine/rollback.ts';
 import { labStatus, renderMermaid, renderStatus } from '../../src/engine/status.ts';
 import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
+import { SRIOV_GRUB_DROPIN } from '../../src/guest/ubuntu/gather.ts';
+import {
+  GUEST_PIN_DROPIN,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+  KERNEL_GUARD_STATE,
+} from '../../src/host/guard/script.ts';
 import { withDemo } from '../support/demo.ts';
 
 const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
@@ -46,7 +53,7 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         'host pve3: 2',
         'host pve4: 11',
         'VM 103 on pve4: 3',
-        'guest of VM 103 (ubuntu, k3s-2): 5',
+        'guest of VM 103 (ubuntu, k3s-2): 7',
         'cluster: 5',
       ],
     );
@@ -85,6 +92,30 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         JSON.stringify(chain.links),
       );
     }
+    // k3s-2 carries i915-sriov-dkms: apply installed its kernel guard. Then unattended-upgrades
+    // installs a kernel the guard refuses (strict): verify shows it for that node, not the others.
+    const k3s2 = demo.description.guestRoots['k3s-2'] as string;
+    assert.equal((await stat(join(k3s2, KERNEL_GUARD_HOOK))).mode & 0o777, 0o755);
+    await mkdir(join(k3s2, dirname(KERNEL_GUARD_STATE)), { recursive: true });
+    await writeFile(
+      join(k3s2, KERNEL_GUARD_STATE),
+      'format=1\nchecked_kernel=6.8.0-90-generic\nchecked_at=2026-11-30T06:25:14Z\nverdict=breaks\n' +
+        'why=dkms has not installed i915 for kernel 6.8.0-90-generic\nfix=run dkms autoinstall -k 6.8.0-90-generic\n' +
+        'action=refused\nboots=6.8.0-88-generic\nstrict=yes\npin_kernel=\npin_kind=\npinned_at=\n' +
+        'kernel.6.8.0-88-generic=keeps\nkernel.6.8.0-90-generic=breaks\n',
+    );
+    await writeFile(join(k3s2, GUEST_PIN_DROPIN), 'GRUB_DEFAULT="gnulinux-6.8.0-88-generic-advanced-x"\n');
+    const guarded = await verifyLab(demo.lab, demo.connections, { smoke: false });
+    const guestOf = (vmid: number) =>
+      guarded.find((c) => c.vmid === vmid)?.links.find((l) => l.link === 'guest');
+    assert.equal(guestOf(103)?.status, 'fail');
+    assert.match(
+      guestOf(103)?.evidence ?? '',
+      /^kernel 6\.8\.0-90-generic \(checked 2026-11-30T06:25:14Z\) breaks the GPU split: dkms has not installed i915 .*strict mode stopped/,
+    );
+    assert.match(guestOf(103)?.fix ?? '', /dpkg --configure -a/);
+    assert.equal(guestOf(101)?.status, 'pass');
+    assert.equal(worstOfChains(guarded), 'fail');
     const status = await labStatus(demo.lab, demo.connections);
     assert.match(
       renderStatus(status),
@@ -106,6 +137,13 @@ test('plan → apply → nothing left → verify passes → status → rollback 
     );
     assert.ok(report.undone.mapping.includes('deleted mapping iGPU-VF'), JSON.stringify(report.undone));
     assert.match(report.notes.join('\n'), /guests keep their kernel package/);
+    // The guard goes with its record and pin (GRUB_DEFAULT back to the guest's own); the VF's drop-in stays.
+    assert.deepEqual(report.undone.guest, [
+      { vmid: 103, removed: [KERNEL_GUARD_HOOK, KERNEL_GUARD_CONF, KERNEL_GUARD_STATE, GUEST_PIN_DROPIN] },
+    ]);
+    for (const path of report.undone.guest[0]?.removed ?? [])
+      await assert.rejects(stat(join(k3s2, path)), { code: 'ENOENT' });
+    assert.ok((await stat(join(k3s2, SRIOV_GRUB_DROPIN))).isFile());
     const after = await verifyLab(demo.lab, demo.connections, { smoke: false });
     for (const chain of after) {
       const status = Object.fromEntries(chain.links.map((l) => [l.link, l.status]));
@@ -113,9 +151,15 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         status,
         chain.vmid === 103
           ? // The driver package is purged: the host's SR-IOV checks fail until it is set up again.
-            { host: 'fail', mapping: 'fail', vm: 'fail', guest: 'pass', cluster: 'fail' }
+            // The guest still carries the module, now without its guard: a warning, apply puts it back.
+            { host: 'fail', mapping: 'fail', vm: 'fail', guest: 'warn', cluster: 'fail' }
           : { host: 'warn', mapping: 'fail', vm: 'fail', guest: 'pass', cluster: 'fail' },
       );
+      if (chain.vmid === 103)
+        assert.match(
+          chain.links.find((l) => l.link === 'guest')?.evidence ?? '',
+          /^the kernel guard is not installed/,
+        );
     }
   });
 });

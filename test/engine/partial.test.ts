@@ -24,6 +24,7 @@ import {
   planSections,
   unreachableRefusal,
 } from '../../src/engine/plan.ts';
+import { rollbackLab } from '../../src/engine/rollback.ts';
 import { exitCodeOf, verifyLab, worstOfChains } from '../../src/engine/verify.ts';
 import { withDemo } from '../support/demo.ts';
 
@@ -66,7 +67,7 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
         'host pve3: 2',
         'host pve4: 11',
         'VM 103 on pve4: 3',
-        'guest of VM 103 (ubuntu, k3s-2): 5',
+        'guest of VM 103 (ubuntu, k3s-2): 7',
         'cluster: 5',
       ],
     );
@@ -246,6 +247,37 @@ test('a host slow to answer: the gathering before the plan says what it still wa
     assert.ok(
       gathering.some((line) => /^gathering: still waiting for host pve2\b/.test(line)),
       gathering.join('\n') || 'no gathering line',
+    );
+  });
+});
+
+test('rollback with a guest that cannot be reached: the rest is rolled back, and a note says its kernel guard stays', async () => {
+  await withDemo(async (demo) => {
+    await applyLab(demo.lab, demo.connections, { labFile: demo.labFile, ...fast });
+    const down = 'ssh://root@k3s-2.demo: cannot connect: connection refused';
+    const connections: LabConnections = {
+      ...demo.connections,
+      guest: (vm) =>
+        vm.vmid === 103
+          ? Promise.reject(new TargetError(down, { fix: 'check sshd runs in VM 103', nothingChanged: true }))
+          : demo.connections.guest(vm),
+    };
+    const report = await rollbackLab(demo.lab, connections);
+    assert.deepEqual(report.undone.guest, []);
+    assert.ok(
+      report.notes.some(
+        (n) => n.startsWith(`guest of VM 103: ${down}`) && /its kernel guard, if any, stays/.test(n),
+      ),
+      report.notes.join('\n'),
+    );
+    // The VMs, the mappings and the hosts were rolled back all the same.
+    assert.ok(report.undone.vm.length > 0, JSON.stringify(report.undone));
+    assert.ok(report.undone.host.length > 0, JSON.stringify(report.undone));
+    // Reached again, the guard goes: a second rollback finishes the job.
+    const again = await rollbackLab(demo.lab, demo.connections);
+    assert.deepEqual(
+      again.undone.guest.map((g) => g.vmid),
+      [103],
     );
   });
 });

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import type { HostAccess } from '../../access/host.ts';
 import type { UbuntuVm } from '../../config/lab.ts';
 import { type GuestLayer, type GuestPlan, type GuestProvider, MDEV } from '../provider.ts';
-import { applyUbuntuPlan } from './apply.ts';
+import { applyUbuntuPlan, isRoot, rootCommand } from './apply.ts';
 import { ubuntuUserData } from './cloud-init.ts';
 import { gatherUbuntuFacts, type UbuntuGuestFacts } from './gather.ts';
+import { rollbackGuestGuard } from './guard.ts';
 import { planUbuntu, type UbuntuPlan, ubuntuChecks } from './plan.ts';
 
 export const ubuntuProvider: GuestProvider<UbuntuVm> = {
@@ -57,6 +58,13 @@ export const ubuntuProvider: GuestProvider<UbuntuVm> = {
       },
       verify: async () =>
         ubuntuChecks(await gatherUbuntuFacts(await open()), environment.attachment?.(vm) ?? MDEV),
+      rollback: async () => {
+        const guest = await open();
+        const { removed } = await rollbackGuestGuard(guest, async (command) =>
+          rootCommand(await isRoot(guest), command),
+        );
+        return removed;
+      },
       close: async () => {
         const open = shell;
         shell = undefined;
