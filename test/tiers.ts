@@ -27,6 +27,7 @@ export const TIERS = {
   bootchain: ['test/bootchain/bootchain.test.ts', 'test/bootchain/sriov.test.ts'],
   // In process or with short-lived helpers: simulators, kubectl, cloud-init, python3, sh.
   // lock.test.ts ends a sleeping child when done: the lock's owner, not a kill point.
+  // guard-grub.test.ts runs sh in a mount namespace of its own (unshare -m), under a second.
   fast: [
     // The longest first (each 10–30 s on this 2-core machine), the rest beside them.
     'test/security/secrets.test.ts',
@@ -66,6 +67,7 @@ export const TIERS = {
     'test/formats/lab.test.ts',
     'test/formats/vm.test.ts',
     'test/guest/cloud-init.test.ts',
+    'test/guest/guard-grub.test.ts',
     'test/guest/talos-version.test.ts',
     'test/guest/talos.test.ts',
     'test/guest/talos-sriov.test.ts',
