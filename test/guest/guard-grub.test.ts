@@ -128,7 +128,7 @@ test('the guest guard pins the last kernel with i915 from dkms through GRUB_DEFA
       join(dir, 'kernel-guard.conf'),
       kernelGuardConfig({ spec: GUEST_GUARD_SPEC, strict: false, pinWith: 'grub-default', maxPinDays: 30 }),
     );
-    await writeFile(join(dir, 'hook'), kernelGuardScript(GUEST_GUARD_SPEC));
+    await writeFile(join(dir, 'hook'), kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'));
     await writeFile(join(dir, 'grub-88-90.cfg'), grubCfg(['6.8.0-90-generic', '6.8.0-88-generic']));
     await writeFile(
       join(dir, 'grub-88-91.cfg'),
@@ -168,7 +168,7 @@ test('the guest guard pins the last kernel with i915 from dkms through GRUB_DEFA
     const checks = guestGuardChecks(
       {
         files: {
-          hook: kernelGuardScript(GUEST_GUARD_SPEC),
+          hook: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'),
           conf: await readFile(join(dir, 'kernel-guard.conf'), 'utf8'),
           state: await out(1, 'state'),
           readAt: new Date().toISOString(),

@@ -53,7 +53,7 @@ const statuses = (checks: { id: string; status: string }[]) =>
 /** What the guest's guard files hold when apply wrote them with these lab settings. */
 const written = (strict = false, maxPinDays = 30) => ({
   conf: kernelGuardConfig({ spec: GUEST_GUARD_SPEC, strict, pinWith: 'grub-default', maxPinDays }),
-  hook: kernelGuardScript(GUEST_GUARD_SPEC),
+  hook: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'),
 });
 
 function withGuard(facts: UbuntuGuestFacts, files: Partial<UbuntuGuestFacts['guard']['files']>, more = {}) {

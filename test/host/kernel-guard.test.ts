@@ -13,7 +13,7 @@ import { kernelGuardConfig, kernelGuardScript } from '../../src/host/guard/scrip
 import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/host/guard/state.ts';
 import { type GuardRoot, guardRoot } from '../support/guard-root.ts';
 
-const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms', headersPackage: 'proxmox-headers-' };
+const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
 const config = (strict = false, spec: GuardSpec = SRIOV) =>
   kernelGuardConfig({ spec, strict, pinWith: 'proxmox-boot-tool', maxPinDays: 30 });
 
@@ -113,6 +113,21 @@ test('a kernel outside the release range: installed, the last good kernel pinned
   const released = await record(root);
   assert.equal(released?.action, 'unpinned');
   assert.equal(released?.pin, undefined);
+});
+
+test('run by hand on a host that boots from ESPs, a pin change is refreshed at once; under dpkg the later hooks do it', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.write('/etc/kernel/proxmox-boot-uuids', 'ABCD-1234 uefi\n');
+  await root.kernel(OUTSIDE, { headers: true });
+  await root.run([OUTSIDE], { DPKG_MAINTSCRIPT_PACKAGE: `proxmox-kernel-${OUTSIDE}-signed` });
+  assert.deepEqual(await root.calls(), [`proxmox-boot-tool kernel pin ${GOOD}`]);
+  await root.remove('/etc/kernel/proxmox-boot-pin');
+  await root.run([OUTSIDE]);
+  assert.deepEqual((await root.calls()).slice(1), [
+    `proxmox-boot-tool kernel pin ${GOOD}`,
+    'proxmox-boot-tool refresh',
+  ]);
 });
 
 test('headers missing, or no i915 built: the reason names the file-level cause', async (t) => {

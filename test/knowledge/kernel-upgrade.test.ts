@@ -69,11 +69,7 @@ test('pins: the files proxmox-boot-tool keeps them in, and the commands that set
 test('a guest pins with the GRUB_DEFAULT entry proxmox-boot-tool writes, in a drop-in of its own', () => {
   // set_grub_default: "gnulinux-advanced-${root_devid}>gnulinux-${kver}-advanced-${root_devid}".
   const entry = facts.pins.grubEntry.replaceAll('${root_devid}', '$id').replace('${kver}', '$good');
-  const script = kernelGuardScript({
-    mode: 'sriov',
-    route: 'i915-sriov-dkms',
-    headersPackage: 'linux-headers-',
-  });
+  const script = kernelGuardScript({ mode: 'sriov', route: 'i915-sriov-dkms' }, 'ubuntu');
   assert.ok(script.includes(`entry="${entry}"`), `the guard writes ${entry}`);
   assert.equal(dirname(GUEST_PIN_DROPIN), dirname(facts.pins.grubSnippet));
   assert.notEqual(GUEST_PIN_DROPIN, facts.pins.grubSnippet, 'never the file proxmox-boot-tool owns');

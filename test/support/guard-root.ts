@@ -35,6 +35,7 @@ case "$1 $2" in
   'kernel unpin')
     rm -f /etc/kernel/next-boot-pin
     [ "\${3:-}" = --next-boot ] || rm -f /etc/kernel/proxmox-boot-pin ;;
+  'refresh ') ;;
   *) echo "stand-in: $*" >&2; exit 2 ;;
 esac
 `;

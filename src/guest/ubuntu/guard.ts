@@ -32,12 +32,8 @@ import { parseDpkgUnfinished } from '../../linux/parse/dpkg.ts';
 import type { VfAttachment } from '../provider.ts';
 import type { UbuntuStep } from './sriov.ts';
 
-/** What a guest's kernels must have: the DKMS module built for them, Ubuntu's headers package. */
-export const GUEST_GUARD_SPEC: GuardSpec = {
-  mode: 'sriov',
-  route: 'i915-sriov-dkms',
-  headersPackage: 'linux-headers-',
-};
+/** What a guest's kernels must have: the DKMS module built for them (messages name Ubuntu's packages). */
+export const GUEST_GUARD_SPEC: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
 
 /** The lab's kernelGuard settings when the attachment carries none: not strict, 30 days. */
 export const DEFAULT_GUARD_SETTINGS = { strict: false, maxPinDays: DEFAULT_MAX_PIN_DAYS } as const;
@@ -69,7 +65,7 @@ export function guardFiles(attachment: VfAttachment): { path: string; content: s
       }),
       mode: 0o644,
     },
-    { path: KERNEL_GUARD_HOOK, content: kernelGuardScript(GUEST_GUARD_SPEC), mode: 0o755 },
+    { path: KERNEL_GUARD_HOOK, content: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'), mode: 0o755 },
   ];
 }
 
@@ -206,6 +202,7 @@ export function guestGuardChecks(guard: UbuntuGuardFacts, attachment: VfAttachme
     // GRUB's one-time choice (grub-reboot) is not the guard's way in a guest.
     nextBootPin: undefined,
     wanted: wantsGuard(attachment),
+    unpin: `rm ${GUEST_PIN_DROPIN}; update-grub`,
     ...(attachment.kernelGuard ? { maxPinDays: attachment.kernelGuard.maxPinDays } : {}),
   });
 }

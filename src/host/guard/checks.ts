@@ -25,6 +25,8 @@ export interface GuardContext {
   wanted: boolean;
   /** The lab's pin age limit; else the guard's settings', else 30 days. */
   maxPinDays?: number;
+  /** How a pin is released here (default: proxmox-boot-tool's). */
+  unpin?: string;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -180,7 +182,7 @@ function pinCheck(
   const heldBack = `${newer.length} newer kernel${newer.length > 1 ? 's' : ''} held back (${newer.join(', ')}): their security fixes wait`;
   const fix = ours
     ? `make the newest kernel keep the split (${record?.fix || 'see guard.last-check'}), then run ${KERNEL_GUARD_HOOK} ${newer.at(-1)}: it releases the pin`
-    : `unpin when a newer kernel keeps the split (proxmox-boot-tool kernel unpin)`;
+    : `unpin when a newer kernel keeps the split (${context.unpin ?? 'proxmox-boot-tool kernel unpin'})`;
   if (days !== undefined && !Number.isNaN(days) && days > maxDays)
     return {
       id: 'guard.pin',

@@ -18,7 +18,7 @@ import { MODULE } from '../../knowledge/kernel.ts';
 
 export type Requirement =
   /** dkms can build for K: its headers are installed. */
-  | { kind: 'headers'; headersPackage: string; module: string }
+  | { kind: 'headers'; module: string }
   /** K lies in the BUILD_EXCLUSIVE_KERNEL range of an installed release of `package`. */
   | { kind: 'dkms-range'; package: string }
   /** dkms installed `module` for K. */
@@ -34,12 +34,7 @@ export type Requirement =
 export type GuardSpec =
   | { mode: 'gvt-g' }
   | { mode: 'passthrough' }
-  | {
-      mode: 'sriov';
-      route: 'i915-sriov-dkms';
-      /** The headers package's name before the kernel release (proxmox-headers- on Proxmox, linux-headers- on Ubuntu). */
-      headersPackage: string;
-    }
+  | { mode: 'sriov'; route: 'i915-sriov-dkms' }
   | { mode: 'sriov'; route: 'xe'; forceProbe: boolean };
 
 /** The SR-IOV specs (a route's). */
@@ -50,6 +45,31 @@ export type SriovGuardSpec = Extract<GuardSpec, { mode: 'sriov' }>;
  * (proxmox/pve-kernel debian/control.in @ 6e44995b).
  */
 export const PROXMOX_HEADERS_PREFIX = 'proxmox-headers-';
+
+/** Where the guard runs: a Proxmox host, or an Ubuntu guest (no proxmox-boot-tool there). */
+export type GuardPlatform = 'proxmox' | 'ubuntu';
+
+/**
+ * What the messages name per platform: the headers package of a kernel release and the
+ * package that keeps them coming for later kernels, and how to boot another kernel.
+ * Ubuntu: linux-headers-generic depends on linux-headers-${kernel-abi-version}-generic, the
+ * `uname -r` of a generic kernel (pexip/os-linux-meta debian/control @ f8f87010); linux-generic
+ * brings it (the guest layer installs linux-generic).
+ */
+export const PLATFORM_TEXT: Readonly<
+  Record<GuardPlatform, { headersPackage: string; headersMeta: string; pin: string }>
+> = {
+  proxmox: {
+    headersPackage: PROXMOX_HEADERS_PREFIX,
+    headersMeta: 'proxmox-default-headers',
+    pin: 'proxmox-boot-tool kernel pin',
+  },
+  ubuntu: {
+    headersPackage: 'linux-headers-',
+    headersMeta: 'linux-generic',
+    pin: 'the guard pins it in /etc/default/grub.d/99-igpu-split-kernel-pin.cfg; or remove that kernel',
+  },
+};
 
 /** The out-of-tree driver's package (strongtz/i915-sriov-dkms dkms.conf PACKAGE_NAME @ 2421d3f). */
 const DKMS_PACKAGE = 'i915-sriov-dkms';
@@ -89,7 +109,7 @@ export function splitRequirements(spec: GuardSpec): Requirement[] {
   }
   return [
     { kind: 'dkms-range', package: DKMS_PACKAGE },
-    { kind: 'headers', headersPackage: spec.headersPackage, module: MODULE.i915 },
+    { kind: 'headers', module: MODULE.i915 },
     { kind: 'dkms-module', package: DKMS_PACKAGE, module: MODULE.i915 },
     {
       kind: 'module-parm',
@@ -109,6 +129,7 @@ export interface TextValues {
   kernel: string;
   release: string;
   range: string;
+  platform: GuardPlatform;
 }
 
 export interface Shortfall {
@@ -118,34 +139,35 @@ export interface Shortfall {
 
 /** Why kernel K misses a requirement, and what to do: the one wording of plan, doctor and the guard. */
 export function shortfall(req: Requirement, v: TextValues): Shortfall {
+  const on = PLATFORM_TEXT[v.platform];
   switch (req.kind) {
     case 'dkms-range':
       return {
         why: `${req.package} ${v.release} builds only for kernels ${v.range}, not ${v.kernel}: the stock i915 would load and ignore max_vfs`,
-        fix: `use a release whose range holds ${v.kernel}, or boot a kernel in ${v.range} (proxmox-boot-tool kernel pin)`,
+        fix: `use a release whose range holds ${v.kernel}, or boot a kernel in ${v.range} (${on.pin})`,
       };
     case 'headers':
       return {
         why: `the headers of kernel ${v.kernel} are not installed, so dkms cannot build ${req.module} for it`,
-        fix: `apt-get install ${req.headersPackage}${v.kernel} (proxmox-default-headers keeps future kernels covered), then dkms autoinstall -k ${v.kernel}`,
+        fix: `apt-get install ${on.headersPackage}${v.kernel} (${on.headersMeta} keeps future kernels covered), then dkms autoinstall -k ${v.kernel}`,
       };
     case 'dkms-module':
       return {
         why: `dkms has not installed ${req.module} for kernel ${v.kernel} (/lib/modules/${v.kernel}/updates/dkms has no ${req.module}.ko)`,
-        fix: `run dkms autoinstall -k ${v.kernel} on the host and read its log (/var/lib/dkms/${req.package}/${v.release}/build/make.log)`,
+        fix: `run dkms autoinstall -k ${v.kernel} and read its log (/var/lib/dkms/${req.package}/${v.release}/build/make.log)`,
       };
     case 'module-parm':
       return {
         why: `modinfo -k ${v.kernel} -F parm ${req.module} lists no ${req.parm}: ${req.why}`,
         fix:
           req.remedy === 'rebuild'
-            ? `rebuild the module for it (dkms autoinstall -k ${v.kernel}; depmod ${v.kernel}), or boot another kernel (proxmox-boot-tool kernel pin)`
-            : `boot a kernel whose ${req.module} has ${req.parm} (proxmox-boot-tool kernel pin)`,
+            ? `rebuild the module for it (dkms autoinstall -k ${v.kernel}; depmod ${v.kernel}), or boot another kernel (${on.pin})`
+            : `boot a kernel whose ${req.module} has ${req.parm} (${on.pin})`,
       };
     case 'module':
       return {
         why: `kernel ${v.kernel} has no ${req.module} module (modinfo -k ${v.kernel} ${req.module} finds none)`,
-        fix: `boot a kernel that has ${req.module} (proxmox-boot-tool kernel pin), or install the package that ships it for ${v.kernel}`,
+        fix: `boot a kernel that has ${req.module} (${on.pin}), or install the package that ships it for ${v.kernel}`,
       };
     case 'min-kernel':
       return {

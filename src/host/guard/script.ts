@@ -28,6 +28,7 @@
 // - Everything goes to stderr: the hook may run under debconf (Debian Kernel Handbook 8.1).
 
 import {
+  type GuardPlatform,
   type GuardSpec,
   noSourcesShortfall,
   type Requirement,
@@ -86,11 +87,10 @@ function shString(text: string): string {
   return `"${quoted.replaceAll(KERNEL, variable('k')).replaceAll(RELEASE, variable('release')).replaceAll(RANGE, variable('range'))}"`;
 }
 
-const VALUES = { kernel: KERNEL, release: RELEASE, range: RANGE };
-
 /** One requirement as sh: on a miss it sets why and fix and returns 1 from judge. */
-function requirementCheck(req: Requirement): string {
-  const miss = (test: string, texts = shortfall(req, VALUES)) =>
+function requirementCheck(req: Requirement, platform: GuardPlatform): string {
+  const values = { kernel: KERNEL, release: RELEASE, range: RANGE, platform };
+  const miss = (test: string, texts = shortfall(req, values)) =>
     [
       `  if ${test}; then`,
       `    why=${shString(texts.why)}`,
@@ -167,7 +167,7 @@ at_least() {
 };
 
 /** The guard for a host or guest: fixed helpers and decisions around the spec's judge(). */
-export function kernelGuardScript(spec: GuardSpec): string {
+export function kernelGuardScript(spec: GuardSpec, platform: GuardPlatform = 'proxmox'): string {
   const requirements = splitRequirements(spec);
   const kinds = [...new Set(requirements.map((r) => r.kind))];
   const judge = [
@@ -177,7 +177,7 @@ export function kernelGuardScript(spec: GuardSpec): string {
     '  k=$1',
     '  why=',
     '  fix=',
-    ...requirements.map(requirementCheck),
+    ...requirements.map((req) => requirementCheck(req, platform)),
     '  return 0',
     '}',
   ].join('\n');
@@ -349,6 +349,19 @@ if [ "$verdict" = breaks ] && [ "$strict" = yes ]; then
   exit 1
 fi
 
+# refresh_by_hand: run by hand rather than by dpkg (which sets DPKG_MAINTSCRIPT_PACKAGE for
+# maintainer scripts, dpkg(1) ENVIRONMENT, dpkg 1.21.22), no later hook refreshes the boot
+# loader: make a pin change live now. (proxmox-boot-tool pin and unpin run update-grub
+# themselves on a host without an ESP list.)
+refresh_by_hand() {
+  [ -n "\${DPKG_MAINTSCRIPT_PACKAGE:-}" ] && return 0
+  if [ "$pin" = grub-default ]; then
+    update-grub >&2 || say "kernel $kver: update-grub failed; run it before rebooting"
+  elif [ -e /etc/kernel/proxmox-boot-uuids ]; then
+    proxmox-boot-tool refresh >&2 || say "kernel $kver: proxmox-boot-tool refresh failed; run it before rebooting"
+  fi
+}
+
 # unpin_ours: release the guard's own pin, keeping anyone else's next-boot pin.
 unpin_ours() {
   if [ "$pin" = grub-default ]; then
@@ -362,6 +375,7 @@ unpin_ours() {
   our_pin=
   our_kind=
   our_pinned_at=
+  refresh_by_hand
 }
 
 # pin_good KIND: make the guard's pin select $good.
@@ -386,6 +400,7 @@ pin_good() {
   if [ "$our_pin" != "$good" ] || [ "$our_kind" != "$1" ]; then our_pinned_at=$now; fi
   our_pin=$good
   our_kind=$1
+  refresh_by_hand
 }
 
 pin_failed() {

@@ -16,7 +16,6 @@ import type { IgpuPlatformInfo, SriovRoute } from '../../knowledge/igpu-platform
 import { MODULE, PARAM, SRIOV_PARAM } from '../../knowledge/kernel.ts';
 import type { HostFacts } from '../facts.ts';
 import {
-  PROXMOX_HEADERS_PREFIX,
   type Requirement,
   type SriovGuardSpec,
   shortfall,
@@ -84,7 +83,7 @@ export type KernelVerdict = { ok: true; evidence: string } | { ok: false; why: s
 export function routeGuardSpec(choice: RouteChoice): SriovGuardSpec {
   return choice.route === 'xe'
     ? { mode: 'sriov', route: 'xe', forceProbe: choice.forceProbe }
-    : { mode: 'sriov', route: 'i915-sriov-dkms', headersPackage: PROXMOX_HEADERS_PREFIX };
+    : { mode: 'sriov', route: 'i915-sriov-dkms' };
 }
 
 /**
@@ -106,7 +105,7 @@ export function kernelKeepsSplit(
   if (spec.route === 'xe') {
     for (const req of splitRequirements(spec))
       if (req.kind === 'min-kernel' && !atLeast(kernel, req.major, req.minor))
-        return { ok: false, ...shortfall(req, { kernel, release: '', range: '' }) };
+        return { ok: false, ...shortfall(req, { kernel, release: '', range: '', platform: 'proxmox' }) };
     const [major, minor] = choice.forceProbe ? [6, 18] : [6, 17];
     return { ok: true, evidence: `kernel ${kernel} has xe with SR-IOV for this iGPU (${major}.${minor}+)` };
   }
@@ -123,7 +122,12 @@ export function kernelKeepsSplit(
       why: `i915-sriov-dkms ${release.release} names no kernel range (no BUILD_EXCLUSIVE_KERNEL read)`,
       fix: 'use a release igpu-split knows (see docs) or reinstall the package so its dkms.conf is readable',
     };
-  const values = { kernel, release: release.release, range: describeRange(pattern) };
+  const values = {
+    kernel,
+    release: release.release,
+    range: describeRange(pattern),
+    platform: 'proxmox' as const,
+  };
   for (const req of splitRequirements(spec)) {
     const missed = missedOnHost(req, facts, kernel, pattern, options.built);
     if (missed) return { ok: false, ...shortfall(req, values) };
