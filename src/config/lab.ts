@@ -141,7 +141,7 @@ export const SriovSchema = z.strictObject({
 
 /**
  * The kernel guard igpu-split installs on hosts and on guests that carry the out-of-tree
- * module (src/host/guard/script.ts): what it does with a kernel that would break the split,
+ * module (src/linux/kernel-guard/script.ts): what it does with a kernel that would break the split,
  * and how long a pin may hold back newer kernels before doctor fails it.
  */
 export const KernelGuardSchema = z.strictObject({

@@ -2,7 +2,7 @@
 // This is the stable shape `doctor --json` reports on; keep additions backwards compatible.
 
 import type { DisplayDeviceFacts, UnidentifiedDevice, UnreadableFile } from '../linux/facts.ts';
-import type { KernelGuardFacts } from './guard/state.ts';
+import type { KernelGuardFacts } from '../linux/kernel-guard/state.ts';
 
 export interface CpuFacts {
   vendor: string;

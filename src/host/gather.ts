@@ -8,6 +8,7 @@ import { IGPU_PLATFORMS } from '../knowledge/igpu-platforms.ts';
 import { I915_PARAM, MODULE } from '../knowledge/kernel.ts';
 import { gatherDisplayDevices } from '../linux/display.ts';
 import type { UnreadableFile } from '../linux/facts.ts';
+import { KERNEL_GUARD_HOOK } from '../linux/kernel-guard/script.ts';
 import { parseCpuinfo } from '../linux/parse/cpuinfo.ts';
 import {
   parseModuleParam,
@@ -21,7 +22,6 @@ import { listOptional, type Read, readOptional, textReader } from '../linux/read
 import type { BootloaderFacts, HostFacts, IommuFacts } from './facts.ts';
 import { gatherKernels, gatherSriovFacts, NO_SRIOV_FACTS } from './gather-sriov.ts';
 import { gatherKernelGuard } from './guard/gather.ts';
-import { KERNEL_GUARD_HOOK } from './guard/script.ts';
 
 /** Modules looked up under /sys/module when /proc/modules is not there. */
 const MODULES_OF_INTEREST: string[] = [

@@ -6,12 +6,12 @@
 import { type HostAccess, isMissing } from '../access/host.ts';
 import { TargetError } from '../core/errors.ts';
 import { HOST_COMMAND } from '../knowledge/packages.ts';
+import { KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from '../linux/kernel-guard/script.ts';
+import { parseGuardRecord } from '../linux/kernel-guard/state.ts';
 import { PATHS } from '../linux/paths.ts';
 import { type HostState, LOCK_FILE, lock, readState, STATE_FILE } from './apply.ts';
 import { parseParams } from './boot/kernel-params.ts';
 import { releasePinCommands } from './guard/plan.ts';
-import { KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from './guard/script.ts';
-import { parseGuardRecord } from './guard/state.ts';
 import { GRUB_DROPIN, MODPROBE_CONF } from './plan.ts';
 import { INITRAMFS_MODULES, withoutInitramfsDriver } from './sriov/files.ts';
 

@@ -22,11 +22,11 @@ import {
   PARAM,
 } from '../knowledge/kernel.ts';
 import type { DisplayDeviceFacts } from '../linux/facts.ts';
+import { guardChecks } from '../linux/kernel-guard/checks.ts';
 import { hex4 } from '../linux/parse/pci.ts';
 import { splitCmdline } from '../linux/parse/small-files.ts';
 import { PATHS } from '../linux/paths.ts';
 import type { HostFacts } from './facts.ts';
-import { guardChecks } from './guard/checks.ts';
 import { sriovChecks } from './sriov/checks.ts';
 import { chooseRoute } from './sriov/route.ts';
 

@@ -22,7 +22,7 @@ import {
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
-} from '../../src/host/guard/script.ts';
+} from '../../src/linux/kernel-guard/script.ts';
 import { withDemo } from '../support/demo.ts';
 
 const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { NEEDS_REBOOT, ubuntuUserData } from '../../src/guest/ubuntu/cloud-init.ts';
 import { guardFiles } from '../../src/guest/ubuntu/guard.ts';
-import { KERNEL_GUARD_HOOK } from '../../src/host/guard/script.ts';
+import { KERNEL_GUARD_HOOK } from '../../src/linux/kernel-guard/script.ts';
 
 const CLOUD_INIT = '/usr/bin/cloud-init';
 

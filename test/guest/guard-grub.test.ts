@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GUEST_GUARD_SPEC, guestGuardChecks, pinnedKernelOf } from '../../src/guest/ubuntu/guard.ts';
+import { knownRelease } from '../../src/knowledge/i915-sriov-dkms.ts';
 import {
   GUEST_PIN_DROPIN,
   KERNEL_GUARD_CONF,
@@ -24,9 +25,8 @@ import {
   KERNEL_GUARD_STATE,
   kernelGuardConfig,
   kernelGuardScript,
-} from '../../src/host/guard/script.ts';
-import { parseGuardRecord } from '../../src/host/guard/state.ts';
-import { knownRelease } from '../../src/knowledge/i915-sriov-dkms.ts';
+} from '../../src/linux/kernel-guard/script.ts';
+import { parseGuardRecord } from '../../src/linux/kernel-guard/state.ts';
 
 const UUID = '6f1d3b52-0c4e-4a8e-9d7b-2e5f8a1c3d90';
 const RELEASE = '2025.07.22';
@@ -137,6 +137,9 @@ test('the guest guard pins the last kernel with i915 from dkms through GRUB_DEFA
     execFileSync('mkdir', ['-p', join(dir, 'bin')]);
     await writeFile(join(dir, 'bin/modinfo'), MODINFO);
     await chmod(join(dir, 'bin/modinfo'), 0o755);
+    // dkms is there (the guard asks only that it is installed; what it built is read from files).
+    await writeFile(join(dir, 'bin/dkms'), '#!/bin/sh\nexit 0\n');
+    await chmod(join(dir, 'bin/dkms'), 0o755);
     const ran = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', SCENARIO, 'sh', dir], {
       encoding: 'utf8',
       timeout: 60_000,

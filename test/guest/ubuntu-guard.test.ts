@@ -29,7 +29,7 @@ import {
   KERNEL_GUARD_STATE,
   kernelGuardConfig,
   kernelGuardScript,
-} from '../../src/host/guard/script.ts';
+} from '../../src/linux/kernel-guard/script.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/guests/', import.meta.url));
 const captured = async (name: string) =>
@@ -60,7 +60,7 @@ function withGuard(facts: UbuntuGuestFacts, files: Partial<UbuntuGuestFacts['gua
   return { ...facts, guard: { ...facts.guard, files: { ...facts.guard.files, ...files }, ...more } };
 }
 
-/** A record in the format the guard's record() writes (src/host/guard/script.ts). */
+/** A record in the format the guard's record() writes (src/linux/kernel-guard/script.ts). */
 function record(fields: Record<string, string>, kernels: Record<string, string>): string {
   const base = {
     format: '1',

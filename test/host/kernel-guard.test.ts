@@ -1,4 +1,4 @@
-// The kernel guard (src/host/guard/script.ts) run for real by sh in a small root of its own
+// The kernel guard (src/linux/kernel-guard/script.ts) run for real by sh in a small root of its own
 // (test/support/guard-root.ts): what it decides, prints, pins and records for kernels that keep
 // the split and kernels that break it, strict mode, someone else's pin, bad input; and what
 // doctor makes of its record. The boot-chain tier runs it under a real kernel package's
@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { guardChecks } from '../../src/host/guard/checks.ts';
-import type { GuardSpec } from '../../src/host/guard/requirements.ts';
-import { kernelGuardConfig, kernelGuardScript } from '../../src/host/guard/script.ts';
-import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/host/guard/state.ts';
+import { guardChecks } from '../../src/linux/kernel-guard/checks.ts';
+import type { GuardSpec } from '../../src/linux/kernel-guard/requirements.ts';
+import { kernelGuardConfig, kernelGuardScript } from '../../src/linux/kernel-guard/script.ts';
+import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/linux/kernel-guard/state.ts';
 import { type GuardRoot, guardRoot } from '../support/guard-root.ts';
 
 const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
@@ -217,6 +217,17 @@ test('no release installed (removed or renamed package), and no kernel that keep
   );
   assert.match(run.stderr, /Nothing was pinned: a pin cannot help\. The machine still boots\./);
   assert.deepEqual(await root.calls(), []);
+  assert.equal((await record(root))?.action, 'no-good-kernel');
+});
+
+test('dkms removed: every kernel falls short, and the line says to install it', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.remove('/shims/dkms');
+  const run = await root.run([GOOD]);
+  assert.equal(run.code, 0);
+  assert.match(run.stderr, /why: dkms is not installed, so nothing builds i915 for kernel 6\.14\.8-2-pve/);
+  assert.match(run.stderr, /fix: apt-get install dkms, then dkms autoinstall -k 6\.14\.8-2-pve/);
   assert.equal((await record(root))?.action, 'no-good-kernel');
 });
 

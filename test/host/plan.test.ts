@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
 import type { HostFacts } from '../../src/host/facts.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
-import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK } from '../../src/host/guard/script.ts';
 import { hostLayer } from '../../src/host/layer.ts';
 import { GRUB_DROPIN, type HostPlan, MODULES_CONF, planHost } from '../../src/host/plan.ts';
+import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK } from '../../src/linux/kernel-guard/script.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
 const facts = async (tree: string) => gatherHostFacts(await new CapturedRoot(tree).open());

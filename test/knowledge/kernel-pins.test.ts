@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { kernelBool, parseParams } from '../../src/host/boot/kernel-params.ts';
-import { NO_GUARD_FACTS } from '../../src/host/guard/state.ts';
 import { planHost } from '../../src/host/plan.ts';
 import {
   BOOT_PARAM,
@@ -19,6 +18,7 @@ import {
   VFIO_PCI_OBJECT,
 } from '../../src/knowledge/kernel.ts';
 import { HOST_COMMAND, HOST_TOOL, HOST_TOOL_PACKAGE, UBUNTU_PACKAGE } from '../../src/knowledge/packages.ts';
+import { NO_GUARD_FACTS } from '../../src/linux/kernel-guard/state.ts';
 
 interface KernelFacts {
   modules: { name: string; object: string; source: string }[];

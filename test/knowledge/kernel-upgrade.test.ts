@@ -7,8 +7,12 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { test } from 'node:test';
 import { releasePinCommands } from '../../src/host/guard/plan.ts';
-import { PROXMOX_HEADERS_PREFIX } from '../../src/host/guard/requirements.ts';
-import { GUEST_PIN_DROPIN, KERNEL_GUARD_HOOK, kernelGuardScript } from '../../src/host/guard/script.ts';
+import { PROXMOX_HEADERS_PREFIX } from '../../src/linux/kernel-guard/requirements.ts';
+import {
+  GUEST_PIN_DROPIN,
+  KERNEL_GUARD_HOOK,
+  kernelGuardScript,
+} from '../../src/linux/kernel-guard/script.ts';
 import { PATHS } from '../../src/linux/paths.ts';
 
 interface KernelUpgradeFacts {

@@ -5,14 +5,14 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GuardSpec } from '../../src/host/guard/requirements.ts';
+import type { GuardSpec } from '../../src/linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
   kernelGuardConfig,
   kernelGuardScript,
-} from '../../src/host/guard/script.ts';
+} from '../../src/linux/kernel-guard/script.ts';
 
 const HOSTS = fileURLToPath(new URL('../fixtures/hosts/', import.meta.url));
 

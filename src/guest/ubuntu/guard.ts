@@ -1,5 +1,5 @@
 // The kernel guard in an Ubuntu guest that carries i915-sriov-dkms (issue 17): the same hook
-// and settings as on a Proxmox host (src/host/guard/script.ts), pinning through GRUB_DEFAULT
+// and settings as on a Proxmox host (src/linux/kernel-guard/script.ts), pinning through GRUB_DEFAULT
 // in a drop-in, since a guest has no proxmox-boot-tool. Here: the plan's steps that write
 // the two files, what rollback removes, what gather reads, and the checks verify shows.
 //
@@ -16,8 +16,8 @@ import { createTwoFilesPatch } from 'diff';
 import type { HostAccess } from '../../access/host.ts';
 import { TargetError } from '../../core/errors.ts';
 import type { Check } from '../../core/model.ts';
-import { guardChecks } from '../../host/guard/checks.ts';
-import type { GuardSpec } from '../../host/guard/requirements.ts';
+import { guardChecks } from '../../linux/kernel-guard/checks.ts';
+import type { GuardSpec } from '../../linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
   GUEST_PIN_DROPIN,
@@ -26,8 +26,8 @@ import {
   KERNEL_GUARD_STATE,
   kernelGuardConfig,
   kernelGuardScript,
-} from '../../host/guard/script.ts';
-import { byKernelVersion, type KernelGuardFacts } from '../../host/guard/state.ts';
+} from '../../linux/kernel-guard/script.ts';
+import { byKernelVersion, type KernelGuardFacts } from '../../linux/kernel-guard/state.ts';
 import { parseDpkgUnfinished } from '../../linux/parse/dpkg.ts';
 import type { VfAttachment } from '../provider.ts';
 import type { UbuntuStep } from './sriov.ts';

@@ -2,11 +2,11 @@
 // pin files were written (a command, only where the access runs commands).
 
 import { type HostAccess, HostError } from '../../access/host.ts';
+import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from '../../linux/kernel-guard/script.ts';
+import { type KernelGuardFacts, NO_GUARD_FACTS } from '../../linux/kernel-guard/state.ts';
 import { parseDpkgUnfinished } from '../../linux/parse/dpkg.ts';
 import { PATHS } from '../../linux/paths.ts';
 import type { Read } from '../../linux/read.ts';
-import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from './script.ts';
-import { type KernelGuardFacts, NO_GUARD_FACTS } from './state.ts';
 
 /** Kernel packages of Proxmox VE 8/9 (proxmox-kernel-*, pve-kernel-* before), Debian and Ubuntu (linux-image-*). */
 export const KERNEL_PACKAGE_PREFIXES = ['proxmox-kernel-', 'pve-kernel-', 'linux-image-'] as const;

@@ -3,10 +3,7 @@
 
 import { createTwoFilesPatch } from 'diff';
 import { HOST_TOOL } from '../../knowledge/packages.ts';
-import type { HostFacts } from '../facts.ts';
-import type { HostStep } from '../plan.ts';
-import { type RouteChoice, routeGuardSpec } from '../sriov/route.ts';
-import type { GuardSpec } from './requirements.ts';
+import type { GuardSpec } from '../../linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
   describeSpec,
@@ -14,8 +11,11 @@ import {
   KERNEL_GUARD_HOOK,
   kernelGuardConfig,
   kernelGuardScript,
-} from './script.ts';
-import type { GuardRecord } from './state.ts';
+} from '../../linux/kernel-guard/script.ts';
+import type { GuardRecord } from '../../linux/kernel-guard/state.ts';
+import type { HostFacts } from '../facts.ts';
+import type { HostStep } from '../plan.ts';
+import { type RouteChoice, routeGuardSpec } from '../sriov/route.ts';
 
 /** What the guard checks on a host of this mode (and SR-IOV route). */
 export function hostGuardSpec(mode: string, route: RouteChoice | undefined): GuardSpec | undefined {

@@ -1,6 +1,6 @@
 // Which SR-IOV driver route a host takes, the kernel parameters it needs, and the one
 // answer to "does kernel K keep the split on this host" (plan, apply and doctor; the kernel
-// guard on the host checks the same requirements, src/host/guard/requirements.ts).
+// guard on the host checks the same requirements, src/linux/kernel-guard/requirements.ts).
 //
 // Decisions:
 // - `auto` never picks an experimental route (SRIOV-FACTS §0: Tiger Lake, Meteor/Arrow Lake,
@@ -14,13 +14,13 @@
 import { buildsFor, describeRange, knownRelease } from '../../knowledge/i915-sriov-dkms.ts';
 import type { IgpuPlatformInfo, SriovRoute } from '../../knowledge/igpu-platforms.ts';
 import { MODULE, PARAM, SRIOV_PARAM } from '../../knowledge/kernel.ts';
-import type { HostFacts } from '../facts.ts';
 import {
   type Requirement,
   type SriovGuardSpec,
   shortfall,
   splitRequirements,
-} from '../guard/requirements.ts';
+} from '../../linux/kernel-guard/requirements.ts';
+import type { HostFacts } from '../facts.ts';
 
 export type RouteName = SriovRoute['route'];
 
@@ -150,6 +150,7 @@ function missedOnHost(
 ): boolean {
   if (req.kind === 'dkms-range') return !buildsFor(pattern, kernel);
   if (!built) return false;
+  if (req.kind === 'dkms-tool') return facts.packages.dkms === undefined;
   if (req.kind === 'headers') return !facts.kernels.withHeaders.includes(kernel);
   if (req.kind === 'dkms-module')
     return !(facts.sriovDriver.dkmsModules[kernel] ?? []).some((file) =>

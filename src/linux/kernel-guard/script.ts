@@ -106,6 +106,8 @@ function requirementCheck(req: Requirement, platform: GuardPlatform): string {
         miss('[ "$in_range" = 2 ]', noSourcesShortfall(req.package, KERNEL)),
         miss('[ "$in_range" = 1 ]'),
       ].join('\n');
+    case 'dkms-tool':
+      return miss('! command -v dkms > /dev/null 2>&1');
     case 'headers':
       return miss('[ ! -e "/lib/modules/$k/build/include" ]');
     case 'dkms-module':
@@ -121,6 +123,7 @@ function requirementCheck(req: Requirement, platform: GuardPlatform): string {
 
 /** The sh function each kind of requirement is tested with (only those a spec needs go in). */
 const HELPERS: Readonly<Record<Requirement['kind'], string>> = {
+  'dkms-tool': '',
   headers: ``,
   'dkms-range': `# range_of PACKAGE KERNEL: 0 when an installed release's BUILD_EXCLUSIVE_KERNEL holds KERNEL
 # (or it names none), 1 when none does, 2 when no release is installed. Sets release, range.
@@ -380,6 +383,11 @@ unpin_ours() {
 
 # pin_good KIND: make the guard's pin select $good.
 pin_good() {
+  # Recorded first: a guard killed after proxmox-boot-tool wrote the pin still knows it as its own.
+  if [ "$our_pin" != "$good" ] || [ "$our_kind" != "$1" ]; then our_pinned_at=$now; fi
+  our_pin=$good
+  our_kind=$1
+  record pinning "$good"
   if [ "$pin" = grub-default ]; then
     id=$(sed -n "s/.*'gnulinux-advanced-\\([^']*\\)'.*/\\1/p" /boot/grub/grub.cfg 2> /dev/null | head -n 1)
     if [ -n "$id" ]; then
@@ -397,9 +405,6 @@ pin_good() {
     proxmox-boot-tool kernel pin "$good" >&2 || return 1
     [ "$(first_line "$pin_file")" = "$good" ] || return 1
   fi
-  if [ "$our_pin" != "$good" ] || [ "$our_kind" != "$1" ]; then our_pinned_at=$now; fi
-  our_pin=$good
-  our_kind=$1
   refresh_by_hand
 }
 

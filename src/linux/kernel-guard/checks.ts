@@ -90,6 +90,10 @@ function lastCheck(guard: KernelGuardFacts, record: GuardRecord | undefined): Ch
     return { id: 'guard.last-check', status: 'pass', evidence: `${at} keeps the GPU split` };
   const outcome: Record<string, { status: Check['status']; after: string }> = {
     pinned: { status: 'warn', after: `the guard pinned ${record.boots}, which boots instead` },
+    pinning: {
+      status: 'fail',
+      after: `the guard stopped while pinning ${record.boots} (interrupted?); whether the pin took is not recorded`,
+    },
     'next-boot-pinned': {
       status: 'warn',
       after: `someone else's pin selects it; the guard set the next boot to ${record.boots}`,

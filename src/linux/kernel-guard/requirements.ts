@@ -17,6 +17,8 @@
 import { MODULE } from '../../knowledge/kernel.ts';
 
 export type Requirement =
+  /** dkms itself is installed (the package, with its kernel hook). */
+  | { kind: 'dkms-tool'; module: string }
   /** dkms can build for K: its headers are installed. */
   | { kind: 'headers'; module: string }
   /** K lies in the BUILD_EXCLUSIVE_KERNEL range of an installed release of `package`. */
@@ -109,6 +111,7 @@ export function splitRequirements(spec: GuardSpec): Requirement[] {
   }
   return [
     { kind: 'dkms-range', package: DKMS_PACKAGE },
+    { kind: 'dkms-tool', module: MODULE.i915 },
     { kind: 'headers', module: MODULE.i915 },
     { kind: 'dkms-module', package: DKMS_PACKAGE, module: MODULE.i915 },
     {
@@ -145,6 +148,11 @@ export function shortfall(req: Requirement, v: TextValues): Shortfall {
       return {
         why: `${req.package} ${v.release} builds only for kernels ${v.range}, not ${v.kernel}: the stock i915 would load and ignore max_vfs`,
         fix: `use a release whose range holds ${v.kernel}, or boot a kernel in ${v.range} (${on.pin})`,
+      };
+    case 'dkms-tool':
+      return {
+        why: `dkms is not installed, so nothing builds ${req.module} for kernel ${v.kernel}`,
+        fix: `apt-get install dkms, then dkms autoinstall -k ${v.kernel}`,
       };
     case 'headers':
       return {

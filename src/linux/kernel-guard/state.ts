@@ -26,6 +26,7 @@ export type GuardAction =
   | 'none'
   | 'unpinned'
   | 'not-default'
+  | 'pinning'
   | 'pinned'
   | 'next-boot-pinned'
   | 'user-pin'
