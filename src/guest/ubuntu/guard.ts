@@ -14,6 +14,7 @@
 
 import { createTwoFilesPatch } from 'diff';
 import type { HostAccess } from '../../access/host.ts';
+import { fileDiff } from '../../core/diff.ts';
 import { TargetError } from '../../core/errors.ts';
 import type { Check } from '../../core/model.ts';
 import { guardChecks } from '../../linux/kernel-guard/checks.ts';
@@ -86,7 +87,7 @@ export function guardSteps(guard: UbuntuGuardFacts, attachment: VfAttachment, ta
         description: hook
           ? `${before === undefined ? 'install' : 'rewrite'} the kernel guard ${file.path}: after dkms, each new kernel is checked for i915 from i915-sriov-dkms, and the last kernel that has it stays the GRUB default (${GUEST_PIN_DROPIN})`
           : `${before === undefined ? 'write' : 'rewrite'} the kernel guard's settings ${file.path}`,
-        diff: createTwoFilesPatch(`a${file.path}`, `b${file.path}`, before ?? '', file.content),
+        diff: fileDiff(file.path, before ?? '', file.content),
         disturbs: [],
         action: { kind: 'write', path: file.path, content: file.content, mode: file.mode },
       };

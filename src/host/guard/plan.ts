@@ -1,7 +1,7 @@
 // The kernel guard in a host plan: its settings and hook written whole, each with its diff,
 // re-written when the mode, route or the lab's kernelGuard settings change.
 
-import { createTwoFilesPatch } from 'diff';
+import { fileDiff } from '../../core/diff.ts';
 import { HOST_TOOL } from '../../knowledge/packages.ts';
 import type { GuardSpec } from '../../linux/kernel-guard/requirements.ts';
 import {
@@ -51,7 +51,7 @@ export function guardSteps(
       id: `host/${target}/${id}`,
       target,
       description: `${path}: ${what}`,
-      diff: createTwoFilesPatch(`a${path}`, `b${path}`, current ?? '', wanted),
+      diff: fileDiff(path, current ?? '', wanted),
       write: { path, content: wanted, mode },
       disturbs: [],
     });

@@ -171,6 +171,18 @@ at_least() {
 
 /** The guard for a host or guest: fixed helpers and decisions around the spec's judge(). */
 export function kernelGuardScript(spec: GuardSpec, platform: GuardPlatform = 'proxmox'): string {
+  // Rendered once per spec and platform: a fleet plan asks for the same script per machine.
+  const key = `${JSON.stringify(spec)} ${platform}`;
+  const known = rendered.get(key);
+  if (known !== undefined) return known;
+  const script = renderScript(spec, platform);
+  rendered.set(key, script);
+  return script;
+}
+
+const rendered = new Map<string, string>();
+
+function renderScript(spec: GuardSpec, platform: GuardPlatform): string {
   const requirements = splitRequirements(spec);
   const kinds = [...new Set(requirements.map((r) => r.kind))];
   const judge = [
