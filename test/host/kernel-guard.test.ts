@@ -6,11 +6,17 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { CapturedRoot } from '../../src/access/captured-root.ts';
+import { gatherHostFacts } from '../../src/host/gather.ts';
+import { verifyHost } from '../../src/host/verify.ts';
 import { guardChecks } from '../../src/linux/kernel-guard/checks.ts';
 import type { GuardSpec } from '../../src/linux/kernel-guard/requirements.ts';
 import { kernelGuardConfig, kernelGuardScript } from '../../src/linux/kernel-guard/script.ts';
 import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/linux/kernel-guard/state.ts';
+import { withKernelGuard } from '../support/fixtures.ts';
 import { type GuardRoot, guardRoot } from '../support/guard-root.ts';
 
 const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
@@ -286,4 +292,64 @@ test('GVT-g and passthrough: the modules the split needs', async (t) => {
   assert.equal(ok.code, 0);
   assert.equal(ok.stderr, '');
   assert.equal((await record(pass))?.verdict, 'keeps');
+});
+
+test('doctor and verify on a host read the guard’s record, its pin and a kernel package dpkg left half-configured', async () => {
+  const tree = await withKernelGuard('i5-8500t-gvt', { mode: 'gvt-g' });
+  try {
+    const kernels = ['6.8.12-4-pve', '6.14.8-2-pve'];
+    for (const k of kernels) {
+      await mkdir(join(tree.root, 'lib/modules', k), { recursive: true });
+      await writeFile(join(tree.root, 'lib/modules', k, 'modules.dep'), '');
+    }
+    await writeFile(join(tree.root, 'etc/kernel/proxmox-boot-pin'), '6.8.12-4-pve\n');
+    await mkdir(join(tree.root, 'var/lib/igpu-split'), { recursive: true });
+    await writeFile(
+      join(tree.root, 'var/lib/igpu-split/kernel-guard.state'),
+      [
+        'format=1',
+        'checked_kernel=6.14.8-2-pve',
+        'checked_at=2026-11-01T10:00:00Z',
+        'verdict=breaks',
+        'why=kernel 6.14.8-2-pve has no kvmgt module (modinfo -k 6.14.8-2-pve kvmgt finds none)',
+        'fix=boot a kernel that has kvmgt (proxmox-boot-tool kernel pin), or install the package that ships it for 6.14.8-2-pve',
+        'action=pinned',
+        'boots=6.8.12-4-pve',
+        'strict=no',
+        'pin_kernel=6.8.12-4-pve',
+        'pin_kind=persistent',
+        'pinned_at=2026-10-01T10:00:00Z',
+        'kernel.6.8.12-4-pve=keeps',
+        'kernel.6.14.8-2-pve=breaks',
+        '',
+      ].join('\n'),
+    );
+    const status = join(tree.root, 'var/lib/dpkg/status');
+    await mkdir(dirname(status), { recursive: true });
+    await writeFile(
+      status,
+      'Package: proxmox-kernel-6.17.2-1-pve-signed\nStatus: install ok half-configured\nVersion: 6.17.2-1\n',
+    );
+    const facts = await gatherHostFacts(await new CapturedRoot(tree.root).open());
+    const checks = Object.fromEntries(verifyHost(facts, undefined).map((c) => [c.id, c]));
+    assert.equal(checks['guard.installed']?.status, 'pass');
+    assert.equal(checks['guard.last-check']?.status, 'warn');
+    assert.match(
+      checks['guard.last-check']?.evidence ?? '',
+      /kernel 6\.14\.8-2-pve \(checked 2026-11-01T10:00:00Z\) breaks the GPU split: kernel 6\.14\.8-2-pve has no kvmgt module \(modinfo .*\); the guard pinned 6\.8\.12-4-pve/,
+    );
+    assert.equal(checks['guard.pending']?.status, 'fail');
+    assert.match(
+      checks['guard.pending']?.evidence ?? '',
+      /proxmox-kernel-6\.17\.2-1-pve-signed is half-configured/,
+    );
+    // Pinned since 2026-10-01 with a newer kernel held back: older than 30 days by any clock that runs this.
+    assert.equal(checks['guard.pin']?.status, 'fail');
+    assert.match(
+      checks['guard.pin']?.evidence ?? '',
+      /pinned to 6\.8\.12-4-pve by the igpu-split kernel guard, since 2026-10-01T10:00:00Z \(\d+ days\), longer than 30 days; 1 newer kernel held back \(6\.14\.8-2-pve\)/,
+    );
+  } finally {
+    await tree.remove();
+  }
 });
