@@ -1,7 +1,8 @@
 // SR-IOV through the boot-chain tier: what an SR-IOV host gets (src/host/sriov/files.ts and
 // route.ts) consumed by the root's real update-grub, update-initramfs, systemd-tmpfiles and
-// dkms. Only the i915 build is a stand-in: a module named i915 with an i915-sriov-dkms
-// dkms.conf whose BUILD_EXCLUSIVE_KERNEL is the real release's (src/knowledge/i915-sriov-dkms.ts).
+// dkms. Only the i915 build is a stand-in (test/support/dkms-module.ts): a module named i915
+// with an i915-sriov-dkms dkms.conf whose BUILD_EXCLUSIVE_KERNEL is the real release's
+// (src/knowledge/i915-sriov-dkms.ts).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -24,6 +25,7 @@ import {
 import { IGPU_PLATFORMS } from '../../src/knowledge/igpu-platforms.ts';
 import { bootchainAvailable, bootchainHost, linuxLines } from '../support/bootchain.ts';
 import { ChrootHost } from '../support/chroot-host.ts';
+import { addRelease, literal, MODULE_C, removeRelease } from '../support/dkms-module.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
 const PF = '0000:00:02.0';
@@ -55,9 +57,6 @@ async function n100Before(root: string): Promise<void> {
 async function withoutCapturedKernel(root: string): Promise<void> {
   await rm(join(root, 'usr/lib/modules/6.8.12-4-pve'), { recursive: true, force: true });
 }
-
-/** A literal string inside a RegExp (kernel releases hold `.` and `+`). */
-const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * The host plan for the N100 with its driver already installed (the fixture's
@@ -177,64 +176,6 @@ test('SR-IOV host files through the real update-grub, update-initramfs and syste
   }
 });
 
-// The stand-in for i915-sriov-dkms's i915: a module that loads and does nothing, named
-// i915 so dkms installs i915.ko where the real package's goes. It carries a module version
-// the way the real one does (strongtz/i915-sriov-dkms @ 26b73a3264c7: Makefile
-// DKMS_MODULE_VERSION := "<release>-sriov" passed as -DDKMS_MODULE_VERSION, and
-// i915_module.c MODULE_VERSION(DKMS_MODULE_VERSION)): Debian 12's dkms 3.0.10 refuses to
-// install a module whose version equals the kernel's own i915's (both none), and says so
-// with exit 0 (check_version_sanity, "exactly matches what is already found in kernel").
-const MODULE_C = `// SPDX-License-Identifier: GPL-2.0
-#include <linux/init.h>
-#include <linux/module.h>
-static int __init stand_in_init(void) { return 0; }
-static void __exit stand_in_exit(void) { }
-module_init(stand_in_init);
-module_exit(stand_in_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("igpu-split test stand-in for the i915 of i915-sriov-dkms");
-MODULE_VERSION(DKMS_MODULE_VERSION);
-`;
-const makefile = (release: DkmsRelease) =>
-  `DKMS_MODULE_VERSION := "${release.release}-sriov"\nccflags-y += -DDKMS_MODULE_VERSION='$(DKMS_MODULE_VERSION)'\nobj-m := i915.o\n`;
-
-/**
- * dkms.conf as the release ships it (strongtz/i915-sriov-dkms dkms.conf @ dc62d91c79bf,
- * release 2025.07.22: BUILT_MODULE_NAME i915, DEST_MODULE_LOCATION /updates, its MAKE and
- * CLEAN lines, AUTOINSTALL), minus kvmgt, with the release's own BUILD_EXCLUSIVE_KERNEL.
- */
-const dkmsConf = (release: DkmsRelease) => `PACKAGE_NAME="${DKMS_PACKAGE}"
-PACKAGE_VERSION="${release.release}"
-
-BUILT_MODULE_NAME[0]="i915"
-DEST_MODULE_LOCATION[0]=/updates
-MAKE[0]="make -C \${kernel_source_dir} M=\${dkms_tree}/\${PACKAGE_NAME}/\${PACKAGE_VERSION}/build"
-CLEAN="make -C \${kernel_source_dir} M=\${dkms_tree}/\${PACKAGE_NAME}/\${PACKAGE_VERSION}/build clean"
-
-AUTOINSTALL=yes
-BUILD_EXCLUSIVE_KERNEL="${release.buildExclusiveKernel}"
-`;
-
-/** The stand-in release's sources where its package puts them, added to dkms as the package's postinst does. */
-async function addRelease(host: ChrootHost, release: DkmsRelease, source: string): Promise<string> {
-  const src = join(host.root, 'usr/src', `${DKMS_PACKAGE}-${release.release}`);
-  await mkdir(src, { recursive: true });
-  await writeFile(join(src, 'dkms.conf'), dkmsConf(release));
-  await writeFile(join(src, 'Makefile'), makefile(release));
-  await writeFile(join(src, 'i915.c'), source);
-  const module = `-m ${DKMS_PACKAGE} -v ${release.release}`;
-  const add = await host.run(`dkms add ${module}`);
-  assert.equal(add.code, 0, add.stderr);
-  return module;
-}
-
-/** Take a release out of dkms and /usr/src again (what removing the package does). */
-async function removeRelease(host: ChrootHost, release: DkmsRelease): Promise<void> {
-  const removed = await host.run(`dkms remove -m ${DKMS_PACKAGE} -v ${release.release} --all`);
-  assert.equal(removed.code, 0, removed.stderr);
-  await rm(join(host.root, 'usr/src', `${DKMS_PACKAGE}-${release.release}`), { recursive: true });
-}
-
 /** The tool's judgement of the kernel, from its real gather of the root. */
 async function judge(host: ChrootHost, kernel: string, release: DkmsRelease) {
   const facts = await gatherHostFacts(host);
@@ -270,7 +211,7 @@ test('real dkms on the stand-in i915: a release outside the kernel range, one in
     await t.test(
       `(a) ${outside.release} (${outside.buildExclusiveKernel}) is skipped for ${kernel}`,
       async () => {
-        const module = await addRelease(host, outside, MODULE_C);
+        const module = await addRelease(host, outside);
         const install = await host.run(`dkms install ${module} -k ${kernel}`);
         // What the kernel's postinst hook runs (/etc/kernel/postinst.d/dkms) and the plain autoinstall.
         const hook = await host.run(`/usr/lib/dkms/dkms_autoinstaller start ${kernel}`);
@@ -294,7 +235,7 @@ test('real dkms on the stand-in i915: a release outside the kernel range, one in
     await t.test(
       `(b) ${inside.release} (${inside.buildExclusiveKernel}) builds i915 for ${kernel}`,
       async () => {
-        const module = await addRelease(host, inside, MODULE_C);
+        const module = await addRelease(host, inside);
         const install = await host.run(`dkms install ${module} -k ${kernel}`);
         t.diagnostic(`dkms install ${oneLine(install)}`);
         assert.equal(install.code, 0, install.stdout + install.stderr);
@@ -317,7 +258,7 @@ test('real dkms on the stand-in i915: a release outside the kernel range, one in
     await t.test(
       `(c) ${inside.release} whose source does not compile fails, and the tool says so`,
       async () => {
-        const module = await addRelease(host, inside, `${MODULE_C}\nthis is not C;\n`);
+        const module = await addRelease(host, inside, { source: `${MODULE_C}\nthis is not C;\n` });
         const install = await host.run(`dkms install ${module} -k ${kernel}`);
         t.diagnostic(`dkms install ${oneLine(install)}`);
         assert.notEqual(install.code, 0);
