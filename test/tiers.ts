@@ -24,7 +24,12 @@ export const TIERS = {
   // stops with SIGTERM when done).
   playground: ['test/readme/readme.test.ts', 'test/playground/manual-step.test.ts'],
   // A Debian root made with debootstrap, where the real boot tools run (test/support/bootchain.ts).
-  bootchain: ['test/bootchain/bootchain.test.ts', 'test/bootchain/sriov.test.ts'],
+  bootchain: [
+    'test/bootchain/bootchain.test.ts',
+    'test/bootchain/kernel-pin.test.ts',
+    'test/bootchain/kernel-upgrade.test.ts',
+    'test/bootchain/sriov.test.ts',
+  ],
   // In process or with short-lived helpers: simulators, kubectl, cloud-init, python3, sh.
   // lock.test.ts ends a sleeping child when done: the lock's owner, not a kill point.
   // guard-grub.test.ts runs sh in a mount namespace of its own (unshare -m), under a second.
