@@ -38,7 +38,7 @@ const SNIPPET = 'etc/default/grub.d/proxmox-kernel-pin.cfg';
 for (const suite of SUITES) {
   test(`${suite}: proxmox-boot-tool kernel pin through the real update-grub and bootctl`, async (t) => {
     if (!bootchainAvailable(t)) return;
-    const { root, remove } = await bootchainHost(undefined, { suite });
+    const { root, stock, remove } = await bootchainHost(undefined, { suite });
     try {
       // A GRUB host as grub-pc's postinst leaves it: Debian's /etc/default/grub and a grub.cfg
       // (zz-update-grub does nothing without one).
@@ -52,7 +52,7 @@ for (const suite of SUITES) {
       await run('update-grub');
       const real = await realKernel(root);
       const fake = fakeKernelVersion(real);
-      const installed = await installFakeKernel(host, { kver: fake, headers: false });
+      const installed = await installFakeKernel(host, { kver: fake, headers: false, stock });
       assert.equal(installed.code, 0, installed.output);
       assert.equal(await dpkgStatus(host, kernelPackage(fake)), 'installed');
       const grub = async () => readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');

@@ -128,7 +128,7 @@ const SCENARIOS: { scenario: Scenario; variant: Variant; headers: boolean }[] = 
 for (const suite of SUITES) {
   test(`${suite}: a new kernel meets i915-sriov-dkms through Debian's real dkms`, async (t) => {
     if (!bootchainAvailable(t)) return;
-    const { root, remove } = await bootchainHost(undefined, { suite });
+    const { root, stock, remove } = await bootchainHost(undefined, { suite });
     try {
       await copyFile(join(root, 'usr/share/grub/default/grub'), join(root, 'etc/default/grub'));
       const host = await new ChrootHost(root, { proc: true }).open();
@@ -167,7 +167,7 @@ for (const suite of SUITES) {
               const build = await host.run(`dkms build -m ${DKMS_PACKAGE} -v ${release.release} -k ${real}`);
               assert.equal(build.code, 0, build.stdout + build.stderr);
             }
-            const installed = await installFakeKernel(host, { kver, headers });
+            const installed = await installFakeKernel(host, { kver, headers, stock });
             t.diagnostic(`${suite} ${scenario}: dpkg -i exit ${installed.code}`);
             const hook = /run-parts: \/etc\/kernel\/postinst\.d\/dkms exited with return code (\d+)/.exec(
               installed.output,

@@ -181,11 +181,14 @@ async function installKernel(root: string, { kernel, kernelFrom }: SuiteRoot): P
  * A fresh copy of a suite's Debian root (bookworm unless asked) with a captured host's files
  * laid over it (none with `undefined`), and the proxmox-boot-tool stand-in as the tool and as
  * the kernel hook /etc/kernel/postinst.d/zz-proxmox-boot, as proxmox-kernel-helper installs both.
+ * `stock` is the cached root it was copied from, to read only: the real kernel's files as its
+ * package installed them, whatever dkms did to the copy since (trixie's dkms moves the stock
+ * i915 of a kernel away when it installs its own).
  */
 export async function bootchainHost(
   fixtureTree: string | undefined,
   options: { suite?: Suite } = {},
-): Promise<{ root: string; suite: Suite; remove: () => Promise<void> }> {
+): Promise<{ root: string; suite: Suite; stock: string; remove: () => Promise<void> }> {
   const suite = options.suite ?? 'bookworm';
   const cached = await ensureRoot(suite);
   const root = await mkdtemp(join(CACHE, `host-${suite}-`));
@@ -211,7 +214,7 @@ export async function bootchainHost(
   // What the tests look for is in either; the size of a `most` initramfs is not tested.
   const conf = join(root, 'etc/initramfs-tools/initramfs.conf');
   await writeFile(conf, (await readFile(conf, 'utf8')).replace(/^MODULES=most$/m, 'MODULES=list'));
-  return { root, suite, remove: () => rm(root, { recursive: true, force: true }) };
+  return { root, suite, stock: cached, remove: () => rm(root, { recursive: true, force: true }) };
 }
 
 /**

@@ -111,7 +111,9 @@ export interface DpkgResult {
 
 /**
  * Build proxmox-kernel-<kver> from the root's real kernel and install it with `dpkg -i` (the
- * host must have /proc: `new ChrootHost(root, { proc: true })`). It ships /boot/vmlinuz-<kver>
+ * host must have /proc: `new ChrootHost(root, { proc: true })`). The kernel's files are read
+ * from `stock` (bootchainHost's: the untouched cached root; the host's own root by default),
+ * since dkms may have moved the stock i915 out of the host's copy. It ships /boot/vmlinuz-<kver>
  * and /boot/config-<kver> (copies of the real kernel's), /lib/modules/<kver>/ with the modules
  * of WANTED and their dependencies, modules.builtin, modules.builtin.modinfo and modules.order,
  * and with `headers` the `build` link to the real kernel's headers (on Proxmox the
@@ -119,20 +121,21 @@ export interface DpkgResult {
  */
 export async function installFakeKernel(
   host: ChrootHost,
-  options: { kver: string; headers: boolean },
+  options: { kver: string; headers: boolean; stock?: string },
 ): Promise<DpkgResult> {
   const { kver, headers } = options;
   const root = host.root;
+  const stock = options.stock ?? root;
   const real = await realKernel(root);
-  const realModules = join(root, 'usr/lib/modules', real);
+  const realModules = join(stock, 'usr/lib/modules', real);
   const work = `/tmp/fake-kernel-${kver}`;
   const tree = join(root, work, 'pkg');
   await rm(join(root, work), { recursive: true, force: true });
   const modules = join(tree, 'lib/modules', kver);
   await mkdir(join(tree, 'DEBIAN'), { recursive: true });
   await mkdir(join(tree, 'boot'), { recursive: true });
-  await cp(join(root, 'boot', `vmlinuz-${real}`), join(tree, 'boot', `vmlinuz-${kver}`));
-  await cp(join(root, 'boot', `config-${real}`), join(tree, 'boot', `config-${kver}`));
+  await cp(join(stock, 'boot', `vmlinuz-${real}`), join(tree, 'boot', `vmlinuz-${kver}`));
+  await cp(join(stock, 'boot', `config-${real}`), join(tree, 'boot', `config-${kver}`));
   for (const file of await moduleClosure(realModules)) {
     await mkdir(dirname(join(modules, file)), { recursive: true });
     await cp(join(realModules, file), join(modules, file));
