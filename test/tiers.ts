@@ -26,6 +26,7 @@ export const TIERS = {
   // A Debian root made with debootstrap, where the real boot tools run (test/support/bootchain.ts).
   bootchain: [
     'test/bootchain/bootchain.test.ts',
+    'test/bootchain/kernel-guard.test.ts',
     'test/bootchain/kernel-pin.test.ts',
     'test/bootchain/kernel-upgrade.test.ts',
     'test/bootchain/sriov.test.ts',
