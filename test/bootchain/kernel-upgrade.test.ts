@@ -11,7 +11,13 @@ import { copyFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DKMS_PACKAGE } from '../../src/knowledge/i915-sriov-dkms.ts';
-import { bootchainAvailable, bootchainHost, SUITES, type Suite } from '../support/bootchain.ts';
+import {
+  bootchainAvailable,
+  bootchainHost,
+  grubDefaultKernel,
+  SUITES,
+  type Suite,
+} from '../support/bootchain.ts';
 import { ChrootHost } from '../support/chroot-host.ts';
 import { addRelease, literal, removeRelease, standInRelease, type Variant } from '../support/dkms-module.ts';
 import {
@@ -203,6 +209,18 @@ for (const suite of SUITES) {
                 );
                 assert.match(log, /i915\.c:\d+:\d+: error: /, 'the build failed on the broken source');
               }
+              // The half-configured kernel is still in /boot: the next update-grub anything runs
+              // (a grub upgrade, apply, another kernel) makes it grub's default, with no initrd,
+              // and no kernel hook (the guard included) has seen it. Retrying its configure
+              // fails the same way.
+              const later = await host.run('update-grub');
+              assert.equal(later.code, 0, later.stderr);
+              const cfg = await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
+              assert.equal(grubDefaultKernel(cfg), kver);
+              assert.doesNotMatch(cfg, new RegExp(`initrd\\s+/boot/initrd\\.img-${literal(kver)}`));
+              const retry = await host.run('dpkg --configure -a');
+              assert.equal(retry.code, 1);
+              assert.equal(await dpkgStatus(host, kernelPackage(kver)), 'half-configured');
             }
             // Out again: the kernel, what its hooks made, the release.
             const purge = await host.run(`dpkg --purge ${kernelPackage(kver)}`);
