@@ -14,10 +14,14 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import type { HostFacts } from '../../src/host/facts.ts';
 import { guardSteps } from '../../src/host/guard/plan.ts';
-import { type GuardSpec, shortfall, splitRequirements } from '../../src/host/guard/requirements.ts';
-import { KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE, kernelGuardScript } from '../../src/host/guard/script.ts';
-import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/host/guard/state.ts';
 import { DKMS_PACKAGE } from '../../src/knowledge/i915-sriov-dkms.ts';
+import { type GuardSpec, shortfall, splitRequirements } from '../../src/linux/kernel-guard/requirements.ts';
+import {
+  KERNEL_GUARD_HOOK,
+  KERNEL_GUARD_STATE,
+  kernelGuardScript,
+} from '../../src/linux/kernel-guard/script.ts';
+import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/linux/kernel-guard/state.ts';
 import {
   bootchainAvailable,
   bootchainHost,
@@ -47,7 +51,7 @@ import {
 import { shellcheck, shellcheckAvailable } from '../support/shellcheck.ts';
 
 // What an N100 host on the i915-sriov-dkms route gets (src/host/sriov/route.ts routeGuardSpec).
-const SPEC: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms', headersPackage: 'proxmox-headers-' };
+const SPEC: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
 const GUARD = 'igpu-split-kernel-guard';
 const HOOKS = ['dkms', GUARD, 'initramfs-tools', 'zz-proxmox-boot', 'zz-systemd-boot', 'zz-update-grub'];
 
@@ -87,7 +91,7 @@ function guardOutput(output: string): string | undefined {
 function why(kind: string, values: { kernel: string; release: string; range: string }): string {
   const req = splitRequirements(SPEC).find((r) => r.kind === kind);
   assert.ok(req, kind);
-  return shortfall(req, values).why;
+  return shortfall(req, { ...values, platform: 'proxmox' }).why;
 }
 
 interface Upgrade {
@@ -319,7 +323,7 @@ for (const suite of SUITES) {
   });
 }
 
-test('every rendered guard has no shellcheck findings', async (t) => {
+test('every rendered guard (each spec, Proxmox and Ubuntu) has no shellcheck findings', async (t) => {
   if (!shellcheckAvailable(t)) return;
   const specs: GuardSpec[] = [
     SPEC,
@@ -330,13 +334,14 @@ test('every rendered guard has no shellcheck findings', async (t) => {
   ];
   const dir = await mkdtemp(join(tmpdir(), 'igpu-guard-shellcheck-'));
   try {
-    for (const [index, spec] of specs.entries()) {
-      const path = join(dir, `guard-${index}`);
-      await writeFile(path, kernelGuardScript(spec));
-      const { code, findings } = shellcheck(path);
-      assert.equal(findings, '', JSON.stringify(spec));
-      assert.equal(code, 0);
-    }
+    for (const [index, spec] of specs.entries())
+      for (const platform of ['proxmox', 'ubuntu'] as const) {
+        const path = join(dir, `guard-${index}-${platform}`);
+        await writeFile(path, kernelGuardScript(spec, platform));
+        const { code, findings } = shellcheck(path);
+        assert.equal(findings, '', `${JSON.stringify(spec)} on ${platform}`);
+        assert.equal(code, 0);
+      }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
