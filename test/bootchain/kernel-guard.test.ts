@@ -1,8 +1,8 @@
-// The kernel guard (src/host/guard/) under a real kernel upgrade: installed in the bookworm and
-// trixie roots as the host plan writes it (guardSteps: the settings file and the hook), then the
+// The kernel guard (src/linux/kernel-guard/) under a real kernel upgrade: installed in the bookworm
+// and trixie roots as the host plan writes it (guardSteps: its settings and its two hooks), then the
 // fake Proxmox kernel (test/support/fake-kernel.ts) installed with dpkg -i meets each stand-in
 // i915-sriov-dkms release (test/support/dkms-module.ts). Its postinst runs the real hooks through
-// run-parts: Debian's dkms, the guard, initramfs-tools, the proxmox-boot-tool stand-in's
+// run-parts: the guard's hook ahead, Debian's dkms, initramfs-tools, the guard's check, the proxmox-boot-tool stand-in's
 // zz-proxmox-boot and the real zz-update-grub; what boots next is read from the real grub.cfg
 // and the real bootctl. Also: shellcheck on every rendered guard.
 
@@ -17,6 +17,7 @@ import { guardSteps } from '../../src/host/guard/plan.ts';
 import { DKMS_PACKAGE } from '../../src/knowledge/i915-sriov-dkms.ts';
 import { type GuardSpec, shortfall, splitRequirements } from '../../src/linux/kernel-guard/requirements.ts';
 import {
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
   kernelGuardScript,
@@ -52,8 +53,17 @@ import { shellcheck, shellcheckAvailable } from '../support/shellcheck.ts';
 
 // What an N100 host on the i915-sriov-dkms route gets (src/host/sriov/route.ts routeGuardSpec).
 const SPEC: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
-const GUARD = 'igpu-split-kernel-guard';
-const HOOKS = ['dkms', GUARD, 'initramfs-tools', 'zz-proxmox-boot', 'zz-systemd-boot', 'zz-update-grub'];
+const AHEAD = 'a-igpu-split-kernel-guard';
+const GUARD = 'z-igpu-split-kernel-guard';
+const HOOKS = [
+  AHEAD,
+  'dkms',
+  'initramfs-tools',
+  GUARD,
+  'zz-proxmox-boot',
+  'zz-systemd-boot',
+  'zz-update-grub',
+];
 
 /**
  * The guard's files as the host plan writes them: guardSteps' write steps (path, content,
@@ -67,7 +77,7 @@ async function installGuard(root: string, strict: boolean): Promise<void> {
   const steps = guardSteps(facts, SPEC, { strict, maxPinDays: 30 });
   assert.deepEqual(
     steps.map((s) => s.write?.path),
-    ['/etc/igpu-split/kernel-guard.conf', KERNEL_GUARD_HOOK],
+    ['/etc/igpu-split/kernel-guard.conf', KERNEL_GUARD_HOOK, KERNEL_GUARD_AHEAD],
   );
   for (const step of steps) {
     const write = step.write;
@@ -78,9 +88,9 @@ async function installGuard(root: string, strict: boolean): Promise<void> {
   }
 }
 
-/** What the guard printed: the lines between run-parts starting it and the next hook. */
-function guardOutput(output: string): string | undefined {
-  const start = output.indexOf(`run-parts: executing /etc/kernel/postinst.d/${GUARD} `);
+/** What a hook printed (the guard's check by default): the lines between run-parts starting it and the next hook. */
+function guardOutput(output: string, hook = GUARD): string | undefined {
+  const start = output.indexOf(`run-parts: executing /etc/kernel/postinst.d/${hook} `);
   if (start < 0) return undefined;
   const body = output.slice(output.indexOf('\n', start) + 1);
   const end = body.search(/^run-parts: /m);
@@ -99,6 +109,8 @@ interface Upgrade {
   output: string;
   ran: string[];
   said: string | undefined;
+  /** What the hook before dkms printed. */
+  aheadSaid: string | undefined;
   status: string;
   record: ReturnType<typeof parseGuardRecord>;
   grubDefault: string | undefined;
@@ -136,6 +148,7 @@ for (const suite of SUITES) {
           output: installed.output,
           ran: hooksRun(installed.output),
           said: guardOutput(installed.output),
+          aheadSaid: guardOutput(installed.output, AHEAD),
           status: await dpkgStatus(host, kernelPackage(kver)),
           record: parseGuardRecord(
             (await readFile(join(root, KERNEL_GUARD_STATE), 'utf8').catch(() => '')) || '',
@@ -154,11 +167,31 @@ for (const suite of SUITES) {
         if (release) await removeRelease(host, release);
       };
       const next = () => fakeKernelVersion(real, 1, ++abi);
+      /**
+       * The dkms hook stopped run-parts after the guard's hook before it and before its check:
+       * the kernel is half-configured, and the pin set ahead keeps the running kernel the
+       * default, also when update-grub runs again later (without the pin, the half-configured
+       * kernel, with no initramfs, became grub's default then).
+       */
+      const heldAhead = async (up: Upgrade, kver: string) => {
+        assert.deepEqual([up.dpkg, up.status, up.ran], [1, 'half-configured', [AHEAD, 'dkms']], up.output);
+        assert.equal(up.aheadSaid, '');
+        assert.equal(up.said, undefined, 'the check never ran');
+        assert.deepEqual(
+          [up.record?.verdict, up.record?.action, up.record?.pin?.kernel, up.record?.checkedKernel],
+          ['pending', 'pinned-ahead', real, kver],
+        );
+        assert.equal((await readFile(join(root, 'etc/kernel/proxmox-boot-pin'), 'utf8')).trim(), real);
+        assert.equal(up.grubDefault, real);
+        assert.ok(!existsSync(join(root, `boot/initrd.img-${kver}`)), 'no initramfs was built for it');
+        await run('update-grub');
+        assert.equal(await grubDefault(), real, 'a later update-grub keeps the pinned kernel the default');
+      };
 
       await installGuard(root, false);
 
       await t.test(
-        'run-parts runs the guard after dkms, before initramfs-tools and the boot loaders',
+        'run-parts runs the guard ahead of dkms, and its check after initramfs-tools, before the boot loaders',
         async () => {
           assert.deepEqual(await postinstHooks(host, fakeKernelVersion(real)), HOOKS);
         },
@@ -166,17 +199,14 @@ for (const suite of SUITES) {
 
       await t.test(
         suite === 'bookworm'
-          ? 'skipped build: dkms 3.0.10 fails the hook first, so the guard never runs; nothing changes what boots'
+          ? 'skipped build: dkms 3.0.10 fails its hook before the check runs; the pin set ahead keeps the running kernel the default, through later update-grub runs too'
           : 'skipped build: the guard pins the running kernel, and update-grub makes it the default',
         async () => {
           const release = await withRelease('skips');
           const kver = next();
           const up = await upgrade(kver, true);
           if (suite === 'bookworm') {
-            assert.deepEqual([up.dpkg, up.status, up.ran], [1, 'half-configured', ['dkms']]);
-            assert.equal(up.said, undefined);
-            assert.equal(up.record, undefined);
-            assert.equal(up.grubDefault, real, 'grub.cfg was not regenerated: the new kernel is not in it');
+            await heldAhead(up, kver);
           } else {
             assert.deepEqual([up.dpkg, up.status, up.ran], [0, 'installed', HOOKS], up.output);
             const reason = why('dkms-range', {
@@ -214,15 +244,11 @@ for (const suite of SUITES) {
       );
 
       await t.test(
-        'failed build: the dkms hook stops run-parts before the guard; the old default boots',
+        'failed build: the dkms hook stops run-parts before the check; the pin set ahead keeps the old default, through later update-grub runs too',
         async () => {
           const release = await withRelease('fails');
           const kver = next();
-          const up = await upgrade(kver, true);
-          assert.deepEqual([up.dpkg, up.status, up.ran], [1, 'half-configured', ['dkms']], up.output);
-          assert.equal(up.said, undefined);
-          assert.equal(up.record, undefined);
-          assert.equal(up.grubDefault, real);
+          await heldAhead(await upgrade(kver, true), kver);
           await undo(kver, release);
         },
       );
@@ -236,10 +262,14 @@ for (const suite of SUITES) {
           const kver = next();
           const up = await upgrade(kver, true);
           assert.deepEqual([up.dpkg, up.status, up.ran], [0, 'installed', HOOKS], up.output);
-          assert.equal(up.said, '');
+          assert.equal(up.aheadSaid, '', 'the pin ahead is quiet');
+          assert.equal(
+            up.said,
+            `igpu-split kernel guard: kernel ${kver} keeps the GPU split: released the guard's pin\n`,
+          );
           assert.deepEqual(
             [up.record?.verdict, up.record?.action, up.record?.boots, up.record?.pin],
-            ['keeps', 'none', kver, undefined],
+            ['keeps', 'unpinned', kver, undefined],
           );
           assert.ok(!existsSync(join(root, 'etc/kernel/proxmox-boot-pin')));
           assert.equal(up.grubDefault, kver);
@@ -273,7 +303,9 @@ for (const suite of SUITES) {
           assert.deepEqual([up.dpkg, up.status, up.ran], [0, 'installed', HOOKS], up.output);
           assert.match(
             up.said ?? '',
-            new RegExp(`Set kernel '${literal(real)}' in /etc/kernel/proxmox-boot-pin`),
+            new RegExp(
+              `This machine keeps booting kernel ${literal(real)} \\(pinned by the igpu-split kernel guard\\)`,
+            ),
           );
           assert.deepEqual([up.record?.action, up.record?.pin?.kernel], ['pinned', real]);
           const list = bootctlList(root);
@@ -292,7 +324,11 @@ for (const suite of SUITES) {
         const kver = next();
         const up = await upgrade(kver, false);
         const pkg = kernelPackage(kver);
-        assert.deepEqual([up.dpkg, up.status, up.ran], [1, 'half-configured', ['dkms', GUARD]], up.output);
+        assert.deepEqual(
+          [up.dpkg, up.status, up.ran],
+          [1, 'half-configured', [AHEAD, 'dkms', 'initramfs-tools', GUARD]],
+          up.output,
+        );
         assert.match(
           up.output,
           new RegExp(`run-parts: /etc/kernel/postinst.d/${GUARD} exited with return code 1`),
@@ -307,9 +343,12 @@ for (const suite of SUITES) {
           up.said ?? '',
           new RegExp(`Then run dpkg --configure -a, or remove that kernel \\(apt remove ${literal(pkg)}\\)`),
         );
-        assert.deepEqual([up.record?.action, up.record?.pin], ['refused', undefined]);
-        assert.ok(!existsSync(join(root, 'etc/kernel/proxmox-boot-pin')));
+        // The pin set ahead stays: a later update-grub cannot make the refused kernel the default.
+        assert.deepEqual([up.record?.action, up.record?.pin?.kernel], ['refused', real]);
+        assert.equal((await readFile(join(root, 'etc/kernel/proxmox-boot-pin'), 'utf8')).trim(), real);
         assert.equal(up.grubDefault, real);
+        await run('update-grub');
+        assert.equal(await grubDefault(), real);
         await undo(kver, release);
         await installGuard(root, false);
       });

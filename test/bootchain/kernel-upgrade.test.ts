@@ -146,18 +146,26 @@ for (const suite of SUITES) {
         assert.equal((await host.run('dkms --version')).stdout.trim(), expected.dkms);
       });
 
-      await t.test('hook order: dkms, then a hook named igpu-split-kernel-guard, then the rest', async () => {
-        const kver = fakeKernelVersion(real);
-        assert.deepEqual(await postinstHooks(host, kver), ALL_HOOKS);
-        const guard = join(root, 'etc/kernel/postinst.d/igpu-split-kernel-guard');
-        await writeFile(guard, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-        assert.deepEqual(await postinstHooks(host, kver), [
-          'dkms',
-          'igpu-split-kernel-guard',
-          ...ALL_HOOKS.slice(1),
-        ]);
-        await rm(guard);
-      });
+      await t.test(
+        'hook order: a hook named a-igpu-split-kernel-guard before dkms, z-igpu-split-kernel-guard after initramfs-tools and before the boot loaders',
+        async () => {
+          const kver = fakeKernelVersion(real);
+          assert.deepEqual(await postinstHooks(host, kver), ALL_HOOKS);
+          const names = ['a-igpu-split-kernel-guard', 'z-igpu-split-kernel-guard'];
+          for (const name of names)
+            await writeFile(join(root, 'etc/kernel/postinst.d', name), '#!/bin/sh\nexit 0\n', {
+              mode: 0o755,
+            });
+          assert.deepEqual(await postinstHooks(host, kver), [
+            'a-igpu-split-kernel-guard',
+            'dkms',
+            'initramfs-tools',
+            'z-igpu-split-kernel-guard',
+            ...ALL_HOOKS.slice(2),
+          ]);
+          for (const name of names) await rm(join(root, 'etc/kernel/postinst.d', name));
+        },
+      );
 
       for (const [index, { scenario, variant, headers }] of SCENARIOS.entries()) {
         const kver = fakeKernelVersion(real, 1, index + 1);

@@ -143,7 +143,11 @@ describe('igpu-split host plan', () => {
     const planned = JSON.parse(old.stdout).result;
     assert.deepEqual(
       planned.steps.map((s: { write?: { path: string } }) => s.write?.path),
-      ['/etc/igpu-split/kernel-guard.conf', '/etc/kernel/postinst.d/igpu-split-kernel-guard'],
+      [
+        '/etc/igpu-split/kernel-guard.conf',
+        '/etc/kernel/postinst.d/z-igpu-split-kernel-guard',
+        '/etc/kernel/postinst.d/a-igpu-split-kernel-guard',
+      ],
     );
     assert.equal(planned.reboot, false);
     const tree = await withKernelGuard('i5-8500t-gvt', { mode: 'gvt-g' });

@@ -21,7 +21,7 @@ test('the demo lab goes through doctor, plan, apply, verify and status, and clea
     result.stdout,
     /pve3 {2}Intel\(R\) Core\(TM\) i7-6700K .*Skylake \(8086:1912, 256 MB aperture\)/,
   );
-  assert.match(result.stdout, /✔ host pve1: 6 changes, reboot/);
+  assert.match(result.stdout, /✔ host pve1: 7 changes, reboot/);
   assert.match(result.stdout, /PASS {2}chain\.102\.smoke/);
   assert.match(result.stdout, /└─ pod default\/jellyfin \(1\)/);
   assert.match(result.stdout, /the chain is complete/);

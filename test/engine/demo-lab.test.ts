@@ -19,6 +19,7 @@ import { verifyLab, worstOfChains } from '../../src/engine/verify.ts';
 import { SRIOV_GRUB_DROPIN } from '../../src/guest/ubuntu/gather.ts';
 import {
   GUEST_PIN_DROPIN,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
@@ -44,16 +45,16 @@ test('plan → apply → nothing left → verify passes → status → rollback 
       [
         'mapping iGPU: 1',
         'mapping iGPU-VF (virtual functions): 0',
-        'host pve1: 6',
+        'host pve1: 7',
         'VM 101 on pve1: 3',
         'guest of VM 101 (ubuntu, k3s-1): 2',
-        'host pve2: 6',
+        'host pve2: 7',
         'VM 102 on pve2: 3',
         'guest of VM 102 (talos, talos-1): 2',
-        'host pve3: 2',
-        'host pve4: 11',
+        'host pve3: 3',
+        'host pve4: 12',
         'VM 103 on pve4: 3',
-        'guest of VM 103 (ubuntu, k3s-2): 7',
+        'guest of VM 103 (ubuntu, k3s-2): 8',
         'cluster: 5',
       ],
     );
@@ -139,7 +140,16 @@ test('plan → apply → nothing left → verify passes → status → rollback 
     assert.match(report.notes.join('\n'), /guests keep their kernel package/);
     // The guard goes with its record and pin (GRUB_DEFAULT back to the guest's own); the VF's drop-in stays.
     assert.deepEqual(report.undone.guest, [
-      { vmid: 103, removed: [KERNEL_GUARD_HOOK, KERNEL_GUARD_CONF, KERNEL_GUARD_STATE, GUEST_PIN_DROPIN] },
+      {
+        vmid: 103,
+        removed: [
+          KERNEL_GUARD_AHEAD,
+          KERNEL_GUARD_HOOK,
+          KERNEL_GUARD_CONF,
+          KERNEL_GUARD_STATE,
+          GUEST_PIN_DROPIN,
+        ],
+      },
     ]);
     for (const path of report.undone.guest[0]?.removed ?? [])
       await assert.rejects(stat(join(k3s2, path)), { code: 'ENOENT' });

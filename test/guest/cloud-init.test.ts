@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { NEEDS_REBOOT, ubuntuUserData } from '../../src/guest/ubuntu/cloud-init.ts';
 import { guardFiles } from '../../src/guest/ubuntu/guard.ts';
-import { KERNEL_GUARD_HOOK } from '../../src/linux/kernel-guard/script.ts';
+import { KERNEL_GUARD_CONF } from '../../src/linux/kernel-guard/script.ts';
 
 const CLOUD_INIT = '/usr/bin/cloud-init';
 
@@ -118,13 +118,18 @@ test('on an SR-IOV VF: the DKMS release from its url (checked), the drop-in defe
     ...guardFiles(VF).map((file) => ({
       path: file.path,
       content: file.content,
-      permissions: file.path === KERNEL_GUARD_HOOK ? '0755' : '0644',
+      permissions: file.path === KERNEL_GUARD_CONF ? '0644' : '0755',
       defer: true,
     })),
   ]);
   assert.deepEqual(
     (config.write_files as { path: string }[]).map((f) => f.path),
-    ['/etc/default/grub.d/99-igpu-split-sriov.cfg', '/etc/igpu-split/kernel-guard.conf', KERNEL_GUARD_HOOK],
+    [
+      '/etc/default/grub.d/99-igpu-split-sriov.cfg',
+      '/etc/igpu-split/kernel-guard.conf',
+      '/etc/kernel/postinst.d/z-igpu-split-kernel-guard',
+      '/etc/kernel/postinst.d/a-igpu-split-kernel-guard',
+    ],
   );
   assert.match((config.write_files as { content: string }[])[1]?.content ?? '', /^pin=grub-default$/m);
   // On the xe route the guest runs its own modules: no guard.

@@ -172,6 +172,7 @@ test('the guest guard pins the last kernel with i915 from dkms through GRUB_DEFA
       {
         files: {
           hook: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'),
+          ahead: undefined,
           conf: await readFile(join(dir, 'kernel-guard.conf'), 'utf8'),
           state: await out(1, 'state'),
           readAt: new Date().toISOString(),

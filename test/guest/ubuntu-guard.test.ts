@@ -24,9 +24,11 @@ import { GUEST_GUARD_SPEC, pinnedKernelOf, rollbackGuestGuard } from '../../src/
 import { planUbuntu, ubuntuChecks } from '../../src/guest/ubuntu/plan.ts';
 import {
   GUEST_PIN_DROPIN,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
+  kernelGuardAheadScript,
   kernelGuardConfig,
   kernelGuardScript,
 } from '../../src/linux/kernel-guard/script.ts';
@@ -54,6 +56,7 @@ const statuses = (checks: { id: string; status: string }[]) =>
 const written = (strict = false, maxPinDays = 30) => ({
   conf: kernelGuardConfig({ spec: GUEST_GUARD_SPEC, strict, pinWith: 'grub-default', maxPinDays }),
   hook: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'),
+  ahead: kernelGuardAheadScript(),
 });
 
 function withGuard(facts: UbuntuGuestFacts, files: Partial<UbuntuGuestFacts['guard']['files']>, more = {}) {
@@ -92,6 +95,7 @@ test('plan: after the driver is built and checked, the settings then the hook, e
     'sriov-built',
     'guard-conf',
     'guard-hook',
+    'guard-ahead',
     'sriov-cmdline',
     'reboot',
   ]);
@@ -115,7 +119,7 @@ test('plan: after the driver is built and checked, the settings then the hook, e
   assert.match(conf?.diff ?? '', /^\+pin=grub-default$/m);
   assert.match(conf?.diff ?? '', /^\+strict=no$/m);
   assert.match(conf?.diff ?? '', /^\+max_pin_days=30$/m);
-  assert.match(hook?.diff ?? '', /\+\+\+ b\/etc\/kernel\/postinst\.d\/igpu-split-kernel-guard/);
+  assert.match(hook?.diff ?? '', /\+\+\+ b\/etc\/kernel\/postinst\.d\/z-igpu-split-kernel-guard/);
   assert.match(hook?.diff ?? '', /^\+#!\/bin\/sh$/m);
   // The guest's headers are Ubuntu's: the hook's fix names linux-headers-<kernel>.
   assert.match(hook?.diff ?? '', /apt-get install linux-headers-\$\{k\}/);
@@ -171,7 +175,7 @@ test('a change rewrites: the lab turns strict, the guard itself changed; the xe 
   const remove = xe.steps.find((s) => s.id.endsWith('/guard-remove'));
   assert.equal(
     remove?.command,
-    `rm -f ${KERNEL_GUARD_HOOK} ${KERNEL_GUARD_CONF} ${KERNEL_GUARD_STATE} ${GUEST_PIN_DROPIN} && update-grub`,
+    `rm -f ${KERNEL_GUARD_AHEAD} ${KERNEL_GUARD_HOOK} ${KERNEL_GUARD_CONF} ${KERNEL_GUARD_STATE} ${GUEST_PIN_DROPIN} && update-grub`,
   );
   assert.match(remove?.diff ?? '', /^-pin=grub-default$/m);
   assert.equal(names(xe.steps)[0], 'guard-remove');
@@ -285,10 +289,11 @@ test('apply writes the hook 0755 and the settings 0644; rollback removes exactly
     });
     const guest = await host.open();
     const plan = planUbuntu(await gatherUbuntuFacts(guest), { attachment: vf() });
-    assert.deepEqual(names(plan.steps), ['guard-conf', 'guard-hook']);
+    assert.deepEqual(names(plan.steps), ['guard-conf', 'guard-hook', 'guard-ahead']);
     await applyUbuntuPlan(guest, plan, { reconnect: async () => guest });
     const mode = async (path: string) => (await stat(join(root, path))).mode & 0o777;
     assert.equal(await mode(KERNEL_GUARD_HOOK), 0o755);
+    assert.equal(await mode(KERNEL_GUARD_AHEAD), 0o755);
     assert.equal(await mode(KERNEL_GUARD_CONF), 0o644);
     assert.equal(await readFile(join(root, KERNEL_GUARD_HOOK), 'utf8'), written().hook);
     assert.deepEqual(planUbuntu(await gatherUbuntuFacts(guest), { attachment: vf() }).steps, []);
@@ -296,10 +301,10 @@ test('apply writes the hook 0755 and the settings 0644; rollback removes exactly
     commands.length = 0;
     const asRoot = async (command: string) => command;
     assert.deepEqual(await rollbackGuestGuard(guest, asRoot), {
-      removed: [KERNEL_GUARD_HOOK, KERNEL_GUARD_CONF],
+      removed: [KERNEL_GUARD_AHEAD, KERNEL_GUARD_HOOK, KERNEL_GUARD_CONF],
       refreshed: [],
     });
-    assert.deepEqual(commands, [`rm -f ${KERNEL_GUARD_HOOK} ${KERNEL_GUARD_CONF}`]);
+    assert.deepEqual(commands, [`rm -f ${KERNEL_GUARD_AHEAD} ${KERNEL_GUARD_HOOK} ${KERNEL_GUARD_CONF}`]);
     // With its record and pin: all four go, then update-grub; the SR-IOV drop-in and the rest stay.
     await applyUbuntuPlan(guest, plan, { reconnect: async () => guest });
     await mkdir(join(root, dirname(KERNEL_GUARD_STATE)), { recursive: true });
@@ -308,6 +313,7 @@ test('apply writes the hook 0755 and the settings 0644; rollback removes exactly
     commands.length = 0;
     const result = await rollbackGuestGuard(guest, asRoot);
     assert.deepEqual(result.removed, [
+      KERNEL_GUARD_AHEAD,
       KERNEL_GUARD_HOOK,
       KERNEL_GUARD_CONF,
       KERNEL_GUARD_STATE,

@@ -39,8 +39,8 @@ const vf = (extra: Partial<VfAttachment> = {}): VfAttachment => ({
 
 /** The after capture predates the kernel guard (test/guest/ubuntu-guard.test.ts): with it as apply writes it. */
 function guarded(facts: UbuntuGuestFacts): UbuntuGuestFacts {
-  const [conf, hook] = guardFiles(vf()).map((f) => f.content);
-  return { ...facts, guard: { ...facts.guard, files: { ...facts.guard.files, conf, hook } } };
+  const [conf, hook, ahead] = guardFiles(vf()).map((f) => f.content);
+  return { ...facts, guard: { ...facts.guard, files: { ...facts.guard.files, conf, hook, ahead } } };
 }
 
 test('before: the cloud image on a VF gets packages, the release from its url (checked), the drop-in, a reboot', async () => {
@@ -50,9 +50,18 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
   assert.equal(plan.refused, undefined);
   assert.deepEqual(
     plan.steps.map((s) => s.id.split('/').pop()),
-    ['sriov-packages', 'sriov-driver', 'sriov-built', 'guard-conf', 'guard-hook', 'sriov-cmdline', 'reboot'],
+    [
+      'sriov-packages',
+      'sriov-driver',
+      'sriov-built',
+      'guard-conf',
+      'guard-hook',
+      'guard-ahead',
+      'sriov-cmdline',
+      'reboot',
+    ],
   );
-  const [packages, driver, , , , cmdline, reboot] = plan.steps;
+  const [packages, driver, , , , , cmdline, reboot] = plan.steps;
   assert.match(packages?.command ?? '', /apt-get install -y build-essential dkms linux-generic$/);
   assert.equal(
     driver?.command,
@@ -66,7 +75,7 @@ test('before: the cloud image on a VF gets packages, the release from its url (c
   // Nothing before the reboot disturbs the node: until then it boots its previous command line.
   assert.deepEqual(
     plan.steps.map((s) => s.disturbs),
-    [[], [], [], [], [], [], ['node-drain', 'guest-reboot']],
+    [[], [], [], [], [], [], [], ['node-drain', 'guest-reboot']],
   );
   assert.equal(reboot?.command, 'systemctl reboot');
   assert.deepEqual(statuses(plan.checks), {

@@ -6,17 +6,31 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CapturedRoot } from '../../src/access/captured-root.ts';
+import { DirectoryHost } from '../../src/access/directory-host.ts';
+import { applyHostPlan } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
+import { planHost } from '../../src/host/plan.ts';
+import { rollbackHost } from '../../src/host/rollback.ts';
 import { verifyHost } from '../../src/host/verify.ts';
 import { guardChecks } from '../../src/linux/kernel-guard/checks.ts';
 import type { GuardSpec } from '../../src/linux/kernel-guard/requirements.ts';
-import { kernelGuardConfig, kernelGuardScript } from '../../src/linux/kernel-guard/script.ts';
+import {
+  KERNEL_GUARD_AHEAD,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+  KERNEL_GUARD_STATE,
+  kernelGuardAheadScript,
+  kernelGuardConfig,
+  kernelGuardScript,
+} from '../../src/linux/kernel-guard/script.ts';
 import { NO_GUARD_FACTS, parseGuardRecord } from '../../src/linux/kernel-guard/state.ts';
-import { withKernelGuard } from '../support/fixtures.ts';
+import { fixturePath, withKernelGuard } from '../support/fixtures.ts';
 import { type GuardRoot, guardRoot } from '../support/guard-root.ts';
 
 const SRIOV: GuardSpec = { mode: 'sriov', route: 'i915-sriov-dkms' };
@@ -119,6 +133,64 @@ test('a kernel outside the release range: installed, the last good kernel pinned
   const released = await record(root);
   assert.equal(released?.action, 'unpinned');
   assert.equal(released?.pin, undefined);
+});
+
+test('before dkms (the ahead hook): a new kernel not built for yet is held back by a pin, released by the check after the build', async (t) => {
+  if (!available) return t.skip('no mount namespaces here (unshare -m)');
+  const root = await fresh();
+  await root.write(KERNEL_GUARD_HOOK, kernelGuardScript(SRIOV), 0o755);
+  await root.write(KERNEL_GUARD_AHEAD, kernelGuardAheadScript(), 0o755);
+  // The kernel is unpacked, dkms has not run: headers, no module yet.
+  await root.kernel(LATER, { headers: true });
+  const env = { DPKG_MAINTSCRIPT_PACKAGE: `proxmox-kernel-${LATER}-signed` };
+  const ahead = await root.runScript(KERNEL_GUARD_AHEAD, [LATER, `/boot/vmlinuz-${LATER}`], env);
+  assert.deepEqual([ahead.code, ahead.stderr], [0, ''], 'quiet: nothing is decided yet');
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), `${GOOD}\n`);
+  const held = await record(root);
+  assert.deepEqual([held?.verdict, held?.action, held?.pin?.kernel], ['pending', 'pinned-ahead', GOOD]);
+  // If the kernel's hooks stop here (dkms failed), doctor says so and what boots.
+  const checks = guardChecks({
+    guard: {
+      ...NO_GUARD_FACTS,
+      hook: 'x',
+      conf: config(),
+      state: await root.read('/var/lib/igpu-split/kernel-guard.state'),
+      readAt: new Date().toISOString(),
+    },
+    installed: [GOOD, LATER],
+    pinned: GOOD,
+    nextBootPin: undefined,
+    wanted: true,
+  });
+  assert.match(
+    checks.find((c) => c.id === 'guard.last-check')?.evidence ?? '',
+    /hooks stopped before the check after its module build; the guard had pinned 6\.14\.8-2-pve ahead/,
+  );
+  assert.equal(
+    checks.find((c) => c.id === 'guard.pending'),
+    undefined,
+    'no verdict on a kernel not checked',
+  );
+  // dkms built it: the check after the build releases the pin, in one line.
+  await root.kernel(LATER, { headers: true, dkms: true, parms: ['max_vfs'] });
+  const check = await root.runScript(KERNEL_GUARD_HOOK, [LATER, `/boot/vmlinuz-${LATER}`], env);
+  assert.equal(check.code, 0);
+  assert.equal(
+    check.stderr,
+    `igpu-split kernel guard: kernel ${LATER} keeps the GPU split: released the guard's pin\n`,
+  );
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), undefined);
+  assert.deepEqual((await root.calls()).slice(-2), [
+    `proxmox-boot-tool kernel pin ${GOOD}`,
+    'proxmox-boot-tool kernel unpin',
+  ]);
+  // A kernel the split needs nothing built for (GVT-g's modules come with it) is not held back.
+  const again = await root.runScript(KERNEL_GUARD_AHEAD, [LATER], env);
+  assert.deepEqual([again.code, again.stderr], [0, '']);
+  assert.equal(await root.read('/etc/kernel/proxmox-boot-pin'), undefined);
+  // The main hook gone (rollback half-way): the ahead hook does nothing and never fails.
+  await root.remove(KERNEL_GUARD_HOOK);
+  assert.deepEqual((await root.runScript(KERNEL_GUARD_AHEAD, [LATER], env)).code, 0);
 });
 
 test('run by hand on a host that boots from ESPs, a pin change is refreshed at once; under dpkg the later hooks do it', async (t) => {
@@ -351,5 +423,54 @@ test('doctor and verify on a host read the guard’s record, its pin and a kerne
     );
   } finally {
     await tree.remove();
+  }
+});
+
+test('apply writes the guard as ours; rollback releases its pin (keeping someone else’s next-boot pin) and removes it all', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'igpu-guard-rollback-'));
+  try {
+    await cp(fixturePath('i5-8500t-gvt'), tree, { recursive: true, verbatimSymlinks: true });
+    const commands: string[] = [];
+    // proxmox-boot-tool as proxmox-kernel-helper's unpin_kernel and pin_kernel write the files (src/bin/proxmox-boot-tool @ 7007b33c).
+    const host = await new DirectoryHost(tree, async (command) => {
+      commands.push(command);
+      if (command === 'proxmox-boot-tool kernel unpin')
+        for (const pin of ['etc/kernel/proxmox-boot-pin', 'etc/kernel/next-boot-pin'])
+          await rm(join(tree, pin), { force: true });
+      const next = /^proxmox-boot-tool kernel pin (\S+) --next-boot$/.exec(command);
+      if (next) await writeFile(join(tree, 'etc/kernel/next-boot-pin'), `${next[1]}\n`);
+      return { code: 0, stdout: '', stderr: '' };
+    }).open();
+    const plan = planHost(await gatherHostFacts(host));
+    await applyHostPlan(host, plan);
+    for (const path of [KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK, KERNEL_GUARD_AHEAD])
+      assert.ok(existsSync(join(tree, path)), path);
+    assert.equal((await stat(join(tree, KERNEL_GUARD_HOOK))).mode & 0o777, 0o755);
+    // Later the guard pinned a kernel; someone else set a next-boot pin.
+    await writeFile(join(tree, 'etc/kernel/proxmox-boot-pin'), '6.8.12-4-pve\n');
+    await writeFile(join(tree, 'etc/kernel/next-boot-pin'), '6.5.13-6-pve\n');
+    await mkdir(join(tree, 'var/lib/igpu-split'), { recursive: true });
+    await writeFile(
+      join(tree, KERNEL_GUARD_STATE),
+      'format=1\nchecked_kernel=6.14.8-2-pve\nverdict=breaks\naction=pinned\nboots=6.8.12-4-pve\npin_kernel=6.8.12-4-pve\npin_kind=persistent\npinned_at=2026-11-01T00:00:00Z\n',
+    );
+    commands.length = 0;
+    const result = await rollbackHost(host);
+    assert.deepEqual(commands.slice(0, 2), [
+      'proxmox-boot-tool kernel unpin',
+      'proxmox-boot-tool kernel pin 6.5.13-6-pve --next-boot',
+    ]);
+    assert.deepEqual(result.refreshed.slice(0, 2), commands.slice(0, 2));
+    for (const path of [
+      KERNEL_GUARD_CONF,
+      KERNEL_GUARD_HOOK,
+      KERNEL_GUARD_AHEAD,
+      KERNEL_GUARD_STATE,
+      'etc/kernel/proxmox-boot-pin',
+    ])
+      assert.ok(!existsSync(join(tree, path)), `${path} is gone`);
+    assert.equal(await readFile(join(tree, 'etc/kernel/next-boot-pin'), 'utf8'), '6.5.13-6-pve\n');
+  } finally {
+    await rm(tree, { recursive: true, force: true });
   }
 });

@@ -11,13 +11,17 @@ import type { HostFacts } from '../../src/host/facts.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { hostLayer } from '../../src/host/layer.ts';
 import { GRUB_DROPIN, type HostPlan, MODULES_CONF, planHost } from '../../src/host/plan.ts';
-import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK } from '../../src/linux/kernel-guard/script.ts';
+import {
+  KERNEL_GUARD_AHEAD,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+} from '../../src/linux/kernel-guard/script.ts';
 import { fixturePath } from '../support/fixtures.ts';
 
 const facts = async (tree: string) => gatherHostFacts(await new CapturedRoot(tree).open());
 const ids = (plan: HostPlan) => plan.steps.map((s) => s.id.split('/').at(-1));
-/** The kernel guard's two files (src/host/guard/plan.ts), written before the reboot. */
-const GUARD = ['kernel-guard-settings', 'kernel-guard'];
+/** The kernel guard's three files (src/host/guard/plan.ts), written before the reboot. */
+const GUARD = ['kernel-guard-settings', 'kernel-guard', 'kernel-guard-ahead'];
 
 /** What apply will do to the files, done to the facts, so a second plan can be checked. */
 function applied(before: HostFacts, plan: HostPlan): HostFacts {
@@ -27,6 +31,7 @@ function applied(before: HostFacts, plan: HostPlan): HostFacts {
     const { path, content } = step.write;
     if (path === KERNEL_GUARD_CONF) after.kernelGuard.conf = content;
     else if (path === KERNEL_GUARD_HOOK) after.kernelGuard.hook = content;
+    else if (path === KERNEL_GUARD_AHEAD) after.kernelGuard.ahead = content;
     else if (path === MODULES_CONF)
       after.moduleFiles = [...after.moduleFiles.filter((f) => f.path !== path), { path, content }];
     else if (after.bootloader.kind === 'grub') {

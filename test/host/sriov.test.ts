@@ -49,6 +49,7 @@ test('an N100 before SR-IOV: driver, vfio modules, initramfs, VFs at boot, GRUB 
       'update-grub',
       'kernel-guard-settings',
       'kernel-guard',
+      'kernel-guard-ahead',
       'reboot',
     ]);
     assert.deepEqual(plan.steps[0]?.install?.packages, [

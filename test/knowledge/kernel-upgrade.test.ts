@@ -10,6 +10,7 @@ import { releasePinCommands } from '../../src/host/guard/plan.ts';
 import { PROXMOX_HEADERS_PREFIX } from '../../src/linux/kernel-guard/requirements.ts';
 import {
   GUEST_PIN_DROPIN,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_HOOK,
   kernelGuardScript,
 } from '../../src/linux/kernel-guard/script.ts';
@@ -26,15 +27,26 @@ const facts = JSON.parse(
   readFileSync(new URL('../../snapshots/kernel-upgrade.json', import.meta.url), 'utf8'),
 ) as KernelUpgradeFacts;
 
-test('the guard is a hook in the folder the kernel postinst runs, between dkms and the boot loader hooks', () => {
+test('the guard is two hooks in the folder the kernel postinst runs: before dkms, and between it and the boot loader hooks', () => {
   assert.equal(dirname(KERNEL_GUARD_HOOK), facts.kernelPostinst.hookDir);
+  assert.equal(dirname(KERNEL_GUARD_AHEAD), facts.kernelPostinst.hookDir);
   assert.match(facts.kernelPostinst.runParts, /--exit-on-error/, 'a failing hook stops the configure step');
   // run-parts sorts names byte by byte (LC_ALL=C in the postinst's environment is not promised;
   // the boot-chain tier runs `run-parts --test` on the real folder): dkms < ours < the rest.
-  const name = KERNEL_GUARD_HOOK.slice(KERNEL_GUARD_HOOK.lastIndexOf('/') + 1);
-  const order = ['dkms', name, 'initramfs-tools', 'zz-proxmox-boot', 'zz-update-grub'];
+  const base = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+  const order = [
+    base(KERNEL_GUARD_AHEAD),
+    'apt-auto-removal',
+    'dkms',
+    'initramfs-tools',
+    'proxmox-auto-removal',
+    base(KERNEL_GUARD_HOOK),
+    'zz-proxmox-boot',
+    'zz-update-grub',
+  ];
   assert.deepEqual([...order].sort(), order);
-  assert.match(name, /^[A-Za-z0-9_-]+$/, 'run-parts skips names with other characters');
+  for (const path of [KERNEL_GUARD_AHEAD, KERNEL_GUARD_HOOK])
+    assert.match(base(path), /^[A-Za-z0-9_-]+$/, 'run-parts skips names with other characters');
 });
 
 test('pins: the files proxmox-boot-tool keeps them in, and the commands that set and release them', () => {

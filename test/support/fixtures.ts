@@ -8,8 +8,10 @@ import { fileURLToPath } from 'node:url';
 import type { GuardSpec } from '../../src/linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
+  kernelGuardAheadScript,
   kernelGuardConfig,
   kernelGuardScript,
 } from '../../src/linux/kernel-guard/script.ts';
@@ -48,6 +50,7 @@ export async function withKernelGuard(
       }),
     ],
     [KERNEL_GUARD_HOOK, kernelGuardScript(spec)],
+    [KERNEL_GUARD_AHEAD, kernelGuardAheadScript()],
   ];
   for (const [path, content] of files) {
     await mkdir(dirname(join(root, path)), { recursive: true });

@@ -62,6 +62,12 @@ export interface GuardRoot {
     args: string[],
     env?: Record<string, string>,
   ): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Runs another script of the root (a hook where run-parts finds it). */
+  runScript(
+    path: string,
+    args: string[],
+    env?: Record<string, string>,
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The stand-in commands run so far, one per line. */
   calls(): Promise<string[]>;
   dispose(): Promise<void>;
@@ -109,6 +115,27 @@ export async function guardRoot(script: string, conf: string | undefined): Promi
       return undefined;
     }
   };
+  const runScript: GuardRoot['runScript'] = (path, args, env = {}) => {
+    // /usr/src of the root goes over the bound /usr's; all of it only in this namespace.
+    const mounts = [
+      'mount --bind /usr "$0/usr"',
+      'mount -o remount,bind,ro "$0/usr"',
+      'mount --bind "$0/src" "$0/usr/src"',
+      'mount --rbind /dev "$0/dev"',
+      'exec chroot "$0" /usr/bin/env -i PATH=/shims:/usr/sbin:/usr/bin:/sbin:/bin "$@"',
+    ].join(' && ');
+    const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    return new Promise((resolve) => {
+      execFile(
+        'unshare',
+        ['-m', '--propagation', 'private', 'sh', '-c', mounts, root, ...vars, '/bin/sh', path, ...args],
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  };
   return {
     root,
     write,
@@ -124,27 +151,8 @@ export async function guardRoot(script: string, conf: string | undefined): Promi
         await write(`/test/modinfo/${release}/i915`, parts.parms.map((p) => `${p}:x (uint)\n`).join(''));
       for (const module of parts.modules ?? []) await write(`/test/modinfo/${release}/${module}`, '');
     },
-    run(args, env = {}) {
-      // /usr/src of the root goes over the bound /usr's; all of it only in this namespace.
-      const mounts = [
-        'mount --bind /usr "$0/usr"',
-        'mount -o remount,bind,ro "$0/usr"',
-        'mount --bind "$0/src" "$0/usr/src"',
-        'mount --rbind /dev "$0/dev"',
-        'exec chroot "$0" /usr/bin/env -i PATH=/shims:/usr/sbin:/usr/bin:/sbin:/bin "$@"',
-      ].join(' && ');
-      const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-      return new Promise((resolve) => {
-        execFile(
-          'unshare',
-          ['-m', '--propagation', 'private', 'sh', '-c', mounts, root, ...vars, '/bin/sh', '/guard', ...args],
-          (error, stdout, stderr) => {
-            const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-            resolve({ code, stdout, stderr });
-          },
-        );
-      });
-    },
+    run: (args, env = {}) => runScript('/guard', args, env),
+    runScript,
     async calls() {
       return ((await read('/test/calls')) ?? '').split('\n').filter(Boolean);
     },

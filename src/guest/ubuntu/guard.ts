@@ -6,7 +6,7 @@
 // Decisions:
 // - Only the i915-sriov-dkms route gets a guard: it is the one guest route with an
 //   out-of-tree module. A guest on upstream xe (or a GVT-g mdev) runs Ubuntu's own modules.
-// - The settings are written before the hook: a kernel installed between the two steps
+// - The settings are written before the hooks, the hook before dkms last (it runs the other): a kernel installed between the two steps
 //   (unattended-upgrades does not wait for us) finds either no hook, or a hook with its
 //   settings, never a hook that stops to say its settings are missing.
 // - Unattended-upgrades installs kernels where nobody reads apt's output, so the guard's
@@ -22,9 +22,11 @@ import type { GuardSpec } from '../../linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
   GUEST_PIN_DROPIN,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
+  kernelGuardAheadScript,
   kernelGuardConfig,
   kernelGuardScript,
 } from '../../linux/kernel-guard/script.ts';
@@ -67,6 +69,8 @@ export function guardFiles(attachment: VfAttachment): { path: string; content: s
       mode: 0o644,
     },
     { path: KERNEL_GUARD_HOOK, content: kernelGuardScript(GUEST_GUARD_SPEC, 'ubuntu'), mode: 0o755 },
+    // Last: it runs the hook above.
+    { path: KERNEL_GUARD_AHEAD, content: kernelGuardAheadScript(), mode: 0o755 },
   ];
 }
 
@@ -75,18 +79,22 @@ export function guardSteps(guard: UbuntuGuardFacts, attachment: VfAttachment, ta
   const held: Record<string, string | undefined> = {
     [KERNEL_GUARD_CONF]: guard.files.conf,
     [KERNEL_GUARD_HOOK]: guard.files.hook,
+    [KERNEL_GUARD_AHEAD]: guard.files.ahead,
   };
   return guardFiles(attachment)
     .filter((file) => held[file.path] !== file.content)
     .map((file) => {
       const before = held[file.path];
       const hook = file.path === KERNEL_GUARD_HOOK;
+      const ahead = file.path === KERNEL_GUARD_AHEAD;
       return {
-        id: `guest/${target}/${hook ? 'guard-hook' : 'guard-conf'}`,
+        id: `guest/${target}/${hook ? 'guard-hook' : ahead ? 'guard-ahead' : 'guard-conf'}`,
         target,
         description: hook
           ? `${before === undefined ? 'install' : 'rewrite'} the kernel guard ${file.path}: after dkms, each new kernel is checked for i915 from i915-sriov-dkms, and the last kernel that has it stays the GRUB default (${GUEST_PIN_DROPIN})`
-          : `${before === undefined ? 'write' : 'rewrite'} the kernel guard's settings ${file.path}`,
+          : ahead
+            ? `${before === undefined ? 'install' : 'rewrite'} the kernel guard's part before dkms ${file.path}: the last good kernel stays the default while a new kernel's module is built`
+            : `${before === undefined ? 'write' : 'rewrite'} the kernel guard's settings ${file.path}`,
         diff: fileDiff(file.path, before ?? '', file.content),
         disturbs: [],
         action: { kind: 'write', path: file.path, content: file.content, mode: file.mode },
@@ -96,6 +104,7 @@ export function guardSteps(guard: UbuntuGuardFacts, attachment: VfAttachment, ta
 
 /** Every file the guard leaves in a guest, for rollback: its own two, its record and its pin. */
 export const GUARD_PATHS = [
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_HOOK,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_STATE,
@@ -116,6 +125,7 @@ export function guardRemovalCommand(present: readonly string[]): { command: stri
 /** The files of the guard a guest has, as gathered, with what they hold. */
 function presentFiles(guard: UbuntuGuardFacts): [path: string, content: string][] {
   const held: [string, string | undefined][] = [
+    [KERNEL_GUARD_AHEAD, guard.files.ahead],
     [KERNEL_GUARD_HOOK, guard.files.hook],
     [KERNEL_GUARD_CONF, guard.files.conf],
     [KERNEL_GUARD_STATE, guard.files.state],
@@ -171,8 +181,10 @@ export async function gatherGuestGuard(
   moduleTrees: readonly string[],
 ): Promise<UbuntuGuardFacts> {
   const readAt = new Date().toISOString();
-  const [hook, conf, state, pinDropin] = await Promise.all(
-    [KERNEL_GUARD_HOOK, KERNEL_GUARD_CONF, KERNEL_GUARD_STATE, GUEST_PIN_DROPIN].map(read),
+  const [hook, ahead, conf, state, pinDropin] = await Promise.all(
+    [KERNEL_GUARD_HOOK, KERNEL_GUARD_AHEAD, KERNEL_GUARD_CONF, KERNEL_GUARD_STATE, GUEST_PIN_DROPIN].map(
+      read,
+    ),
   );
   const images = boot
     .map((entry) => /^vmlinuz-(.+)$/.exec(entry.name)?.[1])
@@ -181,6 +193,7 @@ export async function gatherGuestGuard(
   return {
     files: {
       hook,
+      ahead,
       conf,
       state,
       readAt,

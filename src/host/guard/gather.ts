@@ -2,7 +2,12 @@
 // pin files were written (a command, only where the access runs commands).
 
 import { type HostAccess, HostError } from '../../access/host.ts';
-import { KERNEL_GUARD_CONF, KERNEL_GUARD_HOOK, KERNEL_GUARD_STATE } from '../../linux/kernel-guard/script.ts';
+import {
+  KERNEL_GUARD_AHEAD,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+  KERNEL_GUARD_STATE,
+} from '../../linux/kernel-guard/script.ts';
 import { type KernelGuardFacts, NO_GUARD_FACTS } from '../../linux/kernel-guard/state.ts';
 import { parseDpkgUnfinished } from '../../linux/parse/dpkg.ts';
 import { PATHS } from '../../linux/paths.ts';
@@ -23,7 +28,8 @@ export async function gatherKernelGuard(
   const hook = await read(KERNEL_GUARD_HOOK);
   if (hook === undefined && pins.pinned === undefined && pins.nextBootPin === undefined)
     return { ...NO_GUARD_FACTS, readAt };
-  const [conf, state, status, pinWritten] = await Promise.all([
+  const [ahead, conf, state, status, pinWritten] = await Promise.all([
+    read(KERNEL_GUARD_AHEAD),
     read(KERNEL_GUARD_CONF),
     read(KERNEL_GUARD_STATE),
     read(PATHS.dpkgStatus),
@@ -31,6 +37,7 @@ export async function gatherKernelGuard(
   ]);
   return {
     hook,
+    ahead,
     conf,
     state,
     readAt,

@@ -7,8 +7,10 @@ import type { GuardSpec } from '../../linux/kernel-guard/requirements.ts';
 import {
   DEFAULT_MAX_PIN_DAYS,
   describeSpec,
+  KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
   KERNEL_GUARD_HOOK,
+  kernelGuardAheadScript,
   kernelGuardConfig,
   kernelGuardScript,
 } from '../../linux/kernel-guard/script.ts';
@@ -71,6 +73,15 @@ export function guardSteps(
     script,
     0o755,
     'the kernel guard: every new kernel is checked after dkms, and the last good one pinned if it breaks the split',
+  );
+  // Written last: it runs the hook above.
+  write(
+    'kernel-guard-ahead',
+    KERNEL_GUARD_AHEAD,
+    facts.kernelGuard.ahead,
+    kernelGuardAheadScript(),
+    0o755,
+    'the kernel guard before dkms: the last good kernel stays the default while a new kernel’s module is built',
   );
   return steps;
 }

@@ -88,6 +88,13 @@ function lastCheck(guard: KernelGuardFacts, record: GuardRecord | undefined): Ch
   const at = `kernel ${record.checkedKernel} (checked ${record.checkedAt})`;
   if (record.verdict === 'keeps')
     return { id: 'guard.last-check', status: 'pass', evidence: `${at} keeps the GPU split` };
+  if (record.verdict === 'pending')
+    return {
+      id: 'guard.last-check',
+      status: 'warn',
+      evidence: `kernel ${record.checkedKernel} was installed (${record.checkedAt}) but its hooks stopped before the check after its module build; the guard had pinned ${record.boots} ahead, which boots`,
+      fix: `read apt's error (dkms status; /var/lib/dkms/*/build/make.log), fix it, then dpkg --configure -a, or remove kernel ${record.checkedKernel}`,
+    };
   const outcome: Record<string, { status: Check['status']; after: string }> = {
     pinned: { status: 'warn', after: `the guard pinned ${record.boots}, which boots instead` },
     pinning: {
@@ -140,7 +147,10 @@ function pendingCheck(context: GuardContext, record: GuardRecord | undefined): C
       fix: 'fix the cause (dkms status; the apt output), then dpkg --configure -a, or remove that kernel package',
     };
   if (record === undefined) return undefined;
-  const breaking = context.installed.filter((k) => record.kernels[k] === 'breaks');
+  // A kernel pinned ahead of its build was judged before it: not a verdict on it.
+  const breaking = context.installed.filter(
+    (k) => record.kernels[k] === 'breaks' && !(record.verdict === 'pending' && k === record.checkedKernel),
+  );
   const unseen = context.installed.filter(
     (k) => record.kernels[k] === undefined && byKernelVersion(k, record.checkedKernel) > 0,
   );

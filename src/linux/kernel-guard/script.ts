@@ -4,16 +4,18 @@
 // checks and their messages come from requirements.ts, the rest is fixed.
 //
 // Decisions (KERNEL-UPGRADE-FACTS §2b for the hook contract):
-// - The hook is named `igpu-split-kernel-guard`: run-parts runs /etc/kernel/postinst.d in
-//   lexical order, so it runs after `dkms` (the module is built or not by then) and before
-//   `initramfs-tools`, `zz-proxmox-boot` and `zz-update-grub` (the boot loader is refreshed
-//   after it decided). A dkms build that fails makes the dkms hook exit non-zero, and the
-//   kernel's postinst (`run-parts --exit-on-error`, proxmox/pve-kernel
-//   debian/proxmox-kernel.postinst.in @ 6e44995) stops before this hook and before the boot
-//   loader is refreshed: the old default keeps booting, and doctor reports the kernel left
-//   half-configured. Debian 12's dkms 3.0.10 does the same for a kernel outside the module's
-//   range (exit 11, seen in the boot-chain tier); newer dkms calls that "skipped" and goes on,
-//   and then this hook is what stops the kernel from becoming the default.
+// - Two hooks, named for where run-parts (lexical order) runs them in /etc/kernel/postinst.d:
+//   `a-igpu-split-kernel-guard` before `dkms`, `z-igpu-split-kernel-guard` after `dkms` and
+//   `initramfs-tools` and before the `zz-proxmox-boot`/`zz-update-grub` boot loader hooks.
+//   The check runs in the second: the module is built or not, the new kernel has its
+//   initramfs, and the boot loader is refreshed after the guard decided. The first pins the
+//   last good kernel ahead, while a new kernel's module is not built yet: a dkms build that
+//   fails makes the dkms hook exit non-zero, the kernel's postinst (`run-parts
+//   --exit-on-error`, proxmox/pve-kernel debian/proxmox-kernel.postinst.in @ 6e44995) stops
+//   there, and the next update-grub anything runs would make the half-configured kernel, with
+//   no initramfs, the default (seen in the boot-chain tier). Debian 12's dkms 3.0.10 does the
+//   same for a kernel outside the module's range; trixie's 3.2.2 calls that "skipped" and goes
+//   on, and then the check after it is what keeps the kernel from being the default.
 // - It decides from files (requirements.ts), never from what dkms printed or returned.
 // - A breaking kernel never fails the configure step unless the user chose `strict`: the
 //   kernel installs, and the newest installed kernel that keeps the split is pinned
@@ -36,8 +38,10 @@ import {
   splitRequirements,
 } from './requirements.ts';
 
-/** The hook: after `dkms`, before `initramfs-tools` and the `zz-*` boot loader hooks. */
-export const KERNEL_GUARD_HOOK = '/etc/kernel/postinst.d/igpu-split-kernel-guard';
+/** The hook: after `dkms` and `initramfs-tools`, before the `zz-*` boot loader hooks. */
+export const KERNEL_GUARD_HOOK = '/etc/kernel/postinst.d/z-igpu-split-kernel-guard';
+/** Its part before dkms: holds the last good kernel as the default while the module is built. */
+export const KERNEL_GUARD_AHEAD = '/etc/kernel/postinst.d/a-igpu-split-kernel-guard';
 /** Its settings (strict, how to pin, the pin age doctor tolerates). */
 export const KERNEL_GUARD_CONF = '/etc/igpu-split/kernel-guard.conf';
 /** What it decided last, for doctor and verify. */
@@ -60,7 +64,7 @@ export interface GuardSettings {
 /** The settings file: `key=value` lines the hook reads (never sources). */
 export function kernelGuardConfig(settings: GuardSettings): string {
   return [
-    '# Written by igpu-split: settings of its kernel guard (/etc/kernel/postinst.d/igpu-split-kernel-guard).',
+    `# Written by igpu-split: settings of its kernel guard (${KERNEL_GUARD_HOOK}).`,
     '# Change them in the lab file (kernelGuard) and apply; a hand edit is shown as drift by plan.',
     `mode=${describeSpec(settings.spec)}`,
     `strict=${settings.strict ? 'yes' : 'no'}`,
@@ -68,6 +72,21 @@ export function kernelGuardConfig(settings: GuardSettings): string {
     `max_pin_days=${settings.maxPinDays}`,
     '',
   ].join('\n');
+}
+
+/** The hook before dkms: runs the guard's ahead phase, and never stops a kernel's hooks itself. */
+export function kernelGuardAheadScript(): string {
+  return `#!/bin/sh
+# igpu-split kernel guard, before dkms. Written by igpu-split: apply rewrites it, rollback
+# removes it. While a new kernel's module is built, the last kernel that keeps the GPU split
+# stays the default (a pin), so a build that stops the kernel's hooks cannot leave the new
+# kernel the default; the check after the build (${KERNEL_GUARD_HOOK})
+# decides and releases the pin when the new kernel keeps the split.
+main=${KERNEL_GUARD_HOOK}
+[ -x "$main" ] || exit 0
+"$main" --ahead "$@"
+exit 0
+`;
 }
 
 /** How the settings and doctor name a spec: `sriov i915-sriov-dkms`, `gvt-g`. */
@@ -222,6 +241,11 @@ maint=\${DEB_MAINT_PARAMS:-configure}
 maint=\${maint#\\'}
 case $maint in configure*) ;; *) exit 0 ;; esac
 
+phase=check
+if [ "\${1:-}" = --ahead ]; then
+  phase=ahead
+  shift
+fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   say "usage: $0 KERNEL-VERSION [/boot/vmlinuz-KERNEL-VERSION]: give the version of an installed kernel (ls /boot/vmlinuz-*)"
   exit 2
@@ -354,7 +378,7 @@ banner() {
   printf '%s\\n' '**********************************************************************' >&2
 }
 
-if [ "$verdict" = breaks ] && [ "$strict" = yes ]; then
+if [ "$phase" = check ] && [ "$verdict" = breaks ] && [ "$strict" = yes ]; then
   package=$(dpkg-query -S "/boot/vmlinuz-$kver" 2> /dev/null | sed -n '1s/:.*//p')
   record refused "$unguarded"
   banner "kernel $kver would boot WITHOUT the GPU split: $kwhy" \\
@@ -371,10 +395,17 @@ fi
 refresh_by_hand() {
   [ -n "\${DPKG_MAINTSCRIPT_PACKAGE:-}" ] && return 0
   if [ "$pin" = grub-default ]; then
-    update-grub >&2 || say "kernel $kver: update-grub failed; run it before rebooting"
+    quietly update-grub || say "kernel $kver: update-grub failed; run it before rebooting"
   elif [ -e /etc/kernel/proxmox-boot-uuids ]; then
-    proxmox-boot-tool refresh >&2 || say "kernel $kver: proxmox-boot-tool refresh failed; run it before rebooting"
+    quietly proxmox-boot-tool refresh || say "kernel $kver: proxmox-boot-tool refresh failed; run it before rebooting"
   fi
+}
+
+# quietly COMMAND...: its output only when it fails (proxmox-boot-tool and update-grub talk a lot).
+quietly() {
+  out=$("$@" 2>&1) && return 0
+  printf '%s\\n' "$out" >&2
+  return 1
 }
 
 # unpin_ours: release the guard's own pin, keeping anyone else's next-boot pin.
@@ -382,10 +413,10 @@ unpin_ours() {
   if [ "$pin" = grub-default ]; then
     rm -f "$grub_pin" || return 1
   elif [ "$our_kind" = next-boot ]; then
-    proxmox-boot-tool kernel unpin --next-boot >&2 || return 1
+    quietly proxmox-boot-tool kernel unpin --next-boot || return 1
   else
-    proxmox-boot-tool kernel unpin >&2 || return 1
-    if [ -n "$user_next" ]; then proxmox-boot-tool kernel pin "$user_next" --next-boot >&2 || return 1; fi
+    quietly proxmox-boot-tool kernel unpin || return 1
+    if [ -n "$user_next" ]; then quietly proxmox-boot-tool kernel pin "$user_next" --next-boot || return 1; fi
   fi
   our_pin=
   our_kind=
@@ -411,10 +442,10 @@ pin_good() {
     fi
     mkdir -p "\${grub_pin%/*}" && printf '# Written by igpu-split kernel guard: boot %s, the newest kernel that keeps the GPU split.\\nGRUB_DEFAULT="%s"\\n' "$good" "$entry" > "$grub_pin" || return 1
   elif [ "$1" = next-boot ]; then
-    proxmox-boot-tool kernel pin "$good" --next-boot >&2 || return 1
+    quietly proxmox-boot-tool kernel pin "$good" --next-boot || return 1
     [ "$(first_line "$next_pin_file")" = "$good" ] || return 1
   else
-    proxmox-boot-tool kernel pin "$good" >&2 || return 1
+    quietly proxmox-boot-tool kernel pin "$good" || return 1
     [ "$(first_line "$pin_file")" = "$good" ] || return 1
   fi
   refresh_by_hand
@@ -428,6 +459,26 @@ pin_failed() {
     "Fix the cause, then run dpkg --configure -a, or remove kernel $kver."
   exit 1
 }
+
+if [ "$phase" = ahead ]; then
+  # Before dkms: a kernel that would boot next and is not known to keep the split yet (its
+  # module is built after this) is held back by a pin until the check after the build
+  # decides. Debian 12's dkms stops the kernel's hooks on a build it skips or fails, and the
+  # next update-grub anything runs would make the kernel, with no initramfs, the default.
+  if [ "$verdict" = keeps ] || [ "$kver" != "$unguarded" ] || [ -z "$good" ] || [ -n "$user_next" ]; then
+    exit 0
+  fi
+  verdict=pending
+  kwhy="not checked yet: its module is built after this"
+  kfix="if the kernel's hooks stopped (apt reported an error), fix that, then dpkg --configure -a"
+  if [ -n "$user_pin" ] && [ "$pin" != grub-default ]; then kind=next-boot; else kind=persistent; fi
+  if pin_good "$kind"; then
+    record pinned-ahead "$good"
+  else
+    say "kernel $kver: could not pin $good ahead of its module build (see above); the check after the build tries again"
+  fi
+  exit 0
+fi
 
 if judge "$unguarded"; then
   # What boots without the guard keeps the split: no pin of ours is needed.

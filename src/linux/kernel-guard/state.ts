@@ -4,6 +4,8 @@
 /** The guard's files as gathered from a host or guest (undefined: not there). */
 export interface KernelGuardFacts {
   hook: string | undefined;
+  /** The hook before dkms. */
+  ahead: string | undefined;
   conf: string | undefined;
   state: string | undefined;
   /** When they were read: pin ages count to here (ISO 8601). */
@@ -16,6 +18,7 @@ export interface KernelGuardFacts {
 
 export const NO_GUARD_FACTS: Omit<KernelGuardFacts, 'readAt'> = {
   hook: undefined,
+  ahead: undefined,
   conf: undefined,
   state: undefined,
   unconfigured: [],
@@ -27,6 +30,7 @@ export type GuardAction =
   | 'unpinned'
   | 'not-default'
   | 'pinning'
+  | 'pinned-ahead'
   | 'pinned'
   | 'next-boot-pinned'
   | 'user-pin'
@@ -37,7 +41,8 @@ export type GuardAction =
 export interface GuardRecord {
   checkedKernel: string;
   checkedAt: string;
-  verdict: 'keeps' | 'breaks';
+  /** `pending`: pinned ahead of the module build, not checked after it (yet). */
+  verdict: 'keeps' | 'breaks' | 'pending';
   why: string;
   fix: string;
   action: GuardAction | string;
@@ -90,7 +95,12 @@ export function parseGuardRecord(text: string): GuardRecord | undefined {
   return {
     checkedKernel: values.get('checked_kernel') ?? '',
     checkedAt: values.get('checked_at') ?? '',
-    verdict: values.get('verdict') === 'keeps' ? 'keeps' : 'breaks',
+    verdict:
+      values.get('verdict') === 'keeps'
+        ? 'keeps'
+        : values.get('verdict') === 'pending'
+          ? 'pending'
+          : 'breaks',
     why: values.get('why') ?? '',
     fix: values.get('fix') ?? '',
     action: values.get('action') ?? '',
