@@ -474,3 +474,29 @@ test('apply writes the guard as ours; rollback releases its pin (keeping someone
     await rm(tree, { recursive: true, force: true });
   }
 });
+
+test('plan re-writes the guard when the mode or the lab’s kernelGuard settings change, and only then', async () => {
+  const tree = await withKernelGuard('i5-8500t-gvt', { mode: 'gvt-g' });
+  try {
+    const facts = await gatherHostFacts(await new CapturedRoot(tree.root).open());
+    const guardIds = (plan: ReturnType<typeof planHost>) =>
+      plan.steps.map((s) => s.id.split('/').at(-1)).filter((id) => id?.startsWith('kernel-guard'));
+    assert.deepEqual(guardIds(planHost(facts)), [], 'as apply wrote it');
+    const passthrough = planHost(facts, { wishes: { mode: 'passthrough', vfs: 'auto', vmsOnHost: 1 } });
+    assert.deepEqual(guardIds(passthrough), ['kernel-guard-settings', 'kernel-guard']);
+    const settings = passthrough.steps.find((s) => s.id.endsWith('/kernel-guard-settings'));
+    assert.match(settings?.diff ?? '', /^-mode=gvt-g$/m);
+    assert.match(settings?.diff ?? '', /^\+mode=passthrough$/m);
+    const hook = passthrough.steps.find((s) => s.id.endsWith('/kernel-guard'));
+    assert.match(hook?.diff ?? '', /^- {2}if ! has_module "\$k" kvmgt; then$/m);
+    assert.match(hook?.diff ?? '', /^\+ {2}if ! has_module "\$k" vfio_pci; then$/m);
+    const strict = planHost(facts, {
+      wishes: { mode: 'auto', vfs: 'auto', vmsOnHost: 1, guard: { strict: true, maxPinDays: 14 } },
+    });
+    assert.deepEqual(guardIds(strict), ['kernel-guard-settings']);
+    assert.match(strict.steps[0]?.diff ?? '', /^\+strict=yes$/m);
+    assert.match(strict.steps[0]?.diff ?? '', /^\+max_pin_days=14$/m);
+  } finally {
+    await tree.remove();
+  }
+});
