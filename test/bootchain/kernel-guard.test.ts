@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -31,7 +31,6 @@ import {
   grubDefaultKernel,
   SUITES,
 } from '../support/bootchain.ts';
-import { ChrootHost } from '../support/chroot-host.ts';
 import {
   addRelease,
   literal,
@@ -43,11 +42,11 @@ import {
 import {
   dpkgStatus,
   fakeKernelVersion,
+  grubHost,
   hooksRun,
   installFakeKernel,
   kernelPackage,
   postinstHooks,
-  realKernel,
 } from '../support/fake-kernel.ts';
 import { shellcheck, shellcheckAvailable } from '../support/shellcheck.ts';
 
@@ -121,15 +120,7 @@ for (const suite of SUITES) {
     if (!bootchainAvailable(t)) return;
     const { root, stock, remove } = await bootchainHost(undefined, { suite });
     try {
-      await copyFile(join(root, 'usr/share/grub/default/grub'), join(root, 'etc/default/grub'));
-      const host = await new ChrootHost(root, { proc: true }).open();
-      const run = async (command: string) => {
-        const result = await host.run(command);
-        assert.equal(result.code, 0, `${command}: ${result.stdout}${result.stderr}`);
-        return result.stdout;
-      };
-      await run('update-grub');
-      const real = await realKernel(root);
+      const { host, run, real } = await grubHost(root);
       const grubDefault = async () =>
         grubDefaultKernel(await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8'));
       let abi = 0;

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -19,15 +19,14 @@ import {
   grubMenu,
   SUITES,
 } from '../support/bootchain.ts';
-import { ChrootHost } from '../support/chroot-host.ts';
 import { literal } from '../support/dkms-module.ts';
 import {
   dpkgStatus,
   fakeKernelVersion,
+  grubHost,
   hooksRun,
   installFakeKernel,
   kernelPackage,
-  realKernel,
 } from '../support/fake-kernel.ts';
 import { shellcheck, shellcheckAvailable } from '../support/shellcheck.ts';
 
@@ -40,17 +39,7 @@ for (const suite of SUITES) {
     if (!bootchainAvailable(t)) return;
     const { root, stock, remove } = await bootchainHost(undefined, { suite });
     try {
-      // A GRUB host as grub-pc's postinst leaves it: Debian's /etc/default/grub and a grub.cfg
-      // (zz-update-grub does nothing without one).
-      await copyFile(join(root, 'usr/share/grub/default/grub'), join(root, 'etc/default/grub'));
-      const host = await new ChrootHost(root, { proc: true }).open();
-      const run = async (command: string) => {
-        const result = await host.run(command);
-        assert.equal(result.code, 0, `${command}: ${result.stdout}${result.stderr}`);
-        return result.stdout;
-      };
-      await run('update-grub');
-      const real = await realKernel(root);
+      const { host, run, real } = await grubHost(root);
       const fake = fakeKernelVersion(real);
       const installed = await installFakeKernel(host, { kver: fake, headers: false, stock });
       assert.equal(installed.code, 0, installed.output);

@@ -67,6 +67,20 @@ async function fresh(conf?: string): Promise<GuardRoot> {
   roots.push(root);
   return root;
 }
+/** What doctor judges from the root's guard record, with GOOD pinned and these kernels installed. */
+const doctorContext = async (root: GuardRoot, installed: string[]) => ({
+  guard: {
+    ...NO_GUARD_FACTS,
+    hook: 'x',
+    conf: config(),
+    state: await root.read('/var/lib/igpu-split/kernel-guard.state'),
+    readAt: new Date().toISOString(),
+  },
+  installed,
+  pinned: GOOD,
+  nextBootPin: undefined,
+  wanted: true,
+});
 const record = async (root: GuardRoot) =>
   parseGuardRecord((await root.read('/var/lib/igpu-split/kernel-guard.state')) ?? '');
 
@@ -93,19 +107,7 @@ test('a kernel outside the release range: installed, the last good kernel pinned
   assert.deepEqual(pinned?.kernels, { [GOOD]: 'keeps', [OUTSIDE]: 'breaks' });
 
   // Doctor reads the record: a pin holding back one newer kernel is a warning...
-  const context = {
-    guard: {
-      ...NO_GUARD_FACTS,
-      hook: 'x',
-      conf: config(),
-      state: await root.read('/var/lib/igpu-split/kernel-guard.state'),
-      readAt: new Date().toISOString(),
-    },
-    installed: [GOOD, OUTSIDE],
-    pinned: GOOD,
-    nextBootPin: undefined,
-    wanted: true,
-  };
+  const context = await doctorContext(root, [GOOD, OUTSIDE]);
   const checks = guardChecks(context);
   assert.equal(checks.find((c) => c.id === 'guard.pin')?.status, 'warn');
   assert.match(
@@ -149,19 +151,7 @@ test('before dkms (the ahead hook): a new kernel not built for yet is held back 
   const held = await record(root);
   assert.deepEqual([held?.verdict, held?.action, held?.pin?.kernel], ['pending', 'pinned-ahead', GOOD]);
   // If the kernel's hooks stop here (dkms failed), doctor says so and what boots.
-  const checks = guardChecks({
-    guard: {
-      ...NO_GUARD_FACTS,
-      hook: 'x',
-      conf: config(),
-      state: await root.read('/var/lib/igpu-split/kernel-guard.state'),
-      readAt: new Date().toISOString(),
-    },
-    installed: [GOOD, LATER],
-    pinned: GOOD,
-    nextBootPin: undefined,
-    wanted: true,
-  });
+  const checks = guardChecks(await doctorContext(root, [GOOD, LATER]));
   assert.match(
     checks.find((c) => c.id === 'guard.last-check')?.evidence ?? '',
     /hooks stopped before the check after its module build; the guard had pinned 6\.14\.8-2-pve ahead/,

@@ -4,10 +4,30 @@
 // /etc/kernel/postinst.d hooks (dkms, initramfs-tools, zz-update-grub, the zz-proxmox-boot
 // stand-in) the way a kernel upgrade on a Proxmox host does.
 
+import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ChrootHost } from './chroot-host.ts';
+import { ChrootHost } from './chroot-host.ts';
+
+/**
+ * A root made a GRUB host as grub-pc's postinst leaves one (Debian's /etc/default/grub and a
+ * grub.cfg: zz-update-grub does nothing without one): its chroot (with /proc), a `run` whose
+ * command must succeed, and the root's real kernel.
+ */
+export async function grubHost(
+  root: string,
+): Promise<{ host: ChrootHost; run: (command: string) => Promise<string>; real: string }> {
+  await copyFile(join(root, 'usr/share/grub/default/grub'), join(root, 'etc/default/grub'));
+  const host = await new ChrootHost(root, { proc: true }).open();
+  const run = async (command: string) => {
+    const result = await host.run(command);
+    assert.equal(result.code, 0, `${command}: ${result.stdout}${result.stderr}`);
+    return result.stdout;
+  };
+  await run('update-grub');
+  return { host, run, real: await realKernel(root) };
+}
 
 /**
  * The kernel the root came with: the release in /lib/modules that has a /boot/vmlinuz (a
