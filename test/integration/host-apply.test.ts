@@ -13,6 +13,11 @@ import { applyHostPlan, LOCK_FILE, STATE_FILE } from '../../src/host/apply.ts';
 import { gatherHostFacts } from '../../src/host/gather.ts';
 import { GRUB_DROPIN, MODULES_CONF, planHost } from '../../src/host/plan.ts';
 import { rollbackHost } from '../../src/host/rollback.ts';
+import {
+  KERNEL_GUARD_AHEAD,
+  KERNEL_GUARD_CONF,
+  KERNEL_GUARD_HOOK,
+} from '../../src/linux/kernel-guard/script.ts';
 import { BOOT_ID } from '../../src/linux/reboot.ts';
 import { K } from '../../src/sim/kube/controllers.ts';
 import { startKubeSimulator } from '../../src/sim/kube/server.ts';
@@ -65,7 +70,14 @@ test('plan → apply → plan: files written, update-grub once, state recorded, 
       assert.equal(result.rebootNeeded, true);
       assert.deepEqual(
         result.done.map((id) => id.split('/').at(-1)),
-        ['modules-load', 'grub-dropin', 'update-grub'],
+        [
+          'modules-load',
+          'grub-dropin',
+          'kernel-guard-settings',
+          'kernel-guard',
+          'kernel-guard-ahead',
+          'update-grub',
+        ],
       );
       assert.match(
         await readFile(join(sshd.root, GRUB_DROPIN), 'utf8'),
@@ -80,8 +92,14 @@ test('plan → apply → plan: files written, update-grub once, state recorded, 
       const state = JSON.parse(await readFile(join(sshd.root, STATE_FILE), 'utf8'));
       assert.deepEqual(state.files, {
         [GRUB_DROPIN]: { created: true },
+        [KERNEL_GUARD_CONF]: { created: true },
+        [KERNEL_GUARD_AHEAD]: { created: true },
+        [KERNEL_GUARD_HOOK]: { created: true },
         [MODULES_CONF]: { created: true },
       });
+      // The hooks are executable: run-parts runs nothing else.
+      for (const hook of [KERNEL_GUARD_HOOK, KERNEL_GUARD_AHEAD])
+        assert.equal((await stat(join(sshd.root, hook))).mode & 0o777, 0o755);
       assert.deepEqual(state.params, ['intel_iommu=on', 'iommu=pt', 'i915.enable_gvt=1']);
       assert.deepEqual(state.modules, ['kvmgt']);
       assert.equal((await stat(join(sshd.root, STATE_FILE))).mode & 0o777, 0o600);
@@ -192,7 +210,13 @@ test('rollback after apply leaves /etc byte-for-byte as it was (GRUB)', async (t
       await applyHostPlan(host, planHost(await gatherHostFacts(host)));
       assert.notDeepEqual(await etcSnapshot(sshd.root), before);
       const result = await rollbackHost(host);
-      assert.deepEqual(result.changed.sort(), [GRUB_DROPIN, MODULES_CONF]);
+      assert.deepEqual(result.changed.sort(), [
+        GRUB_DROPIN,
+        KERNEL_GUARD_CONF,
+        KERNEL_GUARD_AHEAD,
+        KERNEL_GUARD_HOOK,
+        MODULES_CONF,
+      ]);
       assert.deepEqual(result.refreshed, ['update-grub']);
       assert.equal(result.rebootNeeded, false, 'the running kernel never had our parameters');
       assert.deepEqual(await etcSnapshot(sshd.root), before);
@@ -286,7 +310,7 @@ describe('igpu-split host apply/verify/rollback (CLI)', () => {
         1,
         'verify fails on GVT-g checks: the fake kernel cannot really enable GVT-g',
       );
-      assert.match(result.stdout, /applied 3 steps/);
+      assert.match(result.stdout, /applied 6 steps/);
       assert.match(result.stdout, /rebooting/);
       assert.match(
         result.stdout,

@@ -15,6 +15,7 @@ import {
   kernelGuardScript,
 } from '../../src/linux/kernel-guard/script.ts';
 import { PATHS } from '../../src/linux/paths.ts';
+import { postinst } from '../support/fake-kernel.ts';
 
 interface KernelUpgradeFacts {
   kernelPostinst: { runParts: string; hookDir: string; depmodFirst: boolean };
@@ -93,4 +94,13 @@ test('a guest pins with the GRUB_DEFAULT entry proxmox-boot-tool writes, in a dr
 
 test('the headers package the guard names is the one Proxmox builds for each kernel', () => {
   assert.equal(`${PROXMOX_HEADERS_PREFIX}@KVNAME@`, facts.kernelPackages.headers);
+});
+
+test('the boot-chain tier’s fake kernel runs its hooks with the call Proxmox’s kernel postinst makes', () => {
+  const fake = /system\("(run-parts [^"]+)"\)/.exec(postinst('6.12.96-1-pve'))?.[1] ?? '';
+  // The same command but for the variables' names ($version, $imagedir there; $kernel, $boot here).
+  const words = (command: string) => command.replace(/\$\w+/g, '$').split(' ');
+  assert.deepEqual(words(fake), words(facts.kernelPostinst.runParts));
+  assert.ok(facts.kernelPostinst.depmodFirst);
+  assert.match(postinst('6.12.96-1-pve'), /system\("depmod \$kernel"\);[\s\S]*run-parts/);
 });

@@ -101,7 +101,7 @@ async function moduleClosure(modulesDir: string): Promise<string[]> {
  * fails makes it die ("Failed to process /etc/kernel/postinst.d"), which fails the configure step.
  * It exports no DEB_MAINT_PARAMS (the hooks see none).
  */
-const postinst = (kver: string) => `#!/usr/bin/perl
+export const postinst = (kver: string) => `#!/usr/bin/perl
 use strict;
 use warnings;
 

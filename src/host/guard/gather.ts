@@ -24,10 +24,11 @@ export async function gatherKernelGuard(
   read: Read,
   pins: { pinned: string | undefined; nextBootPin: string | undefined },
 ): Promise<KernelGuardFacts> {
-  const readAt = new Date().toISOString();
   const hook = await read(KERNEL_GUARD_HOOK);
+  // Nothing to report or age: the facts of such a host are the same at every read.
   if (hook === undefined && pins.pinned === undefined && pins.nextBootPin === undefined)
-    return { ...NO_GUARD_FACTS, readAt };
+    return NO_GUARD_FACTS;
+  const readAt = new Date().toISOString();
   const [ahead, conf, state, status, pinWritten] = await Promise.all([
     read(KERNEL_GUARD_AHEAD),
     read(KERNEL_GUARD_CONF),

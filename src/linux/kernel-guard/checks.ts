@@ -186,7 +186,7 @@ function pinCheck(
   const who = ours ? 'by the igpu-split kernel guard' : 'not by igpu-split';
   const kind = context.nextBootPin !== undefined ? 'next boot pinned' : 'pinned';
   const days = since
-    ? Math.floor((Date.parse(context.guard.readAt) - Date.parse(since)) / DAY_MS)
+    ? Math.floor((Date.parse(context.guard.readAt ?? new Date().toISOString()) - Date.parse(since)) / DAY_MS)
     : undefined;
   const age =
     days === undefined || Number.isNaN(days) ? 'since an unknown date' : `since ${since} (${days} days)`;

@@ -8,19 +8,20 @@ export interface KernelGuardFacts {
   ahead: string | undefined;
   conf: string | undefined;
   state: string | undefined;
-  /** When they were read: pin ages count to here (ISO 8601). */
-  readAt: string;
+  /** When they were read: pin ages count to here (ISO 8601); unset when there is nothing to age (no guard, no pin). */
+  readAt: string | undefined;
   /** Kernel packages dpkg has not finished configuring (their hooks stopped, or strict mode refused them). */
   unconfigured: { package: string; status: string }[];
   /** When someone else's pin files were last written (ISO), where a shell could tell. */
   pinWritten: { pin?: string; nextBoot?: string };
 }
 
-export const NO_GUARD_FACTS: Omit<KernelGuardFacts, 'readAt'> = {
+export const NO_GUARD_FACTS: KernelGuardFacts = {
   hook: undefined,
   ahead: undefined,
   conf: undefined,
   state: undefined,
+  readAt: undefined,
   unconfigured: [],
   pinWritten: {},
 };
