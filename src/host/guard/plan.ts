@@ -1,4 +1,4 @@
-// The kernel guard in a host plan: its settings and hook written whole, each with its diff,
+// The kernel guard in a host plan: its settings and its two hooks written whole, each with its diff,
 // re-written when the mode, route or the lab's kernelGuard settings change.
 
 import { fileDiff } from '../../core/diff.ts';
