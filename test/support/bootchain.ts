@@ -7,7 +7,18 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -124,8 +135,39 @@ export function bootchainAvailable(t: TestContext): boolean {
 
 async function ensureRoot(suite: Suite): Promise<string> {
   const cached = cachedRoot(suite);
-  if (existsSync(join(cached, 'boot/grub'))) return cached;
+  const ready = () => existsSync(join(cached, 'boot/grub'));
+  if (ready()) return cached;
   await mkdir(CACHE, { recursive: true });
+  // One builder per root: the tier's test files start together on a fresh machine, and a
+  // second build replacing the root would pull it from under the first one's copies.
+  const lock = `${cached}.building`;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (error) {
+      // expected: EEXIST — another test file is building this root
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (ready()) return cached;
+    // A lock older than a build may take (a run killed while building) is taken over.
+    const since = await stat(lock).then(
+      (s) => s.mtimeMs,
+      () => Date.now(),
+    );
+    if (Date.now() - since > 45 * 60_000) await rm(lock, { recursive: true, force: true });
+    else await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+  try {
+    if (ready()) return cached;
+    return await buildRoot(suite, cached);
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+/** debootstrap, the grub-probe stand-in, the kernel: the root, renamed into the cache when whole. */
+async function buildRoot(suite: Suite, cached: string): Promise<string> {
   const partial = await mkdtemp(join(CACHE, 'building-'));
   execFileSync(
     'debootstrap',
@@ -149,7 +191,7 @@ async function ensureRoot(suite: Suite): Promise<string> {
   // Roots of this suite built from an older package list are of no more use (another
   // suite's root stays).
   for (const name of await readdir(CACHE)) {
-    if (name.startsWith(`${suite}-`) && join(CACHE, name) !== cached)
+    if (name.startsWith(`${suite}-`) && !name.endsWith('.building') && join(CACHE, name) !== cached)
       await rm(join(CACHE, name), { recursive: true });
   }
   return cached;
