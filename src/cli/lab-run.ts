@@ -17,7 +17,7 @@ import {
   timeoutsOf,
 } from './option-checks.ts';
 import { renderChecks } from './render-doctor.ts';
-import { renderLayerPlan } from './render-plan.ts';
+import { renderLayerPlan, type ShownDiffs } from './render-plan.ts';
 
 export interface LabRunOptions extends HostOptions, TimeoutOptions {
   lab: string;
@@ -81,6 +81,7 @@ export function renderPlanSections(
   sections: readonly PlanSection[],
   skipped: readonly string[] = [],
 ): string {
+  const shown: ShownDiffs = new Map();
   const text = sections
     .map((section) => {
       if (section.unreachable) return renderUnreachable(section.title, section.unreachable);
@@ -88,6 +89,7 @@ export function renderPlanSections(
         section.title,
         section.checks.filter((c) => c.status !== 'pass'),
         section.steps,
+        shown,
       );
       return section.refused ? `${text}  not applicable: ${section.refused}\n` : text;
     })

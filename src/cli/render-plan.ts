@@ -4,7 +4,21 @@
 import type { Check, Step } from '../core/model.ts';
 import { renderChecks } from './render-doctor.ts';
 
-export function renderLayerPlan(title: string, checks: readonly Check[], steps: readonly Step[]): string {
+/**
+ * Diffs a plan already showed, by their text: where first (a lab plan writes the same files on
+ * many machines — the kernel guard is 300 lines — and each long diff is printed once).
+ */
+export type ShownDiffs = Map<string, string>;
+
+/** Diffs shorter than this are printed every time: they are read faster than a reference. */
+const LONG_DIFF_LINES = 20;
+
+export function renderLayerPlan(
+  title: string,
+  checks: readonly Check[],
+  steps: readonly Step[],
+  shown?: ShownDiffs,
+): string {
   const lines = [title, ''];
   if (checks.length > 0) lines.push(renderChecks(checks));
   // A plan held up by a failing check is not converged, however empty it is.
@@ -19,7 +33,12 @@ export function renderLayerPlan(title: string, checks: readonly Check[], steps: 
     const disturbs = step.disturbs.length > 0 ? `  [disturbs: ${step.disturbs.join(', ')}]` : '';
     lines.push(`  ${index + 1}. ${step.description}${consent}${disturbs}`);
     if (step.command) lines.push(`       $ ${step.command}`);
-    for (const line of (step.diff ?? '').split('\n').filter(Boolean)) lines.push(`       ${line}`);
+    const diff = (step.diff ?? '').split('\n').filter(Boolean);
+    const first = step.diff ? shown?.get(step.diff) : undefined;
+    if (first) lines.push(`       (the same change as ${first}, shown there)`);
+    else for (const line of diff) lines.push(`       ${line}`);
+    if (step.diff && shown && !first && diff.length >= LONG_DIFF_LINES)
+      shown.set(step.diff, `${title}, step ${index + 1}`);
   });
   return `${lines.join('\n')}\n`;
 }

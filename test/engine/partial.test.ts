@@ -78,6 +78,9 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
     assert.equal(planRefusal(plan), undefined);
     assert.equal(planExitCode(plan), 2);
     const text = renderPlanSections(planSections(plan));
+    // The guard's hook is the same on pve1 and pve3: its 300 lines are printed once.
+    assert.equal(text.split('+# igpu-split kernel guard (gvt-g).').length, 2, 'the GVT-g guard printed once');
+    assert.match(text, /host pve3\n(.*\n)* {7}\(the same change as host pve1, step \d+, shown there\)\n/);
     assert.match(
       text,
       /host pve2\n\n {2}UNREACHABLE {2}ssh:\/\/root@pve2\.demo: cannot connect: connection refused — check sshd runs on pve2\n {15}fix: bring it back and plan again, or leave its chains out: igpu-split apply --skip-host pve2\n/,
