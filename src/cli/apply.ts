@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { EXIT, worstExitCode } from '../core/errors.ts';
+import { onInterrupt } from '../core/interrupt.ts';
 import { counted } from '../core/text.ts';
 import type { PendingStep } from '../engine/journal.ts';
 import { confirm } from './confirm.ts';
@@ -45,6 +46,9 @@ export function registerApply(program: Command): void {
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
       jsonNeedsYes(options);
+      // Until applyLab holds the lab (it says what to do then), an interrupt has changed nothing:
+      // on a loaded machine start-up alone can take seconds.
+      const starting = onInterrupt(() => 'nothing was changed');
       const [
         { applyLab },
         { labWithout, planSections },
@@ -67,6 +71,7 @@ export function registerApply(program: Command): void {
           if (!json) process.stdout.write(`${renderPlanSections(planSections(plan), plan.skippedHosts)}\n`);
         },
       });
+      starting();
       try {
         const result = await applyLab(lab, connections, {
           labFile: options.lab,
