@@ -95,9 +95,10 @@ export async function gatherHostFacts(host: HostAccess): Promise<HostFacts> {
       ? await gatherSriovFacts(host, read, unreadable, igpu?.bdf)
       : NO_SRIOV_FACTS;
   // A GVT-g or passthrough host with the kernel guard: its kernels and pins are read too.
-  if (sriov === NO_SRIOV_FACTS && (await host.entryType(KERNEL_GUARD_HOOK)) !== undefined)
+  const hook = await read(KERNEL_GUARD_HOOK);
+  if (sriov === NO_SRIOV_FACTS && hook !== undefined)
     sriov = { ...NO_SRIOV_FACTS, kernels: await gatherKernels(host, read, unreadable) };
-  const kernelGuard = await gatherKernelGuard(host, read, sriov.kernels);
+  const kernelGuard = await gatherKernelGuard(host, read, hook, sriov.kernels);
 
   const os = osRelease === undefined ? undefined : parseOsRelease(osRelease);
   const pve = pveCfg === undefined ? undefined : parsePveCfg(pveCfg);

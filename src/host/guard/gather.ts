@@ -5,7 +5,6 @@ import { type HostAccess, HostError } from '../../access/host.ts';
 import {
   KERNEL_GUARD_AHEAD,
   KERNEL_GUARD_CONF,
-  KERNEL_GUARD_HOOK,
   KERNEL_GUARD_STATE,
 } from '../../linux/kernel-guard/script.ts';
 import { type KernelGuardFacts, NO_GUARD_FACTS } from '../../linux/kernel-guard/state.ts';
@@ -22,9 +21,10 @@ export const PIN_DATES_COMMAND = `stat -c '%Y %n' ${PATHS.kernelPin} ${PATHS.ker
 export async function gatherKernelGuard(
   host: HostAccess,
   read: Read,
+  /** The check hook as gather read it (undefined: not installed). */
+  hook: string | undefined,
   pins: { pinned: string | undefined; nextBootPin: string | undefined },
 ): Promise<KernelGuardFacts> {
-  const hook = await read(KERNEL_GUARD_HOOK);
   // Nothing to report or age: the facts of such a host are the same at every read.
   if (hook === undefined && pins.pinned === undefined && pins.nextBootPin === undefined)
     return NO_GUARD_FACTS;
