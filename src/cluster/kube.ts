@@ -6,6 +6,7 @@
 
 import {
   ApiException,
+  ApisApi,
   CoreV1Api,
   createConfiguration,
   type KubeConfig,
@@ -13,6 +14,7 @@ import {
   PatchStrategy,
   type ResponseContext,
   ServerConfiguration,
+  VersionApi,
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 import { TargetError } from '../core/errors.ts';
@@ -42,6 +44,16 @@ export interface KubeApi {
   /** Evicts a pod; `blocked` carries the API's reason when a disruption budget refuses. */
   evict(namespace: string, name: string): Promise<{ blocked?: string }>;
   logs(namespace: string, name: string): Promise<string>;
+  /** GET /version: the server's release (`v1.34.1+k3s1`) and minor. */
+  version(): Promise<ServerVersion>;
+  /** Whether the server serves this API group at this version (GET /apis). */
+  serves(group: string, version: string): Promise<boolean>;
+}
+
+export interface ServerVersion {
+  gitVersion: string;
+  major: number;
+  minor: number;
 }
 
 export interface KubeOptions extends KubeconfigSource {
@@ -78,6 +90,8 @@ class ClientNodeKube implements KubeApi {
   private readonly watch: WaitWatch;
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
+  private readonly versions: VersionApi;
+  private readonly groups: ApisApi;
 
   constructor(config: KubeConfig, options: KubeOptions = {}, exec?: ExecConfig) {
     const server = config.getCurrentCluster()?.server ?? 'kubernetes';
@@ -112,6 +126,18 @@ class ClientNodeKube implements KubeApi {
     });
     this.objects = ObjectApi.of(config, configuration);
     this.core = new CoreV1Api(configuration);
+    this.versions = new VersionApi(configuration);
+    this.groups = new ApisApi(configuration);
+  }
+
+  async version(): Promise<ServerVersion> {
+    const info = await this.call('get /version', () => this.versions.getCode());
+    return parseServerVersion(info.gitVersion, info.major, info.minor);
+  }
+
+  async serves(group: string, version: string): Promise<boolean> {
+    const list = await this.call('get /apis', () => this.groups.getAPIVersions());
+    return list.groups.some((g) => g.name === group && g.versions.some((v) => v.version === version));
   }
 
   async apply(object: Manifest): Promise<KubeObject> {
@@ -296,6 +322,19 @@ class ClientNodeKube implements KubeApi {
   }
 }
 
+/**
+ * The release from /version. Distributions put a suffix on the minor (`34+` on some managed
+ * clusters), so the minor is read from gitVersion first (`v1.34.1+k3s1`), then from `minor`.
+ */
+export function parseServerVersion(gitVersion: string, major: string, minor: string): ServerVersion {
+  const release = /^v(\d+)\.(\d+)\./.exec(gitVersion);
+  return {
+    gitVersion,
+    major: Number(release?.[1] ?? Number.parseInt(major, 10)),
+    minor: Number(release?.[2] ?? Number.parseInt(minor, 10)),
+  };
+}
+
 /** An answer the API server gave that is not a success: RBAC, redirects, a missing CRD, a status code. */
 function describeAnswer(error: ApiException<unknown>, what: string, target: string): TargetError {
   const status = statusOf(error);
@@ -448,7 +487,8 @@ async function answersLikeKubernetes(response: ResponseContext): Promise<boolean
   if (response.httpStatusCode < 200 || response.httpStatusCode > 299 || /^text\/plain/i.test(type))
     return true;
   const text = await response.body.text();
-  return /^\s*\{/.test(text) && /"kind"\s*:\s*"/.test(text);
+  // Every answer carries a kind, but /version's (apimachinery pkg/version Info: gitVersion, no kind).
+  return /^\s*\{/.test(text) && /"(kind|gitVersion)"\s*:\s*"/.test(text);
 }
 
 /** The same words for the same bound as the Proxmox and Image Factory clients (core/network-errors.ts). */

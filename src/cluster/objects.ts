@@ -10,16 +10,11 @@ import { stringify } from 'yaml';
 import type { KubernetesSettings } from '../config/lab.ts';
 import { GPU_HELM_CHART, GPU_NODE_LABEL, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 
-export const FIELD_MANAGER = 'igpu-split';
-export const OURS = { 'app.kubernetes.io/managed-by': 'igpu-split' } as const;
-export const PLUGIN_NAME = 'intel-gpu-plugin';
+import { ADMIN_ACCESS_LABEL, draDriverObjects } from './dra-objects.ts';
+import { type Manifest, OURS } from './manifest.ts';
 
-export interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [key: string]: unknown };
-  [key: string]: unknown;
-}
+export { FIELD_MANAGER, type Manifest, OURS } from './manifest.ts';
+export const PLUGIN_NAME = 'intel-gpu-plugin';
 
 export function pluginArgs(settings: KubernetesSettings): string[] {
   return [
@@ -30,6 +25,7 @@ export function pluginArgs(settings: KubernetesSettings): string[] {
   ];
 }
 
+/** The lab's namespace; in DRA mode it lets verify's claims ask for adminAccess. */
 export function namespaceObject(settings: KubernetesSettings): Manifest {
   return {
     apiVersion: 'v1',
@@ -38,6 +34,7 @@ export function namespaceObject(settings: KubernetesSettings): Manifest {
       name: settings.namespace,
       labels: {
         ...OURS,
+        ...(settings.allocator === 'dra' ? ADMIN_ACCESS_LABEL : {}),
         'pod-security.kubernetes.io/enforce': 'privileged',
         'pod-security.kubernetes.io/audit': 'privileged',
         'pod-security.kubernetes.io/warn': 'privileged',
@@ -179,14 +176,26 @@ export function nodeFeatureRule(): Manifest {
 
 /** Every object igpu-split may have made, whatever the mode (rollback looks for all). */
 export function allObjects(settings: KubernetesSettings): Manifest[] {
-  return [namespaceObject(settings), pluginDaemonSet(settings), gpuDevicePlugin(settings), nodeFeatureRule()];
+  return [
+    namespaceObject(settings),
+    pluginDaemonSet(settings),
+    gpuDevicePlugin(settings),
+    nodeFeatureRule(),
+    ...draDriverObjects(settings),
+  ];
 }
 
 /** Everything the lab file asks the cluster to hold, in apply order. */
 export function desiredObjects(settings: KubernetesSettings): Manifest[] {
   const objects = [namespaceObject(settings)];
-  if (settings.plugin.mode === 'daemonset') objects.push(pluginDaemonSet(settings));
-  if (settings.plugin.mode === 'operator') objects.push(gpuDevicePlugin(settings));
+  if (settings.allocator === 'dra') {
+    // helm-values: the chart installs the driver into the namespace made here (privileged, as its README asks).
+    if (settings.plugin.mode === 'daemonset') objects.push(...draDriverObjects(settings));
+    else objects.push(draDriverObjects(settings)[0] as Manifest);
+  } else {
+    if (settings.plugin.mode === 'daemonset') objects.push(pluginDaemonSet(settings));
+    if (settings.plugin.mode === 'operator') objects.push(gpuDevicePlugin(settings));
+  }
   if (settings.plugin.nodeFeatureRule) objects.push(nodeFeatureRule());
   return objects;
 }

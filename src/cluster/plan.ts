@@ -7,15 +7,21 @@ import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
 import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
+import { RESOURCE_API } from './dra-objects.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
+import { gatherPreflight, type Preflight, preflightChecks } from './preflight.ts';
 
 export type { GpuNode };
 
 export interface ClusterFacts {
+  /** The API server it was read from (for the checks' words). */
+  target?: string;
   nodes: Record<string, KubeObject | undefined>;
   objects: { desired: Manifest; live: KubeObject | undefined }[];
   crds: Record<string, boolean>;
+  /** Version, APIs and allocators already present (preflight.ts); absent in facts made by hand. */
+  preflight?: Preflight;
 }
 
 export type ClusterStep = Step & { object?: Manifest; node?: string; labels?: Record<string, string> };
@@ -35,8 +41,10 @@ export async function gatherClusterFacts(
   settings: KubernetesSettings,
   gpuNodes: readonly GpuNode[],
 ): Promise<ClusterFacts> {
+  // The operator's CRD is read in every mode: its custom resources say the device plugin runs.
   const crdNames = [
-    ...(settings.plugin.mode === 'operator' ? [CRDS.gpuDevicePlugin, CRDS.certManager] : []),
+    CRDS.gpuDevicePlugin,
+    ...(settings.plugin.mode === 'operator' ? [CRDS.certManager] : []),
     ...(settings.plugin.nodeFeatureRule ? [CRDS.nodeFeatureRule] : []),
   ];
   const crds = Object.fromEntries(
@@ -47,13 +55,15 @@ export async function gatherClusterFacts(
       ),
     ),
   );
+  const preflight = await gatherPreflight(kube, crds[CRDS.gpuDevicePlugin] === true);
   // One list instead of a read per node: a fleet has thousands.
   const listed = new Map((await kube.list('v1', 'Node')).map((node) => [node.metadata.name, node]));
   const nodes = Object.fromEntries(gpuNodes.map((node) => [node.name, listed.get(node.name)] as const));
   const wanted = desiredObjects(settings).filter(
     (o) =>
       !(o.kind === 'GpuDevicePlugin' && !crds[CRDS.gpuDevicePlugin]) &&
-      !(o.kind === 'NodeFeatureRule' && !crds[CRDS.nodeFeatureRule]),
+      !(o.kind === 'NodeFeatureRule' && !crds[CRDS.nodeFeatureRule]) &&
+      !(o.apiVersion === RESOURCE_API && !preflight.servesDra),
   );
   const objects = await Promise.all(
     wanted.map(async (desired) => ({
@@ -66,7 +76,7 @@ export async function gatherClusterFacts(
       ),
     })),
   );
-  return { nodes, objects, crds };
+  return { target: kube.target, nodes, objects, crds, preflight };
 }
 
 /** Every leaf of `want` has the same value in `have`. */
@@ -88,7 +98,12 @@ export function planCluster(
   settings: KubernetesSettings,
   gpuNodes: readonly GpuNode[],
 ): ClusterPlan {
-  const checks: Check[] = crdChecks(facts, settings);
+  const checks: Check[] = [
+    ...(facts.preflight
+      ? preflightChecks(facts.preflight, settings, facts.nodes, gpuNodes, facts.target ?? 'kubernetes')
+      : []),
+    ...crdChecks(facts, settings),
+  ];
   const steps: ClusterStep[] = [];
   for (const { desired, live } of facts.objects) {
     if (live && covers(live, desired)) continue;

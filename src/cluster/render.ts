@@ -1,11 +1,12 @@
 // igpu-split cluster render: the same objects as a kustomize directory for GitOps users
-// (plus the Helm values in helm-values mode, and the node labels as a kubectl script,
-// since nodes are not kustomize resources).
+// (plus the Helm values in helm-values mode, the node labels as a kubectl script, since
+// nodes are not kustomize resources, and in DRA mode the claim examples apps copy).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { KubernetesSettings } from '../config/lab.ts';
+import { claimTemplateExample, draHelmValues, sharedClaimExample } from './dra-objects.ts';
 import { desiredObjects, helmValues } from './objects.ts';
 import type { GpuNode } from './plan.ts';
 
@@ -31,7 +32,26 @@ export async function renderCluster(
       resources: files,
     })}`,
   );
-  if (settings.plugin.mode === 'helm-values') await write('values.yaml', helmValues(settings));
+  if (settings.plugin.mode === 'helm-values')
+    await write('values.yaml', settings.allocator === 'dra' ? draHelmValues(settings) : helmValues(settings));
+  if (settings.allocator === 'dra') {
+    // What apps copy, kept out of kustomization.yaml: igpu-split applies none of it.
+    await mkdir(join(out, 'examples'), { recursive: true });
+    await write(
+      'examples/claim-template.yaml',
+      `# igpu-split: copy into your app's namespace; a pod asks for one Intel GPU with
+#   spec.resourceClaims: [{name: gpu, resourceClaimTemplateName: intel-gpu}]
+#   containers[].resources.claims: [{name: gpu}]
+${stringify(claimTemplateExample())}`,
+    );
+    await write(
+      'examples/shared-claim.yaml',
+      `# igpu-split: several pods on one GPU — each names the same ResourceClaim (DRA has no sharing count)
+${sharedClaimExample()
+        .map((o) => stringify(o))
+        .join('---\n')}`,
+    );
+  }
   const labels = Object.entries(settings.plugin.nodeSelector)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');

@@ -8,25 +8,17 @@
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
 import { pollVisibly } from '../core/waits.ts';
-import { GPU_RESOURCE, GPU_RESOURCE_OF } from '../knowledge/pins.ts';
-import type { KubeApi, KubeObject } from './kube.ts';
-import { OURS } from './objects.ts';
+import { GPU_RESOURCE, } from '../knowledge/pins.ts';
+import { verifyDra } from './dra-verify.ts';
+import type { KubeApi, } from './kube.ts';
 import { type GpuNode, missingNode } from './plan.ts';
-import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
+import { resourceOf, runSmokePod, type VerifyOptions } from './smoke-pod.ts';
+
+export { resourceOf, type VerifyOptions };
 
 export const RESOURCE = GPU_RESOURCE;
 
-/** The resource a GPU node offers: named after the driver its guest binds (pins.ts GPU_RESOURCE_OF). */
-export const resourceOf = (node: GpuNode): string => GPU_RESOURCE_OF[node.driver ?? 'i915'];
 const PLUGIN_NAMESPACE_OPERATOR = 'inteldeviceplugins-system';
-
-export interface VerifyOptions {
-  smoke?: boolean;
-  /** Right after apply: wait up to this long for the plugin to run and advertise on every GPU node. */
-  settleMs?: number;
-  timeoutMs?: number;
-  pollMs?: number;
-}
 
 export async function verifyCluster(
   kube: KubeApi,
@@ -34,6 +26,7 @@ export async function verifyCluster(
   gpuNodes: readonly GpuNode[],
   options: VerifyOptions = {},
 ): Promise<Check[]> {
+  if (settings.allocator === 'dra') return verifyDra(kube, settings, gpuNodes, options);
   const checks: Check[] = [];
   const namespace = settings.plugin.mode === 'operator' ? PLUGIN_NAMESPACE_OPERATOR : settings.namespace;
   if (options.settleMs)
@@ -101,85 +94,15 @@ export async function verifyCluster(
     if (options.smoke !== false && ready && have > 0) {
       const limitMs = options.timeoutMs ?? 120_000;
       const what = `the smoke pod on ${node.name}`;
+      const request = { resources: { limits: { [resource]: '1' } } };
       checks.push(
-        await pollVisibly({ target: kube.target, what, limitMs }, () => smoke(kube, settings, node, options)),
+        await pollVisibly({ target: kube.target, what, limitMs }, () =>
+          runSmokePod(kube, settings, node, options, request),
+        ),
       );
     }
   }
   return checks;
-}
-
-async function smoke(
-  kube: KubeApi,
-  settings: KubernetesSettings,
-  gpuNode: GpuNode,
-  options: VerifyOptions,
-): Promise<Check> {
-  const node = gpuNode.name;
-  const resource = resourceOf(gpuNode);
-  const namespace = settings.namespace;
-  const nodeLabel = node
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]/g, '-')
-    .slice(0, 63);
-  // Leftovers of an earlier run go first; a fresh name never meets one still terminating.
-  const leftovers = await kube.list('v1', 'Pod', {
-    namespace,
-    labelSelector: `app.kubernetes.io/component=smoke,igpu-split.io/node=${nodeLabel}`,
-  });
-  for (const old of leftovers) await kube.delete('v1', 'Pod', old.metadata.name, namespace);
-  const name = `${`igpu-split-smoke-${nodeLabel}`.slice(0, 56).replace(/[-.]+$/, '')}-${Math.random().toString(36).slice(2, 7)}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-  let pod: KubeObject | undefined;
-  try {
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name,
-        namespace,
-        labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': nodeLabel },
-      },
-      spec: {
-        restartPolicy: 'Never',
-        nodeSelector: { 'kubernetes.io/hostname': node },
-        containers: [
-          {
-            name: 'smoke',
-            image: settings.smokeImage,
-            command: ['sh', '-c', SMOKE_SCRIPT],
-            resources: { limits: { [resource]: '1' } },
-          },
-        ],
-      },
-    });
-    for (;;) {
-      pod = await kube.get('v1', 'Pod', name, namespace);
-      const phase = (pod?.status as { phase?: string } | undefined)?.phase;
-      if (phase === 'Succeeded' || phase === 'Failed') break;
-      if (Date.now() > deadline) {
-        const scheduled = (
-          (pod?.status?.conditions ?? []) as { type: string; status: string; message?: string }[]
-        ).find((c) => c.type === 'PodScheduled');
-        return {
-          id: `cluster.${node}.smoke`,
-          status: 'fail',
-          evidence:
-            scheduled?.status === 'False'
-              ? `the smoke pod on ${node} stayed Pending: ${scheduled.message ?? 'unschedulable'}`
-              : `the smoke pod on ${node} did not finish in ${Math.round((options.timeoutMs ?? 120_000) / 1000)} s (${phase ?? 'no status'})`,
-          fix:
-            scheduled?.status === 'False'
-              ? `the node has no free ${resource}: raise sharedDevNum or free a device`
-              : `kubectl -n ${namespace} describe pod ${name}`,
-        };
-      }
-      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1_000));
-    }
-    return smokeCheck(node, await kube.logs(namespace, name), gpuNode.vf ? 'VF' : 'vGPU');
-  } finally {
-    await kube.delete('v1', 'Pod', name, namespace);
-  }
 }
 
 /** Waits (bounded) until every GPU node has a ready plugin pod and advertises the resource. */

@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import { controlAt } from '../core/text.ts';
+import { DRA_DRIVER } from '../knowledge/dra.ts';
 import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
 import { GPU_NODE_LABEL, GPU_PLUGIN, SMOKE_IMAGE, TALOS_IMAGE_FACTORY } from '../knowledge/pins.ts';
 
@@ -230,50 +231,94 @@ export const TalosVmSchema = z.strictObject({
  */
 export const NodeVmSchema = z.discriminatedUnion('os', [UbuntuVmSchema, TalosVmSchema]);
 
+/**
+ * An image tag: a release, never `latest` (it moves under a running cluster, and a rollback
+ * could not say what it returns to).
+ */
+const imageTag = (what: string) =>
+  z
+    .string()
+    .regex(/^[0-9A-Za-z._-]+$/)
+    .refine((tag) => tag !== 'latest', { error: `${what}: name a release, not latest` });
+
+/** Who hands GPUs to pods: Intel's device plugin, or Intel's DRA driver (resource.k8s.io/v1). */
+export const ALLOCATORS = ['device-plugin', 'dra'] as const;
+
 /** The GPU plugin and where it goes (cluster layer). */
-export const KubernetesSchema = z.strictObject({
-  kubeconfig: labPath()
-    .optional()
-    .describe('kubeconfig file (default: $KUBECONFIG or ~/.kube/config); relative to this file'),
-  context: z.string().min(1).optional().describe('kubeconfig context (default: its current-context)'),
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
-    .default('igpu-split'),
-  plugin: z
-    .strictObject({
-      mode: z.enum(['daemonset', 'operator', 'helm-values']).default('daemonset'),
-      image: z.string().min(1).default(GPU_PLUGIN.image),
-      version: z
-        .string()
-        .regex(/^[0-9A-Za-z._-]+$/)
-        .default(GPU_PLUGIN.tag)
-        .describe(`image tag (default: Intel's release ${GPU_PLUGIN.release})`),
-      sharedDevNum: z.int().min(1).max(100).default(1).describe('containers that may share one vGPU'),
-      allocationPolicy: z.enum(['none', 'balanced', 'packed']).default('none'),
-      nodeSelector: z.record(z.string(), z.string()).default({ [GPU_NODE_LABEL]: 'true' }),
-      tolerations: z
-        .array(
-          z.strictObject({
-            key: z.string().optional(),
-            operator: z.enum(['Exists', 'Equal']).optional(),
-            value: z.string().optional(),
-            effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-          }),
-        )
-        .default([]),
-      nodeFeatureRule: z
-        .boolean()
-        .default(false)
-        .describe('also install the NFD rule that labels i915/xe nodes'),
-    })
-    .prefault({}),
-  smokeImage: z
-    .string()
-    .min(1)
-    .default(SMOKE_IMAGE)
-    .describe('image of the smoke pod; one with vainfo (e.g. a Jellyfin image) also tests VA-API'),
-});
+export const KubernetesSchema = z
+  .strictObject({
+    kubeconfig: labPath()
+      .optional()
+      .describe('kubeconfig file (default: $KUBECONFIG or ~/.kube/config); relative to this file'),
+    context: z.string().min(1).optional().describe('kubeconfig context (default: its current-context)'),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+      .default('igpu-split'),
+    allocator: z
+      .enum(ALLOCATORS)
+      .default('device-plugin')
+      .describe(
+        "device-plugin: Intel's GPU device plugin (gpu.intel.com/i915, shared by sharedDevNum); dra: Intel's GPU DRA driver (ResourceClaims, Kubernetes 1.34+)",
+      ),
+    plugin: z
+      .strictObject({
+        mode: z
+          .enum(['daemonset', 'operator', 'helm-values'])
+          .default('daemonset')
+          .describe(
+            "how the allocator is installed: daemonset (igpu-split applies its objects), operator (Intel's operator; device plugin only), helm-values (values for Intel's chart)",
+          ),
+        image: z.string().min(1).default(GPU_PLUGIN.image),
+        version: imageTag('plugin.version')
+          .default(GPU_PLUGIN.tag)
+          .describe(`image tag (default: Intel's release ${GPU_PLUGIN.release})`),
+        sharedDevNum: z.int().min(1).max(100).default(1).describe('containers that may share one vGPU'),
+        allocationPolicy: z.enum(['none', 'balanced', 'packed']).default('none'),
+        nodeSelector: z.record(z.string(), z.string()).default({ [GPU_NODE_LABEL]: 'true' }),
+        tolerations: z
+          .array(
+            z.strictObject({
+              key: z.string().optional(),
+              operator: z.enum(['Exists', 'Equal']).optional(),
+              value: z.string().optional(),
+              effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+            }),
+          )
+          .default([]),
+        nodeFeatureRule: z
+          .boolean()
+          .default(false)
+          .describe('also install the NFD rule that labels i915/xe nodes'),
+      })
+      .prefault({}),
+    dra: z
+      .strictObject({
+        image: z.string().min(1).default(DRA_DRIVER.image),
+        version: imageTag('dra.version')
+          .default(DRA_DRIVER.tag)
+          .describe(`image tag (default: Intel's release ${DRA_DRIVER.release})`),
+      })
+      .prefault({})
+      .describe("Intel's GPU DRA driver (allocator: dra)"),
+    smokeImage: z
+      .string()
+      .min(1)
+      .refine((image) => /[:@]/.test(image.split('/').pop() ?? '') && !image.endsWith(':latest'), {
+        error: 'name a tag or digest (e.g. busybox:1.37), not latest or none',
+      })
+      .default(SMOKE_IMAGE)
+      .describe('image of the smoke pod; one with vainfo (e.g. a Jellyfin image) also tests VA-API'),
+  })
+  .superRefine((kubernetes, ctx) => {
+    if (kubernetes.allocator === 'dra' && kubernetes.plugin.mode === 'operator')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['plugin', 'mode'],
+        message:
+          "Intel's operator deploys the device plugin only: with allocator: dra use mode daemonset (igpu-split applies the driver) or helm-values",
+      });
+  });
 
 export const LabSchema = z
   .strictObject({

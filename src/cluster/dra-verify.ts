@@ -1,0 +1,323 @@
+// Verifying DRA mode, per GPU node: the driver's pod is ready there; a ResourceSlice of
+// Intel's driver lists the node's GPU(s); the DeviceClass's selectors pick at least one of
+// them; then a smoke pod takes its GPU through a ResourceClaim with adminAccess: true, so
+// verify never takes a device a workload holds or needs (an admin claim ignores and does not
+// block ordinary allocations: k8s.io/api resource/v1/types.go AdminAccess @v0.34.1). The
+// claim is read back first: a server whose DRAAdminAccess gate is off drops the field, and
+// then no pod runs. Every claim's allocation is compared before and after.
+
+import type { GpuNode } from '../config/derived.ts';
+import type { KubernetesSettings } from '../config/lab.ts';
+import type { Check } from '../core/model.ts';
+import { clip } from '../core/text.ts';
+import { pollVisibly } from '../core/waits.ts';
+import { DRA_ADMIN_NAMESPACE_LABEL, DRA_DRIVER } from '../knowledge/dra.ts';
+import { type SliceDevice, selects } from './cel.ts';
+import { RESOURCE_API } from './dra-objects.ts';
+import type { KubeApi, KubeObject } from './kube.ts';
+import { OURS } from './manifest.ts';
+import { missingNode } from './plan.ts';
+import { runSmokePod, smokeName, type VerifyOptions } from './smoke-pod.ts';
+
+const DRIVER_IMAGE = /(^|\/)intel-gpu-resource-driver(:|@|$)/;
+
+interface SliceSpec {
+  driver?: string;
+  nodeName?: string;
+  pool?: { name?: string };
+  devices?: SliceDevice[];
+}
+
+/** A claim's allocation, as verify compares it: `pool/device` per result, admin marked. */
+export function allocationOf(claim: KubeObject): string {
+  const results =
+    (
+      claim.status as
+        | {
+            allocation?: {
+              devices?: { results?: { pool?: string; device?: string; adminAccess?: boolean }[] };
+            };
+          }
+        | undefined
+    )?.allocation?.devices?.results ?? [];
+  return results
+    .map((r) => `${r.pool}/${r.device}${r.adminAccess ? ' (admin)' : ''}`)
+    .sort()
+    .join(', ');
+}
+
+const claimKey = (claim: KubeObject) => `${claim.metadata.namespace}/${claim.metadata.name}`;
+
+/** The devices of Intel's driver each node's slices list. */
+export async function devicesByNode(kube: KubeApi): Promise<Map<string, SliceDevice[]>> {
+  const slices = await kube.list(RESOURCE_API, 'ResourceSlice');
+  const byNode = new Map<string, SliceDevice[]>();
+  for (const slice of slices) {
+    const spec = (slice.spec ?? {}) as SliceSpec;
+    if (spec.driver !== DRA_DRIVER.driverName || !spec.nodeName) continue;
+    byNode.set(spec.nodeName, [...(byNode.get(spec.nodeName) ?? []), ...(spec.devices ?? [])]);
+  }
+  return byNode;
+}
+
+async function driverPods(kube: KubeApi): Promise<KubeObject[]> {
+  const pods = await kube.list('v1', 'Pod', { namespace: DRA_DRIVER.namespace });
+  const containers = (pod: KubeObject) =>
+    ((pod.spec as { containers?: { image?: string }[] } | undefined)?.containers ?? []).map(
+      (c) => c.image ?? '',
+    );
+  return pods.filter((pod) => containers(pod).some((image) => DRIVER_IMAGE.test(image)));
+}
+
+const isReady = (pod: KubeObject | undefined) =>
+  ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
+    (c) => c.type === 'Ready' && c.status === 'True',
+  );
+
+export async function verifyDra(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+  options: VerifyOptions = {},
+): Promise<Check[]> {
+  if (options.settleMs)
+    await pollVisibly(
+      {
+        target: kube.target,
+        what: `Intel's DRA driver to publish the GPUs of ${gpuNodes.map((n) => n.name).join(', ')}`,
+        limitMs: options.settleMs,
+      },
+      () => settle(kube, gpuNodes, options.settleMs ?? 0, options.pollMs ?? 2_000),
+    );
+  const [pods, devices, deviceClass] = await Promise.all([
+    driverPods(kube),
+    devicesByNode(kube),
+    kube.get(RESOURCE_API, 'DeviceClass', DRA_DRIVER.deviceClass),
+  ]);
+  const checks: Check[] = [];
+  const smoke = options.smoke !== false;
+  const before = smoke ? await allocations(kube) : new Map<string, string>();
+  for (const node of gpuNodes) {
+    const live = await kube.get('v1', 'Node', node.name);
+    if (!live) {
+      checks.push(missingNode(node.name));
+      continue;
+    }
+    const pod = pods.find((p) => p.spec?.nodeName === node.name);
+    checks.push(driverCheck(node.name, pod));
+    const listed = devices.get(node.name) ?? [];
+    checks.push(sliceCheck(node, listed));
+    const selected = classCheck(node.name, deviceClass, listed);
+    checks.push(selected);
+    if (smoke && isReady(pod) && selected.status === 'pass')
+      checks.push(await adminSmoke(kube, settings, node, options));
+  }
+  if (smoke) {
+    const prefix = `${settings.namespace}/igpu-split-smoke-`;
+    checks.push(await allocationsCheck(kube, before, (key) => key.startsWith(prefix)));
+  }
+  return checks;
+}
+
+/** Every claim's allocation, by namespace/name. */
+async function allocations(kube: KubeApi): Promise<Map<string, string>> {
+  const claims = await kube.list(RESOURCE_API, 'ResourceClaim');
+  return new Map(claims.map((c) => [claimKey(c), allocationOf(c)] as const));
+}
+
+function driverCheck(node: string, pod: KubeObject | undefined): Check {
+  if (isReady(pod))
+    return {
+      id: `cluster.${node}.driver`,
+      status: 'pass',
+      evidence: `DRA driver pod ${pod?.metadata.name} is ready on ${node}`,
+    };
+  return {
+    id: `cluster.${node}.driver`,
+    status: 'fail',
+    evidence: pod
+      ? `DRA driver pod ${pod.metadata.name} on ${node} is not ready`
+      : `no DRA driver pod on ${node} (namespace ${DRA_DRIVER.namespace})`,
+    fix: pod
+      ? `kubectl -n ${DRA_DRIVER.namespace} logs ${pod.metadata.name}`
+      : `check the node has the GPU node label and the namespace allows privileged pods (kubectl -n ${DRA_DRIVER.namespace} get events)`,
+  };
+}
+
+function sliceCheck(node: GpuNode, listed: SliceDevice[]): Check {
+  const id = `cluster.${node.name}.slice`;
+  if (listed.length === 0)
+    return {
+      id,
+      status: 'fail',
+      evidence: `no ResourceSlice of ${DRA_DRIVER.driverName} lists a device on ${node.name}`,
+      fix: `the driver found no Intel GPU there: kubectl -n ${DRA_DRIVER.namespace} logs -l app=${DRA_DRIVER.daemonSet} --field-selector spec.nodeName=${node.name}, and igpu-split guest verify for its VM`,
+    };
+  const names = listed.map((d) => d.name).join(', ');
+  return {
+    id,
+    status: listed.length === node.vgpus ? 'pass' : 'warn',
+    evidence: `${node.name}'s ResourceSlice lists ${listed.length} device${listed.length === 1 ? '' : 's'} (${names})${listed.length === node.vgpus ? '' : `, expected ${node.vgpus} (one per ${node.vf ? 'VF' : 'vGPU'})`}`,
+    ...(listed.length === node.vgpus ? {} : { fix: `run igpu-split vm verify for ${node.name}'s VM` }),
+  };
+}
+
+/** The DeviceClass selects at least one of the node's devices. */
+function classCheck(node: string, deviceClass: KubeObject | undefined, listed: SliceDevice[]): Check {
+  const id = `cluster.${node}.deviceclass`;
+  if (!deviceClass)
+    return {
+      id,
+      status: 'fail',
+      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} does not exist`,
+      fix: 'run igpu-split cluster apply (or install the driver chart in helm-values mode)',
+    };
+  const expressions = (
+    ((deviceClass.spec as { selectors?: { cel?: { expression?: string } }[] } | undefined)?.selectors ??
+      []) as { cel?: { expression?: string } }[]
+  ).map((s) => s.cel?.expression ?? '');
+  const verdicts = listed.map((device) => expressions.map((e) => selects(e, DRA_DRIVER.driverName, device)));
+  if (verdicts.some((v) => v.every((one) => one === true)))
+    return {
+      id,
+      status: 'pass',
+      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} selects ${verdicts.filter((v) => v.every((one) => one === true)).length} of ${node}'s devices`,
+    };
+  if (verdicts.some((v) => v.includes(undefined)))
+    return {
+      id,
+      status: 'warn',
+      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} has selectors igpu-split cannot evaluate (${clip(expressions.join(' && '), 120)})`,
+      fix: `check by hand: kubectl get deviceclass ${DRA_DRIVER.deviceClass} -o yaml`,
+    };
+  return {
+    id,
+    status: 'fail',
+    evidence: `DeviceClass ${DRA_DRIVER.deviceClass} selects none of ${node}'s devices (${clip(expressions.join(' && '), 120)})`,
+    fix: `another driver's class has the name: kubectl get deviceclass ${DRA_DRIVER.deviceClass} -o yaml`,
+  };
+}
+
+/** The smoke pod on an admin claim, with every claim's allocation compared around it. */
+async function adminSmoke(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  node: GpuNode,
+  options: VerifyOptions,
+): Promise<Check> {
+  const namespace = settings.namespace;
+  const named = smokeName(node.name);
+  const claim = await kube
+    .create({
+      apiVersion: RESOURCE_API,
+      kind: 'ResourceClaim',
+      metadata: {
+        name: named.name,
+        namespace,
+        labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': named.nodeLabel },
+      },
+      spec: {
+        devices: {
+          requests: [
+            {
+              name: 'gpu',
+              exactly: {
+                deviceClassName: DRA_DRIVER.deviceClass,
+                allocationMode: 'ExactCount',
+                count: 1,
+                adminAccess: true,
+              },
+            },
+          ],
+        },
+      },
+    })
+    .catch((error: unknown) => error as Error);
+  const smokeId = `cluster.${node.name}.smoke`;
+  if (claim instanceof Error) {
+    const label = claim.message.includes(DRA_ADMIN_NAMESPACE_LABEL);
+    return {
+      id: smokeId,
+      status: 'fail',
+      evidence: label
+        ? `namespace ${namespace} lacks the label ${DRA_ADMIN_NAMESPACE_LABEL}=true, so verify's claim may not ask for adminAccess; no smoke pod ran`
+        : `the smoke claim on ${node.name} was refused: ${clip(claim.message, 160)}`,
+      fix: label
+        ? `run igpu-split cluster apply (it labels its namespace), or kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true`
+        : `kubectl -n ${namespace} get resourceclaims`,
+    };
+  }
+  try {
+    const stored = (
+      claim.spec as { devices?: { requests?: { exactly?: { adminAccess?: boolean } }[] } } | undefined
+    )?.devices?.requests?.[0]?.exactly?.adminAccess;
+    if (stored !== true)
+      return {
+        id: smokeId,
+        status: 'fail',
+        evidence: `${kube.target} dropped adminAccess from verify's claim (the DRAAdminAccess feature gate is off), so a smoke pod would take a GPU from workloads; none ran`,
+        fix: 'turn the feature gate on (kube-apiserver and kube-scheduler --feature-gates DRAAdminAccess=true; on by default from Kubernetes 1.34), or check the GPU by hand',
+      };
+    const limitMs = options.timeoutMs ?? 120_000;
+    return await pollVisibly({ target: kube.target, what: `the smoke pod on ${node.name}`, limitMs }, () =>
+      runSmokePod(
+        kube,
+        settings,
+        node,
+        options,
+        {
+          resources: { claims: [{ name: 'gpu' }] },
+          resourceClaims: [{ name: 'gpu', resourceClaimName: named.name }],
+        },
+        named,
+      ),
+    );
+  } finally {
+    await kube.delete(RESOURCE_API, 'ResourceClaim', named.name, namespace);
+  }
+}
+
+/** Every claim but verify's own kept its allocation. */
+export async function allocationsCheck(
+  kube: KubeApi,
+  before: Map<string, string>,
+  ours: (key: string) => boolean,
+): Promise<Check> {
+  const after = await allocations(kube);
+  const changed = [...before].filter(
+    ([key, allocation]) => !ours(key) && after.has(key) && after.get(key) !== allocation,
+  );
+  if (changed.length > 0)
+    return {
+      id: 'cluster.allocations',
+      status: 'fail',
+      evidence: `claims changed allocation while verify ran: ${changed.map(([key, was]) => `${key} (${was || 'none'} → ${after.get(key) || 'none'})`).join('; ')}`,
+      fix: 'another scheduler decision moved them (not verify’s admin claim): kubectl get resourceclaims -A -o wide',
+    };
+  const kept = [...before].filter(([key]) => !ours(key)).length;
+  return {
+    id: 'cluster.allocations',
+    status: 'pass',
+    evidence: `verify left every device's allocation as it was (${kept} claim${kept === 1 ? '' : 's'} compared before and after)`,
+  };
+}
+
+/** Waits (bounded) until every GPU node has a ready driver pod and a slice with its devices. */
+async function settle(kube: KubeApi, gpuNodes: readonly GpuNode[], settleMs: number, pollMs: number) {
+  const deadline = Date.now() + settleMs;
+  while (Date.now() < deadline) {
+    const [pods, devices, nodes] = await Promise.all([
+      driverPods(kube),
+      devicesByNode(kube),
+      kube.list('v1', 'Node'),
+    ]);
+    const ready = gpuNodes.every(
+      (node) =>
+        !nodes.some((n) => n.metadata.name === node.name) ||
+        (isReady(pods.find((p) => p.spec?.nodeName === node.name)) &&
+          (devices.get(node.name)?.length ?? 0) > 0),
+    );
+    if (ready) return;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
