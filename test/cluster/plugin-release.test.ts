@@ -12,7 +12,13 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parse, parseAllDocuments } from 'yaml';
-import { deviceArgs, gpuDevicePlugin, helmValues, pluginDaemonSet } from '../../src/cluster/objects.ts';
+import {
+  deviceArgs,
+  gpuDevicePlugin,
+  helmValues,
+  type Manifest,
+  pluginDaemonSet,
+} from '../../src/cluster/objects.ts';
 import { KubernetesSchema, type KubernetesSettings } from '../../src/config/lab.ts';
 import { ConfigError, parseLab } from '../../src/config/load.ts';
 import {
@@ -22,6 +28,8 @@ import {
   GPU_PLUGIN_BYPATH_MODES,
   GPU_PLUGIN_PCI_ID,
 } from '../../src/knowledge/pins.ts';
+import { K, reconcile } from '../../src/sim/kube/controllers.ts';
+import { KubeStore } from '../../src/sim/kube/store.ts';
 
 interface Snapshot {
   release: string;
@@ -278,4 +286,64 @@ test('a device id the plugin would refuse is one line naming the key; both lists
   assert.deepEqual(lab.kubernetes.plugin.allowIds, ['0x4680', '0xa7a0']);
   assert.equal(lab.kubernetes.plugin.byPath, 'all');
   assert.equal(lab.kubernetes.plugin.monitoring, false);
+});
+
+/** The simulated cluster after its controllers ran on one object: each node's allocatable. */
+function simulate(object: Manifest, gpus: Record<string, number>): Record<string, Record<string, string>> {
+  const store = new KubeStore();
+  for (const name of Object.keys(gpus))
+    store.update(K.Node, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        labels: { 'kubernetes.io/arch': 'amd64', 'intel.feature.node.kubernetes.io/gpu': 'true' },
+      },
+      status: { allocatable: { pods: '110' }, capacity: { pods: '110' } },
+    });
+  store.update(K.CRD, {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'gpudeviceplugins.deviceplugin.intel.com' },
+  });
+  store.update(object.kind === 'DaemonSet' ? K.DaemonSet : K.GpuDevicePlugin, object as never);
+  reconcile(store, { defaultPodSecurity: 'privileged', gpus, vainfo: false });
+  return Object.fromEntries(
+    store
+      .list(K.Node)
+      .map((n) => [n.metadata.name, (n.status as { allocatable: Record<string, string> }).allocatable]),
+  );
+}
+
+test('the simulated plugin advertises one monitoring resource per GPU node when asked, as the plugin does', () => {
+  const on = settings({ monitoring: true, sharedDevNum: 4 });
+  for (const object of [pluginDaemonSet(on), gpuDevicePlugin(on)]) {
+    const nodes = simulate(object, { 'k3s-1': 1, 'cp-1': 0 });
+    // One device "all", not one per share; none where no GPU was found.
+    assert.deepEqual(
+      nodes['k3s-1'],
+      { pods: '110', 'gpu.intel.com/i915': '4', [GPU_MONITORING_RESOURCE]: '1' },
+      object.kind,
+    );
+    assert.deepEqual(nodes['cp-1'], { pods: '110' }, object.kind);
+  }
+  assert.deepEqual(simulate(pluginDaemonSet(settings()), { 'k3s-1': 1 })['k3s-1'], {
+    pods: '110',
+    'gpu.intel.com/i915': '1',
+  });
+  // Split mode (which igpu-split never writes) has no combined resource; false is off.
+  const split = pluginDaemonSet(on) as unknown as {
+    spec: { template: { spec: { containers: { args: string[] }[] } } };
+  };
+  const container = split.spec.template.spec.containers[0] as { args: string[] };
+  container.args = [...container.args, '-monitoring-mode=split'];
+  assert.equal(
+    simulate(split as unknown as Manifest, { 'k3s-1': 1 })['k3s-1']?.[GPU_MONITORING_RESOURCE],
+    undefined,
+  );
+  container.args = ['-enable-monitoring=false'];
+  assert.equal(
+    simulate(split as unknown as Manifest, { 'k3s-1': 1 })['k3s-1']?.[GPU_MONITORING_RESOURCE],
+    undefined,
+  );
 });
