@@ -421,3 +421,22 @@ test('with the monitoring resource on, verify counts only the GPU resource; turn
   await applyClusterPlan(kube, plan);
   assert.equal((await allocatable())['gpu.intel.com/monitoring'], undefined);
 });
+
+test('a node that advertises no GPU under an allow list: the fix names the list, not only the guest', async () => {
+  const { kube } = await cluster({ nodes: [{ name: 'k3s-1', gpus: 0 }, { name: 'cp-1' }] });
+  const nodes: GpuNode[] = [{ name: 'k3s-1', vgpus: 1 }];
+  const allow = KubernetesSchema.parse({ plugin: { allowIds: ['0x4680'] } });
+  await applyClusterPlan(kube, planCluster(await gatherClusterFacts(kube, allow, nodes), allow, nodes));
+  const fixOf = async (settings: typeof allow) =>
+    (await verifyCluster(kube, settings, nodes, { ...fast, smoke: false })).find(
+      (c) => c.id === 'cluster.k3s-1.allocatable',
+    )?.fix;
+  assert.equal(
+    await fixOf(allow),
+    "the plugin found no Intel GPU it may advertise: check kubernetes.plugin.allowIds (0x4680) against the vGPU's device id (lspci -nn in the guest), then run igpu-split guest verify for its VM",
+  );
+  assert.equal(
+    await fixOf(KubernetesSchema.parse({})),
+    'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM',
+  );
+});
