@@ -59,6 +59,7 @@ export const TIERS = {
     'test/cluster/cluster.test.ts',
     'test/cluster/kubeconfig.test.ts',
     'test/cluster/objects.test.ts',
+    'test/cluster/plugin-release.test.ts',
     'test/cluster/smoke.test.ts',
     'test/config/lab-schema.test.ts',
     'test/config/lab.test.ts',

@@ -22,7 +22,41 @@ export function pluginArgs(settings: KubernetesSettings): string[] {
     ...(settings.plugin.allocationPolicy === 'none'
       ? []
       : [`-allocation-policy=${settings.plugin.allocationPolicy}`]),
+    ...deviceArgs(settings),
   ];
+}
+
+/**
+ * Which GPUs the plugin advertises, how it mounts by-path links, and the monitoring
+ * resource — the flags of cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (intel/intel-device-plugins-for-kubernetes):
+ * -allow-ids / -deny-ids (comma-separated, no spaces, as the operator's webhook also wants),
+ * -bypath (default single, left out then), -enable-monitoring (with the default
+ * -monitoring-mode=single: the one gpu.intel.com/monitoring resource).
+ */
+export function deviceArgs(settings: KubernetesSettings): string[] {
+  const { allowIds, denyIds, byPath, monitoring } = settings.plugin;
+  return [
+    ...(allowIds.length > 0 ? [`-allow-ids=${allowIds.join(',')}`] : []),
+    ...(denyIds.length > 0 ? [`-deny-ids=${denyIds.join(',')}`] : []),
+    ...(byPath === 'single' ? [] : [`-bypath=${byPath}`]),
+    ...(monitoring ? ['-enable-monitoring'] : []),
+  ];
+}
+
+/**
+ * The same as GpuDevicePlugin spec fields, each one the CRD has at v0.36.0
+ * (deployments/operator/crd/bases/deviceplugin.intel.com_gpudeviceplugins.yaml@v0.36.0; the
+ * operator turns them into the flags above: pkg/controllers/gpu/controller.go@v0.36.0 getPodArgs).
+ * Empty and default values are left out, as the CRD's omitempty fields mean.
+ */
+export function deviceSpec(settings: KubernetesSettings): Record<string, string | boolean> {
+  const { allowIds, denyIds, byPath, monitoring } = settings.plugin;
+  return {
+    ...(allowIds.length > 0 ? { allowIDs: allowIds.join(',') } : {}),
+    ...(denyIds.length > 0 ? { denyIDs: denyIds.join(',') } : {}),
+    ...(byPath === 'single' ? {} : { bypathMode: byPath }),
+    ...(monitoring ? { enableMonitoring: true } : {}),
+  };
 }
 
 /** The lab's namespace; in DRA mode it lets verify's claims ask for adminAccess. */
@@ -114,6 +148,7 @@ export function gpuDevicePlugin(settings: KubernetesSettings): Manifest {
       preferredAllocationPolicy: settings.plugin.allocationPolicy,
       nodeSelector: settings.plugin.nodeSelector,
       ...(settings.plugin.tolerations.length > 0 ? { tolerations: settings.plugin.tolerations } : {}),
+      ...deviceSpec(settings),
     },
   };
 }
@@ -132,8 +167,25 @@ export function helmValues(settings: KubernetesSettings): string {
       nodeSelector: settings.plugin.nodeSelector,
       tolerations: settings.plugin.tolerations,
       nodeFeatureRule: settings.plugin.nodeFeatureRule,
+      ...deviceValues(settings),
     },
   )}`;
+}
+
+/**
+ * The same as chart values (intel/helm-charts charts/gpu-device-plugin values.yaml@110e39e; its
+ * templates/gpu.yaml copies each into the GpuDevicePlugin field of the same name). The chart's
+ * own default is enableMonitoring: true, so it is always written; bypathMode always, as the
+ * lab says it; the id lists only when given.
+ */
+function deviceValues(settings: KubernetesSettings): Record<string, string | boolean> {
+  const { allowIds, denyIds, byPath, monitoring } = settings.plugin;
+  return {
+    ...(allowIds.length > 0 ? { allowIDs: allowIds.join(',') } : {}),
+    ...(denyIds.length > 0 ? { denyIDs: denyIds.join(',') } : {}),
+    bypathMode: byPath,
+    enableMonitoring: monitoring,
+  };
 }
 
 /**

@@ -87,7 +87,7 @@ export async function verifyCluster(
             evidence: `${node.name} advertises ${resource}: ${have}, expected ${want} (${node.vgpus} vGPU × sharedDevNum ${settings.plugin.sharedDevNum})`,
             fix:
               have === 0
-                ? 'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM'
+                ? noGpuFix(settings)
                 : 'the plugin runs with another sharedDevNum: apply the cluster plan again',
           },
     );
@@ -133,4 +133,13 @@ async function settle(
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/** What to do when a node advertises no GPU; an id list of the lab's may be what hides it. */
+function noGpuFix(settings: KubernetesSettings): string {
+  const { allowIds, denyIds } = settings.plugin;
+  const list = allowIds.length > 0 ? `allowIds (${allowIds.join(', ')})` : `denyIds (${denyIds.join(', ')})`;
+  return allowIds.length > 0 || denyIds.length > 0
+    ? `the plugin found no Intel GPU it may advertise: check kubernetes.plugin.${list} against the vGPU's device id (lspci -nn in the guest), then run igpu-split guest verify for its VM`
+    : 'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM';
 }

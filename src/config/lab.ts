@@ -7,7 +7,15 @@ import { z } from 'zod';
 import { controlAt } from '../core/text.ts';
 import { DRA_DRIVER } from '../knowledge/dra.ts';
 import { MAX_IGPU_VFS } from '../knowledge/igpu-platforms.ts';
-import { GPU_NODE_LABEL, GPU_PLUGIN, SMOKE_IMAGE, TALOS_IMAGE_FACTORY } from '../knowledge/pins.ts';
+import {
+  GPU_MONITORING_RESOURCE,
+  GPU_NODE_LABEL,
+  GPU_PLUGIN,
+  GPU_PLUGIN_BYPATH_MODES,
+  GPU_PLUGIN_PCI_ID,
+  SMOKE_IMAGE,
+  TALOS_IMAGE_FACTORY,
+} from '../knowledge/pins.ts';
 
 /** What a host may be told to share its iGPU as (`hosts[].mode`). */
 export const HOST_MODES = ['auto', 'gvt-g', 'sriov', 'passthrough'] as const;
@@ -175,7 +183,10 @@ export const TalosNodeSchema = z.strictObject({
   extensions: z
     .array(
       z
-        .string()
+        // Unquoted, YAML reads 0x4680 as the number 18048: which spelling was meant is lost.
+        .string({
+          error: "must be a quoted PCI device id such as '0x4680' (YAML reads 0x4680 unquoted as a number)",
+        })
         .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be an official extension such as siderolabs/iscsi-tools'),
     )
     .default([])
@@ -241,6 +252,22 @@ const imageTag = (what: string) =>
     .regex(/^[0-9A-Za-z._-]+$/)
     .refine((tag) => tag !== 'latest', { error: `${what}: name a release, not latest` });
 
+/** PCI device ids as the GPU plugin takes them (GPU_PLUGIN_PCI_ID): 0x and four lower-case hex digits. */
+const pciIdList = () =>
+  z
+    .array(
+      z
+        // Unquoted, YAML reads 0x4680 as the number 18048: which spelling was meant is lost.
+        .string({
+          error: "must be a quoted PCI device id such as '0x4680' (YAML reads 0x4680 unquoted as a number)",
+        })
+        .regex(
+          GPU_PLUGIN_PCI_ID,
+          'must be a PCI device id as the plugin reads it from sysfs: 0x and 4 lower-case hex digits, e.g. 0x4680',
+        ),
+    )
+    .default([]);
+
 /** Who hands GPUs to pods: Intel's device plugin, or Intel's DRA driver (resource.k8s.io/v1). */
 export const ALLOCATORS = ['device-plugin', 'dra'] as const;
 
@@ -290,6 +317,28 @@ export const KubernetesSchema = z
           .boolean()
           .default(false)
           .describe('also install the NFD rule that labels i915/xe nodes'),
+        allowIds: pciIdList().describe(
+          'advertise only GPUs with these PCI device ids (-allow-ids; CR allowIDs), e.g. [0x4680]; default: every Intel GPU',
+        ),
+        denyIds: pciIdList().describe(
+          'never advertise GPUs with these PCI device ids (-deny-ids; CR denyIDs); not together with allowIds',
+        ),
+        byPath: z
+          .enum(GPU_PLUGIN_BYPATH_MODES)
+          .default('single')
+          .describe(
+            "what a container gets of /dev/dri/by-path (-bypath; CR bypathMode): single (its GPU's links, the plugin's default), none, or all (the whole directory)",
+          ),
+        monitoring: z
+          .boolean()
+          .default(false)
+          .describe(
+            `also advertise ${GPU_MONITORING_RESOURCE} (-enable-monitoring): one per node, for a monitoring pod that sees every GPU of the node`,
+          ),
+      })
+      .refine((p) => p.allowIds.length === 0 || p.denyIds.length === 0, {
+        error: 'give allowIds or denyIds, not both (the plugin refuses the two together)',
+        path: ['denyIds'],
       })
       .prefault({}),
     dra: z

@@ -31,6 +31,31 @@ export const GPU_RESOURCE_OF = {
   xe: 'gpu.intel.com/xe',
 } as const;
 
+/**
+ * The device-id form the plugin's `-allow-ids` / `-deny-ids` take: a comma-separated list,
+ * each id `0x` and four lower-case hex digits as sysfs writes a card's `device/device` —
+ * cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (validatePCIDeviceIDs, pciDeviceIDForCard). The operator's
+ * webhook checks allowIDs/denyIDs with the same pattern and no spaces
+ * (pkg/apis/deviceplugin/v1/gpudeviceplugin_webhook.go@v0.36.0, pciIDRegex); both refuse
+ * the two lists together. snapshots/gpu-plugin-v0.36.0.json.
+ */
+export const GPU_PLUGIN_PCI_ID = /^0x[0-9a-f]{4}$/;
+
+/**
+ * `-bypath` (CR field bypathMode): how a container gets /dev/dri/by-path — `single` (the
+ * default: the device's own by-path links, mounted one by one), `none`, or `all` (the whole
+ * directory): cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (bypathOption*, flag "bypath") and
+ * cmd/gpu_plugin/README.md@v0.36.0 "By-path mounting".
+ */
+export const GPU_PLUGIN_BYPATH_MODES = ['single', 'none', 'all'] as const;
+
+/**
+ * The one monitoring resource the plugin advertises per node with `-enable-monitoring` (and
+ * the default `-monitoring-mode=single`): namespace + "/" + monitorResourceCombined, one
+ * device "all" that holds every Intel GPU of the node — cmd/gpu_plugin/gpu_plugin.go@v0.36.0 (scan).
+ */
+export const GPU_MONITORING_RESOURCE = 'gpu.intel.com/monitoring';
+
 /** Intel's operator API: deployments/operator/crd/bases/deviceplugin.intel.com_gpudeviceplugins.yaml@v0.36.0. */
 export const GPU_OPERATOR = {
   group: 'deviceplugin.intel.com',
@@ -42,7 +67,8 @@ export const GPU_OPERATOR = {
 /**
  * Intel's Helm chart for the plugin: intel/helm-charts charts/gpu-device-plugin/Chart.yaml
  * at commit 110e39e (2026-05-29, "plugins: update to 0.36.0"); the values we write are
- * keys of its values.yaml at that commit.
+ * keys of its values.yaml at that commit (allowIDs, denyIDs, bypathMode, enableMonitoring
+ * too; its default enableMonitoring is true).
  */
 export const GPU_HELM_CHART = {
   repository: 'intel/helm-charts',
@@ -56,6 +82,10 @@ export const GPU_HELM_CHART = {
     'nodeSelector',
     'tolerations',
     'nodeFeatureRule',
+    'allowIDs',
+    'denyIDs',
+    'bypathMode',
+    'enableMonitoring',
   ],
 } as const;
 

@@ -392,3 +392,51 @@ test('a Talos node on an SR-IOV VF (xe) offers gpu.intel.com/xe: verify and the 
     /gpu\.intel\.com\/i915: 0/,
   );
 });
+
+test('with the monitoring resource on, verify counts only the GPU resource; turning it off takes it away', async () => {
+  const { kube } = await cluster();
+  const on = KubernetesSchema.parse({ plugin: { monitoring: true, sharedDevNum: 2 } });
+  await applyClusterPlan(kube, planCluster(await gatherClusterFacts(kube, on, GPU_NODES), on, GPU_NODES));
+  const allocatable = async () =>
+    ((await kube.get('v1', 'Node', 'k3s-1'))?.status as { allocatable?: Record<string, string> } | undefined)
+      ?.allocatable ?? {};
+  assert.equal((await allocatable())['gpu.intel.com/monitoring'], '1');
+  const checks = await verifyCluster(kube, on, GPU_NODES, { ...fast, smoke: false });
+  assert.deepEqual(
+    checks.map((c) => `${c.id} ${c.status}`),
+    [
+      'cluster.k3s-1.plugin pass',
+      'cluster.k3s-1.allocatable pass',
+      'cluster.talos-1.plugin pass',
+      'cluster.talos-1.allocatable pass',
+    ],
+  );
+  assert.match(checks[1]?.evidence ?? '', /advertises gpu\.intel\.com\/i915: 2 \(1 vGPU × 2\)$/);
+  const off = KubernetesSchema.parse({ plugin: { sharedDevNum: 2 } });
+  const plan = planCluster(await gatherClusterFacts(kube, off, GPU_NODES), off, GPU_NODES);
+  assert.deepEqual(
+    plan.steps.map((s) => s.id),
+    ['cluster/daemonset/intel-gpu-plugin'],
+  );
+  await applyClusterPlan(kube, plan);
+  assert.equal((await allocatable())['gpu.intel.com/monitoring'], undefined);
+});
+
+test('a node that advertises no GPU under an allow list: the fix names the list, not only the guest', async () => {
+  const { kube } = await cluster({ nodes: [{ name: 'k3s-1', gpus: 0 }, { name: 'cp-1' }] });
+  const nodes: GpuNode[] = [{ name: 'k3s-1', vgpus: 1 }];
+  const allow = KubernetesSchema.parse({ plugin: { allowIds: ['0x4680'] } });
+  await applyClusterPlan(kube, planCluster(await gatherClusterFacts(kube, allow, nodes), allow, nodes));
+  const fixOf = async (settings: typeof allow) =>
+    (await verifyCluster(kube, settings, nodes, { ...fast, smoke: false })).find(
+      (c) => c.id === 'cluster.k3s-1.allocatable',
+    )?.fix;
+  assert.equal(
+    await fixOf(allow),
+    "the plugin found no Intel GPU it may advertise: check kubernetes.plugin.allowIds (0x4680) against the vGPU's device id (lspci -nn in the guest), then run igpu-split guest verify for its VM",
+  );
+  assert.equal(
+    await fixOf(KubernetesSchema.parse({})),
+    'the plugin found no Intel GPU on that node: run igpu-split guest verify for its VM',
+  );
+});

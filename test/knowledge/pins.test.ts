@@ -128,8 +128,15 @@ test('the Helm chart pin follows the plugin release and every value we write is 
   assert.equal(GPU_HELM_CHART.version, upstream.helmChart.version);
   assert.equal(GPU_HELM_CHART.version, GPU_PLUGIN.tag);
   for (const key of GPU_HELM_CHART.valueKeys) assert.ok(upstream.helmChart.valueKeys.includes(key), key);
+  // Every key is written by some lab file (the id lists only when given), and none other.
+  const all = KubernetesSchema.parse({ plugin: { allowIds: ['0x4680'] } });
   const written = parse(helmValues(defaults.kubernetes)) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(written).sort(), [...GPU_HELM_CHART.valueKeys].sort());
+  const keys = new Set([
+    ...Object.keys(written),
+    ...Object.keys(parse(helmValues(all)) as object),
+    ...Object.keys(parse(helmValues(KubernetesSchema.parse({ plugin: { denyIds: ['0x4680'] } }))) as object),
+  ]);
+  assert.deepEqual([...keys].sort(), [...GPU_HELM_CHART.valueKeys].sort());
   assert.deepEqual(Object.keys(written.image as object).sort(), upstream.helmChart.imageKeys);
 });
 

@@ -5,7 +5,7 @@
 // (with its Insufficient … message), and the smoke pod's run and log.
 
 import { SMOKE_MARK } from '../../cluster/smoke.ts';
-import { GPU_RESOURCE, GPU_RESOURCE_OF } from '../../knowledge/pins.ts';
+import { GPU_MONITORING_RESOURCE, GPU_RESOURCE, GPU_RESOURCE_OF } from '../../knowledge/pins.ts';
 import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
 
 export const RESOURCE = GPU_RESOURCE;
@@ -58,6 +58,21 @@ function sharedDevNum(args: string[]): number {
   return 1;
 }
 
+/**
+ * Whether the plugin advertises the one monitoring resource: `-enable-monitoring` (a Go bool
+ * flag: also `=true`) and the default `-monitoring-mode=single`; the CR's enableMonitoring and
+ * monitoringMode become the same flags (pkg/controllers/gpu/controller.go@v0.36.0 getPodArgs).
+ * Split mode's per-driver resources are not simulated (igpu-split never asks for them).
+ */
+function monitoring(args: string[]): boolean {
+  const on = args.some((arg) => /^--?enable-monitoring(=(true|1|t|T|TRUE|True))?$/.test(arg));
+  const split = args.some(
+    (arg, i) =>
+      /^--?monitoring-mode=split$/.test(arg) || (/^--?monitoring-mode$/.test(arg) && args[i + 1] === 'split'),
+  );
+  return on && !split;
+}
+
 interface PluginSource {
   name: string;
   namespace: string;
@@ -66,6 +81,7 @@ interface PluginSource {
   nodeSelector?: Record<string, string>;
   shared: number;
   hostPath: boolean;
+  monitoring: boolean;
 }
 
 function pluginSources(store: KubeStore): PluginSource[] {
@@ -87,6 +103,7 @@ function pluginSources(store: KubeStore): PluginSource[] {
       kind: 'DaemonSet',
       nodeSelector: template.spec?.nodeSelector,
       shared: sharedDevNum(container.args ?? []),
+      monitoring: monitoring(container.args ?? []),
       hostPath: (template.spec?.volumes ?? []).some((v) => v.hostPath !== undefined),
     });
   }
@@ -99,6 +116,7 @@ function pluginSources(store: KubeStore): PluginSource[] {
         kind: 'GpuDevicePlugin',
         nodeSelector: spec(cr).nodeSelector as Record<string, string> | undefined,
         shared: Number(spec(cr).sharedDevNum ?? 1),
+        monitoring: spec(cr).enableMonitoring === true && spec(cr).monitoringMode !== 'split',
         hostPath: true,
       });
     }
@@ -116,9 +134,10 @@ function podSecurity(store: KubeStore, behaviour: ClusterBehaviour, namespace: s
 export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
   const nodes = store.list(K.Node);
   const advertised = new Map<string, number>();
+  const monitored = new Set<string>();
   const wantedPods = new Set<string>();
   for (const source of pluginSources(store))
-    runPlugin(store, behaviour, source, nodes, advertised, wantedPods);
+    runPlugin(store, behaviour, source, nodes, { advertised, monitored }, wantedPods);
   // Plugin pods whose source is gone (or no longer allowed) go away.
   for (const pod of store.list(K.Pod)) {
     if (
@@ -127,8 +146,13 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
     )
       store.delete(K.Pod, pod.metadata.namespace, pod.metadata.name);
   }
-  for (const node of nodes)
-    advertise(store, node, advertised.get(node.metadata.name), resourceOn(behaviour, node.metadata.name));
+  for (const node of nodes) {
+    const name = node.metadata.name;
+    advertise(store, node, advertised.get(name), resourceOn(behaviour, name));
+    // One device "all" per node, whatever sharedDevNum (cmd/gpu_plugin/gpu_plugin.go@v0.36.0 scan).
+    const now = store.get(K.Node, undefined, name) ?? node;
+    advertise(store, now, monitored.has(name) ? 1 : undefined, GPU_MONITORING_RESOURCE);
+  }
   schedule(store, behaviour);
 }
 
@@ -141,7 +165,7 @@ function runPlugin(
   behaviour: ClusterBehaviour,
   source: PluginSource,
   nodes: KubeObject[],
-  advertised: Map<string, number>,
+  { advertised, monitored }: { advertised: Map<string, number>; monitored: Set<string> },
   wantedPods: Set<string>,
 ): void {
   let ready = 0;
@@ -157,6 +181,8 @@ function runPlugin(
     if (!store.get(K.Pod, source.namespace, name)) store.update(K.Pod, pluginPod(source, name, node));
     const gpus = behaviour.gpus[node.metadata.name] ?? 0;
     if (gpus > 0) advertised.set(node.metadata.name, gpus * source.shared);
+    // The monitoring resource exists only when the scan found a GPU (same file, scan: len(monitor) > 0).
+    if (gpus > 0 && source.monitoring) monitored.add(node.metadata.name);
   }
   if (source.kind !== 'DaemonSet') return;
   const ds = store.get(K.DaemonSet, source.namespace, source.name);
