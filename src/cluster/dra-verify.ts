@@ -48,14 +48,21 @@ export function allocationOf(claim: KubeObject): string {
 
 const claimKey = (claim: KubeObject) => `${claim.metadata.namespace}/${claim.metadata.name}`;
 
+/** A device as a slice lists it, with the pool allocations name it by. */
+export type PooledDevice = SliceDevice & { pool: string };
+
 /** The devices of Intel's driver each node's slices list. */
-export async function devicesByNode(kube: KubeApi): Promise<Map<string, SliceDevice[]>> {
+export async function devicesByNode(kube: KubeApi): Promise<Map<string, PooledDevice[]>> {
   const slices = await kube.list(RESOURCE_API, 'ResourceSlice');
-  const byNode = new Map<string, SliceDevice[]>();
+  const byNode = new Map<string, PooledDevice[]>();
   for (const slice of slices) {
     const spec = (slice.spec ?? {}) as SliceSpec;
     if (spec.driver !== DRA_DRIVER.driverName || !spec.nodeName) continue;
-    byNode.set(spec.nodeName, [...(byNode.get(spec.nodeName) ?? []), ...(spec.devices ?? [])]);
+    const pool = spec.pool?.name ?? spec.nodeName;
+    byNode.set(spec.nodeName, [
+      ...(byNode.get(spec.nodeName) ?? []),
+      ...(spec.devices ?? []).map((d) => ({ ...d, pool })),
+    ]);
   }
   return byNode;
 }
@@ -207,6 +214,12 @@ async function adminSmoke(
 ): Promise<Check> {
   const namespace = settings.namespace;
   const named = smokeName(node.name);
+  // Claims an interrupted verify left: they hold no device a workload needs (admin), but go.
+  const leftovers = await kube.list(RESOURCE_API, 'ResourceClaim', {
+    namespace,
+    labelSelector: `app.kubernetes.io/component=smoke,igpu-split.io/node=${named.nodeLabel}`,
+  });
+  for (const old of leftovers) await kube.delete(RESOURCE_API, 'ResourceClaim', old.metadata.name, namespace);
   const claim = await kube
     .create({
       apiVersion: RESOURCE_API,

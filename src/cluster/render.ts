@@ -48,8 +48,8 @@ ${stringify(claimTemplateExample())}`,
       'examples/shared-claim.yaml',
       `# igpu-split: several pods on one GPU — each names the same ResourceClaim (DRA has no sharing count)
 ${sharedClaimExample()
-        .map((o) => stringify(o))
-        .join('---\n')}`,
+  .map((o) => stringify(o))
+  .join('---\n')}`,
     );
   }
   const labels = Object.entries(settings.plugin.nodeSelector)

@@ -8,9 +8,9 @@
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check } from '../core/model.ts';
 import { pollVisibly } from '../core/waits.ts';
-import { GPU_RESOURCE, } from '../knowledge/pins.ts';
+import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import { verifyDra } from './dra-verify.ts';
-import type { KubeApi, } from './kube.ts';
+import type { KubeApi } from './kube.ts';
 import { type GpuNode, missingNode } from './plan.ts';
 import { resourceOf, runSmokePod, type VerifyOptions } from './smoke-pod.ts';
 

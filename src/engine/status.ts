@@ -1,11 +1,15 @@
 // The topology as it is now: Proxmox host → VM → Kubernetes node → pods holding
-// gpu.intel.com/i915, with vGPU slots used/free per host and device shares used/free per
-// node; as a text tree or a Mermaid graph.
+// gpu.intel.com/i915 (in DRA mode: the node's devices and the claims on each), with vGPU
+// slots used/free per host and device shares used/free per node; as a text tree or a
+// Mermaid graph.
 
+import { RESOURCE_API } from '../cluster/dra-objects.ts';
+import { devicesByNode } from '../cluster/dra-verify.ts';
 import type { KubeObject } from '../cluster/kube.ts';
 import { RESOURCE } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
 import { IgpuSplitError } from '../core/errors.ts';
+import { DRA_DRIVER } from '../knowledge/dra.ts';
 import { HOSTPCI, HOSTPCI_KEY } from '../proxmox/api-spec.ts';
 import { findIgpu } from '../proxmox/igpu.ts';
 import { parsePropertyString } from '../proxmox/property-string.ts';
@@ -17,12 +21,20 @@ export interface StatusPod {
   gpus: number;
 }
 
+/** A DRA device of a node and the claims allocated to it (admin claims marked). */
+export interface StatusDevice {
+  name: string;
+  claims: { name: string; admin: boolean }[];
+}
+
 /** A Kubernetes node's device shares as read. */
 export interface StatusNode {
   name: string;
   allocatable: number;
   used: number;
   pods: StatusPod[];
+  /** DRA mode: the node's devices as its ResourceSlices list them, with their claims. */
+  devices?: StatusDevice[];
 }
 
 /** A Kubernetes node whose shares could not be read: why, in one line (never shown as free). */
@@ -74,8 +86,45 @@ export function isNodeUnknown(node: StatusVm['node']): node is StatusNodeUnknown
   return node !== undefined && 'unknown' in node;
 }
 
+/** Claims by the device they hold (`pool/device`), read once for the whole lab. */
+type ClaimsByDevice = Map<string, { name: string; admin: boolean }[]>;
+
+interface DraRead {
+  devices: Map<string, { pool: string; name: string }[]>;
+  claims: ClaimsByDevice;
+}
+
+async function readDra(connections: LabConnections): Promise<DraRead | Unread> {
+  const devices = await read(() => devicesByNode(connections.kube));
+  if (devices instanceof Unread) return devices;
+  const claims = await read(() => connections.kube.list(RESOURCE_API, 'ResourceClaim'));
+  if (claims instanceof Unread) return claims;
+  const byDevice: ClaimsByDevice = new Map();
+  for (const claim of claims) {
+    const results =
+      (
+        claim.status as
+          | {
+              allocation?: {
+                devices?: { results?: { pool?: string; device?: string; adminAccess?: boolean }[] };
+              };
+            }
+          | undefined
+      )?.allocation?.devices?.results ?? [];
+    for (const r of results) {
+      const key = `${r.pool}/${r.device}`;
+      byDevice.set(key, [
+        ...(byDevice.get(key) ?? []),
+        { name: `${claim.metadata.namespace}/${claim.metadata.name}`, admin: r.adminAccess === true },
+      ]);
+    }
+  }
+  return { devices, claims: byDevice };
+}
+
 export async function labStatus(lab: Lab, connections: LabConnections): Promise<StatusHost[]> {
   const pods = await read(() => connections.kube.list('v1', 'Pod'));
+  const dra = lab.kubernetes.allocator === 'dra' ? await readDra(connections) : undefined;
   const pool = await vfPoolUsage(lab, connections);
   const hosts: StatusHost[] = [];
   for (const host of lab.hosts) {
@@ -89,7 +138,7 @@ export async function labStatus(lab: Lab, connections: LabConnections): Promise<
       vms: [],
     };
     for (const vm of vms) {
-      const status = await vmStatus(connections, vm, pods, lab.sriov.mapping);
+      const status = await vmStatus(connections, vm, pods, lab.sriov.mapping, dra);
       if (status.vgpu && status.running) entry.used[status.vgpu] = (entry.used[status.vgpu] ?? 0) + 1;
       entry.vms.push(status);
     }
@@ -136,6 +185,7 @@ async function vmStatus(
   vm: LabVm,
   pods: KubeObject[] | Unread,
   pool: string,
+  dra?: DraRead | Unread,
 ): Promise<StatusVm> {
   const [config, status] = await Promise.all([
     connections.proxmox.vmConfig(vm.host, vm.vmid),
@@ -149,7 +199,11 @@ async function vmStatus(
     (hostpci.some(([, value]) => parsePropertyString(value, HOSTPCI).mapping === pool)
       ? 'virtual function'
       : undefined);
-  const node = vm.kubernetesNode ? await nodeStatus(connections, vm.kubernetesNode, pods) : undefined;
+  const node = vm.kubernetesNode
+    ? dra
+      ? draNodeStatus(vm.kubernetesNode, dra)
+      : await nodeStatus(connections, vm.kubernetesNode, pods)
+    : undefined;
   return { vmid: vm.vmid, name: config.values.name, running: status.status === 'running', vgpu, node };
 }
 
@@ -180,6 +234,17 @@ async function nodeStatus(
     }))
     .filter((p) => p.gpus > 0);
   return { name, allocatable, used: holding.reduce((s, p) => s + p.gpus, 0), pods: holding };
+}
+
+/** DRA mode: the node's devices and the claims on each; a device is used while an ordinary claim holds it. */
+function draNodeStatus(name: string, dra: DraRead | Unread): StatusNode | StatusNodeUnknown {
+  if (dra instanceof Unread) return { name, unknown: dra.reason };
+  const devices = (dra.devices.get(name) ?? []).map((d) => ({
+    name: d.name,
+    claims: dra.claims.get(`${d.pool}/${d.name}`) ?? [],
+  }));
+  const used = devices.filter((d) => d.claims.some((c) => !c.admin)).length;
+  return { name, allocatable: devices.length, used, pods: [], devices };
 }
 
 /** A host's vGPU slots: `V5_4 1 used / 1 free`, per type in use, or each type's free count. */
@@ -214,6 +279,16 @@ export function renderStatus(hosts: readonly StatusHost[]): string {
 
 function nodeLines(node: StatusNode | StatusNodeUnknown, pad: string): string[] {
   if (isNodeUnknown(node)) return [`${pad}└─ node ${node.name}  ${RESOURCE}: unknown (${node.unknown})`];
+  if (node.devices) {
+    const devices = node.devices;
+    return [
+      `${pad}└─ node ${node.name}  ${DRA_DRIVER.driverName}: ${node.used} used / ${node.allocatable - node.used} free`,
+      ...devices.map((device, j) => {
+        const claims = device.claims.map((c) => `${c.name}${c.admin ? ' (admin)' : ''}`).join(', ');
+        return `${pad}   ${j === devices.length - 1 ? '└─' : '├─'} device ${device.name}  ${claims ? `claims: ${claims}` : 'no claim'}`;
+      }),
+    ];
+  }
   return [
     `${pad}└─ node ${node.name}  ${RESOURCE}: ${node.used} used / ${Math.max(0, node.allocatable - node.used)} free`,
     ...node.pods.map(
@@ -238,7 +313,8 @@ export function renderMermaid(hosts: readonly StatusHost[]): string {
       if (!node) continue;
       const n = id(`node_${node.name}`);
       const shares = isNodeUnknown(node) ? 'unknown' : `${node.used}/${node.allocatable}`;
-      lines.push(`  ${n}["node ${node.name}<br/>${shares} i915"]`, `  ${v} --> ${n}`);
+      const unit = !isNodeUnknown(node) && node.devices ? 'DRA devices' : 'i915';
+      lines.push(`  ${n}["node ${node.name}<br/>${shares} ${unit}"]`, `  ${v} --> ${n}`);
       if (isNodeUnknown(node)) continue;
       for (const pod of node.pods) {
         const p = id(`pod_${pod.name}`);
