@@ -159,6 +159,8 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
   });
   releaseClaims(store);
   schedule(store, behaviour);
+  // A pod that finished at once (the smoke pod) releases its claims now, not at the next change.
+  releaseClaims(store);
 }
 
 /**
