@@ -272,6 +272,17 @@ test("Intel's driver publishes one slice per node with GPUs, with Intel's attrib
   const other = await kube.ok('GET', `${R}/resourceslices?fieldSelector=spec.driver%3Dother.example.com`);
   assert.equal(other.items.length, 0);
 
+  kube.sim.setDraSlice('n4', true);
+  assert.equal(
+    (await kube.ok('GET', `${R}/resourceslices?fieldSelector=spec.nodeName%3Dn4`)).items.length,
+    1,
+  );
+  kube.sim.setDraSlice('n1', false);
+  assert.equal(
+    (await kube.ok('GET', `${R}/resourceslices?fieldSelector=spec.nodeName%3Dn1`)).items.length,
+    0,
+  );
+
   await kube.ok('DELETE', '/apis/apps/v1/namespaces/dra/daemonsets/intel-gpu-resource-driver-kubelet-plugin');
   assert.equal((await kube.ok('GET', `${R}/resourceslices`)).items.length, 0);
   assert.equal((await kube.ok('GET', '/api/v1/namespaces/dra/pods')).items.length, 0);

@@ -86,6 +86,11 @@ export interface RunningKubeSimulator {
    * `extensions.talos.dev/<name>`), as the kubelet's status update and Talos's label sync.
    */
   setNode(name: string, change: { osImage?: string; labels?: Record<string, string> }): void;
+  /**
+   * Whether Intel's GPU DRA driver publishes the node's ResourceSlice (false: its pod runs,
+   * no slice ever appears; a slice already there is withdrawn), applied at once.
+   */
+  setDraSlice(name: string, publishes: boolean): void;
   close(): Promise<void>;
 }
 
@@ -199,6 +204,10 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
           ...(change.osImage ? { nodeInfo: { ...status.nodeInfo, osImage: change.osImage } } : {}),
         },
       });
+    },
+    setDraSlice: (name, publishes) => {
+      behaviour.draSlices = { ...behaviour.draSlices, [name]: publishes };
+      store.onChange();
     },
     close: () =>
       new Promise<void>((resolve) => {
