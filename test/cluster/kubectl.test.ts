@@ -2,7 +2,9 @@
 // kubeconfig carries the server's CA): server-side apply twice, server dry runs that
 // leave nothing behind, a protobuf create, label, tables with their columns, drain
 // through evictions held by a PodDisruptionBudget, cordon/uncordon, explain from the
-// published OpenAPI, and field validation catching typos in built-in and custom kinds.
+// published OpenAPI, and field validation catching typos in built-in and custom kinds;
+// `version` with its skew warning, and Intel's GPU DRA driver base applied with -k, its
+// DeviceClasses and ResourceSlices listed, a claim allocated and the admin label refusal.
 // With no kubectl this tier fails (one line) unless IGPU_SPLIT_ALLOW_SKIP=1.
 
 import assert from 'node:assert/strict';
