@@ -375,6 +375,3 @@ export function releaseClaims(store: KubeStore): void {
     store.update(DRA.ResourceClaim, { ...claim, status: next });
   }
 }
-
-/** The node names a pod's allocated claims hold render nodes on (for the smoke log). */
-export const heldDevices = (results: AllocationResult[]) => results.map((r) => r.device);
