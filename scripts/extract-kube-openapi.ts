@@ -18,13 +18,30 @@ const PREFIX = 'pkg/openapiclient/builtins/1.34/';
 
 /** The group-versions we serve and the kinds of each we store (plus Eviction, the body of pods/eviction under /api/v1). */
 const WANTED: Record<string, { group: string; version: string; kinds: string[] }> = {
-  'api/v1': { group: '', version: 'v1', kinds: ['Namespace', 'Node', 'Pod', 'Eviction'] },
+  'api/v1': { group: '', version: 'v1', kinds: ['Namespace', 'Node', 'Pod', 'ServiceAccount', 'Eviction'] },
   'apis/apps/v1': { group: 'apps', version: 'v1', kinds: ['DaemonSet'] },
   'apis/policy/v1': { group: 'policy', version: 'v1', kinds: ['PodDisruptionBudget'] },
   'apis/apiextensions.k8s.io/v1': {
     group: 'apiextensions.k8s.io',
     version: 'v1',
     kinds: ['CustomResourceDefinition'],
+  },
+  // What Intel's GPU DRA driver installs (its RBAC and ResourceSlice admission policy) and
+  // Dynamic Resource Allocation itself (resource.k8s.io/v1, GA in 1.34).
+  'apis/rbac.authorization.k8s.io/v1': {
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    kinds: ['ClusterRole', 'ClusterRoleBinding'],
+  },
+  'apis/admissionregistration.k8s.io/v1': {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    kinds: ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'],
+  },
+  'apis/resource.k8s.io/v1': {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    kinds: ['DeviceClass', 'ResourceSlice', 'ResourceClaim', 'ResourceClaimTemplate'],
   },
 };
 

@@ -111,6 +111,7 @@ export const TIERS = {
     'test/proxmox/simulator-server.test.ts',
     'test/proxmox/simulator-sriov.test.ts',
     'test/proxmox/simulator-state.test.ts',
+    'test/sim/dra.test.ts',
     'test/sim/ssh-server.test.ts',
     'test/source/catches.test.ts',
     'test/source/imports.test.ts',

@@ -2,20 +2,26 @@
 // kubeconfig carries the server's CA): server-side apply twice, server dry runs that
 // leave nothing behind, a protobuf create, label, tables with their columns, drain
 // through evictions held by a PodDisruptionBudget, cordon/uncordon, explain from the
-// published OpenAPI, and field validation catching typos in built-in and custom kinds.
+// published OpenAPI, and field validation catching typos in built-in and custom kinds;
+// `version` with its skew warning, and Intel's GPU DRA driver base applied with -k, its
+// DeviceClasses and ResourceSlices listed, a claim allocated and the admin label refusal.
 // With no kubectl this tier fails (one line) unless IGPU_SPLIT_ALLOW_SKIP=1.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { K } from '../../src/sim/kube/controllers.ts';
 import { KubeOpenApi, loadKubeOpenApi } from '../../src/sim/kube/openapi.ts';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
+import {
+  type KubeSimulatorOptions,
+  type RunningKubeSimulator,
+  startKubeSimulator,
+} from '../../src/sim/kube/server.ts';
 import { KINDS, KubeStore } from '../../src/sim/kube/store.ts';
 
 // The kubectl on PATH (as .ci/run finds it), else the usual place.
@@ -29,6 +35,10 @@ const present = existsSync(KUBECTL);
 const allowSkip = process.env.IGPU_SPLIT_ALLOW_SKIP === '1';
 const CRD_FILE = fileURLToPath(
   new URL('../../../shared/data/intel-gpudeviceplugins.crd.yaml', import.meta.url),
+);
+// Intel's GPU DRA driver's kustomize base at gpu-v0.11.0 (deployments/gpu/base), reference data too.
+const DRA_BASE = fileURLToPath(
+  new URL('../../../shared/data/intel-gpu-resource-driver-gpu-v0.11.0/', import.meta.url),
 );
 // Intel's CRD is reference data beside the checkout (../shared/data): without it the custom
 // resource checks are skipped, saying so, as that folder's README asks.
@@ -67,12 +77,13 @@ interface Run {
   stderr: string;
 }
 
-async function cluster() {
+async function cluster(options: Partial<KubeSimulatorOptions> = {}) {
   const sim = await startKubeSimulator({
     nodes: [
       { name: 'k3s-1', gpus: 1, labels: { 'node-role.kubernetes.io/worker': '' } },
       { name: 'talos-1', gpus: 1 },
     ],
+    ...options,
   });
   sims.push(sim);
   const kubeconfig = join(dir, `kubeconfig-${sims.length}`);
@@ -83,7 +94,12 @@ async function cluster() {
         /^--(server-side|dry-run=server|validate=\w+|ignore-daemonsets)$/.test(a),
       );
       const wide = args.includes('wide') ? ['-o wide'] : [];
-      const what = args[0] === 'create' && args[1] === 'namespace' ? ['namespace'] : [];
+      const what =
+        args[0] === 'create' && args[1] === 'namespace'
+          ? ['namespace']
+          : args[0] === 'apply' && args[1] === '-k'
+            ? ['-k']
+            : [];
       commands.add([args[0], ...what, ...modes, ...wide].join(' '));
       execFile(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (error, stdout, stderr) =>
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -448,3 +464,166 @@ test('every kind the store holds has its schema: built-in ones in the snapshot, 
     assert.ok(openapi.hasSchema(kind), `${kind.kind} is not published once its CRD exists`);
   }
 });
+
+test(
+  'kubectl version: 1.32 against a 1.34 server prints its skew warning; against 1.33 none',
+  tier,
+  async () => {
+    const { kubectl } = await cluster();
+    const v34 = await kubectl('version');
+    assert.equal(v34.code, 0, v34.stderr);
+    assert.match(v34.stdout, /^Server Version: v1\.34\.1-igpu-sim$/m);
+    // kubernetes/kubectl pkg/cmd/version/skew_warning.go @v0.32.4 printVersionSkewWarning.
+    assert.match(
+      v34.stderr,
+      /^WARNING: version difference between client \(1\.32\) and server \(1\.34\) exceeds the supported minor version skew of \+\/-1$/m,
+    );
+    const old = await cluster({ version: '1.33' });
+    const v33 = await old.kubectl('version');
+    assert.equal(v33.code, 0, v33.stderr);
+    assert.match(v33.stdout, /^Server Version: v1\.33\.1-igpu-sim$/m);
+    assert.doesNotMatch(v33.stderr, /WARNING: version difference/);
+    const resources = await old.ok('api-resources', '--api-group=resource.k8s.io');
+    assert.doesNotMatch(resources, /resourceclaims/);
+  },
+);
+
+test(
+  "Intel's GPU DRA driver base applied with kubectl -k (image tag set): DeviceClasses, ResourceSlices, claims",
+  tier,
+  async (t) => {
+    if (!existsSync(DRA_BASE)) {
+      t.diagnostic(`${DRA_BASE} not found: the DRA driver checks are skipped (see ../shared/data/README.md)`);
+      return;
+    }
+    const { ok, kubectl, sim } = await cluster();
+    const base = join(dir, 'intel-dra');
+    await mkdir(base, { recursive: true });
+    for (const file of ['device-class.yaml', 'namespace.yaml', 'resource-driver.yaml'])
+      await writeFile(join(base, file), await readFile(join(DRA_BASE, file), 'utf8'));
+    // Intel's kustomization with its commented images: override in force, tag v0.11.0.
+    await writeFile(
+      join(base, 'kustomization.yaml'),
+      [
+        'resources:',
+        '  - device-class.yaml',
+        '  - namespace.yaml',
+        '  - resource-driver.yaml',
+        'images:',
+        '  - name: ghcr.io/intel/intel-resource-drivers-for-kubernetes/intel-gpu-resource-driver',
+        '    newTag: v0.11.0',
+        '',
+      ].join('\n'),
+    );
+    const applied = await ok('apply', '-k', base);
+    for (const line of [
+      'namespace/intel-gpu-resource-driver created',
+      'serviceaccount/intel-gpu-resource-driver-service-account created',
+      'clusterrole.rbac.authorization.k8s.io/intel-gpu-resource-driver-role created',
+      'clusterrolebinding.rbac.authorization.k8s.io/intel-gpu-resource-driver-role-binding created',
+      'daemonset.apps/intel-gpu-resource-driver-kubelet-plugin created',
+      'deviceclass.resource.k8s.io/gpu.intel.com created',
+      'deviceclass.resource.k8s.io/gpu-vfio.intel.com created',
+      'validatingadmissionpolicy.admissionregistration.k8s.io/resourceslices-policy-dra-kubelet-plugin-gpu created',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io/resourceslices-policy-dra-kubelet-plugin-gpu created',
+    ])
+      assert.ok(applied.includes(line), `${line} in:\n${applied}`);
+    const image = await ok(
+      'get',
+      'ds',
+      '-n',
+      'intel-gpu-resource-driver',
+      'intel-gpu-resource-driver-kubelet-plugin',
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].image}',
+    );
+    assert.equal(
+      image,
+      'ghcr.io/intel/intel-resource-drivers-for-kubernetes/intel-gpu-resource-driver:v0.11.0',
+    );
+    assert.match(await ok('apply', '-k', base), /deviceclass.resource.k8s.io\/gpu.intel.com unchanged/);
+
+    const classes = await ok('get', 'deviceclasses');
+    assert.match(classes.split('\n')[0] ?? '', /^NAME\s+AGE$/);
+    assert.match(classes, /^gpu-vfio\.intel\.com\s/m);
+    const slices = await ok('get', 'resourceslices');
+    assert.match(slices.split('\n')[0] ?? '', /^NAME\s+NODE\s+DRIVER\s+POOL\s+AGE$/);
+    assert.match(slices, /^k3s-1-gpu\.intel\.com-\w{5}\s+k3s-1\s+gpu\.intel\.com\s+k3s-1\s/m);
+    assert.match(slices, /^talos-1-gpu\.intel\.com-\w{5}\s+talos-1\s+gpu\.intel\.com\s+talos-1\s/m);
+    const onNode = JSON.parse(
+      await ok(
+        'get',
+        'resourceslices',
+        '--field-selector',
+        'spec.nodeName=talos-1,spec.driver=gpu.intel.com',
+        '-o',
+        'json',
+      ),
+    ) as { items: { spec: { nodeName: string; devices: { name: string }[] } }[] };
+    assert.deepEqual(
+      onNode.items.map((i) => [i.spec.nodeName, i.spec.devices[0]?.name]),
+      [['talos-1', '0000-00-02-0-0x46d1']],
+    );
+
+    await ok('label', 'namespace', 'default', 'resource.kubernetes.io/admin-access=true');
+    const claim = await manifest(
+      'claim.yaml',
+      `apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata:
+  name: gpu-check
+spec:
+  devices:
+    requests:
+    - name: gpu
+      exactly:
+        deviceClassName: gpu.intel.com
+        allocationMode: ExactCount
+        count: 1
+        adminAccess: true
+        selectors:
+        - cel:
+            expression: device.attributes["gpu.intel.com"].pciAddress == "0000:00:02.0"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: gpu-check
+  labels:
+    app.kubernetes.io/component: smoke
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: talos-1
+  resourceClaims:
+  - name: gpu
+    resourceClaimName: gpu-check
+  containers:
+  - name: smoke
+    image: busybox
+    resources:
+      claims:
+      - name: gpu
+`,
+    );
+    assert.match(
+      await ok('create', '-f', claim),
+      /resourceclaim.resource.k8s.io\/gpu-check created\npod\/gpu-check created/,
+    );
+    assert.match(await ok('logs', 'gpu-check'), /renderD128/);
+    const claims = await ok('get', 'resourceclaims', '-A');
+    assert.match(claims.split('\n')[0] ?? '', /^NAMESPACE\s+NAME\s+STATE\s+AGE$/);
+    assert.match(claims, /^default\s+gpu-check\s+pending\s/m, 'the finished smoke pod released it');
+    assert.match(
+      await ok('delete', '-f', claim),
+      /resourceclaim.resource.k8s.io "gpu-check" deleted\npod "gpu-check" deleted/,
+    );
+    await ok('label', 'namespace', 'default', 'resource.kubernetes.io/admin-access-');
+    const refused = await kubectl('create', '-f', claim);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /The ResourceClaim "gpu-check" is invalid: spec\.devices\.requests\[0\]\.adminAccess: Forbidden: admin access to devices requires the `resource\.kubernetes\.io\/admin-access: true` label on the containing namespace/,
+    );
+    assert.ok(sim.store.list(K.Pod).some((p) => p.metadata.name === 'gpu-check'));
+  },
+);

@@ -2,10 +2,20 @@
 // plugin's pods on matching nodes (from our DaemonSet, or from a GpuDevicePlugin when the
 // operator is "installed") and the gpu.intel.com/i915 they advertise, Pod Security
 // refusing privileged pods in a namespace that does not allow them, the scheduler
-// (with its Insufficient … message), and the smoke pod's run and log.
+// (with its Insufficient … message), and the smoke pod's run and log. Intel's GPU DRA driver
+// and Dynamic Resource Allocation live in dra-driver.ts and dra.ts; they are run from here.
 
 import { SMOKE_MARK } from '../../cluster/smoke.ts';
 import { GPU_MONITORING_RESOURCE, GPU_RESOURCE, GPU_RESOURCE_OF } from '../../knowledge/pins.ts';
+import {
+  bindClaims,
+  DRA_UNSCHEDULABLE,
+  generateClaims,
+  planClaims,
+  releaseClaims,
+  Unsupported,
+} from './dra.ts';
+import { nodeGpus, runDraDrivers } from './dra-driver.ts';
 import { KINDS, type KubeObject, type KubeStore, type ResourceKind } from './store.ts';
 
 export const RESOURCE = GPU_RESOURCE;
@@ -32,6 +42,15 @@ export interface ClusterBehaviour {
    * gpu.intel.com/<driver> (intel-device-plugins v0.36.0 cmd/gpu_plugin/gpu_plugin.go).
    */
   drivers?: Record<string, 'i915' | 'xe'>;
+  /** Feature gate DRAAdminAccess (kubernetes pkg/features/kube_features.go: beta, on by default from 1.34). */
+  draAdminAccess?: boolean;
+  /**
+   * Per node name: false makes Intel's GPU DRA driver pod run there without ever publishing
+   * its ResourceSlice (absent or true: it publishes one when the node has GPUs).
+   */
+  draSlices?: Record<string, boolean>;
+  /** The PCI id of the GPU each node VM sees (absent: 0x46d1, an N100's), for the DRA driver's slice. */
+  pciIds?: Record<string, string>;
 }
 
 /** The resource a node's plugin advertises. */
@@ -153,7 +172,19 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
     const now = store.get(K.Node, undefined, name) ?? node;
     advertise(store, now, monitored.has(name) ? 1 : undefined, GPU_MONITORING_RESOURCE);
   }
+  runDraDrivers(store, nodes, {
+    selects: (selector, node) => matches(selector, node.metadata.labels),
+    admits: (namespace, privileged) =>
+      !privileged || podSecurity(store, behaviour, namespace) === 'privileged',
+    gpus: (node) => behaviour.gpus[node] ?? 0,
+    driver: (node) => behaviour.drivers?.[node] ?? 'i915',
+    pciId: (node) => behaviour.pciIds?.[node],
+    publishes: (node) => behaviour.draSlices?.[node] !== false,
+  });
+  releaseClaims(store);
   schedule(store, behaviour);
+  // A pod that finished at once (the smoke pod) releases its claims now, not at the next change.
+  releaseClaims(store);
 }
 
 /**
@@ -250,65 +281,116 @@ function gpuRequest(pod: KubeObject, RESOURCE: string): number {
 
 function schedule(store: KubeStore, behaviour: ClusterBehaviour): void {
   const nodes = store.list(K.Node);
-  for (const pod of store.list(K.Pod)) {
-    const status = (pod.status ?? {}) as { phase?: string };
-    if (spec(pod).nodeName || (status.phase && status.phase !== 'Pending')) continue;
-    let need = 0;
-    let insufficient = 0;
-    let mismatch = 0;
-    let cordoned = 0;
-    const fit = nodes.find((node) => {
+  for (const listed of store.list(K.Pod)) {
+    const status = (listed.status ?? {}) as { phase?: string };
+    if (spec(listed).nodeName || (status.phase && status.phase !== 'Pending')) continue;
+    const pod = generateClaims(store, listed);
+    const placement = place(store, behaviour, pod, nodes);
+    if ('message' in placement) {
+      const conditions = [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: placement.message },
+      ];
+      if (JSON.stringify((pod.status as { conditions?: unknown })?.conditions) !== JSON.stringify(conditions))
+        store.update(K.Pod, { ...pod, status: { ...(pod.status as Spec), phase: 'Pending', conditions } });
+      continue;
+    }
+    const { fit, need, plans } = placement;
+    // The DRA devices the pod's claims hold (allocated now or before) on its node.
+    const held = plans ? bindClaims(store, pod, fit.metadata.name, plans).map((r) => r.device) : [];
+    const smoke = pod.metadata.labels?.['app.kubernetes.io/component'] === 'smoke';
+    const current = store.get(K.Pod, pod.metadata.namespace, pod.metadata.name) ?? pod;
+    store.update(K.Pod, {
+      ...current,
+      spec: { ...spec(current), nodeName: fit.metadata.name },
+      status: {
+        ...(current.status as Spec),
+        ...(smoke
+          ? { phase: 'Succeeded', conditions: [{ type: 'PodScheduled', status: 'True' }] }
+          : { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] }),
+      },
+    });
+    if (smoke) {
+      const all = nodeGpus(behaviour.gpus[fit.metadata.name] ?? 0, behaviour.pciIds?.[fit.metadata.name]);
+      const indexes = need > 0 ? [0] : all.filter((g) => held.includes(g.name)).map((g) => g.index);
+      store.logs.set(`${pod.metadata.namespace}/${pod.metadata.name}`, smokeLog(behaviour, indexes));
+    }
+  }
+}
+
+type Placement =
+  | { fit: KubeObject; need: number; plans?: ReturnType<typeof planClaims> }
+  | { message: string };
+
+/** The node a pending pod goes to (with the DRA allocations to make), or the scheduler's message. */
+function place(
+  store: KubeStore,
+  behaviour: ClusterBehaviour,
+  pod: KubeObject,
+  nodes: KubeObject[],
+): Placement {
+  const claims = ((spec(pod).resourceClaims ?? []) as unknown[]).length > 0;
+  let need = 0;
+  let insufficient = 0;
+  let mismatch = 0;
+  let cordoned = 0;
+  let unallocatable = 0;
+  let plans: ReturnType<typeof planClaims>;
+  let fit: KubeObject | undefined;
+  try {
+    fit = nodes.find((node) => {
       if (!matches(spec(pod).nodeSelector as Record<string, string> | undefined, node.metadata.labels))
         return !++mismatch;
       if (spec(node).unschedulable) return !++cordoned;
       const RESOURCE = resourceOn(behaviour, node.metadata.name);
       need = gpuRequest(pod, RESOURCE);
-      const allocatable = Number(
-        (node.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
-      );
-      const used = store
-        .list(K.Pod)
-        .filter(
-          (p) =>
-            spec(p).nodeName === node.metadata.name &&
-            !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
-        )
-        .reduce((sum, p) => sum + gpuRequest(p, RESOURCE), 0);
-      if (need > allocatable - used) return !++insufficient;
-      return true;
+      if (need > freeGpus(store, node, RESOURCE)) return !++insufficient;
+      if (!claims) return true;
+      plans = planClaims(store, pod, node.metadata.name);
+      return plans ? true : !++unallocatable;
     });
-    if (!fit) {
-      const reasons = [
-        insufficient ? `${insufficient} Insufficient ${RESOURCE}` : '',
-        mismatch ? `${mismatch} node(s) didn't match Pod's node affinity/selector` : '',
-        cordoned ? `${cordoned} node(s) were unschedulable` : '',
-      ].filter(Boolean);
-      const message = `0/${nodes.length} nodes are available: ${reasons.join(', ')}.`;
-      const conditions = [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }];
-      if (JSON.stringify((pod.status as { conditions?: unknown })?.conditions) !== JSON.stringify(conditions))
-        store.update(K.Pod, { ...pod, status: { phase: 'Pending', conditions } });
-      continue;
-    }
-    const smoke = pod.metadata.labels?.['app.kubernetes.io/component'] === 'smoke';
-    store.update(K.Pod, {
-      ...pod,
-      spec: { ...spec(pod), nodeName: fit.metadata.name },
-      status: smoke
-        ? { phase: 'Succeeded', conditions: [{ type: 'PodScheduled', status: 'True' }] }
-        : { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
-    });
-    if (smoke) store.logs.set(`${pod.metadata.namespace}/${pod.metadata.name}`, smokeLog(behaviour, need));
+  } catch (error) {
+    // expected: Unsupported — a claim the simulator cannot evaluate: the pod stays pending, saying so
+    if (!(error instanceof Unsupported)) throw error;
+    return { message: `igpu-split simulator: ${error.message}` };
   }
+  if (fit) return { fit, need, plans };
+  const reasons = [
+    insufficient ? `${insufficient} Insufficient ${RESOURCE}` : '',
+    unallocatable ? `${unallocatable} ${DRA_UNSCHEDULABLE}` : '',
+    mismatch ? `${mismatch} node(s) didn't match Pod's node affinity/selector` : '',
+    cordoned ? `${cordoned} node(s) were unschedulable` : '',
+  ].filter(Boolean);
+  return { message: `0/${nodes.length} nodes are available: ${reasons.join(', ')}.` };
 }
 
-/** What the smoke script prints on a node whose plugin gave it one GPU. */
-function smokeLog(behaviour: ClusterBehaviour, gpus: number): string {
-  const dri = gpus > 0 ? 'by-path card0 renderD128 ' : '';
+/** The node's allocatable GPU resource less what its unfinished pods request. */
+function freeGpus(store: KubeStore, node: KubeObject, RESOURCE: string): number {
+  const allocatable = Number(
+    (node.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[RESOURCE] ?? 0,
+  );
+  const used = store
+    .list(K.Pod)
+    .filter(
+      (p) =>
+        spec(p).nodeName === node.metadata.name &&
+        !['Succeeded', 'Failed'].includes(String((p.status as { phase?: string })?.phase)),
+    )
+    .reduce((sum, p) => sum + gpuRequest(p, RESOURCE), 0);
+  return allocatable - used;
+}
+
+/**
+ * What the smoke script prints in a container given these GPUs (card<i>, renderD<128+i>):
+ * the one the device plugin hands out, or those its DRA claims hold on the node.
+ */
+function smokeLog(behaviour: ClusterBehaviour, gpus: number[]): string {
+  const dri = gpus.length > 0 ? `by-path ${gpus.map((i) => `card${i} renderD${128 + i} `).join('')}` : '';
+  const render = `/dev/dri/renderD${128 + (gpus[0] ?? 0)}`;
   const lines = [`${SMOKE_MARK} dri: ${dri}`];
-  if (gpus > 0) lines.push(`${SMOKE_MARK} open /dev/dri/renderD128 ok`);
-  if (behaviour.vainfo && gpus > 0) {
+  if (gpus.length > 0) lines.push(`${SMOKE_MARK} open ${render} ok`);
+  if (behaviour.vainfo && gpus.length > 0) {
     lines.push(
-      `${SMOKE_MARK} vainfo /dev/dri/renderD128`,
+      `${SMOKE_MARK} vainfo ${render}`,
       `${SMOKE_MARK} | vainfo: VA-API version: 1.20 (libva 2.20.0)`,
       `${SMOKE_MARK} | vainfo: Driver version: Intel iHD driver for Intel(R) Gen Graphics - 24.1.0 ()`,
       `${SMOKE_MARK} | vainfo: Supported profile and entrypoints`,

@@ -114,7 +114,12 @@ export class KubeOpenApi {
 
   document(path: string): Json | undefined {
     const builtin = this.snapshot.v3[path];
-    if (builtin) return builtin;
+    // A built-in group-version is published while this server version serves its kinds
+    // (resource.k8s.io/v1 from 1.34 on).
+    if (builtin)
+      return KINDS.some((k) => !k.crd && groupPath(k.group, k.version) === path && this.store.served(k))
+        ? builtin
+        : undefined;
     const kinds = KINDS.filter(
       (k) => k.crd && groupPath(k.group, k.version) === path && this.store.served(k),
     );
@@ -194,7 +199,7 @@ export class KubeOpenApi {
     return JSON.parse(
       JSON.stringify({
         swagger: '2.0',
-        info: { title: 'Kubernetes', version: 'v1.34.0' },
+        info: { title: 'Kubernetes', version: `v1.${this.store.minor}.0` },
         paths: {},
         definitions,
       }).replaceAll(SCHEMA_PREFIX, '#/definitions/'),

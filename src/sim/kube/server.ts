@@ -5,7 +5,9 @@
 // merge patches, delete, pod eviction and logs, dryRun=All and fieldValidation, JSON,
 // YAML and (for the bodies kubectl's typed clients send) protobuf request bodies —
 // enough for @kubernetes/client-node and the real kubectl to talk to it as to a real
-// cluster.
+// cluster. It is Kubernetes 1.34 by default or 1.33 (`version`): resource.k8s.io/v1
+// (Dynamic Resource Allocation, dra.ts) is served from 1.34 on, with a ResourceClaim's
+// status as a subresource.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -13,6 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { loopbackCertificate } from '../loopback-tls.ts';
 import { type ClusterBehaviour, evict, K, reconcile } from './controllers.ts';
+import { draAdmission } from './dra.ts';
+import { randomSuffix } from './dra-driver.ts';
 import { gvkString, KubeOpenApi, loadKubeOpenApi } from './openapi.ts';
 import { decodeKubeProtobuf, ProtobufUnsupported } from './protobuf.ts';
 import {
@@ -35,6 +39,19 @@ export interface SimNode {
   driver?: 'i915' | 'xe';
   /** status.nodeInfo.osImage, as the kubelet reports the node's os-release PRETTY_NAME. */
   osImage?: string;
+  /** The PCI id of the GPU the node VM sees (absent: 0x46d1, an N100's), in the DRA driver's slice. */
+  pciId?: string;
+  /** false: Intel's GPU DRA driver runs on this node but never publishes its ResourceSlice. */
+  draSlice?: boolean;
+}
+
+/** The Kubernetes minor versions the simulator can be: resource.k8s.io/v1 is served from 1.34. */
+export type KubeSimVersion = '1.33' | '1.34';
+
+/** Feature gates the simulator honours (kubernetes pkg/features/kube_features.go). */
+export interface KubeSimFeatures {
+  /** DRAAdminAccess: beta and on by default from 1.34. Off: adminAccess is dropped from claims. */
+  draAdminAccess?: boolean;
 }
 
 export interface KubeSimulatorOptions {
@@ -48,6 +65,9 @@ export interface KubeSimulatorOptions {
   forbidden?: string[];
   /** The bearer token it accepts (tests that hunt for leaked secrets plant their own). */
   token?: string;
+  /** The server's Kubernetes version (default 1.34): /version, discovery, OpenAPI and kubectl's skew warning. */
+  version?: KubeSimVersion;
+  features?: KubeSimFeatures;
 }
 
 export interface RunningKubeSimulator {
@@ -66,6 +86,11 @@ export interface RunningKubeSimulator {
    * `extensions.talos.dev/<name>`), as the kubelet's status update and Talos's label sync.
    */
   setNode(name: string, change: { osImage?: string; labels?: Record<string, string> }): void;
+  /**
+   * Whether Intel's GPU DRA driver publishes the node's ResourceSlice (false: its pod runs,
+   * no slice ever appears; a slice already there is withdrawn), applied at once.
+   */
+  setDraSlice(name: string, publishes: boolean): void;
   close(): Promise<void>;
 }
 
@@ -75,13 +100,20 @@ const USER = 'system:serviceaccount:kube-system:igpu-split';
 export async function startKubeSimulator(options: KubeSimulatorOptions): Promise<RunningKubeSimulator> {
   const token = options.token ?? TOKEN;
   const store = new KubeStore();
+  store.minor = Number((options.version ?? '1.34').split('.')[1]);
   const openapi = new KubeOpenApi(loadKubeOpenApi(), store);
   const behaviour: ClusterBehaviour = {
     defaultPodSecurity: options.defaultPodSecurity ?? 'privileged',
     gpus: Object.fromEntries(options.nodes.map((n) => [n.name, n.gpus ?? 0])),
     vainfo: options.vainfo ?? false,
     drivers: Object.fromEntries(options.nodes.flatMap((n) => (n.driver ? [[n.name, n.driver]] : []))),
+    draAdminAccess: options.features?.draAdminAccess ?? true,
+    draSlices: Object.fromEntries(
+      options.nodes.flatMap((n) => (n.draSlice !== undefined ? [[n.name, n.draSlice]] : [])),
+    ),
+    pciIds: Object.fromEntries(options.nodes.flatMap((n) => (n.pciId ? [[n.name, n.pciId]] : []))),
   };
+  store.admit = draAdmission(store, () => behaviour.draAdminAccess !== false);
   const forbidden = new Set(options.forbidden ?? []);
   for (const node of options.nodes) {
     store.update(K.Node, {
@@ -173,6 +205,10 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
         },
       });
     },
+    setDraSlice: (name, publishes) => {
+      behaviour.draSlices = { ...behaviour.draSlices, [name]: publishes };
+      store.onChange();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -248,7 +284,12 @@ function discovery(url: string, store: KubeStore): unknown {
   if (url === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] };
   // The same minor as the OpenAPI snapshot we publish.
   if (url === '/version')
-    return { major: '1', minor: '34', gitVersion: 'v1.34.1-igpu-sim', platform: 'linux/amd64' };
+    return {
+      major: '1',
+      minor: String(store.minor),
+      gitVersion: `v1.${store.minor}.1-igpu-sim`,
+      platform: 'linux/amd64',
+    };
   const served = KINDS.filter((k) => store.served(k));
   if (url === '/apis') {
     const groups = [...new Set(served.filter((k) => k.group).map((k) => `${k.group}/${k.version}`))].map(
@@ -289,6 +330,17 @@ function discovery(url: string, store: KubeStore): unknown {
             verbs: ['create'],
           },
           { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+        ]
+      : []),
+    ...(k.statusSubresource
+      ? [
+          {
+            name: `${k.plural}/status`,
+            singularName: '',
+            namespaced: k.namespaced,
+            kind: k.kind,
+            verbs: ['get', 'patch', 'update'],
+          },
         ]
       : []),
   ]);
@@ -494,12 +546,13 @@ function serveGet({ store, target: { kind, namespace, name }, req, res }: Reques
 async function serveWrite(request: Request): Promise<void> {
   const { store, target, verb, url, req, res } = request;
   const { kind, namespace, name } = target;
-  const input = (await body(req)) as KubeObject;
+  const raw = (await body(req)) as KubeObject;
   const { dryRun, validation } = requestOptions(verb, url);
   const applying =
     verb === 'patch' && (req.headers['content-type'] ?? '').startsWith('application/apply-patch');
-  const fields = unknownFieldCheck(request, input, applying, validation);
+  const fields = unknownFieldCheck(request, raw, applying, validation);
   if ('refused' in fields) return status(res, ...fields.refused);
+  const input = subresourceInput(request, withGeneratedName(raw, verb), applying);
   const warnings = fields.warnings;
   const manager = managerOf(url, req);
   if (verb === 'create') {
@@ -528,6 +581,43 @@ async function serveWrite(request: Request): Promise<void> {
       warnings,
     );
   status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);
+}
+
+/** metadata.generateName on create: the name plus 5 random characters (apiserver names.SimpleNameGenerator). */
+function withGeneratedName(input: KubeObject, verb: string): KubeObject {
+  const generateName = input.metadata?.generateName;
+  if (verb !== 'create' || input.metadata?.name || typeof generateName !== 'string') return input;
+  return { ...input, metadata: { ...input.metadata, name: `${generateName}${randomSuffix()}` } };
+}
+
+/**
+ * A kind with a status subresource (ResourceClaim; as the real registry's status strategy
+ * resets the spec and the main strategy the status): writes to the object leave its
+ * status as it was, writes to `…/status` change only the status.
+ */
+function subresourceInput(
+  { store, target: { kind, namespace, name, sub }, verb }: Request,
+  input: KubeObject,
+  applying: boolean,
+): KubeObject {
+  if (!kind.statusSubresource) return input;
+  const existing = name ? store.get(kind, namespace, name) : undefined;
+  if (sub === 'status') {
+    if (!existing) throw notFound(kind, name ?? '');
+    if (verb === 'update') return { ...existing, status: input.status };
+    if (applying)
+      return {
+        apiVersion: input.apiVersion,
+        kind: input.kind,
+        metadata: { name: existing.metadata.name, namespace },
+        status: input.status,
+      };
+    return { status: input.status } as unknown as KubeObject;
+  }
+  const { status: _ignored, ...rest } = input;
+  if (verb === 'update' && existing?.status !== undefined)
+    return { ...rest, status: existing.status } as KubeObject;
+  return rest as KubeObject;
 }
 
 function serveApply(
@@ -617,6 +707,8 @@ function fieldsMatch(selector: string | null, object: KubeObject): boolean {
     if (key === 'spec.nodeName')
       return (object.spec as { nodeName?: string } | undefined)?.nodeName === value;
     if (key === 'metadata.name') return object.metadata.name === value;
+    // ResourceSlice: kubernetes pkg/registry/resource/resourceslice/strategy.go toSelectableFields.
+    if (key === 'spec.driver') return (object.spec as { driver?: string } | undefined)?.driver === value;
     return true;
   });
 }

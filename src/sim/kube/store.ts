@@ -16,6 +16,10 @@ export interface ResourceKind {
   /** Served only while this CRD exists (custom resources). */
   crd?: string;
   shortNames?: string[];
+  /** Served from this Kubernetes minor on (resource.k8s.io/v1 is GA in 1.34); absent: always. */
+  since?: number;
+  /** Has a status subresource: writes to the object keep its status, `…/status` writes change only that. */
+  statusSubresource?: boolean;
 }
 
 const ALL = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
@@ -40,6 +44,16 @@ export const KINDS: ResourceKind[] = [
     verbs: ALL,
   },
   { group: '', version: 'v1', kind: 'Pod', plural: 'pods', shortNames: ['po'], namespaced: true, verbs: ALL },
+  // kubernetes pkg/registry/core/serviceaccount/storage/storage.go ShortNames (sa).
+  {
+    group: '',
+    version: 'v1',
+    kind: 'ServiceAccount',
+    plural: 'serviceaccounts',
+    shortNames: ['sa'],
+    namespaced: true,
+    verbs: ALL,
+  },
   {
     group: 'apps',
     version: 'v1',
@@ -67,6 +81,79 @@ export const KINDS: ResourceKind[] = [
     shortNames: ['crd', 'crds'],
     namespaced: false,
     verbs: ALL,
+  },
+  // What Intel's GPU DRA driver installs beside its DaemonSet, and resource.k8s.io/v1
+  // (plurals and scopes from the paths of the v1.34 OpenAPI documents in
+  // snapshots/kube-openapi-v1.34.json; none of these has a short name: their storage.go in
+  // kubernetes pkg/registry/{rbac,admissionregistration,resource} implements no ShortNames).
+  {
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    kind: 'ClusterRole',
+    plural: 'clusterroles',
+    namespaced: false,
+    verbs: ALL,
+  },
+  {
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    kind: 'ClusterRoleBinding',
+    plural: 'clusterrolebindings',
+    namespaced: false,
+    verbs: ALL,
+  },
+  {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    kind: 'ValidatingAdmissionPolicy',
+    plural: 'validatingadmissionpolicies',
+    namespaced: false,
+    verbs: ALL,
+  },
+  {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    plural: 'validatingadmissionpolicybindings',
+    namespaced: false,
+    verbs: ALL,
+  },
+  {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    kind: 'DeviceClass',
+    plural: 'deviceclasses',
+    namespaced: false,
+    verbs: ALL,
+    since: 34,
+  },
+  {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    kind: 'ResourceSlice',
+    plural: 'resourceslices',
+    namespaced: false,
+    verbs: ALL,
+    since: 34,
+  },
+  {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    kind: 'ResourceClaim',
+    plural: 'resourceclaims',
+    namespaced: true,
+    verbs: ALL,
+    since: 34,
+    statusSubresource: true,
+  },
+  {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    kind: 'ResourceClaimTemplate',
+    plural: 'resourceclaimtemplates',
+    namespaced: true,
+    verbs: ALL,
+    since: 34,
   },
   {
     group: 'deviceplugin.intel.com',
@@ -176,9 +263,20 @@ export class KubeStore {
   readonly logs = new Map<string, string>();
   /** Runs after every change (the simulated controllers). */
   onChange: () => void = () => {};
+  /**
+   * Admission of every write (the API's and the controllers'), as a registry strategy's
+   * PrepareForCreate/PrepareForUpdate and Validate do: it may change `next` (drop fields a
+   * feature gate disables) or throw a KubeError (422 Invalid). `existing` is undefined on create.
+   */
+  admit: (kind: ResourceKind, next: KubeObject, existing: KubeObject | undefined) => void = () => {};
+
+  /** The Kubernetes minor this server is (1.<minor>): kinds with a later `since` are not served. */
+  minor = 34;
 
   served(kind: ResourceKind): boolean {
-    return !kind.crd || this.list(KINDS[5] as ResourceKind).some((crd) => crd.metadata.name === kind.crd);
+    if (kind.since !== undefined && this.minor < kind.since) return false;
+    const crds = KINDS.find((k) => k.kind === 'CustomResourceDefinition') as ResourceKind;
+    return !kind.crd || this.list(crds).some((crd) => crd.metadata.name === kind.crd);
   }
 
   get(kind: ResourceKind, namespace: string | undefined, name: string): KubeObject | undefined {
@@ -334,6 +432,7 @@ export class KubeStore {
   ): KubeObject {
     const stored = structuredClone(object);
     const existing = this.objects.get(key);
+    this.admit(kind, stored, existing);
     const managed = options.managed ?? this.managed.get(key);
     if (managed?.length) stored.metadata.managedFields = managed;
     else delete stored.metadata.managedFields;

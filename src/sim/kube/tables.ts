@@ -220,6 +220,47 @@ const TABLES: Record<string, { columns: Column[]; cells: Cells }> = {
   },
 };
 
+// resource.k8s.io: printers.go deviceClassColumnDefinitions, resourceClaimColumnDefinitions
+// (State: resourceClaimState), resourceClaimTemplateColumnDefinitions,
+// nodeResourceSliceColumnDefinitions (the 1.34 copy of printers.go in the search index).
+const NAME_AGE = { columns: [NAME, AGE], cells: ((obj, now) => [obj.metadata.name, age(obj, now)]) as Cells };
+TABLES.DeviceClass = NAME_AGE;
+TABLES.ResourceClaimTemplate = NAME_AGE;
+TABLES.ResourceClaim = {
+  columns: [
+    NAME,
+    {
+      name: 'State',
+      type: 'string',
+      description: 'A summary of the current state (allocated, pending, reserved, etc.).',
+    },
+    AGE,
+  ],
+  cells: (obj, now) => {
+    const allocated = at(obj, 'status', 'allocation') !== undefined;
+    const reserved = ((at(obj, 'status', 'reservedFor') as unknown[] | undefined) ?? []).length > 0;
+    const states = [
+      ...(obj.metadata.deletionTimestamp ? ['deleted'] : []),
+      ...(allocated
+        ? ['allocated', ...(reserved ? ['reserved'] : [])]
+        : obj.metadata.deletionTimestamp
+          ? []
+          : ['pending']),
+    ];
+    return [obj.metadata.name, states.join(','), age(obj, now)];
+  },
+};
+TABLES.ResourceSlice = {
+  columns: [NAME, col('Node'), col('Driver'), col('Pool'), AGE],
+  cells: (obj, now) => [
+    obj.metadata.name,
+    at(obj, 'spec', 'nodeName') ?? '',
+    at(obj, 'spec', 'driver') ?? '',
+    at(obj, 'spec', 'pool', 'name') ?? '',
+    age(obj, now),
+  ],
+};
+
 export interface PrinterColumn {
   name: string;
   type: string;
