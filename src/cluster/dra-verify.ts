@@ -15,7 +15,7 @@ import { DRA_ADMIN_NAMESPACE_LABEL, DRA_DRIVER } from '../knowledge/dra.ts';
 import { type SliceDevice, selects } from './cel.ts';
 import { RESOURCE_API } from './dra-objects.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
-import { OURS } from './manifest.ts';
+import { type Manifest, OURS } from './manifest.ts';
 import { missingNode } from './plan.ts';
 import { runSmokePod, smokeName, type VerifyOptions } from './smoke-pod.ts';
 
@@ -205,6 +205,34 @@ function classCheck(node: string, deviceClass: KubeObject | undefined, listed: S
   };
 }
 
+/** Verify's claim: one device of Intel's class, for administrative access. */
+function adminClaim(named: { name: string; nodeLabel: string }, namespace: string): Manifest {
+  return {
+    apiVersion: RESOURCE_API,
+    kind: 'ResourceClaim',
+    metadata: {
+      name: named.name,
+      namespace,
+      labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': named.nodeLabel },
+    },
+    spec: {
+      devices: {
+        requests: [
+          {
+            name: 'gpu',
+            exactly: {
+              deviceClassName: DRA_DRIVER.deviceClass,
+              allocationMode: 'ExactCount',
+              count: 1,
+              adminAccess: true,
+            },
+          },
+        ],
+      },
+    },
+  };
+}
+
 /** The smoke pod on an admin claim, with every claim's allocation compared around it. */
 async function adminSmoke(
   kube: KubeApi,
@@ -220,46 +248,24 @@ async function adminSmoke(
     labelSelector: `app.kubernetes.io/component=smoke,igpu-split.io/node=${named.nodeLabel}`,
   });
   for (const old of leftovers) await kube.delete(RESOURCE_API, 'ResourceClaim', old.metadata.name, namespace);
-  const claim = await kube
-    .create({
-      apiVersion: RESOURCE_API,
-      kind: 'ResourceClaim',
-      metadata: {
-        name: named.name,
-        namespace,
-        labels: { ...OURS, 'app.kubernetes.io/component': 'smoke', 'igpu-split.io/node': named.nodeLabel },
-      },
-      spec: {
-        devices: {
-          requests: [
-            {
-              name: 'gpu',
-              exactly: {
-                deviceClassName: DRA_DRIVER.deviceClass,
-                allocationMode: 'ExactCount',
-                count: 1,
-                adminAccess: true,
-              },
-            },
-          ],
-        },
-      },
-    })
-    .catch((error: unknown) => error as Error);
   const smokeId = `cluster.${node.name}.smoke`;
-  if (claim instanceof Error) {
-    const label = claim.message.includes(DRA_ADMIN_NAMESPACE_LABEL);
+  // Read first: the server's refusal names the label only deep in a message clipped to one line.
+  const labels = (await kube.get('v1', 'Namespace', namespace))?.metadata.labels;
+  if (labels?.[DRA_ADMIN_NAMESPACE_LABEL] !== 'true')
     return {
       id: smokeId,
       status: 'fail',
-      evidence: label
-        ? `namespace ${namespace} lacks the label ${DRA_ADMIN_NAMESPACE_LABEL}=true, so verify's claim may not ask for adminAccess; no smoke pod ran`
-        : `the smoke claim on ${node.name} was refused: ${clip(claim.message, 160)}`,
-      fix: label
-        ? `run igpu-split cluster apply (it labels its namespace), or kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true`
-        : `kubectl -n ${namespace} get resourceclaims`,
+      evidence: `namespace ${namespace} lacks the label ${DRA_ADMIN_NAMESPACE_LABEL}=true, so verify's claim may not ask for adminAccess; no smoke pod ran`,
+      fix: `run igpu-split cluster apply (it labels its namespace), or kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true`,
     };
-  }
+  const claim = await kube.create(adminClaim(named, namespace)).catch((error: unknown) => error as Error);
+  if (claim instanceof Error)
+    return {
+      id: smokeId,
+      status: 'fail',
+      evidence: `the smoke claim on ${node.name} was refused: ${clip(claim.message, 160)}`,
+      fix: `kubectl -n ${namespace} get resourceclaims`,
+    };
   try {
     const stored = (
       claim.spec as { devices?: { requests?: { exactly?: { adminAccess?: boolean } }[] } } | undefined

@@ -70,7 +70,12 @@ async function workload(kube: Awaited<ReturnType<typeof cluster>>['kube']) {
     metadata: { name: 'transcode', namespace: 'media' },
     spec: {
       devices: {
-        requests: [{ name: 'gpu', exactly: { deviceClassName: 'gpu.intel.com', allocationMode: 'ExactCount', count: 1 } }],
+        requests: [
+          {
+            name: 'gpu',
+            exactly: { deviceClassName: 'gpu.intel.com', allocationMode: 'ExactCount', count: 1 },
+          },
+        ],
       },
     },
   });
@@ -81,12 +86,19 @@ async function workload(kube: Awaited<ReturnType<typeof cluster>>['kube']) {
     spec: {
       nodeSelector: { 'kubernetes.io/hostname': 'k3s-1' },
       resourceClaims: [{ name: 'gpu', resourceClaimName: 'transcode' }],
-      containers: [{ name: 'jf', image: 'jellyfin/jellyfin:10.10.7', command: ['sleep', 'infinity'], resources: { claims: [{ name: 'gpu' }] } }],
+      containers: [
+        {
+          name: 'jf',
+          image: 'jellyfin/jellyfin:10.10.7',
+          command: ['sleep', 'infinity'],
+          resources: { claims: [{ name: 'gpu' }] },
+        },
+      ],
     },
   });
   const claim = await kube.get('resource.k8s.io/v1', 'ResourceClaim', 'transcode', 'media');
-  const results = (claim?.status as { allocation?: { devices?: { results?: unknown[] } } } | undefined)?.allocation
-    ?.devices?.results;
+  const results = (claim?.status as { allocation?: { devices?: { results?: unknown[] } } } | undefined)
+    ?.allocation?.devices?.results;
   assert.equal(results?.length, 1, 'the workload holds k3s-1’s device');
   return claim;
 }
@@ -123,20 +135,17 @@ test('DRA: plan → apply → verify with admin claims, a workload’s allocatio
   const again = planCluster(await gatherClusterFacts(kube, DRA, GPU_NODES), DRA, GPU_NODES);
   assert.deepEqual(again.steps, []);
   const done = await rollbackCluster(kube, DRA, GPU_NODES);
-  assert.deepEqual(
-    done.filter((line) => line.startsWith('deleted')).sort(),
-    [
-      'deleted ClusterRole intel-gpu-resource-driver-role',
-      'deleted ClusterRoleBinding intel-gpu-resource-driver-role-binding',
-      'deleted DaemonSet intel-gpu-resource-driver-kubelet-plugin',
-      'deleted DeviceClass gpu.intel.com',
-      'deleted Namespace igpu-split',
-      'deleted Namespace intel-gpu-resource-driver',
-      'deleted ServiceAccount intel-gpu-resource-driver-service-account',
-      'deleted ValidatingAdmissionPolicy resourceslices-policy-dra-kubelet-plugin-gpu',
-      'deleted ValidatingAdmissionPolicyBinding resourceslices-policy-dra-kubelet-plugin-gpu',
-    ],
-  );
+  assert.deepEqual(done.filter((line) => line.startsWith('deleted')).sort(), [
+    'deleted ClusterRole intel-gpu-resource-driver-role',
+    'deleted ClusterRoleBinding intel-gpu-resource-driver-role-binding',
+    'deleted DaemonSet intel-gpu-resource-driver-kubelet-plugin',
+    'deleted DeviceClass gpu.intel.com',
+    'deleted Namespace igpu-split',
+    'deleted Namespace intel-gpu-resource-driver',
+    'deleted ServiceAccount intel-gpu-resource-driver-service-account',
+    'deleted ValidatingAdmissionPolicy resourceslices-policy-dra-kubelet-plugin-gpu',
+    'deleted ValidatingAdmissionPolicyBinding resourceslices-policy-dra-kubelet-plugin-gpu',
+  ]);
   // The user's claim and namespace are not ours: they stay.
   assert.ok(await kube.get('resource.k8s.io/v1', 'ResourceClaim', 'transcode', 'media'));
 });
@@ -144,7 +153,12 @@ test('DRA: plan → apply → verify with admin claims, a workload’s allocatio
 test('DRA: status lists each node’s device and the claims on it', async () => {
   const { kube } = await applied();
   await workload(kube);
-  const lab = { kubernetes: DRA, hosts: [{ node: 'pve1' }], vms: [{ vmid: 101, host: 'pve1', kubernetesNode: 'k3s-1' }], sriov: { mapping: 'vf' } };
+  const lab = {
+    kubernetes: DRA,
+    hosts: [{ node: 'pve1' }],
+    vms: [{ vmid: 101, host: 'pve1', kubernetesNode: 'k3s-1' }],
+    sriov: { mapping: 'vf' },
+  };
   const proxmox = {
     mappings: async () => [],
     pciDevices: async () => [],
@@ -161,16 +175,26 @@ test('DRA: status lists each node’s device and the claims on it', async () => 
 test('DRA refused on Kubernetes 1.33, naming the cluster, the version and what would serve it', async () => {
   const { kube } = await cluster({ version: '1.33' });
   const plan = planCluster(await gatherClusterFacts(kube, DRA, GPU_NODES), DRA, GPU_NODES);
-  assert.match(plan.refused ?? '', /^cluster https:\/\/127\.0\.0\.1:\d+ runs Kubernetes v1\.33\.\S+; allocator dra needs 1\.34 or later/);
+  assert.match(
+    plan.refused ?? '',
+    /^cluster https:\/\/127\.0\.0\.1:\d+ runs Kubernetes v1\.33\.\S+; allocator dra needs 1\.34 or later/,
+  );
   assert.ok(!plan.steps.some((s) => s.object?.apiVersion === 'resource.k8s.io/v1'), 'nothing of DRA planned');
 });
 
 test('both allocators: DRA refused while the device plugin runs, and the other way round', async () => {
   const { kube } = await applied({}, KubernetesSchema.parse({}));
   const dra = planCluster(await gatherClusterFacts(kube, DRA, GPU_NODES), DRA, GPU_NODES);
-  assert.match(dra.refused ?? '', /already runs Intel's GPU device plugin \(DaemonSet igpu-split\/intel-gpu-plugin \(igpu-split’s\)\)/);
+  assert.match(
+    dra.refused ?? '',
+    /already runs Intel's GPU device plugin \(DaemonSet igpu-split\/intel-gpu-plugin \(igpu-split’s\)\)/,
+  );
   const other = await applied();
-  const plugin = planCluster(await gatherClusterFacts(other.kube, KubernetesSchema.parse({}), GPU_NODES), KubernetesSchema.parse({}), GPU_NODES);
+  const plugin = planCluster(
+    await gatherClusterFacts(other.kube, KubernetesSchema.parse({}), GPU_NODES),
+    KubernetesSchema.parse({}),
+    GPU_NODES,
+  );
   assert.match(plugin.refused ?? '', /already runs Intel's GPU DRA driver/);
 });
 
@@ -183,7 +207,10 @@ test('a DeviceClass of another driver with the name gpu.intel.com is refused, an
     spec: { selectors: [{ cel: { expression: 'device.driver == "gpu.example.com"' } }] },
   });
   const plan = planCluster(await gatherClusterFacts(kube, DRA, GPU_NODES), DRA, GPU_NODES);
-  assert.match(plan.refused ?? '', /DeviceClass gpu\.intel\.com exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/);
+  assert.match(
+    plan.refused ?? '',
+    /DeviceClass gpu\.intel\.com exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
+  );
 });
 
 test('a ResourceSlice that never appears: one line naming the node, after a bounded wait', async () => {
@@ -193,7 +220,11 @@ test('a ResourceSlice that never appears: one line naming the node, after a boun
   const slice = checks.find((c) => c.id === 'cluster.k3s-2.slice');
   assert.equal(slice?.status, 'fail');
   assert.match(slice?.evidence ?? '', /^no ResourceSlice of gpu\.intel\.com lists a device on k3s-2$/);
-  assert.equal(checks.find((c) => c.id === 'cluster.k3s-2.smoke'), undefined, 'no smoke pod without a device');
+  assert.equal(
+    checks.find((c) => c.id === 'cluster.k3s-2.smoke'),
+    undefined,
+    'no smoke pod without a device',
+  );
   assert.equal(checks.find((c) => c.id === 'cluster.k3s-1.smoke')?.status, 'pass');
 });
 
@@ -202,15 +233,28 @@ test('the DRAAdminAccess gate off: the claim comes back without adminAccess and 
   const checks = await verifyCluster(kube, DRA, GPU_NODES, fast);
   const smoke = checks.find((c) => c.id === 'cluster.k3s-1.smoke');
   assert.equal(smoke?.status, 'fail');
-  assert.match(smoke?.evidence ?? '', /dropped adminAccess from verify's claim \(the DRAAdminAccess feature gate is off\)/);
-  assert.deepEqual(sim.store.list(K.Pod, DRA.namespace).filter((p) => p.metadata.name.startsWith('igpu-split-smoke')), []);
+  assert.match(
+    smoke?.evidence ?? '',
+    /dropped adminAccess from verify's claim \(the DRAAdminAccess feature gate is off\)/,
+  );
+  assert.deepEqual(
+    sim.store.list(K.Pod, DRA.namespace).filter((p) => p.metadata.name.startsWith('igpu-split-smoke')),
+    [],
+  );
 });
 
 test('a namespace without the admin-access label: one line naming the label', async () => {
   const { kube } = await applied();
-  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DRA.namespace, labels: { 'app.kubernetes.io/managed-by': 'igpu-split' } } });
+  await kube.apply({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: DRA.namespace, labels: { 'app.kubernetes.io/managed-by': 'igpu-split' } },
+  });
   const checks = await verifyCluster(kube, DRA, GPU_NODES, fast);
   const smoke = checks.find((c) => c.id === 'cluster.k3s-1.smoke');
   assert.equal(smoke?.status, 'fail');
-  assert.match(smoke?.evidence ?? '', /namespace igpu-split lacks the label resource\.kubernetes\.io\/admin-access=true/);
+  assert.match(
+    smoke?.evidence ?? '',
+    /namespace igpu-split lacks the label resource\.kubernetes\.io\/admin-access=true/,
+  );
 });

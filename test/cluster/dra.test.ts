@@ -46,7 +46,7 @@ function asIntelWrites(object: Manifest): Manifest {
   if (Object.keys(labels).length > 0) copy.metadata.labels = labels;
   else delete copy.metadata.labels;
   if (copy.kind === 'DaemonSet') {
-    const pod = (copy.spec?.template as { spec: Record<string, unknown> }).spec;
+    const pod = (copy.spec as { template: { spec: Record<string, unknown> } }).template.spec;
     delete pod.nodeSelector;
     delete pod.tolerations;
   }
@@ -150,7 +150,7 @@ test('the lab file refuses latest, an untagged smoke image and DRA through Intel
     KubernetesSchema.safeParse({ smokeImage: 'registry:5000/jellyfin/jellyfin:10.10' }).success,
     true,
   );
-  assert.equal(KubernetesSchema.safeParse({ smokeImage: 'busybox@sha256:' + 'a'.repeat(64) }).success, true);
+  assert.equal(KubernetesSchema.safeParse({ smokeImage: `busybox@sha256:${'a'.repeat(64)}` }).success, true);
 });
 
 test('render writes the class with the objects and the claim examples beside them, not in the kustomization', async () => {
