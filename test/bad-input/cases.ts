@@ -9,6 +9,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lockLine } from '../../src/engine/lock-holder.ts';
+import type { KubeSimulatorOptions } from '../../src/sim/kube/server.ts';
+import { KINDS } from '../../src/sim/kube/store.ts';
 import { fixturePath } from '../support/fixtures.ts';
 import { uhd630Entry } from '../support/simulator.ts';
 import type { TestSshd } from '../support/sshd.ts';
@@ -70,7 +72,7 @@ export interface CliCase {
   topic: Topic;
   /** Each step's command (as typed after `igpu-split`, e.g. `host plan`) and the exit code it expects. */
   covers: { command: string; code: number }[];
-  lab?: { i440fx?: boolean; talos?: boolean };
+  lab?: { i440fx?: boolean; talos?: boolean; kube?: Pick<KubeSimulatorOptions, 'version' | 'features'> };
   /** A captured tree (under test/fixtures) to serve over a real sshd (needs root; skipped, saying so, without). */
   sshd?: { tree: string; standIns?: Record<string, string> };
   /** The recording talosctl stand-in on PATH (test/support/talosctl.ts). */
@@ -3905,8 +3907,147 @@ function layerLockCases(): CliCase[] {
   ];
 }
 
+/** The case lab's file, with `kubernetes.allocator: dra`. */
+const draLab = async (c: CaseContext): Promise<void> => {
+  await variant(c, 'dra.yaml', (t) =>
+    t.replace('  kubeconfig: kubeconfig\n', '  kubeconfig: kubeconfig\n  allocator: dra\n'),
+  );
+};
+const D = (c: CaseContext) => ['--lab', at(c, 'dra.yaml')];
+/** Objects igpu-split made that are still in the case's cluster, by kind/name. */
+const oursLeft = (c: CaseContext) =>
+  KINDS.filter((kind) => labOf(c).kube.store.served(kind)).flatMap((kind) =>
+    labOf(c)
+      .kube.store.list(kind)
+      .filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'igpu-split')
+      .map((o) => `${kind.kind}/${o.metadata.name}`),
+  );
+
+/** DRA mode: what a cluster that cannot take it, or already has an allocator, answers. */
+function draCases(): CliCase[] {
+  return [
+    kase({
+      name: 'allocator dra on a Kubernetes 1.33 cluster: one line with the version that would, nothing applied',
+      topic: 'stranger',
+      lab: { kube: { version: '1.33' } },
+      setup: draLab,
+      steps: (c) => [
+        {
+          args: ['cluster', 'plan', ...D(c)],
+          code: 1,
+          line: /cluster https:\/\/127\.0\.0\.1:\d+ runs Kubernetes v1\.33\.\S+; allocator dra needs 1\.34 or later \(resource\.k8s\.io\/v1\)[\s\S]*K3s v1\.34\.x\+k3s1/,
+        },
+        {
+          args: ['cluster', 'apply', '--yes', ...D(c)],
+          code: 1,
+          line: /allocator dra needs 1\.34 or later/,
+          check: async (c) =>
+            oursLeft(c).length > 0 ? `applied anyway: ${oursLeft(c).join(', ')}` : undefined,
+        },
+      ],
+    }),
+    kase({
+      name: 'both allocators: DRA refused while igpu-split’s device plugin runs; rollback, then DRA applies, verifies and rolls back to nothing',
+      topic: 'stranger',
+      lab: {},
+      setup: draLab,
+      steps: (c) => [
+        { args: ['cluster', 'apply', '--yes', ...L(c)], code: 0, line: /DaemonSet intel-gpu-plugin/ },
+        {
+          args: ['cluster', 'plan', ...D(c)],
+          code: 1,
+          line: /already runs Intel's GPU device plugin \(DaemonSet igpu-split\/intel-gpu-plugin \(igpu-split’s\)\)[\s\S]*igpu-split cluster rollback/,
+        },
+        {
+          args: ['cluster', 'rollback', '--yes', ...D(c)],
+          code: 0,
+          line: /deleted DaemonSet intel-gpu-plugin/,
+        },
+        { args: ['cluster', 'apply', '--yes', ...D(c)], code: 0, line: /DeviceClass gpu\.intel\.com/ },
+        {
+          args: ['cluster', 'plan', ...L(c)],
+          code: 1,
+          line: /already runs Intel's GPU DRA driver/,
+        },
+        {
+          args: ['cluster', 'verify', ...D(c)],
+          code: 0,
+          line: /verify left every device's allocation as it was/,
+        },
+        {
+          args: ['cluster', 'rollback', '--yes', ...D(c)],
+          code: 0,
+          line: /deleted DeviceClass gpu\.intel\.com/,
+          check: async (c) => (oursLeft(c).length > 0 ? `left behind: ${oursLeft(c).join(', ')}` : undefined),
+        },
+      ],
+    }),
+    kase({
+      name: 'a DeviceClass gpu.intel.com of another driver: refused in one line and left as it was',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await draLab(c);
+        labOf(c).kube.store.update(KINDS.find((k) => k.kind === 'DeviceClass') as (typeof KINDS)[number], {
+          apiVersion: 'resource.k8s.io/v1',
+          kind: 'DeviceClass',
+          metadata: { name: 'gpu.intel.com' },
+          spec: { selectors: [{ cel: { expression: 'device.driver == "gpu.example.com"' } }] },
+        });
+      },
+      steps: (c) => [
+        {
+          args: ['cluster', 'apply', '--yes', ...D(c)],
+          code: 1,
+          line: /DeviceClass gpu\.intel\.com exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
+          check: async (c) => {
+            const live = labOf(c).kube.store.list(
+              KINDS.find((k) => k.kind === 'DeviceClass') as (typeof KINDS)[number],
+            );
+            const expression = JSON.stringify(live.map((o) => o.spec));
+            if (!expression.includes('gpu.example.com')) return `the class was changed: ${expression}`;
+            return oursLeft(c).length > 0 ? `applied anyway: ${oursLeft(c).join(', ')}` : undefined;
+          },
+        },
+      ],
+    }),
+    kase({
+      name: 'a ResourceSlice that never appears: verify names the node and the driver’s log',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        await draLab(c);
+        labOf(c).kube.setDraSlice('k3s-1', false);
+      },
+      steps: (c) => [
+        { args: ['cluster', 'apply', '--yes', ...D(c)], code: 0, line: /DeviceClass gpu\.intel\.com/ },
+        {
+          args: ['cluster', 'verify', ...D(c)],
+          code: 1,
+          line: /no ResourceSlice of gpu\.intel\.com lists a device on k3s-1[\s\S]*kubectl -n intel-gpu-resource-driver logs/,
+        },
+      ],
+    }),
+    kase({
+      name: 'the DRAAdminAccess gate off: verify runs no smoke pod and says why in one line',
+      topic: 'stranger',
+      lab: { kube: { features: { draAdminAccess: false } } },
+      setup: draLab,
+      steps: (c) => [
+        { args: ['cluster', 'apply', '--yes', ...D(c)], code: 0, line: /DeviceClass gpu\.intel\.com/ },
+        {
+          args: ['cluster', 'verify', ...D(c)],
+          code: 1,
+          line: /dropped adminAccess from verify's claim \(the DRAAdminAccess feature gate is off\)/,
+        },
+      ],
+    }),
+  ];
+}
+
 export function cases(): CliCase[] {
   return [
+    ...draCases(),
     ...secretCases(),
     ...pathCases(),
     ...damagedHostCases(),

@@ -12,7 +12,11 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { type RunningKubeSimulator, startKubeSimulator } from '../../src/sim/kube/server.ts';
+import {
+  type KubeSimulatorOptions,
+  type RunningKubeSimulator,
+  startKubeSimulator,
+} from '../../src/sim/kube/server.ts';
 import { loopbackCertificate } from '../../src/sim/loopback-tls.ts';
 import { type RunningSimulator, startSimulator } from '../../src/sim/proxmox/server.ts';
 import { SimulatorState } from '../../src/sim/proxmox/state.ts';
@@ -291,7 +295,11 @@ export interface CaseLab {
 export async function startCaseLab(
   dir: string,
   secrets: Secrets,
-  options: { i440fx?: boolean; talos?: boolean } = {},
+  options: {
+    i440fx?: boolean;
+    talos?: boolean;
+    kube?: Pick<KubeSimulatorOptions, 'version' | 'features'>;
+  } = {},
 ): Promise<CaseLab> {
   await mkdir(dir, { recursive: true });
   const state = new SimulatorState({ taskMs: 2, secondMs: 2 });
@@ -327,6 +335,7 @@ export async function startCaseLab(
       { name: 'talos-1', gpus: options.talos ? 1 : 0 },
     ],
     token: secrets.kubeToken,
+    ...options.kube,
   });
   const factory = await startImageFactory();
   const tokenFile = join(dir, 'token');
