@@ -8,7 +8,7 @@ import { RefusedError, TargetError } from '../../core/errors.ts';
 import type { Check, LayerPlan, Step } from '../../core/model.ts';
 import type { GuestAttachment } from '../provider.ts';
 import type { ImageFactory } from './factory.ts';
-import { machinePatch, patchYaml } from './patch.ts';
+import { machinePatch, type PatchDocument, patchSummary, patchYaml } from './patch.ts';
 import {
   desiredSchematic,
   I915_EXTENSION,
@@ -49,7 +49,8 @@ export interface TalosPlan extends LayerPlan<Step & { experimental?: boolean }> 
   /** The version installed, and what it means against the running one. */
   version: VersionChange;
   installer: string;
-  patch: Record<string, unknown>;
+  /** The machine-config patch's documents, as the Talos version it is applied on expects. */
+  patch: PatchDocument[];
   /** The commands apply runs, with `<dir>` where the files go. */
   commands: string[];
 }
@@ -116,6 +117,8 @@ export async function lookUpTalos(
   if (spec.version !== undefined) parseTalosVersion(spec.version, context);
   const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
   parseTalosVersion(version.version, context);
+  // The patch goes to the running version: its minor needs a schema too.
+  if (facts.running) parseTalosVersion(facts.running.version, context);
   const vf =
     attachment?.kind === 'vf' ? talosVfGpu(attachment, version.version, spec.extensions, vm) : undefined;
   if (vf && 'refused' in vf) return { version, schematicId: '', installer: '', refused: vf.refused };
@@ -153,10 +156,11 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
       schematicId,
       version,
       installer,
-      patch: {},
+      patch: [],
       commands: [],
     };
-  const patch = machinePatch(installer);
+  // The patch is applied before the upgrade: to the version the node runs, when it is known.
+  const patch = machinePatch(installer, facts.running?.version ?? version.version);
   // Converged: the node runs the wanted version (as far as it can be told) with the extensions.
   const converged =
     (version.kind === 'same' || version.kind === 'unknown') &&
@@ -189,7 +193,7 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
         {
           id: `guest/${spec.node}/patch`,
           target,
-          description: `patch the machine config: install image ${installer}, GPU node label`,
+          description: `patch the machine config: ${patchSummary(patch, installer)}`,
           disturbs: [],
           command: commands[0],
         },
