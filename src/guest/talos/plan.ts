@@ -201,7 +201,8 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
           id: `guest/${spec.node}/upgrade`,
           target,
           description: `${version.text}; upgrade to the installer with ${vf ? `${vf.extension}${vf.kernelArgs.length > 0 ? ` and kernel args ${vf.kernelArgs.join(' ')}` : ''}` : I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)${vf ? ' [experimental]' : ''}`,
-          disturbs: ['node-drain', 'guest-reboot'],
+          // talosctl upgrade cordons and drains the node itself (TALOS_UPGRADE_DRAIN): not the engine.
+          disturbs: ['guest-drain', 'guest-reboot'],
           command: commands[1],
           ...(vf ? { experimental: true } : {}),
         },
