@@ -15,9 +15,15 @@ import { parse, parseAllDocuments } from 'yaml';
 import { IgpuSplitError } from '../../src/core/errors.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
 import { machinePatch, patchYaml, takesV1alpha1Patch } from '../../src/guest/talos/patch.ts';
-import { applyTalosPlan, gatherTalosFacts, planTalos, verifyTalos } from '../../src/guest/talos/plan.ts';
+import {
+  applyTalosPlan,
+  gatherTalosFacts,
+  planTalos,
+  planTalosFrom,
+  verifyTalos,
+} from '../../src/guest/talos/plan.ts';
 import { desiredSchematic, parseTalosVersion, type TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
-import { talosctlAt } from '../../src/guest/talos/talosctl.ts';
+import { type Talosctl, talosctlAt } from '../../src/guest/talos/talosctl.ts';
 import { TALOS_PATCH_NEWEST, TALOS_SCHEMA_MINORS, TALOS_UPGRADE_DRAIN } from '../../src/knowledge/pins.ts';
 import { type FakeFactory, startImageFactory } from '../../src/sim/talos-factory.ts';
 import { TALOSCTL_STAND_IN } from '../support/talosctl.ts';
@@ -378,6 +384,47 @@ test('talosctl failing is one line naming the node and the command to rerun', as
   } finally {
     delete process.env.TALOSCTL_FAIL;
   }
+});
+
+test('a 1.14 node gets the KubeNodeConfig document; one whose config still sets machine.nodeLabels is told how to move it', async () => {
+  const installer = 'factory.talos.dev/installer/ab:v1.14.0';
+  const plan = planTalosFrom(
+    { ...NODE, version: 'v1.14.0' },
+    { node: NODE.node, extensions: [], dri: [], running: { version: 'v1.14.0', from: 'talosctl version' } },
+    { version: { version: 'v1.14.0', kind: 'same', text: 'Talos v1.14.0' }, schematicId: 'ab', installer },
+  );
+  assert.deepEqual(plan.patch, [
+    {
+      apiVersion: 'v1alpha1',
+      kind: 'KubeNodeConfig',
+      labels: { 'intel.feature.node.kubernetes.io/gpu': 'true' },
+    },
+  ]);
+  assert.match(plan.steps[0]?.description ?? '', /GPU node label \(KubeNodeConfig document\)/);
+  // The same command as before: talosctl patch machineconfig merges or appends the document.
+  assert.match(
+    plan.commands[0] ?? '',
+    /^talosctl patch machineconfig --nodes 10\.0\.0\.5 --patch @<dir>\/machine-patch\.yaml$/,
+  );
+  const calls: string[][] = [];
+  const talosctl: Talosctl = async (args) => {
+    calls.push(args);
+    return {
+      code: 1,
+      stdout: '',
+      stderr: 'error: 1 error occurred:\n\t* .machine.nodeLabels is already set in v1alpha1 config\n',
+    };
+  };
+  const out = join(dir, 'v1.14');
+  await fails(
+    applyTalosPlan(plan, talosctl, out),
+    /talos 10\.0\.0\.5: talosctl patch failed: .*; nothing was changed — move \.machine\.nodeLabels into the node's KubeNodeConfig document \(talosctl edit machineconfig --nodes 10\.0\.0\.5\), then apply again$/,
+  );
+  assert.equal(calls.length, 1, 'no upgrade after a refused patch');
+  const written = parseAllDocuments(await readFile(join(out, 'machine-patch.yaml'), 'utf8')).map((d) =>
+    d.toJSON(),
+  );
+  assert.deepEqual(written, plan.patch);
 });
 
 test('an extension the node runs but the lab file does not list would be dropped: refused, naming it', async () => {

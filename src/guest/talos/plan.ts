@@ -268,10 +268,7 @@ export async function applyTalosPlan(
       const before = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
       throw new TargetError(
         `talosctl ${args[0]} failed: ${firstLine(result.stderr || result.stdout)}${before}`,
-        {
-          target: `talos ${plan.node}`,
-          fix: `run it by hand to see more: talosctl ${args.join(' ')}`,
-        },
+        { target: `talos ${plan.node}`, fix: fixFor(plan.node, args, result.stderr || result.stdout) },
       );
     }
     done.push(what);
@@ -355,6 +352,19 @@ function manualStepCheck(facts: TalosFacts, spec: TalosNodeSpec, files: string, 
     evidence: `waiting for a manual step (talosctl is not installed here): the node does not show ${lacking.join(' and ')} yet (${seen})`,
     fix: `run the talosctl commands igpu-split apply printed (files in ${files}), or install talosctl and run igpu-split apply`,
   };
+}
+
+/**
+ * What to do when talosctl refuses a step. Talos 1.14 refuses a KubeNodeConfig document while
+ * the v1alpha1 config still sets the field it replaces (".machine.nodeLabels is already set in
+ * v1alpha1 config": siderolabs/talos pkg/machinery/config/types/k8s/node.go@v1.14.0-rc.1), as
+ * a node upgraded from 1.13 may.
+ */
+function fixFor(node: string, args: readonly string[], said: string): string {
+  const legacy = /\.(machine\.[\w.]+) is already set in v1alpha1 config/.exec(said)?.[1];
+  if (legacy)
+    return `move .${legacy} into the node's KubeNodeConfig document (talosctl edit machineconfig --nodes ${node}), then apply again`;
+  return `run it by hand to see more: talosctl ${args.join(' ')}`;
 }
 
 function firstLine(text: string): string {
