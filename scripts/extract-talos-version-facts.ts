@@ -7,7 +7,8 @@
 //     extraKernelArgs) and machine.nodeLabels, the fields of KubeNodeConfig where it exists;
 //   - where `talosctl upgrade` drains the node: machined's Upgrade sequence
 //     (internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go, its "drain" phase) and,
-//     where it exists, talosctl's own drain (cmd/talosctl/cmd/talos/upgrade.go, --drain).
+//     where it exists, talosctl's own drain (cmd/talosctl/cmd/talos/upgrade.go, --drain);
+//   - the Linux each tag ships (hack/release.toml), v1.14.0-rc.1 included.
 //
 //   node scripts/extract-talos-version-facts.ts [--mirrors /work/.mirror] [--out snapshots/talos-versions.json]
 //
@@ -123,9 +124,15 @@ function drainFacts(tag: string) {
 function main(): void {
   const schemas: Record<string, ReturnType<typeof schemaFacts>> = {};
   const drains: Record<string, ReturnType<typeof drainFacts>> = {};
+  // The Linux each tag ships (the `Linux:` line of hack/release.toml), pre-releases included.
+  const linux: Record<string, string> = {};
   for (const tag of TAGS) {
     schemas[tag] = schemaFacts(tag);
     drains[tag] = drainFacts(tag);
+    linux[tag] = must(
+      /^\s*Linux:\s*(\d+\.\d+\.\d+)\s*$/m.exec(read(tag, 'hack/release.toml'))?.[1],
+      `${tag} hack/release.toml Linux:`,
+    );
   }
   // 1.14: a patch document of a kind the config lacks is appended (talosctl patch machineconfig).
   const strategicPath = 'pkg/machinery/config/configpatcher/strategic.go';
@@ -171,6 +178,7 @@ function main(): void {
     producedBy: 'scripts/extract-talos-version-facts.ts',
     schemas,
     drains,
+    linux,
     imageFactory: {
       release: 'v1.5.0',
       customizationFields: fields('Customization'),

@@ -96,13 +96,16 @@ export const TALOS_XE_EXTENSION_SINCE = [1, 12] as const;
 /**
  * The Linux series each Talos minor ships, lowest over its patch releases: the `Linux:` line of
  * siderolabs/talos hack/release.toml at every v1.10.2…v1.13.9 tag (mirror HEAD ad88231);
- * snapshots/sriov-guest-facts.json. v1.12.0 moved to 6.18.1, v1.13.9 ships 6.18.44.
+ * snapshots/sriov-guest-facts.json. v1.12.0 moved to 6.18.1, v1.13.9 ships 6.18.44. 1.14 has only
+ * a pre-release so far: v1.14.0-rc.1 ships 6.18.44 (hack/release.toml@v1.14.0-rc.1;
+ * snapshots/talos-versions.json `linux`), so its xe drives the same VFs as 1.12's.
  */
 export const TALOS_KERNEL_SERIES: Readonly<Record<string, string>> = {
   '1.10': '6.12',
   '1.11': '6.12',
   '1.12': '6.18',
   '1.13': '6.18',
+  '1.14': '6.18',
 };
 
 /**
