@@ -153,7 +153,8 @@ export const TALOS_SCHEMA_MINORS = ['1.10', '1.11', '1.12', '1.13', '1.14'] as c
  * machined's Upgrade sequence has a "drain" phase (CordonAndDrainNode; machined uncordons at
  * boot what it cordoned); from 1.13, talosctl itself drains before the reboot and uncordons
  * after it when the node runs > 1.13.0-alpha.2 (LifecycleService.Upgrade; `--drain` defaults
- * to true). snapshots/talos-versions.json `drains`.
+ * to true). Either way talosctl returns once the node is back (`--wait` defaults to true:
+ * cmd/talosctl/cmd/talos/track.go at the same tags). snapshots/talos-versions.json `drains`.
  */
 export const TALOS_UPGRADE_DRAIN: Readonly<Record<(typeof TALOS_SCHEMA_MINORS)[number], string>> = {
   '1.10':

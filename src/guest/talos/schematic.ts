@@ -3,6 +3,16 @@
 // the node must run an installer built from a schematic that has it (plus
 // `siderolabs/intel-ucode`; `siderolabs/qemu-guest-agent` when asked). The extensions
 // and kernel arguments the node already has are kept.
+//
+// The schematic is the same for every minor igpu-split supports (1.10 to 1.14): it uses only
+// customization.extraKernelArgs and customization.systemExtensions.officialExtensions, both
+// in siderolabs/image-factory pkg/schematic/schematic.go@v1.5.0, which builds installers for
+// them all; its newer fields (bootloader, secureboot, diskImage) are for boot media igpu-split
+// does not make. Kernel arguments go here, never in the machine config: the factory puts them
+// in a non-Secure-Boot installer from Talos 1.10 (SupportsUnifiedInstaller,
+// internal/profile/profile.go@v1.5.0), and 1.14's config has no machine.install.extraKernelArgs
+// (nor do 1.12's and 1.13's). What depends on the version is the driver's extension: xe on a
+// VF from 1.12 (sriov.ts). snapshots/talos-versions.json.
 
 import { stringify } from 'yaml';
 import { RefusedError, UsageError } from '../../core/errors.ts';
