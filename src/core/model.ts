@@ -23,8 +23,10 @@ export interface Check {
  * What a step disturbs while it runs. The engine reads it (engine/stages): any disturbance
  * on a Proxmox host drains that host's Kubernetes nodes first and uncordons them after,
  * and a `host-reboot` step is the host reboot the engine carries out and waits for.
+ * `guest-drain`: the step drains its own node and uncordons it after (`talosctl upgrade`,
+ * knowledge/pins.ts TALOS_UPGRADE_DRAIN); its reboot needs no drain of the engine's.
  */
-export type Disturbance = 'host-reboot' | 'vm-restart' | 'guest-reboot' | 'node-drain';
+export type Disturbance = 'host-reboot' | 'vm-restart' | 'guest-reboot' | 'node-drain' | 'guest-drain';
 
 export interface Step {
   /** Stable id, unique within a plan, e.g. `host/pve1/kernel-cmdline`. */
@@ -83,6 +85,21 @@ export const NOTHING_DISTURBED = 'no reboot, restart or drain';
 
 export function disturbancesOf(steps: readonly Step[]): Set<Disturbance> {
   return new Set(steps.flatMap((step) => step.disturbs));
+}
+
+/**
+ * The disturbances the engine drains a node for: all but what a step that drains its node
+ * itself (`guest-drain`) does to that node — its drain and its guest's reboot.
+ */
+export function drainingDisturbances(steps: readonly Step[]): Set<Disturbance> {
+  const covered: Disturbance[] = ['guest-drain', 'guest-reboot', 'node-drain'];
+  return new Set(
+    steps.flatMap((step) =>
+      step.disturbs.includes('guest-drain')
+        ? step.disturbs.filter((d) => !covered.includes(d))
+        : step.disturbs,
+    ),
+  );
 }
 
 const severity: Record<CheckStatus, number> = { pass: 0, warn: 1, pending: 2, fail: 3 };

@@ -3,8 +3,14 @@
 // the steps' `disturbs`, named by what they disturb — the host, the VM, the Kubernetes node.
 
 import type { Lab } from '../config/lab.ts';
-import { type Disturbance, disturbancesOf, NOTHING_DISTURBED, type Step } from '../core/model.ts';
-import { disturbingSteps, type LabPlan } from './plan.ts';
+import {
+  type Disturbance,
+  disturbancesOf,
+  drainingDisturbances,
+  NOTHING_DISTURBED,
+  type Step,
+} from '../core/model.ts';
+import { disturbingSteps, type HostPart, type LabPlan } from './plan.ts';
 
 /** What each kind of disturbance hits, by name (hosts, VM ids, Kubernetes nodes). */
 export type Disturbed = Partial<Record<Disturbance, readonly (string | number)[]>>;
@@ -14,9 +20,10 @@ const NOUNS: Record<Disturbance, [string, string]> = {
   'vm-restart': ['VM restart', 'VM restarts'],
   'guest-reboot': ['guest reboot', 'guest reboots'],
   'node-drain': ['node drain', 'node drains'],
+  'guest-drain': ['node drain by Talos', 'node drains by Talos'],
 };
 
-const ORDER: Disturbance[] = ['host-reboot', 'vm-restart', 'guest-reboot', 'node-drain'];
+const ORDER: Disturbance[] = ['host-reboot', 'vm-restart', 'guest-reboot', 'node-drain', 'guest-drain'];
 
 /** `2 host reboots (pve1, pve2), 1 VM restart (101)`; `nothing` when nothing is hit. */
 export function disturbanceSummary(disturbed: Disturbed, nothing = NOTHING_DISTURBED): string {
@@ -39,7 +46,7 @@ function add(
 }
 
 function empty(): Record<Disturbance, (string | number)[]> {
-  return { 'host-reboot': [], 'vm-restart': [], 'guest-reboot': [], 'node-drain': [] };
+  return { 'host-reboot': [], 'vm-restart': [], 'guest-reboot': [], 'node-drain': [], 'guest-drain': [] };
 }
 
 /** What steps disturb, each named by its step's target (a layer command on one kind of target). */
@@ -61,7 +68,10 @@ export function vmDisturbances(
     const kinds = disturbancesOf(change.steps);
     if (kinds.has('vm-restart')) add(into, 'vm-restart', change.vmid);
     if (kinds.has('guest-reboot')) add(into, 'guest-reboot', change.vmid);
-    if (kinds.size > 0 && change.kubernetesNode) add(into, 'node-drain', change.kubernetesNode);
+    if (!change.kubernetesNode) continue;
+    // A step that drains its node itself (a Talos upgrade) needs no drain of the engine's.
+    if (drainingDisturbances(change.steps).size > 0) add(into, 'node-drain', change.kubernetesNode);
+    else if (kinds.has('guest-drain')) add(into, 'guest-drain', change.kubernetesNode);
   }
   return into;
 }
@@ -72,7 +82,6 @@ export function vmDisturbances(
  */
 export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
   const into = empty();
-  const gpuNodes = new Set(plan.gpuNodes.map((n) => n.name));
   for (const part of plan.hosts) {
     const hostSteps = part.host?.steps ?? [];
     if (disturbancesOf(hostSteps).has('host-reboot')) add(into, 'host-reboot', part.node);
@@ -89,22 +98,37 @@ export function labDisturbances(lab: Lab, plan: LabPlan): Disturbed {
     );
     add(into, 'vm-restart', ...(byVm['vm-restart'] ?? []));
     add(into, 'guest-reboot', ...(byVm['guest-reboot'] ?? []));
-    const steps = [
-      ...hostSteps,
-      ...plan.vms.changes.filter((c) => part.vmids.includes(c.vmid)).flatMap((c) => c.steps),
-      ...part.guests.flatMap(disturbingSteps),
-    ];
-    // As stages/index.ts drains: every GPU node of the host, once anything on it is disturbed.
-    if (disturbancesOf(steps).size > 0)
-      add(
-        into,
-        'node-drain',
-        ...lab.vms.flatMap((vm) =>
-          vm.host === part.node && vm.kubernetesNode && gpuNodes.has(vm.kubernetesNode)
-            ? [vm.kubernetesNode]
-            : [],
-        ),
-      );
+    // As stages/index.ts drains (hostDrains): the host's GPU nodes, not one its guest drains itself.
+    const drains = hostDrains(lab, plan, part);
+    add(into, 'node-drain', ...drains.engine);
+    add(into, 'guest-drain', ...drains.byGuest);
   }
   return into;
+}
+
+/**
+ * Which GPU nodes of a host the engine drains, and which drain themselves in their guest's
+ * step (a Talos upgrade: TALOS_UPGRADE_DRAIN). A host reboot or a VM restart drains every GPU
+ * node of the host; a guest reboot alone every one but those whose guest drains itself.
+ */
+export function hostDrains(lab: Lab, plan: LabPlan, part: HostPart): { engine: string[]; byGuest: string[] } {
+  const gpuNodes = new Set(plan.gpuNodes.map((n) => n.name));
+  const nodes = lab.vms.flatMap((vm) =>
+    vm.host === part.node && vm.kubernetesNode && gpuNodes.has(vm.kubernetesNode) ? [vm.kubernetesNode] : [],
+  );
+  const hostAndVms = [
+    ...(part.host?.steps ?? []),
+    ...plan.vms.changes.filter((c) => part.vmids.includes(c.vmid)).flatMap((c) => c.steps),
+  ];
+  if (disturbancesOf(hostAndVms).size > 0) return { engine: nodes, byGuest: [] };
+  const selfDraining = new Set(
+    part.guests.flatMap((g) =>
+      g.vm.kubernetesNode && disturbancesOf(disturbingSteps(g)).has('guest-drain')
+        ? [g.vm.kubernetesNode]
+        : [],
+    ),
+  );
+  const byGuest = nodes.filter((n) => selfDraining.has(n));
+  const others = drainingDisturbances(part.guests.flatMap(disturbingSteps)).size > 0;
+  return { engine: others ? nodes.filter((n) => !selfDraining.has(n)) : [], byGuest };
 }

@@ -126,13 +126,16 @@ export const TALOS_XE_EXTENSION_SINCE = [1, 12] as const;
 /**
  * The Linux series each Talos minor ships, lowest over its patch releases: the `Linux:` line of
  * siderolabs/talos hack/release.toml at every v1.10.2…v1.13.9 tag (mirror HEAD ad88231);
- * snapshots/sriov-guest-facts.json. v1.12.0 moved to 6.18.1, v1.13.9 ships 6.18.44.
+ * snapshots/sriov-guest-facts.json. v1.12.0 moved to 6.18.1, v1.13.9 ships 6.18.44. 1.14 has only
+ * a pre-release so far: v1.14.0-rc.1 ships 6.18.44 (hack/release.toml@v1.14.0-rc.1;
+ * snapshots/talos-versions.json `linux`), so its xe drives the same VFs as 1.12's.
  */
 export const TALOS_KERNEL_SERIES: Readonly<Record<string, string>> = {
   '1.10': '6.12',
   '1.11': '6.12',
   '1.12': '6.18',
   '1.13': '6.18',
+  '1.14': '6.18',
 };
 
 /**
@@ -152,11 +155,49 @@ export const TALOS_I915_EXTENSION_SINCE = [1, 9] as const;
 
 /**
  * The newest Talos minor whose v1alpha1 machine config still has machine.install and
- * machine.nodeLabels, the two fields of the patch igpu-split writes: the machine-config
+ * machine.nodeLabels, the two fields of the patch igpu-split writes up to it: the machine-config
  * schemas (siderolabs/talos pkg/machinery/config/schemas/config.schema.json) at v1.10.9,
- * v1.11.6, v1.12.11 and v1.13.9 have them; v1.14.0-rc.1 moved both out of v1alpha1.
+ * v1.11.6, v1.12.11 and v1.13.9 have them; v1.14.0-rc.1 moved both out of v1alpha1
+ * (hack/release.toml@v1.14.0-rc.1, "Kubernetes Multi-document Configuration": the labels into
+ * the KubeNodeConfig document; "Unattended Install Configuration"). From it igpu-split writes
+ * a KubeNodeConfig document instead (guest/talos/patch.ts). snapshots/talos-versions.json.
  */
 export const TALOS_PATCH_NEWEST = [1, 13] as const;
+
+/**
+ * The Talos minors igpu-split writes documents for: those whose machine-config schema
+ * (siderolabs/talos pkg/machinery/config/schemas/config.schema.json at v1.10.9, v1.11.6,
+ * v1.12.11, v1.13.9 and v1.14.0-rc.1, the same bytes as ../shared/data/talos-<tag>-config.schema.json)
+ * the tests check every emitted document against. Another version is checked against its
+ * minor's schema; a minor without one (1.9, 1.15) is refused. 1.9 also predates the unified
+ * installer, the first whose factory installer carries the schematic's kernel arguments
+ * (siderolabs/talos pkg/machinery/imager/quirks/quirks.go minTalosVersionUnifiedInstaller
+ * @v1.14.0-rc.1, used by siderolabs/image-factory internal/profile/profile.go@v1.5.0).
+ * snapshots/talos-versions.json.
+ */
+export const TALOS_SCHEMA_MINORS = ['1.10', '1.11', '1.12', '1.13', '1.14'] as const;
+
+/**
+ * Where `talosctl upgrade` (no --stage, --drain left at its default) cordons and drains the
+ * node before its reboot, per minor: the engine must not drain it again. In every minor
+ * machined's Upgrade sequence has a "drain" phase (CordonAndDrainNode; machined uncordons at
+ * boot what it cordoned); from 1.13, talosctl itself drains before the reboot and uncordons
+ * after it when the node runs > 1.13.0-alpha.2 (LifecycleService.Upgrade; `--drain` defaults
+ * to true). Either way talosctl returns once the node is back (`--wait` defaults to true:
+ * cmd/talosctl/cmd/talos/track.go at the same tags). snapshots/talos-versions.json `drains`.
+ */
+export const TALOS_UPGRADE_DRAIN: Readonly<Record<(typeof TALOS_SCHEMA_MINORS)[number], string>> = {
+  '1.10':
+    'siderolabs/talos internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go@v1.10.9 (Upgrade, "drain")',
+  '1.11':
+    'siderolabs/talos internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go@v1.11.6 (Upgrade, "drain")',
+  '1.12':
+    'siderolabs/talos internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go@v1.12.11 (Upgrade, "drain")',
+  '1.13':
+    'siderolabs/talos cmd/talosctl/cmd/talos/upgrade.go@v1.13.9 (drainNodes before the reboot; machined\'s Upgrade "drain" for older talosctl)',
+  '1.14':
+    'siderolabs/talos cmd/talosctl/cmd/talos/upgrade.go@v1.14.0-rc.1 (drainNodes before the reboot; machined\'s Upgrade "drain" for older talosctl)',
+};
 
 /** Sidero's public Image Factory: siderolabs/talos website/content/v1.10/talos-guides/install/boot-assets.md@v1.10.9. */
 export const TALOS_IMAGE_FACTORY = 'https://factory.talos.dev';
@@ -172,7 +213,9 @@ export const TALOS_INSTALLER_IMAGE = 'installer';
  * Talos releases, newest patch of each minor from v1.9 (siderolabs/talos tags at commit
  * ad88231, 2026-08-21). Talos tests upgrades only between adjacent minors and recommends the
  * newest patch of every minor in between (website/content/v1.11/talos-guides/upgrading-talos.md
- * @v1.11.0, "Supported Upgrade Paths"): a refused jump names these as its path.
+ * @v1.11.0, "Supported Upgrade Paths"): a refused jump names these as its path. No 1.14 entry:
+ * the tags have only pre-releases of it (v1.14.0-rc.1), and a path names releases, which plan
+ * takes (version.ts refuses a pre-release tag); 1.14 is also never between two minors yet.
  */
 export const TALOS_NEWEST_PATCH: Readonly<Record<string, string>> = {
   '1.9': 'v1.9.6',

@@ -2344,6 +2344,67 @@ function exitCodeCases(): CliCase[] {
       ],
     }),
     kase({
+      name: 'a Talos version whose minor has no config schema: one line naming the node; nothing installed',
+      topic: 'exit-codes',
+      lab: { talos: true },
+      talosctl: true,
+      setup: async (c) => {
+        await variant(c, 'talos-1.15.yaml', (t) =>
+          t.replace('version: v1.10.9, extensions', 'version: v1.15.0, extensions'),
+        );
+        await variant(c, 'talos-running.yaml', (t) =>
+          t.replace('version: v1.10.9, extensions', 'extensions'),
+        );
+      },
+      steps: (c) => {
+        const untouched = async () => {
+          const calls = await readFile(join(c.dir, 'bin', 'calls'), 'utf8').catch(() => '');
+          return /talosctl (patch|upgrade)/.test(calls) ? `talosctl changed the node:\n${calls}` : undefined;
+        };
+        return [
+          {
+            args: ['guest', 'plan', '--vm', '102', '--lab', at(c, 'talos-1.15.yaml')],
+            code: 1,
+            line: /talos 127\.0\.0\.1: Talos v1\.15\.0: igpu-split has no Talos 1\.15 config schema to check its documents against \(it knows 1\.10 to 1\.14\) — set talos\.version to a release of Talos 1\.10 to 1\.14 \(e\.g\. v1\.13\.9\)/,
+          },
+          {
+            args: [
+              'guest',
+              'apply',
+              '--yes',
+              '--vm',
+              '102',
+              '--out',
+              join(c.dir, 'talos'),
+              '--lab',
+              at(c, 'talos-1.15.yaml'),
+            ],
+            code: 1,
+            line: /Talos v1\.15\.0: igpu-split has no Talos 1\.15 config schema/,
+            check: untouched,
+          },
+          {
+            // The node itself runs it: the version read from talosctl, the fix says what to do by hand.
+            args: [
+              'guest',
+              'apply',
+              '--yes',
+              '--vm',
+              '102',
+              '--out',
+              join(c.dir, 'talos'),
+              '--lab',
+              at(c, 'talos-running.yaml'),
+            ],
+            env: { TALOSCTL_SERVER_TAG: 'v1.15.0' },
+            code: 1,
+            line: /talos 127\.0\.0\.1: Talos v1\.15\.0: igpu-split has no Talos 1\.15 config schema .* — set up the siderolabs\/i915 extension and the GPU node label by hand/,
+            check: untouched,
+          },
+        ];
+      },
+    }),
+    kase({
       name: 'guest plan of an Ubuntu VM without guest:',
       topic: 'exit-codes',
       lab: {},

@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import type { VfAttachment } from '../../src/guest/provider.ts';
 import { ImageFactory } from '../../src/guest/talos/factory.ts';
-import { planTalos } from '../../src/guest/talos/plan.ts';
+import { planTalos, planTalosFrom } from '../../src/guest/talos/plan.ts';
 import type { TalosNodeSpec } from '../../src/guest/talos/schematic.ts';
+import { talosVfGpu } from '../../src/guest/talos/sriov.ts';
 import {
   GPU_RESOURCE_OF,
   TALOS_EXTENSIONS,
@@ -101,7 +102,7 @@ test('refused, one line naming the VM and what would work: auto host, MTL/ARL VF
   );
   assert.match(
     await refused(VF, { ...NODE, version: 'v1.11.6' }),
-    /^VM 102: Talos v1\.11\.6 runs Linux 6\.12, and its xe drives Alder Lake-N VFs only from Linux 6\.18 .*; fix: set talos\.version to a v1\.12 or v1\.13 release/,
+    /^VM 102: Talos v1\.11\.6 runs Linux 6\.12, and its xe drives Alder Lake-N VFs only from Linux 6\.18 .*; fix: set talos\.version to a v1\.12 or later release/,
   );
   assert.match(
     await refused({ ...VF, pfDeviceId: undefined }),
@@ -132,5 +133,32 @@ test('the pins agree with what was read upstream (snapshots/sriov-guest-facts.js
   assert.deepEqual(GPU_RESOURCE_OF, snapshot.gpuPlugin.resources);
   assert.equal(TALOS_EXTENSIONS.xe, `siderolabs/${snapshot.talos.xeExtension}`);
   assert.equal(`v${TALOS_XE_EXTENSION_SINCE.join('.')}.0`, snapshot.talos.xeExtensionFirstTag);
-  assert.deepEqual(TALOS_KERNEL_SERIES, snapshot.talos.lowestLinuxSeriesByMinor);
+  // 1.14 from its pre-release (snapshots/talos-versions.json), the others from their releases.
+  const versions = JSON.parse(
+    readFileSync(new URL('../../snapshots/talos-versions.json', import.meta.url), 'utf8'),
+  ) as { linux: Record<string, string> };
+  const rc = versions.linux['v1.14.0-rc.1']?.split('.').slice(0, 2).join('.');
+  assert.deepEqual(TALOS_KERNEL_SERIES, { ...snapshot.talos.lowestLinuxSeriesByMinor, '1.14': rc });
+});
+
+test('Talos 1.14 on an explicit sriov host gets the xe extension too (Linux 6.18), and its KubeNodeConfig patch', () => {
+  const vf = talosVfGpu(VF, 'v1.14.0', [], 'VM 102');
+  assert.ok(!('refused' in vf), JSON.stringify(vf));
+  assert.equal(vf.extension, 'siderolabs/xe');
+  assert.deepEqual(vf.kernelArgs, ['xe.force_probe=46d1']);
+  const plan = planTalosFrom(
+    { ...NODE, version: 'v1.14.0' },
+    { node: NODE.node, extensions: undefined, dri: undefined },
+    {
+      version: { version: 'v1.14.0', kind: 'unknown', text: 'Talos v1.14.0' },
+      schematicId: 'ab',
+      installer: 'i',
+      vf,
+    },
+  );
+  assert.deepEqual(plan.schematic.customization, {
+    extraKernelArgs: ['xe.force_probe=46d1'],
+    systemExtensions: { officialExtensions: ['siderolabs/intel-ucode', 'siderolabs/xe'] },
+  });
+  assert.equal(plan.patch[0]?.kind, 'KubeNodeConfig');
 });

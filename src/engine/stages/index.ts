@@ -1,14 +1,16 @@
 // The stages of an apply in the rolling order, one builder per stage kind (kind's
 // one-action-per-folder): the mapping first; then per Proxmox host drain → host changes
 // (+ reboot, verify) → VM changes (stop, config, start) → guest changes (+ reboot) →
-// uncordon; the cluster objects last. Which hosts drain is read from the steps' `disturbs`.
+// uncordon; the cluster objects last. Which nodes drain is read from the steps' `disturbs`:
+// not a node whose guest step drains it itself (a Talos upgrade).
 
 import type { Lab } from '../../config/lab.ts';
-import { disturbancesOf, type Step } from '../../core/model.ts';
+import type { Step } from '../../core/model.ts';
 import { watchChanges } from '../changes.ts';
 import type { LabConnections } from '../connections.ts';
+import { hostDrains } from '../disturbances.ts';
 import type { Journal } from '../journal.ts';
-import { disturbingSteps, type HostPart, type LabPlan } from '../plan.ts';
+import type { HostPart, LabPlan } from '../plan.ts';
 import type { Stage } from '../scheduler.ts';
 import { clusterStage } from './cluster.ts';
 import { type ApplyOptions, asRunning, type StageContext } from './context.ts';
@@ -59,13 +61,13 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
     ...guests.flatMap((g) => g.plan?.steps ?? []),
   ];
   if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
-  const nodes = nodesOn(context, part);
-  const disturbing = [
-    ...(hostPlan?.steps ?? []),
-    ...vmChanges.flatMap((c) => c.steps),
-    ...guests.flatMap(disturbingSteps),
-  ];
-  const drains = nodes.length > 0 && (disturbancesOf(disturbing).size > 0 || leftCordoned);
+  // The nodes the engine drains: not one whose only disturbance is a Talos upgrade, which
+  // drains it itself (hostDrains); those a run left cordoned, to uncordon them.
+  const { engine } = hostDrains(context.lab, plan, part);
+  const nodes = nodesOn(context, part).filter(
+    (name) => engine.includes(name) || (leftCordoned && journal.marked(`drained:${name}`)),
+  );
+  const drains = nodes.length > 0;
   return [
     ...(drains ? [drainStage(context, part, nodes)] : []),
     ...(hostPlan ? [hostStage(context, part, hostPlan, notChanged)] : []),

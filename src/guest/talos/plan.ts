@@ -8,7 +8,7 @@ import { RefusedError, TargetError } from '../../core/errors.ts';
 import type { Check, LayerPlan, Step } from '../../core/model.ts';
 import type { GuestAttachment } from '../provider.ts';
 import type { ImageFactory } from './factory.ts';
-import { machinePatch, patchYaml } from './patch.ts';
+import { machinePatch, type PatchDocument, patchSummary, patchYaml } from './patch.ts';
 import {
   desiredSchematic,
   I915_EXTENSION,
@@ -49,7 +49,8 @@ export interface TalosPlan extends LayerPlan<Step & { experimental?: boolean }> 
   /** The version installed, and what it means against the running one. */
   version: VersionChange;
   installer: string;
-  patch: Record<string, unknown>;
+  /** The machine-config patch's documents, as the Talos version it is applied on expects. */
+  patch: PatchDocument[];
   /** The commands apply runs, with `<dir>` where the files go. */
   commands: string[];
 }
@@ -116,6 +117,8 @@ export async function lookUpTalos(
   if (spec.version !== undefined) parseTalosVersion(spec.version, context);
   const version = versionChange(spec.node, spec.version, facts.running, spec.allowDowngrade === true);
   parseTalosVersion(version.version, context);
+  // The patch goes to the running version: its minor needs a schema too.
+  if (facts.running) parseTalosVersion(facts.running.version, context);
   const vf =
     attachment?.kind === 'vf' ? talosVfGpu(attachment, version.version, spec.extensions, vm) : undefined;
   if (vf && 'refused' in vf) return { version, schematicId: '', installer: '', refused: vf.refused };
@@ -153,10 +156,11 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
       schematicId,
       version,
       installer,
-      patch: {},
+      patch: [],
       commands: [],
     };
-  const patch = machinePatch(installer);
+  // The patch is applied before the upgrade: to the version the node runs, when it is known.
+  const patch = machinePatch(installer, facts.running?.version ?? version.version);
   // Converged: the node runs the wanted version (as far as it can be told) with the extensions.
   const converged =
     (version.kind === 'same' || version.kind === 'unknown') &&
@@ -189,7 +193,7 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
         {
           id: `guest/${spec.node}/patch`,
           target,
-          description: `patch the machine config: install image ${installer}, GPU node label`,
+          description: `patch the machine config: ${patchSummary(patch, installer)}`,
           disturbs: [],
           command: commands[0],
         },
@@ -197,7 +201,8 @@ export function planTalosFrom(spec: TalosNodeSpec, facts: TalosFacts, lookup: Ta
           id: `guest/${spec.node}/upgrade`,
           target,
           description: `${version.text}; upgrade to the installer with ${vf ? `${vf.extension}${vf.kernelArgs.length > 0 ? ` and kernel args ${vf.kernelArgs.join(' ')}` : ''}` : I915_EXTENSION} and ${UCODE_EXTENSION} (Talos cordons, drains and reboots the node)${vf ? ' [experimental]' : ''}`,
-          disturbs: ['node-drain', 'guest-reboot'],
+          // talosctl upgrade cordons and drains the node itself (TALOS_UPGRADE_DRAIN): not the engine.
+          disturbs: ['guest-drain', 'guest-reboot'],
           command: commands[1],
           ...(vf ? { experimental: true } : {}),
         },
@@ -263,10 +268,7 @@ export async function applyTalosPlan(
       const before = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
       throw new TargetError(
         `talosctl ${args[0]} failed: ${firstLine(result.stderr || result.stdout)}${before}`,
-        {
-          target: `talos ${plan.node}`,
-          fix: `run it by hand to see more: talosctl ${args.join(' ')}`,
-        },
+        { target: `talos ${plan.node}`, fix: fixFor(plan.node, args, result.stderr || result.stdout) },
       );
     }
     done.push(what);
@@ -350,6 +352,19 @@ function manualStepCheck(facts: TalosFacts, spec: TalosNodeSpec, files: string, 
     evidence: `waiting for a manual step (talosctl is not installed here): the node does not show ${lacking.join(' and ')} yet (${seen})`,
     fix: `run the talosctl commands igpu-split apply printed (files in ${files}), or install talosctl and run igpu-split apply`,
   };
+}
+
+/**
+ * What to do when talosctl refuses a step. Talos 1.14 refuses a KubeNodeConfig document while
+ * the v1alpha1 config still sets the field it replaces (".machine.nodeLabels is already set in
+ * v1alpha1 config": siderolabs/talos pkg/machinery/config/types/k8s/node.go@v1.14.0-rc.1), as
+ * a node upgraded from 1.13 may.
+ */
+function fixFor(node: string, args: readonly string[], said: string): string {
+  const legacy = /\.(machine\.[\w.]+) is already set in v1alpha1 config/.exec(said)?.[1];
+  if (legacy)
+    return `move .${legacy} into the node's KubeNodeConfig document (talosctl edit machineconfig --nodes ${node}), then apply again`;
+  return `run it by hand to see more: talosctl ${args.join(' ')}`;
 }
 
 function firstLine(text: string): string {

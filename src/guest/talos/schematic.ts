@@ -3,6 +3,16 @@
 // the node must run an installer built from a schematic that has it (plus
 // `siderolabs/intel-ucode`; `siderolabs/qemu-guest-agent` when asked). The extensions
 // and kernel arguments the node already has are kept.
+//
+// The schematic is the same for every minor igpu-split supports (1.10 to 1.14): it uses only
+// customization.extraKernelArgs and customization.systemExtensions.officialExtensions, both
+// in siderolabs/image-factory pkg/schematic/schematic.go@v1.5.0, which builds installers for
+// them all; its newer fields (bootloader, secureboot, diskImage) are for boot media igpu-split
+// does not make. Kernel arguments go here, never in the machine config: the factory puts them
+// in a non-Secure-Boot installer from Talos 1.10 (SupportsUnifiedInstaller,
+// internal/profile/profile.go@v1.5.0), and 1.14's config has no machine.install.extraKernelArgs
+// (nor do 1.12's and 1.13's). What depends on the version is the driver's extension: xe on a
+// VF from 1.12 (sriov.ts). snapshots/talos-versions.json.
 
 import { stringify } from 'yaml';
 import { RefusedError, UsageError } from '../../core/errors.ts';
@@ -10,7 +20,7 @@ import {
   TALOS_EXTENSIONS,
   TALOS_I915_EXTENSION_SINCE,
   TALOS_NEWEST_PATCH,
-  TALOS_PATCH_NEWEST,
+  TALOS_SCHEMA_MINORS,
 } from '../../knowledge/pins.ts';
 
 export const I915_EXTENSION = TALOS_EXTENSIONS.i915;
@@ -72,7 +82,10 @@ export function schematicYaml(schematic: Schematic): string {
   return stringify(schematic);
 }
 
-/** v1.10.9 → [1, 10, 9]; refuses what is not a Talos release or predates the extension. */
+/**
+ * v1.10.9 → [1, 10, 9]; refuses what is not a Talos release, predates the extension, or is of a
+ * minor without a config schema (TALOS_SCHEMA_MINORS).
+ */
 export function parseTalosVersion(
   version: string,
   context: { node?: string; running?: string } = {},
@@ -93,20 +106,37 @@ export function parseTalosVersion(
       { target, fix: 'upgrade the node to a current Talos release first' },
     );
   }
-  const [newestMajor, newestMinor] = TALOS_PATCH_NEWEST;
-  if (parsed[0] > newestMajor || (parsed[0] === newestMajor && parsed[1] > newestMinor)) {
-    const newest = TALOS_NEWEST_PATCH[`${newestMajor}.${newestMinor}`];
-    // A node already past it cannot be helped by a version in the lab file (that would be a downgrade).
-    const runsIt = context.running === version;
-    throw new RefusedError(
-      `Talos ${version} no longer takes the machine-config patch igpu-split writes (machine.install and machine.nodeLabels left the v1alpha1 config in v1.14); v${newestMajor}.${newestMinor} is the newest it supports`,
-      {
-        target,
-        fix: runsIt
-          ? 'the node already runs it: set up the i915 extension and the GPU node label by hand (Talos docs) until igpu-split writes the v1.14 documents'
-          : `keep the node on Talos v${newestMajor}.${newestMinor} (talos.version: ${newest})`,
-      },
-    );
-  }
+  refuseWithoutSchema(version, parsed, context);
   return parsed;
+}
+
+/**
+ * A minor igpu-split has no config schema for (TALOS_SCHEMA_MINORS) is refused: its documents
+ * could not be checked. One line naming the node, with what to do; nothing has been changed.
+ */
+function refuseWithoutSchema(
+  version: string,
+  [major, minor]: [number, number, number],
+  context: { node?: string; running?: string },
+): void {
+  const minors: readonly string[] = TALOS_SCHEMA_MINORS;
+  if (minors.includes(`${major}.${minor}`)) return;
+  const first = minors[0] as string;
+  const last = minors.at(-1) as string;
+  const runsIt = context.running === version;
+  const newer =
+    major > Number(last.split('.')[0]) ||
+    (major === Number(last.split('.')[0]) && minor > Number(last.split('.')[1]));
+  const release = TALOS_NEWEST_PATCH[newer ? (minors.at(-2) as string) : first];
+  throw new RefusedError(
+    `Talos ${version}: igpu-split has no Talos ${major}.${minor} config schema to check its documents against (it knows ${first} to ${last})`,
+    {
+      target: context.node ? `talos ${context.node}` : undefined,
+      fix: runsIt
+        ? newer
+          ? `set up the ${I915_EXTENSION} extension and the GPU node label by hand (Talos docs), or use an igpu-split that knows Talos ${major}.${minor}`
+          : `upgrade the node to Talos ${release} with talosctl upgrade first, then plan again`
+        : `set talos.version to a release of Talos ${first} to ${last} (e.g. ${release})`,
+    },
+  );
 }

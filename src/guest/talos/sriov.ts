@@ -5,7 +5,7 @@
 // ships upstream xe for the Talos kernel; upstream xe enters VF mode where its platform
 // descriptor sets has_sriov, which for Tiger/Alder/Raptor Lake happens from Linux 6.18 behind
 // xe.force_probe=<device id> (SRIOV-FACTS §1b; knowledge/igpu-platforms.ts has the routes).
-// Talos v1.12 and v1.13 ship Linux 6.18 (knowledge/pins.ts TALOS_KERNEL_SERIES). Meteor and
+// Talos v1.12 to v1.14 ship Linux 6.18 (knowledge/pins.ts TALOS_KERNEL_SERIES). Meteor and
 // Arrow Lake VFs have no xe route at all: only i915-sriov-dkms drives them, which Talos has no
 // official extension for. No report pairs a stock-xe guest with an i915-DKMS PF, so the plan
 // is marked experimental and is never taken unless the host says `mode: sriov` itself.
@@ -57,7 +57,7 @@ export function talosVfGpu(
     Number(major) < xeMajor || (Number(major) === xeMajor && Number(minor) < xeMinor) || !atLeast618(series);
   if (tooOld)
     return {
-      refused: `${vm}: Talos ${version} ${series ? `runs Linux ${series}, and` : 'is a release whose kernel igpu-split does not know;'} its xe drives ${platform.name} VFs only from Linux 6.18 (the xe extension exists from Talos v${xeMajor}.${xeMinor}); fix: set talos.version to a v1.12 or v1.13 release (Linux 6.18), or ${UBUNTU_INSTEAD}`,
+      refused: `${vm}: Talos ${version} ${series ? `runs Linux ${series}, and` : 'is a release whose kernel igpu-split does not know;'} its xe drives ${platform.name} VFs only from Linux 6.18 (the xe extension exists from Talos v${xeMajor}.${xeMinor}); fix: set talos.version to a v1.12 or later release (Linux 6.18), or ${UBUNTU_INSTEAD}`,
     };
   // i915 stays off the VF when the lab keeps the i915 extension (kernel's module_blacklist).
   const blacklist = keptExtensions.includes(TALOS_EXTENSIONS.i915) ? ['module_blacklist=i915'] : [];
