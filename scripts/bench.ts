@@ -10,6 +10,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASELINE, prepareBaseline } from '../bench/baseline.ts';
+import type { ClusterVerifyResult } from '../bench/cluster-verify.ts';
 import type { DisruptionResult } from '../bench/disruptions.ts';
 import { benchNpmStart, benchPlayground, type FirstContact } from '../bench/first-contact.ts';
 import { type FleetPlanResult, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
@@ -285,6 +286,27 @@ function benchLabLoads(sides: Side[]): void {
   );
 }
 
+/**
+ * Verify per GPU node on the demo lab, the device plugin beside DRA mode (issue 18), one run
+ * alternating them; and that DRA's verify left every claim's allocation as it was. Today's
+ * tree only: the baseline has no DRA mode.
+ */
+function benchClusterVerifies(sides: Side[]): void {
+  const r = runBench<ClusterVerifyResult>(sides[0] as Side, 'cluster-verify', 'benchClusterVerify');
+  console.log(
+    `\n| demo lab, cluster verify with smoke pods (no ${BASELINE} counterpart: added in issue 18) | ms per GPU node (median of ${r.runs}) | ratio to the device plugin |`,
+  );
+  console.log('|---|---:|---:|');
+  console.log(`| device plugin (${r.nodes} GPU nodes) | ${r.devicePluginMsPerNode.toFixed(0)} | 1.00 |`);
+  console.log(
+    `| DRA, admin claims (a workload holds one node's device) | ${r.draMsPerNode.toFixed(0)} | ${(r.draMsPerNode / r.devicePluginMsPerNode).toFixed(2)} |`,
+  );
+  if (!r.allocationsUnchanged) missed++;
+  console.log(
+    `\nDRA verify left every device's allocation unchanged: ${r.allocationsUnchanged ? 'yes' : 'NO'} (${r.claimsCompared} workload claim compared before and after each run)`,
+  );
+}
+
 /** The demo end to end (what `npm start` runs on a fresh machine), a few rounds beside bare node. */
 function benchDemo(sides: Side[]): void {
   const DEMO_RUNS = 5;
@@ -377,6 +399,7 @@ benchHostLayers(sides);
 benchFleetPlans(sides);
 benchDisruptionCounts(sides);
 benchLabLoads(sides);
+benchClusterVerifies(sides);
 benchDemo(sides);
 await benchFirstContact(sides);
 if (sides.length > 1) printComparison();

@@ -8,6 +8,7 @@
 
 import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
+import { IgpuSplitError } from '../core/errors.ts';
 import type { Check } from '../core/model.ts';
 import { clip } from '../core/text.ts';
 import { pollVisibly } from '../core/waits.ts';
@@ -258,8 +259,12 @@ async function adminSmoke(
       evidence: `namespace ${namespace} lacks the label ${DRA_ADMIN_NAMESPACE_LABEL}=true, so verify's claim may not ask for adminAccess; no smoke pod ran`,
       fix: `run igpu-split cluster apply (it labels its namespace), or kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true`,
     };
-  const claim = await kube.create(adminClaim(named, namespace)).catch((error: unknown) => error as Error);
-  if (claim instanceof Error)
+  const claim = await kube.create(adminClaim(named, namespace)).catch((error: unknown) => {
+    // expected: IgpuSplitError — the server refused the claim (a webhook, a quota): the smoke check fails with it; anything else is thrown
+    if (error instanceof IgpuSplitError) return error;
+    throw error;
+  });
+  if (claim instanceof IgpuSplitError)
     return {
       id: smokeId,
       status: 'fail',
