@@ -251,7 +251,7 @@ export function claimTemplateExample(): Manifest {
   };
 }
 
-/** Several pods on one GPU: one ResourceClaim that each pod names. */
+/** Several pods on one GPU: one ResourceClaim that each pod names (the scheduler puts them on the claim's node). */
 export function sharedClaimExample(): Manifest[] {
   const claim: Manifest = {
     apiVersion: RESOURCE_API,
@@ -268,28 +268,22 @@ export function sharedClaimExample(): Manifest[] {
       },
     },
   };
-  const deployment: Manifest = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'media-workers' },
+  // Two pods that name the claim: each container gets the same device.
+  const pod = (name: string): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { app: 'media-workers' } },
     spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: 'media-workers' } },
-      template: {
-        metadata: { labels: { app: 'media-workers' } },
-        spec: {
-          resourceClaims: [{ name: 'gpu', resourceClaimName: 'shared-intel-gpu' }],
-          containers: [
-            {
-              name: 'worker',
-              image: SMOKE_IMAGE,
-              command: ['sh', '-c', 'ls -l /dev/dri && sleep infinity'],
-              resources: { claims: [{ name: 'gpu' }] },
-            },
-          ],
+      resourceClaims: [{ name: 'gpu', resourceClaimName: 'shared-intel-gpu' }],
+      containers: [
+        {
+          name: 'worker',
+          image: SMOKE_IMAGE,
+          command: ['sh', '-c', 'ls -l /dev/dri && sleep infinity'],
+          resources: { claims: [{ name: 'gpu' }] },
         },
-      },
+      ],
     },
-  };
-  return [claim, deployment];
+  });
+  return [claim, pod('media-worker-1'), pod('media-worker-2')];
 }

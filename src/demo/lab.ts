@@ -27,6 +27,7 @@ import { type FakeFactory, startImageFactory } from '../sim/talos-factory.ts';
 import { DEMO_TALOS_NODE, DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGuest } from './machines.ts';
 import { sriovHost } from './sriov-host.ts';
 
+const K3S_RUNTIME = 'containerd://2.2.5-k3s2';
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const DEMO_TOKEN_ID = 'igpu-split@pve!demo';
 export const DEMO_SECRET_ENV = 'IGPU_SPLIT_DEMO_TOKEN';
@@ -185,12 +186,23 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
   const kube = await startKubeSimulator({
     nodes: [
       { name: 'cp-1', labels: { 'node-role.kubernetes.io/control-plane': '' } },
-      // The PRETTY_NAME of the captured guest's os-release (test/fixtures/guests).
-      { name: 'k3s-1', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS' },
+      // The PRETTY_NAME of the captured guest's os-release (test/fixtures/guests); the runtime
+      // is the containerd K3s v1.34.9+k3s1 embeds (its release page, "Embedded Component
+      // Versions": Containerd v2.2.5-k3s2, https://github.com/k3s-io/k3s/releases, read 2026-12-01).
+      // A GVT-g vGPU shows the parent's device id in the guest (UHD 630, 8086:3e92): Linux
+      // drivers/gpu/drm/i915/gvt/cfg_space.c intel_vgpu_init_cfg_space copies the host
+      // device's config space (gvt->firmware.cfg_space) into the vGPU's.
+      {
+        name: 'k3s-1',
+        gpus: 1,
+        osImage: 'Ubuntu 24.04.3 LTS',
+        containerRuntimeVersion: K3S_RUNTIME,
+        pciId: '0x3e92',
+      },
       // The VF guest binds i915 from the DKMS: the plugin offers gpu.intel.com/i915 there too.
-      { name: 'k3s-2', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS' },
+      { name: 'k3s-2', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS', containerRuntimeVersion: K3S_RUNTIME },
       // What Talos's os-release says (pkg/machinery/constants/constants.go PRETTY_NAME at v1.10.9).
-      { name: 'talos-1', gpus: 1, osImage: `Talos (${DEMO_TALOS_VERSION})` },
+      { name: 'talos-1', gpus: 1, osImage: `Talos (${DEMO_TALOS_VERSION})`, pciId: '0x3e92' },
     ],
     defaultPodSecurity: 'baseline',
     vainfo: true,

@@ -258,3 +258,22 @@ test('a namespace without the admin-access label: one line naming the label', as
     /namespace igpu-split lacks the label resource\.kubernetes\.io\/admin-access=true/,
   );
 });
+
+test('the rendered examples: the API server takes them, and two pods share one device through one claim', async () => {
+  const { kube } = await applied();
+  const { claimTemplateExample, sharedClaimExample } = await import('../../src/cluster/dra-objects.ts');
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } });
+  const inApps = (o: ReturnType<typeof claimTemplateExample>) => ({
+    ...o,
+    metadata: { ...o.metadata, namespace: 'apps' },
+  });
+  await kube.create(inApps(claimTemplateExample()));
+  for (const object of sharedClaimExample()) await kube.create(inApps(object));
+  const claim = await kube.get('resource.k8s.io/v1', 'ResourceClaim', 'shared-intel-gpu', 'apps');
+  const status = claim?.status as {
+    allocation?: { devices?: { results?: unknown[] } };
+    reservedFor?: { name: string }[];
+  };
+  assert.equal(status.allocation?.devices?.results?.length, 1, 'one device');
+  assert.deepEqual(status.reservedFor?.map((r) => r.name).sort(), ['media-worker-1', 'media-worker-2']);
+});

@@ -169,12 +169,15 @@ test('render writes the class with the objects and the claim examples beside the
     assert.equal(request.exactly.deviceClassName, DRA_DRIVER.deviceClass);
     // No memory selector: an iGPU reports 0.
     assert.equal(request.exactly.selectors, undefined);
-    const [claim, deployment] = parseAllDocuments(
+    const [claim, ...pods] = parseAllDocuments(
       await readFile(join(dir, 'examples/shared-claim.yaml'), 'utf8'),
     ).map((d) => d.toJS());
     assert.equal(claim.kind, 'ResourceClaim');
-    assert.equal(deployment.spec.replicas, 2);
-    assert.equal(deployment.spec.template.spec.resourceClaims[0].resourceClaimName, claim.metadata.name);
+    assert.equal(pods.length, 2);
+    for (const pod of pods) {
+      assert.equal(pod.spec.resourceClaims[0].resourceClaimName, claim.metadata.name);
+      assert.deepEqual(pod.spec.containers[0].resources.claims, [{ name: pod.spec.resourceClaims[0].name }]);
+    }
     // The lab namespace lets verify's claims ask for adminAccess.
     const namespace = parse(await readFile(join(dir, 'namespace-igpu-split.yaml'), 'utf8'));
     assert.equal(namespace.metadata.labels['resource.kubernetes.io/admin-access'], 'true');

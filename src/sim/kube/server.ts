@@ -9,6 +9,7 @@
 // (Dynamic Resource Allocation, dra.ts) is served from 1.34 on, with a ResourceClaim's
 // status as a subresource.
 
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +40,8 @@ export interface SimNode {
   driver?: 'i915' | 'xe';
   /** status.nodeInfo.osImage, as the kubelet reports the node's os-release PRETTY_NAME. */
   osImage?: string;
+  /** status.nodeInfo.containerRuntimeVersion, as the kubelet reports the CRI runtime (`containerd://2.2.5-k3s2`). */
+  containerRuntimeVersion?: string;
   /** The PCI id of the GPU the node VM sees (absent: 0x46d1, an N100's), in the DRA driver's slice. */
   pciId?: string;
   /** false: Intel's GPU DRA driver runs on this node but never publishes its ResourceSlice. */
@@ -94,11 +97,12 @@ export interface RunningKubeSimulator {
   close(): Promise<void>;
 }
 
-const TOKEN = 'igpu-sim-token-not-a-secret';
 const USER = 'system:serviceaccount:kube-system:igpu-split';
 
 export async function startKubeSimulator(options: KubeSimulatorOptions): Promise<RunningKubeSimulator> {
-  const token = options.token ?? TOKEN;
+  // A fresh bearer token per server: a fixed one shares pieces with the server's other names
+  // (context igpu-sim), which the secret filter would then hide wherever they are printed.
+  const token = options.token ?? randomBytes(24).toString('base64url');
   const store = new KubeStore();
   store.minor = Number((options.version ?? '1.34').split('.')[1]);
   const openapi = new KubeOpenApi(loadKubeOpenApi(), store);
@@ -133,7 +137,16 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
         allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
         capacity: { cpu: '4', memory: '8Gi', pods: '110' },
         conditions: [{ type: 'Ready', status: 'True' }],
-        ...(node.osImage ? { nodeInfo: { osImage: node.osImage } } : {}),
+        ...(node.osImage || node.containerRuntimeVersion
+          ? {
+              nodeInfo: {
+                ...(node.osImage ? { osImage: node.osImage } : {}),
+                ...(node.containerRuntimeVersion
+                  ? { containerRuntimeVersion: node.containerRuntimeVersion }
+                  : {}),
+              },
+            }
+          : {}),
       },
     });
   }
