@@ -12,7 +12,7 @@ import { IgpuSplitError } from '../core/errors.ts';
 import type { Check } from '../core/model.ts';
 import { clip } from '../core/text.ts';
 import { pollVisibly } from '../core/waits.ts';
-import { DRA_ADMIN_NAMESPACE_LABEL, DRA_DRIVER } from '../knowledge/dra.ts';
+import { DRA_ADMIN_NAMESPACE_LABEL, DRA_DRIVER, DRA_IMAGE_NAME, runsImage } from '../knowledge/dra.ts';
 import { type SliceDevice, selects } from './cel.ts';
 import { RESOURCE_API } from './dra-objects.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
@@ -36,12 +36,15 @@ export function allocationOf(claim: KubeObject): string {
       claim.status as
         | {
             allocation?: {
-              devices?: { results?: { pool?: string; device?: string; adminAccess?: boolean }[] };
+              devices?: {
+                results?: { driver?: string; pool?: string; device?: string; adminAccess?: boolean }[];
+              };
             };
           }
         | undefined
     )?.allocation?.devices?.results ?? [];
   return results
+    .filter((r) => r.driver === undefined || r.driver === DRA_DRIVER.driverName)
     .map((r) => `${r.pool}/${r.device}${r.adminAccess ? ' (admin)' : ''}`)
     .sort()
     .join(', ');
@@ -68,13 +71,22 @@ export async function devicesByNode(kube: KubeApi): Promise<Map<string, PooledDe
   return byNode;
 }
 
-async function driverPods(kube: KubeApi): Promise<KubeObject[]> {
+async function driverPods(kube: KubeApi, settings: KubernetesSettings): Promise<KubeObject[]> {
   const pods = await kube.list('v1', 'Pod', { namespace: DRA_DRIVER.namespace });
   const containers = (pod: KubeObject) =>
     ((pod.spec as { containers?: { image?: string }[] } | undefined)?.containers ?? []).map(
       (c) => c.image ?? '',
     );
-  return pods.filter((pod) => containers(pod).some((image) => DRIVER_IMAGE.test(image)));
+  return pods.filter((pod) =>
+    containers(pod).some((image) => runsImage(image, settings.dra.image, DRA_IMAGE_NAME)),
+  );
+}
+
+/** A DeviceClass's CEL selectors, as written. */
+export function selectorsOf(deviceClass: KubeObject): string[] {
+  const selectors = (deviceClass.spec as { selectors?: { cel?: { expression?: string } }[] } | undefined)
+    ?.selectors;
+  return (selectors ?? []).map((s) => s.cel?.expression ?? '(no CEL)');
 }
 
 const isReady = (pod: KubeObject | undefined) =>
@@ -95,10 +107,10 @@ export async function verifyDra(
         what: `Intel's DRA driver to publish the GPUs of ${gpuNodes.map((n) => n.name).join(', ')}`,
         limitMs: options.settleMs,
       },
-      () => settle(kube, gpuNodes, options.settleMs ?? 0, options.pollMs ?? 2_000),
+      () => settle(kube, settings, gpuNodes, options.settleMs ?? 0, options.pollMs ?? 2_000),
     );
   const [pods, devices, deviceClass] = await Promise.all([
-    driverPods(kube),
+    driverPods(kube, settings),
     devicesByNode(kube),
     kube.get(RESOURCE_API, 'DeviceClass', DRA_DRIVER.deviceClass),
   ]);
@@ -114,8 +126,8 @@ export async function verifyDra(
     const pod = pods.find((p) => p.spec?.nodeName === node.name);
     checks.push(driverCheck(node.name, pod));
     const listed = devices.get(node.name) ?? [];
-    checks.push(sliceCheck(node, listed));
-    const selected = classCheck(node.name, deviceClass, listed);
+    checks.push(sliceCheck(node, listed, pod));
+    const selected = classCheck(node.name, kube.target, deviceClass, listed);
     checks.push(selected);
     if (smoke && isReady(pod) && selected.status === 'pass')
       checks.push(await adminSmoke(kube, settings, node, options));
@@ -152,14 +164,14 @@ function driverCheck(node: string, pod: KubeObject | undefined): Check {
   };
 }
 
-function sliceCheck(node: GpuNode, listed: SliceDevice[]): Check {
+function sliceCheck(node: GpuNode, listed: SliceDevice[], pod: KubeObject | undefined): Check {
   const id = `cluster.${node.name}.slice`;
   if (listed.length === 0)
     return {
       id,
       status: 'fail',
       evidence: `no ResourceSlice of ${DRA_DRIVER.driverName} lists a device on ${node.name}`,
-      fix: `the driver found no Intel GPU there: kubectl -n ${DRA_DRIVER.namespace} logs -l app=${DRA_DRIVER.daemonSet} --field-selector spec.nodeName=${node.name}, and igpu-split guest verify for its VM`,
+      fix: `the driver found no Intel GPU there: ${pod ? `kubectl -n ${DRA_DRIVER.namespace} logs ${pod.metadata.name}` : `no driver pod runs on ${node.name} (kubectl -n ${DRA_DRIVER.namespace} get pods -o wide)`}; and igpu-split guest verify for its VM`,
     };
   const names = listed.map((d) => d.name).join(', ');
   return {
@@ -171,19 +183,21 @@ function sliceCheck(node: GpuNode, listed: SliceDevice[]): Check {
 }
 
 /** The DeviceClass selects at least one of the node's devices. */
-function classCheck(node: string, deviceClass: KubeObject | undefined, listed: SliceDevice[]): Check {
+function classCheck(
+  node: string,
+  target: string,
+  deviceClass: KubeObject | undefined,
+  listed: SliceDevice[],
+): Check {
   const id = `cluster.${node}.deviceclass`;
   if (!deviceClass)
     return {
       id,
       status: 'fail',
-      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} does not exist`,
+      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} does not exist in cluster ${target}, so nothing on ${node} can be claimed`,
       fix: 'run igpu-split cluster apply (or install the driver chart in helm-values mode)',
     };
-  const expressions = (
-    ((deviceClass.spec as { selectors?: { cel?: { expression?: string } }[] } | undefined)?.selectors ??
-      []) as { cel?: { expression?: string } }[]
-  ).map((s) => s.cel?.expression ?? '');
+  const expressions = selectorsOf(deviceClass);
   const verdicts = listed.map((device) => expressions.map((e) => selects(e, DRA_DRIVER.driverName, device)));
   if (verdicts.some((v) => v.every((one) => one === true)))
     return {
@@ -257,7 +271,10 @@ async function adminSmoke(
       id: smokeId,
       status: 'fail',
       evidence: `namespace ${namespace} lacks the label ${DRA_ADMIN_NAMESPACE_LABEL}=true, so verify's claim may not ask for adminAccess; no smoke pod ran`,
-      fix: `run igpu-split cluster apply (it labels its namespace), or kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true`,
+      fix:
+        labels?.['app.kubernetes.io/managed-by'] === OURS['app.kubernetes.io/managed-by']
+          ? 'run igpu-split cluster apply (it labels its namespace)'
+          : `the namespace is yours: kubectl label namespace ${namespace} ${DRA_ADMIN_NAMESPACE_LABEL}=true (any claim in it may then ask for admin access), or give kubernetes.namespace a namespace of igpu-split's own`,
     };
   const claim = await kube.create(adminClaim(named, namespace)).catch((error: unknown) => {
     // expected: IgpuSplitError — the server refused the claim (a webhook, a quota): the smoke check fails with it; anything else is thrown
@@ -308,15 +325,18 @@ export async function allocationsCheck(
   ours: (key: string) => boolean,
 ): Promise<Check> {
   const after = await allocations(kube);
-  const changed = [...before].filter(
-    ([key, allocation]) => !ours(key) && after.has(key) && after.get(key) !== allocation,
-  );
+  // A claim allocated or released meanwhile is the cluster's ordinary work; a claim whose
+  // device changed under it is what verify must never cause.
+  const changed = [...before].filter(([key, allocation]) => {
+    const now = after.get(key);
+    return !ours(key) && allocation !== '' && now !== undefined && now !== '' && now !== allocation;
+  });
   if (changed.length > 0)
     return {
       id: 'cluster.allocations',
       status: 'fail',
       evidence: `claims changed allocation while verify ran: ${changed.map(([key, was]) => `${key} (${was || 'none'} → ${after.get(key) || 'none'})`).join('; ')}`,
-      fix: 'another scheduler decision moved them (not verify’s admin claim): kubectl get resourceclaims -A -o wide',
+      fix: 'an allocated claim does not move by itself: kubectl get resourceclaims -A -o wide, and the events of those claims',
     };
   const kept = [...before].filter(([key]) => !ours(key)).length;
   return {
@@ -327,11 +347,17 @@ export async function allocationsCheck(
 }
 
 /** Waits (bounded) until every GPU node has a ready driver pod and a slice with its devices. */
-async function settle(kube: KubeApi, gpuNodes: readonly GpuNode[], settleMs: number, pollMs: number) {
+async function settle(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+  settleMs: number,
+  pollMs: number,
+) {
   const deadline = Date.now() + settleMs;
   while (Date.now() < deadline) {
     const [pods, devices, nodes] = await Promise.all([
-      driverPods(kube),
+      driverPods(kube, settings),
       devicesByNode(kube),
       kube.list('v1', 'Node'),
     ]);

@@ -7,7 +7,6 @@ import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
 import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
-import { RESOURCE_API } from './dra-objects.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
 import { gatherPreflight, type Preflight, preflightChecks } from './preflight.ts';
@@ -41,9 +40,9 @@ export async function gatherClusterFacts(
   settings: KubernetesSettings,
   gpuNodes: readonly GpuNode[],
 ): Promise<ClusterFacts> {
-  // The operator's CRD is read in every mode: its custom resources say the device plugin runs.
+  // DRA mode reads the operator's CRD too: its custom resources say the device plugin runs.
   const crdNames = [
-    CRDS.gpuDevicePlugin,
+    ...(settings.plugin.mode === 'operator' || settings.allocator === 'dra' ? [CRDS.gpuDevicePlugin] : []),
     ...(settings.plugin.mode === 'operator' ? [CRDS.certManager] : []),
     ...(settings.plugin.nodeFeatureRule ? [CRDS.nodeFeatureRule] : []),
   ];
@@ -55,7 +54,7 @@ export async function gatherClusterFacts(
       ),
     ),
   );
-  const preflight = await gatherPreflight(kube, crds[CRDS.gpuDevicePlugin] === true);
+  const preflight = await gatherPreflight(kube, settings, gpuNodes, crds[CRDS.gpuDevicePlugin] === true);
   // One list instead of a read per node: a fleet has thousands.
   const listed = new Map((await kube.list('v1', 'Node')).map((node) => [node.metadata.name, node]));
   const nodes = Object.fromEntries(gpuNodes.map((node) => [node.name, listed.get(node.name)] as const));
@@ -63,7 +62,8 @@ export async function gatherClusterFacts(
     (o) =>
       !(o.kind === 'GpuDevicePlugin' && !crds[CRDS.gpuDevicePlugin]) &&
       !(o.kind === 'NodeFeatureRule' && !crds[CRDS.nodeFeatureRule]) &&
-      !(o.apiVersion === RESOURCE_API && !preflight.servesDra),
+      // Without resource.k8s.io/v1 the plan is refused: none of the driver's objects is read.
+      !(settings.allocator === 'dra' && !preflight.servesDra && o.metadata.name !== settings.namespace),
   );
   const objects = await Promise.all(
     wanted.map(async (desired) => ({

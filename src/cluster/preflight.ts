@@ -7,9 +7,18 @@
 
 import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
+import { IgpuSplitError } from '../core/errors.ts';
 import type { Check } from '../core/model.ts';
-import { CDI, DRA_DRIVER, DRA_SINCE } from '../knowledge/dra.ts';
+import {
+  CDI,
+  DRA_DRIVER,
+  DRA_IMAGE_NAME,
+  DRA_SINCE,
+  PLUGIN_IMAGE_NAME,
+  runsImage,
+} from '../knowledge/dra.ts';
 import { RESOURCE_API } from './dra-objects.ts';
+import { devicesByNode, selectorsOf } from './dra-verify.ts';
 import { KindNotServed, type KubeApi, type KubeObject, type ServerVersion } from './kube.ts';
 import { OURS } from './manifest.ts';
 
@@ -17,15 +26,15 @@ export interface Preflight {
   server: ServerVersion;
   /** resource.k8s.io/v1 is served. */
   servesDra: boolean;
-  /** What shows each allocator runs: `DaemonSet kube-system/intel-gpu-plugin (ours)`. */
+  /** What shows each allocator runs: `DaemonSet kube-system/intel-gpu-plugin (igpu-split’s)`. */
   devicePlugin: string[];
   draDriver: string[];
+  /** Device-plugin mode: a read the cluster refused (RBAC), so the other allocator could not be looked for. */
+  unread?: string;
   /** The live DeviceClass of the driver's name, when there is one. */
   deviceClass?: KubeObject;
 }
 
-const PLUGIN_IMAGE = /(^|\/)intel-gpu-plugin(:|@|$)/;
-const DRIVER_IMAGE = /(^|\/)intel-gpu-resource-driver(:|@|$)/;
 const [DRA_MAJOR, DRA_MINOR] = DRA_SINCE;
 
 const ours = (object: KubeObject) =>
@@ -38,35 +47,48 @@ function images(daemonSet: KubeObject): string[] {
   return (template.spec?.containers ?? []).map((c) => c.image ?? '');
 }
 
-export async function gatherPreflight(kube: KubeApi, operatorCrd: boolean): Promise<Preflight> {
-  const [server, servesDra, daemonSets] = await Promise.all([
-    kube.version(),
-    kube.serves('resource.k8s.io', 'v1'),
-    kube.list('apps/v1', 'DaemonSet'),
-  ]);
-  const devicePlugin = daemonSets.filter((ds) => images(ds).some((i) => PLUGIN_IMAGE.test(i))).map(where);
-  const draDriver = daemonSets.filter((ds) => images(ds).some((i) => DRIVER_IMAGE.test(i))).map(where);
-  if (operatorCrd) {
-    const crs = await kube.list('deviceplugin.intel.com/v1', 'GpuDevicePlugin').catch((error: unknown) => {
-      // expected: KindNotServed — the CRD went away between the reads; no custom resources then
-      if (error instanceof KindNotServed) return [];
-      throw error;
-    });
-    devicePlugin.push(...crs.map(where));
+/**
+ * What the cluster runs, read before planning. In device-plugin mode only the DRA driver is
+ * looked for, and a refused read (RBAC) becomes a warning: plans that worked before DRA
+ * mode existed keep working with the same rights.
+ */
+export async function gatherPreflight(
+  kube: KubeApi,
+  settings: KubernetesSettings,
+  gpuNodes: readonly GpuNode[],
+  operatorCrd: boolean,
+): Promise<Preflight> {
+  const [server, servesDra] = await Promise.all([kube.version(), kube.serves('resource.k8s.io', 'v1')]);
+  const dra = settings.allocator === 'dra';
+  try {
+    const daemonSets = await kube.list('apps/v1', 'DaemonSet');
+    const running = (matches: (image: string) => boolean) =>
+      daemonSets.filter((ds) => images(ds).some(matches)).map(where);
+    const devicePlugin = dra ? running((i) => runsImage(i, settings.plugin.image, PLUGIN_IMAGE_NAME)) : [];
+    const draDriver = dra ? [] : running((i) => runsImage(i, settings.dra.image, DRA_IMAGE_NAME));
+    if (dra && operatorCrd) {
+      const crs = await kube.list('deviceplugin.intel.com/v1', 'GpuDevicePlugin').catch((error: unknown) => {
+        // expected: KindNotServed — the CRD went away between the reads; no custom resources then
+        if (error instanceof KindNotServed) return [];
+        throw error;
+      });
+      devicePlugin.push(...crs.map(where));
+    }
+    if (!servesDra) return { server, servesDra, devicePlugin, draDriver };
+    const deviceClass = dra ? await kube.get(RESOURCE_API, 'DeviceClass', DRA_DRIVER.deviceClass) : undefined;
+    if (!dra) {
+      // Only the lab's GPU nodes count: the driver may serve other GPUs of the cluster.
+      const names = new Set(gpuNodes.map((n) => n.name));
+      const publishing = [...(await devicesByNode(kube)).keys()].filter((node) => names.has(node));
+      if (publishing.length > 0)
+        draDriver.push(`ResourceSlices of ${DRA_DRIVER.driverName} on ${publishing.sort().join(', ')}`);
+    }
+    return { server, servesDra, devicePlugin, draDriver, ...(deviceClass ? { deviceClass } : {}) };
+  } catch (error) {
+    // expected: IgpuSplitError in device-plugin mode — a refused look for the DRA driver is a warning; DRA mode needs the reads, so it is thrown
+    if (dra || !(error instanceof IgpuSplitError)) throw error;
+    return { server, servesDra, devicePlugin: [], draDriver: [], unread: error.oneLine() };
   }
-  let deviceClass: KubeObject | undefined;
-  if (servesDra) {
-    deviceClass = await kube.get(RESOURCE_API, 'DeviceClass', DRA_DRIVER.deviceClass);
-    const slices = await kube.list(RESOURCE_API, 'ResourceSlice');
-    const publishing = new Set(
-      slices
-        .filter((s) => (s.spec as { driver?: string } | undefined)?.driver === DRA_DRIVER.driverName)
-        .map((s) => (s.spec as { nodeName?: string }).nodeName ?? 'no node'),
-    );
-    if (publishing.size > 0)
-      draDriver.push(`ResourceSlices of ${DRA_DRIVER.driverName} on ${[...publishing].sort().join(', ')}`);
-  }
-  return { server, servesDra, devicePlugin, draDriver, ...(deviceClass ? { deviceClass } : {}) };
 }
 
 /** The pre-flight's checks for the lab's allocator. */
@@ -83,8 +105,18 @@ export function preflightChecks(
 }
 
 function devicePluginChecks(pre: Preflight, target: string): Check[] {
+  if (pre.unread)
+    return [
+      {
+        id: 'cluster.allocator',
+        status: 'warn',
+        evidence: `could not look for Intel's GPU DRA driver in cluster ${target}: ${pre.unread}`,
+        fix: 'make sure it does not run on the GPU nodes: two allocators would hand out the same GPU',
+      },
+    ];
   const theirs = pre.draDriver;
   if (theirs.length === 0) return [];
+  const stale = theirs.every((t) => t.startsWith('ResourceSlices'));
   return [
     {
       id: 'cluster.allocator',
@@ -92,7 +124,9 @@ function devicePluginChecks(pre: Preflight, target: string): Check[] {
       evidence: `cluster ${target} already runs Intel's GPU DRA driver (${theirs.join('; ')}): with the device plugin too, both would hand out the same GPU`,
       fix: theirs.some((t) => t.includes('igpu-split'))
         ? 'run igpu-split cluster rollback to remove the DRA driver igpu-split installed, then apply again; or set kubernetes.allocator: dra'
-        : 'remove the DRA driver (helm uninstall intel-gpu-resource-driver -n intel-gpu-resource-driver), or set kubernetes.allocator: dra',
+        : stale
+          ? `no driver DaemonSet runs, only its slices are left: wait for the kubelets to remove them, or kubectl delete resourceslices --field-selector spec.driver=${DRA_DRIVER.driverName}`
+          : 'remove that DRA driver (kubectl delete the DaemonSet named, or helm uninstall its release), or set kubernetes.allocator: dra',
     },
   ];
 }
@@ -105,6 +139,15 @@ function draChecks(
   target: string,
 ): Check[] {
   const { server } = pre;
+  if (!Number.isInteger(server.major) || !Number.isInteger(server.minor))
+    return [
+      {
+        id: 'cluster.version',
+        status: 'fail',
+        evidence: `cluster ${target} reports version ${JSON.stringify(server.gitVersion)}, which names no Kubernetes release; allocator dra needs ${DRA_MAJOR}.${DRA_MINOR} or later`,
+        fix: `check the API server (kubectl version), or set kubernetes.allocator: device-plugin`,
+      },
+    ];
   const old = server.major < DRA_MAJOR || (server.major === DRA_MAJOR && server.minor < DRA_MINOR);
   if (old)
     return [
@@ -141,7 +184,7 @@ function draChecks(
         ? 'run igpu-split cluster rollback to remove the device plugin igpu-split installed (pods lose gpu.intel.com/i915), then apply again'
         : 'remove the device plugin first (kubectl delete the DaemonSet or GpuDevicePlugin named), or set kubernetes.allocator: device-plugin',
     });
-  const classCheck = deviceClassCheck(pre.deviceClass, settings);
+  const classCheck = deviceClassCheck(pre.deviceClass, settings, target);
   if (classCheck) checks.push(classCheck);
   for (const node of gpuNodes) {
     const live = nodes[node.name];
@@ -151,11 +194,13 @@ function draChecks(
 }
 
 /** The driver's DeviceClass name already taken: by another driver, or by an install that is not ours. */
-function deviceClassCheck(live: KubeObject | undefined, settings: KubernetesSettings): Check | undefined {
+function deviceClassCheck(
+  live: KubeObject | undefined,
+  settings: KubernetesSettings,
+  target: string,
+): Check | undefined {
   if (!live || ours(live)) return undefined;
-  const selectors = ((live.spec as { selectors?: { cel?: { expression?: string } }[] } | undefined)
-    ?.selectors ?? []) as { cel?: { expression?: string } }[];
-  const expressions = selectors.map((s) => s.cel?.expression ?? '(no CEL)');
+  const expressions = selectorsOf(live);
   const intels = expressions.some(
     (e) => e.replace(/\s+/g, '') === `device.driver=="${DRA_DRIVER.driverName}"`,
   );
@@ -163,14 +208,14 @@ function deviceClassCheck(live: KubeObject | undefined, settings: KubernetesSett
     return {
       id: 'cluster.deviceclass',
       status: 'fail',
-      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} exists and selects ${expressions.join(' && ') || 'nothing'}: another driver uses the name Intel's driver needs`,
+      evidence: `DeviceClass ${DRA_DRIVER.deviceClass} in cluster ${target} exists and selects ${expressions.join(' && ') || 'nothing'}: another driver uses the name Intel's driver needs`,
       fix: `find its owner (kubectl get deviceclass ${DRA_DRIVER.deviceClass} -o yaml) and remove or rename it; igpu-split never overwrites it`,
     };
   if (settings.plugin.mode === 'helm-values') return undefined;
   return {
     id: 'cluster.deviceclass',
     status: 'fail',
-    evidence: `DeviceClass ${DRA_DRIVER.deviceClass} exists and is not igpu-split's: Intel's driver is installed another way (Helm?)`,
+    evidence: `DeviceClass ${DRA_DRIVER.deviceClass} in cluster ${target} is not igpu-split's: Intel's driver is installed another way (Helm?)`,
     fix: 'keep that install and set kubernetes.plugin.mode: helm-values (igpu-split then verifies it), or remove it and apply again',
   };
 }

@@ -183,10 +183,7 @@ export const TalosNodeSchema = z.strictObject({
   extensions: z
     .array(
       z
-        // Unquoted, YAML reads 0x4680 as the number 18048: which spelling was meant is lost.
-        .string({
-          error: "must be a quoted PCI device id such as '0x4680' (YAML reads 0x4680 unquoted as a number)",
-        })
+        .string({ error: 'must be an official extension such as siderolabs/iscsi-tools' })
         .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be an official extension such as siderolabs/iscsi-tools'),
     )
     .default([])

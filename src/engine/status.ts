@@ -106,12 +106,15 @@ async function readDra(connections: LabConnections): Promise<DraRead | Unread> {
         claim.status as
           | {
               allocation?: {
-                devices?: { results?: { pool?: string; device?: string; adminAccess?: boolean }[] };
+                devices?: {
+                  results?: { driver?: string; pool?: string; device?: string; adminAccess?: boolean }[];
+                };
               };
             }
           | undefined
       )?.allocation?.devices?.results ?? [];
     for (const r of results) {
+      if (r.driver !== undefined && r.driver !== DRA_DRIVER.driverName) continue;
       const key = `${r.pool}/${r.device}`;
       byDevice.set(key, [
         ...(byDevice.get(key) ?? []),

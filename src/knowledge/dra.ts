@@ -73,3 +73,13 @@ export const CDI = {
   k3sTemplate: '/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl',
   talosDir: '/etc/cri/conf.d',
 } as const;
+
+/** The image names of Intel's plugin and driver, as their releases name them (pins.ts GPU_PLUGIN, DRA_DRIVER). */
+export const PLUGIN_IMAGE_NAME = 'intel-gpu-plugin';
+export const DRA_IMAGE_NAME = 'intel-gpu-resource-driver';
+
+/** Whether a container image is the lab's (`configured`, any tag) or Intel's by its name (any registry). */
+export function runsImage(image: string, configured: string, name: string): boolean {
+  const repository = image.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
+  return repository === configured || repository.split('/').pop() === name;
+}

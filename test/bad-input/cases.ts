@@ -4060,7 +4060,7 @@ function draCases(): CliCase[] {
         {
           args: ['cluster', 'apply', '--yes', ...D(c)],
           code: 1,
-          line: /DeviceClass gpu\.intel\.com exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
+          line: /DeviceClass gpu\.intel\.com in cluster https:\/\/127\.0\.0\.1:\d+ exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
           check: async (c) => {
             const live = labOf(c).kube.store.list(
               KINDS.find((k) => k.kind === 'DeviceClass') as (typeof KINDS)[number],

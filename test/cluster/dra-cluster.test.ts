@@ -209,7 +209,7 @@ test('a DeviceClass of another driver with the name gpu.intel.com is refused, an
   const plan = planCluster(await gatherClusterFacts(kube, DRA, GPU_NODES), DRA, GPU_NODES);
   assert.match(
     plan.refused ?? '',
-    /DeviceClass gpu\.intel\.com exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
+    /DeviceClass gpu\.intel\.com in cluster \S+ exists and selects device\.driver == "gpu\.example\.com": another driver uses the name/,
   );
 });
 

@@ -20,7 +20,8 @@ import { cdiCheck, type Preflight, preflightChecks } from '../../src/cluster/pre
 import { renderCluster } from '../../src/cluster/render.ts';
 import type { GpuNode } from '../../src/config/derived.ts';
 import { KubernetesSchema, type KubernetesSettings } from '../../src/config/lab.ts';
-import { DRA_DRIVER } from '../../src/knowledge/dra.ts';
+import { DRA_DRIVER, DRA_IMAGE_NAME, PLUGIN_IMAGE_NAME, runsImage } from '../../src/knowledge/dra.ts';
+import { GPU_PLUGIN } from '../../src/knowledge/pins.ts';
 
 const BASE = fileURLToPath(
   new URL('../../../shared/data/intel-gpu-resource-driver-gpu-v0.11.0', import.meta.url),
@@ -315,4 +316,46 @@ test('pre-flight: CDI is judged from the runtime each node reports, and says whe
     failures(pre(), dra(), 'containerd://1.7.27-k3s1').map((c) => c.id),
     ['cluster.k3s-1.cdi'],
   );
+});
+
+test('pre-flight: a version that names no release, and a device-plugin look the cluster refused', () => {
+  const [odd] = failures(
+    pre({ server: { gitVersion: 'custom-build', major: Number.NaN, minor: Number.NaN } }),
+  );
+  assert.match(odd?.evidence ?? '', /reports version "custom-build", which names no Kubernetes release/);
+  const refused = preflightChecks(
+    pre({ unread: 'list DaemonSet: forbidden' }),
+    KubernetesSchema.parse({}),
+    {},
+    nodes,
+    'https://10.0.0.1:6443',
+  );
+  assert.deepEqual(
+    refused.map((c) => `${c.id} ${c.status}`),
+    ['cluster.allocator warn'],
+  );
+  assert.match(
+    refused[0]?.evidence ?? '',
+    /could not look for Intel's GPU DRA driver in cluster https:\/\/10\.0\.0\.1:6443: list DaemonSet: forbidden/,
+  );
+  const stale = failures(
+    pre({ draDriver: ['ResourceSlices of gpu.intel.com on k3s-1'] }),
+    KubernetesSchema.parse({}),
+  );
+  assert.match(stale[0]?.fix ?? '', /only its slices are left/);
+});
+
+test('an allocator is recognised by the lab’s image or by Intel’s image name, any registry or tag', () => {
+  const driver = DRA_DRIVER.image;
+  assert.ok(runsImage(`${driver}:v0.11.0`, driver, DRA_IMAGE_NAME));
+  assert.ok(
+    runsImage('registry.lan:5000/mirror/intel-gpu-resource-driver@sha256:abc', 'x/y', DRA_IMAGE_NAME),
+  );
+  assert.ok(
+    runsImage('registry.lan:5000/mirror/renamed:v1', 'registry.lan:5000/mirror/renamed', DRA_IMAGE_NAME),
+  );
+  assert.ok(!runsImage('intel/intel-gpu-plugin:0.36.0', driver, DRA_IMAGE_NAME));
+  assert.ok(runsImage('intel/intel-gpu-plugin:0.36.0', 'intel/intel-gpu-plugin', PLUGIN_IMAGE_NAME));
+  assert.equal(DRA_IMAGE_NAME, DRA_DRIVER.image.split('/').pop());
+  assert.equal(PLUGIN_IMAGE_NAME, GPU_PLUGIN.image.split('/').pop());
 });
