@@ -128,6 +128,19 @@ function talosCdi(tags: string[]) {
   );
 }
 
+/** The Kubernetes release each Talos release installs by default (DefaultKubernetesVersion). */
+function talosKubernetes(tags: string[]) {
+  return Object.fromEntries(
+    tags.map((tag) => {
+      const constants = read('siderolabs/talos', tag, 'pkg/machinery/constants/constants.go') as string;
+      return [
+        tag,
+        must(/DefaultKubernetesVersion = "([^"]+)"/.exec(constants)?.[1], `${tag} DefaultKubernetesVersion`),
+      ];
+    }),
+  );
+}
+
 function main() {
   const snapshot = {
     sources,
@@ -135,6 +148,7 @@ function main() {
     intelDriver: intelDriver(values.release as string),
     kubernetes: kubernetesApi(values['kubernetes-api'] as string),
     talosCriEnablesCdi: talosCdi(['v1.10.9', 'v1.11.6', 'v1.12.11', 'v1.13.9', 'v1.14.0-rc.1']),
+    talosDefaultKubernetes: talosKubernetes(['v1.10.9', 'v1.11.6']),
   };
   writeFileSync(values.out as string, `${JSON.stringify(snapshot, null, 2)}\n`);
   console.log(`${values.out}: ${sources.length} upstream files, Intel driver ${values.release}`);

@@ -13,6 +13,7 @@ import {
   CDI,
   DRA_DRIVER,
   DRA_IMAGE_NAME,
+  DRA_RELEASES,
   DRA_SINCE,
   PLUGIN_IMAGE_NAME,
   runsImage,
@@ -155,7 +156,7 @@ function draChecks(
         id: 'cluster.version',
         status: 'fail',
         evidence: `cluster ${target} runs Kubernetes ${server.gitVersion}; allocator dra needs ${DRA_MAJOR}.${DRA_MINOR} or later (resource.k8s.io/v1)`,
-        fix: `upgrade the cluster to Kubernetes ${DRA_MAJOR}.${DRA_MINOR} (K3s v${DRA_MAJOR}.${DRA_MINOR}.x+k3s1; Talos v1.11 ships Kubernetes 1.34.1), or set kubernetes.allocator: device-plugin`,
+        fix: `upgrade the cluster to Kubernetes ${DRA_MAJOR}.${DRA_MINOR} (K3s ${DRA_RELEASES.k3s}; Talos ${DRA_RELEASES.talos}: ${DRA_RELEASES.talosChecked} installs Kubernetes ${DRA_RELEASES.talosKubernetes}), or set kubernetes.allocator: device-plugin`,
       },
     ];
   if (!pre.servesDra)

@@ -53,6 +53,20 @@ export const DRA_HELM_CHART = {
 export const DRA_SINCE = [1, 34] as const;
 
 /**
+ * Which distribution releases serve it, for the refusal's fix: Talos v1.11 defaults to
+ * Kubernetes 1.34.1 (siderolabs/talos pkg/machinery/constants/constants.go
+ * DefaultKubernetesVersion @v1.11.6; @v1.10.9: 1.33.6); a K3s release is named after the
+ * Kubernetes release it carries (k3s-io/k3s releases, e.g. v1.34.9+k3s1 "updates Kubernetes to
+ * v1.34.9", read 2026-12-01).
+ */
+export const DRA_RELEASES = {
+  talos: 'v1.11',
+  talosChecked: 'v1.11.6',
+  talosKubernetes: '1.34.1',
+  k3s: 'v1.34.x+k3s1',
+} as const;
+
+/**
  * The namespace label that lets claims in it ask for adminAccess:
  * kubernetes/api resource/v1/types.go DRAAdminNamespaceLabelKey @v0.34.1 (value "true").
  */

@@ -254,7 +254,7 @@ test('pre-flight: a cluster below 1.34, or one that does not serve resource.k8s.
   );
   assert.match(
     old?.fix ?? '',
-    /K3s v1\.34\.x\+k3s1; Talos v1\.11 ships Kubernetes 1\.34\.1\), or set kubernetes\.allocator: device-plugin/,
+    /K3s v1\.34\.x\+k3s1; Talos v1\.11: v1\.11\.6 installs Kubernetes 1\.34\.1\), or set kubernetes\.allocator: device-plugin/,
   );
   assert.ok(!`${old?.evidence}${old?.fix}`.includes('\n'));
   const [off] = failures(pre({ servesDra: false }));

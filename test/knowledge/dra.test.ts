@@ -9,7 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { draHelmValues } from '../../src/cluster/dra-objects.ts';
 import { KubernetesSchema } from '../../src/config/lab.ts';
-import { CDI, DRA_ADMIN_NAMESPACE_LABEL, DRA_DRIVER, DRA_HELM_CHART } from '../../src/knowledge/dra.ts';
+import {
+  CDI,
+  DRA_ADMIN_NAMESPACE_LABEL,
+  DRA_DRIVER,
+  DRA_HELM_CHART,
+  DRA_RELEASES,
+  DRA_SINCE,
+} from '../../src/knowledge/dra.ts';
 
 const shared = (name: string) => fileURLToPath(new URL(`../../../shared/data/${name}`, import.meta.url));
 const needs = (name: string) =>
@@ -32,6 +39,7 @@ interface DraFacts {
   };
   kubernetes: { tag: string; adminNamespaceLabel: string };
   talosCriEnablesCdi: Record<string, boolean>;
+  talosDefaultKubernetes: Record<string, string>;
 }
 
 const facts = JSON.parse(
@@ -132,4 +140,16 @@ test('every fact names its file by commit and blob', () => {
     assert.match(source.commit, /^[0-9a-f]{40}$/);
     assert.match(source.blob, /^[0-9a-f]{40}$/);
   }
+});
+
+test('the releases the version refusal names: Talos 1.11 defaults to Kubernetes 1.34, 1.10 to an older one', () => {
+  const defaults = facts.talosDefaultKubernetes;
+  assert.ok(DRA_RELEASES.talosChecked.startsWith(`${DRA_RELEASES.talos}.`));
+  assert.equal(defaults[DRA_RELEASES.talosChecked], DRA_RELEASES.talosKubernetes);
+  assert.match(DRA_RELEASES.talosKubernetes, new RegExp(`^${DRA_SINCE.join('\\.')}\\.`));
+  assert.ok(
+    !(defaults['v1.10.9'] ?? '').startsWith(DRA_SINCE.join('.')),
+    'Talos 1.10 ships an older Kubernetes',
+  );
+  assert.match(DRA_RELEASES.k3s, new RegExp(`^v${DRA_SINCE.join('\\.')}\\.x\\+k3s1$`));
 });

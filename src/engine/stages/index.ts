@@ -17,7 +17,7 @@ import { type ApplyOptions, asRunning, type StageContext } from './context.ts';
 import { guestStage } from './guest.ts';
 import { hostStage } from './host.ts';
 import { mappingStage } from './mapping.ts';
-import { drainStage, nodesOn, uncordonStage } from './nodes.ts';
+import { drainStage, nodesOn, readyStage, uncordonStage } from './nodes.ts';
 import { startStage, vmStage } from './vms.ts';
 
 export { type ApplyOptions, waitingStage } from './context.ts';
@@ -63,7 +63,7 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
   if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
   // The nodes the engine drains: not one whose only disturbance is a Talos upgrade, which
   // drains it itself (hostDrains); those a run left cordoned, to uncordon them.
-  const { engine } = hostDrains(context.lab, plan, part);
+  const { engine, byGuest } = hostDrains(context.lab, plan, part);
   const nodes = nodesOn(context, part).filter(
     (name) => engine.includes(name) || (leftCordoned && journal.marked(`drained:${name}`)),
   );
@@ -75,5 +75,6 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
     ...(leftStopped.length > 0 ? [startStage(context, part, leftStopped)] : []),
     ...guests.map((guest) => guestStage(context, part, guest)),
     ...(drains ? [uncordonStage(context, part, nodes)] : []),
+    ...(byGuest.length > 0 ? [readyStage(context, part, byGuest)] : []),
   ];
 }

@@ -73,6 +73,29 @@ export function uncordonStage(context: StageContext, part: HostPart, nodes: read
   };
 }
 
+/**
+ * Nodes a Talos upgrade drained and uncordoned itself: the engine only waits for them to be
+ * Ready, so the next host starts once this one's nodes serve again (as after an uncordon).
+ */
+export function readyStage(context: StageContext, part: HostPart, nodes: readonly string[]): Stage {
+  const { connections, options } = context;
+  return {
+    id: `${part.node}/ready`,
+    group: `host:${part.node}`,
+    fingerprint: nodes.join(','),
+    title: `wait for ${nodes.join(', ')} to be Ready (Talos drained and uncordoned ${nodes.length === 1 ? 'it' : 'them'})`,
+    run: async (say) => {
+      for (const name of await present(context, nodes)) {
+        await waitNodeReady(connections.kube, name, {
+          timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
+          pollMs: options.pollMs,
+        });
+        say(`${name} is Ready`);
+      }
+    },
+  };
+}
+
 export interface RestartDrainOptions {
   /** How long a drain may take, and a node to be Ready again. */
   drainTimeoutMs?: number;
