@@ -18,9 +18,7 @@ import { RESOURCE_API } from './dra-objects.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { type Manifest, OURS } from './manifest.ts';
 import { missingNode } from './plan.ts';
-import { runSmokePod, smokeName, type VerifyOptions } from './smoke-pod.ts';
-
-const DRIVER_IMAGE = /(^|\/)intel-gpu-resource-driver(:|@|$)/;
+import { podReady, runSmokePod, smokeName, type VerifyOptions } from './smoke-pod.ts';
 
 interface SliceSpec {
   driver?: string;
@@ -29,22 +27,25 @@ interface SliceSpec {
   devices?: SliceDevice[];
 }
 
+/** One device a claim holds, as its allocation lists it. */
+export interface ClaimResult {
+  driver?: string;
+  pool?: string;
+  device?: string;
+  adminAccess?: boolean;
+}
+
+/** The devices of Intel's driver a claim holds (another driver's results left out). */
+export function claimResults(claim: KubeObject): ClaimResult[] {
+  const status = claim.status as { allocation?: { devices?: { results?: ClaimResult[] } } } | undefined;
+  return (status?.allocation?.devices?.results ?? []).filter(
+    (r) => r.driver === undefined || r.driver === DRA_DRIVER.driverName,
+  );
+}
+
 /** A claim's allocation, as verify compares it: `pool/device` per result, admin marked. */
 export function allocationOf(claim: KubeObject): string {
-  const results =
-    (
-      claim.status as
-        | {
-            allocation?: {
-              devices?: {
-                results?: { driver?: string; pool?: string; device?: string; adminAccess?: boolean }[];
-              };
-            };
-          }
-        | undefined
-    )?.allocation?.devices?.results ?? [];
-  return results
-    .filter((r) => r.driver === undefined || r.driver === DRA_DRIVER.driverName)
+  return claimResults(claim)
     .map((r) => `${r.pool}/${r.device}${r.adminAccess ? ' (admin)' : ''}`)
     .sort()
     .join(', ');
@@ -89,11 +90,6 @@ export function selectorsOf(deviceClass: KubeObject): string[] {
   return (selectors ?? []).map((s) => s.cel?.expression ?? '(no CEL)');
 }
 
-const isReady = (pod: KubeObject | undefined) =>
-  ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
-    (c) => c.type === 'Ready' && c.status === 'True',
-  );
-
 export async function verifyDra(
   kube: KubeApi,
   settings: KubernetesSettings,
@@ -129,7 +125,7 @@ export async function verifyDra(
     checks.push(sliceCheck(node, listed, pod));
     const selected = classCheck(node.name, kube.target, deviceClass, listed);
     checks.push(selected);
-    if (smoke && isReady(pod) && selected.status === 'pass')
+    if (smoke && podReady(pod) && selected.status === 'pass')
       checks.push(await adminSmoke(kube, settings, node, options));
   }
   if (smoke) {
@@ -146,7 +142,7 @@ async function allocations(kube: KubeApi): Promise<Map<string, string>> {
 }
 
 function driverCheck(node: string, pod: KubeObject | undefined): Check {
-  if (isReady(pod))
+  if (podReady(pod))
     return {
       id: `cluster.${node}.driver`,
       status: 'pass',
@@ -364,7 +360,7 @@ async function settle(
     const ready = gpuNodes.every(
       (node) =>
         !nodes.some((n) => n.metadata.name === node.name) ||
-        (isReady(pods.find((p) => p.spec?.nodeName === node.name)) &&
+        (podReady(pods.find((p) => p.spec?.nodeName === node.name)) &&
           (devices.get(node.name)?.length ?? 0) > 0),
     );
     if (ready) return;

@@ -13,6 +13,12 @@ import { SMOKE_SCRIPT, smokeCheck } from './smoke.ts';
 /** The resource a GPU node offers: named after the driver its guest binds (pins.ts GPU_RESOURCE_OF). */
 export const resourceOf = (node: GpuNode): string => GPU_RESOURCE_OF[node.driver ?? 'i915'];
 
+/** A pod whose Ready condition is True. */
+export const podReady = (pod: KubeObject | undefined): boolean =>
+  ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
+    (c) => c.type === 'Ready' && c.status === 'True',
+  );
+
 export interface VerifyOptions {
   smoke?: boolean;
   /** Right after apply: wait up to this long for the plugin to run and advertise on every GPU node. */

@@ -12,7 +12,7 @@ import { GPU_RESOURCE } from '../knowledge/pins.ts';
 import { verifyDra } from './dra-verify.ts';
 import type { KubeApi } from './kube.ts';
 import { type GpuNode, missingNode } from './plan.ts';
-import { resourceOf, runSmokePod, type VerifyOptions } from './smoke-pod.ts';
+import { podReady, resourceOf, runSmokePod, type VerifyOptions } from './smoke-pod.ts';
 
 export { resourceOf, type VerifyOptions };
 
@@ -46,9 +46,7 @@ export async function verifyCluster(
       continue;
     }
     const pod = pods.find((p) => p.spec?.nodeName === node.name);
-    const ready = ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
-      (c) => c.type === 'Ready' && c.status === 'True',
-    );
+    const ready = podReady(pod);
     checks.push(
       ready
         ? {
@@ -120,15 +118,13 @@ async function settle(
     const ready = gpuNodes.every((node) => {
       const pod = pods.find((p) => p.spec?.nodeName === node.name);
       const live = nodes.find((n) => n.metadata.name === node.name);
-      const podReady = ((pod?.status?.conditions ?? []) as { type: string; status: string }[]).some(
-        (c) => c.type === 'Ready' && c.status === 'True',
-      );
+
       const advertised = Number(
         (live?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable?.[
           resourceOf(node)
         ] ?? 0,
       );
-      return !live || (podReady && advertised > 0);
+      return !live || (podReady(pod) && advertised > 0);
     });
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, pollMs));

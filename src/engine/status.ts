@@ -4,7 +4,7 @@
 // Mermaid graph.
 
 import { RESOURCE_API } from '../cluster/dra-objects.ts';
-import { devicesByNode } from '../cluster/dra-verify.ts';
+import { claimResults, devicesByNode } from '../cluster/dra-verify.ts';
 import type { KubeObject } from '../cluster/kube.ts';
 import { RESOURCE } from '../cluster/verify.ts';
 import type { Lab } from '../config/lab.ts';
@@ -101,20 +101,8 @@ async function readDra(connections: LabConnections): Promise<DraRead | Unread> {
   if (claims instanceof Unread) return claims;
   const byDevice: ClaimsByDevice = new Map();
   for (const claim of claims) {
-    const results =
-      (
-        claim.status as
-          | {
-              allocation?: {
-                devices?: {
-                  results?: { driver?: string; pool?: string; device?: string; adminAccess?: boolean }[];
-                };
-              };
-            }
-          | undefined
-      )?.allocation?.devices?.results ?? [];
+    const results = claimResults(claim);
     for (const r of results) {
-      if (r.driver !== undefined && r.driver !== DRA_DRIVER.driverName) continue;
       const key = `${r.pool}/${r.device}`;
       byDevice.set(key, [
         ...(byDevice.get(key) ?? []),
