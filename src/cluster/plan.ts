@@ -54,9 +54,10 @@ export async function gatherClusterFacts(
       ),
     ),
   );
-  const preflight = await gatherPreflight(kube, settings, gpuNodes, crds[CRDS.gpuDevicePlugin] === true);
-  // One list instead of a read per node: a fleet has thousands.
+  // One list instead of a read per node: a fleet has thousands. The nodes are read first: a
+  // cluster that cannot be reached or read says so on the read every mode makes.
   const listed = new Map((await kube.list('v1', 'Node')).map((node) => [node.metadata.name, node]));
+  const preflight = await gatherPreflight(kube, settings, gpuNodes, crds[CRDS.gpuDevicePlugin] === true);
   const nodes = Object.fromEntries(gpuNodes.map((node) => [node.name, listed.get(node.name)] as const));
   const wanted = desiredObjects(settings).filter(
     (o) =>
