@@ -6,6 +6,7 @@
 import type { GpuNode } from '../config/derived.ts';
 import type { KubernetesSettings } from '../config/lab.ts';
 import type { Check, LayerPlan, Step } from '../core/model.ts';
+import { DRA_ADMIN_NAMESPACE_LABEL } from '../knowledge/dra.ts';
 import { CERT_MANAGER_CERTIFICATE, crdName, GPU_OPERATOR, NFD_RULE } from '../knowledge/pins.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 import { desiredObjects, type Manifest } from './objects.ts';
@@ -113,7 +114,7 @@ export function planCluster(
       live &&
       live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'igpu-split'
     ) {
-      checks.push(usersNamespace(desired, live));
+      checks.push(usersNamespace(desired, live, settings));
       continue;
     }
     steps.push(objectStep(desired, live));
@@ -170,17 +171,36 @@ function operatorCheck(facts: ClusterFacts): Check {
   };
 }
 
-/** The user's namespace: used as it is, never taken over (rollback would delete it). */
-function usersNamespace(desired: Manifest, live: KubeObject): Check {
-  const level = live.metadata.labels?.['pod-security.kubernetes.io/enforce'];
+/**
+ * The user's namespace: used as it is, never taken over (rollback would delete it). In DRA
+ * mode the lab's namespace holds only verify's claims and pods, which need the admin-access
+ * label; the driver's namespace, like the plugin's, needs Pod Security privileged.
+ */
+function usersNamespace(desired: Manifest, live: KubeObject, settings: KubernetesSettings): Check {
+  const labels = live.metadata.labels ?? {};
+  const name = desired.metadata.name;
+  if (settings.allocator === 'dra' && name === settings.namespace) {
+    const admin = labels[DRA_ADMIN_NAMESPACE_LABEL] === 'true';
+    return {
+      id: 'cluster.namespace',
+      status: admin ? 'pass' : 'warn',
+      evidence: `namespace ${name} exists and is not igpu-split's: used as it is${admin ? '' : `, without the label ${DRA_ADMIN_NAMESPACE_LABEL}=true verify's admin claims need`}`,
+      ...(admin
+        ? {}
+        : {
+            fix: `kubectl label namespace ${name} ${DRA_ADMIN_NAMESPACE_LABEL}=true (any claim in it may then ask for admin access to every device), or pick a namespace of igpu-split's own`,
+          }),
+    };
+  }
+  const level = labels['pod-security.kubernetes.io/enforce'];
   return {
     id: 'cluster.namespace',
     status: level === 'privileged' ? 'pass' : 'warn',
-    evidence: `namespace ${desired.metadata.name} exists and is not igpu-split's: used as it is${level === 'privileged' ? '' : ` (Pod Security enforce: ${level ?? 'the cluster default'})`}`,
+    evidence: `namespace ${name} exists and is not igpu-split's: used as it is${level === 'privileged' ? '' : ` (Pod Security enforce: ${level ?? 'the cluster default'})`}`,
     ...(level === 'privileged'
       ? {}
       : {
-          fix: `the plugin mounts host paths: label it pod-security.kubernetes.io/enforce=privileged, or pick a namespace of igpu-split's own`,
+          fix: `the ${settings.allocator === 'dra' ? 'driver' : 'plugin'} mounts host paths: label it pod-security.kubernetes.io/enforce=privileged, or pick a namespace of igpu-split's own`,
         }),
   };
 }

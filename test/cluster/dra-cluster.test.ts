@@ -277,3 +277,24 @@ test('the rendered examples: the API server takes them, and two pods share one d
   assert.equal(status.allocation?.devices?.results?.length, 1, 'one device');
   assert.deepEqual(status.reservedFor?.map((r) => r.name).sort(), ['media-worker-1', 'media-worker-2']);
 });
+
+test('DRA in a namespace the user owns: used as it is, and the plan names the admin-access label it lacks', async () => {
+  const { kube } = await cluster();
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'media' } });
+  const settings = KubernetesSchema.parse({ allocator: 'dra', namespace: 'media' });
+  const plan = planCluster(await gatherClusterFacts(kube, settings, GPU_NODES), settings, GPU_NODES);
+  const check = plan.checks.find((c) => c.id === 'cluster.namespace');
+  assert.equal(check?.status, 'warn');
+  assert.match(
+    check?.evidence ?? '',
+    /namespace media exists and is not igpu-split's: used as it is, without the label resource\.kubernetes\.io\/admin-access=true/,
+  );
+  assert.match(
+    check?.fix ?? '',
+    /kubectl label namespace media resource\.kubernetes\.io\/admin-access=true \(any claim in it may then ask for admin access to every device\)/,
+  );
+  assert.ok(
+    !plan.steps.some((s) => s.id === 'cluster/namespace/media'),
+    'the user’s namespace is not taken over',
+  );
+});
