@@ -378,6 +378,17 @@ export const LabSchema = z
     vms: z.array(NodeVmSchema).default([]),
     sriov: SriovSchema.prefault({}),
     kernelGuard: KernelGuardSchema.prefault({}),
+    rollout: z
+      .strictObject({
+        maxUnavailable: z
+          .union([z.int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'a count, or a percentage such as 25%')])
+          .optional()
+          .describe(
+            'Kubernetes nodes that may be down at once during apply (a count, or a percentage of the cluster’s nodes, rounded up); default: the most nodes one host’s turn takes down',
+          ),
+      })
+      .prefault({})
+      .describe('how apply rolls across the hosts'),
     kubernetes: KubernetesSchema.prefault({}),
     imageFactory: z
       .url({ protocol: /^https?$/ })

@@ -37,6 +37,14 @@ import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
 import { guestEnvironment, type LabConnections } from './connections.ts';
 import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
+import {
+  gatherRollout,
+  hostTurns,
+  planRollout,
+  type RolloutPlan,
+  rolloutSection,
+  servingHosts,
+} from './rollout/plan.ts';
 
 export interface GuestPart {
   vm: NodeVm;
@@ -93,6 +101,8 @@ export interface LabPlan {
   unreachable: Unreachable[];
   /** Hosts left out with --skip-host: their VMs, guests and drains are in no part of this plan. */
   skippedHosts: string[];
+  /** How apply rolls across the hosts (budget, quorum, waves); absent without the Kubernetes API. */
+  rollout?: RolloutPlan;
 }
 
 export interface PlanOptions {
@@ -102,6 +112,8 @@ export interface PlanOptions {
   parallel?: number;
   /** Proxmox hosts left out (--skip-host): neither read nor planned, with their VMs and guests. */
   skipHosts?: readonly string[];
+  /** Hosts apply runs side by side at most (--parallel), and whether the API may go down. */
+  rollout?: { parallel?: number; allowApiOutage?: boolean };
 }
 
 /** The lab without the hosts named by --skip-host, and without their VMs; a name it lacks is refused. */
@@ -339,6 +351,9 @@ export async function planLab(
     ]),
     ...(clusterDown ? [clusterDown] : []),
   ];
+  const rollout = clusterDown
+    ? undefined
+    : await rolloutOf(lab, connections, hosts, vmInputs.vms.vms, vms.changes, limit, options.rollout);
   // The resource each node offers follows the driver its guest binds (gpu.intel.com/i915 or /xe).
   const drivenGpuNodes = gpuNodesOf(lab, (vm) => gpuDriverOf(vm, attachedTo.get(vm.vmid)));
   return {
@@ -352,7 +367,35 @@ export async function planLab(
     gpuNodes: drivenGpuNodes,
     unreachable,
     skippedHosts,
+    ...(rollout ? { rollout } : {}),
   };
+}
+
+/** The rollout's part of the plan: every VM of the lab's hosts, every Kubernetes node, the waves. */
+async function rolloutOf(
+  lab: Lab,
+  connections: LabConnections,
+  hosts: readonly HostPart[],
+  labVms: readonly { vmid: number; config: { values: Record<string, unknown> } }[],
+  vmChanges: readonly { vmid: number; steps: readonly Step[] }[],
+  limit: number,
+  options: PlanOptions['rollout'] = {},
+): Promise<RolloutPlan | undefined> {
+  const known = new Map(labVms.map((vm) => [vm.vmid, vm.config.values]));
+  const read = await unlessUnreachable(() =>
+    gatherRollout(
+      lab,
+      connections,
+      hosts.map((h) => h.node),
+      known,
+      limit,
+    ),
+  );
+  if (read instanceof TargetError) return undefined;
+  return planRollout(lab, read, hostTurns(hosts, vmChanges), {
+    ...options,
+    alone: servingHosts(lab, connections.kube.target),
+  });
 }
 
 /**
@@ -379,7 +422,7 @@ export function unreachableRefusal(plan: LabPlan): TargetError | undefined {
 
 /** A flat view for printing and JSON: each target with its checks and steps, host by host. */
 export interface PlanSection {
-  layer: 'token' | 'mapping' | 'host' | 'vm' | 'guest' | 'cluster';
+  layer: 'token' | 'mapping' | 'host' | 'vm' | 'guest' | 'cluster' | 'rollout';
   title: string;
   checks: Check[];
   steps: Step[];
@@ -462,6 +505,11 @@ export function planSections(plan: LabPlan): PlanSection[] {
       });
     }
   }
+  // Shown once a host's turn takes a Kubernetes node down (VMs mapped by SMBIOS uuid) or the
+  // rollout is refused; a lab whose VMs map to no node has nothing to budget.
+  const rollout = plan.rollout;
+  if (rollout && (rollout.refusals.length > 0 || rollout.disruptions.some((d) => d.nodes.length > 0)))
+    sections.push(rolloutSection(rollout));
   sections.push({
     layer: 'cluster',
     title: 'cluster',

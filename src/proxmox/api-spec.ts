@@ -69,6 +69,26 @@ export const HOSTPCI: PropertyStringSpec = {
   },
 };
 
+/**
+ * A VM's `smbios1` (format `pve-qm-smbios1`): SMBIOS type 1 fields, the uuid among them.
+ * Keys from proxmox/qemu-server src/PVE/QemuServer.pm $smbios1_fmt @e6352be6 (2026-08-17);
+ * a VM created through the API gets `uuid=<generated>` (src/PVE/API2/Qemu.pm
+ * generate_smbios1_uuid). Only read: igpu-split never writes it.
+ */
+export const SMBIOS1: PropertyStringSpec = {
+  name: 'pve-qm-smbios1',
+  keys: {
+    base64: opt('boolean'),
+    family: opt('string'),
+    manufacturer: opt('string'),
+    product: opt('string'),
+    serial: opt('string'),
+    sku: opt('string'),
+    uuid: opt('string'),
+    version: opt('string'),
+  },
+};
+
 /** One entry of a cluster PCI mapping's `map` list: the device on one node. */
 export const PCI_MAP_ENTRY: PropertyStringSpec = {
   name: 'pci-map',
