@@ -44,6 +44,7 @@ export const TIERS = {
     'test/engine/disturbances.test.ts',
     'test/cli/drain-restarts.test.ts',
     'test/engine/reboot-wait.test.ts',
+    'test/engine/rollout-plan.test.ts',
     'test/engine/rollout.test.ts',
     'test/faults/network.test.ts',
     // The others by name.

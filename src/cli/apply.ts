@@ -76,6 +76,7 @@ export function registerApply(program: Command): void {
         const result = await applyLab(lab, connections, {
           labFile: options.lab,
           skipHosts: options.skipHost,
+          allowApiOutage: options.allowApiOutage === true,
           resume: options.resume,
           parallel: options.parallel,
           changeMachine: options.changeMachine,

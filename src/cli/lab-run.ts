@@ -28,15 +28,22 @@ export interface LabRunOptions extends HostOptions, TimeoutOptions {
   resetEfiKeys?: boolean;
   /** --skip-host, repeatable (plan and apply; the fleet rollout takes the same). */
   skipHost?: string[];
+  /** --allow-api-outage (plan and apply): a single control plane may roll. */
+  allowApiOutage?: boolean;
 }
 
 /** `--skip-host <node>`: a Proxmox host whose chains (its VMs, guests, drains) are left out. */
 export function addSkipHostOption(command: Command): Command {
-  return command.option(
-    '--skip-host <node>',
-    'leave this Proxmox host out, with its VMs, guests and drains (repeatable): for a host that cannot be reached',
-    (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
-  );
+  return command
+    .option(
+      '--skip-host <node>',
+      'leave this Proxmox host out, with its VMs, guests and drains (repeatable): for a host that cannot be reached',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option(
+      '--allow-api-outage',
+      "let the host of the cluster's only control-plane node take its turn: the Kubernetes API is down meanwhile",
+    );
 }
 
 export function addLabRunOptions(command: Command, { parallel = false } = {}): Command {

@@ -34,6 +34,7 @@ export function registerPlan(program: Command): void {
         ...options,
         parallel: (options.parallel ?? 1) * 8,
         skipHosts: options.skipHost,
+        rollout: { parallel: options.parallel ?? 1, allowApiOutage: options.allowApiOutage === true },
       });
       if (options.json) {
         const { planView } = await import('./json.ts');

@@ -9,6 +9,7 @@ import {
   ApisApi,
   CoreV1Api,
   createConfiguration,
+  HttpMethod,
   type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
@@ -48,6 +49,11 @@ export interface KubeApi {
   version(): Promise<ServerVersion>;
   /** Whether the server serves this API group at this version (GET /apis). */
   serves(group: string, version: string): Promise<boolean>;
+  /**
+   * GET /readyz?verbose: one `[+]<check> ok` / `[-]<check> failed…` line per check. Default
+   * roles may read /readyz (system:public-info-viewer), not /readyz/<check>.
+   */
+  readyz(): Promise<{ ok: boolean; text: string }>;
 }
 
 export interface ServerVersion {
@@ -92,6 +98,7 @@ class ClientNodeKube implements KubeApi {
   private readonly core: CoreV1Api;
   private readonly versions: VersionApi;
   private readonly groups: ApisApi;
+  private readonly configuration: ReturnType<typeof createConfiguration>;
 
   constructor(config: KubeConfig, options: KubeOptions = {}, exec?: ExecConfig) {
     const server = config.getCurrentCluster()?.server ?? 'kubernetes';
@@ -124,6 +131,7 @@ class ClientNodeKube implements KubeApi {
         },
       ],
     });
+    this.configuration = configuration;
     this.objects = ObjectApi.of(config, configuration);
     this.core = new CoreV1Api(configuration);
     this.versions = new VersionApi(configuration);
@@ -133,6 +141,20 @@ class ClientNodeKube implements KubeApi {
   async version(): Promise<ServerVersion> {
     const info = await this.call('get /version', () => this.versions.getCode());
     return parseServerVersion(info.gitVersion, info.major, info.minor);
+  }
+
+  async readyz(): Promise<{ ok: boolean; text: string }> {
+    return this.call('get /readyz', async () => {
+      const context = this.configuration.baseServer.makeRequestContext('/readyz', HttpMethod.GET);
+      context.setQueryParam('verbose', '');
+      await this.configuration.authMethods.default?.applySecurityAuthentication(context);
+      const response = await this.configuration.httpApi.send(context).toPromise();
+      const text = await response.body.text();
+      // 200 or 500 carry the checks; anything else is the server's own refusal.
+      if (response.httpStatusCode !== 200 && response.httpStatusCode !== 500)
+        throw new ApiException(response.httpStatusCode, 'readyz', text, response.headers);
+      return { ok: response.httpStatusCode === 200, text };
+    });
   }
 
   async serves(group: string, version: string): Promise<boolean> {

@@ -8,6 +8,7 @@
 // and the plan is made once, under it. A run that stops half-way keeps its lock and
 // journal, so `apply --resume` continues it.
 
+import { waitQuorum } from '../cluster/quorum.ts';
 import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
@@ -25,6 +26,7 @@ import {
   unreachableRefusal,
 } from './plan.ts';
 import { runStages, type Stage, type StageEvent, stageGroups } from './scheduler.ts';
+import { REBOOT_TIMEOUT_MS } from './stages/context.ts';
 import { type ApplyOptions, applyStages, waitingStage } from './stages/index.ts';
 
 /** Everything an apply reports, in order; the library never prints (talosctl's Reporter). */
@@ -46,6 +48,8 @@ export interface Reporter {
 export interface ApplyLabOptions extends ApplyOptions, Omit<PlanOptions, 'parallel'> {
   /** The lab file: the journal and the lock live beside it. */
   labFile: string;
+  /** A cluster with one etcd member may lose its API while that member's host takes its turn. */
+  allowApiOutage?: boolean;
   /** Continue an interrupted apply from its journal. */
   resume?: boolean;
   /** Asked once the plan is shown; it throws to decline. Absent: no question (--yes). */
@@ -98,7 +102,12 @@ export async function applyLab(
     // What an interrupted run left (cordoned nodes, stopped VMs) shapes the stages.
     await journal.start(resume);
   };
-  const makePlan = () => planLab(lab, connections, { ...options, parallel: parallel * 8 });
+  const makePlan = () =>
+    planLab(lab, connections, {
+      ...options,
+      parallel: parallel * 8,
+      rollout: { parallel, allowApiOutage: options.allowApiOutage },
+    });
   // Hosts left out with --skip-host have no stage: neither their VMs nor their drains.
   const stagesOf = (plan: LabPlan) =>
     applyStages(labWithout(lab, options.skipHosts), plan, connections, journal, options);
@@ -141,7 +150,24 @@ export async function applyLab(
     }
     report({ kind: 'stages', groups: stageGroups(stages), parallel });
     try {
-      const result = await runStages(stages, journal, { parallel, report, afterStage: options.afterStage });
+      const rollout = plan.rollout;
+      const result = await runStages(stages, journal, {
+        parallel,
+        report,
+        afterStage: options.afterStage,
+        ...(rollout && rollout.disruptions.some((d) => d.nodes.length > 0)
+          ? {
+              waves: rollout.waves,
+              // Before the next wave, quorum is whole again and the API answers.
+              beforeWave: (hosts) =>
+                waitQuorum(connections.kube, rollout.members, {
+                  timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
+                  pollMs: options.pollMs,
+                  before: `the turn of ${hosts.join(', ')}`,
+                }),
+            }
+          : {}),
+      });
       finished = true;
       return { plan, converged: false, ...result, pending: journal.pending(stages) };
     } catch (error) {

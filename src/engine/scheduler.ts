@@ -92,6 +92,34 @@ export function stageGroups(stages: readonly Stage[]): { group: string; stages: 
   return order.map((group) => ({ group, stages: stages.filter((s) => s.group === group) }));
 }
 
+/** Host groups wave by wave; a failure in one wave starts no later wave. */
+async function runWaves(
+  hostGroups: { group: string; stages: Stage[] }[],
+  waves: readonly (readonly string[])[],
+  parallel: number,
+  runGroup: (group: { group: string; stages: Stage[] }) => Promise<void>,
+  state: RunState,
+  beforeWave?: (hosts: readonly string[]) => Promise<void>,
+): Promise<void> {
+  const waved = new Set(waves.flat());
+  const groupOf = (host: string) => hostGroups.find((g) => g.group === `host:${host}`);
+  await bounded(
+    hostGroups.filter((g) => !waved.has(g.group.slice('host:'.length))),
+    parallel,
+    runGroup,
+  );
+  let first = true;
+  for (const wave of waves) {
+    const groups = wave.flatMap((host) => groupOf(host) ?? []);
+    // A wave whose stages the journal has all is done: no wait for it.
+    if (groups.length === 0) continue;
+    if (state.failed !== undefined) return;
+    if (!first) await beforeWave?.(wave);
+    first = false;
+    await bounded(groups, parallel, runGroup);
+  }
+}
+
 /**
  * Runs the stages: the lab-wide ones alone, host groups `parallel` at a time (each in
  * order), journalling each as it ends. After a failure no stage starts and the run waits
@@ -104,6 +132,13 @@ export async function runStages(
     parallel?: number;
     report?: (event: StageEvent) => void;
     afterStage?: (id: string) => Promise<void>;
+    /**
+     * The rollout's waves (host nodes): waves run one after another, the hosts of one side by
+     * side (`parallel` at most); hosts in no wave take nothing down and go first.
+     */
+    waves?: readonly (readonly string[])[];
+    /** Before each wave (not the first): waits for the cluster to be whole again. */
+    beforeWave?: (hosts: readonly string[]) => Promise<void>;
   } = {},
 ): Promise<{ done: string[]; skipped: string[] }> {
   const report = options.report ?? (() => {});
@@ -119,12 +154,11 @@ export async function runStages(
   };
   const groups = stageGroups(stages);
   for (const group of groups.filter((g) => g.group === 'lab')) await runGroup(group);
+  const hostGroups = groups.filter((g) => g.group.startsWith('host:'));
   try {
-    await bounded(
-      groups.filter((g) => g.group.startsWith('host:')),
-      options.parallel ?? 1,
-      runGroup,
-    );
+    if (!options.waves) await bounded(hostGroups, options.parallel ?? 1, runGroup);
+    else
+      await runWaves(hostGroups, options.waves, options.parallel ?? 1, runGroup, state, options.beforeWave);
   } finally {
     await state.settle();
   }

@@ -54,7 +54,9 @@ export function nodeOfVm(vm: RolloutVm, nodes: readonly RolloutNode[]): RolloutN
 }
 
 export function disruptionOf(host: RolloutHost, nodes: readonly RolloutNode[]): HostDisruption {
-  const stopped = host.vms.filter((vm) => vm.running && (host.reboots || host.restarts.includes(vm.vmid)));
+  const stopped = host.vms
+    .filter((vm) => vm.running && (host.reboots || host.restarts.includes(vm.vmid)))
+    .sort((a, b) => a.vmid - b.vmid);
   const hit = stopped.flatMap((vm) => {
     const node = nodeOfVm(vm, nodes);
     return node ? [node] : [];

@@ -42,6 +42,8 @@ export interface SimNode {
   osImage?: string;
   /** status.nodeInfo.containerRuntimeVersion, as the kubelet reports the CRI runtime (`containerd://2.2.5-k3s2`). */
   containerRuntimeVersion?: string;
+  /** status.nodeInfo.systemUUID: the kubelet reads the VM's SMBIOS uuid (/sys/class/dmi/id/product_uuid). */
+  systemUUID?: string;
   /** The PCI id of the GPU the node VM sees (absent: 0x46d1, an N100's), in the DRA driver's slice. */
   pciId?: string;
   /** false: Intel's GPU DRA driver runs on this node but never publishes its ResourceSlice. */
@@ -94,6 +96,8 @@ export interface RunningKubeSimulator {
    * no slice ever appears; a slice already there is withdrawn), applied at once.
    */
   setDraSlice(name: string, publishes: boolean): void;
+  /** The API server's view of etcd, as its /readyz `etcd` check reports it. */
+  etcd: { healthy: boolean };
   close(): Promise<void>;
 }
 
@@ -119,6 +123,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
   };
   store.admit = draAdmission(store, () => behaviour.draAdminAccess !== false);
   const forbidden = new Set(options.forbidden ?? []);
+  const etcd = { healthy: true };
   for (const node of options.nodes) {
     store.update(K.Node, {
       apiVersion: 'v1',
@@ -137,10 +142,11 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
         allocatable: { cpu: '4', memory: '8Gi', pods: '110' },
         capacity: { cpu: '4', memory: '8Gi', pods: '110' },
         conditions: [{ type: 'Ready', status: 'True' }],
-        ...(node.osImage || node.containerRuntimeVersion
+        ...(node.osImage || node.containerRuntimeVersion || node.systemUUID
           ? {
               nodeInfo: {
                 ...(node.osImage ? { osImage: node.osImage } : {}),
+                ...(node.systemUUID ? { systemUUID: node.systemUUID } : {}),
                 ...(node.containerRuntimeVersion
                   ? { containerRuntimeVersion: node.containerRuntimeVersion }
                   : {}),
@@ -179,7 +185,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
       return status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
     }
     // expected: anything — a fault in the handler answers 500, as an apiserver's recovered panic does
-    handle(store, openapi, forbidden, token, req, res).catch((error: unknown) =>
+    handle(store, openapi, forbidden, token, req, res, etcd).catch((error: unknown) =>
       status(res, 500, 'InternalError', String(error)),
     );
   });
@@ -218,6 +224,7 @@ export async function startKubeSimulator(options: KubeSimulatorOptions): Promise
         },
       });
     },
+    etcd,
     setDraSlice: (name, publishes) => {
       behaviour.draSlices = { ...behaviour.draSlices, [name]: publishes };
       store.onChange();
@@ -236,6 +243,19 @@ function send(res: ServerResponse, code: number, body: unknown, warnings: string
   if (warnings.length > 0) headers.warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
   res.writeHead(code, headers);
   res.end(JSON.stringify(body));
+}
+
+/**
+ * GET /readyz as kube-apiserver answers it (kubernetes/apiserver pkg/server/healthz/healthz.go
+ * @v0.34.1): `ok`, or with ?verbose a `[+]<check> ok` line per check and `readyz check passed`;
+ * a failing check gives 500, `[-]<check> failed: reason withheld` and `readyz check failed`. Of
+ * the real checks only `ping`, `log` and `etcd` are simulated.
+ */
+function readyz(res: ServerResponse, url: URL, etcdHealthy: boolean): void {
+  const lines = ['[+]ping ok', '[+]log ok', etcdHealthy ? '[+]etcd ok' : '[-]etcd failed: reason withheld'];
+  res.writeHead(etcdHealthy ? 200 : 500, { 'content-type': 'text/plain; charset=utf-8' });
+  if (!url.searchParams.has('verbose') && etcdHealthy) return void res.end('ok');
+  res.end(`${lines.join('\n')}\nreadyz check ${etcdHealthy ? 'passed' : 'failed'}\n`);
 }
 
 /** Media types we read request bodies in (apiserver negotiation errors list what the server accepts). */
@@ -440,10 +460,12 @@ async function handle(
   token: string,
   req: IncomingMessage,
   res: ServerResponse,
+  etcd: { healthy: boolean } = { healthy: true },
 ): Promise<void> {
   if (req.headers.authorization !== `Bearer ${token}`)
     return status(res, 401, 'Unauthorized', 'Unauthorized');
   const url = new URL(req.url ?? '/', 'https://localhost');
+  if (url.pathname === '/readyz') return readyz(res, url, etcd.healthy);
   if (!acceptsJson(req.headers.accept))
     return status(res, 406, 'NotAcceptable', `only the following media types are accepted: application/json`);
   const spec = openApiAnswer(url.pathname, openapi);

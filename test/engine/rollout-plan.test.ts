@@ -1,0 +1,95 @@
+// The rollout in the lab plan, on the demo lab: VMs mapped to Kubernetes nodes by SMBIOS
+// uuid (a VM the lab does not name counts too), the budget and quorum refusals in one line
+// naming the host, the waves, and apply holding the waves with a quorum wait between them.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Lab } from '../../src/config/lab.ts';
+import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
+import { planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
+import { K } from '../../src/sim/kube/controllers.ts';
+
+let demo: DemoLab;
+before(async () => {
+  demo = await startDemoLab();
+  // Each node VM's SMBIOS uuid, and the node's systemUUID the kubelet read from it.
+  const uuids: Record<number, [string, string]> = {
+    100: ['cp-1', '6b1f0a9e-0000-4000-8000-000000000100'],
+    101: ['k3s-1', '6b1f0a9e-0000-4000-8000-000000000101'],
+    102: ['talos-1', '6b1f0a9e-0000-4000-8000-000000000102'],
+    103: ['k3s-2', '6b1f0a9e-0000-4000-8000-000000000103'],
+  };
+  // cp-1, the control plane, is a VM on pve1 the lab file does not name.
+  demo.proxmox.addVm({
+    vmid: 100,
+    node: 'pve1',
+    status: 'stopped',
+    config: { name: 'cp-1', memory: '4096' },
+  });
+  demo.proxmox.start(100);
+  for (const [vmid, [node, uuid]] of Object.entries(uuids)) {
+    const vm = (demo.proxmox as unknown as { vms: Map<number, { config: Record<string, string> }> }).vms.get(
+      Number(vmid),
+    );
+    if (vm) vm.config.smbios1 = `uuid=${uuid.toUpperCase()}`;
+    const live = demo.kube.store.get(K.Node, undefined, node);
+    if (live)
+      demo.kube.store.update(K.Node, {
+        ...live,
+        status: {
+          ...(live.status as Record<string, unknown>),
+          nodeInfo: { ...((live.status as { nodeInfo?: object } | undefined)?.nodeInfo ?? {}), systemUUID: uuid },
+        },
+      });
+  }
+});
+after(async () => demo?.close());
+
+const rolloutChecks = (plan: Awaited<ReturnType<typeof planLab>>) =>
+  planSections(plan).find((s) => s.layer === 'rollout')?.checks ?? [];
+
+test('a single control plane on a rebooting host is refused, naming the host, the node and --allow-api-outage', async () => {
+  const plan = await planLab(demo.lab, demo.connections, { rollout: { parallel: 2 } });
+  assert.deepEqual(
+    plan.rollout?.disruptions.map((d) => `${d.node}: ${d.nodes.join(',')}`),
+    ['pve1: cp-1,k3s-1', 'pve2: talos-1', 'pve4: k3s-2'],
+  );
+  assert.match(
+    planRefusal(plan) ?? '',
+    /^host pve1 carries the cluster's only control-plane node \(cp-1\): its turn stops the Kubernetes API$/,
+  );
+  const fail = rolloutChecks(plan).find((c) => c.status === 'fail');
+  assert.match(fail?.fix ?? '', /--allow-api-outage/);
+});
+
+test('with --allow-api-outage: the default budget is the most nodes one turn takes down, and waves hold it', async () => {
+  const plan = await planLab(demo.lab, demo.connections, { rollout: { parallel: 2, allowApiOutage: true } });
+  assert.equal(planRefusal(plan), undefined);
+  assert.equal(plan.rollout?.budget, 2);
+  assert.deepEqual(plan.rollout?.waves, [['pve1'], ['pve2', 'pve4']]);
+  const checks = rolloutChecks(plan);
+  assert.match(checks.find((c) => c.id === 'rollout.budget')?.evidence ?? '', /at most 2 \(the default/);
+  assert.match(
+    checks.find((c) => c.id === 'rollout.waves')?.evidence ?? '',
+    /^1\. pve1 \(cp-1, k3s-1 down\); 2\. pve2 \+ pve4/,
+  );
+});
+
+test('a budget smaller than one host’s turn, 0, or more than the cluster has: one line each', async () => {
+  const withBudget = (maxUnavailable: number | string) =>
+    planLab({ ...demo.lab, rollout: { maxUnavailable } } as Lab, demo.connections, {
+      rollout: { parallel: 2, allowApiOutage: true },
+    });
+  assert.match(
+    planRefusal(await withBudget(1)) ?? '',
+    /^host pve1 takes 2 nodes down at once \(cp-1, k3s-1\), more than maxUnavailable 1$/,
+  );
+  assert.match(planRefusal(await withBudget(0)) ?? '', /^maxUnavailable 0 lets no node go down/);
+  assert.match(
+    planRefusal(await withBudget(9)) ?? '',
+    /^maxUnavailable 9 is more than the cluster's 4 nodes$/,
+  );
+  const percent = await withBudget('50%');
+  assert.equal(percent.rollout?.budget, 2);
+  assert.match(percent.rollout?.budgetFrom ?? '', /^50% = 2 of 4 nodes$/);
+});
