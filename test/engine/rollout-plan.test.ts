@@ -5,13 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Lab } from '../../src/config/lab.ts';
+import { IgpuSplitError } from '../../src/core/errors.ts';
 import { type DemoLab, startDemoLab } from '../../src/demo/lab.ts';
+import { applyLab } from '../../src/engine/apply-lab.ts';
 import { planLab, planRefusal, planSections } from '../../src/engine/plan.ts';
 import { K } from '../../src/sim/kube/controllers.ts';
 
-let demo: DemoLab;
-before(async () => {
-  demo = await startDemoLab();
+/** The demo lab with every node VM's SMBIOS uuid and a control plane (VM 100) the lab does not name. */
+async function mappedDemo(): Promise<DemoLab> {
+  const demo = await startDemoLab();
   // Each node VM's SMBIOS uuid, and the node's systemUUID the kubelet read from it.
   const uuids: Record<number, [string, string]> = {
     100: ['cp-1', '6b1f0a9e-0000-4000-8000-000000000100'],
@@ -38,12 +40,25 @@ before(async () => {
         ...live,
         status: {
           ...(live.status as Record<string, unknown>),
-          nodeInfo: { ...((live.status as { nodeInfo?: object } | undefined)?.nodeInfo ?? {}), systemUUID: uuid },
+          nodeInfo: {
+            ...((live.status as { nodeInfo?: object } | undefined)?.nodeInfo ?? {}),
+            systemUUID: uuid,
+          },
         },
       });
   }
+  return demo;
+}
+
+let demo: DemoLab;
+const demos: DemoLab[] = [];
+before(async () => {
+  demo = await mappedDemo();
+  demos.push(demo);
 });
-after(async () => demo?.close());
+after(async () => {
+  for (const one of demos) await one.close();
+});
 
 const rolloutChecks = (plan: Awaited<ReturnType<typeof planLab>>) =>
   planSections(plan).find((s) => s.layer === 'rollout')?.checks ?? [];
@@ -92,4 +107,50 @@ test('a budget smaller than one host’s turn, 0, or more than the cluster has: 
   const percent = await withBudget('50%');
   assert.equal(percent.rollout?.budget, 2);
   assert.match(percent.rollout?.budgetFrom ?? '', /^50% = 2 of 4 nodes$/);
+});
+
+test('apply holds the waves: cp-1 drained and its VM started again, and a quorum that stays broken stops the next wave in one line; resume converges', async () => {
+  const lab = await mappedDemo();
+  demos.push(lab);
+  const events: string[] = [];
+  const reporter = {
+    report: (event: { kind: string; stage?: { id: string }; line?: string }) => {
+      if (event.kind === 'stage-start') events.push(`start ${event.stage?.id}`);
+      if (event.kind === 'stage-line' && event.line) events.push(event.line);
+    },
+  };
+  const options = {
+    labFile: lab.labFile,
+    parallel: 2,
+    allowApiOutage: true,
+    pollMs: 10,
+    rebootTimeoutMs: 1_000,
+    reporter,
+    // After pve1's turn the API server's etcd check starts failing, and stays so.
+    afterStage: async (id: string) => {
+      if (id === 'pve1/uncordon') lab.kube.etcd.healthy = false;
+    },
+  };
+  await assert.rejects(applyLab(lab.lab, lab.connections, options), (error: unknown) => {
+    assert.ok(error instanceof IgpuSplitError);
+    assert.match(
+      error.oneLine(),
+      /the API server's etcd check still fails after 1 s; the turn of pve2, pve4 not started/,
+    );
+    return true;
+  });
+  assert.ok(events.includes('drained cp-1'), events.join(' | '));
+  assert.equal((await lab.connections.proxmox.vmStatus('pve1', 100)).status, 'running');
+  assert.ok(
+    !events.some((e) => e.startsWith('start pve2/') || e.startsWith('start pve4/')),
+    'the next wave did not start',
+  );
+  lab.kube.etcd.healthy = true;
+  const resumed = await applyLab(lab.lab, lab.connections, {
+    ...options,
+    resume: true,
+    afterStage: async () => {},
+  });
+  assert.ok(resumed.done.some((id: string) => id.startsWith('pve2/')));
+  assert.ok(resumed.done.some((id: string) => id.startsWith('pve4/')));
 });

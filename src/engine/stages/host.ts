@@ -53,7 +53,7 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
         if (reboots) {
           host = await reboot(context, part, host);
           say(`host ${part.node}: rebooted`);
-          await startStoppedVms(context, part.node, restart, say);
+          await startStoppedVms(context, part.node, [...restart, ...othersOn(context, part)], say);
         }
         const failed = (await hostLayer(host).verify()).filter((c) => c.status === 'fail');
         if (failed.length > 0) {
@@ -70,15 +70,22 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
 }
 
 /**
+ * The host's VMs the lab file does not name that ran when the plan read them (the rollout's
+ * list): a reboot stops them too, so they are recorded and started again like the lab's.
+ */
+function othersOn({ plan, lab }: Pick<StageContext, 'plan' | 'lab'>, part: HostPart): number[] {
+  const named = new Set(lab.vms.map((vm) => vm.vmid));
+  const turn = plan.rollout?.disruptions.find((d) => d.node === part.node);
+  return (turn?.vms ?? []).filter((vmid) => !named.has(vmid));
+}
+
+/**
  * The reboot stops the host's VMs: the journal says they ran, so they run again even if this
  * run is interrupted before it starts them.
  */
-async function reboot(
-  { connections, journal, options }: StageContext,
-  part: HostPart,
-  host: HostAccess,
-): Promise<HostAccess> {
-  for (const vmid of part.vmids)
+async function reboot(context: StageContext, part: HostPart, host: HostAccess): Promise<HostAccess> {
+  const { connections, journal, options } = context;
+  for (const vmid of [...part.vmids, ...othersOn({ plan: context.plan, lab: context.lab }, part)])
     if ((await connections.proxmox.vmStatus(part.node, vmid)).status === 'running')
       await journal.markStopped(vmid, true);
   return rebootAndWait(host, {

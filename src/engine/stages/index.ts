@@ -6,6 +6,7 @@
 
 import type { Lab } from '../../config/lab.ts';
 import type { Step } from '../../core/model.ts';
+import { disturbancesOf } from '../../core/model.ts';
 import { watchChanges } from '../changes.ts';
 import type { LabConnections } from '../connections.ts';
 import { hostDrains } from '../disturbances.ts';
@@ -64,9 +65,18 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
   // The nodes the engine drains: not one whose only disturbance is a Talos upgrade, which
   // drains it itself (hostDrains); those a run left cordoned, to uncordon them.
   const { engine, byGuest } = hostDrains(context.lab, plan, part);
-  const nodes = nodesOn(context, part).filter(
-    (name) => engine.includes(name) || (leftCordoned && journal.marked(`drained:${name}`)),
-  );
+  // A host reboot also takes down the Kubernetes nodes of VMs the lab does not name (the
+  // rollout maps them by SMBIOS uuid): they are drained too.
+  const rebooting = disturbancesOf(hostPlan?.steps ?? []).has('host-reboot');
+  const others = rebooting ? (plan.rollout?.disruptions.find((d) => d.node === part.node)?.nodes ?? []) : [];
+  const nodes = [
+    ...new Set([
+      ...nodesOn(context, part).filter(
+        (name) => engine.includes(name) || (leftCordoned && journal.marked(`drained:${name}`)),
+      ),
+      ...others,
+    ]),
+  ];
   const drains = nodes.length > 0;
   return [
     ...(drains ? [drainStage(context, part, nodes)] : []),
