@@ -128,3 +128,21 @@ test('refusals: one line naming the host, its nodes and what would let it roll',
   for (const r of [big, quorum, zero, many].flatMap((s) => s.refusals))
     assert.ok(!`${r.reason}${r.fix}`.includes('\n'));
 });
+
+test('hosts that roll alone: the one serving proxmox.url, and the one carrying the API server’s VM', async () => {
+  const { hostOfAddress, servingHosts } = await import('../../src/engine/rollout/plan.ts');
+  assert.equal(hostOfAddress('ssh://root@10.0.0.5:22'), '10.0.0.5');
+  assert.equal(hostOfAddress('root@PVE1'), 'pve1');
+  assert.equal(hostOfAddress('https://[fd00::5]:8006/'), 'fd00::5');
+  const lab = {
+    proxmox: { url: 'https://10.0.0.1:8006' },
+    hosts: [{ node: 'pve1', ssh: 'root@10.0.0.1' }, { node: 'pve2', ssh: 'root@10.0.0.2' }, { node: 'pve3' }],
+    vms: [
+      { vmid: 101, host: 'pve2', os: 'ubuntu', kubernetesNode: 'k3s-1', guest: 'root@10.0.1.1' },
+      { vmid: 102, host: 'pve3', os: 'talos', kubernetesNode: 'talos-1', talos: { node: '10.0.1.2' } },
+    ],
+  } as never;
+  assert.deepEqual([...servingHosts(lab, 'https://10.0.1.2:6443')].sort(), ['pve1', 'pve3']);
+  assert.deepEqual([...servingHosts(lab, 'https://10.0.1.1:6443')].sort(), ['pve1', 'pve2']);
+  assert.deepEqual([...servingHosts(lab, 'https://k8s.example:6443')], ['pve1']);
+});
