@@ -94,6 +94,7 @@ export function stageGroups(stages: readonly Stage[]): { group: string; stages: 
 
 /** Host groups wave by wave; a failure in one wave starts no later wave. */
 async function runWaves(
+  journal: Journal,
   hostGroups: { group: string; stages: Stage[] }[],
   waves: readonly (readonly string[])[],
   parallel: number,
@@ -111,10 +112,13 @@ async function runWaves(
   let first = true;
   for (const wave of waves) {
     const groups = wave.flatMap((host) => groupOf(host) ?? []);
-    // A wave whose stages the journal has all is done: no wait for it.
-    if (groups.length === 0) continue;
+    // A wave the journal has whole is done; the wave an interrupted run left half-done goes
+    // on with no wait (its own nodes are the ones down); only a fresh wave waits.
+    const left = groups.filter((g) => g.stages.some((s) => !journal.has(s)));
+    if (left.length === 0) continue;
     if (state.failed !== undefined) return;
-    if (!first) await beforeWave?.(wave);
+    const fresh = left.every((g) => g.stages.every((s) => !journal.has(s)));
+    if (!first && fresh) await beforeWave?.(wave);
     first = false;
     await bounded(groups, parallel, runGroup);
   }
@@ -158,7 +162,15 @@ export async function runStages(
   try {
     if (!options.waves) await bounded(hostGroups, options.parallel ?? 1, runGroup);
     else
-      await runWaves(hostGroups, options.waves, options.parallel ?? 1, runGroup, state, options.beforeWave);
+      await runWaves(
+        journal,
+        hostGroups,
+        options.waves,
+        options.parallel ?? 1,
+        runGroup,
+        state,
+        options.beforeWave,
+      );
   } finally {
     await state.settle();
   }
