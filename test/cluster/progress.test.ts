@@ -6,7 +6,7 @@
 // then one apply of the demo lab: labels `done`/`skipped` at the end and the Lease let go.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -357,5 +357,56 @@ test('an apply of the demo lab: another machine’s Lease refuses it; then the n
     assert.deepEqual(data.failed, []);
     assert.deepEqual(data.inFlight, []);
     assert.ok(data.done.includes('pve1') && data.done.includes('pve4'), JSON.stringify(data));
+  });
+});
+
+test('a run that stops keeps the Lease, unrenewed: another machine is refused naming it, the holder resumes and lets it go', async () => {
+  await withDemo(async (demo) => {
+    const kube = demo.connections.kube;
+    const namespace = demo.lab.kubernetes.namespace;
+    const fast = { pollMs: 10, rebootTimeoutMs: 10_000 };
+    const journal = new Journal(demo.labFile);
+    await assert.rejects(
+      applyLab(demo.lab, demo.connections, {
+        labFile: demo.labFile,
+        journal,
+        identity: 'ann@laptop',
+        ...fast,
+        afterStage: async (id) => {
+          if (id === 'pve1/host') throw new Error('interrupted');
+        },
+      }),
+      /interrupted/,
+    );
+    const held = await kube.get('coordination.k8s.io/v1', 'Lease', ROLLOUT_OBJECT, namespace);
+    assert.equal(held?.spec?.holderIdentity, 'ann@laptop');
+    // pve1's turn stopped after its host stage; the hosts after it never started.
+    assert.equal((await kube.get('v1', 'Node', 'k3s-1'))?.metadata.labels?.[ROLLOUT_LABEL], 'changing-host');
+    assert.equal((await kube.get('v1', 'Node', 'k3s-2'))?.metadata.labels?.[ROLLOUT_LABEL], 'pending');
+    // Another machine (its own copy of the lab folder) is refused before anything changes.
+    const elsewhere = join(dir, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    await copyFile(demo.labFile, join(elsewhere, 'igpu-split.yaml'));
+    await refusedWith(
+      applyLab(demo.lab, demo.connections, {
+        labFile: join(elsewhere, 'igpu-split.yaml'),
+        identity: 'bob@desk',
+        ...fast,
+      }),
+      /held by ann@laptop until .*igpu-split apply --resume on ann@laptop/,
+    );
+    // The holder resumes: same run, every node ends done, the Lease is let go.
+    await applyLab(demo.lab, demo.connections, {
+      labFile: demo.labFile,
+      journal,
+      resume: true,
+      identity: 'ann@laptop',
+      ...fast,
+    });
+    for (const name of ['k3s-1', 'talos-1', 'k3s-2'])
+      assert.equal((await kube.get('v1', 'Node', name))?.metadata.labels?.[ROLLOUT_LABEL], 'done', name);
+    const lease = await kube.get('coordination.k8s.io/v1', 'Lease', ROLLOUT_OBJECT, namespace);
+    assert.equal(lease?.spec?.holderIdentity, undefined);
+    assert.equal(lease?.spec?.leaseTransitions, 0);
   });
 });
