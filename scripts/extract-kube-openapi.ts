@@ -18,8 +18,14 @@ const PREFIX = 'pkg/openapiclient/builtins/1.34/';
 
 /** The group-versions we serve and the kinds of each we store (plus Eviction, the body of pods/eviction under /api/v1). */
 const WANTED: Record<string, { group: string; version: string; kinds: string[] }> = {
-  'api/v1': { group: '', version: 'v1', kinds: ['Namespace', 'Node', 'Pod', 'ServiceAccount', 'Eviction'] },
+  'api/v1': {
+    group: '',
+    version: 'v1',
+    kinds: ['Namespace', 'Node', 'Pod', 'ServiceAccount', 'ConfigMap', 'Eviction'],
+  },
   'apis/apps/v1': { group: 'apps', version: 'v1', kinds: ['DaemonSet'] },
+  // The rollout lock (a Lease) beside the rollout's status ConfigMap (src/cluster/progress.ts).
+  'apis/coordination.k8s.io/v1': { group: 'coordination.k8s.io', version: 'v1', kinds: ['Lease'] },
   'apis/policy/v1': { group: 'policy', version: 'v1', kinds: ['PodDisruptionBudget'] },
   'apis/apiextensions.k8s.io/v1': {
     group: 'apiextensions.k8s.io',

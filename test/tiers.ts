@@ -64,6 +64,7 @@ export const TIERS = {
     'test/cluster/kubeconfig.test.ts',
     'test/cluster/objects.test.ts',
     'test/cluster/plugin-release.test.ts',
+    'test/cluster/progress.test.ts',
     'test/cluster/smoke.test.ts',
     'test/config/lab-schema.test.ts',
     'test/config/lab.test.ts',

@@ -28,6 +28,7 @@ interface ApplyFlags extends LabRunOptions {
   force?: boolean;
   rebootTimeout: number;
   verify?: boolean;
+  takeOver?: boolean;
 }
 
 export function registerApply(program: Command): void {
@@ -41,7 +42,11 @@ export function registerApply(program: Command): void {
   )
     .option('--resume', 'continue an apply that was interrupted (its journal says what is done)')
     .option('--force-stop', 'power a VM off when its guest ignores the shutdown request')
-    .option('--force', FORCE_HELP);
+    .option('--force', FORCE_HELP)
+    .option(
+      '--take-over',
+      'take the rollout lock (the Lease igpu-split-rollout in the lab namespace) that another machine let expire',
+    );
   addRebootTimeout(addYesOption(command))
     .option('--no-verify', 'skip the end-to-end verify afterwards')
     .action(async (options: ApplyFlags) => {
@@ -78,6 +83,7 @@ export function registerApply(program: Command): void {
           skipHosts: options.skipHost,
           allowApiOutage: options.allowApiOutage === true,
           resume: options.resume,
+          takeOver: options.takeOver === true,
           parallel: options.parallel,
           changeMachine: options.changeMachine,
           resetEfiKeys: options.resetEfiKeys,

@@ -10,6 +10,7 @@ import { pollVisibly } from '../core/waits.ts';
 import { KindNotServed, type KubeApi } from './kube.ts';
 import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
+import { releaseProgress } from './progress.ts';
 
 export async function applyClusterPlan(
   kube: KubeApi,
@@ -38,7 +39,7 @@ export async function applyClusterPlan(
   return done;
 }
 
-/** Deletes the objects we own (labelled ours) and releases the node labels we set. */
+/** Deletes the objects we own (labelled ours) and releases the node labels we set, the rollout's too. */
 export async function rollbackCluster(
   kube: KubeApi,
   settings: KubernetesSettings,
@@ -58,6 +59,14 @@ export async function rollbackCluster(
     await kube.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name } });
     done.push(`released igpu-split's labels on node ${node.name}`);
   }
+  // The rollout's label and annotation on every node, its ConfigMap and Lease (progress.ts).
+  done.push(
+    ...(await releaseProgress(
+      kube,
+      settings.namespace,
+      gpuNodes.map((n) => n.name),
+    )),
+  );
   for (const object of allObjects(settings).reverse()) {
     const live = await kube
       .get(object.apiVersion, object.kind, object.metadata.name, object.metadata.namespace)

@@ -32,7 +32,13 @@ export type KubeObject = Manifest & { status?: Record<string, unknown>; spec?: R
 
 export interface KubeApi {
   readonly target: string;
-  apply(object: Manifest): Promise<KubeObject>;
+  /** Server-side apply, as `igpu-split` unless another field manager is named. */
+  apply(object: Manifest, fieldManager?: string): Promise<KubeObject>;
+  /**
+   * Update (PUT) with the object's metadata.resourceVersion as precondition: undefined when
+   * the object changed since that version was read (HTTP 409), so two writers cannot both win.
+   */
+  replace(object: Manifest): Promise<KubeObject | undefined>;
   get(apiVersion: string, kind: string, name: string, namespace?: string): Promise<KubeObject | undefined>;
   list(
     apiVersion: string,
@@ -162,11 +168,23 @@ class ClientNodeKube implements KubeApi {
     return list.groups.some((g) => g.name === group && g.versions.some((v) => v.version === version));
   }
 
-  async apply(object: Manifest): Promise<KubeObject> {
+  async apply(object: Manifest, fieldManager = FIELD_MANAGER): Promise<KubeObject> {
     // force: these objects are ours; another manager's values on them are taken over.
     return this.call(`apply ${describe(object)}`, () =>
-      this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+      this.objects.patch(object, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply),
     ) as Promise<KubeObject>;
+  }
+
+  async replace(object: Manifest): Promise<KubeObject | undefined> {
+    return this.call(`update ${describe(object)}`, async () => {
+      try {
+        return (await this.objects.replace(object, undefined, undefined, FIELD_MANAGER)) as KubeObject;
+      } catch (error) {
+        // expected: HTTP 409 — the object moved on since its resourceVersion was read; the rest is thrown
+        if (error instanceof ApiException && error.code === 409) return undefined;
+        throw error;
+      }
+    });
   }
 
   async get(

@@ -8,6 +8,7 @@
 // and the plan is made once, under it. A run that stops half-way keeps its lock and
 // journal, so `apply --resume` continues it.
 
+import { holderIdentity } from '../cluster/progress.ts';
 import { waitQuorum } from '../cluster/quorum.ts';
 import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
@@ -25,6 +26,7 @@ import {
   planRefusal,
   unreachableRefusal,
 } from './plan.ts';
+import { rolloutFacts, startRollout } from './rollout/progress-run.ts';
 import { runStages, type Stage, type StageEvent, stageGroups } from './scheduler.ts';
 import { REBOOT_TIMEOUT_MS } from './stages/context.ts';
 import { type ApplyOptions, applyStages, waitingStage } from './stages/index.ts';
@@ -66,6 +68,12 @@ export interface ApplyLabOptions extends ApplyOptions, Omit<PlanOptions, 'parall
    * question — only for a lab nothing else can change meanwhile (the demo's simulators).
    */
   plan?: LabPlan;
+  /** Take the rollout Lease another machine let expire (--take-over). */
+  takeOver?: boolean;
+  /** Who holds the rollout Lease (`user@machine`; tests play two machines). */
+  identity?: string;
+  /** How long the rollout Lease holds unrenewed (60 s). */
+  leaseSeconds?: number;
 }
 
 export interface ApplyLabResult {
@@ -102,19 +110,27 @@ export async function applyLab(
     // What an interrupted run left (cordoned nodes, stopped VMs) shapes the stages.
     await journal.start(resume);
   };
+  const identity = options.identity ?? holderIdentity();
+  // Hosts left out with --skip-host or the skip label on a node.
+  let skipHosts = [...(options.skipHosts ?? [])];
   const makePlan = () =>
     planLab(lab, connections, {
       ...options,
+      skipHosts,
       parallel: parallel * 8,
       rollout: { parallel, allowApiOutage: options.allowApiOutage },
     });
-  // Hosts left out with --skip-host have no stage: neither their VMs nor their drains.
+  // Hosts left out have no stage: neither their VMs nor their drains.
   const stagesOf = (plan: LabPlan) =>
-    applyStages(labWithout(lab, options.skipHosts), plan, connections, journal, options);
+    applyStages(labWithout(lab, skipHosts), plan, connections, journal, options);
   try {
     // Another apply, or an unfinished one, is named before anything is read.
     const blocked = await journal.refusal(resume);
     if (blocked) throw blocked;
+    // Another machine's rollout (its Lease) too; the skip labels join --skip-host.
+    const facts = await rolloutFacts(lab, connections.kube, { identity, takeOver: options.takeOver });
+    if (facts.refused) throw facts.refused;
+    skipHosts = [...new Set([...skipHosts, ...facts.skipHosts])];
     if (!options.confirm) await takeLock();
     else if (resume) await journal.start(true);
     let plan = !options.confirm && options.plan ? options.plan : await makePlan();
@@ -149,18 +165,29 @@ export async function applyLab(
       stages = stagesOf(plan);
     }
     report({ kind: 'stages', groups: stageGroups(stages), parallel });
+    // The rollout Lease, before the first change; the stages mark their host turns on the nodes.
+    const rollout = await startRollout(lab, connections.kube, journal, stages, {
+      identity,
+      run: `${identity}/${journal.runStartedAt}`,
+      takeOver: options.takeOver,
+      skipHosts,
+      leaseSeconds: options.leaseSeconds,
+    });
     try {
-      const rollout = plan.rollout;
-      const result = await runStages(stages, journal, {
+      const waves = plan.rollout;
+      const result = await runStages(rollout.stages, journal, {
         parallel,
         report,
-        afterStage: options.afterStage,
-        ...(rollout && rollout.disruptions.some((d) => d.nodes.length > 0)
+        afterStage: async (id) => {
+          await rollout.after(id);
+          await options.afterStage?.(id);
+        },
+        ...(waves && waves.disruptions.some((d) => d.nodes.length > 0)
           ? {
-              waves: rollout.waves,
+              waves: waves.waves,
               // Before the next wave, quorum is whole again and the API answers.
               beforeWave: (hosts) =>
-                waitQuorum(connections.kube, rollout.members, {
+                waitQuorum(connections.kube, waves.members, {
                   timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
                   pollMs: options.pollMs,
                   before: `the turn of ${hosts.join(', ')}`,
@@ -169,9 +196,11 @@ export async function applyLab(
           : {}),
       });
       finished = true;
+      await rollout.finish(true);
       return { plan, converged: false, ...result, pending: journal.pending(stages) };
     } catch (error) {
       // expected: anything a stage threw — said with where the journal is, and rethrown.
+      await rollout.finish(false);
       if (journal.changed) report({ kind: 'journal-kept', dir: journal.dir });
       throw error;
     }

@@ -88,7 +88,7 @@ const PROXMOX_CHANGES = [
   'updateVmConfig',
   'vmPower',
 ] as const;
-const KUBE_CHANGES = ['apply', 'create', 'delete', 'setUnschedulable', 'evict'] as const;
+const KUBE_CHANGES = ['apply', 'replace', 'create', 'delete', 'setUnschedulable', 'evict'] as const;
 const TALOSCTL_CHANGES = new Set(['patch', 'upgrade', 'apply-config', 'reboot']);
 
 /** The same connections, each change reported to the stage that makes it. */

@@ -99,6 +99,11 @@ export class Journal {
     return join(this.dir, 'lock');
   }
 
+  /** When the run that began this journal started (a resume keeps it): the rollout's run id. */
+  get runStartedAt(): string {
+    return this.startedAt;
+  }
+
   /** This run continues an interrupted one (apply --resume). */
   get resumed(): boolean {
     return this.resumedRun;

@@ -15,6 +15,9 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { openKube } from '../../src/cluster/kube.ts';
+import { acquireLease, ROLLOUT_LABEL, RolloutProgress } from '../../src/cluster/progress.ts';
+import type { Lab } from '../../src/config/lab.ts';
 import { K } from '../../src/sim/kube/controllers.ts';
 import { KubeOpenApi, loadKubeOpenApi } from '../../src/sim/kube/openapi.ts';
 import {
@@ -625,5 +628,49 @@ spec:
       /The ResourceClaim "gpu-check" is invalid: spec\.devices\.requests\[0\]\.adminAccess: Forbidden: admin access to devices requires the `resource\.kubernetes\.io\/admin-access: true` label on the containing namespace/,
     );
     assert.ok(sim.store.list(K.Pod).some((p) => p.metadata.name === 'gpu-check'));
+  },
+);
+
+test(
+  'the rollout where operators look: get nodes -L igpu-split.io/rollout, the Lease and the status ConfigMap',
+  tier,
+  async () => {
+    const { ok, sim } = await cluster();
+    const file = join(dir, `kubeconfig-rollout-${sims.length}`);
+    await writeFile(file, sim.kubeconfig);
+    const kube = openKube({ kubeconfig: file });
+    const lab = {
+      hosts: [{ node: 'pve1' }],
+      vms: [{ vmid: 101, host: 'pve1', kubernetesNode: 'k3s-1' }],
+      kubernetes: { namespace: 'igpu-split' },
+    } as unknown as Lab;
+    await acquireLease(kube, { namespace: 'igpu-split', identity: 'ann@laptop' });
+    const progress = new RolloutProgress(kube, {
+      namespace: 'igpu-split',
+      identity: 'ann@laptop',
+      run: 'run-1',
+      lab,
+    });
+    await progress.claim(new Map([['pve1', 'pending']]));
+    await progress.mark('pve1', 'draining', 'drain k3s-1');
+    const nodes = await ok('get', 'nodes', '-L', ROLLOUT_LABEL);
+    assert.match(nodes, /^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION\s+ROLLOUT\n/);
+    assert.match(nodes, /\nk3s-1\s+Ready\s+worker\s+\d+s\s+(\S+\s+)?draining\n/);
+    assert.match(nodes, /\ntalos-1\s+Ready\s+<none>\s+\d+s\s*(\S+\s*)?\n/);
+    const leases = await ok('get', 'lease', '-n', 'igpu-split');
+    assert.match(leases, /^NAME\s+HOLDER\s+AGE\nigpu-split-rollout\s+ann@laptop\s+\d+s\n$/);
+    assert.match(await ok('get', 'configmap', '-n', 'igpu-split'), /\nigpu-split-rollout\s+2\s+\d+s\n$/);
+    assert.match(
+      await ok(
+        'get',
+        'configmap',
+        'igpu-split-rollout',
+        '-n',
+        'igpu-split',
+        '-o',
+        'jsonpath={.data.summary}',
+      ),
+      /^0 done, 1 in flight, 0 pending, 0 failed, 0 skipped \(run run-1 of ann@laptop, /,
+    );
   },
 );

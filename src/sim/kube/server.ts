@@ -612,7 +612,11 @@ async function serveWrite(request: Request): Promise<void> {
     return send(
       res,
       200,
-      store.update(kind, { ...input, metadata: { ...input.metadata, namespace } }, { dryRun, manager }),
+      store.update(
+        kind,
+        { ...input, metadata: { ...input.metadata, namespace } },
+        { dryRun, manager, precondition: true },
+      ),
       warnings,
     );
   status(res, 405, 'MethodNotAllowed', `${req.method} is not supported`);

@@ -54,6 +54,18 @@ export const KINDS: ResourceKind[] = [
     namespaced: true,
     verbs: ALL,
   },
+  // The rollout's status object and lock (src/cluster/progress.ts): plurals and scopes from
+  // the paths of the v1.34 OpenAPI documents in snapshots/kube-openapi-v1.34.json
+  // (/api/v1/namespaces/{namespace}/configmaps, /apis/coordination.k8s.io/v1/namespaces/{namespace}/leases).
+  { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, verbs: ALL },
+  {
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    kind: 'Lease',
+    plural: 'leases',
+    namespaced: true,
+    verbs: ALL,
+  },
   {
     group: 'apps',
     version: 'v1',
@@ -215,6 +227,20 @@ export interface WriteOptions {
   dryRun?: boolean;
 }
 
+/**
+ * The refusal of an update whose metadata.resourceVersion is not the stored one (optimistic
+ * concurrency): apimachinery pkg/api/errors/errors.go NewConflict's words around apiserver
+ * pkg/registry/generic/registry/store.go OptimisticLockErrorMsg (both v0.34.1).
+ */
+export function conflict(kind: ResourceKind, name: string): KubeError {
+  const resource = kind.group ? `${kind.plural}.${kind.group}` : kind.plural;
+  return new KubeError(
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+  );
+}
+
 /** metav1.ManagedFieldsEntry as the real server writes it. */
 export interface ManagedFieldsEntry {
   manager: string;
@@ -350,8 +376,16 @@ export class KubeStore {
   }
 
   /** Create or replace. Controllers write status and owned objects through here without a manager. */
-  update(kind: ResourceKind, object: KubeObject, options: WriteOptions = {}): KubeObject {
+  update(
+    kind: ResourceKind,
+    object: KubeObject,
+    options: WriteOptions & { precondition?: boolean } = {},
+  ): KubeObject {
     const key = keyOf(kind, object.metadata.namespace, object.metadata.name);
+    // An API update naming a resourceVersion applies only to that version (409 otherwise).
+    const expected = object.metadata.resourceVersion;
+    const stored = this.objects.get(key)?.metadata.resourceVersion;
+    if (options.precondition && expected && expected !== stored) throw conflict(kind, object.metadata.name);
     const managed = this.recordUpdate(kind, key, object, options);
     return this.put(kind, key, object, this.objects.has(key) ? 'MODIFIED' : 'ADDED', { ...options, managed });
   }

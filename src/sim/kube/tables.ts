@@ -220,6 +220,23 @@ const TABLES: Record<string, { columns: Column[]; cells: Cells }> = {
   },
 };
 
+// printers.go configMapColumnDefinitions (Data: len(data) + len(binaryData)) and
+// leaseColumnDefinitions (Holder: spec.holderIdentity, empty without one), as printConfigMap
+// and printLease fill them (the search index's copy of printers.go).
+TABLES.ConfigMap = {
+  columns: [NAME, col('Data'), AGE],
+  cells: (obj, now) => [
+    obj.metadata.name,
+    Object.keys((obj.data as Any | undefined) ?? {}).length +
+      Object.keys((obj.binaryData as Any | undefined) ?? {}).length,
+    age(obj, now),
+  ],
+};
+TABLES.Lease = {
+  columns: [NAME, col('Holder'), AGE],
+  cells: (obj, now) => [obj.metadata.name, at(obj, 'spec', 'holderIdentity') ?? '', age(obj, now)],
+};
+
 // resource.k8s.io: printers.go deviceClassColumnDefinitions, resourceClaimColumnDefinitions
 // (State: resourceClaimState), resourceClaimTemplateColumnDefinitions,
 // nodeResourceSliceColumnDefinitions (the 1.34 copy of printers.go in the search index).
