@@ -45,6 +45,7 @@ export const TIERS = {
     'test/cli/drain-restarts.test.ts',
     'test/engine/reboot-wait.test.ts',
     'test/engine/rollout.test.ts',
+    'test/engine/ha.test.ts',
     'test/faults/network.test.ts',
     // The others by name.
     'test/access/captured-root.test.ts',
