@@ -46,6 +46,7 @@ export const TIERS = {
     'test/engine/reboot-wait.test.ts',
     'test/engine/rollout-plan.test.ts',
     'test/engine/rollout.test.ts',
+    'test/engine/ha.test.ts',
     'test/faults/network.test.ts',
     // The others by name.
     'test/access/captured-root.test.ts',

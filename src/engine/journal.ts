@@ -357,6 +357,11 @@ export class Journal {
     return this.marks.has(key);
   }
 
+  /** Every mark, in the order made (the HA states a turn set: `ha:<node>:<sid>=<state>`). */
+  allMarks(): string[] {
+    return [...this.marks];
+  }
+
   async mark(key: string, on: boolean): Promise<void> {
     if (on) this.marks.add(key);
     else this.marks.delete(key);

@@ -19,7 +19,7 @@ import {
 import type { Lab, NodeVm } from '../config/lab.ts';
 import { bounded } from '../core/bounded.ts';
 import { EXIT, type ExitCode, TargetError, UsageError, unlessUnreachable } from '../core/errors.ts';
-import type { Check, Step } from '../core/model.ts';
+import { type Check, disturbancesOf, type Step } from '../core/model.ts';
 import { WaitWatch } from '../core/waits.ts';
 import type { HostGpu } from '../guest/attachment.ts';
 import type { GuestAttachment, GuestPlan } from '../guest/provider.ts';
@@ -37,6 +37,7 @@ import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
 import { guestEnvironment, type LabConnections } from './connections.ts';
 import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
+import { gatherHa, type HaTurn, haPrivileges, planHa } from './rollout/ha.ts';
 import {
   gatherRollout,
   hostTurns,
@@ -70,6 +71,8 @@ export interface HostPart {
   unreachable?: Unreachable;
   vmids: number[];
   guests: GuestPart[];
+  /** Proxmox HA during this host's turn (a reboot): what HA would do, what is set and put back. */
+  ha?: HaTurn;
 }
 
 /**
@@ -315,15 +318,9 @@ export async function planLab(
       }),
     ),
   });
-  const lacking = await connections.proxmox.privilegeCheck([
-    ...mappingPrivileges(mapping),
-    ...(vfPool ? mappingPrivileges(vfPool) : []),
-    ...vmPlanPrivileges(vms),
-  ]);
-  const privileges: Check[] = lacking ? [lacking] : [];
   const vmsOn = Map.groupBy(lab.vms, (vm) => vm.host);
   const guestsOn = Map.groupBy(guests, (g) => g.vm.host);
-  const hosts: HostPart[] = usedHosts.map((h, i) => {
+  const parts: HostPart[] = usedHosts.map((h, i) => {
     const read = hostPlans[i];
     return {
       node: h.node,
@@ -333,6 +330,14 @@ export async function planLab(
       guests: guestsOn.get(h.node) ?? [],
     };
   });
+  const hosts = await withHa(parts, connections);
+  const lacking = await connections.proxmox.privilegeCheck([
+    ...mappingPrivileges(mapping),
+    ...(vfPool ? mappingPrivileges(vfPool) : []),
+    ...vmPlanPrivileges(vms),
+    ...haPrivileges(hosts.map((h) => h.ha)),
+  ]);
+  const privileges: Check[] = lacking ? [lacking] : [];
   // Without the Kubernetes API no drain can be made: apply refuses, whatever is skipped.
   const clusterDown =
     clusterRead instanceof TargetError
@@ -369,6 +374,25 @@ export async function planLab(
     skippedHosts,
     ...(rollout ? { rollout } : {}),
   };
+}
+
+/** Each host whose turn reboots it, with what Proxmox HA does to its lab VMs then (rollout/ha.ts). */
+async function withHa(parts: HostPart[], connections: LabConnections): Promise<HostPart[]> {
+  const reboots = (part: HostPart) => disturbancesOf(part.host?.steps ?? []).has('host-reboot');
+  const rebooting = parts.filter(reboots);
+  if (rebooting.length === 0) return parts;
+  const read = await gatherHa(
+    connections.proxmox,
+    rebooting.flatMap((p) => p.vmids),
+  );
+  return parts.map((part) => {
+    const ha = planHa(
+      read,
+      { node: part.node, reboots: reboots(part), vmids: part.vmids },
+      connections.proxmox.identity,
+    );
+    return ha.checks.length > 0 ? { ...part, ha } : part;
+  });
 }
 
 /** The rollout's part of the plan: every VM of the lab's hosts, every Kubernetes node, the waves. */
@@ -479,9 +503,9 @@ export function planSections(plan: LabPlan): PlanSection[] {
       sections.push({
         layer: 'host',
         title: `host ${part.node}`,
-        checks: part.host?.checks ?? [],
-        steps: part.host?.steps ?? [],
-        refused: part.host?.refused,
+        checks: [...(part.host?.checks ?? []), ...(part.ha?.checks ?? [])],
+        steps: [...(part.host?.steps ?? []), ...(part.ha?.steps ?? [])],
+        refused: part.host?.refused ?? part.ha?.refused,
         ...unreachableView(part.unreachable),
       });
     }

@@ -253,6 +253,47 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
     permission: { path: '/vms/{vmid}', privileges: ['VM.PowerMgmt'], any: false },
   },
   { method: 'GET', path: '/nodes/{node}/tasks/{upid}/status', params: { node, upid: req('string') } },
+  // Proxmox HA (pve-docs api-viewer/apidata.js e5010dc; proxmox/pve-ha-manager
+  // src/PVE/API2/HA/Resources.pm @b71218f2): the resources list (`sid` each), one resource with
+  // its `state`, and the state changed. igpu-split sets `ignored` for a host's turn and puts
+  // the state it read back after (see src/engine/rollout/ha.ts).
+  {
+    method: 'GET',
+    path: '/cluster/ha/resources',
+    params: { type: opt('string') },
+    permission: { path: '/', privileges: ['Sys.Audit'], any: false },
+  },
+  {
+    method: 'GET',
+    path: '/cluster/ha/resources/{sid}',
+    params: { sid: req('string') },
+    permission: { path: '/', privileges: ['Sys.Audit'], any: false },
+  },
+  {
+    method: 'PUT',
+    path: '/cluster/ha/resources/{sid}',
+    params: {
+      sid: req('string'),
+      state: opt('string'),
+      digest: opt('string'),
+      comment: opt('string'),
+      delete: opt('string'),
+      failback: opt('boolean'),
+      group: opt('string'),
+      max_relocate: opt('integer'),
+      max_restart: opt('integer'),
+    },
+    permission: { path: '/', privileges: ['Sys.Console'], any: false },
+  },
+  // The datacenter options, `ha: shutdown_policy=…` among them. pve-manager PVE/API2/Cluster.pm
+  // get_options (14a22df3) answers every user (`user => 'all'`) but returns `ha` only to one
+  // with Sys.Audit on `/` (the check the schema names, made in the code).
+  {
+    method: 'GET',
+    path: '/cluster/options',
+    params: {},
+    permission: { path: '/', privileges: ['Sys.Audit'], any: false },
+  },
   { method: 'GET', path: '/access/permissions', params: { path: opt('string'), userid: opt('string') } },
 ];
 

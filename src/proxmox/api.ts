@@ -84,6 +84,37 @@ export const TaskStatusSchema = z.object({
   node: z.string(),
 });
 
+/** What the HA manager keeps a resource at (apidata.js `state` enum; `enabled` is an alias of `started`). */
+export const HA_STATES = ['started', 'stopped', 'enabled', 'disabled', 'ignored'] as const;
+export type HaState = (typeof HA_STATES)[number];
+
+/** One HA resource (GET /cluster/ha/resources/{sid}); `state` absent means the default, `started`. */
+export const HaResourceSchema = z.object({
+  sid: z.string(),
+  type: z.string().optional(),
+  state: z.enum(HA_STATES).optional(),
+  group: z.string().optional(),
+  comment: z.string().optional(),
+  digest: z.string().optional(),
+});
+export type HaResource = z.infer<typeof HaResourceSchema>;
+
+/** What a node's HA services do when it shuts down (datacenter.cfg `ha: shutdown_policy=…`). */
+export const SHUTDOWN_POLICIES = ['freeze', 'failover', 'conditional', 'migrate'] as const;
+export type ShutdownPolicy = (typeof SHUTDOWN_POLICIES)[number];
+
+/**
+ * GET /cluster/options: `ha` as pve-cluster src/PVE/DataCenterConfig.pm parse_datacenter_config
+ * (7091d92e) hands it over, a parsed property string (`{shutdown_policy}`); absent when unset.
+ */
+const ClusterOptionsSchema = z
+  .object({
+    ha: z
+      .union([z.object({ shutdown_policy: z.enum(SHUTDOWN_POLICIES).optional() }).passthrough(), z.string()])
+      .optional(),
+  })
+  .passthrough();
+
 const PermissionsSchema = z.record(z.string(), z.record(z.string(), flag));
 
 const UpidSchema = z.string().regex(/^UPID:[^:]+:/, 'not a task id (UPID)');
@@ -255,6 +286,32 @@ export class ProxmoxApi {
       }
       await new Promise((resolve) => setTimeout(resolve, this.pollMs));
     }
+  }
+
+  /** The HA resources' ids (`vm:101`, `ct:200`). */
+  async haResources(): Promise<string[]> {
+    const list = await this.read('/cluster/ha/resources', z.array(z.object({ sid: z.string() })));
+    return list.map((r) => r.sid);
+  }
+
+  haResource(sid: string) {
+    return this.read(`/cluster/ha/resources/${enc(sid)}`, HaResourceSchema);
+  }
+
+  /** Sets an HA resource's `state`; with `digest`, only if nobody changed the resource since it was read. */
+  async setHaState(sid: string, state: HaState, digest?: string): Promise<void> {
+    await this.transport.put(`/cluster/ha/resources/${enc(sid)}`, { state, ...(digest ? { digest } : {}) });
+  }
+
+  /**
+   * The datacenter's HA shutdown policy; `conditional` when unset (the default
+   * pve-ha-manager src/PVE/HA/LRM.pm shutdown_request falls back to, b71218f2).
+   */
+  async shutdownPolicy(): Promise<ShutdownPolicy> {
+    const ha = (await this.read('/cluster/options', ClusterOptionsSchema)).ha;
+    const policy =
+      typeof ha === 'string' ? /(?:^|,)shutdown_policy=([a-z]+)/.exec(ha)?.[1] : ha?.shutdown_policy;
+    return SHUTDOWN_POLICIES.find((p) => p === policy) ?? 'conditional';
   }
 
   /** Effective privileges on each path (Proxmox resolves inheritance and token privilege separation). */

@@ -9,6 +9,7 @@ import { hostLayer } from '../../host/layer.ts';
 import type { HostPlan } from '../../host/plan.ts';
 import { rebootAndWait } from '../../linux/reboot.ts';
 import type { HostPart } from '../plan.ts';
+import { restoreHaAfterTurn, setHaForTurn } from '../rollout/ha.ts';
 import type { Stage } from '../scheduler.ts';
 import { fingerprintOf, REBOOT_TIMEOUT_MS, type StageContext } from './context.ts';
 import { startStoppedVms } from './vms.ts';
@@ -51,6 +52,8 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
           return;
         }
         if (reboots) {
+          // HA would move a vGPU VM off this host on the reboot: `ignored` for the turn (rollout/ha.ts).
+          await setHaForTurn(connections.proxmox, journal, part.node, part.ha?.changes ?? [], say);
           host = await reboot(context, part, host);
           say(`host ${part.node}: rebooted`);
           await startStoppedVms(context, part.node, [...restart, ...othersOn(context, part)], say);
@@ -62,6 +65,7 @@ export function hostStage(context: StageContext, part: HostPart, plan: HostPlan,
             fix: failed[0]?.fix ?? 'run igpu-split host verify',
           });
         }
+        await restoreHaAfterTurn(connections.proxmox, journal, part.node, say);
       } finally {
         await host.close();
       }

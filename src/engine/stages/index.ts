@@ -12,6 +12,7 @@ import type { LabConnections } from '../connections.ts';
 import { hostDrains } from '../disturbances.ts';
 import type { Journal } from '../journal.ts';
 import type { HostPart, LabPlan } from '../plan.ts';
+import { haMarksOf, restoreHaAfterTurn } from '../rollout/ha.ts';
 import type { Stage } from '../scheduler.ts';
 import { clusterStage } from './cluster.ts';
 import { type ApplyOptions, asRunning, type StageContext } from './context.ts';
@@ -61,7 +62,9 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
     ...vmChanges.flatMap((c) => c.steps),
     ...guests.flatMap((g) => g.plan?.steps ?? []),
   ];
-  if (steps.length === 0 && !leftCordoned && leftStopped.length === 0) return [];
+  // HA states an interrupted turn set and did not put back: the host stage puts them back, or a stage of their own.
+  const leftHa = haMarksOf(journal.allMarks(), part.node);
+  if (steps.length === 0 && !leftCordoned && leftStopped.length === 0 && leftHa.length === 0) return [];
   // The nodes the engine drains: not one whose only disturbance is a Talos upgrade, which
   // drains it itself (hostDrains); those a run left cordoned, to uncordon them.
   const { engine, byGuest } = hostDrains(context.lab, plan, part);
@@ -83,8 +86,21 @@ function hostGroup(context: StageContext, part: HostPart): Stage[] {
     ...(hostPlan ? [hostStage(context, part, hostPlan, notChanged)] : []),
     ...(vmChanges.length > 0 ? [vmStage(context, part, vmChanges)] : []),
     ...(leftStopped.length > 0 ? [startStage(context, part, leftStopped)] : []),
+    ...(leftHa.length > 0 && !hostPlan ? [haRestoreStage(context, part)] : []),
     ...guests.map((guest) => guestStage(context, part, guest)),
     ...(drains ? [uncordonStage(context, part, nodes)] : []),
     ...(byGuest.length > 0 ? [readyStage(context, part, byGuest)] : []),
   ];
+}
+
+/** Puts back the HA states an interrupted turn of this host set (rollout/ha.ts). */
+function haRestoreStage(context: StageContext, part: HostPart): Stage {
+  const left = haMarksOf(context.journal.allMarks(), part.node);
+  return {
+    id: `${part.node}/ha`,
+    group: `host:${part.node}`,
+    fingerprint: left.map((c) => `${c.sid}=${c.from}`).join(','),
+    title: `HA: ${left.map((c) => c.sid).join(', ')} back to their states (set by an interrupted run)`,
+    run: (say) => restoreHaAfterTurn(context.connections.proxmox, context.journal, part.node, say),
+  };
 }

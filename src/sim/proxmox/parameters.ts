@@ -46,6 +46,22 @@ export const EXTRA_ENDPOINTS: readonly EndpointSpec[] = [
     params: { node: req('string'), vmid: req('integer') },
     permission: { path: '/vms/{vmid}', privileges: ['VM.Audit'], any: false },
   },
+  // Served so a user's script (and the tests) can make an HA resource; igpu-split never does.
+  {
+    method: 'POST',
+    path: '/cluster/ha/resources',
+    params: {
+      sid: req('string'),
+      type: opt('string'),
+      state: opt('string'),
+      comment: opt('string'),
+      failback: opt('boolean'),
+      group: opt('string'),
+      max_relocate: opt('integer'),
+      max_restart: opt('integer'),
+    },
+    permission: { path: '/', privileges: ['Sys.Console'], any: false },
+  },
 ];
 
 export const SERVED_ENDPOINTS: readonly EndpointSpec[] = [...ENDPOINTS, ...EXTRA_ENDPOINTS];
@@ -84,6 +100,30 @@ export const PARAMETERS: Readonly<Record<string, Readonly<Record<string, Handlin
     delete: ACTED,
   },
   'DELETE /cluster/mapping/pci/{id}': { id: ACTED },
+  'GET /cluster/ha/resources': { type: ACTED },
+  'GET /cluster/ha/resources/{sid}': { sid: ACTED },
+  'PUT /cluster/ha/resources/{sid}': {
+    sid: ACTED,
+    state: ACTED,
+    digest: ACTED,
+    delete: ACTED,
+    comment: ACTED,
+    failback: ACTED,
+    group: ACTED,
+    max_relocate: ACTED,
+    max_restart: ACTED,
+  },
+  'POST /cluster/ha/resources': {
+    sid: ACTED,
+    type: ACTED,
+    state: ACTED,
+    comment: ACTED,
+    failback: ACTED,
+    group: ACTED,
+    max_relocate: ACTED,
+    max_restart: ACTED,
+  },
+  'GET /cluster/options': {},
   'GET /nodes/{node}/qemu': {
     node: ACTED,
     full: 'ignored: adds runtime statistics (block, balloon, network counters) the simulator does not measure',

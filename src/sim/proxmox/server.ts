@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { ENDPOINTS, type EndpointSpec } from '../../proxmox/api-spec.ts';
 import { normalizeFingerprint } from '../../proxmox/client.ts';
 import { loopbackCertificate } from '../loopback-tls.ts';
+import type { SimHaResource, SimHaState } from './ha.ts';
 import { PARAMETERS, ROOT_ONLY, SERVED_ENDPOINTS } from './parameters.ts';
 import { ParamChecker, splitList } from './schema.ts';
 import { type Caller, PVE_VERSION, paramError, SimError, type SimulatorState } from './state.ts';
@@ -162,7 +163,8 @@ export function simulate(
         throw paramError({ [name]: 'duplicate parameter (already defined in URI) with conflicting values!' });
       params[name] = value;
     }
-    if (route.spec.permission) {
+    // GET /cluster/options answers every user (`user => 'all'`); its code holds `ha` back without Sys.Audit.
+    if (route.spec.permission && endpoint !== 'GET /cluster/options') {
       const permPath = route.spec.permission.path.replace(/\{([^}]+)\}/g, (_, n: string) =>
         String(params[n]),
       );
@@ -182,7 +184,7 @@ export function simulate(
     for (const name of ROOT_ONLY[endpoint] ?? [])
       if (truthy(params[name]) && (caller.user !== 'root@pam' || caller.token))
         throw paramError({ [name]: 'Only root may use this option.' });
-    const data = dispatch(state, caller, endpoint, params);
+    const data = (HA_ROUTES.has(endpoint) ? dispatchHa : dispatch)(state, caller, endpoint, params);
     return data instanceof Counted
       ? { status: 200, reason: 'OK', data: data.data, total: data.total }
       : { status: 200, reason: 'OK', data };
@@ -251,6 +253,63 @@ const bool = (value: unknown) => value === true || value === 1 || value === '1' 
 const list = (value: unknown) => (value === undefined ? undefined : ([value].flat() as string[]));
 const text = (value: unknown) => (value === undefined ? undefined : String(value));
 const num = (value: unknown) => (value === undefined ? undefined : Number(value));
+
+/** An HA resource id as Resources.pm takes it (Config.pm parse_sid). */
+const haSid = (state: SimulatorState, sid: unknown) =>
+  state.ha.parseSid(String(sid), (vmid) => state.vms.has(vmid));
+
+/** The HA resource fields a POST or PUT sets. */
+function haFields(p: Params): Partial<SimHaResource> {
+  const fields: Partial<SimHaResource> = {};
+  if (p.state !== undefined) fields.state = String(p.state) as SimHaState;
+  if (p.comment !== undefined) fields.comment = String(p.comment);
+  if (p.group !== undefined) fields.group = String(p.group);
+  if (p.failback !== undefined) fields.failback = bool(p.failback);
+  if (p.max_relocate !== undefined) fields.max_relocate = Number(p.max_relocate);
+  if (p.max_restart !== undefined) fields.max_restart = Number(p.max_restart);
+  return fields;
+}
+
+const HA_ROUTES = new Set([
+  'GET /cluster/ha/resources',
+  'GET /cluster/ha/resources/{sid}',
+  'PUT /cluster/ha/resources/{sid}',
+  'POST /cluster/ha/resources',
+  'GET /cluster/options',
+]);
+
+/** The HA resources and the datacenter options (ha.ts). */
+function dispatchHa(state: SimulatorState, caller: Caller, route: string, p: Params): unknown {
+  switch (route) {
+    case 'GET /cluster/ha/resources':
+      return state.ha.list(text(p.type));
+    case 'GET /cluster/ha/resources/{sid}':
+      return state.ha.read(haSid(state, p.sid));
+    case 'PUT /cluster/ha/resources/{sid}':
+      state.ha.update(haSid(state, p.sid), {
+        ...haFields(p),
+        digest: text(p.digest),
+        delete: p.delete === undefined ? undefined : splitList(String(p.delete)),
+      });
+      return null;
+    case 'POST /cluster/ha/resources': {
+      const sid = haSid(state, p.sid);
+      const type = sid.split(':')[0] as 'vm' | 'ct';
+      if (p.type !== undefined && p.type !== type) throw new SimError(500, 'types does not match');
+      state.ha.create(sid, { type, ...haFields(p) });
+      return null;
+    }
+    case 'GET /cluster/options': {
+      // pve-manager PVE/API2/Cluster.pm get_options (14a22df3): all of datacenter.cfg with
+      // Sys.Audit on `/`, else only console and tag-style; `ha` parsed into its keys.
+      const held = state.privileges(caller, '/');
+      const all = held.has('*') || held.has('Sys.Audit');
+      const policy = state.ha.shutdownPolicy;
+      return { ...(all && policy ? { ha: { shutdown_policy: policy } } : {}), 'allowed-tags': [] };
+    }
+  }
+  throw new SimError(501, `${route} not implemented`);
+}
 
 function dispatch(state: SimulatorState, caller: Caller, route: string, p: Params): unknown {
   const vmid = Number(p.vmid);

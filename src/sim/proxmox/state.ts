@@ -20,6 +20,7 @@ import {
   type PropertyValues,
   parsePropertyString,
 } from '../../proxmox/property-string.ts';
+import { type ShutdownOutcome, SimHa } from './ha.ts';
 import { isVmOption } from './parameters.ts';
 import { splitList } from './schema.ts';
 
@@ -145,6 +146,8 @@ export class SimulatorState {
   readonly tokens = new Map<string, string>();
   /** ACL: user or token id → path → privileges (they propagate to sub-paths). */
   readonly acl = new Map<string, Map<string, Set<string>>>();
+  /** Proxmox HA: the resources and the datacenter's shutdown policy (ha.ts). */
+  readonly ha = new SimHa();
   /** Every mutating call, in order: the golden tests read it. */
   readonly calls: string[] = [];
   /** Mediated devices in use: node → mdev type → count. */
@@ -596,6 +599,12 @@ export class SimulatorState {
       for (const [unused, held] of Object.entries(vm.config))
         if (/^unused\d+$/.test(unused) && held === volume && unused !== key) delete vm.config[unused];
     }
+  }
+
+  /** The node shuts down or reboots: its VMs stop, or block, as HA's shutdown policy makes them (ha.ts). */
+  nodeShutdown(node: string, reboot: boolean): ShutdownOutcome {
+    this.node(node);
+    return this.ha.shutdown(node, [...this.vms.values()], reboot, (vmid) => this.stop(vmid, 'shutdown'));
   }
 
   /** POST …/status/start: takes the VM's mdev instances or fails like Proxmox does. */
