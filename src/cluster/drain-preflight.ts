@@ -326,7 +326,7 @@ function checkOf(turn: DrainTurn, findings: readonly Finding[]): Check {
   return {
     id,
     status: worst.status,
-    evidence: `host ${turn.host} would ${worst.status === 'fail' ? 'block' : 'wait'} draining ${worst.text}${more}`,
+    evidence: `host ${turn.host}${worst.status === 'fail' ? ' would block' : ': its drain meets'} ${worst.text}${more}`,
     fix: worst.fix,
   };
 }
