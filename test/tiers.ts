@@ -42,6 +42,7 @@ export const TIERS = {
     'test/engine/partial.test.ts',
     'test/engine/manual-step.test.ts',
     'test/engine/disturbances.test.ts',
+    'test/engine/drain-preflight.test.ts',
     'test/cli/drain-restarts.test.ts',
     'test/engine/reboot-wait.test.ts',
     'test/engine/rollout.test.ts',

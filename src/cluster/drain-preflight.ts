@@ -23,6 +23,7 @@
 //   Requirement.Matches (NotIn matches a pod without the label).
 
 import type { Check } from '../core/model.ts';
+import { counted } from '../core/text.ts';
 import type { KubeApi, KubeObject } from './kube.ts';
 
 export interface SelectorRequirement {
@@ -162,7 +163,7 @@ export function neverSatisfied(budget: KubeObject, expected: number): string | u
   if (spec.minAvailable === undefined || expected === 0) return undefined;
   const min = scaled(spec.minAvailable, expected);
   return min >= expected
-    ? `minAvailable ${spec.minAvailable} with ${expected} pods allows no eviction`
+    ? `minAvailable ${spec.minAvailable} with ${counted(expected, 'pod')} allows no eviction`
     : undefined;
 }
 
@@ -216,7 +217,7 @@ function budgetFinding(
     return {
       status: 'fail',
       text: `${where}: it can never be satisfied (${never})`,
-      fix: `${relax}, ${drainFix((first.spec as { nodeName?: string }).nodeName ?? '')}`,
+      fix: `${relax}; a drain by hand waits on it too, so otherwise move the pod yourself (kubectl delete pod -n ${first.metadata.namespace ?? 'default'} ${first.metadata.name}: its controller starts it elsewhere, the budget is not asked)`,
     };
   const generation = budget.metadata.generation as number | undefined;
   if (status.disruptionsAllowed === undefined || (status.observedGeneration ?? 0) < (generation ?? 0))
