@@ -8,7 +8,7 @@ import type { LabPlan, PlanSection, Unreachable } from '../engine/plan.ts';
 export interface PlanView {
   /** Why nothing can be applied, when that is so. */
   refused?: string;
-  /** In the order the text shows them; `layer` is token, mapping, host, vm, guest or cluster. */
+  /** In the order the text shows them; `layer` is token, mapping, host, vm, guest, cluster or rollout. */
   sections: PlanSection[];
   /** The parts that could not be read (their sections say `unreachable` too). */
   unreachable: Unreachable[];

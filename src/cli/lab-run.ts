@@ -92,6 +92,9 @@ export function renderPlanSections(
   const text = sections
     .map((section) => {
       if (section.unreachable) return renderUnreachable(section.title, section.unreachable);
+      // The drain pre-flight has no steps: each host's verdict is shown, a pass too.
+      if (section.layer === 'rollout')
+        return `${section.title}\n\n${renderChecks(section.checks)}${section.refused ? '  nothing is applied until the failing drain check above is fixed\n' : ''}`;
       const text = renderLayerPlan(
         section.title,
         section.checks.filter((c) => c.status !== 'pass'),

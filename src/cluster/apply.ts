@@ -7,6 +7,7 @@ import type { KubernetesSettings } from '../config/lab.ts';
 import { RefusedError, TargetError } from '../core/errors.ts';
 import { counted } from '../core/text.ts';
 import { pollVisibly } from '../core/waits.ts';
+import { drainVerdict } from './drain-preflight.ts';
 import { KindNotServed, type KubeApi } from './kube.ts';
 import { allObjects, FIELD_MANAGER, OURS } from './objects.ts';
 import type { ClusterPlan, GpuNode } from './plan.ts';
@@ -104,20 +105,13 @@ async function drainUntil(kube: KubeApi, node: string, options: DrainOptions): P
   const pause = options.pollMs ?? 2_000;
   await kube.setUnschedulable(node, true);
   for (;;) {
-    const pods = (await kube.list('v1', 'Pod', { fieldSelector: `spec.nodeName=${node}` })).filter((pod) => {
-      const owners = (pod.metadata.ownerReferences ?? []) as { kind?: string }[];
-      const annotations = (pod.metadata.annotations ?? {}) as Record<string, string>;
-      const phase = (pod.status as { phase?: string } | undefined)?.phase;
-      return (
-        !owners.some((o) => o.kind === 'DaemonSet') &&
-        !annotations['kubernetes.io/config.mirror'] &&
-        phase !== 'Succeeded' &&
-        phase !== 'Failed'
-      );
-    });
+    // One rule with the rollout's pre-flight (drain-preflight.ts drainVerdict): what is left,
+    // what is evicted, and a pod no owner has, which kubectl drain also refuses.
+    const pods = (await kube.list('v1', 'Pod', { fieldSelector: `spec.nodeName=${node}` })).filter(
+      (pod) => drainVerdict(pod) !== 'skip',
+    );
     if (pods.length === 0) return;
-    // A pod no controller owns would be gone for good, as kubectl drain also refuses.
-    const bare = pods.filter((pod) => ((pod.metadata.ownerReferences ?? []) as unknown[]).length === 0);
+    const bare = pods.filter((pod) => drainVerdict(pod) === 'bare');
     if (bare.length > 0) {
       throw new TargetError(
         `node ${node} runs pods no controller owns (${bare.map((p) => `${p.metadata.namespace}/${p.metadata.name}`).join(', ')}): evicting them would lose them`,

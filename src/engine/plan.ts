@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import type { HostAccess } from '../access/host.ts';
+import { drainPreflight, gatherDrainFacts } from '../cluster/drain-preflight.ts';
 import { clusterLayer } from '../cluster/layer.ts';
 import type { ClusterPlan, GpuNode } from '../cluster/plan.ts';
 import {
@@ -36,6 +37,7 @@ import { vmPlanPrivileges } from '../vm/apply.ts';
 import { vmLayer } from '../vm/layer.ts';
 import type { VmPlan } from '../vm/plan.ts';
 import { guestEnvironment, type LabConnections } from './connections.ts';
+import { hostDrains } from './disturbances.ts';
 import { attachmentsOf, gpuDriverOf, hostGpuOf } from './guest-attachment.ts';
 import { gatherHa, type HaTurn, haPrivileges, planHa } from './rollout/ha.ts';
 import {
@@ -106,6 +108,11 @@ export interface LabPlan {
   skippedHosts: string[];
   /** How apply rolls across the hosts (budget, quorum, waves); absent without the Kubernetes API. */
   rollout?: RolloutPlan;
+  /**
+   * The drain pre-flight (cluster/drain-preflight.ts): one check per host whose turn the engine
+   * drains nodes for, `rollout.<host>.drain`; a failing one refuses the plan.
+   */
+  drains: Check[];
 }
 
 export interface PlanOptions {
@@ -361,7 +368,7 @@ export async function planLab(
     : await rolloutOf(lab, connections, hosts, vmInputs.vms.vms, vms.changes, limit, options.rollout);
   // The resource each node offers follows the driver its guest binds (gpu.intel.com/i915 or /xe).
   const drivenGpuNodes = gpuNodesOf(lab, (vm) => gpuDriverOf(vm, attachedTo.get(vm.vmid)));
-  return {
+  const plan: LabPlan = {
     privileges,
     mapping,
     vfPool,
@@ -373,7 +380,38 @@ export async function planLab(
     unreachable,
     skippedHosts,
     ...(rollout ? { rollout } : {}),
+    drains: [],
   };
+  if (clusterDown) return plan;
+  return { ...plan, drains: await drainChecks(lab, plan, connections, gathering) };
+}
+
+/**
+ * The drain pre-flight: the nodes the engine drains for each host's turn, in rollout order,
+ * against the pods and PodDisruptionBudgets read once. A read that fails is one warning: the
+ * drains still honour the budgets live.
+ */
+async function drainChecks(
+  lab: Lab,
+  plan: LabPlan,
+  connections: LabConnections,
+  gathering: WaitWatch,
+): Promise<Check[]> {
+  const turns = plan.hosts.map((part) => ({ host: part.node, nodes: hostDrains(lab, plan, part).engine }));
+  if (!turns.some((t) => t.nodes.length > 0)) return [];
+  const facts = await unlessUnreachable(() =>
+    gathering.track('the pods and disruption budgets', gatherDrainFacts(connections.kube, turns)),
+  );
+  if (facts instanceof TargetError)
+    return [
+      {
+        id: 'rollout.drain',
+        status: 'warn',
+        evidence: `the pods and PodDisruptionBudgets could not be read, so no drain was checked before apply: ${facts.oneLine()}`,
+        fix: 'let the kubeconfig list pods and poddisruptionbudgets in every namespace (the drains still honour the budgets)',
+      },
+    ];
+  return drainPreflight(turns, facts);
 }
 
 /** Each host whose turn reboots it, with what Proxmox HA does to its lab VMs then (rollout/ha.ts). */
@@ -542,6 +580,16 @@ export function planSections(plan: LabPlan): PlanSection[] {
     refused: plan.cluster.refused,
     ...unreachableView(plan.unreachable.find((u) => u.part === 'cluster')),
   });
+  if (plan.drains.length > 0) {
+    const blocked = plan.drains.find((c) => c.status === 'fail');
+    sections.push({
+      layer: 'rollout',
+      title: 'rollout: the drains of each host’s turn',
+      checks: plan.drains,
+      steps: [],
+      ...(blocked ? { refused: blocked.evidence } : {}),
+    });
+  }
   return sections;
 }
 

@@ -3985,6 +3985,73 @@ const oursLeft = (c: CaseContext) =>
   );
 
 /** DRA mode: what a cluster that cannot take it, or already has an allocator, answers. */
+/** The kind a case's setup writes straight into the simulated API server's store. */
+const kindNamed = (name: string) => KINDS.find((k) => k.kind === name) as (typeof KINDS)[number];
+
+/** A PodDisruptionBudget over one pod on k3s-1: the drain pre-flight names pve1's turn. */
+function drainCases(): CliCase[] {
+  const budget = (maxUnavailable: number) => ({
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: 'web-pdb', namespace: 'default' },
+    spec: { maxUnavailable, selector: { matchLabels: { app: 'web' } } },
+  });
+  return [
+    kase({
+      name: 'a PodDisruptionBudget that can never be satisfied: plan and apply refuse in one line naming the host, node, pod and budget; relaxed, plan passes',
+      topic: 'stranger',
+      lab: {},
+      setup: async (c) => {
+        const { store } = labOf(c).kube;
+        store.update(kindNamed('Pod'), {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: 'web-1',
+            namespace: 'default',
+            labels: { app: 'web' },
+            ownerReferences: [
+              {
+                apiVersion: 'apps/v1',
+                kind: 'ReplicaSet',
+                name: 'web-5d8f',
+                uid: 'rs-uid',
+                controller: true,
+              },
+            ],
+          },
+          spec: { nodeName: 'k3s-1', containers: [{ name: 'web', image: 'nginx:1.27' }] },
+          status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+        });
+        store.update(kindNamed('PodDisruptionBudget'), budget(0));
+      },
+      steps: (c) => [
+        {
+          args: ['plan', ...L(c)],
+          code: 1,
+          line: /FAIL\s+rollout\.pve1\.drain\s+host pve1 would block node k3s-1, pod default\/web-1, PodDisruptionBudget default\/web-pdb: it can never be satisfied \(maxUnavailable 0 allows no eviction\)\n\s+fix: raise the PodDisruptionBudget's maxUnavailable/,
+        },
+        {
+          args: ['apply', '--yes', '--no-verify', ...L(c)],
+          code: 1,
+          line: /host pve1 would block node k3s-1, pod default\/web-1, PodDisruptionBudget default\/web-pdb/,
+          // Nothing was drained (k3s-1 not cordoned, the pod still there); then the budget is relaxed.
+          check: async (c) => {
+            const { store } = labOf(c).kube;
+            const node = store.get(kindNamed('Node'), undefined, 'k3s-1');
+            if ((node?.spec as { unschedulable?: boolean } | undefined)?.unschedulable)
+              return 'k3s-1 was cordoned';
+            if (!store.get(kindNamed('Pod'), 'default', 'web-1')) return 'web-1 was evicted';
+            store.update(kindNamed('PodDisruptionBudget'), budget(1));
+            return undefined;
+          },
+        },
+        { args: ['plan', ...L(c)], code: 0, line: /PASS\s+rollout\.pve1\.drain\s+host pve1: draining k3s-1/ },
+      ],
+    }),
+  ];
+}
+
 function draCases(): CliCase[] {
   return [
     kase({
@@ -4109,6 +4176,7 @@ function draCases(): CliCase[] {
 export function cases(): CliCase[] {
   return [
     ...draCases(),
+    ...drainCases(),
     ...secretCases(),
     ...pathCases(),
     ...damagedHostCases(),

@@ -168,10 +168,10 @@ test('drain: DaemonSet pods stay, a PodDisruptionBudget blocks with its name, th
         name,
         namespace: 'default',
         labels: { app: 'web' },
-        ownerReferences: [{ kind: 'ReplicaSet', name: 'web-5d8f' }],
+        ownerReferences: [{ kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs-uid', controller: true }],
       },
       spec: { nodeName: 'k3s-1', containers: [{ name: 'web', image: 'nginx' }] },
-      status: { phase: 'Running' },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
     });
   }
   sim.store.update(K.PodDisruptionBudget, {

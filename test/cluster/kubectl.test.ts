@@ -265,7 +265,8 @@ function pod(name: string, node: string, labels: Record<string, string> = {}) {
       ],
     },
     spec: { nodeName: node, containers: [{ name: 'web', image: 'nginx' }] },
-    status: { phase: 'Running' },
+    // Ready: the disruption controller counts only ready pods as healthy.
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   };
 }
 

@@ -56,7 +56,13 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         'VM 103 on pve4: 3',
         'guest of VM 103 (ubuntu, k3s-2): 8',
         'cluster: 5',
+        'rollout: the drains of each host’s turn: 0',
       ],
+    );
+    assert.deepEqual(
+      plan.drains.map((c) => `${c.id} ${c.status}`),
+      ['rollout.pve1.drain pass', 'rollout.pve2.drain pass', 'rollout.pve4.drain pass'],
+      'the drains apply makes below, each checked before the first change',
     );
     const { done } = await applyAll(demo);
     assert.deepEqual(done, [

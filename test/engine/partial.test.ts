@@ -69,6 +69,8 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
         'VM 103 on pve4: 3',
         'guest of VM 103 (ubuntu, k3s-2): 8',
         'cluster: 5',
+        // The drain pre-flight: each host turn that drains a node, checked (no steps of its own).
+        'rollout: the drains of each host’s turn: 0',
       ],
     );
     assert.deepEqual(

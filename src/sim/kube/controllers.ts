@@ -7,6 +7,7 @@
 
 import { SMOKE_MARK } from '../../cluster/smoke.ts';
 import { GPU_MONITORING_RESOURCE, GPU_RESOURCE, GPU_RESOURCE_OF } from '../../knowledge/pins.ts';
+import { admitEviction, syncBudgets } from './disruption.ts';
 import {
   bindClaims,
   DRA_UNSCHEDULABLE,
@@ -185,6 +186,7 @@ export function reconcile(store: KubeStore, behaviour: ClusterBehaviour): void {
   schedule(store, behaviour);
   // A pod that finished at once (the smoke pod) releases its claims now, not at the next change.
   releaseClaims(store);
+  syncBudgets(store);
 }
 
 /**
@@ -404,33 +406,13 @@ function smokeLog(behaviour: ClusterBehaviour, gpus: number[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** POST …/pods/{name}/eviction: refused while a PodDisruptionBudget would be violated; a dry run deletes nothing. */
+/**
+ * POST …/pods/{name}/eviction: refused while a PodDisruptionBudget's status allows no
+ * disruption (disruption.ts); a dry run deletes nothing.
+ */
 export function evict(store: KubeStore, namespace: string, name: string, dryRun = false): void {
   const pod = store.get(K.Pod, namespace, name);
   if (!pod) throw Object.assign(new Error(`pods "${name}" not found`), { code: 404 });
-  for (const pdb of store.list(K.PodDisruptionBudget, namespace)) {
-    const selector = ((spec(pdb).selector ?? {}) as { matchLabels?: Record<string, string> }).matchLabels;
-    if (!matches(selector, pod.metadata.labels)) continue;
-    const healthy = store
-      .list(K.Pod, namespace)
-      .filter(
-        (p) => matches(selector, p.metadata.labels) && (p.status as { phase?: string })?.phase === 'Running',
-      ).length;
-    const minAvailable = Number(spec(pdb).minAvailable ?? 0);
-    if (healthy - 1 < minAvailable) {
-      throw Object.assign(new Error("Cannot evict pod as it would violate the pod's disruption budget."), {
-        code: 429,
-        reason: 'TooManyRequests',
-        details: {
-          causes: [
-            {
-              reason: 'DisruptionBudget',
-              message: `The disruption budget ${pdb.metadata.name} needs ${minAvailable} healthy pods and has ${healthy} currently`,
-            },
-          ],
-        },
-      });
-    }
-  }
+  admitEviction(store, pod);
   store.delete(K.Pod, namespace, name, { dryRun });
 }
