@@ -146,3 +146,9 @@ test('hosts that roll alone: the one serving proxmox.url, and the one carrying t
   assert.deepEqual([...servingHosts(lab, 'https://10.0.1.1:6443')].sort(), ['pve1', 'pve2']);
   assert.deepEqual([...servingHosts(lab, 'https://k8s.example:6443')], ['pve1']);
 });
+
+test('a cluster with no etcd member labelled: quorum judges nothing, the budget alone shapes the waves', () => {
+  const plan = scheduleRollout([host('pve1', ['a']), host('pve2', ['b'])], constraints({ members: 0 }));
+  assert.deepEqual(plan.refusals, []);
+  assert.deepEqual(plan.waves, [['pve1', 'pve2']]);
+});

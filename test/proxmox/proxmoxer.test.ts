@@ -70,7 +70,7 @@ before(async () => {
       config: { name: `k3s-${vmid}`, machine: 'q35', bios: 'ovmf' },
     });
   state.addToken('igpu@pve!split', SECRET, {
-    '/': ['Sys.Audit'],
+    '/': ['Sys.Audit', 'Sys.Console'],
     '/vms': ['VM.Audit', 'VM.Config.HWType', 'VM.Config.Options', 'VM.PowerMgmt'],
     '/mapping/pci': ['Mapping.Modify', 'Mapping.Use', 'Mapping.Audit'],
   });
@@ -113,6 +113,19 @@ const failure = (name: string) => {
   assert.ok(result && !result.ok, `${name} should have failed: ${JSON.stringify(result)}`);
   return result;
 };
+
+test('proxmoxer makes, reads and sets an HA resource, and reads the datacenter options', { skip }, () => {
+  for (const name of ['ha create', 'ha list', 'ha get', 'ha ignore', 'ha after ignore', 'options'])
+    assert.equal(results[name]?.ok, true, `${name}: ${JSON.stringify(results[name])}`);
+  const after = (results['ha after ignore'] as { data?: unknown } | undefined)?.data as { sid?: string; state?: string } | undefined;
+  assert.equal(after?.sid, 'vm:101');
+  assert.equal(after?.state, 'ignored');
+  const listed = (results['ha list'] as { data?: unknown } | undefined)?.data as { sid: string }[];
+  assert.deepEqual(
+    listed.map((r) => r.sid),
+    ['vm:101'],
+  );
+});
 
 test('proxmoxer reads version, nodes, node status, PCI devices and mdev types', { skip }, () => {
   assert.equal(data<Row>('version').release, '8.4');

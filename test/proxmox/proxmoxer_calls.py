@@ -137,4 +137,14 @@ for vmid in (104, 105, 106):
     if started.get("ok"):
         wait(f"vf start task {vmid}", started["data"], vf_node)
 
+# Proxmox HA: a resource made, listed, read, set to ignored with the digest read, and the
+# datacenter options (their `ha` shutdown policy).
+ha = px.cluster.ha.resources
+call("ha create", lambda: ha.post(sid="vm:101", state="started"))
+call("ha list", lambda: ha.get(type="vm"))
+ha_read = call("ha get", lambda: ha("vm:101").get())["data"]
+call("ha ignore", lambda: ha("vm:101").put(state="ignored", digest=ha_read["digest"]))
+call("ha after ignore", lambda: ha("vm:101").get())
+call("options", lambda: px.cluster.options.get())
+
 json.dump(results, sys.stdout)

@@ -20,8 +20,12 @@ import {
 import { type RolloutRefusal, scheduleRollout } from './schedule.ts';
 
 /**
- * The labels that make a node an etcd member: kubeadm's and Talos's control-plane role, and
- * K3s's etcd role (see the README, "Rollout": sources there).
+ * The labels that make a node an etcd member (the key counts, not its value): K3s sets
+ * `node-role.kubernetes.io/control-plane=true` and `…/etcd=true` on servers (k3s-io/k3s
+ * pkg/util/labels.go and pkg/etcd/metadata_controller.go, read in the search index); Talos sets
+ * the control-plane role with an empty value on every control-plane node, each of which runs
+ * etcd (siderolabs/talos pkg/machinery/constants/constants.go and
+ * internal/app/machined/pkg/controllers/k8s/node_label_spec.go @v1.13.9).
  */
 export const MEMBER_LABELS = [
   'node-role.kubernetes.io/control-plane',

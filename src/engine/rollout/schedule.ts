@@ -85,7 +85,13 @@ export function scheduleRollout(
   disruptions: readonly HostDisruption[],
   c: RolloutConstraints,
 ): RolloutSchedule {
-  const tolerance = c.members === 1 && c.allowApiOutage ? 1 : quorumTolerance(c.members);
+  // No member labelled: nothing for quorum to judge (the plan says so).
+  const tolerance =
+    c.members === 0
+      ? Number.POSITIVE_INFINITY
+      : c.members === 1 && c.allowApiOutage
+        ? 1
+        : quorumTolerance(c.members);
   const lab = budgetRefusals(c);
   if (lab.length > 0) return { waves: [], refusals: lab, tolerance };
   const refusals = disruptions.flatMap((d) => hostRefusal(d, c, tolerance) ?? []);
