@@ -2,8 +2,8 @@
 // of them the control plane on three hosts), every host rebooting: the rollout planner
 // (src/engine/rollout) makes the waves, and the engine's scheduler (runStages, with its
 // journal) runs each host's turn — drain, reboot, back Ready — with the waits compressed
-// (a reboot 200 ms instead of about a minute). PodDisruptionBudgets are modelled as a drain
-// that waits until the budget's pods elsewhere are back. One host fails its reboot on the
+// (a reboot 200 ms instead of about a minute). A PodDisruptionBudget over three replicas on
+// three hosts is modelled as a drain that waits until the budget allows the next eviction. One host fails its reboot on the
 // first run; the run stops, and a resume finishes. Measured: wall time against the lower
 // bound the budget allows, the most nodes ever down at once, and whether quorum held.
 
@@ -21,6 +21,8 @@ const DRAIN_MS = 40;
 const REBOOT_MS = 200;
 const READY_MS = 60;
 const FAILING_HOST = 'pve17';
+/** The replicas a PodDisruptionBudget covers: one node each on pve1, pve2 and pve3. */
+const PDB_REPLICAS = new Set(['k8s-2', 'k8s-5', 'k8s-8']);
 
 export interface FleetRolloutResult {
   hosts: number;
@@ -81,6 +83,12 @@ export async function benchFleetRollout(budgetPercent = 10): Promise<FleetRollou
         fingerprint: 'drain',
         title: `drain ${d?.nodes.join(', ')}`,
         run: async () => {
+          // A PodDisruptionBudget (maxUnavailable 1) over replicas on three nodes of
+          // different hosts: a drain that would evict a second replica waits until the
+          // first is back, as eviction does (429 until disruptionsAllowed is 1 again).
+          const mine = (d?.nodes ?? []).filter((n) => PDB_REPLICAS.has(n));
+          while (mine.length > 0 && [...down].some((n) => PDB_REPLICAS.has(n) && !mine.includes(n)))
+            await sleep(5);
           for (const node of d?.nodes ?? []) down.add(node);
           maxDown = Math.max(maxDown, down.size);
           const membersDown = [...down].filter((n) => members.has(n)).length;

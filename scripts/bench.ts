@@ -14,6 +14,7 @@ import type { ClusterVerifyResult } from '../bench/cluster-verify.ts';
 import type { DisruptionResult } from '../bench/disruptions.ts';
 import { benchNpmStart, benchPlayground, type FirstContact } from '../bench/first-contact.ts';
 import { type FleetPlanResult, HOSTS, VMS_PER_HOST } from '../bench/fleet-plan.ts';
+import type { FleetRolloutResult } from '../bench/fleet-rollout.ts';
 import { type HostLayerResult, hostLayerSkipReason } from '../bench/host-layer.ts';
 import type { LabLoadResult } from '../bench/lab-load.ts';
 import { RESULT_MARK } from '../bench/run-one.ts';
@@ -307,6 +308,31 @@ function benchClusterVerifies(sides: Side[]): void {
   );
 }
 
+/**
+ * A rollout across a simulated 50-host / 150-node fleet (issue 19): wall time against the
+ * lower bound the budget allows, the most nodes down at once, and quorum. Today's tree only.
+ */
+function benchFleetRollouts(sides: Side[]): void {
+  const r = runBench<FleetRolloutResult>(sides[0] as Side, 'fleet-rollout', 'benchFleetRollout');
+  const underBudget = r.maxDown <= r.budget;
+  if (!underBudget || !r.quorumKept || !r.resumed) missed++;
+  console.log(
+    `\n| fleet rollout, ${r.hosts} hosts / ${r.nodes} node VMs, 3 control-plane (no ${BASELINE} counterpart: added in issue 19) | value | goal |`,
+  );
+  console.log('|---|---:|---|');
+  console.log(`| budget (maxUnavailable 10%) / waves | ${r.budget} nodes / ${r.waves} | |`);
+  console.log(
+    `| wall time / the lower bound the budget allows | ${r.wallMs.toFixed(0)} / ${r.lowerBoundMs.toFixed(0)} ms = ${(r.wallMs / r.lowerBoundMs).toFixed(2)} | |`,
+  );
+  console.log(`| most nodes down at once | ${r.maxDown} | ${goal(underBudget, `≤ ${r.budget}`)} |`);
+  console.log(
+    `| etcd quorum kept throughout | ${r.quorumKept ? 'yes' : 'NO'} | ${goal(r.quorumKept, 'yes')} |`,
+  );
+  console.log(
+    `| ${r.failedOnce} failed its reboot once; the run stopped and a resume finished | ${r.resumed ? 'yes' : 'NO'} | |`,
+  );
+}
+
 /** The demo end to end (what `npm start` runs on a fresh machine), a few rounds beside bare node. */
 function benchDemo(sides: Side[]): void {
   const DEMO_RUNS = 5;
@@ -400,6 +426,7 @@ benchFleetPlans(sides);
 benchDisruptionCounts(sides);
 benchLabLoads(sides);
 benchClusterVerifies(sides);
+benchFleetRollouts(sides);
 benchDemo(sides);
 await benchFirstContact(sides);
 if (sides.length > 1) printComparison();
