@@ -191,6 +191,9 @@ export const ENDPOINTS: readonly EndpointSpec[] = [
   },
   // Lists only the VMs the caller has VM.Audit on.
   { method: 'GET', path: '/nodes/{node}/qemu', params: { node } },
+  // Every VM of the cluster in one call, filtered per entry (VM.Audit on /vms/<id>): the rollout
+  // reads each host's VMs from it.
+  { method: 'GET', path: '/cluster/resources', params: { type: opt('string') } },
   {
     method: 'GET',
     path: '/nodes/{node}/qemu/{vmid}/config',

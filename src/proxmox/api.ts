@@ -192,6 +192,23 @@ export class ProxmoxApi {
     );
   }
 
+  /** Every VM of the cluster the token may see (GET /cluster/resources?type=vm), with its node and status. */
+  clusterVms() {
+    return this.read(
+      '/cluster/resources',
+      z.array(
+        z.object({
+          vmid: z.coerce.number().int(),
+          node: z.string(),
+          name: z.string().optional(),
+          status: z.string().optional(),
+          type: z.string().optional(),
+        }),
+      ),
+      { type: 'vm' },
+    );
+  }
+
   vmConfig(node: string, vmid: number) {
     return this.read(`/nodes/${enc(node)}/qemu/${vmid}/config`, VmConfigSchema);
   }

@@ -86,7 +86,7 @@ test('with --allow-api-outage: the default budget is the most nodes one turn tak
   assert.match(checks.find((c) => c.id === 'rollout.budget')?.evidence ?? '', /at most 2 \(the default/);
   assert.match(
     checks.find((c) => c.id === 'rollout.waves')?.evidence ?? '',
-    /^1\. pve1 \(cp-1, k3s-1 down\); 2\. pve2 \+ pve4/,
+    /^1\. pve1 \(VMs 100, 101: cp-1, k3s-1 down\); 2\. pve2 \(VM 102: talos-1 down\) \+ pve4 \(VM 103: k3s-2 down\)$/,
   );
 });
 

@@ -48,14 +48,28 @@ export interface HostDisruption {
  * The node whose systemUUID is the VM's SMBIOS uuid. Linux prints product_uuid in lower case
  * and a VM's uuid may be written in either, so the comparison ignores case.
  */
-export function nodeOfVm(vm: RolloutVm, nodes: readonly RolloutNode[]): RolloutNode | undefined {
+export function nodeOfVm(
+  vm: RolloutVm,
+  nodes: readonly RolloutNode[] | NodesByUuid,
+): RolloutNode | undefined {
   const uuid = vm.uuid?.toLowerCase();
-  return uuid ? nodes.find((n) => n.systemUUID?.toLowerCase() === uuid) : undefined;
+  if (!uuid) return undefined;
+  if (Array.isArray(nodes))
+    return (nodes as readonly RolloutNode[]).find((n) => n.systemUUID?.toLowerCase() === uuid);
+  return (nodes as NodesByUuid).get(uuid);
 }
 
-export function disruptionOf(host: RolloutHost, nodes: readonly RolloutNode[]): HostDisruption {
+/** Nodes by lower-cased systemUUID: a fleet maps thousands of VMs, each looked up once. */
+export type NodesByUuid = ReadonlyMap<string, RolloutNode>;
+
+export function nodesByUuid(nodes: readonly RolloutNode[]): NodesByUuid {
+  return new Map(nodes.flatMap((n) => (n.systemUUID ? [[n.systemUUID.toLowerCase(), n] as const] : [])));
+}
+
+export function disruptionOf(host: RolloutHost, nodes: readonly RolloutNode[] | NodesByUuid): HostDisruption {
+  const restarts = new Set(host.restarts);
   const stopped = host.vms
-    .filter((vm) => vm.running && (host.reboots || host.restarts.includes(vm.vmid)))
+    .filter((vm) => vm.running && (host.reboots || restarts.has(vm.vmid)))
     .sort((a, b) => a.vmid - b.vmid);
   const hit = stopped.flatMap((vm) => {
     const node = nodeOfVm(vm, nodes);

@@ -14,6 +14,7 @@ import {
   budgetInNodes,
   disruptionOf,
   type HostDisruption,
+  nodesByUuid,
   type RolloutNode,
   type RolloutVm,
 } from './budget.ts';
@@ -65,8 +66,13 @@ export async function gatherRollout(
 ): Promise<RolloutRead> {
   const labVms = new Set(lab.vms.map((vm) => vm.vmid));
   const vms = new Map<string, RolloutVm[]>();
+  // One call for the whole cluster: a fleet has hundreds of hosts.
+  const everyVm = Map.groupBy(
+    (await connections.proxmox.clusterVms()).filter((vm) => vm.type === undefined || vm.type === 'qemu'),
+    (vm) => vm.node,
+  );
   await bounded(hosts, limit, async (node) => {
-    const listed = await connections.proxmox.vms(node);
+    const listed = everyVm.get(node) ?? [];
     const read = await Promise.all(
       listed.map(async (vm) => {
         const values = known.get(vm.vmid) ?? (await connections.proxmox.vmConfig(node, vm.vmid)).values;
@@ -99,11 +105,13 @@ export function hostTurns(
   parts: readonly HostPart[],
   vmChanges: readonly { vmid: number; steps: readonly Step[] }[],
 ): { node: string; reboots: boolean; restarts: number[] }[] {
+  // Indexed once: a fleet has thousands of VM changes, each looked up per VM.
+  const changesOf = Map.groupBy(vmChanges, (c) => c.vmid);
   return parts.map((part) => {
     const reboots = disturbancesOf(part.host?.steps ?? []).has('host-reboot');
     const restarts = part.vmids.filter((vmid) => {
       const steps = [
-        ...vmChanges.filter((c) => c.vmid === vmid).flatMap((c) => c.steps),
+        ...(changesOf.get(vmid) ?? []).flatMap((c) => c.steps),
         ...part.guests.filter((g) => g.vm.vmid === vmid).flatMap(disturbingSteps),
       ];
       const kinds = disturbancesOf(steps);
@@ -119,8 +127,9 @@ export function planRollout(
   turns: readonly { node: string; reboots: boolean; restarts: number[] }[],
   options: { allowApiOutage?: boolean; parallel?: number; alone?: ReadonlySet<string> } = {},
 ): RolloutPlan {
+  const byUuid = nodesByUuid(read.nodes);
   const disruptions = turns
-    .map((t) => disruptionOf({ ...t, vms: read.vms.get(t.node) ?? [] }, read.nodes))
+    .map((t) => disruptionOf({ ...t, vms: read.vms.get(t.node) ?? [] }, byUuid))
     .filter((d) => d.vms.length > 0);
   const configured = lab.rollout.maxUnavailable as Budget | undefined;
   const clusterNodes = read.nodes.length;
@@ -222,10 +231,15 @@ export function rolloutSection(r: RolloutPlan): {
     checks.push({
       id: 'rollout.waves',
       status: 'pass',
+      // Every VM a turn stops is named, the lab's or not, with the nodes that go down.
       evidence: r.waves
         .map((wave, i) => {
-          const down = r.disruptions.filter((d) => wave.includes(d.node)).flatMap((d) => d.nodes);
-          return `${i + 1}. ${wave.join(' + ')}${down.length > 0 ? ` (${down.join(', ')} down)` : ''}`;
+          const turns = r.disruptions.filter((d) => wave.includes(d.node));
+          const hosts = turns.map(
+            (d) =>
+              `${d.node} (VM${d.vms.length === 1 ? '' : 's'} ${d.vms.join(', ')}${d.nodes.length > 0 ? `: ${d.nodes.join(', ')} down` : ''})`,
+          );
+          return `${i + 1}. ${hosts.join(' + ')}`;
         })
         .join('; '),
     });

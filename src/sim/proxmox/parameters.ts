@@ -20,8 +20,6 @@ export const EXTRA_ENDPOINTS: readonly EndpointSpec[] = [
     params: { node: req('string') },
     permission: { path: '/nodes/{node}', privileges: ['Sys.Audit'], any: false },
   },
-  // Filtered per entry in the code: VM.Audit on /vms/<id>, Sys.Audit on /nodes/<node> for statistics.
-  { method: 'GET', path: '/cluster/resources', params: { type: opt('string') } },
   // The caller's own tasks, or all with Sys.Audit on /nodes/<node>.
   {
     method: 'GET',
