@@ -28,6 +28,12 @@ import { DEMO_TALOS_NODE, DEMO_TALOS_VERSION, proxmoxHost, talosNode, ubuntuGues
 import { sriovHost } from './sriov-host.ts';
 
 const K3S_RUNTIME = 'containerd://2.2.5-k3s2';
+/** The node VMs' SMBIOS uuids, which their kubelets report as systemUUID. */
+const DEMO_UUIDS: Record<string, string> = {
+  'k3s-1': '5d3c2a10-7e4b-4c1a-9f00-000000000101',
+  'talos-1': '5d3c2a10-7e4b-4c1a-9f00-000000000102',
+  'k3s-2': '5d3c2a10-7e4b-4c1a-9f00-000000000103',
+};
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const DEMO_TOKEN_ID = 'igpu-split@pve!demo';
 export const DEMO_SECRET_ENV = 'IGPU_SPLIT_DEMO_TOKEN';
@@ -161,8 +167,11 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
     graphicsVer: 12,
     totalVfs: 7,
   });
+  // Each VM's SMBIOS uuid, as Proxmox generates one on create (qemu-server
+  // generate_smbios1_uuid): the node's systemUUID below is the same, so the rollout maps them.
   const vm = (name: string) => ({
     name,
+    smbios1: `uuid=${DEMO_UUIDS[name]}`,
     machine: 'q35',
     bios: 'ovmf',
     efidisk0: 'local-lvm:vm-disk-efi,efitype=4m,size=4M',
@@ -198,11 +207,24 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
         osImage: 'Ubuntu 24.04.3 LTS',
         containerRuntimeVersion: K3S_RUNTIME,
         pciId: '0x3e92',
+        systemUUID: DEMO_UUIDS['k3s-1'],
       },
       // The VF guest binds i915 from the DKMS: the plugin offers gpu.intel.com/i915 there too.
-      { name: 'k3s-2', gpus: 1, osImage: 'Ubuntu 24.04.3 LTS', containerRuntimeVersion: K3S_RUNTIME },
+      {
+        name: 'k3s-2',
+        gpus: 1,
+        osImage: 'Ubuntu 24.04.3 LTS',
+        containerRuntimeVersion: K3S_RUNTIME,
+        systemUUID: DEMO_UUIDS['k3s-2'],
+      },
       // What Talos's os-release says (pkg/machinery/constants/constants.go PRETTY_NAME at v1.10.9).
-      { name: 'talos-1', gpus: 1, osImage: `Talos (${DEMO_TALOS_VERSION})`, pciId: '0x3e92' },
+      {
+        name: 'talos-1',
+        gpus: 1,
+        osImage: `Talos (${DEMO_TALOS_VERSION})`,
+        pciId: '0x3e92',
+        systemUUID: DEMO_UUIDS['talos-1'],
+      },
     ],
     defaultPodSecurity: 'baseline',
     vainfo: true,

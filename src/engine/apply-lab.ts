@@ -186,12 +186,15 @@ export async function applyLab(
           ? {
               waves: waves.waves,
               // Before the next wave, quorum is whole again and the API answers.
-              beforeWave: (hosts) =>
-                waitQuorum(connections.kube, waves.members, {
+              // A wave that takes no node down needs no wait.
+              beforeWave: async (hosts) => {
+                if (!waves.disruptions.some((d) => hosts.includes(d.node) && d.nodes.length > 0)) return;
+                await waitQuorum(connections.kube, waves.members, {
                   timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
                   pollMs: options.pollMs,
                   before: `the turn of ${hosts.join(', ')}`,
-                }),
+                });
+              },
             }
           : {}),
       });

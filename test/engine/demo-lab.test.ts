@@ -55,6 +55,7 @@ test('plan → apply → nothing left → verify passes → status → rollback 
         'host pve4: 12',
         'VM 103 on pve4: 3',
         'guest of VM 103 (ubuntu, k3s-2): 8',
+        'rollout: 0',
         'cluster: 5',
         'rollout: the drains of each host’s turn: 0',
       ],

@@ -68,6 +68,7 @@ test('pve2 down: plan shows every other chain planned and pve2 unreachable with 
         'host pve4: 12',
         'VM 103 on pve4: 3',
         'guest of VM 103 (ubuntu, k3s-2): 8',
+        'rollout: 0',
         'cluster: 5',
         // The drain pre-flight: each host turn that drains a node, checked (no steps of its own).
         'rollout: the drains of each host’s turn: 0',

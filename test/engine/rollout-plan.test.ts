@@ -67,7 +67,7 @@ test('a single control plane on a rebooting host is refused, naming the host, th
   const plan = await planLab(demo.lab, demo.connections, { rollout: { parallel: 2 } });
   assert.deepEqual(
     plan.rollout?.disruptions.map((d) => `${d.node}: ${d.nodes.join(',')}`),
-    ['pve1: cp-1,k3s-1', 'pve2: talos-1', 'pve4: k3s-2'],
+    ['pve1: cp-1,k3s-1', 'pve2: talos-1', 'pve3: ', 'pve4: k3s-2'],
   );
   assert.match(
     planRefusal(plan) ?? '',
@@ -81,12 +81,16 @@ test('with --allow-api-outage: the default budget is the most nodes one turn tak
   const plan = await planLab(demo.lab, demo.connections, { rollout: { parallel: 2, allowApiOutage: true } });
   assert.equal(planRefusal(plan), undefined);
   assert.equal(plan.rollout?.budget, 2);
-  assert.deepEqual(plan.rollout?.waves, [['pve1'], ['pve2', 'pve4']]);
+  // pve3 stops no VM: it joins the first wave it fits.
+  assert.deepEqual(plan.rollout?.waves, [
+    ['pve1', 'pve3'],
+    ['pve2', 'pve4'],
+  ]);
   const checks = rolloutChecks(plan);
   assert.match(checks.find((c) => c.id === 'rollout.budget')?.evidence ?? '', /at most 2 \(the default/);
   assert.match(
     checks.find((c) => c.id === 'rollout.waves')?.evidence ?? '',
-    /^1\. pve1 \(VMs 100, 101: cp-1, k3s-1 down\); 2\. pve2 \(VM 102: talos-1 down\) \+ pve4 \(VM 103: k3s-2 down\)$/,
+    /^1\. pve1 \(VMs 100, 101: cp-1, k3s-1 down\) \+ pve3 \(no VM stops\); 2\. pve2 \(VM 102: talos-1 down\) \+ pve4 \(VM 103: k3s-2 down\)$/,
   );
 });
 

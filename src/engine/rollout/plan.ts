@@ -128,9 +128,8 @@ export function planRollout(
   options: { allowApiOutage?: boolean; parallel?: number; alone?: ReadonlySet<string> } = {},
 ): RolloutPlan {
   const byUuid = nodesByUuid(read.nodes);
-  const disruptions = turns
-    .map((t) => disruptionOf({ ...t, vms: read.vms.get(t.node) ?? [] }, byUuid))
-    .filter((d) => d.vms.length > 0);
+  // Every host keeps its turn (one that stops no VM too), so the waves keep the lab's order.
+  const disruptions = turns.map((t) => disruptionOf({ ...t, vms: read.vms.get(t.node) ?? [] }, byUuid));
   const configured = lab.rollout.maxUnavailable as Budget | undefined;
   const clusterNodes = read.nodes.length;
   const budget = budgetInNodes(configured, clusterNodes, disruptions);
@@ -235,9 +234,10 @@ export function rolloutSection(r: RolloutPlan): {
       evidence: r.waves
         .map((wave, i) => {
           const turns = r.disruptions.filter((d) => wave.includes(d.node));
-          const hosts = turns.map(
-            (d) =>
-              `${d.node} (VM${d.vms.length === 1 ? '' : 's'} ${d.vms.join(', ')}${d.nodes.length > 0 ? `: ${d.nodes.join(', ')} down` : ''})`,
+          const hosts = turns.map((d) =>
+            d.vms.length === 0
+              ? `${d.node} (no VM stops)`
+              : `${d.node} (VM${d.vms.length === 1 ? '' : 's'} ${d.vms.join(', ')}${d.nodes.length > 0 ? `: ${d.nodes.join(', ')} down` : ''})`,
           );
           return `${i + 1}. ${hosts.join(' + ')}`;
         })
