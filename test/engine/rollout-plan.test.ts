@@ -87,7 +87,10 @@ test('with --allow-api-outage: the default budget is the most nodes one turn tak
     ['pve2', 'pve4'],
   ]);
   const checks = rolloutChecks(plan);
-  assert.match(checks.find((c) => c.id === 'rollout.budget')?.evidence ?? '', /at most 2 \(the default/);
+  assert.match(
+    checks.find((c) => c.id === 'rollout.budget')?.evidence ?? '',
+    /^maxUnavailable 2 \(the default: the most nodes one host's turn takes down\): at most 2 Kubernetes nodes down at once \(4 in the cluster\)$/,
+  );
   assert.match(
     checks.find((c) => c.id === 'rollout.waves')?.evidence ?? '',
     /^1\. pve1 \(VMs 100, 101: cp-1, k3s-1 down\) \+ pve3 \(no VM stops\); 2\. pve2 \(VM 102: talos-1 down\) \+ pve4 \(VM 103: k3s-2 down\)$/,

@@ -160,7 +160,7 @@ export function planRollout(
     refusals: schedule.refusals,
     signals:
       members.length > 0
-        ? [`the Ready condition of ${members.join(', ')}`, 'GET /readyz/etcd']
+        ? [`the Ready condition of ${members.join(', ')}`, 'the etcd check of GET /readyz?verbose']
         : ['no etcd member labelled (node-role.kubernetes.io/control-plane or …/etcd): quorum not judged'],
   };
 }
@@ -203,12 +203,18 @@ export function rolloutSection(r: RolloutPlan): {
   steps: [];
   refused?: string;
 } {
+  // A budget refused as a whole (0, or more than the cluster has) is said once, as the refusal.
+  const budgetRefused = r.refusals.some((refusal) => refusal.host === undefined);
   const checks: Check[] = [
-    {
-      id: 'rollout.budget',
-      status: 'pass',
-      evidence: `at most ${r.budgetFrom} Kubernetes node${r.budget === 1 ? '' : 's'} down at once (${r.clusterNodes} in the cluster)`,
-    },
+    ...(budgetRefused
+      ? []
+      : [
+          {
+            id: 'rollout.budget',
+            status: 'pass' as const,
+            evidence: `maxUnavailable ${r.budgetFrom}: at most ${r.budget} Kubernetes node${r.budget === 1 ? '' : 's'} down at once (${r.clusterNodes} in the cluster)`,
+          },
+        ]),
     {
       id: 'rollout.quorum',
       status: 'pass',
