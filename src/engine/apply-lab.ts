@@ -182,7 +182,7 @@ export async function applyLab(
           await rollout.after(id);
           await options.afterStage?.(id);
         },
-        ...(waves && waves.disruptions.some((d) => d.nodes.length > 0)
+        ...(waves?.disruptions.some((d) => d.nodes.length > 0)
           ? {
               waves: waves.waves,
               // Before the next wave, quorum is whole again and the API answers.

@@ -567,11 +567,7 @@ export function planSections(plan: LabPlan): PlanSection[] {
       });
     }
   }
-  // Shown once a host's turn takes a Kubernetes node down (VMs mapped by SMBIOS uuid) or the
-  // rollout is refused; a lab whose VMs map to no node has nothing to budget.
-  const rollout = plan.rollout;
-  if (rollout && (rollout.refusals.length > 0 || rollout.disruptions.some((d) => d.nodes.length > 0)))
-    sections.push(rolloutSection(rollout));
+  sections.push(...budgetSections(plan));
   sections.push({
     layer: 'cluster',
     title: 'cluster',
@@ -580,17 +576,35 @@ export function planSections(plan: LabPlan): PlanSection[] {
     refused: plan.cluster.refused,
     ...unreachableView(plan.unreachable.find((u) => u.part === 'cluster')),
   });
-  if (plan.drains.length > 0) {
-    const blocked = plan.drains.find((c) => c.status === 'fail');
-    sections.push({
+  sections.push(...drainSections(plan));
+  return sections;
+}
+
+/**
+ * The rollout's budget, quorum and waves: shown once a host's turn takes a Kubernetes node
+ * down (VMs mapped by SMBIOS uuid) or the rollout is refused; a lab whose VMs map to no node
+ * has nothing to budget.
+ */
+function budgetSections(plan: LabPlan): PlanSection[] {
+  const rollout = plan.rollout;
+  const shown =
+    rollout && (rollout.refusals.length > 0 || rollout.disruptions.some((d) => d.nodes.length > 0));
+  return rollout && shown ? [rolloutSection(rollout)] : [];
+}
+
+/** The drain pre-flight: one check per host turn the engine drains for. */
+function drainSections(plan: LabPlan): PlanSection[] {
+  if (plan.drains.length === 0) return [];
+  const blocked = plan.drains.find((c) => c.status === 'fail');
+  return [
+    {
       layer: 'rollout',
       title: 'rollout: the drains of each host’s turn',
       checks: plan.drains,
       steps: [],
       ...(blocked ? { refused: blocked.evidence } : {}),
-    });
-  }
-  return sections;
+    },
+  ];
 }
 
 /** Why nothing can be applied, when some part refuses. */

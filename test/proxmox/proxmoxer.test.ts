@@ -117,7 +117,9 @@ const failure = (name: string) => {
 test('proxmoxer makes, reads and sets an HA resource, and reads the datacenter options', { skip }, () => {
   for (const name of ['ha create', 'ha list', 'ha get', 'ha ignore', 'ha after ignore', 'options'])
     assert.equal(results[name]?.ok, true, `${name}: ${JSON.stringify(results[name])}`);
-  const after = (results['ha after ignore'] as { data?: unknown } | undefined)?.data as { sid?: string; state?: string } | undefined;
+  const after = (results['ha after ignore'] as { data?: unknown } | undefined)?.data as
+    | { sid?: string; state?: string }
+    | undefined;
   assert.equal(after?.sid, 'vm:101');
   assert.equal(after?.state, 'ignored');
   const listed = (results['ha list'] as { data?: unknown } | undefined)?.data as { sid: string }[];
