@@ -62,6 +62,7 @@ export const TIERS = {
     'test/cli/proxmox-commands.test.ts',
     'test/cluster/cluster.test.ts',
     'test/cluster/dra-cluster.test.ts',
+    'test/cluster/quorum.test.ts',
     'test/cluster/drain-preflight.test.ts',
     'test/cluster/dra.test.ts',
     'test/cluster/kubeconfig.test.ts',

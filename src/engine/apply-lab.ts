@@ -9,7 +9,7 @@
 // journal, so `apply --resume` continues it.
 
 import { holderIdentity } from '../cluster/progress.ts';
-import { waitQuorum } from '../cluster/quorum.ts';
+import { type TalosEtcd, waitQuorum } from '../cluster/quorum.ts';
 import type { Lab } from '../config/lab.ts';
 import { RefusedError } from '../core/errors.ts';
 import { onInterrupt } from '../core/interrupt.ts';
@@ -189,10 +189,12 @@ export async function applyLab(
               // A wave that takes no node down needs no wait.
               beforeWave: async (hosts) => {
                 if (!waves.disruptions.some((d) => hosts.includes(d.node) && d.nodes.length > 0)) return;
+                const talos = talosMembers(lab, waves.members, connections.talosctl);
                 await waitQuorum(connections.kube, waves.members, {
                   timeoutMs: options.rebootTimeoutMs ?? REBOOT_TIMEOUT_MS,
                   pollMs: options.pollMs,
                   before: `the turn of ${hosts.join(', ')}`,
+                  ...(talos ? { talos } : {}),
                 });
               },
             }
@@ -213,4 +215,24 @@ export async function applyLab(
     // A run that stopped half-way keeps its lock and journal, for apply --resume.
     if (locked) await journal.release(finished);
   }
+}
+
+/**
+ * The etcd members the lab file names as Talos VMs (their talosctl address), for
+ * `talosctl etcd status` when talosctl is here; undefined otherwise.
+ */
+export function talosMembers(
+  lab: Lab,
+  members: readonly string[],
+  talosctl: TalosEtcd['talosctl'] | undefined,
+): TalosEtcd | undefined {
+  if (!talosctl) return undefined;
+  const nodes = Object.fromEntries(
+    lab.vms.flatMap((vm) =>
+      vm.os === 'talos' && vm.kubernetesNode && members.includes(vm.kubernetesNode) && vm.talos
+        ? [[vm.kubernetesNode, vm.talos.node] as const]
+        : [],
+    ),
+  );
+  return Object.keys(nodes).length > 0 ? { nodes, talosctl } : undefined;
 }

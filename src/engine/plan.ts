@@ -457,6 +457,7 @@ async function rolloutOf(
   return planRollout(lab, read, hostTurns(hosts, vmChanges), {
     ...options,
     alone: servingHosts(lab, connections.kube.target),
+    talosctl: connections.talosctl !== undefined,
   });
 }
 

@@ -125,7 +125,12 @@ export function planRollout(
   lab: Lab,
   read: RolloutRead,
   turns: readonly { node: string; reboots: boolean; restarts: number[] }[],
-  options: { allowApiOutage?: boolean; parallel?: number; alone?: ReadonlySet<string> } = {},
+  options: {
+    allowApiOutage?: boolean;
+    parallel?: number;
+    alone?: ReadonlySet<string>;
+    talosctl?: boolean;
+  } = {},
 ): RolloutPlan {
   const byUuid = nodesByUuid(read.nodes);
   // Every host keeps its turn (one that stops no VM too), so the waves keep the lab's order.
@@ -158,10 +163,7 @@ export function planRollout(
     disruptions,
     waves: schedule.waves,
     refusals: schedule.refusals,
-    signals:
-      members.length > 0
-        ? [`the Ready condition of ${members.join(', ')}`, 'the etcd check of GET /readyz?verbose']
-        : ['no etcd member labelled (node-role.kubernetes.io/control-plane or …/etcd): quorum not judged'],
+    signals: quorumSignals(lab, members, options.talosctl === true),
   };
 }
 
@@ -257,4 +259,24 @@ export function rolloutSection(r: RolloutPlan): {
     steps: [],
     ...(refused ? { refused: refused.reason } : {}),
   };
+}
+
+/** What quorum health is judged by, for the plan to name. */
+function quorumSignals(lab: Lab, members: readonly string[], talosctl: boolean): string[] {
+  if (members.length === 0)
+    return ['no etcd member labelled (node-role.kubernetes.io/control-plane or …/etcd): quorum not judged'];
+  const talos = lab.vms.flatMap((vm) =>
+    vm.os === 'talos' && vm.kubernetesNode && members.includes(vm.kubernetesNode) ? [vm.kubernetesNode] : [],
+  );
+  return [
+    `the Ready condition of ${members.join(', ')}`,
+    'the etcd check of GET /readyz?verbose',
+    ...(talos.length === 0
+      ? []
+      : [
+          talosctl
+            ? `talosctl etcd status of ${talos.join(', ')}`
+            : `not talosctl etcd status of ${talos.join(', ')} (talosctl is not installed here)`,
+        ]),
+  ];
 }
