@@ -198,6 +198,8 @@ export async function startDemoLab(made?: (dir: string) => void, into?: string):
       // The PRETTY_NAME of the captured guest's os-release (test/fixtures/guests); the runtime
       // is the containerd K3s v1.34.9+k3s1 embeds (its release page, "Embedded Component
       // Versions": Containerd v2.2.5-k3s2, https://github.com/k3s-io/k3s/releases, read 2026-12-01).
+      // The `containerd://` prefix without a `v` is our rendering: the exact string a K3s
+      // kubelet reports was not read at a source (the CDI check accepts either spelling).
       // A GVT-g vGPU shows the parent's device id in the guest (UHD 630, 8086:3e92): Linux
       // drivers/gpu/drm/i915/gvt/cfg_space.c intel_vgpu_init_cfg_space copies the host
       // device's config space (gvt->firmware.cfg_space) into the vGPU's.
